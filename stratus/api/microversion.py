@@ -1,0 +1,121 @@
+"""The Compute API's microversions: one commented list, negotiation from the request headers.
+
+The maximum is only what Stratus really implements for every resource it serves; ``docs/api/version_history.rst``
+says the same in prose and ``tests/unit/api/test_microversion.py`` keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import NamedTuple
+
+from stratus.api.errors import Fault
+
+# (version, what it changes) -- each is served exactly as Nova serves it.
+VERSIONS: list[tuple[str, str]] = [
+    ("2.1", "The v2.1 API: servers, flavors, keypairs, server metadata, limits."),
+    ("2.2", "Key pairs have a 'type' (ssh or x509); create takes it."),
+    ("2.3", "Server show/detail add the extended attributes reservation_id, launch_index, kernel_id, "
+            "ramdisk_id, hostname, root_device_name, user_data (admin)."),
+    ("2.4", "Server attach volume gains read_only (no volumes here: nothing to change)."),
+    ("2.5", "Admins may filter servers by ip6."),
+    ("2.6", "Remote consoles API (not served: 404)."),
+    ("2.7", "Flavor access checks is_public before adding a tenant."),
+    ("2.8", "MKS remote console (not served: 404)."),
+    ("2.9", "Server show/detail add 'locked'."),
+    ("2.10", "Key pair APIs take user_id for admins."),
+    ("2.11", "Services can be forced down (os-services not served yet)."),
+    ("2.12", "Virtual interfaces expose net_id (not served)."),
+    ("2.13", "Server groups show user_id and project_id (not served yet)."),
+    ("2.14", "Evacuate drops on_shared_storage (not served yet)."),
+    ("2.15", "Server groups gain soft policies (not served yet)."),
+    ("2.16", "Server show/detail add host_status for admins."),
+    ("2.17", "Trigger crash dump action (not served yet)."),
+    ("2.18", "The project id in the URL is optional."),
+    ("2.19", "Servers have a 'description' (create, update, rebuild, show)."),
+    ("2.20", "Volume attach in more states (no volumes here)."),
+    ("2.21", "Instance actions of deleted servers (not served yet)."),
+    ("2.22", "Force-complete of live migrations (not served yet)."),
+    ("2.23", "Migration type and server migrations list (not served yet)."),
+    ("2.24", "Abort of live migrations (not served yet)."),
+    ("2.25", "Live migration block_migration auto (not served yet)."),
+    ("2.26", "Server tags: 'tags' in show/detail and tag filters."),
+    ("2.27", "OpenStack-API-Version header accepted."),
+    ("2.28", "Hypervisor cpu_info as an object (not served yet)."),
+    ("2.29", "Evacuate force (not served yet)."),
+    ("2.30", "Live migrate force (not served yet)."),
+    ("2.31", "Serial console URLs (not served yet)."),
+    ("2.32", "Device tags on networks and block devices at create."),
+    ("2.33", "Hypervisors pagination (not served yet)."),
+    ("2.34", "Async live migration checks (not served yet)."),
+    ("2.35", "Key pairs list takes limit and marker."),
+    ("2.36", "Proxy APIs (images, networks, volumes...) and quota network items removed."),
+    ("2.37", "'networks' is required in server create: 'auto', 'none' or a list."),
+    ("2.38", "Invalid status filter values are a 400."),
+    ("2.39", "Image-metadata proxy limits removed (not served)."),
+    ("2.40", "Simple tenant usage pagination (not served yet)."),
+    ("2.41", "Aggregates have a uuid (not served yet)."),
+    ("2.42", "Device tags restored for networks and block devices."),
+    ("2.43", "os-hosts removed (not served)."),
+    ("2.44", "Network proxy actions removed (not served)."),
+    ("2.45", "createImage returns image_id in the body (not served yet)."),
+    ("2.46", "Request id of instance action events (not served yet)."),
+    ("2.47", "Server show/detail embed the flavor (original_name, sizes, extra_specs)."),
+]
+
+
+class APIVersion(NamedTuple):
+    major: int
+    minor: int
+
+    @classmethod
+    @functools.cache
+    def parse(cls, text: str) -> APIVersion:
+        match = re.fullmatch(r"\s*(\d+)\.(\d+)\s*", text)
+        if not match:
+            raise ValueError(text)
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+
+MIN_VERSION = APIVersion.parse(VERSIONS[0][0])
+MAX_VERSION = APIVersion.parse(VERSIONS[-1][0])
+
+
+def from_headers(headers: dict[str, str] | object) -> APIVersion:
+    """The version a request asks for; ``latest`` is the maximum; absent is the minimum; out of range is a 406."""
+    get = headers.get  # type: ignore[attr-defined]
+    text = None
+    new_style = get("openstack-api-version")
+    if new_style:
+        for item in new_style.split(","):
+            parts = item.strip().split(None, 1)
+            if len(parts) == 2 and parts[0].lower() == "compute":
+                text = parts[1]
+                break
+    if text is None:
+        text = get("x-openstack-nova-api-version")
+    if not text:
+        return MIN_VERSION
+    if text.strip().lower() == "latest":
+        return MAX_VERSION
+    try:
+        version = APIVersion.parse(text)
+    except ValueError:
+        raise Fault(400, f"API Version String {text} is of invalid format. Must be of format "
+                         "MajorNum.MinorNum.") from None
+    if not MIN_VERSION <= version <= MAX_VERSION:
+        raise Fault(406, f"Version {text} is not supported by the API. Minimum is {MIN_VERSION} and "
+                         f"maximum is {MAX_VERSION}.")
+    return version
+
+
+def response_headers(version: APIVersion) -> dict[str, str]:
+    return {
+        "OpenStack-API-Version": f"compute {version}",
+        "X-OpenStack-Nova-API-Version": str(version),
+        "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version",
+    }

@@ -1,0 +1,21 @@
+"""The collaborators the API needs, injected once at start-up (no globals, no patching in tests)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from oslo_config import cfg
+
+from stratus.db.engine import Database
+from stratus.identity.auth import Authenticator
+from stratus.image.client import ImageClient
+from stratus.rpc.transport import Transport
+
+
+@dataclasses.dataclass
+class ApiServices:
+    conf: cfg.ConfigOpts
+    db: Database
+    transport: Transport
+    auth: Authenticator
+    images: ImageClient

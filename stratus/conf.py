@@ -1,0 +1,143 @@
+"""Configuration: INI files with Nova's section and option names, read by oslo.config.
+
+Nothing reads a global: ``load()`` builds one ``ConfigOpts`` and every service is handed it, so tests build
+their own with ``load(overrides=...)`` and never patch.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from oslo_config import cfg
+
+DEFAULT_OPTS = [
+    cfg.StrOpt("host", default=socket.gethostname(), help="Name of this node (compute host name)."),
+    cfg.StrOpt("state_path", default=os.path.join(os.getcwd(), "data"),
+               help="Directory holding the SQLite database, image store and instance files."),
+    cfg.StrOpt("transport_url", default="local://",
+               help="Messaging transport: local:// (in-process) or rabbit://user:pass@host:5672/."),
+    cfg.StrOpt("compute_driver", default="fake.FakeDriver", help="Virt driver, e.g. fake.FakeDriver."),
+    cfg.FloatOpt("cpu_allocation_ratio", default=4.0, help="Virtual CPU to physical CPU allocation ratio."),
+    cfg.FloatOpt("ram_allocation_ratio", default=1.0, help="Virtual RAM to physical RAM allocation ratio."),
+    cfg.FloatOpt("disk_allocation_ratio", default=1.0, help="Virtual disk to physical disk allocation ratio."),
+    cfg.IntOpt("reserved_host_memory_mb", default=512, help="RAM kept back for the host."),
+    cfg.IntOpt("reserved_host_disk_mb", default=0, help="Disk kept back for the host."),
+    cfg.IntOpt("reserved_host_cpus", default=0, help="Host CPUs kept back for the host."),
+    cfg.IntOpt("service_down_time", default=60, help="Seconds without a heartbeat after which a service is down."),
+    cfg.IntOpt("report_interval", default=10, help="Seconds between service heartbeats."),
+    cfg.StrOpt("default_availability_zone", default="nova", help="Availability zone of compute hosts."),
+    cfg.StrOpt("default_schedule_zone", default=None, help="Availability zone used when a boot names none."),
+    cfg.StrOpt("instance_name_template", default="instance-%08x", help="Hypervisor name of an instance."),
+    cfg.IntOpt("rpc_response_timeout", default=60, help="Seconds to wait for the reply of an RPC call."),
+    cfg.StrOpt("osapi_compute_listen", default="127.0.0.1", help="Address of the compute API."),
+    cfg.PortOpt("osapi_compute_listen_port", default=8774, help="Port of the compute API."),
+    cfg.BoolOpt("debug", default=False, help="Log at DEBUG level."),
+    cfg.StrOpt("log_level", default="INFO", help="Log level when debug is off."),
+]
+
+DATABASE_OPTS = [
+    cfg.StrOpt("connection", default=None, secret=True,
+               help="SQLAlchemy URL; defaults to a SQLite file in state_path."),
+    cfg.IntOpt("max_pool_size", default=10, help="Connections kept in the pool (server databases)."),
+]
+
+API_OPTS = [
+    cfg.StrOpt("auth_strategy", default="noauth2", choices=["noauth2", "keystone"],
+               help="noauth2: the token 'user:project' names the caller; 'admin' is an admin."),
+    cfg.IntOpt("max_limit", default=1000, help="Most items one list response returns."),
+    cfg.StrOpt("compute_link_prefix", default=None, help="Base URL used in links instead of the request's."),
+]
+
+SCHEDULER_OPTS = [
+    cfg.IntOpt("max_attempts", default=3, min=1, help="Hosts tried for one build, the first included."),
+]
+
+FILTER_SCHEDULER_OPTS = [
+    cfg.IntOpt("host_subset_size", default=1, min=1, help="Pick at random among this many best hosts."),
+    cfg.FloatOpt("ram_weight_multiplier", default=1.0, help="Weight of free RAM; negative stacks."),
+    cfg.FloatOpt("cpu_weight_multiplier", default=1.0, help="Weight of free VCPUs; negative stacks."),
+    cfg.FloatOpt("disk_weight_multiplier", default=1.0, help="Weight of free disk; negative stacks."),
+]
+
+QUOTA_OPTS = [
+    cfg.IntOpt("instances", default=10, help="Servers per project."),
+    cfg.IntOpt("cores", default=20, help="Instance cores per project."),
+    cfg.IntOpt("ram", default=51200, help="Megabytes of instance RAM per project."),
+    cfg.IntOpt("metadata_items", default=128, help="Metadata items per server."),
+    cfg.IntOpt("key_pairs", default=100, help="Key pairs per user."),
+    cfg.IntOpt("server_groups", default=10, help="Server groups per project."),
+    cfg.IntOpt("server_group_members", default=10, help="Servers per server group."),
+    cfg.IntOpt("injected_files", default=5, help="Injected files per server."),
+    cfg.IntOpt("injected_file_content_bytes", default=10240, help="Bytes per injected file."),
+    cfg.IntOpt("injected_file_path_length", default=255, help="Length of an injected file path."),
+]
+
+GLANCE_OPTS = [
+    cfg.ListOpt("api_servers", default=None,
+                help="Image service endpoints; unset means the embedded image store of this process."),
+]
+
+IMAGE_STORE_OPTS = [
+    cfg.StrOpt("listen", default="127.0.0.1", help="Address of the embedded image API."),
+    cfg.PortOpt("listen_port", default=9292, help="Port of the embedded image API."),
+    cfg.StrOpt("filesystem_store_datadir", default=None, help="Where image data lives; default state_path/images."),
+]
+
+FAKE_DRIVER_OPTS = [
+    cfg.IntOpt("host_count", default=4, min=1,
+               help="Hypervisor hosts one compute process simulates (all-in-one: compute-1..N)."),
+    cfg.IntOpt("vcpus", default=64, help="Physical CPUs of each simulated host."),
+    cfg.IntOpt("memory_mb", default=262144, help="RAM of each simulated host."),
+    cfg.IntOpt("local_gb", default=2048, help="Local disk of each simulated host."),
+    cfg.FloatOpt("spawn_time", default=0.0, help="Seconds a simulated spawn takes."),
+    cfg.ListOpt("fail_hosts", default=[], help="Simulated hosts whose every spawn fails (failure injection)."),
+]
+
+WORKAROUNDS_OPTS = [
+    cfg.BoolOpt("never_download_image_if_on_rbd", default=False,
+                help="Refuse to boot from an image that cannot be cloned in the local Ceph cluster."),
+]
+
+GROUPS: dict[str, list[cfg.Opt]] = {
+    "DEFAULT": DEFAULT_OPTS,
+    "database": DATABASE_OPTS,
+    "api": API_OPTS,
+    "scheduler": SCHEDULER_OPTS,
+    "filter_scheduler": FILTER_SCHEDULER_OPTS,
+    "quota": QUOTA_OPTS,
+    "glance": GLANCE_OPTS,
+    "image_store": IMAGE_STORE_OPTS,
+    "fake_driver": FAKE_DRIVER_OPTS,
+    "workarounds": WORKAROUNDS_OPTS,
+}
+
+
+def load(config_files: Iterable[str] = (), overrides: Mapping[str, Mapping[str, Any]] | None = None
+         ) -> cfg.ConfigOpts:
+    """Build a configuration from INI files, then apply ``overrides`` ({group: {option: value}})."""
+    conf = cfg.ConfigOpts()
+    for group, opts in GROUPS.items():
+        conf.register_opts(opts, group=None if group == "DEFAULT" else group)
+    conf(args=[], project="stratus", default_config_files=list(config_files), validate_default_values=True)
+    for group, values in (overrides or {}).items():
+        for name, value in values.items():
+            conf.set_override(name, value, group=None if group == "DEFAULT" else group)
+    return conf
+
+
+def database_url(conf: cfg.ConfigOpts) -> str:
+    """The async SQLAlchemy URL: the configured one, or SQLite in ``state_path``."""
+    url = conf.database.connection or f"sqlite:///{os.path.join(conf.state_path, 'stratus.sqlite')}"
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///"):]
+    if url.startswith(("postgresql://", "postgresql+psycopg2://", "postgres://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    return url
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """For oslo-config-generator and docs."""
+    return list(GROUPS.items())

@@ -1,0 +1,34 @@
+"""Who is asking, for which project, under which request id: passed from the API through every RPC."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import Any
+
+
+def generate_request_id() -> str:
+    return f"req-{uuid.uuid4()}"
+
+
+@dataclasses.dataclass(slots=True)
+class RequestContext:
+    user_id: str
+    project_id: str
+    is_admin: bool = False
+    roles: list[str] = dataclasses.field(default_factory=list)
+    request_id: str = dataclasses.field(default_factory=generate_request_id)
+    read_deleted: str = "no"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RequestContext:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in fields})
+
+    @classmethod
+    def admin(cls) -> RequestContext:
+        """A context for a service acting on its own behalf (periodic tasks, start-up)."""
+        return cls(user_id="stratus", project_id="service", is_admin=True, roles=["admin"])

@@ -1,0 +1,88 @@
+"""Nova's policy rule names with their default checks.
+
+The rules are data: a name and who passes. Callers ask ``authorize(context, name, target)``; a refusal is
+Nova's 403 body naming the rule. A policy engine reading overrides from a file plugs in behind this function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from stratus.api.errors import Fault
+from stratus.context import RequestContext
+
+Check = Callable[[RequestContext, Mapping[str, str]], bool]
+
+
+def _admin(ctx: RequestContext, _target: Mapping[str, str]) -> bool:
+    return ctx.is_admin
+
+
+def _project_member_or_admin(ctx: RequestContext, target: Mapping[str, str]) -> bool:
+    return ctx.is_admin or target.get("project_id", ctx.project_id) == ctx.project_id
+
+
+def _owner_or_admin(ctx: RequestContext, target: Mapping[str, str]) -> bool:
+    return ctx.is_admin or target.get("user_id", ctx.user_id) == ctx.user_id
+
+
+def _anyone(_ctx: RequestContext, _target: Mapping[str, str]) -> bool:
+    return True
+
+
+RULES: dict[str, Check] = {
+    "os_compute_api:servers:index": _project_member_or_admin,
+    "os_compute_api:servers:detail": _project_member_or_admin,
+    "os_compute_api:servers:index:get_all_tenants": _admin,
+    "os_compute_api:servers:detail:get_all_tenants": _admin,
+    "os_compute_api:servers:allow_all_filters": _admin,
+    "os_compute_api:servers:show": _project_member_or_admin,
+    "os_compute_api:servers:show:host_status": _admin,
+    "os_compute_api:servers:create": _project_member_or_admin,
+    "os_compute_api:servers:create:forced_host": _admin,
+    "os_compute_api:servers:update": _project_member_or_admin,
+    "os_compute_api:servers:delete": _project_member_or_admin,
+    "os_compute_api:os-extended-server-attributes": _admin,
+    "os_compute_api:server-metadata:index": _project_member_or_admin,
+    "os_compute_api:server-metadata:show": _project_member_or_admin,
+    "os_compute_api:server-metadata:create": _project_member_or_admin,
+    "os_compute_api:server-metadata:update": _project_member_or_admin,
+    "os_compute_api:server-metadata:update_all": _project_member_or_admin,
+    "os_compute_api:server-metadata:delete": _project_member_or_admin,
+    "os_compute_api:os-server-tags:index": _project_member_or_admin,
+    "os_compute_api:os-server-tags:show": _project_member_or_admin,
+    "os_compute_api:os-server-tags:update": _project_member_or_admin,
+    "os_compute_api:os-server-tags:update_all": _project_member_or_admin,
+    "os_compute_api:os-server-tags:delete": _project_member_or_admin,
+    "os_compute_api:os-server-tags:delete_all": _project_member_or_admin,
+    "os_compute_api:os-flavor-manage:create": _admin,
+    "os_compute_api:os-flavor-manage:update": _admin,
+    "os_compute_api:os-flavor-manage:delete": _admin,
+    "os_compute_api:os-flavor-extra-specs:index": _anyone,
+    "os_compute_api:os-flavor-extra-specs:show": _anyone,
+    "os_compute_api:os-flavor-extra-specs:create": _admin,
+    "os_compute_api:os-flavor-extra-specs:update": _admin,
+    "os_compute_api:os-flavor-extra-specs:delete": _admin,
+    "os_compute_api:os-flavor-access": _admin,
+    "os_compute_api:os-flavor-access:add_tenant_access": _admin,
+    "os_compute_api:os-flavor-access:remove_tenant_access": _admin,
+    "os_compute_api:os-keypairs:index": _owner_or_admin,
+    "os_compute_api:os-keypairs:show": _owner_or_admin,
+    "os_compute_api:os-keypairs:create": _owner_or_admin,
+    "os_compute_api:os-keypairs:delete": _owner_or_admin,
+    "os_compute_api:limits": _anyone,
+    "os_compute_api:os-instance-actions:list": _project_member_or_admin,
+    "os_compute_api:os-instance-actions:show": _project_member_or_admin,
+    "os_compute_api:os-instance-actions:events": _admin,
+    "os_compute_api:os-instance-actions:events:details": _admin,
+}
+
+
+def check(ctx: RequestContext, rule: str, target: Mapping[str, str] | None = None) -> bool:
+    return RULES[rule](ctx, target or {})
+
+
+def authorize(ctx: RequestContext, rule: str, target: Mapping[str, str] | None = None) -> None:
+    """Raise Nova's 403 when ``ctx`` may not do ``rule`` on ``target``."""
+    if not check(ctx, rule, target):
+        raise Fault(403, f"Policy doesn't allow {rule} to be performed.")

@@ -1,0 +1,144 @@
+"""Wiring: build each service from the configuration, and run them alone or all in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import Any
+
+import uvicorn
+from oslo_config import cfg
+
+from stratus import conf as conf_mod
+from stratus.db import migrate
+from stratus.db.engine import Database, create_engine
+from stratus.rpc.transport import Transport, get_transport
+
+LOG = logging.getLogger(__name__)
+
+
+def setup_logging(conf: cfg.ConfigOpts) -> None:
+    level = logging.DEBUG if conf.debug else getattr(logging, conf.log_level.upper(), logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING if level > logging.DEBUG else level)
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+
+
+async def open_database(conf: cfg.ConfigOpts, sync_schema: bool = True) -> Database:
+    os.makedirs(conf.state_path, exist_ok=True)
+    engine = create_engine(conf_mod.database_url(conf), pool_size=conf.database.max_pool_size)
+    if sync_schema:
+        await migrate.sync(engine)
+    return Database(engine)
+
+
+class Services:
+    """The parts of a Stratus process; ``start`` brings up those named in ``roles``."""
+
+    def __init__(self, conf: cfg.ConfigOpts, roles: set[str], compute_hosts: list[str] | None = None) -> None:
+        self.conf = conf
+        self.roles = roles
+        self.compute_hosts = compute_hosts or []
+        self.db: Database | None = None
+        self.transport: Transport | None = None
+        self.computes: list[Any] = []
+        self.image_store: Any = None
+        self.http_servers: list[uvicorn.Server] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def start(self) -> None:
+        conf = self.conf
+        self.db = db = await open_database(conf)
+        self.transport = transport = get_transport(conf.transport_url, timeout=conf.rpc_response_timeout)
+
+        from stratus.image import embedded
+
+        self.image_store = embedded.ImageStore(conf, db)
+        images = embedded.client_for(conf, self.image_store)
+
+        if "scheduler" in self.roles:
+            from stratus.scheduler.manager import SchedulerManager
+
+            await transport.listen("scheduler", SchedulerManager(conf, db))
+        if "conductor" in self.roles:
+            from stratus.conductor.manager import ConductorManager
+
+            await transport.listen("conductor", ConductorManager(conf, db, transport))
+        if "compute" in self.roles:
+            from stratus.compute.manager import ComputeManager
+            from stratus.virt import loader
+
+            for host in self.compute_hosts:
+                driver = loader.load_driver(conf, host)
+                manager = ComputeManager(conf, db, transport, host=host, driver=driver, images=images)
+                await manager.init_host()
+                await transport.listen("compute", manager, server=host)
+                self.computes.append(manager)
+            self._tasks.append(asyncio.create_task(self._periodic_computes()))
+        if "api" in self.roles:
+            from stratus.api.app import create_app
+            from stratus.api.services import ApiServices
+            from stratus.db import flavors
+            from stratus.identity.auth import NoAuth2
+
+            async with db.write() as conn:
+                await flavors.ensure_defaults(conn)
+            api_services = ApiServices(conf=conf, db=db, transport=transport, auth=NoAuth2(), images=images)
+            self._serve(create_app(api_services), conf.osapi_compute_listen, conf.osapi_compute_listen_port)
+        if "image" in self.roles:
+            from stratus.identity.auth import NoAuth2
+            from stratus.image.api import create_app as create_image_app
+
+            self._serve(create_image_app(self.image_store, NoAuth2()), conf.image_store.listen,
+                        conf.image_store.listen_port)
+
+    def _serve(self, app: Any, host: str, port: int) -> None:
+        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
+                                loop="none", lifespan="off", timeout_graceful_shutdown=2)
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.http_servers.append(server)
+        self._tasks.append(asyncio.create_task(server.serve()))
+
+    async def _periodic_computes(self) -> None:
+        interval = max(1, self.conf.report_interval)
+        while True:
+            await asyncio.sleep(interval)
+            for manager in self.computes:
+                try:
+                    await manager.periodic_tasks()
+                except Exception:
+                    LOG.exception("periodic tasks of %s failed", manager.host)
+
+    async def wait_started(self) -> None:
+        while not all(s.started for s in self.http_servers):
+            for task in self._tasks:
+                if task.done():
+                    task.result()
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        for server in self.http_servers:
+            server.should_exit = True
+        await asyncio.sleep(0.05)
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        if self.transport is not None:
+            await self.transport.stop()
+        if self.db is not None:
+            await self.db.dispose()
+
+
+async def run(services: Services) -> None:
+    """Start, then serve until cancelled (Ctrl-C or SIGTERM)."""
+    await services.start()
+    await services.wait_started()
+    LOG.info("stratus ready: roles %s", ", ".join(sorted(services.roles)))
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await services.stop()
