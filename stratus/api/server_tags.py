@@ -1,7 +1,94 @@
-"""Placeholder: routes are filled in by the resource's implementation."""
+"""Server tags (2.26+): /servers/{id}/tags[/{tag}]; at most 50 per server, as in Nova."""
 
 from __future__ import annotations
 
-from stratus.api.router import Route
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import select
+from starlette.responses import Response
 
-ROUTES: list[Route] = []
+from stratus.api import validation
+from stratus.api.errors import Fault
+from stratus.api.request import ApiRequest, empty_response, json_response
+from stratus.api.router import Route
+from stratus.api.servers import load_instance
+from stratus.db.models import instance_tags
+
+MAX_TAGS = 50
+_TAG = {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"}
+_TAGS_BODY = {"type": "object", "properties": {"tags": {"type": "array", "items": _TAG, "maxItems": MAX_TAGS}},
+              "required": ["tags"], "additionalProperties": False}
+
+
+def _check_tag(tag: str) -> None:
+    try:
+        validation.validate(_TAG, tag)
+    except Fault:
+        raise Fault(400, f"Tag '{tag}' is invalid: tags are 1-60 characters without ',' or '/'.") from None
+
+
+async def index(req: ApiRequest) -> Response:
+    inst = await load_instance(req, req.path["server_id"], "os_compute_api:os-server-tags:index")
+    return json_response({"tags": inst["tags"]})
+
+
+async def show(req: ApiRequest) -> Response:
+    inst = await load_instance(req, req.path["server_id"], "os_compute_api:os-server-tags:show")
+    if req.path["tag"] not in inst["tags"]:
+        raise Fault(404, f"Tag {req.path['tag']} could not be found.")
+    return empty_response(204)
+
+
+async def update(req: ApiRequest) -> Response:
+    tag = req.path["tag"]
+    _check_tag(tag)
+    inst = await load_instance(req, req.path["server_id"], "os_compute_api:os-server-tags:update")
+    if tag in inst["tags"]:
+        return empty_response(204)
+    if len(inst["tags"]) >= MAX_TAGS:
+        raise Fault(400, f"The number of tags exceeded the per-server limit {MAX_TAGS}")
+    async with req.services.db.write() as conn:
+        exists = (await conn.execute(select(instance_tags).where(instance_tags.c.instance_uuid == inst["uuid"],
+                                                                 instance_tags.c.tag == tag))).first()
+        if exists is None:
+            await conn.execute(instance_tags.insert().values(instance_uuid=inst["uuid"], tag=tag))
+    self_prefix, _ = req.link_prefix()
+    return empty_response(201, headers={"Location": f"{self_prefix}/servers/{inst['uuid']}/tags/{tag}"})
+
+
+async def update_all(req: ApiRequest) -> Response:
+    body = await req.json()
+    validation.validate(_TAGS_BODY, body)
+    inst = await load_instance(req, req.path["server_id"], "os_compute_api:os-server-tags:update_all")
+    tags = sorted(set(body["tags"]))
+    async with req.services.db.write() as conn:
+        await conn.execute(sql_delete(instance_tags).where(instance_tags.c.instance_uuid == inst["uuid"]))
+        if tags:
+            await conn.execute(instance_tags.insert(), [{"instance_uuid": inst["uuid"], "tag": t} for t in tags])
+    return json_response({"tags": tags})
+
+
+async def delete(req: ApiRequest) -> Response:
+    inst = await load_instance(req, req.path["server_id"], "os_compute_api:os-server-tags:delete")
+    async with req.services.db.write() as conn:
+        result = await conn.execute(sql_delete(instance_tags).where(instance_tags.c.instance_uuid == inst["uuid"],
+                                                                    instance_tags.c.tag == req.path["tag"]))
+    if not result.rowcount:
+        raise Fault(404, f"Tag {req.path['tag']} could not be found.")
+    return empty_response(204)
+
+
+async def delete_all(req: ApiRequest) -> Response:
+    inst = await load_instance(req, req.path["server_id"], "os_compute_api:os-server-tags:delete_all")
+    async with req.services.db.write() as conn:
+        await conn.execute(sql_delete(instance_tags).where(instance_tags.c.instance_uuid == inst["uuid"]))
+    return empty_response(204)
+
+
+ROUTES: list[Route] = [
+    Route("/servers/{server_id}/tags", "GET", index, min_version="2.26"),
+    Route("/servers/{server_id}/tags", "PUT", update_all, min_version="2.26"),
+    Route("/servers/{server_id}/tags", "DELETE", delete_all, min_version="2.26"),
+    Route("/servers/{server_id}/tags/{tag}", "GET", show, min_version="2.26"),
+    Route("/servers/{server_id}/tags/{tag}", "PUT", update, min_version="2.26"),
+    Route("/servers/{server_id}/tags/{tag}", "DELETE", delete, min_version="2.26"),
+]

@@ -1,7 +1,295 @@
-"""Placeholder: routes are filled in by the resource's implementation."""
+"""Servers: list, detail, show, update, delete. Create lives in ``servers_create``."""
 
 from __future__ import annotations
 
-from stratus.api.router import Route
+from typing import Any
 
-ROUTES: list[Route] = []
+from sqlalchemy import select
+from starlette.responses import Response
+
+from stratus.api import server_view, servers_create, validation
+from stratus.api.errors import Fault
+from stratus.api.microversion import APIVersion
+from stratus.api.request import ApiRequest, empty_response, json_response
+from stratus.api.router import Route
+from stratus.compute.rpcapi import ComputeAPI
+from stratus.db import actions, instances, placement
+from stratus.db import services as services_db
+from stratus.db.models import services
+from stratus.identity import policy
+from stratus.objects import states
+from stratus.objects.states import task_states
+from stratus.utils import parse_isotime, utcnow
+
+V219 = APIVersion.parse("2.19")
+V226 = APIVersion.parse("2.26")
+V238 = APIVersion.parse("2.38")
+USER_FILTERS = {"reservation_id", "name", "status", "image", "flavor", "ip", "changes-since", "all_tenants",
+                "ip6", "tags", "tags-any", "not-tags", "not-tags-any", "limit", "marker", "sort_key",
+                "sort_dir", "deleted"}
+SORT_KEY_MAP = {"instance_type_id": None}
+
+
+async def load_instance(req: ApiRequest, server_id: str, rule: str) -> dict[str, Any]:
+    """The caller's instance (any project's for admins), or Nova's 404."""
+    async with req.services.db.read() as conn:
+        inst = await instances.get(conn, server_id)
+    if inst is None or not policy.check(req.context, rule, {"project_id": inst["project_id"]}):
+        raise Fault(404, f"Instance {server_id} could not be found.")
+    return inst
+
+
+def _int_param(req: ApiRequest, name: str) -> int | None:
+    raw = req.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Fault(400, f"{name} param must be an integer") from None
+    if value < 0:
+        raise Fault(400, f"{name} param must be positive")
+    return value
+
+
+def _filters(req: ApiRequest, rule: str) -> instances.ListFilters:
+    ctx = req.context
+    q = req.query
+    policy.authorize(ctx, rule, {"project_id": ctx.project_id})
+    is_admin = policy.check(ctx, "os_compute_api:servers:allow_all_filters")
+    f = instances.ListFilters()
+    all_tenants = "all_tenants" in q and validation.bool_from_string(q.get("all_tenants") or "true", "all_tenants")
+    if all_tenants:
+        policy.authorize(ctx, f"{rule}:get_all_tenants")
+        f.project_id = q.get("project_id") or q.get("tenant_id") if is_admin else None
+    else:
+        f.project_id = q.get("project_id") if is_admin and q.get("project_id") else ctx.project_id
+    if "status" in q:
+        vm_states: set[str] = set()
+        tasks: set[str | None] = set()
+        any_task = False
+        for status in q.getlist("status"):
+            vms, ts = states.states_from_status(status)
+            if not vms:
+                if req.version >= V238:
+                    raise Fault(400, f"Invalid status value: {status}")
+                return _nothing(f)
+            vm_states.update(vms)
+            if ts is None:
+                any_task = True
+            else:
+                tasks.update(ts)
+        f.vm_states = sorted(vm_states)
+        f.task_states = None if any_task else list(tasks)
+        if "deleted" in vm_states:
+            f.include_deleted = True
+    if q.get("changes-since"):
+        try:
+            f.changes_since = parse_isotime(q["changes-since"])
+        except ValueError:
+            raise Fault(400, f"Invalid input for query parameters changes-since. Value: {q['changes-since']}. "
+                             f"'{q['changes-since']}' is not a 'date-time'") from None
+        f.include_deleted = True
+    if q.get("name"):
+        f.name = q["name"]
+    if q.get("image"):
+        f.image_ref = q["image"].rsplit("/", 1)[-1]
+    if q.get("flavor"):
+        f.flavorid = q["flavor"].rsplit("/", 1)[-1]
+    if q.get("reservation_id"):
+        f.reservation_id = q["reservation_id"]
+    if is_admin:
+        if "deleted" in q and validation.bool_from_string(q["deleted"], "deleted"):
+            f.only_deleted = True
+        for key, attr in (("host", "host"), ("node", "node"), ("user_id", "user_id"),
+                          ("availability_zone", "availability_zone"), ("key_name", "key_name"),
+                          ("uuid", "uuids")):
+            if q.get(key):
+                setattr(f, attr, [q[key]] if attr == "uuids" else q[key])
+        if "locked" in q:
+            f.locked = validation.bool_from_string(q["locked"], "locked")
+    if req.version >= V226:
+        for key, attr in (("tags", "tags"), ("tags-any", "tags_any"), ("not-tags", "not_tags"),
+                          ("not-tags-any", "not_tags_any")):
+            if q.get(key):
+                setattr(f, attr, [t for t in q[key].split(",") if t])
+    keys, dirs = q.getlist("sort_key"), q.getlist("sort_dir")
+    if keys or dirs:
+        if dirs and len(dirs) > len(keys):
+            raise Fault(400, "The number of sort_keys and sort_dirs must be same")
+        sort = []
+        for i, key in enumerate(keys):
+            direction = (dirs[i] if i < len(dirs) else (dirs[0] if dirs else "desc")).lower()
+            if direction not in ("asc", "desc"):
+                raise Fault(400, f"Invalid input for query parameters sort_dir. Value: {direction}.")
+            column = {"display_name": "display_name", "name": "display_name"}.get(key, key)
+            if column not in instances.SORT_KEYS or column in SORT_KEY_MAP:
+                raise Fault(400, f"Invalid input for query parameters sort_key. Value: {key}.")
+            sort.append((column, direction))
+        if sort:
+            f.sort = sort
+    max_limit = req.services.conf.api.max_limit
+    limit = _int_param(req, "limit")
+    f.limit = max_limit if limit is None else min(limit, max_limit)
+    f.marker = q.get("marker")
+    return f
+
+
+def _nothing(f: instances.ListFilters) -> instances.ListFilters:
+    f.uuids = []
+    return f
+
+
+async def _list(req: ApiRequest, rule: str) -> list[dict[str, Any]]:
+    f = _filters(req, rule)
+    async with req.services.db.read() as conn:
+        try:
+            return await instances.list_page(conn, f)
+        except instances.MarkerNotFound:
+            raise Fault(400, f"marker [{f.marker}] not found") from None
+
+
+def _next_link(req: ApiRequest, rows: list[dict[str, Any]], path: str) -> list[dict[str, str]]:
+    limit = _int_param(req, "limit")
+    max_limit = req.services.conf.api.max_limit
+    page = max_limit if limit is None else min(limit, max_limit)
+    if not rows or len(rows) < page:
+        return []
+    params = [(k, v) for k, v in req.query.multi_items() if k != "marker"]
+    params.append(("marker", rows[-1]["uuid"]))
+    from urllib.parse import urlencode
+
+    self_prefix, _ = req.link_prefix()
+    return [{"rel": "next", "href": f"{self_prefix}/{path}?{urlencode(params)}"}]
+
+
+async def index(req: ApiRequest) -> Response:
+    rows = await _list(req, "os_compute_api:servers:index")
+    view = server_view.ServerViewBuilder(req)
+    body: dict[str, Any] = {"servers": [view.basic(r) for r in rows]}
+    links = _next_link(req, rows, "servers")
+    if links:
+        body["servers_links"] = links
+    return json_response(body)
+
+
+async def _host_status(req: ApiRequest, rows: list[dict[str, Any]]) -> dict[str, str]:
+    """UP / DOWN / MAINTENANCE per host of these servers, in one query (admins at 2.16+)."""
+    hosts = {r["host"] for r in rows if r["host"]}
+    if not hosts:
+        return {}
+    async with req.services.db.read() as conn:
+        found = (await conn.execute(select(services).where(services.c.binary == "nova-compute",
+                                                           services.c.host.in_(hosts)))).mappings().all()
+    now = utcnow()
+    out = {}
+    for s in found:
+        if s["disabled"]:
+            out[s["host"]] = "MAINTENANCE"
+        else:
+            out[s["host"]] = "UP" if services_db.is_up(dict(s), req.services.conf.service_down_time, now) else "DOWN"
+    return {h: out.get(h, "UNKNOWN") for h in hosts}
+
+
+async def _view(req: ApiRequest, rows: list[dict[str, Any]]) -> server_view.ServerViewBuilder:
+    view = server_view.ServerViewBuilder(req)
+    if view.show_host_status:
+        view.host_status = await _host_status(req, rows)
+    return view
+
+
+async def detail(req: ApiRequest) -> Response:
+    rows = await _list(req, "os_compute_api:servers:detail")
+    view = await _view(req, rows)
+    body: dict[str, Any] = {"servers": [view.full(r) for r in rows]}
+    links = _next_link(req, rows, "servers/detail")
+    if links:
+        body["servers_links"] = links
+    return json_response(body)
+
+
+async def show(req: ApiRequest) -> Response:
+    inst = await load_instance(req, req.path["server_id"], "os_compute_api:servers:show")
+    view = await _view(req, [inst])
+    return json_response({"server": view.full(inst)})
+
+
+def _update_schema(version: APIVersion) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "name": validation.name_with_leading_trailing_spaces,
+        "accessIPv4": {"type": "string", "format": "ipv4"},
+        "accessIPv6": {"type": "string", "format": "ipv6"},
+        "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+    }
+    if version >= V219:
+        props["description"] = validation.description
+    return {"type": "object", "properties": {"server": {"type": "object", "properties": props,
+                                                        "additionalProperties": False}},
+            "required": ["server"], "additionalProperties": False}
+
+
+async def update(req: ApiRequest) -> Response:
+    body = await req.json()
+    validation.validate(_update_schema(req.version), body)
+    inst = await load_instance(req, req.path["server_id"], "os_compute_api:servers:update")
+    changes = body["server"]
+    values: dict[str, Any] = {}
+    if "name" in changes:
+        values["display_name"] = changes["name"].strip()
+    if "accessIPv4" in changes:
+        values["access_ip_v4"] = changes["accessIPv4"]
+    if "accessIPv6" in changes:
+        values["access_ip_v6"] = changes["accessIPv6"]
+    if "OS-DCF:diskConfig" in changes:
+        values["auto_disk_config"] = changes["OS-DCF:diskConfig"] == "AUTO"
+    if "description" in changes:
+        values["display_description"] = changes["description"]
+    if values:
+        async with req.services.db.write() as conn:
+            if not await instances.update_instance(conn, inst["uuid"], values):
+                raise Fault(404, f"Instance {inst['uuid']} could not be found.")
+            inst = await instances.get(conn, inst["uuid"]) or inst
+    view = await _view(req, [inst])
+    return json_response({"server": view.full(inst)})
+
+
+async def delete(req: ApiRequest) -> Response:
+    inst = await load_instance(req, req.path["server_id"], "os_compute_api:servers:delete")
+    if inst["locked"] and not req.context.is_admin:
+        raise Fault(409, f"Instance {inst['uuid']} is locked")
+    ctx = req.context.to_dict()
+    uuid = inst["uuid"]
+    cast_to: str | None = None
+    async with req.services.db.write() as conn:
+        current = await instances.get_plain(conn, uuid)
+        if current is None or current["deleted"]:
+            raise Fault(404, f"Instance {uuid} could not be found.")
+        await actions.action_start(conn, ctx, [uuid], "delete")
+        host = current["host"]
+        if host and await _service_up(conn, req, host):
+            await instances.update_instance(conn, uuid, {"task_state": task_states.DELETING})
+            cast_to = host
+        else:
+            # Not on a host (still scheduling, or failed) or its host is down: delete here, as Nova's
+            # local delete does; a build that is under way notices at its next step and cleans up.
+            await placement.remove_allocations(conn, uuid)
+            await instances.soft_delete(conn, uuid)
+    if cast_to is not None:
+        await ComputeAPI(req.services.transport).terminate_instance(ctx, cast_to, uuid)
+    return empty_response(204)
+
+
+async def _service_up(conn: Any, req: ApiRequest, host: str) -> bool:
+    row = (await conn.execute(select(services).where(services.c.host == host,
+                                                     services.c.binary == "nova-compute"))).mappings().first()
+    return row is not None and services_db.is_up(dict(row), req.services.conf.service_down_time)
+
+
+ROUTES: list[Route] = [
+    Route("/servers", "GET", index),
+    Route("/servers", "POST", servers_create.create),
+    Route("/servers/detail", "GET", detail),
+    Route("/servers/{server_id}", "GET", show),
+    Route("/servers/{server_id}", "PUT", update),
+    Route("/servers/{server_id}", "DELETE", delete),
+]

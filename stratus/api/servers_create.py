@@ -1,0 +1,325 @@
+"""POST /servers: validate, check the flavor, image, key pair and quota, write the records, ask the conductor.
+
+Everything about one boot request is written in one transaction (instances, metadata, tags, request specs,
+the 'create' action) after the quota is counted inside that same transaction, so concurrent boots cannot
+both take the last slot and a refused request leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+import string
+from typing import Any
+
+from starlette.responses import Response
+
+from stratus import exception
+from stratus.api import validation
+from stratus.api.errors import Fault
+from stratus.api.microversion import APIVersion
+from stratus.api.request import ApiRequest, json_response
+from stratus.conductor.rpcapi import ConductorAPI
+from stratus.db import flavors as flavors_db
+from stratus.db import instances
+from stratus.db import keypairs as keypairs_db
+from stratus.db import quotas as quotas_db
+from stratus.identity import policy
+from stratus.objects import states
+from stratus.objects.states import task_states
+from stratus.scheduler.manager import resources_from_flavor
+from stratus.utils import is_uuid_like, new_uuid
+
+V219 = APIVersion.parse("2.19")
+V232 = APIVersion.parse("2.32")
+V237 = APIVersion.parse("2.37")
+V242 = APIVersion.parse("2.42")
+V233_TAGS = (V232, APIVersion.parse("2.36"))
+
+_tag = {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"}
+
+
+def _network_item(version: APIVersion) -> dict[str, Any]:
+    props: dict[str, Any] = {"fixed_ip": {"type": "string", "oneOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
+                             "port": {"type": ["string", "null"], "format": "uuid"},
+                             "uuid": {"type": "string"}}
+    if V232 <= version <= V233_TAGS[1] or version >= V242:
+        props["tag"] = _tag
+    return {"type": "object", "properties": props, "additionalProperties": False}
+
+
+def _bdm_item(version: APIVersion) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "source_type": {"type": "string", "enum": ["volume", "image", "snapshot", "blank"]},
+        "destination_type": {"type": "string", "enum": ["local", "volume"]},
+        "uuid": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[a-zA-Z0-9._-]*$"},
+        "boot_index": {"type": ["integer", "string", "null"], "pattern": "^-?[0-9]+$"},
+        "volume_size": validation.non_negative_integer,
+        "device_name": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[a-zA-Z0-9._/-]*$"},
+        "device_type": {"type": "string"},
+        "disk_bus": {"type": "string"},
+        "guest_format": {"type": "string"},
+        "delete_on_termination": {"type": ["boolean", "string"], "enum": [True, "True", False, "False"]},
+        "no_device": {},
+        "connection_info": {"type": "string", "maxLength": 16777215},
+    }
+    if V232 <= version <= V233_TAGS[1] or version >= V242:
+        props["tag"] = _tag
+    return {"type": "object", "properties": props, "additionalProperties": False}
+
+
+def create_schema(version: APIVersion) -> dict[str, Any]:
+    networks: dict[str, Any] = {"type": "array", "items": _network_item(version)}
+    if version >= V237:
+        networks = {"oneOf": [networks, {"type": "string", "enum": ["none", "auto"]}]}
+    server: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "name": validation.name,
+            "imageRef": {"oneOf": [{"type": "string", "format": "uuid"}, {"type": "string", "maxLength": 0}]},
+            "flavorRef": {"type": ["string", "integer"], "minLength": 1},
+            "adminPass": {"type": "string"},
+            "metadata": validation.metadata,
+            "networks": networks,
+            "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+            "accessIPv4": {"type": "string", "format": "ipv4"},
+            "accessIPv6": {"type": "string", "format": "ipv6"},
+            "availability_zone": {"type": "string", "minLength": 1, "maxLength": 255},
+            "block_device_mapping": {"type": "array", "items": {"type": "object"}},
+            "block_device_mapping_v2": {"type": "array", "items": _bdm_item(version)},
+            "key_name": validation.name_with_leading_trailing_spaces,
+            "user_data": {"type": "string", "maxLength": 65535},
+            "config_drive": {"type": ["boolean", "string"],
+                             "enum": [True, "True", "true", False, "False", "false", ""]},
+            "security_groups": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 255}},
+                "additionalProperties": False}},
+            "min_count": validation.positive_integer,
+            "max_count": validation.positive_integer,
+            "return_reservation_id": {"type": ["boolean", "string"],
+                                      "enum": [True, "True", "true", False, "False", "false"]},
+            "personality": {"type": "array", "items": {"type": "object", "properties": {
+                "path": {"type": "string"}, "contents": {"type": "string", "format": "base64"}},
+                "additionalProperties": False}},
+        },
+        "required": ["name", "flavorRef"] + (["networks"] if version >= V237 else []),
+        "additionalProperties": False,
+    }
+    if version >= V219:
+        server["properties"]["description"] = validation.description
+    hints = {"type": "object", "properties": {
+        "group": {"type": "string", "format": "uuid"},
+        "different_host": {"oneOf": [{"type": "string", "format": "uuid"},
+                                     {"type": "array", "items": {"type": "string", "format": "uuid"}}]},
+        "same_host": {"oneOf": [{"type": "string", "format": "uuid"},
+                                {"type": "array", "items": {"type": "string", "format": "uuid"}}]},
+        "query": {"type": ["string", "object"]},
+        "target_cell": {"type": "string"},
+        "build_near_host_ip": {"type": "string"},
+        "cidr": {"type": "string"}}, "additionalProperties": True}
+    return {"type": "object", "properties": {"server": server, "os:scheduler_hints": hints,
+                                             "OS-SCH-HNT:scheduler_hints": hints},
+            "required": ["server"], "additionalProperties": False}
+
+
+def _hostname(display_name: str) -> str:
+    """Nova's sanitize_hostname: lower case, [a-z0-9-.], at most 63 characters, never empty."""
+    name = re.sub(r"[ _]", "-", display_name.lower())
+    name = re.sub(r"[^\w.-]+", "", name, flags=re.ASCII).strip(".-")[:63].strip(".-")
+    return name or "server"
+
+
+def _admin_password(given: str | None) -> str:
+    if given:
+        return given
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(12))
+
+
+def _check_user_data(user_data: str | None) -> None:
+    if user_data is None:
+        return
+    try:
+        base64.b64decode(user_data, validate=True)
+    except (binascii.Error, ValueError):
+        raise Fault(400, "User data needs to be valid base 64.") from None
+
+
+def _image_from_bdm(bdms: list[dict[str, Any]]) -> str | None:
+    """The image of a boot-from-image BDM (source image → local, boot_index 0); volumes need a volume service."""
+    image = None
+    for bdm in bdms:
+        source, dest = bdm.get("source_type"), bdm.get("destination_type", "local")
+        if dest == "volume" or source in ("volume", "snapshot"):
+            raise Fault(400, "Block Device Mapping is Invalid: boot from volume needs a block storage "
+                             "service, which this cloud does not have.")
+        if source == "image" and str(bdm.get("boot_index", "")) == "0":
+            image = bdm.get("uuid")
+    return image
+
+
+async def _image(req: ApiRequest, image_ref: str) -> dict[str, Any]:
+    images = req.services.images
+    if images is None:
+        raise Fault(400, "Can not find requested image")
+    try:
+        return await images.show(req.context.to_dict(), image_ref)
+    except exception.ImageNotFound:
+        raise Fault(400, "Can not find requested image") from None
+
+
+def _check_image_fits(image: dict[str, Any], flavor: dict[str, Any]) -> None:
+    if image.get("status") != "active":
+        raise Fault(400, f"Image {image['id']} is not active.")
+    if int(image.get("min_ram") or 0) > flavor["memory_mb"]:
+        raise Fault(400, "Flavor's memory is too small for requested image.")
+    root_bytes = flavor["root_gb"] * 1024 ** 3
+    if flavor["root_gb"] and (int(image.get("size") or 0) > root_bytes
+                              or int(image.get("min_disk") or 0) > flavor["root_gb"]):
+        raise Fault(400, "Flavor's disk is too small for requested image.")
+
+
+def _availability_zone(req: ApiRequest, requested: str | None) -> tuple[str | None, list[str], list[str]]:
+    """(zone, forced hosts, forced nodes) from ``zone[:host[:node]]``; forcing a host is for admins."""
+    conf = req.services.conf
+    if not requested:
+        return conf.default_schedule_zone, [], []
+    zone, _, rest = requested.partition(":")
+    host, _, node = rest.partition(":")
+    if host or node:
+        policy.authorize(req.context, "os_compute_api:servers:create:forced_host")
+    if zone and zone != conf.default_availability_zone:
+        raise Fault(400, f"The requested availability zone is not available (zone {zone}).")
+    return zone or None, [host] if host else [], [node] if node else []
+
+
+def _counts(server: dict[str, Any]) -> tuple[int, int]:
+    min_count = int(server.get("min_count", 1))
+    max_count = int(server.get("max_count", min_count))
+    if min_count > max_count:
+        raise Fault(400, "min_count must be <= max_count")
+    return min_count, max_count
+
+
+async def _check_quota(conn: Any, req: ApiRequest, flavor: dict[str, Any], min_count: int, max_count: int,
+                       metadata: dict[str, str]) -> int:
+    """How many instances (between min and max) the project's quota allows; 403 naming the resource if none."""
+    project = req.context.project_id
+    limits = await quotas_db.limits(conn, req.services.conf, project)
+    usage = await quotas_db.usage(conn, project)
+    if len(metadata) > limits.get("metadata_items", 128) >= 0:
+        raise Fault(403, "Quota exceeded for metadata_items: Requested "
+                         f"{len(metadata)}, but already used 0 of {limits['metadata_items']} metadata_items")
+    per_instance = {"instances": 1, "cores": flavor["vcpus"], "ram": flavor["memory_mb"]}
+    allowed = max_count
+    for resource, amount in per_instance.items():
+        hard = limits.get(resource, -1)
+        if hard < 0 or amount == 0:
+            continue
+        fit = (hard - usage.get(resource, 0)) // amount
+        if fit < min_count:
+            requested = amount * min_count
+            raise Fault(403, f"Quota exceeded for {resource}: Requested {requested}, but already used "
+                             f"{usage.get(resource, 0)} of {hard} {resource}")
+        allowed = min(allowed, fit)
+    return allowed
+
+
+async def create(req: ApiRequest) -> Response:
+    body = await req.json()
+    validation.validate(create_schema(req.version), body)
+    ctx = req.context
+    policy.authorize(ctx, "os_compute_api:servers:create", {"project_id": ctx.project_id})
+    server = body["server"]
+    hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
+    min_count, max_count = _counts(server)
+    _check_user_data(server.get("user_data"))
+    networks = server.get("networks")
+    if isinstance(networks, list):
+        for net in networks:
+            if net.get("uuid") and not is_uuid_like(net["uuid"]):
+                raise Fault(400, f"Bad networks format: network uuid is not in proper format ({net['uuid']})")
+            if net.get("uuid") or net.get("port"):
+                raise Fault(400, f"Network {net.get('uuid') or net.get('port')} could not be found.")
+    zone, force_hosts, force_nodes = _availability_zone(req, server.get("availability_zone"))
+    bdms = server.get("block_device_mapping_v2") or []
+    image_ref = server.get("imageRef") or _image_from_bdm(bdms)
+    if not image_ref:
+        raise Fault(400, "Missing imageRef attribute")
+
+    async with req.services.db.read() as conn:
+        flavor = await flavors_db.get_for_boot(conn, str(server["flavorRef"]).rsplit("/", 1)[-1],
+                                               ctx.project_id, ctx.is_admin)
+        if flavor is None:
+            raise Fault(400, "Invalid flavorRef provided.")
+        keypair = None
+        if server.get("key_name"):
+            keypair = await keypairs_db.get(conn, ctx.user_id, server["key_name"])
+            if keypair is None:
+                raise Fault(400, "Invalid key_name provided.")
+    if flavor.get("disabled"):
+        raise Fault(400, "Flavor is disabled.")
+    image = await _image(req, image_ref)
+    _check_image_fits(image, flavor)
+
+    metadata = server.get("metadata") or {}
+    reservation_id = "r-" + secrets.token_hex(4)
+    password = _admin_password(server.get("adminPass"))
+    groups = sorted({g["name"] for g in server.get("security_groups") or []} or {"default"})
+    flavor_snapshot = {k: flavor[k] for k in ("id", "flavorid", "name", "memory_mb", "vcpus", "root_gb",
+                                              "ephemeral_gb", "swap", "rxtx_factor", "extra_specs")}
+    image_props = {k: v for k, v in image.items() if k not in ("locations", "direct_url", "file", "self", "schema")}
+    conductor = ConductorAPI(req.services.transport)
+
+    async with req.services.db.write() as conn:
+        count = await _check_quota(conn, req, flavor, min_count, max_count, metadata)
+        rows, specs = [], []
+        for index in range(count):
+            uuid = new_uuid()
+            name = server["name"] if count == 1 else f"{server['name']}-{index + 1}"
+            rows.append({
+                "uuid": uuid, "project_id": ctx.project_id, "user_id": ctx.user_id, "display_name": name,
+                "display_description": server.get("description"), "hostname": _hostname(name),
+                "image_ref": image_ref, "flavor": flavor_snapshot, "vcpus": flavor["vcpus"],
+                "memory_mb": flavor["memory_mb"], "root_gb": flavor["root_gb"],
+                "ephemeral_gb": flavor["ephemeral_gb"], "vm_state": states.BUILDING,
+                "task_state": task_states.SCHEDULING, "power_state": 0, "availability_zone": zone,
+                "key_name": keypair["name"] if keypair else None,
+                "key_data": keypair["public_key"] if keypair else None,
+                "user_data": server.get("user_data"),
+                "config_drive": "True" if str(server.get("config_drive", "")).lower() == "true" else "",
+                "access_ip_v4": server.get("accessIPv4"), "access_ip_v6": server.get("accessIPv6"),
+                "reservation_id": reservation_id, "launch_index": index,
+                "auto_disk_config": server.get("OS-DCF:diskConfig") == "AUTO",
+                "system_metadata": {f"image_{k}": v for k, v in image_props.items()
+                                    if isinstance(v, str | int | float | bool)},
+                "security_groups": groups, "network_info": [],
+            })
+        for row in rows:
+            specs.append({
+                "instance_uuid": row["uuid"], "project_id": ctx.project_id, "user_id": ctx.user_id,
+                "flavor": flavor_snapshot, "image": image_props, "availability_zone": zone,
+                "scheduler_hints": hints, "force_hosts": force_hosts, "force_nodes": force_nodes,
+                "resources": resources_from_flavor(flavor), "num_instances": count,
+                "requested_networks": networks, "personality": server.get("personality") or [],
+            })
+        await instances.create(conn, rows, metadata, specs, ctx.to_dict())
+
+    request_spec = {**specs[0], "instance_uuid": None}
+    await conductor.schedule_and_build_instances(ctx.to_dict(), request_spec, [r["uuid"] for r in rows])
+
+    if str(server.get("return_reservation_id", "")).lower() == "true":
+        return json_response({"reservation_id": reservation_id}, status=202)
+    self_prefix, bookmark_prefix = req.link_prefix()
+    uuid = rows[0]["uuid"]
+    body_out = {"server": {
+        "id": uuid,
+        "links": [{"rel": "self", "href": f"{self_prefix}/servers/{uuid}"},
+                  {"rel": "bookmark", "href": f"{bookmark_prefix}/servers/{uuid}"}],
+        "OS-DCF:diskConfig": "AUTO" if server.get("OS-DCF:diskConfig") == "AUTO" else "MANUAL",
+        "security_groups": [{"name": g} for g in groups],
+        "adminPass": password,
+    }}
+    return json_response(body_out, status=202, headers={"Location": f"{self_prefix}/servers/{uuid}"})

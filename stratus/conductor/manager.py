@@ -1,0 +1,104 @@
+"""The conductor: turns a boot request into scheduled builds, and failed builds into retries elsewhere."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from oslo_config import cfg
+
+from stratus import exception
+from stratus.compute.rpcapi import ComputeAPI
+from stratus.db import actions, instances, placement
+from stratus.db.engine import Database
+from stratus.objects import states
+from stratus.objects.states import task_states
+from stratus.rpc.transport import Transport
+from stratus.scheduler.rpcapi import SchedulerAPI
+
+LOG = logging.getLogger(__name__)
+SCHEDULE_EVENT = "conductor_schedule_and_build_instances"
+RETRY_EVENT = "conductor_build_instances"
+
+
+class ConductorManager:
+    def __init__(self, conf: cfg.ConfigOpts, db: Database, transport: Transport) -> None:
+        self.conf = conf
+        self.db = db
+        self.scheduler = SchedulerAPI(transport)
+        self.compute = ComputeAPI(transport)
+
+    async def schedule_and_build_instances(self, context: dict[str, Any], request_spec: dict[str, Any],
+                                           instance_uuids: list[str]) -> None:
+        async with self.db.write() as conn:
+            for uuid in instance_uuids:
+                await actions.event_start(conn, context, uuid, SCHEDULE_EVENT)
+        try:
+            selections = await self.scheduler.select_destinations(context, request_spec, instance_uuids)
+        except Exception as exc:
+            LOG.info("scheduling %d instance(s) failed: %s", len(instance_uuids), exc)
+            await self._set_error(context, instance_uuids, exc, SCHEDULE_EVENT)
+            return
+        builds: list[tuple[str, list[dict[str, Any]]]] = []
+        async with self.db.write() as conn:
+            for uuid, hosts in zip(instance_uuids, selections, strict=True):
+                chosen = hosts[0]
+                placed = await instances.update_instance(
+                    conn, uuid, {"host": chosen["host"], "node": chosen["nodename"], "launched_on": chosen["host"]},
+                    expected_task_state=(task_states.SCHEDULING,), expected_vm_state=(states.BUILDING,))
+                if not placed:  # deleted while we were scheduling: give the claim back
+                    await placement.remove_allocations(conn, uuid)
+                    continue
+                await actions.event_finish(conn, context, uuid, SCHEDULE_EVENT)
+                builds.append((uuid, hosts))
+        for uuid, hosts in builds:
+            await self.compute.build_and_run_instance(context, hosts[0]["host"], uuid, request_spec, hosts[0],
+                                                      hosts[1:])
+
+    async def build_instances(self, context: dict[str, Any], instance_uuid: str, request_spec: dict[str, Any],
+                              alternates: list[dict[str, Any]], failed_host: str, reason: str) -> None:
+        """A host failed the build and released its claim: claim the next alternate that still fits."""
+        async with self.db.write() as conn:
+            await actions.event_start(conn, context, instance_uuid, RETRY_EVENT)
+        remaining = list(alternates)
+        while remaining:
+            selection, remaining = remaining[0], remaining[1:]
+            async with self.db.write() as conn:
+                instance = await instances.get_plain(conn, instance_uuid)
+                if instance is None or instance["deleted"] or instance["task_state"] == task_states.DELETING:
+                    await placement.remove_allocations(conn, instance_uuid)
+                    return
+                try:
+                    ok = await placement.claim(conn, selection["provider_id"], instance_uuid,
+                                               request_spec["project_id"], request_spec["user_id"],
+                                               selection["resources"])
+                except exception.ConcurrentUpdateDetected:
+                    ok = await placement.claim(conn, selection["provider_id"], instance_uuid,
+                                               request_spec["project_id"], request_spec["user_id"],
+                                               selection["resources"])
+                if not ok:
+                    continue
+                await instances.update_instance(
+                    conn, instance_uuid,
+                    {"host": selection["host"], "node": selection["nodename"], "launched_on": selection["host"],
+                     "task_state": task_states.SCHEDULING}, expected_vm_state=(states.BUILDING,))
+                await actions.event_finish(conn, context, instance_uuid, RETRY_EVENT)
+            await self.compute.build_and_run_instance(context, selection["host"], instance_uuid, request_spec,
+                                                      {**selection, "claimed": True}, remaining)
+            return
+        error = exception.NoValidHost(
+            f"Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures for "
+            f"instance {instance_uuid}.")
+        error.kwargs["last_error"] = reason
+        await self._set_error(context, [instance_uuid], error, RETRY_EVENT, details=reason)
+
+    async def _set_error(self, context: dict[str, Any], uuids: list[str], error: Exception, event: str,
+                         details: str | None = None) -> None:
+        async with self.db.write() as conn:
+            for uuid in uuids:
+                changed = await instances.update_instance(conn, uuid, {"vm_state": states.ERROR, "task_state": None,
+                                                                       "host": None, "node": None})
+                await placement.remove_allocations(conn, uuid)
+                if changed:
+                    await actions.add_fault(conn, uuid, error, code=500)
+                await actions.event_finish(conn, context, uuid, event, error=error)

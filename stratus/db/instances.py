@@ -1,0 +1,244 @@
+"""Instance records: create, read one, list a page with Nova's filters, state updates that compare-and-swap.
+
+Reads of a page cost a fixed number of queries (instances, then metadata, faults and tags with one IN each),
+never one per row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import Select, and_, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from stratus.db import actions
+from stratus.db.models import instance_metadata, instance_tags, instances, request_specs
+from stratus.utils import utcnow
+
+SORT_KEYS = {"created_at", "updated_at", "launched_at", "terminated_at", "display_name", "display_description",
+             "uuid", "vm_state", "task_state", "power_state", "host", "node", "image_ref", "key_name",
+             "availability_zone", "project_id", "user_id", "hostname", "locked", "config_drive", "access_ip_v4",
+             "access_ip_v6", "kernel_id", "ramdisk_id", "launch_index", "root_device_name", "progress", "id",
+             "memory_mb", "vcpus", "root_gb", "ephemeral_gb", "instance_type_id"}
+
+
+class MarkerNotFound(Exception):
+    pass
+
+
+@dataclasses.dataclass
+class ListFilters:
+    project_id: str | None = None
+    include_deleted: bool = False
+    only_deleted: bool = False
+    name: str | None = None
+    vm_states: list[str] | None = None
+    task_states: list[str | None] | None = None
+    changes_since: datetime.datetime | None = None
+    image_ref: str | None = None
+    flavorid: str | None = None
+    host: str | None = None
+    node: str | None = None
+    user_id: str | None = None
+    uuids: list[str] | None = None
+    reservation_id: str | None = None
+    availability_zone: str | None = None
+    locked: bool | None = None
+    key_name: str | None = None
+    tags: list[str] | None = None
+    tags_any: list[str] | None = None
+    not_tags: list[str] | None = None
+    not_tags_any: list[str] | None = None
+    sort: list[tuple[str, str]] = dataclasses.field(default_factory=lambda: [("created_at", "desc")])
+    limit: int = 1000
+    marker: str | None = None
+
+
+async def create(conn: AsyncConnection, values: list[dict[str, Any]], metadata: dict[str, str],
+                 specs: list[dict[str, Any]], context: dict[str, Any], tags: list[str] | None = None) -> None:
+    """Write the rows of one boot request (every instance of a multi-create) in the caller's transaction."""
+    now = utcnow()
+    for v in values:
+        v.setdefault("created_at", now)
+        v.setdefault("updated_at", now)
+    await conn.execute(instances.insert(), values)
+    uuids = [v["uuid"] for v in values]
+    if metadata:
+        await conn.execute(instance_metadata.insert(), [
+            {"instance_uuid": u, "key": k, "value": val} for u in uuids for k, val in metadata.items()])
+    if tags:
+        await conn.execute(instance_tags.insert(), [{"instance_uuid": u, "tag": t} for u in uuids for t in tags])
+    await conn.execute(request_specs.insert(), [
+        {"instance_uuid": u, "spec": s, "created_at": now} for u, s in zip(uuids, specs, strict=True)])
+    await actions.action_start(conn, context, uuids, "create")
+
+
+async def _attach(conn: AsyncConnection, rows: list[dict[str, Any]], with_tags: bool = True) -> list[dict[str, Any]]:
+    if not rows:
+        return rows
+    uuids = [r["uuid"] for r in rows]
+    meta: dict[str, dict[str, str]] = defaultdict(dict)
+    for u, k, v in await conn.execute(select(instance_metadata.c.instance_uuid, instance_metadata.c.key,
+                                             instance_metadata.c.value)
+                                      .where(instance_metadata.c.instance_uuid.in_(uuids))):
+        meta[u][k] = v
+    tags: dict[str, list[str]] = defaultdict(list)
+    if with_tags:
+        for u, t in await conn.execute(select(instance_tags.c.instance_uuid, instance_tags.c.tag)
+                                       .where(instance_tags.c.instance_uuid.in_(uuids))):
+            tags[u].append(t)
+    errored = [r["uuid"] for r in rows if r["vm_state"] == "error"]
+    faults = await actions.latest_faults(conn, errored)
+    for r in rows:
+        r["metadata"] = meta.get(r["uuid"], {})
+        r["tags"] = sorted(tags.get(r["uuid"], []))
+        r["fault"] = faults.get(r["uuid"])
+    return rows
+
+
+async def get(conn: AsyncConnection, uuid: str, read_deleted: bool = False) -> dict[str, Any] | None:
+    query = select(instances).where(instances.c.uuid == uuid)
+    if not read_deleted:
+        query = query.where(instances.c.deleted == 0)
+    row = (await conn.execute(query)).mappings().first()
+    if row is None:
+        return None
+    return (await _attach(conn, [dict(row)]))[0]
+
+
+async def get_plain(conn: AsyncConnection, uuid: str) -> dict[str, Any] | None:
+    """The instance row alone (no metadata, tags or fault) for the services' state machine."""
+    row = (await conn.execute(select(instances).where(instances.c.uuid == uuid))).mappings().first()
+    return None if row is None else dict(row)
+
+
+def _filtered(f: ListFilters) -> Select[Any]:
+    q = select(instances)
+    c = instances.c
+    if f.only_deleted:
+        q = q.where(c.deleted != 0)
+    elif not f.include_deleted:
+        q = q.where(c.deleted == 0)
+    if f.project_id is not None:
+        q = q.where(c.project_id == f.project_id)
+    if f.user_id is not None:
+        q = q.where(c.user_id == f.user_id)
+    if f.name:
+        q = q.where(c.display_name.regexp_match(f.name))
+    if f.vm_states is not None:
+        q = q.where(c.vm_state.in_(f.vm_states))
+    if f.task_states is not None:
+        real = [t for t in f.task_states if t is not None]
+        cond = c.task_state.in_(real)
+        q = q.where(or_(cond, c.task_state.is_(None)) if None in f.task_states else cond)
+    if f.changes_since is not None:
+        q = q.where(c.updated_at >= f.changes_since)
+    if f.image_ref:
+        q = q.where(c.image_ref == f.image_ref)
+    if f.flavorid:
+        q = q.where(c.flavor["flavorid"].as_string() == f.flavorid)
+    for col, value in ((c.host, f.host), (c.node, f.node), (c.reservation_id, f.reservation_id),
+                       (c.availability_zone, f.availability_zone), (c.key_name, f.key_name)):
+        if value is not None:
+            q = q.where(col == value)
+    if f.locked is not None:
+        q = q.where(c.locked == f.locked)
+    if f.uuids is not None:
+        q = q.where(c.uuid.in_(f.uuids))
+    t = instance_tags.c
+    for tag in f.tags or []:
+        q = q.where(c.uuid.in_(select(t.instance_uuid).where(t.tag == tag)))
+    if f.tags_any:
+        q = q.where(c.uuid.in_(select(t.instance_uuid).where(t.tag.in_(f.tags_any))))
+    if f.not_tags:
+        # excluded only when the instance has every one of these tags
+        sub = select(t.instance_uuid).where(t.tag.in_(f.not_tags)).group_by(t.instance_uuid)
+        from sqlalchemy import func
+
+        sub = sub.having(func.count(t.tag.distinct()) == len(set(f.not_tags)))
+        q = q.where(c.uuid.not_in(sub))
+    if f.not_tags_any:
+        q = q.where(c.uuid.not_in(select(t.instance_uuid).where(t.tag.in_(f.not_tags_any))))
+    return q
+
+
+async def list_page(conn: AsyncConnection, f: ListFilters) -> list[dict[str, Any]]:
+    """One page of instances, sorted, after the marker; ``MarkerNotFound`` if the marker is unknown."""
+    q = _filtered(f)
+    keys = [(k, d) for k, d in f.sort if k != "id"] + [("id", f.sort[0][1] if f.sort else "desc")]
+    if f.marker is not None:
+        marker = (await conn.execute(select(instances).where(instances.c.uuid == f.marker))).mappings().first()
+        if marker is None:
+            raise MarkerNotFound(f.marker)
+        # (k1, k2, ..., id) strictly after the marker in the chosen order
+        clauses = []
+        for i, (key, direction) in enumerate(keys):
+            col = instances.c[key]
+            eqs = [instances.c[k] == marker[k] for k, _ in keys[:i]]
+            value = marker[key]
+            if value is None:
+                cmp = col.is_not(None) if direction == "asc" else None
+            else:
+                cmp = col > value if direction == "asc" else or_(col < value, col.is_(None))
+            if cmp is not None:
+                clauses.append(and_(*eqs, cmp))
+        q = q.where(or_(*clauses)) if clauses else q.where(False)
+    order = [instances.c[k].asc() if d == "asc" else instances.c[k].desc() for k, d in keys]
+    q = q.order_by(*order).limit(f.limit)
+    rows = [dict(r) for r in (await conn.execute(q)).mappings()]
+    return await _attach(conn, rows)
+
+
+async def update_instance(conn: AsyncConnection, uuid: str, values: dict[str, Any],
+                          expected_task_state: tuple[str | None, ...] | None = None,
+                          expected_vm_state: tuple[str, ...] | None = None) -> bool:
+    """Apply ``values`` only if the instance is live and in the expected states; False means it moved on."""
+    c = instances.c
+    q = update(instances).where(c.uuid == uuid, c.deleted == 0)
+    if expected_task_state is not None:
+        real = [t for t in expected_task_state if t is not None]
+        cond = c.task_state.in_(real)
+        q = q.where(or_(cond, c.task_state.is_(None)) if None in expected_task_state else cond)
+    if expected_vm_state is not None:
+        q = q.where(c.vm_state.in_(expected_vm_state))
+    values = {"updated_at": utcnow(), **values}
+    result = await conn.execute(q.values(values))
+    return result.rowcount == 1
+
+
+async def soft_delete(conn: AsyncConnection, uuid: str) -> bool:
+    """Mark deleted (kept for changes-since and instance actions); metadata and tags go with it."""
+    now = utcnow()
+    result = await conn.execute(update(instances).where(instances.c.uuid == uuid, instances.c.deleted == 0)
+                                .values(deleted=instances.c.id, deleted_at=now, updated_at=now,
+                                        terminated_at=now, vm_state="deleted", task_state=None, power_state=0))
+    if result.rowcount:
+        await conn.execute(delete(instance_metadata).where(instance_metadata.c.instance_uuid == uuid))
+        await conn.execute(delete(instance_tags).where(instance_tags.c.instance_uuid == uuid))
+    return result.rowcount == 1
+
+
+async def request_spec(conn: AsyncConnection, uuid: str) -> dict[str, Any] | None:
+    row = (await conn.execute(select(request_specs.c.spec).where(request_specs.c.instance_uuid == uuid))).first()
+    return None if row is None else dict(row[0])
+
+
+async def set_metadata(conn: AsyncConnection, uuid: str, items: dict[str, str], replace: bool) -> None:
+    if replace:
+        await conn.execute(delete(instance_metadata).where(instance_metadata.c.instance_uuid == uuid))
+    elif items:
+        await conn.execute(delete(instance_metadata).where(instance_metadata.c.instance_uuid == uuid,
+                                                           instance_metadata.c.key.in_(list(items))))
+    if items:
+        await conn.execute(instance_metadata.insert(), [
+            {"instance_uuid": uuid, "key": k, "value": v} for k, v in items.items()])
+    await conn.execute(update(instances).where(instances.c.uuid == uuid).values(updated_at=utcnow()))
+
+
+async def delete_metadata_key(conn: AsyncConnection, uuid: str, key: str) -> bool:
+    result = await conn.execute(delete(instance_metadata).where(instance_metadata.c.instance_uuid == uuid,
+                                                                instance_metadata.c.key == key))
+    return result.rowcount == 1

@@ -1,0 +1,177 @@
+"""Placement's model: resource providers, inventories, allocations, and atomic claims.
+
+A claim reads the provider's generation and usage, checks capacity, then bumps the generation with a
+compare-and-swap; if another claim changed the provider in between, nothing is written and the caller
+retries on fresh data. This holds on SQLite (where the write transaction also serialises) and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from stratus.db.models import allocations, consumers, inventories, resource_providers
+from stratus.utils import utcnow
+
+VCPU = "VCPU"
+MEMORY_MB = "MEMORY_MB"
+DISK_GB = "DISK_GB"
+
+
+def capacity(inv: dict[str, Any]) -> int:
+    """Usable amount of one inventory: (total - reserved) * allocation_ratio, as placement computes it."""
+    return int((inv["total"] - inv["reserved"]) * inv["allocation_ratio"])
+
+
+async def ensure_provider(conn: AsyncConnection, uuid: str, name: str, inventory: dict[str, dict[str, Any]]
+                          ) -> int:
+    """Create the provider if new and make its inventories exactly ``inventory``; returns the provider id."""
+    now = utcnow()
+    row = (await conn.execute(select(resource_providers.c.id).where(resource_providers.c.uuid == uuid))).first()
+    if row is None:
+        result = await conn.execute(resource_providers.insert().values(uuid=uuid, name=name, generation=0,
+                                                                       created_at=now))
+        rp_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        await conn.execute(update(resource_providers).where(resource_providers.c.id == rp_id)
+                           .values(root_provider_id=rp_id))
+    else:
+        rp_id = int(row[0])
+    current = {r["resource_class"]: dict(r) for r in (await conn.execute(
+        select(inventories).where(inventories.c.resource_provider_id == rp_id))).mappings()}
+    changed = False
+    for rc, values in inventory.items():
+        fields = {"total": values["total"], "reserved": values.get("reserved", 0),
+                  "min_unit": values.get("min_unit", 1), "max_unit": values.get("max_unit", values["total"]),
+                  "step_size": values.get("step_size", 1),
+                  "allocation_ratio": values.get("allocation_ratio", 1.0)}
+        if rc not in current:
+            await conn.execute(inventories.insert().values(resource_provider_id=rp_id, resource_class=rc,
+                                                           created_at=now, **fields))
+            changed = True
+        elif any(current[rc][k] != v for k, v in fields.items()):
+            await conn.execute(update(inventories).where(inventories.c.id == current[rc]["id"])
+                               .values(updated_at=now, **fields))
+            changed = True
+    stale = [current[rc]["id"] for rc in current if rc not in inventory]
+    if stale:
+        await conn.execute(delete(inventories).where(inventories.c.id.in_(stale)))
+        changed = True
+    if changed:
+        await conn.execute(update(resource_providers).where(resource_providers.c.id == rp_id)
+                           .values(generation=resource_providers.c.generation + 1, updated_at=now))
+    return rp_id
+
+
+async def provider_usages(conn: AsyncConnection, provider_ids: Iterable[int] | None = None
+                          ) -> dict[int, dict[str, int]]:
+    """{provider id: {resource class: used}} in one grouped query."""
+    query = select(allocations.c.resource_provider_id, allocations.c.resource_class,
+                   func.sum(allocations.c.used)).group_by(allocations.c.resource_provider_id,
+                                                          allocations.c.resource_class)
+    if provider_ids is not None:
+        query = query.where(allocations.c.resource_provider_id.in_(list(provider_ids)))
+    usage: dict[int, dict[str, int]] = defaultdict(dict)
+    for rp_id, rc, used in await conn.execute(query):
+        usage[rp_id][rc] = int(used or 0)
+    return usage
+
+
+async def providers_with_inventory(conn: AsyncConnection, names: Iterable[str] | None = None
+                                   ) -> list[dict[str, Any]]:
+    """Every provider with its inventories and usage: three queries whatever the number of providers."""
+    query = select(resource_providers)
+    if names is not None:
+        query = query.where(resource_providers.c.name.in_(list(names)))
+    providers = {r["id"]: {**r, "inventories": {}, "usages": {}}
+                 for r in (await conn.execute(query)).mappings()}
+    if not providers:
+        return []
+    inv_query = select(inventories)
+    if names is not None:
+        inv_query = inv_query.where(inventories.c.resource_provider_id.in_(list(providers)))
+    for inv in (await conn.execute(inv_query)).mappings():
+        rp = providers.get(inv["resource_provider_id"])
+        if rp is not None:
+            rp["inventories"][inv["resource_class"]] = dict(inv)
+    for rp_id, usage in (await provider_usages(conn, None if names is None else list(providers))).items():
+        if rp_id in providers:
+            providers[rp_id]["usages"] = usage
+    return list(providers.values())
+
+
+def fits(provider: dict[str, Any], resources: dict[str, int]) -> bool:
+    """Whether ``resources`` fit the provider's free capacity and unit constraints."""
+    for rc, amount in resources.items():
+        if amount == 0:
+            continue
+        inv = provider["inventories"].get(rc)
+        if inv is None:
+            return False
+        if amount < inv["min_unit"] or amount > inv["max_unit"] or amount % inv["step_size"]:
+            return False
+        if provider["usages"].get(rc, 0) + amount > capacity(inv):
+            return False
+    return True
+
+
+async def claim(conn: AsyncConnection, provider_id: int, consumer_uuid: str, project_id: str, user_id: str,
+                resources: dict[str, int]) -> bool:
+    """Allocate ``resources`` on one provider for a consumer, atomically; False if they no longer fit.
+
+    Raises ``ConcurrentUpdateDetected`` when another writer changed the provider between our read and our
+    write; the caller retries with fresh data.
+    """
+    from stratus.exception import ConcurrentUpdateDetected
+
+    gen_row = (await conn.execute(select(resource_providers.c.generation)
+                                  .where(resource_providers.c.id == provider_id))).first()
+    if gen_row is None:
+        return False
+    generation = gen_row[0]
+    provider = {"inventories": {r["resource_class"]: dict(r) for r in (await conn.execute(
+        select(inventories).where(inventories.c.resource_provider_id == provider_id))).mappings()},
+        "usages": (await provider_usages(conn, [provider_id])).get(provider_id, {})}
+    if not fits(provider, resources):
+        return False
+    now = utcnow()
+    result = await conn.execute(update(resource_providers)
+                                .where(resource_providers.c.id == provider_id,
+                                       resource_providers.c.generation == generation)
+                                .values(generation=generation + 1, updated_at=now))
+    if result.rowcount != 1:
+        raise ConcurrentUpdateDetected(provider=provider_id)
+    await _ensure_consumer(conn, consumer_uuid, project_id, user_id)
+    await conn.execute(allocations.insert(), [
+        {"resource_provider_id": provider_id, "consumer_id": consumer_uuid, "resource_class": rc, "used": amount,
+         "created_at": now} for rc, amount in resources.items() if amount])
+    return True
+
+
+async def _ensure_consumer(conn: AsyncConnection, consumer_uuid: str, project_id: str, user_id: str) -> None:
+    exists = (await conn.execute(select(consumers.c.id).where(consumers.c.uuid == consumer_uuid))).first()
+    if exists is None:
+        await conn.execute(consumers.insert().values(uuid=consumer_uuid, project_id=project_id, user_id=user_id,
+                                                     generation=0, created_at=utcnow()))
+
+
+async def remove_allocations(conn: AsyncConnection, consumer_uuid: str) -> list[int]:
+    """Drop every allocation of a consumer; bumps the generation of each provider touched."""
+    rp_ids = [r[0] for r in await conn.execute(select(allocations.c.resource_provider_id).distinct()
+                                               .where(allocations.c.consumer_id == consumer_uuid))]
+    if rp_ids:
+        await conn.execute(delete(allocations).where(allocations.c.consumer_id == consumer_uuid))
+        await conn.execute(update(resource_providers).where(resource_providers.c.id.in_(rp_ids))
+                           .values(generation=resource_providers.c.generation + 1, updated_at=utcnow()))
+    await conn.execute(delete(consumers).where(consumers.c.uuid == consumer_uuid))
+    return rp_ids
+
+
+async def allocations_for_consumer(conn: AsyncConnection, consumer_uuid: str) -> dict[int, dict[str, int]]:
+    out: dict[int, dict[str, int]] = defaultdict(dict)
+    for r in (await conn.execute(select(allocations).where(allocations.c.consumer_id == consumer_uuid))).mappings():
+        out[r["resource_provider_id"]][r["resource_class"]] = r["used"]
+    return dict(out)

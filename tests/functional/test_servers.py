@@ -1,0 +1,242 @@
+"""Servers through the REST API of a running all-in-one: boot, list, show, update, delete, and bad input."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+
+import jsonschema
+import pytest
+from tempest.lib.api_schema.response.compute.v2_1 import servers as schema_21
+from tempest.lib.api_schema.response.compute.v2_26 import servers as schema_226
+from tempest.lib.api_schema.response.compute.v2_47 import servers as schema_247
+
+from tests.conftest import Cloud
+from tests.functional.helpers import boot, upload_image, wait_for_status, wait_gone
+
+
+def check(schema: dict, resp) -> None:  # type: ignore[no-untyped-def]
+    assert resp.status_code in (schema["status_code"] if isinstance(schema["status_code"], list)
+                                else [schema["status_code"]]), resp.text
+    if schema.get("response_body"):
+        jsonschema.validate(resp.json(), schema["response_body"])
+
+
+@pytest.fixture(scope="module")
+def image(cloud: Cloud) -> dict:
+    with cloud.image_client() as img:
+        return upload_image(img)
+
+
+def test_boot_show_list_delete(cloud: Cloud, image: dict) -> None:
+    with cloud.client(token="alice:proj-a") as c:
+        resp = boot(c, image["id"], metadata={"role": "web"})
+        check(schema_21.create_server, resp)
+        server_id = resp.json()["server"]["id"]
+        assert resp.headers["Location"].endswith(f"/servers/{server_id}")
+        active = wait_for_status(c, server_id, {"ACTIVE", "ERROR"})
+        assert active["status"] == "ACTIVE", active
+        assert active["OS-EXT-STS:vm_state"] == "active"
+        assert active["OS-EXT-STS:power_state"] == 1
+        assert active["OS-EXT-STS:task_state"] is None
+        assert active["metadata"] == {"role": "web"}
+        assert active["hostId"]
+        assert "OS-EXT-SRV-ATTR:host" not in active  # not an admin
+        check(schema_21.get_server, c.get(f"/servers/{server_id}"))
+        listed = c.get("/servers")
+        check(schema_21.list_servers, listed)
+        assert server_id in {s["id"] for s in listed.json()["servers"]}
+        check(schema_21.list_servers_detail, c.get("/servers/detail"))
+        resp = c.delete(f"/servers/{server_id}")
+        assert resp.status_code == 204
+        wait_gone(c, server_id)
+    with cloud.client() as admin:
+        changes = admin.get("/servers/detail", params={"changes-since": "2000-01-01T00:00:00Z",
+                                                       "all_tenants": "1"}).json()["servers"]
+        gone = [s for s in changes if s["id"] == server_id]
+        assert gone and gone[0]["status"] == "DELETED"
+
+
+def test_latest_microversion_views(cloud: Cloud, image: dict) -> None:
+    with cloud.client(version="2.47") as admin:
+        resp = boot(admin, image["id"], networks="none", description="d1")
+        assert resp.status_code == 202, resp.text
+        server_id = resp.json()["server"]["id"]
+        wait_for_status(admin, server_id, {"ACTIVE"})
+        got = admin.get(f"/servers/{server_id}")
+        check(schema_247.get_server, got)
+        server = got.json()["server"]
+        assert server["flavor"]["original_name"] == "m1.tiny"
+        assert server["description"] == "d1"
+        assert server["OS-EXT-SRV-ATTR:host"].startswith("compute-")
+        assert server["host_status"] == "UP"
+        assert got.headers["OpenStack-API-Version"] == "compute 2.47"
+        admin.delete(f"/servers/{server_id}")
+        wait_gone(admin, server_id)
+
+
+def test_tags_and_metadata(cloud: Cloud, image: dict) -> None:
+    with cloud.client(token="bob:proj-b", version="2.26") as c:
+        server_id = boot(c, image["id"]).json()["server"]["id"]
+        assert c.put(f"/servers/{server_id}/tags/blue").status_code == 201
+        assert c.put(f"/servers/{server_id}/tags", json={"tags": ["a", "b"]}).json() == {"tags": ["a", "b"]}
+        check(schema_226.get_server, c.get(f"/servers/{server_id}"))
+        assert [s["id"] for s in c.get("/servers", params={"tags": "a,b"}).json()["servers"]] == [server_id]
+        assert c.get("/servers", params={"not-tags-any": "a"}).json()["servers"] == []
+        assert c.post(f"/servers/{server_id}/metadata", json={"metadata": {"k": "v"}}).status_code == 200
+        assert c.get(f"/servers/{server_id}/metadata/k").json() == {"meta": {"k": "v"}}
+        assert c.put(f"/servers/{server_id}/metadata/k", json={"meta": {"x": "v"}}).status_code == 400
+        assert c.delete(f"/servers/{server_id}/metadata/k").status_code == 204
+        assert c.get(f"/servers/{server_id}/metadata/k").status_code == 404
+        c.delete(f"/servers/{server_id}")
+        wait_gone(c, server_id)
+
+
+def test_pagination_and_filters(cloud: Cloud, image: dict) -> None:
+    with cloud.client(token="carol:proj-c") as c:
+        resp = boot(c, image["id"], name="page", min_count=5)
+        assert resp.status_code == 202, resp.text
+        names = set()
+        marker = None
+        pages = 0
+        while True:
+            params = {"limit": 2, "name": "^page-"}
+            if marker:
+                params["marker"] = marker
+            body = c.get("/servers", params=params).json()
+            names.update(s["name"] for s in body["servers"])
+            pages += 1
+            if "servers_links" not in body:
+                break
+            marker = body["servers"][-1]["id"]
+        assert names == {f"page-{i}" for i in range(1, 6)}
+        assert pages == 3
+        ids = [s["id"] for s in c.get("/servers", params={"name": "^page-"}).json()["servers"]]
+        for sid in ids:
+            wait_for_status(c, sid, {"ACTIVE"})
+        assert len(c.get("/servers/detail", params={"status": "ACTIVE", "name": "page"}).json()["servers"]) == 5
+        assert c.get("/servers", params={"status": "SHUTOFF", "name": "page"}).json()["servers"] == []
+        sorted_names = [s["name"] for s in c.get("/servers/detail", params={
+            "name": "^page-", "sort_key": "display_name", "sort_dir": "asc"}).json()["servers"]]
+        assert sorted_names == sorted(sorted_names)
+        for sid in ids:
+            assert c.delete(f"/servers/{sid}").status_code == 204
+        for sid in ids:
+            wait_gone(c, sid)
+
+
+def test_update_server(cloud: Cloud, image: dict) -> None:
+    with cloud.client(version="2.19") as c:
+        server_id = boot(c, image["id"]).json()["server"]["id"]
+        resp = c.put(f"/servers/{server_id}", json={"server": {"name": "renamed", "description": "hello"}})
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["server"]["name"] == "renamed"
+        assert resp.json()["server"]["description"] == "hello"
+        assert c.put(f"/servers/{server_id}", json={"server": {"bogus": 1}}).status_code == 400
+        c.delete(f"/servers/{server_id}")
+        wait_gone(c, server_id)
+
+
+@pytest.mark.parametrize(("body", "fragment"), [
+    ({"server": {"name": "x", "imageRef": "IMAGE", "flavorRef": "no-such-flavor"}}, "Invalid flavorRef"),
+    ({"server": {"name": "x", "imageRef": str(uuid.uuid4()), "flavorRef": "1"}}, "Can not find requested image"),
+    ({"server": {"imageRef": "IMAGE", "flavorRef": "1"}}, "'name' is a required property"),
+    ({"server": {"name": "x", "imageRef": "IMAGE", "flavorRef": "1", "bogus": True}}, "Additional properties"),
+    ({"server": {"name": "x", "imageRef": "IMAGE", "flavorRef": "1", "key_name": "nokey"}}, "Invalid key_name"),
+    ({"server": {"name": "x", "imageRef": "IMAGE", "flavorRef": "1", "user_data": "!!notbase64"}}, "base 64"),
+    ({"server": {"name": "x", "imageRef": "IMAGE", "flavorRef": "1", "min_count": 3, "max_count": 2}},
+     "min_count"),
+    ({"server": {"name": "x", "imageRef": "IMAGE", "flavorRef": "1", "availability_zone": "nowhere"}},
+     "availability zone"),
+    ({"server": {"name": "x", "imageRef": "not-a-uuid", "flavorRef": "1"}}, "imageRef"),
+])
+def test_bad_create_is_400_and_stores_nothing(cloud: Cloud, image: dict, body: dict, fragment: str) -> None:
+    if body["server"].get("imageRef") == "IMAGE":
+        body["server"]["imageRef"] = image["id"]
+    db = sqlite3.connect(cloud.state_path / "stratus.sqlite")
+    before = db.execute("select count(*) from instances").fetchone()[0]
+    with cloud.client(token="dave:proj-d") as c:
+        resp = c.post("/servers", json=body)
+    assert resp.status_code == 400, resp.text
+    assert fragment in resp.json()["badRequest"]["message"]
+    assert resp.json()["badRequest"]["code"] == 400
+    assert db.execute("select count(*) from instances").fetchone()[0] == before
+
+
+def test_malformed_body_and_versions(cloud: Cloud) -> None:
+    with cloud.client() as c:
+        resp = c.post("/servers", content=b"{not json", headers={"Content-Type": "application/json"})
+        assert resp.status_code == 400 and "badRequest" in resp.json()
+        resp = c.get("/servers", headers={"OpenStack-API-Version": "compute 2.999"})
+        assert resp.status_code == 406 and resp.json()["notAcceptable"]["code"] == 406
+        resp = c.get("/servers", headers={"OpenStack-API-Version": "compute abc"})
+        assert resp.status_code == 400
+        resp = c.get("/servers", headers={"OpenStack-API-Version": "compute latest"})
+        assert resp.headers["OpenStack-API-Version"] == "compute 2.47"
+        assert c.get("/servers", params={"limit": "x"}).status_code == 400
+        assert c.get("/servers", params={"marker": str(uuid.uuid4())}).status_code == 400
+        assert c.get("/servers", params={"status": "BOGUS"},
+                     headers={"OpenStack-API-Version": "compute 2.38"}).status_code == 400
+        assert c.get("/servers/detail", params={"sort_key": "bogus"}).status_code == 400
+        assert c.get(f"/servers/{uuid.uuid4()}").status_code == 404
+        assert c.get("/no-such-thing").status_code == 404
+
+
+def test_someone_elses_server_is_404(cloud: Cloud, image: dict) -> None:
+    with cloud.client(token="erin:proj-e") as owner, cloud.client(token="mallory:proj-m") as other:
+        server_id = boot(owner, image["id"]).json()["server"]["id"]
+        for resp in (other.get(f"/servers/{server_id}"), other.delete(f"/servers/{server_id}"),
+                     other.put(f"/servers/{server_id}", json={"server": {"name": "pwned"}}),
+                     other.get(f"/servers/{server_id}/metadata")):
+            assert resp.status_code == 404, resp.text
+            assert resp.json()["itemNotFound"]["code"] == 404
+        assert other.get("/servers", params={"all_tenants": "1"}).status_code == 403
+        assert server_id not in {s["id"] for s in other.get("/servers").json()["servers"]}
+        owner.delete(f"/servers/{server_id}")
+        wait_gone(owner, server_id)
+
+
+def test_project_id_in_url_and_versions(cloud: Cloud) -> None:
+    import httpx
+
+    root = httpx.get(cloud.compute_url.rsplit("/v2.1", 1)[0] + "/").json()
+    assert root["versions"][0]["version"] == "2.47"
+    doc = httpx.get(cloud.compute_url + "/").json()["version"]
+    assert doc["id"] == "v2.1" and doc["min_version"] == "2.1"
+    with cloud.client(token="frank:proj-f") as c:
+        resp = c.get("/proj-f/servers")
+        assert resp.status_code == 200, resp.text
+        resp = c.get("/proj-f/flavors/1")
+        assert "/v2.1/proj-f/flavors/1" in resp.json()["flavor"]["links"][0]["href"]
+
+
+def test_quota_exceeded_is_403_and_stores_nothing(cloud: Cloud, image: dict) -> None:
+    with cloud.client(token="gina:proj-g") as c:
+        resp = boot(c, image["id"], min_count=11)
+        assert resp.status_code == 403, resp.text
+        assert "Quota exceeded for instances" in resp.json()["forbidden"]["message"]
+        assert c.get("/servers").json()["servers"] == []
+
+
+def test_delete_while_building_wins(cloud: Cloud, image: dict) -> None:
+    """Delete immediately after create, many times: nothing is left in instances or allocations."""
+    with cloud.client(token="hank:proj-h") as c:
+        ids = []
+        for _ in range(8):
+            resp = boot(c, image["id"])
+            assert resp.status_code == 202
+            ids.append(resp.json()["server"]["id"])
+            assert c.delete(f"/servers/{ids[-1]}").status_code == 204
+        for sid in ids:
+            wait_gone(c, sid)
+    db = sqlite3.connect(cloud.state_path / "stratus.sqlite")
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        left = db.execute(f"select count(*) from allocations where consumer_id in ({','.join('?' * len(ids))})",
+                          ids).fetchone()[0]
+        if left == 0:
+            break
+        time.sleep(0.1)
+    assert left == 0
