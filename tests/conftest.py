@@ -2,116 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
-import textwrap
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from stratus.local_cloud import Cloud, start_cloud, stop_cloud
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Cloud:
-    """A running ``stratus all-in-one``: its URLs, data directory and log."""
-
-    def __init__(self, state_path: Path, compute_port: int, image_port: int, proc: subprocess.Popen[bytes],
-                 log_path: Path, config_file: Path) -> None:
-        self.state_path = state_path
-        self.compute_url = f"http://127.0.0.1:{compute_port}/v2.1"
-        self.image_url = f"http://127.0.0.1:{image_port}"
-        self.proc = proc
-        self.log_path = log_path
-        self.config_file = config_file
-
-    def client(self, token: str = "admin:admin", version: str | None = None) -> httpx.Client:
-        headers = {"X-Auth-Token": token}
-        if version:
-            headers["OpenStack-API-Version"] = f"compute {version}"
-        return httpx.Client(base_url=self.compute_url, headers=headers, timeout=30)
-
-    def image_client(self, token: str = "admin:admin") -> httpx.Client:
-        return httpx.Client(base_url=self.image_url, headers={"X-Auth-Token": token}, timeout=30)
-
-    def sdk(self, token: str = "admin:admin"):  # type: ignore[no-untyped-def]
-        import openstack
-
-        return openstack.connect(
-            auth_type="admin_token",
-            auth={"endpoint": self.compute_url, "token": token},
-            compute_endpoint_override=self.compute_url,
-            image_endpoint_override=self.image_url,
-            load_yaml_config=False,
-            load_envvars=False,
-        )
-
-    def clouds_yaml(self, path: Path, token: str = "admin:admin") -> Path:
-        path.write_text(textwrap.dedent(f"""\
-            clouds:
-              stratus:
-                auth_type: admin_token
-                auth:
-                  endpoint: {self.compute_url}
-                  token: "{token}"
-                compute_endpoint_override: {self.compute_url}
-                image_endpoint_override: {self.image_url}
-            """))
-        return path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def start_cloud(tmp: Path, extra_conf: str = "") -> Cloud:
-    compute_port, image_port = free_port(), free_port()
-    config_file = tmp / "stratus.conf"
-    config_file.write_text(textwrap.dedent(f"""\
-        [DEFAULT]
-        state_path = {tmp / 'data'}
-        osapi_compute_listen_port = {compute_port}
-        report_interval = 1
-        [image_store]
-        listen_port = {image_port}
-        """) + textwrap.dedent(extra_conf))
-    log_path = tmp / "stratus.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "stratus.cli", "--config-file", str(config_file),
-                             "all-in-one"], stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
-    cloud = Cloud(tmp / "data", compute_port, image_port, proc, log_path, config_file)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"stratus all-in-one exited {proc.returncode}:\n{cloud.log()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if (httpx.get(cloud.compute_url + "/", timeout=1).status_code == 200
-                    and httpx.get(cloud.image_url + "/versions", timeout=1).status_code == 200):
-                return cloud
-        time.sleep(0.1)
-    stop_cloud(cloud)
-    raise RuntimeError(f"stratus all-in-one did not start in 60 s:\n{cloud.log()}")
-
-
-def stop_cloud(cloud: Cloud) -> None:
-    if cloud.proc.poll() is None:
-        cloud.proc.send_signal(signal.SIGTERM)
-        try:
-            cloud.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            cloud.proc.kill()
-            cloud.proc.wait()
+__all__ = ["Cloud"]
 
 
 @pytest.fixture(scope="session")

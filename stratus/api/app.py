@@ -27,10 +27,10 @@ class ProjectIdInPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             parts = scope["path"].split("/", 3)  # '', 'v2.1', segment, rest
-            if len(parts) >= 3 and parts[1] == "v2.1" and parts[2] and parts[2] not in self.top_level:
+            if len(parts) == 4 and parts[1] == "v2.1" and parts[2] and parts[3] and parts[2] not in self.top_level:
                 scope = dict(scope)
                 scope["stratus.url_project_id"] = parts[2]
-                scope["path"] = "/v2.1/" + (parts[3] if len(parts) > 3 else "")
+                scope["path"] = "/v2.1/" + parts[3]
                 scope["raw_path"] = scope["path"].encode()
         await self.app(scope, receive, send)
 

@@ -48,3 +48,14 @@ def boot(client: httpx.Client, image_id: str, flavor: str = "1", name: str | Non
          ) -> httpx.Response:
     server = {"name": name or f"vm-{uuid.uuid4().hex[:6]}", "imageRef": image_id, "flavorRef": flavor, **extra}
     return client.post("/servers", json={"server": server})
+
+
+def check_schema(schema: dict[str, Any], resp: httpx.Response) -> None:
+    """Validate a response the way tempest does: status code and body against its schema and format checker."""
+    from tempest.lib.common import jsonschema_validator
+
+    codes = schema["status_code"] if isinstance(schema["status_code"], list) else [schema["status_code"]]
+    assert resp.status_code in codes, resp.text
+    if schema.get("response_body"):
+        jsonschema_validator.JSONSCHEMA_VALIDATOR(
+            schema["response_body"], format_checker=jsonschema_validator.FORMAT_CHECKER).validate(resp.json())

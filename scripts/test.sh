@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install Stratus with its test dependencies into ./.venv and run every check: ruff, then the whole pytest
+# suite (unit tests, and functional tests that start real all-in-one clouds and drive them over HTTP with
+# openstacksdk, the openstack CLI and tempest's response schemas).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/pytest ] || [ pyproject.toml -nt .venv/.installed-test ]; then
+    python3 -m venv .venv
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q -e '.[test]'
+    touch .venv/.installed-test
+fi
+.venv/bin/ruff check stratus tests benchmarks
+exec .venv/bin/pytest -q "$@"
