@@ -129,10 +129,8 @@ def load(config_files: Iterable[str] = (), overrides: Mapping[str, Mapping[str, 
 
 
 def database_url(conf: cfg.ConfigOpts) -> str:
-    """The async SQLAlchemy URL: the configured one, or SQLite in ``state_path``."""
+    """The SQLAlchemy URL: the configured one (PostgreSQL through asyncpg), or SQLite in ``state_path``."""
     url = conf.database.connection or f"sqlite:///{os.path.join(conf.state_path, 'stratus.sqlite')}"
-    if url.startswith("sqlite:///"):
-        return "sqlite+aiosqlite:///" + url[len("sqlite:///"):]
     if url.startswith(("postgresql://", "postgresql+psycopg2://", "postgres://")):
         return "postgresql+asyncpg://" + url.split("://", 1)[1]
     return url

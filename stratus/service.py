@@ -13,7 +13,7 @@ from oslo_config import cfg
 
 from stratus import conf as conf_mod
 from stratus.db import migrate
-from stratus.db.engine import Database, create_engine
+from stratus.db.engine import Database
 from stratus.rpc.transport import Transport, get_transport
 
 LOG = logging.getLogger(__name__)
@@ -28,10 +28,10 @@ def setup_logging(conf: cfg.ConfigOpts) -> None:
 
 async def open_database(conf: cfg.ConfigOpts, sync_schema: bool = True) -> Database:
     os.makedirs(conf.state_path, exist_ok=True)
-    engine = create_engine(conf_mod.database_url(conf), pool_size=conf.database.max_pool_size)
+    db = Database(conf_mod.database_url(conf), pool_size=conf.database.max_pool_size)
     if sync_schema:
-        await migrate.sync(engine)
-    return Database(engine)
+        await migrate.sync(db)
+    return db
 
 
 class Services:

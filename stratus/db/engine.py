@@ -1,31 +1,121 @@
-"""Engines and transactions: one async engine per process, SQLite tuned for many small writes."""
+"""Database handles: PostgreSQL through an async engine, SQLite inline on the event loop.
+
+SQLite answers a statement in microseconds, while handing it to a worker thread (aiosqlite) costs about a
+millisecond per statement; so for SQLite the statements run inline on the loop, and writers of the process
+queue on one asyncio lock (SQLite has one writer at a time anyway) instead of meeting in SQLite's busy
+handler, which sleeps up to 100 ms between attempts. Every caller sees the same small interface:
+``async with db.read() as conn`` / ``async with db.write() as conn`` and ``await conn.execute(statement)``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
-
-
-def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    """An async engine; for SQLite, WAL and a busy timeout so concurrent writers wait instead of failing."""
-    if url.startswith("sqlite"):
-        engine = create_async_engine(url, poolclass=NullPool if ":memory:" in url else None,
-                                     connect_args={"timeout": 30})
-        _tune_sqlite(engine)
-        return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.engine import Result
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
 
 
-def _tune_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+class Connection(Protocol):
+    """What the query modules use of a connection."""
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]: ...
+
+
+class _InlineConnection:
+    """A sync SQLAlchemy connection behind the async ``execute`` the query modules call."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]:
+        if parameters is None:
+            return self._conn.execute(statement)  # type: ignore[no-any-return]
+        return self._conn.execute(statement, parameters)  # type: ignore[no-any-return]
+
+
+class Database:
+    """The process's handle on the database: ``read()`` for queries, ``write()`` for one transaction."""
+
+    def __init__(self, url: str, pool_size: int = 10) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.sync_engine: Engine | None = None
+        self.async_engine: AsyncEngine | None = None
+        if self.is_sqlite:
+            memory = ":memory:" in url or url in ("sqlite://", "sqlite:///")
+            self.sync_engine = create_sync_engine(
+                url, connect_args={"timeout": 30, "check_same_thread": False},
+                poolclass=StaticPool if memory else None)
+            _tune_sqlite(self.sync_engine)
+        else:
+            self.async_engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size * 2,
+                                                    pool_pre_ping=True)
+        self._write_lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Connection]:
+        if self.sync_engine is not None:
+            with self.sync_engine.connect() as conn:
+                yield _InlineConnection(conn)
+            return
+        assert self.async_engine is not None
+        async with self.async_engine.connect() as aconn:
+            yield aconn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Connection]:
+        """One transaction; on SQLite it holds the write lock from BEGIN, so read-check-write units serialise."""
+        if self.sync_engine is not None:
+            async with self._write_lock:
+                with self.sync_engine.connect() as conn:
+                    conn.info["immediate"] = True
+                    try:
+                        with conn.begin():
+                            yield _InlineConnection(conn)
+                    finally:
+                        conn.info.pop("immediate", None)
+            return
+        assert self.async_engine is not None
+        async with self.async_engine.begin() as aconn:
+            yield aconn
+
+    def run_sync(self, func: Any) -> Any:
+        """Run ``func(sync_connection)`` in one transaction (migrations); returns an awaitable."""
+        if self.sync_engine is not None:
+            engine = self.sync_engine
+
+            async def _inline() -> Any:
+                with engine.begin() as conn:
+                    return func(conn)
+            return _inline()
+        assert self.async_engine is not None
+        async_engine = self.async_engine
+
+        async def _async() -> Any:
+            async with async_engine.begin() as conn:
+                return await conn.run_sync(func)
+        return _async()
+
+    async def dispose(self) -> None:
+        if self.sync_engine is not None:
+            self.sync_engine.dispose()
+        if self.async_engine is not None:
+            await self.async_engine.dispose()
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # pysqlite's own transaction handling issues BEGIN lazily; we emit BEGIN ourselves so a
-        # read-then-write unit (a claim) holds the write lock from the start when it asks for it.
+        # pysqlite would issue BEGIN lazily; we emit BEGIN ourselves so a write transaction can ask for
+        # the write lock up front (BEGIN IMMEDIATE) and reads see one snapshot.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -34,35 +124,6 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("immediate") else "BEGIN")
-
-
-class Database:
-    """The process's handle on the database: ``read()`` for queries, ``write()`` for one transaction."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self.is_sqlite = engine.dialect.name == "sqlite"
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
-            yield conn
-
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction that takes SQLite's write lock at BEGIN, so read-check-write units serialise."""
-        async with self.engine.connect() as conn:
-            if self.is_sqlite:
-                conn.sync_connection.info["immediate"] = True  # type: ignore[union-attr]
-            try:
-                async with conn.begin():
-                    yield conn
-            finally:
-                if self.is_sqlite:
-                    conn.sync_connection.info.pop("immediate", None)  # type: ignore[union-attr]
-
-    async def dispose(self) -> None:
-        await self.engine.dispose()

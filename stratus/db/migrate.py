@@ -7,7 +7,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.ext.asyncio import AsyncEngine
+
+from stratus.db.engine import Database
 
 MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
 
@@ -19,11 +20,6 @@ def alembic_config(connection: Any = None) -> Config:
     return cfg
 
 
-async def sync(engine: AsyncEngine, revision: str = "head") -> None:
+async def sync(db: Database, revision: str = "head") -> None:
     """Upgrade the schema to ``revision``; idempotent, safe to run at every start."""
-
-    def _upgrade(sync_conn: Any) -> None:
-        command.upgrade(alembic_config(sync_conn), revision)
-
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+    await db.run_sync(lambda conn: command.upgrade(alembic_config(conn), revision))
