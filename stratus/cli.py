@@ -22,11 +22,13 @@ def _parser() -> argparse.ArgumentParser:
     aio = sub.add_parser("all-in-one", help="The whole cloud in one process on the embedded defaults.")
     aio.add_argument("--compute-port", type=int, help="Compute API port (default 8774).")
     aio.add_argument("--image-port", type=int, help="Image API port (default 9292).")
-    aio.add_argument("--listen", help="Address both APIs listen on (default 127.0.0.1).")
+    aio.add_argument("--identity-port", type=int, help="Identity API port (default 5000).")
+    aio.add_argument("--listen", help="Address the APIs listen on (default 127.0.0.1).")
     aio.add_argument("--fake-hosts", type=int, help="Simulated hypervisor hosts (default [fake_driver] host_count).")
     api = sub.add_parser("api", help="The compute API (and the embedded image API).")
     api.add_argument("--compute-port", type=int)
     api.add_argument("--image-port", type=int)
+    api.add_argument("--identity-port", type=int)
     api.add_argument("--listen")
     sub.add_parser("conductor", help="The conductor service.")
     sub.add_parser("scheduler", help="The scheduler service.")
@@ -39,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, object]]:
-    out: dict[str, dict[str, object]] = {"DEFAULT": {}, "image_store": {}, "fake_driver": {}}
+    out: dict[str, dict[str, object]] = {"DEFAULT": {}, "image_store": {}, "identity": {}, "fake_driver": {}}
     if args.state_path:
         out["DEFAULT"]["state_path"] = args.state_path
     if args.debug:
@@ -48,9 +50,12 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, object]]:
         out["DEFAULT"]["osapi_compute_listen_port"] = args.compute_port
     if getattr(args, "image_port", None):
         out["image_store"]["listen_port"] = args.image_port
+    if getattr(args, "identity_port", None):
+        out["identity"]["listen_port"] = args.identity_port
     if getattr(args, "listen", None):
         out["DEFAULT"]["osapi_compute_listen"] = args.listen
         out["image_store"]["listen"] = args.listen
+        out["identity"]["listen"] = args.listen
     if getattr(args, "fake_hosts", None):
         out["fake_driver"]["host_count"] = args.fake_hosts
     return out
@@ -74,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         print("database schema is up to date")
         return 0
     roles, hosts = {
-        "all-in-one": ({"api", "image", "conductor", "scheduler", "compute"}, None),
-        "api": ({"api", "image"}, None),
+        "all-in-one": ({"api", "image", "identity", "conductor", "scheduler", "compute"}, None),
+        "api": ({"api", "image", "identity"}, None),
         "conductor": ({"conductor"}, None),
         "scheduler": ({"scheduler"}, None),
         "compute": ({"compute"}, None),

@@ -86,6 +86,11 @@ IMAGE_STORE_OPTS = [
     cfg.StrOpt("filesystem_store_datadir", default=None, help="Where image data lives; default state_path/images."),
 ]
 
+IDENTITY_OPTS = [
+    cfg.StrOpt("listen", default="127.0.0.1", help="Address of the embedded identity API."),
+    cfg.PortOpt("listen_port", default=5000, help="Port of the embedded identity API."),
+]
+
 FAKE_DRIVER_OPTS = [
     cfg.IntOpt("host_count", default=4, min=1,
                help="Hypervisor hosts one compute process simulates (all-in-one: compute-1..N)."),
@@ -110,6 +115,7 @@ GROUPS: dict[str, list[cfg.Opt]] = {
     "quota": QUOTA_OPTS,
     "glance": GLANCE_OPTS,
     "image_store": IMAGE_STORE_OPTS,
+    "identity": IDENTITY_OPTS,
     "fake_driver": FAKE_DRIVER_OPTS,
     "workarounds": WORKAROUNDS_OPTS,
 }

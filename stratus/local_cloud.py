@@ -28,11 +28,12 @@ def free_port() -> int:
 class Cloud:
     """A running ``stratus all-in-one``: its URLs, data directory and log."""
 
-    def __init__(self, state_path: Path, compute_port: int, image_port: int, proc: subprocess.Popen[bytes],
-                 log_path: Path, config_file: Path) -> None:
+    def __init__(self, state_path: Path, compute_port: int, image_port: int, identity_port: int,
+                 proc: subprocess.Popen[bytes], log_path: Path, config_file: Path) -> None:
         self.state_path = state_path
         self.compute_url = f"http://127.0.0.1:{compute_port}/v2.1"
         self.image_url = f"http://127.0.0.1:{image_port}"
+        self.identity_url = f"http://127.0.0.1:{identity_port}/v3"
         self.proc = proc
         self.log_path = log_path
         self.config_file = config_file
@@ -54,6 +55,8 @@ class Cloud:
             auth={"endpoint": self.compute_url, "token": token},
             compute_endpoint_override=self.compute_url,
             image_endpoint_override=self.image_url,
+            identity_endpoint_override=self.identity_url,
+            identity_api_version="3",
             load_yaml_config=False,
             load_envvars=False,
         )
@@ -68,6 +71,8 @@ class Cloud:
                   token: "{token}"
                 compute_endpoint_override: {self.compute_url}
                 image_endpoint_override: {self.image_url}
+                identity_endpoint_override: {self.identity_url}
+                identity_api_version: '3'
             """))
         return path
 
@@ -76,7 +81,7 @@ class Cloud:
 
 
 def start_cloud(tmp: Path, extra_conf: str = "", python: str = sys.executable) -> Cloud:
-    compute_port, image_port = free_port(), free_port()
+    compute_port, image_port, identity_port = free_port(), free_port(), free_port()
     config_file = tmp / "stratus.conf"
     config_file.write_text(textwrap.dedent(f"""\
         [DEFAULT]
@@ -85,12 +90,14 @@ def start_cloud(tmp: Path, extra_conf: str = "", python: str = sys.executable) -
         report_interval = 1
         [image_store]
         listen_port = {image_port}
+        [identity]
+        listen_port = {identity_port}
         """) + textwrap.dedent(extra_conf))
     log_path = tmp / "stratus.log"
     log = open(log_path, "wb")
     proc = subprocess.Popen([python, "-m", "stratus.cli", "--config-file", str(config_file),
                              "all-in-one"], stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
-    cloud = Cloud(tmp / "data", compute_port, image_port, proc, log_path, config_file)
+    cloud = Cloud(tmp / "data", compute_port, image_port, identity_port, proc, log_path, config_file)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:

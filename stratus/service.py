@@ -87,6 +87,10 @@ class Services:
                 await flavors.ensure_defaults(conn)
             api_services = ApiServices(conf=conf, db=db, transport=transport, auth=NoAuth2(), images=images)
             self._serve(create_app(api_services), conf.osapi_compute_listen, conf.osapi_compute_listen_port)
+        if "identity" in self.roles:
+            from stratus.identity.api import create_app as create_identity_app
+
+            self._serve(create_identity_app(), conf.identity.listen, conf.identity.listen_port)
         if "image" in self.roles:
             from stratus.identity.auth import NoAuth2
             from stratus.image.api import create_app as create_image_app

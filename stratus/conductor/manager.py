@@ -44,7 +44,9 @@ class ConductorManager:
             for uuid, hosts in zip(instance_uuids, selections, strict=True):
                 chosen = hosts[0]
                 placed = await instances.update_instance(
-                    conn, uuid, {"host": chosen["host"], "node": chosen["nodename"], "launched_on": chosen["host"]},
+                    conn, uuid, {"host": chosen["host"], "node": chosen["nodename"], "launched_on": chosen["host"],
+                                 "availability_zone": request_spec.get("availability_zone")
+                                 or self.conf.default_availability_zone},
                     expected_task_state=(task_states.SCHEDULING,), expected_vm_state=(states.BUILDING,))
                 if not placed:  # deleted while we were scheduling: give the claim back
                     await placement.remove_allocations(conn, uuid)
