@@ -18,7 +18,7 @@ DEFAULT_OPTS = [
     cfg.StrOpt("state_path", default=os.path.join(os.getcwd(), "data"),
                help="Directory holding the SQLite database, image store and instance files."),
     cfg.StrOpt("transport_url", default="local://",
-               help="Messaging transport: local:// (in-process) or rabbit://user:pass@host:5672/."),
+               help="Messaging transport URL; local:// is the in-process transport (the only one built in so far)."),
     cfg.StrOpt("compute_driver", default="fake.FakeDriver", help="Virt driver, e.g. fake.FakeDriver."),
     cfg.FloatOpt("cpu_allocation_ratio", default=4.0, help="Virtual CPU to physical CPU allocation ratio."),
     cfg.FloatOpt("ram_allocation_ratio", default=1.0, help="Virtual RAM to physical RAM allocation ratio."),

@@ -1,0 +1,73 @@
+"""The same cloud on a real PostgreSQL: migrations, the boot flow, filters, and claims under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from stratus import conf as conf_mod
+from stratus import exception
+from stratus.db import placement
+from stratus.local_cloud import start_cloud, stop_cloud
+from stratus.service import open_database
+from tests.functional.helpers import boot, upload_image, wait_for_status, wait_gone
+
+pytestmark = pytest.mark.integration
+
+
+async def test_claims_hold_under_concurrency_on_postgres(postgres_url: str, tmp_path: Path) -> None:
+    conf = conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)},
+                                    "database": {"connection": postgres_url}})
+    db = await open_database(conf)
+    async with db.write() as conn:
+        rp = await placement.ensure_provider(conn, "33333333-3333-3333-3333-333333333333", "pg-node", {
+            "VCPU": {"total": 4, "allocation_ratio": 1.0}})
+
+    async def one(i: int) -> bool:
+        for _ in range(50):
+            try:
+                async with db.write() as conn:
+                    return await placement.claim(conn, rp, f"pg-consumer-{i}", "p", "u", {"VCPU": 1})
+            except exception.ConcurrentUpdateDetected:
+                await asyncio.sleep(0.001)
+        return False
+
+    results = await asyncio.gather(*(one(i) for i in range(16)))
+    assert sum(results) == 4
+    async with db.read() as conn:
+        assert (await placement.provider_usages(conn, [rp]))[rp] == {"VCPU": 4}
+    async with db.write() as conn:
+        for i in range(16):
+            await placement.remove_allocations(conn, f"pg-consumer-{i}")
+    await db.dispose()
+
+
+def test_boot_flow_on_postgres(postgres_url: str, tmp_path: Path) -> None:
+    cloud = start_cloud(tmp_path, extra_conf=f"""
+        [database]
+        connection = {postgres_url}
+        """)
+    try:
+        with cloud.image_client() as img:
+            image = upload_image(img)
+        with cloud.client(token="pg:pg-project", version="2.26") as c:
+            resp = boot(c, image["id"], name="pgvm", min_count=3, metadata={"k": "v"})
+            assert resp.status_code == 202, resp.text
+            servers = c.get("/servers", params={"name": "^pgvm-"}).json()["servers"]
+            assert len(servers) == 3
+            for s in servers:
+                wait_for_status(c, s["id"], {"ACTIVE"})
+            assert c.put(f"/servers/{servers[0]['id']}/tags/x").status_code == 201
+            tagged = c.get("/servers/detail", params={"tags": "x"}).json()["servers"]
+            assert [s["id"] for s in tagged] == [servers[0]["id"]]
+            assert tagged[0]["metadata"] == {"k": "v"}
+            assert len(c.get("/servers/detail", params={"flavor": "1", "status": "ACTIVE"}).json()["servers"]) == 3
+            for s in servers:
+                assert c.delete(f"/servers/{s['id']}").status_code == 204
+            for s in servers:
+                wait_gone(c, s["id"])
+    finally:
+        stop_cloud(cloud)
+        print(cloud.log()[-3000:])
