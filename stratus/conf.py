@@ -28,6 +28,8 @@ DEFAULT_OPTS = [
     cfg.IntOpt("reserved_host_cpus", default=0, help="Host CPUs kept back for the host."),
     cfg.IntOpt("service_down_time", default=60, help="Seconds without a heartbeat after which a service is down."),
     cfg.IntOpt("report_interval", default=10, help="Seconds between service heartbeats."),
+    cfg.IntOpt("update_resources_interval", default=60,
+               help="Seconds between reports of each compute host's resources to placement."),
     cfg.StrOpt("default_availability_zone", default="nova", help="Availability zone of compute hosts."),
     cfg.StrOpt("default_schedule_zone", default=None, help="Availability zone used when a boot names none."),
     cfg.StrOpt("instance_name_template", default="instance-%08x", help="Hypervisor name of an instance."),

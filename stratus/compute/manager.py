@@ -59,8 +59,11 @@ class ComputeManager:
                                                                          self.service_id, self.host)
 
     async def periodic_tasks(self) -> None:
+        """Level-triggered upkeep: report the hypervisor's resources again (the heartbeat is batched by the
+        service runner). Unchanged inventory writes nothing."""
         async with self.db.write() as conn:
-            await services_db.heartbeat(conn, [self.service_id])
+            self.node = await resource_tracker.update_available_resource(conn, self.conf, self.driver,
+                                                                         self.service_id, self.host)
 
     # --- build -----------------------------------------------------------------------------------------
     async def build_and_run_instance(self, context: dict[str, Any], instance_uuid: str,
