@@ -8,6 +8,7 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from stratus.api import server_view, servers_create, validation
+from stratus.api.common import collection_links, limit_and_marker
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, empty_response, json_response
@@ -37,19 +38,6 @@ async def load_instance(req: ApiRequest, server_id: str, rule: str) -> dict[str,
     if inst is None or not policy.check(req.context, rule, {"project_id": inst["project_id"]}):
         raise Fault(404, f"Instance {server_id} could not be found.")
     return inst
-
-
-def _int_param(req: ApiRequest, name: str) -> int | None:
-    raw = req.query.get(name)
-    if raw is None:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Fault(400, f"{name} param must be an integer") from None
-    if value < 0:
-        raise Fault(400, f"{name} param must be positive")
-    return value
 
 
 def _filters(req: ApiRequest, rule: str) -> instances.ListFilters:
@@ -128,10 +116,7 @@ def _filters(req: ApiRequest, rule: str) -> instances.ListFilters:
             sort.append((column, direction))
         if sort:
             f.sort = sort
-    max_limit = req.services.conf.api.max_limit
-    limit = _int_param(req, "limit")
-    f.limit = max_limit if limit is None else min(limit, max_limit)
-    f.marker = q.get("marker")
+    f.limit, f.marker = limit_and_marker(req)
     return f
 
 
@@ -149,25 +134,15 @@ async def _list(req: ApiRequest, rule: str) -> list[dict[str, Any]]:
             raise Fault(400, f"marker [{f.marker}] not found") from None
 
 
-def _next_link(req: ApiRequest, rows: list[dict[str, Any]], path: str) -> list[dict[str, str]]:
-    limit = _int_param(req, "limit")
-    max_limit = req.services.conf.api.max_limit
-    page = max_limit if limit is None else min(limit, max_limit)
-    if not rows or len(rows) < page:
-        return []
-    params = [(k, v) for k, v in req.query.multi_items() if k != "marker"]
-    params.append(("marker", rows[-1]["uuid"]))
-    from urllib.parse import urlencode
-
-    self_prefix, _ = req.link_prefix()
-    return [{"rel": "next", "href": f"{self_prefix}/{path}?{urlencode(params)}"}]
+def _page_size(req: ApiRequest) -> int:
+    return limit_and_marker(req)[0]
 
 
 async def index(req: ApiRequest) -> Response:
     rows = await _list(req, "os_compute_api:servers:index")
     view = server_view.ServerViewBuilder(req)
     body: dict[str, Any] = {"servers": [view.basic(r) for r in rows]}
-    links = _next_link(req, rows, "servers")
+    links = collection_links(req, "servers", rows, _page_size(req), "uuid")
     if links:
         body["servers_links"] = links
     return json_response(body)
@@ -202,7 +177,7 @@ async def detail(req: ApiRequest) -> Response:
     rows = await _list(req, "os_compute_api:servers:detail")
     view = await _view(req, rows)
     body: dict[str, Any] = {"servers": [view.full(r) for r in rows]}
-    links = _next_link(req, rows, "servers/detail")
+    links = collection_links(req, "servers/detail", rows, _page_size(req), "uuid")
     if links:
         body["servers_links"] = links
     return json_response(body)

@@ -71,6 +71,7 @@ RULES: dict[str, Check] = {
     "os_compute_api:os-keypairs:create": _owner_or_admin,
     "os_compute_api:os-keypairs:delete": _owner_or_admin,
     "os_compute_api:limits": _anyone,
+    "os_compute_api:limits:other_project": _project_member_or_admin,
     "os_compute_api:os-instance-actions:list": _project_member_or_admin,
     "os_compute_api:os-instance-actions:show": _project_member_or_admin,
     "os_compute_api:os-instance-actions:events": _admin,

@@ -1,0 +1,45 @@
+"""Helpers every resource module shares: paging parameters, ``next`` links, self/bookmark links."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlencode
+
+from stratus.api.errors import Fault
+from stratus.api.request import ApiRequest
+
+
+def query_int(req: ApiRequest, param: str) -> int | None:
+    """A non-negative integer query parameter, worded as Nova's query schema rejects it."""
+    value = req.query.get(param)
+    if value is None:
+        return None
+    if not re.fullmatch(r"[0-9]+", value):
+        raise Fault(400, f"Invalid input for query parameters {param}. Value: {value}. "
+                         f"'{value}' does not match '^[0-9]*$'")
+    return int(value)
+
+
+def limit_and_marker(req: ApiRequest) -> tuple[int, str | None]:
+    """Nova's ``get_limit_and_marker``: ``limit`` capped by ``[api] max_limit``; ``limit=0`` is an empty page."""
+    max_limit = int(req.services.conf.api.max_limit)
+    limit = query_int(req, "limit")
+    return (max_limit if limit is None else min(limit, max_limit)), req.query.get("marker")
+
+
+def collection_links(req: ApiRequest, collection: str, items: list[dict[str, Any]], limit: int,
+                     id_key: str) -> list[dict[str, str]]:
+    """A ``next`` link when the page is full, carrying the request's parameters and the last item as marker."""
+    if not limit or len(items) != limit:
+        return []
+    params = [(k, v) for k, v in req.query.multi_items() if k != "marker"]
+    params.append(("marker", str(items[-1][id_key])))
+    self_prefix, _ = req.link_prefix()
+    return [{"rel": "next", "href": f"{self_prefix}/{collection}?{urlencode(params)}"}]
+
+
+def links(req: ApiRequest, collection: str, identifier: str) -> list[dict[str, str]]:
+    self_prefix, bookmark_prefix = req.link_prefix()
+    return [{"rel": "self", "href": f"{self_prefix}/{collection}/{identifier}"},
+            {"rel": "bookmark", "href": f"{bookmark_prefix}/{collection}/{identifier}"}]

@@ -1,0 +1,139 @@
+"""Flavor, key pair and quota queries against a real SQLite database, without the API in front."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, insert
+
+from stratus import conf as conf_mod
+from stratus.db import flavors, keypairs, quotas
+from stratus.db.engine import Database
+from stratus.db.models import instances, quota_classes
+from stratus.db.models import quotas as quotas_table
+from stratus.service import open_database
+from stratus.utils import utcnow
+
+
+async def _db(tmp_path: Path) -> tuple[Database, Any]:
+    conf = conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)}})
+    db = await open_database(conf)
+    async with db.write() as conn:
+        await flavors.ensure_defaults(conn)
+    return db, conf
+
+
+async def test_defaults_once_and_boot_lookup(tmp_path: Path) -> None:
+    db, _ = await _db(tmp_path)
+    async with db.write() as conn:
+        await flavors.delete_flavor(conn, "5")
+        await flavors.ensure_defaults(conn)  # not empty: the operator's deletion stays
+        private = await flavors.create(conn, flavorid="p1", name="private", memory_mb=64, vcpus=1, root_gb=0,
+                                       is_public=False)
+        await flavors.update_extra_specs(conn, private["id"], {"hw:cpu_policy": "dedicated"})
+        await flavors.add_access(conn, private["id"], "granted")
+    async with db.read() as conn:
+        assert [f["flavorid"] for f in await flavors.list_flavors(conn, project_id="x", is_admin=False)] == [
+            "1", "2", "3", "4", "42", "84"]
+        tiny = await flavors.get_for_boot(conn, "1", "anyone", False)
+        assert tiny is not None
+        json.dumps(tiny)  # stored as is in the instance record
+        assert {k: tiny[k] for k in ("flavorid", "name", "vcpus", "memory_mb", "root_gb", "extra_specs")} == {
+            "flavorid": "1", "name": "m1.tiny", "vcpus": 1, "memory_mb": 512, "root_gb": 1, "extra_specs": {}}
+        assert await flavors.get_for_boot(conn, "p1", "other", False) is None
+        assert await flavors.get_for_boot(conn, "nope", "other", True) is None
+        for project, admin in (("granted", False), ("other", True)):
+            found = await flavors.get_for_boot(conn, "p1", project, admin)
+            assert found is not None and found["extra_specs"] == {"hw:cpu_policy": "dedicated"}
+            assert found["is_public"] is False
+    await db.dispose()
+
+
+async def test_pages_cost_fixed_queries(tmp_path: Path) -> None:
+    db, _ = await _db(tmp_path)
+    async with db.write() as conn:
+        for f in await flavors.list_flavors(conn, project_id="p", is_admin=True):
+            await flavors.update_extra_specs(conn, f["id"], {"k": f["flavorid"]})
+    statements: list[str] = []
+    assert db.sync_engine is not None
+    event.listen(db.sync_engine, "before_cursor_execute",
+                 lambda *args: statements.append(args[2]))
+    async with db.read() as conn:
+        page = await flavors.list_flavors(conn, project_id="p", is_admin=False, marker="2", limit=3,
+                                          with_extra_specs=True)
+    assert [f["flavorid"] for f in page] == ["3", "4", "42"]
+    assert [f["extra_specs"] for f in page] == [{"k": "3"}, {"k": "4"}, {"k": "42"}]
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 3  # marker, page, specs
+    async with db.read() as conn:
+        with pytest.raises(flavors.MarkerNotFound):
+            await flavors.list_flavors(conn, project_id="p", is_admin=False, marker="nope")
+        with pytest.raises(ValueError, match="sort_key"):
+            await flavors.list_flavors(conn, project_id="p", is_admin=False, sort_key="secret")
+    await db.dispose()
+
+
+async def test_sort_ties_break_on_id(tmp_path: Path) -> None:
+    db, _ = await _db(tmp_path)
+    async with db.read() as conn:
+        ones = await flavors.list_flavors(conn, project_id="p", is_admin=True, sort_key="vcpus")
+        first = await flavors.list_flavors(conn, project_id="p", is_admin=True, sort_key="vcpus", limit=2)
+        rest = await flavors.list_flavors(conn, project_id="p", is_admin=True, sort_key="vcpus",
+                                          marker=first[-1]["flavorid"])
+    assert first + rest == ones
+    await db.dispose()
+
+
+async def test_conflicts(tmp_path: Path) -> None:
+    db, _ = await _db(tmp_path)
+    async with db.write() as conn:
+        with pytest.raises(flavors.FlavorConflict) as by_id:
+            await flavors.create(conn, flavorid="1", name="fresh", memory_mb=1, vcpus=1, root_gb=0)
+        with pytest.raises(flavors.FlavorConflict) as by_name:
+            await flavors.create(conn, flavorid="fresh", name="m1.tiny", memory_mb=1, vcpus=1, root_gb=0)
+        await keypairs.create(conn, user_id="u", name="k", public_key="ssh-rsa x", fingerprint="f")
+        with pytest.raises(keypairs.KeyPairExists):
+            await keypairs.create(conn, user_id="u", name="k", public_key="ssh-rsa y", fingerprint="g")
+        await keypairs.create(conn, user_id="v", name="k", public_key="ssh-rsa y", fingerprint="g")
+    assert (by_id.value.column, by_name.value.column) == ("flavorid", "name")
+    async with db.read() as conn:
+        got = await keypairs.get(conn, "u", "k")
+        assert got is not None and got["public_key"] == "ssh-rsa x"
+        assert await keypairs.get(conn, "w", "k") is None
+    await db.dispose()
+
+
+async def test_quota_precedence_and_usage(tmp_path: Path) -> None:
+    db, conf = await _db(tmp_path)
+    now = utcnow()
+    async with db.write() as conn:
+        await conn.execute(insert(quota_classes), [
+            {"class_name": "default", "resource": "cores", "hard_limit": 8, "created_at": now},
+            {"class_name": "default", "resource": "ram", "hard_limit": 1000, "created_at": now}])
+        await conn.execute(insert(quotas_table), [
+            {"project_id": "p", "user_id": "", "resource": "cores", "hard_limit": 4, "created_at": now},
+            {"project_id": "p", "user_id": "u", "resource": "cores", "hard_limit": 2, "created_at": now},
+            {"project_id": "q", "user_id": "", "resource": "key_pairs", "hard_limit": -1, "created_at": now}])
+        rows = [("active", 0), ("building", 0), ("soft-delete", 0), ("deleted", 99)]
+        await conn.execute(insert(instances), [
+            {"uuid": str(uuid.uuid4()), "project_id": "p", "user_id": "u", "flavor": {}, "vcpus": 2,
+             "memory_mb": 256, "root_gb": 1, "vm_state": state, "reservation_id": "r", "deleted": deleted,
+             "created_at": now, "updated_at": now} for state, deleted in rows])
+        await keypairs.create(conn, user_id="u", name="k", public_key="ssh-rsa x", fingerprint="f")
+    async with db.read() as conn:
+        project = await quotas.limits(conn, conf, "p")
+        user = await quotas.limits(conn, conf, "p", user_id="u")
+        other = await quotas.limits(conn, conf, "q")
+        used = await quotas.usage(conn, "p", user_id="u")
+        assert await quotas.usage(conn, "empty") == {"instances": 0, "cores": 0, "ram": 0, "server_groups": 0,
+                                                     "key_pairs": 0}
+    assert (project["cores"], user["cores"], other["cores"]) == (4, 2, 8)
+    assert (project["ram"], project["instances"], other["key_pairs"]) == (1000, 10, -1)
+    assert project["floating_ips"] == -1 and project["injected_file_path_bytes"] == 255
+    assert used == {"instances": 2, "cores": 4, "ram": 512, "server_groups": 0, "key_pairs": 1}
+    assert quotas.headroom(project, used, {"instances": 1, "cores": 1}) == ["cores"]
+    assert not quotas.over(-1, 10**6, 1)
+    await db.dispose()
