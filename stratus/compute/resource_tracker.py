@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from oslo_config import cfg
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stratus.db import placement
 from stratus.db import services as services_db
+from stratus.db.engine import Connection
 from stratus.virt.driver import ComputeDriver
 
 
@@ -27,7 +27,7 @@ def inventory(conf: cfg.ConfigOpts, node: dict[str, Any]) -> dict[str, dict[str,
     }
 
 
-async def update_available_resource(conn: AsyncConnection, conf: cfg.ConfigOpts, driver: ComputeDriver,
+async def update_available_resource(conn: Connection, conf: cfg.ConfigOpts, driver: ComputeDriver,
                                     service_id: int, host: str) -> dict[str, Any]:
     """Refresh the compute node row and its provider's inventory from the driver; returns the node."""
     res = driver.get_available_resources()

@@ -91,7 +91,6 @@ class ConductorManager:
         error = exception.NoValidHost(
             f"Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures for "
             f"instance {instance_uuid}.")
-        error.kwargs["last_error"] = reason
         await self._set_error(context, [instance_uuid], error, RETRY_EVENT, details=reason)
 
     async def _set_error(self, context: dict[str, Any], uuids: list[str], error: Exception, event: str,
@@ -102,5 +101,5 @@ class ConductorManager:
                                                                        "host": None, "node": None})
                 await placement.remove_allocations(conn, uuid)
                 if changed:
-                    await actions.add_fault(conn, uuid, error, code=500)
+                    await actions.add_fault(conn, uuid, error, code=500, details=details)
                 await actions.event_finish(conn, context, uuid, event, error=error)

@@ -12,9 +12,9 @@ from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import Select, and_, delete, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stratus.db import actions
+from stratus.db.engine import Connection
 from stratus.db.models import instance_metadata, instance_tags, instances, request_specs
 from stratus.utils import utcnow
 
@@ -57,7 +57,7 @@ class ListFilters:
     marker: str | None = None
 
 
-async def create(conn: AsyncConnection, values: list[dict[str, Any]], metadata: dict[str, str],
+async def create(conn: Connection, values: list[dict[str, Any]], metadata: dict[str, str],
                  specs: list[dict[str, Any]], context: dict[str, Any], tags: list[str] | None = None) -> None:
     """Write the rows of one boot request (every instance of a multi-create) in the caller's transaction."""
     now = utcnow()
@@ -76,7 +76,7 @@ async def create(conn: AsyncConnection, values: list[dict[str, Any]], metadata: 
     await actions.action_start(conn, context, uuids, "create")
 
 
-async def _attach(conn: AsyncConnection, rows: list[dict[str, Any]], with_tags: bool = True) -> list[dict[str, Any]]:
+async def _attach(conn: Connection, rows: list[dict[str, Any]], with_tags: bool = True) -> list[dict[str, Any]]:
     if not rows:
         return rows
     uuids = [r["uuid"] for r in rows]
@@ -99,7 +99,7 @@ async def _attach(conn: AsyncConnection, rows: list[dict[str, Any]], with_tags: 
     return rows
 
 
-async def get(conn: AsyncConnection, uuid: str, read_deleted: bool = False) -> dict[str, Any] | None:
+async def get(conn: Connection, uuid: str, read_deleted: bool = False) -> dict[str, Any] | None:
     query = select(instances).where(instances.c.uuid == uuid)
     if not read_deleted:
         query = query.where(instances.c.deleted == 0)
@@ -109,7 +109,7 @@ async def get(conn: AsyncConnection, uuid: str, read_deleted: bool = False) -> d
     return (await _attach(conn, [dict(row)]))[0]
 
 
-async def get_plain(conn: AsyncConnection, uuid: str) -> dict[str, Any] | None:
+async def get_plain(conn: Connection, uuid: str) -> dict[str, Any] | None:
     """The instance row alone (no metadata, tags or fault) for the services' state machine."""
     row = (await conn.execute(select(instances).where(instances.c.uuid == uuid))).mappings().first()
     return None if row is None else dict(row)
@@ -165,7 +165,7 @@ def _filtered(f: ListFilters) -> Select[Any]:
     return q
 
 
-async def list_page(conn: AsyncConnection, f: ListFilters) -> list[dict[str, Any]]:
+async def list_page(conn: Connection, f: ListFilters) -> list[dict[str, Any]]:
     """One page of instances, sorted, after the marker; ``MarkerNotFound`` if the marker is unknown."""
     q = _filtered(f)
     keys = [(k, d) for k, d in f.sort if k != "id"] + [("id", f.sort[0][1] if f.sort else "desc")]
@@ -192,7 +192,7 @@ async def list_page(conn: AsyncConnection, f: ListFilters) -> list[dict[str, Any
     return await _attach(conn, rows)
 
 
-async def update_instance(conn: AsyncConnection, uuid: str, values: dict[str, Any],
+async def update_instance(conn: Connection, uuid: str, values: dict[str, Any],
                           expected_task_state: tuple[str | None, ...] | None = None,
                           expected_vm_state: tuple[str, ...] | None = None) -> bool:
     """Apply ``values`` only if the instance is live and in the expected states; False means it moved on."""
@@ -209,7 +209,7 @@ async def update_instance(conn: AsyncConnection, uuid: str, values: dict[str, An
     return result.rowcount == 1
 
 
-async def soft_delete(conn: AsyncConnection, uuid: str) -> bool:
+async def soft_delete(conn: Connection, uuid: str) -> bool:
     """Mark deleted (kept for changes-since and instance actions); metadata and tags go with it."""
     now = utcnow()
     result = await conn.execute(update(instances).where(instances.c.uuid == uuid, instances.c.deleted == 0)
@@ -221,12 +221,12 @@ async def soft_delete(conn: AsyncConnection, uuid: str) -> bool:
     return result.rowcount == 1
 
 
-async def request_spec(conn: AsyncConnection, uuid: str) -> dict[str, Any] | None:
+async def request_spec(conn: Connection, uuid: str) -> dict[str, Any] | None:
     row = (await conn.execute(select(request_specs.c.spec).where(request_specs.c.instance_uuid == uuid))).first()
     return None if row is None else dict(row[0])
 
 
-async def set_metadata(conn: AsyncConnection, uuid: str, items: dict[str, str], replace: bool) -> None:
+async def set_metadata(conn: Connection, uuid: str, items: dict[str, str], replace: bool) -> None:
     if replace:
         await conn.execute(delete(instance_metadata).where(instance_metadata.c.instance_uuid == uuid))
     elif items:
@@ -238,7 +238,7 @@ async def set_metadata(conn: AsyncConnection, uuid: str, items: dict[str, str], 
     await conn.execute(update(instances).where(instances.c.uuid == uuid).values(updated_at=utcnow()))
 
 
-async def delete_metadata_key(conn: AsyncConnection, uuid: str, key: str) -> bool:
+async def delete_metadata_key(conn: Connection, uuid: str, key: str) -> bool:
     result = await conn.execute(delete(instance_metadata).where(instance_metadata.c.instance_uuid == uuid,
                                                                 instance_metadata.c.key == key))
     return result.rowcount == 1

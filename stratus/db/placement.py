@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from stratus.db.engine import Connection
 from stratus.db.models import allocations, consumers, inventories, resource_providers
 from stratus.utils import utcnow
 
@@ -27,7 +27,7 @@ def capacity(inv: dict[str, Any]) -> int:
     return int((inv["total"] - inv["reserved"]) * inv["allocation_ratio"])
 
 
-async def ensure_provider(conn: AsyncConnection, uuid: str, name: str, inventory: dict[str, dict[str, Any]]
+async def ensure_provider(conn: Connection, uuid: str, name: str, inventory: dict[str, dict[str, Any]]
                           ) -> int:
     """Create the provider if new and make its inventories exactly ``inventory``; returns the provider id."""
     now = utcnow()
@@ -66,7 +66,7 @@ async def ensure_provider(conn: AsyncConnection, uuid: str, name: str, inventory
     return rp_id
 
 
-async def provider_usages(conn: AsyncConnection, provider_ids: Iterable[int] | None = None
+async def provider_usages(conn: Connection, provider_ids: Iterable[int] | None = None
                           ) -> dict[int, dict[str, int]]:
     """{provider id: {resource class: used}} in one grouped query."""
     query = select(allocations.c.resource_provider_id, allocations.c.resource_class,
@@ -80,7 +80,7 @@ async def provider_usages(conn: AsyncConnection, provider_ids: Iterable[int] | N
     return usage
 
 
-async def providers_with_inventory(conn: AsyncConnection, names: Iterable[str] | None = None
+async def providers_with_inventory(conn: Connection, names: Iterable[str] | None = None
                                    ) -> list[dict[str, Any]]:
     """Every provider with its inventories and usage: three queries whatever the number of providers."""
     query = select(resource_providers)
@@ -118,7 +118,7 @@ def fits(provider: dict[str, Any], resources: dict[str, int]) -> bool:
     return True
 
 
-async def claim(conn: AsyncConnection, provider_id: int, consumer_uuid: str, project_id: str, user_id: str,
+async def claim(conn: Connection, provider_id: int, consumer_uuid: str, project_id: str, user_id: str,
                 resources: dict[str, int]) -> bool:
     """Allocate ``resources`` on one provider for a consumer, atomically; False if they no longer fit.
 
@@ -151,14 +151,14 @@ async def claim(conn: AsyncConnection, provider_id: int, consumer_uuid: str, pro
     return True
 
 
-async def _ensure_consumer(conn: AsyncConnection, consumer_uuid: str, project_id: str, user_id: str) -> None:
+async def _ensure_consumer(conn: Connection, consumer_uuid: str, project_id: str, user_id: str) -> None:
     exists = (await conn.execute(select(consumers.c.id).where(consumers.c.uuid == consumer_uuid))).first()
     if exists is None:
         await conn.execute(consumers.insert().values(uuid=consumer_uuid, project_id=project_id, user_id=user_id,
                                                      generation=0, created_at=utcnow()))
 
 
-async def remove_allocations(conn: AsyncConnection, consumer_uuid: str) -> list[int]:
+async def remove_allocations(conn: Connection, consumer_uuid: str) -> list[int]:
     """Drop every allocation of a consumer; bumps the generation of each provider touched."""
     rp_ids = [r[0] for r in await conn.execute(select(allocations.c.resource_provider_id).distinct()
                                                .where(allocations.c.consumer_id == consumer_uuid))]
@@ -170,7 +170,7 @@ async def remove_allocations(conn: AsyncConnection, consumer_uuid: str) -> list[
     return rp_ids
 
 
-async def allocations_for_consumer(conn: AsyncConnection, consumer_uuid: str) -> dict[int, dict[str, int]]:
+async def allocations_for_consumer(conn: Connection, consumer_uuid: str) -> dict[int, dict[str, int]]:
     out: dict[int, dict[str, int]] = defaultdict(dict)
     for r in (await conn.execute(select(allocations).where(allocations.c.consumer_id == consumer_uuid))).mappings():
         out[r["resource_provider_id"]][r["resource_class"]] = r["used"]

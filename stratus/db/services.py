@@ -6,13 +6,13 @@ import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from stratus.db.engine import Connection
 from stratus.db.models import compute_nodes, services
 from stratus.utils import new_uuid, utcnow
 
 
-async def register(conn: AsyncConnection, host: str, binary: str, topic: str) -> dict[str, Any]:
+async def register(conn: Connection, host: str, binary: str, topic: str) -> dict[str, Any]:
     """The service row for (host, binary), created on first start; a restart keeps disabled state."""
     row = (await conn.execute(select(services).where(services.c.host == host, services.c.binary == binary))
            ).mappings().first()
@@ -29,7 +29,7 @@ async def register(conn: AsyncConnection, host: str, binary: str, topic: str) ->
     return dict(row)
 
 
-async def heartbeat(conn: AsyncConnection, service_ids: list[int]) -> None:
+async def heartbeat(conn: Connection, service_ids: list[int]) -> None:
     """One statement for every service this process runs (a simulated fleet beats in one write)."""
     now = utcnow()
     await conn.execute(update(services).where(services.c.id.in_(service_ids))
@@ -45,7 +45,7 @@ def is_up(row: dict[str, Any], service_down_time: int, now: datetime.datetime | 
     return ((now or utcnow()) - last).total_seconds() <= service_down_time
 
 
-async def upsert_compute_node(conn: AsyncConnection, service_id: int, host: str, values: dict[str, Any]
+async def upsert_compute_node(conn: Connection, service_id: int, host: str, values: dict[str, Any]
                               ) -> dict[str, Any]:
     """The compute node row for a hypervisor node, created or refreshed from the driver's report."""
     name = values["hypervisor_hostname"]
@@ -62,6 +62,6 @@ async def upsert_compute_node(conn: AsyncConnection, service_id: int, host: str,
                  ).mappings().one())
 
 
-async def list_compute_services(conn: AsyncConnection) -> list[dict[str, Any]]:
+async def list_compute_services(conn: Connection) -> list[dict[str, Any]]:
     rows = await conn.execute(select(services).where(services.c.binary == "nova-compute"))
     return [dict(r) for r in rows.mappings()]
