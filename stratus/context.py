@@ -19,6 +19,7 @@ class RequestContext:
     roles: list[str] = dataclasses.field(default_factory=list)
     request_id: str = dataclasses.field(default_factory=generate_request_id)
     read_deleted: str = "no"
+    auth_token: str | None = None  # passed on to a real image service (Glance) on the caller's behalf
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

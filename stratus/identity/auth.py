@@ -32,4 +32,5 @@ class NoAuth2(Authenticator):
         roles = ["admin", "member", "reader"] if is_admin else ["member", "reader"]
         request_id = headers.get("x-openstack-request-id") or generate_request_id()
         return RequestContext(user_id=user_id, project_id=project_id, is_admin=is_admin, roles=roles,
-                              request_id=request_id if request_id.startswith("req-") else generate_request_id())
+                              request_id=request_id if request_id.startswith("req-") else generate_request_id(),
+                              auth_token=token)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from stratus.api import microversion
@@ -11,7 +13,7 @@ from stratus.api.routes import ROUTES
 def test_versions_are_contiguous_from_2_1() -> None:
     parsed = [APIVersion.parse(v) for v, _ in microversion.VERSIONS]
     assert parsed[0] == APIVersion(2, 1)
-    for a, b in zip(parsed, parsed[1:], strict=False):
+    for a, b in itertools.pairwise(parsed):
         assert b == APIVersion(a.major, a.minor + 1)
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from stratus.objects.states import status_from_state, states_from_status, task_states
+from stratus.objects.states import states_from_status, status_from_state, task_states
 
 
 def test_status_from_state() -> None:
