@@ -29,7 +29,7 @@ from stratus.context import RequestContext, generate_request_id
 from stratus.db import images as db
 from stratus.exception import StratusException
 from stratus.identity.auth import Authenticator
-from stratus.image import embedded
+from stratus.image import model
 from stratus.image.embedded import Caller, ImageBadRequest, ImageStore, ImageTooLarge
 
 LOG = logging.getLogger(__name__)
@@ -125,12 +125,12 @@ def list_query(params: QueryParams) -> tuple[db.ListFilters, list[tuple[str, str
     f = db.ListFilters(tags=params.getlist("tag"))
     if "visibility" in params:
         f.visibility = params["visibility"]
-        if f.visibility not in (*embedded.VISIBILITIES, "all"):
+        if f.visibility not in (*model.VISIBILITIES, "all"):
             raise ImageBadRequest(f"Invalid visibility value: {f.visibility}")
     if params.get("member_status", "accepted") not in ("pending", "accepted", "rejected", "all"):
         raise ImageBadRequest(f"Invalid status: {params['member_status']}")
     if "status" in params:
-        if params["status"] not in embedded.STATUSES:
+        if params["status"] not in model.STATUSES:
             raise ImageBadRequest(f"Invalid status value: {params['status']}")
         f.equals["status"] = params["status"]
     f.equals.update({k: params[k] for k in _EQUALS if k in params})
@@ -273,10 +273,10 @@ class ImageApi:
 
     # --- documents -------------------------------------------------------------------------------------------
     async def image_schema(self, request: Request, context: RequestContext) -> Response:
-        return _json(embedded.IMAGE_SCHEMA)
+        return _json(model.IMAGE_SCHEMA)
 
     async def images_schema(self, request: Request, context: RequestContext) -> Response:
-        return _json(embedded.IMAGES_SCHEMA)
+        return _json(model.IMAGES_SCHEMA)
 
 
 async def _root(request: Request) -> Response:

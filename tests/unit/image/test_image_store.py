@@ -16,7 +16,7 @@ from stratus import exception
 from stratus.db import images as image_db
 from stratus.db.engine import Database
 from stratus.db.models import image_locations, images
-from stratus.image import embedded
+from stratus.image import embedded, model
 from stratus.image.embedded import (
     ImageBadRequest,
     ImageConflict,
@@ -86,7 +86,7 @@ async def test_create_with_id_twice_conflicts(store: ImageStore) -> None:
     ({"visibility": "public"}, ImageForbidden, "publicize_image"),
     ({"owner": "bob"}, ImageForbidden, "owned by 'bob'"),
     ({"owner": None}, ImageForbidden, "owned by 'None'"),
-    ({f"p{i}": "v" for i in range(embedded.PROPERTY_QUOTA + 1)}, ImageTooLarge, "properties"),
+    ({f"p{i}": "v" for i in range(model.PROPERTY_QUOTA + 1)}, ImageTooLarge, "properties"),
     ([], ImageBadRequest, "JSON object"),
 ])
 async def test_create_refuses(store: ImageStore, body: Any, error: type[Exception], match: str) -> None:
@@ -324,7 +324,7 @@ async def test_upload_needs_formats(store: ImageStore) -> None:
 async def test_too_large_upload_refused_up_front(store: ImageStore) -> None:
     image = await store.create(ALICE, DISK)
     with pytest.raises(ImageTooLarge):
-        await store.upload(ALICE, image["id"], chunks(b"x"), expected_size=embedded.IMAGE_SIZE_CAP + 1)
+        await store.upload(ALICE, image["id"], chunks(b"x"), expected_size=model.IMAGE_SIZE_CAP + 1)
     assert (await store.get(ALICE, image["id"]))["status"] == "queued"
 
 
