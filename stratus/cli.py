@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 
@@ -89,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         hosts = _compute_hosts(conf, "compute", True)
     elif args.command == "compute":
         hosts = _compute_hosts(conf, args.host or conf.host, bool(args.fake_hosts))
+    if args.command != "all-in-one" and conf.transport_url.startswith(("local:", "fake:")):
+        logging.getLogger("stratus").warning(
+            "transport_url %s only reaches services in this process; %s on its own needs a shared "
+            "transport (RabbitMQ) to talk to the other services", conf.transport_url, args.command)
     services = service.Services(conf, roles, hosts)
     return _run(services)
 
