@@ -19,7 +19,7 @@ def isotime(value: datetime.datetime | None) -> str | None:
         return None
     if isinstance(value, str):
         value = datetime.datetime.fromisoformat(value)
-    return value.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.isoformat(timespec="seconds") + "Z"
 
 
 def isotime_usec(value: datetime.datetime | None) -> str | None:
@@ -28,7 +28,7 @@ def isotime_usec(value: datetime.datetime | None) -> str | None:
         return None
     if isinstance(value, str):
         value = datetime.datetime.fromisoformat(value)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return value.isoformat(timespec="microseconds")
 
 
 def parse_isotime(text: str) -> datetime.datetime:

@@ -14,11 +14,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
+import orjson
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+
+
+def _json_dumps(value: Any) -> str:
+    """JSON columns through orjson: a page of a thousand instances decodes four JSON columns per row."""
+    return orjson.dumps(value).decode()
 
 
 class Connection(Protocol):
@@ -53,11 +59,13 @@ class Database:
             memory = ":memory:" in url or url in ("sqlite://", "sqlite:///")
             self.sync_engine = create_sync_engine(
                 url, connect_args={"timeout": 30, "check_same_thread": False},
-                poolclass=StaticPool if memory else None)
+                poolclass=StaticPool if memory else None, json_serializer=_json_dumps,
+                json_deserializer=orjson.loads)
             _tune_sqlite(self.sync_engine)
         else:
             self.async_engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size * 2,
-                                                    pool_pre_ping=True)
+                                                    pool_pre_ping=True, json_serializer=_json_dumps,
+                                                    json_deserializer=orjson.loads)
         self._write_lock = asyncio.Lock()
 
     @asynccontextmanager

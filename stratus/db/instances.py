@@ -115,8 +115,12 @@ async def get_plain(conn: Connection, uuid: str) -> dict[str, Any] | None:
     return None if row is None else dict(row)
 
 
+# What a server body shows; system_metadata (image properties copied at boot) stays in the database.
+_LIST_COLUMNS = [c for c in instances.c if c.name != "system_metadata"]
+
+
 def _filtered(f: ListFilters) -> Select[Any]:
-    q = select(instances)
+    q = select(*_LIST_COLUMNS)
     c = instances.c
     if f.only_deleted:
         q = q.where(c.deleted != 0)
