@@ -6,6 +6,8 @@ import abc
 from collections.abc import AsyncIterator
 from typing import Any
 
+from stratus import exception
+
 
 class ImageClient(abc.ABC):
     @abc.abstractmethod
@@ -19,3 +21,12 @@ class ImageClient(abc.ABC):
     @abc.abstractmethod
     def download(self, context: dict[str, Any], image_id: str) -> AsyncIterator[bytes]:
         """The image data, streamed."""
+
+
+def only_match(found: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """The one image of that name; none, or more than one, is ``ImageNotFound`` (ask for the ID)."""
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise exception.ImageNotFound(f"More than one image is named {name}; use its ID.")
+    raise exception.ImageNotFound(image_id=name)

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from stratus import exception
 from stratus.db import images as db
 from stratus.db.engine import Connection, Database
-from stratus.image.client import ImageClient
+from stratus.image.client import ImageClient, only_match
 from stratus.image.model import (
     IMAGE_SIZE_CAP,
     TAG_QUOTA,
@@ -424,11 +424,7 @@ class EmbeddedImageClient(ImageClient):
             return await self.store.get(caller, name_or_id)
         found, _ = await self.store.list(caller, db.ListFilters(visibility="all", names=[name_or_id]),
                                          [("created_at", "desc")], 2)
-        if len(found) == 1:
-            return found[0]
-        if found:
-            raise exception.ImageNotFound(f"More than one image is named {name_or_id}; use its ID.")
-        raise exception.ImageNotFound(image_id=name_or_id)
+        return only_match(found, name_or_id)
 
     async def download(self, context: dict[str, Any], image_id: str) -> AsyncIterator[bytes]:
         data = await self.store.open_data(Caller.of(context), image_id)

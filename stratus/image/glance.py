@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from stratus import exception
-from stratus.image.client import ImageClient
+from stratus.image.client import ImageClient, only_match
 from stratus.image.embedded import ImageBadRequest, ImageConflict, ImageCorrupt, ImageForbidden, ImageUnavailable
 
 LOG = logging.getLogger(__name__)
@@ -120,11 +120,7 @@ class GlanceClient(ImageClient):
                 pass
         response = await self._send(context, "/v2/images", {"name": name_or_id, "visibility": "all", "limit": 2})
         found: list[dict[str, Any]] = response.json().get("images", [])
-        if len(found) == 1:
-            return found[0]
-        if found:
-            raise exception.ImageNotFound(f"More than one image is named {name_or_id}; use its ID.")
-        raise exception.ImageNotFound(image_id=name_or_id)
+        return only_match(found, name_or_id)
 
     async def download(self, context: dict[str, Any], image_id: str) -> AsyncIterator[bytes]:
         """The data as Glance sends it, checked against its ``Content-MD5`` at the end."""

@@ -50,12 +50,23 @@ def boot(client: httpx.Client, image_id: str, flavor: str = "1", name: str | Non
     return client.post("/servers", json={"server": server})
 
 
-def check_schema(schema: dict[str, Any], resp: httpx.Response) -> None:
-    """Validate a response the way tempest does: status code and body against its schema and format checker."""
+def check_schema(schema: dict[str, Any], resp: httpx.Response) -> dict[str, Any]:
+    """Validate a response the way tempest does (status code, body against its schema and format checker);
+    returns the body."""
     from tempest.lib.common import jsonschema_validator
 
     codes = schema["status_code"] if isinstance(schema["status_code"], list) else [schema["status_code"]]
     assert resp.status_code in codes, resp.text
+    body: dict[str, Any] = resp.json() if resp.content else {}
     if schema.get("response_body"):
         jsonschema_validator.JSONSCHEMA_VALIDATOR(
-            schema["response_body"], format_checker=jsonschema_validator.FORMAT_CHECKER).validate(resp.json())
+            schema["response_body"], format_checker=jsonschema_validator.FORMAT_CHECKER).validate(body)
+    return body
+
+
+def fault(resp: httpx.Response, code: int, kind: str) -> str:
+    """Assert Nova's error body ``{kind: {code, message}}`` with that status; returns the message."""
+    assert resp.status_code == code, resp.text
+    body = resp.json()
+    assert list(body) == [kind] and body[kind]["code"] == code, body
+    return str(body[kind]["message"])

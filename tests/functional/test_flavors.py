@@ -6,33 +6,20 @@ import uuid
 from typing import Any
 
 import httpx
-import jsonschema
 import pytest
 from tempest.lib.api_schema.response.compute.v2_1 import flavors as schema
 from tempest.lib.api_schema.response.compute.v2_1 import flavors_access as access_schema
 from tempest.lib.api_schema.response.compute.v2_1 import flavors_extra_specs as specs_schema
 
 from tests.conftest import Cloud
+from tests.functional.helpers import check_schema as check
+from tests.functional.helpers import fault
 
 DEFAULTS = {"42": ("m1.nano", 1, 128, 1), "84": ("m1.micro", 1, 192, 1), "1": ("m1.tiny", 1, 512, 1),
             "2": ("m1.small", 1, 2048, 20), "3": ("m1.medium", 2, 4096, 40), "4": ("m1.large", 4, 8192, 80),
             "5": ("m1.xlarge", 8, 16384, 160)}
 
 
-def check(contract: dict[str, Any], resp: httpx.Response) -> dict[str, Any]:
-    """The response honours tempest's schema (status and body); returns the body."""
-    assert resp.status_code in contract["status_code"], resp.text
-    body = resp.json() if resp.content else {}
-    if "response_body" in contract:
-        jsonschema.validate(body, contract["response_body"])
-    return body
-
-
-def fault(resp: httpx.Response, code: int, kind: str) -> str:
-    assert resp.status_code == code, resp.text
-    body = resp.json()
-    assert list(body) == [kind] and body[kind]["code"] == code, body
-    return str(body[kind]["message"])
 
 
 def new_flavor(admin: httpx.Client, **fields: Any) -> dict[str, Any]:

@@ -5,31 +5,15 @@ from __future__ import annotations
 import datetime
 import sqlite3
 import uuid
-from typing import Any
 
-import httpx
-import jsonschema
 import pytest
 from tempest.lib.api_schema.response.compute.v2_1 import keypairs as schema_21
 from tempest.lib.api_schema.response.compute.v2_2 import keypairs as schema_22
 
 from tests.conftest import Cloud
+from tests.functional.helpers import check_schema as check
+from tests.functional.helpers import fault
 from tests.unit.test_keypair_crypto import CERT, CERT_FP, RSA, RSA_FP
-
-
-def check(contract: dict[str, Any], resp: httpx.Response) -> dict[str, Any]:
-    assert resp.status_code in contract["status_code"], resp.text
-    body = resp.json() if resp.content else {}
-    if "response_body" in contract:
-        jsonschema.validate(body, contract["response_body"])
-    return body
-
-
-def fault(resp: httpx.Response, code: int, kind: str) -> str:
-    assert resp.status_code == code, resp.text
-    body = resp.json()
-    assert list(body) == [kind] and body[kind]["code"] == code, body
-    return str(body[kind]["message"])
 
 
 def unique(prefix: str = "kp") -> str:
