@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from stratus.api import validation
+from stratus.api import flavors, validation
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, json_response
@@ -47,18 +47,11 @@ def _marshall(flavorid: str, projects: list[str]) -> dict[str, Any]:
     return {"flavor_access": [{"flavor_id": flavorid, "tenant_id": p} for p in projects]}
 
 
-async def _flavor(req: ApiRequest, conn: Any, flavorid: str) -> dict[str, Any]:
-    flavor = await db.get(conn, flavorid, project_id=req.context.project_id, is_admin=req.context.is_admin)
-    if flavor is None:
-        raise Fault(404, f"Flavor {flavorid} could not be found.")
-    return flavor
-
-
 async def index(req: ApiRequest) -> Response:
     authorize(req.context, "os_compute_api:os-flavor-access", {"project_id": req.context.project_id})
     flavorid = req.path["flavor_id"]
     async with req.services.db.read() as conn:
-        flavor = await _flavor(req, conn, flavorid)
+        flavor = await flavors.load(req, conn, flavorid)
         if flavor["is_public"]:
             raise Fault(404, "Access list not available for public flavors.")
         projects = await db.access_list(conn, flavor["id"])
@@ -70,7 +63,7 @@ async def _add_tenant_access(req: ApiRequest, body: dict[str, Any]) -> Response:
     authorize(req.context, "os_compute_api:os-flavor-access:add_tenant_access", {})
     flavorid, tenant = req.path["flavor_id"], body["addTenantAccess"]["tenant"]
     async with req.services.db.write() as conn:
-        flavor = await _flavor(req, conn, flavorid)
+        flavor = await flavors.load(req, conn, flavorid)
         if req.at_least(_V27) and flavor["is_public"]:
             raise Fault(409, "Can not add access to a public flavor.")
         if not await db.add_access(conn, flavor["id"], tenant):
@@ -85,7 +78,7 @@ async def _remove_tenant_access(req: ApiRequest, body: dict[str, Any]) -> Respon
     authorize(req.context, "os_compute_api:os-flavor-access:remove_tenant_access", {})
     flavorid, tenant = req.path["flavor_id"], body["removeTenantAccess"]["tenant"]
     async with req.services.db.write() as conn:
-        flavor = await _flavor(req, conn, flavorid)
+        flavor = await flavors.load(req, conn, flavorid)
         if not await db.remove_access(conn, flavor["id"], tenant):
             raise Fault(404, f"Flavor access not found for {flavorid} / {tenant} combination.")
         projects = await db.access_list(conn, flavor["id"])

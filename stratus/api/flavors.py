@@ -141,17 +141,18 @@ async def detail(req: ApiRequest) -> Response:
     return json_response(body)
 
 
-async def load(req: ApiRequest, flavorid: str) -> dict[str, Any]:
+async def load(req: ApiRequest, conn: Any, flavorid: str) -> dict[str, Any]:
     """The flavor as the caller may see it, or Nova's 404 (private flavors hide from other projects)."""
-    async with req.services.db.read() as conn:
-        flavor = await db.get(conn, flavorid, project_id=req.context.project_id, is_admin=req.context.is_admin)
+    flavor = await db.get(conn, flavorid, project_id=req.context.project_id, is_admin=req.context.is_admin)
     if flavor is None:
         raise Fault(404, f"Flavor {flavorid} could not be found.")
     return flavor
 
 
 async def show(req: ApiRequest) -> Response:
-    return json_response({"flavor": show_view(req, await load(req, req.path["flavor_id"]))})
+    async with req.services.db.read() as conn:
+        flavor = await load(req, conn, req.path["flavor_id"])
+    return json_response({"flavor": show_view(req, flavor)})
 
 
 def _number(field: str, value: Any, minimum: float, maximum: float, exclusive: bool = False) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from stratus.api import validation
+from stratus.api import flavors, validation
 from stratus.api.errors import Fault
 from stratus.api.request import ApiRequest, json_response
 from stratus.api.router import Route
@@ -47,11 +47,7 @@ def _no_key(flavorid: str, key: str) -> Fault:
 
 
 async def _flavor(req: ApiRequest, conn: Any) -> dict[str, Any]:
-    flavorid = req.path["flavor_id"]
-    flavor = await db.get(conn, flavorid, project_id=req.context.project_id, is_admin=req.context.is_admin)
-    if flavor is None:
-        raise Fault(404, f"Flavor {flavorid} could not be found.")
-    return flavor
+    return await flavors.load(req, conn, req.path["flavor_id"])
 
 
 async def index(req: ApiRequest) -> Response:
