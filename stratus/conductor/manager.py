@@ -80,10 +80,14 @@ class ConductorManager:
                                                selection["resources"])
                 if not ok:
                     continue
-                await instances.update_instance(
+                placed = await instances.update_instance(
                     conn, instance_uuid,
                     {"host": selection["host"], "node": selection["nodename"], "launched_on": selection["host"],
-                     "task_state": task_states.SCHEDULING}, expected_vm_state=(states.BUILDING,))
+                     "task_state": task_states.SCHEDULING}, expected_vm_state=(states.BUILDING,),
+                    expected_task_state=(task_states.SCHEDULING,))
+                if not placed:  # deleted (or otherwise moved on) meanwhile: give the new claim back
+                    await placement.remove_allocations(conn, instance_uuid)
+                    return
                 await actions.event_finish(conn, context, instance_uuid, RETRY_EVENT)
             await self.compute.build_and_run_instance(context, selection["host"], instance_uuid, request_spec,
                                                       {**selection, "claimed": True}, remaining)
