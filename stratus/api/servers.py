@@ -25,10 +25,6 @@ from stratus.utils import parse_isotime, utcnow
 V219 = APIVersion.parse("2.19")
 V226 = APIVersion.parse("2.26")
 V238 = APIVersion.parse("2.38")
-USER_FILTERS = {"reservation_id", "name", "status", "image", "flavor", "ip", "changes-since", "all_tenants",
-                "ip6", "tags", "tags-any", "not-tags", "not-tags-any", "limit", "marker", "sort_key",
-                "sort_dir", "deleted"}
-SORT_KEY_MAP = {"instance_type_id": None}
 
 
 async def load_instance(req: ApiRequest, server_id: str, rule: str) -> dict[str, Any]:
@@ -111,7 +107,7 @@ def _filters(req: ApiRequest, rule: str) -> instances.ListFilters:
             if direction not in ("asc", "desc"):
                 raise Fault(400, f"Invalid input for query parameters sort_dir. Value: {direction}.")
             column = {"display_name": "display_name", "name": "display_name"}.get(key, key)
-            if column not in instances.SORT_KEYS or column in SORT_KEY_MAP:
+            if column not in instances.SORT_KEYS:
                 raise Fault(400, f"Invalid input for query parameters sort_key. Value: {key}.")
             sort.append((column, direction))
         if sort:

@@ -35,17 +35,22 @@ from stratus.utils import is_uuid_like, new_uuid
 V219 = APIVersion.parse("2.19")
 V232 = APIVersion.parse("2.32")
 V237 = APIVersion.parse("2.37")
+V236 = APIVersion.parse("2.36")
 V242 = APIVersion.parse("2.42")
-V233_TAGS = (V232, APIVersion.parse("2.36"))
 
 _tag = {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"}
+
+
+def _device_tags(version: APIVersion) -> bool:
+    """Device tags on networks and block devices: added in 2.32, dropped in 2.37, restored in 2.42."""
+    return V232 <= version <= V236 or version >= V242
 
 
 def _network_item(version: APIVersion) -> dict[str, Any]:
     props: dict[str, Any] = {"fixed_ip": {"type": "string", "oneOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
                              "port": {"type": ["string", "null"], "format": "uuid"},
                              "uuid": {"type": "string"}}
-    if V232 <= version <= V233_TAGS[1] or version >= V242:
+    if _device_tags(version):
         props["tag"] = _tag
     return {"type": "object", "properties": props, "additionalProperties": False}
 
@@ -65,7 +70,7 @@ def _bdm_item(version: APIVersion) -> dict[str, Any]:
         "no_device": {},
         "connection_info": {"type": "string", "maxLength": 16777215},
     }
-    if V232 <= version <= V233_TAGS[1] or version >= V242:
+    if _device_tags(version):
         props["tag"] = _tag
     return {"type": "object", "properties": props, "additionalProperties": False}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -70,14 +71,13 @@ class ConductorManager:
                 if instance is None or instance["deleted"] or instance["task_state"] == task_states.DELETING:
                     await placement.remove_allocations(conn, instance_uuid)
                     return
-                try:
-                    ok = await placement.claim(conn, selection["provider_id"], instance_uuid,
-                                               request_spec["project_id"], request_spec["user_id"],
-                                               selection["resources"])
-                except exception.ConcurrentUpdateDetected:
-                    ok = await placement.claim(conn, selection["provider_id"], instance_uuid,
-                                               request_spec["project_id"], request_spec["user_id"],
-                                               selection["resources"])
+                ok = False
+                for _ in range(2):  # a lost compare-and-swap re-reads the provider once
+                    with contextlib.suppress(exception.ConcurrentUpdateDetected):
+                        ok = await placement.claim(conn, selection["provider_id"], instance_uuid,
+                                                   request_spec["project_id"], request_spec["user_id"],
+                                                   selection["resources"])
+                        break
                 if not ok:
                     continue
                 placed = await instances.update_instance(

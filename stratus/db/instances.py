@@ -11,7 +11,7 @@ import datetime
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, or_, select, update
+from sqlalchemy import Select, and_, delete, func, or_, select, update
 
 from stratus.db import actions
 from stratus.db.engine import Connection
@@ -22,7 +22,7 @@ SORT_KEYS = {"created_at", "updated_at", "launched_at", "terminated_at", "displa
              "uuid", "vm_state", "task_state", "power_state", "host", "node", "image_ref", "key_name",
              "availability_zone", "project_id", "user_id", "hostname", "locked", "config_drive", "access_ip_v4",
              "access_ip_v6", "kernel_id", "ramdisk_id", "launch_index", "root_device_name", "progress", "id",
-             "memory_mb", "vcpus", "root_gb", "ephemeral_gb", "instance_type_id"}
+             "memory_mb", "vcpus", "root_gb", "ephemeral_gb"}
 
 
 class MarkerNotFound(Exception):
@@ -160,8 +160,6 @@ def _filtered(f: ListFilters) -> Select[Any]:
     if f.not_tags:
         # excluded only when the instance has every one of these tags
         sub = select(t.instance_uuid).where(t.tag.in_(f.not_tags)).group_by(t.instance_uuid)
-        from sqlalchemy import func
-
         sub = sub.having(func.count(t.tag.distinct()) == len(set(f.not_tags)))
         q = q.where(c.uuid.not_in(sub))
     if f.not_tags_any:

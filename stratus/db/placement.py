@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select, update
 
 from stratus.db.engine import Connection
 from stratus.db.models import allocations, consumers, inventories, resource_providers
+from stratus.exception import ConcurrentUpdateDetected
 from stratus.utils import utcnow
 
 VCPU = "VCPU"
@@ -125,8 +126,6 @@ async def claim(conn: Connection, provider_id: int, consumer_uuid: str, project_
     Raises ``ConcurrentUpdateDetected`` when another writer changed the provider between our read and our
     write; the caller retries with fresh data.
     """
-    from stratus.exception import ConcurrentUpdateDetected
-
     gen_row = (await conn.execute(select(resource_providers.c.generation)
                                   .where(resource_providers.c.id == provider_id))).first()
     if gen_row is None:

@@ -12,6 +12,7 @@ import random
 from typing import Any
 
 from oslo_config import cfg
+from sqlalchemy import select
 
 from stratus import exception
 from stratus.db import placement
@@ -45,8 +46,6 @@ class SchedulerManager:
         self.weighers: list[BaseHostWeigher] = [RAMWeigher(conf)]
 
     async def _host_states(self) -> list[HostState]:
-        from sqlalchemy import select
-
         async with self.db.read() as conn:
             providers = await placement.providers_with_inventory(conn)
             rows = (await conn.execute(
