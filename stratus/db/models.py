@@ -75,6 +75,7 @@ compute_nodes = Table(
     Column("running_vms", Integer, nullable=False, default=0),
     Column("current_workload", Integer, nullable=False, default=0),
     Column("stats", JSON, nullable=False, default=dict),
+    Column("supported_instances", JSON, nullable=False, default=list),
     *_timestamps(),
 )
 

@@ -18,3 +18,12 @@ class SchedulerAPI:
             "scheduler", "select_destinations", context, request_spec=request_spec, instance_uuids=instance_uuids,
             return_alternates=return_alternates)
         return result
+
+    async def refresh_hosts(self, context: dict[str, Any]) -> None:
+        """Tell every scheduler that what it knows of hosts changed (a service enabled, disabled, forced down
+        or deleted; an aggregate, its hosts or its metadata changed): it re-reads them before its next decision.
+
+        Each scheduler also re-reads on its own every ``[scheduler] host_state_sync_interval``; this fanout only
+        makes the change visible at once.
+        """
+        await self.transport.fanout("scheduler", "refresh_hosts", context)
