@@ -31,6 +31,8 @@ DEFAULT_OPTS = [
     cfg.IntOpt("update_resources_interval", default=60,
                help="Seconds between reports of each compute host's resources to placement."),
     cfg.StrOpt("default_availability_zone", default="nova", help="Availability zone of compute hosts."),
+    cfg.StrOpt("internal_service_availability_zone", default="internal",
+               help="Availability zone shown for services other than nova-compute."),
     cfg.StrOpt("default_schedule_zone", default=None, help="Availability zone used when a boot names none."),
     cfg.StrOpt("instance_name_template", default="instance-%08x", help="Hypervisor name of an instance."),
     cfg.IntOpt("rpc_response_timeout", default=60, help="Seconds to wait for the reply of an RPC call."),
@@ -55,13 +57,33 @@ API_OPTS = [
 
 SCHEDULER_OPTS = [
     cfg.IntOpt("max_attempts", default=3, min=1, help="Hosts tried for one build, the first included."),
+    cfg.FloatOpt("host_state_sync_interval", default=2.0, min=0.1,
+                 help="Seconds between a scheduler's re-reads of what changed in the database (providers whose "
+                      "generation moved, services, aggregates, compute node stats). Stratus-specific: Nova's "
+                      "scheduler re-reads every host on every request instead. Changes made through the API "
+                      "reach schedulers at once by fanout; this bounds the staleness of everything else."),
 ]
 
 FILTER_SCHEDULER_OPTS = [
     cfg.IntOpt("host_subset_size", default=1, min=1, help="Pick at random among this many best hosts."),
+    cfg.ListOpt("enabled_filters",
+                default=["ComputeFilter", "AvailabilityZoneFilter", "ComputeCapabilitiesFilter",
+                         "ImagePropertiesFilter", "ServerGroupAntiAffinityFilter", "ServerGroupAffinityFilter"],
+                help="Filters run in this order for every request (Nova's class names)."),
+    cfg.ListOpt("weight_classes", default=["nova.scheduler.weights.all_weighers"],
+                help="Weighers by class name or dotted path; nova.scheduler.weights.all_weighers means all."),
     cfg.FloatOpt("ram_weight_multiplier", default=1.0, help="Weight of free RAM; negative stacks."),
     cfg.FloatOpt("cpu_weight_multiplier", default=1.0, help="Weight of free VCPUs; negative stacks."),
     cfg.FloatOpt("disk_weight_multiplier", default=1.0, help="Weight of free disk; negative stacks."),
+    cfg.FloatOpt("io_ops_weight_multiplier", default=-1.0,
+                 help="Weight of the number of builds, resizes and snapshots under way; negative prefers idle "
+                      "hosts."),
+    cfg.FloatOpt("build_failure_weight_multiplier", default=1000000.0,
+                 help="Weight against hosts that failed builds recently; large so they are tried last."),
+    cfg.FloatOpt("soft_affinity_weight_multiplier", default=1.0, min=0.0,
+                 help="Weight of a soft-affinity group's members already on the host."),
+    cfg.FloatOpt("soft_anti_affinity_weight_multiplier", default=1.0, min=0.0,
+                 help="Weight against a soft-anti-affinity group's members already on the host."),
 ]
 
 QUOTA_OPTS = [

@@ -46,6 +46,8 @@ class ComputeManager:
         self.service_id = 0
         self.node: dict[str, Any] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        #: consecutive failed builds, reported in the node's stats for the BuildFailureWeigher; a success resets it
+        self.failed_builds = 0
 
     def _lock(self, uuid: str) -> asyncio.Lock:
         return self._locks.setdefault(uuid, asyncio.Lock())
@@ -56,14 +58,16 @@ class ComputeManager:
             service = await services_db.register(conn, self.host, "nova-compute", "compute")
             self.service_id = service["id"]
             self.node = await resource_tracker.update_available_resource(conn, self.conf, self.driver,
-                                                                         self.service_id, self.host)
+                                                                         self.service_id, self.host,
+                                                                         self.failed_builds)
 
     async def periodic_tasks(self) -> None:
         """Level-triggered upkeep: report the hypervisor's resources again (the heartbeat is batched by the
         service runner). Unchanged inventory writes nothing."""
         async with self.db.write() as conn:
             self.node = await resource_tracker.update_available_resource(conn, self.conf, self.driver,
-                                                                         self.service_id, self.host)
+                                                                         self.service_id, self.host,
+                                                                         self.failed_builds)
 
     # --- build -----------------------------------------------------------------------------------------
     async def build_and_run_instance(self, context: dict[str, Any], instance_uuid: str,
@@ -111,6 +115,8 @@ class ComputeManager:
                     expected_task_state=(task_states.SPAWNING,), expected_vm_state=(states.BUILDING,))
                 if done:
                     await actions.event_finish(conn, context, uuid, BUILD_EVENT)
+                    self.failed_builds = 0
+                    self.node = await resource_tracker.report_stats(conn, self.node, self.failed_builds)
             if not done:
                 raise BuildInterrupted(uuid)
             LOG.info("instance %s is active on %s", uuid, self.host)
@@ -140,6 +146,7 @@ class ComputeManager:
                     reschedule: bool) -> bool:
         """Clean up a failed build; True when the instance went back to the conductor for a retry."""
         LOG.warning("build of %s on %s failed: %s", uuid, self.host, error)
+        self.failed_builds += 1
         try:
             await self.driver.destroy(instance, network_info=[])
         except Exception:
@@ -158,6 +165,7 @@ class ComputeManager:
             elif await instances.update_instance(conn, uuid, {"vm_state": states.ERROR, "task_state": None},
                                                  expected_vm_state=(states.BUILDING,)):
                 await actions.add_fault(conn, uuid, error, host=self.host)
+            self.node = await resource_tracker.report_stats(conn, self.node, self.failed_builds)
         return False
 
     # --- delete ----------------------------------------------------------------------------------------
@@ -178,6 +186,7 @@ class ComputeManager:
                 if error is None:
                     await placement.remove_allocations(conn, instance_uuid)
                     await instances.soft_delete(conn, instance_uuid)
+                    self.node = await resource_tracker.report_stats(conn, self.node, self.failed_builds)
                 else:
                     await instances.update_instance(conn, instance_uuid, {"vm_state": states.ERROR,
                                                                           "task_state": None})

@@ -46,8 +46,8 @@ class ConductorManager:
                 chosen = hosts[0]
                 placed = await instances.update_instance(
                     conn, uuid, {"host": chosen["host"], "node": chosen["nodename"], "launched_on": chosen["host"],
-                                 "availability_zone": request_spec.get("availability_zone")
-                                 or self.conf.default_availability_zone},
+                                 "availability_zone": chosen.get("availability_zone")
+                                 or request_spec.get("availability_zone") or self.conf.default_availability_zone},
                     expected_task_state=(task_states.SCHEDULING,), expected_vm_state=(states.BUILDING,))
                 if not placed:  # deleted while we were scheduling: give the claim back
                     await placement.remove_allocations(conn, uuid)

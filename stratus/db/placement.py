@@ -150,6 +150,28 @@ async def claim(conn: Connection, provider_id: int, consumer_uuid: str, project_
     return True
 
 
+async def claim_at_generation(conn: Connection, provider_id: int, generation: int, consumer_uuid: str,
+                              project_id: str, user_id: str, resources: dict[str, int]) -> bool:
+    """Allocate on a provider the caller saw at ``generation``; False, writing nothing, if it has moved since.
+
+    This is placement's own contract (a client sends the generation it read): a caller whose view of the
+    provider is exact at that generation has already checked the fit, so the claim is one compare-and-swap
+    and two inserts. The scheduler's host state cache claims this way.
+    """
+    now = utcnow()
+    result = await conn.execute(update(resource_providers)
+                                .where(resource_providers.c.id == provider_id,
+                                       resource_providers.c.generation == generation)
+                                .values(generation=generation + 1, updated_at=now))
+    if result.rowcount != 1:
+        return False
+    await _ensure_consumer(conn, consumer_uuid, project_id, user_id)
+    await conn.execute(allocations.insert(), [
+        {"resource_provider_id": provider_id, "consumer_id": consumer_uuid, "resource_class": rc, "used": amount,
+         "created_at": now} for rc, amount in resources.items() if amount])
+    return True
+
+
 async def _ensure_consumer(conn: Connection, consumer_uuid: str, project_id: str, user_id: str) -> None:
     exists = (await conn.execute(select(consumers.c.id).where(consumers.c.uuid == consumer_uuid))).first()
     if exists is None:

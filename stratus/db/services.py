@@ -55,9 +55,12 @@ async def upsert_compute_node(conn: Connection, service_id: int, host: str, valu
     if row is None:
         await conn.execute(compute_nodes.insert().values(uuid=new_uuid(), service_id=service_id, host=host,
                                                          created_at=now, **values))
-    else:
+    elif row["service_id"] != service_id or row["host"] != host or any(row[k] != v for k, v in values.items()):
+        # only a real change is written: schedulers re-read nodes whose updated_at moved
         await conn.execute(update(compute_nodes).where(compute_nodes.c.id == row["id"])
                            .values(service_id=service_id, host=host, updated_at=now, **values))
+    else:
+        return dict(row)
     return dict((await conn.execute(select(compute_nodes).where(compute_nodes.c.hypervisor_hostname == name))
                  ).mappings().one())
 

@@ -1,127 +1,174 @@
 """The scheduler service: ``select_destinations`` = candidates, filters, weighers, then an atomic claim.
 
-Claims are made here (as Nova's scheduler claims in placement) so two schedulers, or two requests, never
-over-commit a host: a lost compare-and-swap re-reads the host and tries again or moves to the next host.
+Candidates come from the host manager's in-memory picture (placement's model: inventories minus
+allocations, unit limits, allocation ratios); filters and weighers run over it as vector operations; the
+claim names the provider generation the picture holds, so a stale picture costs a retry, never an
+over-commit. Claims are made here (as Nova's scheduler claims in placement): two schedulers, or two
+requests, never over-commit a host.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import math
 import random
 from typing import Any
 
+import numpy as np
 from oslo_config import cfg
-from sqlalchemy import select
 
 from stratus import exception
 from stratus.db import placement
-from stratus.db import services as services_db
 from stratus.db.engine import Database
-from stratus.db.models import compute_nodes, services
-from stratus.scheduler.filters.base import BaseHostFilter, filter_hosts
-from stratus.scheduler.filters.compute_filter import ComputeFilter
+from stratus.scheduler import filters as filters_mod
+from stratus.scheduler import request as request_mod
+from stratus.scheduler import weighers as weighers_mod
+from stratus.scheduler.filters.base import filter_hosts
+from stratus.scheduler.host_manager import HostManager
 from stratus.scheduler.host_state import HostState
-from stratus.scheduler.weighers.base import BaseHostWeigher, weigh_hosts
-from stratus.scheduler.weighers.ram import RAMWeigher
-from stratus.utils import utcnow
+from stratus.scheduler.request import SchedulingRequest, resources_from_flavor
+from stratus.scheduler.weighers.base import weigh_hosts
+
+__all__ = ["SchedulerManager", "resources_from_flavor"]
 
 LOG = logging.getLogger(__name__)
-CLAIM_RETRIES = 5
-
-
-def resources_from_flavor(flavor: dict[str, Any]) -> dict[str, int]:
-    """The resource classes a flavor asks for, as Nova's scheduler utils compute them."""
-    disk = int(flavor.get("root_gb", 0)) + int(flavor.get("ephemeral_gb", 0))
-    disk += math.ceil(int(flavor.get("swap", 0) or 0) / 1024)
-    return {placement.VCPU: int(flavor["vcpus"]), placement.MEMORY_MB: int(flavor["memory_mb"]),
-            placement.DISK_GB: disk}
+#: claims tried on one host when its generation keeps moving under us
+CLAIM_RETRIES = 3
+#: how many times the ranking is recomputed (after re-reading) before giving up on an instance
+RANK_ROUNDS = 3
+#: hosts ranked beyond the ones needed (subset and alternates), to try when claims are refused
+RANK_SPARE = 8
 
 
 class SchedulerManager:
     def __init__(self, conf: cfg.ConfigOpts, db: Database) -> None:
         self.conf = conf
         self.db = db
-        self.filters: list[BaseHostFilter] = [ComputeFilter()]
-        self.weighers: list[BaseHostWeigher] = [RAMWeigher(conf)]
+        self.host_manager = HostManager(conf, db)
+        self.filters = filters_mod.load(conf.filter_scheduler.enabled_filters)
+        self.weighers = weighers_mod.load(conf, conf.filter_scheduler.weight_classes)
 
-    async def _host_states(self) -> list[HostState]:
-        async with self.db.read() as conn:
-            providers = await placement.providers_with_inventory(conn)
-            rows = (await conn.execute(
-                select(compute_nodes.c.hypervisor_hostname, compute_nodes.c.host, services.c.disabled,
-                       services.c.forced_down, services.c.last_seen_up, services.c.updated_at,
-                       services.c.created_at)
-                .join(services, services.c.id == compute_nodes.c.service_id))).mappings().all()
-        now = utcnow()
-        nodes = {r["hypervisor_hostname"]: r for r in rows}
-        states = []
-        for p in providers:
-            node = nodes.get(p["name"])
-            if node is None:
-                continue
-            states.append(HostState(
-                host=node["host"], nodename=p["name"], provider_id=p["id"], provider_uuid=p["uuid"],
-                inventories=p["inventories"], usages=dict(p["usages"]),
-                service_up=services_db.is_up(dict(node), self.conf.service_down_time, now),
-                service_disabled=bool(node["disabled"])))
-        return states
-
-    def _ranked(self, hosts: list[HostState], spec: dict[str, Any], resources: dict[str, int]) -> list[HostState]:
-        hosts = [h for h in hosts if h.fits(resources)]
-        hosts = filter_hosts(self.filters, hosts, spec)
-        weighed = [h for _, h in weigh_hosts(self.weighers, hosts, spec)]
-        subset = min(self.conf.filter_scheduler.host_subset_size, len(weighed))
-        if subset > 1:
-            chosen = random.choice(weighed[:subset])
-            weighed.remove(chosen)
-            weighed.insert(0, chosen)
-        return weighed
-
-    async def _claim_on(self, host: HostState, consumer: str, spec: dict[str, Any], resources: dict[str, int]
-                        ) -> bool:
-        for _ in range(CLAIM_RETRIES):
-            try:
-                async with self.db.write() as conn:
-                    return await placement.claim(conn, host.provider_id, consumer, spec["project_id"],
-                                                 spec["user_id"], resources)
-            except exception.ConcurrentUpdateDetected:
-                continue
-        return False
+    # --- RPC endpoints -----------------------------------------------------------------------------------
+    async def refresh_hosts(self, context: dict[str, Any]) -> None:
+        """Services or aggregates changed: reload the picture before the next decision."""
+        self.host_manager.refresh_all()
 
     async def select_destinations(self, context: dict[str, Any], request_spec: dict[str, Any],
                                   instance_uuids: list[str], return_alternates: bool = True
                                   ) -> list[list[dict[str, Any]]]:
         """For each instance: the claimed host first, then unclaimed alternates. All or nothing."""
-        resources = request_spec.get("resources") or resources_from_flavor(request_spec["flavor"])
-        hosts = await self._host_states()
+        hosts = self.host_manager
+        await hosts.sync()
+        request = await self._request(request_spec, instance_uuids)
         alternates_wanted = self.conf.scheduler.max_attempts - 1 if return_alternates else 0
         results: list[list[dict[str, Any]]] = []
-        claimed: list[str] = []
+        claimed: list[tuple[str, int]] = []
         try:
             for uuid in instance_uuids:
-                ranked = self._ranked(hosts, request_spec, resources)
-                chosen: HostState | None = None
-                for host in ranked:
-                    if await self._claim_on(host, uuid, request_spec, resources):
-                        chosen = host
-                        break
-                    LOG.debug("claim on %s lost for %s; trying the next host", host.nodename, uuid)
-                if chosen is None:
-                    raise exception.NoValidHost(reason="There are not enough hosts available.")
-                claimed.append(uuid)
-                chosen.consume(resources)
-                alternates = [h for h in ranked if h is not chosen][:alternates_wanted]
-                results.append([self._selection(h, resources, h is chosen) for h in [chosen, *alternates]])
+                chosen, alternates = await self._place(request, uuid, alternates_wanted)
+                claimed.append((uuid, chosen.provider_id))
+                request.chose(chosen.host)
+                results.append([self._selection(chosen, request.resources, True),
+                                *(self._selection(h, request.resources, False) for h in alternates)])
         except exception.NoValidHost:
             if claimed:
                 async with self.db.write() as conn:
-                    for uuid in claimed:
+                    for uuid, _ in claimed:
                         await placement.remove_allocations(conn, uuid)
+                hosts.mark_dirty(provider for _, provider in claimed)
             raise
         return results
+
+    # --- internals ---------------------------------------------------------------------------------------
+    async def _request(self, spec: dict[str, Any], instance_uuids: list[str]) -> SchedulingRequest:
+        hints = spec.get("scheduler_hints") or {}
+        if spec.get("instance_group") or any(hints.get(k) for k in ("group", "same_host", "different_host")):
+            async with self.db.read() as conn:
+                return await request_mod.build(conn, spec, instance_uuids)
+        return await request_mod.build(None, spec, instance_uuids)
+
+    def _ranked(self, request: SchedulingRequest, wanted: int) -> np.ndarray:
+        """Host indices, best first: at least ``wanted`` of them when that many pass."""
+        hosts = self.host_manager
+        candidates = np.flatnonzero(hosts.fit_mask(request.resources))
+        if request.force_hosts or request.force_nodes:
+            # Nova skips the filters for a forced host: the operator asked for it by name
+            forced = [i for i in candidates
+                      if (not request.force_hosts or hosts.hosts[i].host in request.force_hosts)
+                      and (not request.force_nodes or hosts.hosts[i].nodename in request.force_nodes)]
+            candidates = np.array(forced, dtype=np.int64)
+        else:
+            candidates = filter_hosts(self.filters, hosts, candidates, request)
+        if not candidates.size:
+            return candidates
+        total = weigh_hosts(self.weighers, hosts, candidates, request)
+        if candidates.size > wanted:
+            top = np.argpartition(-total, wanted - 1)[:wanted]
+            order = top[np.lexsort((candidates[top], -total[top]))]
+        else:
+            order = np.lexsort((candidates, -total))
+        ranked = candidates[order]
+        subset = min(self.conf.filter_scheduler.host_subset_size, ranked.size)
+        if subset > 1:
+            pick = random.randrange(subset)
+            ranked = np.concatenate([ranked[pick:pick + 1], np.delete(ranked, pick)])
+        return ranked
+
+    async def _place(self, request: SchedulingRequest, uuid: str, alternates_wanted: int
+                     ) -> tuple[HostState, list[HostState]]:
+        hosts = self.host_manager
+        wanted = self.conf.filter_scheduler.host_subset_size + alternates_wanted + RANK_SPARE
+        resynced = False
+        for _ in range(RANK_ROUNDS):
+            ranked = self._ranked(request, wanted)
+            if not ranked.size:
+                if resynced:
+                    break
+                # before saying no, make sure the picture is current (a host may have just started)
+                await hosts.sync(force=True)
+                resynced = True
+                continue
+            for position, index in enumerate(ranked.tolist()):
+                if await self._claim(index, uuid, request):
+                    chosen = hosts.hosts[index]
+                    others = [hosts.hosts[i] for i in ranked.tolist()[position + 1:]
+                              if hosts.fits_one(i, request.resources)]
+                    return chosen, others[:alternates_wanted]
+                LOG.debug("claim on %s lost for %s; trying the next host", hosts.hosts[index].nodename, uuid)
+            await hosts.sync(force=True)
+            resynced = True
+        raise exception.NoValidHost(reason="There are not enough hosts available.")
+
+    async def _claim(self, index: int, uuid: str, request: SchedulingRequest) -> bool:
+        hosts = self.host_manager
+        state = hosts.hosts[index]
+        for _ in range(CLAIM_RETRIES):
+            if not hosts.fits_one(index, request.resources):
+                return False
+            generation = int(hosts.generation[index])
+            async with self.db.write() as conn:
+                ok = await placement.claim_at_generation(conn, state.provider_id, generation, uuid,
+                                                         request.spec["project_id"], request.spec["user_id"],
+                                                         request.resources)
+            if ok:
+                hosts.consumed(index, generation, request.resources)
+                return True
+            await hosts.refresh_provider(state.provider_id)
+        return False
 
     @staticmethod
     def _selection(host: HostState, resources: dict[str, int], claimed: bool) -> dict[str, Any]:
         return {"host": host.host, "nodename": host.nodename, "provider_id": host.provider_id,
-                "provider_uuid": host.provider_uuid, "resources": resources, "claimed": claimed}
+                "provider_uuid": host.provider_uuid, "resources": resources, "claimed": claimed,
+                "availability_zone": host.availability_zone}
+
+    # --- background --------------------------------------------------------------------------------------
+    async def run_periodic(self) -> None:
+        """Keep the picture fresh between requests, so a request rarely pays for a re-read itself."""
+        interval = self.conf.scheduler.host_state_sync_interval
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.host_manager.sync()
+            except Exception:
+                LOG.exception("host state sync failed")

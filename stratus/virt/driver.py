@@ -45,6 +45,8 @@ class HostResources:
     local_gb: int
     cpu_info: str = "{}"
     host_ip: str = "127.0.0.1"
+    #: (architecture, hypervisor type, vm mode) triples the node can run, for ImagePropertiesFilter.
+    supported_instances: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

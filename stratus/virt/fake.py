@@ -46,7 +46,10 @@ class FakeDriver(ComputeDriver):
     def get_available_resources(self) -> HostResources:
         fake = self.conf.fake_driver
         return HostResources(hypervisor_hostname=self.host, hypervisor_type="fake", hypervisor_version=1000,
-                             vcpus=fake.vcpus, memory_mb=fake.memory_mb, local_gb=fake.local_gb)
+                             vcpus=fake.vcpus, memory_mb=fake.memory_mb, local_gb=fake.local_gb,
+                             cpu_info='{"arch": "x86_64", "vendor": "fake", "model": "fake", '
+                                      '"topology": {"sockets": 1, "cores": %d, "threads": 1}}' % fake.vcpus,
+                             supported_instances=(("x86_64", "fake", "hvm"),))
 
     def _should_fail(self, instance: dict[str, Any], image_meta: dict[str, Any]) -> str | None:
         if self.host in self.conf.fake_driver.fail_hosts:

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+import numpy as np
 
 from stratus.scheduler.filters.base import BaseHostFilter
+from stratus.scheduler.host_manager import HostManager
 from stratus.scheduler.host_state import HostState
-
-LOG = logging.getLogger(__name__)
+from stratus.scheduler.request import SchedulingRequest
 
 
 class ComputeFilter(BaseHostFilter):
-    def host_passes(self, host_state: HostState, spec: dict[str, Any]) -> bool:
-        if host_state.service_disabled:
-            LOG.debug("%s rejected: compute service disabled", host_state.host)
-            return False
-        if not host_state.service_up:
-            LOG.debug("%s rejected: compute service down", host_state.host)
-            return False
-        return True
+    def host_passes(self, host_state: HostState, request: SchedulingRequest) -> bool:
+        return host_state.service_up and not host_state.service_disabled
+
+    def filter_mask(self, hosts: HostManager, candidates: np.ndarray, request: SchedulingRequest) -> np.ndarray:
+        return hosts.service_up[candidates] & ~hosts.service_disabled[candidates]

@@ -1,31 +1,67 @@
-"""Weighers give raw values; here they are scaled to 0..1, multiplied and summed, best host first."""
+"""Weighers score hosts; each score is scaled to 0..1 over the candidates, multiplied and summed.
+
+As in Nova, a weigher gives a raw value per host (``host_weight``) and a multiplier; the scaling makes
+weighers with different units comparable. A weigher that can score every candidate at once from the host
+manager's arrays offers ``weights``; the sum is then a handful of vector operations for any number of hosts.
+"""
 
 from __future__ import annotations
 
 import abc
-from typing import Any
 
+import numpy as np
+
+from stratus.scheduler.host_manager import HostManager
 from stratus.scheduler.host_state import HostState
+from stratus.scheduler.request import SchedulingRequest
 
 
 class BaseHostWeigher(abc.ABC):
+    #: fixed bounds for the scaling, when the weigher knows them (None: the candidates' min and max)
+    minval: float | None = None
+    maxval: float | None = None
+
     @abc.abstractmethod
     def weight_multiplier(self) -> float:
         """How much this weigher counts (negative inverts it)."""
 
+    def run_for_request(self, request: SchedulingRequest) -> bool:
+        """False when every host would score the same for this request (the weigher adds nothing)."""
+        return True
+
     @abc.abstractmethod
-    def raw_weight(self, host_state: HostState, spec: dict[str, Any]) -> float:
-        """Higher is better before the multiplier."""
+    def host_weight(self, host_state: HostState, request: SchedulingRequest) -> float:
+        """The raw value for one host; higher is better before the multiplier."""
+
+    def weights(self, hosts: HostManager, candidates: np.ndarray, request: SchedulingRequest
+                ) -> np.ndarray | None:
+        """Raw values for all candidates at once, or None to be asked host by host."""
+        return None
 
 
-def weigh_hosts(weighers: list[BaseHostWeigher], hosts: list[HostState], spec: dict[str, Any]
-                ) -> list[tuple[float, HostState]]:
-    totals = [0.0] * len(hosts)
+def normalize(raw: np.ndarray, minval: float | None = None, maxval: float | None = None) -> np.ndarray:
+    """Scale to 0..1 as Nova does; all-equal values scale to 0."""
+    lo = float(raw.min()) if minval is None else minval
+    hi = float(raw.max()) if maxval is None else maxval
+    if hi == lo:
+        return np.zeros(raw.size, dtype=np.float64)
+    return (raw - lo) / (hi - lo)
+
+
+def weigh_hosts(weighers: list[BaseHostWeigher], hosts: HostManager, candidates: np.ndarray,
+                request: SchedulingRequest) -> np.ndarray:
+    """The total weight of each candidate (same order as ``candidates``)."""
+    total = np.zeros(candidates.size, dtype=np.float64)
+    if not candidates.size:
+        return total
     for w in weighers:
-        raw = [w.raw_weight(h, spec) for h in hosts]
-        lo, hi = (min(raw), max(raw)) if raw else (0.0, 0.0)
-        span = hi - lo
-        mult = w.weight_multiplier()
-        for i, value in enumerate(raw):
-            totals[i] += mult * ((value - lo) / span if span else 0.0)
-    return sorted(zip(totals, hosts, strict=True), key=lambda pair: pair[0], reverse=True)
+        multiplier = w.weight_multiplier()
+        if not multiplier or not w.run_for_request(request):
+            continue
+        raw = w.weights(hosts, candidates, request)
+        if raw is None:
+            states = hosts.hosts
+            raw = np.fromiter((w.host_weight(states[i], request) for i in candidates), dtype=np.float64,
+                              count=candidates.size)
+        total += multiplier * normalize(raw.astype(np.float64, copy=False), w.minval, w.maxval)
+    return total
