@@ -90,6 +90,28 @@ async def run(cloud: Cloud, servers: int, concurrency: int, list_repeats: int) -
     }
 
 
+def measure(servers: int, hosts: int, concurrency: int = 20, list_repeats: int = 20) -> dict[str, Any]:
+    """Start a fresh all-in-one with ``hosts`` simulated hosts and unlimited quota, boot, measure, stop."""
+    with tempfile.TemporaryDirectory(prefix="stratus-bench-") as tmp:
+        started = time.perf_counter()
+        cloud = start_cloud(Path(tmp), extra_conf=f"""
+            [fake_driver]
+            host_count = {hosts}
+            [quota]
+            instances = -1
+            cores = -1
+            ram = -1
+            """)
+        startup = time.perf_counter() - started
+        try:
+            result = asyncio.run(run(cloud, servers, concurrency, list_repeats))
+        finally:
+            stop_cloud(cloud)
+    result["hosts"] = hosts
+    result["startup_s"] = startup
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--servers", type=int, default=200)
@@ -98,20 +120,7 @@ def main() -> int:
     parser.add_argument("--list-repeats", type=int, default=20)
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "boot.json"))
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="stratus-bench-") as tmp:
-        cloud = start_cloud(Path(tmp), extra_conf=f"""
-            [fake_driver]
-            host_count = {args.hosts}
-            [quota]
-            instances = -1
-            cores = -1
-            ram = -1
-            """)
-        try:
-            result = asyncio.run(run(cloud, args.servers, args.concurrency, args.list_repeats))
-        finally:
-            stop_cloud(cloud)
-    result["hosts"] = args.hosts
+    result = measure(args.servers, args.hosts, args.concurrency, args.list_repeats)
     rows = [("servers booted", f"{result['servers']} on {args.hosts} hosts"),
             ("first POST -> all ACTIVE", f"{result['all_active_s']:.2f} s"),
             ("throughput", f"{result['servers_per_s']:.1f} servers/s"),

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 
 from stratus.db.engine import Connection
 from stratus.db.models import allocations, consumers, inventories, resource_providers
@@ -150,19 +150,24 @@ async def claim(conn: Connection, provider_id: int, consumer_uuid: str, project_
     return True
 
 
+_CAS = (update(resource_providers)
+        .where(resource_providers.c.id == bindparam("provider_id"),
+               resource_providers.c.generation == bindparam("generation"))
+        .values(generation=bindparam("next_generation"), updated_at=bindparam("now")))
+_CONSUMER = select(consumers.c.id).where(consumers.c.uuid == bindparam("uuid"))
+
+
 async def claim_at_generation(conn: Connection, provider_id: int, generation: int, consumer_uuid: str,
                               project_id: str, user_id: str, resources: dict[str, int]) -> bool:
     """Allocate on a provider the caller saw at ``generation``; False, writing nothing, if it has moved since.
 
     This is placement's own contract (a client sends the generation it read): a caller whose view of the
     provider is exact at that generation has already checked the fit, so the claim is one compare-and-swap
-    and two inserts. The scheduler's host state cache claims this way.
+    and two inserts (statements built once: this is the scheduler's hot path).
     """
     now = utcnow()
-    result = await conn.execute(update(resource_providers)
-                                .where(resource_providers.c.id == provider_id,
-                                       resource_providers.c.generation == generation)
-                                .values(generation=generation + 1, updated_at=now))
+    result = await conn.execute(_CAS, {"provider_id": provider_id, "generation": generation,
+                                       "next_generation": generation + 1, "now": now})
     if result.rowcount != 1:
         return False
     await _ensure_consumer(conn, consumer_uuid, project_id, user_id)
@@ -173,10 +178,11 @@ async def claim_at_generation(conn: Connection, provider_id: int, generation: in
 
 
 async def _ensure_consumer(conn: Connection, consumer_uuid: str, project_id: str, user_id: str) -> None:
-    exists = (await conn.execute(select(consumers.c.id).where(consumers.c.uuid == consumer_uuid))).first()
+    exists = (await conn.execute(_CONSUMER, {"uuid": consumer_uuid})).first()
     if exists is None:
-        await conn.execute(consumers.insert().values(uuid=consumer_uuid, project_id=project_id, user_id=user_id,
-                                                     generation=0, created_at=utcnow()))
+        await conn.execute(consumers.insert(), {"uuid": consumer_uuid, "project_id": project_id,
+                                                "user_id": user_id, "consumer_type": "INSTANCE", "generation": 0,
+                                                "created_at": utcnow()})
 
 
 async def remove_allocations(conn: Connection, consumer_uuid: str) -> list[int]:

@@ -85,6 +85,9 @@ class HostManager:
         self.rc_index: dict[str, int] = {placement.VCPU: 0, placement.MEMORY_MB: 1, placement.DISK_GB: 2}
         self._allocate(0)
         self.az_names: list[str] = []
+        self.aggregate_sets: list[list[dict[str, str]]] = [[]]
+        self.kinds: list[tuple[tuple[tuple[str, str, str], ...], int]] = []
+        self._kind_ids: dict[tuple[tuple[tuple[str, str, str], ...], int], int] = {}
         self._lock = asyncio.Lock()
         self._loaded = False
         self._full_needed = True
@@ -97,29 +100,34 @@ class HostManager:
     def _allocate(self, n: int) -> None:
         r = len(self.rc_index)
         self.generation = np.zeros(n, dtype=np.int64)
-        self.capacity = np.zeros((n, r), dtype=np.int64)
-        self.used = np.zeros((n, r), dtype=np.int64)
-        self.min_unit = np.ones((n, r), dtype=np.int64)
-        self.max_unit = np.zeros((n, r), dtype=np.int64)
-        self.step_size = np.ones((n, r), dtype=np.int64)
+        # one contiguous row per resource class: a request's fit test reads whole rows
+        self.capacity = np.zeros((r, n), dtype=np.int64)
+        self.used = np.zeros((r, n), dtype=np.int64)
+        self.min_unit = np.ones((r, n), dtype=np.int64)
+        self.max_unit = np.zeros((r, n), dtype=np.int64)
+        self.step_size = np.ones((r, n), dtype=np.int64)
         self.service_up = np.ones(n, dtype=bool)
         self.service_disabled = np.zeros(n, dtype=bool)
         self.num_instances = np.zeros(n, dtype=np.int64)
         self.io_ops = np.zeros(n, dtype=np.int64)
         self.failed_builds = np.zeros(n, dtype=np.int64)
         self.az_id = np.zeros(n, dtype=np.int32)
+        #: hosts in the same aggregates share an index into ``aggregate_sets`` (filters judge each set once)
+        self.aggregate_set_id = np.zeros(n, dtype=np.int32)
+        #: hosts reporting the same (supported_instances, hypervisor_version) share an index into ``kinds``
+        self.kind_id = np.zeros(n, dtype=np.int32)
 
     def _column(self, rc: str) -> int:
         """The column of a resource class, widening the arrays the first time a class is seen."""
         col = self.rc_index.get(rc)
         if col is None:
             col = self.rc_index[rc] = len(self.rc_index)
-            n = len(self.hosts)
-            self.capacity = np.hstack([self.capacity, np.zeros((n, 1), dtype=np.int64)])
-            self.used = np.hstack([self.used, np.zeros((n, 1), dtype=np.int64)])
-            self.min_unit = np.hstack([self.min_unit, np.ones((n, 1), dtype=np.int64)])
-            self.max_unit = np.hstack([self.max_unit, np.zeros((n, 1), dtype=np.int64)])
-            self.step_size = np.hstack([self.step_size, np.ones((n, 1), dtype=np.int64)])
+            n = self.generation.size
+            self.capacity = np.vstack([self.capacity, np.zeros((1, n), dtype=np.int64)])
+            self.used = np.vstack([self.used, np.zeros((1, n), dtype=np.int64)])
+            self.min_unit = np.vstack([self.min_unit, np.ones((1, n), dtype=np.int64)])
+            self.max_unit = np.vstack([self.max_unit, np.zeros((1, n), dtype=np.int64)])
+            self.step_size = np.vstack([self.step_size, np.ones((1, n), dtype=np.int64)])
         return col
 
     def __len__(self) -> int:
@@ -129,7 +137,8 @@ class HostManager:
         """Bytes held by the arrays (the per-host Python objects come on top)."""
         return sum(a.nbytes for a in (self.generation, self.capacity, self.used, self.min_unit, self.max_unit,
                                       self.step_size, self.service_up, self.service_disabled,
-                                      self.num_instances, self.io_ops, self.failed_builds, self.az_id))
+                                      self.num_instances, self.io_ops, self.failed_builds, self.az_id,
+                                      self.aggregate_set_id, self.kind_id))
 
     # --- what requests ask of it -------------------------------------------------------------------------
     def fit_mask(self, resources: dict[str, int]) -> np.ndarray:
@@ -141,10 +150,11 @@ class HostManager:
             col = self.rc_index.get(rc)
             if col is None:
                 return np.zeros(len(self.hosts), dtype=bool)
-            mask &= self.used[:, col] + amount <= self.capacity[:, col]
-            mask &= self.min_unit[:, col] <= amount
-            mask &= self.max_unit[:, col] >= amount
-            mask &= amount % self.step_size[:, col] == 0
+            mask &= self.capacity[col] - self.used[col] >= amount
+            mask &= self.min_unit[col] <= amount
+            mask &= self.max_unit[col] >= amount
+            if self.step_size[col].max() > 1:
+                mask &= amount % self.step_size[col] == 0
         return mask
 
     def fits_one(self, index: int, resources: dict[str, int]) -> bool:
@@ -154,8 +164,8 @@ class HostManager:
             col = self.rc_index.get(rc)
             if col is None:
                 return False
-            if (self.used[index, col] + amount > self.capacity[index, col] or amount < self.min_unit[index, col]
-                    or amount > self.max_unit[index, col] or amount % self.step_size[index, col]):
+            if (self.used[col, index] + amount > self.capacity[col, index] or amount < self.min_unit[col, index]
+                    or amount > self.max_unit[col, index] or amount % self.step_size[col, index]):
                 return False
         return True
 
@@ -163,7 +173,7 @@ class HostManager:
         col = self.rc_index.get(rc)
         if col is None:
             return np.zeros(len(self.hosts), dtype=np.int64)
-        return self.capacity[:, col] - self.used[:, col]
+        return self.capacity[col] - self.used[col]
 
     def zone_id(self, zone: str) -> int:
         try:
@@ -181,7 +191,7 @@ class HostManager:
             return
         for rc, amount in resources.items():
             if amount:
-                self.used[index, self._column(rc)] += amount
+                self.used[self._column(rc), index] += amount
         self.generation[index] = generation + 1
         self.num_instances[index] += 1
         self.io_ops[index] += 1
@@ -235,6 +245,8 @@ class HostManager:
         self.by_provider = {}
         self.by_host = defaultdict(list)
         self.by_node = {}
+        self.kinds = []
+        self._kind_ids = {}
         self._allocate(len(rows))
         for i, row in enumerate(rows):
             state = HostState(self, i, host=row.host, nodename=row.hypervisor_hostname, provider_id=row.id,
@@ -263,9 +275,11 @@ class HostManager:
                 self._full_needed = True
                 return
         else:
+            # new providers have ids above every one we know (the slow scan catches any other arrival)
+            newest = max(self.by_provider, default=0)
             seen = {r.id: r.generation for r in await conn.execute(
                 select(resource_providers.c.id, resource_providers.c.generation)
-                .where(or_(resource_providers.c.updated_at >= since, resource_providers.c.created_at >= since)))}
+                .where(or_(resource_providers.c.updated_at >= since, resource_providers.c.id > newest)))}
         changed = set(self._dirty)
         for rp_id, gen in seen.items():
             index = self.by_provider.get(rp_id)
@@ -278,7 +292,7 @@ class HostManager:
             await self._load_providers(conn, list(changed))
         nodes = (await conn.execute(
             select(*_NODE_COLUMNS)
-            .where(or_(compute_nodes.c.updated_at >= since, compute_nodes.c.created_at >= since)))).all()
+            .where(compute_nodes.c.updated_at >= since))).all()
         for row in nodes:
             index = self.by_node.get(row.hypervisor_hostname)
             if index is None or self.hosts[index].host != row.host:
@@ -308,19 +322,19 @@ class HostManager:
         if provider_ids is not None:
             query = query.where(inventories.c.resource_provider_id.in_(provider_ids))
             rows = [self.by_provider[p] for p in provider_ids if p in self.by_provider]
-            self.capacity[rows] = 0
-            self.max_unit[rows] = 0
-            self.min_unit[rows] = 1
-            self.step_size[rows] = 1
+            self.capacity[:, rows] = 0
+            self.max_unit[:, rows] = 0
+            self.min_unit[:, rows] = 1
+            self.step_size[:, rows] = 1
         for rp_id, rc, total, reserved, min_unit, max_unit, step, ratio in await conn.execute(query):
             index = self.by_provider.get(rp_id)
             if index is None:
                 continue
             col = self._column(rc)
-            self.capacity[index, col] = int((total - reserved) * ratio)
-            self.min_unit[index, col] = min_unit
-            self.max_unit[index, col] = max_unit
-            self.step_size[index, col] = step or 1
+            self.capacity[col, index] = int((total - reserved) * ratio)
+            self.min_unit[col, index] = min_unit
+            self.max_unit[col, index] = max_unit
+            self.step_size[col, index] = step or 1
 
     async def _load_usages(self, conn: Connection, provider_ids: list[int] | None) -> None:
         query = (select(allocations.c.resource_provider_id, allocations.c.resource_class,
@@ -328,11 +342,11 @@ class HostManager:
                  .group_by(allocations.c.resource_provider_id, allocations.c.resource_class))
         if provider_ids is not None:
             query = query.where(allocations.c.resource_provider_id.in_(provider_ids))
-            self.used[[self.by_provider[p] for p in provider_ids if p in self.by_provider]] = 0
+            self.used[:, [self.by_provider[p] for p in provider_ids if p in self.by_provider]] = 0
         for rp_id, rc, used in await conn.execute(query):
             index = self.by_provider.get(rp_id)
             if index is not None:
-                self.used[index, self._column(rc)] = int(used or 0)
+                self.used[self._column(rc), index] = int(used or 0)
 
     def _apply_node(self, state: HostState, row: Any) -> None:
         state.hypervisor_type = row.hypervisor_type
@@ -342,6 +356,12 @@ class HostManager:
         state.supported_instances = [tuple(t) for t in _json(row.supported_instances, [])]
         state.stats = _json(row.stats, {})
         i = state.index
+        kind = (tuple(state.supported_instances), int(state.hypervisor_version or 0))
+        kind_id = self._kind_ids.get(kind)
+        if kind_id is None:
+            kind_id = self._kind_ids[kind] = len(self.kinds)
+            self.kinds.append(kind)
+        self.kind_id[i] = kind_id
         self.num_instances[i] = int(state.stats.get("num_instances", 0))
         self.io_ops[i] = int(state.stats.get("io_workload", 0))
         self.failed_builds[i] = int(state.stats.get("failed_builds", 0))
@@ -375,8 +395,16 @@ class HostManager:
         default_zone = self.conf.default_availability_zone
         self.az_names = [default_zone]
         zone_ids = {default_zone: 0}
+        self.aggregate_sets = [[]]
+        set_ids: dict[tuple[int, ...], int] = {(): 0}
         for state in self.hosts:
-            state.aggregates = [metadata[a] for a in per_host.get(state.host, ())]
+            memberships = tuple(sorted(per_host.get(state.host, ())))
+            state.aggregates = [metadata[a] for a in memberships]
+            set_id = set_ids.get(memberships)
+            if set_id is None:
+                set_id = set_ids[memberships] = len(self.aggregate_sets)
+                self.aggregate_sets.append(state.aggregates)
+            self.aggregate_set_id[state.index] = set_id
             zones = sorted({m["availability_zone"] for m in state.aggregates if m.get("availability_zone")})
             zone = ",".join(zones) if zones else default_zone
             state.availability_zone = zone

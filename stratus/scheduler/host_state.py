@@ -50,11 +50,11 @@ class HostState:
 
     def capacity(self, rc: str) -> int:
         col = self._col(rc)
-        return 0 if col is None else int(self.manager.capacity[self.index, col])
+        return 0 if col is None else int(self.manager.capacity[col, self.index])
 
     def used(self, rc: str) -> int:
         col = self._col(rc)
-        return 0 if col is None else int(self.manager.used[self.index, col])
+        return 0 if col is None else int(self.manager.used[col, self.index])
 
     def free(self, rc: str) -> int:
         return self.capacity(rc) - self.used(rc)

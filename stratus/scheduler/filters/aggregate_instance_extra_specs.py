@@ -14,10 +14,10 @@ from stratus.scheduler.request import SchedulingRequest
 SCOPE = "aggregate_instance_extra_specs"
 
 
-def aggregate_values(host_state: HostState) -> dict[str, set[str]]:
-    """key → every value the host's aggregates give it (comma-separated values count one by one)."""
+def aggregate_values(aggregates: list[dict[str, str]]) -> dict[str, set[str]]:
+    """key → every value the aggregates give (comma-separated values count one by one)."""
     out: dict[str, set[str]] = {}
-    for metadata in host_state.aggregates:
+    for metadata in aggregates:
         for key, value in metadata.items():
             out.setdefault(key, set()).update(v.strip() for v in value.split(","))
     return out
@@ -39,24 +39,20 @@ class AggregateInstanceExtraSpecsFilter(BaseHostFilter):
     def run_filter_for_request(self, request: SchedulingRequest) -> bool:
         return bool(self._checks(request))
 
-    def host_passes(self, host_state: HostState, request: SchedulingRequest) -> bool:
-        metadata = aggregate_values(host_state)
-        for key, requirement in self._checks(request):
+    def _passes(self, aggregates: list[dict[str, str]], checks: list[tuple[str, str]]) -> bool:
+        metadata = aggregate_values(aggregates)
+        for key, requirement in checks:
             values = metadata.get(key)
             if not values or not any(extra_specs_ops.match(v, requirement) for v in values):
                 return False
         return True
 
+    def host_passes(self, host_state: HostState, request: SchedulingRequest) -> bool:
+        return self._passes(list(host_state.aggregates), self._checks(request))
+
     def filter_mask(self, hosts: HostManager, candidates: np.ndarray, request: SchedulingRequest) -> np.ndarray:
         """Hosts in the same aggregates get the same answer: judge each distinct set of aggregates once."""
-        seen: dict[tuple[int, ...], bool] = {}
-        states = hosts.hosts
-        out = np.empty(candidates.size, dtype=bool)
-        for n, i in enumerate(candidates):
-            state = states[i]
-            key = tuple(id(m) for m in state.aggregates)
-            verdict = seen.get(key)
-            if verdict is None:
-                verdict = seen[key] = self.host_passes(state, request)
-            out[n] = verdict
-        return out
+        checks = self._checks(request)
+        verdicts = np.fromiter((self._passes(s, checks) for s in hosts.aggregate_sets), dtype=bool,
+                               count=len(hosts.aggregate_sets))
+        return verdicts[hosts.aggregate_set_id[candidates]]

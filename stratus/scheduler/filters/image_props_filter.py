@@ -69,31 +69,26 @@ class ImagePropertiesFilter(BaseHostFilter):
         # as in Nova, a requested version alone constrains nothing: it refines an architecture/type/mode match
         return any(self._wanted(request))
 
-    def host_passes(self, host_state: HostState, request: SchedulingRequest) -> bool:
+    def _supports(self, supported_instances: list[tuple[str, str, str]] | tuple[tuple[str, str, str], ...],
+                  hypervisor_version: int, request: SchedulingRequest) -> bool:
         wanted = self._wanted(request)
         if not any(wanted):
             return True
         version = self._requested_version(request)
-        if version and host_state.hypervisor_version and not version_satisfies(host_state.hypervisor_version,
-                                                                              str(version)):
+        if version and hypervisor_version and not version_satisfies(hypervisor_version, str(version)):
             return False
-        for supported in host_state.supported_instances:
+        for supported in supported_instances:
             offered = {_canon(supported[0], _ARCH_ALIASES), _canon(supported[1], _HV_ALIASES),
                        _canon(supported[2], _MODE_ALIASES)}
             if all(w is None or w in offered for w in wanted):
                 return True
         return False
 
+    def host_passes(self, host_state: HostState, request: SchedulingRequest) -> bool:
+        return self._supports(host_state.supported_instances, host_state.hypervisor_version, request)
+
     def filter_mask(self, hosts: HostManager, candidates: np.ndarray, request: SchedulingRequest) -> np.ndarray:
         """Hosts of one kind report the same triples and version: judge each kind once."""
-        seen: dict[tuple[Any, ...], bool] = {}
-        states = hosts.hosts
-        out = np.empty(candidates.size, dtype=bool)
-        for n, i in enumerate(candidates):
-            state = states[i]
-            key = (tuple(state.supported_instances), state.hypervisor_version)
-            verdict = seen.get(key)
-            if verdict is None:
-                verdict = seen[key] = self.host_passes(state, request)
-            out[n] = verdict
-        return out
+        verdicts = np.fromiter((self._supports(triples, version, request) for triples, version in hosts.kinds),
+                               dtype=bool, count=len(hosts.kinds))
+        return verdicts[hosts.kind_id[candidates]]
