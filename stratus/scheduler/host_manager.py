@@ -144,6 +144,8 @@ class HostManager:
     def fit_mask(self, resources: dict[str, int]) -> np.ndarray:
         """Hosts where ``resources`` fit free capacity and unit limits (placement's allocation candidates)."""
         mask = np.ones(len(self.hosts), dtype=bool)
+        if not mask.size:
+            return mask
         for rc, amount in resources.items():
             if not amount:
                 continue

@@ -268,3 +268,9 @@ async def test_concurrent_requests_never_exceed_capacity(scheduler: Seed, databa
     assert len(placed) == 40 and len(refused) == 20, outcomes
     assert all(v <= 8 for v in (await used(db, placement.VCPU)).values())
     assert sum((await used(db, placement.VCPU)).values()) == 40
+
+
+async def test_no_hosts_at_all_is_no_valid_host(scheduler: Seed) -> None:
+    sched = await scheduler([])
+    with pytest.raises(exception.NoValidHost):
+        await pick(sched, spec())
