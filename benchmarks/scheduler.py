@@ -4,7 +4,7 @@
                                    [--json PATH]
 
 Each fleet is written to a fresh SQLite database (stratus.db.fleet: the rows a fake compute fleet would
-write) with realistic mixed usage: hosts 0–90 % full, three availability zones, an SSD aggregate, 2 % disabled,
+write) with realistic mixed usage: hosts 0-90 % full, three availability zones, an SSD aggregate, 2 % disabled,
 1 % silent (down), some I/O load and a few hosts with failed builds. The scheduler then answers one-instance
 requests with mixed flavors (a quarter of them zone-pinned, a tenth asking for SSD hosts), claiming each in the
 database; between requests, compute hosts "delete" earlier instances so the scheduler's picture keeps

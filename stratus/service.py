@@ -44,6 +44,7 @@ class Services:
         self.db: Database | None = None
         self.transport: Transport | None = None
         self.computes: list[Any] = []
+        self.service_ids: list[int] = []  # services rows of this process other than its compute hosts
         self.image_store: Any = None
         self.http_servers: list[uvicorn.Server] = []
         self._tasks: list[asyncio.Task[Any]] = []
@@ -61,11 +62,16 @@ class Services:
         if "scheduler" in self.roles:
             from stratus.scheduler.manager import SchedulerManager
 
-            await transport.listen("scheduler", SchedulerManager(conf, db))
+            scheduler = SchedulerManager(conf, db)
+            await scheduler.host_manager.sync()
+            await transport.listen("scheduler", scheduler)
+            await self._register("nova-scheduler", "scheduler")
+            self._tasks.append(asyncio.create_task(scheduler.run_periodic()))
         if "conductor" in self.roles:
             from stratus.conductor.manager import ConductorManager
 
             await transport.listen("conductor", ConductorManager(conf, db, transport))
+            await self._register("nova-conductor", "conductor")
         if "compute" in self.roles:
             from stratus.compute.manager import ComputeManager
             from stratus.virt import loader
@@ -76,7 +82,8 @@ class Services:
                 await manager.init_host()
                 await transport.listen("compute", manager, server=host)
                 self.computes.append(manager)
-            self._tasks.append(asyncio.create_task(self._periodic_computes()))
+        if self.service_ids or self.computes:
+            self._tasks.append(asyncio.create_task(self._periodic()))
         if "api" in self.roles:
             from stratus.api.app import create_app
             from stratus.api.services import ApiServices
@@ -106,9 +113,17 @@ class Services:
         self.http_servers.append(server)
         self._tasks.append(asyncio.create_task(server.serve()))
 
-    async def _periodic_computes(self) -> None:
-        """Heartbeats of every compute host of this process in one write (a simulated fleet of 10,000
-        hosts costs one statement per interval), then each host's own periodic tasks."""
+    async def _register(self, binary: str, topic: str) -> None:
+        """The services row of a scheduler or conductor on ``[DEFAULT] host``, beaten with the others."""
+        from stratus.db import services as services_db
+
+        assert self.db is not None
+        async with self.db.write() as conn:
+            self.service_ids.append((await services_db.register(conn, self.conf.host, binary, topic))["id"])
+
+    async def _periodic(self) -> None:
+        """Heartbeats of every service of this process in one write (a simulated fleet of 10,000 hosts
+        costs one statement per interval), then each compute host's own periodic tasks."""
         from stratus.db import services as services_db
 
         interval = max(1, self.conf.report_interval)
@@ -119,9 +134,9 @@ class Services:
             assert self.db is not None
             try:
                 async with self.db.write() as conn:
-                    await services_db.heartbeat(conn, [m.service_id for m in self.computes])
+                    await services_db.heartbeat(conn, [*self.service_ids, *(m.service_id for m in self.computes)])
             except Exception:
-                LOG.exception("heartbeat of %d compute services failed", len(self.computes))
+                LOG.exception("heartbeat of %d services failed", len(self.service_ids) + len(self.computes))
             beats += 1
             if beats % resources_every:
                 continue

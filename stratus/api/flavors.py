@@ -1,10 +1,13 @@
-"""Flavors: list, detail and show for everyone; create and delete for admins (Nova's flavor_manage).
+"""Flavors: list, detail and show for everyone; create, update and delete for admins (Nova's flavor_manage).
 
-Bodies are Nova's up to 2.54: ``description`` (2.55), ``extra_specs`` in bodies (2.61) and the strict query
-schema (2.75) are past our maximum version. """
+2.55 adds ``description`` (create, every body) and ``PUT /flavors/{flavor_id}`` to change it; 2.61 puts
+``extra_specs`` in the detail, show, create and update bodies for callers the extra specs index policy allows.
+The strict query schema (2.75) is past our maximum version.
+"""
 
 from __future__ import annotations
 
+import copy
 import uuid
 from typing import Any
 
@@ -13,10 +16,14 @@ from starlette.responses import Response
 from stratus.api import validation
 from stratus.api.common import collection_links, limit_and_marker, links
 from stratus.api.errors import Fault
+from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, empty_response, json_response
 from stratus.api.router import Route
 from stratus.db import flavors as db
-from stratus.identity.policy import authorize
+from stratus.identity.policy import authorize, check
+
+_V255 = APIVersion.parse("2.55")  # description; PUT /flavors/{flavor_id}
+_V261 = APIVersion.parse("2.61")  # extra_specs in flavor bodies
 
 _MAX_INT = 0x7FFFFFFF
 _MAX_FLOAT = 3.40282e38
@@ -53,6 +60,17 @@ CREATE_SCHEMA: dict[str, Any] = {
     "required": ["flavor"],
     "additionalProperties": False,
 }
+# A TEXT column: up to 64 KiB, or null.
+_DESCRIPTION = {**validation.description, "maxLength": 65535}
+CREATE_SCHEMA_V255 = copy.deepcopy(CREATE_SCHEMA)
+CREATE_SCHEMA_V255["properties"]["flavor"]["properties"]["description"] = _DESCRIPTION
+UPDATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"flavor": {"type": "object", "properties": {"description": _DESCRIPTION},
+                              "required": ["description"], "additionalProperties": False}},
+    "required": ["flavor"],
+    "additionalProperties": False,
+}
 
 # Numeric fields of the create body: (body key, minimum). Strings are checked after the schema, since
 # JSON Schema's minimum ignores them and Nova's validator converts them first.
@@ -60,12 +78,26 @@ _INT_FIELDS = [("ram", 1), ("vcpus", 1), ("disk", 0), ("OS-FLV-EXT-DATA:ephemera
 
 
 def _basic(req: ApiRequest, flavor: dict[str, Any]) -> dict[str, Any]:
-    return {"id": flavor["flavorid"], "name": flavor["name"], "links": links(req, "flavors", flavor["flavorid"])}
+    body = {"id": flavor["flavorid"], "name": flavor["name"], "links": links(req, "flavors", flavor["flavorid"])}
+    if req.at_least(_V255):
+        body["description"] = flavor["description"]
+    return body
 
 
-def show_view(req: ApiRequest, flavor: dict[str, Any]) -> dict[str, Any]:
-    """Nova's flavor body: ``swap`` is ``""`` when there is none, a quirk clients rely on."""
-    return {
+def _with_extra_specs(req: ApiRequest) -> bool:
+    """From 2.61 a flavor body carries its extra specs, if the caller may list them (else they are left out)."""
+    return req.at_least(_V261) and check(req.context, "os_compute_api:os-flavor-extra-specs:index",
+                                         {"project_id": req.context.project_id})
+
+
+def show_view(req: ApiRequest, flavor: dict[str, Any], with_extra_specs: bool | None = None) -> dict[str, Any]:
+    """Nova's flavor body: ``swap`` is ``""`` when there is none, a quirk clients rely on.
+
+    ``with_extra_specs`` is decided here when not given (a list decides it once for all its flavors).
+    """
+    if with_extra_specs is None:
+        with_extra_specs = _with_extra_specs(req)
+    body = {
         "id": flavor["flavorid"],
         "name": flavor["name"],
         "ram": flavor["memory_mb"],
@@ -78,6 +110,11 @@ def show_view(req: ApiRequest, flavor: dict[str, Any]) -> dict[str, Any]:
         "rxtx_factor": flavor["rxtx_factor"],
         "links": links(req, "flavors", flavor["flavorid"]),
     }
+    if req.at_least(_V255):
+        body["description"] = flavor["description"]
+    if with_extra_specs:
+        body["extra_specs"] = flavor["extra_specs"]
+    return body
 
 
 def _is_public_filter(req: ApiRequest) -> bool | None:
@@ -103,7 +140,7 @@ def _min_filter(req: ApiRequest, param: str) -> int | None:
         raise Fault(400, f"Invalid {param} filter [{value}]") from None
 
 
-async def _list(req: ApiRequest) -> tuple[list[dict[str, Any]], int]:
+async def _list(req: ApiRequest, with_extra_specs: bool = False) -> tuple[list[dict[str, Any]], int]:
     ctx = req.context
     limit, marker = limit_and_marker(req)
     sort_key = req.query.get("sort_key") or "flavorid"
@@ -119,7 +156,8 @@ async def _list(req: ApiRequest) -> tuple[list[dict[str, Any]], int]:
             items = await db.list_flavors(conn, project_id=ctx.project_id, is_admin=ctx.is_admin,
                                           min_memory_mb=_min_filter(req, "minRam"),
                                           min_root_gb=_min_filter(req, "minDisk"), sort_key=sort_key,
-                                          sort_dir=sort_dir, limit=limit, marker=marker, **filters)
+                                          sort_dir=sort_dir, limit=limit, marker=marker,
+                                          with_extra_specs=with_extra_specs, **filters)
     except db.MarkerNotFound:
         raise Fault(400, f"marker [{marker}] not found") from None
     return items, limit
@@ -134,8 +172,9 @@ async def index(req: ApiRequest) -> Response:
 
 
 async def detail(req: ApiRequest) -> Response:
-    items, limit = await _list(req)
-    body: dict[str, Any] = {"flavors": [show_view(req, f) for f in items]}
+    with_extra_specs = _with_extra_specs(req)
+    items, limit = await _list(req, with_extra_specs)
+    body: dict[str, Any] = {"flavors": [show_view(req, f, with_extra_specs) for f in items]}
     if next_link := collection_links(req, "flavors/detail", items, limit, "flavorid"):
         body["flavors_links"] = next_link
     return json_response(body)
@@ -170,7 +209,7 @@ def _number(field: str, value: Any, minimum: float, maximum: float, exclusive: b
 
 async def create(req: ApiRequest) -> Response:
     body = await req.json()
-    validation.validate(CREATE_SCHEMA, body)
+    validation.validate(CREATE_SCHEMA_V255 if req.at_least(_V255) else CREATE_SCHEMA, body)
     authorize(req.context, "os_compute_api:os-flavor-manage:create", {})
     vals = body["flavor"]
     sizes = {key: int(_number(key, vals.get(key, 0), minimum, _MAX_INT)) for key, minimum in _INT_FIELDS}
@@ -184,11 +223,27 @@ async def create(req: ApiRequest) -> Response:
             flavor = await db.create(conn, flavorid=flavorid, name=vals["name"].strip(), memory_mb=sizes["ram"],
                                      vcpus=sizes["vcpus"], root_gb=sizes["disk"],
                                      ephemeral_gb=sizes["OS-FLV-EXT-DATA:ephemeral"], swap=sizes["swap"],
-                                     rxtx_factor=rxtx, is_public=is_public)
+                                     rxtx_factor=rxtx, is_public=is_public, description=vals.get("description"))
     except db.FlavorConflict as exc:
         if exc.column == "flavorid":
             raise Fault(409, f"Flavor with ID {flavorid} already exists.") from None
         raise Fault(409, f"Flavor with name {vals['name'].strip()} already exists.") from None
+    return json_response({"flavor": show_view(req, flavor)})
+
+
+async def update(req: ApiRequest) -> Response:
+    """2.55: change the description, the one mutable field of a flavor."""
+    body = await req.json()
+    validation.validate(UPDATE_SCHEMA, body)
+    authorize(req.context, "os_compute_api:os-flavor-manage:update", {})
+    flavorid = req.path["flavor_id"]
+    description = body["flavor"]["description"]
+    async with req.services.db.write() as conn:
+        flavor = await db.get(conn, flavorid)
+        if flavor is None:
+            raise Fault(404, f"Flavor {flavorid} could not be found.")
+        await db.update_description(conn, flavor["id"], description)
+    flavor["description"] = description
     return json_response({"flavor": show_view(req, flavor)})
 
 
@@ -208,5 +263,6 @@ ROUTES: list[Route] = [
     Route("/flavors", "POST", create),
     Route("/flavors/detail", "GET", detail),
     Route("/flavors/{flavor_id}", "GET", show),
+    Route("/flavors/{flavor_id}", "PUT", update, min_version="2.55"),
     Route("/flavors/{flavor_id}", "DELETE", delete),
 ]

@@ -1,6 +1,7 @@
 """``GET /limits``: the project's absolute limits and what it uses, in Nova's names. ``rate`` is always empty.
 
-2.36 drops the nova-network items (floating IPs, security groups) and 2.39 ``maxImageMeta``, as Nova does.
+2.36 drops the nova-network items (floating IPs, security groups), 2.39 ``maxImageMeta`` and 2.57 the personality
+limits (``maxPersonality``, ``maxPersonalitySize``), as Nova does.
 Admins may read another project's limits with ``?tenant_id=``.
 """
 
@@ -16,6 +17,7 @@ from stratus.identity.policy import authorize
 
 _V236 = APIVersion.parse("2.36")  # no more proxy (network) limits
 _V239 = APIVersion.parse("2.39")  # no more image metadata limit
+_V257 = APIVersion.parse("2.57")  # no more personality (injected files) limits
 
 # Quota resource -> the limit names it is reported under.
 ABSOLUTE_NAMES = {
@@ -42,14 +44,15 @@ USED_NAMES = {
     "totalServerGroupsUsed": "server_groups",
 }
 _NETWORK = {"floating_ips", "security_groups", "security_group_rules"}
+_PERSONALITY = {"injected_files", "injected_file_content_bytes"}
 
 
-def build(hard: dict[str, int], used: dict[str, int], with_network: bool, with_image_meta: bool
-          ) -> dict[str, int]:
+def build(hard: dict[str, int], used: dict[str, int], with_network: bool, with_image_meta: bool,
+          with_personality: bool) -> dict[str, int]:
     """The ``absolute`` dict for a version: limits first, then usage."""
     absolute: dict[str, int] = {}
     for resource, names in ABSOLUTE_NAMES.items():
-        if resource in _NETWORK and not with_network:
+        if (resource in _NETWORK and not with_network) or (resource in _PERSONALITY and not with_personality):
             continue
         for name in names:
             if name != "maxImageMeta" or with_image_meta:
@@ -70,7 +73,8 @@ async def index(req: ApiRequest) -> Response:
     async with req.services.db.read() as conn:
         hard = await quotas.limits(conn, req.services.conf, project_id)
         used = await quotas.usage(conn, project_id)
-    absolute = build(hard, used, with_network=not req.at_least(_V236), with_image_meta=not req.at_least(_V239))
+    absolute = build(hard, used, with_network=not req.at_least(_V236), with_image_meta=not req.at_least(_V239),
+                     with_personality=not req.at_least(_V257))
     return json_response({"limits": {"rate": [], "absolute": absolute}})
 
 

@@ -1,7 +1,7 @@
 """The Compute API's microversions: one commented list, negotiation from the request headers.
 
 The maximum is only what Stratus really implements for every resource it serves; ``docs/api/version_history.rst``
-says the same in prose and ``tests/unit/api/test_microversion.py`` keeps the two in step.
+says the same in prose and ``tests/unit/test_microversion.py`` keeps the two in step.
 """
 
 from __future__ import annotations
@@ -62,6 +62,23 @@ VERSIONS: list[tuple[str, str]] = [
     ("2.45", "createImage returns image_id in the body (not served yet)."),
     ("2.46", "Request id of instance action events (not served yet)."),
     ("2.47", "Server show/detail embed the flavor (original_name, sizes, extra_specs)."),
+    ("2.48", "Server diagnostics are standardised (os-server-diagnostics not served yet)."),
+    ("2.49", "Tagged volume and interface attach (no volumes or attach APIs here yet)."),
+    ("2.50", "Quota classes show server group quotas, drop network ones (not served yet)."),
+    ("2.51", "volume-extended external event; instance action events shown (not served yet)."),
+    ("2.52", "Server create takes 'tags'."),
+    ("2.53", "Services and hypervisors identified by uuid (os-services/os-hypervisors bring it)."),
+    ("2.54", "Rebuild takes key_name (rebuild not served yet)."),
+    ("2.55", "Flavors have a 'description': create, PUT /flavors/{id}, in every flavor body."),
+    ("2.56", "Cold migrate takes a target host (not served yet)."),
+    ("2.57", "Personality removed from server create; maxPersonality* removed from limits."),
+    ("2.58", "Instance actions pagination and changes-since (not served yet)."),
+    ("2.59", "Migrations pagination, changes-since and uuid (not served yet)."),
+    ("2.60", "Multiattach volumes (no volumes here)."),
+    ("2.61", "Flavor bodies (detail, show, create, update) carry extra_specs, if policy allows."),
+    ("2.62", "Instance action events show host and hostId (not served yet)."),
+    ("2.63", "Server create takes trusted_image_certificates; show/detail/update return them."),
+    ("2.64", "Server groups take policy and rules (os-server-groups brings it)."),
 ]
 
 

@@ -6,14 +6,19 @@ Paths are relative to ``/v2.1``; each module declares its routes next to its han
 from __future__ import annotations
 
 from stratus.api import (
+    aggregates,
+    availability_zones,
     flavor_access,
     flavors,
     flavors_extraspecs,
+    hypervisors,
     keypairs,
     limits,
+    server_groups,
     server_metadata,
     server_tags,
     servers,
+    services_api,
 )
 from stratus.api.router import Route
 
@@ -22,8 +27,13 @@ ROUTES: list[Route] = [
     *flavors_extraspecs.ROUTES,
     *flavor_access.ROUTES,
     *keypairs.ROUTES,
+    *aggregates.ROUTES,
+    *server_groups.ROUTES,
     *limits.ROUTES,
     *servers.ROUTES,
     *server_metadata.ROUTES,
     *server_tags.ROUTES,
+    *services_api.ROUTES,
+    *hypervisors.ROUTES,
+    *availability_zones.ROUTES,
 ]

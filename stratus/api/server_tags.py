@@ -13,15 +13,14 @@ from stratus.api.router import Route
 from stratus.api.servers import load_instance
 from stratus.db.models import instance_tags
 
-MAX_TAGS = 50
-_TAG = {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"}
-_TAGS_BODY = {"type": "object", "properties": {"tags": {"type": "array", "items": _TAG, "maxItems": MAX_TAGS}},
-              "required": ["tags"], "additionalProperties": False}
+MAX_TAGS = validation.MAX_TAGS
+_TAGS_BODY = {"type": "object", "properties": {"tags": validation.tags}, "required": ["tags"],
+              "additionalProperties": False}
 
 
 def _check_tag(tag: str) -> None:
     try:
-        validation.validate(_TAG, tag)
+        validation.validate(validation.tag, tag)
     except Fault:
         raise Fault(400, f"Tag '{tag}' is invalid: tags are 1-60 characters without ',' or '/'.") from None
 

@@ -21,6 +21,7 @@ V216 = APIVersion.parse("2.16")
 V219 = APIVersion.parse("2.19")
 V226 = APIVersion.parse("2.26")
 V247 = APIVersion.parse("2.47")
+V263 = APIVersion.parse("2.63")
 PROGRESS_STATUSES = frozenset({"ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING"})
 
 
@@ -76,7 +77,10 @@ class ServerViewBuilder:
             body["details"] = fault.get("details") or ""
         return body
 
-    def full(self, inst: dict[str, Any]) -> dict[str, Any]:
+    def full(self, inst: dict[str, Any], update: bool = False) -> dict[str, Any]:
+        """The server as show and detail give it; ``update`` for the body of PUT /servers/{id}, which before 2.75
+        leaves out the AZ, config drive, key name, usage times, security groups, extended attributes, status and
+        volumes, host status and the addresses' type and MAC, as Nova's does."""
         status = status_from_state(inst["vm_state"], inst["task_state"])
         server: dict[str, Any] = {
             "id": inst["uuid"],
@@ -90,27 +94,30 @@ class ServerViewBuilder:
             "flavor": self._flavor(inst["flavor"]),
             "created": isotime(inst["created_at"]),
             "updated": isotime(inst["updated_at"]),
-            "addresses": _addresses(inst.get("network_info") or []),
+            "addresses": _addresses(inst.get("network_info") or [], extended=not update),
             "accessIPv4": inst["access_ip_v4"] or "",
             "accessIPv6": inst["access_ip_v6"] or "",
             "links": self._links(inst["uuid"]),
             "OS-DCF:diskConfig": "AUTO" if inst["auto_disk_config"] else "MANUAL",
-            "OS-EXT-AZ:availability_zone": inst["availability_zone"] or "",
-            "config_drive": inst["config_drive"] or "",
-            "key_name": inst["key_name"],
-            "OS-EXT-STS:task_state": inst["task_state"],
-            "OS-EXT-STS:vm_state": inst["vm_state"],
-            "OS-EXT-STS:power_state": inst["power_state"],
-            "os-extended-volumes:volumes_attached": [],
-            "OS-SRV-USG:launched_at": isotime_usec(inst["launched_at"]),
-            "OS-SRV-USG:terminated_at": isotime_usec(inst["terminated_at"]),
         }
+        if not update:
+            server.update({
+                "OS-EXT-AZ:availability_zone": inst["availability_zone"] or "",
+                "config_drive": inst["config_drive"] or "",
+                "key_name": inst["key_name"],
+                "OS-EXT-STS:task_state": inst["task_state"],
+                "OS-EXT-STS:vm_state": inst["vm_state"],
+                "OS-EXT-STS:power_state": inst["power_state"],
+                "os-extended-volumes:volumes_attached": [],
+                "OS-SRV-USG:launched_at": isotime_usec(inst["launched_at"]),
+                "OS-SRV-USG:terminated_at": isotime_usec(inst["terminated_at"]),
+            })
         if status in PROGRESS_STATUSES:
             server["progress"] = inst["progress"] or 0
         groups = inst.get("security_groups") or []
-        if groups:
+        if groups and not update:
             server["security_groups"] = [{"name": g} for g in groups]
-        if self.show_extended:
+        if self.show_extended and not update:
             server["OS-EXT-SRV-ATTR:host"] = inst["host"]
             server["OS-EXT-SRV-ATTR:hypervisor_hostname"] = inst["node"]
             server["OS-EXT-SRV-ATTR:instance_name"] = self.template % inst["id"]
@@ -126,22 +133,27 @@ class ServerViewBuilder:
             server["fault"] = self._fault(inst["fault"])
         if self.version >= V29:
             server["locked"] = bool(inst["locked"])
-        if self.show_host_status:
+        if self.show_host_status and not update:
             server["host_status"] = self.host_status.get(inst["host"] or "", "") if inst["host"] else ""
         if self.version >= V219:
             server["description"] = inst["display_description"]
         if self.version >= V226:
             server["tags"] = inst.get("tags", [])
+        if self.version >= V263:
+            server["trusted_image_certificates"] = inst.get("trusted_certs")
         return server
 
 
-def _addresses(network_info: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Nova's ``addresses``: network label -> [{version, addr, OS-EXT-IPS:type, OS-EXT-IPS-MAC:mac_addr}]."""
+def _addresses(network_info: list[dict[str, Any]], extended: bool = True) -> dict[str, list[dict[str, Any]]]:
+    """Nova's ``addresses``: network label -> [{version, addr, OS-EXT-IPS:type, OS-EXT-IPS-MAC:mac_addr}]
+    (the last two only when ``extended``)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for vif in network_info:
         label = vif.get("network", {}).get("label", "private")
         for ip in vif.get("ips", []):
-            out.setdefault(label, []).append({"version": ip.get("version", 4), "addr": ip["address"],
-                                              "OS-EXT-IPS:type": ip.get("type", "fixed"),
-                                              "OS-EXT-IPS-MAC:mac_addr": vif.get("address", "")})
+            item: dict[str, Any] = {"version": ip.get("version", 4), "addr": ip["address"]}
+            if extended:
+                item["OS-EXT-IPS:type"] = ip.get("type", "fixed")
+                item["OS-EXT-IPS-MAC:mac_addr"] = vif.get("address", "")
+            out.setdefault(label, []).append(item)
     return out

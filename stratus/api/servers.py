@@ -220,8 +220,7 @@ async def update(req: ApiRequest) -> Response:
             if not await instances.update_instance(conn, inst["uuid"], values):
                 raise Fault(404, f"Instance {inst['uuid']} could not be found.")
             inst = await instances.get(conn, inst["uuid"]) or inst
-    view = await _view(req, [inst])
-    return json_response({"server": view.full(inst)})
+    return json_response({"server": server_view.ServerViewBuilder(req).full(inst, update=True)})
 
 
 async def delete(req: ApiRequest) -> Response:

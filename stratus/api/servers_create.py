@@ -14,6 +14,7 @@ import secrets
 import string
 from typing import Any
 
+from sqlalchemy import select
 from starlette.responses import Response
 
 from stratus import exception
@@ -26,6 +27,8 @@ from stratus.db import flavors as flavors_db
 from stratus.db import instances
 from stratus.db import keypairs as keypairs_db
 from stratus.db import quotas as quotas_db
+from stratus.db import server_groups as server_groups_db
+from stratus.db.models import aggregate_metadata
 from stratus.identity import policy
 from stratus.objects import states
 from stratus.objects.states import task_states
@@ -37,8 +40,13 @@ V232 = APIVersion.parse("2.32")
 V237 = APIVersion.parse("2.37")
 V236 = APIVersion.parse("2.36")
 V242 = APIVersion.parse("2.42")
+V252 = APIVersion.parse("2.52")  # tags at create
+V257 = APIVersion.parse("2.57")  # no more personality
+V263 = APIVersion.parse("2.63")  # trusted_image_certificates
 
-_tag = {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"}
+_personality = {"type": "array", "items": {"type": "object", "properties": {
+    "path": {"type": "string"}, "contents": {"type": "string", "format": "base64"}},
+    "additionalProperties": False}}
 
 
 def _device_tags(version: APIVersion) -> bool:
@@ -51,7 +59,7 @@ def _network_item(version: APIVersion) -> dict[str, Any]:
                              "port": {"type": ["string", "null"], "format": "uuid"},
                              "uuid": {"type": "string"}}
     if _device_tags(version):
-        props["tag"] = _tag
+        props["tag"] = validation.tag
     return {"type": "object", "properties": props, "additionalProperties": False}
 
 
@@ -71,7 +79,7 @@ def _bdm_item(version: APIVersion) -> dict[str, Any]:
         "connection_info": {"type": "string", "maxLength": 16777215},
     }
     if _device_tags(version):
-        props["tag"] = _tag
+        props["tag"] = validation.tag
     return {"type": "object", "properties": props, "additionalProperties": False}
 
 
@@ -105,15 +113,18 @@ def create_schema(version: APIVersion) -> dict[str, Any]:
             "max_count": validation.positive_integer,
             "return_reservation_id": {"type": ["boolean", "string"],
                                       "enum": [True, "True", "true", False, "False", "false"]},
-            "personality": {"type": "array", "items": {"type": "object", "properties": {
-                "path": {"type": "string"}, "contents": {"type": "string", "format": "base64"}},
-                "additionalProperties": False}},
         },
         "required": ["name", "flavorRef"] + (["networks"] if version >= V237 else []),
         "additionalProperties": False,
     }
     if version >= V219:
         server["properties"]["description"] = validation.description
+    if version >= V252:
+        server["properties"]["tags"] = validation.tags
+    if version < V257:
+        server["properties"]["personality"] = _personality
+    if version >= V263:
+        server["properties"]["trusted_image_certificates"] = validation.trusted_certs
     hints = {"type": "object", "properties": {
         "group": {"type": "string", "format": "uuid"},
         "different_host": {"oneOf": [{"type": "string", "format": "uuid"},
@@ -150,6 +161,18 @@ def _check_user_data(user_data: str | None) -> None:
         base64.b64decode(user_data, validate=True)
     except (binascii.Error, ValueError):
         raise Fault(400, "User data needs to be valid base 64.") from None
+
+
+def _trusted_certs(req: ApiRequest, server: dict[str, Any]) -> list[str] | None:
+    """2.63's trusted image certificate ids, if any: policy-checked, and only for a server with an imageRef."""
+    certs: list[str] | None = server.get("trusted_image_certificates")
+    if not certs:
+        return None
+    policy.authorize(req.context, "os_compute_api:servers:create:trusted_certs",
+                     {"project_id": req.context.project_id})
+    if not server.get("imageRef"):
+        raise Fault(400, "Image certificate validation is not supported when booting from volume")
+    return certs
 
 
 def _image_from_bdm(bdms: list[dict[str, Any]]) -> str | None:
@@ -195,9 +218,17 @@ def _availability_zone(req: ApiRequest, requested: str | None) -> tuple[str | No
     host, _, node = rest.partition(":")
     if host or node:
         policy.authorize(req.context, "os_compute_api:servers:create:forced_host")
-    if zone and zone != conf.default_availability_zone:
-        raise Fault(400, f"The requested availability zone is not available (zone {zone}).")
     return zone or None, [host] if host else [], [node] if node else []
+
+
+async def _check_zone(conn: Any, req: ApiRequest, zone: str | None) -> None:
+    """A requested zone must be one the cloud has: the default zone, or an aggregate's ``availability_zone``."""
+    if not zone or zone == req.services.conf.default_availability_zone:
+        return
+    known = (await conn.execute(select(aggregate_metadata.c.aggregate_id).where(
+        aggregate_metadata.c.key == "availability_zone", aggregate_metadata.c.value == zone).limit(1))).first()
+    if known is None:
+        raise Fault(400, f"The requested availability zone is not available (zone {zone}).")
 
 
 def _counts(server: dict[str, Any]) -> tuple[int, int]:
@@ -232,6 +263,26 @@ async def _check_quota(conn: Any, req: ApiRequest, flavor: dict[str, Any], min_c
     return allowed
 
 
+async def _join_server_group(conn: Any, req: ApiRequest, hints: dict[str, Any], specs: list[dict[str, Any]]
+                             ) -> None:
+    """The ``group`` scheduler hint: the new servers join that server group, within its server_group_members
+    quota, in the boot's transaction. Each request spec carries ``instance_group`` ({uuid, policy, rules}, or
+    None without a hint) for the scheduler."""
+    group = None
+    if hints.get("group"):
+        found = await server_groups_db.get(conn, hints["group"])
+        if found is None:
+            raise Fault(400, f"Instance group {hints['group']} could not be found.")
+        ctx = req.context
+        limit = (await quotas_db.limits(conn, req.services.conf, ctx.project_id, ctx.user_id))["server_group_members"]
+        if quotas_db.over(limit, await server_groups_db.count_members(conn, found["id"], ctx.user_id), len(specs)):
+            raise Fault(403, "Quota exceeded, too many servers in group")
+        await server_groups_db.add_members(conn, found["id"], [s["instance_uuid"] for s in specs])
+        group = {"uuid": found["uuid"], "policy": found["policy"], "rules": found["rules"]}
+    for spec in specs:
+        spec["instance_group"] = group
+
+
 async def create(req: ApiRequest) -> Response:
     body = await req.json()
     validation.validate(create_schema(req.version), body)
@@ -241,6 +292,7 @@ async def create(req: ApiRequest) -> Response:
     hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
     min_count, max_count = _counts(server)
     _check_user_data(server.get("user_data"))
+    trusted_certs = _trusted_certs(req, server)
     networks = server.get("networks")
     if isinstance(networks, list):
         for net in networks:
@@ -259,6 +311,7 @@ async def create(req: ApiRequest) -> Response:
                                                ctx.project_id, ctx.is_admin)
         if flavor is None:
             raise Fault(400, "Invalid flavorRef provided.")
+        await _check_zone(conn, req, zone)
         keypair = None
         if server.get("key_name"):
             keypair = await keypairs_db.get(conn, ctx.user_id, server["key_name"])
@@ -300,7 +353,7 @@ async def create(req: ApiRequest) -> Response:
                 "auto_disk_config": server.get("OS-DCF:diskConfig") == "AUTO",
                 "system_metadata": {f"image_{k}": v for k, v in image_props.items()
                                     if isinstance(v, str | int | float | bool)},
-                "security_groups": groups, "network_info": [],
+                "security_groups": groups, "network_info": [], "trusted_certs": trusted_certs,
             })
         for row in rows:
             specs.append({
@@ -310,7 +363,8 @@ async def create(req: ApiRequest) -> Response:
                 "resources": resources_from_flavor(flavor), "num_instances": count,
                 "requested_networks": networks, "personality": server.get("personality") or [],
             })
-        await instances.create(conn, rows, metadata, specs, ctx.to_dict())
+        await _join_server_group(conn, req, hints, specs)
+        await instances.create(conn, rows, metadata, specs, ctx.to_dict(), tags=sorted(set(server.get("tags") or [])))
 
     request_spec = {**specs[0], "instance_uuid": None}
     await conductor.schedule_and_build_instances(ctx.to_dict(), request_spec, [r["uuid"] for r in rows])

@@ -25,6 +25,13 @@ metadata = {
 }
 positive_integer = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 1, "minLength": 1}
 non_negative_integer = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 0, "minLength": 1}
+# A server or device tag, and the tags one server may carry (Nova's instance.MAX_TAG_COUNT).
+tag = {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"}
+MAX_TAGS = 50
+tags = {"type": "array", "items": tag, "maxItems": MAX_TAGS}
+# Trusted image certificate ids (2.63): null, or 1 to 50 unique non-empty strings.
+trusted_certs = {"type": ["array", "null"], "minItems": 1, "maxItems": 50, "uniqueItems": True,
+                 "items": {"type": "string", "minLength": 1}}
 
 
 @functools.lru_cache(maxsize=512)

@@ -202,6 +202,11 @@ async def delete_flavor(conn: Connection, flavorid: str) -> bool:
     return True
 
 
+async def update_description(conn: Connection, db_id: int, description: str | None) -> None:
+    await conn.execute(flavors.update().where(flavors.c.id == db_id)
+                       .values(description=description, updated_at=utcnow()))
+
+
 async def update_extra_specs(conn: Connection, db_id: int, specs: dict[str, str]) -> None:
     """Set the given keys, keeping the others (Nova merges, it never replaces the whole set)."""
     if not specs:

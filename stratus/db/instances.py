@@ -15,7 +15,7 @@ from sqlalchemy import Select, and_, delete, func, or_, select, update
 
 from stratus.db import actions
 from stratus.db.engine import Connection
-from stratus.db.models import instance_metadata, instance_tags, instances, request_specs
+from stratus.db.models import instance_group_members, instance_metadata, instance_tags, instances, request_specs
 from stratus.utils import utcnow
 
 SORT_KEYS = {"created_at", "updated_at", "launched_at", "terminated_at", "display_name", "display_description",
@@ -212,7 +212,8 @@ async def update_instance(conn: Connection, uuid: str, values: dict[str, Any],
 
 
 async def soft_delete(conn: Connection, uuid: str) -> bool:
-    """Mark deleted (kept for changes-since and instance actions); metadata and tags go with it."""
+    """Mark deleted (kept for changes-since and instance actions); metadata, tags and group membership go with
+    it."""
     now = utcnow()
     result = await conn.execute(update(instances).where(instances.c.uuid == uuid, instances.c.deleted == 0)
                                 .values(deleted=instances.c.id, deleted_at=now, updated_at=now,
@@ -220,6 +221,7 @@ async def soft_delete(conn: Connection, uuid: str) -> bool:
     if result.rowcount:
         await conn.execute(delete(instance_metadata).where(instance_metadata.c.instance_uuid == uuid))
         await conn.execute(delete(instance_tags).where(instance_tags.c.instance_uuid == uuid))
+        await conn.execute(delete(instance_group_members).where(instance_group_members.c.instance_uuid == uuid))
     return result.rowcount == 1
 
 

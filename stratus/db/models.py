@@ -267,6 +267,7 @@ instances = Table(
     Column("ramdisk_id", String(255), nullable=False, default=""),
     Column("auto_disk_config", Boolean, nullable=False, default=False),
     Column("system_metadata", JSON, nullable=False, default=dict),
+    Column("trusted_certs", JSON(none_as_null=True)),  # trusted image certificate ids (2.63), or NULL
     Column("network_info", JSON, nullable=False, default=list),
     Column("security_groups", JSON, nullable=False, default=list),
     Column("created_at", DateTime, nullable=False),

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 from typing import Any
 
+import orjson
 from oslo_config import cfg
 
 from stratus import exception
@@ -47,8 +48,9 @@ class FakeDriver(ComputeDriver):
         fake = self.conf.fake_driver
         return HostResources(hypervisor_hostname=self.host, hypervisor_type="fake", hypervisor_version=1000,
                              vcpus=fake.vcpus, memory_mb=fake.memory_mb, local_gb=fake.local_gb,
-                             cpu_info='{"arch": "x86_64", "vendor": "fake", "model": "fake", '
-                                      '"topology": {"sockets": 1, "cores": %d, "threads": 1}}' % fake.vcpus,
+                             cpu_info=orjson.dumps({"arch": "x86_64", "vendor": "fake", "model": "fake",
+                                                    "topology": {"sockets": 1, "cores": fake.vcpus,
+                                                                 "threads": 1}}).decode(),
                              supported_instances=(("x86_64", "fake", "hvm"),))
 
     def _should_fail(self, instance: dict[str, Any], image_meta: dict[str, Any]) -> str | None:

@@ -10,6 +10,8 @@ import pytest
 from tempest.lib.api_schema.response.compute.v2_1 import flavors as schema
 from tempest.lib.api_schema.response.compute.v2_1 import flavors_access as access_schema
 from tempest.lib.api_schema.response.compute.v2_1 import flavors_extra_specs as specs_schema
+from tempest.lib.api_schema.response.compute.v2_55 import flavors as schema_255
+from tempest.lib.api_schema.response.compute.v2_61 import flavors as schema_261
 
 from tests.conftest import Cloud
 from tests.functional.helpers import check_schema as check
@@ -208,6 +210,84 @@ def test_public_flavor_access_rules(admin: httpx.Client, cloud: Cloud) -> None:
         resp = old.post(f"/flavors/{fid}/action", json={"addTenantAccess": {"tenant": "p"}})
         check(access_schema.add_remove_list_flavor_access, resp)
     admin.delete(f"/flavors/{fid}")
+
+
+def test_description_2_55(admin: httpx.Client, cloud: Cloud) -> None:
+    fid = new_flavor(admin)["id"]
+    with cloud.client(token="admin:admin", version="2.54") as old:
+        # Before 2.55: no description anywhere (tempest's v2.1 bodies allow no other key), no PUT.
+        check(schema.create_update_get_flavor_details, old.get(f"/flavors/{fid}"))
+        check(schema.list_flavors, old.get("/flavors"))
+        check(schema.list_flavors_details, old.get("/flavors/detail"))
+        fault(old.put(f"/flavors/{fid}", json={"flavor": {"description": "x"}}), 404, "itemNotFound")
+        fault(old.post("/flavors", json={"flavor": {"name": "x", "ram": 1, "vcpus": 1, "disk": 0,
+                                                    "description": "too early"}}), 400, "badRequest")
+    with cloud.client(token="admin:admin", version="2.55") as c, \
+            cloud.client(token="bob:proj-flavors", version="2.55") as u:
+        body = {"name": f"f-{uuid.uuid4().hex[:8]}", "ram": 64, "vcpus": 1, "disk": 1, "description": "for web"}
+        described = check(schema_255.create_update_get_flavor_details,
+                          c.post("/flavors", json={"flavor": body}))["flavor"]
+        assert described["description"] == "for web"
+        assert check(schema_255.create_update_get_flavor_details, u.get(f"/flavors/{fid}"))["flavor"][
+            "description"] is None
+        listed = {f["id"]: f for f in check(schema_255.list_flavors, u.get("/flavors"))["flavors"]}
+        assert listed[described["id"]]["description"] == "for web" and listed["1"]["description"] is None
+        detail = {f["id"]: f for f in check(schema_255.list_flavors_details, u.get("/flavors/detail"))["flavors"]}
+        assert detail[described["id"]] == described
+
+        updated = check(schema_255.create_update_get_flavor_details,
+                        c.put(f"/flavors/{fid}", json={"flavor": {"description": "d" * 65535}}))["flavor"]
+        assert updated["description"] == "d" * 65535
+        assert u.get(f"/flavors/{fid}").json()["flavor"] == updated
+        cleared = check(schema_255.create_update_get_flavor_details,
+                        c.put(f"/flavors/{fid}", json={"flavor": {"description": None}}))["flavor"]
+        assert cleared["description"] is None and u.get(f"/flavors/{fid}").json()["flavor"] == cleared
+
+        assert fault(u.put(f"/flavors/{fid}", json={"flavor": {"description": "mine"}}), 403, "forbidden") == (
+            "Policy doesn't allow os_compute_api:os-flavor-manage:update to be performed.")
+        assert fault(c.put("/flavors/nope", json={"flavor": {"description": "x"}}), 404, "itemNotFound") == (
+            "Flavor nope could not be found.")
+        for bad in ({}, {"flavor": {}}, {"flavor": {"description": "x", "name": "y"}},
+                    {"flavor": {"description": "d" * 65536}}, {"flavor": {"description": "bell\x07"}},
+                    {"flavor": {"description": 5}}):
+            fault(c.put(f"/flavors/{fid}", json=bad), 400, "badRequest")
+        fault(c.post("/flavors", json={"flavor": {**body, "name": "long-desc", "description": "d" * 65536}}),
+              400, "badRequest")
+        assert u.get(f"/flavors/{fid}").json()["flavor"]["description"] is None
+        c.delete(f"/flavors/{described['id']}")
+    admin.delete(f"/flavors/{fid}")
+
+
+def test_extra_specs_in_bodies_2_61(admin: httpx.Client, cloud: Cloud) -> None:
+    fid = new_flavor(admin)["id"]
+    admin.post(f"/flavors/{fid}/os-extra_specs", json={"extra_specs": {"hw:cpu_policy": "dedicated"}})
+    with cloud.client(token="admin:admin", version="2.60") as old:
+        # tempest's 2.55 flavor body allows no extra_specs.
+        check(schema_255.create_update_get_flavor_details, old.get(f"/flavors/{fid}"))
+        check(schema_255.list_flavors_details, old.get("/flavors/detail"))
+        check(schema_255.create_update_get_flavor_details,
+              old.put(f"/flavors/{fid}", json={"flavor": {"description": "old"}}))
+        created = old.post("/flavors", json={"flavor": {"name": f"f-{uuid.uuid4().hex[:8]}", "ram": 64,
+                                                        "vcpus": 1, "disk": 1}})
+        old_id = check(schema_255.create_update_get_flavor_details, created)["flavor"]["id"]
+    with cloud.client(token="admin:admin", version="2.61") as c, \
+            cloud.client(token="bob:proj-flavors", version="2.61") as u:
+        specs = {"hw:cpu_policy": "dedicated"}
+        assert check(schema_261.create_update_get_flavor_details, u.get(f"/flavors/{fid}"))["flavor"][
+            "extra_specs"] == specs
+        detail = {f["id"]: f for f in check(schema_261.list_flavors_details, u.get("/flavors/detail"))["flavors"]}
+        assert detail[fid]["extra_specs"] == specs and detail["1"]["extra_specs"] == {}
+        listed = check(schema_261.list_flavors, u.get("/flavors"))["flavors"]  # the brief list has none
+        assert all("extra_specs" not in f for f in listed)
+        updated = check(schema_261.create_update_get_flavor_details,
+                        c.put(f"/flavors/{fid}", json={"flavor": {"description": "new"}}))["flavor"]
+        assert updated["extra_specs"] == specs and updated["description"] == "new"
+        created = c.post("/flavors", json={"flavor": {"name": f"f-{uuid.uuid4().hex[:8]}", "ram": 64,
+                                                      "vcpus": 1, "disk": 1}})
+        new_id = check(schema_261.create_update_get_flavor_details, created)["flavor"]["id"]
+        assert created.json()["flavor"]["extra_specs"] == {}
+    for flavorid in (fid, old_id, new_id):
+        admin.delete(f"/flavors/{flavorid}")
 
 
 # openstacksdk 4 warns about its own deprecations (PendingDeprecationWarning); pytest would make them errors.

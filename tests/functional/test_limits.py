@@ -12,6 +12,7 @@ import jsonschema
 from tempest.lib.api_schema.response.compute.v2_1 import limits as schema_21
 from tempest.lib.api_schema.response.compute.v2_36 import limits as schema_236
 from tempest.lib.api_schema.response.compute.v2_39 import limits as schema_239
+from tempest.lib.api_schema.response.compute.v2_57 import limits as schema_257
 
 from tests.conftest import Cloud
 from tests.functional.helpers import boot, upload_image, wait_for_status, wait_gone
@@ -47,6 +48,11 @@ def test_defaults_per_version(cloud: Cloud) -> None:
     with cloud.client(token=f"lim:{project}", version="2.47") as c:
         v247 = absolute(schema_239.get_limit, c.get("/limits"))
     assert v247.keys() == v21.keys() - NETWORK_ITEMS - {"maxImageMeta"}
+    with cloud.client(token=f"lim:{project}", version="2.56") as c:
+        assert absolute(schema_239.get_limit, c.get("/limits")) == v247
+    with cloud.client(token=f"lim:{project}", version="2.57") as c:
+        v257 = absolute(schema_257.get_limit, c.get("/limits"))
+    assert v257.keys() == v247.keys() - {"maxPersonality", "maxPersonalitySize"}
 
 
 def test_overrides_class_then_project(cloud: Cloud) -> None:

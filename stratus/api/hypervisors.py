@@ -1,0 +1,212 @@
+"""Hypervisors: ``/os-hypervisors`` list, detail, show, statistics, search and servers (admin only), as Nova's.
+
+A hypervisor is a compute node; its usage is placement's (allocations plus the host's reserved share) and
+``running_vms`` counts the instances on it, read for the whole page in a fixed number of statements.
+
+Versions: 2.28 shows ``cpu_info`` as an object; 2.33 pages list and detail with ``limit`` and ``marker``
+(``hypervisors_links``); 2.53 identifies hypervisors and their services by uuid, replaces the
+``/{pattern}/search`` and ``/{pattern}/servers`` routes by the ``hypervisor_hostname_pattern`` and
+``with_servers`` query parameters, and refuses unknown query parameters. ``uptime`` is not served.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from typing import Any
+
+import jsonschema
+import orjson
+from starlette.responses import Response
+
+from stratus.api import validation
+from stratus.api.common import collection_links, limit_and_marker
+from stratus.api.errors import Fault
+from stratus.api.microversion import APIVersion
+from stratus.api.request import ApiRequest, json_response
+from stratus.api.router import Route
+from stratus.db import hosts as db
+from stratus.db import services as services_db
+from stratus.identity.policy import authorize
+from stratus.utils import is_uuid_like, utcnow
+
+_V228 = APIVersion.parse("2.28")  # cpu_info is an object
+_V233 = APIVersion.parse("2.33")  # limit and marker
+_V253 = APIVersion.parse("2.53")  # uuids; hostname pattern and with_servers as query parameters
+
+_MAX_DB_INT = 2**31 - 1  # ids are 32-bit integer columns: a bigger one names nothing
+_QUERY_V253 = {
+    "limit": {"type": "string", "pattern": "^[0-9]*$", "minLength": 1},
+    "marker": {"type": "string"},
+    "hypervisor_hostname_pattern": {"type": "string", "pattern": "^[a-zA-Z0-9-._]*$", "minLength": 1,
+                                    "maxLength": 255},
+    "with_servers": {"type": "string", "enum": ["True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes",
+                                                "yes", "False", "FALSE", "false", "0", "OFF", "Off", "off", "NO",
+                                                "No", "no"]},
+}
+_STATISTICS = ("vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used", "local_gb_used", "free_ram_mb",
+               "free_disk_gb", "current_workload", "running_vms", "disk_available_least")
+
+
+def _check_query(req: ApiRequest, allowed: tuple[str, ...]) -> None:
+    """Nova's strict query schema of 2.53: only ``allowed`` parameters, each given once and well formed."""
+    unexpected = [k for k in dict.fromkeys(req.query.keys()) if k not in allowed]
+    if unexpected:
+        names = ", ".join(repr(k) for k in unexpected)
+        raise Fault(400, f"Additional properties are not allowed ({names} "
+                         f"{'was' if len(unexpected) == 1 else 'were'} unexpected)")
+    for key in allowed:
+        values = req.query.getlist(key)
+        if len(values) > 1:
+            raise Fault(400, f"Invalid input for query parameters {key}. Value: {values}. {values} is too long")
+        error = jsonschema.exceptions.best_match(
+            jsonschema.Draft4Validator(_QUERY_V253[key]).iter_errors(values[0])) if values else None
+        if error is not None:
+            raise Fault(400, f"Invalid input for query parameters {key}. Value: {values[0]}. {error.message}")
+
+
+def _with_servers(req: ApiRequest) -> bool:
+    value = req.query.get("with_servers")
+    return False if value is None else validation.bool_from_string(value, "with_servers")
+
+
+def _view(req: ApiRequest, node: dict[str, Any], detail: bool, now: datetime.datetime) -> dict[str, Any]:
+    """Nova's hypervisor body for the request's version; ``servers`` only when the node has some."""
+    uuids = req.at_least(_V253)
+    service = {"forced_down": node["forced_down"], "last_seen_up": node["last_seen_up"],
+               "updated_at": node["service_updated_at"], "created_at": node["service_created_at"]}
+    out: dict[str, Any] = {
+        "id": node["uuid"] if uuids else node["id"],
+        "hypervisor_hostname": node["hypervisor_hostname"],
+        "state": "up" if services_db.is_up(service, req.services.conf.service_down_time, now) else "down",
+        "status": "disabled" if node["disabled"] else "enabled",
+    }
+    if detail:
+        out.update(hypervisor_type=node["hypervisor_type"], hypervisor_version=node["hypervisor_version"],
+                   host_ip=node["host_ip"],
+                   service={"id": node["service_uuid"] if uuids else node["service_id"], "host": node["host"],
+                            "disabled_reason": node["disabled_reason"]})
+        out.update({field: node[field] for field in _STATISTICS})
+        if req.at_least(_V228):
+            out["cpu_info"] = orjson.loads(node["cpu_info"]) if node["cpu_info"] else {}
+        else:
+            out["cpu_info"] = node["cpu_info"]
+    if node.get("servers"):
+        template = req.services.conf.instance_name_template
+        out["servers"] = [{"name": template % s["id"], "uuid": s["uuid"]} for s in node["servers"]]
+    return out
+
+
+async def _marker_id(conn: Any, req: ApiRequest, marker: str) -> int:
+    """The node id after which a page starts: the marker is a node id, or its uuid from 2.53."""
+    node_id = None
+    if req.at_least(_V253):
+        node_id = await db.find_node_id(conn, uuid=marker)
+    elif re.fullmatch(r"[0-9]+", marker) and int(marker) <= _MAX_DB_INT:
+        node_id = await db.find_node_id(conn, node_id=int(marker))
+    if node_id is None:
+        raise Fault(400, f"marker [{marker}] not found")
+    return node_id
+
+
+async def _list(req: ApiRequest, detail: bool) -> Response:
+    collection = "os-hypervisors/detail" if detail else "os-hypervisors"
+    if req.at_least(_V253):
+        _check_query(req, ("limit", "marker", "hypervisor_hostname_pattern", "with_servers"))
+    paged = req.at_least(_V233)
+    limit, marker = limit_and_marker(req) if paged else (None, None)
+    authorize(req.context, f"os_compute_api:os-hypervisors:{'list-detail' if detail else 'list'}", {})
+    pattern = req.query.get("hypervisor_hostname_pattern") if req.at_least(_V253) else None
+    with_servers = req.at_least(_V253) and _with_servers(req)
+    if pattern is not None:
+        if "limit" in req.query or marker:
+            raise Fault(400, "Paging over hypervisors with the hypervisor_hostname_pattern query parameter is "
+                             "not supported.")
+        paged, limit, marker = False, None, None
+    async with req.services.db.read() as conn:
+        after_id = await _marker_id(conn, req, marker) if marker else None
+        nodes = await db.compute_nodes_with_usage(conn, pattern=pattern, after_id=after_id, limit=limit,
+                                                  with_servers=with_servers)
+    if pattern is not None and not nodes:
+        raise Fault(404, f"No hypervisor matching '{pattern}' could be found.")
+    now = utcnow()
+    items = [_view(req, n, detail, now) for n in nodes]
+    body: dict[str, Any] = {"hypervisors": items}
+    if paged and limit is not None and (links := collection_links(req, collection, items, limit, "id")):
+        body["hypervisors_links"] = links
+    return json_response(body)
+
+
+async def index(req: ApiRequest) -> Response:
+    return await _list(req, detail=False)
+
+
+async def detail(req: ApiRequest) -> Response:
+    return await _list(req, detail=True)
+
+
+async def show(req: ApiRequest) -> Response:
+    if req.at_least(_V253):
+        _check_query(req, ("with_servers",))
+    authorize(req.context, "os_compute_api:os-hypervisors:show", {})
+    hypervisor_id = req.path["hypervisor_id"]
+    not_found = Fault(404, f"Hypervisor with ID '{hypervisor_id}' could not be found.")
+    if req.at_least(_V253):
+        if not is_uuid_like(hypervisor_id):
+            raise Fault(400, f"Invalid uuid {hypervisor_id}")
+        lookup: dict[str, Any] = {"uuid": hypervisor_id}
+    else:
+        try:
+            node_id = int(hypervisor_id)
+        except ValueError:
+            raise not_found from None
+        if abs(node_id) > _MAX_DB_INT:
+            raise not_found
+        lookup = {"node_id": node_id}
+    async with req.services.db.read() as conn:
+        nodes = await db.compute_nodes_with_usage(conn, with_servers=req.at_least(_V253) and _with_servers(req),
+                                                  **lookup)
+    if not nodes:
+        raise not_found
+    return json_response({"hypervisor": _view(req, nodes[0], True, utcnow())})
+
+
+async def _by_pattern(req: ApiRequest, rule: str, with_servers: bool) -> Response:
+    authorize(req.context, rule, {})
+    pattern = req.path["pattern"]
+    async with req.services.db.read() as conn:
+        nodes = await db.compute_nodes_with_usage(conn, pattern=pattern, with_servers=with_servers)
+    if not nodes:
+        raise Fault(404, f"No hypervisor matching '{pattern}' could be found.")
+    now = utcnow()
+    return json_response({"hypervisors": [_view(req, n, False, now) for n in nodes]})
+
+
+async def search(req: ApiRequest) -> Response:
+    """``GET /os-hypervisors/{pattern}/search`` (before 2.53): hypervisors whose hostname contains it."""
+    return await _by_pattern(req, "os_compute_api:os-hypervisors:search", with_servers=False)
+
+
+async def servers(req: ApiRequest) -> Response:
+    """``GET /os-hypervisors/{pattern}/servers`` (before 2.53): the same, with the servers on each."""
+    return await _by_pattern(req, "os_compute_api:os-hypervisors:servers", with_servers=True)
+
+
+async def statistics(req: ApiRequest) -> Response:
+    """Totals over the hypervisors of enabled compute services."""
+    authorize(req.context, "os_compute_api:os-hypervisors:statistics", {})
+    async with req.services.db.read() as conn:
+        nodes = await db.compute_nodes_with_usage(conn, enabled_only=True)
+    stats = {"count": len(nodes), **{field: sum(n[field] for n in nodes) for field in _STATISTICS}}
+    return json_response({"hypervisor_statistics": stats})
+
+
+# Fixed paths before /os-hypervisors/{hypervisor_id}: the first matching path wins.
+ROUTES: list[Route] = [
+    Route("/os-hypervisors", "GET", index),
+    Route("/os-hypervisors/detail", "GET", detail),
+    Route("/os-hypervisors/statistics", "GET", statistics),
+    Route("/os-hypervisors/{pattern}/search", "GET", search, max_version="2.52"),
+    Route("/os-hypervisors/{pattern}/servers", "GET", servers, max_version="2.52"),
+    Route("/os-hypervisors/{hypervisor_id}", "GET", show),
+]

@@ -1,0 +1,116 @@
+"""Server group queries: the group (one policy, its rules) and its members, the instances booted into it.
+
+A member is an instance uuid; a server leaves its groups when it is deleted (``instances.soft_delete``), and
+reads show live instances only. ``get`` and ``add_members`` are what the boot path and the scheduler use.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, cast
+
+from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy.engine import CursorResult
+
+from stratus.db.engine import Connection
+from stratus.db.models import instance_group_members, instance_groups, instances
+from stratus.utils import new_uuid, utcnow
+
+
+def _live_members(group_ids: Any) -> Any:
+    """(group_id, instance_uuid) of these groups, without instances already deleted."""
+    m = instance_group_members.c
+    deleted = select(instances.c.uuid).where(instances.c.uuid == m.instance_uuid, instances.c.deleted != 0)
+    return (select(m.group_id, m.instance_uuid).where(m.group_id.in_(group_ids), ~deleted.exists())
+            .order_by(m.group_id, m.instance_uuid))
+
+
+def _to_dict(row: Any, members: list[str]) -> dict[str, Any]:
+    return {"id": row.id, "uuid": row.uuid, "name": row.name, "project_id": row.project_id,
+            "user_id": row.user_id, "policy": row.policy, "rules": dict(row.rules or {}), "members": members,
+            "created_at": row.created_at}
+
+
+async def _with_members(conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+    members: dict[int, list[str]] = defaultdict(list)
+    if rows:
+        for group_id, uuid in await conn.execute(_live_members([r.id for r in rows])):
+            members[group_id].append(uuid)
+    return [_to_dict(r, members.get(r.id, [])) for r in rows]
+
+
+async def get(conn: Connection, uuid: str) -> dict[str, Any] | None:
+    """The group: id, uuid, name, project_id, user_id, policy, rules, members (live instance uuids)."""
+    row = (await conn.execute(select(instance_groups).where(instance_groups.c.uuid == uuid))).first()
+    return None if row is None else (await _with_members(conn, [row]))[0]
+
+
+async def list_groups(conn: Connection, project_id: str | None, offset: int = 0,
+                      limit: int | None = None) -> list[dict[str, Any]]:
+    """The project's groups (every project's with None) by creation, sliced as Nova's ``limited``."""
+    query = select(instance_groups).order_by(instance_groups.c.id).offset(offset)
+    if project_id is not None:
+        query = query.where(instance_groups.c.project_id == project_id)
+    if limit is not None:
+        query = query.limit(limit)
+    return await _with_members(conn, list(await conn.execute(query)))
+
+
+async def _lock(conn: Connection, key: str) -> None:
+    """Serialise read-count-write units on PostgreSQL (a transaction-scoped advisory lock on ``key``).
+
+    SQLite needs nothing: a write transaction there holds the database's only write lock from BEGIN.
+    """
+    dialect = getattr(conn, "dialect", None)
+    if dialect is not None and dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+
+
+async def count_by_project(conn: Connection, project_id: str) -> int:
+    """Groups the project has; in a write transaction, concurrent creators of the project wait for it."""
+    await _lock(conn, f"server_groups:{project_id}")
+    return int((await conn.execute(select(func.count()).select_from(instance_groups)
+                                   .where(instance_groups.c.project_id == project_id))).scalar() or 0)
+
+
+async def count_members(conn: Connection, group_id: int, user_id: str) -> int:
+    """Live members of the group owned by ``user_id`` (Nova's server_group_members count); in a write
+    transaction, concurrent boots into the group wait for it."""
+    await _lock(conn, f"server_group_members:{group_id}")
+    m = instance_group_members.c
+    query = (select(func.count()).select_from(instance_group_members)
+             .join(instances, instances.c.uuid == m.instance_uuid)
+             .where(m.group_id == group_id, instances.c.user_id == user_id, instances.c.deleted == 0))
+    return int((await conn.execute(query)).scalar() or 0)
+
+
+async def create(conn: Connection, *, name: str, project_id: str, user_id: str, policy: str,
+                 rules: dict[str, Any] | None = None) -> dict[str, Any]:
+    values = {"uuid": new_uuid(), "name": name, "project_id": project_id, "user_id": user_id, "policy": policy,
+              "rules": rules or {}, "created_at": utcnow(), "updated_at": None}
+    group_id = (await conn.execute(insert(instance_groups).values(**values)
+                                   .returning(instance_groups.c.id))).scalar_one()
+    return {"id": group_id, **values, "members": []}
+
+
+async def add_members(conn: Connection, group_id: int, instance_uuids: list[str]) -> None:
+    """Record instances as members (those already members are skipped)."""
+    if not instance_uuids:
+        return
+    m = instance_group_members.c
+    have = set((await conn.execute(select(m.instance_uuid).where(m.group_id == group_id,
+                                                                 m.instance_uuid.in_(instance_uuids)))).scalars())
+    new = [u for u in dict.fromkeys(instance_uuids) if u not in have]
+    if new:
+        await conn.execute(instance_group_members.insert(), [{"group_id": group_id, "instance_uuid": u} for u in new])
+
+
+async def remove_instance(conn: Connection, instance_uuid: str) -> None:
+    """Take a deleted instance out of every group."""
+    await conn.execute(delete(instance_group_members).where(instance_group_members.c.instance_uuid == instance_uuid))
+
+
+async def delete_group(conn: Connection, group_id: int) -> bool:
+    await conn.execute(delete(instance_group_members).where(instance_group_members.c.group_id == group_id))
+    result = await conn.execute(delete(instance_groups).where(instance_groups.c.id == group_id))
+    return cast("CursorResult[Any]", result).rowcount > 0
