@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import traceback as tb
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from stratus.db.engine import Connection
 from stratus.db.models import instance_actions, instance_actions_events, instance_faults
@@ -79,3 +81,70 @@ async def latest_faults(conn: Connection, instance_uuids: list[str]) -> dict[str
     for r in rows.mappings():
         out[r["instance_uuid"]] = dict(r)
     return out
+
+
+# --- reads for the os-instance-actions API ---------------------------------------------------------------
+class MarkerNotFound(Exception):
+    """The ``marker`` request id names no action of the instance."""
+
+
+def _later(a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The later of two times, either possibly NULL (GREATEST ignoring NULLs, on SQLite and PostgreSQL alike)."""
+    return case((or_(b.is_(None), a >= b), a), else_=b)
+
+
+def _actions_query(instance_uuid: str) -> tuple[Any, ColumnElement[Any]]:
+    """The instance's actions, each with Nova's ``updated_at``: the last time the action or one of its events
+    started or finished. Nova's writers store that on the action row; here it is derived from the events, so
+    rows written without it read the same."""
+    acts, evs = instance_actions, instance_actions_events
+    times = (select(evs.c.action_id, func.max(evs.c.start_time).label("started"),
+                    func.max(evs.c.finish_time).label("finished"))
+             .where(evs.c.action_id.in_(select(acts.c.id).where(acts.c.instance_uuid == instance_uuid)))
+             .group_by(evs.c.action_id).subquery())
+    updated_at = _later(_later(acts.c.start_time, acts.c.updated_at), _later(times.c.started, times.c.finished))
+    columns = [c for c in acts.c if c.name != "updated_at"]
+    return (select(*columns, updated_at.label("updated_at"))
+            .select_from(acts.outerjoin(times, times.c.action_id == acts.c.id))
+            .where(acts.c.instance_uuid == instance_uuid)), updated_at
+
+
+async def list_actions(conn: Connection, instance_uuid: str, limit: int | None = None, marker: str | None = None,
+                       changes_since: datetime.datetime | None = None) -> list[dict[str, Any]]:
+    """The instance's actions newest first (``created_at``, then ``id``, descending, as Nova sorts them): those
+    after the action whose request id is ``marker`` (``MarkerNotFound`` if none), updated at or after
+    ``changes_since``, at most ``limit``."""
+    if limit == 0:
+        return []
+    acts = instance_actions
+    query, updated_at = _actions_query(instance_uuid)
+    if changes_since is not None:
+        query = query.where(updated_at >= changes_since)
+    if marker is not None:
+        row = (await conn.execute(select(acts.c.id, acts.c.created_at).where(
+            acts.c.instance_uuid == instance_uuid, acts.c.request_id == marker)
+            .order_by(acts.c.created_at.desc(), acts.c.id.desc()).limit(1))).first()
+        if row is None:
+            raise MarkerNotFound(marker)
+        query = query.where(or_(acts.c.created_at < row.created_at,
+                                and_(acts.c.created_at == row.created_at, acts.c.id < row.id)))
+    query = query.order_by(acts.c.created_at.desc(), acts.c.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def get_action(conn: Connection, instance_uuid: str, request_id: str) -> dict[str, Any] | None:
+    """The instance's action of that request (the newest, should a request id repeat), or None."""
+    acts = instance_actions
+    query, _ = _actions_query(instance_uuid)
+    row = (await conn.execute(query.where(acts.c.request_id == request_id)
+                              .order_by(acts.c.created_at.desc(), acts.c.id.desc()).limit(1))).mappings().first()
+    return None if row is None else dict(row)
+
+
+async def list_events(conn: Connection, action_id: int) -> list[dict[str, Any]]:
+    """An action's events, newest first, as Nova lists them."""
+    evs = instance_actions_events
+    rows = await conn.execute(select(evs).where(evs.c.action_id == action_id).order_by(evs.c.id.desc()))
+    return [dict(r) for r in rows.mappings()]
