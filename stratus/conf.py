@@ -14,8 +14,9 @@ from typing import Any
 from oslo_config import cfg
 
 DEFAULT_OPTS = [
-    cfg.StrOpt("host", default=socket.gethostname(), help="Name of this node (compute host name)."),
-    cfg.StrOpt("state_path", default=os.path.join(os.getcwd(), "data"),
+    cfg.StrOpt("host", default=socket.gethostname(), sample_default="(this machine's name)",
+               help="Name of this node (compute host name)."),
+    cfg.StrOpt("state_path", default=os.path.join(os.getcwd(), "data"), sample_default="./data",
                help="Directory holding the SQLite database, image store and instance files."),
     cfg.StrOpt("transport_url", default="local://",
                help="Messaging transport URL; local:// is the in-process transport (the only one built in so far)."),
@@ -179,8 +180,8 @@ def reference_markdown() -> str:
     for group, opts in GROUPS.items():
         lines += [f"## [{group}]", "", "| option | default | help |", "|---|---|---|"]
         for opt in opts:
-            if opt.name == "host" and group == "DEFAULT":
-                default = "(this machine's name)"
+            if opt.sample_default is not None:  # a default computed on this machine
+                default = str(opt.sample_default)
             elif isinstance(opt.default, list):
                 default = ",".join(str(v) for v in opt.default)
             else:
