@@ -123,7 +123,19 @@ FAKE_DRIVER_OPTS = [
     cfg.IntOpt("memory_mb", default=262144, help="RAM of each simulated host."),
     cfg.IntOpt("local_gb", default=2048, help="Local disk of each simulated host."),
     cfg.FloatOpt("spawn_time", default=0.0, help="Seconds a simulated spawn takes."),
+    cfg.FloatOpt("network_time", default=0.0,
+                 help="Seconds a simulated host takes to plug networks (the build's networking step)."),
+    cfg.FloatOpt("block_device_time", default=0.0,
+                 help="Seconds a simulated host takes to prepare disks (the build's block_device_mapping step)."),
     cfg.ListOpt("fail_hosts", default=[], help="Simulated hosts whose every spawn fails (failure injection)."),
+    cfg.IntOpt("fail_every_nth_build", default=0, min=0,
+               help="Every simulated host fails its Nth, 2Nth, … spawn (0: never). Failure injection."),
+]
+
+COMPUTE_OPTS = [
+    cfg.IntOpt("consecutive_build_service_disable_threshold", default=10, min=0,
+               help="Disable a compute service after this many builds in a row failed on it in a way another "
+                    "host could fix (0: never). The reason shows in os-services; an admin re-enables it."),
 ]
 
 WORKAROUNDS_OPTS = [
@@ -141,6 +153,7 @@ GROUPS: dict[str, list[cfg.Opt]] = {
     "glance": GLANCE_OPTS,
     "image_store": IMAGE_STORE_OPTS,
     "identity": IDENTITY_OPTS,
+    "compute": COMPUTE_OPTS,
     "fake_driver": FAKE_DRIVER_OPTS,
     "workarounds": WORKAROUNDS_OPTS,
 }

@@ -85,6 +85,12 @@ class BuildAbortException(StratusException):
     msg_fmt = "Build of instance %(instance_uuid)s aborted: %(reason)s"
 
 
+class ImageUnacceptable(StratusException):
+    """The image cannot be used for this instance (wrong format, failed checksum…): no host can fix it."""
+
+    msg_fmt = "Image %(image_id)s is unacceptable: %(reason)s"
+
+
 class InstanceDeleted(StratusException):
     msg_fmt = "Instance %(instance_uuid)s was deleted while it was being built."
 

@@ -22,12 +22,17 @@ from stratus.image.client import ImageClient
 from stratus.objects import states
 from stratus.objects.states import power_state, task_states
 from stratus.rpc.transport import Transport
+from stratus.scheduler.rpcapi import SchedulerAPI
 from stratus.utils import utcnow
 from stratus.virt.driver import ComputeDriver
 
 LOG = logging.getLogger(__name__)
 BUILD_EVENT = "compute__do_build_and_run_instance"
 TERMINATE_EVENT = "compute_terminate_instance"
+
+
+#: failures no other host could fix: the build goes straight to ERROR, no reschedule
+NOT_RESCHEDULABLE = (exception.BuildAbortException, exception.ImageUnacceptable, exception.ImageNotFound)
 
 
 class BuildInterrupted(Exception):
@@ -43,6 +48,7 @@ class ComputeManager:
         self.driver = driver
         self.images = images
         self.conductor = ConductorAPI(transport)
+        self.scheduler = SchedulerAPI(transport)
         self.service_id = 0
         self.node: dict[str, Any] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -72,7 +78,10 @@ class ComputeManager:
     # --- build -----------------------------------------------------------------------------------------
     async def build_and_run_instance(self, context: dict[str, Any], instance_uuid: str,
                                      request_spec: dict[str, Any], selection: dict[str, Any],
-                                     alternates: list[dict[str, Any]]) -> None:
+                                     alternates: list[dict[str, Any]], tried_hosts: list[str] | None = None
+                                     ) -> None:
+        """Build on this host; a failure another host could fix goes back to the conductor with the remaining
+        alternates and every host tried so far (``tried_hosts``: those before this one)."""
         async with self._lock(instance_uuid):
             try:
                 retry = await self._build(context, instance_uuid, request_spec)
@@ -80,7 +89,7 @@ class ComputeManager:
                 self._locks.pop(instance_uuid, None)
         if retry is not None:  # cast after the lock is released
             await self.conductor.build_instances(context, instance_uuid, request_spec, alternates, self.host,
-                                                 retry)
+                                                 retry, tried_hosts=[*(tried_hosts or []), self.host])
 
     async def _step(self, uuid: str, values: dict[str, Any], expected: tuple[str | None, ...]) -> None:
         async with self.db.write() as conn:
@@ -100,13 +109,15 @@ class ComputeManager:
         if not moved or instance is None:
             await self._abandon(context, uuid, None, spawned=False)
             return None
-        spawned = False
+        instance["name"] = self.conf.instance_name_template % instance["id"]
+        touched = False  # the driver was asked to do something: destroy undoes it (and is fine if it did nothing)
         try:
+            touched = True
+            await self.driver.prepare_networks_before_block_device_mapping(instance, [])
             await self._step(uuid, {"task_state": task_states.BLOCK_DEVICE_MAPPING}, (task_states.NETWORKING,))
+            await self.driver.prepare_for_spawn(instance)
             await self._step(uuid, {"task_state": task_states.SPAWNING}, (task_states.BLOCK_DEVICE_MAPPING,))
-            instance["name"] = self.conf.instance_name_template % instance["id"]
             image_meta = request_spec.get("image") or {}
-            spawned = True
             await self.driver.spawn(instance, image_meta, network_info=[])
             async with self.db.write() as conn:
                 done = await instances.update_instance(
@@ -121,9 +132,11 @@ class ComputeManager:
                 raise BuildInterrupted(uuid)
             LOG.info("instance %s is active on %s", uuid, self.host)
         except BuildInterrupted:
-            await self._abandon(context, uuid, instance, spawned=spawned)
-        except exception.BuildAbortException as exc:
-            await self._fail(context, uuid, instance, exc, reschedule=False)
+            await self._abandon(context, uuid, instance, spawned=touched)
+        except NOT_RESCHEDULABLE as exc:
+            abort = exc if isinstance(exc, exception.BuildAbortException) else exception.BuildAbortException(
+                instance_uuid=uuid, reason=str(exc))
+            await self._fail(context, uuid, instance, abort, reschedule=False)
         except Exception as exc:
             if await self._fail(context, uuid, instance, exc, reschedule=True):
                 return str(exc)
@@ -144,29 +157,43 @@ class ComputeManager:
 
     async def _fail(self, context: dict[str, Any], uuid: str, instance: dict[str, Any], error: Exception,
                     reschedule: bool) -> bool:
-        """Clean up a failed build; True when the instance went back to the conductor for a retry."""
+        """Clean up a failed build; True when the instance went back to the conductor for a retry.
+
+        Only failures another host could fix count against this host (a refused image is the request's
+        fault): they feed the BuildFailureWeigher and, past ``[compute]
+        consecutive_build_service_disable_threshold`` in a row, disable this compute service.
+        """
         LOG.warning("build of %s on %s failed: %s", uuid, self.host, error)
-        self.failed_builds += 1
+        if reschedule:
+            self.failed_builds += 1
         try:
             await self.driver.destroy(instance, network_info=[])
         except Exception:
             LOG.exception("cleanup of %s on %s failed", uuid, self.host)
+        disabled = False
         async with self.db.write() as conn:
             await placement.remove_allocations(conn, uuid)
             await actions.event_finish(conn, context, uuid, BUILD_EVENT, error=error)
+            moved = False
             if reschedule:
                 moved = await instances.update_instance(
                     conn, uuid, {"task_state": task_states.SCHEDULING, "host": None, "node": None},
                     expected_vm_state=(states.BUILDING,),
                     expected_task_state=(task_states.NETWORKING, task_states.BLOCK_DEVICE_MAPPING,
                                          task_states.SPAWNING))
-                if moved:
-                    return True
             elif await instances.update_instance(conn, uuid, {"vm_state": states.ERROR, "task_state": None},
                                                  expected_vm_state=(states.BUILDING,)):
                 await actions.add_fault(conn, uuid, error, host=self.host)
+            threshold = self.conf.compute.consecutive_build_service_disable_threshold
+            if reschedule and threshold and self.failed_builds >= threshold:
+                disabled = await services_db.auto_disable(
+                    conn, self.service_id, f"Auto-disabled due to {self.failed_builds} build failures")
             self.node = await resource_tracker.report_stats(conn, self.node, self.failed_builds)
-        return False
+        if disabled:
+            LOG.warning("compute service of %s disabled after %d build failures in a row", self.host,
+                        self.failed_builds)
+            await self.scheduler.refresh_hosts(context)
+        return moved
 
     # --- delete ----------------------------------------------------------------------------------------
     async def terminate_instance(self, context: dict[str, Any], instance_uuid: str) -> None:

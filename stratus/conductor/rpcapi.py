@@ -17,7 +17,8 @@ class ConductorAPI:
                                   request_spec=request_spec, instance_uuids=instance_uuids)
 
     async def build_instances(self, context: dict[str, Any], instance_uuid: str, request_spec: dict[str, Any],
-                              alternates: list[dict[str, Any]], failed_host: str, reason: str) -> None:
+                              alternates: list[dict[str, Any]], failed_host: str, reason: str,
+                              tried_hosts: list[str] | None = None) -> None:
         await self.transport.cast("conductor", "build_instances", context, instance_uuid=instance_uuid,
                                   request_spec=request_spec, alternates=alternates, failed_host=failed_host,
-                                  reason=reason)
+                                  reason=reason, tried_hosts=tried_hosts or [failed_host])

@@ -68,3 +68,10 @@ async def upsert_compute_node(conn: Connection, service_id: int, host: str, valu
 async def list_compute_services(conn: Connection) -> list[dict[str, Any]]:
     rows = await conn.execute(select(services).where(services.c.binary == "nova-compute"))
     return [dict(r) for r in rows.mappings()]
+
+
+async def auto_disable(conn: Connection, service_id: int, reason: str) -> bool:
+    """Disable a service that is enabled (an operator's own disable, and its reason, are left alone)."""
+    result = await conn.execute(update(services).where(services.c.id == service_id, services.c.disabled.is_(False))
+                                .values(disabled=True, disabled_reason=reason, updated_at=utcnow()))
+    return bool(result.rowcount)

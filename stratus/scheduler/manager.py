@@ -91,6 +91,9 @@ class SchedulerManager:
         """Host indices, best first: at least ``wanted`` of them when that many pass."""
         hosts = self.host_manager
         candidates = np.flatnonzero(hosts.fit_mask(request.resources))
+        if request.ignore_hosts:
+            candidates = np.array([i for i in candidates if hosts.hosts[i].host not in request.ignore_hosts],
+                                  dtype=np.int64)
         if request.force_hosts or request.force_nodes:
             # Nova skips the filters for a forced host: the operator asked for it by name
             forced = [i for i in candidates

@@ -44,6 +44,8 @@ class SchedulingRequest:
     availability_zone: str | None = None
     force_hosts: list[str] = dataclasses.field(default_factory=list)
     force_nodes: list[str] = dataclasses.field(default_factory=list)
+    #: hosts this instance already failed to build on (a reschedule): never chosen again
+    ignore_hosts: set[str] = dataclasses.field(default_factory=set)
     group_uuid: str | None = None
     group_policy: str | None = None
     group_rules: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -76,7 +78,8 @@ async def build(conn: Connection | None, spec: dict[str, Any], instance_uuids: l
         extra_specs={str(k): str(v) for k, v in (flavor.get("extra_specs") or {}).items()},
         image_props={**(image.get("properties") or {}), **image},
         availability_zone=spec.get("availability_zone"),
-        force_hosts=list(spec.get("force_hosts") or []), force_nodes=list(spec.get("force_nodes") or []))
+        force_hosts=list(spec.get("force_hosts") or []), force_nodes=list(spec.get("force_nodes") or []),
+        ignore_hosts=set(spec.get("ignore_hosts") or []))
     hints = spec.get("scheduler_hints") or {}
     if conn is None:
         return req

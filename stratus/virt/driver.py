@@ -68,6 +68,14 @@ class ComputeDriver(abc.ABC):
     def get_available_resources(self) -> HostResources:
         """The node's total resources (the resource tracker subtracts usage itself)."""
 
+    async def prepare_networks_before_block_device_mapping(self, instance: dict[str, Any],
+                                                           network_info: list[dict[str, Any]]) -> None:
+        """The build's networking step: plug what the guest's NICs need on this host (nothing by default)."""
+
+    async def prepare_for_spawn(self, instance: dict[str, Any]) -> None:
+        """The build's block_device_mapping step: get disks ready (nothing by default). Whatever it makes,
+        ``destroy`` removes, so a build interrupted after this step leaves nothing behind."""
+
     @abc.abstractmethod
     async def spawn(self, instance: dict[str, Any], image_meta: dict[str, Any], *,
                     network_info: list[dict[str, Any]], block_device_info: dict[str, Any] | None = None,
@@ -75,7 +83,8 @@ class ComputeDriver(abc.ABC):
         """Create and start the guest; on return it is RUNNING.
 
         On failure it raises and leaves nothing behind (no guest, no disk, no console log), so the build
-        can be retried on another host.
+        can be retried on another host; ``ImageUnacceptable`` (or ``BuildAbortException``) says no host could
+        succeed, and the build is not retried.
         """
 
     @abc.abstractmethod

@@ -54,14 +54,29 @@ class FakeDriver(ComputeDriver):
                              supported_instances=(("x86_64", "fake", "hvm"),))
 
     def _should_fail(self, instance: dict[str, Any], image_meta: dict[str, Any]) -> str | None:
-        if self.host in self.conf.fake_driver.fail_hosts:
-            return f"host {self.host} is configured to fail every build"
+        fake = self.conf.fake_driver
         specs = (instance.get("flavor") or {}).get("extra_specs") or {}
         props = image_meta.get("properties") or image_meta
+        if str(specs.get("fake:fail_permanently") or props.get("fake_fail_permanently") or "").lower() == "true":
+            raise exception.ImageUnacceptable(image_id=image_meta.get("id", "?"),
+                                              reason="the flavor or image asks every host to refuse it")
+        if self.host in fake.fail_hosts:
+            return f"host {self.host} is configured to fail every build"
+        if fake.fail_every_nth_build and self.spawn_count % fake.fail_every_nth_build == 0:
+            return f"host {self.host} fails every {fake.fail_every_nth_build}th build (this is {self.spawn_count})"
         fail_on = specs.get("fake:fail_on_hosts") or props.get("fake_fail_on_hosts")
         if fail_on and self.host in {h.strip() for h in str(fail_on).split(",")}:
             return f"host {self.host} is named by the flavor or image to fail"
         return None
+
+    async def prepare_networks_before_block_device_mapping(self, instance: dict[str, Any],
+                                                           network_info: list[dict[str, Any]]) -> None:
+        if self.conf.fake_driver.network_time:
+            await asyncio.sleep(self.conf.fake_driver.network_time)
+
+    async def prepare_for_spawn(self, instance: dict[str, Any]) -> None:
+        if self.conf.fake_driver.block_device_time:
+            await asyncio.sleep(self.conf.fake_driver.block_device_time)
 
     async def spawn(self, instance: dict[str, Any], image_meta: dict[str, Any], *,
                     network_info: list[dict[str, Any]], block_device_info: dict[str, Any] | None = None,
