@@ -173,3 +173,28 @@ def test_delete_during_each_build_step_wins(slow_steps: Cloud, step: str) -> Non
         assert sum(h["running_vms"] for h in hypervisors) == 0
         builds = [e for e in _build_events(admin, server_id) if e["result"] == "Success"]
         assert builds == []  # the build never completed
+
+
+def test_a_success_resets_the_failure_count(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One host failing every second build never reaches two failures in a row: it stays enabled."""
+    cloud = _cloud(tmp_path_factory, "reset", """
+        [fake_driver]
+        host_count = 1
+        fail_every_nth_build = 2
+        [compute]
+        consecutive_build_service_disable_threshold = 2
+        [scheduler]
+        max_attempts = 1
+        """)
+    try:
+        with cloud.image_client() as img:
+            image = upload_image(img)
+        with cloud.client(version=V) as admin:
+            statuses = []
+            for _ in range(4):
+                server_id = boot(admin, image["id"], networks="none").json()["server"]["id"]
+                statuses.append(wait_for_status(admin, server_id, {"ACTIVE", "ERROR"})["status"])
+            assert statuses == ["ACTIVE", "ERROR", "ACTIVE", "ERROR"]
+            assert {s["status"] for s in _services(admin).values()} == {"enabled"}
+    finally:
+        stop_cloud(cloud)
