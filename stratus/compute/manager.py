@@ -124,12 +124,15 @@ class ComputeManager:
                     conn, uuid, {"vm_state": states.ACTIVE, "task_state": None, "power_state": power_state.RUNNING,
                                  "launched_at": utcnow(), "progress": 0},
                     expected_task_state=(task_states.SPAWNING,), expected_vm_state=(states.BUILDING,))
+                had_failures = self.failed_builds
                 if done:
                     await actions.event_finish(conn, context, uuid, BUILD_EVENT)
                     self.failed_builds = 0
                     self.node = await resource_tracker.report_stats(conn, self.node, self.failed_builds)
             if not done:
                 raise BuildInterrupted(uuid)
+            if had_failures:  # the run of failures is over: schedulers may prefer this host again
+                await self.scheduler.update_host_stats(context, self.node["hypervisor_hostname"], self.node["stats"])
             LOG.info("instance %s is active on %s", uuid, self.host)
         except BuildInterrupted:
             await self._abandon(context, uuid, instance, spawned=touched)
@@ -189,6 +192,8 @@ class ComputeManager:
                 disabled = await services_db.auto_disable(
                     conn, self.service_id, f"Auto-disabled due to {self.failed_builds} build failures")
             self.node = await resource_tracker.report_stats(conn, self.node, self.failed_builds)
+        if reschedule:  # schedulers weigh this failure from their next request, not their next re-read
+            await self.scheduler.update_host_stats(context, self.node["hypervisor_hostname"], self.node["stats"])
         if disabled:
             LOG.warning("compute service of %s disabled after %d build failures in a row", self.host,
                         self.failed_builds)

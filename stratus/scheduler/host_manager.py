@@ -198,6 +198,17 @@ class HostManager:
         self.num_instances[index] += 1
         self.io_ops[index] += 1
 
+    def apply_stats(self, nodename: str, stats: dict[str, Any]) -> None:
+        """Stats a compute host sent (failed builds, I/O work, instances), applied before the next re-read."""
+        index = self.by_node.get(nodename)
+        if index is None:
+            return
+        state = self.hosts[index]
+        state.stats = {**state.stats, **stats}
+        self.num_instances[index] = int(state.stats.get("num_instances", 0))
+        self.io_ops[index] = int(state.stats.get("io_workload", 0))
+        self.failed_builds[index] = int(state.stats.get("failed_builds", 0))
+
     def mark_dirty(self, provider_ids: Iterable[int]) -> None:
         self._dirty.update(provider_ids)
 

@@ -53,6 +53,10 @@ class SchedulerManager:
         """Services or aggregates changed: reload the picture before the next decision."""
         self.host_manager.refresh_all()
 
+    async def update_host_stats(self, context: dict[str, Any], nodename: str, stats: dict[str, Any]) -> None:
+        """A compute host's failed builds (and load) changed: weigh them from the next request on."""
+        self.host_manager.apply_stats(nodename, stats)
+
     async def select_destinations(self, context: dict[str, Any], request_spec: dict[str, Any],
                                   instance_uuids: list[str], return_alternates: bool = True
                                   ) -> list[list[dict[str, Any]]]:

@@ -27,3 +27,8 @@ class SchedulerAPI:
         makes the change visible at once.
         """
         await self.transport.fanout("scheduler", "refresh_hosts", context)
+
+    async def update_host_stats(self, context: dict[str, Any], nodename: str, stats: dict[str, Any]) -> None:
+        """A compute node's stats changed in a way schedulers should weigh at once (a build failed on it, or
+        its run of failures ended): every scheduler applies them without waiting for its next re-read."""
+        await self.transport.fanout("scheduler", "update_host_stats", context, nodename=nodename, stats=stats)

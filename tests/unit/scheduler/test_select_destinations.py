@@ -274,3 +274,12 @@ async def test_no_hosts_at_all_is_no_valid_host(scheduler: Seed) -> None:
     sched = await scheduler([])
     with pytest.raises(exception.NoValidHost):
         await pick(sched, spec())
+
+
+async def test_failed_build_reported_by_compute_is_weighed_at_once(scheduler: Seed) -> None:
+    sched = await scheduler([SimHost("a"), SimHost("b", used_memory_mb=1000)])
+    assert await pick(sched, spec()) == ["a"]
+    await sched.update_host_stats({}, "a", {"failed_builds": 1})
+    assert await pick(sched, spec()) == ["b"]
+    await sched.update_host_stats({}, "a", {"failed_builds": 0})
+    assert await pick(sched, spec()) == ["a"]
