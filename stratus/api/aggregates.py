@@ -11,12 +11,12 @@ Versions: 2.41 adds ``uuid`` to every aggregate body. Status codes are Nova's: 2
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.responses import Response
 
 from stratus.api import validation
+from stratus.api.common import ActionHandler, dispatch_action
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, empty_response, json_response
@@ -266,7 +266,7 @@ async def _set_metadata(req: ApiRequest, body: dict[str, Any]) -> Response:
     return json_response({"aggregate": view(req, agg)})
 
 
-_ACTIONS: dict[str, Callable[[ApiRequest, dict[str, Any]], Awaitable[Response]]] = {
+_ACTIONS: dict[str, ActionHandler] = {
     "add_host": _add_host,
     "remove_host": _remove_host,
     "set_metadata": _set_metadata,
@@ -274,15 +274,7 @@ _ACTIONS: dict[str, Callable[[ApiRequest, dict[str, Any]], Awaitable[Response]]]
 
 
 async def action(req: ApiRequest) -> Response:
-    """Dispatch on the body's single key, with Nova's errors for anything else."""
-    body = await req.json()
-    if not isinstance(body, dict) or len(body) != 1:
-        raise Fault(400, "Malformed request body")
-    name = next(iter(body))
-    handler = _ACTIONS.get(name)
-    if handler is None:
-        raise Fault(400, f"There is no such action: {name}")
-    return await handler(req, body)
+    return await dispatch_action(req, _ACTIONS)
 
 
 ROUTES: list[Route] = [

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
+
+from starlette.responses import Response
 
 from stratus.api.errors import Fault
 from stratus.api.request import ApiRequest
@@ -43,3 +46,28 @@ def links(req: ApiRequest, collection: str, identifier: str) -> list[dict[str, s
     self_prefix, bookmark_prefix = req.link_prefix()
     return [{"rel": "self", "href": f"{self_prefix}/{collection}/{identifier}"},
             {"rel": "bookmark", "href": f"{bookmark_prefix}/{collection}/{identifier}"}]
+
+
+ActionHandler = Callable[[ApiRequest, dict[str, Any]], Awaitable[Response]]
+
+
+async def dispatch_action(req: ApiRequest, handlers: Mapping[str, ActionHandler],
+                          malformed: str = "Malformed request body") -> Response:
+    """POST …/action: the body's single key names the action, with Nova's errors for anything else."""
+    body = await req.json()
+    if not isinstance(body, dict) or len(body) != 1:
+        raise Fault(400, malformed)
+    name = next(iter(body))
+    handler = handlers.get(name)
+    if handler is None:
+        raise Fault(400, f"There is no such action: {name}")
+    return await handler(req, body)
+
+
+def reject_unexpected_query(req: ApiRequest, allowed: tuple[str, ...] | frozenset[str] | set[str]) -> None:
+    """Nova's strict query schemas (additionalProperties false): 400 naming every unknown parameter."""
+    unexpected = sorted({k for k in req.query.keys() if k not in allowed})  # sorted, as jsonschema words it
+    if unexpected:
+        names = ", ".join(repr(k) for k in unexpected)
+        raise Fault(400, f"Additional properties are not allowed ({names} "
+                         f"{'was' if len(unexpected) == 1 else 'were'} unexpected)")

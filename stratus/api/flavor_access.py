@@ -6,12 +6,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.responses import Response
 
 from stratus.api import flavors, validation
+from stratus.api.common import ActionHandler, dispatch_action
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, json_response
@@ -85,22 +85,14 @@ async def _remove_tenant_access(req: ApiRequest, body: dict[str, Any]) -> Respon
     return json_response(_marshall(flavorid, projects))
 
 
-_ACTIONS: dict[str, Callable[[ApiRequest, dict[str, Any]], Awaitable[Response]]] = {
+_ACTIONS: dict[str, ActionHandler] = {
     "addTenantAccess": _add_tenant_access,
     "removeTenantAccess": _remove_tenant_access,
 }
 
 
 async def action(req: ApiRequest) -> Response:
-    """Dispatch on the body's single key, with Nova's errors for anything else."""
-    body = await req.json()
-    if not isinstance(body, dict) or len(body) != 1:
-        raise Fault(400, "Malformed request body: too many body keys")
-    name = next(iter(body))
-    handler = _ACTIONS.get(name)
-    if handler is None:
-        raise Fault(400, f"There is no such action: {name}")
-    return await handler(req, body)
+    return await dispatch_action(req, _ACTIONS, malformed="Malformed request body: too many body keys")
 
 
 ROUTES: list[Route] = [

@@ -20,7 +20,7 @@ import orjson
 from starlette.responses import Response
 
 from stratus.api import validation
-from stratus.api.common import collection_links, limit_and_marker
+from stratus.api.common import collection_links, limit_and_marker, reject_unexpected_query
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, json_response
@@ -50,11 +50,7 @@ _STATISTICS = ("vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used",
 
 def _check_query(req: ApiRequest, allowed: tuple[str, ...]) -> None:
     """Nova's strict query schema of 2.53: only ``allowed`` parameters, each given once and well formed."""
-    unexpected = [k for k in dict.fromkeys(req.query.keys()) if k not in allowed]
-    if unexpected:
-        names = ", ".join(repr(k) for k in unexpected)
-        raise Fault(400, f"Additional properties are not allowed ({names} "
-                         f"{'was' if len(unexpected) == 1 else 'were'} unexpected)")
+    reject_unexpected_query(req, allowed)
     for key in allowed:
         values = req.query.getlist(key)
         if len(values) > 1:

@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 from starlette.responses import Response
 
-from stratus.api.common import collection_links, limit_and_marker
+from stratus.api.common import collection_links, limit_and_marker, reject_unexpected_query
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, json_response
@@ -52,11 +52,7 @@ async def _instance(req: ApiRequest, conn: Any, server_id: str) -> dict[str, Any
 
 def _check_query(req: ApiRequest) -> None:
     """Nova's query schema of 2.58: only limit, marker and changes-since, each at most once."""
-    unexpected = sorted({k for k in req.query.keys() if k not in _QUERY_V258})
-    if unexpected:
-        names = ", ".join(repr(k) for k in unexpected)
-        raise Fault(400, f"Additional properties are not allowed ({names} "
-                         f"{'was' if len(unexpected) == 1 else 'were'} unexpected)")
+    reject_unexpected_query(req, _QUERY_V258)
     for key in _QUERY_V258:
         values = req.query.getlist(key)
         error = next(_ONE_VALUE.iter_errors(values), None)
