@@ -43,17 +43,8 @@ class ConductorManager:
         builds: list[tuple[str, list[dict[str, Any]]]] = []
         async with self.db.write() as conn:
             for uuid, hosts in zip(instance_uuids, selections, strict=True):
-                chosen = hosts[0]
-                placed = await instances.update_instance(
-                    conn, uuid, {"host": chosen["host"], "node": chosen["nodename"], "launched_on": chosen["host"],
-                                 "availability_zone": chosen.get("availability_zone")
-                                 or request_spec.get("availability_zone") or self.conf.default_availability_zone},
-                    expected_task_state=(task_states.SCHEDULING,), expected_vm_state=(states.BUILDING,))
-                if not placed:  # deleted while we were scheduling: give the claim back
-                    await placement.remove_allocations(conn, uuid)
-                    continue
-                await actions.event_finish(conn, context, uuid, SCHEDULE_EVENT)
-                builds.append((uuid, hosts))
+                if await self._place(conn, context, uuid, hosts[0], SCHEDULE_EVENT):
+                    builds.append((uuid, hosts))
         for uuid, hosts in builds:
             await self.compute.build_and_run_instance(context, hosts[0]["host"], uuid, request_spec, hosts[0],
                                                       hosts[1:])
@@ -106,17 +97,19 @@ class ConductorManager:
                 return False
             return await self._place(conn, context, instance_uuid, selection)
 
-    async def _place(self, conn: Any, context: dict[str, Any], instance_uuid: str, selection: dict[str, Any]
-                     ) -> bool | None:
+    async def _place(self, conn: Any, context: dict[str, Any], instance_uuid: str, selection: dict[str, Any],
+                     event: str = RETRY_EVENT) -> bool | None:
+        """Point the instance at the claimed host (and that host's zone); None, with the claim given back, if
+        the instance was deleted (or otherwise moved on) meanwhile."""
         placed = await instances.update_instance(
             conn, instance_uuid,
             {"host": selection["host"], "node": selection["nodename"], "launched_on": selection["host"],
-             "task_state": task_states.SCHEDULING}, expected_vm_state=(states.BUILDING,),
-            expected_task_state=(task_states.SCHEDULING,))
-        if not placed:  # deleted (or otherwise moved on) meanwhile: give the new claim back
+             "availability_zone": selection.get("availability_zone") or self.conf.default_availability_zone},
+            expected_vm_state=(states.BUILDING,), expected_task_state=(task_states.SCHEDULING,))
+        if not placed:
             await placement.remove_allocations(conn, instance_uuid)
             return None
-        await actions.event_finish(conn, context, instance_uuid, RETRY_EVENT)
+        await actions.event_finish(conn, context, instance_uuid, event)
         return True
 
     async def _reschedule(self, context: dict[str, Any], instance_uuid: str, request_spec: dict[str, Any],
