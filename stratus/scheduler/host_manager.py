@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -176,6 +176,14 @@ class HostManager:
         if col is None:
             return np.zeros(len(self.hosts), dtype=np.int64)
         return self.capacity[col] - self.used[col]
+
+    def per_host(self, values: Mapping[str, float]) -> np.ndarray:
+        """A value for each host from {compute host: value} (0 for hosts not named); a host's nodes share it."""
+        out = np.zeros(len(self.hosts), dtype=np.float64)
+        for host, value in values.items():
+            for index in self.by_host.get(host, ()):
+                out[index] = value
+        return out
 
     def zone_id(self, zone: str) -> int:
         try:

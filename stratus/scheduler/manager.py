@@ -96,8 +96,7 @@ class SchedulerManager:
         hosts = self.host_manager
         candidates = np.flatnonzero(hosts.fit_mask(request.resources))
         if request.ignore_hosts:
-            candidates = np.array([i for i in candidates if hosts.hosts[i].host not in request.ignore_hosts],
-                                  dtype=np.int64)
+            candidates = candidates[hosts.per_host(dict.fromkeys(request.ignore_hosts, 1.0))[candidates] == 0]
         if request.force_hosts or request.force_nodes:
             # Nova skips the filters for a forced host: the operator asked for it by name
             forced = [i for i in candidates
@@ -135,10 +134,11 @@ class SchedulerManager:
                 await hosts.sync(force=True)
                 resynced = True
                 continue
-            for position, index in enumerate(ranked.tolist()):
+            order = ranked.tolist()
+            for position, index in enumerate(order):
                 if await self._claim(index, uuid, request):
                     chosen = hosts.hosts[index]
-                    others = [hosts.hosts[i] for i in ranked.tolist()[position + 1:]
+                    others = [hosts.hosts[i] for i in order[position + 1:]
                               if hosts.fits_one(i, request.resources)]
                     return chosen, others[:alternates_wanted]
                 LOG.debug("claim on %s lost for %s; trying the next host", hosts.hosts[index].nodename, uuid)

@@ -18,11 +18,7 @@ from stratus.scheduler.request import AFFINITY, ANTI_AFFINITY, SchedulingRequest
 
 
 def _host_mask(hosts: HostManager, names: Iterable[str]) -> np.ndarray:
-    mask = np.zeros(len(hosts), dtype=bool)
-    for name in names:
-        for index in hosts.by_host.get(name, ()):
-            mask[index] = True
-    return mask
+    return hosts.per_host(dict.fromkeys(names, 1.0)) > 0
 
 
 class ServerGroupAffinityFilter(BaseHostFilter):

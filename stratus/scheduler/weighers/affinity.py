@@ -30,11 +30,7 @@ class _SoftAffinityWeigherBase(BaseHostWeigher):
         return self.sign * request.group_hosts.get(host_state.host, 0)
 
     def weights(self, hosts: HostManager, candidates: np.ndarray, request: SchedulingRequest) -> np.ndarray:
-        members = np.zeros(len(hosts), dtype=np.float64)
-        for host, count in request.group_hosts.items():
-            for index in hosts.by_host.get(host, ()):
-                members[index] = count
-        return self.sign * members[candidates]
+        return self.sign * hosts.per_host(request.group_hosts)[candidates]
 
 
 class ServerGroupSoftAffinityWeigher(_SoftAffinityWeigherBase):
