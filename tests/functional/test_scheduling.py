@@ -98,6 +98,20 @@ def _delete_all(client: httpx.Client, servers: list[dict[str, Any]]) -> None:
         wait_gone(client, s["id"])
 
 
+def _boot_hinted(client: httpx.Client, image: str, flavor: str, name: str, hints: dict[str, Any],
+                 count: int = 1) -> list[dict[str, Any]]:
+    """POST /servers with scheduler hints (``count`` servers named ``name-N`` when more than one), then wait
+    for each to settle in ACTIVE or ERROR."""
+    resp = client.post("/servers", json={"server": {"name": name, "imageRef": image, "flavorRef": flavor,
+                                                    "min_count": count, "networks": "none"},
+                                         "os:scheduler_hints": hints})
+    assert resp.status_code == 202, resp.text
+    ids = ([s["id"] for s in client.get("/servers", params={"name": f"^{name}-"}).json()["servers"]]
+           if count > 1 else [resp.json()["server"]["id"]])
+    assert len(ids) == count
+    return [wait_for_status(client, i, {"ACTIVE", "ERROR"}) for i in ids]
+
+
 def _host(server: dict[str, Any]) -> str:
     return str(server["OS-EXT-SRV-ATTR:host"])
 
@@ -129,25 +143,14 @@ def test_anti_affinity_with_more_servers_than_hosts_fails_cleanly(cloud: Cloud, 
     group = admin.post("/os-server-groups", json={"server_group": {"name": "spread", "policy": "anti-affinity"}})
     assert group.status_code == 200, group.text
     gid = group.json()["server_group"]["id"]
-    resp = admin.post("/servers", json={"server": {"name": "anti", "imageRef": image, "flavorRef": one_vcpu,
-                                                   "min_count": 5, "networks": "none"},
-                                        "os:scheduler_hints": {"group": gid}})
-    assert resp.status_code == 202, resp.text
-    servers = admin.get("/servers/detail", params={"name": "^anti-"}).json()["servers"]
-    assert len(servers) == 5
-    servers = [wait_for_status(admin, s["id"], {"ACTIVE", "ERROR"}) for s in servers]
+    servers = _boot_hinted(admin, image, one_vcpu, "anti", {"group": gid}, count=5)
     assert {s["status"] for s in servers} == {"ERROR"}
     assert {s["fault"]["message"] for s in servers} == {NO_VALID_HOST}
     assert _allocations(cloud) == 0
     _delete_all(admin, servers)
 
     # four fit, one per host
-    resp = admin.post("/servers", json={"server": {"name": "anti4", "imageRef": image, "flavorRef": one_vcpu,
-                                                   "min_count": 4, "networks": "none"},
-                                        "os:scheduler_hints": {"group": gid}})
-    assert resp.status_code == 202, resp.text
-    servers = [wait_for_status(admin, s["id"], {"ACTIVE", "ERROR"})
-               for s in admin.get("/servers", params={"name": "^anti4-"}).json()["servers"]]
+    servers = _boot_hinted(admin, image, one_vcpu, "anti4", {"group": gid}, count=4)
     assert sorted(_host(s) for s in servers) == HOSTS
     _delete_all(admin, servers)
     assert admin.delete(f"/os-server-groups/{gid}").status_code == 204
@@ -158,21 +161,13 @@ def test_max_server_per_host_and_affinity(admin: httpx.Client, image: str, one_v
         "name": "two-per-host", "policy": "anti-affinity", "rules": {"max_server_per_host": 2}}})
     assert group.status_code == 200, group.text
     gid = group.json()["server_group"]["id"]
-    resp = admin.post("/servers", json={"server": {"name": "two", "imageRef": image, "flavorRef": one_vcpu,
-                                                   "min_count": 8, "networks": "none"},
-                                        "os:scheduler_hints": {"group": gid}})
-    assert resp.status_code == 202, resp.text
-    servers = [wait_for_status(admin, s["id"], {"ACTIVE", "ERROR"})
-               for s in admin.get("/servers", params={"name": "^two-"}).json()["servers"]]
+    servers = _boot_hinted(admin, image, one_vcpu, "two", {"group": gid}, count=8)
     assert Counter(_host(s) for s in servers) == {h: 2 for h in HOSTS}
     _delete_all(admin, servers)
 
     together = admin.post("/os-server-groups", json={"server_group": {"name": "together", "policy": "affinity"}})
     tid = together.json()["server_group"]["id"]
-    placed = [admin.post("/servers", json={"server": {"name": f"aff-{i}", "imageRef": image, "flavorRef": one_vcpu,
-                                                      "networks": "none"},
-                                           "os:scheduler_hints": {"group": tid}}) for i in range(3)]
-    servers = [wait_for_status(admin, r.json()["server"]["id"], {"ACTIVE", "ERROR"}) for r in placed]
+    servers = [s for i in range(3) for s in _boot_hinted(admin, image, one_vcpu, f"aff-{i}", {"group": tid})]
     assert len({_host(s) for s in servers}) == 1
     _delete_all(admin, servers)
     for g in (gid, tid):
@@ -245,16 +240,8 @@ def test_disabled_and_forced_down_services_are_not_chosen(admin: httpx.Client, i
 
 def test_same_host_and_different_host_hints(admin: httpx.Client, image: str, one_vcpu: str) -> None:
     first = _boot_wait(admin, image, one_vcpu, networks="none")
-    near = admin.post("/servers", json={"server": {"name": "near", "imageRef": image, "flavorRef": one_vcpu,
-                                                   "networks": "none"},
-                                        "os:scheduler_hints": {"same_host": [first["id"]]}})
-    far = admin.post("/servers", json={"server": {"name": "far", "imageRef": image, "flavorRef": one_vcpu,
-                                                  "min_count": 3, "networks": "none"},
-                                       "os:scheduler_hints": {"different_host": first["id"]}})
-    assert near.status_code == 202 and far.status_code == 202, (near.text, far.text)
-    near_server = wait_for_status(admin, near.json()["server"]["id"], {"ACTIVE", "ERROR"})
-    far_servers = [wait_for_status(admin, s["id"], {"ACTIVE", "ERROR"})
-                   for s in admin.get("/servers", params={"name": "^far-"}).json()["servers"]]
+    [near_server] = _boot_hinted(admin, image, one_vcpu, "near", {"same_host": [first["id"]]})
+    far_servers = _boot_hinted(admin, image, one_vcpu, "far", {"different_host": first["id"]}, count=3)
     assert _host(near_server) == _host(first)
     assert _host(first) not in {_host(s) for s in far_servers}
     _delete_all(admin, [first, near_server, *far_servers])
