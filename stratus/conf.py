@@ -20,7 +20,25 @@ DEFAULT_OPTS = [
                help="Directory holding the SQLite database, image store and instance files."),
     cfg.StrOpt("transport_url", default="local://",
                help="Messaging transport URL; local:// is the in-process transport (the only one built in so far)."),
-    cfg.StrOpt("compute_driver", default="fake.FakeDriver", help="Virt driver, e.g. fake.FakeDriver."),
+    cfg.StrOpt("compute_driver", default="fake.FakeDriver",
+               help="Virt driver: fake.FakeDriver (simulated hosts) or libvirt.LibvirtDriver (QEMU/KVM)."),
+    cfg.StrOpt("instances_path", default=None, sample_default="(state_path)/instances",
+               help="Where a compute host keeps instance files (disks, console logs) and its image cache "
+                    "(_base); default state_path/instances."),
+    cfg.IntOpt("shutdown_timeout", default=60, min=0,
+               help="Seconds a guest has to shut down cleanly (ACPI) on stop or SOFT reboot before it is "
+                    "powered off; an image's os_shutdown_timeout property overrides it."),
+    cfg.IntOpt("sync_power_state_interval", default=600,
+               help="Seconds between syncs of every instance's power state with the hypervisor (negative: "
+                    "never). Drivers with lifecycle events (libvirt) report changes at once as well."),
+    cfg.StrOpt("running_deleted_instance_action", default="reap", choices=["reap", "log", "shutdown", "noop"],
+               help="What a compute host does with a guest the hypervisor runs for an instance that is deleted "
+                    "(or unknown) in the database, found at start-up and by the periodic check."),
+    cfg.IntOpt("running_deleted_instance_poll_interval", default=1800,
+               help="Seconds between checks for guests of deleted instances (0: only at start-up)."),
+    cfg.BoolOpt("resume_guests_state_on_host_boot", default=False,
+                help="At compute start-up, start the guests of active instances that the hypervisor has "
+                     "stopped (after a host reboot, say)."),
     cfg.FloatOpt("cpu_allocation_ratio", default=4.0, help="Virtual CPU to physical CPU allocation ratio."),
     cfg.FloatOpt("ram_allocation_ratio", default=1.0, help="Virtual RAM to physical RAM allocation ratio."),
     cfg.FloatOpt("disk_allocation_ratio", default=1.0, help="Virtual disk to physical disk allocation ratio."),
@@ -138,6 +156,24 @@ COMPUTE_OPTS = [
                     "host could fix (0: never). The reason shows in os-services; an admin re-enables it."),
 ]
 
+LIBVIRT_OPTS = [
+    cfg.StrOpt("virt_type", default=None, choices=["kvm", "qemu"], sample_default="(kvm if kvm_intel or kvm_amd "
+               "is loaded, else qemu)",
+               help="Domain type: kvm (hardware virtualisation) or qemu (TCG emulation). Unset: kvm where the "
+                    "host has VT-x/AMD-V (kvm_intel or kvm_amd loaded), qemu otherwise."),
+    cfg.StrOpt("connection_uri", default="",
+               help="libvirt URI; empty means qemu:///system."),
+    cfg.StrOpt("images_type", default="qcow2", choices=["qcow2", "raw", "flat", "default"],
+               help="Root disk backend: qcow2 (copy-on-write overlay on the cached base image), raw or flat "
+                    "(a full copy); default means qcow2."),
+    cfg.StrOpt("cpu_mode", default=None, choices=["host-model", "host-passthrough", "custom", "none"],
+               help="Guest CPU model mode; unset: host-model on kvm, none on qemu."),
+    cfg.IntOpt("wait_soft_reboot_seconds", default=120, min=0,
+               help="Seconds a SOFT reboot waits for the guest to shut down before rebooting it HARD."),
+    cfg.IntOpt("console_log_max_bytes", default=1048576, min=1024,
+               help="Most bytes of a guest's serial log kept for os-getConsoleOutput (the tail is returned)."),
+]
+
 WORKAROUNDS_OPTS = [
     cfg.BoolOpt("never_download_image_if_on_rbd", default=False,
                 help="Refuse to boot from an image that cannot be cloned in the local Ceph cluster."),
@@ -155,6 +191,7 @@ GROUPS: dict[str, list[cfg.Opt]] = {
     "identity": IDENTITY_OPTS,
     "compute": COMPUTE_OPTS,
     "fake_driver": FAKE_DRIVER_OPTS,
+    "libvirt": LIBVIRT_OPTS,
     "workarounds": WORKAROUNDS_OPTS,
 }
 

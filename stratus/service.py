@@ -77,7 +77,7 @@ class Services:
             from stratus.virt import loader
 
             for host in self.compute_hosts:
-                driver = loader.load_driver(conf, host)
+                driver = loader.load_driver(conf, host, images)
                 manager = ComputeManager(conf, db, transport, host=host, driver=driver, images=images)
                 await manager.init_host()
                 await transport.listen("compute", manager, server=host)

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from stratus import exception
+
+if TYPE_CHECKING:
+    from stratus.image.client import ImageClient
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +63,42 @@ class InstanceInfo:
     internal_id: str = ""
 
 
+#: lifecycle transitions a driver reports on its own (Nova's virt events): the guest changed state without us
+EVENT_STARTED = "started"
+EVENT_STOPPED = "stopped"
+EVENT_PAUSED = "paused"
+EVENT_RESUMED = "resumed"
+EVENT_SUSPENDED = "suspended"
+
+
+@dataclasses.dataclass(frozen=True)
+class LifecycleEvent:
+    """A guest changed power state (it powered itself off, crashed, was resumed…); the compute manager syncs
+    that one instance at once instead of waiting for the periodic power-state sync."""
+
+    instance_uuid: str
+    transition: str
+
+
+class HypervisorUnavailable(exception.StratusException):
+    """The hypervisor cannot be reached (libvirtd down): the compute service disables itself until it is back."""
+
+    msg_fmt = "Connection to the hypervisor is broken on host: %(host)s"
+
+
 class ComputeDriver(abc.ABC):
     capabilities = Capabilities()
+    #: the image service, set by the loader: drivers that build disks from images download through it
+    images: ImageClient | None = None
+    _event_listener: Callable[[LifecycleEvent], None] | None = None
+
+    def register_event_listener(self, callback: Callable[[LifecycleEvent], None] | None) -> None:
+        """Who hears lifecycle events; called from the event loop's thread (drivers hop threads themselves)."""
+        self._event_listener = callback
+
+    def emit_event(self, event: LifecycleEvent) -> None:
+        if self._event_listener is not None:
+            self._event_listener(event)
 
     @abc.abstractmethod
     async def init_host(self, host: str) -> None:
@@ -111,6 +151,37 @@ class ComputeDriver(abc.ABC):
     async def reboot(self, instance: dict[str, Any], reboot_type: str) -> None:
         """SOFT (ACPI, falling back to HARD) or HARD reboot. RUNNING after."""
         raise NotImplementedError
+
+    async def pause(self, instance: dict[str, Any]) -> None:
+        """Freeze the guest's CPUs in memory. PAUSED after."""
+        raise NotImplementedError
+
+    async def unpause(self, instance: dict[str, Any]) -> None:
+        """Let a paused guest run again. RUNNING after."""
+        raise NotImplementedError
+
+    async def suspend(self, instance: dict[str, Any]) -> None:
+        """Save the guest's memory to disk and stop it (it no longer holds host RAM). SUSPENDED after."""
+        raise NotImplementedError
+
+    async def resume(self, instance: dict[str, Any]) -> None:
+        """Restore a suspended guest from its saved memory. RUNNING after."""
+        raise NotImplementedError
+
+    async def get_console_output(self, instance: dict[str, Any]) -> bytes:
+        """The guest's serial console log so far (the caller cuts it to the lines asked for)."""
+        raise NotImplementedError
+
+    async def list_power_states(self) -> dict[str, int]:
+        """Power state of every guest the hypervisor runs for this host, by instance uuid: one call for the
+        periodic sync (drivers override it with one hypervisor round trip)."""
+        out = {}
+        for uuid in await self.list_instance_uuids():
+            try:
+                out[uuid] = (await self.get_info({"uuid": uuid})).power_state
+            except exception.InstanceNotFound:
+                continue
+        return out
 
     async def cleanup_host(self) -> None:
         """Release the hypervisor connection; called at service stop."""
