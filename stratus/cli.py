@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         "compute": ({"compute"}, None),
     }[args.command]
     if args.command == "all-in-one":
-        hosts = _compute_hosts(conf, "compute", True)
+        # simulated hosts are compute-1..N; a real hypervisor is this machine, named [DEFAULT] host
+        hosts = _compute_hosts(conf, "compute" if conf.compute_driver.startswith("fake") else conf.host, True)
     elif args.command == "compute":
         hosts = _compute_hosts(conf, args.host or conf.host, bool(args.fake_hosts))
     if args.command != "all-in-one" and conf.transport_url.startswith(("local:", "fake:")):

@@ -168,8 +168,9 @@ LIBVIRT_OPTS = [
                     "(a full copy); default means qcow2."),
     cfg.StrOpt("cpu_mode", default=None, choices=["host-model", "host-passthrough", "custom", "none"],
                help="Guest CPU model mode; unset: host-model on kvm, none on qemu."),
-    cfg.IntOpt("wait_soft_reboot_seconds", default=120, min=0,
-               help="Seconds a SOFT reboot waits for the guest to shut down before rebooting it HARD."),
+    cfg.IntOpt("wait_soft_reboot_seconds", default=None, min=0, sample_default="([DEFAULT] shutdown_timeout)",
+               help="Seconds a SOFT reboot waits for the guest to shut down (ACPI) before rebooting it HARD; "
+                    "unset: [DEFAULT] shutdown_timeout."),
     cfg.IntOpt("console_log_max_bytes", default=1048576, min=1024,
                help="Most bytes of a guest's serial log kept for os-getConsoleOutput (the tail is returned)."),
 ]

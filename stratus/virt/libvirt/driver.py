@@ -1,0 +1,424 @@
+"""The libvirt driver: real QEMU guests, with KVM where the host has hardware virtualisation, TCG otherwise.
+
+The driver never runs qemu itself: it describes each guest as libvirt domain XML and asks libvirtd
+(``[libvirt] connection_uri``) to define, start, stop and remove it, as Nova's libvirt driver does. An
+instance's files live in ``instances_path/<uuid>/`` (``disk``, ``console.log``, ``kernel``, ``ramdisk``,
+``libvirt.xml``); its root disk comes from the image backend (a qcow2 overlay on the host's cached base image by
+default). Only domains whose Nova metadata names this compute host count as this host's guests, so a shared
+libvirtd's other domains are never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import time
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import libvirt
+import orjson
+from oslo_config import cfg
+
+from stratus import exception
+from stratus.context import RequestContext
+from stratus.image.backends import backend_for
+from stratus.image.backends.base import image_info
+from stratus.image.cache import ImageCache
+from stratus.objects.states import power_state
+from stratus.virt import driver as virt
+from stratus.virt.driver import Capabilities, ComputeDriver, HostResources, InstanceInfo
+from stratus.virt.libvirt import config as guest_config
+from stratus.virt.libvirt.host import Host
+
+LOG = logging.getLogger(__name__)
+GiB = 1024**3
+
+#: libvirt's domain states in Nova's power states (a managed-saved, shut-off domain is SUSPENDED, see get_info)
+POWER_STATES = {
+    libvirt.VIR_DOMAIN_NOSTATE: power_state.NOSTATE,
+    libvirt.VIR_DOMAIN_RUNNING: power_state.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: power_state.RUNNING,
+    libvirt.VIR_DOMAIN_PAUSED: power_state.PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: power_state.SHUTDOWN,
+    libvirt.VIR_DOMAIN_SHUTOFF: power_state.SHUTDOWN,
+    libvirt.VIR_DOMAIN_CRASHED: power_state.CRASHED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: power_state.SUSPENDED,
+}
+
+LIFECYCLE = {
+    libvirt.VIR_DOMAIN_EVENT_STARTED: virt.EVENT_STARTED,
+    libvirt.VIR_DOMAIN_EVENT_STOPPED: virt.EVENT_STOPPED,
+    libvirt.VIR_DOMAIN_EVENT_SUSPENDED: virt.EVENT_PAUSED,
+    libvirt.VIR_DOMAIN_EVENT_RESUMED: virt.EVENT_RESUMED,
+    libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED: virt.EVENT_SUSPENDED,
+}
+
+
+def detect_virt_type() -> str:
+    """kvm only where the CPU's own virtualisation is there (kvm_intel or kvm_amd loaded): a /dev/kvm backed
+    by anything else (kvm_pvm, say) starts domains whose guests never run."""
+    hardware = any(os.path.isdir(f"/sys/module/{m}") for m in ("kvm_intel", "kvm_amd"))
+    return "kvm" if hardware and os.path.exists("/dev/kvm") else "qemu"
+
+
+def _no_domain(exc: libvirt.libvirtError) -> bool:
+    return exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN
+
+
+def _not_running(exc: libvirt.libvirtError) -> bool:
+    return exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID
+
+
+class LibvirtDriver(ComputeDriver):
+    capabilities = Capabilities(supports_pause=True, supports_suspend=True, supports_console_output=True)
+
+    def __init__(self, conf: cfg.ConfigOpts, host: str) -> None:
+        self.conf = conf
+        self.host_name = host
+        self.virt_type = conf.libvirt.virt_type or detect_virt_type()
+        self.uri = conf.libvirt.connection_uri or "qemu:///system"
+        self.host = Host(self.uri, host)
+        self.instances_path = conf.instances_path or os.path.join(conf.state_path, "instances")
+        self.backend = backend_for(conf.libvirt.images_type)
+        self.cache: ImageCache | None = None
+        self._host_info: dict[str, Any] = {}
+        #: domain uuid → whether its metadata names this host (read once per domain)
+        self._owned: dict[str, bool] = {}
+
+    # --- host ------------------------------------------------------------------------------------------
+    async def init_host(self, host: str) -> None:
+        self.host_name = host
+        os.makedirs(self.instances_path, exist_ok=True)
+        if self.images is not None:
+            self.cache = ImageCache(os.path.join(self.instances_path, "_base"), self.images)
+        self.host.set_lifecycle_handler(asyncio.get_running_loop(), self._lifecycle)
+        self._host_info = await asyncio.to_thread(self.host.host_info)
+        LOG.info("libvirt %s at %s: %s guests (%s), %d CPUs, %d MiB", self._host_info["libvirt_version"],
+                 self.uri, self.virt_type, "hardware virtualisation" if self.virt_type == "kvm" else "emulated",
+                 self._host_info["cpus"], self._host_info["memory_mb"])
+
+    async def cleanup_host(self) -> None:
+        await asyncio.to_thread(self.host.close)
+
+    def get_available_resources(self) -> HostResources:
+        info = self._host_info = self.host.host_info()
+        disk = os.statvfs(self.instances_path)
+        cpu_info = {"arch": info["arch"], "model": info["model"], "vendor": info["vendor"],
+                    "topology": {"sockets": info["sockets"], "cores": info["cores"], "threads": info["threads"]},
+                    "features": info["features"]}
+        return HostResources(
+            hypervisor_hostname=self.host_name, hypervisor_type="QEMU",
+            hypervisor_version=int(info["hypervisor_version"]), vcpus=int(info["cpus"]),
+            memory_mb=int(info["memory_mb"]), local_gb=disk.f_blocks * disk.f_frsize // GiB,
+            cpu_info=orjson.dumps(cpu_info).decode(),
+            supported_instances=((info["arch"], self.virt_type, "hvm"),))
+
+    # --- events ----------------------------------------------------------------------------------------
+    def _lifecycle(self, uuid: str, event: int, detail: int) -> None:
+        if not self._owned.get(uuid, False):
+            return
+        transition = LIFECYCLE.get(event)
+        if event == libvirt.VIR_DOMAIN_EVENT_STOPPED and detail == libvirt.VIR_DOMAIN_EVENT_STOPPED_SAVED:
+            transition = virt.EVENT_SUSPENDED
+        if transition is not None:
+            self.emit_event(virt.LifecycleEvent(uuid, transition))
+
+    # --- paths -----------------------------------------------------------------------------------------
+    def instance_dir(self, instance: dict[str, Any]) -> str:
+        return os.path.join(self.instances_path, instance["uuid"])
+
+    def console_log(self, instance: dict[str, Any]) -> str:
+        return os.path.join(self.instance_dir(instance), "console.log")
+
+    # --- spawn -----------------------------------------------------------------------------------------
+    async def spawn(self, instance: dict[str, Any], image_meta: dict[str, Any], *,
+                    network_info: list[dict[str, Any]], block_device_info: dict[str, Any] | None = None,
+                    admin_password: str | None = None) -> None:
+        uuid = instance["uuid"]
+        try:
+            guest = self._guest_config(instance, image_meta)
+        except guest_config.InvalidGuestConfig as exc:
+            raise exception.BuildAbortException(instance_uuid=uuid, reason=str(exc)) from None
+        inst_dir = self.instance_dir(instance)
+        await asyncio.to_thread(os.makedirs, inst_dir, exist_ok=True)
+        try:
+            await self._create_disks(instance, image_meta, guest)
+            xml = guest.to_xml()
+            await asyncio.to_thread(_write, os.path.join(inst_dir, "libvirt.xml"), xml)
+            self._owned[uuid] = True
+
+            def define_and_start(conn: libvirt.virConnect) -> None:
+                conn.defineXML(xml).create()
+
+            await self.host.call(define_and_start)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.destroy(instance, network_info=network_info)
+            raise
+        LOG.info("guest %s of instance %s started (%s)", guest.name, uuid, self.virt_type)
+
+    def _guest_config(self, instance: dict[str, Any], image_meta: dict[str, Any]) -> guest_config.GuestConfig:
+        props = {**(image_meta.get("properties") or {}), **image_meta}
+        flavor = instance.get("flavor") or {}
+        specs = flavor.get("extra_specs") or {}
+        guest_config.check_cpu_policy(specs, props)
+        bus, prefix = guest_config.disk_bus(props)
+        inst_dir = self.instance_dir(instance)
+        cpu_mode = self.conf.libvirt.cpu_mode or ("host-model" if self.virt_type == "kvm" else None)
+        return guest_config.GuestConfig(
+            uuid=instance["uuid"], name=instance.get("name") or self.conf.instance_name_template % instance["id"],
+            virt_type=self.virt_type, memory_mb=int(instance["memory_mb"]), vcpus=int(instance["vcpus"]),
+            disks=[guest_config.Disk(path=os.path.join(inst_dir, "disk"), driver_format="qcow2",
+                                     target_dev=f"{prefix}a", bus=bus)],
+            console_log=self.console_log(instance), mac_address=guest_config.mac_address(instance["uuid"]),
+            vif_model=guest_config.vif_model(props), machine_type=props.get("hw_machine_type") or None,
+            cpu_mode=cpu_mode, cpu_topology=guest_config.cpu_topology(int(instance["vcpus"]), specs, props),
+            cputune=guest_config.cputune(specs), cmdline=props.get("os_command_line") or None,
+            rng=str(specs.get("hw_rng:allowed", "")).lower() == "true" or bool(props.get("hw_rng_model")),
+            host=self.host_name,
+            metadata={"display_name": instance.get("display_name") or "", "user_id": instance.get("user_id"),
+                      "project_id": instance.get("project_id"),
+                      "flavor": {"name": flavor.get("name", ""), "memory": instance["memory_mb"],
+                                 "disk": instance.get("root_gb", 0), "swap": flavor.get("swap", 0),
+                                 "ephemeral": instance.get("ephemeral_gb", 0), "vcpus": instance["vcpus"]}})
+
+    async def _create_disks(self, instance: dict[str, Any], image_meta: dict[str, Any],
+                            guest: guest_config.GuestConfig) -> None:
+        """The root disk from the image backend, and the kernel and ramdisk an AMI-style image names."""
+        if self.cache is None:
+            raise exception.BuildAbortException(instance_uuid=instance["uuid"],
+                                                reason="this compute host has no image service")
+        image_id = image_meta.get("id")
+        if not image_id:
+            raise exception.BuildAbortException(instance_uuid=instance["uuid"],
+                                                reason="booting from volume needs the volume service")
+        base = await self.cache.fetch(image_meta)
+        info = await image_info(base)
+        if info.get("backing-filename"):  # an image must not read host files through its backing chain
+            raise exception.ImageUnacceptable(image_id=image_id, reason="it has a backing file")
+        base_format = str(info["format"])
+        virtual_size = int(str(info["virtual-size"]))
+        root_bytes = int(instance.get("root_gb") or 0) * GiB
+        if root_bytes and virtual_size > root_bytes:
+            raise exception.BuildAbortException(
+                instance_uuid=instance["uuid"],
+                reason=f"Flavor's disk is too small for requested image. Flavor disk is {root_bytes} bytes, "
+                       f"image is {virtual_size} bytes.")
+        root = guest.disks[0]
+        disk = await self.backend.create(base, base_format, root.path, max(root_bytes, virtual_size))
+        guest.disks[0] = guest_config.Disk(path=disk.path, driver_format=disk.driver_format,
+                                           target_dev=root.target_dev, bus=root.bus)
+        props = {**(image_meta.get("properties") or {}), **image_meta}
+        inst_dir = self.instance_dir(instance)
+        for key, name in (("kernel_id", "kernel"), ("ramdisk_id", "ramdisk")):
+            if not props.get(key):
+                continue
+            assert self.images is not None
+            part = await self.images.show(RequestContext.admin().to_dict(), str(props[key]))
+            cached = await self.cache.fetch(part)
+            target = os.path.join(inst_dir, name)
+            await asyncio.to_thread(_link_or_copy, cached, target)
+            setattr(guest, name, target)
+
+    # --- lookups ---------------------------------------------------------------------------------------
+    def _domain(self, conn: libvirt.virConnect, instance: dict[str, Any]) -> libvirt.virDomain:
+        try:
+            return conn.lookupByUUIDString(instance["uuid"])
+        except libvirt.libvirtError as exc:
+            if _no_domain(exc):
+                raise exception.InstanceNotFound(instance_id=instance["uuid"]) from None
+            raise
+
+    def _owns(self, dom: libvirt.virDomain) -> bool:
+        uuid = dom.UUIDString()
+        owned = self._owned.get(uuid)
+        if owned is None:
+            try:
+                meta = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, guest_config.NOVA_NS)
+                owned = ET.fromstring(meta).findtext(f"{{{guest_config.NOVA_NS}}}host") == self.host_name
+            except libvirt.libvirtError:
+                owned = False
+            self._owned[uuid] = owned
+        return owned
+
+    @staticmethod
+    def _power_state(dom: libvirt.virDomain) -> int:
+        state, _reason = dom.state()
+        if state == libvirt.VIR_DOMAIN_SHUTOFF and dom.hasManagedSaveImage():
+            return power_state.SUSPENDED
+        return POWER_STATES.get(state, power_state.NOSTATE)
+
+    async def get_info(self, instance: dict[str, Any]) -> InstanceInfo:
+        def read(conn: libvirt.virConnect) -> InstanceInfo:
+            dom = self._domain(conn, instance)
+            return InstanceInfo(power_state=self._power_state(dom), internal_id=dom.name())
+
+        return await self.host.call(read)
+
+    async def list_instance_uuids(self) -> list[str]:
+        return await self.host.call(lambda conn: [d.UUIDString() for d in conn.listAllDomains() if self._owns(d)])
+
+    async def list_power_states(self) -> dict[str, int]:
+        def read(conn: libvirt.virConnect) -> dict[str, int]:
+            out = {}
+            for dom in conn.listAllDomains():
+                if self._owns(dom):
+                    with contextlib.suppress(libvirt.libvirtError):  # gone between the list and the read
+                        out[dom.UUIDString()] = self._power_state(dom)
+            return out
+
+        return await self.host.call(read)
+
+    # --- destroy ---------------------------------------------------------------------------------------
+    async def destroy(self, instance: dict[str, Any], *, network_info: list[dict[str, Any]],
+                      destroy_disks: bool = True) -> None:
+        def remove(conn: libvirt.virConnect) -> None:
+            try:
+                dom = conn.lookupByUUIDString(instance["uuid"])
+            except libvirt.libvirtError as exc:
+                if _no_domain(exc):
+                    return
+                raise
+            try:
+                dom.destroy()
+            except libvirt.libvirtError as exc:
+                if not _not_running(exc):
+                    raise
+            flags = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                     | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+            try:
+                dom.undefineFlags(flags)
+            except libvirt.libvirtError as exc:
+                if not _no_domain(exc):
+                    raise
+
+        await self.host.call(remove)
+        self._owned.pop(instance["uuid"], None)
+        if destroy_disks:
+            await asyncio.to_thread(shutil.rmtree, self.instance_dir(instance), True)
+
+    # --- power -----------------------------------------------------------------------------------------
+    async def power_off(self, instance: dict[str, Any], timeout: int = 0, retry_interval: int = 0) -> None:
+        """ACPI shutdown, repeated every ``retry_interval`` seconds, for up to ``timeout`` seconds; then (or at
+        once with no timeout) pulled off. A guest without ACPI handling ends the same way, only later."""
+        if timeout and await self._clean_shutdown(instance, timeout, retry_interval):
+            return
+
+        def pull(conn: libvirt.virConnect) -> None:
+            try:
+                self._domain(conn, instance).destroy()
+            except libvirt.libvirtError as exc:
+                if not _not_running(exc):
+                    raise
+
+        await self.host.call(pull)
+
+    async def _clean_shutdown(self, instance: dict[str, Any], timeout: float, retry_interval: float) -> bool:
+        def request(conn: libvirt.virConnect) -> bool:
+            dom = self._domain(conn, instance)
+            state, _ = dom.state()
+            if state != libvirt.VIR_DOMAIN_RUNNING:
+                return state == libvirt.VIR_DOMAIN_SHUTOFF
+            try:
+                dom.shutdown()
+            except libvirt.libvirtError as exc:
+                if not _not_running(exc):
+                    raise
+            return False
+
+        def stopped(conn: libvirt.virConnect) -> bool:
+            return bool(self._domain(conn, instance).state()[0] == libvirt.VIR_DOMAIN_SHUTOFF)
+
+        if await self.host.call(request):
+            return True
+        deadline = time.monotonic() + timeout
+        last_request = time.monotonic()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+            if await self.host.call(stopped):
+                LOG.info("instance %s shut down cleanly", instance["uuid"])
+                return True
+            if retry_interval and time.monotonic() - last_request >= retry_interval:
+                await self.host.call(request)
+                last_request = time.monotonic()
+        LOG.warning("instance %s did not shut down within %ss; powering it off", instance["uuid"], timeout)
+        return False
+
+    async def power_on(self, instance: dict[str, Any]) -> None:
+        def start(conn: libvirt.virConnect) -> None:
+            dom = self._domain(conn, instance)
+            if not dom.isActive():
+                dom.create()
+
+        await self.host.call(start)
+
+    async def reboot(self, instance: dict[str, Any], reboot_type: str) -> None:
+        """SOFT: ACPI shutdown, then start again; a guest that does not go down within
+        ``[libvirt] wait_soft_reboot_seconds`` (default ``[DEFAULT] shutdown_timeout``) is rebooted HARD.
+        HARD: pulled off and started from its definition (a saved memory image is dropped)."""
+        if reboot_type == "SOFT":
+            wait = self.conf.libvirt.wait_soft_reboot_seconds
+            if wait is None:
+                wait = self.conf.shutdown_timeout
+            if wait and await self._clean_shutdown(instance, wait, 0):
+                await self.power_on(instance)
+                return
+            LOG.info("soft reboot of %s fell back to a hard reboot", instance["uuid"])
+
+        def hard(conn: libvirt.virConnect) -> None:
+            dom = self._domain(conn, instance)
+            if dom.isActive():
+                dom.destroy()
+            if dom.hasManagedSaveImage():
+                dom.managedSaveRemove()
+            dom.create()
+
+        await self.host.call(hard)
+
+    async def pause(self, instance: dict[str, Any]) -> None:
+        await self.host.call(lambda conn: self._domain(conn, instance).suspend())
+
+    async def unpause(self, instance: dict[str, Any]) -> None:
+        await self.host.call(lambda conn: self._domain(conn, instance).resume())
+
+    async def suspend(self, instance: dict[str, Any]) -> None:
+        await self.host.call(lambda conn: self._domain(conn, instance).managedSave(0))
+
+    async def resume(self, instance: dict[str, Any]) -> None:
+        await self.host.call(lambda conn: self._domain(conn, instance).create())
+
+    async def get_console_output(self, instance: dict[str, Any]) -> bytes:
+        """The tail of the serial log (``[libvirt] console_log_max_bytes``), as libvirt's virtlogd wrote it."""
+        path = self.console_log(instance)
+        limit = self.conf.libvirt.console_log_max_bytes
+
+        def tail() -> bytes:
+            try:
+                with open(path, "rb") as handle:
+                    handle.seek(0, os.SEEK_END)
+                    size = handle.tell()
+                    handle.seek(max(0, size - limit))
+                    return handle.read()
+            except FileNotFoundError:
+                return b""
+
+        await self.get_info(instance)  # InstanceNotFound for a guest this host does not have
+        return await asyncio.to_thread(tail)
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(dst)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
