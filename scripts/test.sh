@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install Stratus with its test dependencies into ./.venv and run every check: ruff, then the whole pytest
 # suite (unit tests, and functional tests that start real all-in-one clouds and drive them over HTTP with
-# openstacksdk, the openstack CLI and tempest's response schemas).
+# openstacksdk, the openstack CLI and tempest's response schemas), and integration tests against the real
+# components the tests start themselves: PostgreSQL (scripts/postgres.sh) and libvirtd with QEMU
+# (scripts/libvirt.sh, booting the guest scripts/test-guest.sh builds from Debian packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/pytest ] || [ pyproject.toml -nt .venv/.installed-test ]; then
@@ -9,6 +11,10 @@ if [ ! -x .venv/bin/pytest ] || [ pyproject.toml -nt .venv/.installed-test ]; th
     .venv/bin/pip install -q --upgrade pip
     .venv/bin/pip install -q -e '.[test]'
     touch .venv/.installed-test
+fi
+if [ "$(id -u)" = 0 ]; then
+    # qemu, libvirtd and libvirt's headers from Debian, then libvirt-python (built against them) into the venv
+    scripts/libvirt.sh install .venv
 fi
 .venv/bin/ruff check stratus tests benchmarks
 exec .venv/bin/pytest -q "$@"

@@ -154,6 +154,9 @@ COMPUTE_OPTS = [
     cfg.IntOpt("consecutive_build_service_disable_threshold", default=10, min=0,
                help="Disable a compute service after this many builds in a row failed on it in a way another "
                     "host could fix (0: never). The reason shows in os-services; an admin re-enables it."),
+    cfg.IntOpt("shutdown_retry_interval", default=10, min=1,
+               help="Seconds between repeats of the ACPI shutdown request while a stop or SOFT reboot waits "
+                    "for the guest (within [DEFAULT] shutdown_timeout)."),
 ]
 
 LIBVIRT_OPTS = [

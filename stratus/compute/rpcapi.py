@@ -1,10 +1,21 @@
-"""Client side of the compute agent's RPC API: every message goes to one named host."""
+"""Client side of the compute agent's RPC API: every message goes to one named host.
+
+The errors a call can raise cross the wire by name, so they are defined here, where both sides import them.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from stratus import exception
 from stratus.rpc.transport import Transport
+
+
+class NotSupportedByDriver(exception.StratusException):
+    """The host's virt driver cannot do this (Nova lets ``NotImplementedError`` through): the API's 501."""
+
+    msg_fmt = "The requested functionality is not supported."
+    code = 501
 
 
 class ComputeAPI:
@@ -22,3 +33,17 @@ class ComputeAPI:
     async def terminate_instance(self, context: dict[str, Any], host: str, instance_uuid: str) -> None:
         await self.transport.cast("compute", "terminate_instance", context, server=host,
                                   instance_uuid=instance_uuid)
+
+    async def cast_power_action(self, context: dict[str, Any], host: str, method: str, instance_uuid: str,
+                                **kwargs: Any) -> None:
+        """One of the power actions (``stop_instance``, ``start_instance``, ``reboot_instance`` with
+        ``reboot_type``, ``pause_instance``, ``unpause_instance``, ``suspend_instance``, ``resume_instance``):
+        a cast, as in Nova; the instance's task_state says it is under way and the host clears it."""
+        await self.transport.cast("compute", method, context, server=host, instance_uuid=instance_uuid, **kwargs)
+
+    async def get_console_output(self, context: dict[str, Any], host: str, instance_uuid: str,
+                                 tail_length: int | None) -> str:
+        """The guest's console log (its last ``tail_length`` lines): a call, answered by the host."""
+        output: str = await self.transport.call("compute", "get_console_output", context, server=host,
+                                                instance_uuid=instance_uuid, tail_length=tail_length)
+        return output

@@ -75,3 +75,12 @@ async def auto_disable(conn: Connection, service_id: int, reason: str) -> bool:
     result = await conn.execute(update(services).where(services.c.id == service_id, services.c.disabled.is_(False))
                                 .values(disabled=True, disabled_reason=reason, updated_at=utcnow()))
     return bool(result.rowcount)
+
+
+async def auto_enable(conn: Connection, service_id: int, prefix: str) -> bool:
+    """Enable a service that disabled itself (its reason starts with ``prefix``, as Nova's ``AUTO: ``); an
+    operator's disable, and any other automatic one, stay."""
+    result = await conn.execute(update(services).where(services.c.id == service_id, services.c.disabled.is_(True),
+                                                       services.c.disabled_reason.startswith(prefix, autoescape=True))
+                                .values(disabled=False, disabled_reason=None, updated_at=utcnow()))
+    return bool(result.rowcount)

@@ -2,6 +2,13 @@
 
 A real product feature, as in Nova: one compute process can simulate many hosts, spawns can take time, and
 failures can be injected per host so reschedules and error handling are exercised without hardware.
+
+Tests play the part of the guest and the hypervisor directly: ``set_power_state`` is a guest powering itself
+off (with the lifecycle event a real hypervisor would send, if asked), ``guests.pop`` a guest removed behind the
+cloud's back, ``hypervisor_down`` a hypervisor that stopped answering, ``fail_actions`` a power action that fails.
+Through the API, a flavor extra spec or image property does the same per instance: ``fake:power_action_time`` /
+``fake_power_action_time`` (seconds each power action takes, so its task_state can be seen) and
+``fake:fail_power_actions`` / ``fake_fail_power_actions`` (driver methods that fail, e.g. ``reboot,suspend``).
 """
 
 from __future__ import annotations
@@ -15,11 +22,25 @@ from oslo_config import cfg
 
 from stratus import exception
 from stratus.objects.states import power_state
-from stratus.virt.driver import Capabilities, ComputeDriver, HostResources, InstanceInfo
+from stratus.virt.driver import (
+    Capabilities,
+    ComputeDriver,
+    HostResources,
+    HypervisorUnavailable,
+    InstanceInfo,
+    LifecycleEvent,
+)
+
+#: lines of console log kept per guest (the oldest go first), so a long-lived simulated fleet stays small
+CONSOLE_LINES = 200
 
 
 class FakeSpawnError(exception.StratusException):
     msg_fmt = "Simulated spawn failure on %(host)s"
+
+
+class FakePowerActionError(exception.StratusException):
+    msg_fmt = "Simulated %(action)s failure on %(host)s"
 
 
 @dataclasses.dataclass
@@ -29,6 +50,19 @@ class _Guest:
     power_state: int
     vcpus: int
     memory_mb: int
+    console: list[str] = dataclasses.field(default_factory=list)
+    boots: int = 0
+
+    def log(self, text: str) -> None:
+        """A deterministic serial console: one line per thing the guest would print."""
+        self.console.append(f"[{self.name or self.uuid}] {text}")
+        del self.console[:-CONSOLE_LINES]
+
+    def boot(self) -> None:
+        self.boots += 1
+        self.power_state = power_state.RUNNING
+        self.log(f"booting (boot {self.boots})")
+        self.log("login:")
 
 
 class FakeDriver(ComputeDriver):
@@ -40,11 +74,42 @@ class FakeDriver(ComputeDriver):
         self.host = host
         self.guests: dict[str, _Guest] = {}
         self.spawn_count = 0
+        #: a hypervisor that stopped answering: every call raises HypervisorUnavailable until it is False again
+        self.hypervisor_down = False
+        #: power action (``power_off``, ``reboot``, ``pause``…) → the exception it raises while it is set
+        self.fail_actions: dict[str, Exception] = {}
+
+    def _check_up(self) -> None:
+        if self.hypervisor_down:
+            raise HypervisorUnavailable(host=self.host)
+
+    @staticmethod
+    def _hint(instance: dict[str, Any], name: str) -> str:
+        """A per-instance setting: the flavor's ``fake:<name>`` extra spec or the image's ``fake_<name>``."""
+        specs = (instance.get("flavor") or {}).get("extra_specs") or {}
+        sysmeta = instance.get("system_metadata") or {}
+        return str(specs.get(f"fake:{name}") or sysmeta.get(f"image_fake_{name}") or "")
+
+    async def _act(self, instance: dict[str, Any], action: str) -> _Guest:
+        """The common start of a power action: hypervisor reachable, injected failure, simulated duration."""
+        self._check_up()
+        error = self.fail_actions.get(action)
+        if error is None and action in {a.strip() for a in self._hint(instance, "fail_power_actions").split(",")}:
+            error = FakePowerActionError(action=action, host=self.host)
+        if error is not None:
+            raise error
+        guest = self._guest(instance)
+        delay = self._hint(instance, "power_action_time")
+        if delay:
+            await asyncio.sleep(float(delay))
+        return guest
 
     async def init_host(self, host: str) -> None:
         self.host = host
+        self._check_up()
 
     def get_available_resources(self) -> HostResources:
+        self._check_up()
         fake = self.conf.fake_driver
         return HostResources(hypervisor_hostname=self.host, hypervisor_type="fake", hypervisor_version=1000,
                              vcpus=fake.vcpus, memory_mb=fake.memory_mb, local_gb=fake.local_gb,
@@ -81,28 +146,45 @@ class FakeDriver(ComputeDriver):
     async def spawn(self, instance: dict[str, Any], image_meta: dict[str, Any], *,
                     network_info: list[dict[str, Any]], block_device_info: dict[str, Any] | None = None,
                     admin_password: str | None = None) -> None:
+        self._check_up()
         self.spawn_count += 1
         if self.conf.fake_driver.spawn_time:
             await asyncio.sleep(self.conf.fake_driver.spawn_time)
         reason = self._should_fail(instance, image_meta)
         if reason:
             raise FakeSpawnError(reason, host=self.host)
-        self.guests[instance["uuid"]] = _Guest(uuid=instance["uuid"], name=instance.get("name", ""),
-                                               power_state=power_state.RUNNING, vcpus=instance["vcpus"],
-                                               memory_mb=instance["memory_mb"])
+        guest = _Guest(uuid=instance["uuid"], name=instance.get("name", ""), power_state=power_state.NOSTATE,
+                       vcpus=instance["vcpus"], memory_mb=instance["memory_mb"])
+        guest.boot()
+        self.guests[instance["uuid"]] = guest
 
     async def destroy(self, instance: dict[str, Any], *, network_info: list[dict[str, Any]],
                       destroy_disks: bool = True) -> None:
+        self._check_up()
         self.guests.pop(instance["uuid"], None)
 
     async def get_info(self, instance: dict[str, Any]) -> InstanceInfo:
+        self._check_up()
         guest = self.guests.get(instance["uuid"])
         if guest is None:
             raise exception.InstanceNotFound(instance_id=instance["uuid"])
         return InstanceInfo(power_state=guest.power_state, internal_id=guest.name)
 
     async def list_instance_uuids(self) -> list[str]:
+        self._check_up()
         return list(self.guests)
+
+    async def list_power_states(self) -> dict[str, int]:
+        self._check_up()
+        return {uuid: guest.power_state for uuid, guest in self.guests.items()}
+
+    def set_power_state(self, uuid: str, state: int, transition: str | None = None) -> None:
+        """The guest changed on its own (powered itself off, crashed…); with ``transition``, the hypervisor also
+        reports it as a lifecycle event, as libvirt does."""
+        self.guests[uuid].power_state = state
+        self.guests[uuid].log(f"power state is now {state} (by itself)")
+        if transition is not None:
+            self.emit_event(LifecycleEvent(uuid, transition))
 
     def _guest(self, instance: dict[str, Any]) -> _Guest:
         guest = self.guests.get(instance["uuid"])
@@ -111,10 +193,37 @@ class FakeDriver(ComputeDriver):
         return guest
 
     async def power_off(self, instance: dict[str, Any], timeout: int = 0, retry_interval: int = 0) -> None:
-        self._guest(instance).power_state = power_state.SHUTDOWN
+        guest = await self._act(instance, "power_off")
+        if guest.power_state != power_state.SHUTDOWN:
+            guest.log("ACPI power button: shutting down" if timeout else "powered off")
+        guest.power_state = power_state.SHUTDOWN
 
     async def power_on(self, instance: dict[str, Any]) -> None:
-        self._guest(instance).power_state = power_state.RUNNING
+        guest = await self._act(instance, "power_on")
+        if guest.power_state != power_state.RUNNING:
+            guest.boot()
 
     async def reboot(self, instance: dict[str, Any], reboot_type: str) -> None:
-        self._guest(instance).power_state = power_state.RUNNING
+        guest = await self._act(instance, "reboot")
+        guest.log(f"reboot ({reboot_type})")
+        guest.boot()
+
+    async def pause(self, instance: dict[str, Any]) -> None:
+        (await self._act(instance, "pause")).power_state = power_state.PAUSED
+
+    async def unpause(self, instance: dict[str, Any]) -> None:
+        (await self._act(instance, "unpause")).power_state = power_state.RUNNING
+
+    async def suspend(self, instance: dict[str, Any]) -> None:
+        guest = await self._act(instance, "suspend")
+        guest.log("memory saved to disk")
+        guest.power_state = power_state.SUSPENDED
+
+    async def resume(self, instance: dict[str, Any]) -> None:
+        guest = await self._act(instance, "resume")
+        guest.log("memory restored from disk")
+        guest.power_state = power_state.RUNNING
+
+    async def get_console_output(self, instance: dict[str, Any]) -> bytes:
+        self._check_up()
+        return "".join(line + "\n" for line in self._guest(instance).console).encode()

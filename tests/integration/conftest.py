@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -33,3 +34,46 @@ def postgres_url() -> Iterator[str]:
     finally:
         subprocess.run([str(SCRIPTS / "postgres.sh"), "stop", str(data)], check=False, timeout=120)
         shutil.rmtree(parent, ignore_errors=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class LibvirtDaemon:
+    uri: str
+    directory: Path
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "stratus"
+
+
+@pytest.fixture(scope="session")
+def libvirt_daemon() -> Iterator[LibvirtDaemon]:
+    """A private libvirtd with QEMU (scripts/libvirt.sh), torn down after the session."""
+    if os.geteuid() != 0 and not shutil.which("libvirtd"):
+        pytest.skip("libvirt needs root to install and start here (apt-get, libvirtd with QEMU as root)")
+    directory = Path(tempfile.mkdtemp(prefix="stratus-libvirt-"))
+    proc = subprocess.run([str(SCRIPTS / "libvirt.sh"), "start", str(directory)], capture_output=True, text=True,
+                          timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(f"libvirt.sh failed:\n{proc.stdout}\n{proc.stderr}")
+    try:
+        yield LibvirtDaemon(uri=proc.stdout.strip().splitlines()[-1], directory=directory)
+    finally:
+        subprocess.run([str(SCRIPTS / "libvirt.sh"), "stop", str(directory)], check=False, timeout=120)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def libvirt_uri(libvirt_daemon: LibvirtDaemon) -> str:
+    return libvirt_daemon.uri
+
+
+@pytest.fixture(scope="session")
+def test_guest() -> Path:
+    """The test guest's kernel, initramfs and disk (scripts/test-guest.sh), built once and cached."""
+    out = _cache_dir() / "test-guest"
+    proc = subprocess.run([str(SCRIPTS / "test-guest.sh"), str(out)], capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(f"test-guest.sh failed:\n{proc.stdout}\n{proc.stderr}")
+    return out

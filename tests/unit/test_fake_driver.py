@@ -5,7 +5,8 @@ import pytest
 from stratus import conf as conf_mod
 from stratus import exception
 from stratus.objects.states import power_state
-from stratus.virt.fake import FakeDriver, FakeSpawnError
+from stratus.virt.driver import HypervisorUnavailable
+from stratus.virt.fake import FakeDriver, FakePowerActionError, FakeSpawnError
 
 INSTANCE = {"uuid": "u1", "name": "instance-00000001", "vcpus": 1, "memory_mb": 64, "flavor": {"extra_specs": {}}}
 
@@ -35,3 +36,45 @@ async def test_failure_injection_by_host_and_flavor() -> None:
     assert await ok.list_instance_uuids() == ["u1"]
     with pytest.raises(FakeSpawnError):
         await FakeDriver(conf, "h2").spawn(INSTANCE, {"properties": {"fake_fail_on_hosts": "h2"}}, network_info=[])
+
+
+async def test_power_actions_console_and_a_hypervisor_that_goes_away() -> None:
+    driver = FakeDriver(conf_mod.load(), "h1")
+    await driver.spawn(INSTANCE, {}, network_info=[])
+    for call, state in ((driver.pause, power_state.PAUSED), (driver.unpause, power_state.RUNNING),
+                        (driver.suspend, power_state.SUSPENDED), (driver.resume, power_state.RUNNING)):
+        await call(INSTANCE)
+        assert await driver.list_power_states() == {"u1": state}
+    await driver.power_off(INSTANCE, timeout=5)
+    await driver.power_on(INSTANCE)
+    await driver.reboot(INSTANCE, "HARD")
+    console = (await driver.get_console_output(INSTANCE)).decode()
+    assert console.splitlines() == [
+        "[instance-00000001] booting (boot 1)", "[instance-00000001] login:",
+        "[instance-00000001] memory saved to disk", "[instance-00000001] memory restored from disk",
+        "[instance-00000001] ACPI power button: shutting down",
+        "[instance-00000001] booting (boot 2)", "[instance-00000001] login:",
+        "[instance-00000001] reboot (HARD)", "[instance-00000001] booting (boot 3)", "[instance-00000001] login:"]
+
+    driver.hypervisor_down = True
+    for probe in (driver.list_power_states(), driver.get_info(INSTANCE), driver.init_host("h1")):
+        with pytest.raises(HypervisorUnavailable, match="Connection to the hypervisor is broken on host: h1"):
+            await probe
+    with pytest.raises(HypervisorUnavailable):
+        driver.get_available_resources()
+    driver.hypervisor_down = False
+    assert (await driver.get_info(INSTANCE)).power_state == power_state.RUNNING
+
+
+async def test_per_instance_failures_and_durations() -> None:
+    driver = FakeDriver(conf_mod.load(), "h1")
+    slow = {**INSTANCE, "system_metadata": {"image_fake_power_action_time": "0.05",
+                                            "image_fake_fail_power_actions": "suspend, reboot"}}
+    await driver.spawn(slow, {}, network_info=[])
+    with pytest.raises(FakePowerActionError, match="Simulated suspend failure on h1"):
+        await driver.suspend(slow)
+    await driver.pause(slow)
+    driver.fail_actions["unpause"] = RuntimeError("stuck")
+    with pytest.raises(RuntimeError):
+        await driver.unpause(slow)
+    assert (await driver.get_info(slow)).power_state == power_state.PAUSED

@@ -93,7 +93,7 @@ class LibvirtDriver(ComputeDriver):
     async def init_host(self, host: str) -> None:
         self.host_name = host
         os.makedirs(self.instances_path, exist_ok=True)
-        if self.images is not None:
+        if self.images is not None and self.cache is None:  # init_host runs again after an outage
             self.cache = ImageCache(os.path.join(self.instances_path, "_base"), self.images)
         self.host.set_lifecycle_handler(asyncio.get_running_loop(), self._lifecycle)
         self._host_info = await asyncio.to_thread(self.host.host_info)
@@ -238,8 +238,9 @@ class LibvirtDriver(ComputeDriver):
         owned = self._owned.get(uuid)
         if owned is None:
             try:
-                meta = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, guest_config.NOVA_NS)
-                owned = ET.fromstring(meta).findtext(f"{{{guest_config.NOVA_NS}}}host") == self.host_name
+                meta = ET.fromstring(dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, guest_config.NOVA_NS))
+                # libvirt returns the element without its namespace (the namespace chose it already)
+                owned = (meta.findtext("host") or meta.findtext(f"{{{guest_config.NOVA_NS}}}host")) == self.host_name
             except libvirt.libvirtError:
                 owned = False
             self._owned[uuid] = owned

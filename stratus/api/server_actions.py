@@ -1,0 +1,133 @@
+"""Server actions: ``POST /servers/{server_id}/action``, one handler per action name, as Nova's.
+
+The power actions (``os-stop``, ``os-start``, ``reboot``, ``pause``, ``unpause``, ``suspend``, ``resume``) are
+accepted here and carried out by the instance's host: the request checks the instance's states as Nova's
+``check_instance_state`` does, claims the instance with a compare-and-swap into the action's task_state (of two
+concurrent requests, one gets the 409), records the instance action and casts; 202 with no body.
+``os-getConsoleOutput`` is a call to the host: 200 with the log's last ``length`` lines.
+
+A new action is one handler and one line in ``ACTIONS``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.responses import Response
+
+from stratus import exception
+from stratus.api import validation
+from stratus.api.common import ActionHandler, dispatch_action
+from stratus.api.errors import Fault
+from stratus.api.request import ApiRequest, empty_response, json_response
+from stratus.api.router import Route
+from stratus.api.servers import load_instance
+from stratus.compute import api as compute_api
+from stratus.compute.rpcapi import ComputeAPI, NotSupportedByDriver
+
+#: Nova's body schemas: stop, start, pause, unpause, suspend and resume take any value (null by convention)
+_REBOOT_SCHEMA = {
+    "type": "object",
+    "properties": {"reboot": {
+        "type": "object",
+        "properties": {"type": {"type": "string", "enum": ["HARD", "Hard", "hard", "SOFT", "Soft", "soft"]}},
+        "required": ["type"], "additionalProperties": False}},
+    "required": ["reboot"], "additionalProperties": False,
+}
+_CONSOLE_SCHEMA = {
+    "type": "object",
+    "properties": {"os-getConsoleOutput": {
+        "type": "object",
+        "properties": {"length": {"type": ["integer", "string", "null"], "pattern": "^-?[0-9]+$", "minimum": -1}},
+        "additionalProperties": False}},
+    "required": ["os-getConsoleOutput"], "additionalProperties": False,
+}
+#: characters Nova strips from console output (XML could not carry them)
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f]")
+
+
+def _power(rule: str, action: compute_api.PowerAction) -> ActionHandler:
+    """The handler of one power action: policy, state check and claim, cast; Nova's 409 wording on conflict."""
+
+    async def handler(req: ApiRequest, body: dict[str, Any]) -> Response:
+        server_id = req.path["server_id"]
+        inst = await load_instance(req, server_id, rule)
+        try:
+            await compute_api.request(req.services.db, req.services.transport, req.context.to_dict(),
+                                      inst["uuid"], action, is_admin=req.context.is_admin)
+        except compute_api.InstanceInvalidState as exc:
+            raise _conflict(exc, action.name, server_id) from None
+        except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
+            raise Fault(409, exc.message) from None
+        return empty_response(202)
+
+    return handler
+
+
+def _conflict(exc: compute_api.InstanceInvalidState, action: str, server_id: str) -> Fault:
+    """Nova's ``raise_http_conflict_for_instance_invalid_state``."""
+    attr, state = exc.kwargs.get("attr"), exc.kwargs.get("state")
+    if attr is not None and state is not None:
+        return Fault(409, f"Cannot '{action}' instance {server_id} while it is in {attr} {state}")
+    return Fault(409, f"Instance {server_id} is in an invalid state for '{action}'")
+
+
+_soft_reboot = _power("os_compute_api:servers:reboot", compute_api.SOFT_REBOOT)
+_hard_reboot = _power("os_compute_api:servers:reboot", compute_api.HARD_REBOOT)
+
+
+async def _reboot(req: ApiRequest, body: dict[str, Any]) -> Response:
+    validation.validate(_REBOOT_SCHEMA, body)
+    kind = body["reboot"]["type"].upper()
+    return await (_soft_reboot if kind == "SOFT" else _hard_reboot)(req, body)
+
+
+def _length(body: dict[str, Any]) -> int | None:
+    """``length`` as Nova's validator reads it: an integer or a numeric string, at least -1 (all lines)."""
+    validation.validate(_CONSOLE_SCHEMA, body)
+    value = body["os-getConsoleOutput"].get("length")
+    if value is None:
+        return None
+    number = int(value)
+    if number < -1:  # Nova's validator applies the minimum to numeric strings too
+        raise Fault(400, f"Invalid input for field/attribute os-getConsoleOutput/length. Value: {value}. "
+                         f"{number} is less than the minimum of -1")
+    return number
+
+
+async def _console_output(req: ApiRequest, body: dict[str, Any]) -> Response:
+    length = _length(body)
+    server_id = req.path["server_id"]
+    inst = await load_instance(req, server_id, "os_compute_api:os-console-output")
+    if not inst["host"]:
+        raise Fault(409, compute_api.InstanceNotReady(instance_id=inst["uuid"]).message)
+    try:
+        output = await ComputeAPI(req.services.transport).get_console_output(
+            req.context.to_dict(), inst["host"], inst["uuid"], length)
+    except exception.InstanceNotFound as exc:  # deleted meanwhile, or no guest (yet) on the host
+        raise Fault(404, exc.message) from None
+    except NotSupportedByDriver as exc:
+        raise Fault(501, exc.message) from None
+    return json_response({"output": _CONTROL.sub("", output)})
+
+
+ACTIONS: dict[str, ActionHandler] = {
+    "os-stop": _power("os_compute_api:servers:stop", compute_api.STOP),
+    "os-start": _power("os_compute_api:servers:start", compute_api.START),
+    "reboot": _reboot,
+    "pause": _power("os_compute_api:os-pause-server:pause", compute_api.PAUSE),
+    "unpause": _power("os_compute_api:os-pause-server:unpause", compute_api.UNPAUSE),
+    "suspend": _power("os_compute_api:os-suspend-server:suspend", compute_api.SUSPEND),
+    "resume": _power("os_compute_api:os-suspend-server:resume", compute_api.RESUME),
+    "os-getConsoleOutput": _console_output,
+}
+
+
+async def action(req: ApiRequest) -> Response:
+    return await dispatch_action(req, ACTIONS)
+
+
+ROUTES: list[Route] = [
+    Route("/servers/{server_id}/action", "POST", action),
+]

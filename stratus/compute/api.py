@@ -1,0 +1,132 @@
+"""The request side of the power actions (Nova's ``compute/api.py``): which states allow each action, the
+compare-and-swap that claims the instance for it, the instance action record, and the cast to its host.
+
+The REST handlers and the compute host's own power-state sync both ask through here, so a stop the sync
+requests is checked, recorded and carried out exactly like a user's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from stratus import exception
+from stratus.compute.rpcapi import ComputeAPI
+from stratus.db import actions, instances
+from stratus.db.engine import Database
+from stratus.objects import states
+from stratus.objects.states import task_states
+from stratus.rpc.transport import Transport
+
+#: Nova's task_states.ALLOW_REBOOT: a HARD reboot may take over from these (a stuck soft reboot, say)
+ALLOW_REBOOT = (None, task_states.REBOOTING, task_states.REBOOT_PENDING, task_states.REBOOT_STARTED,
+                task_states.RESUMING, task_states.REBOOTING_HARD, task_states.UNPAUSING, task_states.PAUSING,
+                task_states.SUSPENDING)
+ALLOW_SOFT_REBOOT = (states.ACTIVE,)
+ALLOW_HARD_REBOOT = (states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED, states.ERROR)
+
+
+class InstanceInvalidState(exception.StratusException):
+    """Nova's: the instance's ``attr`` (vm_state, task_state, launched_at) does not allow the action."""
+
+    msg_fmt = "Instance %(instance_uuid)s in %(attr)s %(state)s. Cannot %(method)s while the instance is in this state."
+    code = 409
+
+
+class InstanceNotReady(exception.StratusException):
+    """Nova's: the instance has no host yet (never scheduled, or its build failed before a host took it)."""
+
+    msg_fmt = "Instance %(instance_id)s is not ready"
+    code = 409
+
+
+class InstanceIsLocked(exception.StratusException):
+    msg_fmt = "Instance %(instance_uuid)s is locked"
+    code = 409
+
+
+@dataclasses.dataclass(frozen=True)
+class PowerAction:
+    """One power action as Nova's ``check_instance_state`` and ``check_instance_host`` decorators define it."""
+
+    name: str  #: the instance action recorded, and the word in Nova's 409 message
+    method: str  #: the compute RPC method cast to the instance's host
+    task_state: str  #: set when the request is accepted
+    vm_states: tuple[str, ...]
+    task_states: tuple[str | None, ...] = (None,)
+    host_first: bool = False  #: Nova checks the host before the states for stop and start
+    must_have_launched: bool = True
+    values: tuple[tuple[str, Any], ...] = ()  #: more columns set with the task_state (stop resets progress)
+    cast_args: tuple[tuple[str, Any], ...] = ()  #: arguments of the cast besides the instance (reboot_type)
+
+
+STOP = PowerAction("stop", "stop_instance", task_states.POWERING_OFF, (states.ACTIVE, states.ERROR),
+                   host_first=True, values=(("progress", 0),))
+START = PowerAction("start", "start_instance", task_states.POWERING_ON, (states.STOPPED,), host_first=True)
+SOFT_REBOOT = PowerAction("reboot", "reboot_instance", task_states.REBOOTING, ALLOW_SOFT_REBOOT,
+                          cast_args=(("reboot_type", "SOFT"),))
+HARD_REBOOT = PowerAction("reboot", "reboot_instance", task_states.REBOOTING_HARD, ALLOW_HARD_REBOOT, ALLOW_REBOOT,
+                          cast_args=(("reboot_type", "HARD"),))
+PAUSE = PowerAction("pause", "pause_instance", task_states.PAUSING, (states.ACTIVE,))
+UNPAUSE = PowerAction("unpause", "unpause_instance", task_states.UNPAUSING, (states.PAUSED,))
+SUSPEND = PowerAction("suspend", "suspend_instance", task_states.SUSPENDING, (states.ACTIVE,))
+RESUME = PowerAction("resume", "resume_instance", task_states.RESUMING, (states.SUSPENDED,))
+
+
+def check_state(instance: dict[str, Any], action: PowerAction, is_admin: bool = False) -> None:
+    """Raise Nova's error for an instance the action may not run on now (same checks, same order)."""
+    uuid = instance["uuid"]
+    if instance.get("locked") and not is_admin:
+        raise InstanceIsLocked(instance_uuid=uuid)
+    if action.host_first and not instance.get("host"):
+        raise InstanceNotReady(instance_id=uuid)
+    if instance["vm_state"] not in action.vm_states:
+        raise InstanceInvalidState(attr="vm_state", instance_uuid=uuid, state=instance["vm_state"],
+                                   method=action.name)
+    if instance["task_state"] not in action.task_states:
+        raise InstanceInvalidState(attr="task_state", instance_uuid=uuid, state=instance["task_state"],
+                                   method=action.name)
+    if action.must_have_launched and not instance.get("launched_at"):
+        raise InstanceInvalidState(attr="launched_at", instance_uuid=uuid, state=None, method=action.name)
+    if not instance.get("host"):  # casting needs a host: refused like stop and start for every action
+        raise InstanceNotReady(instance_id=uuid)
+
+
+async def claim(db: Database, context: dict[str, Any], uuid: str, action: PowerAction, is_admin: bool = False
+                ) -> dict[str, Any]:
+    """Check the instance's state, move it to the action's task_state with a compare-and-swap on the states the
+    check allowed, and record the instance action, in one transaction. Of two concurrent requests only one
+    passes; the other gets the 409 of the state the first left. Returns the instance row as it was."""
+    async with db.write() as conn:
+        instance = await instances.get_plain(conn, uuid)
+        if instance is None or instance["deleted"]:
+            raise exception.InstanceNotFound(instance_id=uuid)
+        check_state(instance, action, is_admin)
+        # the write lock of this transaction serialises SQLite writers; on PostgreSQL the row's states decide
+        moved = await instances.update_instance(
+            conn, uuid, {"task_state": action.task_state, **dict(action.values)},
+            expected_task_state=action.task_states, expected_vm_state=action.vm_states)
+        if not moved:
+            current = await instances.get_plain(conn, uuid)
+            if current is None or current["deleted"]:
+                raise exception.InstanceNotFound(instance_id=uuid)
+            check_state(current, action, is_admin)
+            raise InstanceInvalidState(attr="task_state", instance_uuid=uuid, state=current["task_state"],
+                                       method=action.name)
+        await actions.action_start(conn, context, [uuid], action.name)
+    return instance
+
+
+async def request(db: Database, transport: Transport, context: dict[str, Any], uuid: str, action: PowerAction,
+                  is_admin: bool = False) -> None:
+    """Accept the action (``claim``) and cast it to the instance's host. A cast that cannot leave (no such host
+    listening on the in-process transport) puts the task_state back before the error goes up."""
+    instance = await claim(db, context, uuid, action, is_admin)
+    try:
+        await ComputeAPI(transport).cast_power_action(context, instance["host"], action.method, uuid,
+                                                      **dict(action.cast_args))
+    except Exception:
+        async with db.write() as conn:
+            await instances.update_instance(conn, uuid, {"task_state": instance["task_state"]},
+                                            expected_task_state=(action.task_state,))
+        raise

@@ -1,0 +1,234 @@
+"""Start-up reconciliation (Nova's ``_init_instance`` and ``_cleanup_running_deleted_instances``): a compute
+agent that restarts finishes or undoes what it was doing, starts nothing twice and leaves no guest behind.
+
+Each instance of the host is judged from its row and the power state the hypervisor reports (one query, one
+driver call): an interrupted build goes to ERROR; an interrupted delete, stop, start or reboot is carried out
+again under the request that asked for it; a transitional state the guest already reached is settled. The
+retried actions run in the background, like the casts they replace. Guests the hypervisor runs for instances
+that are deleted, unknown or another host's get ``[DEFAULT] running_deleted_instance_action``, here and
+periodically.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from stratus import exception
+from stratus.compute import power_sync
+from stratus.compute.api import ALLOW_HARD_REBOOT
+from stratus.context import RequestContext
+from stratus.db import actions, instances
+from stratus.db.models import instance_actions
+from stratus.db.models import instances as instances_table
+from stratus.objects import states
+from stratus.objects.states import power_state, task_states
+from stratus.virt.driver import HypervisorUnavailable
+
+if TYPE_CHECKING:
+    from stratus.compute.manager import ComputeManager
+
+LOG = logging.getLogger(__name__)
+
+BUILD_TASKS = (task_states.SCHEDULING, task_states.BLOCK_DEVICE_MAPPING, task_states.NETWORKING,
+               task_states.SPAWNING)
+SOFT_REBOOT_TASKS = (task_states.REBOOTING, task_states.REBOOT_PENDING, task_states.REBOOT_STARTED)
+HARD_REBOOT_TASKS = (task_states.REBOOTING_HARD, task_states.REBOOT_PENDING_HARD, task_states.REBOOT_STARTED_HARD)
+#: Nova clears these when the guest is running (the request never reached the hypervisor, or it finished)
+_CLEAR_IF_RUNNING = (task_states.REBOOT_STARTED, task_states.REBOOT_STARTED_HARD, task_states.REBOOTING_HARD,
+                     task_states.REBOOTING, task_states.PAUSING, task_states.UNPAUSING)
+#: Stratus: where the guest already is in the state a pause, suspend or resume leads to, the action is done
+_REACHED = {task_states.PAUSING: (power_state.PAUSED, states.PAUSED),
+            task_states.SUSPENDING: (power_state.SUSPENDED, states.SUSPENDED),
+            task_states.RESUMING: (power_state.RUNNING, states.ACTIVE),
+            task_states.UNPAUSING: (power_state.RUNNING, states.ACTIVE)}
+
+
+class BuildInterruptedByRestart(exception.StratusException):
+    msg_fmt = "Instance %(instance_uuid)s was building when compute host %(host)s restarted"
+
+
+async def reconcile(manager: ComputeManager) -> list[tuple[str, str]]:
+    """The start-up pass: every instance of the host, then the guests of no live instance of it, then a power
+    sync of what is left. Returns (instance uuid, what was done) pairs."""
+    observed = await manager.driver.list_power_states()
+    async with manager.db.read() as conn:
+        rows = await power_sync.host_instances(conn, manager.host, full=True)
+    done: list[tuple[str, str]] = []
+    for row in rows:
+        try:
+            what = await init_instance(manager, row, observed.get(row["uuid"], power_state.NOSTATE))
+        except HypervisorUnavailable:
+            raise
+        except Exception:
+            LOG.exception("start-up handling of %s on %s failed", row["uuid"], manager.host)
+            what = "failed"
+        if what:
+            done.append((row["uuid"], what))
+    done += await running_deleted(manager, list(observed))
+    if rows:  # an empty host (a new one, most of a simulated fleet) has nothing to sync
+        context = RequestContext.admin().to_dict()
+        done += [(s.uuid, f"sync: {s.action or 'power state'}") for s in await power_sync.sync_host(manager, context)]
+    return done
+
+
+def reboot_type(task_state: str | None, current: int) -> str:
+    """Nova's ``get_reboot_type``: a guest that is not running can only be rebooted HARD."""
+    return "SOFT" if current == power_state.RUNNING and task_state in SOFT_REBOOT_TASKS else "HARD"
+
+
+def retry_reboot(vm_state: str, task_state: str | None, current: int) -> bool:
+    """Nova's ``_retry_reboot``: a reboot still pending, or started with the guest not running."""
+    pending_soft = task_state == task_states.REBOOT_PENDING and vm_state == states.ACTIVE
+    pending_hard = task_state == task_states.REBOOT_PENDING_HARD and vm_state in ALLOW_HARD_REBOOT
+    started_not_running = (task_state in (task_states.REBOOTING, task_states.REBOOTING_HARD,
+                                          task_states.REBOOT_STARTED, task_states.REBOOT_STARTED_HARD)
+                           and current != power_state.RUNNING)
+    return pending_soft or pending_hard or started_not_running
+
+
+async def init_instance(manager: ComputeManager, row: dict[str, Any], current: int) -> str | None:
+    """One instance at start-up (Nova's ``_init_instance`` order); what was done, or None."""
+    uuid, vm_state, task = row["uuid"], row["vm_state"], row["task_state"]
+    if vm_state == states.SOFT_DELETED or (vm_state == states.ERROR and task != task_states.DELETING):
+        return None
+    if vm_state == states.BUILDING or task in BUILD_TASKS:
+        return await _error_interrupted_build(manager, row)
+    if task == task_states.DELETING:
+        LOG.info("instance %s was being deleted when %s stopped: deleting it now", uuid, manager.host)
+        manager.dispatch(manager.terminate_instance(await _context_of(manager, uuid, "delete"), uuid))
+        return "delete"
+    if retry_reboot(vm_state, task, current):
+        kind = reboot_type(task, current)
+        expected: tuple[str | None, ...] = (task,)
+        if task in SOFT_REBOOT_TASKS and kind == "HARD":  # a soft reboot that got the guest down became HARD
+            if not await _set(manager, uuid, {"task_state": task_states.REBOOT_PENDING_HARD}, expected):
+                return None
+        LOG.info("instance %s was rebooting (%s, power state %s): rebooting it %s", uuid, task, current, kind)
+        manager.dispatch(manager.reboot_instance(await _context_of(manager, uuid, "reboot"), uuid, kind))
+        return f"reboot {kind}"
+    if current == power_state.RUNNING and task in _CLEAR_IF_RUNNING:
+        LOG.warning("instance %s in %s at start-up with its guest running: clearing the task", uuid, task)
+        return "cleared" if await _set(manager, uuid, {"task_state": None, "vm_state": states.ACTIVE},
+                                       (task,)) else None
+    if current == power_state.PAUSED and task == task_states.UNPAUSING:
+        manager.dispatch(manager.unpause_instance(await _context_of(manager, uuid, "unpause"), uuid))
+        return "unpause"
+    if task == task_states.POWERING_OFF:
+        manager.dispatch(manager.stop_instance(await _context_of(manager, uuid, "stop"), uuid))
+        return "stop"
+    if task == task_states.POWERING_ON:
+        manager.dispatch(manager.start_instance(await _context_of(manager, uuid, "start"), uuid))
+        return "start"
+    if task == task_states.RESUMING and current == power_state.SUSPENDED:
+        manager.dispatch(manager.resume_instance(await _context_of(manager, uuid, "resume"), uuid))
+        return "resume"
+    if task in _REACHED:
+        # Nova leaves these set forever; the guest tells whether the action happened
+        target_power, target_vm = _REACHED[task]
+        values: dict[str, Any] = {"task_state": None, "power_state": current}
+        if current == target_power:
+            values["vm_state"] = target_vm
+        return f"settled {task}" if await _set(manager, uuid, values, (task,)) else None
+    if task is not None:
+        return None
+    if (row["power_state"] == power_state.RUNNING and current != power_state.RUNNING
+            and manager.conf.resume_guests_state_on_host_boot):
+        return await _resume_guest(manager, row)
+    return None
+
+
+async def _set(manager: ComputeManager, uuid: str, values: dict[str, Any], expected: tuple[str | None, ...]) -> bool:
+    async with manager.db.write() as conn:
+        return await instances.update_instance(conn, uuid, values, expected_task_state=expected)
+
+
+async def _context_of(manager: ComputeManager, uuid: str, action: str) -> dict[str, Any]:
+    """An admin context under the request id of the instance's last ``action``, so the retried step's event joins
+    the action the user started."""
+    context = RequestContext.admin()
+    async with manager.db.read() as conn:
+        row = (await conn.execute(select(instance_actions.c.request_id).where(
+            instance_actions.c.instance_uuid == uuid, instance_actions.c.action == action)
+            .order_by(instance_actions.c.id.desc()).limit(1))).first()
+    if row is not None:
+        context.request_id = row[0]
+    return context.to_dict()
+
+
+async def _error_interrupted_build(manager: ComputeManager, row: dict[str, Any]) -> str | None:
+    uuid = row["uuid"]
+    error = BuildInterruptedByRestart(instance_uuid=uuid, host=manager.host)
+    LOG.warning("%s: setting it to ERROR", error.message)
+    context = await _context_of(manager, uuid, "create")
+    async with manager.db.write() as conn:
+        if not await instances.update_instance(conn, uuid, {"vm_state": states.ERROR, "task_state": None},
+                                               expected_vm_state=(row["vm_state"],),
+                                               expected_task_state=(row["task_state"],)):
+            return None
+        await actions.add_fault(conn, uuid, error, host=manager.host, code=500)
+        await actions.event_finish(conn, context, uuid, "compute__do_build_and_run_instance", error=error)
+    return "error"
+
+
+async def _resume_guest(manager: ComputeManager, row: dict[str, Any]) -> str:
+    """``[DEFAULT] resume_guests_state_on_host_boot``: start the guest of an instance that was running."""
+    uuid = row["uuid"]
+    LOG.info("starting the guest of %s again after the restart of %s", uuid, manager.host)
+    try:
+        await manager.driver.power_on(manager.driver_instance(row))
+    except NotImplementedError:
+        LOG.warning("the driver of %s cannot start guests: %s left as it is", manager.host, uuid)
+        return "resume not supported"
+    except HypervisorUnavailable:
+        raise
+    except Exception as exc:
+        LOG.warning("starting the guest of %s failed: %s; setting it to ERROR", uuid, exc)
+        async with manager.db.write() as conn:
+            if await instances.update_instance(conn, uuid, {"vm_state": states.ERROR}, expected_task_state=(None,)):
+                await actions.add_fault(conn, uuid, exc, host=manager.host)
+        return "error"
+    return "resumed"
+
+
+async def running_deleted(manager: ComputeManager, guests: list[str] | None = None) -> list[tuple[str, str]]:
+    """Guests of no live instance of this host (deleted, unknown, or another host's): ``[DEFAULT]
+    running_deleted_instance_action`` (reap: destroy with disks; shutdown: power off; log; noop). ``guests``: the
+    uuids the hypervisor reported, if already asked."""
+    action = manager.conf.running_deleted_instance_action
+    if action == "noop":
+        return []
+    uuids = await manager.driver.list_instance_uuids() if guests is None else guests
+    if not uuids:
+        return []
+    c = instances_table.c
+    async with manager.db.read() as conn:
+        known = {r.uuid: r for r in await conn.execute(
+            select(c.uuid, c.id, c.host, c.deleted).where(c.uuid.in_(uuids)))}
+    done = []
+    for uuid in uuids:
+        row = known.get(uuid)
+        if (row is not None and not row.deleted and row.host == manager.host) or manager.locks.held(uuid):
+            continue
+        why = "unknown" if row is None else "deleted" if row.deleted else f"on host {row.host}"
+        instance = {"uuid": uuid, "name": "" if row is None else manager.conf.instance_name_template % row.id}
+        try:
+            if action == "reap":
+                LOG.info("destroying guest %s on %s: its instance is %s", uuid, manager.host, why)
+                await manager.driver.destroy(instance, network_info=[], destroy_disks=True)
+            elif action == "shutdown":
+                LOG.info("powering off guest %s on %s: its instance is %s", uuid, manager.host, why)
+                await manager.driver.power_off(instance)
+            else:
+                LOG.warning("guest %s runs on %s but its instance is %s", uuid, manager.host, why)
+        except exception.InstanceNotFound:
+            continue
+        except HypervisorUnavailable:
+            raise
+        except Exception as exc:
+            LOG.warning("%s of guest %s on %s failed: %s", action, uuid, manager.host, exc)
+            continue
+        done.append((uuid, action))
+    return done

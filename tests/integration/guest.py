@@ -1,0 +1,44 @@
+"""The test guest (scripts/test-guest.sh) as images in the image service: kernel, ramdisk and root disk.
+
+The disk image names its kernel and ramdisk through ``kernel_id`` and ``ramdisk_id``, as an AMI-style image
+does in Glance, and the command line through ``os_command_line``: the driver boots the kernel directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import httpx
+
+BOOTED = "STRATUS-GUEST-BOOTED"
+CMDLINE = "console=ttyS0 quiet panic=-1"
+
+
+@dataclasses.dataclass(frozen=True)
+class GuestImages:
+    kernel_id: str
+    ramdisk_id: str
+    disk_id: str
+    disk_bytes: bytes
+
+
+def _upload(client: httpx.Client, body: dict[str, object], data: bytes) -> str:
+    created = client.post("/v2/images", json={"visibility": "public", **body})
+    assert created.status_code == 201, created.text
+    image_id = str(created.json()["id"])
+    put = client.put(f"/v2/images/{image_id}/file", content=data,
+                     headers={"Content-Type": "application/octet-stream"})
+    assert put.status_code == 204, put.text
+    return image_id
+
+
+def upload_guest(client: httpx.Client, guest_dir: Path, name: str = "stratus-test-guest") -> GuestImages:
+    kernel = _upload(client, {"name": f"{name}-kernel", "disk_format": "aki", "container_format": "aki"},
+                     (guest_dir / "vmlinuz").read_bytes())
+    ramdisk = _upload(client, {"name": f"{name}-ramdisk", "disk_format": "ari", "container_format": "ari"},
+                      (guest_dir / "initrd.img").read_bytes())
+    disk_bytes = (guest_dir / "disk.qcow2").read_bytes()
+    disk = _upload(client, {"name": name, "disk_format": "qcow2", "container_format": "bare",
+                            "kernel_id": kernel, "ramdisk_id": ramdisk, "os_command_line": CMDLINE}, disk_bytes)
+    return GuestImages(kernel_id=kernel, ramdisk_id=ramdisk, disk_id=disk, disk_bytes=disk_bytes)
