@@ -154,6 +154,7 @@ def main() -> int:
     try:
         for n in counts:
             results["runs"].setdefault(str(n), {})["direct_marker"] = direct(uri, cache, work / "direct", n)
+        (work / "cloud").mkdir()
         cloud = start_cloud(work / "cloud", f"""
             [DEFAULT]
             compute_driver = libvirt.LibvirtDriver

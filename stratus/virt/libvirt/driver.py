@@ -86,6 +86,8 @@ class LibvirtDriver(ComputeDriver):
         self.backend = backend_for(conf.libvirt.images_type)
         self.cache: ImageCache | None = None
         self._host_info: dict[str, Any] = {}
+        #: ``qemu-img info`` of each cached base image
+        self._base_info: dict[str, dict[str, Any]] = {}
         #: domain uuid → whether its metadata names this host (read once per domain)
         self._owned: dict[str, bool] = {}
 
@@ -197,7 +199,9 @@ class LibvirtDriver(ComputeDriver):
             raise exception.BuildAbortException(instance_uuid=instance["uuid"],
                                                 reason="booting from volume needs the volume service")
         base = await self.cache.fetch(image_meta)
-        info = await image_info(base)
+        info = self._base_info.get(base)
+        if info is None:  # a base never changes once cached: inspect it once, not once per instance
+            info = self._base_info[base] = await image_info(base)
         if info.get("backing-filename"):  # an image must not read host files through its backing chain
             raise exception.ImageUnacceptable(image_id=image_id, reason="it has a backing file")
         base_format = str(info["format"])
