@@ -157,8 +157,9 @@ class ComputeManager:
             if not self._driver_ready:
                 await self.driver.init_host(self.host)
                 self._driver_ready = True
+            resources = await self.driver.read_available_resources()
             async with self.db.write() as conn:
-                self.node = await resource_tracker.update_available_resource(conn, self.conf, self.driver,
+                self.node = await resource_tracker.update_available_resource(conn, self.conf, resources,
                                                                              self.service_id, self.host,
                                                                              self.failed_builds)
             if not self._reconciled:

@@ -15,7 +15,7 @@ from stratus.db import services as services_db
 from stratus.db.engine import Connection
 from stratus.db.models import compute_nodes, instances
 from stratus.utils import utcnow
-from stratus.virt.driver import ComputeDriver
+from stratus.virt.driver import HostResources
 
 
 def inventory(conf: cfg.ConfigOpts, node: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -61,10 +61,10 @@ async def report_stats(conn: Connection, node: dict[str, Any], failed_builds: in
     return node
 
 
-async def update_available_resource(conn: Connection, conf: cfg.ConfigOpts, driver: ComputeDriver,
+async def update_available_resource(conn: Connection, conf: cfg.ConfigOpts, res: HostResources,
                                     service_id: int, host: str, failed_builds: int = 0) -> dict[str, Any]:
-    """Refresh the compute node row and its provider's inventory from the driver; returns the node."""
-    res = driver.get_available_resources()
+    """Refresh the compute node row and its provider's inventory from what the driver reported (read before
+    the transaction: a hypervisor call must not hold the database's write lock); returns the node."""
     stats = await host_stats(conn, host, failed_builds)
     node = await services_db.upsert_compute_node(conn, service_id, host, {
         "hypervisor_hostname": res.hypervisor_hostname, "hypervisor_type": res.hypervisor_type,

@@ -108,6 +108,11 @@ class ComputeDriver(abc.ABC):
     def get_available_resources(self) -> HostResources:
         """The node's total resources (the resource tracker subtracts usage itself)."""
 
+    async def read_available_resources(self) -> HostResources:
+        """What the resource tracker awaits, outside any database transaction: drivers whose hypervisor calls
+        block (libvirt) run ``get_available_resources`` in a worker thread."""
+        return self.get_available_resources()
+
     async def prepare_networks_before_block_device_mapping(self, instance: dict[str, Any],
                                                            network_info: list[dict[str, Any]]) -> None:
         """The build's networking step: plug what the guest's NICs need on this host (nothing by default)."""

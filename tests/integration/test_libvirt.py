@@ -155,6 +155,22 @@ def test_boot_to_console_marker(lv_cloud: Cloud, api: httpx.Client, images: Gues
     assert not (lv_cloud.state_path / "instances" / server.id).exists()  # disk and console log gone
 
 
+def test_ephemeral_and_swap_disks(lv_cloud: Cloud, api: httpx.Client, images: GuestImages, conn: Any) -> None:
+    """A flavor's ephemeral and swap become vdb and vdc, overlays on bases formatted once per host."""
+    resp = api.post("/flavors", json={"flavor": {"name": "guest.eph", "ram": 256, "vcpus": 1, "disk": 1,
+                                                 "OS-FLV-EXT-DATA:ephemeral": 1, "swap": 64}})
+    assert resp.status_code == 200, resp.text
+    server_id = _boot_guest(api, images, str(resp.json()["flavor"]["id"]))
+    xml = conn.lookupByUUIDString(server_id).XMLDesc(0).replace("'", '"')
+    inst = lv_cloud.state_path / "instances" / server_id
+    for name, dev in (("disk", "vda"), ("disk.local", "vdb"), ("disk.swap", "vdc")):
+        assert f'<source file="{inst / name}"' in xml and f'<target dev="{dev}" bus="virtio"/>' in xml
+    assert sorted(p.name for p in (lv_cloud.state_path / "instances" / "_base").iterdir()
+                  if not p.name[0].isdigit() and len(p.name) < 40) == ["ephemeral_1_ext4", "swap_64"]
+    assert api.delete(f"/servers/{server_id}").status_code == 204
+    wait_gone(api, server_id, timeout=60)
+
+
 def test_lifecycle(lv_cloud: Cloud, api: httpx.Client, images: GuestImages, flavor: str, conn: Any) -> None:
     server_id = _boot_guest(api, images, flavor)
 

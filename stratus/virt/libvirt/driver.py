@@ -27,6 +27,7 @@ from stratus import exception
 from stratus.context import RequestContext
 from stratus.image.backends import backend_for
 from stratus.image.backends.base import image_info
+from stratus.image.backends.blank import BlankDisks
 from stratus.image.cache import ImageCache
 from stratus.objects.states import power_state
 from stratus.virt import driver as virt
@@ -85,6 +86,7 @@ class LibvirtDriver(ComputeDriver):
         self.instances_path = conf.instances_path or os.path.join(conf.state_path, "instances")
         self.backend = backend_for(conf.libvirt.images_type)
         self.cache: ImageCache | None = None
+        self.blank = BlankDisks(os.path.join(self.instances_path, "_base"))
         self._host_info: dict[str, Any] = {}
         #: ``qemu-img info`` of each cached base image
         self._base_info: dict[str, dict[str, Any]] = {}
@@ -118,6 +120,9 @@ class LibvirtDriver(ComputeDriver):
             memory_mb=int(info["memory_mb"]), local_gb=disk.f_blocks * disk.f_frsize // GiB,
             cpu_info=orjson.dumps(cpu_info).decode(),
             supported_instances=((info["arch"], self.virt_type, "hvm"),))
+
+    async def read_available_resources(self) -> HostResources:
+        return await asyncio.to_thread(self.get_available_resources)
 
     # --- events ----------------------------------------------------------------------------------------
     def _lifecycle(self, uuid: str, event: int, detail: int) -> None:
@@ -216,6 +221,7 @@ class LibvirtDriver(ComputeDriver):
         disk = await self.backend.create(base, base_format, root.path, max(root_bytes, virtual_size))
         guest.disks[0] = guest_config.Disk(path=disk.path, driver_format=disk.driver_format,
                                            target_dev=root.target_dev, bus=root.bus)
+        await self._create_blank_disks(instance, guest)
         props = {**(image_meta.get("properties") or {}), **image_meta}
         inst_dir = self.instance_dir(instance)
         for key, name in (("kernel_id", "kernel"), ("ramdisk_id", "ramdisk")):
@@ -227,6 +233,23 @@ class LibvirtDriver(ComputeDriver):
             target = os.path.join(inst_dir, name)
             await asyncio.to_thread(_link_or_copy, cached, target)
             setattr(guest, name, target)
+
+    async def _create_blank_disks(self, instance: dict[str, Any], guest: guest_config.GuestConfig) -> None:
+        """The flavor's ephemeral disk (``disk.local``) and swap (``disk.swap``), on the root disk's bus, next in
+        device order (vdb, vdc), as Nova attaches them."""
+        root = guest.disks[0]
+        prefix = root.target_dev[:-1]
+        inst_dir = self.instance_dir(instance)
+        ephemeral_gb = int(instance.get("ephemeral_gb") or 0)
+        swap_mb = int((instance.get("flavor") or {}).get("swap") or 0)
+        made = []
+        if ephemeral_gb:
+            made.append(await self.blank.ephemeral(os.path.join(inst_dir, "disk.local"), ephemeral_gb))
+        if swap_mb:
+            made.append(await self.blank.swap(os.path.join(inst_dir, "disk.swap"), swap_mb))
+        for index, disk in enumerate(made, start=1):
+            guest.disks.append(guest_config.Disk(path=disk.path, driver_format=disk.driver_format,
+                                                 target_dev=prefix + "abcdefghijklmnop"[index], bus=root.bus))
 
     # --- lookups ---------------------------------------------------------------------------------------
     def _domain(self, conn: libvirt.virConnect, instance: dict[str, Any]) -> libvirt.virDomain:
