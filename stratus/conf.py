@@ -178,6 +178,16 @@ LIBVIRT_OPTS = [
                help="Most bytes of a guest's serial log kept for os-getConsoleOutput (the tail is returned)."),
 ]
 
+IMAGE_CACHE_OPTS = [
+    cfg.IntOpt("manager_interval", default=2400, min=-1,
+               help="Seconds between runs of each compute host's image cache manager, which removes cached "
+                    "base images no instance on the host uses (-1: never)."),
+    cfg.BoolOpt("remove_unused_base_images", default=True,
+                help="Whether the image cache manager removes unused base images (else it only reports them)."),
+    cfg.IntOpt("remove_unused_original_minimum_age_seconds", default=86400, min=0,
+               help="An unused base image is removed only once it has not been used for this long."),
+]
+
 WORKAROUNDS_OPTS = [
     cfg.BoolOpt("never_download_image_if_on_rbd", default=False,
                 help="Refuse to boot from an image that cannot be cloned in the local Ceph cluster."),
@@ -196,6 +206,7 @@ GROUPS: dict[str, list[cfg.Opt]] = {
     "compute": COMPUTE_OPTS,
     "fake_driver": FAKE_DRIVER_OPTS,
     "libvirt": LIBVIRT_OPTS,
+    "image_cache": IMAGE_CACHE_OPTS,
     "workarounds": WORKAROUNDS_OPTS,
 }
 

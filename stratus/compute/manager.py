@@ -83,7 +83,7 @@ class ComputeManager:
         self._background: set[asyncio.Task[Any]] = set()
         self._pending_syncs: set[str] = set()  # instances with a lifecycle-event sync queued
         # the periodic tasks' next run, in time.monotonic(); the service runner calls periodic_tasks every beat
-        self._next_resources = self._next_sync = self._next_reap = 0.0
+        self._next_resources = self._next_sync = self._next_reap = self._next_image_cache = 0.0
 
     def driver_instance(self, row: dict[str, Any]) -> dict[str, Any]:
         """An instance row as the driver sees it: with its hypervisor name."""
@@ -122,6 +122,7 @@ class ComputeManager:
         spread = (zlib.crc32(self.host.encode()) % 1000) / 1000
         self._next_sync = now + spread * max(0, self.conf.sync_power_state_interval)
         self._next_reap = now + spread * max(0, self.conf.running_deleted_instance_poll_interval)
+        self._next_image_cache = now + spread * max(0, self.conf.image_cache.manager_interval)
 
     async def periodic_tasks(self, now: float | None = None) -> None:
         """Whatever is due of: the resource report (``update_resources_interval``; it also notices the
@@ -142,6 +143,19 @@ class ComputeManager:
         if reap_interval > 0 and now >= self._next_reap:
             self._next_reap = now + reap_interval
             await self._guarded(startup.running_deleted(self))
+        cache_interval = self.conf.image_cache.manager_interval
+        if cache_interval >= 0 and now >= self._next_image_cache:
+            self._next_image_cache = now + (cache_interval or 60)  # 0: Nova's default periodic spacing
+            await self._guarded(self._manage_image_cache())
+
+    async def _manage_image_cache(self) -> None:
+        """Nova's ``_run_image_cache_manager_pass``: the driver drops what none of the host's instances use."""
+        async with self.db.read() as conn:
+            rows = await power_sync.host_instances(conn, self.host, full=True)
+        removed = await self.driver.manage_image_cache(rows)
+        if removed:
+            LOG.info("image cache of %s: %d unused base images %s", self.host, len(removed),
+                     "removed" if self.conf.image_cache.remove_unused_base_images else "found")
 
     async def _guarded(self, task: Awaitable[Any]) -> None:
         try:

@@ -9,9 +9,11 @@ the image id, as Nova names them, so an operator's tools for Nova's cache read t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
+import time
 from typing import Any
 
 from stratus import exception
@@ -46,7 +48,7 @@ class ImageCache:
         """The cached file of ``image`` (a Glance v2 image body), downloading it first if this host has none."""
         image_id = image["id"]
         path = self.path_of(image_id)
-        if await asyncio.to_thread(os.path.exists, path):
+        if await asyncio.to_thread(_touch, path):  # a hit is a use: the ager keeps recently used bases
             return path
         lock = self._locks.setdefault(image_id, asyncio.Lock())
         async with lock:
@@ -82,9 +84,41 @@ class ImageCache:
             raise
         LOG.info("image %s cached at %s", image_id, path)
 
-    def touch(self, image_id: str) -> None:
-        """Mark a base as in use now (the cache ager reads modification times)."""
+    def age(self, in_use: set[str], min_age: float, remove: bool = True, now: float | None = None) -> list[str]:
+        """Remove the cached files (by file name) no instance uses that were last used ``min_age`` seconds ago or
+        more; returns their names. Partial downloads older than a day are litter from a crash and go too.
+        Runs in a worker thread (it stats every file)."""
+        now = time.time() if now is None else now
+        removed = []
         try:
-            os.utime(self.path_of(image_id))
+            names = os.listdir(self.base_dir)
         except FileNotFoundError:
-            pass
+            return []
+        for name in names:
+            path = os.path.join(self.base_dir, name)
+            partial = ".part-" in name
+            if (name in in_use and not partial) or not os.path.isfile(path):
+                continue
+            try:
+                idle = now - os.stat(path).st_mtime
+            except FileNotFoundError:
+                continue
+            if idle < (max(min_age, 86400) if partial else min_age):
+                continue
+            if remove:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                LOG.info("removed unused base image %s (unused for %d s)", path, idle)
+            else:
+                LOG.info("base image %s is unused (for %d s); [image_cache] remove_unused_base_images is off",
+                         path, idle)
+            removed.append(name)
+        return removed
+
+
+def _touch(path: str) -> bool:
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True

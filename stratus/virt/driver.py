@@ -188,5 +188,10 @@ class ComputeDriver(abc.ABC):
                 continue
         return out
 
+    async def manage_image_cache(self, instances: list[dict[str, Any]]) -> list[str]:
+        """Drop cached images none of ``instances`` (every live instance of this host) uses and that have been
+        idle long enough (``[image_cache]``); returns what went. Nothing by default: no cache."""
+        return []
+
     async def cleanup_host(self) -> None:
         """Release the hypervisor connection; called at service stop."""

@@ -29,6 +29,7 @@ from stratus.image.backends import backend_for
 from stratus.image.backends.base import image_info
 from stratus.image.backends.blank import BlankDisks
 from stratus.image.cache import ImageCache
+from stratus.image.cache import base_name as cache_base_name
 from stratus.objects.states import power_state
 from stratus.virt import driver as virt
 from stratus.virt.driver import Capabilities, ComputeDriver, HostResources, InstanceInfo
@@ -250,6 +251,31 @@ class LibvirtDriver(ComputeDriver):
         for index, disk in enumerate(made, start=1):
             guest.disks.append(guest_config.Disk(path=disk.path, driver_format=disk.driver_format,
                                                  target_dev=prefix + "abcdefghijklmnop"[index], bus=root.bus))
+
+    async def manage_image_cache(self, instances: list[dict[str, Any]]) -> list[str]:
+        """Nova's image cache manager: bases (images, kernels, ramdisks, blank ephemeral and swap disks) that
+        no live instance of this host uses and that have been idle for
+        ``[image_cache] remove_unused_original_minimum_age_seconds`` are removed."""
+        if self.cache is None:
+            return []
+        in_use = set()
+        for inst in instances:
+            sysmeta = inst.get("system_metadata") or {}
+            for image_id in (inst.get("image_ref"), sysmeta.get("image_kernel_id"), sysmeta.get("image_ramdisk_id")):
+                if image_id:
+                    in_use.add(cache_base_name(str(image_id)))
+            if inst.get("ephemeral_gb"):
+                in_use.add(f"ephemeral_{inst['ephemeral_gb']}_ext4")
+            swap = (inst.get("flavor") or {}).get("swap")
+            if swap:
+                in_use.add(f"swap_{swap}")
+        opts = self.conf.image_cache
+        removed = await asyncio.to_thread(self.cache.age, in_use, opts.remove_unused_original_minimum_age_seconds,
+                                          opts.remove_unused_base_images)
+        if opts.remove_unused_base_images:
+            for name in removed:
+                self._base_info.pop(os.path.join(self.cache.base_dir, name), None)
+        return removed
 
     # --- lookups ---------------------------------------------------------------------------------------
     def _domain(self, conn: libvirt.virConnect, instance: dict[str, Any]) -> libvirt.virDomain:

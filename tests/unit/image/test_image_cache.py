@@ -45,3 +45,31 @@ async def test_checksum_mismatch_leaves_nothing(store: ImageStore, tmp_path: Pat
     assert os.listdir(tmp_path / "_base") == []
     assert cache.downloads == {}
     assert _read(await cache.fetch(image)) == DATA  # the real hash passes
+
+
+def _make_bases(base_dir: Path, now: float) -> None:
+    base_dir.mkdir()
+    for name, idle in (("in-use-old", 10_000), ("unused-old", 10_000), ("unused-recent", 10),
+                       ("x.part-1", 10_000), ("y.part-2", 200_000)):
+        (base_dir / name).write_bytes(b"data")
+        os.utime(base_dir / name, (now - idle, now - idle))
+
+
+def test_ager_removes_only_unused_and_idle_bases(tmp_path: Path) -> None:
+    now = 1_000_000_000.0
+    _make_bases(tmp_path / "_base", now)
+    cache = ImageCache(str(tmp_path / "_base"), None)  # type: ignore[arg-type]
+    assert sorted(cache.age({"in-use-old"}, 3600, remove=False, now=now)) == ["unused-old", "y.part-2"]
+    assert len(os.listdir(tmp_path / "_base")) == 5  # reporting only
+    assert sorted(cache.age({"in-use-old"}, 3600, now=now)) == ["unused-old", "y.part-2"]
+    # a download under way (recent partial file) and a base used minutes ago stay
+    assert sorted(os.listdir(tmp_path / "_base")) == ["in-use-old", "unused-recent", "x.part-1"]
+
+
+async def test_a_cache_hit_counts_as_use(store: ImageStore, tmp_path: Path) -> None:
+    image = await _image(store)
+    cache = ImageCache(str(tmp_path / "_base"), EmbeddedImageClient(store))
+    path = await cache.fetch(image)
+    os.utime(path, (1, 1))
+    await cache.fetch(image)
+    assert cache.age(set(), 3600) == []  # touched by the hit: not idle
