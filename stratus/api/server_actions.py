@@ -20,6 +20,7 @@ from stratus import exception
 from stratus.api import validation
 from stratus.api.common import ActionHandler, dispatch_action
 from stratus.api.errors import Fault
+from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, empty_response, json_response
 from stratus.api.router import Route
 from stratus.api.servers import load_instance
@@ -112,6 +113,50 @@ async def _console_output(req: ApiRequest, body: dict[str, Any]) -> Response:
     return json_response({"output": _CONTROL.sub("", output)})
 
 
+_CREATE_IMAGE_SCHEMA = {
+    "type": "object",
+    "properties": {"createImage": {
+        "type": "object",
+        "properties": {"name": validation.name_with_leading_trailing_spaces,
+                       "metadata": validation.metadata},
+        "required": ["name"], "additionalProperties": False}},
+    "required": ["createImage"], "additionalProperties": False,
+}
+_V245 = APIVersion.parse("2.45")  # the image id in the body, no Location header
+
+
+async def _create_image(req: ApiRequest, body: dict[str, Any]) -> Response:
+    """createImage: the image is created at once (queued) and filled by the instance's host."""
+    validation.validate(_CREATE_IMAGE_SCHEMA, body)
+    server_id = req.path["server_id"]
+    inst = await load_instance(req, server_id, "os_compute_api:servers:create_image")
+    args = body["createImage"]
+    metadata = args.get("metadata") or {}
+    limit = req.services.conf.quota.metadata_items
+    if limit >= 0 and len(metadata) > limit:
+        raise Fault(403, f"Quota exceeded for metadata_items: Requested {len(metadata)}, but already used 0 "
+                         f"of {limit} metadata_items")
+    try:
+        image = await compute_api.snapshot(req.services.db, req.services.transport, req.services.images,
+                                           req.context.to_dict(), inst["uuid"], args["name"].strip(), metadata,
+                                           is_admin=req.context.is_admin)
+    except compute_api.InstanceInvalidState as exc:
+        raise _conflict(exc, "createImage", server_id) from None
+    except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
+        raise Fault(409, exc.message) from None
+    if req.at_least(_V245):
+        return json_response({"image_id": image["id"]}, status=202)
+    return empty_response(202, headers={"Location": f"{_image_endpoint(req)}/images/{image['id']}"})
+
+
+def _image_endpoint(req: ApiRequest) -> str:
+    """Nova's ``generate_image_url``: the image service's endpoint (the first Glance, or the embedded store)."""
+    conf = req.services.conf
+    if conf.glance.api_servers:
+        return str(conf.glance.api_servers[0]).rstrip("/")
+    return f"http://{conf.image_store.listen}:{conf.image_store.listen_port}"
+
+
 ACTIONS: dict[str, ActionHandler] = {
     "os-stop": _power("os_compute_api:servers:stop", compute_api.STOP),
     "os-start": _power("os_compute_api:servers:start", compute_api.START),
@@ -121,6 +166,7 @@ ACTIONS: dict[str, ActionHandler] = {
     "suspend": _power("os_compute_api:os-suspend-server:suspend", compute_api.SUSPEND),
     "resume": _power("os_compute_api:os-suspend-server:resume", compute_api.RESUME),
     "os-getConsoleOutput": _console_output,
+    "createImage": _create_image,
 }
 
 

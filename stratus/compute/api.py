@@ -72,6 +72,66 @@ UNPAUSE = PowerAction("unpause", "unpause_instance", task_states.UNPAUSING, (sta
 SUSPEND = PowerAction("suspend", "suspend_instance", task_states.SUSPENDING, (states.ACTIVE,))
 RESUME = PowerAction("resume", "resume_instance", task_states.RESUMING, (states.SUSPENDED,))
 
+#: createImage: the API creates the image first and casts ``snapshot_instance`` with its id (see ``snapshot``)
+SNAPSHOT = PowerAction("createImage", "snapshot_instance", task_states.IMAGE_SNAPSHOT_PENDING,
+                       (states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED))
+SNAPSHOT_TASKS = (task_states.IMAGE_SNAPSHOT_PENDING, task_states.IMAGE_SNAPSHOT, task_states.IMAGE_PENDING_UPLOAD,
+                  task_states.IMAGE_UPLOADING)
+
+#: image properties a snapshot does not inherit from the instance's image (Nova's
+#: ``non_inheritable_image_properties`` plus what Glance computes or owns)
+NOT_INHERITED = frozenset({
+    "id", "name", "status", "size", "virtual_size", "checksum", "os_hash_algo", "os_hash_value", "created_at",
+    "updated_at", "owner", "visibility", "protected", "os_hidden", "disk_format", "container_format", "tags",
+    "min_ram", "min_disk", "stores", "cache_in_nova", "bittorrent", "img_signature", "img_signature_hash_method",
+    "img_signature_key_type", "img_signature_certificate_uuid", "image_type", "instance_uuid", "base_image_ref",
+    "owner_specified.openstack.md5", "owner_specified.openstack.sha256", "owner_specified.openstack.object"})
+
+
+def snapshot_body(instance: dict[str, Any], name: str, metadata: dict[str, str], user_id: str) -> dict[str, Any]:
+    """The new image as Nova's ``_create_image`` makes it: the instance's image properties (kept at boot in
+    system_metadata as ``image_*``) minus the non-inheritable ones, the user's metadata, and the snapshot marks."""
+    body: dict[str, Any] = {"name": name}
+    for key, value in (instance.get("system_metadata") or {}).items():
+        prop = key[len("image_"):] if key.startswith("image_") else None
+        if prop and prop not in NOT_INHERITED and value is not None:
+            body[prop] = str(value)
+    sysmeta = instance.get("system_metadata") or {}
+    body["min_ram"] = int(sysmeta.get("image_min_ram") or 0)
+    body["min_disk"] = max(int(sysmeta.get("image_min_disk") or 0), int(instance.get("root_gb") or 0))
+    body.update({k: str(v) for k, v in metadata.items()})
+    body.update({"image_type": "snapshot", "instance_uuid": instance["uuid"], "user_id": user_id,
+                 "base_image_ref": str(instance.get("image_ref") or "")})
+    return body
+
+
+async def snapshot(db: Database, transport: Transport, images: Any, context: dict[str, Any], uuid: str,
+                   name: str, metadata: dict[str, str], is_admin: bool = False) -> dict[str, Any]:
+    """createImage (Nova's ``compute_api.snapshot``): check the state, create the queued image, claim the
+    instance (``image_snapshot_pending``) and cast to its host, which uploads the data. An image made for a
+    request that then loses the claim is deleted again. Returns the image."""
+    async with db.read() as conn:
+        instance = await instances.get_plain(conn, uuid)
+    if instance is None or instance["deleted"]:
+        raise exception.InstanceNotFound(instance_id=uuid)
+    check_state(instance, SNAPSHOT, is_admin)
+    image = await images.create(context, snapshot_body(instance, name, metadata, str(context.get("user_id"))))
+    try:
+        claimed = await claim(db, context, uuid, SNAPSHOT, is_admin)
+    except BaseException:
+        await images.delete(context, image["id"])
+        raise
+    try:
+        await ComputeAPI(transport).cast_power_action(context, claimed["host"], SNAPSHOT.method, uuid,
+                                                      image_id=image["id"])
+    except BaseException:
+        async with db.write() as conn:
+            await instances.update_instance(conn, uuid, {"task_state": claimed["task_state"]},
+                                            expected_task_state=(SNAPSHOT.task_state,))
+        await images.delete(context, image["id"])
+        raise
+    return dict(image)
+
 
 def check_state(instance: dict[str, Any], action: PowerAction, is_admin: bool = False) -> None:
     """Raise Nova's error for an instance the action may not run on now (same checks, same order)."""

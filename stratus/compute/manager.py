@@ -20,6 +20,7 @@ from oslo_config import cfg
 
 from stratus import exception
 from stratus.compute import power_sync, resource_tracker, startup
+from stratus.compute.api import SNAPSHOT_TASKS
 from stratus.compute.locks import InstanceLocks
 from stratus.compute.rpcapi import NotSupportedByDriver
 from stratus.conductor.rpcapi import ConductorAPI
@@ -438,6 +439,27 @@ class ComputeManager:
             return {"vm_state": states.ERROR, "power_state": current}
 
         await self._power_action(context, instance_uuid, "compute_reboot_instance", family, run, failed)
+
+    async def snapshot_instance(self, context: dict[str, Any], instance_uuid: str, image_id: str) -> None:
+        """createImage: the driver copies the root disk and uploads it into the queued image ``image_id``,
+        moving the task_state through Nova's ``image_snapshot`` → ``image_pending_upload`` →
+        ``image_uploading``; the instance keeps its vm_state. A failed snapshot deletes the image, as Nova's does."""
+        family = SNAPSHOT_TASKS
+
+        async def update_task_state(task_state: str, expected: str) -> None:
+            await self._advance(instance_uuid, {"task_state": task_state}, (expected,))
+
+        async def run(instance: dict[str, Any]) -> Outcome:
+            await update_task_state(task_states.IMAGE_SNAPSHOT, task_states.IMAGE_SNAPSHOT_PENDING)
+            await self.driver.snapshot(context, instance, image_id, update_task_state)
+            return {"power_state": await self._power_state(instance)}
+
+        async def failed(_instance: dict[str, Any], _error: Exception) -> Outcome:
+            if self.images is not None:
+                await self.images.delete(context, image_id)
+            return {}
+
+        await self._power_action(context, instance_uuid, "compute_snapshot_instance", family, run, failed)
 
     @staticmethod
     def _after_reboot(instance: dict[str, Any]) -> str:

@@ -44,6 +44,7 @@ RULES: dict[str, Check] = {
     "os_compute_api:servers:update": _project_member_or_admin,
     "os_compute_api:servers:delete": _project_member_or_admin,
     "os_compute_api:servers:stop": _project_member_or_admin,
+    "os_compute_api:servers:create_image": _project_member_or_admin,
     "os_compute_api:servers:start": _project_member_or_admin,
     "os_compute_api:servers:reboot": _project_member_or_admin,
     "os_compute_api:os-pause-server:pause": _project_member_or_admin,

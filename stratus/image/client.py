@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 from stratus import exception
@@ -21,6 +21,28 @@ class ImageClient(abc.ABC):
     @abc.abstractmethod
     def download(self, context: dict[str, Any], image_id: str) -> AsyncIterator[bytes]:
         """The image data, streamed."""
+
+    @abc.abstractmethod
+    async def create(self, context: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """A new (queued) image owned by the caller's project, from a Glance v2 create body."""
+
+    @abc.abstractmethod
+    async def update(self, context: dict[str, Any], image_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Set (add or replace) top-level attributes and properties."""
+
+    @abc.abstractmethod
+    async def upload(self, context: dict[str, Any], image_id: str, chunks: AsyncIterable[bytes]) -> None:
+        """The image's data; the image becomes active."""
+
+    @abc.abstractmethod
+    async def delete(self, context: dict[str, Any], image_id: str) -> None:
+        """Remove the image and its data; one already gone is fine."""
+
+
+def set_patch(current: dict[str, Any], values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The JSON patch (Glance v2's) that sets ``values`` on an image shown as ``current``."""
+    return [{"op": "replace" if key in current else "add", "path": f"/{key}", "value": value}
+            for key, value in values.items()]
 
 
 def only_match(found: list[dict[str, Any]], name: str) -> dict[str, Any]:

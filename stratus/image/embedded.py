@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from stratus import exception
 from stratus.db import images as db
 from stratus.db.engine import Connection, Database
-from stratus.image.client import ImageClient, only_match
+from stratus.image.client import ImageClient, only_match, set_patch
 from stratus.image.model import (
     IMAGE_SIZE_CAP,
     TAG_QUOTA,
@@ -432,6 +432,21 @@ class EmbeddedImageClient(ImageClient):
             raise ImageUnavailable(image_id=image_id)
         async for chunk in data.chunks():
             yield chunk
+
+
+    async def create(self, context: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        return await self.store.create(Caller.of(context), body)
+
+    async def update(self, context: dict[str, Any], image_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        caller = Caller.of(context)
+        return await self.store.update(caller, image_id, set_patch(await self.store.get(caller, image_id), values))
+
+    async def upload(self, context: dict[str, Any], image_id: str, chunks: AsyncIterable[bytes]) -> None:
+        await self.store.upload(Caller.of(context), image_id, chunks)
+
+    async def delete(self, context: dict[str, Any], image_id: str) -> None:
+        with contextlib.suppress(exception.ImageNotFound):
+            await self.store.delete(Caller.of(context), image_id)
 
 
 def client_for(conf: Any, store: ImageStore) -> ImageClient:

@@ -6,16 +6,18 @@ visibility rules, so this client enforces none. Servers are tried in turn when o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 import httpx
+import orjson
 
 from stratus import exception
-from stratus.image.client import ImageClient, only_match
+from stratus.image.client import ImageClient, only_match, set_patch
 from stratus.image.embedded import ImageBadRequest, ImageConflict, ImageCorrupt, ImageForbidden, ImageUnavailable
 
 LOG = logging.getLogger(__name__)
@@ -73,13 +75,16 @@ class GlanceClient(ImageClient):
         return headers
 
     async def _send(self, context: dict[str, Any], path: str, params: dict[str, Any] | None = None,
-                    stream: bool = False) -> httpx.Response:
-        """GET ``path`` from the first server that answers; an error status becomes an exception."""
+                    stream: bool = False, method: str = "GET", json: Any = None, content: Any = None,
+                    headers: dict[str, str] | None = None) -> httpx.Response:
+        """``method path`` on the first server that answers; an error status becomes an exception. A streamed
+        upload (``content`` an async iterable) can be sent once only, so it tries the last server that answered."""
         last: Exception | None = None
-        for i in range(len(self.servers)):
+        servers = 1 if content is not None and not isinstance(content, bytes) else len(self.servers)
+        for i in range(servers):
             index = (self._first + i) % len(self.servers)
-            request = self._http.build_request("GET", self.servers[index] + path, params=params,
-                                               headers=self._headers(context))
+            request = self._http.build_request(method, self.servers[index] + path, params=params, json=json,
+                                               content=content, headers={**self._headers(context), **(headers or {})})
             try:
                 response = await self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
@@ -121,6 +126,25 @@ class GlanceClient(ImageClient):
         response = await self._send(context, "/v2/images", {"name": name_or_id, "visibility": "all", "limit": 2})
         found: list[dict[str, Any]] = response.json().get("images", [])
         return only_match(found, name_or_id)
+
+    async def create(self, context: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        image: dict[str, Any] = (await self._send(context, "/v2/images", method="POST", json=body)).json()
+        return image
+
+    async def update(self, context: dict[str, Any], image_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        patch = set_patch(await self.show(context, image_id), values)
+        response = await self._send(context, f"/v2/images/{image_id}", method="PATCH", content=orjson.dumps(patch),
+                                    headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})
+        image: dict[str, Any] = response.json()
+        return image
+
+    async def upload(self, context: dict[str, Any], image_id: str, chunks: AsyncIterable[bytes]) -> None:
+        await self._send(context, f"/v2/images/{image_id}/file", method="PUT", content=chunks,
+                         headers={"Content-Type": "application/octet-stream"})
+
+    async def delete(self, context: dict[str, Any], image_id: str) -> None:
+        with contextlib.suppress(exception.ImageNotFound):
+            await self._send(context, f"/v2/images/{image_id}", method="DELETE")
 
     async def download(self, context: dict[str, Any], image_id: str) -> AsyncIterator[bytes]:
         """The data as Glance sends it, checked against its ``Content-MD5`` at the end."""

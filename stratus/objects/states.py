@@ -52,6 +52,10 @@ class task_states:
     RESUMING: Final = "resuming"
     SHELVING: Final = "shelving"
     UNSHELVING: Final = "unshelving"
+    IMAGE_SNAPSHOT_PENDING: Final = "image_snapshot_pending"
+    IMAGE_SNAPSHOT: Final = "image_snapshot"
+    IMAGE_PENDING_UPLOAD: Final = "image_pending_upload"
+    IMAGE_UPLOADING: Final = "image_uploading"
     RESCUING: Final = "rescuing"
     UNRESCUING: Final = "unrescuing"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from stratus import exception
@@ -171,6 +171,14 @@ class ComputeDriver(abc.ABC):
 
     async def resume(self, instance: dict[str, Any]) -> None:
         """Restore a suspended guest from its saved memory. RUNNING after."""
+        raise NotImplementedError
+
+    async def snapshot(self, context: dict[str, Any], instance: dict[str, Any], image_id: str,
+                       update_task_state: Callable[[str, str], Awaitable[None]]) -> None:
+        """Copy the guest's root disk into the queued image ``image_id`` (format, then data, through
+        ``self.images``), calling ``update_task_state(image_pending_upload, image_snapshot)`` once the copy is
+        being made and ``(image_uploading, image_pending_upload)`` before the upload. The guest ends in the
+        power state it had."""
         raise NotImplementedError
 
     async def get_console_output(self, instance: dict[str, Any]) -> bytes:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
 from oslo_config import cfg
 
 from stratus import exception
-from stratus.objects.states import power_state
+from stratus.objects.states import power_state, task_states
 from stratus.virt.driver import (
     Capabilities,
     ComputeDriver,
@@ -223,6 +224,24 @@ class FakeDriver(ComputeDriver):
         guest = await self._act(instance, "resume")
         guest.log("memory restored from disk")
         guest.power_state = power_state.RUNNING
+
+    async def snapshot(self, context: dict[str, Any], instance: dict[str, Any], image_id: str,
+                       update_task_state: Callable[[str, str], Awaitable[None]]) -> None:
+        """A real upload of simulated disk contents: a small raw image naming the instance, so the snapshot
+        becomes an active image that can boot another server. ``fake:fail_power_actions=snapshot`` fails it."""
+        guest = await self._act(instance, "snapshot")
+        if self.images is None:
+            raise exception.BuildAbortException(instance_uuid=instance["uuid"], reason="no image service")
+        await update_task_state(task_states.IMAGE_PENDING_UPLOAD, task_states.IMAGE_SNAPSHOT)
+        data = f"stratus fake disk of instance {instance['uuid']}\n".encode().ljust(4096, b"\0")
+        await update_task_state(task_states.IMAGE_UPLOADING, task_states.IMAGE_PENDING_UPLOAD)
+        await self.images.update(context, image_id, {"disk_format": "raw", "container_format": "bare"})
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield data
+
+        await self.images.upload(context, image_id, chunks())
+        guest.log(f"disk snapshot uploaded as image {image_id}")
 
     async def get_console_output(self, instance: dict[str, Any]) -> bytes:
         self._check_up()

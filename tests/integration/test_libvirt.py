@@ -218,6 +218,28 @@ def test_lifecycle(lv_cloud: Cloud, api: httpx.Client, images: GuestImages, flav
         conn.lookupByUUIDString(server_id)
 
 
+def test_snapshot_boots_as_a_new_server(lv_cloud: Cloud, images: GuestImages, flavor: str) -> None:
+    """createImage copies the running guest's disk (base folded in) into a qcow2 image that inherits the kernel,
+    ramdisk and command line: a server booted from it reaches the marker and reads the same disk."""
+    with lv_cloud.client(version="2.45") as api:
+        server_id = _boot_guest(api, images, flavor)
+        resp = api.post(f"/servers/{server_id}/action", json={"createImage": {"name": "guest-snap"}})
+        assert resp.status_code == 202, resp.text
+        image_id = resp.json()["image_id"]
+        with lv_cloud.image_client() as client:
+            image = _wait("the snapshot", lambda: (i := client.get(f"/v2/images/{image_id}").json())
+                          and i["status"] == "active" and i, timeout=120)
+        assert image["disk_format"] == "qcow2" and image["kernel_id"] == images.kernel_id
+        server = wait_for_status(api, server_id, {"ACTIVE"}, timeout=60)
+        assert server["OS-EXT-STS:task_state"] is None and server["OS-EXT-STS:power_state"] == 1
+    with lv_cloud.client(version="2.64") as api:
+        copy = _boot_guest(api, GuestImages(images.kernel_id, images.ramdisk_id, image_id, b""), flavor)
+        assert "STRATUS-DISK: stratus-test-disk" in _console(api, copy)
+        for sid in (server_id, copy):
+            assert api.delete(f"/servers/{sid}").status_code == 204
+            wait_gone(api, sid, timeout=60)
+
+
 def test_guest_that_powers_itself_off_ends_stopped(api: httpx.Client, images: GuestImages, flavor: str,
                                                    conn: Any) -> None:
     server_id = _boot_guest(api, images, flavor)

@@ -36,9 +36,11 @@ async def qemu_img(*args: str) -> bytes:
     return out
 
 
-async def image_info(path: str) -> dict[str, object]:
-    """``qemu-img info`` of a file: its real format (never trust the image's disk_format alone) and size."""
-    return dict(orjson.loads(await qemu_img("info", "--output=json", path)))
+async def image_info(path: str, force_share: bool = False) -> dict[str, object]:
+    """``qemu-img info`` of a file: its real format (never trust the image's disk_format alone) and size.
+    ``force_share`` reads a disk a running guest holds open."""
+    args = ["info", "--output=json", *(["-U"] if force_share else []), path]
+    return dict(orjson.loads(await qemu_img(*args)))
 
 
 class Backend(abc.ABC):

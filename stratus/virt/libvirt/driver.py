@@ -17,6 +17,7 @@ import os
 import shutil
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import libvirt
@@ -26,11 +27,11 @@ from oslo_config import cfg
 from stratus import exception
 from stratus.context import RequestContext
 from stratus.image.backends import backend_for
-from stratus.image.backends.base import image_info
+from stratus.image.backends.base import image_info, qemu_img
 from stratus.image.backends.blank import BlankDisks
 from stratus.image.cache import ImageCache
 from stratus.image.cache import base_name as cache_base_name
-from stratus.objects.states import power_state
+from stratus.objects.states import power_state, task_states
 from stratus.virt import driver as virt
 from stratus.virt.driver import Capabilities, ComputeDriver, HostResources, InstanceInfo
 from stratus.virt.libvirt import config as guest_config
@@ -445,6 +446,42 @@ class LibvirtDriver(ComputeDriver):
     async def resume(self, instance: dict[str, Any]) -> None:
         await self.host.call(lambda conn: self._domain(conn, instance).create())
 
+    async def snapshot(self, context: dict[str, Any], instance: dict[str, Any], image_id: str,
+                       update_task_state: Callable[[str, str], Awaitable[None]]) -> None:
+        """The root disk flattened into a standalone qcow2 (its base folded in) under
+        ``instances_path/snapshots``, then uploaded. A running guest is paused for the copy, so the disk does
+        not change under it, and let run again at once after; a stopped or suspended one is copied as it is."""
+        if self.images is None:
+            raise exception.BuildAbortException(instance_uuid=instance["uuid"], reason="no image service")
+        disk = os.path.join(self.instance_dir(instance), "disk")
+        out_dir = os.path.join(self.instances_path, "snapshots")
+        out = os.path.join(out_dir, f"{image_id}.qcow2")
+        await asyncio.to_thread(os.makedirs, out_dir, exist_ok=True)
+
+        def pause_if_running(conn: libvirt.virConnect) -> bool:
+            dom = self._domain(conn, instance)
+            if dom.state()[0] != libvirt.VIR_DOMAIN_RUNNING:
+                return False
+            dom.suspend()
+            return True
+
+        try:
+            await update_task_state(task_states.IMAGE_PENDING_UPLOAD, task_states.IMAGE_SNAPSHOT)
+            paused = await self.host.call(pause_if_running)
+            try:
+                source_format = str((await image_info(disk, force_share=True))["format"])
+                await qemu_img("convert", "-U", "-q", "-f", source_format, "-O", "qcow2", disk, out)
+            finally:
+                if paused:
+                    await self.host.call(lambda conn: self._domain(conn, instance).resume())
+            await update_task_state(task_states.IMAGE_UPLOADING, task_states.IMAGE_PENDING_UPLOAD)
+            await self.images.update(context, image_id, {"disk_format": "qcow2", "container_format": "bare"})
+            await self.images.upload(context, image_id, _file_chunks(out))
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                await asyncio.to_thread(os.unlink, out)
+        LOG.info("instance %s snapshotted into image %s", instance["uuid"], image_id)
+
     async def get_console_output(self, instance: dict[str, Any]) -> bytes:
         """The tail of the serial log (``[libvirt] console_log_max_bytes``), as libvirt's virtlogd wrote it."""
         path = self.console_log(instance)
@@ -462,6 +499,15 @@ class LibvirtDriver(ComputeDriver):
 
         await self.get_info(instance)  # InstanceNotFound for a guest this host does not have
         return await asyncio.to_thread(tail)
+
+
+async def _file_chunks(path: str, size: int = 4 * 1024 * 1024) -> AsyncIterator[bytes]:
+    handle = await asyncio.to_thread(open, path, "rb")
+    try:
+        while chunk := await asyncio.to_thread(handle.read, size):
+            yield chunk
+    finally:
+        handle.close()
 
 
 def _write(path: str, text: str) -> None:

@@ -149,3 +149,19 @@ async def test_client_for_follows_glance_api_servers(store: ImageStore, tmp_path
     glance = client_for(conf, store)
     assert isinstance(glance, GlanceClient) and glance.servers == ["http://glance:9292"]
     await glance.aclose()
+
+
+async def test_create_update_upload_delete(client: ImageClient, store: ImageStore) -> None:
+    """What a server snapshot does through either client: a queued image, its format set, data, then gone."""
+    image = await client.create(ALICE_CTX, {"name": "snap", "image_type": "snapshot", "instance_uuid": "i-1"})
+    assert image["status"] == "queued" and image["owner"] == "alice" and image["image_type"] == "snapshot"
+    updated = await client.update(ALICE_CTX, image["id"], {"disk_format": "qcow2", "container_format": "bare",
+                                                           "image_type": "snapshot", "note": "x"})
+    assert updated["disk_format"] == "qcow2" and updated["note"] == "x"
+    await client.upload(ALICE_CTX, image["id"], chunks(b"ab" * 1000, b"cd"))
+    shown = await client.show(ALICE_CTX, image["id"])
+    assert shown["status"] == "active" and shown["size"] == 2002
+    await client.delete(ALICE_CTX, image["id"])
+    await client.delete(ALICE_CTX, image["id"])  # already gone: fine
+    with pytest.raises(exception.ImageNotFound):
+        await client.show(ALICE_CTX, image["id"])
