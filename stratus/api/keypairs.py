@@ -158,9 +158,13 @@ def _check_name(name: str) -> None:
 
 
 async def _check_quota(req: ApiRequest, conn: Any, user_id: str) -> None:
-    limit = (await quotas.limits(conn, req.services.conf, req.context.project_id, user_id))["key_pairs"]
-    if quotas.over(limit, await db.count(conn, user_id), 1):
-        raise Fault(403, "Maximum number of key pairs exceeded")
+    """Nova's check: the owner's key pairs plus one within the caller's project and user limits."""
+    ctx = req.context
+    try:
+        await quotas.limit_check(conn, req.services.conf, ctx.project_id, ctx.user_id,
+                                 {"key_pairs": await db.count(conn, user_id) + 1})
+    except quotas.OverQuota:
+        raise Fault(403, "Quota exceeded, too many key pairs.") from None
 
 
 def _view(keypair: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
@@ -192,7 +196,8 @@ async def create(req: ApiRequest) -> Response:
 
     try:
         async with req.services.db.write() as conn:
-            await _check_quota(req, conn, user_id)  # again, now holding the write lock
+            await quotas.lock_user(conn, user_id)
+            await _check_quota(req, conn, user_id)  # again, now holding the owner's quota lock
             keypair = await db.create(conn, user_id=user_id, name=name, public_key=public_key,
                                       fingerprint=key_fingerprint, key_type=key_type)
     except db.KeyPairExists:

@@ -26,6 +26,7 @@ from stratus.api.router import Route
 from stratus.api.servers import load_instance
 from stratus.compute import api as compute_api
 from stratus.compute.rpcapi import ComputeAPI, NotSupportedByDriver
+from stratus.db import quotas
 
 #: Nova's body schemas: stop, start, pause, unpause, suspend and resume take any value (null by convention)
 _REBOOT_SCHEMA = {
@@ -122,6 +123,7 @@ _CREATE_IMAGE_SCHEMA = {
         "required": ["name"], "additionalProperties": False}},
     "required": ["createImage"], "additionalProperties": False,
 }
+_V239 = APIVersion.parse("2.39")  # no image metadata quota check on createImage
 _V245 = APIVersion.parse("2.45")  # the image id in the body, no Location header
 
 
@@ -132,10 +134,13 @@ async def _create_image(req: ApiRequest, body: dict[str, Any]) -> Response:
     inst = await load_instance(req, server_id, "os_compute_api:servers:create_image")
     args = body["createImage"]
     metadata = args.get("metadata") or {}
-    limit = req.services.conf.quota.metadata_items
-    if limit >= 0 and len(metadata) > limit:
-        raise Fault(403, f"Quota exceeded for metadata_items: Requested {len(metadata)}, but already used 0 "
-                         f"of {limit} metadata_items")
+    if metadata and not req.at_least(_V239):  # Nova stopped checking the image metadata quota in 2.39
+        try:
+            async with req.services.db.read() as conn:
+                await quotas.limit_check(conn, req.services.conf, req.context.project_id, req.context.user_id,
+                                         {"metadata_items": len(metadata)})
+        except quotas.OverQuota:
+            raise Fault(403, "Image metadata limit exceeded") from None
     try:
         image = await compute_api.snapshot(req.services.db, req.services.transport, req.services.images,
                                            req.context.to_dict(), inst["uuid"], args["name"].strip(), metadata,

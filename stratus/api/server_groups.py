@@ -2,8 +2,9 @@
 
 A group has one policy (affinity, anti-affinity, soft-affinity, soft-anti-affinity) and, from 2.64, rules
 (``max_server_per_host``, anti-affinity only). Servers join a group at boot through the ``group`` scheduler hint
-and leave it when deleted; bodies list the live members. The ``server_groups`` quota is counted in the
-transaction that creates the group, so concurrent creates cannot pass it.
+and leave it when deleted; bodies list the live members. The ``server_groups`` quota (the project's and the
+user's) is counted in the transaction that creates the group, under the project's quota lock, so concurrent
+creates cannot pass it.
 
 Versions: 2.13 adds ``project_id`` and ``user_id``; 2.15 accepts the soft policies; 2.64 takes and shows
 ``policy`` and ``rules`` instead of ``policies`` and ``metadata`` (always ``{}``).
@@ -106,9 +107,11 @@ async def create(req: ApiRequest) -> Response:
     params = body["server_group"]
     policy, rules = _policy_and_rules(req, params)
     async with req.services.db.write() as conn:
-        limit = (await quotas.limits(conn, req.services.conf, ctx.project_id, ctx.user_id))["server_groups"]
-        if quotas.over(limit, await db.count_by_project(conn, ctx.project_id), 1):
-            raise Fault(403, "Quota exceeded, too many server groups.")
+        await quotas.lock_project(conn, ctx.project_id)
+        try:
+            await quotas.check_deltas(conn, req.services.conf, ctx.project_id, ctx.user_id, {"server_groups": 1})
+        except quotas.OverQuota:
+            raise Fault(403, "Quota exceeded, too many server groups.") from None
         group = await db.create(conn, name=params["name"], project_id=ctx.project_id, user_id=ctx.user_id,
                                 policy=policy, rules=rules)
     return json_response({"server_group": view(req, group)})

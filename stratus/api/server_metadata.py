@@ -11,7 +11,7 @@ from stratus.api.errors import Fault
 from stratus.api.request import ApiRequest, empty_response, json_response
 from stratus.api.router import Route
 from stratus.api.servers import load_instance
-from stratus.db import instances
+from stratus.db import instances, quotas
 
 _META_BODY = {"type": "object", "properties": {"metadata": validation.metadata}, "required": ["metadata"],
               "additionalProperties": False}
@@ -27,11 +27,13 @@ async def _writable(req: ApiRequest, rule: str) -> dict[str, Any]:
     return inst
 
 
-def _check_count(req: ApiRequest, count: int) -> None:
-    limit = req.services.conf.quota.metadata_items
-    if 0 <= limit < count:
-        raise Fault(403, f"Quota exceeded for metadata_items: Requested {count}, but already used 0 of "
-                         f"{limit} metadata_items")
+async def _check_count(req: ApiRequest, conn: Any, count: int) -> None:
+    """Nova's metadata_items check, against the caller's project and user limits."""
+    ctx = req.context
+    try:
+        await quotas.limit_check(conn, req.services.conf, ctx.project_id, ctx.user_id, {"metadata_items": count})
+    except quotas.OverQuota as exc:
+        raise Fault(403, f"Maximum number of metadata items exceeds {exc.quotas['metadata_items']}") from None
 
 
 async def index(req: ApiRequest) -> Response:
@@ -53,8 +55,8 @@ async def _write(req: ApiRequest, rule: str, replace: bool) -> Response:
     inst = await _writable(req, rule)
     items = body["metadata"]
     merged = items if replace else {**inst["metadata"], **items}
-    _check_count(req, len(merged))
     async with req.services.db.write() as conn:
+        await _check_count(req, conn, len(merged))
         await instances.set_metadata(conn, inst["uuid"], items, replace=replace)
     return json_response({"metadata": merged})
 
@@ -74,8 +76,8 @@ async def update(req: ApiRequest) -> Response:
     if key not in body["meta"]:
         raise Fault(400, "Request body and URI mismatch")
     inst = await _writable(req, "os_compute_api:server-metadata:update")
-    _check_count(req, len({**inst["metadata"], **body["meta"]}))
     async with req.services.db.write() as conn:
+        await _check_count(req, conn, len({**inst["metadata"], **body["meta"]}))
         await instances.set_metadata(conn, inst["uuid"], body["meta"], replace=False)
     return json_response({"meta": body["meta"]})
 

@@ -1,8 +1,9 @@
 """POST /servers: validate, check the flavor, image, key pair and quota, write the records, ask the conductor.
 
 Everything about one boot request is written in one transaction (instances, metadata, tags, request specs,
-the 'create' action) after the quota is counted inside that same transaction, so concurrent boots cannot
-both take the last slot and a refused request leaves nothing behind.
+the 'create' action) after the quota is counted inside that same transaction under the project's quota lock
+(``quotas.lock_project``), so concurrent boots cannot both take the last slot, on SQLite or PostgreSQL, and a
+refused request leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -239,28 +240,62 @@ def _counts(server: dict[str, Any]) -> tuple[int, int]:
     return min_count, max_count
 
 
-async def _check_quota(conn: Any, req: ApiRequest, flavor: dict[str, Any], min_count: int, max_count: int,
-                       metadata: dict[str, str]) -> int:
-    """How many instances (between min and max) the project's quota allows; 403 naming the resource if none."""
-    project = req.context.project_id
-    limits = await quotas_db.limits(conn, req.services.conf, project)
-    usage = await quotas_db.usage(conn, project)
-    if len(metadata) > limits.get("metadata_items", 128) >= 0:
-        raise Fault(403, "Quota exceeded for metadata_items: Requested "
-                         f"{len(metadata)}, but already used 0 of {limits['metadata_items']} metadata_items")
-    per_instance = {"instances": 1, "cores": flavor["vcpus"], "ram": flavor["memory_mb"]}
-    allowed = max_count
-    for resource, amount in per_instance.items():
-        hard = limits.get(resource, -1)
-        if hard < 0 or amount == 0:
-            continue
-        fit = (hard - usage.get(resource, 0)) // amount
-        if fit < min_count:
-            requested = amount * min_count
-            raise Fault(403, f"Quota exceeded for {resource}: Requested {requested}, but already used "
-                             f"{usage.get(resource, 0)} of {hard} {resource}")
-        allowed = min(allowed, fit)
-    return allowed
+async def _check_request_limits(conn: Any, req: ApiRequest, metadata: dict[str, str],
+                                personality: list[dict[str, str]]) -> None:
+    """Nova's per-request limits: metadata items, then the number, path length and content size of injected
+    files, each against the project's and the user's limits."""
+    ctx, conf = req.context, req.services.conf
+    if metadata:
+        try:
+            await quotas_db.limit_check(conn, conf, ctx.project_id, ctx.user_id, {"metadata_items": len(metadata)})
+        except quotas_db.OverQuota as exc:
+            raise Fault(403, "Maximum number of metadata items exceeds "
+                             f"{exc.quotas['metadata_items']}") from None
+    if not personality:
+        return
+    try:
+        await quotas_db.limit_check(conn, conf, ctx.project_id, ctx.user_id, {"injected_files": len(personality)})
+    except quotas_db.OverQuota:
+        raise Fault(403, "Personality file limit exceeded") from None
+    sizes = {"injected_file_path_bytes": max(len(f.get("path") or "") for f in personality),
+             "injected_file_content_bytes": max(len(f.get("contents") or "") for f in personality)}
+    try:
+        await quotas_db.limit_check(conn, conf, ctx.project_id, ctx.user_id, sizes)
+    except quotas_db.OverQuota as exc:
+        if "injected_file_path_bytes" in exc.overs:
+            raise Fault(403, "Personality file path exceeds maximum "
+                             f"{exc.quotas['injected_file_path_bytes']}") from None
+        raise Fault(403, "Personality file content exceeds maximum "
+                         f"{exc.quotas['injected_file_content_bytes']}") from None
+
+
+async def _check_quota(conn: Any, req: ApiRequest, flavor: dict[str, Any], min_count: int, max_count: int) -> int:
+    """Nova's ``check_num_instances_quota``: how many instances (between min and max) the project's and the user's
+    instances, cores and ram quotas allow; else 403 naming the resources over.
+
+    The caller holds the project's quota lock, so the count stays true until its transaction commits."""
+    ctx = req.context
+    vcpus, ram = flavor["vcpus"], flavor["memory_mb"]
+    deltas = {"instances": max_count, "cores": max_count * vcpus, "ram": max_count * ram}
+    try:
+        await quotas_db.check_deltas(conn, req.services.conf, ctx.project_id, ctx.user_id, deltas)
+        return max_count
+    except quotas_db.OverQuota as exc:
+        hard, used, overs = exc.quotas, exc.usages, exc.overs
+    # Room left per resource (an unlimited one leaves room for as many instances as the others allow).
+    room = {r: (hard[r] - used.get(r, 0)) if hard[r] >= 0 else None for r in deltas}
+    allowed = room["instances"] if room["instances"] is not None else max_count
+    for resource, per_instance in (("cores", vcpus), ("ram", ram)):
+        if per_instance and room[resource] is not None:
+            allowed = min(allowed, room[resource] // per_instance)
+    if 0 < allowed and min_count <= allowed < max_count:
+        return await _check_quota(conn, req, flavor, min_count, allowed)
+    requested = {"instances": str(min_count) if min_count == max_count else f"{min_count}-{max_count}",
+                 "cores": str(deltas["cores"]), "ram": str(deltas["ram"])}
+    raise Fault(403, f"Quota exceeded for {', '.join(overs)}: Requested "
+                     f"{', '.join(requested[r] for r in overs)}, but already used "
+                     f"{', '.join(str(used.get(r, 0)) for r in overs)} of {', '.join(str(hard[r]) for r in overs)} "
+                     f"{', '.join(overs)}")
 
 
 async def _join_server_group(conn: Any, req: ApiRequest, hints: dict[str, Any], specs: list[dict[str, Any]]
@@ -274,9 +309,13 @@ async def _join_server_group(conn: Any, req: ApiRequest, hints: dict[str, Any], 
         if found is None:
             raise Fault(400, f"Instance group {hints['group']} could not be found.")
         ctx = req.context
-        limit = (await quotas_db.limits(conn, req.services.conf, ctx.project_id, ctx.user_id))["server_group_members"]
-        if quotas_db.over(limit, await server_groups_db.count_members(conn, found["id"], ctx.user_id), len(specs)):
-            raise Fault(403, "Quota exceeded, too many servers in group")
+        await quotas_db.lock_group(conn, found["id"])
+        members = await server_groups_db.count_members(conn, found["id"], ctx.user_id)
+        try:
+            await quotas_db.limit_check(conn, req.services.conf, ctx.project_id, ctx.user_id,
+                                        {"server_group_members": members + len(specs)})
+        except quotas_db.OverQuota:
+            raise Fault(403, "Quota exceeded, too many servers in group") from None
         await server_groups_db.add_members(conn, found["id"], [s["instance_uuid"] for s in specs])
         group = {"uuid": found["uuid"], "policy": found["policy"], "rules": found["rules"]}
     for spec in specs:
@@ -332,7 +371,9 @@ async def create(req: ApiRequest) -> Response:
     conductor = ConductorAPI(req.services.transport)
 
     async with req.services.db.write() as conn:
-        count = await _check_quota(conn, req, flavor, min_count, max_count, metadata)
+        await quotas_db.lock_project(conn, ctx.project_id)
+        await _check_request_limits(conn, req, metadata, server.get("personality") or [])
+        count = await _check_quota(conn, req, flavor, min_count, max_count)
         rows, specs = [], []
         for index in range(count):
             uuid = new_uuid()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import CursorResult
 
 from stratus.db.engine import Connection
@@ -56,27 +56,15 @@ async def list_groups(conn: Connection, project_id: str | None, offset: int = 0,
     return await _with_members(conn, list(await conn.execute(query)))
 
 
-async def _lock(conn: Connection, key: str) -> None:
-    """Serialise read-count-write units on PostgreSQL (a transaction-scoped advisory lock on ``key``).
-
-    SQLite needs nothing: a write transaction there holds the database's only write lock from BEGIN.
-    """
-    dialect = getattr(conn, "dialect", None)
-    if dialect is not None and dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
-
-
 async def count_by_project(conn: Connection, project_id: str) -> int:
-    """Groups the project has; in a write transaction, concurrent creators of the project wait for it."""
-    await _lock(conn, f"server_groups:{project_id}")
+    """Groups the project has."""
     return int((await conn.execute(select(func.count()).select_from(instance_groups)
                                    .where(instance_groups.c.project_id == project_id))).scalar() or 0)
 
 
 async def count_members(conn: Connection, group_id: int, user_id: str) -> int:
-    """Live members of the group owned by ``user_id`` (Nova's server_group_members count); in a write
-    transaction, concurrent boots into the group wait for it."""
-    await _lock(conn, f"server_group_members:{group_id}")
+    """Live members of the group owned by ``user_id`` (Nova's server_group_members count); callers checking the
+    quota hold ``quotas.lock_group`` first."""
     m = instance_group_members.c
     query = (select(func.count()).select_from(instance_group_members)
              .join(instances, instances.c.uuid == m.instance_uuid)

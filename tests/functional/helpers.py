@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -70,3 +71,23 @@ def fault(resp: httpx.Response, code: int, kind: str) -> str:
     body = resp.json()
     assert list(body) == [kind] and body[kind]["code"] == code, body
     return str(body[kind]["message"])
+
+
+def race_boots(cloud: Any, project: str, image_id: str, requests: int = 20) -> tuple[list[int], list[dict[str, Any]]]:
+    """``requests`` concurrent ``POST /servers`` in one project, each from its own thread and connection: the
+    sorted status codes, and the servers the project has afterwards. A refusal must be Nova's instances 403."""
+    token = f"racer:{project}"
+
+    def one(i: int) -> int:
+        with cloud.client(token=token, version="2.47") as c:
+            resp = boot(c, image_id, name=f"race-{i}", networks="none")
+            if resp.status_code != 202:
+                assert fault(resp, 403, "forbidden").startswith("Quota exceeded for instances: Requested 1, "
+                                                                "but already used "), resp.text
+            return resp.status_code
+
+    with ThreadPoolExecutor(max_workers=requests) as pool:
+        codes = sorted(pool.map(one, range(requests)))
+    with cloud.client(token=token, version="2.47") as c:
+        servers: list[dict[str, Any]] = c.get("/servers").json()["servers"]
+    return codes, servers

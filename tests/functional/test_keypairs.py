@@ -134,7 +134,7 @@ def test_keypair_quota(cloud: Cloud) -> None:
     with cloud.client(token=f"quser:{project}", version="2.47") as c:
         assert c.post("/os-keypairs", json={"keypair": {"name": unique(), "public_key": RSA}}).status_code == 201
         assert fault(c.post("/os-keypairs", json={"keypair": {"name": unique()}}), 403, "forbidden") == (
-            "Maximum number of key pairs exceeded")
+            "Quota exceeded, too many key pairs.")
 
 
 @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # openstacksdk's own deprecations

@@ -118,7 +118,9 @@ def test_bad_requests(cloud: Cloud, base_image: dict[str, Any]) -> None:
         fault(client.post(url, json={"createImage": {"name": "x", "metadata": {"k": 1}}}), 400, "badRequest")
         fault(client.post(url, json={"createImage": {"name": "x", "bogus": 1}}), 400, "badRequest")
         too_many = {f"k{i}": "v" for i in range(129)}
-        fault(client.post(url, json={"createImage": {"name": "x", "metadata": too_many}}), 403, "forbidden")
+        with cloud.client(OWNER, version="2.38") as before_239:  # Nova checks the metadata quota before 2.39 only
+            assert fault(before_239.post(url, json={"createImage": {"name": "x", "metadata": too_many}}), 403,
+                         "forbidden") == "Image metadata limit exceeded"
         with cloud.client("other:other-proj", version="2.45") as other:
             fault(other.post(url, json={"createImage": {"name": "x"}}), 404, "itemNotFound")
         assert client.post(url, json={"os-stop": None}).status_code == 202

@@ -137,3 +137,55 @@ async def test_quota_precedence_and_usage(tmp_path: Path) -> None:
     assert quotas.headroom(project, used, {"instances": 1, "cores": 1}) == ["cores"]
     assert not quotas.over(-1, 10**6, 1)
     await db.dispose()
+
+
+async def test_quota_writes_ranges_and_checks(tmp_path: Path) -> None:
+    db, conf = await _db(tmp_path)
+    now = utcnow()
+    async with db.write() as conn:
+        await quotas.lock_project(conn, "p")  # nothing to take on SQLite: the write transaction is the lock
+        await quotas.set_limits(conn, "p", {"instances": 5, "cores": 8})
+        await quotas.set_limits(conn, "p", {"instances": 4})  # an update
+        await quotas.set_limits(conn, "p", {"instances": 2, "floating_ips": 2}, user_id="u")
+        await quotas.set_limits(conn, "p", {"instances": 1}, user_id="v")
+        await quotas.set_class(conn, "gold", {"cores": 99})
+        await quotas.set_class(conn, "gold", {"cores": 98})
+        await conn.execute(insert(instances), [
+            {"uuid": str(uuid.uuid4()), "project_id": "p", "user_id": user, "flavor": {}, "vcpus": 2,
+             "memory_mb": 256, "root_gb": 1, "vm_state": "active", "reservation_id": "r", "deleted": 0,
+             "created_at": now, "updated_at": now} for user in ("u", "u", "w")])
+    async with db.read() as conn:
+        assert await quotas.overrides(conn, "p") == {"instances": 4, "cores": 8, "floating_ips": 2}
+        assert await quotas.overrides(conn, "p", "u") == {"instances": 2}
+        assert (await quotas.class_limits(conn, conf, "gold"))["cores"] == 98
+        assert (await quotas.defaults(conn, conf))["cores"] == 20  # another class is not the default
+        assert await quotas.counts(conn, "p", "u") == {
+            "project": {"instances": 3, "cores": 6, "ram": 768, "server_groups": 0},
+            "user": {"instances": 2, "cores": 4, "ram": 512, "server_groups": 0}}
+        project = await quotas.settable(conn, conf, "p")
+        # not under the users' 2 + 1 instances nor the 3 used; not under the 6 cores used
+        assert (project["instances"], project["cores"], project["ram"]) == ((3, -1), (6, -1), (768, -1))
+        user = await quotas.settable(conn, conf, "p", "u")
+        # the project's 4 instances minus 2 + 1 given, plus u's own 2
+        assert (user["instances"], user["cores"]) == ((2, 3), (4, 8))
+        detail = await quotas.detail(conn, conf, "p", "u")
+        assert detail["instances"] == {"limit": 2, "in_use": 2, "reserved": 0}
+        assert detail["key_pairs"]["in_use"] == 0
+        await quotas.check_deltas(conn, conf, "p", "w", {"instances": 1, "cores": 2})
+        with pytest.raises(quotas.OverQuota) as user_over:
+            await quotas.check_deltas(conn, conf, "p", "u", {"instances": 1, "cores": 2})
+        assert (user_over.value.overs, user_over.value.scope, user_over.value.usages["instances"]) == (
+            ["instances"], "user", 2)
+        with pytest.raises(quotas.OverQuota) as project_over:
+            await quotas.check_deltas(conn, conf, "p", "w", {"instances": 2, "cores": 4})
+        assert (project_over.value.overs, project_over.value.scope) == (["cores", "instances"], "project")
+        await quotas.limit_check(conn, conf, "p", "u", {"metadata_items": 128})
+        with pytest.raises(quotas.OverQuota):
+            await quotas.limit_check(conn, conf, "p", "u", {"metadata_items": 129})
+    async with db.write() as conn:
+        await quotas.delete_limits(conn, "p", "u")
+        assert await quotas.overrides(conn, "p", "u") == {}
+        assert await quotas.overrides(conn, "p", "v") == {"instances": 1}
+        await quotas.delete_limits(conn, "p")
+        assert (await quotas.overrides(conn, "p"), await quotas.overrides(conn, "p", "v")) == ({}, {})
+    await db.dispose()
