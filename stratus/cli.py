@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 
@@ -26,11 +27,15 @@ def _parser() -> argparse.ArgumentParser:
     aio.add_argument("--identity-port", type=int, help="Identity API port (default 5000).")
     aio.add_argument("--listen", help="Address the APIs listen on (default 127.0.0.1).")
     aio.add_argument("--fake-hosts", type=int, help="Simulated hypervisor hosts (default [fake_driver] host_count).")
+    aio.add_argument("--admin-password", help="Password of the identity admin user (default: env "
+                                              "STRATUS_ADMIN_PASSWORD, else generated at the first start and saved "
+                                              "in state_path/admin-password).")
     api = sub.add_parser("api", help="The compute API (and the embedded image API).")
     api.add_argument("--compute-port", type=int)
     api.add_argument("--image-port", type=int)
     api.add_argument("--identity-port", type=int)
     api.add_argument("--listen")
+    api.add_argument("--admin-password", help="As for all-in-one.")
     sub.add_parser("conductor", help="The conductor service.")
     sub.add_parser("scheduler", help="The scheduler service.")
     comp = sub.add_parser("compute", help="A compute agent for one host (or several simulated ones).")
@@ -95,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("stratus").warning(
             "transport_url %s only reaches services in this process; %s on its own needs a shared "
             "transport (RabbitMQ) to talk to the other services", conf.transport_url, args.command)
-    services = service.Services(conf, roles, hosts)
+    admin_password = getattr(args, "admin_password", None) or os.environ.get("STRATUS_ADMIN_PASSWORD") or None
+    services = service.Services(conf, roles, hosts, admin_password=admin_password)
     return _run(services)
 
 
@@ -113,8 +119,12 @@ def _run(services: service.Services) -> int:
         runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is a dependency of uvicorn[standard]
         runner = asyncio.run
-    with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
-        runner(_main())
+    try:
+        with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
+            runner(_main())
+    except service.StartupError as exc:
+        print(f"stratus: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

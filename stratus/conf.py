@@ -68,8 +68,11 @@ DATABASE_OPTS = [
 ]
 
 API_OPTS = [
-    cfg.StrOpt("auth_strategy", default="noauth2", choices=["noauth2", "keystone"],
-               help="noauth2: the token 'user:project' names the caller; 'admin' is an admin."),
+    cfg.StrOpt("auth_strategy", default="embedded", choices=["embedded", "noauth2", "keystone"],
+               help="embedded: Keystone v3 tokens from the identity API of this cloud ([identity]), checked "
+                    "against its database; noauth2: the token 'user:project' names the caller and 'admin' is an "
+                    "admin (tests and benchmarks only); keystone: a real Keystone through keystonemiddleware "
+                    "(not implemented yet)."),
     cfg.IntOpt("max_limit", default=1000, help="Most items one list response returns."),
     cfg.StrOpt("compute_link_prefix", default=None, help="Base URL used in links instead of the request's."),
 ]
@@ -132,6 +135,21 @@ IMAGE_STORE_OPTS = [
 IDENTITY_OPTS = [
     cfg.StrOpt("listen", default="127.0.0.1", help="Address of the embedded identity API."),
     cfg.PortOpt("listen_port", default=5000, help="Port of the embedded identity API."),
+    cfg.IntOpt("token_expiration", default=3600, min=1, help="Seconds a token is valid after it is issued."),
+    cfg.StrOpt("region_name", default="RegionOne", help="Region of every endpoint in the service catalog."),
+    cfg.StrOpt("public_endpoint_host", default=None, sample_default="(the listen address)",
+               help="Host name or address in the catalog's endpoint URLs. Unset: each API's listen address, or, "
+                    "for an API listening on every address (0.0.0.0 or ::), this machine's address on its "
+                    "default route."),
+    cfg.StrOpt("clouds_yaml", default="clouds.yaml",
+               help="File (relative to the working directory) where the all-in-one writes the clouds.yaml entry "
+                    "'stratus' for the bootstrap admin; other entries of an existing file are kept. Empty: none."),
+    cfg.IntOpt("password_hash_rounds", default=12, min=4, max=31,
+               help="bcrypt cost factor (log2 of the rounds) for passwords and application credential secrets."),
+    cfg.FloatOpt("token_cache_time", default=5.0, min=0.0,
+                 help="Seconds the compute and image APIs trust a token they have validated before reading it "
+                      "again; a revocation made through another process takes effect within this time "
+                      "(through this process, at once)."),
 ]
 
 FAKE_DRIVER_OPTS = [

@@ -29,7 +29,8 @@ class Cloud:
     """A running ``stratus all-in-one``: its URLs, data directory and log."""
 
     def __init__(self, state_path: Path, compute_port: int, image_port: int, identity_port: int,
-                 proc: subprocess.Popen[bytes], log_path: Path, config_file: Path) -> None:
+                 proc: subprocess.Popen[bytes], log_path: Path, config_file: Path, auth_strategy: str = "noauth2",
+                 clouds_yaml_path: Path | None = None) -> None:
         self.state_path = state_path
         self.compute_url = f"http://127.0.0.1:{compute_port}/v2.1"
         self.image_url = f"http://127.0.0.1:{image_port}"
@@ -37,6 +38,34 @@ class Cloud:
         self.proc = proc
         self.log_path = log_path
         self.config_file = config_file
+        self.auth_strategy = auth_strategy
+        self.clouds_yaml_path = clouds_yaml_path  # embedded: the clouds.yaml the cloud wrote (entry 'stratus')
+
+    @property
+    def admin_password(self) -> str:
+        """embedded: the bootstrap admin's password, generated at the first start."""
+        return (self.state_path / "admin-password").read_text().strip()
+
+    def connect(self, username: str = "admin", password: str | None = None, project_name: str | None = None,
+                **extra: Any) -> Any:
+        """embedded: an openstacksdk connection logged in with a password and the auth URL only (the endpoints
+        come from the token's catalog)."""
+        import openstack
+
+        return openstack.connect(
+            auth_url=self.identity_url, username=username,
+            password=self.admin_password if password is None else password,
+            project_name=project_name or username, user_domain_name="Default", project_domain_name="Default",
+            region_name="RegionOne", identity_api_version="3", load_yaml_config=False, load_envvars=False, **extra)
+
+    def connect_application_credential(self, credential_id: str, secret: str) -> Any:
+        """embedded: an openstacksdk connection logged in with an application credential."""
+        import openstack
+
+        return openstack.connect(
+            auth_type="v3applicationcredential", auth_url=self.identity_url,
+            application_credential_id=credential_id, application_credential_secret=secret,
+            region_name="RegionOne", identity_api_version="3", load_yaml_config=False, load_envvars=False)
 
     def client(self, token: str = "admin:admin", version: str | None = None) -> httpx.Client:
         headers = {"X-Auth-Token": token}
@@ -80,31 +109,43 @@ class Cloud:
         return self.log_path.read_text(errors="replace")
 
 
-def start_cloud(tmp: Path, extra_conf: str = "", python: str = sys.executable) -> Cloud:
+def start_cloud(tmp: Path, extra_conf: str = "", python: str = sys.executable, auth_strategy: str = "noauth2"
+                ) -> Cloud:
+    """Start ``stratus all-in-one`` in ``tmp`` with ``extra_conf`` (INI) added to its config file.
+
+    ``auth_strategy`` is noauth2 unless asked (every test and benchmark speaks ``user:project`` tokens);
+    ``embedded`` runs the identity service, with the admin password in ``Cloud.admin_password`` and the
+    clouds.yaml it writes at ``Cloud.clouds_yaml_path``."""
     compute_port, image_port, identity_port = free_port(), free_port(), free_port()
     config_file = tmp / "stratus.conf"
+    clouds_yaml = tmp / "clouds.yaml"
     config_file.write_text(textwrap.dedent(f"""\
         [DEFAULT]
         state_path = {tmp / 'data'}
         osapi_compute_listen_port = {compute_port}
         report_interval = 1
+        [api]
+        auth_strategy = {auth_strategy}
         [image_store]
         listen_port = {image_port}
         [identity]
         listen_port = {identity_port}
+        clouds_yaml = {clouds_yaml}
         """) + textwrap.dedent(extra_conf))
     log_path = tmp / "stratus.log"
     log = open(log_path, "wb")
     proc = subprocess.Popen([python, "-m", "stratus.cli", "--config-file", str(config_file),
                              "all-in-one"], stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
-    cloud = Cloud(tmp / "data", compute_port, image_port, identity_port, proc, log_path, config_file)
+    cloud = Cloud(tmp / "data", compute_port, image_port, identity_port, proc, log_path, config_file,
+                  auth_strategy, clouds_yaml if auth_strategy == "embedded" else None)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"stratus all-in-one exited {proc.returncode}:\n{cloud.log()}")
         with contextlib.suppress(httpx.HTTPError):
             if (httpx.get(cloud.compute_url + "/", timeout=1).status_code == 200
-                    and httpx.get(cloud.image_url + "/versions", timeout=1).status_code == 200):
+                    and httpx.get(cloud.image_url + "/versions", timeout=1).status_code == 200
+                    and httpx.get(cloud.identity_url, timeout=1).status_code == 200):
                 return cloud
         time.sleep(0.1)
     stop_cloud(cloud)

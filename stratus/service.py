@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from oslo_config import cfg
@@ -17,7 +17,14 @@ from stratus.db import migrate
 from stratus.db.engine import Database
 from stratus.rpc.transport import Transport, get_transport
 
+if TYPE_CHECKING:
+    from stratus.identity.auth import Authenticator
+
 LOG = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The configuration asks for something this process cannot do; the message says what to change."""
 
 
 def setup_logging(conf: cfg.ConfigOpts) -> None:
@@ -38,8 +45,10 @@ async def open_database(conf: cfg.ConfigOpts, sync_schema: bool = True) -> Datab
 class Services:
     """The parts of a Stratus process; ``start`` brings up those named in ``roles``."""
 
-    def __init__(self, conf: cfg.ConfigOpts, roles: set[str], compute_hosts: list[str] | None = None) -> None:
+    def __init__(self, conf: cfg.ConfigOpts, roles: set[str], compute_hosts: list[str] | None = None,
+                 admin_password: str | None = None) -> None:
         self.conf = conf
+        self.admin_password = admin_password  # the identity bootstrap's (--admin-password)
         self.roles = roles
         self.compute_hosts = compute_hosts or []
         self.db: Database | None = None
@@ -52,6 +61,9 @@ class Services:
 
     async def start(self) -> None:
         conf = self.conf
+        if self.roles & {"api", "image", "identity"} and conf.api.auth_strategy == "keystone":
+            raise StartupError("[api] auth_strategy = keystone (a real Keystone through keystonemiddleware) is not "
+                               "implemented yet; use 'embedded' (the identity service of this cloud) or 'noauth2'")
         self.db = db = await open_database(conf)
         self.transport = transport = get_transport(conf.transport_url, timeout=conf.rpc_response_timeout)
 
@@ -85,26 +97,49 @@ class Services:
                 self.computes.append(manager)
         if self.service_ids or self.computes:
             self._tasks.append(asyncio.create_task(self._periodic()))
+        if self.roles & {"api", "image", "identity"}:
+            auth = await self._identity()
         if "api" in self.roles:
             from stratus.api.app import create_app
             from stratus.api.services import ApiServices
             from stratus.db import flavors
-            from stratus.identity.auth import NoAuth2
 
             async with db.write() as conn:
                 await flavors.ensure_defaults(conn)
-            api_services = ApiServices(conf=conf, db=db, transport=transport, auth=NoAuth2(), images=images)
-            self._serve(create_app(api_services), conf.osapi_compute_listen, conf.osapi_compute_listen_port)
-        if "identity" in self.roles:
-            from stratus.identity.api import create_app as create_identity_app
-
-            self._serve(create_identity_app(), conf.identity.listen, conf.identity.listen_port)
+            api_services = ApiServices(conf=conf, db=db, transport=transport, auth=auth, images=images)
+            self._serve(auth.wrap(create_app(api_services)), conf.osapi_compute_listen, conf.osapi_compute_listen_port)
         if "image" in self.roles:
-            from stratus.identity.auth import NoAuth2
             from stratus.image.api import create_app as create_image_app
 
-            self._serve(create_image_app(self.image_store, NoAuth2()), conf.image_store.listen,
+            self._serve(auth.wrap(create_image_app(self.image_store, auth)), conf.image_store.listen,
                         conf.image_store.listen_port)
+
+    async def _identity(self) -> Authenticator:
+        """The authenticator of the compute and image APIs for ``[api] auth_strategy``; with ``embedded``, the
+        identity service too (bootstrapped, and served when this process has the identity role)."""
+        from stratus.identity.api import create_app as create_identity_app
+        from stratus.identity.auth import NoAuth2
+
+        conf = self.conf
+        strategy = conf.api.auth_strategy
+        if strategy == "noauth2":
+            if "identity" in self.roles:
+                self._serve(create_identity_app(), conf.identity.listen, conf.identity.listen_port)
+            return NoAuth2()
+        from stratus.identity import bootstrap, catalog
+        from stratus.identity.auth import TokenAuth
+        from stratus.identity.common import IdentityServices
+        from stratus.identity.passwords import Hasher
+        from stratus.identity.tokens import TokenStore
+
+        assert self.db is not None
+        tokens = TokenStore(self.db, conf.identity.token_expiration, conf.identity.token_cache_time)
+        services = IdentityServices(conf=conf, db=self.db, tokens=tokens,
+                                    hasher=Hasher(conf.identity.password_hash_rounds), catalog=catalog.build(conf))
+        if "identity" in self.roles:
+            await bootstrap.bootstrap(services, self.admin_password)
+            self._serve(create_identity_app(services), conf.identity.listen, conf.identity.listen_port)
+        return TokenAuth(tokens, catalog.identity_url(services.catalog).removesuffix("/v3"))
 
     def _serve(self, app: Any, host: str, port: int) -> None:
         config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,

@@ -22,3 +22,17 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         stop_cloud(c)
         if os.environ.get("STRATUS_SHOW_LOG"):
             print(c.log())
+
+
+@pytest.fixture(scope="session")
+def embedded_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    """An all-in-one with the embedded identity service (Keystone v3 tokens, bootstrap admin, clouds.yaml); cheap
+    bcrypt so that logging in many times stays fast."""
+    c = start_cloud(tmp_path_factory.mktemp("embedded"), "[identity]\npassword_hash_rounds = 4\n",
+                    auth_strategy="embedded")
+    try:
+        yield c
+    finally:
+        stop_cloud(c)
+        if os.environ.get("STRATUS_SHOW_LOG"):
+            print(c.log())

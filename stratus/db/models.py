@@ -439,3 +439,90 @@ image_locations = Table(
     Column("status", String(30), nullable=False, default="active"),
     *_timestamps(),
 )
+
+# --- the embedded identity service (Keystone v3 subset) ----------------------------------------------------------
+domains = Table(
+    "domains", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("description", Text),
+    Column("enabled", Boolean, nullable=False, default=True),
+    *_timestamps(),
+)
+
+projects = Table(
+    "projects", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("domain_id", String(64), ForeignKey("domains.id"), nullable=False),
+    Column("description", Text),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("tags", JSON, nullable=False, default=list),
+    *_timestamps(),
+    UniqueConstraint("domain_id", "name", name="uq_projects_domain_id_name"),
+)
+
+users = Table(
+    "users", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("domain_id", String(64), ForeignKey("domains.id"), nullable=False),
+    Column("password_hash", String(255)),  # bcrypt; NULL: no password login
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("default_project_id", String(64)),
+    Column("extra", JSON, nullable=False, default=dict),  # email, description and other free attributes
+    *_timestamps(),
+    UniqueConstraint("domain_id", "name", name="uq_users_domain_id_name"),
+)
+
+roles = Table(
+    "roles", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("description", Text),
+    *_timestamps(),
+)
+
+implied_roles = Table(
+    "implied_roles", metadata,
+    Column("prior_role_id", String(64), ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+    Column("implied_role_id", String(64), ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+)
+
+role_assignments = Table(
+    "role_assignments", metadata,
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("target_type", String(16), primary_key=True),  # project or domain
+    Column("target_id", String(64), primary_key=True, index=True),
+    Column("role_id", String(64), ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+)
+
+application_credentials = Table(
+    "application_credentials", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("project_id", String(64), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("secret_hash", String(255), nullable=False),
+    Column("description", Text),
+    Column("roles", JSON, nullable=False, default=list),  # [{id, name}] delegated at creation
+    Column("unrestricted", Boolean, nullable=False, default=False),
+    Column("expires_at", DateTime),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("user_id", "name", name="uq_application_credentials_user_id_name"),
+)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("id_hash", String(64), primary_key=True),  # sha256 of the token id; the id itself is never stored
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("project_id", String(64), index=True),
+    Column("domain_id", String(64)),
+    Column("roles", JSON, nullable=False, default=list),  # [{id, name}] effective at issue, implied ones included
+    Column("methods", JSON, nullable=False, default=list),
+    Column("audit_ids", JSON, nullable=False, default=list),
+    Column("application_credential_id", String(64), index=True),
+    Column("issued_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False, index=True),
+    Column("revoked", Boolean, nullable=False, default=False),
+)

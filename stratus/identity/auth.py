@@ -1,18 +1,46 @@
-"""Who is calling: the seam where noauth2 now, and Keystone tokens later, turn headers into a context."""
+"""Who is calling: the seam where request headers become a ``RequestContext``.
+
+``NoAuth2`` reads the caller from the token text itself. ``TokenAuth`` validates Keystone tokens issued by the
+embedded identity service against the token table. Reading the table needs an ``await``, while the routers ask
+``authenticate(headers)`` synchronously; so ``TokenAuth.wrap`` puts a small pure-ASGI middleware in front of an
+application that resolves the caller once per request (``identify``) and leaves the answer in a context variable,
+which ``authenticate`` returns within that same request.
+"""
 
 from __future__ import annotations
 
 import abc
+import contextvars
+import logging
 from collections.abc import Mapping
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stratus.api.errors import Fault
 from stratus.context import RequestContext, generate_request_id
+from stratus.identity.tokens import TokenStore
+
+LOG = logging.getLogger(__name__)
+
+
+def _request_id(headers: Mapping[str, str]) -> str:
+    request_id = headers.get("x-openstack-request-id") or ""
+    return request_id if request_id.startswith("req-") else generate_request_id()
 
 
 class Authenticator(abc.ABC):
     @abc.abstractmethod
     def authenticate(self, headers: Mapping[str, str]) -> RequestContext:
         """The caller's context, or a 401 Fault."""
+
+    async def identify(self, headers: Mapping[str, str]) -> RequestContext:
+        """The same, for callers that can await (it may read the database)."""
+        return self.authenticate(headers)
+
+    def wrap(self, app: ASGIApp) -> ASGIApp:
+        """``app`` ready for this authenticator (unchanged unless it needs a middleware)."""
+        return app
 
 
 class NoAuth2(Authenticator):
@@ -30,7 +58,72 @@ class NoAuth2(Authenticator):
             project_id = user_id
         is_admin = user_id == "admin"
         roles = ["admin", "member", "reader"] if is_admin else ["member", "reader"]
-        request_id = headers.get("x-openstack-request-id") or generate_request_id()
         return RequestContext(user_id=user_id, project_id=project_id, is_admin=is_admin, roles=roles,
-                              request_id=request_id if request_id.startswith("req-") else generate_request_id(),
-                              auth_token=token)
+                              request_id=_request_id(headers), auth_token=token)
+
+
+_CALLER: contextvars.ContextVar[RequestContext | Fault | None] = contextvars.ContextVar("stratus_caller",
+                                                                                       default=None)
+
+
+class TokenAuth(Authenticator):
+    """Keystone tokens of the embedded identity service (``[api] auth_strategy = embedded``).
+
+    A valid project-scoped token gives the context: user, project, roles, and ``is_admin`` when the roles include
+    ``admin``. Missing, unknown, expired or revoked tokens are a 401 with ``WWW-Authenticate: Keystone uri=…``,
+    as keystonemiddleware answers; a token without a project is a 403. Valid tokens are cached briefly by the
+    token store (``[identity] token_cache_time``).
+    """
+
+    def __init__(self, tokens: TokenStore, identity_uri: str) -> None:
+        self.tokens = tokens
+        self.challenge = {"WWW-Authenticate": f'Keystone uri="{identity_uri}"'}
+
+    async def identify(self, headers: Mapping[str, str]) -> RequestContext:
+        token_id = headers.get("x-auth-token")
+        if not token_id:
+            raise Fault(401, "The request you have made requires authentication.", self.challenge)
+        token = await self.tokens.validate(token_id)
+        if token is None:
+            raise Fault(401, "The request you have made requires authentication.", self.challenge)
+        if token.project_id is None:
+            raise Fault(403, "A project-scoped token is required.")
+        return RequestContext(user_id=token.user_id, project_id=token.project_id, is_admin=token.is_admin,
+                              roles=token.role_names, request_id=_request_id(headers), auth_token=token_id)
+
+    def authenticate(self, headers: Mapping[str, str]) -> RequestContext:
+        found = _CALLER.get()
+        if found is None:
+            raise RuntimeError("TokenAuth.authenticate called outside the application it wrapped")
+        if isinstance(found, Fault):
+            raise Fault(found.code, found.message, found.headers)
+        return found
+
+    def wrap(self, app: ASGIApp) -> ASGIApp:
+        return _IdentifyCaller(app, self)
+
+
+class _IdentifyCaller:
+    """Pure ASGI: resolve the caller of each HTTP request before the application runs."""
+
+    def __init__(self, app: ASGIApp, auth: TokenAuth) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        result: RequestContext | Fault
+        try:
+            result = await self.auth.identify(Headers(scope=scope))
+        except Fault as fault:
+            result = fault
+        except Exception:
+            LOG.exception("token validation failed")
+            result = Fault(503, "The token could not be validated; try again.")
+        reset = _CALLER.set(result)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _CALLER.reset(reset)

@@ -71,3 +71,35 @@ def test_boot_flow_on_postgres(postgres_url: str, tmp_path: Path) -> None:
     finally:
         stop_cloud(cloud)
         print(cloud.log()[-3000:])
+
+
+def test_embedded_identity_on_postgres(postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STRATUS_ADMIN_PASSWORD", "pg-admin-password")  # the bootstrap's other source
+    cloud = start_cloud(tmp_path, extra_conf=f"""
+        [database]
+        connection = {postgres_url}
+        [identity]
+        password_hash_rounds = 4
+        """, auth_strategy="embedded")
+    try:
+        admin = cloud.connect(password="pg-admin-password")
+        project = admin.identity.create_project(name="pg-project", domain_id="default")
+        user = admin.identity.create_user(name="pg-user", password="pg-pw", domain_id="default")
+        member = admin.identity.find_role("member")
+        admin.identity.assign_project_role_to_user(project, user, member)
+        from openstack import exceptions
+
+        with pytest.raises(exceptions.ConflictException):
+            admin.identity.create_user(name="pg-user", password="x", domain_id="default")
+        conn = cloud.connect("pg-user", "pg-pw", "pg-project")
+        assert list(conn.compute.servers()) == []
+        token = conn.session.get_token()
+        with cloud.client(token=token) as c:
+            assert c.get("/servers").status_code == 200
+            admin.identity.unassign_project_role_from_user(project, user, member)  # revokes the user's tokens
+            assert c.get("/servers").status_code == 401
+        admin.identity.delete_user(user)
+        admin.identity.delete_project(project)
+    finally:
+        stop_cloud(cloud)
+        print(cloud.log()[-3000:])
