@@ -17,6 +17,7 @@ from stratus.api import microversion
 from stratus.api.errors import Fault, fault_response
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest
+from stratus.context import generate_request_id
 
 if TYPE_CHECKING:
     from stratus.api.services import ApiServices
@@ -46,6 +47,7 @@ def _dispatcher(path_routes: list[Route], services: ApiServices) -> Callable[[Re
 
     async def endpoint(request: Request) -> Response:
         version = microversion.MIN_VERSION
+        request_id = ""
         try:
             version = microversion.from_headers(request.headers)
             candidates = by_method.get(request.method)
@@ -55,6 +57,7 @@ def _dispatcher(path_routes: list[Route], services: ApiServices) -> Callable[[Re
             if route is None:
                 raise Fault(404, "The resource could not be found.")
             context = services.auth.authenticate(request.headers)
+            request_id = context.request_id
             api_request = ApiRequest(raw=request, context=context, version=version, services=services,
                                      path=dict(request.path_params),
                                      url_project_id=request.scope.get("stratus.url_project_id"))
@@ -68,6 +71,11 @@ def _dispatcher(path_routes: list[Route], services: ApiServices) -> Callable[[Re
             response = fault_response(500, "Unexpected API Error. Please report this at "
                                            "the Stratus issue tracker and attach the API log if possible.")
         response.headers.update(microversion.response_headers(version))
+        # Nova's request id, the one instance actions record, in both of its headers (clients log it; tempest
+        # waits on servers with it)
+        request_id = request_id or generate_request_id()
+        response.headers["x-openstack-request-id"] = request_id
+        response.headers["x-compute-request-id"] = request_id
         return response
 
     return endpoint

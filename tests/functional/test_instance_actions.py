@@ -292,3 +292,20 @@ def test_a_rescheduled_build_shows_each_host_tried(failing_cloud: Cloud) -> None
     with failing_cloud.client(token=MEMBER) as member:
         member.delete(f"/servers/{server_id}")
         wait_gone(member, server_id)
+
+
+def test_request_id_header_names_the_action(cloud: Cloud) -> None:
+    """Nova's x-openstack-request-id (and x-compute-request-id) on every response: for a boot, the id of its
+    create action (tempest waits for servers through it)."""
+    with cloud.image_client() as images:
+        image = upload_image(images)
+    with cloud.client("rid-user:rid-proj", version="2.21") as client:
+        resp = boot(client, image["id"])
+        request_id = resp.headers["x-openstack-request-id"]
+        assert request_id.startswith("req-") and resp.headers["x-compute-request-id"] == request_id
+        server_id = resp.json()["server"]["id"]
+        actions = client.get(f"/servers/{server_id}/os-instance-actions").json()["instanceActions"]
+        assert [a["request_id"] for a in actions if a["action"] == "create"] == [request_id]
+        missing = client.get("/servers/does-not-exist")
+        assert missing.status_code == 404 and missing.headers["x-openstack-request-id"].startswith("req-")
+        assert client.delete(f"/servers/{server_id}").status_code == 204
