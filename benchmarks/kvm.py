@@ -35,19 +35,16 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from boot import peak_rss_mib  # noqa: E402
 
 from stratus.local_cloud import Cloud, start_cloud, stop_cloud  # noqa: E402
 from stratus.virt.libvirt import config as guest_config  # noqa: E402
+from stratus.virt.libvirt.driver import detect_virt_type  # noqa: E402
 from tests.integration.guest import BOOTED, CMDLINE, upload_guest  # noqa: E402
 
 SCRIPTS = ROOT / "scripts"
-
-
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def wait_marker(log: Path, timeout: float = 300) -> float:
@@ -60,11 +57,6 @@ def wait_marker(log: Path, timeout: float = 300) -> float:
             pass
         time.sleep(0.05)
     raise TimeoutError(f"no boot marker in {log} after {timeout}s")
-
-
-def virt_type() -> str:
-    hardware = any(os.path.isdir(f"/sys/module/{m}") for m in ("kvm_intel", "kvm_amd"))
-    return "kvm" if hardware and os.path.exists("/dev/kvm") else "qemu"
 
 
 def direct(uri: str, guest: Path, work: Path, count: int) -> list[float]:
@@ -81,7 +73,7 @@ def direct(uri: str, guest: Path, work: Path, count: int) -> list[float]:
             subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
                             str(guest / "disk.qcow2"), str(d / "disk")], check=True)
             cfg = guest_config.GuestConfig(
-                uuid=uid, name=f"direct-{uid[:8]}", virt_type=virt_type(), memory_mb=256, vcpus=1,
+                uuid=uid, name=f"direct-{uid[:8]}", virt_type=detect_virt_type(), memory_mb=256, vcpus=1,
                 disks=[guest_config.Disk(path=str(d / "disk"), driver_format="qcow2", target_dev="vda")],
                 console_log=str(d / "console.log"), mac_address=guest_config.mac_address(uid),
                 kernel=str(guest / "vmlinuz"), ramdisk=str(guest / "initrd.img"), cmdline=CMDLINE, host="bench")
@@ -149,7 +141,7 @@ def main() -> int:
     lv_dir = work / "libvirt"
     uri = subprocess.run([str(SCRIPTS / "libvirt.sh"), "start", str(lv_dir)], check=True, capture_output=True,
                          text=True).stdout.strip().splitlines()[-1]
-    results: dict[str, Any] = {"virt_type": virt_type(), "runs": {}}
+    results: dict[str, Any] = {"virt_type": detect_virt_type(), "runs": {}}
     cloud = None
     try:
         for n in counts:
