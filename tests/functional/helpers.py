@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -91,3 +96,23 @@ def race_boots(cloud: Any, project: str, image_id: str, requests: int = 20) -> t
     with cloud.client(token=token, version="2.47") as c:
         servers: list[dict[str, Any]] = c.get("/servers").json()["servers"]
     return codes, servers
+
+
+def openstack_cli(clouds_yaml: Path, cwd: Path) -> Any:
+    """The real ``openstack`` CLI with ``--os-cloud stratus`` from ``clouds_yaml`` and no other ``OS_*``
+    variable: ``run(*args)`` asserts success (``check``) and parses ``-f json`` output; ``run.tmp`` is ``cwd``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env["OS_CLIENT_CONFIG_FILE"] = str(clouds_yaml)
+    openstack = str(Path(sys.executable).with_name("openstack"))
+
+    def run(*args: str, check: bool = True) -> Any:
+        proc = subprocess.run([openstack, "--os-cloud", "stratus", *args], env=env, capture_output=True,
+                              text=True, timeout=120, cwd=cwd)
+        if check:
+            assert proc.returncode == 0, f"openstack {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+        if "-f" in args and args[args.index("-f") + 1] == "json" and proc.returncode == 0:
+            return json.loads(proc.stdout)
+        return proc
+
+    run.tmp = cwd  # type: ignore[attr-defined]
+    return run

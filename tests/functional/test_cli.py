@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import Cloud
+from tests.functional.helpers import openstack_cli
 
 OPENSTACK = str(Path(sys.executable).with_name("openstack"))
 
@@ -19,19 +16,7 @@ OPENSTACK = str(Path(sys.executable).with_name("openstack"))
 @pytest.fixture(scope="module")
 def cli(cloud: Cloud, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     tmp = tmp_path_factory.mktemp("cli")
-    env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(cloud.clouds_yaml(tmp / "clouds.yaml"))}
-
-    def run(*args: str, check: bool = True) -> Any:
-        proc = subprocess.run([OPENSTACK, "--os-cloud", "stratus", *args], env=env, capture_output=True,
-                              text=True, timeout=120, cwd=tmp)
-        if check:
-            assert proc.returncode == 0, f"openstack {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
-        if "-f" in args and args[args.index("-f") + 1] == "json" and proc.returncode == 0:
-            return json.loads(proc.stdout)
-        return proc
-
-    run.tmp = tmp  # type: ignore[attr-defined]
-    return run
+    return openstack_cli(cloud.clouds_yaml(tmp / "clouds.yaml"), tmp)
 
 
 def test_boot_list_show_delete_with_the_cli(cli) -> None:  # type: ignore[no-untyped-def]

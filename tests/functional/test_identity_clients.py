@@ -4,16 +4,13 @@ and tempest's own dynamic credentials provider."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import Cloud
+from tests.functional.helpers import openstack_cli
 
 OPENSTACK = str(Path(sys.executable).with_name("openstack"))
 
@@ -52,20 +49,7 @@ def cli(embedded_cloud: Cloud, tmp_path_factory: pytest.TempPathFactory):  # typ
     """The openstack CLI with only the clouds.yaml the cloud wrote (``--os-cloud stratus``)."""
     tmp = tmp_path_factory.mktemp("cli-embedded")
     assert embedded_cloud.clouds_yaml_path is not None
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-    env["OS_CLIENT_CONFIG_FILE"] = str(embedded_cloud.clouds_yaml_path)
-
-    def run(*args: str, check: bool = True) -> Any:
-        proc = subprocess.run([OPENSTACK, "--os-cloud", "stratus", *args], env=env, capture_output=True,
-                              text=True, timeout=120, cwd=tmp)
-        if check:
-            assert proc.returncode == 0, f"openstack {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
-        if "-f" in args and args[args.index("-f") + 1] == "json" and proc.returncode == 0:
-            return json.loads(proc.stdout)
-        return proc
-
-    run.tmp = tmp  # type: ignore[attr-defined]
-    return run
+    return openstack_cli(embedded_cloud.clouds_yaml_path, tmp)
 
 
 def test_cli_with_the_written_clouds_yaml(cli) -> None:  # type: ignore[no-untyped-def]

@@ -133,15 +133,6 @@ def context(request_id: str | None = None) -> dict[str, Any]:
     return ctx.to_dict()
 
 
-@pytest.fixture(scope="session")
-async def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated database file, made once and copied by each test."""
-    state = tmp_path_factory.mktemp("compute-db")
-    database = await service.open_database(conf_mod.load(overrides={"DEFAULT": {"state_path": str(state)}}))
-    await database.dispose()
-    return state / "stratus.sqlite"
-
-
 @pytest.fixture
 def overrides() -> dict[str, dict[str, Any]]:
     """Configuration for the ``host`` fixture; a test changes it with ``@pytest.mark.parametrize`` or indirectly."""

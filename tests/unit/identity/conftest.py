@@ -20,15 +20,6 @@ from stratus.identity.tokens import TokenStore
 ADMIN_PASSWORD = "admin-secret"
 
 
-@pytest.fixture(scope="session")
-async def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A freshly migrated database file, made once and copied by each test."""
-    state = tmp_path_factory.mktemp("identity-db")
-    database = await service.open_database(conf_mod.load(overrides={"DEFAULT": {"state_path": str(state)}}))
-    await database.dispose()
-    return state / "stratus.sqlite"
-
-
 @pytest.fixture
 def conf(tmp_path: Path) -> cfg.ConfigOpts:
     return conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)},

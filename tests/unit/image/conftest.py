@@ -21,15 +21,6 @@ ALICE = Caller("alice")
 BOB = Caller("bob")
 
 
-@pytest.fixture(scope="session")
-async def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A freshly migrated database file, made once and copied by each test (migrating takes ~0.1 s)."""
-    state = tmp_path_factory.mktemp("image-db")
-    database = await service.open_database(conf_mod.load(overrides={"DEFAULT": {"state_path": str(state)}}))
-    await database.dispose()
-    return state / "stratus.sqlite"
-
-
 @pytest.fixture
 async def db(tmp_path: Path, migrated: Path) -> AsyncIterator[Database]:
     conf = conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)}})
