@@ -130,6 +130,17 @@ IMAGE_STORE_OPTS = [
     cfg.StrOpt("listen", default="127.0.0.1", help="Address of the embedded image API."),
     cfg.PortOpt("listen_port", default=9292, help="Port of the embedded image API."),
     cfg.StrOpt("filesystem_store_datadir", default=None, help="Where image data lives; default state_path/images."),
+    cfg.ListOpt("enabled_backends", default=[], sample_default="(one file store, 'file')",
+                help="Glance multi-store: the stores as NAME:TYPE pairs, TYPE file or rbd (e.g. 'local:file, "
+                     "ceph:rbd'). Each store's options are in the section [NAME]: filesystem_store_datadir (file); "
+                     "rbd_store_pool, rbd_store_ceph_conf, rbd_store_user (rbd). Unset: one file store 'file' at "
+                     "filesystem_store_datadir."),
+    cfg.StrOpt("default_backend", default=None, sample_default="(the first of enabled_backends)",
+               help="The store new image data goes to unless the upload names one (X-Image-Meta-Store)."),
+    cfg.BoolOpt("show_image_direct_url", default=False,
+                help="Show an image's first location as 'direct_url' (Glance's option of the same name)."),
+    cfg.BoolOpt("show_multiple_locations", default=False,
+                help="Show an image's 'locations' (url and store of each copy of its data), as Glance does."),
 ]
 
 IDENTITY_OPTS = [
@@ -184,9 +195,24 @@ LIBVIRT_OPTS = [
                     "host has VT-x/AMD-V (kvm_intel or kvm_amd loaded), qemu otherwise."),
     cfg.StrOpt("connection_uri", default="",
                help="libvirt URI; empty means qemu:///system."),
-    cfg.StrOpt("images_type", default="qcow2", choices=["qcow2", "raw", "flat", "default"],
+    cfg.StrOpt("images_type", default="qcow2", choices=["qcow2", "raw", "flat", "rbd", "default"],
                help="Root disk backend: qcow2 (copy-on-write overlay on the cached base image), raw or flat "
-                    "(a full copy); default means qcow2."),
+                    "(a full copy), rbd (an RBD image in [libvirt] images_rbd_pool: a copy-on-write clone of the "
+                    "image when the image service keeps it in the same Ceph cluster); default means qcow2."),
+    cfg.StrOpt("images_rbd_pool", default="rbd", help="Ceph pool of the instances' RBD disks (images_type = rbd)."),
+    cfg.StrOpt("images_rbd_ceph_conf", default="", sample_default="(librados' default, /etc/ceph/ceph.conf)",
+               help="Ceph configuration file of the compute host's cluster."),
+    cfg.StrOpt("rbd_user", default=None, help="Ceph client (cephx user) the host and its guests use."),
+    cfg.StrOpt("rbd_secret_uuid", default=None,
+               help="libvirt secret holding rbd_user's key, named in each RBD disk's <auth>."),
+    cfg.StrOpt("images_rbd_glance_store_name", default=None,
+               help="The image service's store in this Ceph cluster: an image that is not there yet is copied "
+                    "into it (Glance's copy-image import) and then cloned, instead of downloaded by the host."),
+    cfg.IntOpt("images_rbd_glance_copy_timeout", default=600, min=0,
+               help="Seconds to wait for such a copy before downloading instead (or failing, with "
+                    "[workarounds] never_download_image_if_on_rbd)."),
+    cfg.IntOpt("images_rbd_glance_copy_poll_interval", default=15, min=0,
+               help="Seconds between checks whether the copy has finished."),
     cfg.StrOpt("cpu_mode", default=None, choices=["host-model", "host-passthrough", "custom", "none"],
                help="Guest CPU model mode; unset: host-model on kvm, none on qemu."),
     cfg.IntOpt("wait_soft_reboot_seconds", default=None, min=0, sample_default="([DEFAULT] shutdown_timeout)",
@@ -208,7 +234,8 @@ IMAGE_CACHE_OPTS = [
 
 WORKAROUNDS_OPTS = [
     cfg.BoolOpt("never_download_image_if_on_rbd", default=False,
-                help="Refuse to boot from an image that cannot be cloned in the local Ceph cluster."),
+                help="With [libvirt] images_type = rbd: fail a boot at once (no reschedule) when the image cannot "
+                     "be cloned in the host's Ceph cluster, instead of downloading it and importing it into Ceph."),
 ]
 
 GROUPS: dict[str, list[cfg.Opt]] = {

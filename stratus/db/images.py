@@ -146,12 +146,28 @@ async def tags_of(conn: Connection, image_ids: Iterable[str]) -> dict[str, list[
     return out
 
 
-async def location_of(conn: Connection, image_id: str) -> str | None:
-    """The URL of the image's active data, if it has any."""
-    query = (select(image_locations.c.url)
-             .where(image_locations.c.image_id == image_id, image_locations.c.status == "active")
-             .order_by(image_locations.c.id.desc()).limit(1))
-    return (await conn.execute(query)).scalar()
+async def locations_of(conn: Connection, image_ids: Iterable[str], status: str | None = "active"
+                       ) -> dict[str, list[dict[str, Any]]]:
+    """Where the data of many images is (url, store, metadata), oldest first, with one query; ``status``
+    None includes uploads under way."""
+    ids = list(image_ids)
+    out: dict[str, list[dict[str, Any]]] = {}
+    if not ids:
+        return out
+    query = select(image_locations.c.image_id, image_locations.c.url, image_locations.c.store,
+                   image_locations.c.metadata).where(image_locations.c.image_id.in_(ids))
+    if status is not None:
+        query = query.where(image_locations.c.status == status)
+    for row in (await conn.execute(query.order_by(image_locations.c.id))).mappings():
+        out.setdefault(row["image_id"], []).append({"url": row["url"], "store": row["store"],
+                                                    "metadata": dict(row["metadata"] or {})})
+    return out
+
+
+async def add_location(conn: Connection, image_id: str, url: str, store: str, now: datetime.datetime) -> None:
+    """A complete copy of the image's data (a copy-image import, a direct snapshot)."""
+    await conn.execute(insert(image_locations).values(image_id=image_id, url=url, store=store, metadata={},
+                                                      status="active", created_at=now, updated_at=now))
 
 
 async def insert_image(conn: Connection, values: Mapping[str, Any], properties: Mapping[str, str],
@@ -208,9 +224,10 @@ async def update_image(conn: Connection, image_id: str, values: Mapping[str, Any
     return _changed(result)
 
 
-async def add_pending_location(conn: Connection, image_id: str, url: str, now: datetime.datetime) -> int:
+async def add_pending_location(conn: Connection, image_id: str, url: str, now: datetime.datetime,
+                               store: str = "file") -> int:
     """Record an upload in progress; its row id is the upload's token and ``updated_at`` its heartbeat."""
-    result = await conn.execute(insert(image_locations).values(image_id=image_id, url=url, store="file", metadata={},
+    result = await conn.execute(insert(image_locations).values(image_id=image_id, url=url, store=store, metadata={},
                                                                status="pending", created_at=now, updated_at=now))
     key = cast("CursorResult[Any]", result).inserted_primary_key
     assert key is not None
@@ -241,7 +258,8 @@ async def drop_pending_location(conn: Connection, location_id: int) -> bool:
 
 async def stale_uploads(conn: Connection, older_than: datetime.datetime) -> list[dict[str, Any]]:
     """Uploads whose heartbeat stopped (their process died): location id, image id and url."""
-    query = select(image_locations.c.id, image_locations.c.image_id, image_locations.c.url).where(
+    query = select(image_locations.c.id, image_locations.c.image_id, image_locations.c.url,
+                   image_locations.c.store).where(
         image_locations.c.status == "pending", image_locations.c.updated_at < older_than)
     return [dict(row) for row in (await conn.execute(query)).mappings()]
 

@@ -34,8 +34,9 @@ from stratus.image.embedded import Caller, ImageBadRequest, ImageStore, ImageToo
 
 LOG = logging.getLogger(__name__)
 
-# Glance's version history up to Stein, without 2.6 (interoperable import) and 2.8 (multiple stores).
-VERSIONS = ["2.9", "2.7", "2.5", "2.4", "2.3", "2.2", "2.1", "2.0"]
+# Glance's version history up to Stein: 2.6 interoperable import (the copy-image method only), 2.8 multiple stores.
+VERSIONS = ["2.9", "2.8", "2.7", "2.6", "2.5", "2.4", "2.3", "2.2", "2.1", "2.0"]
+IMPORT_METHODS = ["copy-image"]
 PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
 DEFAULT_LIMIT = 25  # Glance's limit_param_default
 MAX_LIMIT = 1000  # Glance's api_limit_max
@@ -242,8 +243,44 @@ class ImageApi:
                                                 "use application/octet-stream")
         length = request.headers.get("content-length")
         expected = int(length) if length and length.isdigit() else None
-        await self.store.upload(Caller.of(context), request.path_params["image_id"], request.stream(), expected)
+        await self.store.upload(Caller.of(context), request.path_params["image_id"], request.stream(), expected,
+                                store_name=request.headers.get("x-image-meta-store") or None)
         return Response(status_code=204)
+
+    async def import_image(self, request: Request, context: RequestContext) -> Response:
+        """Glance's interoperable import, method ``copy-image``: more stores for an active image's data."""
+        body = await _read_json(request)
+        method = body.get("method") if isinstance(body, dict) else None
+        name = method.get("name") if isinstance(method, dict) else None
+        if name not in IMPORT_METHODS:
+            raise ImageBadRequest(f"Import method {name} is not valid for this cloud: use one of "
+                                  f"{', '.join(IMPORT_METHODS)}.")
+        stores = body.get("stores")
+        header = request.headers.get("x-image-meta-store")
+        if body.get("all_stores"):
+            if stores:
+                raise ImageBadRequest("All stores and a list of stores cannot be given together.")
+            stores = None
+        elif stores is None:
+            stores = [header] if header else []
+        if stores is not None and (not isinstance(stores, list) or not all(isinstance(x, str) for x in stores)
+                                   or not stores):
+            raise ImageBadRequest("'stores' must be a non-empty list of store identifiers.")
+        must = body.get("all_stores_must_succeed", True)
+        if not isinstance(must, bool):
+            raise ImageBadRequest("'all_stores_must_succeed' must be a boolean.")
+        await self.store.copy_to_stores(Caller.of(context), request.path_params["image_id"], stores, must)
+        return Response(status_code=202)
+
+    async def stores_info(self, request: Request, context: RequestContext) -> Response:
+        stores = [{"id": s.name, "description": s.description, **({"default": True}
+                                                                   if s.name == self.store.default_store else {})}
+                  for s in self.store.stores.values()]
+        return _json({"stores": stores})
+
+    async def import_info(self, request: Request, context: RequestContext) -> Response:
+        return _json({"import-methods": {"description": "Import methods available.", "type": "array",
+                                         "value": IMPORT_METHODS}})
 
     async def download(self, request: Request, context: RequestContext) -> Response:
         data = await self.store.open_data(Caller.of(context), request.path_params["image_id"])
@@ -316,6 +353,9 @@ def create_app(store: ImageStore, auth: Authenticator) -> ASGIApp:
         image: {"GET": e(api.show_image), "PATCH": e(api.update_image), "DELETE": e(api.delete_image)},
         image + "/file": {"GET": e(api.download), "PUT": e(api.upload)},
         image + "/tags/{tag}": {"PUT": e(api.add_tag), "DELETE": e(api.remove_tag)},
+        image + "/import": {"POST": e(api.import_image)},
+        "/v2/info/stores": {"GET": e(api.stores_info)},
+        "/v2/info/import": {"GET": e(api.import_info)},
         image + "/actions/deactivate": {"POST": e(api.deactivate)},
         image + "/actions/reactivate": {"POST": e(api.reactivate)},
         "/v2/schemas/image": {"GET": e(api.image_schema)},

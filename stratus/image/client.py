@@ -38,6 +38,21 @@ class ImageClient(abc.ABC):
     async def delete(self, context: dict[str, Any], image_id: str) -> None:
         """Remove the image and its data; one already gone is fine."""
 
+    @abc.abstractmethod
+    async def locations(self, context: dict[str, Any], image: dict[str, Any]) -> list[dict[str, Any]]:
+        """Where the data of ``image`` (as ``show`` returned it) is: ``{"url", "store"}`` each, as far as the
+        image service tells (a Glance shows them only with ``show_multiple_locations`` or
+        ``show_image_direct_url``)."""
+
+    @abc.abstractmethod
+    async def copy_to_store(self, context: dict[str, Any], image_id: str, store: str) -> None:
+        """Ask the image service to copy the image's data into ``store`` (Glance's ``copy-image`` import);
+        returns once asked: the copy runs in the image service, ``stores`` shows when it is there."""
+
+    @abc.abstractmethod
+    async def add_location(self, context: dict[str, Any], image_id: str, url: str, store: str | None) -> None:
+        """Make a queued image active with data already at ``url`` (Nova's direct snapshot)."""
+
 
 def set_patch(current: dict[str, Any], values: dict[str, Any]) -> list[dict[str, Any]]:
     """The JSON patch (Glance v2's) that sets ``values`` on an image shown as ``current``."""

@@ -18,7 +18,6 @@ import dataclasses
 import datetime
 import hashlib
 import logging
-import os
 import struct
 import threading
 import time
@@ -31,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from stratus import exception
 from stratus.db import images as db
 from stratus.db.engine import Connection, Database
+from stratus.image import rbd
 from stratus.image.client import ImageClient, only_match, set_patch
 from stratus.image.model import (
     IMAGE_SIZE_CAP,
@@ -52,6 +52,7 @@ from stratus.image.model import (
     split,
     validate,
 )
+from stratus.image.stores import FileStore, Sink, Store, stores_from_conf
 from stratus.utils import utcnow
 
 LOG = logging.getLogger(__name__)
@@ -66,58 +67,45 @@ def _qcow2_virtual_size(head: bytes) -> int | None:
     return None
 
 
-class _DataFile:
-    """One upload's file: written and hashed in worker threads, renamed into place only when complete."""
+class _Upload:
+    """One upload: hashed here, written by its store's sink, both in worker threads; ``discard`` waits for a
+    write still running."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.part = path + ".part"
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.sha512 = hashlib.sha512()
         self.size = 0
         self.head = b""
-        self._file: IO[bytes] | None = None
-        self._lock = threading.Lock()  # discard() must not close the file under a write still running
+        self._opened = False
+        self._done = False
+        self._lock = threading.Lock()  # discard() must not close the sink under a write still running
 
     def open(self) -> None:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        self._file = open(self.part, "xb")  # closed by finish() or discard()
+        self.sink.open()
+        self._opened = True
 
     def write(self, data: bytes) -> None:
         with self._lock:
-            if self._file is None or self._file.closed:
+            if self._done:
                 return  # discarded meanwhile
             if len(self.head) < 32:
                 self.head += data[:32 - len(self.head)]
-            self._file.write(data)
+            self.sink.write(data)
             self.md5.update(data)
             self.sha512.update(data)
             self.size += len(data)
 
     def finish(self) -> None:
         with self._lock:
-            assert self._file is not None
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            os.replace(self.part, self.path)
+            self.sink.finish()
+            self._done = True
 
     def discard(self) -> None:
         with self._lock:
-            if self._file is not None:
-                self._file.close()
-            remove_data(self.path)
-
-
-def remove_data(path: str) -> None:
-    """Remove an image file and any partial upload of it; missing files are fine."""
-    for candidate in (path, path + ".part"):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(candidate)
-
-
-def _path_of(url: str) -> str:
-    return url[len("file://"):] if url.startswith("file://") else url
+            if not self._done:
+                self._done = True
+                self.sink.discard()
 
 
 @dataclasses.dataclass
@@ -155,15 +143,39 @@ class ImageStore:
     def __init__(self, conf: Any, db: Database) -> None:
         self.conf = conf
         self.db = db
-        self.datadir = os.path.abspath(conf.image_store.filesystem_store_datadir
-                                       or os.path.join(conf.state_path, "images"))
+        self.stores, self.default_store = stores_from_conf(conf)
+        files = [s for s in self.stores.values() if isinstance(s, FileStore)]
+        #: the (first) file store's directory
+        self.datadir = files[0].datadir if files else None
         self._last_reclaim = float("-inf")
+        self._copies: set[asyncio.Task[None]] = set()
+
+    def _store_of(self, url: str, name: str | None) -> Store | None:
+        """The store holding the data at ``url`` (by the name recorded with it, else by the URL's form)."""
+        store = self.stores.get(name or "")
+        if store is not None:
+            return store
+        return next((s for s in self.stores.values() if s.owns(url)), None)
 
     # --- reads -----------------------------------------------------------------------------------------------
     async def _views(self, conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ids = [r["id"] for r in rows]
         props, tags = await db.properties_of(conn, ids), await db.tags_of(conn, ids)
-        return [image_view(r, props.get(r["id"], {}), tags.get(r["id"], [])) for r in rows]
+        locations = await db.locations_of(conn, ids)
+        opts = self.conf.image_store
+        views = []
+        for r in rows:
+            view = image_view(r, props.get(r["id"], {}), tags.get(r["id"], []))
+            found = locations.get(r["id"], [])
+            if found:
+                view["stores"] = ",".join(dict.fromkeys(loc["store"] for loc in found))
+            if opts.show_multiple_locations:
+                view["locations"] = [{"url": loc["url"], "metadata": {**loc["metadata"], "store": loc["store"]}}
+                                     for loc in found]
+            if opts.show_image_direct_url and found:
+                view["direct_url"] = found[0]["url"]
+            views.append(view)
+        return views
 
     async def _visible_row(self, conn: Connection, caller: Caller, image_id: str, for_update: bool = False
                            ) -> dict[str, Any]:
@@ -247,9 +259,28 @@ class ImageStore:
                 raise ImageForbidden("You are not authorized to complete delete_image action.")
             if row["protected"]:
                 raise ImageForbidden(f"Image {image_id} is protected and cannot be deleted.")
-            urls = await db.delete_image(conn, image_id)
-        for url in urls:
-            await asyncio.to_thread(remove_data, _path_of(url))
+            locations = (await db.locations_of(conn, [image_id], status=None)).get(image_id, [])
+            for loc in locations:  # Glance answers 409 when the data cannot go (an RBD image with clones)
+                store = self._store_of(loc["url"], loc["store"])
+                if store is not None:
+                    try:
+                        await asyncio.to_thread(store.check_removable, loc["url"])
+                    except rbd.RbdImageBusy as exc:
+                        raise ImageConflict(f"Image {image_id} could not be deleted because it is in use: "
+                                            f"{exc.message}") from None
+            await db.delete_image(conn, image_id)
+        for loc in locations:
+            await self._remove_data(loc["url"], loc["store"])
+
+    async def _remove_data(self, url: str, store_name: str | None) -> None:
+        store = self._store_of(url, store_name)
+        if store is None:
+            LOG.warning("no configured store holds %s (store %s): its data stays", url, store_name)
+            return
+        try:
+            await asyncio.to_thread(store.remove, url)
+        except Exception:
+            LOG.exception("could not remove image data at %s", url)
 
     async def add_tag(self, caller: Caller, image_id: str, tag: str) -> None:
         if len(tag) > 255:
@@ -288,14 +319,23 @@ class ImageStore:
                                   expect_status=source)
 
     # --- data ------------------------------------------------------------------------------------------------
+    def store_named(self, name: str | None) -> Store:
+        """The store an upload or copy names (None: the default one); an unknown name is Glance's 400."""
+        store = self.stores.get(name or self.default_store)
+        if store is None:
+            raise ImageBadRequest(f"Store for identifier {name} not found")
+        return store
+
     async def upload(self, caller: Caller, image_id: str, chunks: AsyncIterable[bytes],
-                     expected_size: int | None = None) -> dict[str, Any]:
+                     expected_size: int | None = None, store_name: str | None = None) -> dict[str, Any]:
         """Store the image's data; ``queued`` → ``saving`` → ``active``, or back to ``queued`` on any failure."""
         if expected_size is not None and expected_size > IMAGE_SIZE_CAP:
             raise ImageTooLarge(f"Image exceeds the storage quota: {expected_size} > {IMAGE_SIZE_CAP} bytes.")
+        store = self.store_named(store_name)
         await self.reclaim_stale_uploads()
         token = uuid.uuid4().hex
-        data = _DataFile(os.path.join(self.datadir, f"{image_id}.{token}"))
+        url, sink = store.begin(image_id, token)
+        data = _Upload(sink)
         now = utcnow()
         async with self.db.write() as conn:
             row = await self._visible_row(conn, caller, image_id, for_update=True)
@@ -306,7 +346,7 @@ class ImageStore:
             if not row["disk_format"] or not row["container_format"]:
                 raise ImageBadRequest("Properties disk_format, container_format must be set prior to saving data.")
             await db.update_image(conn, image_id, {"status": "saving", "updated_at": now}, expect_status="queued")
-            location_id = await db.add_pending_location(conn, image_id, "file://" + data.path, now)
+            location_id = await db.add_pending_location(conn, image_id, url, now, store.name)
         try:
             await asyncio.to_thread(data.open)
             await self._receive(image_id, location_id, data, chunks)
@@ -316,7 +356,7 @@ class ImageStore:
             await asyncio.shield(self._abandon(image_id, location_id, data))
             raise
 
-    async def _receive(self, image_id: str, location_id: int, data: _DataFile, chunks: AsyncIterable[bytes]
+    async def _receive(self, image_id: str, location_id: int, data: _Upload, chunks: AsyncIterable[bytes]
                        ) -> None:
         """Read the body while the previous megabyte is hashed and written in a worker thread."""
         buffer, received = bytearray(), 0
@@ -347,7 +387,7 @@ class ImageStore:
                 # Failing already: the write finishes on its own (discard() waits for it); mark its outcome seen.
                 writing.add_done_callback(lambda f: f.cancelled() or f.exception())
 
-    async def _activate(self, image_id: str, location_id: int, disk_format: str, data: _DataFile
+    async def _activate(self, image_id: str, location_id: int, disk_format: str, data: _Upload
                         ) -> dict[str, Any]:
         virtual = data.size if disk_format == "raw" else _qcow2_virtual_size(data.head)
         now = utcnow()
@@ -363,7 +403,7 @@ class ImageStore:
             assert row is not None
             return (await self._views(conn, [row]))[0]
 
-    async def _abandon(self, image_id: str, location_id: int, data: _DataFile) -> None:
+    async def _abandon(self, image_id: str, location_id: int, data: _Upload) -> None:
         """Undo a failed upload: files gone, and the image ``queued`` again if this upload still held it."""
         try:
             await asyncio.to_thread(data.discard)
@@ -384,7 +424,7 @@ class ImageStore:
             stale = await db.stale_uploads(conn, threshold)
         for upload in stale:
             LOG.warning("reclaiming image %s: its upload stopped without finishing", upload["image_id"])
-            await asyncio.to_thread(remove_data, _path_of(upload["url"]))
+            await self._remove_data(upload["url"], upload["store"])
             async with self.db.write() as conn:
                 if await db.drop_pending_location(conn, upload["id"]):
                     await db.update_image(conn, upload["image_id"], {"status": "queued", "updated_at": utcnow()},
@@ -392,21 +432,148 @@ class ImageStore:
         return len(stale)
 
     async def open_data(self, caller: Caller, image_id: str) -> ImageData | None:
-        """The image's data, opened; None if it has none (Glance answers 204 then)."""
+        """The image's data, opened from the first store that has it; None if it has none (Glance: 204)."""
         async with self.db.read() as conn:
             row = await self._visible_row(conn, caller, image_id)
             if row["status"] == "deactivated" and not caller.is_admin:
                 raise ImageForbidden("The requested image has been deactivated. Image data download is forbidden.")
-            url = await db.location_of(conn, image_id) if row["status"] in ("active", "deactivated") else None
+            found = (await db.locations_of(conn, [image_id])).get(image_id, []) \
+                if row["status"] in ("active", "deactivated") else []
             view = (await self._views(conn, [row]))[0]
-        if url is None:
-            return None
+        for loc in found:
+            store = self._store_of(loc["url"], loc["store"])
+            if store is None:
+                continue
+            try:
+                handle = await asyncio.to_thread(store.open, loc["url"])
+            except (FileNotFoundError, rbd.RbdUnavailable) as exc:
+                LOG.error("data of image %s is not readable at %s: %s", image_id, loc["url"], exc)
+                continue
+            return ImageData(view, handle)
+        return None
+
+    async def locations(self, image_id: str) -> list[dict[str, Any]]:
+        """Where the image's data is (url, store), for compute in this process (no visibility rules: the
+        caller has shown the image already)."""
+        async with self.db.read() as conn:
+            return (await db.locations_of(conn, [image_id])).get(image_id, [])
+
+    async def add_location(self, caller: Caller, image_id: str, url: str, store_name: str | None) -> None:
+        """A queued image becomes active with data a store already holds (Nova's direct RBD snapshot: the
+        compute host cloned and flattened the disk into the store's pool). Size from the store; no checksum,
+        as Glance records none for a location added this way."""
+        store = self._store_of(url, store_name)
+        if store is None:
+            raise ImageBadRequest(f"No store of this image service holds {url}.")
+        reader = await asyncio.to_thread(store.open, url)
         try:
-            handle = await asyncio.to_thread(open, _path_of(url), "rb")
-        except FileNotFoundError:
-            LOG.error("data of image %s is missing at %s", image_id, url)
-            return None
-        return ImageData(view, handle)
+            size = int(getattr(reader, "size", 0) or 0)
+        finally:
+            await asyncio.to_thread(reader.close)
+        now = utcnow()
+        async with self.db.write() as conn:
+            row = await self._visible_row(conn, caller, image_id, for_update=True)
+            if not caller.owns(row):
+                raise ImageForbidden("You are not authorized to complete add_location action.")
+            if row["status"] != "queued":
+                raise ImageConflict(f"Image status transition from {row['status']} to active is not allowed")
+            await db.add_location(conn, image_id, url, store.name, now)
+            await db.update_image(conn, image_id, {"status": "active", "size": size, "virtual_size": size,
+                                                   "updated_at": now}, expect_status="queued")
+
+    # --- copy-image import (Glance multi-store) --------------------------------------------------------------
+    async def copy_to_stores(self, caller: Caller, image_id: str, stores: list[str] | None,
+                             all_stores_must_succeed: bool = True) -> None:
+        """Glance's ``copy-image`` import: copy an active image's data into more stores, in the background.
+
+        The image lists the stores under way in ``os_glance_importing_to_stores``; each finished copy adds a
+        location (and its store to ``stores``); a failed one goes to ``os_glance_failed_import``.
+        """
+        async with self.db.write() as conn:
+            row = await self._visible_row(conn, caller, image_id, for_update=True)
+            if not caller.is_admin and not caller.owns(row):
+                raise ImageForbidden("You are not authorized to complete copy_image action.")
+            if row["status"] != "active":
+                raise ImageConflict(f"Image {image_id} is not active: it is {row['status']}.")
+            have = {loc["store"] for loc in (await db.locations_of(conn, [image_id])).get(image_id, [])}
+            wanted = [s for s in self.stores if s not in have] if stores is None else list(dict.fromkeys(stores))
+            for name in wanted:
+                self.store_named(name)
+                if name in have:
+                    raise ImageConflict(f"Image {image_id} is already present in store {name}.")
+            props = (await db.properties_of(conn, [image_id])).get(image_id, {})
+            importing = _csv(props.get("os_glance_importing_to_stores"))
+            busy = [n for n in wanted if n in importing]
+            if busy:
+                raise ImageConflict(f"Image {image_id} is already being copied to {', '.join(busy)}.")
+            failed = [n for n in _csv(props.get("os_glance_failed_import")) if n not in wanted]
+            await db.replace_properties(conn, image_id, {**props,
+                                                        "os_glance_importing_to_stores": ",".join(importing + wanted),
+                                                        "os_glance_failed_import": ",".join(failed)})
+            await db.update_image(conn, image_id, {"updated_at": utcnow()})
+        if wanted:
+            task = asyncio.get_running_loop().create_task(self._copy(image_id, wanted, all_stores_must_succeed))
+            self._copies.add(task)
+            task.add_done_callback(self._copies.discard)
+
+    async def _copy(self, image_id: str, targets: list[str], all_must_succeed: bool) -> None:
+        admin = Caller(project_id="", is_admin=True)
+        for name in targets:
+            ok = False
+            try:
+                ok = await self._copy_one(admin, image_id, self.stores[name])
+            except Exception:
+                LOG.exception("copying image %s to store %s failed", image_id, name)
+            async with self.db.write() as conn:
+                props = (await db.properties_of(conn, [image_id])).get(image_id)
+                if props is None:
+                    return  # deleted meanwhile
+                importing = [n for n in _csv(props.get("os_glance_importing_to_stores")) if n != name]
+                failed = _csv(props.get("os_glance_failed_import"))
+                if not ok:
+                    failed.append(name)
+                await db.replace_properties(conn, image_id, {**props,
+                                                            "os_glance_importing_to_stores": ",".join(importing),
+                                                            "os_glance_failed_import": ",".join(failed)})
+                await db.update_image(conn, image_id, {"updated_at": utcnow()})
+            if not ok and all_must_succeed:
+                async with self.db.write() as conn:  # the other stores are not tried: none of them is started
+                    props = (await db.properties_of(conn, [image_id])).get(image_id)
+                    if props is not None:
+                        rest = [n for n in targets if n != name]
+                        importing = [n for n in _csv(props.get("os_glance_importing_to_stores")) if n not in rest]
+                        failed = list(dict.fromkeys(_csv(props.get("os_glance_failed_import")) + rest))
+                        await db.replace_properties(conn, image_id, {
+                            **props, "os_glance_importing_to_stores": ",".join(importing),
+                            "os_glance_failed_import": ",".join(failed)})
+                return
+
+    async def _copy_one(self, caller: Caller, image_id: str, target: Store) -> bool:
+        """Stream the image's data into ``target``; verified against its recorded hash, then a new location."""
+        source = await self.open_data(caller, image_id)
+        if source is None:
+            return False
+        url, sink = target.begin(image_id, uuid.uuid4().hex)
+        data = _Upload(sink)
+        try:
+            await asyncio.to_thread(data.open)
+            async for chunk in source.chunks():  # raises ImageCorrupt if the source's hash does not match
+                await asyncio.to_thread(data.write, chunk)
+            await asyncio.to_thread(data.finish)
+            now = utcnow()
+            async with self.db.write() as conn:
+                if await db.get_image(conn, image_id) is None:
+                    raise ImageGone(f"Image {image_id} was deleted during the copy.")
+                await db.add_location(conn, image_id, url, target.name, now)
+        except BaseException:
+            await asyncio.to_thread(data.discard)
+            raise
+        LOG.info("image %s copied to store %s (%s)", image_id, target.name, url)
+        return True
+
+
+def _csv(value: str | None) -> list[str]:
+    return [v for v in (value or "").split(",") if v]
 
 
 class EmbeddedImageClient(ImageClient):
@@ -447,6 +614,15 @@ class EmbeddedImageClient(ImageClient):
     async def delete(self, context: dict[str, Any], image_id: str) -> None:
         with contextlib.suppress(exception.ImageNotFound):
             await self.store.delete(Caller.of(context), image_id)
+
+    async def locations(self, context: dict[str, Any], image: dict[str, Any]) -> list[dict[str, Any]]:
+        return await self.store.locations(image["id"])
+
+    async def copy_to_store(self, context: dict[str, Any], image_id: str, store: str) -> None:
+        await self.store.copy_to_stores(Caller.of(context), image_id, [store])
+
+    async def add_location(self, context: dict[str, Any], image_id: str, url: str, store: str | None) -> None:
+        await self.store.add_location(Caller.of(context), image_id, url, store)
 
 
 def client_for(conf: Any, store: ImageStore) -> ImageClient:

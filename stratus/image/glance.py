@@ -146,6 +146,24 @@ class GlanceClient(ImageClient):
         with contextlib.suppress(exception.ImageNotFound):
             await self._send(context, f"/v2/images/{image_id}", method="DELETE")
 
+    async def locations(self, context: dict[str, Any], image: dict[str, Any]) -> list[dict[str, Any]]:
+        shown = image.get("locations") or []
+        if shown:
+            return [{"url": loc.get("url"), "store": (loc.get("metadata") or {}).get("store")}
+                    for loc in shown if loc.get("url")]
+        return [{"url": image["direct_url"], "store": None}] if image.get("direct_url") else []
+
+    async def copy_to_store(self, context: dict[str, Any], image_id: str, store: str) -> None:
+        await self._send(context, f"/v2/images/{image_id}/import", method="POST",
+                         json={"method": {"name": "copy-image"}, "stores": [store]})
+
+    async def add_location(self, context: dict[str, Any], image_id: str, url: str, store: str | None) -> None:
+        """Glance's (pre-2.17) location API: a JSON patch adding the location; the image becomes active."""
+        value: dict[str, Any] = {"url": url, "metadata": {"store": store} if store else {}}
+        await self._send(context, f"/v2/images/{image_id}", method="PATCH",
+                         content=orjson.dumps([{"op": "add", "path": "/locations/-", "value": value}]),
+                         headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})
+
     async def download(self, context: dict[str, Any], image_id: str) -> AsyncIterator[bytes]:
         """The data as Glance sends it, checked against its ``Content-MD5`` at the end."""
         response = await self._send(context, f"/v2/images/{image_id}/file", stream=True)

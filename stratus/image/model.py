@@ -27,7 +27,7 @@ WRITABLE = ("name", "visibility", "protected", "os_hidden", "owner", "min_ram", 
             "container_format")
 READ_ONLY = frozenset({"status", "checksum", "os_hash_algo", "os_hash_value", "size", "virtual_size",
                        "created_at", "updated_at", "self", "file", "schema", "direct_url", "stores"})
-RESERVED = frozenset({"location", "locations", "deleted", "deleted_at"})
+RESERVED = frozenset({"location", "locations", "deleted", "deleted_at", "stores", "direct_url"})
 
 
 # --- errors: each carries the HTTP status the API answers with -----------------------------------------------

@@ -77,3 +77,37 @@ def test_guest() -> Path:
     if proc.returncode != 0:
         raise RuntimeError(f"test-guest.sh failed:\n{proc.stdout}\n{proc.stderr}")
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class CephCluster:
+    conf: Path  # DIR/ceph.conf: what clients (and Stratus' options) are given
+    fsid: str
+
+
+def _start_ceph(directory: Path) -> CephCluster:
+    proc = subprocess.run([str(SCRIPTS / "ceph.sh"), "start", str(directory)], capture_output=True, text=True,
+                          timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ceph.sh failed:\n{proc.stdout}\n{proc.stderr}")
+    fsid, conf = proc.stdout.strip().splitlines()[-2:]
+    return CephCluster(conf=Path(conf), fsid=fsid)
+
+
+@pytest.fixture(scope="session")
+def ceph_clusters() -> Iterator[tuple[CephCluster, CephCluster]]:
+    """Two private single-node Ceph clusters (scripts/ceph.sh): the compute hosts' own, and another one that
+    plays "a Ceph that is not this host's". Torn down after the session."""
+    if os.geteuid() != 0 and not shutil.which("ceph-mon"):
+        pytest.skip("Ceph needs root to install and start here (apt-get, ceph-mon/-osd/-mgr)")
+    pytest.importorskip("rbd", reason="the rbd module is not importable (scripts/ceph.sh install .venv)")
+    # short paths: the daemons' admin sockets live under DIR and a socket path has at most 107 bytes
+    parent = Path(tempfile.mkdtemp(prefix="stratus-ceph-", dir="/tmp"))
+    dirs = [parent / "a", parent / "b"]
+    try:
+        clusters = (_start_ceph(dirs[0]), _start_ceph(dirs[1]))
+        yield clusters
+    finally:
+        for d in dirs:
+            subprocess.run([str(SCRIPTS / "ceph.sh"), "stop", str(d)], check=False, timeout=120)
+        shutil.rmtree(parent, ignore_errors=True)

@@ -7,6 +7,7 @@ does in Glance, and the command line through ``os_command_line``: the driver boo
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -23,14 +24,33 @@ class GuestImages:
     disk_bytes: bytes
 
 
-def _upload(client: httpx.Client, body: dict[str, object], data: bytes) -> str:
+def _upload(client: httpx.Client, body: dict[str, object], data: bytes, store: str | None = None) -> str:
     created = client.post("/v2/images", json={"visibility": "public", **body})
     assert created.status_code == 201, created.text
     image_id = str(created.json()["id"])
-    put = client.put(f"/v2/images/{image_id}/file", content=data,
-                     headers={"Content-Type": "application/octet-stream"})
+    headers = {"Content-Type": "application/octet-stream", **({"X-Image-Meta-Store": store} if store else {})}
+    put = client.put(f"/v2/images/{image_id}/file", content=data, headers=headers)
     assert put.status_code == 204, put.text
     return image_id
+
+
+def raw_disk(guest_dir: Path) -> bytes:
+    """The guest's disk converted to raw (what an RBD clone needs), made once next to the qcow2."""
+    raw = guest_dir / "disk.raw"
+    if not raw.exists() or raw.stat().st_mtime < (guest_dir / "disk.qcow2").stat().st_mtime:
+        part = guest_dir / "disk.raw.part"
+        subprocess.run(["qemu-img", "convert", "-q", "-f", "qcow2", "-O", "raw", str(guest_dir / "disk.qcow2"),
+                        str(part)], check=True)
+        part.replace(raw)
+    return raw.read_bytes()
+
+
+def upload_disk(client: httpx.Client, images: GuestImages, data: bytes, name: str, disk_format: str = "raw",
+                store: str | None = None) -> str:
+    """Another root disk image booting with the guest's kernel and ramdisk, into ``store`` (None: default)."""
+    return _upload(client, {"name": name, "disk_format": disk_format, "container_format": "bare",
+                            "kernel_id": images.kernel_id, "ramdisk_id": images.ramdisk_id,
+                            "os_command_line": CMDLINE}, data, store)
 
 
 def upload_guest(client: httpx.Client, guest_dir: Path, name: str = "stratus-test-guest") -> GuestImages:

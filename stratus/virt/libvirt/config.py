@@ -30,13 +30,25 @@ class InvalidGuestConfig(exception.StratusException):
 
 
 @dataclasses.dataclass(frozen=True)
+class NetworkSource:
+    """A disk served over the network (an RBD image): libvirt's ``<source protocol=… name=…><host/>``."""
+
+    protocol: str  # rbd
+    name: str  # pool/image
+    hosts: tuple[tuple[str, str], ...]  # (address, port) of each monitor
+    auth_username: str | None = None
+    secret_uuid: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Disk:
-    path: str
+    path: str  # a file; for a network disk, its name (pool/image)
     driver_format: str  # qcow2 | raw
     target_dev: str
     bus: str = "virtio"
     device: str = "disk"  # disk | cdrom
     readonly: bool = False
+    network: NetworkSource | None = None
 
 
 @dataclasses.dataclass
@@ -129,10 +141,19 @@ class GuestConfig:
     def _devices(self, dom: ET.Element) -> None:
         devices = ET.SubElement(dom, "devices")
         for disk in self.disks:
-            el = ET.SubElement(devices, "disk", type="file", device=disk.device)
+            el = ET.SubElement(devices, "disk", type="network" if disk.network else "file", device=disk.device)
             ET.SubElement(el, "driver", name="qemu", type=disk.driver_format, cache="none" if
                           disk.device == "disk" else "default")
-            ET.SubElement(el, "source", file=disk.path)
+            if disk.network is None:
+                ET.SubElement(el, "source", file=disk.path)
+            else:
+                net = disk.network
+                if net.auth_username and net.secret_uuid:
+                    auth = ET.SubElement(el, "auth", username=net.auth_username)
+                    ET.SubElement(auth, "secret", type="ceph", uuid=net.secret_uuid)
+                source = ET.SubElement(el, "source", protocol=net.protocol, name=net.name)
+                for host, port in net.hosts:
+                    ET.SubElement(source, "host", name=host, port=port)
             ET.SubElement(el, "target", dev=disk.target_dev, bus=disk.bus)
             if disk.readonly:
                 ET.SubElement(el, "readonly")

@@ -29,6 +29,7 @@ from stratus.context import RequestContext
 from stratus.image.backends import backend_for
 from stratus.image.backends.base import image_info, qemu_img
 from stratus.image.backends.blank import BlankDisks
+from stratus.image.backends.rbd import RbdBackend
 from stratus.image.cache import ImageCache
 from stratus.image.cache import base_name as cache_base_name
 from stratus.objects.states import power_state, task_states
@@ -86,7 +87,9 @@ class LibvirtDriver(ComputeDriver):
         self.uri = conf.libvirt.connection_uri or "qemu:///system"
         self.host = Host(self.uri, host)
         self.instances_path = conf.instances_path or os.path.join(conf.state_path, "instances")
-        self.backend = backend_for(conf.libvirt.images_type)
+        #: the file backend (qcow2, raw, flat); None with images_type rbd, whose backend needs the image service
+        self.backend = None if conf.libvirt.images_type == "rbd" else backend_for(conf.libvirt.images_type)
+        self.rbd: RbdBackend | None = None
         self.cache: ImageCache | None = None
         self.blank = BlankDisks(os.path.join(self.instances_path, "_base"))
         self._host_info: dict[str, Any] = {}
@@ -101,6 +104,10 @@ class LibvirtDriver(ComputeDriver):
         os.makedirs(self.instances_path, exist_ok=True)
         if self.images is not None and self.cache is None:  # init_host runs again after an outage
             self.cache = ImageCache(os.path.join(self.instances_path, "_base"), self.images)
+        if self.conf.libvirt.images_type == "rbd" and self.rbd is None and self.cache is not None:
+            assert self.images is not None
+            self.rbd = RbdBackend(self.conf, self.images, self.cache)
+            LOG.info("root disks in RBD pool %s of Ceph cluster %s", self.rbd.pool, await self.rbd.fsid())
         self.host.set_lifecycle_handler(asyncio.get_running_loop(), self._lifecycle)
         self._host_info = await asyncio.to_thread(self.host.host_info)
         LOG.info("libvirt %s at %s: %s guests (%s), %d CPUs, %d MiB", self._host_info["libvirt_version"],
@@ -205,24 +212,11 @@ class LibvirtDriver(ComputeDriver):
         if not image_id:
             raise exception.BuildAbortException(instance_uuid=instance["uuid"],
                                                 reason="booting from volume needs the volume service")
-        base = await self.cache.fetch(image_meta)
-        info = self._base_info.get(base)
-        if info is None:  # a base never changes once cached: inspect it once, not once per instance
-            info = self._base_info[base] = await image_info(base)
-        if info.get("backing-filename"):  # an image must not read host files through its backing chain
-            raise exception.ImageUnacceptable(image_id=image_id, reason="it has a backing file")
-        base_format = str(info["format"])
-        virtual_size = int(str(info["virtual-size"]))
         root_bytes = int(instance.get("root_gb") or 0) * GiB
-        if root_bytes and virtual_size > root_bytes:
-            raise exception.BuildAbortException(
-                instance_uuid=instance["uuid"],
-                reason=f"Flavor's disk is too small for requested image. Flavor disk is {root_bytes} bytes, "
-                       f"image is {virtual_size} bytes.")
-        root = guest.disks[0]
-        disk = await self.backend.create(base, base_format, root.path, max(root_bytes, virtual_size))
-        guest.disks[0] = guest_config.Disk(path=disk.path, driver_format=disk.driver_format,
-                                           target_dev=root.target_dev, bus=root.bus)
+        if self.rbd is not None:
+            await self._create_rbd_root(instance, image_meta, guest, root_bytes)
+        else:
+            await self._create_file_root(instance, image_meta, guest, root_bytes)
         await self._create_blank_disks(instance, guest)
         props = {**(image_meta.get("properties") or {}), **image_meta}
         inst_dir = self.instance_dir(instance)
@@ -235,6 +229,44 @@ class LibvirtDriver(ComputeDriver):
             target = os.path.join(inst_dir, name)
             await asyncio.to_thread(_link_or_copy, cached, target)
             setattr(guest, name, target)
+
+    async def _create_rbd_root(self, instance: dict[str, Any], image_meta: dict[str, Any],
+                               guest: guest_config.GuestConfig, root_bytes: int) -> None:
+        assert self.rbd is not None
+        virtual_size = int(image_meta.get("virtual_size") or image_meta.get("size") or 0)
+        if root_bytes and virtual_size > root_bytes:
+            raise exception.BuildAbortException(
+                instance_uuid=instance["uuid"],
+                reason=f"Flavor's disk is too small for requested image. Flavor disk is {root_bytes} bytes, "
+                       f"image is {virtual_size} bytes.")
+        context = RequestContext.admin().to_dict()
+        disk = await self.rbd.create_root(context, image_meta, instance["uuid"], root_bytes)
+        root = guest.disks[0]
+        guest.disks[0] = guest_config.Disk(
+            path=disk.path, driver_format="raw", target_dev=root.target_dev, bus=root.bus,
+            network=guest_config.NetworkSource("rbd", disk.path, disk.hosts, disk.user, disk.secret_uuid))
+
+    async def _create_file_root(self, instance: dict[str, Any], image_meta: dict[str, Any],
+                                guest: guest_config.GuestConfig, root_bytes: int) -> None:
+        assert self.cache is not None and self.backend is not None
+        image_id = image_meta["id"]
+        base = await self.cache.fetch(image_meta)
+        info = self._base_info.get(base)
+        if info is None:  # a base never changes once cached: inspect it once, not once per instance
+            info = self._base_info[base] = await image_info(base)
+        if info.get("backing-filename"):  # an image must not read host files through its backing chain
+            raise exception.ImageUnacceptable(image_id=image_id, reason="it has a backing file")
+        base_format = str(info["format"])
+        virtual_size = int(str(info["virtual-size"]))
+        if root_bytes and virtual_size > root_bytes:
+            raise exception.BuildAbortException(
+                instance_uuid=instance["uuid"],
+                reason=f"Flavor's disk is too small for requested image. Flavor disk is {root_bytes} bytes, "
+                       f"image is {virtual_size} bytes.")
+        root = guest.disks[0]
+        disk = await self.backend.create(base, base_format, root.path, max(root_bytes, virtual_size))
+        guest.disks[0] = guest_config.Disk(path=disk.path, driver_format=disk.driver_format,
+                                           target_dev=root.target_dev, bus=root.bus)
 
     async def _create_blank_disks(self, instance: dict[str, Any], guest: guest_config.GuestConfig) -> None:
         """The flavor's ephemeral disk (``disk.local``) and swap (``disk.swap``), on the root disk's bus, next in
@@ -276,6 +308,10 @@ class LibvirtDriver(ComputeDriver):
         if opts.remove_unused_base_images:
             for name in removed:
                 self._base_info.pop(os.path.join(self.cache.base_dir, name), None)
+        if self.rbd is not None:
+            images = {str(inst["image_ref"]) for inst in instances if inst.get("image_ref")}
+            removed += await self.rbd.age_bases(images, opts.remove_unused_original_minimum_age_seconds,
+                                                opts.remove_unused_base_images)
         return removed
 
     # --- lookups ---------------------------------------------------------------------------------------
@@ -355,6 +391,8 @@ class LibvirtDriver(ComputeDriver):
         self._owned.pop(instance["uuid"], None)
         if destroy_disks:
             await asyncio.to_thread(shutil.rmtree, self.instance_dir(instance), True)
+            if self.rbd is not None:
+                await self.rbd.remove_instance_disks(instance["uuid"])
 
     # --- power -----------------------------------------------------------------------------------------
     async def power_off(self, instance: dict[str, Any], timeout: int = 0, retry_interval: int = 0) -> None:
@@ -454,6 +492,12 @@ class LibvirtDriver(ComputeDriver):
         if self.images is None:
             raise exception.BuildAbortException(instance_uuid=instance["uuid"], reason="no image service")
         disk = os.path.join(self.instance_dir(instance), "disk")
+        if self.rbd is not None:
+            await update_task_state(task_states.IMAGE_PENDING_UPLOAD, task_states.IMAGE_SNAPSHOT)
+            if await self.rbd.direct_snapshot(context, instance, image_id):
+                LOG.info("instance %s snapshotted into image %s inside Ceph", instance["uuid"], image_id)
+                return
+            disk = self.rbd.qemu_uri(self.rbd.disk_name(instance["uuid"]))
         out_dir = os.path.join(self.instances_path, "snapshots")
         out = os.path.join(out_dir, f"{image_id}.qcow2")
         await asyncio.to_thread(os.makedirs, out_dir, exist_ok=True)
@@ -467,9 +511,10 @@ class LibvirtDriver(ComputeDriver):
 
         try:
             await update_task_state(task_states.IMAGE_PENDING_UPLOAD, task_states.IMAGE_SNAPSHOT)
-            paused = await self.host.call(pause_if_running)
+            paused = self.rbd is None and await self.host.call(pause_if_running)  # an RBD snapshot is atomic
             try:
-                source_format = str((await image_info(disk, force_share=True))["format"])
+                source_format = "raw" if self.rbd is not None else \
+                    str((await image_info(disk, force_share=True))["format"])
                 await qemu_img("convert", "-U", "-q", "-f", source_format, "-O", "qcow2", disk, out)
             finally:
                 if paused:
