@@ -3,7 +3,8 @@
 # suite (unit tests, and functional tests that start real all-in-one clouds and drive them over HTTP with
 # openstacksdk, the openstack CLI and tempest's response schemas), and integration tests against the real
 # components the tests start themselves: PostgreSQL (scripts/postgres.sh) and libvirtd with QEMU
-# (scripts/libvirt.sh, booting the guest scripts/test-guest.sh builds from Debian packages).
+# (scripts/libvirt.sh, booting the guest scripts/test-guest.sh builds from Debian packages), and two single-node
+# Ceph clusters (scripts/ceph.sh) for the RBD image store and disks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/pytest ] || [ pyproject.toml -nt .venv/.installed-test ]; then
@@ -15,6 +16,8 @@ fi
 if [ "$(id -u)" = 0 ]; then
     # qemu, libvirtd and libvirt's headers from Debian, then libvirt-python (built against them) into the venv
     scripts/libvirt.sh install .venv
+    # Ceph (mon, mgr, osd), qemu's rbd driver, and Debian's rados/rbd modules made importable in the venv
+    scripts/ceph.sh install .venv
 fi
 .venv/bin/ruff check stratus tests benchmarks
 exec .venv/bin/pytest -q "$@"

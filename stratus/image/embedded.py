@@ -167,7 +167,7 @@ class ImageStore:
         for r in rows:
             view = image_view(r, props.get(r["id"], {}), tags.get(r["id"], []))
             found = locations.get(r["id"], [])
-            if found:
+            if found and opts.enabled_backends:  # Glance shows stores in multi-store mode only
                 view["stores"] = ",".join(dict.fromkeys(loc["store"] for loc in found))
             if opts.show_multiple_locations:
                 view["locations"] = [{"url": loc["url"], "metadata": {**loc["metadata"], "store": loc["store"]}}

@@ -7,6 +7,7 @@ mounted, ``STRATUS-GUEST-BOOTED`` once it listens for the ACPI power button.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import time
@@ -280,6 +281,41 @@ def test_spawn_failure_is_rescheduled_then_errors_cleanly(api: httpx.Client, ima
     assert hyper["running_vms"] == 0 and hyper["vcpus_used"] == 0  # its allocation is gone
     assert api.delete(f"/servers/{server_id}").status_code == 204
     wait_gone(api, server_id, timeout=60)
+
+
+def test_corrupt_image_data_is_rescheduled_and_never_cached(api: httpx.Client, images: GuestImages, flavor: str,
+                                                            lv_cloud: Cloud) -> None:
+    """Image data that does not match the image's os_hash_value fails the build in a way another host could
+    fix (rescheduled: here, with one host, the retries run out) and leaves no base in the host's cache."""
+    with lv_cloud.image_client() as client:
+        image_id = _upload_disk_copy(client, images, "corrupt-me")
+    (data,) = (lv_cloud.state_path / "images").glob(f"{image_id}.*")
+    blob = bytearray(data.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF  # one flipped byte, same size
+    data.write_bytes(bytes(blob))
+    resp = boot(api, image_id, flavor=flavor, networks="none")
+    server_id = resp.json()["server"]["id"]
+    server = wait_for_status(api, server_id, {"ERROR"}, timeout=120)
+    message = server["fault"]["message"]
+    # rescheduled (a failure another host could fix); with one host the retries run out at once
+    assert message.startswith("Exceeded maximum number of retries"), message
+    base = lv_cloud.state_path / "instances" / "_base"
+    assert not [p for p in base.iterdir() if p.name.startswith(hashlib.sha1(image_id.encode()).hexdigest())]
+    hyper = api.get("/os-hypervisors/detail").json()["hypervisors"][0]
+    assert hyper["vcpus_used"] == 0
+    assert api.delete(f"/servers/{server_id}").status_code == 204
+    wait_gone(api, server_id, timeout=60)
+
+
+def _upload_disk_copy(client: httpx.Client, images: GuestImages, name: str) -> str:
+    created = client.post("/v2/images", json={"name": name, "disk_format": "qcow2", "container_format": "bare",
+                                              "kernel_id": images.kernel_id, "ramdisk_id": images.ramdisk_id})
+    assert created.status_code == 201, created.text
+    image_id = str(created.json()["id"])
+    put = client.put(f"/v2/images/{image_id}/file", content=images.disk_bytes,
+                     headers={"Content-Type": "application/octet-stream"})
+    assert put.status_code == 204, put.text
+    return image_id
 
 
 def test_compute_restart_reconciles(libvirt_uri: str, images: GuestImages, flavor: str, conn: Any,

@@ -102,3 +102,24 @@ def test_dedicated_cpus_refused() -> None:
     config.check_cpu_policy({"hw:cpu_policy": "shared"}, {})
     with pytest.raises(config.InvalidGuestConfig, match="dedicated"):
         config.check_cpu_policy({"hw:cpu_policy": "dedicated"}, {})
+
+
+@pytest.mark.parametrize("auth", [False, True])
+def test_rbd_network_disk(auth: bool) -> None:
+    """images_type = rbd: the root disk is libvirt's network disk naming pool/image and every monitor; with
+    rbd_user and rbd_secret_uuid, an <auth> naming the libvirt secret (cephx)."""
+    source = config.NetworkSource("rbd", f"vms/{UUID}_disk", (("127.0.0.1", "6789"), ("10.0.0.2", "6789")),
+                                  "nova" if auth else None, "2a5b08e4-1111-4b8e-9a52-1c2d3e4f5a6b" if auth else None)
+    disk = config.Disk(path=f"vms/{UUID}_disk", driver_format="raw", target_dev="vda", network=source)
+    el = ET.fromstring(_guest(disks=[disk]).to_xml()).find("devices/disk")
+    assert el.get("type") == "network"
+    assert el.find("driver").get("type") == "raw"
+    src = el.find("source")
+    assert src.attrib == {"protocol": "rbd", "name": f"vms/{UUID}_disk"}
+    assert [h.attrib for h in src.findall("host")] == [{"name": "127.0.0.1", "port": "6789"},
+                                                        {"name": "10.0.0.2", "port": "6789"}]
+    if auth:
+        assert el.find("auth").get("username") == "nova"
+        assert el.find("auth/secret").attrib == {"type": "ceph", "uuid": "2a5b08e4-1111-4b8e-9a52-1c2d3e4f5a6b"}
+    else:
+        assert el.find("auth") is None
