@@ -32,6 +32,7 @@ MGR_SKIP=(alerts influx insights iostat localpool mirroring nfs osd_perf_query o
           selftest snap_schedule stats telegraf test_orchestrator zabbix)
 MGR_MODULES=/usr/share/ceph/mgr
 TIMEOUT=${CEPH_TIMEOUT:-60}   # seconds for the cluster to become healthy
+# CEPH_MEMSTORE_BYTES: the OSD's memory for data (default 1 GiB), read when a cluster is (re)built
 
 install() {
     local missing=() p
@@ -181,9 +182,9 @@ log file = $dir/log/\$name.log
 osd data = $dir/osd
 pid file = $dir/run/\$name.pid
 log file = $dir/log/\$name.log
-# Data in memory, 1 GiB at most (used as written); gone when the OSD stops.
+# Data in memory, 1 GiB at most unless CEPH_MEMSTORE_BYTES says (used as written); gone when the OSD stops.
 osd objectstore = memstore
-memstore device bytes = 1073741824
+memstore device bytes = ${CEPH_MEMSTORE_BYTES:-1073741824}
 EOF
 }
 
