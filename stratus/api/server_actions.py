@@ -26,7 +26,8 @@ from stratus.api.router import Route
 from stratus.api.servers import load_instance
 from stratus.compute import api as compute_api
 from stratus.compute.rpcapi import ComputeAPI, NotSupportedByDriver
-from stratus.db import quotas
+from stratus.db import actions, instances, quotas
+from stratus.identity import policy
 
 #: Nova's body schemas: stop, start, pause, unpause, suspend and resume take any value (null by convention)
 _REBOOT_SCHEMA = {
@@ -162,7 +163,39 @@ def _image_endpoint(req: ApiRequest) -> str:
     return f"http://{conf.image_store.listen}:{conf.image_store.listen_port}"
 
 
+async def _lock(req: ApiRequest, body: dict[str, Any]) -> Response:
+    """Nova's os-lock-server: a locked instance refuses every change by its owner's project (409) until
+    unlocked; ``locked_by`` remembers whether the owner or an admin locked it."""
+    server_id = req.path["server_id"]
+    inst = await load_instance(req, server_id, "os_compute_api:os-lock-server:lock")
+    policy.authorize(req.context, "os_compute_api:os-lock-server:lock", {"project_id": inst["project_id"]})
+    locked_by = "owner" if inst["project_id"] == req.context.project_id else "admin"
+    await _set_lock(req, inst["uuid"], {"locked": True, "locked_by": locked_by}, "lock")
+    return empty_response(202)
+
+
+async def _unlock(req: ApiRequest, body: dict[str, Any]) -> Response:
+    server_id = req.path["server_id"]
+    inst = await load_instance(req, server_id, "os_compute_api:os-lock-server:unlock")
+    target = {"project_id": inst["project_id"]}
+    policy.authorize(req.context, "os_compute_api:os-lock-server:unlock", target)
+    expected = "owner" if inst["project_id"] == req.context.project_id else "admin"
+    if inst["locked_by"] and inst["locked_by"] != expected:  # Nova's is_expected_locked_by
+        policy.authorize(req.context, "os_compute_api:os-lock-server:unlock:unlock_override", target)
+    await _set_lock(req, inst["uuid"], {"locked": False, "locked_by": None}, "unlock")
+    return empty_response(202)
+
+
+async def _set_lock(req: ApiRequest, uuid: str, values: dict[str, Any], action_name: str) -> None:
+    async with req.services.db.write() as conn:
+        if not await instances.update_instance(conn, uuid, values):
+            raise Fault(404, f"Instance {uuid} could not be found.")
+        await actions.action_start(conn, req.context.to_dict(), [uuid], action_name)
+
+
 ACTIONS: dict[str, ActionHandler] = {
+    "lock": _lock,
+    "unlock": _unlock,
     "os-stop": _power("os_compute_api:servers:stop", compute_api.STOP),
     "os-start": _power("os_compute_api:servers:start", compute_api.START),
     "reboot": _reboot,

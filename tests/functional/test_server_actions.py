@@ -299,3 +299,28 @@ def test_servers_without_a_host_or_never_launched_are_409(cloud: Cloud) -> None:
         for server_id in (no_host, never_launched):
             c.delete(f"/servers/{server_id}")
             wait_gone(c, server_id)
+
+
+def test_lock_refuses_the_owners_changes_until_unlocked(cloud: Cloud, server: str) -> None:
+    """os-lock-server: the owner's stop and delete are 409 while locked (an admin's are not); a lock an admin
+    took is the admin's to lift (unlock_override); ``locked`` shows from 2.9; both are instance actions."""
+    with cloud.client(token=OWNER, version="2.9") as c, cloud.client(version="2.9") as admin:
+        check(ACCEPTED, _act(c, server, {"lock": None}))
+        assert c.get(f"/servers/{server}").json()["server"]["locked"] is True
+        assert fault(_act(c, server, {"os-stop": None}), 409, "conflictingRequest") == \
+            f"Instance {server} is locked"
+        assert fault(c.delete(f"/servers/{server}"), 409, "conflictingRequest") == f"Instance {server} is locked"
+        assert c.get("/servers/detail", params={"locked": "true"}).json()["servers"][0]["id"] == server
+        check(ACCEPTED, _act(c, server, {"unlock": None}))
+        assert c.get(f"/servers/{server}").json()["server"]["locked"] is False
+        check(ACCEPTED, _act(admin, server, {"lock": None}))  # locked by an admin
+        assert fault(_act(c, server, {"unlock": None}), 403, "forbidden") == \
+            "Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed."
+        check(ACCEPTED, _act(admin, server, {"os-stop": None}))  # admins are not held by a lock
+        _settled(admin, server, "SHUTOFF")
+        check(ACCEPTED, _act(admin, server, {"unlock": None}))
+        actions = [a["action"] for a in c.get(f"/servers/{server}/os-instance-actions").json()["instanceActions"]]
+        assert actions[:4] == ["unlock", "stop", "lock", "unlock"]
+    with cloud.client(token="pa-other:pa-elsewhere") as other:
+        assert fault(_act(other, server, {"lock": None}), 404, "itemNotFound") == \
+            f"Instance {server} could not be found."
