@@ -4,7 +4,7 @@
 # openstacksdk, the openstack CLI and tempest's response schemas), and integration tests against the real
 # components the tests start themselves: PostgreSQL (scripts/postgres.sh) and libvirtd with QEMU
 # (scripts/libvirt.sh, booting the guest scripts/test-guest.sh builds from Debian packages), and two single-node
-# Ceph clusters (scripts/ceph.sh) for the RBD image store and disks.
+# Ceph clusters (scripts/ceph.sh) for the RBD image store and disks, and a Keystone (scripts/keystone.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/pytest ] || [ pyproject.toml -nt .venv/.installed-test ]; then
@@ -19,5 +19,7 @@ if [ "$(id -u)" = 0 ]; then
     # Ceph (mon, mgr, osd), qemu's rbd driver, and Debian's rados/rbd modules made importable in the venv
     scripts/ceph.sh install .venv
 fi
+# Keystone and gunicorn from PyPI into a venv of their own (~/.cache/stratus/keystone-venv; skipped when there)
+scripts/keystone.sh install >/dev/null
 .venv/bin/ruff check stratus tests benchmarks
 exec .venv/bin/pytest -q "$@"

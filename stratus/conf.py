@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from oslo_config import cfg
+from oslo_policy import opts as policy_opts
 
 DEFAULT_OPTS = [
     cfg.StrOpt("host", default=socket.gethostname(), sample_default="(this machine's name)",
@@ -71,8 +72,8 @@ API_OPTS = [
     cfg.StrOpt("auth_strategy", default="embedded", choices=["embedded", "noauth2", "keystone"],
                help="embedded: Keystone v3 tokens from the identity API of this cloud ([identity]), checked "
                     "against its database; noauth2: the token 'user:project' names the caller and 'admin' is an "
-                    "admin (tests and benchmarks only); keystone: a real Keystone through keystonemiddleware "
-                    "(not implemented yet)."),
+                    "admin (tests and benchmarks only); keystone: a real Keystone through keystonemiddleware's "
+                    "auth_token, configured in [keystone_authtoken] (docs/keystone.md); no identity API is served."),
     cfg.IntOpt("max_limit", default=1000, help="Most items one list response returns."),
     cfg.StrOpt("compute_link_prefix", default=None, help="Base URL used in links instead of the request's."),
 ]
@@ -262,11 +263,18 @@ def load(config_files: Iterable[str] = (), overrides: Mapping[str, Mapping[str, 
     conf = cfg.ConfigOpts()
     for group, opts in GROUPS.items():
         conf.register_opts(opts, group=None if group == "DEFAULT" else group)
+    register_policy_opts(conf)
     conf(args=[], project="stratus", default_config_files=list(config_files), validate_default_values=True)
     for group, values in (overrides or {}).items():
         for name, value in values.items():
             conf.set_override(name, value, group=None if group == "DEFAULT" else group)
     return conf
+
+
+def register_policy_opts(conf: cfg.ConfigOpts) -> None:
+    """oslo.policy's ``[oslo_policy]`` options, with Nova's defaults: rules overridden in ``policy.yaml``, only the
+    new defaults enforced, scopes checked (both oslo.policy 6 defaults already)."""
+    policy_opts.set_defaults(conf, policy_file="policy.yaml", enforce_new_defaults=True, enforce_scope=True)
 
 
 def database_url(conf: cfg.ConfigOpts) -> str:
@@ -299,6 +307,20 @@ def reference_markdown() -> str:
             text = " ".join(str(opt.help or "").split()).replace("|", "\\|")
             lines.append(f"| `{opt.name}` | `{default}` | {text} |")
         lines.append("")
+    lines += ["## [keystone_authtoken]", "",
+              "With `[api] auth_strategy = keystone`: the options of keystonemiddleware's `auth_token`, which",
+              "registers them itself (with those of its `auth_type` plugin) when the compute and image APIs start,",
+              "exactly as in Nova: `www_authenticate_uri`, `auth_url`, `auth_type = password`, `username`,",
+              "`password`, `project_name`, `user_domain_name`, `project_domain_name`, `region_name`, `interface`,",
+              "`memcached_servers` (unset: tokens are cached in the process), `token_cache_time`,",
+              "`service_token_roles`, `service_token_roles_required`, ... See keystonemiddleware's documentation",
+              "and [keystone.md](keystone.md).", "",
+              "## [oslo_policy]", "",
+              "oslo.policy's own options, as in Nova: `policy_file` (default `policy.yaml`: a YAML file of rule",
+              "overrides, an absolute path or a name looked up beside the config files, then in `~/.stratus` and",
+              "`/etc/stratus`; none found means the defaults), `policy_dirs` (default `policy.d`),",
+              "`enforce_new_defaults` (`True`), `enforce_scope` (`True`; oslo.policy 6 always checks scopes) and",
+              "`policy_default_rule`. The rules, their defaults and the roles: [policy.md](policy.md).", ""]
     return "\n".join(lines)
 
 

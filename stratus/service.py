@@ -61,9 +61,9 @@ class Services:
 
     async def start(self) -> None:
         conf = self.conf
+        keystone = None  # auth_token first: a [keystone_authtoken] it cannot work with stops the start at once
         if self.roles & {"api", "image", "identity"} and conf.api.auth_strategy == "keystone":
-            raise StartupError("[api] auth_strategy = keystone (a real Keystone through keystonemiddleware) is not "
-                               "implemented yet; use 'embedded' (the identity service of this cloud) or 'noauth2'")
+            keystone = self._keystone()
         self.db = db = await open_database(conf)
         self.transport = transport = get_transport(conf.transport_url, timeout=conf.rpc_response_timeout)
 
@@ -98,7 +98,7 @@ class Services:
         if self.service_ids or self.computes:
             self._tasks.append(asyncio.create_task(self._periodic()))
         if self.roles & {"api", "image", "identity"}:
-            auth = await self._identity()
+            auth = keystone or await self._identity()
         if "api" in self.roles:
             from stratus.api.app import create_app
             from stratus.api.services import ApiServices
@@ -116,7 +116,8 @@ class Services:
 
     async def _identity(self) -> Authenticator:
         """The authenticator of the compute and image APIs for ``[api] auth_strategy``; with ``embedded``, the
-        identity service too (bootstrapped, and served when this process has the identity role)."""
+        identity service too (bootstrapped, and served when this process has the identity role). ``keystone`` is
+        ``_keystone``: the real Keystone of ``[keystone_authtoken]`` is the identity service, none is served here."""
         from stratus.identity.api import create_app as create_identity_app
         from stratus.identity.auth import NoAuth2
 
@@ -140,6 +141,24 @@ class Services:
             await bootstrap.bootstrap(services, self.admin_password)
             self._serve(create_identity_app(services), conf.identity.listen, conf.identity.listen_port)
         return TokenAuth(tokens, catalog.identity_url(services.catalog).removesuffix("/v3"))
+
+    def _keystone(self) -> Authenticator:
+        """keystonemiddleware's auth_token on ``[keystone_authtoken]``, refusing a configuration it cannot work
+        with (it would only fail at the first request)."""
+        from keystonemiddleware import exceptions as ksm_exceptions
+
+        from stratus.identity.keystone import GROUP, KeystoneAuth
+
+        try:
+            auth = KeystoneAuth(self.conf)
+        except (ksm_exceptions.ConfigurationError, cfg.Error) as exc:
+            raise StartupError(f"[{GROUP}]: {exc}") from exc
+        options = self.conf[GROUP]
+        if not options.auth_type:
+            raise StartupError(f"[api] auth_strategy = keystone needs [{GROUP}] auth_type (password) with auth_url, "
+                               "username, password, project_name, user_domain_name and project_domain_name: the "
+                               "service user auth_token validates tokens as")
+        return auth
 
     def _serve(self, app: Any, host: str, port: int) -> None:
         config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from stratus.api import router, routes, versions
 from stratus.api.errors import fault_response
 from stratus.api.services import ApiServices
+from stratus.identity.policy import Policy
 
 
 class ProjectIdInPath:
@@ -54,4 +55,5 @@ def create_app(services: ApiServices) -> ASGIApp:
         exception_handlers={HTTPException: _http_error},
     )
     top_level = {r.path.split("/")[1] for r in table}
-    return ProjectIdInPath(app, top_level)
+    # Nova's rules, with the operator's policy file of this configuration, for every request of this app
+    return Policy(services.conf).wrap(ProjectIdInPath(app, top_level))

@@ -43,7 +43,7 @@ class ServerViewBuilder:
         self.show_extended = policy.check(ctx, "os_compute_api:os-extended-server-attributes")
         self.show_host_status = (self.version >= V216
                                  and policy.check(ctx, "os_compute_api:servers:show:host_status"))
-        self.show_extra_specs = policy.check(ctx, "os_compute_api:os-flavor-extra-specs:index")
+        self.show_extra_specs = policy.check(ctx, "os_compute_api:servers:show:flavor-extra-specs")
         self.host_status = host_status or {}
         self.template = req.services.conf.instance_name_template
 

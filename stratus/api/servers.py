@@ -28,11 +28,13 @@ V238 = APIVersion.parse("2.38")
 
 
 async def load_instance(req: ApiRequest, server_id: str, rule: str) -> dict[str, Any]:
-    """The caller's instance (any project's for admins), or Nova's 404."""
+    """The caller's instance (any project's for admins) or Nova's 404, then ``rule`` on it or Nova's 403."""
+    ctx = req.context
     async with req.services.db.read() as conn:
         inst = await instances.get(conn, server_id)
-    if inst is None or not policy.check(req.context, rule, {"project_id": inst["project_id"]}):
+    if inst is None or (not ctx.is_admin and inst["project_id"] != ctx.project_id):
         raise Fault(404, f"Instance {server_id} could not be found.")
+    policy.authorize(ctx, rule, {"project_id": inst["project_id"], "user_id": inst["user_id"]})
     return inst
 
 

@@ -170,7 +170,7 @@ def _trusted_certs(req: ApiRequest, server: dict[str, Any]) -> list[str] | None:
     if not certs:
         return None
     policy.authorize(req.context, "os_compute_api:servers:create:trusted_certs",
-                     {"project_id": req.context.project_id})
+                     {"project_id": req.context.project_id, "user_id": req.context.user_id})
     if not server.get("imageRef"):
         raise Fault(400, "Image certificate validation is not supported when booting from volume")
     return certs
@@ -326,7 +326,7 @@ async def create(req: ApiRequest) -> Response:
     body = await req.json()
     validation.validate(create_schema(req.version), body)
     ctx = req.context
-    policy.authorize(ctx, "os_compute_api:servers:create", {"project_id": ctx.project_id})
+    policy.authorize(ctx, "os_compute_api:servers:create", {"project_id": ctx.project_id, "user_id": ctx.user_id})
     server = body["server"]
     hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
     min_count, max_count = _counts(server)

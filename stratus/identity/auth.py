@@ -1,10 +1,11 @@
 """Who is calling: the seam where request headers become a ``RequestContext``.
 
 ``NoAuth2`` reads the caller from the token text itself. ``TokenAuth`` validates Keystone tokens issued by the
-embedded identity service against the token table. Reading the table needs an ``await``, while the routers ask
-``authenticate(headers)`` synchronously; so ``TokenAuth.wrap`` puts a small pure-ASGI middleware in front of an
-application that resolves the caller once per request (``identify``) and leaves the answer in a context variable,
-which ``authenticate`` returns within that same request.
+embedded identity service against the token table; ``KeystoneAuth`` (``stratus.identity.keystone``) has a real
+Keystone validate them through keystonemiddleware. Both need to wait (a query, a worker thread), while the routers
+ask ``authenticate(headers)`` synchronously; so such an authenticator (``PerRequestAuth``) ``wrap``s an application
+in a small pure-ASGI middleware that resolves the caller once per request (``identify_request``) and leaves the
+answer in a context variable, which ``authenticate`` returns within that same request.
 """
 
 from __future__ import annotations
@@ -66,7 +67,26 @@ _CALLER: contextvars.ContextVar[RequestContext | Fault | None] = contextvars.Con
                                                                                        default=None)
 
 
-class TokenAuth(Authenticator):
+class PerRequestAuth(Authenticator):
+    """An authenticator that resolves the caller before the application runs (see the module's docstring)."""
+
+    async def identify_request(self, scope: Scope) -> RequestContext:
+        """The caller of this HTTP request (``identify`` on its headers unless the method and path matter too)."""
+        return await self.identify(Headers(scope=scope))
+
+    def authenticate(self, headers: Mapping[str, str]) -> RequestContext:
+        found = _CALLER.get()
+        if found is None:
+            raise RuntimeError(f"{type(self).__name__}.authenticate called outside the application it wrapped")
+        if isinstance(found, Fault):
+            raise Fault(found.code, found.message, found.headers)
+        return found
+
+    def wrap(self, app: ASGIApp) -> ASGIApp:
+        return _IdentifyCaller(app, self)
+
+
+class TokenAuth(PerRequestAuth):
     """Keystone tokens of the embedded identity service (``[api] auth_strategy = embedded``).
 
     A valid project-scoped token gives the context: user, project, roles, and ``is_admin`` when the roles include
@@ -91,22 +111,11 @@ class TokenAuth(Authenticator):
         return RequestContext(user_id=token.user_id, project_id=token.project_id, is_admin=token.is_admin,
                               roles=token.role_names, request_id=_request_id(headers), auth_token=token_id)
 
-    def authenticate(self, headers: Mapping[str, str]) -> RequestContext:
-        found = _CALLER.get()
-        if found is None:
-            raise RuntimeError("TokenAuth.authenticate called outside the application it wrapped")
-        if isinstance(found, Fault):
-            raise Fault(found.code, found.message, found.headers)
-        return found
-
-    def wrap(self, app: ASGIApp) -> ASGIApp:
-        return _IdentifyCaller(app, self)
-
 
 class _IdentifyCaller:
     """Pure ASGI: resolve the caller of each HTTP request before the application runs."""
 
-    def __init__(self, app: ASGIApp, auth: TokenAuth) -> None:
+    def __init__(self, app: ASGIApp, auth: PerRequestAuth) -> None:
         self.app = app
         self.auth = auth
 
@@ -116,7 +125,7 @@ class _IdentifyCaller:
             return
         result: RequestContext | Fault
         try:
-            result = await self.auth.identify(Headers(scope=scope))
+            result = await self.auth.identify_request(scope)
         except Fault as fault:
             result = fault
         except Exception:

@@ -1,133 +1,160 @@
-"""Nova's policy rule names with their default checks.
+"""Nova's policy engine: oslo.policy's ``Enforcer`` with Nova's rule defaults (``policies``).
 
-The rules are data: a name and who passes. Callers ask ``authorize(context, name, target)``; a refusal is
-Nova's 403 body naming the rule. A policy engine reading overrides from a file plugs in behind this function.
+Callers ask ``authorize(context, name, target)``; a refusal is Nova's 403 body naming the rule, and a name that
+was never registered is a programming error (oslo.policy's ``PolicyNotRegistered``), as in Nova. The decision comes
+from the caller's roles and project (``RequestContext``) against the target (``{'project_id': ..., 'user_id': ...}``,
+the caller's own when none is given), so a ``reader`` may list servers but not boot one.
+
+An operator overrides any rule by name in the YAML file ``[oslo_policy] policy_file`` (``policy.yaml`` by default,
+looked up beside the config files and in ``/etc/stratus``; an absolute path works too) or in ``policy_dirs``;
+a missing file means the defaults. oslo.policy reads the file once and again when it changes (looked at here at
+most once per ``RELOAD_INTERVAL``). See docs/policy.md.
+
+The compute API builds one ``Policy`` on its configuration at start-up (``Policy.wrap``), and its requests use it
+through a context variable, the way the authenticators hand over the caller; code running outside such a request
+(scripts, unit tests) gets one built once on the default configuration.
 """
 
 from __future__ import annotations
 
+import contextvars
+import inspect
+import threading
+import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
+from oslo_config import cfg
+from oslo_policy import _checks
+from oslo_policy import policy as oslo_policy
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from stratus import conf as conf_mod
 from stratus.api.errors import Fault
 from stratus.context import RequestContext
+from stratus.identity import policies
 
-Check = Callable[[RequestContext, Mapping[str, str]], bool]
+PolicyNotRegistered = oslo_policy.PolicyNotRegistered
 
-
-def _admin(ctx: RequestContext, _target: Mapping[str, str]) -> bool:
-    return ctx.is_admin
-
-
-def _project_member_or_admin(ctx: RequestContext, target: Mapping[str, str]) -> bool:
-    return ctx.is_admin or target.get("project_id", ctx.project_id) == ctx.project_id
+#: How long a decision trusts the rules it has: oslo.policy looks for the policy file and policy.d (a handful of
+#: stat calls) and walks every registered default before each decision; once a second is enough to see an edit.
+RELOAD_INTERVAL = 1.0
 
 
-def _owner_or_admin(ctx: RequestContext, target: Mapping[str, str]) -> bool:
-    return ctx.is_admin or target.get("user_id", ctx.user_id) == ctx.user_id
+class _Enforcer(oslo_policy.Enforcer):
+    """oslo.policy's enforcer, looking at its files at most once per ``RELOAD_INTERVAL``."""
+
+    _next_load = 0.0
+
+    def load_rules(self, force_reload: bool = False) -> None:
+        now = time.monotonic()
+        if force_reload or now >= self._next_load:
+            super().load_rules(force_reload)
+            self._next_load = now + RELOAD_INTERVAL
 
 
-def _anyone(_ctx: RequestContext, _target: Mapping[str, str]) -> bool:
-    return True
+def _remember_check_arity() -> None:
+    """oslo.policy's ``_checks._check`` asks ``inspect.getfullargspec`` whether each node of a rule takes the rule's
+    name, on every decision: most of the cost of one (six to eight nodes per Nova rule). The answer depends only on
+    the check's class, so ask once per class; anything else goes to the original."""
+    original: Callable[..., bool] = _checks._check
+    if getattr(original, "remembers_arity", False) or list(inspect.signature(original).parameters) != [
+            "rule", "target", "creds", "enforcer", "current_rule"]:
+        return
+    takes_rule: dict[type, bool] = {}
+
+    def _check(rule: Any, target: Any, creds: Any, enforcer: Any, current_rule: str | None) -> bool:
+        wants = takes_rule.get(type(rule))
+        if wants is None:
+            if not isinstance(rule, _checks.BaseCheck) or "__call__" in getattr(rule, "__dict__", {}):
+                return original(rule, target, creds, enforcer, current_rule)
+            wants = takes_rule[type(rule)] = len(inspect.getfullargspec(rule.__call__).args) > 4
+        return rule(target, creds, enforcer, current_rule) if wants else rule(target, creds, enforcer)
+
+    _check.remembers_arity = True  # type: ignore[attr-defined]
+    _checks._check = _check
 
 
-RULES: dict[str, Check] = {
-    "os_compute_api:servers:index": _project_member_or_admin,
-    "os_compute_api:servers:detail": _project_member_or_admin,
-    "os_compute_api:servers:index:get_all_tenants": _admin,
-    "os_compute_api:servers:detail:get_all_tenants": _admin,
-    "os_compute_api:servers:allow_all_filters": _admin,
-    "os_compute_api:servers:show": _project_member_or_admin,
-    "os_compute_api:servers:show:host_status": _admin,
-    "os_compute_api:servers:create": _project_member_or_admin,
-    "os_compute_api:servers:create:forced_host": _admin,
-    "os_compute_api:servers:create:trusted_certs": _project_member_or_admin,
-    "os_compute_api:servers:update": _project_member_or_admin,
-    "os_compute_api:servers:delete": _project_member_or_admin,
-    "os_compute_api:servers:stop": _project_member_or_admin,
-    "os_compute_api:servers:create_image": _project_member_or_admin,
-    "os_compute_api:servers:start": _project_member_or_admin,
-    "os_compute_api:servers:reboot": _project_member_or_admin,
-    "os_compute_api:os-pause-server:pause": _project_member_or_admin,
-    "os_compute_api:os-pause-server:unpause": _project_member_or_admin,
-    "os_compute_api:os-suspend-server:suspend": _project_member_or_admin,
-    "os_compute_api:os-suspend-server:resume": _project_member_or_admin,
-    "os_compute_api:os-console-output": _project_member_or_admin,
-    "os_compute_api:os-lock-server:lock": _project_member_or_admin,
-    "os_compute_api:os-lock-server:unlock": _project_member_or_admin,
-    "os_compute_api:os-lock-server:unlock:unlock_override": _admin,
-    "os_compute_api:os-extended-server-attributes": _admin,
-    "os_compute_api:server-metadata:index": _project_member_or_admin,
-    "os_compute_api:server-metadata:show": _project_member_or_admin,
-    "os_compute_api:server-metadata:create": _project_member_or_admin,
-    "os_compute_api:server-metadata:update": _project_member_or_admin,
-    "os_compute_api:server-metadata:update_all": _project_member_or_admin,
-    "os_compute_api:server-metadata:delete": _project_member_or_admin,
-    "os_compute_api:os-server-tags:index": _project_member_or_admin,
-    "os_compute_api:os-server-tags:show": _project_member_or_admin,
-    "os_compute_api:os-server-tags:update": _project_member_or_admin,
-    "os_compute_api:os-server-tags:update_all": _project_member_or_admin,
-    "os_compute_api:os-server-tags:delete": _project_member_or_admin,
-    "os_compute_api:os-server-tags:delete_all": _project_member_or_admin,
-    "os_compute_api:os-flavor-manage:create": _admin,
-    "os_compute_api:os-flavor-manage:update": _admin,
-    "os_compute_api:os-flavor-manage:delete": _admin,
-    "os_compute_api:os-flavor-extra-specs:index": _anyone,
-    "os_compute_api:os-flavor-extra-specs:show": _anyone,
-    "os_compute_api:os-flavor-extra-specs:create": _admin,
-    "os_compute_api:os-flavor-extra-specs:update": _admin,
-    "os_compute_api:os-flavor-extra-specs:delete": _admin,
-    "os_compute_api:os-flavor-access": _admin,
-    "os_compute_api:os-flavor-access:add_tenant_access": _admin,
-    "os_compute_api:os-flavor-access:remove_tenant_access": _admin,
-    "os_compute_api:os-keypairs:index": _owner_or_admin,
-    "os_compute_api:os-keypairs:show": _owner_or_admin,
-    "os_compute_api:os-keypairs:create": _owner_or_admin,
-    "os_compute_api:os-keypairs:delete": _owner_or_admin,
-    "os_compute_api:os-aggregates:index": _admin,
-    "os_compute_api:os-aggregates:create": _admin,
-    "os_compute_api:os-aggregates:show": _admin,
-    "os_compute_api:os-aggregates:update": _admin,
-    "os_compute_api:os-aggregates:delete": _admin,
-    "os_compute_api:os-aggregates:add_host": _admin,
-    "os_compute_api:os-aggregates:remove_host": _admin,
-    "os_compute_api:os-aggregates:set_metadata": _admin,
-    "os_compute_api:os-server-groups:index": _project_member_or_admin,
-    "os_compute_api:os-server-groups:index:all_projects": _admin,
-    "os_compute_api:os-server-groups:create": _project_member_or_admin,
-    "os_compute_api:os-server-groups:show": _project_member_or_admin,
-    "os_compute_api:os-server-groups:delete": _project_member_or_admin,
-    "os_compute_api:os-quota-sets:show": _project_member_or_admin,
-    "os_compute_api:os-quota-sets:detail": _project_member_or_admin,
-    "os_compute_api:os-quota-sets:defaults": _anyone,
-    "os_compute_api:os-quota-sets:update": _admin,
-    "os_compute_api:os-quota-sets:delete": _admin,
-    "os_compute_api:os-quota-class-sets:show": _admin,
-    "os_compute_api:os-quota-class-sets:update": _admin,
-    "os_compute_api:limits": _anyone,
-    "os_compute_api:limits:other_project": _project_member_or_admin,
-    "os_compute_api:os-instance-actions:list": _project_member_or_admin,
-    "os_compute_api:os-instance-actions:show": _project_member_or_admin,
-    "os_compute_api:os-instance-actions:events": _admin,
-    "os_compute_api:os-instance-actions:events:details": _admin,
-    "os_compute_api:os-services:list": _admin,
-    "os_compute_api:os-services:update": _admin,
-    "os_compute_api:os-services:delete": _admin,
-    "os_compute_api:os-hypervisors:list": _admin,
-    "os_compute_api:os-hypervisors:list-detail": _admin,
-    "os_compute_api:os-hypervisors:show": _admin,
-    "os_compute_api:os-hypervisors:statistics": _admin,
-    "os_compute_api:os-hypervisors:search": _admin,
-    "os_compute_api:os-hypervisors:servers": _admin,
-    "os_compute_api:os-availability-zone:list": _anyone,
-    "os_compute_api:os-availability-zone:detail": _admin,
-}
+_remember_check_arity()
 
 
-def check(ctx: RequestContext, rule: str, target: Mapping[str, str] | None = None) -> bool:
-    return RULES[rule](ctx, target or {})
+class Policy:
+    """One enforcer on one configuration, Nova's defaults registered and the operator's file loaded."""
+
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        conf_mod.register_policy_opts(conf)
+        enforcer = _Enforcer(conf)
+        # Nova's own setting: every default changed in the new-defaults work; warning per rule fills logs
+        enforcer.suppress_default_change_warnings = True
+        enforcer.register_defaults(policies.list_rules())
+        enforcer.load_rules()
+        self.enforcer = enforcer
+
+    def check(self, ctx: RequestContext, rule: str, target: Mapping[str, Any] | None = None) -> bool:
+        """Whether ``ctx`` may do ``rule`` on ``target`` (the caller's own project and user when ``None``)."""
+        if target is None:
+            target = {"project_id": ctx.project_id, "user_id": ctx.user_id}
+        # oslo.context's policy values, as far as Stratus knows them: a project-scoped token (no system or domain
+        # scope, so every rule's scope_types=['project'] is met)
+        creds = {"user_id": ctx.user_id, "project_id": ctx.project_id, "roles": ctx.roles, "is_admin": ctx.is_admin,
+                 "system_scope": None, "domain_id": None}
+        return bool(self.enforcer.authorize(rule, target, creds))
+
+    def authorize(self, ctx: RequestContext, rule: str, target: Mapping[str, Any] | None = None) -> None:
+        """Raise Nova's 403 when ``ctx`` may not do ``rule`` on ``target``."""
+        if not self.check(ctx, rule, target):
+            raise Fault(403, f"Policy doesn't allow {rule} to be performed.")
+
+    def wrap(self, app: ASGIApp) -> ASGIApp:
+        """``app`` whose requests are decided by this policy."""
+        return _UsePolicy(app, self)
 
 
-def authorize(ctx: RequestContext, rule: str, target: Mapping[str, str] | None = None) -> None:
+_CURRENT: contextvars.ContextVar[Policy | None] = contextvars.ContextVar("stratus_policy", default=None)
+_default: Policy | None = None
+_default_lock = threading.Lock()
+
+
+def current() -> Policy:
+    """The policy of the request being served, else the process's default one."""
+    found = _CURRENT.get()
+    if found is not None:
+        return found
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Policy(conf_mod.load())
+    return _default
+
+
+def get_enforcer() -> oslo_policy.Enforcer:
+    """The ``oslo.policy.enforcer`` entry point of oslo.policy's tools (``oslopolicy-policy-generator --namespace
+    stratus --config-file stratus.conf`` writes the rules in force, defaults merged with the policy file): an
+    enforcer on the configuration files the tool was given (they parse oslo.config's global ``CONF``)."""
+    files = list(cfg.CONF.config_file or []) if "config_file" in cfg.CONF else []
+    return Policy(conf_mod.load(files)).enforcer
+
+
+def check(ctx: RequestContext, rule: str, target: Mapping[str, Any] | None = None) -> bool:
+    return current().check(ctx, rule, target)
+
+
+def authorize(ctx: RequestContext, rule: str, target: Mapping[str, Any] | None = None) -> None:
     """Raise Nova's 403 when ``ctx`` may not do ``rule`` on ``target``."""
-    if not check(ctx, rule, target):
-        raise Fault(403, f"Policy doesn't allow {rule} to be performed.")
+    current().authorize(ctx, rule, target)
+
+
+class _UsePolicy:
+    """Pure ASGI: make ``policy`` the current one while the application serves a request."""
+
+    def __init__(self, app: ASGIApp, policy: Policy) -> None:
+        self.app = app
+        self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        reset = _CURRENT.set(self.policy)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _CURRENT.reset(reset)

@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,51 @@ def postgres_url() -> Iterator[str]:
     finally:
         subprocess.run([str(SCRIPTS / "postgres.sh"), "stop", str(data)], check=False, timeout=120)
         shutil.rmtree(parent, ignore_errors=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Keystone:
+    """A running Keystone: its auth URL (``http://127.0.0.1:PORT/v3``) and bootstrap admin (project ``admin``)."""
+
+    auth_url: str
+    admin_password: str
+    directory: Path
+
+    @property
+    def www_authenticate_uri(self) -> str:
+        return self.auth_url.removesuffix("/v3")
+
+    def connect(self, username: str = "admin", password: str | None = None, project_name: str = "admin") -> Any:
+        """An openstacksdk connection logged in with a password and this auth URL only."""
+        import openstack
+
+        return openstack.connect(
+            auth_url=self.auth_url, username=username,
+            password=self.admin_password if password is None else password, project_name=project_name,
+            user_domain_name="Default", project_domain_name="Default", region_name="RegionOne",
+            identity_api_version="3", load_yaml_config=False, load_envvars=False)
+
+
+@pytest.fixture(scope="session")
+def keystone() -> Iterator[Keystone]:
+    """A real Keystone, the ``keystone`` package from PyPI in a venv of its own (scripts/keystone.sh: SQLite, fernet
+    tokens, gunicorn on loopback), bootstrapped, and torn down after the session."""
+    python3 = shutil.which("python3")
+    if python3 is None or (os.geteuid() != 0 and subprocess.run([python3, "-c", "import ensurepip, venv"],
+                                                                capture_output=True).returncode != 0):
+        pytest.skip("Keystone installs into a venv of its own: needs python3 with venv and ensurepip (Debian: "
+                    "python3-venv, which scripts/keystone.sh installs itself when run as root)")
+    directory = Path(tempfile.mkdtemp(prefix="stratus-keystone-"))
+    try:
+        proc = subprocess.run([str(SCRIPTS / "keystone.sh"), "start", str(directory), str(free_port())],
+                              capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0:
+            raise RuntimeError(f"keystone.sh failed:\n{proc.stdout}\n{proc.stderr}")
+        yield Keystone(auth_url=proc.stdout.strip().splitlines()[-1],
+                       admin_password=(directory / "admin-password").read_text().strip(), directory=directory)
+    finally:
+        subprocess.run([str(SCRIPTS / "keystone.sh"), "stop", str(directory)], check=False, timeout=120)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,11 +21,11 @@ FLAVOR: dict[str, Any] = {
 }
 
 
-def _request(version: str) -> ApiRequest:
+def _request(version: str, roles: tuple[str, ...] = ("reader",)) -> ApiRequest:
     raw = Request({"type": "http", "scheme": "http", "server": ("compute", 8774), "path": "/v2.1/flavors/1",
                    "root_path": "", "headers": [], "query_string": b""})
     services: Any = SimpleNamespace(conf=SimpleNamespace(api=SimpleNamespace(compute_link_prefix=None)))
-    return ApiRequest(raw=raw, context=RequestContext(user_id="u", project_id="p"),
+    return ApiRequest(raw=raw, context=RequestContext(user_id="u", project_id="p", roles=list(roles)),
                       version=APIVersion.parse(version), services=services, path={}, url_project_id=None)
 
 
@@ -42,7 +42,8 @@ def test_show_view_per_version(version: str, keys: set[str]) -> None:
         assert body["extra_specs"] == {"hw:cpu_policy": "dedicated"}
 
 
-def test_extra_specs_left_out_when_policy_refuses_the_index(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(policy.RULES, "os_compute_api:os-flavor-extra-specs:index", lambda _ctx, _target: False)
-    body = flavors.show_view(_request("2.61"), FLAVOR)
+def test_extra_specs_left_out_when_policy_refuses_the_index() -> None:
+    """A caller without even the reader role on the project: the extra specs index rule refuses it."""
+    assert not policy.check(_request("2.61", roles=()).context, "os_compute_api:os-flavor-extra-specs:index")
+    body = flavors.show_view(_request("2.61", roles=()), FLAVOR)
     assert "extra_specs" not in body and body["description"] == "small"
