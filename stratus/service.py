@@ -69,7 +69,10 @@ class Services:
 
         from stratus.image import embedded
 
-        self.image_store = embedded.ImageStore(conf, db)
+        try:
+            self.image_store = embedded.ImageStore(conf, db)
+        except ValueError as exc:  # [image_store] enabled_backends / default_backend the stores cannot be made of
+            raise StartupError(str(exc)) from exc
         images = embedded.client_for(conf, self.image_store)
 
         if "scheduler" in self.roles:

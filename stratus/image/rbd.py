@@ -126,20 +126,13 @@ class Cluster:
         both, but a bare host:port other than 3300 means msgr1)."""
         out: list[tuple[str, str]] = []
         raw = str(self._connect().conf_get("mon_host") or "")
-        for entry in raw.replace(" ", ",").split(","):
-            entry = entry.strip().strip("[]")
-            if not entry:
+        for entry in raw.replace(" ", ",").split(","):  # "[v2:h:p1,v1:h:p2],h2:p3"
+            addr = entry.strip().strip("[]")
+            if not addr or addr.startswith("v2:"):
                 continue
-            for addr in entry.split(","):
-                addr = addr.strip("[]")
-                if addr.startswith("v2:"):
-                    continue
-                addr = addr.removeprefix("v1:").split("/")[0]
-                host, _, port = addr.rpartition(":")
-                if host and port:
-                    out.append((host.strip("[]"), port))
-                elif addr:
-                    out.append((addr, "6789"))
+            addr = addr.removeprefix("v1:").split("/")[0]
+            host, _, port = addr.rpartition(":")
+            out.append((host, port) if host and port.isdigit() else (addr, "6789"))
         return out
 
     # --- images -------------------------------------------------------------------------------------------
