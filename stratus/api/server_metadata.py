@@ -22,6 +22,8 @@ _META_ITEM = {"type": "object", "properties": {"meta": {**validation.metadata, "
 
 async def _writable(req: ApiRequest, rule: str) -> dict[str, Any]:
     inst = await load_instance(req, req.path["server_id"], rule)
+    if inst["locked"] and not req.context.is_admin:  # Nova's check_instance_lock comes before the state check
+        raise Fault(409, f"Instance {inst['uuid']} is locked")
     if inst["task_state"] == "deleting":
         raise Fault(409, f"Cannot 'update metadata' instance {inst['uuid']} while it is in task_state deleting")
     return inst

@@ -310,6 +310,11 @@ def test_lock_refuses_the_owners_changes_until_unlocked(cloud: Cloud, server: st
         assert fault(_act(c, server, {"os-stop": None}), 409, "conflictingRequest") == \
             f"Instance {server} is locked"
         assert fault(c.delete(f"/servers/{server}"), 409, "conflictingRequest") == f"Instance {server} is locked"
+        assert fault(c.put(f"/servers/{server}/metadata/k", json={"meta": {"k": "v"}}), 409,
+                     "conflictingRequest") == f"Instance {server} is locked"
+        assert fault(c.delete(f"/servers/{server}/metadata/k"), 409, "conflictingRequest") == \
+            f"Instance {server} is locked"
+        assert c.get(f"/servers/{server}/metadata").json()["metadata"] == {}  # nothing written
         assert c.get("/servers/detail", params={"locked": "true"}).json()["servers"][0]["id"] == server
         check(ACCEPTED, _act(c, server, {"unlock": None}))
         assert c.get(f"/servers/{server}").json()["server"]["locked"] is False
