@@ -18,6 +18,8 @@
 #          scripts/ceph.sh stop DIR          stop osd.0, mgr.x, mon.a in that order (fine if none run)
 # Clusters in different DIRs, with different PORTs (two apart at least), run side by side.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib/proc.sh
+source "$(dirname "$(readlink -f "$0")")/lib/proc.sh"
 action=${1:?install [VENV] | start DIR [PORT] | stop DIR}
 PACKAGES=(ceph-mon ceph-osd ceph-mgr python3-rados python3-rbd qemu-block-extra)
 # Debian's CPython 3 extension modules (python3-rados, python3-rbd); no working binding exists on PyPI.
@@ -66,29 +68,9 @@ install() {
     "$venv/bin/python" -c 'import rados, rbd'
 }
 
-# alive PID NAME: PID is a live (not zombie) process called NAME.
-alive() {
-    local pid=$1 stat comm
-    [ -n "$pid" ] && { read -r stat <"/proc/$pid/stat" && read -r comm <"/proc/$pid/comm"; } 2>/dev/null || return 1
-    stat=${stat##*) }
-    [ "$comm" = "$2" ] && [ "${stat%% *}" != Z ]
-}
-
 # pid_of NAME:EXECUTABLE: the live daemon NAME of this DIR, from its pid file; fails if none.
 pid_of() {
-    local pid
-    pid=$(cat "$dir/run/${1%%:*}.pid" 2>/dev/null) || return 1
-    alive "$pid" "${1#*:}" && echo "$pid"
-}
-
-# wait_gone PID NAME SECONDS: wait for it to exit, then SIGKILL it.
-wait_gone() {
-    local i
-    for ((i = 0; i < $3 * 50; i++)); do
-        alive "$1" "$2" || return 0
-        sleep 0.02
-    done
-    kill -KILL "$1" 2>/dev/null || true
+    pid_from "$dir/run/${1%%:*}.pid" "${1#*:}"
 }
 
 # spawn NAME:EXECUTABLE: start the daemon in the foreground (-f: no fork of its own, writes its pid file all the

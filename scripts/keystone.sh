@@ -18,6 +18,8 @@
 #                                               http://127.0.0.1:PORT/v3
 #          scripts/keystone.sh stop DIR         stop the server (fine if none runs)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib/proc.sh
+source "$(dirname "$(readlink -f "$0")")/lib/proc.sh"
 action=${1:?install [VENV] | start DIR PORT | stop DIR}
 KEYSTONE_VERSION=30.0.0   # 2026.1; Python 3.10 to 3.13
 GUNICORN_VERSION=27.0.1
@@ -41,19 +43,9 @@ install() {
     echo "${PACKAGES[*]}" >"$venv/.installed"
 }
 
-# alive PID: PID is a live (not zombie) gunicorn.
-alive() {
-    local pid=$1 stat comm
-    [ -n "$pid" ] && { read -r stat <"/proc/$pid/stat" && read -r comm <"/proc/$pid/comm"; } 2>/dev/null || return 1
-    stat=${stat##*) }
-    [ "$comm" = gunicorn ] && [ "${stat%% *}" != Z ]
-}
-
 # pid_of: the live server of this DIR, from its pid file; fails if none.
 pid_of() {
-    local pid
-    pid=$(cat "$dir/keystone.pid" 2>/dev/null) || return 1
-    alive "$pid" && echo "$pid"
+    pid_from "$dir/keystone.pid" gunicorn
 }
 
 # answers URL: GET URL succeeds (the venv's Python: a fresh Debian has no curl).
@@ -154,14 +146,10 @@ start() {
 }
 
 stop() {
-    local pid i
+    local pid
     pid=$(pid_of) || return 0
     kill -INT "$pid"   # gunicorn's quick shutdown: TERM would wait for idle keep-alive connections
-    for ((i = 0; i < 100; i++)); do
-        alive "$pid" || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
+    wait_gone "$pid" gunicorn 10
 }
 
 case $action in

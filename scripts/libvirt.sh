@@ -15,6 +15,8 @@
 # Logs: DIR/libvirtd.log, DIR/virtlogd.log (daemons), DIR/log/qemu/NAME.log (each guest's QEMU).
 # DIR/run/libvirt-sock must stay under 108 bytes (the unix socket path limit): keep DIR short.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib/proc.sh
+source "$(dirname "$(readlink -f "$0")")/lib/proc.sh"
 action=${1:?install [VENV] | start DIR | stop DIR}
 self=$(readlink -f "$0")
 PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
@@ -44,28 +46,9 @@ install() {
     fi
 }
 
-# alive PID NAME: PID is a live (not zombie) process called NAME.
-alive() {
-    local pid=$1 stat
-    [ -n "$pid" ] && stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] && [ "$(cut -d' ' -f1 <<<"${stat##*) }")" != Z ]
-}
-
 # pid_of NAME: the live daemon NAME of this DIR, from its pid file; fails if none.
 pid_of() {
-    local pid
-    pid=$(cat "$dir/run/$1.pid" 2>/dev/null) || return 1
-    alive "$pid" "$1" && echo "$pid"
-}
-
-# wait_gone PID NAME SECONDS: wait for it to exit, then SIGKILL it.
-wait_gone() {
-    local i
-    for ((i = 0; i < $3 * 10; i++)); do
-        alive "$1" "$2" || return 0
-        sleep 0.1
-    done
-    kill -KILL "$1" 2>/dev/null || true
+    pid_from "$dir/run/$1.pid" "$1"
 }
 
 # spawn NAME ARGS...: start a daemon detached (own session; stdio to DIR/NAME.log and the lock closed, so a
