@@ -253,24 +253,32 @@ class ImageStore:
             return image_view({**row, **changed, "updated_at": now}, extras, sorted(new_tags))
 
     async def delete(self, caller: Caller, image_id: str) -> None:
-        async with self.db.write() as conn:
-            row = await self._visible_row(conn, caller, image_id, for_update=True)
-            if not caller.owns(row):
-                raise ImageForbidden("You are not authorized to complete delete_image action.")
-            if row["protected"]:
-                raise ImageForbidden(f"Image {image_id} is protected and cannot be deleted.")
+        """Records first, data after. Whether the stores can let the data go (an RBD image with clones cannot:
+        Glance's 409) is asked before the write transaction, so no Ceph call holds the database's write lock."""
+        async with self.db.read() as conn:
+            await self._deletable(conn, caller, image_id)
             locations = (await db.locations_of(conn, [image_id], status=None)).get(image_id, [])
-            for loc in locations:  # Glance answers 409 when the data cannot go (an RBD image with clones)
-                store = self._store_of(loc["url"], loc["store"])
-                if store is not None:
-                    try:
-                        await asyncio.to_thread(store.check_removable, loc["url"])
-                    except rbd.RbdImageBusy as exc:
-                        raise ImageConflict(f"Image {image_id} could not be deleted because it is in use: "
-                                            f"{exc.message}") from None
+        for loc in locations:
+            store = self._store_of(loc["url"], loc["store"])
+            if store is not None:
+                try:
+                    await asyncio.to_thread(store.check_removable, loc["url"])
+                except rbd.RbdImageBusy as exc:
+                    raise ImageConflict(f"Image {image_id} could not be deleted because it is in use: "
+                                        f"{exc.message}") from None
+        async with self.db.write() as conn:
+            await self._deletable(conn, caller, image_id, for_update=True)
+            locations = (await db.locations_of(conn, [image_id], status=None)).get(image_id, [])
             await db.delete_image(conn, image_id)
         for loc in locations:
             await self._remove_data(loc["url"], loc["store"])
+
+    async def _deletable(self, conn: Connection, caller: Caller, image_id: str, for_update: bool = False) -> None:
+        row = await self._visible_row(conn, caller, image_id, for_update=for_update)
+        if not caller.owns(row):
+            raise ImageForbidden("You are not authorized to complete delete_image action.")
+        if row["protected"]:
+            raise ImageForbidden(f"Image {image_id} is protected and cannot be deleted.")
 
     async def _remove_data(self, url: str, store_name: str | None) -> None:
         store = self._store_of(url, store_name)
