@@ -17,8 +17,11 @@ class StratusException(Exception):
         super().__init_subclass__(**kw)
         _REGISTRY[cls.__name__] = cls
 
-    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, message: str | None = None, *, details: str = "", **kwargs: Any) -> None:
+        """``details``: more than the message should say (the why behind its cause); an instance fault keeps it
+        in its ``details``, which admins see."""
         self.kwargs = kwargs
+        self.details = details
         if message is None:
             try:
                 message = self.msg_fmt % kwargs

@@ -72,9 +72,11 @@ class ServerViewBuilder:
         return {"id": image_ref, "links": [{"rel": "bookmark", "href": f"{self.bookmark_prefix}/images/{image_ref}"}]}
 
     def _fault(self, fault: dict[str, Any]) -> dict[str, Any]:
+        """Nova's ``_get_fault``: ``details`` (a traceback, or the rest of a long message) only when there are
+        some, and for code 500 only to admins."""
         body = {"code": fault["code"], "created": isotime(fault["created_at"]), "message": fault["message"]}
-        if self.req.context.is_admin or fault["code"] != 500:
-            body["details"] = fault.get("details") or ""
+        if fault.get("details") and (self.req.context.is_admin or fault["code"] != 500):
+            body["details"] = fault["details"]
         return body
 
     def full(self, inst: dict[str, Any], update: bool = False) -> dict[str, Any]:

@@ -13,6 +13,10 @@ from stratus.db.engine import Connection
 from stratus.db.models import instance_actions, instance_actions_events, instance_faults
 from stratus.utils import utcnow
 
+#: Nova's size of a fault's ``message`` and of an action event's ``details`` (``String(255)`` columns)
+MESSAGE_LENGTH = 255
+ELLIPSIS = "..."
+
 
 async def action_start(conn: Connection, context: dict[str, Any], instance_uuids: list[str], action: str
                        ) -> None:
@@ -53,22 +57,55 @@ async def event_finish(conn: Connection, context: dict[str, Any], instance_uuid:
     if error is not None:
         values["result"] = "Error"
         values["traceback"] = "".join(tb.format_exception(error))
-        values["details"] = str(error)[:255]
+        values["details"] = short_message(error_message(error))
     await conn.execute(update(instance_actions_events).where(instance_actions_events.c.id == row[0]).values(values))
     if error is not None:
         await conn.execute(update(instance_actions).where(instance_actions.c.id == action_id)
                            .values(message="Error", updated_at=utcnow()))
 
 
+def error_message(error: BaseException) -> str:
+    """An error's whole message, as Nova's ``exception_to_dict`` takes it: its own message, else its class name."""
+    return getattr(error, "message", None) or str(error) or type(error).__name__
+
+
+def short_message(text: str, limit: int = MESSAGE_LENGTH) -> str:
+    """``text`` as it fits a ``message`` column of ``limit`` characters. Messages say their cause first, so a
+    long one keeps its start, cut at a word boundary (unless that loses more than half) and ending in ``...``
+    to show it goes on; whoever writes it keeps the whole text elsewhere (a fault's details)."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit - len(ELLIPSIS)]
+    space = head.rfind(" ")
+    if space >= limit // 2:
+        head = head[:space]
+    return head.rstrip(" ,;:") + ELLIPSIS
+
+
+def fault_details(error: BaseException, code: int, details: str | None = None) -> str:
+    """A fault's ``details`` (shown to admins, and to everyone when the code is not 500, as Nova's view does):
+    the whole message when ``message`` had to be cut, what the error tells beyond its message, then
+    ``details`` if given, else the traceback, which Nova writes for code 500 only."""
+    message = error_message(error)
+    parts = [message] if len(message) > MESSAGE_LENGTH else []
+    extra = getattr(error, "details", None)  # a StratusException's; other errors have none
+    if extra:
+        parts.append(str(extra))
+    if details is not None:
+        parts.append(details)
+    elif code == 500:
+        parts.append("".join(tb.format_exception(error)))
+    return "\n\n".join(p for p in parts if p)
+
+
 async def add_fault(conn: Connection, instance_uuid: str, error: BaseException, host: str | None = None,
                     code: int | None = None, details: str | None = None) -> None:
-    """Record why an instance failed: message for its owner; details (the traceback, or the underlying
-    error given) for admins."""
-    message = getattr(error, "message", None) or str(error) or type(error).__name__
+    """Record why an instance failed: the cause in ``message`` for its owner (at most 255 characters, see
+    ``short_message``), the rest in ``details`` (see ``fault_details``)."""
+    code = code or getattr(error, "code", 500) or 500
     await conn.execute(instance_faults.insert().values(
-        instance_uuid=instance_uuid, code=code or getattr(error, "code", 500) or 500, message=message[:255],
-        details=details if details is not None else "".join(tb.format_exception(error)), host=host,
-        created_at=utcnow()))
+        instance_uuid=instance_uuid, code=code, message=short_message(error_message(error)),
+        details=fault_details(error, code, details), host=host, created_at=utcnow()))
 
 
 async def latest_faults(conn: Connection, instance_uuids: list[str]) -> dict[str, dict[str, Any]]:

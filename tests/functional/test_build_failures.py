@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -79,3 +80,34 @@ def test_every_host_failing_ends_in_error_with_nova_fault(failing_cloud: Cloud) 
     with failing_cloud.client(token="admin:admin") as c:
         assert c.delete(f"/servers/{server_id}").status_code == 204
         wait_gone(c, server_id)
+
+
+def test_fault_details_are_shown_per_novas_rules(cloud: Cloud) -> None:
+    """Nova's ``_get_fault``: a code-500 fault's details (its traceback) for admins only; a fault without
+    details has no ``details`` key at all, whoever asks (before, an empty string was shown)."""
+    with cloud.image_client() as img:
+        image = upload_image(img, fake_fail_permanently="true")
+    with cloud.client(token="owner:proj-faults", version="2.1") as owner, cloud.client(version="2.1") as admin:
+        resp = boot(owner, image["id"])
+        assert resp.status_code == 202, resp.text
+        server_id = resp.json()["server"]["id"]
+        mine = wait_for_status(owner, server_id, {"ERROR"})["fault"]
+        assert mine["code"] == 500 and "the flavor or image asks every host to refuse it" in mine["message"]
+        assert "details" not in mine
+        shown = admin.get(f"/servers/{server_id}").json()["server"]["fault"]
+        assert shown["message"] == mine["message"] and "BuildAbortException: Build of instance" in shown["details"]
+
+        db = sqlite3.connect(Path(cloud.state_path) / "stratus.sqlite")
+        try:  # the newest fault is the one shown: a 404 without details, as Nova writes it
+            db.execute("insert into instance_faults (instance_uuid, code, message, details, host, created_at) "
+                       "values (?, 404, 'Image gone could not be found.', '', 'compute-1', ?)",
+                       (server_id, datetime.datetime.now(datetime.UTC).replace(tzinfo=None).isoformat(" ")))
+            db.commit()
+        finally:
+            db.close()
+        for client in (owner, admin):
+            got = client.get(f"/servers/{server_id}").json()["server"]["fault"]
+            assert got["message"] == "Image gone could not be found." and got["code"] == 404
+            assert "details" not in got
+        assert owner.delete(f"/servers/{server_id}").status_code == 204
+        wait_gone(owner, server_id)

@@ -260,21 +260,28 @@ def test_never_download_refuses_at_once(libvirt_uri: str, ceph_clusters: tuple[C
                                         test_guest: Path, tmp_path_factory: pytest.TempPathFactory,
                                         flavor_body: dict[str, Any], ceph: tuple[Ceph, Ceph]) -> None:
     """``never_download_image_if_on_rbd``: an image only in the file store fails the build at once with a
-    fault saying why: one attempt (no reschedule), no allocation left, nothing written to Ceph. An image in
-    the host's cluster still boots (a clone)."""
+    fault saying why: one attempt (no reschedule), no allocation left, nothing written to Ceph. The fault's
+    message, all its owner sees, names the image and the host's cluster within its 255 characters; admins see
+    why in the details. An image in the host's cluster still boots (a clone)."""
     a, b = ceph
     conf = _conf(libvirt_uri, *ceph_clusters, """
         [workarounds]
         never_download_image_if_on_rbd = true""")
     strict = _start(tmp_path_factory.mktemp("strict-cloud"), conf, test_guest, flavor_body)
     try:
-        with strict.api() as api:
-            for store in ("local", "foreign"):
+        with strict.api() as api, strict.cloud.client(token="owner:proj-rbd", version="2.64") as owner:
+            for store, where in (("local", "its data is in local"), ("foreign", "its data is in foreign")):
                 before = (a.list("vms"), a.list("images"), b.list("vms"))
-                server = _boot(api, strict.images[store], strict.flavor, status="ERROR")
+                image_id = strict.images[store]
+                server = _boot(owner, image_id, strict.flavor, status="ERROR")
                 message = server["fault"]["message"]
-                assert "not clone-able in this Ceph cluster" in message, message
-                assert "never_download_image_if_on_rbd" in message, message
+                assert len(message) <= 255 and "details" not in server["fault"], server["fault"]
+                assert message == (f"Build of instance {server['id']} aborted: Image {image_id} is not clone-able "
+                                   f"in Ceph cluster {a.fsid} and [workarounds] never_download_image_if_on_rbd "
+                                   "refuses to download it"), message
+                details = api.get(f"/servers/{server['id']}").json()["server"]["fault"]["details"]
+                assert details.startswith(f"Image {image_id} cannot be cloned in Ceph cluster {a.fsid}: {where}, "
+                                          f"not in the Ceph cluster {a.fsid}"), details
                 actions = api.get(f"/servers/{server['id']}/os-instance-actions").json()["instanceActions"]
                 (create,) = [x for x in actions if x["action"] == "create"]
                 events = api.get(f"/servers/{server['id']}/os-instance-actions/{create['request_id']}"

@@ -104,10 +104,7 @@ class RbdBackend:
                 if reason is None:
                     return await self._made(instance_uuid, name, "copied-then-clone")
         if self.conf.workarounds.never_download_image_if_on_rbd:
-            raise exception.BuildAbortException(
-                instance_uuid=instance_uuid,
-                reason=f"Image {image_id} is not clone-able in this Ceph cluster and [workarounds] "
-                       f"never_download_image_if_on_rbd refuses to download it: {reason}")
+            raise refusal(instance_uuid, image_id, await self.fsid(), reason)
         base = await self._cached_base(context, image)
         await asyncio.to_thread(self.cluster.clone, rbd.Location("", self.pool, base, rbd.SNAPSHOT), self.pool,
                                 name, size_bytes)
@@ -316,6 +313,17 @@ class RbdBackend:
             return removed
 
         return await asyncio.to_thread(sweep)
+
+
+def refusal(instance_uuid: str, image_id: str, fsid: str, reason: str) -> exception.BuildAbortException:
+    """The build's end under ``never_download_image_if_on_rbd``. The fault's message (255 characters, the only
+    part its owner sees) says the cause: which image, which cluster, which option; why the image cannot be
+    cloned there (where its data is, its format, a failed copy) goes to the fault's details, for admins."""
+    return exception.BuildAbortException(
+        instance_uuid=instance_uuid,
+        reason=f"Image {image_id} is not clone-able in Ceph cluster {fsid} and [workarounds] "
+               "never_download_image_if_on_rbd refuses to download it",
+        details=f"Image {image_id} cannot be cloned in Ceph cluster {fsid}: {reason}")
 
 
 def _csv(value: Any) -> list[str]:
