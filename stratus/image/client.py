@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
@@ -48,6 +49,12 @@ class ImageClient(abc.ABC):
     async def copy_to_store(self, context: dict[str, Any], image_id: str, store: str) -> None:
         """Ask the image service to copy the image's data into ``store`` (Glance's ``copy-image`` import);
         returns once asked: the copy runs in the image service, ``stores`` shows when it is there."""
+
+    async def wait_changed(self, context: dict[str, Any], image_id: str, timeout: float) -> None:
+        """Return once the image may have changed (a ``copy_to_store`` finished or failed), at the latest after
+        ``timeout`` seconds; callers look with ``show`` after each wait. A Glance cannot tell its clients, so
+        by default this only waits; the embedded service wakes its waiters when a copy ends."""
+        await asyncio.sleep(timeout)
 
     @abc.abstractmethod
     async def add_location(self, context: dict[str, Any], image_id: str, url: str, store: str | None) -> None:

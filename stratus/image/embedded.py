@@ -149,6 +149,8 @@ class ImageStore:
         self.datadir = files[0].datadir if files else None
         self._last_reclaim = float("-inf")
         self._copies: set[asyncio.Task[None]] = set()
+        #: who waits for news of an image's copies (``wait_changed``), by image id
+        self._watchers: dict[str, set[asyncio.Event]] = {}
 
     def _store_of(self, url: str, name: str | None) -> Store | None:
         """The store holding the data at ``url`` (by the name recorded with it, else by the URL's form)."""
@@ -524,7 +526,32 @@ class ImageStore:
             self._copies.add(task)
             task.add_done_callback(self._copies.discard)
 
+    async def wait_changed(self, image_id: str, timeout: float) -> None:
+        """Return when a copy of the image into a store finished or failed here, or after ``timeout`` seconds:
+        a compute host waiting for a copy-image import hears of it at once instead of at its next poll (copies
+        another process runs are not heard of: the caller still polls)."""
+        event = asyncio.Event()
+        watchers = self._watchers.setdefault(image_id, set())
+        watchers.add(event)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout)
+        finally:
+            watchers.discard(event)
+            if not watchers:
+                self._watchers.pop(image_id, None)
+
+    def _changed(self, image_id: str) -> None:
+        for event in self._watchers.get(image_id, ()):
+            event.set()
+
     async def _copy(self, image_id: str, targets: list[str], all_must_succeed: bool) -> None:
+        try:
+            await self._copy_all(image_id, targets, all_must_succeed)
+        finally:
+            self._changed(image_id)
+
+    async def _copy_all(self, image_id: str, targets: list[str], all_must_succeed: bool) -> None:
         admin = Caller(project_id="", is_admin=True)
         for name in targets:
             ok = False
@@ -544,6 +571,7 @@ class ImageStore:
                                                             "os_glance_importing_to_stores": ",".join(importing),
                                                             "os_glance_failed_import": ",".join(failed)})
                 await db.update_image(conn, image_id, {"updated_at": utcnow()})
+            self._changed(image_id)
             if not ok and all_must_succeed:
                 async with self.db.write() as conn:  # the other stores are not tried: none of them is started
                     props = (await db.properties_of(conn, [image_id])).get(image_id)
@@ -628,6 +656,9 @@ class EmbeddedImageClient(ImageClient):
 
     async def copy_to_store(self, context: dict[str, Any], image_id: str, store: str) -> None:
         await self.store.copy_to_stores(Caller.of(context), image_id, [store])
+
+    async def wait_changed(self, context: dict[str, Any], image_id: str, timeout: float) -> None:
+        await self.store.wait_changed(image_id, timeout)
 
     async def add_location(self, context: dict[str, Any], image_id: str, url: str, store: str | None) -> None:
         await self.store.add_location(Caller.of(context), image_id, url, store)

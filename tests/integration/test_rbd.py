@@ -303,26 +303,47 @@ def test_copy_image_to_the_hosts_store_then_clone(libvirt_uri: str, ceph_cluster
                                                   flavor_body: dict[str, Any], ceph: tuple[Ceph, Ceph]) -> None:
     """``images_rbd_glance_store_name``: the image service copies the file-store image into the host's
     cluster (copy-image import), the image gains the store, and the disk is a clone of that copy: the host
-    downloads nothing, even with never_download_image_if_on_rbd set."""
+    downloads nothing, even with never_download_image_if_on_rbd set. With the default poll interval (15 s) the
+    server is ACTIVE as soon as the copy is done (before, the first look came 15 s after asking).
+
+    A qcow2 image is not copied: no clone could be made of the copy (clones need raw), so the build goes on
+    to the next way at once (here, the refusal) and Ceph holds no copy of it."""
     a, _b = ceph
     conf = _conf(libvirt_uri, *ceph_clusters, """
         [workarounds]
         never_download_image_if_on_rbd = true
         [libvirt]
         images_rbd_glance_store_name = ceph
-        images_rbd_glance_copy_poll_interval = 0
         images_rbd_glance_copy_timeout = 60""")
     copier = _start(tmp_path_factory.mktemp("copy-cloud"), conf, test_guest, flavor_body)
     try:
         image_id = copier.images["local"]
-        with copier.api() as api:
+        with copier.api() as api, copier.cloud.image_client() as client:
+            started = time.monotonic()
             server = _boot(api, image_id, copier.flavor)
-            with copier.cloud.image_client() as client:
-                image = client.get(f"/v2/images/{image_id}").json()
+            took = time.monotonic() - started
+            print(f"\ncopy-image path: time-to-ACTIVE {took:.2f} s (64 MiB raw image)")
+            assert took < 10, took  # the copy takes ~3 s; one 15 s poll made it ~16 s
+            image = client.get(f"/v2/images/{image_id}").json()
             assert image["stores"] == "local,ceph"
             assert not image.get("os_glance_importing_to_stores") and not image.get("os_glance_failed_import")
             assert a.parent("vms", f"{server['id']}_disk") == ("images", image_id, "snap")
             assert f"_base_{image_id}" not in a.list("vms")
             _delete(api, server["id"])
+
+            qcow2 = copier.guest.disk_id
+            before = a.list("images")
+            started = time.monotonic()
+            refused = _boot(api, qcow2, copier.flavor, status="ERROR")
+            took = time.monotonic() - started
+            print(f"copy-image path, qcow2 image: refused after {took:.2f} s, not copied")
+            assert took < 10, took
+            assert "never_download_image_if_on_rbd" in refused["fault"]["message"], refused["fault"]
+            assert "disk_format is qcow2" in refused["fault"]["details"], refused["fault"]
+            image = client.get(f"/v2/images/{qcow2}").json()
+            assert image["stores"] == "local", image  # not copied: stored once
+            assert not image.get("os_glance_importing_to_stores") and not image.get("os_glance_failed_import")
+            assert a.list("images") == before
+            _delete(api, refused["id"])
     finally:
         stop_cloud(copier.cloud)

@@ -5,7 +5,8 @@ How the disk is made, cheapest first (Nova's ``Rbd`` image backend, plus a cache
 1. the image service keeps the image in this cluster (an ``rbd://<our fsid>/…/snap`` location, raw data):
    a copy-on-write clone of that snapshot; no byte is copied;
 2. ``[libvirt] images_rbd_glance_store_name`` names the image service's store in this cluster: ask it to copy
-   the image there (``copy-image`` import), wait for it, then clone as in 1;
+   the image there (``copy-image`` import), wait for it, then clone as in 1; only a raw image, since a copy of
+   anything else could not be cloned either (it would only be stored twice);
 3. ``[workarounds] never_download_image_if_on_rbd``: refuse the boot, at once and for good (no other host of
    this cluster could do better);
 4. otherwise download the image (through the host's image cache, verified), convert it to raw into the pool
@@ -33,6 +34,11 @@ from stratus.image.client import ImageClient
 LOG = logging.getLogger(__name__)
 DEFAULT_CEPH_CONF = "/etc/ceph/ceph.conf"
 BASE_PREFIX = "_base_"
+#: waiting for a copy-image import: the first look after FIRST_POLL s, each wait BACKOFF times the one before,
+#: up to [libvirt] images_rbd_glance_copy_poll_interval (MIN_POLL s when that is 0)
+FIRST_POLL = 0.2
+BACKOFF = 1.5
+MIN_POLL = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,12 +103,17 @@ class RbdBackend:
         if reason is None:
             return await self._made(instance_uuid, name, "clone")
         store = self.conf.libvirt.images_rbd_glance_store_name
-        if store:
-            copied = await self._copy_to_store(context, image, store)
-            if copied is not None:
-                reason = await self._try_clone(context, copied, name, size_bytes)
-                if reason is None:
-                    return await self._made(instance_uuid, name, "copied-then-clone")
+        if store and store not in _csv(image.get("stores")):  # there already: the clone above was the try
+            if not cloneable_format(image):
+                # a copy could not be cloned either: go on at once, and do not store the image twice
+                reason += f"; not copied to store {store}: {_not_raw(image)}"
+            else:
+                copied, why = await self._copy_to_store(context, image, store)
+                if copied is not None:
+                    why = await self._try_clone(context, copied, name, size_bytes) or ""
+                    if not why:
+                        return await self._made(instance_uuid, name, "copied-then-clone")
+                reason += f"; its copy to store {store}: {why}"
         if self.conf.workarounds.never_download_image_if_on_rbd:
             raise refusal(instance_uuid, image_id, await self.fsid(), reason)
         base = await self._cached_base(context, image)
@@ -129,8 +140,8 @@ class RbdBackend:
             where = ", ".join(sorted({str(x.get("store") or str(x.get("url", "")).split(":", 1)[0])
                                       for x in found})) or "nowhere the image service shows"
             return f"its data is in {where}, not in the Ceph cluster {fsid}"
-        if image.get("disk_format") != "raw":
-            return f"a clone needs raw data and the image's disk_format is {image.get('disk_format')}"
+        if not cloneable_format(image):
+            return _not_raw(image)
         last = ""
         for loc in ours:
             try:
@@ -142,34 +153,41 @@ class RbdBackend:
         return last
 
     async def _copy_to_store(self, context: dict[str, Any], image: dict[str, Any], store: str
-                             ) -> dict[str, Any] | None:
-        """Nova's ``copy_image_to_store``: ask, then poll ``stores`` until the store is there (the image as
-        it is then), it failed, or ``images_rbd_glance_copy_timeout`` passed (None)."""
+                             ) -> tuple[dict[str, Any] | None, str]:
+        """Nova's ``copy_image_to_store``: ask, then look at the image until ``stores`` has the store (the image
+        as it is then), the copy failed, or ``images_rbd_glance_copy_timeout`` passed (None, and why).
+
+        The looks back off from ``FIRST_POLL`` s up to ``images_rbd_glance_copy_poll_interval`` s, and the
+        image client may end each wait early when it hears the copy ended (the embedded service does): a copy
+        of a few seconds makes the build wait a few seconds, not one whole poll interval."""
         image_id = str(image["id"])
         opts = self.conf.libvirt
-        if store in _csv(image.get("stores")):
-            return image
         try:
             await self.images.copy_to_store(context, image_id, store)
         except exception.StratusException as exc:
             if "already" not in exc.message:  # a copy under way (another host asked): wait for it
                 LOG.warning("image %s: asking for a copy to store %s failed: %s", image_id, store, exc.message)
-                return None
-        deadline = time.monotonic() + opts.images_rbd_glance_copy_timeout
+                return None, f"asking for it failed: {exc.message}"
+        started = time.monotonic()
+        deadline = started + opts.images_rbd_glance_copy_timeout
+        ceiling = max(MIN_POLL, opts.images_rbd_glance_copy_poll_interval)
+        delay = min(FIRST_POLL, ceiling)
         while True:
             shown = await self.images.show(context, image_id)
             if store in _csv(shown.get("stores")):
-                LOG.info("image %s copied to store %s by the image service", image_id, store)
-                return shown
+                LOG.info("image %s copied to store %s by the image service in %.1f s", image_id, store,
+                         time.monotonic() - started)
+                return shown, ""
             if store in _csv(shown.get("os_glance_failed_import")):
                 LOG.warning("image %s: the image service failed to copy it to store %s", image_id, store)
-                return None
-            if time.monotonic() >= deadline:
+                return None, "the image service failed to make it"
+            left = deadline - time.monotonic()
+            if left <= 0:
                 LOG.warning("image %s: no copy in store %s after %d s", image_id, store,
                             opts.images_rbd_glance_copy_timeout)
-                return None
-            await asyncio.sleep(max(0.05, min(opts.images_rbd_glance_copy_poll_interval,
-                                              deadline - time.monotonic())))
+                return None, f"not there after {opts.images_rbd_glance_copy_timeout} s"
+            await self.images.wait_changed(context, image_id, min(delay, left))
+            delay = min(delay * BACKOFF, ceiling)
 
     async def _cached_base(self, context: dict[str, Any], image: dict[str, Any]) -> str:
         """The pool's base of ``image`` (``_base_<id>`` with its protected snapshot), imported if missing: one
@@ -313,6 +331,16 @@ class RbdBackend:
             return removed
 
         return await asyncio.to_thread(sweep)
+
+
+def cloneable_format(image: dict[str, Any]) -> bool:
+    """Whether an RBD clone of the image's data could be a guest's disk: raw data only (a clone of qcow2 bytes
+    would be a qcow2 file on a raw block device)."""
+    return image.get("disk_format") == "raw"
+
+
+def _not_raw(image: dict[str, Any]) -> str:
+    return f"a clone needs raw data and the image's disk_format is {image.get('disk_format')}"
 
 
 def refusal(instance_uuid: str, image_id: str, fsid: str, reason: str) -> exception.BuildAbortException:
