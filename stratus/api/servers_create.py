@@ -199,6 +199,18 @@ async def _image(req: ApiRequest, image_ref: str) -> dict[str, Any]:
         raise Fault(400, "Can not find requested image") from None
 
 
+async def _kernel_and_ramdisk(req: ApiRequest, image: dict[str, Any]) -> tuple[str, str]:
+    """Nova's ``_handle_kernel_and_ramdisk``: the image's ``kernel_id`` and ``ramdisk_id`` properties, both
+    none when the kernel is ``nokernel``; each must be an image the caller can see (fail fast, a 400 as for the
+    image itself), and the instance records its id."""
+    kernel_id, ramdisk_id = image.get("kernel_id") or None, image.get("ramdisk_id") or None
+    if kernel_id == "nokernel":
+        return "", ""
+    kernel = str((await _image(req, str(kernel_id)))["id"]) if kernel_id else ""
+    ramdisk = str((await _image(req, str(ramdisk_id)))["id"]) if ramdisk_id else ""
+    return kernel, ramdisk
+
+
 def _check_image_fits(image: dict[str, Any], flavor: dict[str, Any]) -> None:
     if image.get("status") != "active":
         raise Fault(400, f"Image {image['id']} is not active.")
@@ -360,6 +372,7 @@ async def create(req: ApiRequest) -> Response:
         raise Fault(400, "Flavor is disabled.")
     image = await _image(req, image_ref)
     _check_image_fits(image, flavor)
+    kernel_id, ramdisk_id = await _kernel_and_ramdisk(req, image)
 
     metadata = server.get("metadata") or {}
     reservation_id = "r-" + secrets.token_hex(4)
@@ -391,6 +404,7 @@ async def create(req: ApiRequest) -> Response:
                 "config_drive": "True" if str(server.get("config_drive", "")).lower() == "true" else "",
                 "access_ip_v4": server.get("accessIPv4"), "access_ip_v6": server.get("accessIPv6"),
                 "reservation_id": reservation_id, "launch_index": index,
+                "kernel_id": kernel_id, "ramdisk_id": ramdisk_id,
                 "auto_disk_config": server.get("OS-DCF:diskConfig") == "AUTO",
                 "system_metadata": {f"image_{k}": v for k, v in image_props.items()
                                     if isinstance(v, str | int | float | bool)},

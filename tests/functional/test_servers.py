@@ -74,6 +74,37 @@ def test_latest_microversion_views(cloud: Cloud, image: dict, version: str, cont
         wait_gone(admin, server_id)
 
 
+def test_kernel_and_ramdisk_ids_come_from_the_image(cloud: Cloud) -> None:
+    """Nova's ``_handle_kernel_and_ramdisk``: the instance keeps the image's ``kernel_id`` and ``ramdisk_id``
+    (shown to admins from 2.3; before, always ''); ``nokernel`` means neither; one that does not exist is a 400."""
+    with cloud.image_client() as img:
+        kernel = upload_image(img, disk_format="aki", container_format="aki")
+        ramdisk = upload_image(img, disk_format="ari", container_format="ari")
+        ami = upload_image(img, kernel_id=kernel["id"], ramdisk_id=ramdisk["id"])
+        none = upload_image(img, kernel_id="nokernel", ramdisk_id=ramdisk["id"])
+        missing = upload_image(img, kernel_id=str(uuid.uuid4()))
+    with cloud.client(version="2.3") as admin, cloud.client(version="2.1") as old:
+        ids = {}
+        for name, image in (("ami", ami), ("none", none)):
+            resp = boot(admin, image["id"])
+            assert resp.status_code == 202, resp.text
+            ids[name] = resp.json()["server"]["id"]
+        shown = {name: wait_for_status(admin, server_id, {"ACTIVE"}) for name, server_id in ids.items()}
+        assert shown["ami"]["OS-EXT-SRV-ATTR:kernel_id"] == kernel["id"]
+        assert shown["ami"]["OS-EXT-SRV-ATTR:ramdisk_id"] == ramdisk["id"]
+        assert (shown["none"]["OS-EXT-SRV-ATTR:kernel_id"], shown["none"]["OS-EXT-SRV-ATTR:ramdisk_id"]) == ("", "")
+        listed = {s["id"]: s for s in admin.get("/servers/detail").json()["servers"]}
+        assert listed[ids["ami"]]["OS-EXT-SRV-ATTR:kernel_id"] == kernel["id"]
+        assert "OS-EXT-SRV-ATTR:kernel_id" not in old.get(f"/servers/{ids['ami']}").json()["server"]  # 2.3+
+        resp = boot(admin, missing["id"])
+        assert resp.status_code == 400, resp.text
+        assert resp.json()["badRequest"]["message"] == "Can not find requested image"
+        for server_id in ids.values():
+            assert admin.delete(f"/servers/{server_id}").status_code == 204
+        for server_id in ids.values():
+            wait_gone(admin, server_id)
+
+
 def test_tags_and_metadata(cloud: Cloud, image: dict) -> None:
     with cloud.client(token="bob:proj-b", version="2.26") as c:
         server_id = boot(c, image["id"]).json()["server"]["id"]
