@@ -6,7 +6,11 @@ A hypervisor is a compute node; its usage is placement's (allocations plus the h
 Versions: 2.28 shows ``cpu_info`` as an object; 2.33 pages list and detail with ``limit`` and ``marker``
 (``hypervisors_links``); 2.53 identifies hypervisors and their services by uuid, replaces the
 ``/{pattern}/search`` and ``/{pattern}/servers`` routes by the ``hypervisor_hostname_pattern`` and
-``with_servers`` query parameters, and refuses unknown query parameters. ``uptime`` is not served.
+``with_servers`` query parameters, and refuses unknown query parameters.
+
+``/os-hypervisors/{id}/uptime`` (to 2.87; Nova's 2.88 moves ``uptime`` into show and drops the route) asks the
+node's compute host over RPC for its driver's ``get_host_uptime``, as Nova's ``get_host_uptime``: a host whose
+service is down is 400 ``Compute service of <host> is unavailable at this time.``, a driver without it 501.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, json_response
 from stratus.api.router import Route
+from stratus.compute.rpcapi import ComputeAPI, NotSupportedByDriver
 from stratus.db import hosts as db
 from stratus.db import services as services_db
 from stratus.identity.policy import authorize
@@ -66,15 +71,20 @@ def _with_servers(req: ApiRequest) -> bool:
     return False if value is None else validation.bool_from_string(value, "with_servers")
 
 
+def _service_up(req: ApiRequest, node: dict[str, Any], now: datetime.datetime) -> bool:
+    """Whether the node's compute service is up (its heartbeat within ``service_down_time``, not forced down)."""
+    service = {"forced_down": node["forced_down"], "last_seen_up": node["last_seen_up"],
+               "updated_at": node["service_updated_at"], "created_at": node["service_created_at"]}
+    return services_db.is_up(service, req.services.conf.service_down_time, now)
+
+
 def _view(req: ApiRequest, node: dict[str, Any], detail: bool, now: datetime.datetime) -> dict[str, Any]:
     """Nova's hypervisor body for the request's version; ``servers`` only when the node has some."""
     uuids = req.at_least(_V253)
-    service = {"forced_down": node["forced_down"], "last_seen_up": node["last_seen_up"],
-               "updated_at": node["service_updated_at"], "created_at": node["service_created_at"]}
     out: dict[str, Any] = {
         "id": node["uuid"] if uuids else node["id"],
         "hypervisor_hostname": node["hypervisor_hostname"],
-        "state": "up" if services_db.is_up(service, req.services.conf.service_down_time, now) else "down",
+        "state": "up" if _service_up(req, node, now) else "down",
         "status": "disabled" if node["disabled"] else "enabled",
     }
     if detail:
@@ -141,30 +151,57 @@ async def detail(req: ApiRequest) -> Response:
     return await _list(req, detail=True)
 
 
+def _not_found(hypervisor_id: str) -> Fault:
+    return Fault(404, f"Hypervisor with ID '{hypervisor_id}' could not be found.")
+
+
+def _lookup(req: ApiRequest, hypervisor_id: str) -> dict[str, Any]:
+    """Nova's ``_validate_id``: a uuid from 2.53 (else 400), an integer before (else 404)."""
+    if req.at_least(_V253):
+        if not is_uuid_like(hypervisor_id):
+            raise Fault(400, f"Invalid uuid {hypervisor_id}")
+        return {"uuid": hypervisor_id}
+    try:
+        node_id = int(hypervisor_id)
+    except ValueError:
+        raise _not_found(hypervisor_id) from None
+    if abs(node_id) > _MAX_DB_INT:
+        raise _not_found(hypervisor_id)
+    return {"node_id": node_id}
+
+
 async def show(req: ApiRequest) -> Response:
     if req.at_least(_V253):
         _check_query(req, ("with_servers",))
     authorize(req.context, "os_compute_api:os-hypervisors:show", {})
     hypervisor_id = req.path["hypervisor_id"]
-    not_found = Fault(404, f"Hypervisor with ID '{hypervisor_id}' could not be found.")
-    if req.at_least(_V253):
-        if not is_uuid_like(hypervisor_id):
-            raise Fault(400, f"Invalid uuid {hypervisor_id}")
-        lookup: dict[str, Any] = {"uuid": hypervisor_id}
-    else:
-        try:
-            node_id = int(hypervisor_id)
-        except ValueError:
-            raise not_found from None
-        if abs(node_id) > _MAX_DB_INT:
-            raise not_found
-        lookup = {"node_id": node_id}
+    lookup = _lookup(req, hypervisor_id)
     async with req.services.db.read() as conn:
         nodes = await db.compute_nodes_with_usage(conn, with_servers=req.at_least(_V253) and _with_servers(req),
                                                   **lookup)
     if not nodes:
-        raise not_found
+        raise _not_found(hypervisor_id)
     return json_response({"hypervisor": _view(req, nodes[0], True, utcnow())})
+
+
+async def uptime(req: ApiRequest) -> Response:
+    """``GET /os-hypervisors/{id}/uptime`` (2.1 to 2.87): the list body of the hypervisor plus ``uptime``, what the
+    host's ``uptime`` prints. Nova's query schema for it is empty: any query is accepted and ignored."""
+    authorize(req.context, "os_compute_api:os-hypervisors:uptime", {})
+    hypervisor_id = req.path["hypervisor_id"]
+    lookup = _lookup(req, hypervisor_id)
+    async with req.services.db.read() as conn:
+        nodes = await db.compute_nodes_with_usage(conn, **lookup)
+    if not nodes:
+        raise _not_found(hypervisor_id)
+    node, now = nodes[0], utcnow()
+    if not _service_up(req, node, now):
+        raise Fault(400, f"Compute service of {node['host']} is unavailable at this time.")
+    try:
+        text = await ComputeAPI(req.services.transport).get_host_uptime(req.context.to_dict(), node["host"])
+    except NotSupportedByDriver as exc:
+        raise Fault(501, exc.message) from None
+    return json_response({"hypervisor": {**_view(req, node, False, now), "uptime": text}})
 
 
 async def _by_pattern(req: ApiRequest, rule: str, with_servers: bool) -> Response:
@@ -205,4 +242,5 @@ ROUTES: list[Route] = [
     Route("/os-hypervisors/{pattern}/search", "GET", search, max_version="2.52"),
     Route("/os-hypervisors/{pattern}/servers", "GET", servers, max_version="2.52"),
     Route("/os-hypervisors/{hypervisor_id}", "GET", show),
+    Route("/os-hypervisors/{hypervisor_id}/uptime", "GET", uptime, max_version="2.87"),
 ]

@@ -515,6 +515,13 @@ class ComputeManager:
             raise NotSupportedByDriver() from None
         return tail(output, tail_length).decode("ascii", "replace")
 
+    async def get_host_uptime(self, context: dict[str, Any]) -> str:
+        """The host's ``uptime`` output (an RPC call, as Nova's); a driver without it is the API's 501."""
+        try:
+            return await self.driver.get_host_uptime()
+        except NotImplementedError:
+            raise NotSupportedByDriver() from None
+
     @staticmethod
     def _require(capability: bool) -> None:
         if not capability:

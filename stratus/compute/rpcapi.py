@@ -47,3 +47,8 @@ class ComputeAPI:
         output: str = await self.transport.call("compute", "get_console_output", context, server=host,
                                                 instance_uuid=instance_uuid, tail_length=tail_length)
         return output
+
+    async def get_host_uptime(self, context: dict[str, Any], host: str) -> str:
+        """The host's ``uptime`` output (Nova's ``get_host_uptime``): a call, answered by the host's driver."""
+        uptime: str = await self.transport.call("compute", "get_host_uptime", context, server=host)
+        return uptime

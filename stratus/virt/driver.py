@@ -185,6 +185,11 @@ class ComputeDriver(abc.ABC):
         """The guest's serial console log so far (the caller cuts it to the lines asked for)."""
         raise NotImplementedError
 
+    async def get_host_uptime(self) -> str:
+        """What the host's ``uptime`` prints (`` 08:32:11 up 93 days, 18:25, 12 users,  load average: 0.20,
+        0.12, 0.14``), for ``GET /os-hypervisors/{id}/uptime``; it needs no hypervisor connection."""
+        raise NotImplementedError
+
     async def list_power_states(self) -> dict[str, int]:
         """Power state of every guest the hypervisor runs for this host, by instance uuid: one call for the
         periodic sync (drivers override it with one hypervisor round trip)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -73,6 +74,8 @@ class FakeDriver(ComputeDriver):
     def __init__(self, conf: cfg.ConfigOpts, host: str) -> None:
         self.conf = conf
         self.host = host
+        #: when the simulated host booted (epoch seconds): its driver's creation; a compute restart keeps it
+        self.booted_at = time.time()
         self.guests: dict[str, _Guest] = {}
         self.spawn_count = 0
         #: a hypervisor that stopped answering: every call raises HypervisorUnavailable until it is False again
@@ -243,6 +246,23 @@ class FakeDriver(ComputeDriver):
         await self.images.upload(context, image_id, chunks())
         guest.log(f"disk snapshot uploaded as image {image_id}")
 
+    async def get_host_uptime(self) -> str:
+        """The simulated host's ``uptime`` line: the time now, how long since it booted, no logged-in users, and
+        as load its running guests (each a busy process). It needs no hypervisor, as a real host's does not."""
+        running = sum(1 for guest in self.guests.values() if guest.power_state == power_state.RUNNING)
+        return uptime_line(time.localtime(), time.time() - self.booted_at, users=0, load=(running,) * 3)
+
     async def get_console_output(self, instance: dict[str, Any]) -> bytes:
         self._check_up()
         return "".join(line + "\n" for line in self._guest(instance).console).encode()
+
+
+def uptime_line(now: time.struct_time, up_seconds: float, users: int, load: tuple[float, float, float]) -> str:
+    """A line as procps' ``uptime`` prints it: `` 08:32:11 up 93 days, 18:25, 12 users,  load average: 0.20,
+    0.12, 0.14`` (``up 5 min`` under an hour, ``1 day``, `` 1 user``), which clients parse."""
+    minutes = int(up_seconds) // 60
+    days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
+    up = f"{days} day{'s' if days != 1 else ''}, " if days else ""
+    up += f"{hours:2d}:{minutes:02d}" if hours else f"{minutes} min"
+    return (f" {now.tm_hour:02d}:{now.tm_min:02d}:{now.tm_sec:02d} up {up}, {users:2d} user{'' if users == 1 else 's'},"
+            f"  load average: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}")

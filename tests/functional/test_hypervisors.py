@@ -1,4 +1,5 @@
-"""os-hypervisors through the REST API of a running all-in-one: list, detail, show, statistics, search, servers.
+"""os-hypervisors through the REST API of a running all-in-one: list, detail, show, statistics, search, servers
+and uptime (also through ``openstack hypervisor show``).
 
 Every response is checked against tempest's schema for its version. Exact usage numbers are checked on a cloud
 of their own, where no other test's servers are counted.
@@ -10,6 +11,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -23,7 +25,7 @@ from tempest.lib.api_schema.response.compute.v2_53 import hypervisors as schema_
 from stratus.api.microversion import APIVersion
 from stratus.local_cloud import start_cloud, stop_cloud
 from tests.conftest import Cloud
-from tests.functional.helpers import boot, fault, upload_image, wait_for_status, wait_gone
+from tests.functional.helpers import boot, fault, openstack_cli, upload_image, wait_for_status, wait_gone
 from tests.functional.helpers import check_schema as check
 
 HOSTS = [f"compute-{i}" for i in range(1, 5)]
@@ -212,6 +214,70 @@ def test_state_and_status_follow_the_service(cloud: Cloud) -> None:
             assert admin.put(url, json={"status": "enabled", "forced_down": False}).status_code == 200
         h = by_name(admin.get("/os-hypervisors").json()["hypervisors"])["compute-3"]
         assert (h["state"], h["status"]) == ("up", "enabled")
+
+
+UPTIME = re.compile(r" (\d\d:\d\d:\d\d) up (?:(\d+) days?, )?(?:(\d+) min|\s?(\d+):(\d\d)), +(\d+) users?,  "
+                    r"load average: \d+\.\d\d, \d+\.\d\d, \d+\.\d\d")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_uptime(cloud: Cloud, version: str) -> None:
+    """``GET /os-hypervisors/{id}/uptime`` before 2.88: the list body plus the simulated host's ``uptime`` line,
+    which counts from the host's start (this cloud's, minutes ago) and shows the host's clock now."""
+    schema = schema_for(version)
+    with cloud.client(version=version) as admin:
+        listed = admin.get("/os-hypervisors").json()["hypervisors"]
+        for h in listed:
+            before = time.localtime()
+            got = check(schema.get_hypervisor_uptime, admin.get(f"/os-hypervisors/{h['id']}/uptime"))["hypervisor"]
+            after = time.localtime()
+            assert set(got) == {"id", "hypervisor_hostname", "state", "status", "uptime"}
+            assert {k: got[k] for k in h} == h  # the same id (int, or uuid from 2.53) and state as the list
+            match = UPTIME.fullmatch(got["uptime"])
+            assert match, got["uptime"]
+            assert match.group(1) in {time.strftime("%H:%M:%S", t) for t in (before, after)}
+            assert match.group(2) is None and match.group(4) is None  # up minutes only: the cloud just started
+            assert int(match.group(3)) < 30
+        # any query is accepted (Nova's uptime query schema is empty)
+        assert admin.get(f"/os-hypervisors/{listed[0]['id']}/uptime", params={"foo": "bar"}).status_code == 200
+
+
+def test_uptime_errors(cloud: Cloud) -> None:
+    with cloud.client(token="bob:proj-hv", version="2.53") as user:
+        message = fault(user.get(f"/os-hypervisors/{uuid.uuid4()}/uptime"), 403, "forbidden")
+        assert message == "Policy doesn't allow os_compute_api:os-hypervisors:uptime to be performed."
+    with cloud.client(version="2.52") as admin:
+        for bad in ("abc", "99999"):
+            message = fault(admin.get(f"/os-hypervisors/{bad}/uptime"), 404, "itemNotFound")
+            assert message == f"Hypervisor with ID '{bad}' could not be found."
+    with cloud.client(version="2.53") as admin:
+        assert fault(admin.get("/os-hypervisors/1/uptime"), 400, "badRequest") == "Invalid uuid 1"
+        missing = str(uuid.uuid4())
+        message = fault(admin.get(f"/os-hypervisors/{missing}/uptime"), 404, "itemNotFound")
+        assert message == f"Hypervisor with ID '{missing}' could not be found."
+
+        # a host whose service is down: Nova's ComputeServiceUnavailable, a 400
+        [service] = admin.get("/os-services", params={"host": "compute-2", "binary": "nova-compute"}
+                              ).json()["services"]
+        hv = by_name(admin.get("/os-hypervisors").json()["hypervisors"])["compute-2"]
+        try:
+            assert admin.put(f"/os-services/{service['id']}", json={"forced_down": True}).status_code == 200
+            message = fault(admin.get(f"/os-hypervisors/{hv['id']}/uptime"), 400, "badRequest")
+            assert message == "Compute service of compute-2 is unavailable at this time."
+        finally:
+            assert admin.put(f"/os-services/{service['id']}", json={"forced_down": False}).status_code == 200
+        assert admin.get(f"/os-hypervisors/{hv['id']}/uptime").status_code == 200
+
+
+def test_openstack_hypervisor_show(cloud: Cloud, tmp_path: Path) -> None:
+    """``openstack hypervisor show`` reads the uptime route (the CLI speaks 2.64 here) and splits the line."""
+    cli = openstack_cli(cloud.clouds_yaml(tmp_path / "clouds.yaml"), tmp_path)
+    shown = cli("hypervisor", "show", "compute-3", "-f", "json")
+    assert shown["hypervisor_hostname"] == "compute-3" and shown["state"] == "up"
+    assert re.fullmatch(r"\d\d:\d\d:\d\d", shown["host_time"]), shown
+    assert re.fullmatch(r"\d+ min", shown["uptime"]), shown
+    assert shown["users"] == "0"
+    assert re.fullmatch(r"\d+\.\d\d, \d+\.\d\d, \d+\.\d\d", shown["load_average"]), shown
 
 
 # --- exact usage: a cloud of its own --------------------------------------------------------------------------

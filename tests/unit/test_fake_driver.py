@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from stratus import conf as conf_mod
 from stratus import exception
 from stratus.objects.states import power_state
 from stratus.virt.driver import HypervisorUnavailable
-from stratus.virt.fake import FakeDriver, FakePowerActionError, FakeSpawnError
+from stratus.virt.fake import FakeDriver, FakePowerActionError, FakeSpawnError, uptime_line
 
 INSTANCE = {"uuid": "u1", "name": "instance-00000001", "vcpus": 1, "memory_mb": 64, "flavor": {"extra_specs": {}}}
 
@@ -78,3 +80,27 @@ async def test_per_instance_failures_and_durations() -> None:
     with pytest.raises(RuntimeError):
         await driver.unpause(slow)
     assert (await driver.get_info(slow)).power_state == power_state.PAUSED
+
+
+def test_uptime_line_is_procps_format() -> None:
+    """The shapes procps' ``uptime`` prints (and python-openstackclient parses), Nova's fake line among them."""
+    at = time.struct_time((2024, 1, 2, 8, 32, 11, 1, 2, 0))
+    assert uptime_line(at, (93 * 24 + 18) * 3600 + 25 * 60 + 7, 12, (0.2, 0.12, 0.14)) == (
+        " 08:32:11 up 93 days, 18:25, 12 users,  load average: 0.20, 0.12, 0.14")
+    assert uptime_line(at, 299, 0, (0, 0, 0)) == " 08:32:11 up 4 min,  0 users,  load average: 0.00, 0.00, 0.00"
+    assert uptime_line(at, 24 * 3600 + 5 * 3600 + 60, 1, (1, 1, 1)).startswith(" 08:32:11 up 1 day,  5:01,  1 user,")
+    assert uptime_line(at, 2 * 24 * 3600 + 60, 2, (0, 0, 0)).startswith(" 08:32:11 up 2 days, 1 min,  2 users,")
+
+
+async def test_host_uptime_counts_from_the_simulated_hosts_boot() -> None:
+    driver = FakeDriver(conf_mod.load(), "h1")
+    before = time.localtime()
+    line = await driver.get_host_uptime()
+    clock, _, rest = line.strip().partition(" up ")
+    assert rest.startswith("0 min,  0 users,  load average: 0.00, 0.00, 0.00"), line
+    now = time.localtime()
+    assert clock in {time.strftime("%H:%M:%S", before), time.strftime("%H:%M:%S", now)}
+    driver.booted_at -= 3 * 24 * 3600 + 2 * 3600 + 7 * 60  # booted 3 days, 2:07 ago
+    await driver.spawn(INSTANCE, {}, network_info=[])
+    driver.hypervisor_down = True  # the host itself still answers, as `uptime` needs no libvirtd
+    assert " up 3 days,  2:07,  0 users,  load average: 1.00, 1.00, 1.00" in await driver.get_host_uptime()

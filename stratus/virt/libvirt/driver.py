@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import shutil
+import subprocess
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -544,6 +545,15 @@ class LibvirtDriver(ComputeDriver):
 
         await self.get_info(instance)  # InstanceNotFound for a guest this host does not have
         return await asyncio.to_thread(tail)
+
+    async def get_host_uptime(self) -> str:
+        """What ``uptime`` prints on this host, as Nova's libvirt driver (``env LANG=C uptime``), in a worker
+        thread. The compute host's own, whichever libvirtd ``connection_uri`` names."""
+        def run() -> str:
+            return subprocess.run(["env", "LANG=C", "uptime"], capture_output=True, text=True, check=True,
+                                  timeout=30).stdout
+
+        return await asyncio.to_thread(run)
 
 
 async def _file_chunks(path: str, size: int = 4 * 1024 * 1024) -> AsyncIterator[bytes]:
