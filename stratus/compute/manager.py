@@ -130,10 +130,9 @@ class ComputeManager:
     async def periodic_tasks(self, now: float | None = None) -> None:
         """Whatever is due of: the resource report (``update_resources_interval``; it also notices the
         hypervisor going and coming back), the power-state sync (``sync_power_state_interval``, negative:
-        never) and the check for guests of deleted instances (``running_deleted_instance_poll_interval``, 0:
-        only at start-up), the check for builds past ``instance_build_timeout`` (every minute, or as often as the
-        timeout is long; no query while the node's stats count no build). Called every heartbeat; costs nothing
-        when nothing is due."""
+        never), the check for guests of deleted instances (``running_deleted_instance_poll_interval``, 0:
+        only at start-up) and the check for builds past ``instance_build_timeout`` (every minute, or as often as
+        the timeout is long; one indexed query). Called every heartbeat; costs nothing when nothing is due."""
         now = time.monotonic() if now is None else now
         if now >= self._next_resources:
             self._next_resources = now + self.conf.update_resources_interval
@@ -141,9 +140,7 @@ class ComputeManager:
         build_timeout_s = self.conf.instance_build_timeout
         if build_timeout_s and now >= self._next_build_check:  # a database check: due with the hypervisor down too
             self._next_build_check = now + build_timeout.spacing(build_timeout_s)
-            # the stats (read from the database at every resource report) count builds as I/O work
-            if self.node.get("stats", {}).get("io_workload", 1):
-                await build_timeout.check_instance_build_time(self)
+            await build_timeout.check_instance_build_time(self)
         if self.hypervisor_down or not self._reconciled:
             return
         sync_interval = self.conf.sync_power_state_interval
