@@ -29,6 +29,13 @@ DEFAULT_OPTS = [
     cfg.IntOpt("shutdown_timeout", default=60, min=0,
                help="Seconds a guest has to shut down cleanly (ACPI) on stop or SOFT reboot before it is "
                     "powered off; an image's os_shutdown_timeout property overrides it."),
+    cfg.IntOpt("instance_build_timeout", default=3600, min=0,
+               help="Seconds an instance may stay in BUILD (from its creation) before it goes to ERROR with the "
+                    "fault 'Instance build timed out. Set to error state.' and its claims are released (0: never). "
+                    "Each compute host checks its own builds, the conductors those no host has started. "
+                    "Stratus-specific default (Nova's is 0): an hour is far longer than a healthy build takes, "
+                    "even a large image downloaded to a host that emulates (TCG), and short enough that nothing "
+                    "stays in BUILD for good."),
     cfg.IntOpt("sync_power_state_interval", default=600,
                help="Seconds between syncs of every instance's power state with the hypervisor (negative: "
                     "never). Drivers with lifecycle events (libvirt) report changes at once as well."),
@@ -85,6 +92,14 @@ SCHEDULER_OPTS = [
                       "generation moved, services, aggregates, compute node stats). Stratus-specific: Nova's "
                       "scheduler re-reads every host on every request instead. Changes made through the API "
                       "reach schedulers at once by fanout; this bounds the staleness of everything else."),
+]
+
+CONDUCTOR_OPTS = [
+    cfg.IntOpt("build_recovery_interval", default=60, min=1,
+               help="Seconds between each conductor's passes over builds still waiting for a host (Stratus-specific): "
+                    "it schedules again those whose conductor died (its service is down, or it is this conductor's "
+                    "own previous run) and those no conductor took for this long, and puts in ERROR those past "
+                    "[DEFAULT] instance_build_timeout. The first pass runs when the conductor starts."),
 ]
 
 FILTER_SCHEDULER_OPTS = [
@@ -244,6 +259,7 @@ GROUPS: dict[str, list[cfg.Opt]] = {
     "database": DATABASE_OPTS,
     "api": API_OPTS,
     "scheduler": SCHEDULER_OPTS,
+    "conductor": CONDUCTOR_OPTS,
     "filter_scheduler": FILTER_SCHEDULER_OPTS,
     "quota": QUOTA_OPTS,
     "glance": GLANCE_OPTS,

@@ -105,3 +105,9 @@ class ConcurrentUpdateDetected(StratusException):
 
 class ClaimFailed(StratusException):
     msg_fmt = "Resources could not be claimed on %(host)s: %(reason)s"
+
+
+class InstanceBuildTimeout(StratusException):
+    """``[DEFAULT] instance_build_timeout`` passed with the instance still building (Nova's warning, as a fault)."""
+
+    msg_fmt = "Instance build timed out. Set to error state."

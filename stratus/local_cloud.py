@@ -7,6 +7,7 @@ user would reach it.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -109,9 +110,12 @@ class Cloud:
         return self.log_path.read_text(errors="replace")
 
 
-def start_cloud(tmp: Path, extra_conf: str = "", python: str = sys.executable, auth_strategy: str = "noauth2"
-                ) -> Cloud:
+def start_cloud(tmp: Path, extra_conf: str = "", python: str = sys.executable, auth_strategy: str = "noauth2",
+                env: dict[str, str] | None = None) -> Cloud:
     """Start ``stratus all-in-one`` in ``tmp`` with ``extra_conf`` (INI) added to its config file.
+
+    Started again in the same ``tmp`` it runs on the same data (the log goes on in the same file); ``env`` is added
+    to the child's environment (``STRATUS_FAILPOINTS`` for crash tests: stratus/failpoints.py).
 
     ``auth_strategy`` is noauth2 unless asked (every test and benchmark speaks ``user:project`` tokens);
     ``embedded`` runs the identity service, with the admin password in ``Cloud.admin_password`` and the
@@ -136,9 +140,10 @@ def start_cloud(tmp: Path, extra_conf: str = "", python: str = sys.executable, a
         listen_port = {image_port}
         """) + textwrap.dedent(identity) + textwrap.dedent(extra_conf))
     log_path = tmp / "stratus.log"
-    log = open(log_path, "wb")
+    log = open(log_path, "ab")
     proc = subprocess.Popen([python, "-m", "stratus.cli", "--config-file", str(config_file),
-                             "all-in-one"], stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
+                             "all-in-one"], stdout=log, stderr=subprocess.STDOUT, cwd=tmp,
+                            env={**os.environ, **env} if env else None)
     cloud = Cloud(tmp / "data", compute_port, image_port, identity_port, proc, log_path, config_file,
                   auth_strategy, clouds_yaml if auth_strategy == "embedded" else None)
     deadline = time.monotonic() + 60

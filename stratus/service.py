@@ -54,6 +54,7 @@ class Services:
         self.db: Database | None = None
         self.transport: Transport | None = None
         self.computes: list[Any] = []
+        self.conductor: Any = None
         self.service_ids: list[int] = []  # services rows of this process other than its compute hosts
         self.image_store: Any = None
         self.http_servers: list[uvicorn.Server] = []
@@ -86,8 +87,9 @@ class Services:
         if "conductor" in self.roles:
             from stratus.conductor.manager import ConductorManager
 
-            await transport.listen("conductor", ConductorManager(conf, db, transport))
             await self._register("nova-conductor", "conductor")
+            self.conductor = ConductorManager(conf, db, transport, service_id=self.service_ids[-1])
+            await transport.listen("conductor", self.conductor)
         if "compute" in self.roles:
             from stratus.compute.manager import ComputeManager
             from stratus.virt import loader
@@ -98,6 +100,8 @@ class Services:
                 await manager.init_host()
                 await transport.listen("compute", manager, server=host)
                 self.computes.append(manager)
+        if self.conductor is not None:  # after this process's compute hosts: a build scheduled again may go to them
+            await self._recover_builds()
         if self.service_ids or self.computes:
             self._tasks.append(asyncio.create_task(self._periodic()))
         if self.roles & {"api", "image", "identity"}:
@@ -179,11 +183,19 @@ class Services:
         async with self.db.write() as conn:
             self.service_ids.append((await services_db.register(conn, self.conf.host, binary, topic))["id"])
 
+    async def _recover_builds(self) -> None:
+        """The conductor's first recovery pass, at start: builds its previous run (or a dead conductor) left
+        without a host are scheduled again. A failure is logged; the periodic passes try again."""
+        try:
+            await self.conductor.periodic_tasks()
+        except Exception:
+            LOG.exception("the conductor's start-up recovery pass failed")
+
     async def _periodic(self) -> None:
         """Heartbeats of every service of this process in one write (a simulated fleet of 10,000 hosts
-        costs one statement per interval), then each compute host's periodic tasks: each manager keeps its own
-        next-run times (resources, power-state sync, guests of deleted instances) and does only what is due,
-        so a beat where nothing is due costs no query."""
+        costs one statement per interval), then the conductor's recovery pass when due, then each compute host's
+        periodic tasks: each manager keeps its own next-run times (resources, power-state sync, guests of deleted
+        instances, build timeouts) and does only what is due, so a beat where nothing is due costs no query."""
         from stratus.db import services as services_db
 
         interval = max(1, self.conf.report_interval)
@@ -196,6 +208,11 @@ class Services:
             except Exception:
                 LOG.exception("heartbeat of %d services failed", len(self.service_ids) + len(self.computes))
             now = time.monotonic()
+            if self.conductor is not None:
+                try:
+                    await self.conductor.periodic_tasks(now)
+                except Exception:
+                    LOG.exception("the conductor's recovery pass failed")
             for manager in self.computes:
                 try:
                     await manager.periodic_tasks(now)

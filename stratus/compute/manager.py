@@ -19,13 +19,13 @@ from typing import Any
 from oslo_config import cfg
 
 from stratus import exception
-from stratus.compute import power_sync, resource_tracker, startup
+from stratus.compute import build_timeout, power_sync, resource_tracker, startup
 from stratus.compute.api import SNAPSHOT_TASKS
 from stratus.compute.locks import InstanceLocks
 from stratus.compute.rpcapi import NotSupportedByDriver
 from stratus.conductor.rpcapi import ConductorAPI
 from stratus.context import RequestContext
-from stratus.db import actions, instances, placement
+from stratus.db import actions, builds, instances, placement
 from stratus.db import services as services_db
 from stratus.db.engine import Database
 from stratus.image.client import ImageClient
@@ -85,6 +85,7 @@ class ComputeManager:
         self._pending_syncs: set[str] = set()  # instances with a lifecycle-event sync queued
         # the periodic tasks' next run, in time.monotonic(); the service runner calls periodic_tasks every beat
         self._next_resources = self._next_sync = self._next_reap = self._next_image_cache = 0.0
+        self._next_build_check = 0.0
 
     def driver_instance(self, row: dict[str, Any]) -> dict[str, Any]:
         """An instance row as the driver sees it: with its hypervisor name."""
@@ -124,16 +125,22 @@ class ComputeManager:
         self._next_sync = now + spread * max(0, self.conf.sync_power_state_interval)
         self._next_reap = now + spread * max(0, self.conf.running_deleted_instance_poll_interval)
         self._next_image_cache = now + spread * max(0, self.conf.image_cache.manager_interval)
+        self._next_build_check = now + spread * build_timeout.spacing(self.conf.instance_build_timeout)
 
     async def periodic_tasks(self, now: float | None = None) -> None:
         """Whatever is due of: the resource report (``update_resources_interval``; it also notices the
         hypervisor going and coming back), the power-state sync (``sync_power_state_interval``, negative:
-        never) and the check for guests of deleted instances (``running_deleted_instance_poll_interval``, 0:
-        only at start-up). Called every heartbeat; costs nothing when nothing is due."""
+        never), the check for guests of deleted instances (``running_deleted_instance_poll_interval``, 0:
+        only at start-up) and the check for builds past ``instance_build_timeout`` (every minute, or as often as
+        the timeout is long; one indexed query). Called every heartbeat; costs nothing when nothing is due."""
         now = time.monotonic() if now is None else now
         if now >= self._next_resources:
             self._next_resources = now + self.conf.update_resources_interval
             await self._reach_hypervisor()
+        build_timeout_s = self.conf.instance_build_timeout
+        if build_timeout_s and now >= self._next_build_check:  # a database check: due with the hypervisor down too
+            self._next_build_check = now + build_timeout.spacing(build_timeout_s)
+            await build_timeout.check_instance_build_time(self)
         if self.hypervisor_down or not self._reconciled:
             return
         sync_interval = self.conf.sync_power_state_interval
@@ -354,6 +361,8 @@ class ComputeManager:
                     expected_vm_state=(states.BUILDING,),
                     expected_task_state=(task_states.NETWORKING, task_states.BLOCK_DEVICE_MAPPING,
                                          task_states.SPAWNING))
+                if moved:  # the conductor that receives the cast takes it (or a recovery pass, should it be lost)
+                    await builds.release(conn, uuid)
             elif await instances.update_instance(conn, uuid, {"vm_state": states.ERROR, "task_state": None},
                                                  expected_vm_state=(states.BUILDING,)):
                 await actions.add_fault(conn, uuid, error, host=self.host)

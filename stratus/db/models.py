@@ -339,6 +339,10 @@ request_specs = Table(
     Column("id", Integer, primary_key=True),
     Column("instance_uuid", String(36), nullable=False, unique=True),
     Column("spec", JSON, nullable=False),
+    # the scheduling lease (db/builds.py): the services.id of the conductor scheduling the build now, NULL while
+    # none does (a cast to the conductors is on its way); generation moves at every hand-over (compare-and-swap)
+    Column("conductor_id", Integer),
+    Column("generation", Integer, nullable=False, default=0, server_default="0"),
     *_timestamps(),
 )
 

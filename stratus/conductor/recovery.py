@@ -1,0 +1,183 @@
+"""The conductor's recovery pass: builds that lost their conductor are scheduled again, stuck ones time out.
+
+Level-triggered (as the compute host's start-up reconciliation): when the conductor starts and every ``[conductor]
+build_recovery_interval``, it reads every instance still waiting for a compute host to take it (``building`` /
+``scheduling``) with its lease (db/builds.py) and judges each from that alone:
+
+- older than ``[DEFAULT] instance_build_timeout``: ERROR with the fault "Instance build timed out. Set to error
+  state.", its claims released (placed on a host or not; the host's own check does the same from its side);
+- on a host already: the host's (its start-up puts an interrupted build in ERROR);
+- waiting for a host, and its conductor is gone: the lease is nobody's and was handed over longer than the
+  interval ago (or, with the in-process transport, before this process started: that cast died with its process),
+  or it is held by a conductor whose service is down, or by this conductor though no coroutine of this process
+  works on it (its previous run): the lease is taken over at the generation seen, any claim the dead conductor made
+  is given back, and the builds of one boot request are scheduled again together, with their stored request spec,
+  as ``schedule_and_build_instances`` would (Stratus's choice; Nova leaves such an instance in BUILD);
+- anything else is in the hands of a live conductor.
+
+Then allocations nothing will ever give back (of deleted instances, or of instances in ERROR without a host) are
+removed. One instance that fails does not stop the pass; the pass returns what it did, as (uuid, action) pairs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from stratus import exception
+from stratus.conductor.manager import RETRY_EVENT, SCHEDULE_EVENT
+from stratus.context import RequestContext
+from stratus.db import actions, builds, instances, placement
+from stratus.db import services as services_db
+from stratus.db.models import instance_actions
+from stratus.objects import states
+from stratus.objects.states import task_states
+from stratus.utils import utcnow
+
+if TYPE_CHECKING:
+    import datetime
+
+    from stratus.conductor.manager import ConductorManager
+
+LOG = logging.getLogger(__name__)
+
+
+class ConductorLost(exception.StratusException):
+    """The event a dead conductor left open: closed by the conductor that schedules the build again."""
+
+    msg_fmt = "The conductor scheduling instance %(instance_uuid)s went away (%(why)s); scheduling it again"
+
+
+async def reconcile(manager: ConductorManager) -> list[tuple[str, str]]:
+    now = utcnow()
+    async with manager.db.read() as conn:
+        rows = await builds.waiting(conn)
+    done: list[tuple[str, str]] = []
+    orphans: dict[str, list[tuple[dict[str, Any], str]]] = defaultdict(list)
+    for row in rows:
+        try:
+            verdict = judge(manager, row, now)
+            if verdict == "timeout":
+                if await _time_out(manager, row):
+                    done.append((row["uuid"], "timed out"))
+            elif verdict is not None:
+                orphans[row["reservation_id"]].append((row, verdict))
+        except Exception:
+            LOG.exception("recovery of the build of %s failed", row["uuid"])
+            done.append((row["uuid"], "failed"))
+    for group in orphans.values():
+        try:
+            done += await _schedule_again(manager, group)
+        except Exception:
+            LOG.exception("scheduling again the builds of reservation %s failed", group[0][0]["reservation_id"])
+            done += [(row["uuid"], "failed") for row, _ in group]
+    done += await release_stranded(manager)
+    return done
+
+
+def judge(manager: ConductorManager, row: dict[str, Any], now: datetime.datetime) -> str | None:
+    """What the pass does with one waiting build: "timeout", the reason its conductor is gone (schedule it
+    again), or None (leave it)."""
+    timeout = manager.conf.instance_build_timeout
+    if timeout and builds.older_than(row["created_at"], timeout, now):
+        return "timeout"
+    if row["host"] is not None or row["spec"] is None:
+        return None
+    holder = row["conductor_id"]
+    if holder is None:
+        since = row["since"]
+        if builds.older_than(since, manager.conf.conductor.build_recovery_interval, now):
+            return "no conductor took it"
+        if manager.in_process and since is not None and since < manager.started_at:
+            return "its cast was lost with the process that sent it"
+        return None
+    if holder == manager.service_id:
+        return None if row["uuid"] in manager.in_flight else "this conductor restarted"
+    service = row["service"]
+    if service is None or not services_db.is_up(service, manager.conf.service_down_time, now):
+        return f"conductor service {holder} is down"
+    return None
+
+
+async def _context_of(manager: ConductorManager, uuid: str) -> dict[str, Any]:
+    """An admin context under the request id of the instance's ``create`` action, so the events recovery
+    records join the action the user started."""
+    context = RequestContext.admin()
+    async with manager.db.read() as conn:
+        row = (await conn.execute(select(instance_actions.c.request_id).where(
+            instance_actions.c.instance_uuid == uuid, instance_actions.c.action == "create")
+            .order_by(instance_actions.c.id.desc()).limit(1))).first()
+    if row is not None:
+        context.request_id = row[0]
+    return context.to_dict()
+
+
+async def _time_out(manager: ConductorManager, row: dict[str, Any]) -> bool:
+    """ERROR with Nova's timeout message as the fault, claims released. A build still waiting for a host has
+    its lease taken first, so the conductor that may still be scheduling it records nothing more."""
+    uuid = row["uuid"]
+    error = exception.InstanceBuildTimeout()
+    context = await _context_of(manager, uuid)
+    async with manager.db.write() as conn:
+        if row["host"] is None and row["generation"] is not None and not await builds.take_over(
+                conn, uuid, manager.service_id, row["generation"]):
+            return False
+        if not await instances.update_instance(conn, uuid, {"vm_state": states.ERROR, "task_state": None},
+                                               expected_vm_state=(states.BUILDING,),
+                                               expected_task_state=(task_states.SCHEDULING,)):
+            return False
+        await placement.remove_allocations(conn, uuid)
+        await actions.add_fault(conn, uuid, error, host=row["host"], code=500)
+        for event in (SCHEDULE_EVENT, RETRY_EVENT):
+            await actions.event_finish(conn, context, uuid, event, error=error)
+    LOG.warning("instance %s: %s", uuid, error.message)
+    return True
+
+
+async def _schedule_again(manager: ConductorManager, group: list[tuple[dict[str, Any], str]]
+                          ) -> list[tuple[str, str]]:
+    """Take over the builds of one boot request, give back their claims, and schedule them together."""
+    uuids = [row["uuid"] for row, _ in group]
+    context = await _context_of(manager, uuids[0])
+    taken: list[str] = []
+    with manager.in_flight.hold(uuids):
+        async with manager.db.write() as conn:
+            for row, why in group:
+                uuid = row["uuid"]
+                if not await builds.take_over(conn, uuid, manager.service_id, row["generation"]):
+                    continue  # another conductor was first
+                if not await builds.still_waiting(conn, uuid, row["generation"] + 1):
+                    continue  # placed, failed or deleted since it was read: nothing to do
+                LOG.warning("instance %s waits for a host and %s: scheduling it again", uuid, why)
+                lost = ConductorLost(instance_uuid=uuid, why=why)
+                for event in (SCHEDULE_EVENT, RETRY_EVENT):
+                    await actions.event_finish(conn, context, uuid, event, error=lost)
+                await placement.remove_allocations(conn, uuid)
+                await actions.event_start(conn, context, uuid, SCHEDULE_EVENT, host=manager.conf.host)
+                taken.append(uuid)
+        if taken:
+            first = group[0][0]["spec"]
+            spec = {**first, "instance_uuid": None, "num_instances": len(taken)}
+            await manager.schedule_taken(context, spec, taken)
+    return [(uuid, "scheduled again") for uuid in taken]
+
+
+async def release_stranded(manager: ConductorManager) -> list[tuple[str, str]]:
+    """Remove the allocations of deleted instances and of instances in ERROR without a host: a claim that
+    landed after its instance was deleted or had failed, by a conductor that died before giving it back."""
+    async with manager.db.read() as conn:
+        consumers = await builds.stranded_allocations(conn)
+    done = []
+    for consumer in consumers:
+        try:
+            async with manager.db.write() as conn:
+                await placement.remove_allocations(conn, consumer)
+        except Exception:
+            LOG.exception("removing the stranded allocations of %s failed", consumer)
+            continue
+        LOG.warning("removed the allocations of %s: its instance is deleted or failed without a host", consumer)
+        done.append((consumer, "allocations released"))
+    return done

@@ -1,0 +1,118 @@
+"""The scheduling lease of a build: which conductor is choosing a host for an instance right now.
+
+An instance waiting for a host (``building``/``scheduling``, no host) is worked on by at most one conductor at a
+time. Its request spec row records that conductor (``conductor_id``, its services row) and a ``generation`` that
+moves at every hand-over, so each take is a compare-and-swap and exactly one of several takers wins:
+
+- the API's cast takes a new build (generation 0, nobody's);
+- a compute host that gives a failed build back for a reschedule releases the lease (nobody's again) and the
+  conductor that receives its cast takes it;
+- a conductor's recovery pass takes over the build of a conductor that died (its service is down, or it is this
+  conductor's own previous run), or a build nobody took in time, at the generation it saw.
+
+Once the instance has a host (or went to ERROR, or was deleted) the lease no longer matters: the host owns it.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from stratus.db.engine import Connection
+from stratus.db.models import allocations, instances, request_specs, services
+from stratus.objects import states
+from stratus.objects.states import task_states
+from stratus.utils import utcnow
+
+_SPECS = request_specs.c
+
+
+async def take_new(conn: Connection, uuids: list[str], conductor_id: int) -> list[str]:
+    """Take the builds of a boot request that no conductor has taken yet; returns those taken (one statement)."""
+    if not uuids:
+        return []
+    result = await conn.execute(
+        update(request_specs)
+        .where(_SPECS.instance_uuid.in_(uuids), _SPECS.generation == 0, _SPECS.conductor_id.is_(None))
+        .values(conductor_id=conductor_id, generation=1, updated_at=utcnow())
+        .returning(_SPECS.instance_uuid))
+    taken = {row[0] for row in result}
+    return [u for u in uuids if u in taken]
+
+
+async def take_released(conn: Connection, uuid: str, conductor_id: int) -> bool:
+    """Take a build a compute host gave back (a reschedule): only while nobody holds it."""
+    result = await conn.execute(
+        update(request_specs).where(_SPECS.instance_uuid == uuid, _SPECS.conductor_id.is_(None))
+        .values(conductor_id=conductor_id, generation=_SPECS.generation + 1, updated_at=utcnow()))
+    return bool(result.rowcount == 1)
+
+
+async def take_over(conn: Connection, uuid: str, conductor_id: int, generation: int) -> bool:
+    """Take a build over from whoever held it at ``generation``: False if it changed hands since."""
+    result = await conn.execute(
+        update(request_specs).where(_SPECS.instance_uuid == uuid, _SPECS.generation == generation)
+        .values(conductor_id=conductor_id, generation=generation + 1, updated_at=utcnow()))
+    return bool(result.rowcount == 1)
+
+
+async def release(conn: Connection, uuid: str) -> None:
+    """Nobody's: the build is on its way to the conductors again (a cast) and the first to take it has it."""
+    await conn.execute(update(request_specs).where(_SPECS.instance_uuid == uuid)
+                       .values(conductor_id=None, generation=_SPECS.generation + 1, updated_at=utcnow()))
+
+
+async def held(conn: Connection, uuid: str, conductor_id: int) -> bool:
+    """Whether ``conductor_id`` still holds the build; the row stays locked to the end of the caller's
+    transaction (PostgreSQL; SQLite's write transaction already excludes every other writer)."""
+    row = (await conn.execute(select(_SPECS.conductor_id).where(_SPECS.instance_uuid == uuid)
+                              .with_for_update())).first()
+    return row is not None and row[0] == conductor_id
+
+
+async def waiting(conn: Connection) -> list[dict[str, Any]]:
+    """Every live instance still waiting for a compute host to take it (``building``/``scheduling``), with its
+    lease, the holder's services row (liveness), its request spec and the time it was last handed over."""
+    c, s = instances.c, services.c
+    query = (select(c.uuid, c.host, c.reservation_id, c.created_at, _SPECS.spec, _SPECS.conductor_id,
+                    _SPECS.generation, func.coalesce(_SPECS.updated_at, _SPECS.created_at).label("since"),
+                    s.last_seen_up, s.updated_at.label("service_updated_at"),
+                    s.created_at.label("service_created_at"), s.forced_down)
+             .select_from(instances.outerjoin(request_specs, _SPECS.instance_uuid == c.uuid)
+                          .outerjoin(services, s.id == _SPECS.conductor_id))
+             .where(c.deleted == 0, c.vm_state == states.BUILDING, c.task_state == task_states.SCHEDULING)
+             .order_by(c.created_at, c.launch_index))
+    rows = []
+    for r in (await conn.execute(query)).mappings():
+        row = dict(r)
+        row["service"] = None if r["service_created_at"] is None else {
+            "last_seen_up": r["last_seen_up"], "updated_at": r["service_updated_at"],
+            "created_at": r["service_created_at"], "forced_down": r["forced_down"]}
+        rows.append(row)
+    return rows
+
+
+async def still_waiting(conn: Connection, uuid: str, generation: int) -> bool:
+    """The instance waits for a host and its lease is still at ``generation`` (checked inside a take-over)."""
+    c = instances.c
+    row = (await conn.execute(
+        select(c.uuid).select_from(instances.join(request_specs, _SPECS.instance_uuid == c.uuid))
+        .where(c.uuid == uuid, c.deleted == 0, c.vm_state == states.BUILDING,
+               c.task_state == task_states.SCHEDULING, c.host.is_(None), _SPECS.generation == generation))).first()
+    return row is not None
+
+
+async def stranded_allocations(conn: Connection) -> list[str]:
+    """Consumers holding allocations that nothing will ever give back: instances deleted, or in ERROR without a
+    host (a claim that landed after the instance had already failed)."""
+    c = instances.c
+    query = (select(allocations.c.consumer_id).distinct()
+             .select_from(allocations.join(instances, c.uuid == allocations.c.consumer_id))
+             .where((c.deleted != 0) | ((c.vm_state == states.ERROR) & c.host.is_(None))))
+    return [r[0] for r in await conn.execute(query)]
+
+
+def older_than(value: datetime.datetime | None, seconds: float, now: datetime.datetime) -> bool:
+    return value is not None and (now - value).total_seconds() > seconds

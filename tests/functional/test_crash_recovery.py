@@ -1,0 +1,188 @@
+"""kill -9 of the all-in-one at each step of a build, then a start on the same data: every server ends ACTIVE or
+ERROR within the build timeout, and the allocation tables hold exactly the claims of the instances on hosts.
+
+The kill lands exactly where each test wants it: the conductor's steps through crash points (stratus/failpoints.py:
+the process SIGKILLs itself there), the compute host's through the fake driver's slow steps (the test watches the
+API until every server is in that step, then kills the process). Nothing sleeps: every wait polls with a deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import textwrap
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from stratus.local_cloud import Cloud, start_cloud
+from tests.functional.helpers import boot, upload_image
+
+COUNT = 40
+TIMEOUT = 30  # [DEFAULT] instance_build_timeout of these clouds: the deadline for every server to settle
+CONF = textwrap.dedent(f"""\
+    [DEFAULT]
+    instance_build_timeout = {TIMEOUT}
+    [conductor]
+    build_recovery_interval = 1
+    [quota]
+    instances = 100
+    cores = 100
+    """)
+
+
+def _db(cloud: Cloud) -> sqlite3.Connection:
+    return sqlite3.connect(Path(cloud.state_path) / "stratus.sqlite")
+
+
+def _rows(cloud: Cloud, query: str) -> list[tuple[Any, ...]]:
+    with contextlib.closing(_db(cloud)) as db:
+        return list(db.execute(query).fetchall())
+
+
+def _crash_on_boot(tmp: Path, failpoint: str, extra: str = "") -> tuple[Cloud, str]:
+    """A cloud armed to die at ``failpoint``; boots a multi-create of COUNT and waits for the kill."""
+    cloud = start_cloud(tmp, CONF + extra, env={"STRATUS_FAILPOINTS": failpoint})
+    with cloud.image_client() as img:
+        image = upload_image(img)["id"]
+    with cloud.client() as c, contextlib.suppress(httpx.TransportError):  # the kill may beat the 202 out
+        resp = boot(c, image, name="crash", min_count=COUNT)
+        assert resp.status_code == 202, resp.text
+    assert cloud.proc.wait(timeout=30) == -9, cloud.log()
+    return cloud, image
+
+
+def _kill_when(cloud: Cloud, task_state: str) -> None:
+    """kill -9 once every server of the boot is in ``task_state``."""
+    deadline = time.monotonic() + 30
+    with cloud.client() as c:
+        while True:
+            servers = c.get("/servers/detail").json()["servers"]
+            if len(servers) == COUNT and all(s["OS-EXT-STS:task_state"] == task_state for s in servers):
+                break
+            assert time.monotonic() < deadline, [s["OS-EXT-STS:task_state"] for s in servers]
+            time.sleep(0.05)
+    cloud.proc.kill()
+    assert cloud.proc.wait(timeout=30) == -9
+
+
+def _kill(cloud: Cloud) -> None:
+    """The end of a test: the outcome is checked, nothing to stop gracefully."""
+    cloud.proc.kill()
+    cloud.proc.wait()
+
+
+def _restart(tmp: Path) -> Cloud:
+    return start_cloud(tmp, CONF)
+
+
+def _settle(cloud: Cloud) -> dict[str, dict[str, Any]]:
+    """Every server, once each is ACTIVE or ERROR (within the build timeout)."""
+    deadline = time.monotonic() + TIMEOUT
+    with cloud.client() as c:
+        while True:
+            servers = {s["id"]: s for s in c.get("/servers/detail").json()["servers"]}
+            if len(servers) == COUNT and all(s["status"] in ("ACTIVE", "ERROR") for s in servers.values()):
+                return servers
+            assert time.monotonic() < deadline, sorted(s["status"] for s in servers.values())
+            time.sleep(0.05)
+
+
+def _allocations_match(cloud: Cloud) -> dict[str, int]:
+    """Every allocation belongs to a live instance, on its node, for exactly its flavor (never twice); an ACTIVE
+    instance has that allocation, an ERROR one has it or none. Returns how many instances of each state hold
+    one."""
+    expected: dict[str, tuple[str, str | None, list[tuple[str, str, int]]]] = {}
+    live = "select uuid, vm_state, node, vcpus, memory_mb, root_gb + ephemeral_gb from instances where deleted = 0"
+    for uuid, vm_state, node, vcpus, ram, disk in _rows(cloud, live):
+        expected[uuid] = (vm_state, node, sorted([(node, "DISK_GB", disk), (node, "MEMORY_MB", ram),
+                                                  (node, "VCPU", vcpus)]))
+    held: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
+    for consumer, provider, rc, used in _rows(cloud, "select a.consumer_id, p.name, a.resource_class, a.used "
+                                                     "from allocations a join resource_providers p "
+                                                     "on p.id = a.resource_provider_id"):
+        held[consumer].append((provider, rc, used))
+    assert set(held) <= set(expected), f"allocations of no live instance: {set(held) - set(expected)}"
+    holding: dict[str, int] = defaultdict(int)
+    for uuid, (vm_state, node, claim) in expected.items():
+        got = sorted(held.get(uuid, []))
+        if vm_state == "active" or got:
+            assert node is not None and got == claim, (uuid, vm_state, got, claim)
+            holding[vm_state] += 1
+        else:
+            assert vm_state == "error", (uuid, vm_state)
+    return dict(holding)
+
+
+@pytest.mark.parametrize(("failpoint", "before"), [
+    # right after POST's 202: the rows are written, no conductor has taken the builds yet
+    ("conductor.received", "select count(*) from request_specs where conductor_id is null"),
+    # taken by the conductor, no host chosen
+    ("conductor.leased", "select count(*) from request_specs where conductor_id is not null"),
+    # the scheduler's claims are written, no host recorded on the instances: claims the restart must give back
+    ("conductor.claimed", "select count(distinct consumer_id) from allocations"),
+])
+def test_a_multi_create_killed_before_it_has_hosts_is_scheduled_again(tmp_path: Path, failpoint: str,
+                                                                      before: str) -> None:
+    cloud, _ = _crash_on_boot(tmp_path, failpoint)
+    assert _rows(cloud, "select vm_state, task_state, count(*) from instances where host is null group by 1, 2"
+                 ) == [("building", "scheduling", COUNT)]
+    assert _rows(cloud, before) == [(COUNT,)]
+    cloud = _restart(tmp_path)
+    try:
+        servers = _settle(cloud)
+        assert {s["status"] for s in servers.values()} == {"ACTIVE"}
+        assert _allocations_match(cloud) == {"active": COUNT}
+        assert cloud.log().count("scheduling it again") == COUNT
+    finally:
+        _kill(cloud)
+
+
+def test_builds_killed_during_spawn_end_in_error_with_their_claims(tmp_path: Path) -> None:
+    cloud = start_cloud(tmp_path, CONF + "[fake_driver]\nspawn_time = 60\n")
+    with cloud.image_client() as img:
+        image = upload_image(img)["id"]
+    with cloud.client() as c:
+        assert boot(c, image, name="crash", min_count=COUNT).status_code == 202
+    _kill_when(cloud, "spawning")
+    cloud = _restart(tmp_path)
+    try:
+        servers = _settle(cloud)
+        assert {s["status"] for s in servers.values()} == {"ERROR"}
+        with cloud.client() as c:
+            for server_id in list(servers)[:3]:
+                fault = c.get(f"/servers/{server_id}").json()["server"]["fault"]["message"]
+                assert fault.startswith(f"Instance {server_id} was building when compute host compute-"), fault
+        assert _allocations_match(cloud) == {"error": COUNT}  # as Nova: claims stay until the delete
+        with cloud.client() as c:
+            for server_id in servers:
+                assert c.delete(f"/servers/{server_id}").status_code == 204
+        deadline = time.monotonic() + TIMEOUT
+        while _rows(cloud, "select count(*) from allocations") != [(0,)]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        _kill(cloud)
+
+
+def test_a_build_that_stalls_times_out_and_gives_its_claim_back(tmp_path: Path) -> None:
+    cloud = start_cloud(tmp_path, CONF.replace(f"instance_build_timeout = {TIMEOUT}", "instance_build_timeout = 2")
+                        + "[fake_driver]\nspawn_time = 60\n")
+    try:
+        with cloud.image_client() as img:
+            image = upload_image(img)["id"]
+        with cloud.client() as c:
+            server_id = boot(c, image, name="stall").json()["server"]["id"]
+            deadline = time.monotonic() + 10
+            while (server := c.get(f"/servers/{server_id}").json()["server"])["status"] != "ERROR":
+                assert time.monotonic() < deadline, server["OS-EXT-STS:task_state"]
+                time.sleep(0.05)
+        assert server["fault"]["message"] == "Instance build timed out. Set to error state."
+        assert server["OS-EXT-SRV-ATTR:host"].startswith("compute-")
+        assert _rows(cloud, "select count(*) from allocations") == [(0,)]
+    finally:
+        _kill(cloud)  # a graceful stop would wait for the stalled spawn (in-flight casts finish first)
