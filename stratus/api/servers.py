@@ -8,7 +8,7 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from stratus.api import server_view, servers_create, validation
-from stratus.api.common import collection_links, limit_and_marker
+from stratus.api.common import collection_links, limit_and_marker, visible_project
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, empty_response, json_response
@@ -26,13 +26,21 @@ V219 = APIVersion.parse("2.19")
 V226 = APIVersion.parse("2.26")
 V238 = APIVersion.parse("2.38")
 
+#: the query parameters Nova's servers query schema declares ``common_query_regex_param``: each value must be a
+#: pattern ``re`` compiles (Nova's 400 otherwise), whether or not this cloud filters on it
+_REGEX_PARAMS = ("kernel_id", "ramdisk_id", "hostname", "key_name", "power_state", "node", "flavor",
+                 "reservation_id", "launched_at", "terminated_at", "availability_zone", "name", "display_name",
+                 "description", "display_description", "locked_by", "root_device_name", "config_drive",
+                 "access_ip_v4", "access_ip_v6", "auto_disk_config", "progress", "ip", "ip6", "created_at")
+_REGEX_PARAMS_V226 = (*_REGEX_PARAMS, "tags", "tags-any", "not-tags", "not-tags-any")
+
 
 async def load_instance(req: ApiRequest, server_id: str, rule: str) -> dict[str, Any]:
     """The caller's instance (any project's for admins) or Nova's 404, then ``rule`` on it or Nova's 403."""
     ctx = req.context
     async with req.services.db.read() as conn:
-        inst = await instances.get(conn, server_id)
-    if inst is None or (not ctx.is_admin and inst["project_id"] != ctx.project_id):
+        inst = await instances.get(conn, server_id, project_id=visible_project(ctx))
+    if inst is None:
         raise Fault(404, f"Instance {server_id} could not be found.")
     policy.authorize(ctx, rule, {"project_id": inst["project_id"], "user_id": inst["user_id"]})
     return inst
@@ -41,6 +49,8 @@ async def load_instance(req: ApiRequest, server_id: str, rule: str) -> dict[str,
 def _filters(req: ApiRequest, rule: str) -> instances.ListFilters:
     ctx = req.context
     q = req.query
+    regex_params = _REGEX_PARAMS_V226 if req.version >= V226 else _REGEX_PARAMS
+    validation.validate_query(q, {p: validation.query_regex for p in regex_params})
     policy.authorize(ctx, rule, {"project_id": ctx.project_id})
     is_admin = policy.check(ctx, "os_compute_api:servers:allow_all_filters")
     f = instances.ListFilters()

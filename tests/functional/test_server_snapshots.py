@@ -133,6 +133,21 @@ def test_bad_requests(cloud: Cloud, base_image: dict[str, Any]) -> None:
         assert client.delete(f"/servers/{server_id}").status_code == 204
 
 
+def test_image_service_refusal_is_the_callers_400(cloud: Cloud, base_image: dict[str, Any]) -> None:
+    """Metadata Nova's schema lets through but the image service refuses (a NUL: PostgreSQL cannot store one) is
+    the image service's 400, not a 500; no image is made and the server is left as it was."""
+    server_id = _server(cloud, base_image["id"])
+    with cloud.client(OWNER, version="2.45") as client, cloud.image_client(OWNER) as images:
+        before = {i["id"] for i in images.get("/v2/images").json()["images"]}
+        resp = client.post(f"/servers/{server_id}/action",
+                           json={"createImage": {"name": "nul", "metadata": {"k": "a\u0000b"}}})
+        assert fault(resp, 400, "badRequest") == "Property 'k' contains a NUL character."
+        assert {i["id"] for i in images.get("/v2/images").json()["images"]} == before
+        server = client.get(f"/servers/{server_id}").json()["server"]
+        assert (server["status"], server["OS-EXT-STS:task_state"]) == ("ACTIVE", None)
+        assert client.delete(f"/servers/{server_id}").status_code == 204
+
+
 def test_server_in_error_cannot_be_snapshotted(cloud: Cloud) -> None:
     with cloud.image_client() as images:
         image = upload_image(images, fake_fail_permanently="true")
