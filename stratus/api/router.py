@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -56,6 +56,13 @@ def check_content_type(header: str | None) -> None:
         raise Fault(415, "Unsupported Content-Type")
 
 
+def check_url_text(path: str, query: Iterable[tuple[str, str]]) -> None:
+    """No NUL in the path or the query (percent-decoded): no database column holds one (PostgreSQL's text refuses
+    it outright), so no id or filter with one names anything; refused before any lookup."""
+    if "\x00" in path or any("\x00" in key or "\x00" in value for key, value in query):
+        raise Fault(400, "Malformed request URL: it contains a NUL character.")
+
+
 def check_url_project(url_project_id: str | None, context_project_id: str | None) -> None:
     """Nova's check of ``/v2.1/{project_id}/...``: the URL's project must be the token's, for admins too."""
     if url_project_id and url_project_id != context_project_id:
@@ -82,6 +89,7 @@ def _dispatcher(path_routes: list[Route], services: ApiServices) -> Callable[[Re
             context = services.auth.authenticate(request.headers)
             request_id = context.request_id
             check_content_type(request.headers.get("content-type"))
+            check_url_text(request.scope["path"], request.query_params.multi_items())
             url_project_id = request.scope.get("stratus.url_project_id")
             check_url_project(url_project_id, context.project_id)
             api_request = ApiRequest(raw=request, context=context, version=version, services=services,

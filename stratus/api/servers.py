@@ -140,6 +140,9 @@ async def _list(req: ApiRequest, rule: str) -> list[dict[str, Any]]:
             return await instances.list_page(conn, f)
         except instances.MarkerNotFound:
             raise Fault(400, f"marker [{f.marker}] not found") from None
+        except instances.InvalidRegex as exc:  # Python's re took it, the database's engine does not: Nova's 400
+            raise Fault(400, f"Invalid input for query parameters name. Value: {validation.short(exc.pattern)}. "
+                             f"{validation.short_repr(exc.pattern)} is not a 'regex'") from None
 
 
 def _page_size(req: ApiRequest) -> int:

@@ -10,6 +10,9 @@ for every request, whatever the handler:
   fit the 64-bit range that the databases, the messaging and the JSON encoder carry. ``validate`` checks the whole
   body against it after the schema, and ``integer`` converts a query value with the same bounds, so a 100-digit
   value is a 400 worded as Nova's validator words a maximum, never an overflow deep inside.
+- **No NUL.** No string of a request (body, path or query) carries a NUL character: PostgreSQL's text cannot
+  store one (the image service refuses them for the same reason); Nova, on MySQL, takes them where its schemas
+  do not forbid control characters.
 - **Echoed values are short.** A message quotes at most ``ECHO_LIMIT`` characters of any value it names.
 """
 
@@ -127,11 +130,10 @@ def _validator(schema_json: str) -> Any:
 
 def validate(schema: dict[str, Any], body: Any) -> None:
     """Raise a 400 Fault for the first invalid field, worded as Nova's validator words it (the field is the last
-    element of its path; an error of the whole body is jsonschema's message alone); then the integer range rule
-    over the whole body."""
+    element of its path; an error of the whole body is jsonschema's message alone); then ``check_body``."""
     error = jsonschema.exceptions.best_match(_validator(json.dumps(schema, sort_keys=True)).iter_errors(body))
     if error is None:
-        check_integers(body)
+        check_body(body)
         return
     if not error.absolute_path:
         raise Fault(400, _message(error))
@@ -176,22 +178,31 @@ def integer(value: Any, field: str, minimum: int = MIN_INT64, maximum: int = MAX
     return number
 
 
-def check_integers(body: Any) -> None:
-    """The range rule for the integers of a body no schema bounds: each within the 64-bit range."""
-    for path, number in _integers(body, ()):
-        integer(number, path[-1] if path else "body")
+def check_body(body: Any) -> None:
+    """The rules for what no schema bounds (free-form values, such as scheduler hints, included): every integer
+    within the 64-bit range, and no string (key or value) with a NUL, which PostgreSQL's text cannot store."""
+    for field, value in _offending(body, "body"):
+        if isinstance(value, str):
+            raise Fault(400, f"Invalid input for field/attribute {short(field)}. Value: {short(value)}. "
+                             f"{short_repr(value)} contains a NUL character")
+        integer(value, field)
 
 
-def _integers(value: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], int]]:
+def _offending(value: Any, field: str) -> Iterator[tuple[str, Any]]:
     if type(value) is int:
         if not MIN_INT64 <= value <= MAX_INT64:
-            yield path, value
+            yield field, value
+    elif isinstance(value, str):
+        if "\x00" in value:
+            yield field, value
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _integers(item, (*path, str(key)))
+            if "\x00" in key:
+                yield field, key
+            yield from _offending(item, str(key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _integers(item, (*path, str(index)))
+            yield from _offending(item, str(index))
 
 
 def short(value: Any) -> str:

@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import Select, and_, delete, func, or_, select, update
+from sqlalchemy.exc import DBAPIError
 
 from stratus.db import actions
 from stratus.db.engine import Connection
@@ -27,6 +28,19 @@ SORT_KEYS = {"created_at", "updated_at", "launched_at", "terminated_at", "displa
 
 class MarkerNotFound(Exception):
     pass
+
+
+class InvalidRegex(Exception):
+    """The ``name`` filter is no pattern the database's regex engine compiles (PostgreSQL's differs from Python's
+    ``re``, which the API checks the pattern with, as Nova does)."""
+
+    def __init__(self, pattern: str) -> None:
+        super().__init__(pattern)
+        self.pattern = pattern
+
+
+#: PostgreSQL's SQLSTATE invalid_regular_expression
+_INVALID_REGEX = "2201B"
 
 
 @dataclasses.dataclass
@@ -203,7 +217,12 @@ async def list_page(conn: Connection, f: ListFilters) -> list[dict[str, Any]]:
         q = q.where(or_(*clauses)) if clauses else q.where(False)
     order = [instances.c[k].asc() if d == "asc" else instances.c[k].desc() for k, d in keys]
     q = q.order_by(*order).limit(f.limit)
-    rows = [dict(r) for r in (await conn.execute(q)).mappings()]
+    try:
+        rows = [dict(r) for r in (await conn.execute(q)).mappings()]
+    except DBAPIError as exc:
+        if f.name and getattr(exc.orig, "sqlstate", None) == _INVALID_REGEX:
+            raise InvalidRegex(f.name) from None
+        raise
     return await _attach(conn, rows)
 
 

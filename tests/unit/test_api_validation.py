@@ -13,7 +13,7 @@ from stratus.api.errors import MAX_MESSAGE, Fault, client_error, fault_body
 from stratus.api.microversion import APIVersion
 from stratus.api.quota_sets import update_schema
 from stratus.api.request import location, parse_json
-from stratus.api.router import check_content_type, check_url_project
+from stratus.api.router import check_content_type, check_url_project, check_url_text
 from stratus.api.server_groups import CREATE_SCHEMA_V264
 from stratus.api.servers_create import create_schema
 
@@ -65,6 +65,27 @@ def test_every_other_integer_of_a_body_is_within_64_bits() -> None:
                                      "the maximum of 9223372036854775807")
     body["os:scheduler_hints"] = {"mine": [1, -(2**63)]}
     validation.validate(schema, body)
+
+
+def test_no_string_of_a_body_carries_a_nul() -> None:
+    schema = create_schema(APIVersion.parse("2.64"))
+    server = {"name": "s", "flavorRef": "1", "networks": "none"}
+    for hints, field in (({"mine": "a\x00b"}, "mine"), ({"x": ["ok", "a\x00b"]}, "1"),
+                         ({"a\x00b": 1}, "os:scheduler_hints")):
+        assert message(schema, {"server": server, "os:scheduler_hints": hints}) == (
+            f"Invalid input for field/attribute {field}. Value: a\x00b. 'a\\x00b' contains a NUL character")
+    meta = {"server": {**server, "metadata": {"k": "a\x00b"}}}  # Nova's metadata schema takes it; PostgreSQL not
+    assert message(schema, meta).endswith("'a\\x00b' contains a NUL character")
+
+
+def test_no_nul_in_the_url() -> None:
+    check_url_text("/v2.1/servers/abc", [("name", "^web$")])
+    for path, query in (("/v2.1/servers/a\x00b", []), ("/v2.1/servers", [("host", "h\x00")]),
+                        ("/v2.1/servers", [("a\x00", "1")])):
+        with pytest.raises(Fault) as caught:
+            check_url_text(path, query)
+        assert (caught.value.code, caught.value.message) == (400, "Malformed request URL: it contains a NUL "
+                                                                  "character.")
 
 
 def test_query_integers() -> None:
