@@ -82,9 +82,10 @@ def _filters(req: ApiRequest, rule: str) -> instances.ListFilters:
     if q.get("changes-since"):
         try:
             f.changes_since = parse_isotime(q["changes-since"])
-        except ValueError:
-            raise Fault(400, f"Invalid input for query parameters changes-since. Value: {q['changes-since']}. "
-                             f"'{q['changes-since']}' is not a 'date-time'") from None
+        except (ValueError, OverflowError):  # an offset past year 1 or 9999 overflows
+            since = q["changes-since"]
+            raise Fault(400, f"Invalid input for query parameters changes-since. Value: {validation.short(since)}. "
+                             f"{validation.short_repr(since)} is not a 'date-time'") from None
         f.include_deleted = True
     if q.get("name"):
         f.name = q["name"]

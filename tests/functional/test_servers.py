@@ -185,6 +185,9 @@ def test_malformed_body_and_versions(cloud: Cloud) -> None:
         assert c.get("/servers", params={"status": "BOGUS"},
                      headers={"OpenStack-API-Version": "compute 2.38"}).status_code == 400
         assert c.get("/servers/detail", params={"sort_key": "bogus"}).status_code == 400
+        for since in ("9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "yesterday"):  # overflow: was 500
+            assert fault(c.get("/servers", params={"changes-since": since}), 400, "badRequest") == (
+                f"Invalid input for query parameters changes-since. Value: {since}. '{since}' is not a 'date-time'")
         assert c.get(f"/servers/{uuid.uuid4()}").status_code == 404
         assert c.get("/no-such-thing").status_code == 404
 
