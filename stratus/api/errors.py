@@ -58,9 +58,10 @@ MAX_MESSAGE = 2048
 
 
 def client_error(code: int) -> int | None:
-    """The compute API's status for a 4xx of a service it called (the image service, say), as Nova translates
-    them: the same code where the compute API has that fault, 401 as 403 (the service refused the call, not the
-    user's credentials), any other 4xx as 400; None for anything else (an error of this cloud: 500)."""
+    """The compute API's status for a 4xx of a service it called (the image service, say): 400, 404 and 403 as
+    Nova's image client translates them, 401 as 403 too (the service refused the call, not the user's
+    credentials); a 409 or 413 keeps its code (Nova lets those out as a 500); any other 4xx is 400. None for
+    anything else: an error of this cloud, a 500."""
     if not 400 <= code < 500:
         return None
     if code == 401:
