@@ -14,6 +14,8 @@ from typing import Any
 from oslo_config import cfg
 from oslo_policy import opts as policy_opts
 
+from stratus import sizelimit
+
 DEFAULT_OPTS = [
     cfg.StrOpt("host", default=socket.gethostname(), sample_default="(this machine's name)",
                help="Name of this node (compute host name)."),
@@ -270,6 +272,7 @@ GROUPS: dict[str, list[cfg.Opt]] = {
     "libvirt": LIBVIRT_OPTS,
     "image_cache": IMAGE_CACHE_OPTS,
     "workarounds": WORKAROUNDS_OPTS,
+    sizelimit.GROUP: sizelimit.OPTS,
 }
 
 

@@ -13,6 +13,7 @@ import uvicorn
 from oslo_config import cfg
 
 from stratus import conf as conf_mod
+from stratus import sizelimit
 from stratus.db import migrate
 from stratus.db.engine import Database
 from stratus.rpc.transport import Transport, get_transport
@@ -132,7 +133,8 @@ class Services:
         strategy = conf.api.auth_strategy
         if strategy == "noauth2":
             if "identity" in self.roles:
-                self._serve(create_identity_app(), conf.identity.listen, conf.identity.listen_port)
+                self._serve(sizelimit.wrap(create_identity_app(), conf), conf.identity.listen,
+                            conf.identity.listen_port)
             return NoAuth2()
         from stratus.identity import bootstrap, catalog
         from stratus.identity.auth import TokenAuth
@@ -146,7 +148,8 @@ class Services:
                                     hasher=Hasher(conf.identity.password_hash_rounds), catalog=catalog.build(conf))
         if "identity" in self.roles:
             await bootstrap.bootstrap(services, self.admin_password)
-            self._serve(create_identity_app(services), conf.identity.listen, conf.identity.listen_port)
+            self._serve(sizelimit.wrap(create_identity_app(services), conf), conf.identity.listen,
+                        conf.identity.listen_port)
         return TokenAuth(tokens, catalog.identity_url(services.catalog).removesuffix("/v3"))
 
     def _keystone(self) -> Authenticator:

@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from stratus import sizelimit
 from stratus.api import router, routes, versions
 from stratus.api.errors import fault_response
 from stratus.api.services import ApiServices
@@ -55,5 +56,6 @@ def create_app(services: ApiServices) -> ASGIApp:
         exception_handlers={HTTPException: _http_error},
     )
     top_level = {r.path.split("/")[1] for r in table}
-    # Nova's rules, with the operator's policy file of this configuration, for every request of this app
-    return Policy(services.conf).wrap(ProjectIdInPath(app, top_level))
+    # Nova's rules, with the operator's policy file of this configuration, for every request of this app; bodies
+    # past [oslo_middleware] max_request_body_size refused before anything reads them
+    return sizelimit.wrap(Policy(services.conf).wrap(ProjectIdInPath(app, top_level)), services.conf)

@@ -9,19 +9,29 @@ from urllib.parse import urlencode
 
 from starlette.responses import Response
 
+from stratus.api import validation
 from stratus.api.errors import Fault
 from stratus.api.request import ApiRequest
+from stratus.context import RequestContext
+
+
+def visible_project(ctx: RequestContext) -> str | None:
+    """The project whose objects a lookup by id may find for this caller: its own, or any (None) for admins, as
+    Nova's project-only queries. Another project's server or server group is then not found at all (404, or a
+    boot's 400), never a 403 that would tell it exists."""
+    return None if ctx.is_admin else ctx.project_id
 
 
 def query_int(req: ApiRequest, param: str) -> int | None:
-    """A non-negative integer query parameter, worded as Nova's query schema rejects it."""
+    """A non-negative integer query parameter, worded as Nova's query schema rejects it, within the range every
+    integer of a request must fit."""
     value = req.query.get(param)
     if value is None:
         return None
     if not re.fullmatch(r"[0-9]+", value):
-        raise Fault(400, f"Invalid input for query parameters {param}. Value: {value}. "
-                         f"'{value}' does not match '^[0-9]*$'")
-    return int(value)
+        raise Fault(400, f"Invalid input for query parameters {param}. Value: {validation.short(value)}. "
+                         f"{validation.short_repr(value)} does not match '^[0-9]*$'")
+    return validation.integer(value, param, minimum=0, where="query parameters")
 
 
 def limit_and_marker(req: ApiRequest) -> tuple[int, str | None]:

@@ -52,8 +52,27 @@ def conflict(message: str) -> Fault:
     return Fault(409, message)
 
 
+#: the longest message a fault carries: values quoted in messages are shortened where they are quoted, and no
+#: message, whatever it quotes, comes back longer than this
+MAX_MESSAGE = 2048
+
+
+def client_error(code: int) -> int | None:
+    """The compute API's status for a 4xx of a service it called (the image service, say): 400, 404 and 403 as
+    Nova's image client translates them, 401 as 403 too (the service refused the call, not the user's
+    credentials); a 409 or 413 keeps its code (Nova lets those out as a 500); any other 4xx is 400. None for
+    anything else: an error of this cloud, a 500."""
+    if not 400 <= code < 500:
+        return None
+    if code == 401:
+        return 403
+    return code if code in FAULT_NAMES else 400
+
+
 def fault_body(code: int, message: str) -> dict[str, Any]:
     name = FAULT_NAMES.get(code, "computeFault")
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE] + "..."
     return {name: {"code": code, "message": message}}
 
 

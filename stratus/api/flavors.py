@@ -25,7 +25,7 @@ from stratus.identity.policy import authorize, check
 _V255 = APIVersion.parse("2.55")  # description; PUT /flavors/{flavor_id}
 _V261 = APIVersion.parse("2.61")  # extra_specs in flavor bodies
 
-_MAX_INT = 0x7FFFFFFF
+_MAX_INT = validation.MAX_INT
 _MAX_FLOAT = 3.40282e38
 
 _positive = {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1, "maximum": _MAX_INT}
@@ -72,9 +72,8 @@ UPDATE_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-# Numeric fields of the create body: (body key, minimum). Strings are checked after the schema, since
-# JSON Schema's minimum ignores them and Nova's validator converts them first.
-_INT_FIELDS = [("ram", 1), ("vcpus", 1), ("disk", 0), ("OS-FLV-EXT-DATA:ephemeral", 0), ("swap", 0)]
+# Integer fields of the create body.
+_INT_FIELDS = ("ram", "vcpus", "disk", "OS-FLV-EXT-DATA:ephemeral", "swap")
 
 
 def _basic(req: ApiRequest, flavor: dict[str, Any]) -> dict[str, Any]:
@@ -131,13 +130,17 @@ def _is_public_filter(req: ApiRequest) -> bool | None:
 
 
 def _min_filter(req: ApiRequest, param: str) -> int | None:
+    """``minRam``/``minDisk`` as Nova reads them (``int()``), within the range every integer must fit."""
     value = req.query.get(param)
     if value is None:
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
-        raise Fault(400, f"Invalid {param} filter [{value}]") from None
+        number = None
+    if number is None or not validation.MIN_INT64 <= number <= validation.MAX_INT64:
+        raise Fault(400, f"Invalid {param} filter [{validation.short(value)}]")
+    return number
 
 
 async def _list(req: ApiRequest, with_extra_specs: bool = False) -> tuple[list[dict[str, Any]], int]:
@@ -194,26 +197,14 @@ async def show(req: ApiRequest) -> Response:
     return json_response({"flavor": show_view(req, flavor)})
 
 
-def _number(field: str, value: Any, minimum: float, maximum: float, exclusive: bool = False) -> Any:
-    """Range-check a numeric string the schema let through, with jsonschema's wording."""
-    number = (float(value) if "." in value else int(value)) if isinstance(value, str) else value
-    if number < minimum or (exclusive and number <= minimum):
-        relation = "less than or equal to" if exclusive else "less than"
-        raise Fault(400, f"Invalid input for field/attribute {field}. Value: {value}. "
-                         f"{number!r} is {relation} the minimum of {minimum}")
-    if number > maximum:
-        raise Fault(400, f"Invalid input for field/attribute {field}. Value: {value}. "
-                         f"{number!r} is greater than the maximum of {maximum}")
-    return number
-
-
 async def create(req: ApiRequest) -> Response:
     body = await req.json()
     validation.validate(CREATE_SCHEMA_V255 if req.at_least(_V255) else CREATE_SCHEMA, body)
     authorize(req.context, "os_compute_api:os-flavor-manage:create", {})
     vals = body["flavor"]
-    sizes = {key: int(_number(key, vals.get(key, 0), minimum, _MAX_INT)) for key, minimum in _INT_FIELDS}
-    rxtx = float(_number("rxtx_factor", vals.get("rxtx_factor", 1.0), 0, _MAX_FLOAT, exclusive=True))
+    # the validator bounded numbers and numeric strings alike
+    sizes = {key: int(vals.get(key, 0)) for key in _INT_FIELDS}
+    rxtx = float(vals.get("rxtx_factor", 1.0))
     flavorid = vals.get("id")
     # As Nova: a missing, null (or 0) id gets a UUID; a number is kept as its string.
     flavorid = str(flavorid) if flavorid else str(uuid.uuid4())

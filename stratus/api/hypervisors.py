@@ -108,7 +108,7 @@ async def _marker_id(conn: Any, req: ApiRequest, marker: str) -> int:
     node_id = None
     if req.at_least(_V253):
         node_id = await db.find_node_id(conn, uuid=marker)
-    elif re.fullmatch(r"[0-9]+", marker) and int(marker) <= _MAX_DB_INT:
+    elif re.fullmatch(r"[0-9]{1,10}", marker) and int(marker) <= _MAX_DB_INT:
         node_id = await db.find_node_id(conn, node_id=int(marker))
     if node_id is None:
         raise Fault(400, f"marker [{marker}] not found")

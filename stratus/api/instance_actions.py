@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 from starlette.responses import Response
 
-from stratus.api.common import collection_links, limit_and_marker, reject_unexpected_query
+from stratus.api.common import collection_links, limit_and_marker, reject_unexpected_query, visible_project
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, json_response
@@ -42,10 +42,8 @@ _ONE_VALUE = jsonschema.Draft4Validator({"type": "array", "maxItems": 1})
 
 async def _instance(req: ApiRequest, conn: Any, server_id: str) -> dict[str, Any]:
     """The server, deleted ones too from 2.21; another project's is not found for non-admins, as in Nova."""
-    inst = await instances.get_plain(conn, server_id)
-    ctx = req.context
-    if (inst is None or (inst["deleted"] and not req.at_least(_V221))
-            or (not ctx.is_admin and inst["project_id"] != ctx.project_id)):
+    inst = await instances.get_plain(conn, server_id, project_id=visible_project(req.context))
+    if inst is None or (inst["deleted"] and not req.at_least(_V221)):
         raise Fault(404, f"Instance {server_id} could not be found.")
     return inst
 

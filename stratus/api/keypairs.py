@@ -55,7 +55,9 @@ CREATE_SCHEMA_V21: dict[str, Any] = {
 CREATE_SCHEMA_V22 = copy.deepcopy(CREATE_SCHEMA_V21)
 CREATE_SCHEMA_V22["properties"]["keypair"]["properties"]["type"] = {"type": "string", "enum": ["ssh", "x509"]}
 CREATE_SCHEMA_V210 = copy.deepcopy(CREATE_SCHEMA_V22)
-CREATE_SCHEMA_V210["properties"]["keypair"]["properties"]["user_id"] = {"type": "string"}
+# Nova's request schema takes any string here; its response schemas promise parameter_types.user_id, and a user id
+# outside it (a NUL, CR/LF, a megabyte) makes a key pair no request can name again to delete it: refused up front.
+CREATE_SCHEMA_V210["properties"]["keypair"]["properties"]["user_id"] = validation.user_id
 
 _SAFE_CHARS = frozenset("_- 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _UPN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")  # Microsoft user principal name, for WinRM
@@ -112,10 +114,21 @@ def generate_ssh() -> tuple[str, str, str]:
     return private, public, ssh_fingerprint(public)
 
 
+#: X.509's upper bound of a common name (ub-common-name), which cryptography counts in UTF-8 bytes
+_CN_MAX_BYTES = 64
+
+
+def common_name(user_id: str) -> str:
+    """The certificate's CN for ``user_id``: the longest prefix of whole characters within 64 UTF-8 bytes (a token's
+    user id can be longer, or multibyte); the full id stays in the UPN."""
+    data = user_id.encode("utf-8")[:_CN_MAX_BYTES]
+    return data.decode("utf-8", "ignore") or "user"
+
+
 def generate_x509(user_id: str) -> tuple[str, str, str]:
     """Nova's WinRM client certificate: (base64 PKCS#12 without password, PEM certificate, fingerprint)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, user_id[:64])])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name(user_id))])
     now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder()
             .subject_name(subject).issuer_name(subject).public_key(key.public_key())

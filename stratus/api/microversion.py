@@ -87,7 +87,7 @@ class APIVersion(NamedTuple):
     minor: int
 
     @classmethod
-    @functools.cache
+    @functools.lru_cache(maxsize=256)  # bounded: the text comes from any client's header
     def parse(cls, text: str) -> APIVersion:
         match = re.fullmatch(r"\s*(\d+)\.(\d+)\s*", text)
         if not match:

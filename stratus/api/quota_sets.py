@@ -31,11 +31,11 @@ _V257 = APIVersion.parse("2.57")  # no more personality quotas
 
 NETWORK_QUOTAS = ("fixed_ips", "floating_ips", "security_group_rules", "security_groups")
 PERSONALITY_QUOTAS = ("injected_files", "injected_file_content_bytes", "injected_file_path_bytes")
-MAX_LIMIT = 0x7FFFFFFF  # the database's integer
+MAX_LIMIT = validation.MAX_INT  # the database's integer
 
-# Nova's value: an integer, or a string of one, from -1 (unlimited) to MAX_LIMIT; the range is checked by
-# ``check_values`` for both forms, worded as Nova's validator words it.
-QUOTA_VALUE: dict[str, Any] = {"type": ["integer", "string"], "pattern": "^-?[0-9]+$"}
+# Nova's value: an integer, or a string of one, from -1 (unlimited) to MAX_LIMIT (the validator bounds both forms).
+QUOTA_VALUE: dict[str, Any] = {"type": ["integer", "string"], "pattern": "^-?[0-9]+$", "minimum": -1,
+                               "maximum": MAX_LIMIT}
 BOOLEAN: dict[str, Any] = {"type": ["boolean", "string"], "enum": [
     True, "True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes",
     False, "False", "FALSE", "false", "0", "OFF", "Off", "off", "NO", "No", "no"]}
@@ -57,18 +57,8 @@ def update_schema(body_key: str, hidden: tuple[str, ...], extra: dict[str, Any] 
 
 
 def check_values(values: dict[str, Any]) -> dict[str, int]:
-    """The values as integers, each within -1..MAX_LIMIT (Nova's validator converts strings to check them)."""
-    result: dict[str, int] = {}
-    for key, value in values.items():
-        number = int(value)
-        if number < -1:
-            raise Fault(400, f"Invalid input for field/attribute {key}. Value: {value}. "
-                             f"{number} is less than the minimum of -1")
-        if number > MAX_LIMIT:
-            raise Fault(400, f"Invalid input for field/attribute {key}. Value: {value}. "
-                             f"{number} is greater than the maximum of {MAX_LIMIT}")
-        result[key] = number
-    return result
+    """The values (which the schema bounded) as integers."""
+    return {key: int(value) for key, value in values.items()}
 
 
 def view(values: dict[str, Any], hidden: tuple[str, ...], identifier: str | None = None) -> dict[str, Any]:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import orjson
 from starlette.datastructures import QueryParams
@@ -39,10 +42,7 @@ class ApiRequest:
         data = await self.raw.body()
         if not data:
             raise Fault(400, "The request body is empty or malformed.")
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise Fault(400, "Malformed request body") from None
+        return parse_json(data)
 
     def link_prefix(self) -> tuple[str, str]:
         """(self, bookmark) URL prefixes for resource links, the way Nova builds them."""
@@ -52,8 +52,38 @@ class ApiRequest:
         return f"{base}/v2.1{project}", f"{base}{project}"
 
 
+#: a run of digits that may be an integer literal past orjson's 64-bit range
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def parse_json(data: bytes) -> Any:
+    """A JSON body as Nova's parser reads it: integers exact at any size (``validation``'s range rule then answers
+    for them with Nova's wording, and keeps them from the database, the messaging and orjson).
+
+    orjson checks the text (UTF-8, no lone surrogate, no NaN or Infinity: 400) and parses it; only a body with a
+    long run of digits is parsed again by the standard library, because orjson turns an integer past 64 bits into
+    a float (an integer of more digits than Python converts, 4300, is a 400 as well)."""
+    try:
+        value = orjson.loads(data)
+        if _LONG_DIGITS.search(data):
+            value = json.loads(data)
+    except ValueError:  # orjson.JSONDecodeError is one
+        raise Fault(400, "Malformed request body") from None
+    return value
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
+
+
+#: what may stay as it is in a URL carried by a header: printable ASCII URL characters (and escapes already made)
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
+
+
+def location(url: str) -> dict[str, str]:
+    """A ``Location`` header for ``url``: any character a header cannot carry (non-ASCII, controls, spaces) is
+    percent-encoded, so a path segment the user chose (a tag, a project id) can never break the response."""
+    return {"Location": quote(url, safe=_URL_SAFE)}
 
 
 def empty_response(status: int = 204, headers: dict[str, str] | None = None) -> Response:

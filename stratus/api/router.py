@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -13,8 +13,8 @@ from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
 from stratus import exception
-from stratus.api import microversion
-from stratus.api.errors import Fault, fault_response
+from stratus.api import microversion, validation
+from stratus.api.errors import Fault, client_error, fault_response
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest
 from stratus.context import generate_request_id
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from stratus.api.services import ApiServices
 
 LOG = logging.getLogger(__name__)
+_UNEXPECTED = ("Unexpected API Error. Please report this at the Stratus issue tracker and attach the API log if "
+               "possible.")
 Handler = Callable[[ApiRequest], Awaitable[Response]]
 
 
@@ -38,6 +40,34 @@ class Route:
         if version < APIVersion.parse(self.min_version):
             return False
         return self.max_version is None or version <= APIVersion.parse(self.max_version)
+
+
+#: the body types Nova's compute API reads (nova/api/openstack/wsgi.py _SUPPORTED_CONTENT_TYPES)
+SUPPORTED_CONTENT_TYPES = ("application/json", "application/vnd.openstack.compute+json")
+
+
+def check_content_type(header: str | None) -> None:
+    """Nova's ``get_content_type``, asked of every request: no Content-Type, an empty one or ``text/plain`` (what
+    some servers default to) mean JSON; any other type than JSON is a 415, parameters (``; charset=``) aside."""
+    if header is None:
+        return
+    content_type = header.split(";", 1)[0]
+    if content_type and content_type != "text/plain" and content_type not in SUPPORTED_CONTENT_TYPES:
+        raise Fault(415, "Unsupported Content-Type")
+
+
+def check_url_text(path: str, query: Iterable[tuple[str, str]]) -> None:
+    """No NUL in the path or the query (percent-decoded): no database column holds one (PostgreSQL's text refuses
+    it outright), so no id or filter with one names anything; refused before any lookup."""
+    if "\x00" in path or any("\x00" in key or "\x00" in value for key, value in query):
+        raise Fault(400, "Malformed request URL: it contains a NUL character.")
+
+
+def check_url_project(url_project_id: str | None, context_project_id: str | None) -> None:
+    """Nova's check of ``/v2.1/{project_id}/...``: the URL's project must be the token's, for admins too."""
+    if url_project_id and url_project_id != context_project_id:
+        raise Fault(400, f"Malformed request URL: URL's project_id '{validation.short(url_project_id)}' doesn't "
+                         f"match Context's project_id '{context_project_id}'")
 
 
 def _dispatcher(path_routes: list[Route], services: ApiServices) -> Callable[[Request], Awaitable[Response]]:
@@ -58,18 +88,27 @@ def _dispatcher(path_routes: list[Route], services: ApiServices) -> Callable[[Re
                 raise Fault(404, "The resource could not be found.")
             context = services.auth.authenticate(request.headers)
             request_id = context.request_id
+            check_content_type(request.headers.get("content-type"))
+            check_url_text(request.scope["path"], request.query_params.multi_items())
+            url_project_id = request.scope.get("stratus.url_project_id")
+            check_url_project(url_project_id, context.project_id)
             api_request = ApiRequest(raw=request, context=context, version=version, services=services,
-                                     path=dict(request.path_params),
-                                     url_project_id=request.scope.get("stratus.url_project_id"))
+                                     path=dict(request.path_params), url_project_id=url_project_id)
             response = await route.handler(api_request)
         except Fault as fault:
             response = fault_response(fault.code, fault.message, fault.headers)
-        except exception.NotFound as exc:
-            response = fault_response(404, exc.message)
+        except exception.StratusException as exc:
+            # a 4xx of a service the request called (the image service refusing a snapshot's properties, say) is
+            # the caller's error, translated here once for every handler
+            code = client_error(exc.code)
+            if code is None:
+                LOG.exception("unexpected API error on %s %s", request.method, request.url.path)
+                response = fault_response(500, _UNEXPECTED)
+            else:
+                response = fault_response(code, exc.message)
         except Exception:
             LOG.exception("unexpected API error on %s %s", request.method, request.url.path)
-            response = fault_response(500, "Unexpected API Error. Please report this at "
-                                           "the Stratus issue tracker and attach the API log if possible.")
+            response = fault_response(500, _UNEXPECTED)
         response.headers.update(microversion.response_headers(version))
         # Nova's request id, the one instance actions record, in both of its headers (clients log it; tempest
         # waits on servers with it)

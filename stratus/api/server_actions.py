@@ -21,7 +21,7 @@ from stratus.api import validation
 from stratus.api.common import ActionHandler, dispatch_action
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
-from stratus.api.request import ApiRequest, empty_response, json_response
+from stratus.api.request import ApiRequest, empty_response, json_response, location
 from stratus.api.router import Route
 from stratus.api.servers import load_instance
 from stratus.compute import api as compute_api
@@ -42,7 +42,8 @@ _CONSOLE_SCHEMA = {
     "type": "object",
     "properties": {"os-getConsoleOutput": {
         "type": "object",
-        "properties": {"length": {"type": ["integer", "string", "null"], "pattern": "^-?[0-9]+$", "minimum": -1}},
+        "properties": {"length": {"type": ["integer", "string", "null"], "pattern": "^-?[0-9]+$", "minimum": -1,
+                                  "maximum": validation.MAX_INT64}},
         "additionalProperties": False}},
     "required": ["os-getConsoleOutput"], "additionalProperties": False,
 }
@@ -90,13 +91,7 @@ def _length(body: dict[str, Any]) -> int | None:
     """``length`` as Nova's validator reads it: an integer or a numeric string, at least -1 (all lines)."""
     validation.validate(_CONSOLE_SCHEMA, body)
     value = body["os-getConsoleOutput"].get("length")
-    if value is None:
-        return None
-    number = int(value)
-    if number < -1:  # Nova's validator applies the minimum to numeric strings too
-        raise Fault(400, f"Invalid input for field/attribute os-getConsoleOutput/length. Value: {value}. "
-                         f"{number} is less than the minimum of -1")
-    return number
+    return None if value is None else int(value)  # the validator bounded numbers and numeric strings alike
 
 
 async def _console_output(req: ApiRequest, body: dict[str, Any]) -> Response:
@@ -152,7 +147,7 @@ async def _create_image(req: ApiRequest, body: dict[str, Any]) -> Response:
         raise Fault(409, exc.message) from None
     if req.at_least(_V245):
         return json_response({"image_id": image["id"]}, status=202)
-    return empty_response(202, headers={"Location": f"{_image_endpoint(req)}/images/{image['id']}"})
+    return empty_response(202, headers=location(f"{_image_endpoint(req)}/images/{image['id']}"))
 
 
 def _image_endpoint(req: ApiRequest) -> str:

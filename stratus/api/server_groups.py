@@ -18,7 +18,7 @@ from typing import Any
 from starlette.responses import Response
 
 from stratus.api import validation
-from stratus.api.common import query_int
+from stratus.api.common import query_int, visible_project
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, empty_response, json_response
@@ -89,11 +89,7 @@ def _policy_and_rules(req: ApiRequest, params: dict[str, Any]) -> tuple[str, dic
     if not req.at_least(_V264):
         return params["policies"][0], {}
     policy = params["policy"]
-    rules = {k: int(v) for k, v in (params.get("rules") or {}).items()}
-    if (number := rules.get("max_server_per_host", 1)) < 1:
-        # The schema's minimum does not apply to numeric strings; Nova converts them before checking.
-        raise Fault(400, f"Invalid input for field/attribute max_server_per_host. Value: "
-                         f"{params['rules']['max_server_per_host']}. {number} is less than the minimum of 1")
+    rules = {k: int(v) for k, v in (params.get("rules") or {}).items()}  # the validator bounded both forms
     if rules and policy != "anti-affinity":
         raise Fault(400, "Only anti-affinity policy supports rules.")
     return policy, rules
@@ -118,9 +114,10 @@ async def create(req: ApiRequest) -> Response:
 
 
 async def _load(req: ApiRequest, conn: Any, rule: str) -> dict[str, Any]:
-    """The group (404 first, as Nova), then the policy check against its project."""
+    """The group (404 first, as Nova: another project's group is not found either), then the policy check
+    against its project."""
     uuid = req.path["group_id"]
-    group = await db.get(conn, uuid)
+    group = await db.get(conn, uuid, visible_project(req.context))
     if group is None:
         raise Fault(404, f"Instance group {uuid} could not be found.")
     authorize(req.context, rule, {"project_id": group["project_id"]})

@@ -1,6 +1,13 @@
-"""Server tags (2.26+): /servers/{id}/tags[/{tag}]; at most 50 per server, as in Nova."""
+"""Server tags (2.26+): /servers/{id}/tags[/{tag}]; at most 50 per server, as in Nova.
+
+A tag is checked before anything is written: Nova's rules (1 to 60 characters, no ``/`` or ``,``) and no control
+characters, since the tag of ``PUT /servers/{id}/tags/{tag}`` comes back in the ``Location`` header (percent-encoded
+there, like any path segment the user chose).
+"""
 
 from __future__ import annotations
+
+from urllib.parse import quote
 
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
@@ -8,7 +15,7 @@ from starlette.responses import Response
 
 from stratus.api import validation
 from stratus.api.errors import Fault
-from stratus.api.request import ApiRequest, empty_response, json_response
+from stratus.api.request import ApiRequest, empty_response, json_response, location
 from stratus.api.router import Route
 from stratus.api.servers import load_instance
 from stratus.db.models import instance_tags
@@ -19,10 +26,15 @@ _TAGS_BODY = {"type": "object", "properties": {"tags": validation.tags}, "requir
 
 
 def _check_tag(tag: str) -> None:
-    try:
-        validation.validate(validation.tag, tag)
-    except Fault:
-        raise Fault(400, f"Tag '{tag}' is invalid: tags are 1-60 characters without ',' or '/'.") from None
+    error = validation.error_message(validation.server_tag, tag)
+    if error is not None:
+        raise Fault(400, f"Tag '{validation.short(tag)}' is invalid. It must be a non empty string without "
+                         f"characters '/' and ','. Validation error message: {error}")
+
+
+def _no_tag(server_id: str, tag: str, noun: str = "Server") -> Fault:
+    """Nova's 404s: show says "Server …", delete (InstanceTagNotFound) "Instance …"."""
+    return Fault(404, f"{noun} {server_id} has no tag '{validation.short(tag)}'")
 
 
 async def index(req: ApiRequest) -> Response:
@@ -33,7 +45,7 @@ async def index(req: ApiRequest) -> Response:
 async def show(req: ApiRequest) -> Response:
     inst = await load_instance(req, req.path["server_id"], "os_compute_api:os-server-tags:show")
     if req.path["tag"] not in inst["tags"]:
-        raise Fault(404, f"Tag {req.path['tag']} could not be found.")
+        raise _no_tag(inst["uuid"], req.path["tag"])
     return empty_response(204)
 
 
@@ -51,7 +63,7 @@ async def update(req: ApiRequest) -> Response:
         if exists is None:
             await conn.execute(instance_tags.insert().values(instance_uuid=inst["uuid"], tag=tag))
     self_prefix, _ = req.link_prefix()
-    return empty_response(201, headers={"Location": f"{self_prefix}/servers/{inst['uuid']}/tags/{tag}"})
+    return empty_response(201, headers=location(f"{self_prefix}/servers/{inst['uuid']}/tags/{quote(tag, safe='')}"))
 
 
 async def update_all(req: ApiRequest) -> Response:
@@ -72,7 +84,7 @@ async def delete(req: ApiRequest) -> Response:
         result = await conn.execute(sql_delete(instance_tags).where(instance_tags.c.instance_uuid == inst["uuid"],
                                                                     instance_tags.c.tag == req.path["tag"]))
     if not result.rowcount:
-        raise Fault(404, f"Tag {req.path['tag']} could not be found.")
+        raise _no_tag(inst["uuid"], req.path["tag"], noun="Instance")
     return empty_response(204)
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from stratus.api import server_view, servers_create, validation
-from stratus.api.common import collection_links, limit_and_marker
+from stratus.api.common import collection_links, limit_and_marker, visible_project
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, empty_response, json_response
@@ -26,13 +26,21 @@ V219 = APIVersion.parse("2.19")
 V226 = APIVersion.parse("2.26")
 V238 = APIVersion.parse("2.38")
 
+#: the query parameters Nova's servers query schema declares ``common_query_regex_param``: each value must be a
+#: pattern ``re`` compiles (Nova's 400 otherwise), whether or not this cloud filters on it
+_REGEX_PARAMS = ("kernel_id", "ramdisk_id", "hostname", "key_name", "power_state", "node", "flavor",
+                 "reservation_id", "launched_at", "terminated_at", "availability_zone", "name", "display_name",
+                 "description", "display_description", "locked_by", "root_device_name", "config_drive",
+                 "access_ip_v4", "access_ip_v6", "auto_disk_config", "progress", "ip", "ip6", "created_at")
+_REGEX_PARAMS_V226 = (*_REGEX_PARAMS, "tags", "tags-any", "not-tags", "not-tags-any")
+
 
 async def load_instance(req: ApiRequest, server_id: str, rule: str) -> dict[str, Any]:
     """The caller's instance (any project's for admins) or Nova's 404, then ``rule`` on it or Nova's 403."""
     ctx = req.context
     async with req.services.db.read() as conn:
-        inst = await instances.get(conn, server_id)
-    if inst is None or (not ctx.is_admin and inst["project_id"] != ctx.project_id):
+        inst = await instances.get(conn, server_id, project_id=visible_project(ctx))
+    if inst is None:
         raise Fault(404, f"Instance {server_id} could not be found.")
     policy.authorize(ctx, rule, {"project_id": inst["project_id"], "user_id": inst["user_id"]})
     return inst
@@ -41,6 +49,8 @@ async def load_instance(req: ApiRequest, server_id: str, rule: str) -> dict[str,
 def _filters(req: ApiRequest, rule: str) -> instances.ListFilters:
     ctx = req.context
     q = req.query
+    regex_params = _REGEX_PARAMS_V226 if req.version >= V226 else _REGEX_PARAMS
+    validation.validate_query(q, {p: validation.query_regex for p in regex_params})
     policy.authorize(ctx, rule, {"project_id": ctx.project_id})
     is_admin = policy.check(ctx, "os_compute_api:servers:allow_all_filters")
     f = instances.ListFilters()
@@ -72,9 +82,10 @@ def _filters(req: ApiRequest, rule: str) -> instances.ListFilters:
     if q.get("changes-since"):
         try:
             f.changes_since = parse_isotime(q["changes-since"])
-        except ValueError:
-            raise Fault(400, f"Invalid input for query parameters changes-since. Value: {q['changes-since']}. "
-                             f"'{q['changes-since']}' is not a 'date-time'") from None
+        except (ValueError, OverflowError):  # an offset past year 1 or 9999 overflows
+            since = q["changes-since"]
+            raise Fault(400, f"Invalid input for query parameters changes-since. Value: {validation.short(since)}. "
+                             f"{validation.short_repr(since)} is not a 'date-time'") from None
         f.include_deleted = True
     if q.get("name"):
         f.name = q["name"]
@@ -130,6 +141,9 @@ async def _list(req: ApiRequest, rule: str) -> list[dict[str, Any]]:
             return await instances.list_page(conn, f)
         except instances.MarkerNotFound:
             raise Fault(400, f"marker [{f.marker}] not found") from None
+        except instances.InvalidRegex as exc:  # Python's re took it, the database's engine does not: Nova's 400
+            raise Fault(400, f"Invalid input for query parameters name. Value: {validation.short(exc.pattern)}. "
+                             f"{validation.short_repr(exc.pattern)} is not a 'regex'") from None
 
 
 def _page_size(req: ApiRequest) -> int:

@@ -20,9 +20,10 @@ from starlette.responses import Response
 
 from stratus import exception
 from stratus.api import validation
+from stratus.api.common import visible_project
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
-from stratus.api.request import ApiRequest, json_response
+from stratus.api.request import ApiRequest, json_response, location
 from stratus.conductor.rpcapi import ConductorAPI
 from stratus.db import flavors as flavors_db
 from stratus.db import instances
@@ -317,10 +318,10 @@ async def _join_server_group(conn: Any, req: ApiRequest, hints: dict[str, Any], 
     None without a hint) for the scheduler."""
     group = None
     if hints.get("group"):
-        found = await server_groups_db.get(conn, hints["group"])
-        if found is None:
-            raise Fault(400, f"Instance group {hints['group']} could not be found.")
         ctx = req.context
+        found = await server_groups_db.get(conn, hints["group"], visible_project(ctx))
+        if found is None:  # none such, or another project's: Nova's 400 either way
+            raise Fault(400, f"Instance group {hints['group']} could not be found.")
         await quotas_db.lock_group(conn, found["id"])
         members = await server_groups_db.count_members(conn, found["id"], ctx.user_id)
         try:
@@ -436,4 +437,4 @@ async def create(req: ApiRequest) -> Response:
         "security_groups": [{"name": g} for g in groups],
         "adminPass": password,
     }}
-    return json_response(body_out, status=202, headers={"Location": f"{self_prefix}/servers/{uuid}"})
+    return json_response(body_out, status=202, headers=location(f"{self_prefix}/servers/{uuid}"))

@@ -1,15 +1,59 @@
-"""Request body and query validation with JSON Schema, reporting errors the way Nova words them."""
+"""Request body and query validation with JSON Schema, reporting errors the way Nova words them.
+
+The validator is Nova's: Draft 4 with ``minimum`` and ``maximum`` applied to numeric strings too (Nova's
+``_SchemaValidator``), so the schema states every bound and a handler only converts what passed. Two rules hold
+for every request, whatever the handler:
+
+- **Integers have a range.** A field's bound is Nova's where Nova has one (``MAX_INT``, the database's integer,
+  for what is stored: quotas, flavor sizes); Nova's unbounded integers (``positive_integer``,
+  ``non_negative_integer``) and every other integer of a body or a query, a free-form scheduler hint alike, must
+  fit the 64-bit range that the databases, the messaging and the JSON encoder carry. ``validate`` checks the whole
+  body against it after the schema, and ``integer`` converts a query value with the same bounds, so a 100-digit
+  value is a 400 worded as Nova's validator words a maximum, never an overflow deep inside.
+- **No NUL.** No string of a request (body, path or query) carries a NUL character: PostgreSQL's text cannot
+  store one (the image service refuses them for the same reason); Nova, on MySQL, takes them where its schemas
+  do not forbid control characters.
+- **Echoed values are short.** A message quotes at most ``ECHO_LIMIT`` characters of any value it names.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
 from jsonschema import Draft4Validator
+from jsonschema.exceptions import ValidationError
 
 from stratus.api.errors import Fault
+
+#: nova/db/constants.py MAX_INT: the database's integer columns (Nova bounds stored integers with it)
+MAX_INT = 0x7FFFFFFF
+#: the 64-bit range of SQLite, PostgreSQL's bigint, the messaging's JSON (orjson): every integer stays within it
+MIN_INT64 = -(2**63)
+MAX_INT64 = 2**63 - 1
+#: characters of a value a message quotes; the rest is cut (a 100 KB value must not come back as a 100 KB error)
+ECHO_LIMIT = 200
+
+_FORMATS = jsonschema.FormatChecker()
+
+
+@_FORMATS.checks("regex")
+def _is_regex(instance: object) -> bool:
+    """Nova's ``regex`` format: a pattern Python can compile; the empty string matches nothing useful, so no."""
+    if not isinstance(instance, str):
+        return True
+    if not instance:
+        return False
+    try:
+        re.compile(instance)
+    except (re.error, OverflowError, RecursionError):
+        return False
+    return True
+
 
 # Reusable schema pieces, after Nova's nova/api/validation/parameter_types.py.
 name = {"type": "string", "minLength": 1, "maxLength": 255,
@@ -23,52 +67,163 @@ metadata = {
     "patternProperties": {"^[a-zA-Z0-9-_:. ]{1,255}$": {"type": "string", "maxLength": 255}},
     "additionalProperties": False,
 }
-positive_integer = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 1, "minLength": 1}
-non_negative_integer = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 0, "minLength": 1}
-# A server or device tag, and the tags one server may carry (Nova's instance.MAX_TAG_COUNT).
+positive_integer = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 1, "maximum": MAX_INT64,
+                    "minLength": 1}
+non_negative_integer = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 0, "maximum": MAX_INT64,
+                        "minLength": 1}
+#: Nova's ``user_id`` (what its key pair bodies promise): letters, digits and hyphens, 1 to 255
+user_id = {"type": "string", "pattern": "^[a-zA-Z0-9-]*$", "minLength": 1, "maxLength": 255}
+# A device tag (Nova's ``tag``), and the tags one server may carry (Nova's instance.MAX_TAG_COUNT).
 tag = {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"}
+#: A server tag: Nova's ``tag`` without control characters either. A server tag is a path segment, travels in a
+#: ``Location`` header and in comma-separated filters, none of which can carry a NUL, CR or LF.
+server_tag = {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/\x00-\x1f\x7f]*$"}
 MAX_TAGS = 50
-tags = {"type": "array", "items": tag, "maxItems": MAX_TAGS}
+tags = {"type": "array", "items": server_tag, "maxItems": MAX_TAGS}
 # Trusted image certificate ids (2.63): null, or 1 to 50 unique non-empty strings.
 trusted_certs = {"type": ["array", "null"], "minItems": 1, "maxItems": 50, "uniqueItems": True,
                  "items": {"type": "string", "minLength": 1}}
+#: A query parameter Nova declares ``common_query_regex_param``: a pattern ``re`` compiles.
+query_regex = {"type": "string", "format": "regex"}
+
+
+def _as_number(instance: Any) -> Any:
+    """Nova's ``_number_from_str``: a numeric string as the int or float it spells, None if it spells none."""
+    if not isinstance(instance, str):
+        return instance
+    try:
+        return int(instance)
+    except ValueError:
+        try:
+            return float(instance)
+        except ValueError:
+            return None
+
+
+def _minimum(validator: Any, minimum: float, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
+    number = _as_number(instance)
+    if not validator.is_type(number, "number"):
+        return
+    exclusive = schema.get("exclusiveMinimum", False)
+    if number <= minimum if exclusive else number < minimum:
+        relation = "less than or equal to" if exclusive else "less than"
+        yield ValidationError(f"{short_repr(number)} is {relation} the minimum of {minimum!r}")
+
+
+def _maximum(validator: Any, maximum: float, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
+    number = _as_number(instance)
+    if not validator.is_type(number, "number"):
+        return
+    exclusive = schema.get("exclusiveMaximum", False)
+    if number >= maximum if exclusive else number > maximum:
+        relation = "greater than or equal to" if exclusive else "greater than"
+        yield ValidationError(f"{short_repr(number)} is {relation} the maximum of {maximum!r}")
+
+
+_NovaValidator = jsonschema.validators.extend(Draft4Validator, {"minimum": _minimum, "maximum": _maximum})
 
 
 @functools.lru_cache(maxsize=512)
-def _validator(schema_json: str) -> Draft4Validator:
-    return Draft4Validator(json.loads(schema_json), format_checker=jsonschema.FormatChecker())
+def _validator(schema_json: str) -> Any:
+    return _NovaValidator(json.loads(schema_json), format_checker=_FORMATS)
 
 
 def validate(schema: dict[str, Any], body: Any) -> None:
-    """Raise a 400 Fault naming the first invalid field, as Nova's validator does."""
-    validator = _validator(json.dumps(schema, sort_keys=True))
-    error = jsonschema.exceptions.best_match(validator.iter_errors(body))
+    """Raise a 400 Fault for the first invalid field, worded as Nova's validator words it (the field is the last
+    element of its path; an error of the whole body is jsonschema's message alone); then ``check_body``."""
+    error = jsonschema.exceptions.best_match(_validator(json.dumps(schema, sort_keys=True)).iter_errors(body))
     if error is None:
+        check_body(body)
         return
-    if error.validator == "required":
-        raise Fault(400, f"Invalid input for field/attribute {_path(error)}. Value: {_short(error.instance)}. "
-                         f"{error.message}")
-    if error.validator == "additionalProperties":
-        raise Fault(400, f"Additional properties are not allowed ({_unexpected(error)} was unexpected)")
-    path = _path(error) or "body"
-    raise Fault(400, f"Invalid input for field/attribute {path}. Value: {_short(error.instance)}. "
-                     f"{error.message}")
+    if not error.absolute_path:
+        raise Fault(400, _message(error))
+    raise Fault(400, f"Invalid input for field/attribute {short(error.absolute_path[-1])}. "
+                     f"Value: {short(error.instance)}. {_message(error)}")
 
 
-def _path(error: jsonschema.ValidationError) -> str:
-    parts = [str(p) for p in error.absolute_path]
-    return "/".join(parts) if parts else (str(error.schema_path[-1]) if error.schema_path else "")
+def error_message(schema: dict[str, Any], value: Any) -> str | None:
+    """jsonschema's message (its quote of the value shortened) for ``value`` against ``schema``, None if valid."""
+    error = jsonschema.exceptions.best_match(_validator(json.dumps(schema, sort_keys=True)).iter_errors(value))
+    return None if error is None else _message(error)
 
 
-def _short(value: Any) -> str:
+def validate_query(req_query: Any, schemas: dict[str, dict[str, Any]]) -> None:
+    """Each value of the named query parameters against its schema, worded as Nova's query validator."""
+    for key, schema in schemas.items():
+        checker = _validator(json.dumps(schema, sort_keys=True))
+        for value in req_query.getlist(key):
+            error = jsonschema.exceptions.best_match(checker.iter_errors(value))
+            if error is not None:
+                raise Fault(400, f"Invalid input for query parameters {key}. Value: {short(value)}. "
+                                 f"{_message(error)}")
+
+
+def integer(value: Any, field: str, minimum: int = MIN_INT64, maximum: int = MAX_INT64,
+            where: str = "field/attribute") -> int:
+    """``value`` (an integer, or a string of one, as the schema let through) as an int within its range.
+
+    The bounds apply to numeric strings as well, as Nova's validator converts them to check; the default range is
+    the 64-bit one every integer must fit. ``where`` is "query parameters" for a query value."""
+    try:
+        number = value if type(value) is int else int(str(value), 10)
+    except ValueError:
+        raise Fault(400, f"Invalid input for {where} {field}. Value: {short(value)}. "
+                         f"{short_repr(value)} is not of type 'integer'") from None
+    if number < minimum:
+        raise Fault(400, f"Invalid input for {where} {field}. Value: {short(value)}. "
+                         f"{short(number)} is less than the minimum of {minimum}")
+    if number > maximum:
+        raise Fault(400, f"Invalid input for {where} {field}. Value: {short(value)}. "
+                         f"{short(number)} is greater than the maximum of {maximum}")
+    return number
+
+
+def check_body(body: Any) -> None:
+    """The rules for what no schema bounds (free-form values, such as scheduler hints, included): every integer
+    within the 64-bit range, and no string (key or value) with a NUL, which PostgreSQL's text cannot store."""
+    for field, value in _offending(body, "body"):
+        if isinstance(value, str):
+            raise Fault(400, f"Invalid input for field/attribute {short(field)}. Value: {short(value)}. "
+                             f"{short_repr(value)} contains a NUL character")
+        integer(value, field)
+
+
+def _offending(value: Any, field: str) -> Iterator[tuple[str, Any]]:
+    if type(value) is int:
+        if not MIN_INT64 <= value <= MAX_INT64:
+            yield field, value
+    elif isinstance(value, str):
+        if "\x00" in value:
+            yield field, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                yield field, key
+            yield from _offending(item, str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _offending(item, str(index))
+
+
+def short(value: Any) -> str:
+    """``value`` as a message quotes it: at most ``ECHO_LIMIT`` characters."""
     text = str(value)
-    return text if len(text) <= 200 else text[:200] + "..."
+    return text if len(text) <= ECHO_LIMIT else text[:ECHO_LIMIT] + "..."
 
 
-def _unexpected(error: jsonschema.ValidationError) -> str:
-    allowed = set(error.schema.get("properties", {}))
-    extra = sorted(k for k in error.instance if k not in allowed) if isinstance(error.instance, dict) else []
-    return ", ".join(repr(k) for k in extra) or "a property"
+def short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= ECHO_LIMIT else text[:ECHO_LIMIT] + "..."
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    """jsonschema's message, with the value it quotes shortened (its repr can be as long as the value)."""
+    message = str(error.message)
+    quoted = repr(error.instance)
+    if len(quoted) > ECHO_LIMIT and quoted in message:
+        message = message.replace(quoted, short_repr(error.instance))
+    # what else it quotes (the names of unexpected properties, say) is cut as well
+    return message if len(message) <= 2 * ECHO_LIMIT else message[:2 * ECHO_LIMIT] + "..."
 
 
 def bool_from_string(value: Any, param: str) -> bool:
@@ -80,4 +235,4 @@ def bool_from_string(value: Any, param: str) -> bool:
         return True
     if text in ("0", "f", "false", "off", "n", "no"):
         return False
-    raise Fault(400, f"Invalid value '{value}' for {param}: must be a boolean.")
+    raise Fault(400, f"Invalid value '{short(value)}' for {param}: must be a boolean.")

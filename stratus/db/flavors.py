@@ -17,6 +17,9 @@ from stratus.db.engine import Connection
 from stratus.db.models import flavor_extra_specs, flavor_projects, flavors
 from stratus.utils import utcnow
 
+#: nova/db/constants.py MAX_INT: the largest value of the integer columns (memory_mb, root_gb, ...)
+MAX_INT = 0x7FFFFFFF
+
 # Columns a list may be sorted by (Nova's flavor fields); nullable ones sort as if empty.
 SORT_KEYS = {"created_at", "description", "disabled", "ephemeral_gb", "flavorid", "id", "is_public",
              "memory_mb", "name", "root_gb", "rxtx_factor", "swap", "updated_at", "vcpu_weight", "vcpus"}
@@ -95,6 +98,14 @@ def _sort_column(key: str) -> ColumnElement[Any]:
     return column
 
 
+def _at_least(column: ColumnElement[Any], minimum: int) -> ColumnElement[bool]:
+    """``column >= minimum`` for a 32-bit column: a minimum past its range matches no row (and is never bound as a
+    parameter the column's type cannot hold)."""
+    if minimum > MAX_INT:
+        return false()
+    return column >= max(minimum, -MAX_INT - 1)
+
+
 async def list_flavors(conn: Connection, *, project_id: str | None, is_admin: bool,
                        is_public: bool | None = True, disabled: bool | None = None,
                        min_memory_mb: int | None = None, min_root_gb: int | None = None,
@@ -112,9 +123,9 @@ async def list_flavors(conn: Connection, *, project_id: str | None, is_admin: bo
     visible = _visible(project_id, is_admin)
     query = select(flavors).where(visible)
     if min_memory_mb is not None:
-        query = query.where(flavors.c.memory_mb >= min_memory_mb)
+        query = query.where(_at_least(flavors.c.memory_mb, min_memory_mb))
     if min_root_gb is not None:
-        query = query.where(flavors.c.root_gb >= min_root_gb)
+        query = query.where(_at_least(flavors.c.root_gb, min_root_gb))
     if disabled is not None:
         query = query.where(flavors.c.disabled == disabled)
     if is_public is True:

@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import Select, and_, delete, func, or_, select, update
+from sqlalchemy.exc import DBAPIError
 
 from stratus.db import actions
 from stratus.db.engine import Connection
@@ -27,6 +28,19 @@ SORT_KEYS = {"created_at", "updated_at", "launched_at", "terminated_at", "displa
 
 class MarkerNotFound(Exception):
     pass
+
+
+class InvalidRegex(Exception):
+    """The ``name`` filter is no pattern the database's regex engine compiles (PostgreSQL's differs from Python's
+    ``re``, which the API checks the pattern with, as Nova does)."""
+
+    def __init__(self, pattern: str) -> None:
+        super().__init__(pattern)
+        self.pattern = pattern
+
+
+#: PostgreSQL's SQLSTATE invalid_regular_expression
+_INVALID_REGEX = "2201B"
 
 
 @dataclasses.dataclass
@@ -99,8 +113,13 @@ async def _attach(conn: Connection, rows: list[dict[str, Any]], with_tags: bool 
     return rows
 
 
-async def get(conn: Connection, uuid: str, read_deleted: bool = False) -> dict[str, Any] | None:
+async def get(conn: Connection, uuid: str, read_deleted: bool = False, project_id: str | None = None
+              ) -> dict[str, Any] | None:
+    """The instance with metadata, tags and fault; None if there is none (or, with ``project_id``, it belongs to
+    another project)."""
     query = select(instances).where(instances.c.uuid == uuid)
+    if project_id is not None:
+        query = query.where(instances.c.project_id == project_id)
     if not read_deleted:
         query = query.where(instances.c.deleted == 0)
     row = (await conn.execute(query)).mappings().first()
@@ -109,9 +128,13 @@ async def get(conn: Connection, uuid: str, read_deleted: bool = False) -> dict[s
     return (await _attach(conn, [dict(row)]))[0]
 
 
-async def get_plain(conn: Connection, uuid: str) -> dict[str, Any] | None:
-    """The instance row alone (no metadata, tags or fault) for the services' state machine."""
-    row = (await conn.execute(select(instances).where(instances.c.uuid == uuid))).mappings().first()
+async def get_plain(conn: Connection, uuid: str, project_id: str | None = None) -> dict[str, Any] | None:
+    """The instance row alone (no metadata, tags or fault) for the services' state machine; with ``project_id``,
+    None for another project's."""
+    query = select(instances).where(instances.c.uuid == uuid)
+    if project_id is not None:
+        query = query.where(instances.c.project_id == project_id)
+    row = (await conn.execute(query)).mappings().first()
     return None if row is None else dict(row)
 
 
@@ -168,11 +191,15 @@ def _filtered(f: ListFilters) -> Select[Any]:
 
 
 async def list_page(conn: Connection, f: ListFilters) -> list[dict[str, Any]]:
-    """One page of instances, sorted, after the marker; ``MarkerNotFound`` if the marker is unknown."""
+    """One page of instances, sorted, after the marker; ``MarkerNotFound`` if the marker is unknown (or, for a list
+    of one project, another project's instance: a marker is no way to learn of those)."""
     q = _filtered(f)
     keys = [(k, d) for k, d in f.sort if k != "id"] + [("id", f.sort[0][1] if f.sort else "desc")]
     if f.marker is not None:
-        marker = (await conn.execute(select(instances).where(instances.c.uuid == f.marker))).mappings().first()
+        find = select(instances).where(instances.c.uuid == f.marker)
+        if f.project_id is not None:
+            find = find.where(instances.c.project_id == f.project_id)
+        marker = (await conn.execute(find)).mappings().first()
         if marker is None:
             raise MarkerNotFound(f.marker)
         # (k1, k2, ..., id) strictly after the marker in the chosen order
@@ -190,7 +217,12 @@ async def list_page(conn: Connection, f: ListFilters) -> list[dict[str, Any]]:
         q = q.where(or_(*clauses)) if clauses else q.where(False)
     order = [instances.c[k].asc() if d == "asc" else instances.c[k].desc() for k, d in keys]
     q = q.order_by(*order).limit(f.limit)
-    rows = [dict(r) for r in (await conn.execute(q)).mappings()]
+    try:
+        rows = [dict(r) for r in (await conn.execute(q)).mappings()]
+    except DBAPIError as exc:
+        if f.name and getattr(exc.orig, "sqlstate", None) == _INVALID_REGEX:
+            raise InvalidRegex(f.name) from None
+        raise
     return await _attach(conn, rows)
 
 

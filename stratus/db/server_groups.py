@@ -1,7 +1,8 @@
 """Server group queries: the group (one policy, its rules) and its members, the instances booted into it.
 
 A member is an instance uuid; a server leaves its groups when it is deleted (``instances.soft_delete``), and
-reads show live instances only. ``get`` and ``add_members`` are what the boot path and the scheduler use.
+reads show live instances only. ``get`` (within the caller's project) and ``add_members`` are what the boot path
+uses.
 """
 
 from __future__ import annotations
@@ -39,9 +40,14 @@ async def _with_members(conn: Connection, rows: list[Any]) -> list[dict[str, Any
     return [_to_dict(r, members.get(r.id, [])) for r in rows]
 
 
-async def get(conn: Connection, uuid: str) -> dict[str, Any] | None:
-    """The group: id, uuid, name, project_id, user_id, policy, rules, members (live instance uuids)."""
-    row = (await conn.execute(select(instance_groups).where(instance_groups.c.uuid == uuid))).first()
+async def get(conn: Connection, uuid: str, project_id: str | None) -> dict[str, Any] | None:
+    """The group: id, uuid, name, project_id, user_id, policy, rules, members (live instance uuids); None when
+    there is none, or it belongs to another project than ``project_id`` (None: any project, for admins), as Nova's
+    group queries are scoped to the caller's project."""
+    query = select(instance_groups).where(instance_groups.c.uuid == uuid)
+    if project_id is not None:
+        query = query.where(instance_groups.c.project_id == project_id)
+    row = (await conn.execute(query)).first()
     return None if row is None else (await _with_members(conn, [row]))[0]
 
 

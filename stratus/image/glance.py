@@ -18,7 +18,14 @@ import orjson
 
 from stratus import exception
 from stratus.image.client import ImageClient, only_match, set_patch
-from stratus.image.embedded import ImageBadRequest, ImageConflict, ImageCorrupt, ImageForbidden, ImageUnavailable
+from stratus.image.embedded import (
+    ImageBadRequest,
+    ImageConflict,
+    ImageCorrupt,
+    ImageForbidden,
+    ImageTooLarge,
+    ImageUnavailable,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -29,7 +36,7 @@ class ImageServiceUnavailable(exception.StratusException):
 
 
 _ERRORS: dict[int, type[exception.StratusException]] = {
-    400: ImageBadRequest, 401: ImageForbidden, 403: ImageForbidden, 409: ImageConflict,
+    400: ImageBadRequest, 401: ImageForbidden, 403: ImageForbidden, 409: ImageConflict, 413: ImageTooLarge,
 }
 
 

@@ -6,6 +6,7 @@ import datetime
 import sqlite3
 import uuid
 
+import httpx
 import pytest
 from tempest.lib.api_schema.response.compute.v2_1 import keypairs as schema_21
 from tempest.lib.api_schema.response.compute.v2_2 import keypairs as schema_22
@@ -102,6 +103,30 @@ def test_v210_admin_acts_for_other_users(cloud: Cloud) -> None:
                             .json()["keypairs"]}
     with cloud.client(token="admin:admin", version="2.10") as admin:
         check(schema_22.delete_keypair, admin.delete(f"/os-keypairs/{name}", params={"user_id": "frank"}))
+
+
+def test_v210_user_id_is_novas(cloud: Cloud) -> None:
+    """A user id no request could name again (NUL, CR/LF, more than 255 characters) makes no key pair."""
+    db = sqlite3.connect(cloud.state_path / "stratus.sqlite")
+    before = db.execute("select count(*) from key_pairs").fetchone()[0]
+    with cloud.client(token="admin:admin", version="2.10") as admin:
+        for user_id in ("a\u0000b", "a\r\nb", "u" * 256, "", "é"):
+            message = fault(admin.post("/os-keypairs", json={"keypair": {"name": unique(), "user_id": user_id}}),
+                            400, "badRequest")
+            assert message.startswith("Invalid input for field/attribute user_id. Value: "), message
+    assert db.execute("select count(*) from key_pairs").fetchone()[0] == before
+
+
+def test_x509_for_a_long_multibyte_user_id(cloud: Cloud) -> None:
+    """A token's user id of 64 two-byte characters (128 bytes) passes X.509's CN bound: the CN is cut to fit."""
+    user = "é" * 64
+    token = f"{user}:proj-x509".encode("latin-1")  # noauth2 reads the header as latin-1: 64 times 'é'
+    with httpx.Client(base_url=cloud.compute_url, headers={"X-Auth-Token": token,
+                                                           "OpenStack-API-Version": "compute 2.2"}) as c:
+        kp = check(schema_22.create_keypair, c.post("/os-keypairs", json={"keypair": {
+            "name": unique(), "type": "x509"}}))["keypair"]
+        assert kp["type"] == "x509" and kp["user_id"] == user and kp["private_key"]
+        assert c.delete(f"/os-keypairs/{kp['name']}").status_code == 204
 
 
 def test_v235_pagination(cloud: Cloud) -> None:

@@ -144,6 +144,11 @@ def test_console_output_lengths(cloud: Cloud, server: str) -> None:
         assert console(1) == ""  # the piece after the last newline
         assert console(2) == console("2") == lines[-1] + "\n"
         assert console(100) == full
+        assert console(2**63 - 1) == console(str(2**63 - 1)) == full
+        for huge in (2**64, str(2**70)):  # past the 64-bit range every integer must fit
+            assert fault(_act(c, server, {"os-getConsoleOutput": {"length": huge}}), 400, "badRequest") == (
+                f"Invalid input for field/attribute length. Value: {huge}. {huge} is greater than the maximum of "
+                "9223372036854775807")
         bad: Any
         for bad in (-2, "-3", "x", "1.5", 1.5, True, {}, []):
             fault(_act(c, server, {"os-getConsoleOutput": {"length": bad}}), 400, "badRequest")
@@ -207,7 +212,8 @@ def test_task_under_way_is_a_409_and_only_one_of_concurrent_requests_wins(cloud:
 def test_bad_bodies_are_400(cloud: Cloud, server: str) -> None:
     with cloud.client(token=OWNER) as c:
         cases: list[tuple[Any, str]] = [
-            ({"reboot": {"type": "WARM"}}, "Invalid input for field/attribute reboot/type. Value: WARM. 'WARM' is not "
+            # Nova names the field by the last element of its path
+            ({"reboot": {"type": "WARM"}}, "Invalid input for field/attribute type. Value: WARM. 'WARM' is not "
                                            "one of ['HARD', 'Hard', 'hard', 'SOFT', 'Soft', 'soft']"),
             ({"reboot": {}}, "'type' is a required property"),
             ({"reboot": None}, "None is not of type 'object'"),

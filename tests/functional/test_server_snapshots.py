@@ -133,6 +133,27 @@ def test_bad_requests(cloud: Cloud, base_image: dict[str, Any]) -> None:
         assert client.delete(f"/servers/{server_id}").status_code == 204
 
 
+def test_image_service_refusals_are_the_callers_errors(cloud: Cloud, base_image: dict[str, Any]) -> None:
+    """Metadata Nova's schema lets through but the image service refuses is the image service's 4xx, translated
+    once for the compute API (it was a 500); no image is made and the server is left as it was. A NUL, which
+    PostgreSQL cannot store, is refused by the compute API itself."""
+    server_id = _server(cloud, base_image["id"])
+    with cloud.client(OWNER, version="2.45") as client, cloud.image_client(OWNER) as images:
+        before = {i["id"] for i in images.get("/v2/images").json()["images"]}
+        url = f"/servers/{server_id}/action"
+        resp = client.post(url, json={"createImage": {"name": "n", "metadata": {"min_ram": "lots"}}})
+        assert fault(resp, 400, "badRequest") == (
+            "Provided object does not match schema 'image': 'lots' is not of type 'integer'")
+        resp = client.post(url, json={"createImage": {"name": "n", "metadata": {"status": "active"}}})
+        assert fault(resp, 403, "forbidden") == "Attribute 'status' is read-only."
+        resp = client.post(url, json={"createImage": {"name": "n", "metadata": {"k": "a\u0000b"}}})
+        assert fault(resp, 400, "badRequest").endswith("'a\\x00b' contains a NUL character")
+        assert {i["id"] for i in images.get("/v2/images").json()["images"]} == before
+        server = client.get(f"/servers/{server_id}").json()["server"]
+        assert (server["status"], server["OS-EXT-STS:task_state"]) == ("ACTIVE", None)
+        assert client.delete(f"/servers/{server_id}").status_code == 204
+
+
 def test_server_in_error_cannot_be_snapshotted(cloud: Cloud) -> None:
     with cloud.image_client() as images:
         image = upload_image(images, fake_fail_permanently="true")

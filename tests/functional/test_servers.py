@@ -15,7 +15,7 @@ from tempest.lib.api_schema.response.compute.v2_63 import servers as schema_263
 
 from stratus.api.microversion import MAX_VERSION
 from tests.conftest import Cloud
-from tests.functional.helpers import boot, upload_image, wait_for_status, wait_gone
+from tests.functional.helpers import boot, fault, upload_image, wait_for_status, wait_gone
 from tests.functional.helpers import check_schema as check
 
 
@@ -179,6 +179,14 @@ def test_update_server(cloud: Cloud, image: dict) -> None:
     ({"server": {"name": "x", "imageRef": "IMAGE", "flavorRef": "1", "availability_zone": "nowhere"}},
      "availability zone"),
     ({"server": {"name": "x", "imageRef": "not-a-uuid", "flavorRef": "1"}}, "imageRef"),
+    # integers past 64 bits, numbers or numeric strings, in a field or in a free-form scheduler hint
+    ({"server": {"name": "x", "imageRef": "IMAGE", "flavorRef": "1", "min_count": 2**70}},
+     f"min_count. Value: {2**70}. {2**70} is greater than the maximum of 9223372036854775807"),
+    ({"server": {"name": "x", "imageRef": "IMAGE", "flavorRef": "1", "max_count": str(2**64)}},
+     f"{2**64} is greater than the maximum of 9223372036854775807"),
+    ({"server": {"name": "x", "imageRef": "IMAGE", "flavorRef": "1"}, "os:scheduler_hints": {"mine": -(2**64)}},
+     f"Invalid input for field/attribute mine. Value: {-(2**64)}. {-(2**64)} is less than the minimum of "
+     "-9223372036854775808"),
 ])
 def test_bad_create_is_400_and_stores_nothing(cloud: Cloud, image: dict, body: dict, fragment: str) -> None:
     if body["server"].get("imageRef") == "IMAGE":
@@ -208,8 +216,58 @@ def test_malformed_body_and_versions(cloud: Cloud) -> None:
         assert c.get("/servers", params={"status": "BOGUS"},
                      headers={"OpenStack-API-Version": "compute 2.38"}).status_code == 400
         assert c.get("/servers/detail", params={"sort_key": "bogus"}).status_code == 400
+        for since in ("9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "yesterday"):  # overflow: was 500
+            assert fault(c.get("/servers", params={"changes-since": since}), 400, "badRequest") == (
+                f"Invalid input for query parameters changes-since. Value: {since}. '{since}' is not a 'date-time'")
         assert c.get(f"/servers/{uuid.uuid4()}").status_code == 404
         assert c.get("/no-such-thing").status_code == 404
+
+
+def test_bad_regex_filters_are_400(cloud: Cloud, image: dict) -> None:
+    """Nova's regex query parameters must compile (SQLite's REGEXP would raise on every row); '' is no regex."""
+    with cloud.client(token="rex:proj-rex", version="2.26") as c:
+        server_id = boot(c, image["id"], name="rex-1").json()["server"]["id"]
+        for params in ({"name": "("}, {"name": "["}, {"name": "*"}, {"name": ""}, {"node": "a{2,1}"},
+                       {"tags": "("}):
+            for path in ("/servers", "/servers/detail"):
+                (key, value), = params.items()
+                assert fault(c.get(path, params=params), 400, "badRequest") == (
+                    f"Invalid input for query parameters {key}. Value: {value}. {value!r} is not a 'regex'")
+        assert [s["id"] for s in c.get("/servers", params={"name": "^rex-[0-9]$"}).json()["servers"]] == [server_id]
+        c.delete(f"/servers/{server_id}")
+        wait_gone(c, server_id)
+
+
+def test_tags_are_checked_before_they_are_stored(cloud: Cloud, image: dict) -> None:
+    with cloud.client(token="tess:proj-tags", version="2.26") as c:
+        server_id = boot(c, image["id"]).json()["server"]["id"]
+        resp = c.put(f"/servers/{server_id}/tags/%E2%82%AC%20x")  # not latin-1: percent-encoded in the Location
+        assert resp.status_code == 201, resp.text
+        assert resp.headers["Location"].endswith(f"/servers/{server_id}/tags/%E2%82%AC%20x")
+        for raw, shown in (("a%0Ab", r"a\nb"), ("a%0Db", r"a\rb"), ("a%07b", r"a\x07b"), ("a,b", "a,b"),
+                           ("t" * 61, "t" * 61)):
+            message = fault(c.put(f"/servers/{server_id}/tags/{raw}"), 400, "badRequest")
+            assert message.startswith("Tag '") and "' is invalid. It must be a non empty string without characters " \
+                "'/' and ','. Validation error message: " in message
+            assert f"Validation error message: '{shown}'" in message or "is too long" in message, message
+        fault(c.put(f"/servers/{server_id}/tags", json={"tags": ["ok", "a\nb"]}), 400, "badRequest")
+        # a NUL names nothing anywhere in a URL
+        assert fault(c.put(f"/servers/{server_id}/tags/a%00b"), 400, "badRequest") == (
+            "Malformed request URL: it contains a NUL character.")
+        for path in (f"/servers/{server_id}%00", "/servers?marker=%00"):
+            fault(c.get(path), 400, "badRequest")
+        # nor in a body: Nova's metadata schema takes one, PostgreSQL's text cannot store it
+        resp = c.post(f"/servers/{server_id}/metadata", json={"metadata": {"k": "a\u0000b"}})
+        assert fault(resp, 400, "badRequest") == (
+            "Invalid input for field/attribute k. Value: a\u0000b. 'a\\x00b' contains a NUL character")
+        assert c.get(f"/servers/{server_id}/metadata").json() == {"metadata": {}}
+        assert c.get(f"/servers/{server_id}/tags").json() == {"tags": ["€ x"]}
+        assert fault(c.get(f"/servers/{server_id}/tags/nope"), 404, "itemNotFound") == (
+            f"Server {server_id} has no tag 'nope'")
+        assert fault(c.delete(f"/servers/{server_id}/tags/nope"), 404, "itemNotFound") == (
+            f"Instance {server_id} has no tag 'nope'")
+        c.delete(f"/servers/{server_id}")
+        wait_gone(c, server_id)
 
 
 def test_someone_elses_server_is_404(cloud: Cloud, image: dict) -> None:
@@ -222,6 +280,10 @@ def test_someone_elses_server_is_404(cloud: Cloud, image: dict) -> None:
             assert resp.json()["itemNotFound"]["code"] == 404
         assert other.get("/servers", params={"all_tenants": "1"}).status_code == 403
         assert server_id not in {s["id"] for s in other.get("/servers").json()["servers"]}
+        # nor is it a marker of another project's list, which would tell it exists
+        assert fault(other.get("/servers", params={"marker": server_id}), 400, "badRequest") == (
+            f"marker [{server_id}] not found")
+        assert owner.get("/servers", params={"marker": server_id}).status_code == 200
         owner.delete(f"/servers/{server_id}")
         wait_gone(owner, server_id)
 

@@ -103,18 +103,20 @@ async def test_group_queries_for_the_boot_path_and_the_scheduler(db: Database) -
         await server_groups.add_members(conn, group["id"], [first, second, other_user])
         await server_groups.add_members(conn, group["id"], [first])  # already a member: no error, no duplicate
     async with db.read() as conn:
-        found = await server_groups.get(conn, group["uuid"])
+        found = await server_groups.get(conn, group["uuid"], None)
         assert found is not None
+        assert await server_groups.get(conn, group["uuid"], "p") == found
+        assert await server_groups.get(conn, group["uuid"], "q") is None  # another project's: not found
         assert {k: found[k] for k in ("id", "uuid", "name", "project_id", "user_id", "policy", "rules")} == {
             "id": group["id"], "uuid": group["uuid"], "name": "g", "project_id": "p", "user_id": "u",
             "policy": "anti-affinity", "rules": {"max_server_per_host": 2}}
         assert sorted(found["members"]) == sorted([first, second, other_user])
         assert await server_groups.count_members(conn, group["id"], "u") == 2
-        assert await server_groups.get(conn, new_uuid()) is None
+        assert await server_groups.get(conn, new_uuid(), None) is None
     async with db.write() as conn:
         assert await instances.soft_delete(conn, first)
     async with db.read() as conn:
-        found = await server_groups.get(conn, group["uuid"])
+        found = await server_groups.get(conn, group["uuid"], "p")
         assert found is not None and sorted(found["members"]) == sorted([second, other_user])
         assert await server_groups.count_members(conn, group["id"], "u") == 1
         assert [g["uuid"] for g in await server_groups.list_groups(conn, "p")] == [group["uuid"]]

@@ -89,3 +89,17 @@ def test_generated_x509_is_a_winrm_client_certificate() -> None:
 
 def test_der_utf8_long_form() -> None:
     assert keypairs._der_utf8("a" * 200) == b"\x0c\x81\xc8" + b"a" * 200
+
+
+@pytest.mark.parametrize("user_id", ["é" * 64, "a" * 300, "€" * 22, "a" * 63 + "é"])
+def test_x509_common_name_fits_64_utf8_bytes(user_id: str) -> None:
+    """A user id of more than 64 UTF-8 bytes (a token's, multibyte or long) still gets a certificate: its CN is the
+    longest prefix of whole characters that fits, the UPN keeps the whole id."""
+    bundle, pem, _ = keypairs.generate_x509(user_id)
+    cert = x509.load_pem_x509_certificate(pem.encode())
+    cn = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)[0].value
+    assert isinstance(cn, str) and user_id.startswith(cn) and len(cn.encode()) <= 64
+    assert len((cn + user_id[len(cn)]).encode()) > 64
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert f"{user_id}@localhost".encode() in san[0].value
+    assert pkcs12.load_key_and_certificates(base64.b64decode(bundle), None)[1] == cert
