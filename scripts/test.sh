@@ -4,7 +4,8 @@
 # openstacksdk, the openstack CLI and tempest's response schemas), and integration tests against the real
 # components the tests start themselves: PostgreSQL (scripts/postgres.sh) and libvirtd with QEMU
 # (scripts/libvirt.sh, booting the guest scripts/test-guest.sh builds from Debian packages), and two single-node
-# Ceph clusters (scripts/ceph.sh) for the RBD image store and disks, and a Keystone (scripts/keystone.sh).
+# Ceph clusters (scripts/ceph.sh) for the RBD image store and disks, a Keystone (scripts/keystone.sh), and a
+# RabbitMQ (scripts/rabbitmq.sh) for every service in its own process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/pytest ] || [ pyproject.toml -nt .venv/.installed-test ]; then
@@ -18,6 +19,8 @@ if [ "$(id -u)" = 0 ]; then
     scripts/libvirt.sh install .venv
     # Ceph (mon, mgr, osd), qemu's rbd driver, and Debian's rados/rbd modules made importable in the venv
     scripts/ceph.sh install .venv
+    # RabbitMQ (Debian's rabbitmq-server; its system service is never started) for the multi-process tests
+    scripts/rabbitmq.sh install
 fi
 # Keystone and gunicorn from PyPI into a venv of their own (~/.cache/stratus/keystone-venv; skipped when there)
 scripts/keystone.sh install >/dev/null

@@ -15,14 +15,17 @@ from oslo_config import cfg
 from oslo_policy import opts as policy_opts
 
 from stratus import sizelimit
+from stratus.rpc import options as rpc_options
 
 DEFAULT_OPTS = [
     cfg.StrOpt("host", default=socket.gethostname(), sample_default="(this machine's name)",
                help="Name of this node (compute host name)."),
     cfg.StrOpt("state_path", default=os.path.join(os.getcwd(), "data"), sample_default="./data",
                help="Directory holding the SQLite database, image store and instance files."),
-    cfg.StrOpt("transport_url", default="local://",
-               help="Messaging transport URL; local:// is the in-process transport (the only one built in so far)."),
+    cfg.StrOpt("transport_url", default="local://", secret=True,
+               help="Messaging transport URL: local:// (in-process, one process only) or RabbitMQ as "
+                    "rabbit://user:pass@host1:5672,user:pass@host2:5672/vhost (the first host that answers; the "
+                    "others on failover)."),
     cfg.StrOpt("compute_driver", default="fake.FakeDriver",
                help="Virt driver: fake.FakeDriver (simulated hosts) or libvirt.LibvirtDriver (QEMU/KVM)."),
     cfg.StrOpt("instances_path", default=None, sample_default="(state_path)/instances",
@@ -65,6 +68,7 @@ DEFAULT_OPTS = [
     cfg.StrOpt("default_schedule_zone", default=None, help="Availability zone used when a boot names none."),
     cfg.StrOpt("instance_name_template", default="instance-%08x", help="Hypervisor name of an instance."),
     cfg.IntOpt("rpc_response_timeout", default=60, help="Seconds to wait for the reply of an RPC call."),
+    *rpc_options.DEFAULT_OPTS,
     cfg.StrOpt("osapi_compute_listen", default="127.0.0.1", help="Address of the compute API."),
     cfg.PortOpt("osapi_compute_listen_port", default=8774, help="Port of the compute API."),
     cfg.BoolOpt("debug", default=False, help="Log at DEBUG level."),
@@ -273,6 +277,7 @@ GROUPS: dict[str, list[cfg.Opt]] = {
     "image_cache": IMAGE_CACHE_OPTS,
     "workarounds": WORKAROUNDS_OPTS,
     sizelimit.GROUP: sizelimit.OPTS,
+    "oslo_messaging_rabbit": rpc_options.RABBIT_OPTS,
 }
 
 

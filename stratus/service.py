@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from oslo_config import cfg
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+from sqlalchemy.engine import url as sa_url
 
 from stratus import conf as conf_mod
 from stratus import sizelimit
 from stratus.db import migrate
 from stratus.db.engine import Database
-from stratus.rpc.transport import Transport, get_transport
+from stratus.rpc.transport import Transport, TransportError, get_transport
 
 if TYPE_CHECKING:
     from stratus.identity.auth import Authenticator
@@ -33,14 +36,45 @@ def setup_logging(conf: cfg.ConfigOpts) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING if level > logging.DEBUG else level)
     logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    # aiormq logs each failed connection attempt at ERROR; aio-pika's own warning says the same, and at start-up
+    # the StartupError line says it once
+    logging.getLogger("aiormq").setLevel(logging.CRITICAL if level > logging.DEBUG else level)
 
 
 async def open_database(conf: cfg.ConfigOpts, sync_schema: bool = True) -> Database:
+    """The database of ``[database] connection``, its schema brought to head. A URL that names no database this
+    process can reach is a StartupError saying so in one line (the password left out); an error of the
+    migrations themselves is not, it goes up whole."""
     os.makedirs(conf.state_path, exist_ok=True)
-    db = Database(conf_mod.database_url(conf), pool_size=conf.database.max_pool_size)
+    url = conf_mod.database_url(conf)
+    try:
+        shown = sa_url.make_url(url).render_as_string(hide_password=True)
+    except sa_exc.ArgumentError as exc:
+        raise StartupError(f"[database] connection: {exc}") from None
+    try:
+        db = Database(url, pool_size=conf.database.max_pool_size)
+    except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError, TypeError) as exc:
+        raise StartupError(f"[database] connection {shown}: {exc}") from None
+    try:
+        async with db.read() as conn:
+            await conn.execute(text("SELECT 1"))
+    except (sa_exc.DBAPIError, OSError, TimeoutError) as exc:
+        await db.dispose()
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        raise StartupError(f"[database] connection {shown}: cannot connect: {reason}") from None
     if sync_schema:
         await migrate.sync(db)
     return db
+
+
+async def open_transport(conf: cfg.ConfigOpts) -> Transport:
+    """The transport of ``[DEFAULT] transport_url``, connected; StartupError (one line) when it cannot be."""
+    try:
+        transport = get_transport(conf)
+        await transport.start()
+    except TransportError as exc:
+        raise StartupError(str(exc)) from None
+    return transport
 
 
 class Services:
@@ -66,8 +100,9 @@ class Services:
         keystone = None  # auth_token first: a [keystone_authtoken] it cannot work with stops the start at once
         if self.roles & {"api", "image", "identity"} and conf.api.auth_strategy == "keystone":
             keystone = self._keystone()
+        # the transport first: a broker that cannot be reached stops the start before migrations run
+        self.transport = transport = await open_transport(conf)
         self.db = db = await open_database(conf)
-        self.transport = transport = get_transport(conf.transport_url, timeout=conf.rpc_response_timeout)
 
         from stratus.image import embedded
 

@@ -11,6 +11,7 @@ import abc
 from typing import Any
 
 import orjson
+from oslo_config import cfg
 
 
 def encode(value: Any) -> bytes:
@@ -42,15 +43,35 @@ class Transport(abc.ABC):
     async def fanout(self, topic: str, method: str, context: dict[str, Any], **kwargs: Any) -> None:
         """Invoke ``method`` on every listener of ``topic``."""
 
+    async def start(self) -> None:
+        """Connect (before the service touches anything else, so a transport that cannot work stops the start
+        at once); the in-process transport has nothing to connect to."""
+
     async def stop(self) -> None:
         """Stop delivering; wait for in-flight casts to finish."""
 
 
-def get_transport(url: str, timeout: float = 60.0) -> Transport:
-    """The transport a ``transport_url`` names."""
-    scheme = url.split(":", 1)[0]
+class TransportError(Exception):
+    """The transport_url names no transport this process can use (unknown scheme, unparseable, unreachable)."""
+
+
+def get_transport(conf: cfg.ConfigOpts) -> Transport:
+    """The transport ``[DEFAULT] transport_url`` names; TransportError (one line, no password) if none."""
+    url = conf.transport_url
+    scheme = url.split(":", 1)[0] if "://" in url else ""
     if scheme in ("local", "fake"):
         from stratus.rpc.local import LocalTransport
 
-        return LocalTransport(timeout=timeout)
-    raise ValueError(f"transport_url {url!r}: no transport for scheme {scheme!r} (local:// is built in)")
+        return LocalTransport(timeout=conf.rpc_response_timeout)
+    if scheme == "rabbit":
+        from stratus.rpc import url as url_mod
+        from stratus.rpc.amqp import AmqpTransport
+
+        try:
+            return AmqpTransport(url_mod.parse(url), conf)
+        except ValueError as exc:
+            raise TransportError(str(exc)) from None
+    from stratus.rpc.url import redact
+
+    raise TransportError(f"transport_url {redact(url)}: no transport for scheme {scheme!r} (local:// in one "
+                         "process, rabbit://user:pass@host:5672/vhost across processes)")

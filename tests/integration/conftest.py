@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -35,6 +36,61 @@ def postgres_url() -> Iterator[str]:
     finally:
         subprocess.run([str(SCRIPTS / "postgres.sh"), "stop", str(data)], check=False, timeout=120)
         shutil.rmtree(parent, ignore_errors=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class RabbitMQ:
+    """A private broker (scripts/rabbitmq.sh): its transport URL, and restart (its data kept: durable queues and
+    persistent messages survive)."""
+
+    url: str
+    directory: Path
+    port: int
+
+    def stop(self) -> None:
+        subprocess.run([str(SCRIPTS / "rabbitmq.sh"), "stop", str(self.directory)], check=True, timeout=120)
+
+    def start(self) -> None:
+        proc = subprocess.run([str(SCRIPTS / "rabbitmq.sh"), "start", str(self.directory), str(self.port)],
+                              capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            raise RuntimeError(f"rabbitmq.sh failed:\n{proc.stdout}\n{proc.stderr}")
+
+
+def _free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports."""
+    import socket
+
+    for _ in range(50):
+        first = free_port()
+        if first + count > 65535:
+            continue
+        with contextlib.ExitStack() as stack:
+            try:
+                for port in range(first, first + count):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return first
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> Iterator[RabbitMQ]:
+    """A private RabbitMQ (scripts/rabbitmq.sh: AMQP on PORT, its Erlang distribution and epmd on PORT+1 and
+    PORT+2, loopback only), torn down after the session."""
+    if os.geteuid() != 0 and not os.path.exists("/usr/lib/rabbitmq/bin/rabbitmq-server"):
+        pytest.skip("RabbitMQ needs root to install here (apt-get rabbitmq-server)")
+    directory = Path(tempfile.mkdtemp(prefix="stratus-rabbitmq-", dir="/tmp"))
+    port = _free_ports(3)
+    broker = RabbitMQ(url=f"rabbit://guest:guest@127.0.0.1:{port}/", directory=directory, port=port)
+    try:
+        broker.start()
+        yield broker
+    finally:
+        subprocess.run([str(SCRIPTS / "rabbitmq.sh"), "stop", str(directory)], check=False, timeout=120)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @dataclasses.dataclass(frozen=True)
