@@ -18,17 +18,11 @@ from stratus.identity.common import (
     empty,
     flag,
     json_response,
-    name_schema,
     project_or_404,
     role_or_404,
     user_or_404,
 )
 from stratus.identity.errors import IdentityError, bad_request, conflict
-
-CREATE = {"type": "object", "properties": {"role": {
-    "type": "object", "properties": {"name": name_schema(255), "description": {"type": ["string", "null"]},
-                                     "domain_id": {"type": ["string", "null"]}},
-    "required": ["name"]}}, "required": ["role"]}
 
 
 def view(req: IdentityRequest, role: dict[str, Any]) -> dict[str, Any]:
@@ -54,7 +48,7 @@ async def show(req: IdentityRequest) -> Response:
 
 async def create(req: IdentityRequest) -> Response:
     req.authorize("identity:create_role")
-    body = (await req.json(CREATE))["role"]
+    body = (await req.body())["role"]
     if body.get("domain_id"):
         raise bad_request("Domain-specific roles are not supported by the embedded identity service.")
     async with req.services.db.write() as conn:
