@@ -14,7 +14,7 @@ from oslo_config import cfg
 
 from stratus import conf as conf_mod
 from stratus.db import migrate
-from stratus.db.engine import Database
+from stratus.db.engine import Database, make_private_dir
 from stratus.rpc.transport import Transport, get_transport
 
 if TYPE_CHECKING:
@@ -34,8 +34,17 @@ def setup_logging(conf: cfg.ConfigOpts) -> None:
     logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
 
 
+def state_dir_mode(conf: cfg.ConfigOpts) -> int:
+    """0700 for ``state_path``: it holds the database and the admin password. 0711 when the libvirt driver keeps
+    the instances' disks inside it, since the hypervisor's processes (another user under a system libvirtd) must
+    pass through it to reach them; they can still not list it, and its secrets are 0600 files."""
+    instances = os.path.abspath(conf.instances_path or os.path.join(conf.state_path, "instances"))
+    inside = os.path.commonpath([instances, os.path.abspath(conf.state_path)]) == os.path.abspath(conf.state_path)
+    return 0o711 if inside and conf.compute_driver.startswith("libvirt.") else 0o700
+
+
 async def open_database(conf: cfg.ConfigOpts, sync_schema: bool = True) -> Database:
-    os.makedirs(conf.state_path, exist_ok=True)
+    make_private_dir(conf.state_path, state_dir_mode(conf))
     db = Database(conf_mod.database_url(conf), pool_size=conf.database.max_pool_size)
     if sync_schema:
         await migrate.sync(db)
