@@ -118,10 +118,12 @@ METHODS: dict[str, Method] = {"password": password, "application_credential": ap
                               "token": token}
 
 
+_SCOPES = ("project", "domain", "unscoped", "system", "OS-TRUST:trust")
+
+
 async def _scope(conn: Connection, scope: Any, user: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(project_id, domain_id) of the requested scope; (None, None) for unscoped."""
-    if scope == "unscoped":
-        return None, None
+    """(project_id, domain_id) of the requested scope; (None, None) for unscoped (``"unscoped"``, or
+    ``{"unscoped": {}}`` as old keystoneauth sends it)."""
     if scope is None:  # Keystone scopes to the default project when the user has a role there
         project_id = user["default_project_id"]
         if project_id and await db.effective_roles(conn, user["id"], db.PROJECT, project_id):
@@ -129,10 +131,17 @@ async def _scope(conn: Connection, scope: Any, user: dict[str, Any]) -> tuple[st
             if project is not None and project["enabled"]:
                 return project_id, None
         return None, None
-    if not isinstance(scope, dict) or len(scope) != 1:
-        raise bad_request("Invalid input for field 'scope': specify one of project, domain or unscoped.")
-    if "system" in scope:
+    kinds = [k for k in _SCOPES if (k == scope if isinstance(scope, str) else k in scope)]
+    if len(kinds) != 1:
+        raise bad_request("Expecting to find system, project, domain, OS-TRUST:trust or unscoped in scope. The "
+                          "server could not comply with the request since it is either malformed or otherwise "
+                          "incorrect. The client is assumed to be in error.")
+    if kinds == ["unscoped"]:
+        return None, None
+    if kinds == ["system"]:
         raise unauthorized("System-scoped tokens are not supported by the embedded identity service.")
+    if kinds == ["OS-TRUST:trust"]:
+        raise unauthorized("Trusts are not supported by the embedded identity service.")
     if "project" in scope:
         ref = scope["project"] or {}
         if ref.get("id"):
@@ -147,9 +156,7 @@ async def _scope(conn: Connection, scope: Any, user: dict[str, Any]) -> tuple[st
         if domain is None or not domain["enabled"]:
             raise unauthorized()
         return str(project["id"]), None
-    if "domain" in scope:
-        return None, await _domain_id(conn, scope["domain"], "scope")
-    raise bad_request("Invalid input for field 'scope': specify one of project, domain or unscoped.")
+    return None, await _domain_id(conn, scope["domain"], "scope")
 
 
 async def authenticate(services: IdentityServices, body: Any) -> tuple[str, Token]:

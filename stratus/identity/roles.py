@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
 from stratus.db import identity as db
@@ -86,9 +87,15 @@ async def _grant_parts(req: IdentityRequest, conn: Connection, with_role: bool =
 
 async def grant(req: IdentityRequest) -> Response:
     req.authorize("identity:create_grant")
-    async with req.services.db.write() as conn:
-        target_type, target_id = await _grant_parts(req, conn)
-        await db.assign(conn, req.path["user_id"], target_type, target_id, req.path["role_id"])
+    try:
+        async with req.services.db.write() as conn:
+            target_type, target_id = await _grant_parts(req, conn)
+            await db.assign(conn, req.path["user_id"], target_type, target_id, req.path["role_id"])
+    except IntegrityError:  # PostgreSQL: a concurrent writer made the same grant, or took a part of it away
+        async with req.services.db.read() as conn:
+            target_type, target_id = await _grant_parts(req, conn)
+            if not await db.has_assignment(conn, req.path["user_id"], target_type, target_id, req.path["role_id"]):
+                raise conflict("role assignment", "it changed while being made; try again") from None
     return empty()
 
 

@@ -184,3 +184,14 @@ async def test_unknown_attributes_are_kept_as_keystone_keeps_them(client: httpx.
     project_id = created.json()["project"]["id"]
     patched = await client.patch(f"/projects/{project_id}", headers=admin, json={"project": {"cost_center": "7"}})
     assert patched.json()["project"]["cost_center"] == "7"
+
+
+async def test_scope_kinds_as_keystone_counts_them(client: httpx.AsyncClient) -> None:
+    legacy = await client.post("/auth/tokens", json=_password(scope={"unscoped": {}}))  # old keystoneauth's form
+    assert legacy.status_code == 201 and "project" not in legacy.json()["token"]
+    for scope in ({"project": {"id": "x"}, "domain": {"id": "default"}}, {}, "everything", {"other": {}}):
+        resp = await client.post("/auth/tokens", json=_password(scope=scope))
+        assert assert_bad_request(resp)["message"].startswith(
+            "Expecting to find system, project, domain, OS-TRUST:trust or unscoped in scope."), scope
+    trust = await client.post("/auth/tokens", json=_password(scope={"OS-TRUST:trust": {"id": "t"}}))
+    assert trust.status_code == 401
