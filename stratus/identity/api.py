@@ -1,9 +1,11 @@
 """The embedded identity API on port 5000: Keystone's version documents and a Keystone v3 subset (tokens, projects,
 users, roles and grants, role assignments, domains, application credentials, the read-only catalog).
 
-Routes are one table: path, method, handler, and whether the route needs a token (``X-Auth-Token``). Every
-failure is Keystone's error body; a 401 carries ``WWW-Authenticate: Keystone uri=…`` as Keystone's does. With
-``[api] auth_strategy`` other than ``embedded`` only the version documents are served.
+Routes are one table: path, method, handler, whether the route needs a token (``X-Auth-Token``), and what its
+request may carry (``stratus.identity.schema``: the body schema, the known query parameters), which the one
+validation layer (``stratus.identity.validation``) enforces. Every failure is Keystone's error body; a 401 carries
+``WWW-Authenticate: Keystone uri=…`` as Keystone's does. With ``[api] auth_strategy`` other than ``embedded`` only
+the version documents are served.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ ROUTES: list[tuple[str, str, Spec]] = [
     ("/v3/regions", "GET", Spec(catalog.list_regions, TOKEN)),
     ("/v3/regions/{region_id}", "GET", Spec(catalog.show_region, TOKEN)),
 ]
+
 
 def _v3(request: Request) -> dict[str, object]:
     base = str(request.base_url).rstrip("/")

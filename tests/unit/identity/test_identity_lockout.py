@@ -21,27 +21,28 @@ from stratus.utils import utcnow
 from tests.unit.identity.conftest import ADMIN_PASSWORD
 
 
-async def test_the_gate_serves_waiting_keys_in_turn() -> None:
+async def test_the_gate_serves_waiting_keys_in_turn_newest_first() -> None:
     gate = FairGate(1)
     order: list[str] = []
     release = asyncio.Event()
 
-    async def hold(key: str, wait: bool = False) -> None:
-        async with gate.turn(key):
-            order.append(key)
+    async def hold(name: str, wait: bool = False) -> None:
+        async with gate.turn(name.rstrip("0123456789")):  # the key: the name without its number
+            order.append(name)
             if wait:
                 await release.wait()
 
-    first = asyncio.create_task(hold("flood", wait=True))
+    first = asyncio.create_task(hold("flood0", wait=True))
     await asyncio.sleep(0)
-    tasks = [asyncio.create_task(hold("flood")) for _ in range(5)]
+    tasks = [asyncio.create_task(hold(f"flood{i}")) for i in range(1, 6)]
     await asyncio.sleep(0)
     tasks += [asyncio.create_task(hold("admin")), asyncio.create_task(hold("other"))]
     await asyncio.sleep(0)
     assert gate.waiting == 7
     release.set()
     await asyncio.gather(first, *tasks)
-    assert order == ["flood", "flood", "admin", "other", "flood", "flood", "flood", "flood"]
+    # one turn per waiting key in the order the keys came, the newest first within a key
+    assert order == ["flood0", "flood5", "admin", "other", "flood4", "flood3", "flood2", "flood1"]
     assert gate.waiting == 0
 
 
@@ -65,6 +66,22 @@ async def test_a_cancelled_waiter_gives_its_place_back() -> None:
     await holder
     async with gate.turn("b"):  # the slot came back
         pass
+
+
+async def test_a_check_whose_request_went_away_keeps_its_slot_until_its_thread_is_done() -> None:
+    hasher = Hasher(12, workers=1)
+    hashed = hash_sync("right", 12)  # about a quarter of a second to check
+    gone = asyncio.create_task(hasher.check("wrong", hashed, key="a"))
+    while hasher.gate.free:  # noqa: ASYNC110 - the check is on its way to the thread
+        await asyncio.sleep(0.001)
+    await asyncio.sleep(0.01)
+    gone.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert hasher.gate.free == 0  # bcrypt still runs in the thread: its slot is not handed out
+    assert await hasher.check("right", hashed, key="b")  # waits for that thread, then gets the slot
+    assert hasher.gate.free == 1
+    hasher.close()
 
 
 async def test_a_flood_of_wrong_passwords_does_not_hold_up_another_account() -> None:
