@@ -9,7 +9,9 @@ administrator's update of the user while it stays enabled (``PATCH /v3/users/{id
 A user with the option ``ignore_lockout_failure_attempts`` is never locked.
 
 The state is checked when the login's turn at the hasher comes (not when it arrives), so a burst of concurrent
-guesses gets at most as many checks past the limit as the hasher has workers.
+guesses gets at most as many checks past the limit as the hasher has workers; and a flood against a locked account
+still waits for its turns, costing no CPU while it waits (answered at once, it would keep the event loop busy:
+measured, the admin's login under such a flood took 2.4 s instead of 0.9 s).
 """
 
 from __future__ import annotations

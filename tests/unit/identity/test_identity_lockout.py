@@ -200,3 +200,19 @@ async def test_a_burst_of_guesses_stops_at_the_limit(client: httpx.AsyncClient, 
     assert len(locked) >= 20 - 3 - identity.hasher.gate.slots
     async with identity.db.read() as conn:
         assert (await db.get_user(conn, user_id))["failed_auth_count"] <= 3 + identity.hasher.gate.slots
+
+
+async def test_without_a_duration_the_lock_lasts_until_an_administrator_lifts_it(
+        client: httpx.AsyncClient, identity: IdentityServices) -> None:
+    identity.conf.set_override("lockout_failure_attempts", 1, group="security_compliance")
+    identity.conf.set_override("lockout_duration", None, group="security_compliance")
+    admin = await _admin(client)
+    user_id = await _user(client, admin, "gina")
+    await client.post("/auth/tokens", json=_login("gina", "wrong"))
+    async with identity.db.write() as conn:
+        await conn.execute(update(users).where(users.c.id == user_id).values(
+            failed_auth_at=utcnow() - datetime.timedelta(days=365)))
+    assert (await client.post("/auth/tokens", json=_login("gina", "right"))).status_code == 401
+    await client.patch(f"/users/{user_id}", headers=admin, json={"user": {"enabled": False}})
+    await client.patch(f"/users/{user_id}", headers=admin, json={"user": {"enabled": True}})
+    assert (await client.post("/auth/tokens", json=_login("gina", "right"))).status_code == 201
