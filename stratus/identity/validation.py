@@ -8,7 +8,7 @@ route declares (``stratus.identity.schema``), with Keystone's answers.
 - Then the route's JSON schema (draft 4, as Keystone's validator): the first error as Keystone writes it,
   ``Invalid input for field 'a/b': <what is wrong>``; a value that is a secret or is long is not echoed back.
 - No string anywhere (values, keys, query values, path parts) may hold a NUL: PostgreSQL cannot store one, so it is
-  refused here rather than failing in the database.
+  refused here rather than failing in the database; nor may a body nest deeper than ``MAX_DEPTH`` levels.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from starlette.requests import Request
 from stratus.identity.errors import IdentityError, bad_request
 
 MAX_BODY = 114688
+MAX_DEPTH = 32  # levels of nesting a body may have
 _SECRET_FIELDS = frozenset({"password", "original_password", "secret"})
 _ECHO_LIMIT = 64  # longest value repeated in an error message
 _NOT_JSON = ("Expecting to find valid JSON in request body. The server could not comply with the request since it "
@@ -83,9 +84,9 @@ def _message(error: jsonschema.ValidationError) -> str:
 
 def check(schema: dict[str, Any], value: Any) -> None:
     """400 with Keystone's wording unless ``value`` matches ``schema``."""
+    _refuse_nul_and_depth(value)  # first: the schema validator recurses
     error = jsonschema_exc.best_match(_compile(schema).iter_errors(value))
     if error is None:
-        _refuse_nul(value, [])
         return
     path = "/".join(str(p) for p in error.absolute_path)
     if error.validator == "idOrName":  # Keystone writes these few without quotes
@@ -93,19 +94,25 @@ def check(schema: dict[str, Any], value: Any) -> None:
     raise bad_request(f"Invalid input for field '{path}': {_message(error)}" if path else _message(error))
 
 
-def _refuse_nul(value: Any, path: list[str]) -> None:
-    if isinstance(value, str):
-        if "\x00" in value:
-            where = "/".join(path)
-            raise bad_request(f"Invalid input for field '{where}': NUL characters are not allowed." if where else
-                              "Invalid input: NUL characters are not allowed.")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _refuse_nul(key, path)
-            _refuse_nul(item, [*path, key])
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _refuse_nul(item, [*path, str(index)])
+def _refuse_nul_and_depth(value: Any) -> None:
+    """400 if any string in ``value`` (keys included) holds a NUL, or it nests deeper than ``MAX_DEPTH`` (the
+    database's JSON encoder stops at 254 levels). Iterative: orjson accepts 1024 levels, more than Python's
+    recursion limit."""
+    pending: list[tuple[Any, tuple[str, ...]]] = [(value, ())]
+    while pending:
+        item, path = pending.pop()
+        where = "/".join(path)
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise bad_request(f"Invalid input for field '{where}': NUL characters are not allowed." if where
+                                  else "Invalid input: NUL characters are not allowed.")
+        elif len(path) > MAX_DEPTH:
+            raise bad_request(f"Invalid input for field '{where}': more than {MAX_DEPTH} levels of nesting.")
+        elif isinstance(item, dict):
+            for key, member in item.items():
+                pending += [(key, path), (member, (*path, key))]
+        elif isinstance(item, list):
+            pending += [(member, (*path, str(index))) for index, member in enumerate(item)]
 
 
 def validate_body(spec: Body, body: Any) -> Any:

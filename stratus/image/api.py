@@ -41,6 +41,7 @@ PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
 DEFAULT_LIMIT = 25  # Glance's limit_param_default
 MAX_LIMIT = 1000  # Glance's api_limit_max
 MAX_JSON_BODY = 1 << 20
+MAX_JSON_DEPTH = 32
 INTERNAL_ERROR = "The server has either erred or is incapable of performing the requested operation."  # webob's
 _EQUALS = ("owner", "disk_format", "container_format", "checksum", "os_hash_value")
 _NOT_PROPERTIES = {"limit", "marker", "sort", "sort_key", "sort_dir", "member_status", "visibility", "status",
@@ -162,9 +163,26 @@ async def _read_json(request: Request) -> Any:
     if not body:
         raise ImageBadRequest("Body expected in request.")
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise ImageBadRequest("Malformed JSON in request body.") from None
+    if _depth(value) > MAX_JSON_DEPTH:  # the validators recurse; orjson accepts 1024 levels
+        raise ImageBadRequest(f"Request body nests more than {MAX_JSON_DEPTH} levels.")
+    return value
+
+
+def _depth(value: Any) -> int:
+    deepest, pending = 0, [(value, 0)]
+    while pending:
+        item, level = pending.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_JSON_DEPTH:
+            break
+        if isinstance(item, dict):
+            pending += [(member, level + 1) for member in item.values()]
+        elif isinstance(item, list):
+            pending += [(member, level + 1) for member in item]
+    return deepest
 
 
 def _versions_body(request: Request) -> dict[str, Any]:

@@ -77,8 +77,13 @@ def _replace(document: Any, path: tuple[Any, ...], new: Any) -> Any:
 @st.composite
 def bodies(draw: st.DrawFn, template: dict[str, Any] | None) -> bytes | Any:
     """A JSON document near ``template`` (one place replaced, or a key added), any JSON at all, or raw bytes."""
-    kind = draw(st.sampled_from(["mutate", "mutate", "mutate", "add", "any", "bytes"] if template else
-                                ["any", "bytes"]))
+    kind = draw(st.sampled_from(["mutate", "mutate", "mutate", "add", "deep", "any", "bytes"] if template else
+                                ["any", "bytes", "deep"]))
+    if kind == "deep":  # nested deeper than Python's recursion limit, yet valid JSON
+        nested: Any = []
+        for _ in range(draw(st.sampled_from([40, 300, 1000]))):
+            nested = [nested]
+        return _replace(template, draw(st.sampled_from(_paths(template))), nested) if template else nested
     if kind == "bytes":
         return draw(st.sampled_from([b"", b"{", b"\xff\xfe{}", b'{"a": "\\ud800"}', b"[" * 2000, b"null",
                                      b'{"auth": 1e999}']) | st.binary(max_size=40))

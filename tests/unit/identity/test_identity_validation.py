@@ -195,3 +195,12 @@ async def test_scope_kinds_as_keystone_counts_them(client: httpx.AsyncClient) ->
             "Expecting to find system, project, domain, OS-TRUST:trust or unscoped in scope."), scope
     trust = await client.post("/auth/tokens", json=_password(scope={"OS-TRUST:trust": {"id": "t"}}))
     assert trust.status_code == 401
+
+
+async def test_deeply_nested_bodies_are_no_500(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    deep = b"[" * 1000 + b"]" * 1000  # deeper than Python's recursion limit, within orjson's
+    for content in (b'{"project": {"name": "deep", "extra": ' + deep + b"}}",
+                    b'{"auth": {"identity": {"methods": ' + deep + b"}}}"):
+        path = "/projects" if content.startswith(b'{"project"') else "/auth/tokens"
+        resp = await client.post(path, headers={**admin, "Content-Type": "application/json"}, content=content)
+        assert resp.status_code in (201, 400), resp.text

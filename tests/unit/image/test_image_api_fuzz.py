@@ -111,3 +111,16 @@ async def test_image_routes_never_fail_with_500(fuzz: Fuzz, data: st.DataObject)
         error = resp.json()
         assert error["code"] == f"{resp.status_code} {error['title']}" and error["message"], resp.text
         assert await _snapshot(fuzz.store) == before, (method, url, content, resp.text)
+
+
+async def test_deeply_nested_json_is_400(api: httpx.AsyncClient) -> None:
+    deep = b"[" * 1000 + b"]" * 1000  # deeper than Python's recursion limit, within orjson's
+    image = (await api.post("/v2/images", json={})).json()
+    for method, path, content_type, body in [
+            ("POST", "/v2/images", "application/json", b'{"name": "x", "os_distro": ' + deep + b"}"),
+            ("PATCH", f"/v2/images/{image['id']}", PATCH_TYPE,
+             b'[{"op": "add", "path": "/x", "value": ' + deep + b"}]"),
+            ("POST", f"/v2/images/{image['id']}/import", "application/json", b'{"stores": ' + deep + b"}")]:
+        resp = await api.request(method, path, content=body, headers={"Content-Type": content_type,
+                                                                      "Accept": "application/json"})
+        assert resp.status_code == 400 and resp.json()["message"] == "Request body nests more than 32 levels."
