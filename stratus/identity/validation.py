@@ -78,8 +78,8 @@ def _message(error: jsonschema.ValidationError) -> str:
     if last in _SECRET_FIELDS and isinstance(error.instance, str):
         return message.replace(instance, "'***'", 1)
     if len(instance) > _ECHO_LIMIT:
-        return message.replace(instance, _short(error.instance), 1)
-    return message
+        message = message.replace(instance, _short(error.instance), 1)
+    return message if len(message) <= 4 * _ECHO_LIMIT else message[:4 * _ECHO_LIMIT] + "…"
 
 
 def check(schema: dict[str, Any], value: Any) -> None:
@@ -101,13 +101,14 @@ def _refuse_nul_and_depth(value: Any) -> None:
     pending: list[tuple[Any, tuple[str, ...]]] = [(value, ())]
     while pending:
         item, path = pending.pop()
-        where = "/".join(path)
         if isinstance(item, str):
             if "\x00" in item:
+                where = "/".join(path)
                 raise bad_request(f"Invalid input for field '{where}': NUL characters are not allowed." if where
                                   else "Invalid input: NUL characters are not allowed.")
         elif len(path) > MAX_DEPTH:
-            raise bad_request(f"Invalid input for field '{where}': more than {MAX_DEPTH} levels of nesting.")
+            raise bad_request(f"Invalid input for field '{'/'.join(path[:3])}/…': more than {MAX_DEPTH} levels of "
+                              "nesting.")
         elif isinstance(item, dict):
             for key, member in item.items():
                 pending += [(key, path), (member, (*path, key))]

@@ -204,3 +204,14 @@ async def test_deeply_nested_bodies_are_no_500(client: httpx.AsyncClient, admin:
         path = "/projects" if content.startswith(b'{"project"') else "/auth/tokens"
         resp = await client.post(path, headers={**admin, "Content-Type": "application/json"}, content=content)
         assert resp.status_code in (201, 400), resp.text
+
+
+async def test_a_domain_may_be_created_with_its_own_id(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    created = await client.post("/domains", headers=admin, json={"domain": {"name": "ops",
+                                                                           "explicit_domain_id": "ops-1"}})
+    assert created.status_code == 201 and created.json()["domain"]["id"] == "ops-1"
+    again = await client.post("/domains", headers=admin, json={"domain": {"name": "ops2", "explicit_domain_id":
+                                                                          "ops-1"}})
+    assert again.status_code == 409
+    assert_bad_request(await client.post("/domains", headers=admin, json={"domain": {
+        "name": "ops3", "explicit_domain_id": "no spaces"}}))
