@@ -185,6 +185,16 @@ IDENTITY_OPTS = [
                       "(through this process, at once)."),
 ]
 
+SECURITY_COMPLIANCE_OPTS = [
+    cfg.IntOpt("lockout_failure_attempts", default=None, min=1,
+               help="Wrong passwords in a row after which a user's password logins are refused for lockout_duration "
+                    "seconds (Keystone's option; unset: no lockout). An update of the user that leaves it enabled "
+                    "unlocks it; the user option ignore_lockout_failure_attempts exempts it."),
+    cfg.IntOpt("lockout_duration", default=1800, min=1,
+               help="Seconds an account stays locked after its last failed login (with lockout_failure_attempts); "
+                    "unset: until an administrator unlocks it."),
+]
+
 FAKE_DRIVER_OPTS = [
     cfg.IntOpt("host_count", default=4, min=1,
                help="Hypervisor hosts one compute process simulates (all-in-one: compute-1..N)."),
@@ -271,6 +281,7 @@ GROUPS: dict[str, list[cfg.Opt]] = {
     "glance": GLANCE_OPTS,
     "image_store": IMAGE_STORE_OPTS,
     "identity": IDENTITY_OPTS,
+    "security_compliance": SECURITY_COMPLIANCE_OPTS,
     "compute": COMPUTE_OPTS,
     "fake_driver": FAKE_DRIVER_OPTS,
     "libvirt": LIBVIRT_OPTS,

@@ -18,7 +18,7 @@ from sqlalchemy.engine import url as sa_url
 from stratus import conf as conf_mod
 from stratus import sizelimit
 from stratus.db import migrate
-from stratus.db.engine import Database
+from stratus.db.engine import Database, make_private_dir
 from stratus.rpc.transport import Transport, TransportError, get_transport
 
 if TYPE_CHECKING:
@@ -41,11 +41,20 @@ def setup_logging(conf: cfg.ConfigOpts) -> None:
     logging.getLogger("aiormq").setLevel(logging.CRITICAL if level > logging.DEBUG else level)
 
 
+def state_dir_mode(conf: cfg.ConfigOpts) -> int:
+    """0700 for ``state_path``: it holds the database and the admin password. 0711 when the libvirt driver keeps
+    the instances' disks inside it, since the hypervisor's processes (another user under a system libvirtd) must
+    pass through it to reach them; they can still not list it, and its secrets are 0600 files."""
+    instances = os.path.abspath(conf.instances_path or os.path.join(conf.state_path, "instances"))
+    inside = os.path.commonpath([instances, os.path.abspath(conf.state_path)]) == os.path.abspath(conf.state_path)
+    return 0o711 if inside and conf.compute_driver.startswith("libvirt.") else 0o700
+
+
 async def open_database(conf: cfg.ConfigOpts, sync_schema: bool = True) -> Database:
     """The database of ``[database] connection``, its schema brought to head. A URL that names no database this
     process can reach is a StartupError saying so in one line (the password left out); an error of the
     migrations themselves is not, it goes up whole."""
-    os.makedirs(conf.state_path, exist_ok=True)
+    make_private_dir(conf.state_path, state_dir_mode(conf))
     url = conf_mod.database_url(conf)
     try:
         shown = sa_url.make_url(url).render_as_string(hide_password=True)

@@ -5,11 +5,18 @@ millisecond per statement; so for SQLite the statements run inline on the loop, 
 queue on one asyncio lock (SQLite has one writer at a time anyway) instead of meeting in SQLite's busy
 handler, which sleeps up to 100 ms between attempts. Every caller sees the same small interface:
 ``async with db.read() as conn`` / ``async with db.write() as conn`` and ``await conn.execute(statement)``.
+
+The SQLite file holds password, secret and token hashes: it is created readable by its owner only (0600), and an
+existing one (with its ``-wal``, ``-shm`` and ``-journal`` files, which SQLite creates with the database file's
+mode) is tightened to that when opened.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -17,9 +24,13 @@ from typing import Any, Protocol
 import orjson
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy.engine import Result
+from sqlalchemy.engine import Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+
+LOG = logging.getLogger(__name__)
+PRIVATE_FILE = 0o600
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 def _json_dumps(value: Any) -> str:
@@ -57,6 +68,8 @@ class Database:
         self.async_engine: AsyncEngine | None = None
         if self.is_sqlite:
             memory = ":memory:" in url or url in ("sqlite://", "sqlite:///")
+            if not memory:
+                private_sqlite_file(str(make_url(url).database))
             self.sync_engine = create_sync_engine(
                 url, connect_args={"timeout": 30, "check_same_thread": False},
                 poolclass=StaticPool if memory else None, json_serializer=_json_dumps,
@@ -117,6 +130,29 @@ class Database:
             self.sync_engine.dispose()
         if self.async_engine is not None:
             await self.async_engine.dispose()
+
+
+def make_private_dir(path: str, mode: int = 0o700) -> None:
+    """Create ``path`` with ``mode``, or take group and other permissions beyond ``mode`` away from an existing
+    one (it holds what must stay private: the database, the admin password)."""
+    os.makedirs(path, mode=mode, exist_ok=True)
+    current = stat.S_IMODE(os.stat(path).st_mode)
+    if current & ~mode & 0o077:
+        os.chmod(path, current & (0o700 | mode))
+        LOG.info("%s was mode %o; now %o", path, current, stat.S_IMODE(os.stat(path).st_mode))
+
+
+def private_sqlite_file(path: str) -> None:
+    """The database file readable and writable by its owner only: created so (before SQLite creates it with the
+    umask's mode), or tightened, with its companion files, if it exists."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+    os.close(fd)
+    for name in (path, *(path + suffix for suffix in SQLITE_COMPANIONS)):
+        try:
+            if stat.S_IMODE(os.stat(name).st_mode) & 0o077:
+                os.chmod(name, PRIVATE_FILE)
+        except FileNotFoundError:
+            continue
 
 
 def _tune_sqlite(engine: Engine) -> None:

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, cast
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
@@ -85,11 +85,13 @@ async def list_domains(conn: Connection, **filters: Any) -> list[dict[str, Any]]
 
 
 async def create_domain(conn: Connection, *, name: str, domain_id: str | None = None, description: str = "",
-                        enabled: bool = True) -> dict[str, Any]:
+                        enabled: bool = True, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     if await find_domain(conn, name) is not None:
         raise Duplicate(f"Duplicate entry found with name {name}.")
+    if domain_id is not None and await get_domain(conn, domain_id) is not None:
+        raise Duplicate(f"Duplicate ID, {domain_id}.")
     values = {"id": domain_id or new_id(), "name": name, "description": description, "enabled": enabled,
-              "created_at": utcnow(), "updated_at": None}
+              "extra": extra or {}, "created_at": utcnow(), "updated_at": None}
     return await _insert(conn, domains, values, f"Duplicate entry found with name {name}.")
 
 
@@ -140,12 +142,13 @@ def _duplicate_project(name: str, domain_id: str) -> str:
 
 
 async def create_project(conn: Connection, *, name: str, domain_id: str, project_id: str | None = None,
-                         description: str = "", enabled: bool = True, tags: list[str] | None = None
-                         ) -> dict[str, Any]:
+                         description: str = "", enabled: bool = True, tags: list[str] | None = None,
+                         extra: dict[str, Any] | None = None) -> dict[str, Any]:
     if await find_project(conn, name, domain_id) is not None:
         raise Duplicate(_duplicate_project(name, domain_id))
     values = {"id": project_id or new_id(), "name": name, "domain_id": domain_id, "description": description,
-              "enabled": enabled, "tags": tags or [], "created_at": utcnow(), "updated_at": None}
+              "enabled": enabled, "tags": tags or [], "extra": extra or {}, "created_at": utcnow(),
+              "updated_at": None}
     return await _insert(conn, projects, values, _duplicate_project(name, domain_id))
 
 
@@ -196,24 +199,40 @@ def _duplicate_user(name: str, domain_id: str) -> str:
 
 async def create_user(conn: Connection, *, name: str, domain_id: str, password_hash: str | None,
                       user_id: str | None = None, enabled: bool = True, default_project_id: str | None = None,
-                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                      extra: dict[str, Any] | None = None, options: dict[str, Any] | None = None
+                      ) -> dict[str, Any]:
     if await find_user(conn, name, domain_id) is not None:
         raise Duplicate(_duplicate_user(name, domain_id))
     values = {"id": user_id or new_id(), "name": name, "domain_id": domain_id, "password_hash": password_hash,
               "enabled": enabled, "default_project_id": default_project_id, "extra": extra or {},
+              "options": options or {}, "failed_auth_count": None, "failed_auth_at": None,
               "created_at": utcnow(), "updated_at": None}
     return await _insert(conn, users, values, _duplicate_user(name, domain_id))
 
 
 async def update_user(conn: Connection, user: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """Change a user; a new password or disabling the user revokes every token of the user, as in Keystone."""
+    """Change a user; a new password or disabling the user revokes every token of the user, as in Keystone. The
+    update of a user who stays enabled clears its failed logins (Keystone's ``enabled`` setter does: this is how
+    an administrator unlocks an account)."""
     if "name" in values and values["name"] != user["name"] and await find_user(
             conn, values["name"], user["domain_id"]) is not None:
         raise Duplicate(_duplicate_user(values["name"], user["domain_id"]))
+    if values.get("enabled", user["enabled"]):
+        values = {**values, "failed_auth_count": 0, "failed_auth_at": None}
     await conn.execute(update(users).where(users.c.id == user["id"]).values(**values, updated_at=utcnow()))
     if "password_hash" in values or values.get("enabled") is False:
         await revoke_tokens(conn, user_id=user["id"])
     return {**user, **values}
+
+
+async def record_failed_auth(conn: Connection, user_id: str, when: datetime.datetime) -> None:
+    """One more wrong password for the user (counted in the database, so every API process sees it)."""
+    await conn.execute(update(users).where(users.c.id == user_id).values(
+        failed_auth_count=func.coalesce(users.c.failed_auth_count, 0) + 1, failed_auth_at=when))
+
+
+async def reset_failed_auth(conn: Connection, user_id: str) -> None:
+    await conn.execute(update(users).where(users.c.id == user_id).values(failed_auth_count=0, failed_auth_at=None))
 
 
 async def delete_user(conn: Connection, user_id: str) -> None:

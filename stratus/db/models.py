@@ -451,6 +451,7 @@ domains = Table(
     Column("name", String(64), nullable=False, unique=True),
     Column("description", Text),
     Column("enabled", Boolean, nullable=False, default=True),
+    Column("extra", JSON),  # attributes outside Keystone's own, kept and shown as Keystone does; NULL: none
     *_timestamps(),
 )
 
@@ -462,6 +463,7 @@ projects = Table(
     Column("description", Text),
     Column("enabled", Boolean, nullable=False, default=True),
     Column("tags", JSON, nullable=False, default=list),
+    Column("extra", JSON),  # as domains.extra
     *_timestamps(),
     UniqueConstraint("domain_id", "name", name="uq_projects_domain_id_name"),
 )
@@ -475,6 +477,9 @@ users = Table(
     Column("enabled", Boolean, nullable=False, default=True),
     Column("default_project_id", String(64)),
     Column("extra", JSON, nullable=False, default=dict),  # email, description and other free attributes
+    Column("options", JSON),  # Keystone's user options this service implements (ignore_lockout_failure_attempts)
+    Column("failed_auth_count", Integer),  # wrong passwords in a row ([security_compliance] lockout)
+    Column("failed_auth_at", DateTime),  # the last of them
     *_timestamps(),
     UniqueConstraint("domain_id", "name", name="uq_users_domain_id_name"),
 )

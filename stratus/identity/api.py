@@ -1,16 +1,20 @@
 """The embedded identity API on port 5000: Keystone's version documents and a Keystone v3 subset (tokens, projects,
 users, roles and grants, role assignments, domains, application credentials, the read-only catalog).
 
-Routes are one table: path, method, handler, and whether the route needs a token (``X-Auth-Token``). Every
-failure is Keystone's error body; a 401 carries ``WWW-Authenticate: Keystone uri=…`` as Keystone's does. With
-``[api] auth_strategy`` other than ``embedded`` only the version documents are served.
+Routes are one table: path, method, handler, whether the route needs a token (``X-Auth-Token``), and what its
+request may carry (``stratus.identity.schema``: the body schema, the known query parameters), which the one
+validation layer (``stratus.identity.validation``) enforces. Every failure is Keystone's error body; a 401 carries
+``WWW-Authenticate: Keystone uri=…`` as Keystone's does. With ``[api] auth_strategy`` other than ``embedded`` only
+the version documents are served.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,9 +23,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from stratus.context import generate_request_id
-from stratus.identity import app_credentials, auth_tokens, catalog, domains, projects, roles, users
+from stratus.identity import app_credentials, auth_tokens, catalog, domains, projects, roles, schema, users, validation
 from stratus.identity.common import IdentityRequest, IdentityServices, json_response
 from stratus.identity.errors import IdentityError, error_response, unauthorized
+from stratus.identity.validation import Body
 
 LOG = logging.getLogger(__name__)
 UPDATED = "2022-09-07T00:00:00Z"
@@ -30,55 +35,68 @@ MEDIA_TYPES = [{"base": "application/json", "type": "application/vnd.openstack.i
 Handler = Callable[[IdentityRequest], Awaitable[Response]]
 PUBLIC, TOKEN = False, True  # whether a route needs a valid X-Auth-Token
 
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """One method of one path: its handler, whether it needs a token, and what its request may carry (the body
+    schema its handler reads through ``IdentityRequest.body``, the query parameters it knows)."""
+
+    handler: Handler
+    needs_token: bool
+    body: Body | None = None
+    query: Mapping[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+
 _USER_ROLE = "/users/{user_id}/roles"
-ROUTES: list[tuple[str, str, Handler, bool]] = [
-    ("/v3/auth/tokens", "POST", auth_tokens.issue, PUBLIC),
-    ("/v3/auth/tokens", "GET", auth_tokens.validate, TOKEN),
-    ("/v3/auth/tokens", "HEAD", auth_tokens.check, TOKEN),
-    ("/v3/auth/tokens", "DELETE", auth_tokens.revoke, TOKEN),
-    ("/v3/auth/projects", "GET", auth_tokens.auth_projects, TOKEN),
-    ("/v3/auth/domains", "GET", auth_tokens.auth_domains, TOKEN),
-    ("/v3/auth/catalog", "GET", auth_tokens.auth_catalog, TOKEN),
-    ("/v3/domains", "GET", domains.index, TOKEN),
-    ("/v3/domains", "POST", domains.create, TOKEN),
-    ("/v3/domains/{domain_id}", "GET", domains.show, TOKEN),
-    ("/v3/domains/{domain_id}", "PATCH", domains.update, TOKEN),
-    ("/v3/domains/{domain_id}", "DELETE", domains.delete, TOKEN),
-    ("/v3/projects", "GET", projects.index, TOKEN),
-    ("/v3/projects", "POST", projects.create, TOKEN),
-    ("/v3/projects/{project_id}", "GET", projects.show, TOKEN),
-    ("/v3/projects/{project_id}", "PATCH", projects.update, TOKEN),
-    ("/v3/projects/{project_id}", "DELETE", projects.delete, TOKEN),
-    ("/v3/users", "GET", users.index, TOKEN),
-    ("/v3/users", "POST", users.create, TOKEN),
-    ("/v3/users/{user_id}", "GET", users.show, TOKEN),
-    ("/v3/users/{user_id}", "PATCH", users.update, TOKEN),
-    ("/v3/users/{user_id}", "DELETE", users.delete, TOKEN),
-    ("/v3/users/{user_id}/password", "POST", users.change_password, PUBLIC),
-    ("/v3/users/{user_id}/projects", "GET", users.list_projects, TOKEN),
-    ("/v3/users/{user_id}/application_credentials", "GET", app_credentials.index, TOKEN),
-    ("/v3/users/{user_id}/application_credentials", "POST", app_credentials.create, TOKEN),
-    ("/v3/users/{user_id}/application_credentials/{credential_id}", "GET", app_credentials.show, TOKEN),
-    ("/v3/users/{user_id}/application_credentials/{credential_id}", "DELETE", app_credentials.delete, TOKEN),
-    ("/v3/roles", "GET", roles.index, TOKEN),
-    ("/v3/roles", "POST", roles.create, TOKEN),
-    ("/v3/roles/{role_id}", "GET", roles.show, TOKEN),
-    ("/v3/roles/{role_id}", "DELETE", roles.delete, TOKEN),
-    ("/v3/projects/{project_id}" + _USER_ROLE, "GET", roles.list_grants, TOKEN),
-    ("/v3/projects/{project_id}" + _USER_ROLE + "/{role_id}", "PUT", roles.grant, TOKEN),
-    ("/v3/projects/{project_id}" + _USER_ROLE + "/{role_id}", "GET", roles.check_grant, TOKEN),
-    ("/v3/projects/{project_id}" + _USER_ROLE + "/{role_id}", "DELETE", roles.revoke_grant, TOKEN),
-    ("/v3/domains/{domain_id}" + _USER_ROLE, "GET", roles.list_grants, TOKEN),
-    ("/v3/domains/{domain_id}" + _USER_ROLE + "/{role_id}", "PUT", roles.grant, TOKEN),
-    ("/v3/domains/{domain_id}" + _USER_ROLE + "/{role_id}", "GET", roles.check_grant, TOKEN),
-    ("/v3/domains/{domain_id}" + _USER_ROLE + "/{role_id}", "DELETE", roles.revoke_grant, TOKEN),
-    ("/v3/role_assignments", "GET", roles.list_assignments, TOKEN),
-    ("/v3/services", "GET", catalog.list_services, TOKEN),
-    ("/v3/services/{service_id}", "GET", catalog.show_service, TOKEN),
-    ("/v3/endpoints", "GET", catalog.list_endpoints, TOKEN),
-    ("/v3/endpoints/{endpoint_id}", "GET", catalog.show_endpoint, TOKEN),
-    ("/v3/regions", "GET", catalog.list_regions, TOKEN),
-    ("/v3/regions/{region_id}", "GET", catalog.show_region, TOKEN),
+_CREDENTIALS = "/v3/users/{user_id}/application_credentials"
+ROUTES: list[tuple[str, str, Spec]] = [
+    ("/v3/auth/tokens", "POST", Spec(auth_tokens.issue, PUBLIC, schema.TOKEN_ISSUE, schema.TOKEN_QUERY)),
+    ("/v3/auth/tokens", "GET", Spec(auth_tokens.validate, TOKEN, query=schema.TOKEN_QUERY)),
+    ("/v3/auth/tokens", "HEAD", Spec(auth_tokens.check, TOKEN, query=schema.TOKEN_QUERY)),
+    ("/v3/auth/tokens", "DELETE", Spec(auth_tokens.revoke, TOKEN)),
+    ("/v3/auth/projects", "GET", Spec(auth_tokens.auth_projects, TOKEN)),
+    ("/v3/auth/domains", "GET", Spec(auth_tokens.auth_domains, TOKEN)),
+    ("/v3/auth/catalog", "GET", Spec(auth_tokens.auth_catalog, TOKEN)),
+    ("/v3/domains", "GET", Spec(domains.index, TOKEN, query=schema.DOMAINS_QUERY)),
+    ("/v3/domains", "POST", Spec(domains.create, TOKEN, schema.DOMAIN_CREATE)),
+    ("/v3/domains/{domain_id}", "GET", Spec(domains.show, TOKEN)),
+    ("/v3/domains/{domain_id}", "PATCH", Spec(domains.update, TOKEN, schema.DOMAIN_UPDATE)),
+    ("/v3/domains/{domain_id}", "DELETE", Spec(domains.delete, TOKEN)),
+    ("/v3/projects", "GET", Spec(projects.index, TOKEN, query=schema.PROJECTS_QUERY)),
+    ("/v3/projects", "POST", Spec(projects.create, TOKEN, schema.PROJECT_CREATE)),
+    ("/v3/projects/{project_id}", "GET", Spec(projects.show, TOKEN)),
+    ("/v3/projects/{project_id}", "PATCH", Spec(projects.update, TOKEN, schema.PROJECT_UPDATE)),
+    ("/v3/projects/{project_id}", "DELETE", Spec(projects.delete, TOKEN)),
+    ("/v3/users", "GET", Spec(users.index, TOKEN, query=schema.USERS_QUERY)),
+    ("/v3/users", "POST", Spec(users.create, TOKEN, schema.USER_CREATE)),
+    ("/v3/users/{user_id}", "GET", Spec(users.show, TOKEN)),
+    ("/v3/users/{user_id}", "PATCH", Spec(users.update, TOKEN, schema.USER_UPDATE)),
+    ("/v3/users/{user_id}", "DELETE", Spec(users.delete, TOKEN)),
+    ("/v3/users/{user_id}/password", "POST", Spec(users.change_password, PUBLIC, schema.PASSWORD_CHANGE)),
+    ("/v3/users/{user_id}/projects", "GET", Spec(users.list_projects, TOKEN)),
+    (_CREDENTIALS, "GET", Spec(app_credentials.index, TOKEN, query=schema.NAME_QUERY)),
+    (_CREDENTIALS, "POST", Spec(app_credentials.create, TOKEN, schema.APPLICATION_CREDENTIAL_CREATE)),
+    (_CREDENTIALS + "/{credential_id}", "GET", Spec(app_credentials.show, TOKEN)),
+    (_CREDENTIALS + "/{credential_id}", "DELETE", Spec(app_credentials.delete, TOKEN)),
+    ("/v3/roles", "GET", Spec(roles.index, TOKEN, query=schema.ROLES_QUERY)),
+    ("/v3/roles", "POST", Spec(roles.create, TOKEN, schema.ROLE_CREATE)),
+    ("/v3/roles/{role_id}", "GET", Spec(roles.show, TOKEN)),
+    ("/v3/roles/{role_id}", "DELETE", Spec(roles.delete, TOKEN)),
+    ("/v3/projects/{project_id}" + _USER_ROLE, "GET", Spec(roles.list_grants, TOKEN)),
+    ("/v3/projects/{project_id}" + _USER_ROLE + "/{role_id}", "PUT", Spec(roles.grant, TOKEN)),
+    ("/v3/projects/{project_id}" + _USER_ROLE + "/{role_id}", "GET", Spec(roles.check_grant, TOKEN)),
+    ("/v3/projects/{project_id}" + _USER_ROLE + "/{role_id}", "DELETE", Spec(roles.revoke_grant, TOKEN)),
+    ("/v3/domains/{domain_id}" + _USER_ROLE, "GET", Spec(roles.list_grants, TOKEN)),
+    ("/v3/domains/{domain_id}" + _USER_ROLE + "/{role_id}", "PUT", Spec(roles.grant, TOKEN)),
+    ("/v3/domains/{domain_id}" + _USER_ROLE + "/{role_id}", "GET", Spec(roles.check_grant, TOKEN)),
+    ("/v3/domains/{domain_id}" + _USER_ROLE + "/{role_id}", "DELETE", Spec(roles.revoke_grant, TOKEN)),
+    ("/v3/role_assignments", "GET", Spec(roles.list_assignments, TOKEN, query=schema.ASSIGNMENTS_QUERY)),
+    ("/v3/services", "GET", Spec(catalog.list_services, TOKEN, query=schema.SERVICES_QUERY)),
+    ("/v3/services/{service_id}", "GET", Spec(catalog.show_service, TOKEN)),
+    ("/v3/endpoints", "GET", Spec(catalog.list_endpoints, TOKEN, query=schema.ENDPOINTS_QUERY)),
+    ("/v3/endpoints/{endpoint_id}", "GET", Spec(catalog.show_endpoint, TOKEN)),
+    ("/v3/regions", "GET", Spec(catalog.list_regions, TOKEN)),
+    ("/v3/regions/{region_id}", "GET", Spec(catalog.show_region, TOKEN)),
 ]
 
 
@@ -96,9 +114,9 @@ async def v3(request: Request) -> Response:
     return json_response({"version": _v3(request)})
 
 
-def _dispatcher(services: IdentityServices, methods: dict[str, tuple[Handler, bool]]
-                ) -> Callable[[Request], Awaitable[Response]]:
-    """One path's handlers by method: authenticate the caller, run, and write every failure as Keystone does."""
+def _dispatcher(services: IdentityServices, methods: dict[str, Spec]) -> Callable[[Request], Awaitable[Response]]:
+    """One path's handlers by method: authenticate the caller, check the path and query, run (the handler reads
+    its body through the route's schema), and write every failure as Keystone does."""
 
     async def endpoint(request: Request) -> Response:
         method = request.method
@@ -107,15 +125,17 @@ def _dispatcher(services: IdentityServices, methods: dict[str, tuple[Handler, bo
         try:
             if method not in methods:
                 raise IdentityError(405, "The method specified is not allowed for this resource.")
-            handler, needs_token = methods[method]
+            spec = methods[method]
             caller = None
-            if needs_token:
+            if spec.needs_token:
                 token_id = request.headers.get("x-auth-token")
                 caller = await services.tokens.validate(token_id) if token_id else None
                 if caller is None:
                     raise unauthorized()
-            response = await handler(IdentityRequest(request, services, caller))
-            if method not in ("GET", "HEAD") and handler is not auth_tokens.issue:
+            validation.check_path(request.path_params)
+            validation.check_query(spec.query, request.query_params)
+            response = await spec.handler(IdentityRequest(request, services, caller, spec.body))
+            if method not in ("GET", "HEAD") and spec.handler is not auth_tokens.issue:
                 services.tokens.forget_cached()  # a change here may have revoked tokens in bulk
         except IdentityError as exc:
             challenge = {"WWW-Authenticate": f'Keystone uri="{str(request.base_url).rstrip("/")}"'}
@@ -148,9 +168,9 @@ def create_app(services: IdentityServices | None = None) -> Starlette:
         routes.append(Route("/v3/{rest:path}", _discovery_only, methods=["GET", "POST", "PUT", "PATCH", "HEAD",
                                                                           "DELETE"]))
     else:
-        by_path: dict[str, dict[str, tuple[Handler, bool]]] = defaultdict(dict)
-        for path, method, handler, needs_token in ROUTES:
-            by_path[path][method] = (handler, needs_token)
+        by_path: dict[str, dict[str, Spec]] = defaultdict(dict)
+        for path, method, spec in ROUTES:
+            by_path[path][method] = spec
         every = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
         routes += [Route(path, _dispatcher(services, methods), methods=every) for path, methods in by_path.items()]
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})

@@ -12,20 +12,11 @@ from typing import Any
 from starlette.responses import Response
 
 from stratus.db import identity as db
-from stratus.identity.common import IdentityRequest, empty, isotime, json_response, name_schema, user_or_404
+from stratus.identity.common import IdentityRequest, empty, isotime, json_response, user_or_404
 from stratus.identity.errors import IdentityError, bad_request, conflict, not_found
 from stratus.identity.methods import parse_expiry
 from stratus.identity.passwords import generate_secret
 from stratus.utils import utcnow
-
-_ROLE = {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}}
-CREATE = {"type": "object", "properties": {"application_credential": {
-    "type": "object",
-    "properties": {"name": name_schema(255), "description": {"type": ["string", "null"]},
-                   "secret": {"type": ["string", "null"], "minLength": 1},
-                   "expires_at": {"type": ["string", "null"]}, "roles": {"type": "array", "items": _ROLE},
-                   "unrestricted": {"type": ["boolean", "null"]}, "access_rules": {"type": "array", "maxItems": 0}},
-    "required": ["name"]}}, "required": ["application_credential"]}
 
 
 def view(req: IdentityRequest, cred: dict[str, Any]) -> dict[str, Any]:
@@ -50,7 +41,7 @@ async def _refuse_restricted(req: IdentityRequest) -> None:
 async def create(req: IdentityRequest) -> Response:
     user_id = req.path["user_id"]
     req.authorize("identity:create_application_credential", user_id=user_id)
-    body = (await req.json(CREATE))["application_credential"]
+    body = (await req.body())["application_credential"]
     await _refuse_restricted(req)
     caller = req.me
     if caller.project_id is None:

@@ -49,7 +49,7 @@ async def render(services: IdentityServices, conn: Connection, token: Token, wit
 
 
 async def issue(req: IdentityRequest) -> Response:
-    token_id, token = await methods.authenticate(req.services, await req.json())
+    token_id, token = await methods.authenticate(req.services, await req.body())
     async with req.services.db.read() as conn:
         body = await render(req.services, conn, token, not flag(req.query, "nocatalog"))
     return json_response(body, 201, {"X-Subject-Token": token_id})

@@ -4,7 +4,8 @@ entry that lets the ``openstack`` CLI and openstacksdk log in straight away.
 Ensured at every start (level-triggered, idempotent): the ``default`` domain, the roles ``admin`` ⊇ ``member`` ⊇
 ``reader``, the project ``admin``, the user ``admin`` with the ``admin`` role on it. The admin password comes from
 ``--admin-password`` or ``STRATUS_ADMIN_PASSWORD`` (and is then set, as keystone-manage does), else it is generated
-at the first start, stored in ``state_path/admin-password`` (mode 0600) and printed once.
+at the first start and stored in ``state_path/admin-password`` (mode 0600). The start says where it is; it prints
+the password itself only on a terminal, so it does not end up in a log or a service manager's journal.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ import dataclasses
 import itertools
 import logging
 import os
+import sys
 import tempfile
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 from sqlalchemy.exc import IntegrityError
 
 from stratus.db import identity as db
+from stratus.db.engine import make_private_dir
 from stratus.identity import catalog
 from stratus.identity.common import IdentityServices
 from stratus.identity.passwords import generate_secret
@@ -39,7 +42,8 @@ class Bootstrapped:
     clouds_yaml: str | None
 
 
-async def bootstrap(services: IdentityServices, admin_password: str | None = None) -> Bootstrapped:
+async def bootstrap(services: IdentityServices, admin_password: str | None = None, out: TextIO | None = None
+                    ) -> Bootstrapped:
     conf = services.conf
     password_file = os.path.join(conf.state_path, "admin-password")
     stored = _read(password_file)
@@ -52,10 +56,18 @@ async def bootstrap(services: IdentityServices, admin_password: str | None = Non
                 raise
     result.clouds_yaml = write_clouds_yaml(conf, services.catalog, result.password)
     if result.generated:
-        where = f"; clouds.yaml entry '{CLOUD_NAME}' in {result.clouds_yaml}" if result.clouds_yaml else ""
-        print(f"stratus: identity admin user 'admin', project 'admin', password {result.password} "
-              f"(saved in {password_file}{where})", flush=True)
+        announce(result, sys.stdout if out is None else out)
     return result
+
+
+def announce(result: Bootstrapped, out: TextIO) -> None:
+    """Tell where the generated admin password is: the password itself only if ``out`` is a terminal."""
+    where = f"; clouds.yaml entry '{CLOUD_NAME}' in {result.clouds_yaml}" if result.clouds_yaml else ""
+    if out.isatty():
+        text = f"password {result.password} (saved in {result.password_file}{where})"
+    else:
+        text = f"password saved in {result.password_file}{where}"
+    print(f"stratus: identity admin user 'admin', project 'admin', {text}", file=out, flush=True)
 
 
 async def _ensure(services: IdentityServices, given: str | None, stored: str | None,
@@ -112,7 +124,8 @@ def _read(path: str) -> str | None:
 def _write_private(path: str, text: str) -> None:
     """Write ``text`` readable by the owner only, atomically (a reader never sees half a file)."""
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    if not os.path.isdir(directory):
+        make_private_dir(directory)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
         with os.fdopen(fd, "w") as f:

@@ -8,7 +8,6 @@ import datetime
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import orjson
 from oslo_config import cfg
 from starlette.datastructures import QueryParams
@@ -17,10 +16,12 @@ from starlette.responses import Response
 
 from stratus.db import identity as db
 from stratus.db.engine import Connection, Database
-from stratus.identity import rules
-from stratus.identity.errors import IdentityError, bad_request, not_found, unauthorized
+from stratus.identity import rules, validation
+from stratus.identity.errors import bad_request, not_found, unauthorized
+from stratus.identity.lockout import Lockout
 from stratus.identity.passwords import Hasher
 from stratus.identity.tokens import Token, TokenStore
+from stratus.identity.validation import Body
 
 if TYPE_CHECKING:
     from stratus.identity.catalog import Service
@@ -36,12 +37,17 @@ class IdentityServices:
     hasher: Hasher
     catalog: list[Service]
 
+    @property
+    def lockout(self) -> Lockout:
+        return Lockout.from_conf(self.conf)
+
 
 @dataclasses.dataclass(slots=True)
 class IdentityRequest:
     raw: Request
     services: IdentityServices
     caller: Token | None  # None only on the routes that need no token
+    body_schema: Body | None = None  # what the route's body must be (stratus.identity.schema)
 
     @property
     def path(self) -> Mapping[str, str]:
@@ -60,15 +66,13 @@ class IdentityRequest:
     def authorize(self, rule: str, **target: str | None) -> None:
         rules.authorize(self.me, rule, target)
 
-    async def json(self, schema: dict[str, Any] | None = None) -> Any:
-        data = await self.raw.body()
-        try:
-            body = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise bad_request("Malformed request body: expected JSON.") from None
-        if schema is not None:
-            validate(schema, body)
-        return body
+    async def body(self) -> Any:
+        """The request body, read within Keystone's size limit and checked against the route's schema (400 or 413
+        as Keystone answers). Handlers call it after their policy check, so a caller who may not act learns
+        nothing about what the body should be."""
+        if self.body_schema is None:  # a route table mistake, not a client error
+            raise RuntimeError(f"{self.raw.method} {self.raw.url.path} declares no body schema")
+        return validation.validate_body(self.body_schema, await validation.read_json(self.raw))
 
     def base(self) -> str:
         return str(self.raw.base_url).rstrip("/") + "/v3"
@@ -88,33 +92,20 @@ def empty(status: int = 204) -> Response:
     return Response(b"", status_code=status)
 
 
-def validate(schema: dict[str, Any], body: Any) -> None:
-    """400 with Keystone's wording when ``body`` does not match ``schema``."""
-    error = jsonschema.exceptions.best_match(jsonschema.Draft4Validator(schema).iter_errors(body))
-    if error is None:
-        return
-    field = ".".join(str(p) for p in error.absolute_path) or (
-        error.message.split("'")[1] if error.validator == "required" else "")
-    raise IdentityError(400, f"Invalid input for field '{field}': {error.message}" if field else
-                        f"Invalid input: {error.message}")
-
-
-def name_schema(max_length: int) -> dict[str, Any]:
-    return {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": r"[\S]+"}
-
-
 def isotime(value: datetime.datetime | None) -> str | None:
     """Keystone's time form in tokens and credentials: ``2025-01-02T03:04:05.000000Z``."""
     return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_bool(name: str, value: str) -> bool:
+    """A query flag's value, as Keystone reads its boolean parameters (the route's query schema has already
+    refused anything else)."""
     lowered = value.lower()
-    if lowered in ("true", "1", "yes", "on", ""):
+    if lowered in ("true", "1", "y", "yes", "on", ""):
         return True
-    if lowered in ("false", "0", "no", "off"):
+    if lowered in ("false", "0", "n", "no", "off"):
         return False
-    raise bad_request(f"Invalid input for field '{name}': expected a boolean, got {value!r}.")
+    raise bad_request(f"Invalid input for field '{name}': {value!r} is not a boolean")
 
 
 def flag(query: QueryParams, name: str) -> bool:

@@ -1,5 +1,6 @@
 """``/v3/domains``: list (filters name, enabled), show, create, update, delete (a domain must be disabled first, as in
-Keystone; ``default`` cannot be deleted)."""
+Keystone; ``default`` cannot be deleted). Attributes other than Keystone's own are kept and shown, as Keystone
+keeps them."""
 
 from __future__ import annotations
 
@@ -8,19 +9,21 @@ from typing import Any
 from starlette.responses import Response
 
 from stratus.db import identity as db
-from stratus.identity.common import IdentityRequest, domain_or_404, empty, json_response, name_schema, parse_bool
-from stratus.identity.errors import IdentityError, conflict
+from stratus.identity.common import IdentityRequest, domain_or_404, empty, json_response, parse_bool
+from stratus.identity.errors import IdentityError, bad_request, conflict
 
-_ATTRIBUTES = {"name": name_schema(64), "description": {"type": ["string", "null"]}, "enabled": {"type": "boolean"}}
-CREATE = {"type": "object", "properties": {"domain": {"type": "object", "properties": _ATTRIBUTES,
-                                                      "required": ["name"]}}, "required": ["domain"]}
-UPDATE = {"type": "object", "properties": {"domain": {"type": "object", "properties": _ATTRIBUTES,
-                                                      "minProperties": 1}}, "required": ["domain"]}
+OWN = ("id", "name", "description", "enabled", "tags", "options", "links", "explicit_domain_id")
+
+
+def extra_of(body: dict[str, Any], own: tuple[str, ...] = OWN) -> dict[str, Any]:
+    """The attributes of a request body that are not Keystone's own: kept as they are (``extra``)."""
+    return {k: v for k, v in body.items() if k not in own}
 
 
 def view(req: IdentityRequest, domain: dict[str, Any]) -> dict[str, Any]:
-    return {"id": domain["id"], "name": domain["name"], "description": domain["description"] or "",
-            "enabled": domain["enabled"], "tags": [], "options": {}, "links": req.link("domains", domain["id"])}
+    return {**(domain["extra"] or {}), "id": domain["id"], "name": domain["name"],
+            "description": domain["description"] or "", "enabled": domain["enabled"], "tags": [], "options": {},
+            "links": req.link("domains", domain["id"])}
 
 
 async def index(req: IdentityRequest) -> Response:
@@ -41,11 +44,14 @@ async def show(req: IdentityRequest) -> Response:
 
 async def create(req: IdentityRequest) -> Response:
     req.authorize("identity:create_domain")
-    body = (await req.json(CREATE))["domain"]
+    body = (await req.body())["domain"]
+    if body.get("tags"):
+        raise bad_request("Domain tags are not supported by the embedded identity service.")
     async with req.services.db.write() as conn:
         try:
             domain = await db.create_domain(conn, name=body["name"], description=body.get("description") or "",
-                                            enabled=body.get("enabled", True))
+                                            enabled=body.get("enabled", True),
+                                            domain_id=body.get("explicit_domain_id"), extra=extra_of(body))
         except db.Duplicate as exc:
             raise conflict("domain", str(exc)) from None
     return json_response({"domain": view(req, domain)}, 201)
@@ -53,11 +59,16 @@ async def create(req: IdentityRequest) -> Response:
 
 async def update(req: IdentityRequest) -> Response:
     req.authorize("identity:update_domain")
-    body = (await req.json(UPDATE))["domain"]
+    body = (await req.body())["domain"]
+    if body.get("tags"):
+        raise bad_request("Domain tags are not supported by the embedded identity service.")
     async with req.services.db.write() as conn:
-        await domain_or_404(conn, req.path["domain_id"])
+        current = await domain_or_404(conn, req.path["domain_id"])
+        values = {k: body[k] for k in ("name", "description", "enabled") if k in body}
+        if extra := extra_of(body):
+            values["extra"] = {**(current["extra"] or {}), **extra}
         try:
-            domain = await db.update_domain(conn, req.path["domain_id"], body)
+            domain = await db.update_domain(conn, req.path["domain_id"], values)
         except db.Duplicate as exc:
             raise conflict("domain", str(exc)) from None
     assert domain is not None

@@ -2,7 +2,10 @@
 the caller is, the scope (a project, a domain, or none) picks what the token is for, and the roles are the user's
 effective roles there, snapshotted into the new token.
 
-The slow part, bcrypt, runs in a worker thread with no database connection held.
+The body has been checked against ``stratus.identity.schema.TOKEN_ISSUE`` (the route's schema). The slow part,
+bcrypt, runs in the hasher's worker threads with no database connection held, its turn shared fairly between the
+accounts being tried; with ``[security_compliance] lockout_failure_attempts`` a locked account is refused before
+any check (``stratus.identity.lockout``).
 """
 
 from __future__ import annotations
@@ -14,41 +17,11 @@ from typing import Any
 
 from stratus.db import identity as db
 from stratus.db.engine import Connection
-from stratus.identity.common import IdentityServices, validate
+from stratus.identity.common import IdentityServices
 from stratus.identity.errors import IdentityError, bad_request, unauthorized
+from stratus.identity.passwords import UNKNOWN
 from stratus.identity.tokens import Token
 from stratus.utils import parse_isotime, utcnow
-
-_REF = {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}}
-AUTH_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"auth": {
-        "type": "object",
-        "properties": {
-            "identity": {
-                "type": "object",
-                "properties": {
-                    "methods": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                    "password": {"type": "object", "properties": {"user": {
-                        "type": "object",
-                        "properties": {"id": {"type": "string"}, "name": {"type": "string"},
-                                       "password": {"type": "string"}, "domain": _REF},
-                        "required": ["password"]}}, "required": ["user"]},
-                    "token": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]},
-                    "application_credential": {"type": "object", "properties": {
-                        "id": {"type": "string"}, "name": {"type": "string"}, "secret": {"type": "string"},
-                        "user": {"type": "object", "properties": {"id": {"type": "string"},
-                                                                  "name": {"type": "string"}, "domain": _REF}}},
-                        "required": ["secret"]},
-                },
-                "required": ["methods"],
-            },
-            "scope": {"type": ["object", "string"]},
-        },
-        "required": ["identity"],
-    }},
-    "required": ["auth"],
-}
 
 
 @dataclasses.dataclass
@@ -82,13 +55,30 @@ async def _user(conn: Connection, ref: dict[str, Any]) -> dict[str, Any] | None:
     return await db.find_user(conn, ref["name"], await _domain_id(conn, ref.get("domain"), "user"))
 
 
+async def check_password(services: IdentityServices, user: dict[str, Any] | None, secret: str) -> None:
+    """401 unless ``secret`` is the password of ``user`` (None: no such user; the check costs the same time), or
+    if the account is locked; a wrong password counts towards the lockout."""
+    lockout = services.lockout
+
+    async def unless_locked() -> None:
+        if user is not None:
+            await lockout.refuse_if_locked(services.db, user["id"])
+
+    hashed = user["password_hash"] if user else None
+    if not await services.hasher.check(secret, hashed, key=user["id"] if user else UNKNOWN, before=unless_locked):
+        if user is not None:
+            await lockout.failed(services.db, user["id"])
+        raise unauthorized()
+    assert user is not None
+    await lockout.succeeded(services.db, user)
+
+
 async def password(services: IdentityServices, data: dict[str, Any]) -> Proof:
     ref = data["user"]
     async with services.db.read() as conn:
         user = await _user(conn, ref)
-    # the check costs the same time whether or not the user exists
-    if not await services.hasher.check(ref["password"], user["password_hash"] if user else None) or user is None:
-        raise unauthorized()
+    await check_password(services, user, ref["password"])
+    assert user is not None
     return Proof(user)
 
 
@@ -102,7 +92,8 @@ async def application_credential(services: IdentityServices, data: dict[str, Any
         else:
             raise bad_request("Expecting to find application credential id, or name with user.")
         user = credential and await db.get_user(conn, credential["user_id"])
-    if not await services.hasher.check(data["secret"], credential["secret_hash"] if credential else None):
+    key = "application_credential:" + credential["id"] if credential else UNKNOWN
+    if not await services.hasher.check(data["secret"], credential["secret_hash"] if credential else None, key=key):
         raise unauthorized()
     assert credential is not None and user is not None
     if credential["expires_at"] is not None and credential["expires_at"] <= utcnow():
@@ -127,10 +118,12 @@ METHODS: dict[str, Method] = {"password": password, "application_credential": ap
                               "token": token}
 
 
+_SCOPES = ("project", "domain", "unscoped", "system", "OS-TRUST:trust")
+
+
 async def _scope(conn: Connection, scope: Any, user: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(project_id, domain_id) of the requested scope; (None, None) for unscoped."""
-    if scope == "unscoped":
-        return None, None
+    """(project_id, domain_id) of the requested scope; (None, None) for unscoped (``"unscoped"``, or
+    ``{"unscoped": {}}`` as old keystoneauth sends it)."""
     if scope is None:  # Keystone scopes to the default project when the user has a role there
         project_id = user["default_project_id"]
         if project_id and await db.effective_roles(conn, user["id"], db.PROJECT, project_id):
@@ -138,10 +131,17 @@ async def _scope(conn: Connection, scope: Any, user: dict[str, Any]) -> tuple[st
             if project is not None and project["enabled"]:
                 return project_id, None
         return None, None
-    if not isinstance(scope, dict) or len(scope) != 1:
-        raise bad_request("Invalid input for field 'scope': specify one of project, domain or unscoped.")
-    if "system" in scope:
+    kinds = [k for k in _SCOPES if (k == scope if isinstance(scope, str) else k in scope)]
+    if len(kinds) != 1:
+        raise bad_request("Expecting to find system, project, domain, OS-TRUST:trust or unscoped in scope. The "
+                          "server could not comply with the request since it is either malformed or otherwise "
+                          "incorrect. The client is assumed to be in error.")
+    if kinds == ["unscoped"]:
+        return None, None
+    if kinds == ["system"]:
         raise unauthorized("System-scoped tokens are not supported by the embedded identity service.")
+    if kinds == ["OS-TRUST:trust"]:
+        raise unauthorized("Trusts are not supported by the embedded identity service.")
     if "project" in scope:
         ref = scope["project"] or {}
         if ref.get("id"):
@@ -156,14 +156,12 @@ async def _scope(conn: Connection, scope: Any, user: dict[str, Any]) -> tuple[st
         if domain is None or not domain["enabled"]:
             raise unauthorized()
         return str(project["id"]), None
-    if "domain" in scope:
-        return None, await _domain_id(conn, scope["domain"], "scope")
-    raise bad_request("Invalid input for field 'scope': specify one of project, domain or unscoped.")
+    return None, await _domain_id(conn, scope["domain"], "scope")
 
 
 async def authenticate(services: IdentityServices, body: Any) -> tuple[str, Token]:
-    """Check the credentials in a ``POST /v3/auth/tokens`` body and issue the token; returns (id, token)."""
-    validate(AUTH_SCHEMA, body)
+    """Check the credentials in a ``POST /v3/auth/tokens`` body (valid against ``schema.TOKEN_ISSUE``) and issue
+    the token; returns (id, token)."""
     identity, scope = body["auth"]["identity"], body["auth"].get("scope")
     names = list(dict.fromkeys(identity["methods"]))
     if any(name not in METHODS for name in names):

@@ -1,5 +1,6 @@
 """``/v3/projects``: create, list (filters name, domain_id, enabled), show, update, delete. Projects are flat: each
-one's parent is its domain (no hierarchy, no project tags API beyond the ``tags`` attribute)."""
+one's parent is its domain (no hierarchy, no project tags API beyond the ``tags`` attribute). Attributes other than
+Keystone's own are kept and shown, as Keystone keeps them."""
 
 from __future__ import annotations
 
@@ -13,24 +14,18 @@ from stratus.identity.common import (
     domain_or_404,
     empty,
     json_response,
-    name_schema,
     parse_bool,
     project_or_404,
 )
+from stratus.identity.domains import extra_of
 from stratus.identity.errors import bad_request, conflict
 
-_TAGS = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 255}, "maxItems": 80}
-_ATTRIBUTES = {"name": name_schema(64), "description": {"type": ["string", "null"]},
-               "enabled": {"type": "boolean"}, "domain_id": {"type": ["string", "null"]},
-               "parent_id": {"type": ["string", "null"]}, "is_domain": {"type": "boolean"}, "tags": _TAGS}
-CREATE = {"type": "object", "properties": {"project": {"type": "object", "properties": _ATTRIBUTES,
-                                                       "required": ["name"]}}, "required": ["project"]}
-UPDATE = {"type": "object", "properties": {"project": {"type": "object", "properties": _ATTRIBUTES,
-                                                       "minProperties": 1}}, "required": ["project"]}
+OWN = ("id", "name", "domain_id", "description", "enabled", "parent_id", "is_domain", "tags", "options", "links")
 
 
 def view(req: IdentityRequest, project: dict[str, Any]) -> dict[str, Any]:
-    return {"id": project["id"], "name": project["name"], "domain_id": project["domain_id"],
+    return {**(project["extra"] or {}), "id": project["id"], "name": project["name"],
+            "domain_id": project["domain_id"],
             "description": project["description"] or "", "enabled": project["enabled"],
             "parent_id": project["domain_id"], "is_domain": False, "tags": project["tags"], "options": {},
             "links": req.link("projects", project["id"])}
@@ -38,7 +33,7 @@ def view(req: IdentityRequest, project: dict[str, Any]) -> dict[str, Any]:
 
 async def create(req: IdentityRequest) -> Response:
     req.authorize("identity:create_project")
-    body = (await req.json(CREATE))["project"]
+    body = (await req.body())["project"]
     if body.get("is_domain"):
         raise bad_request("Projects acting as domains are not supported; create a domain instead.")
     domain_id = body.get("domain_id") or await caller_domain(req)
@@ -49,7 +44,8 @@ async def create(req: IdentityRequest) -> Response:
         try:
             project = await db.create_project(conn, name=body["name"], domain_id=domain_id,
                                               description=body.get("description") or "",
-                                              enabled=body.get("enabled", True), tags=body.get("tags"))
+                                              enabled=body.get("enabled", True), tags=body.get("tags"),
+                                              extra=extra_of(body, OWN))
         except db.Duplicate as exc:
             raise conflict("project", str(exc)) from None
     return json_response({"project": view(req, project)}, 201)
@@ -90,14 +86,18 @@ async def show(req: IdentityRequest) -> Response:
 
 async def update(req: IdentityRequest) -> Response:
     req.authorize("identity:update_project")
-    body = (await req.json(UPDATE))["project"]
+    body = (await req.body())["project"]
     async with req.services.db.write() as conn:
         project = await project_or_404(conn, req.path["project_id"])
         if body.get("domain_id", project["domain_id"]) != project["domain_id"]:
             raise bad_request("Cannot change Domain ID")
+        if body.get("parent_id", project["domain_id"]) != project["domain_id"]:
+            raise bad_request("Project hierarchies are not supported: parent_id must be the domain.")
         if body.get("is_domain"):
             raise bad_request("Cannot change is_domain")
         values = {k: body[k] for k in ("name", "description", "enabled", "tags") if k in body}
+        if extra := extra_of(body, OWN):
+            values["extra"] = {**(project["extra"] or {}), **extra}
         try:
             project = await db.update_project(conn, project, values)
         except db.Duplicate as exc:

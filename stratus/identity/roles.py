@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
 from stratus.db import identity as db
@@ -18,17 +19,11 @@ from stratus.identity.common import (
     empty,
     flag,
     json_response,
-    name_schema,
     project_or_404,
     role_or_404,
     user_or_404,
 )
 from stratus.identity.errors import IdentityError, bad_request, conflict
-
-CREATE = {"type": "object", "properties": {"role": {
-    "type": "object", "properties": {"name": name_schema(255), "description": {"type": ["string", "null"]},
-                                     "domain_id": {"type": ["string", "null"]}},
-    "required": ["name"]}}, "required": ["role"]}
 
 
 def view(req: IdentityRequest, role: dict[str, Any]) -> dict[str, Any]:
@@ -54,7 +49,7 @@ async def show(req: IdentityRequest) -> Response:
 
 async def create(req: IdentityRequest) -> Response:
     req.authorize("identity:create_role")
-    body = (await req.json(CREATE))["role"]
+    body = (await req.body())["role"]
     if body.get("domain_id"):
         raise bad_request("Domain-specific roles are not supported by the embedded identity service.")
     async with req.services.db.write() as conn:
@@ -92,9 +87,15 @@ async def _grant_parts(req: IdentityRequest, conn: Connection, with_role: bool =
 
 async def grant(req: IdentityRequest) -> Response:
     req.authorize("identity:create_grant")
-    async with req.services.db.write() as conn:
-        target_type, target_id = await _grant_parts(req, conn)
-        await db.assign(conn, req.path["user_id"], target_type, target_id, req.path["role_id"])
+    try:
+        async with req.services.db.write() as conn:
+            target_type, target_id = await _grant_parts(req, conn)
+            await db.assign(conn, req.path["user_id"], target_type, target_id, req.path["role_id"])
+    except IntegrityError:  # PostgreSQL: a concurrent writer made the same grant, or took a part of it away
+        async with req.services.db.read() as conn:
+            target_type, target_id = await _grant_parts(req, conn)
+            if not await db.has_assignment(conn, req.path["user_id"], target_type, target_id, req.path["role_id"]):
+                raise conflict("role assignment", "it changed while being made; try again") from None
     return empty()
 
 

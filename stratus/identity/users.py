@@ -9,38 +9,25 @@ from typing import Any
 from starlette.responses import Response
 
 from stratus.db import identity as db
-from stratus.identity import projects
+from stratus.identity import methods, projects
 from stratus.identity.common import (
     IdentityRequest,
     domain_or_404,
     empty,
     json_response,
-    name_schema,
     parse_bool,
     project_or_404,
     user_or_404,
 )
-from stratus.identity.errors import bad_request, conflict, unauthorized
+from stratus.identity.errors import bad_request, conflict
 
 _OWN = ("id", "name", "domain_id", "password", "enabled", "default_project_id", "links", "options",
         "password_expires_at", "federated")
-_ATTRIBUTES = {"name": name_schema(255), "domain_id": {"type": ["string", "null"]},
-               "password": {"type": ["string", "null"], "maxLength": 4096}, "enabled": {"type": "boolean"},
-               "default_project_id": {"type": ["string", "null"]}, "email": {"type": ["string", "null"]},
-               "description": {"type": ["string", "null"]}}
-CREATE = {"type": "object", "properties": {"user": {"type": "object", "properties": _ATTRIBUTES,
-                                                    "required": ["name"]}}, "required": ["user"]}
-UPDATE = {"type": "object", "properties": {"user": {"type": "object", "properties": _ATTRIBUTES,
-                                                    "minProperties": 1}}, "required": ["user"]}
-CHANGE_PASSWORD = {"type": "object", "properties": {"user": {
-    "type": "object", "properties": {"original_password": {"type": "string"},
-                                     "password": {"type": "string", "minLength": 1, "maxLength": 4096}},
-    "required": ["original_password", "password"]}}, "required": ["user"]}
 
 
 def view(req: IdentityRequest, user: dict[str, Any]) -> dict[str, Any]:
     out = {**user["extra"], "id": user["id"], "name": user["name"], "domain_id": user["domain_id"],
-           "enabled": user["enabled"], "password_expires_at": None, "options": {},
+           "enabled": user["enabled"], "password_expires_at": None, "options": user["options"] or {},
            "links": req.link("users", user["id"])}
     if user["default_project_id"]:
         out["default_project_id"] = user["default_project_id"]
@@ -49,7 +36,7 @@ def view(req: IdentityRequest, user: dict[str, Any]) -> dict[str, Any]:
 
 async def create(req: IdentityRequest) -> Response:
     req.authorize("identity:create_user")
-    body = (await req.json(CREATE))["user"]
+    body = (await req.body())["user"]
     domain_id = body.get("domain_id") or await projects.caller_domain(req)
     password_hash = await req.services.hasher.hash(body["password"]) if body.get("password") else None
     async with req.services.db.write() as conn:
@@ -60,7 +47,8 @@ async def create(req: IdentityRequest) -> Response:
             user = await db.create_user(conn, name=body["name"], domain_id=domain_id, password_hash=password_hash,
                                         enabled=body.get("enabled", True),
                                         default_project_id=body.get("default_project_id"),
-                                        extra={k: v for k, v in body.items() if k not in _OWN})
+                                        extra={k: v for k, v in body.items() if k not in _OWN},
+                                        options=_options({}, body.get("options")))
         except db.Duplicate as exc:
             raise conflict("user", str(exc)) from None
     return json_response({"user": view(req, user)}, 201)
@@ -85,7 +73,7 @@ async def show(req: IdentityRequest) -> Response:
 
 async def update(req: IdentityRequest) -> Response:
     req.authorize("identity:update_user")
-    body = (await req.json(UPDATE))["user"]
+    body = (await req.body())["user"]
     values: dict[str, Any] = {k: body[k] for k in ("name", "enabled", "default_project_id") if k in body}
     if "password" in body:
         values["password_hash"] = await req.services.hasher.hash(body["password"]) if body["password"] else None
@@ -98,11 +86,19 @@ async def update(req: IdentityRequest) -> Response:
         extra = {k: v for k, v in body.items() if k not in _OWN}
         if extra:
             values["extra"] = {**user["extra"], **extra}
+        if "options" in body:
+            values["options"] = _options(user["options"] or {}, body["options"])
         try:
             user = await db.update_user(conn, user, values)
         except db.Duplicate as exc:
             raise conflict("user", str(exc)) from None
     return json_response({"user": view(req, user)})
+
+
+def _options(current: dict[str, Any], given: dict[str, Any] | None) -> dict[str, Any]:
+    """Keystone's user options: a null value removes the option."""
+    merged = {**current, **(given or {})}
+    return {k: v for k, v in merged.items() if v is not None}
 
 
 async def delete(req: IdentityRequest) -> Response:
@@ -124,13 +120,12 @@ async def list_projects(req: IdentityRequest) -> Response:
 
 async def change_password(req: IdentityRequest) -> Response:
     """``POST /v3/users/{user_id}/password``: needs no token, the original password proves the caller."""
-    body = (await req.json(CHANGE_PASSWORD))["user"]
+    body = (await req.body())["user"]
     async with req.services.db.read() as conn:
         user = await db.get_user(conn, req.path["user_id"])
-    if not await req.services.hasher.check(body["original_password"], user["password_hash"] if user else None):
-        raise unauthorized()
+    await methods.check_password(req.services, user, body["original_password"])
     assert user is not None
-    new_hash = await req.services.hasher.hash(body["password"])
+    new_hash = await req.services.hasher.hash(body["password"], key=user["id"])
     async with req.services.db.write() as conn:
         await db.update_user(conn, user, {"password_hash": new_hash})
     return empty()

@@ -41,6 +41,8 @@ PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
 DEFAULT_LIMIT = 25  # Glance's limit_param_default
 MAX_LIMIT = 1000  # Glance's api_limit_max
 MAX_JSON_BODY = 1 << 20
+MAX_JSON_DEPTH = 32
+INTERNAL_ERROR = "The server has either erred or is incapable of performing the requested operation."  # webob's
 _EQUALS = ("owner", "disk_format", "container_format", "checksum", "os_hash_value")
 _NOT_PROPERTIES = {"limit", "marker", "sort", "sort_key", "sort_dir", "member_status", "visibility", "status",
                    "name", "id", "tag", "os_hidden", "protected", "size_min", "size_max", "created_at",
@@ -161,9 +163,26 @@ async def _read_json(request: Request) -> Any:
     if not body:
         raise ImageBadRequest("Body expected in request.")
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise ImageBadRequest("Malformed JSON in request body.") from None
+    if _depth(value) > MAX_JSON_DEPTH:  # the validators recurse; orjson accepts 1024 levels
+        raise ImageBadRequest(f"Request body nests more than {MAX_JSON_DEPTH} levels.")
+    return value
+
+
+def _depth(value: Any) -> int:
+    deepest, pending = 0, [(value, 0)]
+    while pending:
+        item, level = pending.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_JSON_DEPTH:
+            break
+        if isinstance(item, dict):
+            pending += [(member, level + 1) for member in item.values()]
+        elif isinstance(item, list):
+            pending += [(member, level + 1) for member in item]
+    return deepest
 
 
 def _versions_body(request: Request) -> dict[str, Any]:
@@ -199,6 +218,9 @@ class ImageApi:
             except ClientDisconnect:
                 LOG.info("%s %s: the client went away", request.method, request.url.path)
                 response = error_response(request, 400, "The client closed the connection.")
+            except Exception:
+                LOG.exception("%s %s failed unexpectedly", request.method, request.url.path)
+                response = error_response(request, 500, INTERNAL_ERROR)
             response.headers["x-openstack-request-id"] = request_id
             return response
 
@@ -331,6 +353,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(request, exc.status_code, message, dict(exc.headers or {}))
 
 
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """A failure outside the handlers (they answer their own): Glance's 500, not Starlette's plain text."""
+    LOG.error("%s %s failed: %r", request.method, request.url.path, exc)
+    return error_response(request, 500, INTERNAL_ERROR)
+
+
 def _dispatch(methods: dict[str, Endpoint]) -> Endpoint:
     """All methods of one path in one route, so a 405 lists every allowed method as Glance's does."""
 
@@ -362,4 +390,4 @@ def create_app(store: ImageStore, auth: Authenticator) -> ASGIApp:
         "/v2/schemas/images": {"GET": e(api.images_schema)},
     }
     routes = [Route(path, _dispatch(methods), methods=list(methods)) for path, methods in table.items()]
-    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _internal_error})

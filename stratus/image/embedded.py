@@ -69,7 +69,8 @@ def _qcow2_virtual_size(head: bytes) -> int | None:
 
 class _Upload:
     """One upload: hashed here, written by its store's sink, both in worker threads; ``discard`` waits for a
-    write still running."""
+    write still running, and removes the data even when it was complete (the image went away before it could
+    become active)."""
 
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
@@ -77,17 +78,15 @@ class _Upload:
         self.sha512 = hashlib.sha512()
         self.size = 0
         self.head = b""
-        self._opened = False
-        self._done = False
+        self._discarded = False
         self._lock = threading.Lock()  # discard() must not close the sink under a write still running
 
     def open(self) -> None:
         self.sink.open()
-        self._opened = True
 
     def write(self, data: bytes) -> None:
         with self._lock:
-            if self._done:
+            if self._discarded:
                 return  # discarded meanwhile
             if len(self.head) < 32:
                 self.head += data[:32 - len(self.head)]
@@ -99,12 +98,11 @@ class _Upload:
     def finish(self) -> None:
         with self._lock:
             self.sink.finish()
-            self._done = True
 
     def discard(self) -> None:
         with self._lock:
-            if not self._done:
-                self._done = True
+            if not self._discarded:
+                self._discarded = True
                 self.sink.discard()
 
 
@@ -362,8 +360,12 @@ class ImageStore:
             await self._receive(image_id, location_id, data, chunks)
             await asyncio.to_thread(data.finish)
             return await self._activate(image_id, location_id, row["disk_format"], data)
-        except BaseException:
-            await asyncio.shield(self._abandon(image_id, location_id, data))
+        except BaseException as exc:
+            held = await asyncio.shield(self._abandon(image_id, location_id, data))
+            if not held and isinstance(exc, Exception) and not isinstance(exc, exception.StratusException):
+                # the image was deleted (or reset) under the upload, taking its files: that, not the store's
+                # error about a vanished .part file, is the answer, as Glance's
+                raise ImageGone(_gone(image_id)) from exc
             raise
 
     async def _receive(self, image_id: str, location_id: int, data: _Upload, chunks: AsyncIterable[bytes]
@@ -403,8 +405,7 @@ class ImageStore:
         now = utcnow()
         async with self.db.write() as conn:
             if not await db.activate_location(conn, location_id, now):
-                raise ImageGone(f"Image {image_id} could not be found after upload. The image may have been "
-                                "deleted during the upload.")
+                raise ImageGone(_gone(image_id))
             await db.update_image(conn, image_id, {
                 "status": "active", "size": data.size, "virtual_size": virtual, "checksum": data.md5.hexdigest(),
                 "os_hash_algo": "sha512", "os_hash_value": data.sha512.hexdigest(), "updated_at": now,
@@ -413,16 +414,19 @@ class ImageStore:
             assert row is not None
             return (await self._views(conn, [row]))[0]
 
-    async def _abandon(self, image_id: str, location_id: int, data: _Upload) -> None:
-        """Undo a failed upload: files gone, and the image ``queued`` again if this upload still held it."""
+    async def _abandon(self, image_id: str, location_id: int, data: _Upload) -> bool:
+        """Undo a failed upload: files gone, and the image ``queued`` again if this upload still held it.
+        Returns whether it did (False: the image was deleted or reset meanwhile)."""
         try:
             await asyncio.to_thread(data.discard)
             async with self.db.write() as conn:
-                if await db.drop_pending_location(conn, location_id):
-                    await db.update_image(conn, image_id, {"status": "queued", "updated_at": utcnow()},
-                                          expect_status="saving")
+                if not await db.drop_pending_location(conn, location_id):
+                    return False
+                await db.update_image(conn, image_id, {"status": "queued", "updated_at": utcnow()},
+                                      expect_status="saving")
         except Exception:
             LOG.exception("could not clean up the failed upload of image %s", image_id)
+        return True
 
     async def reclaim_stale_uploads(self, force: bool = False) -> int:
         """Put images whose upload died with its process back to ``queued``; at most once a ``reclaim_interval``."""
@@ -606,6 +610,11 @@ class ImageStore:
             raise
         LOG.info("image %s copied to store %s (%s)", image_id, target.name, url)
         return True
+
+
+def _gone(image_id: str) -> str:
+    return (f"Image {image_id} could not be found after upload. The image may have been deleted during the "
+            "upload, cleaning up the chunks uploaded.")
 
 
 def _csv(value: str | None) -> list[str]:

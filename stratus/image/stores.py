@@ -20,6 +20,7 @@ from typing import IO, Any, Protocol
 from oslo_config import cfg
 
 from stratus.conf import GROUPS
+from stratus.db.engine import PRIVATE_FILE, make_private_dir
 from stratus.image import rbd
 
 FILE_STORE_OPTS = [
@@ -74,8 +75,9 @@ class _FileSink:
         self._file: IO[bytes] | None = None
 
     def open(self) -> None:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        self._file = open(self.part, "xb")  # closed by finish() or discard()
+        make_private_dir(os.path.dirname(self.path))
+        # owner-only, as the database: a private image's data is no other local user's to read
+        self._file = os.fdopen(os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE), "wb")
 
     def write(self, data: bytes) -> None:
         assert self._file is not None
