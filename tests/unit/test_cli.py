@@ -1,0 +1,89 @@
+"""The ``stratus`` command line: common options before or after the subcommand, and the hosts a compute serves.
+
+``cli.prepare`` parses and loads the configuration exactly as ``stratus`` does, without starting anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stratus import cli
+
+REPO = Path(__file__).parents[2]
+
+
+def _conf_file(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("command", ["all-in-one", "api", "conductor", "scheduler", "compute"])
+def test_common_options_after_the_subcommand(command: str, tmp_path: Path) -> None:
+    conf_file = _conf_file(tmp_path / "a.conf", "[DEFAULT]\nhost = from-file\n[scheduler]\nmax_attempts = 7\n")
+    run = cli.prepare([command, "--config-file", conf_file, "--state-path", str(tmp_path / "d"), "--debug"])
+    assert run.command == command
+    assert run.conf.host == "from-file"
+    assert run.conf.scheduler.max_attempts == 7
+    assert run.conf.state_path == str(tmp_path / "d")
+    assert run.conf.debug is True
+
+
+def test_db_sync_takes_them_too(tmp_path: Path) -> None:
+    conf_file = _conf_file(tmp_path / "a.conf", "[DEFAULT]\nhost = h\n")
+    run = cli.prepare(["db", "sync", "--config-file", conf_file])
+    assert (run.command, run.conf.host) == ("db", "h")
+
+
+def test_options_before_and_after_combine(tmp_path: Path) -> None:
+    first = _conf_file(tmp_path / "first.conf", "[DEFAULT]\nhost = first\n[scheduler]\nmax_attempts = 5\n")
+    second = _conf_file(tmp_path / "second.conf", "[DEFAULT]\nhost = second\n")
+    run = cli.prepare(["--config-file", first, "--state-path", str(tmp_path / "before"),
+                       "compute", "--config-file", second, "--state-path", str(tmp_path / "after")])
+    assert run.conf.host == "second"  # files append: the one after the subcommand comes last and wins
+    assert run.conf.scheduler.max_attempts == 5  # and what only the first sets stays
+    assert run.conf.state_path == str(tmp_path / "after")  # the later --state-path wins
+    assert run.conf.debug is False
+    assert cli.prepare(["--debug", "compute"]).conf.debug is True
+    args = cli.parse_args(["--config-file", first, "all-in-one", "--config-file", second])
+    assert args.config_file == [first, second]
+    assert not any(name.startswith("sub_") for name in vars(args))
+
+
+def test_all_in_one_script_passes_common_options_through(tmp_path: Path) -> None:
+    """``./scripts/all-in-one.sh --config-file X`` reaches the real parser with X (the venv is a stand-in whose
+    ``stratus`` prints what ``cli.prepare`` made of its arguments, so nothing is installed or started)."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "all-in-one.sh", repo / "scripts" / "all-in-one.sh")
+    shutil.copy(REPO / "pyproject.toml", repo / "pyproject.toml")
+    bin_dir = repo / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    for tool in ("openstack", "nova"):
+        (bin_dir / tool).write_text("#!/bin/sh\n")
+        (bin_dir / tool).chmod(0o755)
+    show = tmp_path / "show.py"
+    show.write_text("import json, sys\nfrom stratus import cli\nrun = cli.prepare(sys.argv[1:])\n"
+                    "print(json.dumps({'command': run.command, 'hosts': run.hosts, 'state_path': run.conf.state_path,"
+                    " 'host_count': run.conf.fake_driver.host_count}))\n")
+    stub = bin_dir / "stratus"
+    stub.write_text(f'#!/bin/sh\nexec {sys.executable} {show} "$@"\n')
+    stub.chmod(0o755)
+    for marker in (".installed", ".installed-clients"):
+        (repo / ".venv" / marker).touch()
+    os.utime(repo / "pyproject.toml", (0, 0))  # older than the markers: nothing to install
+    conf_file = _conf_file(tmp_path / "aio.conf", "[fake_driver]\nhost_count = 2\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("STRATUS_STATE_PATH", None)
+    proc = subprocess.run([str(repo / "scripts" / "all-in-one.sh"), "--config-file", conf_file],
+                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout)
+    assert seen == {"command": "all-in-one", "hosts": ["compute-1", "compute-2"],
+                    "state_path": str(repo / "data"), "host_count": 2}
