@@ -61,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     comp = sub.add_parser("compute", parents=common,
                           help="A compute agent for one host (or several simulated ones).")
     comp.add_argument("--host", help="Host name (default [DEFAULT] host).")
-    comp.add_argument("--fake-hosts", type=int, help="Simulate this many hosts HOST-1..HOST-N (fake driver).")
+    comp.add_argument("--fake-hosts", type=int, help="With the fake driver, simulate this many hosts HOST-1..HOST-N "
+                                                     "instead of the one host HOST.")
     db = sub.add_parser("db", parents=common, help="Database operations.")
     db.add_argument("action", choices=["sync"])
     return parser
@@ -103,7 +104,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, object]]:
 
 
 def _compute_hosts(conf: conf_mod.cfg.ConfigOpts, base: str, simulated: bool) -> list[str]:
-    if conf.compute_driver.startswith("fake") and (simulated or conf.fake_driver.host_count > 1):
+    """The hosts one compute process serves: ``base``, or with the fake driver and ``simulated`` the
+    ``[fake_driver] host_count`` hosts ``base-1``..``base-N``."""
+    if conf.compute_driver.startswith("fake") and simulated:
         return [f"{base}-{i}" for i in range(1, conf.fake_driver.host_count + 1)]
     return [base]
 
@@ -139,6 +142,7 @@ def prepare(argv: list[str] | None = None) -> Invocation:
         # simulated hosts are compute-1..N; a real hypervisor is this machine, named [DEFAULT] host
         hosts = _compute_hosts(conf, "compute" if conf.compute_driver.startswith("fake") else conf.host, True)
     elif args.command == "compute":
+        # the one host --host (else [DEFAULT] host); a fleet HOST-1..N only when --fake-hosts N asks for it
         hosts = _compute_hosts(conf, args.host or conf.host, bool(args.fake_hosts))
     admin_password = getattr(args, "admin_password", None) or os.environ.get("STRATUS_ADMIN_PASSWORD") or None
     return Invocation(args.command, conf, ROLES[args.command], hosts, admin_password)

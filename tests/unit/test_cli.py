@@ -87,3 +87,17 @@ def test_all_in_one_script_passes_common_options_through(tmp_path: Path) -> None
     seen = json.loads(proc.stdout)
     assert seen == {"command": "all-in-one", "hosts": ["compute-1", "compute-2"],
                     "state_path": str(repo / "data"), "host_count": 2}
+
+
+def test_compute_with_the_fake_driver_runs_exactly_the_host_it_is_given(tmp_path: Path) -> None:
+    assert cli.prepare(["compute", "--host", "hostA"]).hosts == ["hostA"]
+    many = _conf_file(tmp_path / "many.conf", "[fake_driver]\nhost_count = 3\n")
+    # host_count is the all-in-one's fleet; a compute agent started for one host is that host
+    assert cli.prepare(["compute", "--config-file", many, "--host", "hostA"]).hosts == ["hostA"]
+    named = _conf_file(tmp_path / "named.conf", "[DEFAULT]\nhost = box\n")
+    assert cli.prepare(["compute", "--config-file", named]).hosts == ["box"]
+    assert cli.prepare(["compute", "--host", "hostA", "--fake-hosts", "3"]).hosts == ["hostA-1", "hostA-2", "hostA-3"]
+    assert cli.prepare(["all-in-one"]).hosts == ["compute-1", "compute-2", "compute-3", "compute-4"]
+    assert cli.prepare(["all-in-one", "--config-file", many]).hosts == ["compute-1", "compute-2", "compute-3"]
+    assert cli.prepare(["all-in-one", "--fake-hosts", "2"]).hosts == ["compute-1", "compute-2"]
+    assert cli.prepare(["conductor"]).hosts is None
