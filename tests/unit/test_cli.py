@@ -1,22 +1,16 @@
-"""The ``stratus`` command line: common options before or after the subcommand, and the hosts a compute serves.
+"""The ``stratus`` command line: common options before or after the subcommand, and the hosts a compute serves
+(scripts/all-in-one.sh passing them on: test_scripts.py).
 
 ``cli.prepare`` parses and loads the configuration exactly as ``stratus`` does, without starting anything.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from stratus import cli
-
-REPO = Path(__file__).parents[2]
 
 
 def _conf_file(path: Path, text: str) -> str:
@@ -54,39 +48,6 @@ def test_options_before_and_after_combine(tmp_path: Path) -> None:
     args = cli.parse_args(["--config-file", first, "all-in-one", "--config-file", second])
     assert args.config_file == [first, second]
     assert not any(name.startswith("sub_") for name in vars(args))
-
-
-def test_all_in_one_script_passes_common_options_through(tmp_path: Path) -> None:
-    """``./scripts/all-in-one.sh --config-file X`` reaches the real parser with X (the venv is a stand-in whose
-    ``stratus`` prints what ``cli.prepare`` made of its arguments, so nothing is installed or started)."""
-    repo = tmp_path / "repo"
-    (repo / "scripts").mkdir(parents=True)
-    shutil.copy(REPO / "scripts" / "all-in-one.sh", repo / "scripts" / "all-in-one.sh")
-    shutil.copy(REPO / "pyproject.toml", repo / "pyproject.toml")
-    bin_dir = repo / ".venv" / "bin"
-    bin_dir.mkdir(parents=True)
-    for tool in ("openstack", "nova"):
-        (bin_dir / tool).write_text("#!/bin/sh\n")
-        (bin_dir / tool).chmod(0o755)
-    show = tmp_path / "show.py"
-    show.write_text("import json, sys\nfrom stratus import cli\nrun = cli.prepare(sys.argv[1:])\n"
-                    "print(json.dumps({'command': run.command, 'hosts': run.hosts, 'state_path': run.conf.state_path,"
-                    " 'host_count': run.conf.fake_driver.host_count}))\n")
-    stub = bin_dir / "stratus"
-    stub.write_text(f'#!/bin/sh\nexec {sys.executable} {show} "$@"\n')
-    stub.chmod(0o755)
-    for marker in (".installed", ".installed-clients"):
-        (repo / ".venv" / marker).touch()
-    os.utime(repo / "pyproject.toml", (0, 0))  # older than the markers: nothing to install
-    conf_file = _conf_file(tmp_path / "aio.conf", "[fake_driver]\nhost_count = 2\n")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("STRATUS_STATE_PATH", None)
-    proc = subprocess.run([str(repo / "scripts" / "all-in-one.sh"), "--config-file", conf_file],
-                          capture_output=True, text=True, env=env, timeout=60, check=False)
-    assert proc.returncode == 0, proc.stderr
-    seen = json.loads(proc.stdout)
-    assert seen == {"command": "all-in-one", "hosts": ["compute-1", "compute-2"],
-                    "state_path": str(repo / "data"), "host_count": 2}
 
 
 def test_compute_with_the_fake_driver_runs_exactly_the_host_it_is_given(tmp_path: Path) -> None:
