@@ -52,7 +52,9 @@ _uv_args_from_pip() {
     for key in "${!best[@]}"; do
         case $key in
             index-url | extra-index-url | find-links | constraint | no-index | cert | timeout | default-timeout) ;;
+            # how pip talks and where it caches, not what it installs (uv has its own cache, UV_CACHE_DIR)
             disable-pip-version-check | quiet | verbose | progress-bar | no-color | root-user-action) ;;
+            cache-dir | no-cache-dir) ;;
             *) echo "pip setting '$key' is not one uv can be given here: installing with pip" >&2; return 1 ;;
         esac
     done

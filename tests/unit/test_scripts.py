@@ -114,6 +114,7 @@ def test_common_options_reach_the_parser(stand_in: StandIn) -> None:
 
 
 PIP_CONFIG = """\
+:env:.cache-dir='/tmp/pip-cache'
 :env:.cert='/etc/ssl/certs/ca.pem'
 :env:.default-timeout='180'
 :env:.disable-pip-version-check='1'
