@@ -149,7 +149,11 @@ def prepare(argv: list[str] | None = None) -> Invocation:
 
 
 def main(argv: list[str] | None = None) -> int:
-    run = prepare(argv)
+    try:
+        run = prepare(argv)
+    except (conf_mod.cfg.ConfigFilesNotFoundError, conf_mod.cfg.ConfigFileParseError) as exc:
+        print(f"stratus: {exc}", file=sys.stderr)  # a missing or broken --config-file: say so, no traceback
+        return 2
     conf = run.conf
     service.setup_logging(conf)
     if run.command == "db":

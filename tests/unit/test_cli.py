@@ -62,3 +62,15 @@ def test_compute_with_the_fake_driver_runs_exactly_the_host_it_is_given(tmp_path
     assert cli.prepare(["all-in-one", "--config-file", many]).hosts == ["compute-1", "compute-2", "compute-3"]
     assert cli.prepare(["all-in-one", "--fake-hosts", "2"]).hosts == ["compute-1", "compute-2"]
     assert cli.prepare(["conductor"]).hosts is None
+
+
+def test_a_missing_or_broken_config_file_is_a_clear_error(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    missing = str(tmp_path / "nope.conf")
+    assert cli.main(["all-in-one", "--config-file", missing]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("stratus: Failed to find some config files: ") and missing in err
+    broken = _conf_file(tmp_path / "broken.conf", "host = no section\n")
+    assert cli.main(["compute", "--config-file", broken]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("stratus: ") and broken in err and "Traceback" not in err
