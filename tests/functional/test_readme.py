@@ -121,6 +121,19 @@ def test_the_walkthrough_runs_as_written(cli, embedded_cloud: Cloud) -> None:  #
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["ACTIVE", "m1.tiny"]
 
+    # nova, with the OS_* variables the README gives it (the README's URL is the default port; this cloud's differs)
+    export = re.search(r"`(export OS_AUTH_URL=[^`]+)`", section)
+    assert export is not None
+    script = export.group(1).replace("http://127.0.0.1:5000/v3", embedded_cloud.identity_url)
+    nova = Path(sys.executable).with_name("nova")
+    for command in re.findall(r"`nova ([a-z-]+)`", section):
+        proc = subprocess.run(["bash", "-c", f"{script}; exec {nova} {command}"], capture_output=True, text=True,
+                              cwd=embedded_cloud.state_path.parent, env=env, timeout=60)
+        assert proc.returncode == 0, (command, proc.stderr)
+        assert "| ID" in proc.stdout, proc.stdout
+        if command == "flavor-list":
+            assert "m1.tiny" in proc.stdout
+
     # leave the shared cloud as it was
     admin.identity.delete_application_credential(admin.current_user_id, credentials[0].id)
     admin.identity.delete_user(admin.identity.find_user("demo"))
