@@ -6,15 +6,15 @@
 #
 #   benchmarks/zero_to_cloud.sh [WORKDIR]     (default /tmp/zero-to-cloud; removed first)
 #
-# The pip and uv caches are the user's (warm after a first run); ZTC_COLD=1 gives both an empty cache of their own
-# under WORKDIR, as on a machine that never installed anything.
+# The pip and uv caches are the user's unless ZTC_CACHE=DIR names a directory for both (an empty one: as on a machine
+# that never installed anything; the same again: warm). STRATUS_INSTALLER=pip measures the install with pip.
 set -euo pipefail
 source=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/tmp/zero-to-cloud}
 rm -rf "$work"
 mkdir -p "$work"
-if [ "${ZTC_COLD:-0}" = 1 ]; then
-    export PIP_CACHE_DIR=$work/cache/pip UV_CACHE_DIR=$work/cache/uv
+if [ -n "${ZTC_CACHE:-}" ]; then
+    export PIP_CACHE_DIR=$ZTC_CACHE/pip UV_CACHE_DIR=$ZTC_CACHE/uv
 fi
 for port in 5000 8774 9292; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -51,5 +51,6 @@ openstack image create --file disk.raw --disk-format raw --container-format bare
 mark "image uploaded (64 MiB)"
 openstack flavor list >/dev/null
 openstack keypair create my-key >my-key.pem
+mark "flavor list, key pair"
 openstack server create --image my-image --flavor m1.tiny --key-name my-key --wait my-server -f value -c status
 mark "first server ACTIVE"
