@@ -8,10 +8,9 @@
 # RabbitMQ (scripts/rabbitmq.sh) for every service in its own process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/install.sh
 if [ ! -x .venv/bin/pytest ] || [ pyproject.toml -nt .venv/.installed-test ]; then
-    python3 -m venv .venv
-    .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -e '.[test]'
+    venv_install .venv -e '.[test]'   # the same installer as all-in-one.sh (uv, else pip)
     touch .venv/.installed-test
 fi
 if [ "$(id -u)" = 0 ]; then

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -13,37 +14,72 @@ import sys
 from stratus import conf as conf_mod
 from stratus import service
 
+#: the options every subcommand takes, before it or after it: ``stratus --debug compute --config-file c.conf``
+COMMON_OPTIONS = ("config_file", "state_path", "debug")
+
+
+def _common_options(sub: bool) -> argparse.ArgumentParser:
+    """``--config-file``, ``--state-path``, ``--debug`` as a parent parser, for the main parser and every subcommand.
+
+    A subcommand's copy stores under ``sub_*``: argparse would otherwise let the subparser's defaults overwrite what
+    was given before the subcommand. ``_merged`` then combines the two: files append (those before the subcommand
+    first, so later files win as usual), the later ``--state-path`` wins, ``--debug`` in either place counts."""
+    prefix = "sub_" if sub else ""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("common options (before or after the subcommand)")
+    group.add_argument("--config-file", dest=f"{prefix}config_file", action="append", default=[], metavar="PATH",
+                       help="INI file with Nova's sections and options (repeatable; later files win).")
+    group.add_argument("--state-path", dest=f"{prefix}state_path", metavar="PATH",
+                       help="Data directory (database, images, instances); default [DEFAULT] state_path.")
+    group.add_argument("--debug", dest=f"{prefix}debug", action="store_true", help="Log at DEBUG level.")
+    return parent
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stratus", description=__doc__)
-    parser.add_argument("--config-file", action="append", default=[], metavar="PATH",
-                        help="INI file with Nova's sections and options (repeatable; later files win).")
-    parser.add_argument("--state-path", help="Data directory (database, images, instances).")
-    parser.add_argument("--debug", action="store_true", help="Log at DEBUG level.")
+    parser = argparse.ArgumentParser(prog="stratus", description=__doc__, parents=[_common_options(sub=False)])
+    common = [_common_options(sub=True)]
     sub = parser.add_subparsers(dest="command", required=True)
-    aio = sub.add_parser("all-in-one", help="The whole cloud in one process on the embedded defaults.")
+    aio = sub.add_parser("all-in-one", parents=common,
+                         help="The whole cloud in one process on the embedded defaults.")
     aio.add_argument("--compute-port", type=int, help="Compute API port (default 8774).")
     aio.add_argument("--image-port", type=int, help="Image API port (default 9292).")
     aio.add_argument("--identity-port", type=int, help="Identity API port (default 5000).")
     aio.add_argument("--listen", help="Address the APIs listen on (default 127.0.0.1).")
-    aio.add_argument("--fake-hosts", type=int, help="Simulated hypervisor hosts (default [fake_driver] host_count).")
+    aio.add_argument("--fake-hosts", type=int, help="Simulated hypervisor hosts compute-1..N with the fake driver "
+                                                    "(default [fake_driver] host_count).")
     aio.add_argument("--admin-password", help="Password of the identity admin user (default: env "
                                               "STRATUS_ADMIN_PASSWORD, else generated at the first start and saved "
                                               "in state_path/admin-password).")
-    api = sub.add_parser("api", help="The compute API (and the embedded image API).")
+    api = sub.add_parser("api", parents=common, help="The compute API (and the embedded image API).")
     api.add_argument("--compute-port", type=int)
     api.add_argument("--image-port", type=int)
     api.add_argument("--identity-port", type=int)
     api.add_argument("--listen")
     api.add_argument("--admin-password", help="As for all-in-one.")
-    sub.add_parser("conductor", help="The conductor service.")
-    sub.add_parser("scheduler", help="The scheduler service.")
-    comp = sub.add_parser("compute", help="A compute agent for one host (or several simulated ones).")
+    sub.add_parser("conductor", parents=common, help="The conductor service.")
+    sub.add_parser("scheduler", parents=common, help="The scheduler service.")
+    comp = sub.add_parser("compute", parents=common,
+                          help="A compute agent for one host (or several simulated ones).")
     comp.add_argument("--host", help="Host name (default [DEFAULT] host).")
-    comp.add_argument("--fake-hosts", type=int, help="Simulate this many hosts HOST-1..HOST-N (fake driver).")
-    db = sub.add_parser("db", help="Database operations.")
+    comp.add_argument("--fake-hosts", type=int, help="With the fake driver, simulate this many hosts HOST-1..HOST-N "
+                                                     "instead of the one host HOST.")
+    db = sub.add_parser("db", parents=common, help="Database operations.")
     db.add_argument("action", choices=["sync"])
     return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with the common options given before and after the subcommand merged."""
+    return _merged(_parser().parse_args(argv))
+
+
+def _merged(args: argparse.Namespace) -> argparse.Namespace:
+    args.config_file = [*args.config_file, *args.sub_config_file]
+    args.state_path = args.sub_state_path or args.state_path
+    args.debug = args.debug or args.sub_debug
+    for name in COMMON_OPTIONS:
+        delattr(args, f"sub_{name}")
+    return args
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, object]]:
@@ -68,40 +104,70 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, object]]:
 
 
 def _compute_hosts(conf: conf_mod.cfg.ConfigOpts, base: str, simulated: bool) -> list[str]:
-    if conf.compute_driver.startswith("fake") and (simulated or conf.fake_driver.host_count > 1):
+    """The hosts one compute process serves: ``base``, or with the fake driver and ``simulated`` the
+    ``[fake_driver] host_count`` hosts ``base-1``..``base-N``."""
+    if conf.compute_driver.startswith("fake") and simulated:
         return [f"{base}-{i}" for i in range(1, conf.fake_driver.host_count + 1)]
     return [base]
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+@dataclasses.dataclass(frozen=True)
+class Invocation:
+    """What a command line asks for: the configuration, and for a service the roles and hosts it runs."""
+
+    command: str
+    conf: conf_mod.cfg.ConfigOpts
+    roles: frozenset[str] = frozenset()
+    hosts: list[str] | None = None  # compute hosts; None for a process without the compute role
+    admin_password: str | None = None
+
+
+ROLES = {
+    "all-in-one": frozenset({"api", "image", "identity", "conductor", "scheduler", "compute"}),
+    "api": frozenset({"api", "image", "identity"}),
+    "conductor": frozenset({"conductor"}),
+    "scheduler": frozenset({"scheduler"}),
+    "compute": frozenset({"compute"}),
+}
+
+
+def prepare(argv: list[str] | None = None) -> Invocation:
+    """Parse the command line and load the configuration; starts nothing."""
+    args = parse_args(argv)
     conf = conf_mod.load(args.config_file, _overrides(args))
-    service.setup_logging(conf)
     if args.command == "db":
+        return Invocation("db", conf)
+    hosts = None
+    if args.command == "all-in-one":
+        # simulated hosts are compute-1..N; a real hypervisor is this machine, named [DEFAULT] host
+        hosts = _compute_hosts(conf, "compute" if conf.compute_driver.startswith("fake") else conf.host, True)
+    elif args.command == "compute":
+        # the one host --host (else [DEFAULT] host); a fleet HOST-1..N only when --fake-hosts N asks for it
+        hosts = _compute_hosts(conf, args.host or conf.host, bool(args.fake_hosts))
+    admin_password = getattr(args, "admin_password", None) or os.environ.get("STRATUS_ADMIN_PASSWORD") or None
+    return Invocation(args.command, conf, ROLES[args.command], hosts, admin_password)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        run = prepare(argv)
+    except (conf_mod.cfg.ConfigFilesNotFoundError, conf_mod.cfg.ConfigFileParseError) as exc:
+        print(f"stratus: {exc}", file=sys.stderr)  # a missing or broken --config-file: say so, no traceback
+        return 2
+    conf = run.conf
+    service.setup_logging(conf)
+    if run.command == "db":
         async def _sync() -> None:
             db = await service.open_database(conf)
             await db.dispose()
         asyncio.run(_sync())
         print("database schema is up to date")
         return 0
-    roles, hosts = {
-        "all-in-one": ({"api", "image", "identity", "conductor", "scheduler", "compute"}, None),
-        "api": ({"api", "image", "identity"}, None),
-        "conductor": ({"conductor"}, None),
-        "scheduler": ({"scheduler"}, None),
-        "compute": ({"compute"}, None),
-    }[args.command]
-    if args.command == "all-in-one":
-        # simulated hosts are compute-1..N; a real hypervisor is this machine, named [DEFAULT] host
-        hosts = _compute_hosts(conf, "compute" if conf.compute_driver.startswith("fake") else conf.host, True)
-    elif args.command == "compute":
-        hosts = _compute_hosts(conf, args.host or conf.host, bool(args.fake_hosts))
-    if args.command != "all-in-one" and conf.transport_url.startswith(("local:", "fake:")):
+    if run.command != "all-in-one" and conf.transport_url.startswith(("local:", "fake:")):
         logging.getLogger("stratus").warning(
             "transport_url %s only reaches services in this process; %s on its own needs a shared "
-            "transport (RabbitMQ) to talk to the other services", conf.transport_url, args.command)
-    admin_password = getattr(args, "admin_password", None) or os.environ.get("STRATUS_ADMIN_PASSWORD") or None
-    services = service.Services(conf, roles, hosts, admin_password=admin_password)
+            "transport (RabbitMQ) to talk to the other services", conf.transport_url, run.command)
+    services = service.Services(conf, set(run.roles), run.hosts, admin_password=run.admin_password)
     return _run(services)
 
 

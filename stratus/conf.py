@@ -197,7 +197,8 @@ SECURITY_COMPLIANCE_OPTS = [
 
 FAKE_DRIVER_OPTS = [
     cfg.IntOpt("host_count", default=4, min=1,
-               help="Hypervisor hosts one compute process simulates (all-in-one: compute-1..N)."),
+               help="Hypervisor hosts the all-in-one simulates, compute-1..N. `stratus compute --host H` runs "
+                    "the one host H, and simulates H-1..N only with `--fake-hosts N`."),
     cfg.IntOpt("vcpus", default=64, help="Physical CPUs of each simulated host."),
     cfg.IntOpt("memory_mb", default=262144, help="RAM of each simulated host."),
     cfg.IntOpt("local_gb", default=2048, help="Local disk of each simulated host."),

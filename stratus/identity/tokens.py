@@ -69,7 +69,9 @@ class TokenStore:
         self.expiration = datetime.timedelta(seconds=expiration)
         self.cache_time = cache_time
         self._cache: dict[str, tuple[Token, float]] = {}
-        self._last_purge: float | None = None  # a new store purges at its first issue
+        #: when this store last purged (time.monotonic()), None before its first: monotonic time starts near 0 at
+        #: boot, so "last purged at 0.0" would mean "just purged" for the first hour of a freshly booted host
+        self._last_purge: float | None = None
 
     async def issue(self, conn: Connection, *, user_id: str, roles: list[dict[str, str]], methods: list[str],
                     project_id: str | None = None, domain_id: str | None = None,
@@ -89,8 +91,9 @@ class TokenStore:
                   "domain_id": domain_id, "roles": roles, "methods": methods, "audit_ids": audit_ids,
                   "application_credential_id": application_credential_id, "issued_at": now, "expires_at": expiry}
         await db.insert_token(conn, values)
-        if self._last_purge is None or time.monotonic() - self._last_purge > PURGE_INTERVAL:
-            self._last_purge = time.monotonic()
+        clock = time.monotonic()
+        if self._last_purge is None or clock - self._last_purge > PURGE_INTERVAL:
+            self._last_purge = clock
             await db.purge_tokens(conn, now - EXPIRED_KEPT)
         return token_id, Token.from_row({**values, "revoked": False})
 

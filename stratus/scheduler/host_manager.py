@@ -93,8 +93,9 @@ class HostManager:
         self._full_needed = True
         self._dirty: set[int] = set()
         self._since = utcnow()
-        self._synced_at = 0.0
-        self._slow_synced_at = 0.0
+        # never synced: -inf, not 0.0, since time.monotonic() is only seconds on a freshly booted host
+        self._synced_at = float("-inf")
+        self._slow_synced_at = float("-inf")
 
     # --- arrays ------------------------------------------------------------------------------------------
     def _allocate(self, n: int) -> None:

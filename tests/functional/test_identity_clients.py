@@ -53,19 +53,7 @@ def cli(embedded_cloud: Cloud, tmp_path_factory: pytest.TempPathFactory):  # typ
 
 
 def test_cli_with_the_written_clouds_yaml(cli) -> None:  # type: ignore[no-untyped-def]
-    disk = cli.tmp / "disk.raw"
-    disk.write_bytes(b"\0" * 65536)
-    image = cli("image", "create", "--file", str(disk), "--disk-format", "raw", "--container-format", "bare",
-                "cli-embedded-image", "-f", "json")
-    assert image["status"] == "active"
-    server = cli("server", "create", "--image", "cli-embedded-image", "--flavor", "m1.tiny", "--wait",
-                 "cli-embedded-vm", "-f", "json")
-    assert server["status"] == "ACTIVE"
-    assert any(s["Name"] == "cli-embedded-vm" for s in cli("server", "list", "-f", "json"))
-    assert cli("server", "show", "cli-embedded-vm", "-f", "json")["id"] == server["id"]
-    cli("server", "delete", "--wait", "cli-embedded-vm")
-    assert not any(s["Name"] == "cli-embedded-vm" for s in cli("server", "list", "-f", "json"))
-    cli("image", "delete", "cli-embedded-image")
+    """Booting with it is the README's walkthrough (test_readme.py); here, the catalog the CLI finds."""
     assert {s["Type"] for s in cli("catalog", "list", "-f", "json")} == {"identity", "compute", "image"}
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime
 import time
+import types
 from typing import Any
 
 import pytest
 
 from stratus.db import identity as db
+from stratus.identity import tokens as tokens_mod
 from stratus.identity.common import IdentityServices
 from stratus.identity.passwords import Hasher
 from stratus.identity.tokens import TokenStore
@@ -157,8 +159,27 @@ async def test_purge_forgets_long_expired_tokens(identity: IdentityServices) -> 
         assert await db.purge_tokens(conn, utcnow() - datetime.timedelta(days=2)) == 1
         assert await db.get_token(conn, db.token_hash(old)) is None
         assert await db.get_token(conn, db.token_hash(fresh)) is not None
+
+
+async def test_a_fresh_store_purges_at_its_first_issue_on_a_host_booted_seconds_ago(
+        identity: IdentityServices, monkeypatch: pytest.MonkeyPatch) -> None:
+    """time.monotonic() counts from boot: on a host up for 5 s it is 5.0, and a store that took 0.0 for "never
+    purged" would think it purged 5 s ago and wait an hour."""
+    user, project = await _user_with_role(identity, "grace")
     old = await _issue(identity, user, project, expires_at=utcnow() - datetime.timedelta(days=3))
+    clock = [5.0]
+    # the tokens module's clock only: the event loop keeps the real one
+    monkeypatch.setattr(tokens_mod, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
     issuer = TokenStore(identity.db, 3600, 5.0)  # a fresh store purges at its first issue, then hourly
     async with identity.db.write() as conn:
         await issuer.issue(conn, user_id=user["id"], roles=[], methods=["password"])
         assert await db.get_token(conn, db.token_hash(old)) is None
+    older = await _issue(identity, user, project, expires_at=utcnow() - datetime.timedelta(days=3))
+    clock[0] = 5.0 + 3000  # within the hour: no purge
+    async with identity.db.write() as conn:
+        await issuer.issue(conn, user_id=user["id"], roles=[], methods=["password"])
+        assert await db.get_token(conn, db.token_hash(older)) is not None
+    clock[0] = 5.0 + 3601  # an hour on: purged again
+    async with identity.db.write() as conn:
+        await issuer.issue(conn, user_id=user["id"], roles=[], methods=["password"])
+        assert await db.get_token(conn, db.token_hash(older)) is None
