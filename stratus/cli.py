@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--identity-port", type=int)
     api.add_argument("--listen")
     api.add_argument("--admin-password", help="As for all-in-one.")
+    sub.add_parser("metadata", help="The metadata API for guests (port 8775).")
     sub.add_parser("conductor", help="The conductor service.")
     sub.add_parser("scheduler", help="The scheduler service.")
     comp = sub.add_parser("compute", help="A compute agent for one host (or several simulated ones).")
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         print("database schema is up to date")
         return 0
     roles, hosts = {
-        "all-in-one": ({"api", "image", "identity", "conductor", "scheduler", "compute"}, None),
+        "all-in-one": ({"api", "image", "identity", "conductor", "scheduler", "compute", "metadata"}, None),
+        "metadata": ({"metadata"}, None),
         "api": ({"api", "image", "identity"}, None),
         "conductor": ({"conductor"}, None),
         "scheduler": ({"scheduler"}, None),
