@@ -91,8 +91,14 @@ class Services:
             self.conductor = ConductorManager(conf, db, transport, service_id=self.service_ids[-1])
             await transport.listen("conductor", self.conductor)
         if "compute" in self.roles:
+            from stratus.compute import config_drive
             from stratus.compute.manager import ComputeManager
             from stratus.virt import loader
+
+            try:
+                config_drive.check_options(conf)
+            except ValueError as exc:
+                raise StartupError(str(exc)) from exc
 
             for host in self.compute_hosts:
                 driver = loader.load_driver(conf, host, images)
@@ -130,7 +136,7 @@ class Services:
 
         try:
             static = vendordata.load_static(self.conf)
-        except vendordata.VendorDataError as exc:
+        except (vendordata.VendorDataError, cfg.Error) as exc:
             raise StartupError(str(exc)) from exc
         assert self.db is not None
         self._serve(handler.create_app(self.conf, self.db, static), self.conf.metadata_listen,

@@ -21,6 +21,17 @@ from stratus.metadata import source, vendordata
 from stratus.virt.driver import ComputeDriver, ConfigDrive
 
 
+def check_options(conf: cfg.ConfigOpts) -> None:
+    """At compute start: the config drive options are ones this host can honour (``config_drive_format``,
+    ``vendordata_providers``, a readable ``vendordata_jsonfile_path``), so a bad one stops the service with the
+    reason instead of failing builds later. Raises ValueError."""
+    try:
+        conf.config_drive_format, conf.api.config_drive_skip_versions  # noqa: B018 - validated on access
+        vendordata.load_static(conf)
+    except (cfg.Error, vendordata.VendorDataError) as exc:
+        raise ValueError(str(exc)) from exc
+
+
 def required_by(conf: cfg.ConfigOpts, instance: dict[str, Any], image_meta: dict[str, Any]) -> bool:
     props = {**image_meta, **(image_meta.get("properties") or {})}
     asked = str(instance.get("config_drive") or "").lower() in ("true", "1", "yes")

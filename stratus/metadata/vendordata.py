@@ -19,8 +19,9 @@ class VendorDataError(Exception):
 
 
 def load_static(conf: cfg.ConfigOpts) -> dict[str, Any]:
+    providers = conf.api.vendordata_providers  # read first: a provider it does not offer is refused here
     path = conf.api.vendordata_jsonfile_path
-    if not path or "StaticJSON" not in conf.api.vendordata_providers:
+    if not path or "StaticJSON" not in providers:
         return {}
     try:
         with open(path, "rb") as handle:

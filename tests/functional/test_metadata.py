@@ -8,6 +8,8 @@ import base64
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -233,3 +235,31 @@ def test_fixed_ip_lookup_without_networking_is_404(tmp_path: Path) -> None:
         assert resp.text == "404 Not Found\n\nThe resource could not be found.\n\n   "
     finally:
         stop_cloud(cloud)
+
+
+def test_user_data_is_checked_at_create(md_cloud: Cloud, api: httpx.Client) -> None:
+    """What reaches the guest was checked when the server was asked for: base64, at most 65535 characters."""
+    with md_cloud.image_client() as images:
+        image = upload_image(images)
+    before = len(api.get("/servers").json()["servers"])
+    too_long = boot(api, image["id"], networks="none", user_data="A" * 65536)
+    assert too_long.status_code == 400, too_long.text
+    assert "user_data" in too_long.json()["badRequest"]["message"]
+    not_base64 = boot(api, image["id"], networks="none", user_data="!!notbase64")
+    assert not_base64.status_code == 400
+    assert not_base64.json()["badRequest"]["message"] == "User data needs to be valid base 64."
+    assert len(api.get("/servers").json()["servers"]) == before
+
+
+@pytest.mark.parametrize("option, error", [
+    ("[DEFAULT]\nconfig_drive_format = vfat\n", "config_drive_format"),
+    ("[api]\nvendordata_providers = DynamicJSON\n", "vendordata_providers"),
+    ("[api]\nvendordata_jsonfile_path = /nonexistent/vendor.json\n", "vendordata_jsonfile_path"),
+])
+def test_options_it_cannot_honour_stop_the_start(tmp_path: Path, option: str, error: str) -> None:
+    config = tmp_path / "stratus.conf"
+    config.write_text(f"[DEFAULT]\nstate_path = {tmp_path / 'data'}\n[api]\nauth_strategy = noauth2\n" + option)
+    proc = subprocess.run([sys.executable, "-m", "stratus.cli", "--config-file", str(config), "all-in-one"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert error in proc.stderr
