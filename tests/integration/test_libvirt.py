@@ -319,6 +319,37 @@ def _upload_disk_copy(client: httpx.Client, images: GuestImages, name: str) -> s
     return image_id
 
 
+def test_config_drive_reaches_the_guest(lv_cloud: Cloud, api: httpx.Client, images: GuestImages, flavor: str,
+                                        conn: Any) -> None:
+    """``--config-drive True`` with a key pair and user data: the guest finds the ``config-2`` CD-ROM and prints
+    its own uuid, hostname, key fingerprint and user data line from it; the drive goes with the instance."""
+    key = api.post("/os-keypairs", json={"keypair": {"name": f"lv-key-{uuid.uuid4().hex[:6]}"}})
+    assert key.status_code == 201, key.text
+    keypair = key.json()["keypair"]
+    line = f"stratus-user-data-{uuid.uuid4().hex[:8]}"
+    server_id = _boot_guest(api, images, flavor, name="lv-md", config_drive=True, key_name=keypair["name"],
+                            user_data=base64.b64encode(f"{line}\nsecond line\n".encode()).decode())
+    output = _console(api, server_id)
+    assert f"STRATUS-METADATA: {server_id}" in output
+    assert "STRATUS-HOSTNAME: lv-md.novalocal" in output
+    assert f"STRATUS-KEY: {keypair['fingerprint']}" in output
+    assert f"STRATUS-USERDATA: {line}" in output
+    assert api.get(f"/servers/{server_id}").json()["server"]["config_drive"] == "True"
+    xml = conn.lookupByUUIDString(server_id).XMLDesc(0).replace("'", '"')
+    drive = lv_cloud.state_path / "instances" / server_id / "disk.config"
+    assert f'<source file="{drive}"' in xml and '<target dev="hdd" bus="ide"/>' in xml
+    assert api.delete(f"/servers/{server_id}").status_code == 204
+    wait_gone(api, server_id, timeout=60)
+    assert not drive.exists()
+
+
+def test_no_config_drive_by_default(api: httpx.Client, images: GuestImages, flavor: str) -> None:
+    server_id = _boot_guest(api, images, flavor)
+    assert "STRATUS-METADATA: none" in _console(api, server_id)
+    assert api.delete(f"/servers/{server_id}").status_code == 204
+    wait_gone(api, server_id, timeout=60)
+
+
 def test_compute_restart_reconciles(libvirt_uri: str, images: GuestImages, flavor: str, conn: Any,
                                     lv_cloud: Cloud) -> None:
     """Restarting the compute agent double-starts nothing (the running guest keeps its qemu) and orphans
@@ -385,33 +416,3 @@ def test_libvirt_down_disables_the_service_until_it_is_back(libvirt_daemon: Libv
                            capture_output=True)
         _wait("the service to enable itself again", lambda: compute_service()["status"] == "enabled", timeout=60)
 
-
-def test_config_drive_reaches_the_guest(lv_cloud: Cloud, api: httpx.Client, images: GuestImages, flavor: str,
-                                        conn: Any) -> None:
-    """``--config-drive True`` with a key pair and user data: the guest finds the ``config-2`` CD-ROM and prints
-    its own uuid, hostname, key fingerprint and user data line from it; the drive goes with the instance."""
-    key = api.post("/os-keypairs", json={"keypair": {"name": f"lv-key-{uuid.uuid4().hex[:6]}"}})
-    assert key.status_code == 201, key.text
-    keypair = key.json()["keypair"]
-    line = f"stratus-user-data-{uuid.uuid4().hex[:8]}"
-    server_id = _boot_guest(api, images, flavor, name="lv-md", config_drive=True, key_name=keypair["name"],
-                            user_data=base64.b64encode(f"{line}\nsecond line\n".encode()).decode())
-    output = _console(api, server_id)
-    assert f"STRATUS-METADATA: {server_id}" in output
-    assert "STRATUS-HOSTNAME: lv-md.novalocal" in output
-    assert f"STRATUS-KEY: {keypair['fingerprint']}" in output
-    assert f"STRATUS-USERDATA: {line}" in output
-    assert api.get(f"/servers/{server_id}").json()["server"]["config_drive"] == "True"
-    xml = conn.lookupByUUIDString(server_id).XMLDesc(0).replace("'", '"')
-    drive = lv_cloud.state_path / "instances" / server_id / "disk.config"
-    assert f'<source file="{drive}"' in xml and '<target dev="hdd" bus="ide"/>' in xml
-    assert api.delete(f"/servers/{server_id}").status_code == 204
-    wait_gone(api, server_id, timeout=60)
-    assert not drive.exists()
-
-
-def test_no_config_drive_by_default(api: httpx.Client, images: GuestImages, flavor: str) -> None:
-    server_id = _boot_guest(api, images, flavor)
-    assert "STRATUS-METADATA: none" in _console(api, server_id)
-    assert api.delete(f"/servers/{server_id}").status_code == 204
-    wait_gone(api, server_id, timeout=60)
