@@ -251,6 +251,8 @@ class MetadataApp:
         async with self.db.write() as conn:
             stored = await source.set_password(conn, meta.uuid, body.decode("utf-8", "replace"))
         self.cache.drop(f"metadata-{meta.uuid}")
+        if stored is None:  # deleted since its metadata was cached
+            raise HTTPError(400, f"Instance {meta.uuid} could not be found.")
         if not stored:  # set meanwhile (Nova's window while its cache is stale); the first one stays
             raise HTTPError(409)
         return 200, html, b""

@@ -49,14 +49,14 @@ async def instance_by_fixed_ip(conn: Connection, address: str) -> str | None:
     return None
 
 
-async def set_password(conn: Connection, uuid: str, password: str) -> bool:
+async def set_password(conn: Connection, uuid: str, password: str) -> bool | None:
     """Store the password a guest posts (Nova's ``password_0``..``password_3`` system metadata) unless one is
-    there already; False when there is one (or the instance is gone). Call it in a write transaction: the
+    there already; False when there is one, None when the instance is gone. Call it in a write transaction: the
     check and the write are one unit."""
     row = (await conn.execute(select(instances.c.system_metadata).where(
         instances.c.uuid == uuid, instances.c.deleted == 0))).first()
     if row is None:
-        return False
+        return None
     sysmeta = dict(row[0] or {})
     if base.extract_password(sysmeta):
         return False

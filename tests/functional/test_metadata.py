@@ -10,6 +10,7 @@ import hmac
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from stratus.local_cloud import Cloud, start_cloud, stop_cloud
+from stratus.local_cloud import Cloud, free_port, start_cloud, stop_cloud
 from stratus.metadata import base, configdrive
 from tests.functional.helpers import boot, upload_image, wait_for_status, wait_gone
 from tests.unit.test_keypair_crypto import RSA
@@ -184,6 +185,14 @@ def test_password_is_posted_once(md_cloud: Cloud, api: httpx.Client, server: dic
     assert get(md_cloud, path, fresh, method="PUT", body="x").status_code == 400
     assert get(md_cloud, path, server).content == b""  # the other instance's password is its own
     assert api.delete(f"/servers/{fresh['id']}").status_code == 204
+    # deleted while its metadata is still cached (Nova serves it for the cache's lifetime): no password is stored
+    gone = wait_for_status(api, boot(api, image["id"], name="gone", networks="none").json()["server"]["id"],
+                           {"ACTIVE"})
+    assert get(md_cloud, path, gone).status_code == 200
+    assert api.delete(f"/servers/{gone['id']}").status_code == 204
+    wait_gone(api, gone["id"])
+    late = get(md_cloud, path, gone, method="POST", body="late")
+    assert late.status_code == 400 and f"Instance {gone['id']} could not be found." in late.text
 
 
 def test_config_drive_matches_the_api(md_cloud: Cloud, api: httpx.Client, server: dict[str, Any]) -> None:
@@ -263,3 +272,26 @@ def test_options_it_cannot_honour_stop_the_start(tmp_path: Path, option: str, er
                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert error in proc.stderr
+
+
+def test_metadata_role_on_its_own(tmp_path: Path) -> None:
+    """``stratus metadata``: the metadata API alone, on the database it shares with the other services."""
+    port = free_port()
+    config = tmp_path / "stratus.conf"
+    config.write_text(f"[DEFAULT]\nstate_path = {tmp_path / 'data'}\nmetadata_listen_port = {port}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "stratus.cli", "--config-file", str(config), "metadata"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                resp = httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        assert resp.status_code == 200 and resp.text.endswith("2009-04-04\nlatest")
+        assert httpx.get(f"http://127.0.0.1:{port}/latest/meta-data/", timeout=5).status_code == 404
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
