@@ -19,6 +19,8 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
+from stratus.metadata import network_data
+
 #: EC2 versions, oldest first (Nova's ``VERSIONS``)
 VERSIONS = ["1.0", "2007-01-19", "2007-03-01", "2007-08-29", "2007-10-10", "2007-12-15", "2008-02-01",
             "2008-09-01", "2009-04-04"]
@@ -128,8 +130,8 @@ class InstanceMetadata:
         self.userdata_raw: bytes | None = None if raw is None else base64.b64decode(raw)
         self.password = extract_password(inst.get("system_metadata") or {})
         self.launch_metadata: dict[str, str] = dict(inst.get("metadata") or {})
-        self.network_metadata = network_metadata(self.network_info)
-        self.fixed_ips, self.floating_ips = ec2_ip_info(self.network_info)
+        self.network_metadata = network_data.network_metadata(self.network_info) or {}
+        self.fixed_ips, self.floating_ips = network_data.ec2_ip_info(self.network_info)
 
     # --- EC2 ---------------------------------------------------------------------------------------------
     def hostname(self) -> str:
@@ -333,25 +335,3 @@ def find_path_in_tree(data: Any, tokens: list[str]) -> Any:
         else:  # Nova fails with a 500 below a list or a leaf; a 404 says the same without the traceback
             raise InvalidMetadataPath("/".join(tokens[:index]))
     return data
-
-
-def ec2_ip_info(network_info: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """Nova's ``get_ec2_ip_info``: the fixed IPv4 and floating addresses of every VIF."""
-    fixed, floating = [], []
-    for vif in network_info:
-        for subnet in (vif.get("network") or {}).get("subnets") or []:
-            for ip in subnet.get("ips") or []:
-                if ip.get("version", 4) == 4:
-                    fixed.append(ip["address"])
-                floating += [f["address"] for f in ip.get("floating_ips") or []]
-    return fixed, floating
-
-
-def network_metadata(network_info: list[dict[str, Any]]) -> dict[str, Any]:
-    """network_data.json. With no VIFs Nova's ``get_network_metadata`` returns None and the API serves ``{}``:
-    every Stratus instance today (no guest networking yet). Plugged VIFs get Nova's ``links``/``networks``/
-    ``services`` document from the networking work; until then a non-empty network info is refused rather than
-    described in a shape cloud-init would misread."""
-    if not network_info:
-        return {}
-    raise NotImplementedError("network_data.json for plugged VIFs comes with guest networking")

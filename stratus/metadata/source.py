@@ -12,7 +12,7 @@ from stratus.db import instances as instances_db
 from stratus.db import keypairs as keypairs_db
 from stratus.db.engine import Connection
 from stratus.db.models import instances
-from stratus.metadata import base
+from stratus.metadata import base, network_data
 from stratus.utils import utcnow
 
 
@@ -43,7 +43,7 @@ async def instance_by_fixed_ip(conn: Connection, address: str) -> str | None:
     query = select(instances.c.uuid, instances.c.network_info).where(
         instances.c.deleted == 0, cast(instances.c.network_info, Text).like(f'%"{address}"%'))
     for uuid, network_info in await conn.execute(query):
-        fixed, _floating = base.ec2_ip_info(list(network_info or []))
+        fixed, _floating = network_data.ec2_ip_info(list(network_info or []))
         if address in fixed:
             return str(uuid)
     return None
