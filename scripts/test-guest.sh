@@ -17,6 +17,9 @@
 #   STRATUS-CMDLINE: <kernel command line>
 #   STRATUS-DISK: <content of /stratus-disk on /dev/vda, mounted read-only>   (or "none")
 #   STRATUS-METADATA: <uuid from openstack/latest/meta_data.json on the config drive labelled config-2> (or "none")
+#   STRATUS-HOSTNAME: <hostname from that meta_data.json>                       (or "none")
+#   STRATUS-KEY: <MD5 fingerprint (aa:bb:...) of the first key in its "keys">   (or "none")
+#   STRATUS-USERDATA: <first line of openstack/latest/user_data>                 (or "none")
 #   STRATUS-NET: <interface> <MAC> for each NIC (or "none")
 #   STRATUS-GUEST-BOOTED       once busybox acpid listens for the ACPI power button
 # then idles forever. The power button (virsh shutdown / reboot) prints STRATUS-GUEST-SHUTDOWN, syncs and
@@ -74,7 +77,9 @@ if [ -z "$pkg" ]; then
     pkg=$(kernel_pkg)
 fi
 [ -n "$pkg" ] || { echo "test-guest.sh: no linux-image-*-cloud-amd64 package found" >&2; exit 1; }
-if ! apt-get download -qq -o APT::Sandbox::User=root "$pkg" >/dev/null 2>&1; then
+if ls /var/cache/apt/archives/"$pkg"_*.deb >/dev/null 2>&1; then
+    cp /var/cache/apt/archives/"$pkg"_*.deb .   # apt has it already: no download
+elif ! apt-get download -qq -o APT::Sandbox::User=root "$pkg" >/dev/null 2>&1; then
     apt-get update -qq >/dev/null   # stale lists: that version may be gone from the mirror
     pkg=$(kernel_pkg)
     apt-get download -qq -o APT::Sandbox::User=root "$pkg" >/dev/null
@@ -144,6 +149,19 @@ uuid=none
 dev=\$(findfs LABEL=config-2 2>/dev/null) && mount -o ro "\$dev" /mnt/config \\
     && uuid=\$(grep -o '"uuid": *"[^"]*"' /mnt/config/openstack/latest/meta_data.json | head -1 | cut -d'"' -f4)
 echo "STRATUS-METADATA: \${uuid:-none}"
+# What cloud-init would take from the drive: the hostname, the first key (as its MD5 fingerprint, the key pair's
+# 'fingerprint' in the API) and the first line of the user data.
+host=none key=none userdata=none
+md=/mnt/config/openstack/latest
+if [ "\${uuid:-none}" != none ]; then
+    host=\$(grep -o '"hostname": *"[^"]*"' \$md/meta_data.json | head -1 | cut -d'"' -f4)
+    blob=\$(grep -o '"data": *"[^"]*"' \$md/meta_data.json | head -1 | cut -d'"' -f4 | cut -d' ' -f2)
+    [ -n "\$blob" ] && key=\$(echo "\$blob" | base64 -d | md5sum | cut -c1-32 | sed 's/../&:/g; s/:\$//')
+    [ -f \$md/user_data ] && userdata=\$(head -n 1 \$md/user_data)
+fi
+echo "STRATUS-HOSTNAME: \${host:-none}"
+echo "STRATUS-KEY: \${key:-none}"
+echo "STRATUS-USERDATA: \${userdata:-none}"
 nics=0
 for nic in /sys/class/net/*; do
     [ "\${nic##*/}" = lo ] && continue
@@ -183,7 +201,8 @@ Stratus test guest, built by scripts/test-guest.sh from $pkg and busybox-static.
 Boot vmlinuz + initrd.img directly (machine 'pc', ACPI on) with the command line: $CMDLINE
 The root disk (virtio, /dev/vda) is disk.qcow2: ext4 holding /stratus-disk = "stratus-test-disk".
 On the serial console /init prints STRATUS-CMDLINE, STRATUS-DISK (the disk's file, or none), STRATUS-METADATA
-(the uuid from the config drive labelled config-2, or none), STRATUS-NET (each NIC and its MAC, or none), then
+(the uuid from the config drive labelled config-2, or none), STRATUS-HOSTNAME, STRATUS-KEY (fingerprint of the
+first key) and STRATUS-USERDATA (first line) from the same drive, STRATUS-NET (each NIC and its MAC, or none), then
 STRATUS-GUEST-BOOTED once acpid listens. The ACPI power button prints STRATUS-GUEST-SHUTDOWN and powers off.
 Modules loaded, in order: ${MODULES[*]}
 EOF

@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--identity-port", type=int)
     api.add_argument("--listen")
     api.add_argument("--admin-password", help="As for all-in-one.")
+    sub.add_parser("metadata", parents=common, help="The metadata API for guests (port 8775).")
     sub.add_parser("conductor", parents=common, help="The conductor service.")
     sub.add_parser("scheduler", parents=common, help="The scheduler service.")
     comp = sub.add_parser("compute", parents=common,
@@ -123,7 +124,8 @@ class Invocation:
 
 
 ROLES = {
-    "all-in-one": frozenset({"api", "image", "identity", "conductor", "scheduler", "compute"}),
+    "all-in-one": frozenset({"api", "image", "identity", "conductor", "scheduler", "compute", "metadata"}),
+    "metadata": frozenset({"metadata"}),
     "api": frozenset({"api", "image", "identity"}),
     "conductor": frozenset({"conductor"}),
     "scheduler": frozenset({"scheduler"}),
@@ -160,7 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         async def _sync() -> None:
             db = await service.open_database(conf)
             await db.dispose()
-        asyncio.run(_sync())
+        try:
+            asyncio.run(_sync())
+        except service.StartupError as exc:
+            print(f"stratus: {exc}", file=sys.stderr)
+            return 2
         print("database schema is up to date")
         return 0
     if run.command != "all-in-one" and conf.transport_url.startswith(("local:", "fake:")):

@@ -71,6 +71,12 @@ DEFAULT_OPTS = [
     *rpc_options.DEFAULT_OPTS,
     cfg.StrOpt("osapi_compute_listen", default="127.0.0.1", help="Address of the compute API."),
     cfg.PortOpt("osapi_compute_listen_port", default=8774, help="Port of the compute API."),
+    cfg.StrOpt("metadata_listen", default="127.0.0.1", help="Address of the metadata API (Nova's metadata service)."),
+    cfg.PortOpt("metadata_listen_port", default=8775, help="Port of the metadata API."),
+    cfg.BoolOpt("force_config_drive", default=False,
+                help="Give every instance built from now on a config drive, asked for or not."),
+    cfg.StrOpt("config_drive_format", default="iso9660", choices=["iso9660"],
+               help="Config drive format: an ISO 9660 volume labelled config-2 (Nova's vfat is not offered)."),
     cfg.BoolOpt("debug", default=False, help="Log at DEBUG level."),
     cfg.StrOpt("log_level", default="INFO", help="Log level when debug is off."),
 ]
@@ -89,6 +95,18 @@ API_OPTS = [
                     "auth_token, configured in [keystone_authtoken] (docs/keystone.md); no identity API is served."),
     cfg.IntOpt("max_limit", default=1000, help="Most items one list response returns."),
     cfg.StrOpt("compute_link_prefix", default=None, help="Base URL used in links instead of the request's."),
+    cfg.ListOpt("vendordata_providers", item_type=cfg.types.String(choices=["StaticJSON"]), default=["StaticJSON"],
+                help="Sources of vendor_data.json and vendor_data2.json: StaticJSON is the file "
+                     "vendordata_jsonfile_path (Nova's DynamicJSON is not offered)."),
+    cfg.StrOpt("vendordata_jsonfile_path", default=None,
+               help="JSON file served as vendor_data.json (and vendor_data2.json's 'static'); unset: {}."),
+    cfg.IntOpt("metadata_cache_expiration", default=15, min=0,
+               help="Seconds the metadata API keeps an instance's metadata; 0: no caching."),
+    cfg.StrOpt("dhcp_domain", default="novalocal",
+               help="Domain appended to the instance hostname in the metadata; empty: the bare hostname."),
+    cfg.StrOpt("config_drive_skip_versions",
+               default="1.0 2007-01-19 2007-03-01 2007-08-29 2007-10-10 2007-12-15 2008-02-01 2008-09-01",
+               help="EC2 metadata versions (space separated) left off config drives."),
 ]
 
 SCHEDULER_OPTS = [
@@ -207,6 +225,8 @@ FAKE_DRIVER_OPTS = [
                  help="Seconds a simulated host takes to plug networks (the build's networking step)."),
     cfg.FloatOpt("block_device_time", default=0.0,
                  help="Seconds a simulated host takes to prepare disks (the build's block_device_mapping step)."),
+    cfg.BoolOpt("write_config_drive", default=False,
+                help="Write each simulated guest's config drive as a real ISO (instances_path/<uuid>/disk.config)."),
     cfg.ListOpt("fail_hosts", default=[], help="Simulated hosts whose every spawn fails (failure injection)."),
     cfg.IntOpt("fail_every_nth_build", default=0, min=0,
                help="Every simulated host fails its Nth, 2Nth, … spawn (0: never). Failure injection."),
@@ -265,6 +285,14 @@ IMAGE_CACHE_OPTS = [
                help="An unused base image is removed only once it has not been used for this long."),
 ]
 
+NEUTRON_OPTS = [
+    cfg.BoolOpt("service_metadata_proxy", default=False,
+                help="The metadata API sits behind Neutron's metadata proxy: instances are named by the "
+                     "X-Instance-ID, X-Tenant-ID and X-Instance-ID-Signature headers, not by their fixed IP."),
+    cfg.StrOpt("metadata_proxy_shared_secret", default="", secret=True,
+               help="Key of the HMAC-SHA256 signature of X-Instance-ID the metadata proxy sends."),
+]
+
 WORKAROUNDS_OPTS = [
     cfg.BoolOpt("never_download_image_if_on_rbd", default=False,
                 help="With [libvirt] images_type = rbd: fail a boot at once (no reschedule) when the image cannot "
@@ -287,6 +315,7 @@ GROUPS: dict[str, list[cfg.Opt]] = {
     "fake_driver": FAKE_DRIVER_OPTS,
     "libvirt": LIBVIRT_OPTS,
     "image_cache": IMAGE_CACHE_OPTS,
+    "neutron": NEUTRON_OPTS,
     "workarounds": WORKAROUNDS_OPTS,
     sizelimit.GROUP: sizelimit.OPTS,
     "oslo_messaging_rabbit": rpc_options.RABBIT_OPTS,

@@ -31,11 +31,12 @@ class Cloud:
 
     def __init__(self, state_path: Path, compute_port: int, image_port: int, identity_port: int,
                  proc: subprocess.Popen[bytes], log_path: Path, config_file: Path, auth_strategy: str = "noauth2",
-                 clouds_yaml_path: Path | None = None) -> None:
+                 clouds_yaml_path: Path | None = None, metadata_port: int | None = None) -> None:
         self.state_path = state_path
         self.compute_url = f"http://127.0.0.1:{compute_port}/v2.1"
         self.image_url = f"http://127.0.0.1:{image_port}"
         self.identity_url = f"http://127.0.0.1:{identity_port}/v3"
+        self.metadata_url = f"http://127.0.0.1:{metadata_port}" if metadata_port else ""
         self.proc = proc
         self.log_path = log_path
         self.config_file = config_file
@@ -121,7 +122,7 @@ def start_cloud(tmp: Path, extra_conf: str = "", python: str = sys.executable, a
     ``embedded`` runs the identity service, with the admin password in ``Cloud.admin_password`` and the
     clouds.yaml it writes at ``Cloud.clouds_yaml_path``; ``keystone`` serves no identity API (``extra_conf`` names
     the real Keystone in ``[keystone_authtoken]``), so ``Cloud.identity_url`` is not served either."""
-    compute_port, image_port, identity_port = free_port(), free_port(), free_port()
+    compute_port, image_port, identity_port, metadata_port = free_port(), free_port(), free_port(), free_port()
     config_file = tmp / "stratus.conf"
     clouds_yaml = tmp / "clouds.yaml"
     identity = "" if auth_strategy == "keystone" else f"""\
@@ -133,6 +134,7 @@ def start_cloud(tmp: Path, extra_conf: str = "", python: str = sys.executable, a
         [DEFAULT]
         state_path = {tmp / 'data'}
         osapi_compute_listen_port = {compute_port}
+        metadata_listen_port = {metadata_port}
         report_interval = 1
         [api]
         auth_strategy = {auth_strategy}
@@ -145,7 +147,7 @@ def start_cloud(tmp: Path, extra_conf: str = "", python: str = sys.executable, a
                              "all-in-one"], stdout=log, stderr=subprocess.STDOUT, cwd=tmp,
                             env={**os.environ, **env} if env else None)
     cloud = Cloud(tmp / "data", compute_port, image_port, identity_port, proc, log_path, config_file,
-                  auth_strategy, clouds_yaml if auth_strategy == "embedded" else None)
+                  auth_strategy, clouds_yaml if auth_strategy == "embedded" else None, metadata_port)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -153,6 +155,7 @@ def start_cloud(tmp: Path, extra_conf: str = "", python: str = sys.executable, a
         with contextlib.suppress(httpx.HTTPError):
             if (httpx.get(cloud.compute_url + "/", timeout=1).status_code == 200
                     and httpx.get(cloud.image_url + "/versions", timeout=1).status_code == 200
+                    and httpx.get(cloud.metadata_url + "/", timeout=1).status_code == 200
                     and (auth_strategy == "keystone" or httpx.get(cloud.identity_url, timeout=1).status_code == 200)):
                 return cloud
         time.sleep(0.1)

@@ -136,8 +136,14 @@ class Services:
             self.conductor = ConductorManager(conf, db, transport, service_id=self.service_ids[-1])
             await transport.listen("conductor", self.conductor)
         if "compute" in self.roles:
+            from stratus.compute import config_drive
             from stratus.compute.manager import ComputeManager
             from stratus.virt import loader
+
+            try:
+                config_drive.check_options(conf)
+            except ValueError as exc:
+                raise StartupError(str(exc)) from exc
 
             for host in self.compute_hosts:
                 driver = loader.load_driver(conf, host, images)
@@ -160,11 +166,26 @@ class Services:
                 await flavors.ensure_defaults(conn)
             api_services = ApiServices(conf=conf, db=db, transport=transport, auth=auth, images=images)
             self._serve(auth.wrap(create_app(api_services)), conf.osapi_compute_listen, conf.osapi_compute_listen_port)
+        if "metadata" in self.roles:
+            self._serve_metadata()
         if "image" in self.roles:
             from stratus.image.api import create_app as create_image_app
 
             self._serve(auth.wrap(create_image_app(self.image_store, auth)), conf.image_store.listen,
                         conf.image_store.listen_port)
+
+    def _serve_metadata(self) -> None:
+        """Nova's metadata API for guests on ``[DEFAULT] metadata_listen_port`` (8775); no token: it names the
+        instance from the proxy's signed headers or the requester's fixed IP."""
+        from stratus.metadata import handler, vendordata
+
+        try:
+            static = vendordata.load_static(self.conf)
+        except (vendordata.VendorDataError, cfg.Error) as exc:
+            raise StartupError(str(exc)) from exc
+        assert self.db is not None
+        self._serve(handler.create_app(self.conf, self.db, static), self.conf.metadata_listen,
+                    self.conf.metadata_listen_port)
 
     async def _identity(self) -> Authenticator:
         """The authenticator of the compute and image APIs for ``[api] auth_strategy``; with ``embedded``, the

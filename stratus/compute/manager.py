@@ -19,7 +19,7 @@ from typing import Any
 from oslo_config import cfg
 
 from stratus import exception
-from stratus.compute import build_timeout, power_sync, resource_tracker, startup
+from stratus.compute import build_timeout, config_drive, power_sync, resource_tracker, startup
 from stratus.compute.api import SNAPSHOT_TASKS
 from stratus.compute.locks import InstanceLocks
 from stratus.compute.rpcapi import NotSupportedByDriver
@@ -295,7 +295,8 @@ class ComputeManager:
             await self.driver.prepare_for_spawn(instance)
             await self._step(uuid, {"task_state": task_states.SPAWNING}, (task_states.BLOCK_DEVICE_MAPPING,))
             image_meta = request_spec.get("image") or {}
-            await self.driver.spawn(instance, image_meta, network_info=[])
+            drive = await config_drive.prepare(self.conf, self.db, self.driver, instance, image_meta)
+            await self.driver.spawn(instance, image_meta, network_info=[], config_drive=drive)
             async with self.db.write() as conn:
                 done = await instances.update_instance(
                     conn, uuid, {"vm_state": states.ACTIVE, "task_state": None, "power_state": power_state.RUNNING,

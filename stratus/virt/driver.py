@@ -27,6 +27,8 @@ class Capabilities:
     supports_multiattach: bool = False
     supports_image_type_qcow2: bool = True
     supports_image_type_raw: bool = True
+    #: the driver attaches a config drive (``spawn(config_drive=...)``); a build that needs one fails elsewhere
+    supports_config_drive: bool = False
 
     def traits(self) -> set[str]:
         out = set()
@@ -53,6 +55,16 @@ class HostResources:
     host_ip: str = "127.0.0.1"
     #: (architecture, hypervisor type, vm mode) triples the node can run, for ImagePropertiesFilter.
     supported_instances: tuple[tuple[str, str, str], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigDrive:
+    """The files of an instance's config drive ((path, content), e.g. ``openstack/latest/meta_data.json``), which
+    the driver writes as the ``config-2`` volume ``disk.config`` and attaches read-only."""
+
+    files: tuple[tuple[str, bytes], ...]
+
+    FILE_NAME = "disk.config"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,8 +136,9 @@ class ComputeDriver(abc.ABC):
     @abc.abstractmethod
     async def spawn(self, instance: dict[str, Any], image_meta: dict[str, Any], *,
                     network_info: list[dict[str, Any]], block_device_info: dict[str, Any] | None = None,
-                    admin_password: str | None = None) -> None:
-        """Create and start the guest; on return it is RUNNING.
+                    admin_password: str | None = None, config_drive: ConfigDrive | None = None) -> None:
+        """Create and start the guest; on return it is RUNNING. With ``config_drive`` (only asked of a driver
+        whose capabilities say ``supports_config_drive``), the guest has it attached.
 
         On failure it raises and leaves nothing behind (no guest, no disk, no console log), so the build
         can be retried on another host; ``ImageUnacceptable`` (or ``BuildAbortException``) says no host could

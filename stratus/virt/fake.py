@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -23,10 +25,12 @@ import orjson
 from oslo_config import cfg
 
 from stratus import exception
+from stratus.metadata import configdrive
 from stratus.objects.states import power_state, task_states
 from stratus.virt.driver import (
     Capabilities,
     ComputeDriver,
+    ConfigDrive,
     HostResources,
     HypervisorUnavailable,
     InstanceInfo,
@@ -69,7 +73,7 @@ class _Guest:
 
 class FakeDriver(ComputeDriver):
     capabilities = Capabilities(supports_pause=True, supports_suspend=True, supports_console_output=True,
-                                supports_multiattach=True)
+                                supports_multiattach=True, supports_config_drive=True)
 
     def __init__(self, conf: cfg.ConfigOpts, host: str) -> None:
         self.conf = conf
@@ -82,6 +86,8 @@ class FakeDriver(ComputeDriver):
         self.hypervisor_down = False
         #: power action (``power_off``, ``reboot``, ``pause``…) → the exception it raises while it is set
         self.fail_actions: dict[str, Exception] = {}
+        #: instance uuid → the config drive its spawn got (kept while the guest exists)
+        self.config_drives: dict[str, ConfigDrive] = {}
 
     def _check_up(self) -> None:
         if self.hypervisor_down:
@@ -149,7 +155,7 @@ class FakeDriver(ComputeDriver):
 
     async def spawn(self, instance: dict[str, Any], image_meta: dict[str, Any], *,
                     network_info: list[dict[str, Any]], block_device_info: dict[str, Any] | None = None,
-                    admin_password: str | None = None) -> None:
+                    admin_password: str | None = None, config_drive: ConfigDrive | None = None) -> None:
         self._check_up()
         self.spawn_count += 1
         if self.conf.fake_driver.spawn_time:
@@ -159,13 +165,30 @@ class FakeDriver(ComputeDriver):
             raise FakeSpawnError(reason, host=self.host)
         guest = _Guest(uuid=instance["uuid"], name=instance.get("name", ""), power_state=power_state.NOSTATE,
                        vcpus=instance["vcpus"], memory_mb=instance["memory_mb"])
+        if config_drive is not None:
+            await self._attach_config_drive(instance, guest, config_drive)
         guest.boot()
         self.guests[instance["uuid"]] = guest
+
+    def instance_dir(self, instance: dict[str, Any]) -> str:
+        return os.path.join(self.conf.instances_path or os.path.join(self.conf.state_path, "instances"),
+                            instance["uuid"])
+
+    async def _attach_config_drive(self, instance: dict[str, Any], guest: _Guest, drive: ConfigDrive) -> None:
+        """Record the drive; with ``[fake_driver] write_config_drive`` also write the real ISO in the instance's
+        directory, as the libvirt driver does (destroy removes it)."""
+        self.config_drives[instance["uuid"]] = drive
+        if self.conf.fake_driver.write_config_drive:
+            path = os.path.join(self.instance_dir(instance), ConfigDrive.FILE_NAME)
+            await asyncio.to_thread(configdrive.make_drive, path, drive.files)
+        guest.log(f"config drive {configdrive.VOLUME_LABEL}: {len(drive.files)} files")
 
     async def destroy(self, instance: dict[str, Any], *, network_info: list[dict[str, Any]],
                       destroy_disks: bool = True) -> None:
         self._check_up()
         self.guests.pop(instance["uuid"], None)
+        if self.config_drives.pop(instance["uuid"], None) is not None and self.conf.fake_driver.write_config_drive:
+            await asyncio.to_thread(shutil.rmtree, self.instance_dir(instance), True)
 
     async def get_info(self, instance: dict[str, Any]) -> InstanceInfo:
         self._check_up()

@@ -7,6 +7,7 @@ mounted, ``STRATUS-GUEST-BOOTED`` once it listens for the ACPI power button.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import subprocess
@@ -318,6 +319,37 @@ def _upload_disk_copy(client: httpx.Client, images: GuestImages, name: str) -> s
     return image_id
 
 
+def test_config_drive_reaches_the_guest(lv_cloud: Cloud, api: httpx.Client, images: GuestImages, flavor: str,
+                                        conn: Any) -> None:
+    """``--config-drive True`` with a key pair and user data: the guest finds the ``config-2`` CD-ROM and prints
+    its own uuid, hostname, key fingerprint and user data line from it; the drive goes with the instance."""
+    key = api.post("/os-keypairs", json={"keypair": {"name": f"lv-key-{uuid.uuid4().hex[:6]}"}})
+    assert key.status_code == 201, key.text
+    keypair = key.json()["keypair"]
+    line = f"stratus-user-data-{uuid.uuid4().hex[:8]}"
+    server_id = _boot_guest(api, images, flavor, name="lv-md", config_drive=True, key_name=keypair["name"],
+                            user_data=base64.b64encode(f"{line}\nsecond line\n".encode()).decode())
+    output = _console(api, server_id)
+    assert f"STRATUS-METADATA: {server_id}" in output
+    assert "STRATUS-HOSTNAME: lv-md.novalocal" in output
+    assert f"STRATUS-KEY: {keypair['fingerprint']}" in output
+    assert f"STRATUS-USERDATA: {line}" in output
+    assert api.get(f"/servers/{server_id}").json()["server"]["config_drive"] == "True"
+    xml = conn.lookupByUUIDString(server_id).XMLDesc(0).replace("'", '"')
+    drive = lv_cloud.state_path / "instances" / server_id / "disk.config"
+    assert f'<source file="{drive}"' in xml and '<target dev="hdd" bus="ide"/>' in xml
+    assert api.delete(f"/servers/{server_id}").status_code == 204
+    wait_gone(api, server_id, timeout=60)
+    assert not drive.exists()
+
+
+def test_no_config_drive_by_default(api: httpx.Client, images: GuestImages, flavor: str) -> None:
+    server_id = _boot_guest(api, images, flavor)
+    assert "STRATUS-METADATA: none" in _console(api, server_id)
+    assert api.delete(f"/servers/{server_id}").status_code == 204
+    wait_gone(api, server_id, timeout=60)
+
+
 def test_compute_restart_reconciles(libvirt_uri: str, images: GuestImages, flavor: str, conn: Any,
                                     lv_cloud: Cloud) -> None:
     """Restarting the compute agent double-starts nothing (the running guest keeps its qemu) and orphans
@@ -383,3 +415,4 @@ def test_libvirt_down_disables_the_service_until_it_is_back(libvirt_daemon: Libv
             subprocess.run([str(SCRIPTS / "libvirt.sh"), "start", libvirt_dir], check=True, timeout=300,
                            capture_output=True)
         _wait("the service to enable itself again", lambda: compute_service()["status"] == "enabled", timeout=60)
+

@@ -15,7 +15,7 @@ from stratus.local_cloud import free_port
 def _start(tmp_path: Path, conf: str, command: str = "conductor") -> subprocess.CompletedProcess[str]:
     config = tmp_path / "stratus.conf"
     config.write_text(f"[DEFAULT]\nstate_path = {tmp_path / 'data'}\n{conf}")
-    return subprocess.run([sys.executable, "-m", "stratus.cli", "--config-file", str(config), command],
+    return subprocess.run([sys.executable, "-m", "stratus.cli", "--config-file", str(config), *command.split()],
                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
 
 
@@ -45,9 +45,10 @@ def test_bad_transport_is_one_line_before_migrations(tmp_path: Path, conf: str, 
     ("postgresql://stratus:secret@127.0.0.1:{port}/stratus",
      "stratus: [database] connection postgresql+asyncpg://stratus:***@127.0.0.1:{port}/stratus: cannot connect:"),
 ])
-def test_bad_database_is_one_line(tmp_path: Path, connection: str, line: str) -> None:
+@pytest.mark.parametrize("command", ["scheduler", "db sync"])
+def test_bad_database_is_one_line(tmp_path: Path, connection: str, line: str, command: str) -> None:
     port = free_port()
-    proc = _start(tmp_path, f"[database]\nconnection = {connection.format(port=port)}\n", command="scheduler")
+    proc = _start(tmp_path, f"[database]\nconnection = {connection.format(port=port)}\n", command=command)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "secret" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(line.format(port=port)), proc.stderr

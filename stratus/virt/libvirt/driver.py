@@ -33,9 +33,10 @@ from stratus.image.backends.blank import BlankDisks
 from stratus.image.backends.rbd import RbdBackend
 from stratus.image.cache import ImageCache
 from stratus.image.cache import base_name as cache_base_name
+from stratus.metadata import configdrive
 from stratus.objects.states import power_state, task_states
 from stratus.virt import driver as virt
-from stratus.virt.driver import Capabilities, ComputeDriver, HostResources, InstanceInfo
+from stratus.virt.driver import Capabilities, ComputeDriver, ConfigDrive, HostResources, InstanceInfo
 from stratus.virt.libvirt import config as guest_config
 from stratus.virt.libvirt.host import Host
 
@@ -79,7 +80,8 @@ def _not_running(exc: libvirt.libvirtError) -> bool:
 
 
 class LibvirtDriver(ComputeDriver):
-    capabilities = Capabilities(supports_pause=True, supports_suspend=True, supports_console_output=True)
+    capabilities = Capabilities(supports_pause=True, supports_suspend=True, supports_console_output=True,
+                                supports_config_drive=True)
 
     def __init__(self, conf: cfg.ConfigOpts, host: str) -> None:
         self.conf = conf
@@ -154,7 +156,7 @@ class LibvirtDriver(ComputeDriver):
     # --- spawn -----------------------------------------------------------------------------------------
     async def spawn(self, instance: dict[str, Any], image_meta: dict[str, Any], *,
                     network_info: list[dict[str, Any]], block_device_info: dict[str, Any] | None = None,
-                    admin_password: str | None = None) -> None:
+                    admin_password: str | None = None, config_drive: ConfigDrive | None = None) -> None:
         uuid = instance["uuid"]
         try:
             guest = self._guest_config(instance, image_meta)
@@ -164,6 +166,8 @@ class LibvirtDriver(ComputeDriver):
         await asyncio.to_thread(os.makedirs, inst_dir, exist_ok=True)
         try:
             await self._create_disks(instance, image_meta, guest)
+            if config_drive is not None:
+                await self._create_config_drive(instance, guest, config_drive)
             xml = guest.to_xml()
             await asyncio.to_thread(_write, os.path.join(inst_dir, "libvirt.xml"), xml)
             self._owned[uuid] = True
@@ -230,6 +234,18 @@ class LibvirtDriver(ComputeDriver):
             target = os.path.join(inst_dir, name)
             await asyncio.to_thread(_link_or_copy, cached, target)
             setattr(guest, name, target)
+
+    async def _create_config_drive(self, instance: dict[str, Any], guest: guest_config.GuestConfig,
+                                   drive: ConfigDrive) -> None:
+        """``disk.config`` in the instance's directory (written in a worker thread), attached read-only as a
+        CD-ROM, as Nova's: on IDE (``hdd``, the last IDE unit), or SATA on a q35 machine, which has no IDE. It stays
+        a local file with images_type rbd too; destroy removes it with the directory."""
+        path = os.path.join(self.instance_dir(instance), ConfigDrive.FILE_NAME)
+        await asyncio.to_thread(configdrive.make_drive, path, drive.files)
+        q35 = "q35" in (guest.machine_type or "")
+        guest.disks.append(guest_config.Disk(path=path, driver_format="raw", target_dev="sda" if q35 else "hdd",
+                                             bus="sata" if q35 else "ide", device="cdrom", readonly=True))
+        LOG.info("config drive of instance %s at %s", instance["uuid"], path)
 
     async def _create_rbd_root(self, instance: dict[str, Any], image_meta: dict[str, Any],
                                guest: guest_config.GuestConfig, root_bytes: int) -> None:
