@@ -61,6 +61,7 @@ def test_the_defaults_table_is_the_defaults() -> None:
     assert f"http://127.0.0.1:{defaults.identity.listen_port}/v3" in table
     assert f"http://127.0.0.1:{defaults.osapi_compute_listen_port}/v2.1" in table
     assert f"http://127.0.0.1:{defaults.image_store.listen_port}`" in table
+    assert f"http://127.0.0.1:{defaults.metadata_listen_port}`" in table
     hosts = cli.prepare(["all-in-one"]).hosts
     assert hosts is not None
     assert f"{len(hosts)} simulated hosts `{hosts[0]}`..`{hosts[-1]}`" in table
