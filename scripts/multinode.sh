@@ -109,8 +109,6 @@ connection = $database
 [conductor]
 build_recovery_interval = 10
 EOF
-    [ -n "${MULTINODE_EXTRA_CONF:-}" ] && printf '%s\n' "$MULTINODE_EXTRA_CONF"
-    return 0
 }
 { shared controller; cat <<EOF; } > "$dir/etc/api.conf"
 [DEFAULT]
@@ -131,6 +129,9 @@ for i in 1 2; do
     shared "conductor-$i" > "$dir/etc/conductor-$i.conf"
 done
 shared compute "compute_driver = fake.FakeDriver" > "$dir/etc/compute.conf"
+if [ -n "${MULTINODE_EXTRA_CONF:-}" ]; then  # last in every file: it wins
+    for f in "$dir"/etc/*.conf; do printf '%s\n' "$MULTINODE_EXTRA_CONF" >> "$f"; done
+fi
 chmod 600 "$dir"/etc/*.conf  # they hold the database and broker URLs
 
 start() {  # start NAME CONFIG ARGS...: in its own session, so a terminal's Ctrl-C does not reach it
