@@ -207,3 +207,101 @@ build_recovery_interval = 2
                         time.sleep(0.3)
                 assert server["status"] == "ACTIVE", server
                 assert server["OS-EXT-SRV-ATTR:host"] == "late-1"
+
+
+def test_database_lost_and_back_under_load(rabbitmq: RabbitMQ, tmp_path: Path) -> None:
+    """A private PostgreSQL stopped in the middle of a stream of boots and started again: meanwhile the API answers
+    503 with Nova's body (not a 500) and writes nothing, every service process keeps running, and once the database
+    is back every accepted server ends ACTIVE or ERROR (none left in BUILD) and a new boot is ACTIVE."""
+    parent = Path(tempfile.mkdtemp(prefix="stratus-pg-loss-", dir="/tmp"))
+    parent.chmod(0o755)
+    pg_dir, pg_port = parent / "data", free_port()
+
+    def postgres(action: str) -> str:
+        args = [str(SCRIPTS / "postgres.sh"), action, str(pg_dir)] + ([str(pg_port)] if action == "start" else [])
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip().splitlines()[-1] if action == "start" else ""
+
+    try:
+        database = postgres("start")
+        compute_port, image_port, identity_port = free_port(), free_port(), free_port()
+        config = tmp_path / "stratus.conf"
+        config.write_text(f"""\
+[DEFAULT]
+state_path = {tmp_path / 'data'}
+transport_url = {rabbitmq.url}
+control_exchange = stratus-{uuid.uuid4().hex[:8]}
+rpc_response_timeout = 10
+report_interval = 1
+instance_build_timeout = 40
+osapi_compute_listen_port = {compute_port}
+[database]
+connection = {database}
+[api]
+auth_strategy = noauth2
+workers = 1
+[image_store]
+listen_port = {image_port}
+[identity]
+listen_port = {identity_port}
+[conductor]
+build_recovery_interval = 3
+[quota]
+instances = -1
+cores = -1
+ram = -1
+""")
+        headers = {"X-Auth-Token": "admin:admin"}
+        roles = [["api"], ["scheduler"], ["conductor"], ["compute", "--host", "db-loss-1"]]
+        with contextlib.ExitStack() as stack:
+            procs = [stack.enter_context(_process(config, *role)) for role in roles]
+            client = stack.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{compute_port}/v2.1",
+                                                      headers=headers, timeout=30))
+            deadline = time.monotonic() + 60
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    services = client.get("/os-services").json()["services"]
+                    if len([s for s in services if s["state"] == "up"]) == 3:
+                        break
+                assert time.monotonic() < deadline and all(p.poll() is None for p in procs), _tails(config)
+                time.sleep(0.3)
+            with httpx.Client(base_url=f"http://127.0.0.1:{image_port}", headers=headers) as image_client:
+                image = upload_image(image_client)
+
+            def boot(name: str) -> httpx.Response:
+                return client.post("/servers", json={"server": {"name": name, "imageRef": image["id"],
+                                                                "flavorRef": "1"}})
+
+            accepted = [boot(f"before-{i}").json()["server"]["id"] for i in range(5)]
+            postgres("stop")
+            down = [client.get("/servers/detail"), boot("during")]
+            for response in down:
+                assert response.status_code == 503, response.text
+                assert response.json()["serviceUnavailable"]["code"] == 503
+            time.sleep(4)  # heartbeats, recovery passes and periodic tasks fail meanwhile
+            assert all(p.poll() is None for p in procs), _tails(config)
+            postgres("start")
+            deadline = time.monotonic() + 30
+            while (resp := client.get("/servers/detail")).status_code != 200:
+                assert time.monotonic() < deadline, resp.text
+                time.sleep(0.3)
+            assert "during" not in {s["name"] for s in resp.json()["servers"]}  # the refused boot wrote nothing
+            accepted.append(boot("after").json()["server"]["id"])
+            deadline = time.monotonic() + 75
+            while True:
+                statuses = {s["id"]: s["status"] for s in client.get("/servers/detail").json()["servers"]}
+                if all(statuses.get(u) in ("ACTIVE", "ERROR") for u in accepted):
+                    break
+                assert time.monotonic() < deadline, f"{statuses}\n{_tails(config)}"
+                time.sleep(0.5)
+            assert statuses[accepted[-1]] == "ACTIVE"
+            assert all(p.poll() is None for p in procs), _tails(config)
+    finally:
+        subprocess.run([str(SCRIPTS / "postgres.sh"), "stop", str(pg_dir)], check=False, timeout=120)
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def _tails(config: Path) -> str:
+    return "\n".join(f"==> {f.name} <==\n{f.read_text(errors='replace')[-2500:]}"
+                     for f in config.parent.glob("*.log"))
