@@ -1,7 +1,7 @@
 """Boot benchmark: N servers on M simulated hosts through the REST API of a real all-in-one.
 
     python benchmarks/boot.py [--servers 200] [--hosts 20] [--concurrency 20] [--failing-fraction 0.2]
-                              [--max-attempts 3] [--json PATH]
+                              [--max-attempts 3] [--deployment all-in-one|multinode|both] [--json PATH]
 
 Two runs, each on a fresh all-in-one with the same servers and hosts: the baseline, where every build
 succeeds, and one where a fraction of the simulated hosts (``[fake_driver] fail_hosts``, every 5th host for
@@ -17,6 +17,12 @@ latency per reschedule is (median build of rescheduled servers - median build of
 reschedules of the rescheduled servers. Should the API timestamps be whole seconds, the per-server POST ->
 first seen ACTIVE wall time (polled through GET /servers/detail) is used instead, and the output says which.
 Any server in ERROR fails the benchmark. Prints a table and writes JSON: {"baseline": {...}, "failing": {...}}.
+
+``--deployment multinode`` boots the same servers on the multi-process cloud of scripts/multinode.sh (PostgreSQL,
+RabbitMQ, one API with 2 workers, 2 schedulers, 2 conductors and ``--hosts`` compute processes, one simulated host
+each), through the embedded identity's token, baseline only: its row is ``multinode``, and its RSS the sum of every
+Stratus process's peak (each listed), PostgreSQL and RabbitMQ left out. ``both`` runs the all-in-one baseline and
+the multinode row into one table (the failing run then only with ``--deployment all-in-one``).
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ import asyncio
 import datetime
 import itertools
 import json
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -56,6 +64,41 @@ def peak_rss_mib(pid: int) -> float:
     return 0.0
 
 
+class Multinode:
+    """A cloud of scripts/multinode.sh in ``directory``: its URLs, its token's headers, its processes."""
+
+    def __init__(self, directory: Path) -> None:
+        ports = dict(line.split("=", 1) for line in (directory / "ports.env").read_text().split())
+        self.directory = directory
+        self.compute_url = f"http://127.0.0.1:{ports['COMPUTE_PORT']}/v2.1"
+        self.image_url = f"http://127.0.0.1:{ports['IMAGE_PORT']}"
+        self.identity_url = f"http://127.0.0.1:{ports['IDENTITY_PORT']}/v3"
+
+    def token_headers(self) -> dict[str, str]:
+        password = (self.directory / "admin-password").read_text().strip()
+        resp = httpx.post(f"{self.identity_url}/auth/tokens", json={"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": "admin", "domain": {"name": "Default"}, "password": password}}},
+            "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}})
+        resp.raise_for_status()
+        return {"X-Auth-Token": resp.headers["X-Subject-Token"], "Content-Type": "application/json"}
+
+    def pids(self) -> dict[str, int]:
+        """Every Stratus process: the services of DIR/run and the API supervisor's workers."""
+        out = {p.stem: int(p.read_text()) for p in sorted((self.directory / "run").glob("*.pid"))}
+        children = Path(f"/proc/{out['api']}/task/{out['api']}/children").read_text().split()
+        out.update({f"api-worker-{i}": int(pid) for i, pid in enumerate(children, 1)})
+        return out
+
+
+def rss_mib(cloud: Cloud | Multinode) -> tuple[float, dict[str, float]]:
+    """The peak RSS of the cloud's processes: their sum, and each."""
+    if isinstance(cloud, Multinode):
+        each = {name: peak_rss_mib(pid) for name, pid in cloud.pids().items()}
+        return sum(each.values()), each
+    return peak_rss_mib(cloud.proc.pid), {"all-in-one": peak_rss_mib(cloud.proc.pid)}
+
+
 def failing_hosts(hosts: int, fraction: float) -> list[str]:
     """Deterministic, evenly spread host names of the all-in-one (compute-1..compute-N): every 5th for 0.2."""
     if fraction <= 0:
@@ -69,7 +112,8 @@ def _parse_time(value: str) -> datetime.datetime:
     return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)
 
 
-async def build_events(http: httpx.AsyncClient, cloud: Cloud, server_id: str) -> tuple[str, list[dict[str, Any]]]:
+async def build_events(http: httpx.AsyncClient, cloud: Cloud | Multinode, server_id: str
+                       ) -> tuple[str, list[dict[str, Any]]]:
     """The create action's start_time and its build events, oldest first."""
     url = f"{cloud.compute_url}/servers/{server_id}/os-instance-actions"
     resp = await http.get(url, headers=ACTIONS_HEADERS)
@@ -103,9 +147,9 @@ def reschedule_stats(builds: dict[str, float], reschedules: dict[str, int],
     return out
 
 
-async def run(cloud: Cloud, servers: int, concurrency: int, list_repeats: int,
-              fail_hosts: frozenset[str] = frozenset()) -> dict[str, Any]:
-    async with httpx.AsyncClient(headers=HEADERS, timeout=120) as http:
+async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_repeats: int,
+              fail_hosts: frozenset[str] = frozenset(), headers: dict[str, str] = HEADERS) -> dict[str, Any]:
+    async with httpx.AsyncClient(headers=headers, timeout=120) as http:
         image = (await http.post(f"{cloud.image_url}/v2/images", json={
             "name": "bench", "disk_format": "raw", "container_format": "bare", "visibility": "public"})).json()
         await http.put(f"{cloud.image_url}/v2/images/{image['id']}/file", content=b"\0" * 65536,
@@ -203,7 +247,8 @@ async def run(cloud: Cloud, servers: int, concurrency: int, list_repeats: int,
         "post_p99_ms": 1000 * percentile(post_times, 99),
         "detail_p50_ms": 1000 * statistics.median(list_times),
         "detail_p99_ms": 1000 * percentile(list_times, 99),
-        "peak_rss_mib": peak_rss_mib(cloud.proc.pid),
+        "peak_rss_mib": rss_mib(cloud)[0],
+        "peak_rss_mib_each": rss_mib(cloud)[1],
         "build_time_source": source,
         **reschedule_stats(builds, reschedules, retry_gaps),
         "build_p50_s": statistics.median(builds.values()),
@@ -258,6 +303,27 @@ def measure(servers: int, hosts: int, concurrency: int = 20, list_repeats: int =
     return result
 
 
+def measure_multinode(servers: int, hosts: int, concurrency: int = 20, list_repeats: int = 20) -> dict[str, Any]:
+    """The same boot on a fresh scripts/multinode.sh cloud with ``hosts`` compute processes; brought down after."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "multinode.sh"
+    directory = Path(tempfile.mkdtemp(prefix="stratus-bench-mn-", dir="/tmp"))
+    env = {**os.environ, "STRATUS_PYTHON": sys.executable, "MULTINODE_COMPUTES": str(hosts),
+           "MULTINODE_EXTRA_CONF": "[quota]\ninstances = -1\ncores = -1\nram = -1"}
+    try:
+        started = time.perf_counter()
+        subprocess.run([str(script), "up", str(directory)], check=True, env=env, timeout=600,
+                       stdout=subprocess.DEVNULL)
+        startup = time.perf_counter() - started
+        cloud = Multinode(directory)
+        result = asyncio.run(run(cloud, servers, concurrency, list_repeats, headers=cloud.token_headers()))
+    finally:
+        subprocess.run([str(script), "down", str(directory)], env=env, timeout=300, check=False,
+                       stdout=subprocess.DEVNULL)
+        shutil.rmtree(directory, ignore_errors=True)
+    result.update(hosts=hosts, startup_s=startup, failing_fraction=0.0, failing_hosts=[], max_attempts=3)
+    return result
+
+
 def _seconds(value: float | None, unit: float = 1.0, fmt: str = ".3f") -> str:
     return "-" if value is None else f"{value * unit:{fmt}}"
 
@@ -278,7 +344,10 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
     for name, r in results.items():
         print(f"{name}: POST /servers p50 / p99 {r['post_p50_ms']:.1f} / {r['post_p99_ms']:.1f} ms, "
               f"GET /servers/detail ({r['servers']}) p50 / p99 {r['detail_p50_ms']:.1f} / {r['detail_p99_ms']:.1f} ms, "
-              f"peak RSS {r['peak_rss_mib']:.0f} MiB, startup {r['startup_s']:.1f} s"
+              f"peak RSS {r['peak_rss_mib']:.0f} MiB"
+              + (f" ({', '.join(f'{k} {v:.0f}' for k, v in r['peak_rss_mib_each'].items())})"
+                 if len(r["peak_rss_mib_each"]) > 1 else "")
+              + f", startup {r['startup_s']:.1f} s"
               + (f", failing hosts {','.join(r['failing_hosts'])} (max_attempts {r['max_attempts']})"
                  if r["failing_hosts"] else ""))
     sources = {r["build_time_source"] for r in results.values()}
@@ -294,13 +363,19 @@ def main() -> int:
     parser.add_argument("--failing-fraction", type=float, default=0.2,
                         help="Fraction of the hosts that fail every build in the second run; 0: baseline only.")
     parser.add_argument("--max-attempts", type=int, default=3, help="[scheduler] max_attempts of both runs.")
+    parser.add_argument("--deployment", choices=["all-in-one", "multinode", "both"], default="all-in-one",
+                        help="multinode: scripts/multinode.sh with --hosts compute processes (baseline only).")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "boot.json"))
     args = parser.parse_args()
     if not 0 <= args.failing_fraction < 1:
         parser.error("--failing-fraction must be in [0, 1)")
-    results = {"baseline": measure(args.servers, args.hosts, args.concurrency, args.list_repeats,
-                                   max_attempts=args.max_attempts)}
-    if args.failing_fraction > 0:
+    results: dict[str, dict[str, Any]] = {}
+    if args.deployment != "multinode":
+        results["baseline"] = measure(args.servers, args.hosts, args.concurrency, args.list_repeats,
+                                      max_attempts=args.max_attempts)
+    if args.deployment != "all-in-one":
+        results["multinode"] = measure_multinode(args.servers, args.hosts, args.concurrency, args.list_repeats)
+    if args.failing_fraction > 0 and args.deployment == "all-in-one":
         results["failing"] = measure(args.servers, args.hosts, args.concurrency, args.list_repeats,
                                      failing_fraction=args.failing_fraction, max_attempts=args.max_attempts)
     print_table(results)

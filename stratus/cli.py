@@ -9,7 +9,9 @@ import dataclasses
 import logging
 import os
 import signal
+import socket
 import sys
+from collections.abc import Callable
 
 from stratus import conf as conf_mod
 from stratus import service
@@ -173,8 +175,33 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("stratus").warning(
             "transport_url %s only reaches services in this process; %s on its own needs a shared "
             "transport (RabbitMQ) to talk to the other services", conf.transport_url, run.command)
+    if run.command == "api":
+        return _api(run)
+    if run.command == "all-in-one" and (conf.api.workers or conf.osapi_compute_workers or 1) > 1:
+        logging.getLogger("stratus").warning("all-in-one is one process: [api] workers is ignored (it applies to "
+                                             "stratus api on a shared transport)")
     services = service.Services(conf, set(run.roles), run.hosts, admin_password=run.admin_password)
     return _run(services)
+
+
+def _api(run: Invocation) -> int:
+    """``stratus api``: one process, or ``[api] workers`` processes on the same ports under a supervisor."""
+    from stratus import workers
+
+    try:
+        count = workers.worker_count(run.conf)
+        if count == 1:
+            return _run(service.Services(run.conf, set(run.roles), admin_password=run.admin_password))
+        sockets = {address: workers.bind(*address) for address in workers.addresses(run.conf, run.roles)}
+    except service.StartupError as exc:
+        print(f"stratus: {exc}", file=sys.stderr)
+        return 2
+
+    def _worker(inherited: dict[tuple[str, int], socket.socket], ready: Callable[[], None]) -> int:
+        return _run(service.Services(run.conf, set(run.roles), admin_password=run.admin_password,
+                                     sockets=inherited, on_ready=ready))
+
+    return workers.Supervisor(_worker, sockets, count).run()
 
 
 def _run(services: service.Services) -> int:

@@ -71,6 +71,8 @@ DEFAULT_OPTS = [
     *rpc_options.DEFAULT_OPTS,
     cfg.StrOpt("osapi_compute_listen", default="127.0.0.1", help="Address of the compute API."),
     cfg.PortOpt("osapi_compute_listen_port", default=8774, help="Port of the compute API."),
+    cfg.IntOpt("osapi_compute_workers", default=None, min=1,
+               help="Nova's name of [api] workers (that one wins when both are set)."),
     cfg.StrOpt("metadata_listen", default="127.0.0.1", help="Address of the metadata API (Nova's metadata service)."),
     cfg.PortOpt("metadata_listen_port", default=8775, help="Port of the metadata API."),
     cfg.BoolOpt("force_config_drive", default=False,
@@ -93,6 +95,12 @@ API_OPTS = [
                     "against its database; noauth2: the token 'user:project' names the caller and 'admin' is an "
                     "admin (tests and benchmarks only); keystone: a real Keystone through keystonemiddleware's "
                     "auth_token, configured in [keystone_authtoken] (docs/keystone.md); no identity API is served."),
+    cfg.IntOpt("workers", default=None, min=1,
+               help="Processes of `stratus api`, all serving the same compute, image and identity ports (each with "
+                    "its own event loop, database pool and transport connection); default: the number of CPUs "
+                    "with a shared transport (rabbit://), as Nova's osapi_compute_workers. With the in-process "
+                    "transport more than 1 is refused: casts would reach no conductor. `stratus all-in-one` is "
+                    "one process and ignores it."),
     cfg.IntOpt("max_limit", default=1000, help="Most items one list response returns."),
     cfg.StrOpt("compute_link_prefix", default=None, help="Base URL used in links instead of the request's."),
     cfg.ListOpt("vendordata_providers", item_type=cfg.types.String(choices=["StaticJSON"]), default=["StaticJSON"],

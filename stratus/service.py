@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -90,8 +92,13 @@ class Services:
     """The parts of a Stratus process; ``start`` brings up those named in ``roles``."""
 
     def __init__(self, conf: cfg.ConfigOpts, roles: set[str], compute_hosts: list[str] | None = None,
-                 admin_password: str | None = None) -> None:
+                 admin_password: str | None = None,
+                 sockets: dict[tuple[str, int], socket.socket] | None = None,
+                 on_ready: Callable[[], None] | None = None) -> None:
         self.conf = conf
+        #: listening sockets bound by a supervising parent (API workers), by (host, port): served instead of binding
+        self.sockets = sockets or {}
+        self.on_ready = on_ready  # told once every server of this process serves
         self.admin_password = admin_password  # the identity bootstrap's (--admin-password)
         self.roles = roles
         self.compute_hosts = compute_hosts or []
@@ -241,7 +248,8 @@ class Services:
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.http_servers.append(server)
-        self._tasks.append(asyncio.create_task(server.serve()))
+        inherited = self.sockets.get((host, port))
+        self._tasks.append(asyncio.create_task(server.serve(sockets=[inherited] if inherited else None)))
 
     async def _register(self, binary: str, topic: str) -> None:
         """The services row of a scheduler or conductor on ``[DEFAULT] host``, beaten with the others."""
@@ -315,6 +323,8 @@ async def run(services: Services) -> None:
     await services.start()
     await services.wait_started()
     LOG.info("stratus ready: roles %s", ", ".join(sorted(services.roles)))
+    if services.on_ready is not None:
+        services.on_ready()
     try:
         await asyncio.Event().wait()
     finally:

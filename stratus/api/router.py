@@ -18,11 +18,14 @@ from stratus.api.errors import Fault, client_error, fault_response
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest
 from stratus.context import generate_request_id
+from stratus.db.engine import is_disconnect
 
 if TYPE_CHECKING:
     from stratus.api.services import ApiServices
 
 LOG = logging.getLogger(__name__)
+#: the database server cannot be reached: a 503 the client may retry, instead of Nova's 500 (see docs/multinode.md)
+DB_UNAVAILABLE = "The database is unavailable; the request was not carried out. Try again later."
 _UNEXPECTED = ("Unexpected API Error. Please report this at the Stratus issue tracker and attach the API log if "
                "possible.")
 Handler = Callable[[ApiRequest], Awaitable[Response]]
@@ -106,9 +109,13 @@ def _dispatcher(path_routes: list[Route], services: ApiServices) -> Callable[[Re
                 response = fault_response(500, _UNEXPECTED)
             else:
                 response = fault_response(code, exc.message)
-        except Exception:
-            LOG.exception("unexpected API error on %s %s", request.method, request.url.path)
-            response = fault_response(500, _UNEXPECTED)
+        except Exception as exc:
+            if is_disconnect(exc):
+                LOG.error("database unavailable for %s %s: %s", request.method, request.url.path, exc)
+                response = fault_response(503, DB_UNAVAILABLE)
+            else:
+                LOG.exception("unexpected API error on %s %s", request.method, request.url.path)
+                response = fault_response(500, _UNEXPECTED)
         response.headers.update(microversion.response_headers(version))
         # Nova's request id, the one instance actions record, in both of its headers (clients log it; tempest
         # waits on servers with it)

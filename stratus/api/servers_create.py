@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 import secrets
 import string
@@ -36,6 +37,8 @@ from stratus.objects import states
 from stratus.objects.states import task_states
 from stratus.scheduler.manager import resources_from_flavor
 from stratus.utils import is_uuid_like, new_uuid
+
+LOG = logging.getLogger(__name__)
 
 V219 = APIVersion.parse("2.19")
 V232 = APIVersion.parse("2.32")
@@ -335,6 +338,20 @@ async def _join_server_group(conn: Any, req: ApiRequest, hints: dict[str, Any], 
         spec["instance_group"] = group
 
 
+async def _hand_to_conductor(conductor: ConductorAPI, context: dict[str, Any], request_spec: dict[str, Any],
+                             uuids: list[str]) -> None:
+    """Cast the build to the conductors. The rows are committed already, so a cast the transport could not hand
+    over (the broker away past ``rpc_response_timeout``, no conductor queue) is not the request's failure: the
+    builds stay in BUILD/scheduling, nobody's lease, and the first conductor's recovery pass that sees them older
+    than ``[conductor] build_recovery_interval`` schedules them (or, past ``[DEFAULT] instance_build_timeout``,
+    puts them in ERROR with a fault). The POST answers 202 as Nova's does once its rows are written."""
+    try:
+        await conductor.schedule_and_build_instances(context, request_spec, uuids)
+    except exception.MessagingTimeout as exc:
+        LOG.warning("build of %s not handed to a conductor (%s); the conductors' recovery pass will schedule it",
+                    ", ".join(uuids), exc)
+
+
 async def create(req: ApiRequest) -> Response:
     body = await req.json()
     validation.validate(create_schema(req.version), body)
@@ -423,7 +440,7 @@ async def create(req: ApiRequest) -> Response:
         await instances.create(conn, rows, metadata, specs, ctx.to_dict(), tags=sorted(set(server.get("tags") or [])))
 
     request_spec = {**specs[0], "instance_uuid": None}
-    await conductor.schedule_and_build_instances(ctx.to_dict(), request_spec, [r["uuid"] for r in rows])
+    await _hand_to_conductor(conductor, ctx.to_dict(), request_spec, [r["uuid"] for r in rows])
 
     if str(server.get("return_reservation_id", "")).lower() == "true":
         return json_response({"reservation_id": reservation_id}, status=202)

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import orjson
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -130,6 +131,32 @@ class Database:
             self.sync_engine.dispose()
         if self.async_engine is not None:
             await self.async_engine.dispose()
+
+
+#: SQLSTATE classes of a lost server: 08 connection exception; 57P01-57P03 admin shutdown, crash shutdown, cannot
+#: connect now (a server stopping, or starting and not yet accepting)
+_LOST_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database server cannot be reached (refused, gone mid-statement, shutting down or
+    starting up, the pool out of connections for its timeout), not that a statement was wrong: the cause of an
+    API's 503 and of a service's retry at its next period. The next statement may succeed (the pool pre-pings and
+    reconnects), so nothing of it is permanent."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (OSError, sa_exc.DisconnectionError, sa_exc.TimeoutError)):
+            return True
+        if isinstance(current, sa_exc.DBAPIError) and (current.connection_invalidated
+                                                       or isinstance(current, sa_exc.InterfaceError)):
+            return True
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_LOST_SQLSTATES):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
 
 
 def make_private_dir(path: str, mode: int = 0o700) -> None:
