@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import contextvars
 import logging
+import re
 from collections.abc import Mapping
 
 from starlette.datastructures import Headers
@@ -25,9 +26,14 @@ from stratus.identity.tokens import TokenStore
 LOG = logging.getLogger(__name__)
 
 
+#: the only inbound request id taken (oslo.middleware's ``request_id.ID_FORMAT``): anything else, a long or
+#: odd value included, would be written into instance actions and echoed in headers, so it gets a fresh one
+_REQUEST_ID = re.compile(r"^req-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$")
+
+
 def _request_id(headers: Mapping[str, str]) -> str:
     request_id = headers.get("x-openstack-request-id") or ""
-    return request_id if request_id.startswith("req-") else generate_request_id()
+    return request_id if _REQUEST_ID.match(request_id) else generate_request_id()
 
 
 class Authenticator(abc.ABC):
