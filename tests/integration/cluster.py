@@ -190,7 +190,8 @@ ram = -1
             return self.wait(check, seconds, f"{count} servers {prefix}* ACTIVE or ERROR",
                              expect_dead=tuple(self.processes))
         except AssertionError:
-            stuck = [(s["name"], s["status"], s["OS-EXT-STS:task_state"]) for s in self.servers(prefix)]
+            stuck = [(s["name"], s["status"], s["OS-EXT-STS:task_state"], s["OS-EXT-SRV-ATTR:host"])
+                     for s in self.servers(prefix)]
             raise AssertionError(f"not settled: {stuck}\n{self.logs()}") from None
 
     # --- the database ----------------------------------------------------------------------------------------
