@@ -6,7 +6,7 @@ point costs one set lookup.
 
 The points: ``conductor.received`` (a boot request reached the conductor, which has not taken it yet),
 ``conductor.leased`` (taken, no host chosen), ``conductor.claimed`` (the scheduler claimed hosts, none recorded
-on the instances yet).
+on the instances yet), ``scheduler.claimed`` (the scheduler committed a claim and has not replied).
 """
 
 from __future__ import annotations

@@ -23,13 +23,15 @@ from stratus.db import actions, builds, instances, placement
 from stratus.db.engine import Database
 from stratus.objects import states
 from stratus.objects.states import task_states
-from stratus.rpc.transport import Transport
+from stratus.rpc.transport import Transport, TransportError
 from stratus.scheduler.rpcapi import SchedulerAPI
 from stratus.utils import utcnow
 
 LOG = logging.getLogger(__name__)
 SCHEDULE_EVENT = "conductor_schedule_and_build_instances"
 RETRY_EVENT = "conductor_build_instances"
+#: calls of select_destinations for one scheduling step when a call gets no answer (a scheduler died)
+SCHEDULER_CALL_ATTEMPTS = 2
 
 
 class InFlight:
@@ -115,7 +117,7 @@ class ConductorManager:
     async def _schedule(self, context: dict[str, Any], request_spec: dict[str, Any], instance_uuids: list[str]
                         ) -> None:
         try:
-            selections = await self.scheduler.select_destinations(context, request_spec, instance_uuids)
+            selections = await self._select_destinations(context, request_spec, instance_uuids)
         except Exception as exc:
             LOG.info("scheduling %d instance(s) failed: %s", len(instance_uuids), exc)
             await self._set_error(context, instance_uuids, exc, SCHEDULE_EVENT)
@@ -132,6 +134,28 @@ class ConductorManager:
                                                           hosts[1:])
             except Exception:  # one build that cannot reach its host does not hold back the others
                 LOG.exception("casting the build of %s to %s failed", uuid, hosts[0]["host"])
+
+    async def _select_destinations(self, context: dict[str, Any], request_spec: dict[str, Any],
+                                   instance_uuids: list[str]) -> list[list[dict[str, Any]]]:
+        """The scheduler's choice, asked again (``SCHEDULER_CALL_ATTEMPTS`` in all) when the call itself failed:
+        no reply within ``rpc_response_timeout`` (the scheduler that took the request died, or the broker lost
+        it) or the broker was out of reach. Nova errors the build at once; another scheduler may well answer.
+        Before asking again the instances' allocations are given back: a scheduler that died after it claimed
+        and before it replied leaves a claim nobody knows of (the scheduler replaces such claims itself too).
+        A decision of the scheduler (NoValidHost, a bad request) is final."""
+        for attempt in range(1, SCHEDULER_CALL_ATTEMPTS + 1):
+            try:
+                return await self.scheduler.select_destinations(context, request_spec, instance_uuids)
+            except (exception.MessagingTimeout, TransportError) as exc:
+                if attempt == SCHEDULER_CALL_ATTEMPTS:
+                    raise
+                LOG.warning("select_destinations for %d instance(s) failed (%s): giving back their claims and "
+                            "asking again", len(instance_uuids), exc)
+                async with self.db.write() as conn:
+                    for uuid in instance_uuids:
+                        if await builds.held(conn, uuid, self.service_id):
+                            await placement.remove_allocations(conn, uuid)
+        raise AssertionError("unreachable")
 
     async def build_instances(self, context: dict[str, Any], instance_uuid: str, request_spec: dict[str, Any],
                               alternates: list[dict[str, Any]], failed_host: str, reason: str,
@@ -218,7 +242,7 @@ class ConductorManager:
         ``max_attempts`` still allows). True when the build went to a new host or the instance is gone."""
         spec = {**request_spec, "ignore_hosts": tried}
         try:
-            selections = await self.scheduler.select_destinations(context, spec, [instance_uuid])
+            selections = await self._select_destinations(context, spec, [instance_uuid])
         except exception.NoValidHost:
             return False
         chosen, *alternates = selections[0]

@@ -166,8 +166,9 @@ async def _schedule_again(manager: ConductorManager, group: list[tuple[dict[str,
 
 
 async def release_stranded(manager: ConductorManager) -> list[tuple[str, str]]:
-    """Remove the allocations of deleted instances and of instances in ERROR without a host: a claim that
-    landed after its instance was deleted or had failed, by a conductor that died before giving it back."""
+    """Remove the allocations of deleted instances and of instances in ERROR without a host (a claim that
+    landed after its instance was deleted or had failed, by a conductor that died before giving it back), and
+    those a placed instance holds on another node than its own (a claim whose scheduler's reply came too late)."""
     async with manager.db.read() as conn:
         consumers = await builds.stranded_allocations(conn)
     done = []
@@ -180,4 +181,19 @@ async def release_stranded(manager: ConductorManager) -> list[tuple[str, str]]:
             continue
         LOG.warning("removed the allocations of %s: its instance is deleted or failed without a host", consumer)
         done.append((consumer, "allocations released"))
+    async with manager.db.read() as conn:
+        misplaced = await builds.misplaced_allocations(conn)
+    by_consumer: dict[str, list[int]] = defaultdict(list)
+    for consumer, provider_id in misplaced:
+        by_consumer[consumer].append(provider_id)
+    for consumer, provider_ids in by_consumer.items():
+        try:
+            async with manager.db.write() as conn:
+                await placement.remove_allocations_on(conn, consumer, provider_ids)
+        except Exception:
+            LOG.exception("removing the misplaced allocations of %s failed", consumer)
+            continue
+        LOG.warning("removed the allocations of %s on providers %s: its instance is on another node", consumer,
+                    provider_ids)
+        done.append((consumer, "misplaced allocations released"))
     return done

@@ -18,10 +18,10 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from stratus.db.engine import Connection
-from stratus.db.models import allocations, instances, request_specs, services
+from stratus.db.models import allocations, instances, request_specs, resource_providers, services
 from stratus.objects import states
 from stratus.objects.states import task_states
 from stratus.utils import utcnow
@@ -112,6 +112,20 @@ async def stranded_allocations(conn: Connection) -> list[str]:
              .select_from(allocations.join(instances, c.uuid == allocations.c.consumer_id))
              .where((c.deleted != 0) | ((c.vm_state == states.ERROR) & c.host.is_(None))))
     return [r[0] for r in await conn.execute(query)]
+
+
+async def misplaced_allocations(conn: Connection) -> list[tuple[str, int]]:
+    """(consumer, provider id) of allocations a placed instance holds on a provider that is not its node's: a
+    claim made for it by a scheduler whose reply nobody was waiting for any more (a duplicate delivery after a
+    broker failure, or a call the conductor had given up on). Instances still being scheduled are left out (a
+    reschedule claims the new host before it records it)."""
+    c, a, rp = instances.c, allocations.c, resource_providers.c
+    query = (select(a.consumer_id, a.resource_provider_id).distinct()
+             .select_from(allocations.join(instances, c.uuid == a.consumer_id)
+                          .join(resource_providers, rp.id == a.resource_provider_id))
+             .where(c.deleted == 0, c.node.is_not(None), rp.name != c.node,
+                    or_(c.task_state.is_(None), c.task_state != task_states.SCHEDULING)))
+    return [(r[0], int(r[1])) for r in await conn.execute(query)]
 
 
 def older_than(value: datetime.datetime | None, seconds: float, now: datetime.datetime) -> bool:

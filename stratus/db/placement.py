@@ -197,6 +197,25 @@ async def remove_allocations(conn: Connection, consumer_uuid: str) -> list[int]:
     return rp_ids
 
 
+async def remove_allocations_on(conn: Connection, consumer_uuid: str, provider_ids: list[int]) -> None:
+    """Drop a consumer's allocations on some providers only (bumping their generations); the rest stay."""
+    if not provider_ids:
+        return
+    await conn.execute(delete(allocations).where(allocations.c.consumer_id == consumer_uuid,
+                                                 allocations.c.resource_provider_id.in_(provider_ids)))
+    await conn.execute(update(resource_providers).where(resource_providers.c.id.in_(provider_ids))
+                       .values(generation=resource_providers.c.generation + 1, updated_at=utcnow()))
+
+
+async def consumers_holding(conn: Connection, consumer_uuids: list[str]) -> list[str]:
+    """Those of ``consumer_uuids`` that hold any allocation (one statement)."""
+    if not consumer_uuids:
+        return []
+    rows = await conn.execute(select(allocations.c.consumer_id).distinct()
+                              .where(allocations.c.consumer_id.in_(consumer_uuids)))
+    return [r[0] for r in rows]
+
+
 async def allocations_for_consumer(conn: Connection, consumer_uuid: str) -> dict[int, dict[str, int]]:
     out: dict[int, dict[str, int]] = defaultdict(dict)
     for r in (await conn.execute(select(allocations).where(allocations.c.consumer_id == consumer_uuid))).mappings():

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from oslo_config import cfg
 
-from stratus import exception
+from stratus import exception, failpoints
 from stratus.db import placement
 from stratus.db.engine import Database
 from stratus.scheduler import filters as filters_mod
@@ -62,6 +62,7 @@ class SchedulerManager:
                                   ) -> list[list[dict[str, Any]]]:
         """For each instance: the claimed host first, then unclaimed alternates. All or nothing."""
         hosts = self.host_manager
+        await self._replace_earlier_claims(instance_uuids)
         await hosts.sync()
         request = await self._request(request_spec, instance_uuids)
         alternates_wanted = self.conf.scheduler.max_attempts - 1 if return_alternates else 0
@@ -84,6 +85,21 @@ class SchedulerManager:
         return results
 
     # --- internals ---------------------------------------------------------------------------------------
+    async def _replace_earlier_claims(self, instance_uuids: list[str]) -> None:
+        """Give back what these instances already hold before claiming for them, as placement's ``PUT
+        /allocations/{consumer}`` replaces a consumer's allocations: nothing is legitimately held by an instance
+        that is being scheduled (a host that fails a build gives its claim back first). What is found is the
+        claim of a scheduler that died after it claimed and before it replied: the redelivered request, or the
+        conductor's retry, must not claim a second time beside it."""
+        async with self.db.read() as conn:
+            holding = await placement.consumers_holding(conn, instance_uuids)
+        if not holding:
+            return
+        async with self.db.write() as conn:
+            for uuid in holding:
+                LOG.warning("instance %s already holds allocations (a scheduler that died before it replied?): "
+                            "giving them back before claiming", uuid)
+                self.host_manager.mark_dirty(await placement.remove_allocations(conn, uuid))
     async def _request(self, spec: dict[str, Any], instance_uuids: list[str]) -> SchedulingRequest:
         hints = spec.get("scheduler_hints") or {}
         if spec.get("instance_group") or any(hints.get(k) for k in ("group", "same_host", "different_host")):
@@ -159,6 +175,7 @@ class SchedulerManager:
                                                          request.resources)
             if ok:
                 hosts.consumed(index, generation, request.resources)
+                failpoints.hit("scheduler.claimed")
                 return True
             await hosts.refresh_provider(state.provider_id)
         return False

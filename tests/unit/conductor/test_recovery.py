@@ -192,3 +192,26 @@ async def test_a_pass_with_no_build_waiting_does_nothing(cell: Cell) -> None:
         await conn.execute(update(instances_table).where(instances_table.c.uuid == uuid)
                            .values(vm_state="active", task_state=None, host="h1", updated_at=utcnow()))
     assert await cell.conductor("c1").recover() == []
+
+
+async def test_a_claim_on_another_node_than_the_instances_own_is_released(cell: Cell) -> None:
+    """A scheduler's late claim (its reply nobody waited for) beside the one the instance was placed with."""
+    [uuid] = await cell.boot()
+    await cell.lease(uuid, "c2")
+    await cell.claim(uuid, "h1")
+    await cell.claim(uuid, "h2")
+    async with cell.db.write() as conn:
+        await instances.update_instance(conn, uuid, {"vm_state": "active", "task_state": None, "host": "h1",
+                                                     "node": "h1"})
+    assert await recovery.release_stranded(cell.conductor("c1")) == [(uuid, "misplaced allocations released")]
+    assert placed_exactly_once(await cell.allocations(uuid), "h1")
+
+
+async def test_a_reschedule_claiming_its_new_host_keeps_that_claim(cell: Cell) -> None:
+    [uuid] = await cell.boot()
+    await cell.lease(uuid, "c2")
+    await cell.claim(uuid, "h2")  # claimed on h2; the instance still names the host it failed on
+    async with cell.db.write() as conn:
+        await instances.update_instance(conn, uuid, {"host": "h1", "node": "h1"})
+    assert await recovery.release_stranded(cell.conductor("c1")) == []
+    assert placed_exactly_once(await cell.allocations(uuid), "h2")

@@ -13,6 +13,7 @@ from stratus.db import placement
 from stratus.db.engine import Database
 from stratus.db.fleet import SimHost
 from stratus.db.models import allocations, instance_group_members, instance_groups, instances, services
+from stratus.scheduler.manager import SchedulerManager
 from stratus.utils import new_uuid, utcnow
 from tests.unit.scheduler.conftest import Seed, spec
 
@@ -283,3 +284,16 @@ async def test_failed_build_reported_by_compute_is_weighed_at_once(scheduler: Se
     assert await pick(sched, spec()) == ["b"]
     await sched.update_host_stats({}, "a", {"failed_builds": 0})
     assert await pick(sched, spec()) == ["a"]
+
+
+async def test_a_claim_an_instance_already_holds_is_replaced_not_doubled(scheduler: Seed) -> None:
+    """A scheduler that died after its claim and before its reply left the instance an allocation; the request,
+    delivered again (or asked again by the conductor), must not claim a second one beside it."""
+    sched = await scheduler([SimHost("a"), SimHost("b")], scheduler={"max_attempts": 1})
+    uuid = new_uuid()
+    first = await sched.select_destinations({}, spec(), [uuid])
+    again = await SchedulerManager(sched.conf, sched.db).select_destinations({}, spec(), [uuid])
+    async with sched.db.read() as conn:
+        held = await placement.allocations_for_consumer(conn, uuid)
+    assert list(held) == [again[0][0]["provider_id"]], (first, again, held)
+    assert held[again[0][0]["provider_id"]][placement.MEMORY_MB] == 512
