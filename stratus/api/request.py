@@ -54,6 +54,24 @@ class ApiRequest:
 
 #: a run of digits that may be an integer literal past orjson's 64-bit range
 _LONG_DIGITS = re.compile(rb"[0-9]{19}")
+#: how deep a body's arrays and objects may nest. Nova's deepest body is a few levels; what walks a body (the
+#: standard library's parser, the validator and the reprs in its messages, the range rule) recurses once a level
+#: or more, so a body near orjson's own limit (1024) would end in a RecursionError, a 500
+MAX_DEPTH = 64
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether ``value`` nests arrays and objects more than ``MAX_DEPTH`` levels, found without recursing."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def parse_json(data: bytes) -> Any:
@@ -62,9 +80,12 @@ def parse_json(data: bytes) -> Any:
 
     orjson checks the text (UTF-8, no lone surrogate, no NaN or Infinity: 400) and parses it; only a body with a
     long run of digits is parsed again by the standard library, because orjson turns an integer past 64 bits into
-    a float (an integer of more digits than Python converts, 4300, is a 400 as well)."""
+    a float (an integer of more digits than Python converts, 4300, is a 400 as well). Arrays and objects nested
+    deeper than ``MAX_DEPTH`` are a 400, checked before the standard library's parser could recurse that deep."""
     try:
         value = orjson.loads(data)
+        if _too_deep(value):
+            raise Fault(400, f"Malformed request body: arrays and objects nested more than {MAX_DEPTH} levels deep")
         if _LONG_DIGITS.search(data):
             value = json.loads(data)
     except ValueError:  # orjson.JSONDecodeError is one

@@ -107,3 +107,24 @@ def test_a_client_gone_mid_body_is_no_error_of_the_server(cloud: Cloud) -> None:
     line = next(x for x in log.splitlines() if "went away before sending the whole body" in x)
     assert " INFO stratus.sizelimit POST /v2.1/os-server-groups: " in line
     assert "Traceback" not in log and " ERROR " not in log, log
+
+
+DEEP = "[" * 1000 + "]" * 1000
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("POST", "/os-server-groups", "[" * 1000 + "1" * 20 + "]" * 1000),  # the parser, for a long integer
+    ("POST", "/os-server-groups", '{"server_group": ' + DEEP + "}"),  # the validator's message (its repr)
+    ("POST", "/servers", '{"server": {"name": "x", "flavorRef": "1", "networks": "none"}, '
+                         '"os:scheduler_hints": {"a": ' + DEEP + "}}"),  # the range rule, over free-form hints
+    ("PUT", "/os-services/1", DEEP),
+])
+def test_bodies_nested_too_deep_are_400(cloud: Cloud, method: str, path: str, body: str) -> None:
+    """Found by tests/functional/test_api_fuzz.py: 1000 levels of arrays were a RecursionError, a 500."""
+    before = groups(cloud)
+    with cloud.client(token="admin:admin", version="2.64") as c:
+        resp = c.request(method, path, content=body)
+        assert fault(resp, 400, "badRequest") == ("Malformed request body: arrays and objects nested more than 64 "
+                                                  "levels deep")
+        assert not [s for s in c.get("/servers", params={"all_tenants": 1}).json()["servers"] if s["name"] == "x"]
+    assert groups(cloud) == before

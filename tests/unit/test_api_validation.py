@@ -12,7 +12,7 @@ from stratus.api import validation
 from stratus.api.errors import MAX_MESSAGE, Fault, client_error, fault_body
 from stratus.api.microversion import APIVersion
 from stratus.api.quota_sets import update_schema
-from stratus.api.request import location, parse_json
+from stratus.api.request import MAX_DEPTH, location, parse_json
 from stratus.api.router import check_content_type, check_url_project, check_url_text
 from stratus.api.server_groups import CREATE_SCHEMA_V264
 from stratus.api.servers_create import create_schema
@@ -38,6 +38,18 @@ def test_json_keeps_integers_exact_at_any_size() -> None:
         with pytest.raises(Fault) as caught:
             parse_json(bad)
         assert (caught.value.code, caught.value.message) == (400, "Malformed request body"), bad
+
+
+def test_json_nested_too_deep_is_a_400_not_a_recursion_error() -> None:
+    """A body nested near orjson's limit (1024) once reached the standard library's parser (with a long integer),
+    the validator's reprs or the range rule, each recursing past Python's limit: a 500."""
+    assert parse_json(b"[" * MAX_DEPTH + b"]" * MAX_DEPTH) is not None
+    for bad in (b"[" * 1000 + b"1" * 20 + b"]" * 1000, b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1),
+                b'{"a": ' * 600 + b"1" + b"}" * 600):
+        with pytest.raises(Fault) as caught:
+            parse_json(bad)
+        assert (caught.value.code, caught.value.message) == (
+            400, f"Malformed request body: arrays and objects nested more than {MAX_DEPTH} levels deep"), bad[:10]
 
 
 @pytest.mark.parametrize("value", [BIG, str(BIG), "9" * 5000])
