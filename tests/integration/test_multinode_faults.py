@@ -226,7 +226,10 @@ def test_a_broker_restart_under_a_stream_of_100_boots(cluster: Any, rabbitmq: Ra
             assert _fault(c, s["id"]), s
     assert statuses["ACTIVE"] >= 1
     # the recovery pass releases what a lost reply stranded; give it one interval
-    c.wait(lambda: c.allocation_problems() == [], 30, "no allocation problems")
+    try:
+        c.wait(lambda: c.allocation_problems() == [], 30, "no allocation problems")
+    except AssertionError:
+        raise AssertionError(f"allocation problems: {c.allocation_problems()}") from None
     assert c.over_committed() == []
 
 
