@@ -9,7 +9,8 @@
 # until os-services shows every service up, and prints the endpoints and the openstack CLI's environment
 # (DIR/openrc; DIR/clouds.yaml has the cloud `stratus-multinode`). `down` stops what `up` started and waits.
 # Environment: STRATUS_PYTHON (default: the checkout's .venv/bin/python, else python3), MULTINODE_COMPUTES (5),
-# MULTINODE_API_WORKERS (2), MULTINODE_EXTRA_CONF (INI text appended to every config file),
+# MULTINODE_API_WORKERS (2), MULTINODE_FAKE_HOSTS (each compute simulates this many hosts compute-I-1..N with
+# `--fake-hosts N`; default: one host compute-I each), MULTINODE_EXTRA_CONF (INI text appended to every config file),
 # MULTINODE_TIMEOUT (120 s for `up` to see every service up).
 set -euo pipefail
 action=${1:?up|down}
@@ -21,6 +22,7 @@ if [ -z "$python" ]; then
     if [ -x "$root/.venv/bin/python" ]; then python=$root/.venv/bin/python; else python=python3; fi
 fi
 computes=${MULTINODE_COMPUTES:-5}
+fake_hosts=${MULTINODE_FAKE_HOSTS:-}
 api_workers=${MULTINODE_API_WORKERS:-2}
 services="api scheduler-1 scheduler-2 conductor-1 conductor-2"
 for i in $(seq 1 "$computes"); do services="$services compute-$i"; done
@@ -151,7 +153,7 @@ for i in 1 2; do
     start "conductor-$i" "$dir/etc/conductor-$i.conf" conductor
 done
 for i in $(seq 1 "$computes"); do
-    start "compute-$i" "$dir/etc/compute.conf" compute --host "compute-$i"
+    start "compute-$i" "$dir/etc/compute.conf" compute --host "compute-$i" ${fake_hosts:+--fake-hosts "$fake_hosts"}
 done
 
 cat > "$dir/openrc" <<EOF
@@ -180,12 +182,15 @@ EOF
 chmod 600 "$dir/openrc" "$dir/clouds.yaml"
 
 # wait until os-services lists every scheduler, conductor and compute as up (a dead process: its log's tail)
-MN_DIR=$dir MN_SERVICES="$services" MN_TIMEOUT=${MULTINODE_TIMEOUT:-120} "$python" - <<'EOF'
+MN_DIR=$dir MN_SERVICES="$services" MN_FAKE_HOSTS=$fake_hosts MN_TIMEOUT=${MULTINODE_TIMEOUT:-120} "$python" - <<'EOF'
 import json, os, sys, time, urllib.error, urllib.request
 
 d = os.environ["MN_DIR"]
 env = dict(line.split("=", 1) for line in open(f"{d}/ports.env").read().split())
-want = {n for n in os.environ["MN_SERVICES"].split() if n != "api"}
+processes = [n for n in os.environ["MN_SERVICES"].split()]
+fake = int(os.environ["MN_FAKE_HOSTS"] or 0)
+want = {f"{n}-{i}" for n in processes if n.startswith("compute-") for i in range(1, fake + 1)} if fake else set()
+want |= {n for n in processes if n != "api" and not (fake and n.startswith("compute-"))}
 password = open(f"{d}/admin-password").read().strip()
 identity = f"http://127.0.0.1:{env['IDENTITY_PORT']}/v3/auth/tokens"
 compute = f"http://127.0.0.1:{env['COMPUTE_PORT']}/v2.1/os-services"
@@ -195,7 +200,7 @@ body = json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"
 deadline = time.monotonic() + float(os.environ["MN_TIMEOUT"])
 token, up = None, set()
 while time.monotonic() < deadline:
-    for name in want | {"api"}:
+    for name in processes:
         pid = int(open(f"{d}/run/{name}.pid").read())
         try:
             os.kill(pid, 0)
@@ -218,7 +223,7 @@ sys.exit(f"multinode.sh: not up within {os.environ['MN_TIMEOUT']} s: {sorted(wan
 EOF
 
 cat <<EOF
-multinode.sh: up in $dir: api ($api_workers workers), 2 schedulers, 2 conductors, $computes computes
+multinode.sh: up in $dir: api ($api_workers workers), 2 schedulers, 2 conductors, $computes computes${fake_hosts:+ of $fake_hosts simulated hosts each}
   compute API   http://127.0.0.1:$COMPUTE_PORT/v2.1
   image API     http://127.0.0.1:$IMAGE_PORT
   identity API  http://127.0.0.1:$IDENTITY_PORT/v3

@@ -278,11 +278,18 @@ class ComputeManager:
         """Build; returns the reason to reschedule elsewhere, or None when done (active, error or deleted)."""
         async with self.db.write() as conn:
             instance = await instances.get_plain(conn, uuid)
+            if instance is not None and not instance["deleted"] and instance["host"] != self.host:
+                # a cast that waited in this host's queue while it was down: the conductors' recovery pass
+                # scheduled the build again elsewhere (conductor/recovery.py), and it is that host's now
+                LOG.warning("build of %s cast to %s is no longer this host's (host %s): left alone", uuid,
+                            self.host, instance["host"])
+                return None
             await actions.event_start(conn, context, uuid, BUILD_EVENT, host=self.host)
             moved = instance is not None and await instances.update_instance(
                 conn, uuid, {"task_state": task_states.NETWORKING, "host": self.host,
                              "node": self.node.get("hypervisor_hostname", self.host)},
-                expected_task_state=(task_states.SCHEDULING,), expected_vm_state=(states.BUILDING,))
+                expected_task_state=(task_states.SCHEDULING,), expected_vm_state=(states.BUILDING,),
+                expected_host=(self.host,))
         if not moved or instance is None:
             await self._abandon(context, uuid, None, spawned=False)
             return None

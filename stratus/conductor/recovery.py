@@ -6,7 +6,11 @@ build_recovery_interval``, it reads every instance still waiting for a compute h
 
 - older than ``[DEFAULT] instance_build_timeout``: ERROR with the fault "Instance build timed out. Set to error
   state.", its claims released (placed on a host or not; the host's own check does the same from its side);
-- on a host already: the host's (its start-up puts an interrupted build in ERROR);
+- cast to a host whose compute service is down (silent past ``service_down_time``, forced down, or deleted)
+  and never taken by it: the cast waits in that host's queue with nobody to consume it, so the build is taken
+  over, its claims given back, its host cleared and it is scheduled again away from that host (a host that comes
+  back finds the build is no longer its own and leaves it: compute/manager.py); Nova leaves such a build in BUILD;
+- on a live host already: the host's (its start-up puts an interrupted build in ERROR);
 - waiting for a host, and its conductor is gone: the lease is nobody's and was handed over longer than the
   interval ago (or, with the in-process transport, before this process started: that cast died with its process),
   or it is held by a conductor whose service is down, or by this conductor though no coroutine of this process
@@ -51,6 +55,13 @@ class ConductorLost(exception.StratusException):
     msg_fmt = "The conductor scheduling instance %(instance_uuid)s went away (%(why)s); scheduling it again"
 
 
+class BuildHostDown(exception.StratusException):
+    """The event of a build cast to a host that is down: closed by the conductor that schedules it again."""
+
+    msg_fmt = ("Compute host %(host)s of instance %(instance_uuid)s is down and never took the build; "
+               "scheduling it again")
+
+
 async def reconcile(manager: ConductorManager) -> list[tuple[str, str]]:
     now = utcnow()
     async with manager.db.read() as conn:
@@ -84,7 +95,12 @@ def judge(manager: ConductorManager, row: dict[str, Any], now: datetime.datetime
     timeout = manager.conf.instance_build_timeout
     if timeout and builds.older_than(row["created_at"], timeout, now):
         return "timeout"
-    if row["host"] is not None or row["spec"] is None:
+    if row["spec"] is None or row["uuid"] in manager.in_flight:
+        return None
+    if row["host"] is not None:
+        service = row["host_service"]
+        if service is None or not services_db.is_up(service, manager.conf.service_down_time, now):
+            return f"its host {row['host']} is down"
         return None
     holder = row["conductor_id"]
     if holder is None:
@@ -143,16 +159,25 @@ async def _schedule_again(manager: ConductorManager, group: list[tuple[dict[str,
     uuids = [row["uuid"] for row, _ in group]
     context = await _context_of(manager, uuids[0])
     taken: list[str] = []
+    down_hosts: set[str] = set()
     with manager.in_flight.hold(uuids):
         async with manager.db.write() as conn:
             for row, why in group:
-                uuid = row["uuid"]
+                uuid, host = row["uuid"], row["host"]
                 if not await builds.take_over(conn, uuid, manager.service_id, row["generation"]):
                     continue  # another conductor was first
-                if not await builds.still_waiting(conn, uuid, row["generation"] + 1):
-                    continue  # placed, failed or deleted since it was read: nothing to do
+                if not await builds.still_waiting(conn, uuid, row["generation"] + 1, host):
+                    continue  # placed, taken by its host, failed or deleted since it was read: nothing to do
                 LOG.warning("instance %s waits for a host and %s: scheduling it again", uuid, why)
-                lost = ConductorLost(instance_uuid=uuid, why=why)
+                if host is None:
+                    lost: exception.StratusException = ConductorLost(instance_uuid=uuid, why=why)
+                else:
+                    lost = BuildHostDown(instance_uuid=uuid, host=host)
+                    down_hosts.add(host)
+                    # no host until the new one is recorded: the old one, back, must not take it
+                    await instances.update_instance(conn, uuid, {"host": None, "node": None, "launched_on": None},
+                                                    expected_vm_state=(states.BUILDING,),
+                                                    expected_task_state=(task_states.SCHEDULING,))
                 for event in (SCHEDULE_EVENT, RETRY_EVENT):
                     await actions.event_finish(conn, context, uuid, event, error=lost)
                 await placement.remove_allocations(conn, uuid)
@@ -161,6 +186,8 @@ async def _schedule_again(manager: ConductorManager, group: list[tuple[dict[str,
         if taken:
             first = group[0][0]["spec"]
             spec = {**first, "instance_uuid": None, "num_instances": len(taken)}
+            if down_hosts:
+                spec["ignore_hosts"] = sorted({*(first.get("ignore_hosts") or []), *down_hosts})
             await manager.schedule_taken(context, spec, taken)
     return [(uuid, "scheduled again") for uuid in taken]
 

@@ -74,14 +74,20 @@ async def held(conn: Connection, uuid: str, conductor_id: int) -> bool:
 
 async def waiting(conn: Connection) -> list[dict[str, Any]]:
     """Every live instance still waiting for a compute host to take it (``building``/``scheduling``), with its
-    lease, the holder's services row (liveness), its request spec and the time it was last handed over."""
+    lease, the holder's services row (liveness), its request spec, the time it was last handed over and, once
+    it was cast to a host, that host's compute services row."""
     c, s = instances.c, services.c
+    host_services = services.alias("host_service")
+    h = host_services.c
     query = (select(c.uuid, c.host, c.reservation_id, c.created_at, _SPECS.spec, _SPECS.conductor_id,
                     _SPECS.generation, func.coalesce(_SPECS.updated_at, _SPECS.created_at).label("since"),
                     s.last_seen_up, s.updated_at.label("service_updated_at"),
-                    s.created_at.label("service_created_at"), s.forced_down)
+                    s.created_at.label("service_created_at"), s.forced_down,
+                    h.last_seen_up.label("host_last_seen_up"), h.updated_at.label("host_updated_at"),
+                    h.created_at.label("host_created_at"), h.forced_down.label("host_forced_down"))
              .select_from(instances.outerjoin(request_specs, _SPECS.instance_uuid == c.uuid)
-                          .outerjoin(services, s.id == _SPECS.conductor_id))
+                          .outerjoin(services, s.id == _SPECS.conductor_id)
+                          .outerjoin(host_services, (h.host == c.host) & (h.binary == "nova-compute")))
              .where(c.deleted == 0, c.vm_state == states.BUILDING, c.task_state == task_states.SCHEDULING)
              .order_by(c.created_at, c.launch_index))
     rows = []
@@ -90,17 +96,23 @@ async def waiting(conn: Connection) -> list[dict[str, Any]]:
         row["service"] = None if r["service_created_at"] is None else {
             "last_seen_up": r["last_seen_up"], "updated_at": r["service_updated_at"],
             "created_at": r["service_created_at"], "forced_down": r["forced_down"]}
+        #: the compute service of the host the build was cast to (None: no host yet, or its row is gone)
+        row["host_service"] = None if r["host_created_at"] is None else {
+            "last_seen_up": r["host_last_seen_up"], "updated_at": r["host_updated_at"],
+            "created_at": r["host_created_at"], "forced_down": r["host_forced_down"]}
         rows.append(row)
     return rows
 
 
-async def still_waiting(conn: Connection, uuid: str, generation: int) -> bool:
-    """The instance waits for a host and its lease is still at ``generation`` (checked inside a take-over)."""
+async def still_waiting(conn: Connection, uuid: str, generation: int, host: str | None = None) -> bool:
+    """The instance waits for a host to take it (none chosen yet, or still ``host``, which never took it) and
+    its lease is still at ``generation`` (checked inside a take-over)."""
     c = instances.c
     row = (await conn.execute(
         select(c.uuid).select_from(instances.join(request_specs, _SPECS.instance_uuid == c.uuid))
         .where(c.uuid == uuid, c.deleted == 0, c.vm_state == states.BUILDING,
-               c.task_state == task_states.SCHEDULING, c.host.is_(None), _SPECS.generation == generation))).first()
+               c.task_state == task_states.SCHEDULING, c.host.is_(None) if host is None else c.host == host,
+               _SPECS.generation == generation))).first()
     return row is not None
 
 

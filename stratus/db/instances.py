@@ -228,10 +228,16 @@ async def list_page(conn: Connection, f: ListFilters) -> list[dict[str, Any]]:
 
 async def update_instance(conn: Connection, uuid: str, values: dict[str, Any],
                           expected_task_state: tuple[str | None, ...] | None = None,
-                          expected_vm_state: tuple[str, ...] | None = None) -> bool:
-    """Apply ``values`` only if the instance is live and in the expected states; False means it moved on."""
+                          expected_vm_state: tuple[str, ...] | None = None,
+                          expected_host: tuple[str | None, ...] | None = None) -> bool:
+    """Apply ``values`` only if the instance is live, in the expected states and (``expected_host``, None for no
+    host) on an expected host; False means it moved on."""
     c = instances.c
     q = update(instances).where(c.uuid == uuid, c.deleted == 0)
+    if expected_host is not None:
+        named = [h for h in expected_host if h is not None]
+        on = c.host.in_(named)
+        q = q.where(or_(on, c.host.is_(None)) if None in expected_host else on)
     if expected_task_state is not None:
         real = [t for t in expected_task_state if t is not None]
         cond = c.task_state.in_(real)

@@ -8,6 +8,10 @@ what makes it cost seconds at ten thousand hosts. Here the picture is loaded onc
   compute nodes whose row changed, and the few services that are disabled, forced down or silent;
 * a slower full scan of provider generations catches what timestamps could miss (deleted providers, skewed
   clocks), and aggregates are re-read on the same slow beat;
+* liveness is judged at each request, not at the sync: the services read are those silent for longer than
+  ``service_down_time`` *less the sync interval and a margin*, with their last heartbeat, so a host that falls
+  silent between two syncs is down for the first request after ``service_down_time`` (Nova's servicegroup check
+  on every request), not up to one interval later;
 * a ``refresh_hosts`` fanout (sent by the API when services or aggregates change) makes the next request
   reload everything first.
 
@@ -26,7 +30,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -56,10 +60,18 @@ LOG = logging.getLogger(__name__)
 SYNC_SLACK = timedelta(seconds=5)
 #: full generation scan and aggregate re-read, in multiples of the sync interval (at least every 30 s)
 SLOW_SYNC_EVERY = 15.0
+#: services silent for this long before they are down are read with their heartbeat, on top of the sync interval
+#: (a sync that takes a while, a request that waits for the lock)
+LIVENESS_MARGIN = timedelta(seconds=1)
 _NODE_COLUMNS = (compute_nodes.c.uuid, compute_nodes.c.host, compute_nodes.c.hypervisor_hostname,
                  compute_nodes.c.hypervisor_type, compute_nodes.c.hypervisor_version, compute_nodes.c.host_ip,
                  compute_nodes.c.cpu_info, compute_nodes.c.supported_instances, compute_nodes.c.stats,
                  compute_nodes.c.service_id)
+
+
+def _epoch(value: datetime) -> float:
+    """Seconds since the epoch of a naive UTC timestamp (as the database stores them)."""
+    return value.replace(tzinfo=UTC).timestamp()
 
 
 def _json(value: Any, default: Any) -> Any:
@@ -109,6 +121,10 @@ class HostManager:
         self.step_size = np.ones((r, n), dtype=np.int64)
         self.service_up = np.ones(n, dtype=bool)
         self.service_disabled = np.zeros(n, dtype=bool)
+        self.forced_down = np.zeros(n, dtype=bool)
+        #: the last heartbeat (seconds since the epoch) of hosts close to or past ``service_down_time``; +inf for
+        #: the plainly healthy ones, -inf for a service that never beat
+        self.last_seen = np.full(n, np.inf, dtype=np.float64)
         self.num_instances = np.zeros(n, dtype=np.int64)
         self.io_ops = np.zeros(n, dtype=np.int64)
         self.failed_builds = np.zeros(n, dtype=np.int64)
@@ -138,6 +154,7 @@ class HostManager:
         """Bytes held by the arrays (the per-host Python objects come on top)."""
         return sum(a.nbytes for a in (self.generation, self.capacity, self.used, self.min_unit, self.max_unit,
                                       self.step_size, self.service_up, self.service_disabled,
+                                      self.forced_down, self.last_seen,
                                       self.num_instances, self.io_ops, self.failed_builds, self.az_id,
                                       self.aggregate_set_id, self.kind_id))
 
@@ -230,10 +247,12 @@ class HostManager:
         now = time.monotonic()
         interval = self.conf.scheduler.host_state_sync_interval
         if not (force or self._full_needed or self._dirty or now - self._synced_at >= interval):
+            self.judge_liveness()
             return
         async with self._lock:
             now = time.monotonic()
             if not (force or self._full_needed or self._dirty or now - self._synced_at >= interval):
+                self.judge_liveness()
                 return
             wall = utcnow()
             async with self.db.read() as conn:
@@ -249,6 +268,13 @@ class HostManager:
                         await self._load_all(conn)
             self._since = wall
             self._synced_at = now
+            self.judge_liveness()
+
+    def judge_liveness(self, now: datetime | None = None) -> None:
+        """``service_up`` as of ``now`` (the request's time): not forced down and a heartbeat within
+        ``service_down_time``, from the heartbeats the last sync read."""
+        threshold = _epoch((now or utcnow()) - timedelta(seconds=self.conf.service_down_time))
+        self.service_up[:] = ~self.forced_down & (self.last_seen >= threshold)
 
     async def refresh_provider(self, provider_id: int) -> None:
         """Re-read one provider now (after a refused claim)."""
@@ -389,20 +415,27 @@ class HostManager:
         self.failed_builds[i] = int(state.stats.get("failed_builds", 0))
 
     async def _load_services(self, conn: Connection) -> None:
-        """Only the services that are not plainly healthy are read: disabled, forced down, or silent for
-        longer than ``service_down_time``. Every other compute host is up and enabled."""
-        threshold = utcnow() - timedelta(seconds=self.conf.service_down_time)
+        """Only the services that are not plainly healthy are read: disabled, forced down, or silent for longer
+        than ``service_down_time`` less the sync interval and ``LIVENESS_MARGIN`` (those may be down before the
+        next sync: ``judge_liveness`` decides at each request from their heartbeat). Every other compute host is
+        up and enabled."""
+        early = timedelta(seconds=self.conf.scheduler.host_state_sync_interval) + LIVENESS_MARGIN
+        down_time = timedelta(seconds=self.conf.service_down_time)
+        # never read the healthy ones on every sync: at most half of service_down_time early
+        threshold = utcnow() - down_time + min(early, down_time / 2)
         last = func.coalesce(services.c.last_seen_up, services.c.updated_at, services.c.created_at)
         rows = await conn.execute(
             select(services.c.host, services.c.disabled, services.c.forced_down, last)
             .where(services.c.binary == "nova-compute",
                    or_(services.c.disabled.is_(True), services.c.forced_down.is_(True), last < threshold)))
-        self.service_up[:] = True
         self.service_disabled[:] = False
+        self.forced_down[:] = False
+        self.last_seen[:] = np.inf
         for host, disabled, forced_down, seen in rows:
             for index in self.by_host.get(host, ()):
                 self.service_disabled[index] = bool(disabled)
-                self.service_up[index] = not forced_down and seen is not None and seen >= threshold
+                self.forced_down[index] = bool(forced_down)
+                self.last_seen[index] = -np.inf if seen is None else _epoch(seen)
 
     async def _load_aggregates(self, conn: Connection) -> None:
         metadata: dict[int, dict[str, str]] = defaultdict(dict)

@@ -120,6 +120,18 @@ ram = -1
         popen.send_signal(signal.SIGKILL)
         popen.wait(timeout=30)
 
+    def pause(self, name: str) -> None:
+        """SIGSTOP: the process holds its broker connection and whatever was delivered to it, and does nothing
+        (no heartbeat, no consumption) until ``resume``."""
+        popen = self.processes[name].popen
+        assert popen is not None
+        popen.send_signal(signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        popen = self.processes[name].popen
+        assert popen is not None
+        popen.send_signal(signal.SIGCONT)
+
     def restart(self, name: str, env: dict[str, str] | None = None) -> None:
         proc = self.processes[name]
         if env is not None:

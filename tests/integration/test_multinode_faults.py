@@ -234,7 +234,10 @@ def test_a_broker_restart_under_a_stream_of_100_boots(cluster: Any, rabbitmq: Ra
 
 
 def test_a_down_compute_is_not_scheduled_to_and_a_retired_one_is_deleted(cluster: Any) -> None:
-    c: Cluster = cluster()
+    """The boot follows the moment os-services shows the host down. The scheduler re-reads the database only every
+    3 s here, so the request arrives between two re-reads: it must judge the host's heartbeat at the request's
+    time (a picture of the last re-read sent half the builds to the dead host, where they sat in BUILD)."""
+    c: Cluster = cluster("[scheduler]\nhost_state_sync_interval = 3\n")
     c.start("api", "api")
     c.start("conductor", "conductor")
     c.start("scheduler", "scheduler")
@@ -250,6 +253,10 @@ def test_a_down_compute_is_not_scheduled_to_and_a_retired_one_is_deleted(cluster
     assert c.boot(image, "down-", 6).status_code == 202
     servers = c.settled("down-", 6, 60)
     assert {(s["status"], s["OS-EXT-SRV-ATTR:host"]) for s in servers} == {("ACTIVE", "stays")}
+    # chosen right the first time: one scheduling each, none taken back from the dead host by a recovery pass
+    assert c.sql("""
+        select e.result, count(*) from instance_actions_events e join instance_actions a on a.id = e.action_id
+        where e.event = 'conductor_schedule_and_build_instances' group by e.result""") == [("Success", 6)]
 
     # a host that hosts instances cannot be deleted (Nova's 409); the retired one can
     busy = c.api.delete(f"/os-services/{services['stays']['id']}")
@@ -262,3 +269,33 @@ def test_a_down_compute_is_not_scheduled_to_and_a_retired_one_is_deleted(cluster
     assert c.sql("select name from resource_providers") == [("stays",)]
     assert c.sql("select host from compute_nodes") == [("stays",)]
     assert c.allocation_problems() == []
+
+
+def test_builds_cast_to_a_host_that_then_stops_are_built_elsewhere_and_left_alone_by_it(cluster: Any) -> None:
+    """A compute host stops (SIGSTOP) just as a boot is scheduled: it still counts as up, so builds are cast to it
+    and wait in its queue. Once it is down the conductors' recovery pass schedules them again on the other host;
+    when the stopped host resumes and finally reads those casts, the builds are no longer its own and it leaves
+    them alone: every server ACTIVE on the live host, each claim held once."""
+    c: Cluster = cluster()
+    c.start("api", "api")
+    c.start("conductor", "conductor")
+    c.start("scheduler", "scheduler")
+    c.start("stays", "compute", "--host", "stays")
+    c.start("stops", "compute", "--host", "stops")
+    c.wait_hypervisors(2)
+    image = c.image()
+    c.pause("stops")
+    try:
+        assert c.boot(image, "stop-", 6).status_code == 202
+        servers = c.settled("stop-", 6, 90)
+        assert {(s["status"], s["OS-EXT-SRV-ATTR:host"]) for s in servers} == {("ACTIVE", "stays")}
+    finally:
+        c.resume("stops")
+    log = c.processes["stops"].log
+    stale = c.wait(lambda: log.read_text(errors="replace").count("is no longer this host's"), 30,
+                   "the resumed host reading its stale casts")
+    time.sleep(2)  # anything it would wrongly do with them, it has done by now
+    assert stale >= 1  # the boot did send builds to the stopped host (they were taken back and built elsewhere)
+    assert {(s["status"], s["OS-EXT-SRV-ATTR:host"]) for s in c.servers("stop-")} == {("ACTIVE", "stays")}
+    assert c.allocation_problems() == []
+    assert c.over_committed() == []

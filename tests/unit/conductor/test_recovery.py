@@ -5,14 +5,16 @@ will give back are released."""
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from stratus.conductor import recovery
 from stratus.context import RequestContext
 from stratus.db import builds, instances
 from stratus.db.models import instances as instances_table
-from stratus.db.models import request_specs
+from stratus.db.models import request_specs, services
 from stratus.utils import utcnow
 from tests.unit.conductor.conftest import HOSTS, RESOURCES, Cell, placed_exactly_once
 
@@ -215,3 +217,53 @@ async def test_a_reschedule_claiming_its_new_host_keeps_that_claim(cell: Cell) -
         await instances.update_instance(conn, uuid, {"host": "h1", "node": "h1"})
     assert await recovery.release_stranded(cell.conductor("c1")) == []
     assert placed_exactly_once(await cell.allocations(uuid), "h2")
+
+
+async def _cast_to(cell: Cell, uuid: str, host: str) -> None:
+    """Where a conductor leaves a build it cast: its lease, a claim on ``host`` and the host recorded."""
+    await cell.lease(uuid, "c2")
+    await cell.claim(uuid, host)
+    async with cell.db.write() as conn:
+        await instances.update_instance(conn, uuid, {"host": host, "node": host, "launched_on": host})
+
+
+async def _silence_host(cell: Cell, host: str, seconds: float) -> None:
+    async with cell.db.write() as conn:
+        await conn.execute(update(services).where(services.c.host == host, services.c.binary == "nova-compute")
+                           .values(last_seen_up=utcnow() - datetime.timedelta(seconds=seconds)))
+
+
+async def test_a_build_cast_to_a_host_that_is_down_is_scheduled_again_elsewhere(cell: Cell) -> None:
+    """The cast waits in the dead host's queue with nobody to consume it: the build goes to another host."""
+    uuids = await cell.boot(count=2)
+    for uuid in uuids:
+        await _cast_to(cell, uuid, "h1")
+    await _silence_host(cell, "h1", cell.conf.service_down_time + 1)
+    assert await cell.conductor("c1").recover() == [(u, "scheduled again") for u in uuids]
+    await cell.settle()
+    for uuid in uuids:
+        row = await cell.instance(uuid)
+        assert (row["host"], row["node"], row["vm_state"], row["task_state"]) == ("h2", "h2", "building",
+                                                                                  "scheduling")
+        assert placed_exactly_once(await cell.allocations(uuid), "h2"), await cell.allocations(uuid)
+        assert cell.builds[uuid] == 1  # the one cast to h2
+        assert (await cell.spec_lease(uuid))[0] == cell.conductors["c1"]
+
+
+async def test_a_build_cast_to_a_live_host_is_left_to_it(cell: Cell) -> None:
+    [uuid] = await cell.boot()
+    await _cast_to(cell, uuid, "h1")
+    await _silence_host(cell, "h1", cell.conf.service_down_time - 5)
+    assert await cell.conductor("c1").recover() == []
+    row = await cell.instance(uuid)
+    assert row["host"] == "h1" and placed_exactly_once(await cell.allocations(uuid), "h1")
+
+
+async def test_a_build_cast_to_a_deleted_host_is_scheduled_again(cell: Cell) -> None:
+    [uuid] = await cell.boot()
+    await _cast_to(cell, uuid, "h1")
+    async with cell.db.write() as conn:
+        await conn.execute(delete(services).where(services.c.host == "h1"))
+    assert await cell.conductor("c1").recover() == [(uuid, "scheduled again")]
+    await cell.settle()
+    assert (await cell.instance(uuid))["host"] == "h2"

@@ -1,0 +1,38 @@
+"""A compute host that falls silent between two syncs of the scheduler's picture is down for the first request
+after ``service_down_time`` (Nova judges liveness on every request), not one sync interval later."""
+
+from __future__ import annotations
+
+import datetime
+
+from stratus.db.fleet import SimHost
+from stratus.utils import new_uuid, utcnow
+from tests.unit.scheduler.conftest import Seed, spec
+
+
+async def test_a_host_silent_since_the_last_sync_is_down_at_the_next_request(scheduler: Seed) -> None:
+    # "goes" beat 2.5 s ago: up at the sync, down 1.6 s later (service_down_time 4), before the next sync (60 s)
+    sched = await scheduler([SimHost("stays", memory_mb=4096), SimHost("goes", memory_mb=8192, silent_for=2.5)],
+                            DEFAULT={"service_down_time": 4}, scheduler={"host_state_sync_interval": 60})
+    hosts = sched.host_manager
+    await hosts.sync()
+    assert hosts.service_up.tolist() == [True, True]
+    later = utcnow() + datetime.timedelta(seconds=1.6)
+    hosts.judge_liveness(later)
+    assert dict(zip([h.host for h in hosts.hosts], hosts.service_up.tolist(), strict=True)) == \
+        {"stays": True, "goes": False}
+    # and a request, which syncs no more than once a minute here, goes by the request's time
+    hosts.judge_liveness(utcnow())
+    assert hosts.service_up.tolist() == [True, True]
+
+
+async def test_requests_do_not_go_to_a_host_that_went_silent_between_syncs(scheduler: Seed, monkeypatch) -> None:
+    sched = await scheduler([SimHost("stays", memory_mb=4096), SimHost("goes", memory_mb=8192, silent_for=2.5)],
+                            DEFAULT={"service_down_time": 4}, scheduler={"host_state_sync_interval": 60})
+    await sched.host_manager.sync()
+    from stratus.scheduler import host_manager
+
+    moved = utcnow() + datetime.timedelta(seconds=1.6)
+    monkeypatch.setattr(host_manager, "utcnow", lambda: moved)
+    result = await sched.select_destinations({}, spec(), [new_uuid() for _ in range(4)])
+    assert [hosts[0]["host"] for hosts in result] == ["stays"] * 4
