@@ -62,15 +62,19 @@ class SchedulerManager:
                                   ) -> list[list[dict[str, Any]]]:
         """For each instance: the claimed host first, then unclaimed alternates. All or nothing."""
         hosts = self.host_manager
-        await self._replace_earlier_claims(instance_uuids)
         await hosts.sync()
         request = await self._request(request_spec, instance_uuids)
+        kept = await self._earlier_claims(request, instance_uuids)
+        await hosts.sync()
         alternates_wanted = self.conf.scheduler.max_attempts - 1 if return_alternates else 0
         results: list[list[dict[str, Any]]] = []
         claimed: list[tuple[str, int]] = []
         try:
             for uuid in instance_uuids:
-                chosen, alternates = await self._place(request, uuid, alternates_wanted)
+                if uuid in kept:
+                    chosen, alternates = self._keep(request, kept[uuid], alternates_wanted)
+                else:
+                    chosen, alternates = await self._place(request, uuid, alternates_wanted)
                 claimed.append((uuid, chosen.provider_id))
                 request.chose(chosen.host)
                 results.append([self._selection(chosen, request.resources, True),
@@ -85,21 +89,51 @@ class SchedulerManager:
         return results
 
     # --- internals ---------------------------------------------------------------------------------------
-    async def _replace_earlier_claims(self, instance_uuids: list[str]) -> None:
-        """Give back what these instances already hold before claiming for them, as placement's ``PUT
-        /allocations/{consumer}`` replaces a consumer's allocations: nothing is legitimately held by an instance
-        that is being scheduled (a host that fails a build gives its claim back first). What is found is the
-        claim of a scheduler that died after it claimed and before it replied: the redelivered request, or the
-        conductor's retry, must not claim a second time beside it."""
+    async def _earlier_claims(self, request: SchedulingRequest, instance_uuids: list[str]) -> dict[str, int]:
+        """What these instances already hold, as placement's ``PUT /allocations/{consumer}`` treats a consumer's
+        allocations: nothing is legitimately held by an instance that is being scheduled (a host that fails a
+        build, and a conductor that retries a call, give the claim back first). What is found is the claim of this
+        very request handled before: a scheduler that died after it claimed and before it replied (the request
+        is delivered again), or a copy of the request (a publish retried across a lost connection). A claim
+        that this request could have made (one usable host, the request's resources) is this request's
+        answer again, so every copy gets the same host and the instance never holds two claims nor loses the
+        one its conductor records; any other is given back before claiming anew. Returns uuid → host index."""
         async with self.db.read() as conn:
             holding = await placement.consumers_holding(conn, instance_uuids)
-        if not holding:
-            return
-        async with self.db.write() as conn:
-            for uuid in holding:
-                LOG.warning("instance %s already holds allocations (a scheduler that died before it replied?): "
-                            "giving them back before claiming", uuid)
-                self.host_manager.mark_dirty(await placement.remove_allocations(conn, uuid))
+            held = {uuid: await placement.allocations_for_consumer(conn, uuid) for uuid in holding}
+        if not held:
+            return {}
+        hosts = self.host_manager
+        wanted = {rc: amount for rc, amount in request.resources.items() if amount}
+        kept: dict[str, int] = {}
+        stale: list[str] = []
+        for uuid, by_provider in held.items():
+            index = hosts.by_provider.get(next(iter(by_provider))) if len(by_provider) == 1 else None
+            used = {rc: amount for rc, amount in next(iter(by_provider.values())).items() if amount}
+            if (index is not None and used == wanted and hosts.service_up[index] and not hosts.service_disabled[index]
+                    and hosts.hosts[index].host not in (request.ignore_hosts or ())):
+                LOG.info("instance %s already holds its claim on %s (this request, handled before): keeping it",
+                         uuid, hosts.hosts[index].nodename)
+                kept[uuid] = index
+            else:
+                stale.append(uuid)
+        if stale:
+            async with self.db.write() as conn:
+                for uuid in stale:
+                    LOG.warning("instance %s already holds allocations (a scheduler that died before it replied?): "
+                                "giving them back before claiming", uuid)
+                    hosts.mark_dirty(await placement.remove_allocations(conn, uuid))
+        return kept
+
+    def _keep(self, request: SchedulingRequest, index: int, alternates_wanted: int
+              ) -> tuple[HostState, list[HostState]]:
+        """The host of a claim kept (see ``_earlier_claims``), with fresh unclaimed alternates."""
+        hosts = self.host_manager
+        wanted = self.conf.filter_scheduler.host_subset_size + alternates_wanted + RANK_SPARE
+        others = [hosts.hosts[i] for i in self._ranked(request, wanted).tolist()
+                  if i != index and hosts.fits_one(i, request.resources)]
+        return hosts.hosts[index], others[:alternates_wanted]
+
     async def _request(self, spec: dict[str, Any], instance_uuids: list[str]) -> SchedulingRequest:
         hints = spec.get("scheduler_hints") or {}
         if spec.get("instance_group") or any(hints.get(k) for k in ("group", "same_host", "different_host")):

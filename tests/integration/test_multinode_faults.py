@@ -138,7 +138,8 @@ def test_a_conductor_killed_after_its_claims_is_taken_over(cluster: Any) -> None
 
 def test_a_scheduler_killed_after_its_claim_is_failed_over(cluster: Any) -> None:
     """The doomed scheduler dies after it committed a claim, before it replied: the request goes to the other
-    scheduler (the dead one never acknowledged it), which replaces that claim instead of adding a second."""
+    scheduler (the dead one never acknowledged it), which takes that claim as its answer instead of adding a
+    second."""
     c: Cluster = cluster()
     _kill_one_of_two(c, "scheduler", "scheduler.claimed")
     image = c.image()
@@ -148,7 +149,7 @@ def test_a_scheduler_killed_after_its_claim_is_failed_over(cluster: Any) -> None
     print(f"scheduler kill: {requests} request(s), all settled {time.monotonic() - started:.1f} s after the kill")
     assert {s["status"] for s in servers} == {"ACTIVE"}, [(s["name"], s["status"]) for s in servers]
     assert c.allocation_problems() == []
-    assert "already holds allocations" in c.processes["scheduler-alive"].log.read_text()
+    assert "already holds its claim" in c.processes["scheduler-alive"].log.read_text()
     # and the survivor goes on scheduling alone
     assert c.boot(image, "after-", 3).status_code == 202
     assert {s["status"] for s in c.settled("after-", 3, 60)} == {"ACTIVE"}

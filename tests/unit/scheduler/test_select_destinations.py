@@ -297,3 +297,32 @@ async def test_a_claim_an_instance_already_holds_is_replaced_not_doubled(schedul
         held = await placement.allocations_for_consumer(conn, uuid)
     assert list(held) == [again[0][0]["provider_id"]], (first, again, held)
     assert held[again[0][0]["provider_id"]][placement.MEMORY_MB] == 512
+
+
+async def test_a_request_handled_twice_answers_the_same_host_both_times(scheduler: Seed) -> None:
+    """Two copies of one request (a publish retried across a lost connection, or a redelivery): the second must
+    answer the host of the claim the first made and leave that one claim alone. Were it to give the claim back
+    and claim anew elsewhere, the conductor, which placed the instance by the first answer, would record a host
+    the instance holds nothing on."""
+    sched = await scheduler([SimHost("a"), SimHost("b"), SimHost("c")], scheduler={"max_attempts": 2})
+    uuid = new_uuid()
+    first = await sched.select_destinations({}, spec(), [uuid])
+    async with sched.db.read() as conn:
+        before = await placement.allocations_for_consumer(conn, uuid)
+    for other in (sched, SchedulerManager(sched.conf, sched.db)):  # the same scheduler, and a second one
+        again = await other.select_destinations({}, spec(), [uuid])
+        assert again[0][0]["host"] == first[0][0]["host"], (first, again)
+        assert again[0][0]["host"] not in [alt["host"] for alt in again[0][1:]]
+        async with sched.db.read() as conn:
+            assert await placement.allocations_for_consumer(conn, uuid) == before
+
+
+async def test_a_held_claim_on_an_ignored_host_is_given_back(scheduler: Seed) -> None:
+    """A reschedule ignores the host that failed: a claim left there is not this request's answer."""
+    sched = await scheduler([SimHost("a"), SimHost("b")], scheduler={"max_attempts": 1})
+    uuid = new_uuid()
+    first = (await sched.select_destinations({}, spec(), [uuid]))[0][0]["host"]
+    again = await sched.select_destinations({}, {**spec(), "ignore_hosts": [first]}, [uuid])
+    assert again[0][0]["host"] != first
+    async with sched.db.read() as conn:
+        assert list(await placement.allocations_for_consumer(conn, uuid)) == [again[0][0]["provider_id"]]
