@@ -161,6 +161,7 @@ class Services:
         if self.conductor is not None:  # after this process's compute hosts: a build scheduled again may go to them
             await self._recover_builds()
         if self.service_ids or self.computes:
+            self._tasks.append(asyncio.create_task(self._heartbeats()))
             self._tasks.append(asyncio.create_task(self._periodic()))
         if self.roles & {"api", "image", "identity"}:
             auth = keystone or await self._identity()
@@ -267,11 +268,10 @@ class Services:
         except Exception:
             LOG.exception("the conductor's start-up recovery pass failed")
 
-    async def _periodic(self) -> None:
-        """Heartbeats of every service of this process in one write (a simulated fleet of 10,000 hosts
-        costs one statement per interval), then the conductor's recovery pass when due, then each compute host's
-        periodic tasks: each manager keeps its own next-run times (resources, power-state sync, guests of deleted
-        instances, build timeouts) and does only what is due, so a beat where nothing is due costs no query."""
+    async def _heartbeats(self) -> None:
+        """Heartbeats of every service of this process in one write (a simulated fleet of 10,000 hosts costs one
+        statement per interval). A loop of its own: a long recovery pass or periodic task must not make a busy
+        but live service look down to the others (who would then take its builds over)."""
         from stratus.db import services as services_db
 
         interval = max(1, self.conf.report_interval)
@@ -283,6 +283,14 @@ class Services:
                     await services_db.heartbeat(conn, [*self.service_ids, *(m.service_id for m in self.computes)])
             except Exception:
                 LOG.exception("heartbeat of %d services failed", len(self.service_ids) + len(self.computes))
+
+    async def _periodic(self) -> None:
+        """The conductor's recovery pass when due, then each compute host's periodic tasks: each manager keeps its
+        own next-run times (resources, power-state sync, guests of deleted instances, build timeouts) and does
+        only what is due, so a beat where nothing is due costs no query."""
+        interval = max(1, self.conf.report_interval)
+        while True:
+            await asyncio.sleep(interval)
             now = time.monotonic()
             if self.conductor is not None:
                 try:
