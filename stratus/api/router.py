@@ -18,14 +18,12 @@ from stratus.api.errors import Fault, client_error, fault_response
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest
 from stratus.context import generate_request_id
-from stratus.db.engine import is_disconnect
+from stratus.db.engine import DB_UNAVAILABLE, is_disconnect
 
 if TYPE_CHECKING:
     from stratus.api.services import ApiServices
 
 LOG = logging.getLogger(__name__)
-#: the database server cannot be reached: a 503 the client may retry, instead of Nova's 500 (see docs/multinode.md)
-DB_UNAVAILABLE = "The database is unavailable; the request was not carried out. Try again later."
 _UNEXPECTED = ("Unexpected API Error. Please report this at the Stratus issue tracker and attach the API log if "
                "possible.")
 Handler = Callable[[ApiRequest], Awaitable[Response]]
@@ -110,7 +108,7 @@ def _dispatcher(path_routes: list[Route], services: ApiServices) -> Callable[[Re
             else:
                 response = fault_response(code, exc.message)
         except Exception as exc:
-            if is_disconnect(exc):
+            if is_disconnect(exc):  # a 503 the client may retry, instead of Nova's 500 (see docs/multinode.md)
                 LOG.error("database unavailable for %s %s: %s", request.method, request.url.path, exc)
                 response = fault_response(503, DB_UNAVAILABLE)
             else:

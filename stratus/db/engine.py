@@ -138,6 +138,10 @@ class Database:
 _LOST_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 
 
+#: what an API answers (503) while the database server cannot be reached; the request changed nothing
+DB_UNAVAILABLE = "The database is unavailable; the request was not carried out. Try again later."
+
+
 def is_disconnect(exc: BaseException) -> bool:
     """Whether ``exc`` says the database server cannot be reached (refused, gone mid-statement, shutting down or
     starting up, the pool out of connections for its timeout), not that a statement was wrong: the cause of an

@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from stratus.context import generate_request_id
+from stratus.db.engine import DB_UNAVAILABLE, is_disconnect
 from stratus.identity import app_credentials, auth_tokens, catalog, domains, projects, roles, schema, users, validation
 from stratus.identity.common import IdentityRequest, IdentityServices, json_response
 from stratus.identity.errors import IdentityError, error_response, unauthorized
@@ -140,9 +141,14 @@ def _dispatcher(services: IdentityServices, methods: dict[str, Spec]) -> Callabl
         except IdentityError as exc:
             challenge = {"WWW-Authenticate": f'Keystone uri="{str(request.base_url).rstrip("/")}"'}
             response = error_response(exc.code, exc.message, challenge if exc.code == 401 else None)
-        except Exception:
-            LOG.exception("unexpected identity API error on %s %s", request.method, request.url.path)
-            response = error_response(500, "An unexpected error prevented the server from fulfilling your request.")
+        except Exception as exc:
+            if is_disconnect(exc):  # the database server is away: a 503 the client may retry, as compute's
+                LOG.error("database unavailable for %s %s: %s", request.method, request.url.path, exc)
+                response = error_response(503, DB_UNAVAILABLE)
+            else:
+                LOG.exception("unexpected identity API error on %s %s", request.method, request.url.path)
+                response = error_response(500, "An unexpected error prevented the server from fulfilling your "
+                                               "request.")
         response.headers["x-openstack-request-id"] = generate_request_id()
         return response
 

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp
 from stratus.api.errors import Fault
 from stratus.context import RequestContext, generate_request_id
 from stratus.db import images as db
+from stratus.db.engine import DB_UNAVAILABLE, is_disconnect
 from stratus.exception import StratusException
 from stratus.identity.auth import Authenticator
 from stratus.image import model
@@ -218,9 +219,13 @@ class ImageApi:
             except ClientDisconnect:
                 LOG.info("%s %s: the client went away", request.method, request.url.path)
                 response = error_response(request, 400, "The client closed the connection.")
-            except Exception:
-                LOG.exception("%s %s failed unexpectedly", request.method, request.url.path)
-                response = error_response(request, 500, INTERNAL_ERROR)
+            except Exception as exc:
+                if is_disconnect(exc):  # the database server is away: a 503 the client may retry, as compute's
+                    LOG.error("database unavailable for %s %s: %s", request.method, request.url.path, exc)
+                    response = error_response(request, 503, DB_UNAVAILABLE)
+                else:
+                    LOG.exception("%s %s failed unexpectedly", request.method, request.url.path)
+                    response = error_response(request, 500, INTERNAL_ERROR)
             response.headers["x-openstack-request-id"] = request_id
             return response
 

@@ -4,6 +4,7 @@ counts as a lost server (refused, gone, shutting down) as against a statement's 
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,9 +12,8 @@ from sqlalchemy import exc as sa_exc
 
 from stratus import conf as conf_mod
 from stratus.api.app import create_app
-from stratus.api.router import DB_UNAVAILABLE
 from stratus.api.services import ApiServices
-from stratus.db.engine import Database, is_disconnect
+from stratus.db.engine import DB_UNAVAILABLE, Database, is_disconnect
 from stratus.identity.auth import NoAuth2
 from stratus.rpc.local import LocalTransport
 
@@ -69,5 +69,40 @@ async def test_api_answers_503_when_the_database_is_unreachable() -> None:
                 assert response.status_code == 503, (method, path, response.text)
                 assert response.json() == {"serviceUnavailable": {"code": 503, "message": DB_UNAVAILABLE}}
                 assert response.headers["x-openstack-request-id"].startswith("req-")
+    finally:
+        await db.dispose()
+
+
+async def test_identity_and_image_apis_answer_503_in_their_own_bodies(tmp_path: Path) -> None:
+    """The embedded Keystone and Glance give the same 503 while the database server is away, each in its own
+    service's error body."""
+    from stratus.identity import catalog
+    from stratus.identity.api import create_app as create_identity_app
+    from stratus.identity.common import IdentityServices
+    from stratus.identity.passwords import Hasher
+    from stratus.identity.tokens import TokenStore
+    from stratus.image.api import create_app as create_image_app
+    from stratus.image.embedded import ImageStore
+
+    conf = conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)}})
+    db = Database(f"postgresql+asyncpg://stratus@127.0.0.1:{_closed_port()}/stratus", pool_size=1)
+    identity = IdentityServices(conf=conf, db=db, tokens=TokenStore(db, 3600, 5.0), hasher=Hasher(4),
+                                catalog=catalog.build(conf))
+    login = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "domain": {"id": "default"}, "password": "secret"}}}}}
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_identity_app(identity)),
+                                     base_url="http://k") as client:
+            response = await client.post("/v3/auth/tokens", json=login)
+            assert response.status_code == 503, response.text
+            assert response.json() == {"error": {"code": 503, "message": DB_UNAVAILABLE,
+                                                 "title": "Service Unavailable"}}
+        images = create_image_app(ImageStore(conf, db), NoAuth2())
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=images), base_url="http://g") as client:
+            response = await client.get("/v2/images", headers={"X-Auth-Token": "demo:demo",
+                                                                "Accept": "application/json"})
+            assert response.status_code == 503, response.text
+            assert response.json()["message"] == DB_UNAVAILABLE
+            assert response.json()["code"] == "503 Service Unavailable"
     finally:
         await db.dispose()
