@@ -66,6 +66,12 @@ def error_response(request: Request, code: int, message: str, headers: dict[str,
                     media_type="text/plain")
 
 
+def _database_away(exc: BaseException) -> bool:
+    """The database server cannot be reached. Not any OSError, as for the other APIs: here one may also come from
+    the image data's own files (a full or failing disk), which is this service's 500."""
+    return is_disconnect(exc) and (not isinstance(exc, OSError) or isinstance(exc, ConnectionError))
+
+
 def _bool(name: str, value: str) -> bool:
     if value.lower() not in ("true", "false"):
         raise ImageBadRequest(f"Invalid value for {name}: {value}. It should be true or false.")
@@ -220,7 +226,7 @@ class ImageApi:
                 LOG.info("%s %s: the client went away", request.method, request.url.path)
                 response = error_response(request, 400, "The client closed the connection.")
             except Exception as exc:
-                if is_disconnect(exc):  # the database server is away: a 503 the client may retry, as compute's
+                if _database_away(exc):  # a 503 the client may retry, as the compute API's
                     LOG.error("database unavailable for %s %s: %s", request.method, request.url.path, exc)
                     response = error_response(request, 503, DB_UNAVAILABLE)
                 else:
