@@ -174,10 +174,16 @@ async def _schedule_again(manager: ConductorManager, group: list[tuple[dict[str,
                 else:
                     lost = BuildHostDown(instance_uuid=uuid, host=host)
                     down_hosts.add(host)
-                    # no host until the new one is recorded: the old one, back, must not take it
-                    await instances.update_instance(conn, uuid, {"host": None, "node": None, "launched_on": None},
-                                                    expected_vm_state=(states.BUILDING,),
-                                                    expected_task_state=(task_states.SCHEDULING,))
+                    # no host until the new one is recorded: the old one, back, must not take it. A compare-and-
+                    # swap against the host's own take (compute/manager.py): if the host took the build since it
+                    # was read (it was only slow to beat, not down), the build and its claims are the host's
+                    if not await instances.update_instance(conn, uuid, {"host": None, "node": None,
+                                                                        "launched_on": None},
+                                                           expected_vm_state=(states.BUILDING,),
+                                                           expected_task_state=(task_states.SCHEDULING,),
+                                                           expected_host=(host,)):
+                        LOG.info("instance %s was taken by its host %s meanwhile: left to it", uuid, host)
+                        continue
                 for event in (SCHEDULE_EVENT, RETRY_EVENT):
                     await actions.event_finish(conn, context, uuid, event, error=lost)
                 await placement.remove_allocations(conn, uuid)
