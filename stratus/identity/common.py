@@ -14,6 +14,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
+from stratus import sizelimit
 from stratus.db import identity as db
 from stratus.db.engine import Connection, Database
 from stratus.identity import rules, validation
@@ -72,7 +73,8 @@ class IdentityRequest:
         nothing about what the body should be."""
         if self.body_schema is None:  # a route table mistake, not a client error
             raise RuntimeError(f"{self.raw.method} {self.raw.url.path} declares no body schema")
-        return validation.validate_body(self.body_schema, await validation.read_json(self.raw))
+        limit = self.services.conf[sizelimit.GROUP].max_request_body_size  # the same option the middleware reads
+        return validation.validate_body(self.body_schema, await validation.read_json(self.raw, limit))
 
     def base(self) -> str:
         return str(self.raw.base_url).rstrip("/") + "/v3"

@@ -1,8 +1,9 @@
 """The one validation layer of the identity API: request bodies and query strings checked against the schemas each
 route declares (``stratus.identity.schema``), with Keystone's answers.
 
-- A body is read only up to ``MAX_BODY`` bytes (oslo.middleware's ``max_request_body_size`` default, which
-  Keystone runs behind): past it, 413 ``Request is too large. …``.
+- A body is read only up to ``[oslo_middleware] max_request_body_size`` bytes (oslo.middleware's limit, which
+  Keystone runs behind; the middleware in front of the app reads the same option): past it, 413
+  ``Request is too large. …``.
 - It must be JSON (no ``Content-Type``, or a JSON one) and decode to an object; else Keystone's 400 ``Expecting to
   find valid JSON in request body. …`` (``… application/json in Content-Type header. …``).
 - Then the route's JSON schema (draft 4, as Keystone's validator): the first error as Keystone writes it,
@@ -25,7 +26,6 @@ from starlette.requests import Request
 
 from stratus.identity.errors import IdentityError, bad_request
 
-MAX_BODY = 114688
 MAX_DEPTH = 32  # levels of nesting a body may have
 _SECRET_FIELDS = frozenset({"password", "original_password", "secret"})
 _ECHO_LIMIT = 64  # longest value repeated in an error message
@@ -127,7 +127,7 @@ def validate_body(spec: Body, body: Any) -> Any:
     return body
 
 
-async def read_json(request: Request, limit: int = MAX_BODY) -> Any:
+async def read_json(request: Request, limit: int) -> Any:
     """The request's JSON object, read at most ``limit`` bytes far (Keystone's 413/400 otherwise)."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type and media_type != "application/json" and not (

@@ -215,3 +215,15 @@ async def test_a_domain_may_be_created_with_its_own_id(client: httpx.AsyncClient
     assert again.status_code == 409
     assert_bad_request(await client.post("/domains", headers=admin, json={"domain": {
         "name": "ops3", "explicit_domain_id": "no spaces"}}))
+
+
+async def test_the_size_limit_is_the_operators(client: httpx.AsyncClient, admin: dict[str, str],
+                                               identity: IdentityServices) -> None:
+    """``[oslo_middleware] max_request_body_size`` is the identity API's limit too, not only the middleware's."""
+    identity.conf.set_override("max_request_body_size", 1024, group="oslo_middleware")
+    try:
+        big = {"project": {"name": "big", "description": "d" * 2000}}
+        error = assert_bad_request(await client.post("/projects", headers=admin, json=big), 413)
+        assert error["message"] == "Request is too large. Larger than max_request_body_size (1024)."
+    finally:
+        identity.conf.clear_override("max_request_body_size", group="oslo_middleware")
