@@ -34,6 +34,12 @@ DEFAULT_OPTS = [
     cfg.IntOpt("shutdown_timeout", default=60, min=0,
                help="Seconds a guest has to shut down cleanly (ACPI) on stop or SOFT reboot before it is "
                     "powered off; an image's os_shutdown_timeout property overrides it."),
+    cfg.IntOpt("vif_plugging_timeout", default=300, min=0,
+               help="Seconds a build waits for the Networking service's network-vif-plugged event of each of its "
+                    "ports before spawning is judged failed (0: do not wait)."),
+    cfg.BoolOpt("vif_plugging_is_fatal", default=True,
+                help="A build whose network-vif-plugged events did not come within vif_plugging_timeout fails "
+                     "(False: it goes on without them)."),
     cfg.IntOpt("instance_build_timeout", default=3600, min=0,
                help="Seconds an instance may stay in BUILD (from its creation) before it goes to ERROR with the "
                     "fault 'Instance build timed out. Set to error state.' and its claims are released (0: never). "
@@ -293,7 +299,31 @@ IMAGE_CACHE_OPTS = [
                help="An unused base image is removed only once it has not been used for this long."),
 ]
 
+def _keystoneauth_opts(service_type: str) -> list[cfg.Opt]:
+    """A service client's keystoneauth options as Nova registers them for ``[neutron]``: the session's (TLS,
+    timeout), the adapter's (service type, interfaces, region, endpoint_override) and the ``password`` plugin's
+    (the plugin named by ``auth_type`` registers its own when loaded; these are the usual one's)."""
+    from keystoneauth1 import loading as ks_loading
+
+    adapter = ks_loading.get_adapter_conf_options(include_deprecated=False)
+    for opt in adapter:
+        if opt.dest == "service_type":
+            opt.default = service_type
+        elif opt.dest == "valid_interfaces":
+            opt.default = ["internal", "public"]
+    seen: set[str] = set()
+    out: list[cfg.Opt] = []
+    for opt in (ks_loading.get_auth_common_conf_options() + ks_loading.get_session_conf_options() + adapter
+                + ks_loading.get_auth_plugin_conf_options("password")):
+        if opt.dest not in seen:
+            seen.add(opt.dest)
+            opt.required = False  # required only once auth_type names the plugin (checked as it is loaded)
+            out.append(opt)
+    return out
+
+
 NEUTRON_OPTS = [
+    *_keystoneauth_opts("network"),
     cfg.BoolOpt("service_metadata_proxy", default=False,
                 help="The metadata API sits behind Neutron's metadata proxy: instances are named by the "
                      "X-Instance-ID, X-Tenant-ID and X-Instance-ID-Signature headers, not by their fixed IP."),

@@ -108,6 +108,7 @@ class Services:
         self.conductor: Any = None
         self.service_ids: list[int] = []  # services rows of this process other than its compute hosts
         self.image_store: Any = None
+        self.network: Any = None  # Nova's network API (stratus/network/neutron.py) when a Networking service is set
         self.http_servers: list[uvicorn.Server] = []
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -127,6 +128,7 @@ class Services:
         except ValueError as exc:  # [image_store] enabled_backends / default_backend the stores cannot be made of
             raise StartupError(str(exc)) from exc
         images = embedded.client_for(conf, self.image_store)
+        self.network = network = self._network_api()
 
         if "scheduler" in self.roles:
             from stratus.scheduler.manager import SchedulerManager
@@ -140,7 +142,7 @@ class Services:
             from stratus.conductor.manager import ConductorManager
 
             await self._register("nova-conductor", "conductor")
-            self.conductor = ConductorManager(conf, db, transport, service_id=self.service_ids[-1])
+            self.conductor = ConductorManager(conf, db, transport, service_id=self.service_ids[-1], network=network)
             await transport.listen("conductor", self.conductor)
         if "compute" in self.roles:
             from stratus.compute import config_drive
@@ -154,7 +156,8 @@ class Services:
 
             for host in self.compute_hosts:
                 driver = loader.load_driver(conf, host, images)
-                manager = ComputeManager(conf, db, transport, host=host, driver=driver, images=images)
+                manager = ComputeManager(conf, db, transport, host=host, driver=driver, images=images,
+                                         network=network)
                 await manager.init_host()
                 await transport.listen("compute", manager, server=host)
                 self.computes.append(manager)
@@ -172,7 +175,8 @@ class Services:
 
             async with db.write() as conn:
                 await flavors.ensure_defaults(conn)
-            api_services = ApiServices(conf=conf, db=db, transport=transport, auth=auth, images=images)
+            api_services = ApiServices(conf=conf, db=db, transport=transport, auth=auth, images=images,
+                                       network=network)
             self._serve(auth.wrap(create_app(api_services)), conf.osapi_compute_listen, conf.osapi_compute_listen_port)
         if "metadata" in self.roles:
             self._serve_metadata()
@@ -181,6 +185,20 @@ class Services:
 
             self._serve(auth.wrap(create_image_app(self.image_store, auth)), conf.image_store.listen,
                         conf.image_store.listen_port)
+
+    def _network_api(self) -> Any:
+        """Nova's network API on the Networking service of ``[neutron]``, or None when none is configured (servers
+        then get no ports); options keystoneauth cannot work with stop the start."""
+        from keystoneauth1 import exceptions as ks_exceptions
+
+        from stratus.network import neutron, neutron_client
+
+        if not neutron_client.configured(self.conf) or not self.roles & {"api", "compute", "conductor"}:
+            return None
+        try:
+            return neutron.API(self.conf)
+        except (ks_exceptions.ClientException, neutron_client.NeutronUnavailable, cfg.Error) as exc:
+            raise StartupError(f"[neutron]: {exc}") from exc
 
     def _serve_metadata(self) -> None:
         """Nova's metadata API for guests on ``[DEFAULT] metadata_listen_port`` (8775); no token: it names the
@@ -322,6 +340,8 @@ class Services:
             await self.transport.stop()
         for manager in self.computes:
             await manager.cleanup_host()
+        if self.network is not None:
+            await self.network.aclose()
         if self.db is not None:
             await self.db.dispose()
 

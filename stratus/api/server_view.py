@@ -7,11 +7,13 @@ one pass, without further queries: a detail page of a thousand servers is one lo
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from typing import Any
 
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest
 from stratus.identity import policy
+from stratus.network import model
 from stratus.objects.states import status_from_state
 from stratus.utils import isotime, isotime_usec
 
@@ -147,15 +149,15 @@ class ServerViewBuilder:
 
 
 def _addresses(network_info: list[dict[str, Any]], extended: bool = True) -> dict[str, list[dict[str, Any]]]:
-    """Nova's ``addresses``: network label -> [{version, addr, OS-EXT-IPS:type, OS-EXT-IPS-MAC:mac_addr}]
-    (the last two only when ``extended``)."""
+    """Nova's ``addresses``: network label -> [{version, addr, OS-EXT-IPS:type, OS-EXT-IPS-MAC:mac_addr}] (the
+    last two only when ``extended``), each VIF's fixed IPs, then the floating IPs on them."""
     out: dict[str, list[dict[str, Any]]] = {}
-    for vif in network_info:
-        label = vif.get("network", {}).get("label", "private")
-        for ip in vif.get("ips", []):
-            item: dict[str, Any] = {"version": ip.get("version", 4), "addr": ip["address"]}
+    for ip in model.fixed_ips(network_info):
+        entries = out.setdefault(ip["label"], [])
+        for address, kind in [(ip["address"], "fixed"), *((f, "floating") for f in ip["floating"])]:
+            item: dict[str, Any] = {"version": ipaddress.ip_address(address).version, "addr": address}
             if extended:
-                item["OS-EXT-IPS:type"] = ip.get("type", "fixed")
-                item["OS-EXT-IPS-MAC:mac_addr"] = vif.get("address", "")
-            out.setdefault(label, []).append(item)
+                item["OS-EXT-IPS:type"] = kind
+                item["OS-EXT-IPS-MAC:mac_addr"] = ip["mac"]
+            entries.append(item)
     return out

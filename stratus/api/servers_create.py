@@ -33,6 +33,7 @@ from stratus.db import quotas as quotas_db
 from stratus.db import server_groups as server_groups_db
 from stratus.db.models import aggregate_metadata
 from stratus.identity import policy
+from stratus.network import neutron
 from stratus.objects import states
 from stratus.objects.states import task_states
 from stratus.scheduler.manager import resources_from_flavor
@@ -338,6 +339,50 @@ async def _join_server_group(conn: Any, req: ApiRequest, hints: dict[str, Any], 
         spec["instance_group"] = group
 
 
+def _check_networks(networks: Any, max_count: int) -> Any:
+    """Nova's checks of ``networks`` that need no Networking service: uuid format, a port or a fixed IP in a
+    request for several servers (each needs its own)."""
+    if not isinstance(networks, list):
+        return networks
+    for net in networks:
+        if net.get("uuid") and not is_uuid_like(net["uuid"]):
+            raise Fault(400, f"Bad networks format: network uuid is not in proper format ({net['uuid']})")
+        if not net.get("uuid") and not net.get("port"):
+            raise Fault(400, "Bad network format: missing 'uuid'")
+        if net.get("port") and max_count > 1:
+            raise Fault(400, "Unable to launch multiple instances with a single configured port ID. Please "
+                             "launch your instance one by one with different ports.")
+        if net.get("fixed_ip") and max_count > 1:
+            raise Fault(400, "Failed to launch instances: max_count cannot be greater than 1 if an fixed_ip "
+                             "is specified.")
+    return networks
+
+
+async def _validate_with_network_service(req: ApiRequest, networks: Any, group_names: list[str], min_count: int,
+                                         max_count: int) -> int:
+    """The requested networks and security groups as the Networking service knows them (Nova's
+    ``validate_networks``), and how many servers its ports quota allows: fewer than ``min_count``, 403. Without
+    a Networking service, a network or port named cannot exist."""
+    network = req.services.network
+    if network is None:
+        for net in networks if isinstance(networks, list) else []:
+            if net.get("port"):
+                raise Fault(400, f"Port id {net['port']} could not be found.")
+            raise Fault(400, f"Network {net['uuid']} could not be found.")
+        return max_count
+    context = req.context.to_dict()
+    requested = neutron.requested_networks(networks)
+    allowed = await network.validate_networks(context, requested, max_count)
+    if allowed < min_count:
+        raise neutron.PortLimitExceeded()
+    if isinstance(networks, list) and requested:
+        for net, request in zip(networks, requested, strict=True):  # a port's network, found by the check
+            net.setdefault("uuid", request["network_id"])
+    if group_names and not neutron.is_none(requested):
+        await network.validate_security_groups(context, group_names)
+    return allowed
+
+
 async def _hand_to_conductor(conductor: ConductorAPI, context: dict[str, Any], request_spec: dict[str, Any],
                              uuids: list[str]) -> None:
     """Cast the build to the conductors. The rows are committed already, so a cast the transport could not hand
@@ -362,13 +407,7 @@ async def create(req: ApiRequest) -> Response:
     min_count, max_count = _counts(server)
     _check_user_data(server.get("user_data"))
     trusted_certs = _trusted_certs(req, server)
-    networks = server.get("networks")
-    if isinstance(networks, list):
-        for net in networks:
-            if net.get("uuid") and not is_uuid_like(net["uuid"]):
-                raise Fault(400, f"Bad networks format: network uuid is not in proper format ({net['uuid']})")
-            if net.get("uuid") or net.get("port"):
-                raise Fault(400, f"Network {net.get('uuid') or net.get('port')} could not be found.")
+    networks = _check_networks(server.get("networks"), max_count)
     zone, force_hosts, force_nodes = _availability_zone(req, server.get("availability_zone"))
     bdms = server.get("block_device_mapping_v2") or []
     image_ref = server.get("imageRef") or _image_from_bdm(bdms)
@@ -388,6 +427,8 @@ async def create(req: ApiRequest) -> Response:
                 raise Fault(400, "Invalid key_name provided.")
     if flavor.get("disabled"):
         raise Fault(400, "Flavor is disabled.")
+    group_names = [g["name"] for g in server.get("security_groups") or []]
+    max_count = await _validate_with_network_service(req, networks, group_names, min_count, max_count)
     image = await _image(req, image_ref)
     _check_image_fits(image, flavor)
     kernel_id, ramdisk_id = await _kernel_and_ramdisk(req, image)
@@ -426,7 +467,7 @@ async def create(req: ApiRequest) -> Response:
                 "auto_disk_config": server.get("OS-DCF:diskConfig") == "AUTO",
                 "system_metadata": {f"image_{k}": v for k, v in image_props.items()
                                     if isinstance(v, str | int | float | bool)},
-                "security_groups": groups, "network_info": [], "trusted_certs": trusted_certs,
+                "security_groups": groups, "trusted_certs": trusted_certs,
             })
         for row in rows:
             specs.append({
@@ -434,7 +475,8 @@ async def create(req: ApiRequest) -> Response:
                 "flavor": flavor_snapshot, "image": image_props, "availability_zone": zone,
                 "scheduler_hints": hints, "force_hosts": force_hosts, "force_nodes": force_nodes,
                 "resources": resources_from_flavor(flavor), "num_instances": count,
-                "requested_networks": networks, "personality": server.get("personality") or [],
+                "requested_networks": neutron.requested_networks(networks), "security_group_names": groups,
+                "personality": server.get("personality") or [],
             })
         await _join_server_group(conn, req, hints, specs)
         await instances.create(conn, rows, metadata, specs, ctx.to_dict(), tags=sorted(set(server.get("tags") or [])))

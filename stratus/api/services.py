@@ -9,6 +9,7 @@ from oslo_config import cfg
 from stratus.db.engine import Database
 from stratus.identity.auth import Authenticator
 from stratus.image.client import ImageClient
+from stratus.network.neutron import API as NetworkAPI
 from stratus.rpc.transport import Transport
 
 
@@ -19,3 +20,5 @@ class ApiServices:
     transport: Transport
     auth: Authenticator
     images: ImageClient
+    #: Nova's network API on the Networking service; None when none is configured (servers get no ports)
+    network: NetworkAPI | None = None

@@ -19,7 +19,7 @@ from oslo_config import cfg
 
 from stratus import exception, failpoints
 from stratus.compute.rpcapi import ComputeAPI
-from stratus.db import actions, builds, instances, placement
+from stratus.db import actions, builds, info_cache, instances, placement
 from stratus.db.engine import Database
 from stratus.objects import states
 from stratus.objects.states import task_states
@@ -58,8 +58,11 @@ class InFlight:
 
 
 class ConductorManager:
-    def __init__(self, conf: cfg.ConfigOpts, db: Database, transport: Transport, service_id: int = 0) -> None:
+    def __init__(self, conf: cfg.ConfigOpts, db: Database, transport: Transport, service_id: int = 0,
+                 network: Any = None) -> None:
         self.conf = conf
+        #: Nova's network API (stratus/network/neutron.py), or None without a Networking service
+        self.network = network
         self.db = db
         self.scheduler = SchedulerAPI(transport)
         self.compute = ComputeAPI(transport)
@@ -194,6 +197,19 @@ class ConductorManager:
             f"Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures for "
             f"instance {instance_uuid}.")
         await self._set_error(context, [instance_uuid], error, RETRY_EVENT, details=reason)
+        await self._cleanup_allocated_networks(context, instance_uuid)
+
+    async def _cleanup_allocated_networks(self, context: dict[str, Any], instance_uuid: str) -> None:
+        """Nova's: a build that ran out of hosts gives back the ports its hosts kept for the next one (a port
+        the user brought is unbound, not deleted)."""
+        if self.network is None:
+            return
+        async with self.db.read() as conn:
+            cached = await info_cache.get(conn, instance_uuid)
+        try:
+            await self.network.deallocate_for_instance(context, {"uuid": instance_uuid}, cached)
+        except Exception:
+            LOG.exception("ports of %s could not be released", instance_uuid)
 
     async def _claim_alternate(self, context: dict[str, Any], instance_uuid: str, request_spec: dict[str, Any],
                                selection: dict[str, Any]) -> bool | None:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
 
-from stratus.db import actions
+from stratus.db import actions, info_cache
 from stratus.db.engine import Connection
 from stratus.db.models import instance_group_members, instance_metadata, instance_tags, instances, request_specs
 from stratus.utils import utcnow
@@ -87,6 +87,7 @@ async def create(conn: Connection, values: list[dict[str, Any]], metadata: dict[
         await conn.execute(instance_tags.insert(), [{"instance_uuid": u, "tag": t} for u in uuids for t in tags])
     await conn.execute(request_specs.insert(), [
         {"instance_uuid": u, "spec": s, "created_at": now} for u, s in zip(uuids, specs, strict=True)])
+    await info_cache.create(conn, uuids)
     await actions.action_start(conn, context, uuids, "create")
 
 
@@ -106,7 +107,9 @@ async def _attach(conn: Connection, rows: list[dict[str, Any]], with_tags: bool 
             tags[u].append(t)
     errored = [r["uuid"] for r in rows if r["vm_state"] == "error"]
     faults = await actions.latest_faults(conn, errored)
+    caches = await info_cache.get_many(conn, uuids)
     for r in rows:
+        r["network_info"] = caches.get(r["uuid"], [])
         r["metadata"] = meta.get(r["uuid"], {})
         r["tags"] = sorted(tags.get(r["uuid"], []))
         r["fault"] = faults.get(r["uuid"])

@@ -268,7 +268,6 @@ instances = Table(
     Column("auto_disk_config", Boolean, nullable=False, default=False),
     Column("system_metadata", JSON, nullable=False, default=dict),
     Column("trusted_certs", JSON(none_as_null=True)),  # trusted image certificate ids (2.63), or NULL
-    Column("network_info", JSON, nullable=False, default=list),
     Column("security_groups", JSON, nullable=False, default=list),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False, index=True),
@@ -278,6 +277,18 @@ instances = Table(
     Column("deleted", Integer, nullable=False, default=0),  # 0, or the row id once soft-deleted
     Index("ix_instances_project_deleted_created", "project_id", "deleted", "created_at"),
     Index("ix_instances_deleted_created", "deleted", "created_at"),
+)
+
+instance_info_caches = Table(  # Nova's: the network info of each instance (stratus/network/model.py)
+    "instance_info_caches", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("instance_uuid", String(36), ForeignKey("instances.uuid", ondelete="CASCADE"), nullable=False,
+           unique=True),
+    Column("network_info", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime),
+    Column("deleted_at", DateTime),
+    Column("deleted", Integer, nullable=False, default=0),
 )
 
 instance_metadata = Table(

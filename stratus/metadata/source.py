@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from oslo_config import cfg
-from sqlalchemy import Text, cast, select, update
+from sqlalchemy import select, update
 
+from stratus.db import info_cache
 from stratus.db import instances as instances_db
 from stratus.db import keypairs as keypairs_db
 from stratus.db.engine import Connection
@@ -40,10 +41,8 @@ async def load_instance(conn: Connection, uuid: str) -> tuple[dict[str, Any], di
 async def instance_by_fixed_ip(conn: Connection, address: str) -> str | None:
     """The live instance one of whose VIFs has the fixed IP ``address`` (Nova asks Neutron for the port), or
     None. The text filter narrows the rows; the network info decides."""
-    query = select(instances.c.uuid, instances.c.network_info).where(
-        instances.c.deleted == 0, cast(instances.c.network_info, Text).like(f'%"{address}"%'))
-    for uuid, network_info in await conn.execute(query):
-        fixed, _floating = network_data.ec2_ip_info(list(network_info or []))
+    for uuid in await info_cache.find_by_address(conn, address):
+        fixed, _floating = network_data.ec2_ip_info(await info_cache.get(conn, uuid))
         if address in fixed:
             return str(uuid)
     return None

@@ -40,7 +40,7 @@ async def _fault(db: Database, error: BaseException, **kwargs: Any) -> dict[str,
     async with db.write() as conn:
         await conn.execute(instances_table.insert().values(
             uuid=uuid, project_id="p", user_id="u", flavor={}, vcpus=1, memory_mb=64, root_gb=1, ephemeral_gb=0,
-            vm_state="error", power_state=0, reservation_id="r-1", system_metadata={}, network_info=[],
+            vm_state="error", power_state=0, reservation_id="r-1", system_metadata={},
             security_groups=[], created_at=now, updated_at=now))
         await actions.add_fault(conn, uuid, error, host="h1", **kwargs)
         row = (await conn.execute(select(instance_faults).where(instance_faults.c.instance_uuid == uuid))

@@ -79,7 +79,7 @@ class Host:
         row = {"uuid": uuid, "project_id": "p", "user_id": "u", "flavor": {"extra_specs": {}}, "vcpus": 1,
                "memory_mb": 64, "root_gb": 1, "ephemeral_gb": 0, "vm_state": vm_state, "task_state": task_state,
                "power_state": power_state, "config_drive": "", "reservation_id": "r-1", "host": host,
-               "node": host, "system_metadata": {}, "network_info": [], "security_groups": [], "created_at": now,
+               "node": host, "system_metadata": {}, "security_groups": [], "created_at": now,
                "updated_at": now, "launched_at": now if launched else None, **values}
         async with self.db.write() as conn:
             await conn.execute(instances_table.insert().values(row))

@@ -83,7 +83,7 @@ class Cell:
                          "flavor": FLAVOR, "vcpus": 1, "memory_mb": 512, "root_gb": 1, "ephemeral_gb": 0,
                          "vm_state": "building", "task_state": "scheduling", "power_state": 0,
                          "reservation_id": reservation, "launch_index": index, "system_metadata": {},
-                         "security_groups": [], "network_info": [], "created_at": now, "updated_at": now})
+                         "security_groups": [], "created_at": now, "updated_at": now})
             specs.append({"instance_uuid": uuid, "project_id": "p", "user_id": "u", "flavor": FLAVOR, "image": {},
                           "availability_zone": None, "scheduler_hints": {}, "force_hosts": [],
                           "force_nodes": [], "resources": RESOURCES, "num_instances": count, **spec_extra})

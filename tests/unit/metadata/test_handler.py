@@ -13,6 +13,7 @@ import pytest
 
 from stratus import conf as conf_mod
 from stratus import service
+from stratus.db import info_cache
 from stratus.db.engine import Database
 from stratus.db.models import instances
 from stratus.metadata import handler
@@ -42,8 +43,9 @@ async def _instance(db: Database, name: str, network_info: list[dict[str, Any]])
         await conn.execute(instances.insert().values(
             uuid=uuid, project_id="p", user_id="u", display_name=name, hostname=name, flavor={"name": "m1"},
             vcpus=1, memory_mb=64, root_gb=1, ephemeral_gb=0, vm_state="active", power_state=1, config_drive="",
-            reservation_id="r-1", system_metadata={}, network_info=network_info, security_groups=[],
+            reservation_id="r-1", system_metadata={}, security_groups=[],
             created_at=now, updated_at=now))
+        await info_cache.save(conn, uuid, network_info)
     return uuid
 
 

@@ -42,7 +42,7 @@ async def add_instance(db: Database, host: str, group_uuid: str | None = None) -
         await conn.execute(instances.insert().values(
             uuid=uuid, project_id="p", user_id="u", flavor={}, vcpus=1, memory_mb=512, root_gb=1, ephemeral_gb=0,
             vm_state="active", power_state=1, config_drive="", reservation_id="r-1", host=host, node=host,
-            system_metadata={}, network_info=[], security_groups=[], created_at=now, updated_at=now))
+            system_metadata={}, security_groups=[], created_at=now, updated_at=now))
         if group_uuid:
             gid = (await conn.execute(select(instance_groups.c.id).where(instance_groups.c.uuid == group_uuid))
                    ).scalar_one()

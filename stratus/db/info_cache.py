@@ -1,0 +1,51 @@
+"""The instance info cache (Nova's ``instance_info_caches``): each instance's network info, the VIFs of its ports
+as the Networking service last described them. Written by the compute host that allocated or changed the ports;
+read by the server views, ``/ips``, the metadata service and the driver's destroy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Text, cast, select, update
+
+from stratus.db.engine import Connection
+from stratus.db.models import instance_info_caches, instances
+from stratus.utils import utcnow
+
+
+async def create(conn: Connection, uuids: list[str]) -> None:
+    """An empty cache for each new instance (written with the instance, as Nova does)."""
+    now = utcnow()
+    await conn.execute(instance_info_caches.insert(), [
+        {"instance_uuid": u, "network_info": [], "created_at": now, "deleted": 0} for u in uuids])
+
+
+async def get(conn: Connection, uuid: str) -> list[dict[str, Any]]:
+    row = (await conn.execute(select(instance_info_caches.c.network_info)
+                              .where(instance_info_caches.c.instance_uuid == uuid))).first()
+    return list(row[0] or []) if row else []
+
+
+async def get_many(conn: Connection, uuids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    rows = await conn.execute(select(instance_info_caches.c.instance_uuid, instance_info_caches.c.network_info)
+                              .where(instance_info_caches.c.instance_uuid.in_(uuids)))
+    return {u: list(n or []) for u, n in rows}
+
+
+async def save(conn: Connection, uuid: str, network_info: list[dict[str, Any]]) -> None:
+    """Replace the instance's network info (an instance created before the cache gets one)."""
+    result = await conn.execute(update(instance_info_caches).where(instance_info_caches.c.instance_uuid == uuid)
+                                .values(network_info=network_info, updated_at=utcnow()))
+    if not result.rowcount:
+        await conn.execute(instance_info_caches.insert().values(
+            instance_uuid=uuid, network_info=network_info, created_at=utcnow(), deleted=0))
+
+
+async def find_by_address(conn: Connection, address: str) -> list[str]:
+    """The live instances whose cached network info mentions ``address`` (a candidate list: the caller checks the
+    address really is one of their fixed IPs)."""
+    query = (select(instance_info_caches.c.instance_uuid)
+             .join(instances, instances.c.uuid == instance_info_caches.c.instance_uuid)
+             .where(instances.c.deleted == 0,
+                    cast(instance_info_caches.c.network_info, Text).like(f'%"{address}"%')))
+    return [u for (u,) in await conn.execute(query)]

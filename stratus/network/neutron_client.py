@@ -1,0 +1,221 @@
+"""The Networking service's HTTP API (Neutron v2.0), as Nova's ``neutronclient`` wrapper uses it.
+
+Two kinds of caller, as in Nova's ``get_client``: the user (the request's own token, so Neutron applies its own
+policy and visibility), and Nova itself (``admin=True``: the token of the ``[neutron]`` keystoneauth options, for
+port binding and for acting on ports a user cannot see). The endpoint is ``[neutron] endpoint_override``, else the
+service catalog's ``network`` endpoint for ``valid_interfaces`` and ``region_name``, found by keystoneauth.
+
+keystoneauth is synchronous (requests): it is asked for a token and the endpoint in a worker thread and caches both
+(the plugin renews the token before it expires); the requests themselves go through one pooled httpx client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import httpx
+from keystoneauth1 import exceptions as ks_exceptions
+from keystoneauth1 import loading as ks_loading
+from keystoneauth1 import plugin as ks_plugin
+from keystoneauth1 import session as ks_session
+from keystoneauth1 import token_endpoint
+from keystoneauth1.identity import v3
+from oslo_config import cfg
+
+from stratus import exception
+
+LOG = logging.getLogger(__name__)
+GROUP = "neutron"
+#: the embedded service's port, Neutron's default (the all-in-one overrides endpoint_override with its own)
+DEFAULT_PORT = 9696
+
+
+class NeutronClientError(exception.StratusException):
+    """An error answer of the Networking service: its status, ``NeutronError`` type and message."""
+
+    msg_fmt = "%(message)s"
+
+    def __init__(self, message: str | None = None, *, status: int = 500, type_: str = "", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.status = status
+        self.type = type_
+
+
+class NeutronUnavailable(exception.StratusException):
+    """Nova's ``NetworkServiceUnavailable`` family: the service cannot be reached or authenticated against."""
+
+    msg_fmt = "The Networking service is unavailable: %(reason)s"
+    code = 503
+
+
+def configured(conf: cfg.ConfigOpts) -> bool:
+    """Servers get ports only when a Networking service is configured: ``[neutron] auth_type`` or
+    ``endpoint_override`` (the all-in-one sets the latter to the service it serves)."""
+    return bool(conf.neutron.auth_type or conf.neutron.endpoint_override)
+
+
+def _auth_plugin(conf: cfg.ConfigOpts) -> ks_plugin.BaseAuthPlugin:
+    """``[neutron] auth_type`` and its options, as Nova loads them; without one (an all-in-one), the identity the
+    compute API itself runs with: the embedded admin with ``[api] auth_strategy = embedded``, the ``admin``
+    token of noauth2 otherwise (only ever pointed at the service the process serves)."""
+    if conf.neutron.auth_type:
+        auth = ks_loading.load_auth_from_conf_options(conf, GROUP)
+        if auth is None:
+            raise NeutronUnavailable(reason=f"[{GROUP}] auth_type {conf.neutron.auth_type} could not be loaded")
+        return auth
+    if conf.api.auth_strategy == "embedded":
+        path = os.path.join(conf.state_path, "admin-password")
+        try:
+            with open(path, encoding="utf-8") as f:
+                password = f.read().strip()
+        except OSError as exc:
+            raise NeutronUnavailable(reason=f"no [{GROUP}] auth_type and no embedded admin password ({exc})") from None
+        auth_url = f"http://127.0.0.1:{conf.identity.listen_port}/v3"
+        return v3.Password(auth_url=auth_url, username="admin", password=password, project_name="admin",
+                           user_domain_id="default", project_domain_id="default")
+    return token_endpoint.Token(conf.neutron.endpoint_override, "admin:admin")
+
+
+def _error(response: httpx.Response) -> NeutronClientError:
+    """Neutron's ``{"NeutronError": {"type", "message", "detail"}}``, or whatever text a proxy answered."""
+    type_, message = "", response.reason_phrase
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        err = body.get("NeutronError")
+        if isinstance(err, dict):
+            type_, message = str(err.get("type") or ""), str(err.get("message") or message)
+        elif isinstance(err, str):
+            message = err
+        elif body.get("message"):
+            message = str(body["message"])
+    elif response.text.strip():
+        message = response.text.strip()
+    return NeutronClientError(message, status=response.status_code, type_=type_)
+
+
+class NeutronClient:
+    """Neutron's v2.0 resources over HTTP; a 4xx/5xx answer raises ``NeutronClientError``."""
+
+    def __init__(self, conf: cfg.ConfigOpts, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.conf = conf
+        opts = conf.neutron
+        self._auth = _auth_plugin(conf)
+        self._session = ks_session.Session(auth=self._auth, verify=not opts.insecure and (opts.cafile or True),
+                                           timeout=opts.timeout)
+        self._http = httpx.AsyncClient(timeout=opts.timeout or 60.0, transport=transport,
+                                       verify=not opts.insecure and (opts.cafile or True),
+                                       limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
+        self._endpoint: str | None = opts.endpoint_override.rstrip("/") if opts.endpoint_override else None
+        self._lock = asyncio.Lock()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _service_token(self) -> str:
+        try:
+            token = await asyncio.to_thread(self._auth.get_token, self._session)
+        except ks_exceptions.ClientException as exc:
+            raise NeutronUnavailable(reason=f"cannot authenticate as [{GROUP}] says: {exc}") from exc
+        if not token:
+            raise NeutronUnavailable(reason=f"[{GROUP}] auth gave no token")
+        return str(token)
+
+    async def endpoint(self) -> str:
+        """The Networking service's root URL (``http://host:9696``), found once."""
+        if self._endpoint:
+            return self._endpoint
+        async with self._lock:
+            if not self._endpoint:
+                opts = self.conf.neutron
+                try:
+                    url = await asyncio.to_thread(
+                        self._auth.get_endpoint, self._session, service_type=opts.service_type,
+                        interface=list(opts.valid_interfaces), region_name=opts.region_name)
+                except ks_exceptions.ClientException as exc:
+                    raise NeutronUnavailable(reason=f"no network endpoint: {exc}") from exc
+                if not url:
+                    raise NeutronUnavailable(reason="the service catalog has no network endpoint")
+                self._endpoint = str(url).rstrip("/").removesuffix("/v2.0")
+        return self._endpoint
+
+    async def request(self, context: dict[str, Any] | None, method: str, path: str, *,
+                      json: Any = None, params: Any = None) -> Any:
+        """``method /v2.0{path}`` as the user of ``context`` (None: as Nova, with the ``[neutron]`` identity);
+        the decoded body, None for 204."""
+        token = context.get("auth_token") if context else None
+        headers = {"Accept": "application/json",
+                   "X-Auth-Token": str(token) if token else await self._service_token()}
+        if context and str(context.get("request_id", "")).startswith("req-"):
+            headers["X-OpenStack-Request-ID"] = str(context["request_id"])
+        url = f"{await self.endpoint()}/v2.0{path}"
+        last: Exception | None = None
+        for _attempt in range(self.conf.neutron.http_retries + 1):
+            try:
+                response = await self._http.request(method, url, json=json, params=params, headers=headers)
+            except httpx.TransportError as exc:
+                LOG.warning("Networking service at %s unreachable: %s", url, exc)
+                last = exc
+                continue
+            if response.status_code == 401 and context is None:
+                self._auth.invalidate()  # an expired or revoked service token: once more with a new one
+                headers["X-Auth-Token"] = await self._service_token()
+                response = await self._http.request(method, url, json=json, params=params, headers=headers)
+            if response.status_code >= 400:
+                raise _error(response)
+            return response.json() if response.status_code != 204 and response.content else None
+        raise NeutronUnavailable(reason=str(last))
+
+    # --- resources ------------------------------------------------------------------------------------------
+    async def list(self, context: dict[str, Any] | None, collection: str, **filters: Any) -> list[dict[str, Any]]:
+        """``GET /v2.0/{collection}`` with filters (a list value repeats the parameter, as Neutron reads it)."""
+        params = [(k, str(x)) for k, v in filters.items() for x in (v if isinstance(v, list | tuple) else [v])]
+        body = await self.request(context, "GET", f"/{collection}", params=params)
+        items: list[dict[str, Any]] = body[collection.replace("-", "_")]
+        return items
+
+    async def show(self, context: dict[str, Any] | None, collection: str, resource_id: str) -> dict[str, Any]:
+        body = await self.request(context, "GET", f"/{collection}/{resource_id}")
+        item: dict[str, Any] = body[_singular(collection)]
+        return item
+
+    async def create(self, context: dict[str, Any] | None, collection: str, values: dict[str, Any]
+                     ) -> dict[str, Any]:
+        key = _singular(collection)
+        body = await self.request(context, "POST", f"/{collection}", json={key: values})
+        item: dict[str, Any] = body[key]
+        return item
+
+    async def update(self, context: dict[str, Any] | None, collection: str, resource_id: str,
+                     values: dict[str, Any]) -> dict[str, Any]:
+        key = _singular(collection)
+        body = await self.request(context, "PUT", f"/{collection}/{resource_id}", json={key: values})
+        item: dict[str, Any] = body[key]
+        return item
+
+    async def delete(self, context: dict[str, Any] | None, collection: str, resource_id: str) -> None:
+        await self.request(context, "DELETE", f"/{collection}/{resource_id}")
+
+    async def show_quota(self, project_id: str) -> dict[str, Any]:
+        body = await self.request(None, "GET", f"/quotas/{project_id}")
+        quota: dict[str, Any] = body["quota"]
+        return quota
+
+    async def auto_allocated_topology(self, context: dict[str, Any] | None, project_id: str,
+                                      dry_run: bool = False) -> dict[str, Any]:
+        """``GET /v2.0/auto-allocated-topology/{project_id}``: the project's network, made on first use
+        (``dry_run``: only whether it could be, ``fields=dry-run``)."""
+        params = {"fields": "dry-run"} if dry_run else None
+        body = await self.request(context, "GET", f"/auto-allocated-topology/{project_id}", params=params)
+        topology: dict[str, Any] = body["auto_allocated_topology"]
+        return topology
+
+
+def _singular(collection: str) -> str:
+    return {"security-groups": "security_group", "security-group-rules": "security_group_rule",
+            "floatingips": "floatingip", "policies": "policy"}.get(collection, collection.rstrip("s"))
