@@ -1,0 +1,172 @@
+"""The network steps of a compute host's flows (Nova's ``_build_networks_for_instance``, ``_try_deallocate_network``,
+``external_instance_event``, ``attach_interface``/``detach_interface``), through Nova's network API
+(stratus/network/neutron.py); each is a no-op without a Networking service.
+
+The instance info cache is the compute's record of the ports: written after each change, read by the views, the
+metadata service and the next flow (a reschedule finds its ports there and re-binds them to the new host).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from stratus import exception
+from stratus.compute.instance_events import VIF_PLUGGED, VirtualInterfaceCreateException
+from stratus.db import info_cache
+from stratus.network import neutron
+
+if TYPE_CHECKING:
+    from stratus.compute.manager import ComputeManager
+
+LOG = logging.getLogger(__name__)
+
+#: network errors no other host could fix: the request's own (a port in use, a fixed IP not in its network)
+NOT_RESCHEDULABLE = (neutron.NetworkNotFound, neutron.PortNotFound, neutron.PortInUse, neutron.NetworkAmbiguous,
+                     neutron.FixedIpAlreadyInUse, neutron.InvalidFixedIp, neutron.SecurityGroupNotFound,
+                     neutron.PortLimitExceeded, neutron.UnableToAutoAllocateNetwork,
+                     neutron.NetworkAllocationFailed, VirtualInterfaceCreateException)
+
+
+async def build_networks(manager: ComputeManager, context: dict[str, Any], instance: dict[str, Any],
+                         request_spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ports of a build, bound to this host, as network info (also saved in the info cache). A build
+    rescheduled here finds the ports its last host made in the cache and binds them here instead."""
+    network = manager.network
+    if network is None:
+        return []
+    uuid = instance["uuid"]
+    manager.instance_events.collect(uuid)  # before any port is bound: the flow stops collecting at its end
+    async with manager.db.read() as conn:
+        cached = await info_cache.get(conn, uuid)
+    if cached:
+        await network.setup_instance_network_on_host(context, instance, manager.host)
+        network_info = await network.get_instance_nw_info(context, instance, cached)
+    else:
+        network_info = await network.allocate_for_instance(
+            context, instance, request_spec.get("requested_networks"),
+            list(request_spec.get("security_group_names") or []), manager.host)
+    async with manager.db.write() as conn:
+        await info_cache.save(conn, uuid, network_info)
+    return network_info
+
+
+async def wait_for_vif_plugged(manager: ComputeManager, instance: dict[str, Any],
+                               network_info: list[dict[str, Any]]) -> None:
+    """Wait for ``network-vif-plugged`` of each port not active yet, as Nova's libvirt driver does: up to ``[DEFAULT]
+    vif_plugging_timeout``; past it the build fails when ``vif_plugging_is_fatal``, else goes on."""
+    timeout = manager.conf.vif_plugging_timeout
+    expected = [(VIF_PLUGGED, vif["id"]) for vif in network_info if not vif.get("active")]
+    if not timeout or not expected:
+        return
+    collector = manager.instance_events.collect(instance["uuid"])
+    try:
+        await collector.wait(expected, timeout)
+    except TimeoutError:
+        if manager.conf.vif_plugging_is_fatal:
+            LOG.warning("timeout waiting for %s of %s", ", ".join(f"{n}:{t}" for n, t in expected),
+                        instance["uuid"])
+            raise VirtualInterfaceCreateException(
+                details=f"no network-vif-plugged within {timeout} s for ports "
+                        f"{', '.join(t or '' for _, t in expected)}") from None
+        LOG.warning("timeout waiting for vif plugging of %s; going on (vif_plugging_is_fatal is False)",
+                    instance["uuid"])
+
+
+async def deallocate(manager: ComputeManager, context: dict[str, Any], instance: dict[str, Any]) -> None:
+    """The instance's ports released (deleted, or unbound when the user brought them) and the cache emptied;
+    failures are logged, never raised: the flow that calls this is cleaning up already."""
+    network = manager.network
+    if network is None:
+        return
+    async with manager.db.read() as conn:
+        cached = await info_cache.get(conn, instance["uuid"])
+    try:
+        await network.deallocate_for_instance(context, instance, cached)
+    except Exception:
+        LOG.exception("ports of %s could not be released", instance["uuid"])
+        return
+    async with manager.db.write() as conn:
+        await info_cache.save(conn, instance["uuid"], [])
+
+
+async def cached_network_info(manager: ComputeManager, uuid: str) -> list[dict[str, Any]]:
+    async with manager.db.read() as conn:
+        return await info_cache.get(conn, uuid)
+
+
+async def refresh_cache(manager: ComputeManager, context: dict[str, Any], instance: dict[str, Any]
+                        ) -> list[dict[str, Any]]:
+    """The network info as the Networking service has it now (``network-changed``), saved in the cache."""
+    assert manager.network is not None
+    cached = await cached_network_info(manager, instance["uuid"])
+    network_info = await manager.network.get_instance_nw_info(context, instance, cached)
+    async with manager.db.write() as conn:
+        await info_cache.save(conn, instance["uuid"], network_info)
+    return network_info
+
+
+async def external_instance_event(manager: ComputeManager, context: dict[str, Any], events: list[dict[str, Any]]
+                                  ) -> None:
+    """Nova's ``external_instance_event``: plug events wake the waiting build or attach; ``network-changed`` and
+    ``network-vif-deleted`` refresh the instance's info cache."""
+    for event in events:
+        name = event.get("name")
+        if name in ("network-changed", "network-vif-deleted") and manager.network is not None:
+            try:
+                await refresh_cache(manager, context, {"uuid": event["server_uuid"]})
+            except Exception:
+                LOG.exception("refreshing the network info of %s failed", event["server_uuid"])
+            continue
+        manager.instance_events.deliver(event)
+
+
+async def attach_interface(manager: ComputeManager, context: dict[str, Any], instance: dict[str, Any],
+                           network_id: str | None, port_id: str | None, fixed_ip: str | None) -> dict[str, Any]:
+    """os-interface POST on the host: a port made (or the user's taken) and bound here, plugged by the driver,
+    the cache updated; the VIF back. A driver that refuses leaves the port as it was."""
+    network = manager.network
+    if network is None:
+        raise neutron.NetworkNotFound(network_id=network_id or port_id or "")
+    collector = manager.instance_events.collect(instance["uuid"])
+    vif = await network.attach_interface(context, instance, manager.host, network_id=network_id, port_id=port_id,
+                                         fixed_ip=fixed_ip, security_groups=list(instance.get("security_groups")
+                                                                                 or []))
+    try:
+        await manager.driver.attach_interface(manager.driver_instance(instance), vif)
+        if not vif.get("active") and manager.conf.vif_plugging_timeout:
+            try:
+                await collector.wait([(VIF_PLUGGED, vif["id"])], manager.conf.vif_plugging_timeout)
+            except TimeoutError:
+                LOG.warning("no network-vif-plugged for port %s of %s", vif["id"], instance["uuid"])
+    except BaseException:
+        await network.deallocate_port_for_instance(context, instance, vif["id"], preserve=bool(port_id))
+        raise
+    finally:
+        manager.instance_events.stop(instance["uuid"])
+    vif["preserve_on_delete"] = bool(port_id)
+    async with manager.db.write() as conn:
+        cached = await info_cache.get(conn, instance["uuid"])
+        await info_cache.save(conn, instance["uuid"], [*(v for v in cached if v["id"] != vif["id"]), vif])
+    return vif
+
+
+async def detach_interface(manager: ComputeManager, context: dict[str, Any], instance: dict[str, Any],
+                           port_id: str) -> None:
+    """os-interface DELETE on the host: unplugged, then deleted (or unbound when the user brought it)."""
+    network = manager.network
+    cached = await cached_network_info(manager, instance["uuid"])
+    vif = next((v for v in cached if v["id"] == port_id), None)
+    if vif is None or network is None:
+        raise PortNotFoundForInstance(port_id=port_id, instance_uuid=instance["uuid"])
+    await manager.driver.detach_interface(manager.driver_instance(instance), vif)
+    await network.deallocate_port_for_instance(context, instance, port_id,
+                                               preserve=bool(vif.get("preserve_on_delete")))
+    async with manager.db.write() as conn:
+        cached = await info_cache.get(conn, instance["uuid"])
+        await info_cache.save(conn, instance["uuid"], [v for v in cached if v["id"] != port_id])
+
+
+class PortNotFoundForInstance(exception.StratusException):
+    msg_fmt = "Port %(port_id)s is not attached"
+    code = 404
