@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from stratus import exception
-from stratus.compute import config_drive
+from stratus.compute import config_drive, networking
 from stratus.compute.host import ComputeHost
 from stratus.db import actions, builds, instances, placement
 from stratus.db import services as services_db
@@ -24,7 +24,8 @@ LOG = logging.getLogger(__name__)
 BUILD_EVENT = "compute__do_build_and_run_instance"
 
 #: failures no other host could fix: the build goes straight to ERROR, no reschedule
-NOT_RESCHEDULABLE = (exception.BuildAbortException, exception.ImageUnacceptable, exception.ImageNotFound)
+NOT_RESCHEDULABLE = (exception.BuildAbortException, exception.ImageUnacceptable, exception.ImageNotFound,
+                     *networking.NOT_RESCHEDULABLE)
 
 
 class BuildInterrupted(Exception):
@@ -72,15 +73,18 @@ async def _build(host: ComputeHost, context: dict[str, Any], uuid: str, request_
     instance["name"] = host.conf.instance_name_template % instance["id"]
     touched = False  # the driver was asked to do something: destroy undoes it (and is fine if it did nothing)
     driver = host.driver
+    network_info: list[dict[str, Any]] = []
     try:
+        network_info = await networking.build_networks(host, context, instance, request_spec)
         touched = True
-        await driver.prepare_networks_before_block_device_mapping(instance, [])
+        await driver.prepare_networks_before_block_device_mapping(instance, network_info)
         await _step(host, uuid, {"task_state": task_states.BLOCK_DEVICE_MAPPING}, (task_states.NETWORKING,))
         await driver.prepare_for_spawn(instance)
         await _step(host, uuid, {"task_state": task_states.SPAWNING}, (task_states.BLOCK_DEVICE_MAPPING,))
         image_meta = request_spec.get("image") or {}
         drive = await config_drive.prepare(host.conf, host.db, driver, instance, image_meta)
-        await driver.spawn(instance, image_meta, network_info=[], config_drive=drive)
+        await driver.spawn(instance, image_meta, network_info=network_info, config_drive=drive)
+        await networking.wait_for_vif_plugged(host, instance, network_info)
         async with host.db.write() as conn:
             done = await instances.update_instance(
                 conn, uuid, {"vm_state": states.ACTIVE, "task_state": None, "power_state": power_state.RUNNING,
@@ -97,23 +101,28 @@ async def _build(host: ComputeHost, context: dict[str, Any], uuid: str, request_
             await host.send_stats(context)
         LOG.info("instance %s is active on %s", uuid, host.host)
     except BuildInterrupted:
-        await _abandon(host, context, uuid, instance, spawned=touched)
+        await _abandon(host, context, uuid, instance, spawned=touched, network_info=network_info)
     except NOT_RESCHEDULABLE as exc:
         abort = exc if isinstance(exc, exception.BuildAbortException) else exception.BuildAbortException(
             instance_uuid=uuid, reason=str(exc))
-        await _fail(host, context, uuid, instance, abort, reschedule=False)
+        await _fail(host, context, uuid, instance, abort, reschedule=False, network_info=network_info)
     except Exception as exc:
-        if await _fail(host, context, uuid, instance, exc, reschedule=True):
+        if await _fail(host, context, uuid, instance, exc, reschedule=True, network_info=network_info):
             return str(exc)
+    finally:
+        host.instance_events.stop(uuid)
     return None
 
 
 async def _abandon(host: ComputeHost, context: dict[str, Any], uuid: str, instance: dict[str, Any] | None,
-                   spawned: bool) -> None:
-    """The instance was deleted under us: undo whatever we did; terminate (if cast) finishes the delete."""
+                   spawned: bool, network_info: list[dict[str, Any]] | None = None) -> None:
+    """The instance was deleted under us: undo whatever we did (its ports too); terminate (if cast) finishes the
+    delete."""
     LOG.info("build of %s on %s interrupted (deleted while building)", uuid, host.host)
     if spawned and instance is not None:
-        await host.driver.destroy(instance, network_info=[])
+        await host.driver.destroy(instance, network_info=network_info or [])
+    if instance is not None:
+        await networking.deallocate(host, context, instance)
     async with host.db.write() as conn:
         current = await instances.get_plain(conn, uuid)
         if current is None or current["deleted"] or current["task_state"] == task_states.DELETING:
@@ -123,7 +132,7 @@ async def _abandon(host: ComputeHost, context: dict[str, Any], uuid: str, instan
 
 
 async def _fail(host: ComputeHost, context: dict[str, Any], uuid: str, instance: dict[str, Any], error: Exception,
-                reschedule: bool) -> bool:
+                reschedule: bool, network_info: list[dict[str, Any]] | None = None) -> bool:
     """Clean up a failed build; True when the instance went back to the conductor for a retry.
 
     Only failures another host could fix count against this host (a refused image is the request's
@@ -134,9 +143,11 @@ async def _fail(host: ComputeHost, context: dict[str, Any], uuid: str, instance:
     if reschedule:
         host.failed_builds += 1
     try:
-        await host.driver.destroy(instance, network_info=[])
+        await host.driver.destroy(instance, network_info=network_info or [])
     except Exception:
         LOG.exception("cleanup of %s on %s failed", uuid, host.host)
+    if not reschedule:  # a reschedule keeps its ports for the next host (the conductor frees them if none is left)
+        await networking.deallocate(host, context, instance)
     disabled = False
     async with host.db.write() as conn:
         await placement.remove_allocations(conn, uuid)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stratus.compute import networking
 from stratus.compute.host import ComputeHost
 from stratus.db import actions, instances, placement
 from stratus.objects import states
@@ -24,10 +25,13 @@ async def terminate_instance(host: ComputeHost, context: dict[str, Any], instanc
                 return
             await actions.event_start(conn, context, instance_uuid, TERMINATE_EVENT, host=host.host)
         error: Exception | None = None
+        network_info = await networking.cached_network_info(host, instance_uuid)
         try:
-            await host.driver.destroy(host.driver_instance(instance), network_info=[])
+            await host.driver.destroy(host.driver_instance(instance), network_info=network_info)
         except Exception as exc:
             error = exc
+        if error is None:  # Nova's _try_deallocate_network: the ports go with the guest
+            await networking.deallocate(host, context, instance)
         async with host.db.write() as conn:
             if error is None:
                 await placement.remove_allocations(conn, instance_uuid)

@@ -15,10 +15,12 @@ from typing import Any
 from oslo_config import cfg
 
 from stratus.compute import resource_tracker
+from stratus.compute.instance_events import InstanceEvents
 from stratus.compute.locks import InstanceLocks
 from stratus.conductor.rpcapi import ConductorAPI
 from stratus.db.engine import Database
 from stratus.image.client import ImageClient
+from stratus.network.neutron import API as NetworkAPI
 from stratus.rpc.transport import Transport
 from stratus.scheduler.rpcapi import SchedulerAPI
 from stratus.virt.driver import ComputeDriver
@@ -28,8 +30,12 @@ LOG = logging.getLogger(__name__)
 
 class ComputeHost:
     def __init__(self, conf: cfg.ConfigOpts, db: Database, transport: Transport, *, host: str,
-                 driver: ComputeDriver, images: ImageClient | None) -> None:
+                 driver: ComputeDriver, images: ImageClient | None, network: NetworkAPI | None = None) -> None:
         self.conf = conf
+        #: Nova's network API on the Networking service (stratus/network/neutron.py); None: servers get no ports
+        self.network = network
+        #: the external events (network-vif-plugged) the host's builds and attaches wait for
+        self.instance_events = InstanceEvents()
         self.db = db
         self.host = host
         self.driver = driver

@@ -17,8 +17,10 @@ import asyncio
 import logging
 from typing import Any
 
-from stratus.compute import build, console, delete, hypervisor, periodic, power, snapshot
+from stratus import exception
+from stratus.compute import build, console, delete, hypervisor, networking, periodic, power, snapshot
 from stratus.compute.host import ComputeHost
+from stratus.db import instances
 from stratus.db import services as services_db
 from stratus.virt.driver import LifecycleEvent
 
@@ -100,3 +102,28 @@ class ComputeManager(ComputeHost):
 
     async def get_host_uptime(self, context: dict[str, Any]) -> str:
         return await console.get_host_uptime(self, context)
+
+    # --- networking (compute/networking.py) ------------------------------------------------------------------
+    async def external_instance_event(self, context: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        """Events of ``os-server-external-events`` for instances on this host (a cast)."""
+        await networking.external_instance_event(self, context, events)
+
+    async def attach_interface(self, context: dict[str, Any], instance_uuid: str, network_id: str | None,
+                               port_id: str | None, fixed_ip: str | None) -> dict[str, Any]:
+        """os-interface POST (a call: the API answers with the new interface)."""
+        async with self.locks(instance_uuid):
+            instance = await self._live_instance(instance_uuid)
+            return await networking.attach_interface(self, context, instance, network_id, port_id, fixed_ip)
+
+    async def detach_interface(self, context: dict[str, Any], instance_uuid: str, port_id: str) -> None:
+        """os-interface DELETE (a call, as Nova's API waits for the host to take it)."""
+        async with self.locks(instance_uuid):
+            instance = await self._live_instance(instance_uuid)
+            await networking.detach_interface(self, context, instance, port_id)
+
+    async def _live_instance(self, instance_uuid: str) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            instance = await instances.get_plain(conn, instance_uuid)
+        if instance is None or instance["deleted"] or instance["host"] != self.host:
+            raise exception.InstanceNotFound(instance_id=instance_uuid)
+        return instance

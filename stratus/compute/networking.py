@@ -17,7 +17,7 @@ from stratus.db import info_cache
 from stratus.network import neutron
 
 if TYPE_CHECKING:
-    from stratus.compute.manager import ComputeManager
+    from stratus.compute.host import ComputeHost
 
 LOG = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ NOT_RESCHEDULABLE = (neutron.NetworkNotFound, neutron.PortNotFound, neutron.Port
                      neutron.NetworkAllocationFailed, VirtualInterfaceCreateException)
 
 
-async def build_networks(manager: ComputeManager, context: dict[str, Any], instance: dict[str, Any],
+async def build_networks(manager: ComputeHost, context: dict[str, Any], instance: dict[str, Any],
                          request_spec: dict[str, Any]) -> list[dict[str, Any]]:
     """The ports of a build, bound to this host, as network info (also saved in the info cache). A build
     rescheduled here finds the ports its last host made in the cache and binds them here instead."""
@@ -51,7 +51,7 @@ async def build_networks(manager: ComputeManager, context: dict[str, Any], insta
     return network_info
 
 
-async def wait_for_vif_plugged(manager: ComputeManager, instance: dict[str, Any],
+async def wait_for_vif_plugged(manager: ComputeHost, instance: dict[str, Any],
                                network_info: list[dict[str, Any]]) -> None:
     """Wait for ``network-vif-plugged`` of each port not active yet, as Nova's libvirt driver does: up to ``[DEFAULT]
     vif_plugging_timeout``; past it the build fails when ``vif_plugging_is_fatal``, else goes on."""
@@ -73,7 +73,7 @@ async def wait_for_vif_plugged(manager: ComputeManager, instance: dict[str, Any]
                     instance["uuid"])
 
 
-async def deallocate(manager: ComputeManager, context: dict[str, Any], instance: dict[str, Any]) -> None:
+async def deallocate(manager: ComputeHost, context: dict[str, Any], instance: dict[str, Any]) -> None:
     """The instance's ports released (deleted, or unbound when the user brought them) and the cache emptied;
     failures are logged, never raised: the flow that calls this is cleaning up already."""
     network = manager.network
@@ -90,12 +90,12 @@ async def deallocate(manager: ComputeManager, context: dict[str, Any], instance:
         await info_cache.save(conn, instance["uuid"], [])
 
 
-async def cached_network_info(manager: ComputeManager, uuid: str) -> list[dict[str, Any]]:
+async def cached_network_info(manager: ComputeHost, uuid: str) -> list[dict[str, Any]]:
     async with manager.db.read() as conn:
         return await info_cache.get(conn, uuid)
 
 
-async def refresh_cache(manager: ComputeManager, context: dict[str, Any], instance: dict[str, Any]
+async def refresh_cache(manager: ComputeHost, context: dict[str, Any], instance: dict[str, Any]
                         ) -> list[dict[str, Any]]:
     """The network info as the Networking service has it now (``network-changed``), saved in the cache."""
     assert manager.network is not None
@@ -106,7 +106,7 @@ async def refresh_cache(manager: ComputeManager, context: dict[str, Any], instan
     return network_info
 
 
-async def external_instance_event(manager: ComputeManager, context: dict[str, Any], events: list[dict[str, Any]]
+async def external_instance_event(manager: ComputeHost, context: dict[str, Any], events: list[dict[str, Any]]
                                   ) -> None:
     """Nova's ``external_instance_event``: plug events wake the waiting build or attach; ``network-changed`` and
     ``network-vif-deleted`` refresh the instance's info cache."""
@@ -121,7 +121,7 @@ async def external_instance_event(manager: ComputeManager, context: dict[str, An
         manager.instance_events.deliver(event)
 
 
-async def attach_interface(manager: ComputeManager, context: dict[str, Any], instance: dict[str, Any],
+async def attach_interface(manager: ComputeHost, context: dict[str, Any], instance: dict[str, Any],
                            network_id: str | None, port_id: str | None, fixed_ip: str | None) -> dict[str, Any]:
     """os-interface POST on the host: a port made (or the user's taken) and bound here, plugged by the driver,
     the cache updated; the VIF back. A driver that refuses leaves the port as it was."""
@@ -151,7 +151,7 @@ async def attach_interface(manager: ComputeManager, context: dict[str, Any], ins
     return vif
 
 
-async def detach_interface(manager: ComputeManager, context: dict[str, Any], instance: dict[str, Any],
+async def detach_interface(manager: ComputeHost, context: dict[str, Any], instance: dict[str, Any],
                            port_id: str) -> None:
     """os-interface DELETE on the host: unplugged, then deleted (or unbound when the user brought it)."""
     network = manager.network

@@ -52,3 +52,20 @@ class ComputeAPI:
         """The host's ``uptime`` output (Nova's ``get_host_uptime``): a call, answered by the host's driver."""
         uptime: str = await self.transport.call("compute", "get_host_uptime", context, server=host)
         return uptime
+
+    async def external_instance_event(self, context: dict[str, Any], host: str, events: list[dict[str, Any]]
+                                      ) -> None:
+        """Nova's ``external_instance_event``: the events of the host's instances, cast to it."""
+        await self.transport.cast("compute", "external_instance_event", context, server=host, events=events)
+
+    async def attach_interface(self, context: dict[str, Any], host: str, instance_uuid: str,
+                               network_id: str | None, port_id: str | None, fixed_ip: str | None
+                               ) -> dict[str, Any]:
+        vif: dict[str, Any] = await self.transport.call(
+            "compute", "attach_interface", context, server=host, instance_uuid=instance_uuid,
+            network_id=network_id, port_id=port_id, fixed_ip=fixed_ip)
+        return vif
+
+    async def detach_interface(self, context: dict[str, Any], host: str, instance_uuid: str, port_id: str) -> None:
+        await self.transport.call("compute", "detach_interface", context, server=host, instance_uuid=instance_uuid,
+                                  port_id=port_id)
