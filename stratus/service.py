@@ -108,7 +108,7 @@ class Services:
         self.conductor: Any = None
         self.service_ids: list[int] = []  # services rows of this process other than its compute hosts
         self.image_store: Any = None
-        self.network: Any = None  # Nova's network API (stratus/network/neutron.py) when a Networking service is set
+        self.network_api: Any = None  # Nova's network API (stratus/network/neutron.py) when a Networking service is set
         self.http_servers: list[uvicorn.Server] = []
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -128,7 +128,7 @@ class Services:
         except ValueError as exc:  # [image_store] enabled_backends / default_backend the stores cannot be made of
             raise StartupError(str(exc)) from exc
         images = embedded.client_for(conf, self.image_store)
-        self.network = network = self._network_api()
+        self.network_api = network = self._network_api()
 
         if "scheduler" in self.roles:
             from stratus.scheduler.manager import SchedulerManager
@@ -340,8 +340,8 @@ class Services:
             await self.transport.stop()
         for manager in self.computes:
             await manager.cleanup_host()
-        if self.network is not None:
-            await self.network.aclose()
+        if self.network_api is not None:
+            await self.network_api.aclose()
         if self.db is not None:
             await self.db.dispose()
 

@@ -17,7 +17,7 @@ from typing import Any
 from starlette.responses import Response
 
 from stratus import exception
-from stratus.api import validation
+from stratus.api import server_networks, validation
 from stratus.api.common import ActionHandler, dispatch_action
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
@@ -200,6 +200,8 @@ ACTIONS: dict[str, ActionHandler] = {
     "resume": _power("os_compute_api:os-suspend-server:resume", compute_api.RESUME),
     "os-getConsoleOutput": _console_output,
     "createImage": _create_image,
+    "addSecurityGroup": server_networks.add_security_group,
+    "removeSecurityGroup": server_networks.remove_security_group,
 }
 
 

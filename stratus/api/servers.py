@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import select
@@ -14,13 +15,15 @@ from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, empty_response, json_response
 from stratus.api.router import Route
 from stratus.compute.rpcapi import ComputeAPI
-from stratus.db import actions, instances, placement
+from stratus.db import actions, info_cache, instances, placement
 from stratus.db import services as services_db
 from stratus.db.models import services
 from stratus.identity import policy
 from stratus.objects import states
 from stratus.objects.states import task_states
 from stratus.utils import parse_isotime, utcnow
+
+LOG = logging.getLogger(__name__)
 
 V219 = APIVersion.parse("2.19")
 V226 = APIVersion.parse("2.26")
@@ -262,7 +265,21 @@ async def delete(req: ApiRequest) -> Response:
             await instances.soft_delete(conn, uuid)
     if cast_to is not None:
         await ComputeAPI(req.services.transport).terminate_instance(ctx, cast_to, uuid)
+    elif req.services.network is not None:  # Nova's _local_delete: the ports go too
+        await _deallocate(req, ctx, current)
     return empty_response(204)
+
+
+async def _deallocate(req: ApiRequest, ctx: dict[str, Any], instance: dict[str, Any]) -> None:
+    """The ports of an instance deleted here (none, unless its host went down with them); the delete stands
+    whatever the Networking service answers."""
+    assert req.services.network is not None
+    async with req.services.db.read() as conn:
+        cached = await info_cache.get(conn, instance["uuid"])
+    try:
+        await req.services.network.deallocate_for_instance(ctx, instance, cached)
+    except Exception:
+        LOG.exception("ports of deleted instance %s could not be released", instance["uuid"])
 
 
 async def _service_up(conn: Any, req: ApiRequest, host: str) -> bool:

@@ -187,6 +187,38 @@ CONSOLE_OUTPUT = [  # nova/policies/console_output.py
          "Show console output for a server", "POST /servers/{server_id}/action (os-getConsoleOutput)"),
 ]
 
+IPS = [  # nova/policies/ips.py
+    _api("os_compute_api:ips:show", PROJECT_READER_OR_ADMIN, "Show IP addresses details for a network label of a "
+         "server", "GET /servers/{server_id}/ips/{network_label}"),
+    _api("os_compute_api:ips:index", PROJECT_READER_OR_ADMIN, "List IP addresses that are assigned to a server",
+         "GET /servers/{server_id}/ips"),
+]
+
+ATTACH_INTERFACES = [  # nova/policies/attach_interfaces.py
+    _api("os_compute_api:os-attach-interfaces:list", PROJECT_READER_OR_ADMIN, "List port interfaces attached to a "
+         "server", "GET /servers/{server_id}/os-interface"),
+    _api("os_compute_api:os-attach-interfaces:show", PROJECT_READER_OR_ADMIN, "Show details of a port interface "
+         "attached to a server", "GET /servers/{server_id}/os-interface/{port_id}"),
+    _api("os_compute_api:os-attach-interfaces:create", PROJECT_MEMBER_OR_ADMIN, "Attach an interface to a server",
+         "POST /servers/{server_id}/os-interface"),
+    _api("os_compute_api:os-attach-interfaces:delete", PROJECT_MEMBER_OR_ADMIN, "Detach an interface from a "
+         "server", "DELETE /servers/{server_id}/os-interface/{port_id}"),
+]
+
+SECURITY_GROUPS = [  # nova/policies/security_groups.py (the server's groups and its actions)
+    _api("os_compute_api:os-security-groups:list", PROJECT_READER_OR_ADMIN, "List security groups of server.",
+         "GET /servers/{server_id}/os-security-groups"),
+    _api("os_compute_api:os-security-groups:add", PROJECT_MEMBER_OR_ADMIN, "Add security groups to server.",
+         "POST /servers/{server_id}/action (addSecurityGroup)"),
+    _api("os_compute_api:os-security-groups:remove", PROJECT_MEMBER_OR_ADMIN, "Remove security groups from "
+         "server.", "POST /servers/{server_id}/action (removeSecurityGroup)"),
+]
+
+SERVER_EXTERNAL_EVENTS = [  # nova/policies/server_external_events.py
+    _api("os_compute_api:os-server-external-events:create", SERVICE_ROLE, "Create one or more external events",
+         "POST /os-server-external-events"),
+]
+
 EXTENDED_SERVER_ATTRIBUTES = [  # nova/policies/extended_server_attributes.py
     _api("os_compute_api:os-extended-server-attributes", ADMIN,
          "Return extended attributes for server",
@@ -353,6 +385,7 @@ def list_rules() -> list[policy.RuleDefault]:
     """Every default, base rules first (also the ``oslo.policy.policies`` entry point: ``oslopolicy-sample-generator
     --namespace stratus`` writes a sample policy file)."""
     return [*BASE, *SERVERS, *SERVER_METADATA, *SERVER_TAGS, *PAUSE_SERVER, *SUSPEND_SERVER, *LOCK_SERVER,
-            *CONSOLE_OUTPUT, *EXTENDED_SERVER_ATTRIBUTES, *INSTANCE_ACTIONS, *SERVER_GROUPS, *KEYPAIRS,
+            *CONSOLE_OUTPUT, *IPS, *ATTACH_INTERFACES, *SECURITY_GROUPS, *SERVER_EXTERNAL_EVENTS,
+            *EXTENDED_SERVER_ATTRIBUTES, *INSTANCE_ACTIONS, *SERVER_GROUPS, *KEYPAIRS,
             *FLAVOR_MANAGE, *FLAVOR_EXTRA_SPECS, *FLAVOR_ACCESS, *QUOTA_SETS, *QUOTA_CLASS_SETS, *LIMITS,
             *AGGREGATES, *AVAILABILITY_ZONE, *SERVICES, *HYPERVISORS]

@@ -1,0 +1,83 @@
+"""``POST /os-server-external-events``: the Networking service tells Nova that a port was plugged, unplugged or
+changed (``network-vif-plugged``, ...); each event goes to the host of its instance over RPC, where a build or an
+attach may be waiting for it. 200 when every event was accepted, 207 when some were not (each with its own
+``code``: 404 unknown instance, 422 instance on no host), 404 when none was, as Nova's."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import select
+from starlette.responses import Response
+
+from stratus.api import validation
+from stratus.api.errors import Fault
+from stratus.api.microversion import APIVersion
+from stratus.api.request import ApiRequest, json_response
+from stratus.api.router import Route
+from stratus.compute.rpcapi import ComputeAPI
+from stratus.db.models import instances
+from stratus.identity import policy
+
+V251 = APIVersion.parse("2.51")
+V276 = APIVersion.parse("2.76")
+V282 = APIVersion.parse("2.82")
+V293 = APIVersion.parse("2.93")
+
+
+def _names(version: APIVersion) -> list[str]:
+    """The event names each microversion accepts (Nova's schemas)."""
+    names = ["network-changed", "network-vif-plugged", "network-vif-unplugged", "network-vif-deleted"]
+    if version >= V251:
+        names.append("volume-extended")
+    if version >= V276:
+        names.append("power-update")
+    if version >= V282:
+        names.append("accelerator-request-bound")
+    if version >= V293:
+        names.append("volume-reimaged")
+    return names
+
+
+def _schema(version: APIVersion) -> dict[str, Any]:
+    event = {"type": "object", "properties": {
+        "server_uuid": {"type": "string", "format": "uuid"},
+        "name": {"type": "string", "enum": _names(version)},
+        "status": {"type": "string", "enum": ["failed", "completed", "in-progress"]},
+        "tag": {"type": "string", "maxLength": 255}},
+        "required": ["server_uuid", "name"], "additionalProperties": False}
+    return {"type": "object", "properties": {"events": {"type": "array", "minItems": 1, "items": event}},
+            "required": ["events"], "additionalProperties": False}
+
+
+async def create(req: ApiRequest) -> Response:
+    policy.authorize(req.context, "os_compute_api:os-server-external-events:create", {})
+    body = await req.json()
+    validation.validate(_schema(req.version), body)
+    events = [{**e, "status": e.get("status", "completed")} for e in body["events"]]
+    uuids = sorted({e["server_uuid"] for e in events})
+    async with req.services.db.read() as conn:
+        rows = {r.uuid: r.host for r in await conn.execute(
+            select(instances.c.uuid, instances.c.host).where(instances.c.uuid.in_(uuids), instances.c.deleted == 0))}
+    by_host: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    accepted = 0
+    for event in events:
+        uuid = event["server_uuid"]
+        if uuid not in rows:
+            event.update(code=404, status="failed")
+        elif not rows[uuid]:
+            event.update(code=422, status="failed")
+        else:
+            event["code"] = 200
+            accepted += 1
+            by_host[rows[uuid]].append({k: v for k, v in event.items() if k != "code"})
+    if not accepted:
+        raise Fault(404, "No instances found for any event")
+    compute = ComputeAPI(req.services.transport)
+    for host, host_events in by_host.items():
+        await compute.external_instance_event(req.context.to_dict(), host, host_events)
+    return json_response({"events": events}, status=200 if accepted == len(events) else 207)
+
+
+ROUTES: list[Route] = [Route("/os-server-external-events", "POST", create)]
