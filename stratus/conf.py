@@ -329,6 +329,11 @@ NEUTRON_OPTS = [
                      "X-Instance-ID, X-Tenant-ID and X-Instance-ID-Signature headers, not by their fixed IP."),
     cfg.StrOpt("metadata_proxy_shared_secret", default="", secret=True,
                help="Key of the HMAC-SHA256 signature of X-Instance-ID the metadata proxy sends."),
+    cfg.StrOpt("ovs_bridge", default="br-int",
+               help="The bridge named in a VIF whose port binding names none (Nova's default, OVS's integration "
+                    "bridge)."),
+    cfg.IntOpt("http_retries", default=3, min=0,
+               help="Times a request to the Networking service is sent again when it could not be sent at all."),
 ]
 
 WORKAROUNDS_OPTS = [

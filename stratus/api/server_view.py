@@ -98,7 +98,7 @@ class ServerViewBuilder:
             "flavor": self._flavor(inst["flavor"]),
             "created": isotime(inst["created_at"]),
             "updated": isotime(inst["updated_at"]),
-            "addresses": _addresses(inst.get("network_info") or [], extended=not update),
+            "addresses": addresses(inst.get("network_info") or [], extended=not update),
             "accessIPv4": inst["access_ip_v4"] or "",
             "accessIPv6": inst["access_ip_v6"] or "",
             "links": self._links(inst["uuid"]),
@@ -148,7 +148,7 @@ class ServerViewBuilder:
         return server
 
 
-def _addresses(network_info: list[dict[str, Any]], extended: bool = True) -> dict[str, list[dict[str, Any]]]:
+def addresses(network_info: list[dict[str, Any]], extended: bool = True) -> dict[str, list[dict[str, Any]]]:
     """Nova's ``addresses``: network label -> [{version, addr, OS-EXT-IPS:type, OS-EXT-IPS-MAC:mac_addr}] (the
     last two only when ``extended``), each VIF's fixed IPs, then the floating IPs on them."""
     out: dict[str, list[dict[str, Any]]] = {}

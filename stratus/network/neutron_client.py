@@ -76,7 +76,11 @@ def _auth_plugin(conf: cfg.ConfigOpts) -> ks_plugin.BaseAuthPlugin:
         auth_url = f"http://127.0.0.1:{conf.identity.listen_port}/v3"
         return v3.Password(auth_url=auth_url, username="admin", password=password, project_name="admin",
                            user_domain_id="default", project_domain_id="default")
-    return token_endpoint.Token(conf.neutron.endpoint_override, "admin:admin")
+    if conf.api.auth_strategy == "noauth2":
+        return token_endpoint.Token(conf.neutron.endpoint_override, "admin:admin")
+    raise NeutronUnavailable(reason=f"[{GROUP}] auth_type (and its options) are needed with [api] auth_strategy = "
+                                    f"{conf.api.auth_strategy}: the identity Nova acts as towards the Networking "
+                                    "service")
 
 
 def _error(response: httpx.Response) -> NeutronClientError:
@@ -105,7 +109,11 @@ class NeutronClient:
     def __init__(self, conf: cfg.ConfigOpts, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.conf = conf
         opts = conf.neutron
-        self._auth = _auth_plugin(conf)
+        # configured options are checked at once; the all-in-one's own identity is found at the first request
+        # (the embedded admin's password is written by the identity bootstrap, after this client is made)
+        self._auth: ks_plugin.BaseAuthPlugin | None = _auth_plugin(conf) if opts.auth_type else None
+        if self._auth is None and conf.api.auth_strategy == "keystone":
+            _auth_plugin(conf)  # raises: a real Keystone needs [neutron] auth_type
         self._session = ks_session.Session(auth=self._auth, verify=not opts.insecure and (opts.cafile or True),
                                            timeout=opts.timeout)
         self._http = httpx.AsyncClient(timeout=opts.timeout or 60.0, transport=transport,
@@ -117,9 +125,14 @@ class NeutronClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    def _plugin(self) -> ks_plugin.BaseAuthPlugin:
+        if self._auth is None:
+            self._auth = self._session.auth = _auth_plugin(self.conf)
+        return self._auth
+
     async def _service_token(self) -> str:
         try:
-            token = await asyncio.to_thread(self._auth.get_token, self._session)
+            token = await asyncio.to_thread(self._plugin().get_token, self._session)
         except ks_exceptions.ClientException as exc:
             raise NeutronUnavailable(reason=f"cannot authenticate as [{GROUP}] says: {exc}") from exc
         if not token:
@@ -135,7 +148,7 @@ class NeutronClient:
                 opts = self.conf.neutron
                 try:
                     url = await asyncio.to_thread(
-                        self._auth.get_endpoint, self._session, service_type=opts.service_type,
+                        self._plugin().get_endpoint, self._session, service_type=opts.service_type,
                         interface=list(opts.valid_interfaces), region_name=opts.region_name)
                 except ks_exceptions.ClientException as exc:
                     raise NeutronUnavailable(reason=f"no network endpoint: {exc}") from exc
@@ -163,7 +176,7 @@ class NeutronClient:
                 last = exc
                 continue
             if response.status_code == 401 and context is None:
-                self._auth.invalidate()  # an expired or revoked service token: once more with a new one
+                self._plugin().invalidate()  # an expired or revoked service token: once more with a new one
                 headers["X-Auth-Token"] = await self._service_token()
                 response = await self._http.request(method, url, json=json, params=params, headers=headers)
             if response.status_code >= 400:
