@@ -108,13 +108,14 @@ class Services:
         self.conductor: Any = None
         self.service_ids: list[int] = []  # services rows of this process other than its compute hosts
         self.image_store: Any = None
+        self.network: Any = None  # the Networking API's services (NetworkServices) when this process serves it
         self.http_servers: list[uvicorn.Server] = []
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self) -> None:
         conf = self.conf
         keystone = None  # auth_token first: a [keystone_authtoken] it cannot work with stops the start at once
-        if self.roles & {"api", "image", "identity"} and conf.api.auth_strategy == "keystone":
+        if self.roles & {"api", "image", "identity", "network"} and conf.api.auth_strategy == "keystone":
             keystone = self._keystone()
         # the transport first: a broker that cannot be reached stops the start before migrations run
         self.transport = transport = await open_transport(conf)
@@ -163,7 +164,7 @@ class Services:
         if self.service_ids or self.computes:
             self._tasks.append(asyncio.create_task(self._heartbeats()))
             self._tasks.append(asyncio.create_task(self._periodic()))
-        if self.roles & {"api", "image", "identity"}:
+        if self.roles & {"api", "image", "identity", "network"}:
             auth = keystone or await self._identity()
         if "api" in self.roles:
             from stratus.api.app import create_app
@@ -181,6 +182,21 @@ class Services:
 
             self._serve(auth.wrap(create_image_app(self.image_store, auth)), conf.image_store.listen,
                         conf.image_store.listen_port)
+
+        if "network" in self.roles:
+            self._serve_network(auth)
+
+    def _serve_network(self, auth: Authenticator) -> None:
+        """The embedded Networking API (Neutron v2.0 subset) on ``[network_server] listen_port`` (9696)."""
+        from stratus.network.server.app import create_app as create_network_app
+        from stratus.network.server.policy import NetworkPolicy
+        from stratus.network.server.resource import NetworkServices
+
+        assert self.db is not None
+        options = self.conf.network_server
+        self.network = NetworkServices(conf=self.conf, db=self.db, policy=NetworkPolicy(self.conf))
+        self._serve(sizelimit.wrap(auth.wrap(create_network_app(self.network, auth)), self.conf), options.listen,
+                    options.listen_port)
 
     def _serve_metadata(self) -> None:
         """Nova's metadata API for guests on ``[DEFAULT] metadata_listen_port`` (8775); no token: it names the
