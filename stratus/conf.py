@@ -15,6 +15,7 @@ from oslo_config import cfg
 from oslo_policy import opts as policy_opts
 
 from stratus import sizelimit
+from stratus.network.server import options as network_options
 from stratus.rpc import options as rpc_options
 
 DEFAULT_OPTS = [
@@ -359,6 +360,7 @@ GROUPS: dict[str, list[cfg.Opt]] = {
     "libvirt": LIBVIRT_OPTS,
     "image_cache": IMAGE_CACHE_OPTS,
     "neutron": NEUTRON_OPTS,
+    network_options.GROUP: network_options.OPTS,
     "workarounds": WORKAROUNDS_OPTS,
     sizelimit.GROUP: sizelimit.OPTS,
     "oslo_messaging_rabbit": rpc_options.RABBIT_OPTS,

@@ -109,13 +109,14 @@ class Services:
         self.service_ids: list[int] = []  # services rows of this process other than its compute hosts
         self.image_store: Any = None
         self.network_api: Any = None  # Nova's network API (stratus/network/neutron.py) when a Networking service is set
+        self.network: Any = None  # the Networking API's services (NetworkServices) when this process serves it
         self.http_servers: list[uvicorn.Server] = []
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self) -> None:
         conf = self.conf
         keystone = None  # auth_token first: a [keystone_authtoken] it cannot work with stops the start at once
-        if self.roles & {"api", "image", "identity"} and conf.api.auth_strategy == "keystone":
+        if self.roles & {"api", "image", "identity", "network"} and conf.api.auth_strategy == "keystone":
             keystone = self._keystone()
         # the transport first: a broker that cannot be reached stops the start before migrations run
         self.transport = transport = await open_transport(conf)
@@ -166,7 +167,7 @@ class Services:
         if self.service_ids or self.computes:
             self._tasks.append(asyncio.create_task(self._heartbeats()))
             self._tasks.append(asyncio.create_task(self._periodic()))
-        if self.roles & {"api", "image", "identity"}:
+        if self.roles & {"api", "image", "identity", "network"}:
             auth = keystone or await self._identity()
         if "api" in self.roles:
             from stratus.api.app import create_app
@@ -186,14 +187,38 @@ class Services:
             self._serve(auth.wrap(create_image_app(self.image_store, auth)), conf.image_store.listen,
                         conf.image_store.listen_port)
 
+        if "network" in self.roles:
+            self._serve_network(auth)
+
+    def _serve_network(self, auth: Authenticator) -> None:
+        """The embedded Networking API (Neutron v2.0 subset) on ``[network_server] listen_port`` (9696)."""
+        from stratus.network.server.app import create_app as create_network_app
+        from stratus.network.server.policy import NetworkPolicy
+        from stratus.network.server.resource import NetworkServices
+
+        assert self.db is not None
+        options = self.conf.network_server
+        self.network = NetworkServices(conf=self.conf, db=self.db, policy=NetworkPolicy(self.conf))
+        self._serve(sizelimit.wrap(auth.wrap(create_network_app(self.network, auth)), self.conf), options.listen,
+                    options.listen_port)
+
     def _network_api(self) -> Any:
-        """Nova's network API on the Networking service of ``[neutron]``, or None when none is configured (servers
-        then get no ports); options keystoneauth cannot work with stop the start."""
+        """Nova's network API on the Networking service of ``[neutron]`` (by default, in a process that serves the
+        embedded one, that one), or None when none is configured (servers then get no ports); options keystoneauth
+        cannot work with stop the start."""
         from keystoneauth1 import exceptions as ks_exceptions
 
         from stratus.network import neutron, neutron_client
 
-        if not neutron_client.configured(self.conf) or not self.roles & {"api", "compute", "conductor"}:
+        if not self.roles & {"api", "compute", "conductor"}:
+            return None
+        if not neutron_client.configured(self.conf) and "network" in self.roles:
+            # the all-in-one (and `stratus api`) serve the Networking API themselves: Nova's side talks to it
+            options = self.conf.network_server
+            host = "127.0.0.1" if options.listen in ("0.0.0.0", "::", "") else options.listen
+            host = f"[{host}]" if ":" in host else host
+            self.conf.set_override("endpoint_override", f"http://{host}:{options.listen_port}", group="neutron")
+        if not neutron_client.configured(self.conf):
             return None
         try:
             return neutron.API(self.conf)
