@@ -38,6 +38,8 @@ def setup_logging(conf: cfg.ConfigOpts) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING if level > logging.DEBUG else level)
     logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    # httpx logs every request at INFO: the calls to the Networking and image services, one line each
+    logging.getLogger("httpx").setLevel(logging.WARNING if level > logging.DEBUG else level)
     # aiormq logs each failed connection attempt at ERROR; aio-pika's own warning says the same, and at start-up
     # the StartupError line says it once
     logging.getLogger("aiormq").setLevel(logging.CRITICAL if level > logging.DEBUG else level)

@@ -21,17 +21,31 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
-#: network errors no other host could fix: the request's own (a port in use, a fixed IP not in its network)
-NOT_RESCHEDULABLE = (neutron.NetworkNotFound, neutron.PortNotFound, neutron.PortInUse, neutron.NetworkAmbiguous,
-                     neutron.FixedIpAlreadyInUse, neutron.InvalidFixedIp, neutron.SecurityGroupNotFound,
-                     neutron.PortLimitExceeded, neutron.UnableToAutoAllocateNetwork,
-                     neutron.NetworkAllocationFailed, VirtualInterfaceCreateException)
+#: network errors no other host could fix (Nova aborts on them): plugging that never completed
+NOT_RESCHEDULABLE = (VirtualInterfaceCreateException,)
 
 
 async def build_networks(manager: ComputeHost, context: dict[str, Any], instance: dict[str, Any],
                          request_spec: dict[str, Any]) -> list[dict[str, Any]]:
     """The ports of a build, bound to this host, as network info (also saved in the info cache). A build
-    rescheduled here finds the ports its last host made in the cache and binds them here instead."""
+    rescheduled here finds the ports its last host made in the cache and binds them here instead.
+
+    As in Nova, a port another host could bind (``binding_failed`` here: no live agent) reschedules; any other
+    failure is Nova's ``Failed to allocate the network(s), not rescheduling.`` (the cause in the fault's
+    details)."""
+    try:
+        return await _build_networks(manager, context, instance, request_spec)
+    except (neutron.PortBindingFailed, exception.InstanceNotFound):
+        raise
+    except Exception as exc:
+        LOG.warning("failed to allocate the network(s) of %s: %s", instance["uuid"], exc)
+        raise exception.BuildAbortException(instance_uuid=instance["uuid"],
+                                            reason="Failed to allocate the network(s), not rescheduling.",
+                                            details=str(exc)) from exc
+
+
+async def _build_networks(manager: ComputeHost, context: dict[str, Any], instance: dict[str, Any],
+                          request_spec: dict[str, Any]) -> list[dict[str, Any]]:
     network = manager.network
     if network is None:
         return []

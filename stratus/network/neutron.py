@@ -187,7 +187,12 @@ class API:
     async def _check_ports_quota(self, context: dict[str, Any], num_instances: int, ports_needed: int) -> int:
         if not ports_needed:
             return num_instances
-        quota = (await self.client.show_quota(context["project_id"])).get("port", -1)
+        try:
+            quota = (await self.client.show_quota(context["project_id"])).get("port", -1)
+        except NeutronClientError as exc:
+            if exc.status != 404:
+                raise
+            return num_instances  # a Networking service without the quotas extension limits nothing
         if quota is None or int(quota) < 0:
             return num_instances
         used = len(await self.client.list(None, "ports", tenant_id=context["project_id"], fields="id"))

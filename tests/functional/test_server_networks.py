@@ -1,0 +1,269 @@
+"""Servers on networks through HTTP against a real all-in-one (fake driver, the embedded Networking API): the
+``networks`` of a boot in each of its forms and Nova's errors for each, ports made and bound before spawn and
+released on delete and on a failed build, addresses in the views, /ips, os-interface, security group actions and
+os-server-external-events.
+
+Each test works in a project of its own, so the networks of one do not make another's boot ambiguous."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from stratus.local_cloud import Cloud, start_cloud, stop_cloud
+from tests.functional.helpers import boot, upload_image, wait_for_status, wait_gone
+from tests.functional.network_helpers import network, port, subnet
+
+
+@pytest.fixture(scope="module")
+def net_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    """An all-in-one whose builds wait at most 5 s for network-vif-plugged (a missing event fails fast)."""
+    c = start_cloud(tmp_path_factory.mktemp("netcloud"), "[DEFAULT]\nvif_plugging_timeout = 5\n")
+    try:
+        yield c
+    finally:
+        stop_cloud(c)
+        if os.environ.get("STRATUS_SHOW_LOG"):
+            print(c.log())
+
+
+@pytest.fixture(scope="module")
+def image_id(net_cloud: Cloud) -> str:
+    with net_cloud.image_client() as images:
+        return str(upload_image(images)["id"])
+
+
+class Project:
+    """A project of its own: its compute and network clients (admin in it, as noauth2's ``admin:<project>``)."""
+
+    def __init__(self, cloud: Cloud, version: str = "latest") -> None:
+        self.id = f"p{uuid.uuid4().hex[:10]}"
+        self.token = f"admin:{self.id}"
+        self.compute = cloud.client(self.token, version=version)
+        self.network = cloud.network_client(self.token)
+
+    def net(self, cidr: str = "10.10.0.0/24", **values: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        net = network(self.network, **values)
+        return net, subnet(self.network, net["id"], cidr)
+
+    def ports_of(self, server_id: str) -> list[dict[str, Any]]:
+        resp = self.network.get("/ports", params={"device_id": server_id})
+        assert resp.status_code == 200, resp.text
+        return list(resp.json()["ports"])
+
+    def close(self) -> None:
+        self.compute.close()
+        self.network.close()
+
+
+@pytest.fixture
+def project(net_cloud: Cloud) -> Iterator[Project]:
+    p = Project(net_cloud)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+def _fault(resp: httpx.Response, code: int) -> str:
+    assert resp.status_code == code, resp.text
+    (body,) = resp.json().values()
+    return str(body["message"])
+
+
+def test_boot_on_a_network_gets_a_bound_port_and_addresses(project: Project, image_id: str) -> None:
+    net, sub = project.net()
+    resp = boot(project.compute, image_id, networks=[{"uuid": net["id"]}])
+    assert resp.status_code == 202, resp.text
+    server = wait_for_status(project.compute, resp.json()["server"]["id"], {"ACTIVE", "ERROR"})
+    assert server["status"] == "ACTIVE", server
+    (p,) = project.ports_of(server["id"])
+    assert p["device_owner"] == "compute:nova" and p["binding:host_id"] == server["OS-EXT-SRV-ATTR:host"]
+    assert p["binding:vif_type"] == "bridge" and p["status"] == "ACTIVE"
+    address = p["fixed_ips"][0]["ip_address"]
+    assert server["addresses"] == {net["name"]: [{"version": 4, "addr": address, "OS-EXT-IPS:type": "fixed",
+                                                  "OS-EXT-IPS-MAC:mac_addr": p["mac_address"]}]}
+    ips = project.compute.get(f"/servers/{server['id']}/ips")
+    assert ips.json() == {"addresses": {net["name"]: [{"version": 4, "addr": address}]}}
+    one = project.compute.get(f"/servers/{server['id']}/ips/{net['name']}")
+    assert one.json() == {net["name"]: [{"version": 4, "addr": address}]}
+    assert _fault(project.compute.get(f"/servers/{server['id']}/ips/nope"), 404) == (
+        "Instance is not a member of specified network")
+    assert sub["id"] == p["fixed_ips"][0]["subnet_id"]
+    assert project.compute.delete(f"/servers/{server['id']}").status_code == 204
+    wait_gone(project.compute, server["id"])
+    assert project.ports_of(server["id"]) == []
+
+
+def test_the_projects_only_network_is_taken_and_two_are_ambiguous(net_cloud: Cloud, image_id: str) -> None:
+    p = Project(net_cloud, version="2.36")
+    try:
+        net, _ = p.net()
+        server = boot(p.compute, image_id).json()["server"]
+        server = wait_for_status(p.compute, server["id"], {"ACTIVE", "ERROR"})
+        assert list(server["addresses"]) == [net["name"]]
+        p.net("10.11.0.0/24")
+        assert _fault(boot(p.compute, image_id), 409) == (
+            "Multiple possible networks found, use a Network ID to be more specific.")
+        p.compute.delete(f"/servers/{server['id']}")
+    finally:
+        p.close()
+
+
+def test_networks_none_and_auto_at_237(project: Project, image_id: str) -> None:
+    project.net()
+    none = boot(project.compute, image_id, networks="none")
+    assert none.status_code == 202, none.text
+    server = wait_for_status(project.compute, none.json()["server"]["id"], {"ACTIVE", "ERROR"})
+    assert server["status"] == "ACTIVE" and server["addresses"] == {}
+    assert project.ports_of(server["id"]) == []
+    auto = boot(project.compute, image_id, networks="auto")  # the project has a network: that one
+    assert auto.status_code == 202, auto.text
+    server2 = wait_for_status(project.compute, auto.json()["server"]["id"], {"ACTIVE", "ERROR"})
+    assert len(project.ports_of(server2["id"])) == 1
+    missing = project.compute.post("/servers", json={"server": {"name": "x", "imageRef": image_id,
+                                                                "flavorRef": "1"}})
+    assert missing.status_code == 400 and "networks" in missing.text
+
+
+def test_boot_errors_are_novas(project: Project, image_id: str) -> None:
+    net, _ = project.net()
+    unknown = str(uuid.uuid4())
+    assert _fault(boot(project.compute, image_id, networks=[{"uuid": unknown}]), 400) == (
+        f"Network {unknown} could not be found.")
+    assert _fault(boot(project.compute, image_id, networks=[{"port": unknown}]), 400) == (
+        f"Port id {unknown} could not be found.")
+    used = port(project.network, net["id"], device_id=str(uuid.uuid4()), device_owner="compute:nova")
+    assert _fault(boot(project.compute, image_id, networks=[{"port": used["id"]}]), 409) == (
+        f"Port {used['id']} is still in use.")
+    assert _fault(boot(project.compute, image_id, networks=[{"uuid": "not-a-uuid"}]), 400) == (
+        "Bad networks format: network uuid is not in proper format (not-a-uuid)")
+    free = port(project.network, net["id"])
+    assert _fault(boot(project.compute, image_id, networks=[{"port": free["id"]}], min_count=2), 400).startswith(
+        "Unable to launch multiple instances with a single configured port ID.")
+    assert _fault(boot(project.compute, image_id, security_groups=[{"name": "nope"}],
+                       networks=[{"uuid": net["id"]}]), 400) == "Security group nope not found."
+    # nothing of the refused boots was kept: no server, no port of theirs
+    assert project.compute.get("/servers").json()["servers"] == []
+    ports = project.network.get("/ports", params={"network_id": net["id"]}).json()["ports"]
+    assert sorted(p["id"] for p in ports if p["device_owner"].startswith("compute:")) == [used["id"]]
+
+
+def test_a_users_port_is_taken_and_given_back_on_delete(project: Project, image_id: str) -> None:
+    net, _ = project.net()
+    mine = port(project.network, net["id"], name="mine")
+    server = boot(project.compute, image_id, networks=[{"port": mine["id"]}]).json()["server"]
+    server = wait_for_status(project.compute, server["id"], {"ACTIVE", "ERROR"})
+    assert server["status"] == "ACTIVE", server
+    taken = project.network.get(f"/ports/{mine['id']}").json()["port"]
+    assert taken["device_id"] == server["id"] and taken["binding:host_id"]
+    project.compute.delete(f"/servers/{server['id']}")
+    wait_gone(project.compute, server["id"])
+    back = project.network.get(f"/ports/{mine['id']}")
+    assert back.status_code == 200  # preserve_on_delete: unbound, not deleted
+    assert back.json()["port"]["device_id"] == "" and not back.json()["port"]["binding:host_id"]
+
+
+def test_fixed_ip_is_given_and_one_not_in_the_network_fails_the_build(project: Project, image_id: str) -> None:
+    net, _ = project.net("10.12.0.0/24")
+    ok = boot(project.compute, image_id, networks=[{"uuid": net["id"], "fixed_ip": "10.12.0.50"}])
+    server = wait_for_status(project.compute, ok.json()["server"]["id"], {"ACTIVE", "ERROR"})
+    assert server["addresses"][net["name"]][0]["addr"] == "10.12.0.50"
+    bad = boot(project.compute, image_id, networks=[{"uuid": net["id"], "fixed_ip": "192.168.99.5"}])
+    failed = wait_for_status(project.compute, bad.json()["server"]["id"], {"ACTIVE", "ERROR"})
+    assert failed["status"] == "ERROR"
+    assert "Failed to allocate the network(s), not rescheduling." in failed["fault"]["message"]
+    assert project.ports_of(failed["id"]) == []
+
+
+def test_a_failed_build_leaves_no_port(project: Project, image_id: str) -> None:
+    net, _ = project.net()
+    c = project.compute
+    flavor = c.post("/flavors", json={"flavor": {"name": f"fail-{uuid.uuid4().hex[:6]}", "ram": 64, "vcpus": 1,
+                                                 "disk": 1}}).json()["flavor"]
+    c.post(f"/flavors/{flavor['id']}/os-extra_specs",
+           json={"extra_specs": {"fake:fail_on_hosts": "compute-1,compute-2,compute-3,compute-4"}})
+    server = boot(project.compute, image_id, flavor=flavor["id"], networks=[{"uuid": net["id"]}]).json()["server"]
+    failed = wait_for_status(project.compute, server["id"], {"ERROR", "ACTIVE"}, timeout=60)
+    assert failed["status"] == "ERROR"
+    assert project.ports_of(server["id"]) == []
+
+
+def test_interface_attach_and_detach(project: Project, image_id: str) -> None:
+    net, _ = project.net()
+    other, _ = project.net("10.13.0.0/24")
+    server = boot(project.compute, image_id, networks=[{"uuid": net["id"]}]).json()["server"]
+    server = wait_for_status(project.compute, server["id"], {"ACTIVE", "ERROR"})
+    listed = project.compute.get(f"/servers/{server['id']}/os-interface").json()["interfaceAttachments"]
+    assert [i["net_id"] for i in listed] == [net["id"]] and listed[0]["port_state"] == "ACTIVE"
+    body = {"interfaceAttachment": {"net_id": other["id"]}}
+    attached = project.compute.post(f"/servers/{server['id']}/os-interface", json=body)
+    assert attached.status_code == 200, attached.text
+    new = attached.json()["interfaceAttachment"]
+    assert new["net_id"] == other["id"] and new["fixed_ips"][0]["ip_address"].startswith("10.13.0.")
+    shown = project.compute.get(f"/servers/{server['id']}/os-interface/{new['port_id']}")
+    assert shown.json()["interfaceAttachment"]["port_id"] == new["port_id"]
+    view = project.compute.get(f"/servers/{server['id']}").json()["server"]
+    assert set(view["addresses"]) == {net["name"], other["name"]}
+    both = {"interfaceAttachment": {"net_id": other["id"], "port_id": new["port_id"]}}
+    assert _fault(project.compute.post(f"/servers/{server['id']}/os-interface", json=both), 400) == (
+        "Must not input both network_id and port_id")
+    gone = str(uuid.uuid4())
+    assert _fault(project.compute.delete(f"/servers/{server['id']}/os-interface/{gone}"), 404) == (
+        f"Port {gone} is not attached")
+    assert project.compute.delete(f"/servers/{server['id']}/os-interface/{new['port_id']}").status_code == 202
+    view = project.compute.get(f"/servers/{server['id']}").json()["server"]
+    assert set(view["addresses"]) == {net["name"]}
+    assert project.network.get(f"/ports/{new['port_id']}").status_code == 404
+
+
+def test_security_group_actions(project: Project, image_id: str) -> None:
+    net, _ = project.net()
+    web = project.network.post("/security-groups", json={"security_group": {"name": "web"}}).json()["security_group"]
+    server = boot(project.compute, image_id, networks=[{"uuid": net["id"]}]).json()["server"]
+    server = wait_for_status(project.compute, server["id"], {"ACTIVE", "ERROR"})
+    groups = project.compute.get(f"/servers/{server['id']}/os-security-groups").json()["security_groups"]
+    assert [g["name"] for g in groups] == ["default"]
+    action = f"/servers/{server['id']}/action"
+    assert project.compute.post(action, json={"addSecurityGroup": {"name": "web"}}).status_code == 202
+    (p,) = project.ports_of(server["id"])
+    assert web["id"] in p["security_groups"]
+    names = {g["name"] for g in project.compute.get(f"/servers/{server['id']}/os-security-groups")
+             .json()["security_groups"]}
+    assert names == {"default", "web"}
+    assert project.compute.post(action, json={"removeSecurityGroup": {"name": "web"}}).status_code == 202
+    assert web["id"] not in project.ports_of(server["id"])[0]["security_groups"]
+    assert _fault(project.compute.post(action, json={"removeSecurityGroup": {"name": "web"}}), 400) == (
+        f"Security group web not associated with the instance {server['id']}")
+    assert _fault(project.compute.post(action, json={"addSecurityGroup": {"name": "nope"}}), 404) == (
+        "Security group nope not found.")
+
+
+def test_external_events(net_cloud: Cloud, project: Project, image_id: str) -> None:
+    server = boot(project.compute, image_id, networks="none").json()["server"]
+    server = wait_for_status(project.compute, server["id"], {"ACTIVE", "ERROR"})
+    gone = str(uuid.uuid4())
+    events = [{"name": "network-changed", "server_uuid": server["id"]},
+              {"name": "network-vif-plugged", "server_uuid": gone, "tag": "x"}]
+    with net_cloud.client("admin:admin") as admin:
+        partial = admin.post("/os-server-external-events", json={"events": events})
+        assert partial.status_code == 207, partial.text
+        assert [e["code"] for e in partial.json()["events"]] == [200, 404]
+        assert partial.json()["events"][0]["status"] == "completed"
+        none = admin.post("/os-server-external-events", json={"events": events[1:]})
+        assert none.status_code == 404
+    with net_cloud.client(f"someone:{project.id}") as member:
+        assert member.post("/os-server-external-events", json={"events": events}).status_code == 403
+
+
+def test_virtual_interfaces_are_gone(project: Project, image_id: str) -> None:
+    server = boot(project.compute, image_id, networks="none").json()["server"]
+    url = f"/servers/{server['id']}/os-virtual-interfaces"
+    old = project.compute.get(url, headers={"OpenStack-API-Version": "compute 2.43"})
+    assert old.status_code == 410 and old.json()["computeFault"]["code"] == 410
+    assert project.compute.get(url, headers={"OpenStack-API-Version": "compute 2.44"}).status_code == 404
