@@ -148,7 +148,7 @@ async def report_state(conn: Connection, values: dict[str, Any]) -> bool:
     found = (await conn.execute(select(network_agents.c.id).where(
         network_agents.c.agent_type == values["agent_type"], network_agents.c.host == values["host"]))).first()
     if found is None:
-        await conn.execute(insert(network_agents).values(**values, started_at=now, created_at=now))
+        await conn.execute(insert(network_agents).values(**{"started_at": now, **values, "created_at": now}))
         return True
     changes = {k: values[k] for k in ("binary", "topic", "configurations", "availability_zone",
                                       "heartbeat_timestamp")}

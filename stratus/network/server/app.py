@@ -20,14 +20,15 @@ from stratus.api.errors import Fault
 from stratus.context import generate_request_id
 from stratus.db.engine import DB_UNAVAILABLE, is_disconnect
 from stratus.identity.auth import Authenticator
-from stratus.network.server import errors, extensions, networks, ports, security_groups, subnets
+from stratus.network.server import agents, errors, extensions, networks, ports, security_groups, subnets
 from stratus.network.server.resource import NetworkRequest, NetworkServices
 
 LOG = logging.getLogger(__name__)
 Handler = Callable[[NetworkRequest], Awaitable[dict[str, Any] | None]]
 Endpoint = Callable[[Request], Awaitable[Response]]
 RESOURCES = [("network", "networks"), ("subnet", "subnets"), ("port", "ports"),
-             ("security_group", "security-groups"), ("security_group_rule", "security-group-rules")]
+             ("security_group", "security-groups"), ("security_group_rule", "security-group-rules"),
+             ("agent", "agents")]
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -149,6 +150,9 @@ def routes_table(api: NetworkApi) -> dict[str, dict[str, Endpoint]]:
                security_groups.show_group, security_groups.update_group, security_groups.delete_group),
         **crud("security-group-rules", "rule_id", security_groups.list_rules, security_groups.create_rule,
                security_groups.show_rule, None, security_groups.delete_rule),
+        "/v2.0/agents": {"GET": e(agents.list_agents)},
+        "/v2.0/agents/{agent_id}": {"GET": e(agents.show_agent), "PUT": e(agents.update_agent),
+                                    "DELETE": e(agents.delete_agent, 204)},
     }
 
 

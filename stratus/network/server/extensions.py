@@ -30,6 +30,7 @@ _EXTENSIONS = [
     ("filter-validation", "Filter parameters validation", "Provides validation on filter parameters.",
      "2018-07-04T10:00:00-00:00"),
     ("sorting", "Sorting support", "Extension that indicates that sorting is enabled.", "2016-06-12T00:00:00-00:00"),
+    ("agent", "agent", "The agent management extension.", "2013-02-03T10:00:00-00:00"),
     ("pagination", "Pagination support", "Extension that indicates that pagination is enabled.",
      "2016-06-12T00:00:00-00:00"),
 ]

@@ -5,6 +5,12 @@ from __future__ import annotations
 from oslo_config import cfg
 
 GROUP = "network_server"
+AGENT_GROUP = "agent"
+AGENT_OPTS = [
+    cfg.FloatOpt("report_interval", default=30, min=0.1, max=3600,
+                 help="Seconds between an agent's report_state (Neutron's [agent] option and default); keep it well "
+                      "below [network_server] agent_down_time."),
+]
 
 OPTS = [
     cfg.StrOpt("listen", default="127.0.0.1", help="Address of the Networking API (Neutron's bind_host)."),

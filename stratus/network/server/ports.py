@@ -319,6 +319,7 @@ async def update_port(req: NetworkRequest) -> dict[str, Any]:
         try:
             async with req.services.db.write() as conn:
                 record, network = await visible(req, conn, req.path["port_id"], for_update=True)
+                old_host = record["binding_host_id"]
                 record.update({_COLUMNS.get(k, k): v for k, v in values.items() if k != "fixed_ips"})
                 if "binding:profile" in values and record["binding_profile"] is None:
                     record["binding_profile"] = {}
@@ -338,7 +339,7 @@ async def update_port(req: NetworkRequest) -> dict[str, Any]:
                                             opts.max_fixed_ips_per_port)
                 if "binding:host_id" in values:
                     await binding.bind(conn, record, opts.agent_down_time)
-                    if values["binding:host_id"] != record.get("previous_host"):
+                    if values["binding:host_id"] != old_host:
                         record["status"] = "DOWN"
                 touch(record)
                 await db.update_record(conn, "port", record)
@@ -347,7 +348,7 @@ async def update_port(req: NetworkRequest) -> dict[str, Any]:
         except IntegrityError:
             if attempt == RETRIES - 1:
                 raise
-    await _changed(req, record["id"])
+    await _changed(req, record["id"], "fixed_ips" in values)
     return {"port": shown}
 
 
@@ -385,6 +386,6 @@ async def delete_port(req: NetworkRequest) -> None:
         await req.services.notifier.port_deleted(record)
 
 
-async def _changed(req: NetworkRequest, port_id: str) -> None:
+async def _changed(req: NetworkRequest, port_id: str, addresses_changed: bool = False) -> None:
     if req.services.notifier is not None:
-        await req.services.notifier.port_changed(port_id)
+        await req.services.notifier.port_changed(port_id, addresses_changed)
