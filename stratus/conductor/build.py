@@ -135,8 +135,9 @@ async def retry_build(conductor: ConductorState, context: dict[str, Any], instan
     error = exception.NoValidHost(
         f"Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures for "
         f"instance {instance_uuid}.")
-    await set_error(conductor, context, [instance_uuid], error, RETRY_EVENT, details=reason)
+    # the ports first: a server seen in ERROR has none left (Nova frees them just after)
     await cleanup_allocated_networks(conductor, context, instance_uuid)
+    await set_error(conductor, context, [instance_uuid], error, RETRY_EVENT, details=reason)
 
 
 async def cleanup_allocated_networks(conductor: ConductorState, context: dict[str, Any], instance_uuid: str) -> None:

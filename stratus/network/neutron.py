@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from oslo_config import cfg
@@ -316,8 +317,9 @@ class API:
     async def _unbind_port(self, port_id: str) -> None:
         """Give a port the user brought back to them: no device, no host (Nova's ``_unbind_ports``)."""
         try:
+            # Nova sends binding:host_id None; "" means the same to Neutron and to stricter validators alike
             await self.client.update(None, "ports", port_id, {"device_id": "", "device_owner": "",
-                                                              "binding:host_id": None, "binding:profile": {}})
+                                                              "binding:host_id": "", "binding:profile": {}})
         except NeutronClientError as exc:
             if exc.status != 404:
                 LOG.warning("port %s could not be unbound: %s", port_id, exc.message)
@@ -333,7 +335,7 @@ class API:
         nets, subnets, fips = await asyncio.gather(
             self.client.list(None, "networks", id=net_ids),
             self.client.list(None, "subnets", id=subnet_ids) if subnet_ids else _nothing(),
-            self.client.list(None, "floatingips", port_id=[p["id"] for p, _ in ports]))
+            _optional_list(self.client.list(None, "floatingips", port_id=[p["id"] for p, _ in ports])))
         networks = {n["id"]: n for n in nets}
         by_id = {s["id"]: s for s in subnets}
         for subnet in subnets:  # the DHCP server of each subnet: the address of the network's DHCP port
@@ -471,3 +473,14 @@ class SecurityGroupNotExistsForInstance(exception.StratusException):
 
 async def _nothing() -> list[dict[str, Any]]:
     return []
+
+
+async def _optional_list(call: Awaitable[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """A list of an extension the Networking service may not have (floating IPs without the router extension):
+    empty when it answers 404."""
+    try:
+        return await call
+    except NeutronClientError as exc:
+        if exc.status == 404:
+            return []
+        raise
