@@ -1,7 +1,8 @@
 """Boot benchmark: N servers on M simulated hosts through the REST API of a real all-in-one.
 
     python benchmarks/boot.py [--servers 200] [--hosts 20] [--concurrency 20] [--failing-fraction 0.2]
-                              [--max-attempts 3] [--deployment all-in-one|multinode|both] [--json PATH]
+                              [--max-attempts 3] [--deployment all-in-one|multinode|both] [--network]
+                              [--projects 10] [--json PATH]
 
 Two runs, each on a fresh all-in-one with the same servers and hosts: the baseline, where every build
 succeeds, and one where a fraction of the simulated hosts (``[fake_driver] fail_hosts``, every 5th host for
@@ -17,6 +18,13 @@ latency per reschedule is (median build of rescheduled servers - median build of
 reschedules of the rescheduled servers. Should the API timestamps be whole seconds, the per-server POST ->
 first seen ACTIVE wall time (polled through GET /servers/detail) is used instead, and the output says which.
 Any server in ERROR fails the benchmark. Prints a table and writes JSON: {"baseline": {...}, "failing": {...}}.
+
+``--network`` adds the row ``networking``: the baseline's boot again on a fresh all-in-one, spread over
+``--projects`` projects with one network (and a /24 subnet) each in the embedded Networking API, every server
+booted on its project's network, so each build creates a port bound to its host, waits for its
+network-vif-plugged (the noop agent of the simulated hosts) and caches its network info; every server must show
+one fixed address. The baseline itself boots with ``networks: none`` (2.37), no port at all, so the two rows
+differ by the ports alone.
 
 ``--deployment multinode`` boots the same servers on the multi-process cloud of scripts/multinode.sh (PostgreSQL,
 RabbitMQ, one API with 2 workers, 2 schedulers, 2 conductors and ``--hosts`` compute processes, one simulated host
@@ -48,6 +56,7 @@ from stratus.local_cloud import Cloud, start_cloud, stop_cloud
 
 HEADERS = {"X-Auth-Token": "admin:admin", "Content-Type": "application/json"}
 ACTIONS_HEADERS = {"OpenStack-API-Version": "compute 2.62"}  # events with their host, for admins
+BOOT_VERSION = {"OpenStack-API-Version": "compute 2.37"}  # networks: none / a network, stated each time
 BUILD_EVENT = "compute__do_build_and_run_instance"
 
 
@@ -73,6 +82,7 @@ class Multinode:
         self.compute_url = f"http://127.0.0.1:{ports['COMPUTE_PORT']}/v2.1"
         self.image_url = f"http://127.0.0.1:{ports['IMAGE_PORT']}"
         self.identity_url = f"http://127.0.0.1:{ports['IDENTITY_PORT']}/v3"
+        self.network_url = ""  # --network is for the all-in-one only
 
     def token_headers(self) -> dict[str, str]:
         password = (self.directory / "admin-password").read_text().strip()
@@ -147,8 +157,27 @@ def reschedule_stats(builds: dict[str, float], reschedules: dict[str, int],
     return out
 
 
+async def project_networks(http: httpx.AsyncClient, network_url: str, projects: int) -> dict[str, str]:
+    """One network with a /24 subnet in each of ``projects`` projects (``bench-p<k>``): project -> network id."""
+    out: dict[str, str] = {}
+    for k in range(projects):
+        project = f"bench-p{k}"
+        headers = {"X-Auth-Token": f"admin:{project}"}
+        resp = await http.post(f"{network_url}/v2.0/networks", headers=headers,
+                               json={"network": {"name": f"net-{project}"}})
+        resp.raise_for_status()
+        net_id = resp.json()["network"]["id"]
+        resp = await http.post(f"{network_url}/v2.0/subnets", headers=headers, json={"subnet": {
+            "network_id": net_id, "cidr": f"10.{k // 256}.{k % 256}.0/24", "ip_version": 4}})
+        resp.raise_for_status()
+        out[project] = net_id
+    return out
+
+
 async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_repeats: int,
-              fail_hosts: frozenset[str] = frozenset(), headers: dict[str, str] = HEADERS) -> dict[str, Any]:
+              fail_hosts: frozenset[str] = frozenset(), headers: dict[str, str] = HEADERS,
+              projects: int = 0) -> dict[str, Any]:
+    """Boot and measure; ``projects`` > 0: on one network per project (``--network``), else with no port."""
     async with httpx.AsyncClient(headers=headers, timeout=120) as http:
         image = (await http.post(f"{cloud.image_url}/v2/images", json={
             "name": "bench", "disk_format": "raw", "container_format": "bare", "visibility": "public"})).json()
@@ -159,12 +188,20 @@ async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_rep
         posted_at: dict[str, float] = {}  # server id -> perf_counter when its POST was sent
         active_at: dict[str, float] = {}  # server id -> perf_counter when first listed ACTIVE
         sem = asyncio.Semaphore(concurrency)
+        nets = await project_networks(http, cloud.network_url, projects) if projects else {}
+        listing = {"limit": servers * 2, **({"all_tenants": 1} if nets else {})}
 
         async def boot(i: int) -> None:
             async with sem:
+                if nets:
+                    project = f"bench-p{i % projects}"
+                    boot_headers = {**BOOT_VERSION, "X-Auth-Token": f"admin:{project}"}
+                    networks: Any = [{"uuid": nets[project]}]
+                else:
+                    boot_headers, networks = BOOT_VERSION, "none"
                 t0 = time.perf_counter()
-                resp = await http.post(f"{cloud.compute_url}/servers", json={"server": {
-                    "name": f"bench-{i}", "imageRef": image["id"], "flavorRef": "42"}})
+                resp = await http.post(f"{cloud.compute_url}/servers", headers=boot_headers, json={"server": {
+                    "name": f"bench-{i}", "imageRef": image["id"], "flavorRef": "42", "networks": networks}})
                 post_times.append(time.perf_counter() - t0)
                 if resp.status_code != 202:
                     raise RuntimeError(f"boot {i}: {resp.status_code} {resp.text}")
@@ -174,8 +211,7 @@ async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_rep
 
         async def poll() -> None:
             while len(active_at) < servers:
-                body = (await http.get(f"{cloud.compute_url}/servers/detail",
-                                       params={"limit": servers * 2})).json()
+                body = (await http.get(f"{cloud.compute_url}/servers/detail", params=listing)).json()
                 seen = time.perf_counter()
                 statuses = [s["status"] for s in body["servers"]]
                 if statuses.count("ERROR"):
@@ -207,10 +243,14 @@ async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_rep
         list_times: list[float] = []
         for _ in range(list_repeats):
             t0 = time.perf_counter()
-            resp = await http.get(f"{cloud.compute_url}/servers/detail", params={"limit": servers * 2})
+            resp = await http.get(f"{cloud.compute_url}/servers/detail", params=listing)
             list_times.append(time.perf_counter() - t0)
             assert len(resp.json()["servers"]) == servers
         launched = {s["id"]: s["OS-SRV-USG:launched_at"] for s in resp.json()["servers"]}
+        addressed = sum(1 for s in resp.json()["servers"] if sum(len(a) for a in s["addresses"].values()) == 1)
+        if addressed != (servers if nets else 0):
+            raise RuntimeError(f"{addressed} of {servers} servers have one fixed address, "
+                               f"{servers if nets else 0} should")
 
         async def events_of(server_id: str) -> tuple[str, tuple[str, list[dict[str, Any]]]]:
             async with sem:
@@ -240,6 +280,7 @@ async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_rep
         builds, source = polled_builds, "POST sent -> first listed ACTIVE (polled, ~20-50 ms resolution)"
     result = {
         "servers": servers,
+        "projects_with_a_network": projects,
         "posted_s": posted,
         "all_active_s": all_active,
         "servers_per_s": servers / all_active,
@@ -272,10 +313,11 @@ def _start(tmp: Path, extra_conf: str, tries: int = 3) -> Cloud:
 
 
 def measure(servers: int, hosts: int, concurrency: int = 20, list_repeats: int = 20,
-            failing_fraction: float = 0.0, max_attempts: int = 3) -> dict[str, Any]:
+            failing_fraction: float = 0.0, max_attempts: int = 3, projects: int = 0) -> dict[str, Any]:
     """Start a fresh all-in-one with ``hosts`` simulated hosts and unlimited quota, boot, measure, stop.
 
-    ``failing_fraction`` of the hosts (spread evenly) fail every build, so those builds are rescheduled."""
+    ``failing_fraction`` of the hosts (spread evenly) fail every build, so those builds are rescheduled;
+    ``projects`` > 0 boots on one network per project."""
     fail = failing_hosts(hosts, failing_fraction)
     with tempfile.TemporaryDirectory(prefix="stratus-bench-") as tmp:
         started = time.perf_counter()
@@ -292,7 +334,7 @@ def measure(servers: int, hosts: int, concurrency: int = 20, list_repeats: int =
             """)
         startup = time.perf_counter() - started
         try:
-            result = asyncio.run(run(cloud, servers, concurrency, list_repeats, frozenset(fail)))
+            result = asyncio.run(run(cloud, servers, concurrency, list_repeats, frozenset(fail), projects=projects))
         finally:
             stop_cloud(cloud)
     result["hosts"] = hosts
@@ -329,10 +371,13 @@ def _seconds(value: float | None, unit: float = 1.0, fmt: str = ".3f") -> str:
 
 
 def print_table(results: dict[str, dict[str, Any]]) -> None:
-    columns = ["run", "servers", "hosts", "failing", "POST->all ACTIVE s", "servers/s", "rescheduled servers",
-               "reschedules", "build p50 s (0 / >=1)", "extra s per reschedule", "failed attempt p50 s"]
-    rows = [[name, str(r["servers"]), str(r["hosts"]), f"{r['failing_fraction']:.0%}", f"{r['all_active_s']:.2f}",
-             f"{r['servers_per_s']:.1f}", str(r["rescheduled_servers"]), str(r["reschedules"]),
+    columns = ["run", "servers", "hosts", "failing", "networks", "POST->all ACTIVE s", "servers/s", "POST p50 ms",
+               "rescheduled servers", "reschedules", "build p50 s (0 / >=1)", "extra s per reschedule",
+               "failed attempt p50 s"]
+    rows = [[name, str(r["servers"]), str(r["hosts"]), f"{r['failing_fraction']:.0%}",
+             str(r.get("projects_with_a_network") or "-"), f"{r['all_active_s']:.2f}",
+             f"{r['servers_per_s']:.1f}", f"{r['post_p50_ms']:.1f}", str(r["rescheduled_servers"]),
+             str(r["reschedules"]),
              f"{_seconds(r['build_p50_s_no_reschedule'])} / {_seconds(r['build_p50_s_rescheduled'])}",
              _seconds(r["extra_s_per_reschedule"]), _seconds(r["failed_attempt_p50_s"])]
             for name, r in results.items()]
@@ -365,6 +410,9 @@ def main() -> int:
     parser.add_argument("--max-attempts", type=int, default=3, help="[scheduler] max_attempts of both runs.")
     parser.add_argument("--deployment", choices=["all-in-one", "multinode", "both"], default="all-in-one",
                         help="multinode: scripts/multinode.sh with --hosts compute processes (baseline only).")
+    parser.add_argument("--network", action="store_true",
+                        help="Also boot on one network per project (the row 'networking'; all-in-one only).")
+    parser.add_argument("--projects", type=int, default=10, help="Projects (one network each) of --network.")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "boot.json"))
     args = parser.parse_args()
     if not 0 <= args.failing_fraction < 1:
@@ -375,6 +423,9 @@ def main() -> int:
                                       max_attempts=args.max_attempts)
     if args.deployment != "all-in-one":
         results["multinode"] = measure_multinode(args.servers, args.hosts, args.concurrency, args.list_repeats)
+    if args.network and args.deployment != "multinode":
+        results["networking"] = measure(args.servers, args.hosts, args.concurrency, args.list_repeats,
+                                        max_attempts=args.max_attempts, projects=max(1, args.projects))
     if args.failing_fraction > 0 and args.deployment == "all-in-one":
         results["failing"] = measure(args.servers, args.hosts, args.concurrency, args.list_repeats,
                                      failing_fraction=args.failing_fraction, max_attempts=args.max_attempts)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
 from typing import Any
 
 from oslo_config import cfg
@@ -188,12 +187,9 @@ class API:
     async def _check_ports_quota(self, context: dict[str, Any], num_instances: int, ports_needed: int) -> int:
         if not ports_needed:
             return num_instances
-        try:
-            quota = (await self.client.show_quota(context["project_id"])).get("port", -1)
-        except NeutronClientError as exc:
-            if exc.status != 404:
-                raise
+        if "quotas" not in await self.client.extensions():
             return num_instances  # a Networking service without the quotas extension limits nothing
+        quota = (await self.client.show_quota(context["project_id"])).get("port", -1)
         if quota is None or int(quota) < 0:
             return num_instances
         used = len(await self.client.list(None, "ports", tenant_id=context["project_id"], fields="id"))
@@ -250,7 +246,9 @@ class API:
             requests = [{"network_id": n["id"], "port_id": None, "fixed_ip": None, "tag": None} for n in nets]
         if not requests:
             return []
-        group_ids = await self.validate_security_groups(context, security_groups) if security_groups else []
+        # only the project's default group: Neutron puts a port in it when none is named (no lookup needed)
+        named = [g for g in security_groups if g != "default"]
+        group_ids = await self.validate_security_groups(context, security_groups) if named else []
         binding = self._binding(instance, host)
         created: list[str] = []
         taken: list[str] = []
@@ -326,21 +324,21 @@ class API:
 
     async def _network_info(self, context: dict[str, Any] | None, ports: list[tuple[dict[str, Any], bool]]
                             ) -> list[dict[str, Any]]:
-        """The VIFs of ``ports`` (each with whether the user brought it), in order: their networks, subnets and
-        floating IPs read with three requests whatever the number of ports."""
+        """The VIFs of ``ports`` (each with whether the user brought it), in order: their networks, subnets, DHCP
+        ports and floating IPs read at once, whatever the number of ports."""
         if not ports:
             return []
         net_ids = sorted({p["network_id"] for p, _ in ports})
         subnet_ids = sorted({f["subnet_id"] for p, _ in ports for f in p.get("fixed_ips") or []})
-        nets, subnets, fips = await asyncio.gather(
+        nets, subnets, fips, dhcp_ports = await asyncio.gather(
             self.client.list(None, "networks", id=net_ids),
             self.client.list(None, "subnets", id=subnet_ids) if subnet_ids else _nothing(),
-            _optional_list(self.client.list(None, "floatingips", port_id=[p["id"] for p, _ in ports])))
+            self._floating_ips([p["id"] for p, _ in ports]),
+            self.client.list(None, "ports", network_id=net_ids, device_owner="network:dhcp"))
         networks = {n["id"]: n for n in nets}
         by_id = {s["id"]: s for s in subnets}
         for subnet in subnets:  # the DHCP server of each subnet: the address of the network's DHCP port
             subnet.setdefault("dhcp_server", None)
-        dhcp_ports = await self.client.list(None, "ports", network_id=net_ids, device_owner="network:dhcp")
         for port in dhcp_ports:
             for fixed in port.get("fixed_ips") or []:
                 if fixed["subnet_id"] in by_id:
@@ -348,6 +346,12 @@ class API:
         return [model.vif(p, networks.get(p["network_id"], {"id": p["network_id"]}), by_id, fips,
                           preserve_on_delete=preserve, default_bridge=self.conf.neutron.ovs_bridge)
                 for p, preserve in ports]
+
+    async def _floating_ips(self, port_ids: list[str]) -> list[dict[str, Any]]:
+        """The floating IPs on the ports; none without the router extension (Neutron's L3)."""
+        if "router" not in await self.client.extensions():
+            return []
+        return await self.client.list(None, "floatingips", port_id=port_ids)
 
     async def get_instance_nw_info(self, context: dict[str, Any] | None, instance: dict[str, Any],
                                    cached: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
@@ -475,12 +479,4 @@ async def _nothing() -> list[dict[str, Any]]:
     return []
 
 
-async def _optional_list(call: Awaitable[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """A list of an extension the Networking service may not have (floating IPs without the router extension):
-    empty when it answers 404."""
-    try:
-        return await call
-    except NeutronClientError as exc:
-        if exc.status == 404:
-            return []
-        raise
+

@@ -31,6 +31,8 @@ LOG = logging.getLogger(__name__)
 GROUP = "neutron"
 #: the embedded service's port, Neutron's default (the all-in-one overrides endpoint_override with its own)
 DEFAULT_PORT = 9696
+#: seconds the list of the service's extensions is trusted (Nova's neutron extension cache refresh)
+EXTENSIONS_TTL = 600
 
 
 class NeutronClientError(exception.StratusException):
@@ -121,6 +123,7 @@ class NeutronClient:
                                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
         self._endpoint: str | None = opts.endpoint_override.rstrip("/") if opts.endpoint_override else None
         self._lock = asyncio.Lock()
+        self._extensions: tuple[float, set[str]] | None = None
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -131,8 +134,14 @@ class NeutronClient:
         return self._auth
 
     async def _service_token(self) -> str:
+        plugin = self._plugin()
+        if isinstance(plugin, token_endpoint.Token):  # a fixed token: nothing to fetch, no thread
+            return str(plugin.get_token(self._session))
+        ref = getattr(plugin, "auth_ref", None)
+        if ref is not None and not ref.will_expire_soon():  # cached by the plugin: no thread either
+            return str(ref.auth_token)
         try:
-            token = await asyncio.to_thread(self._plugin().get_token, self._session)
+            token = await asyncio.to_thread(plugin.get_token, self._session)
         except ks_exceptions.ClientException as exc:
             raise NeutronUnavailable(reason=f"cannot authenticate as [{GROUP}] says: {exc}") from exc
         if not token:
@@ -213,6 +222,15 @@ class NeutronClient:
 
     async def delete(self, context: dict[str, Any] | None, collection: str, resource_id: str) -> None:
         await self.request(context, "DELETE", f"/{collection}/{resource_id}")
+
+    async def extensions(self) -> set[str]:
+        """The aliases of the service's extensions, read once every ``EXTENSIONS_TTL`` seconds (Nova's
+        ``_refresh_neutron_extensions_cache``)."""
+        now = asyncio.get_running_loop().time()
+        if self._extensions is None or now - self._extensions[0] > EXTENSIONS_TTL:
+            body = await self.request(None, "GET", "/extensions")
+            self._extensions = (now, {str(e["alias"]) for e in body["extensions"]})
+        return self._extensions[1]
 
     async def show_quota(self, project_id: str) -> dict[str, Any]:
         body = await self.request(None, "GET", f"/quotas/{project_id}")
