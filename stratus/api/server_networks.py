@@ -18,6 +18,7 @@ from stratus.api.request import ApiRequest, empty_response, json_response
 from stratus.api.router import Route
 from stratus.api.servers import load_instance
 from stratus.compute.rpcapi import ComputeAPI
+from stratus.db import instances
 from stratus.network import neutron
 from stratus.network.neutron_client import NeutronClientError
 from stratus.objects import states
@@ -210,6 +211,7 @@ def _sg_action(key: str, rule: str, add: bool) -> Any:
                 await network.add_to_instance(req.context.to_dict(), inst, name)
             else:
                 await network.remove_from_instance(req.context.to_dict(), inst, name)
+            await _record_groups(req, inst)
         except neutron.SecurityGroupNotFound as exc:
             raise Fault(404, exc.message) from None
         except (neutron.SecurityGroupCannotApply, neutron.SecurityGroupExistsForInstance,
@@ -218,6 +220,14 @@ def _sg_action(key: str, rule: str, add: bool) -> Any:
         return empty_response(202)
 
     return handler
+
+
+async def _record_groups(req: ApiRequest, inst: dict[str, Any]) -> None:
+    """The names the server views show (``security_groups``) as the ports now have them."""
+    assert req.services.network is not None
+    groups = await req.services.network.instance_security_groups(req.context.to_dict(), inst["uuid"])
+    async with req.services.db.write() as conn:
+        await instances.update_instance(conn, inst["uuid"], {"security_groups": sorted({g["name"] for g in groups})})
 
 
 add_security_group = _sg_action("addSecurityGroup", "os_compute_api:os-security-groups:add", add=True)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from stratus.local_cloud import Cloud, start_cloud, stop_cloud
-from tests.functional.helpers import boot, upload_image, wait_for_status, wait_gone
+from tests.functional.helpers import boot, openstack_cli, upload_image, wait_for_status, wait_gone
 from tests.functional.network_helpers import network, port, subnet
 
 
@@ -267,3 +268,32 @@ def test_virtual_interfaces_are_gone(project: Project, image_id: str) -> None:
     old = project.compute.get(url, headers={"OpenStack-API-Version": "compute 2.43"})
     assert old.status_code == 410 and old.json()["computeFault"]["code"] == 410
     assert project.compute.get(url, headers={"OpenStack-API-Version": "compute 2.44"}).status_code == 404
+
+
+def test_openstack_cli_boots_on_a_network_by_name(net_cloud: Cloud, project: Project,
+                                                  tmp_path: Path) -> None:
+    cli = openstack_cli(net_cloud.clouds_yaml(tmp_path / "clouds.yaml", token=project.token), tmp_path)
+    cli("network", "create", "cli-net", "-f", "json")
+    cli("subnet", "create", "--network", "cli-net", "--subnet-range", "10.20.0.0/24", "cli-sub", "-f", "json")
+    cli("network", "create", "cli-net2", "-f", "json")
+    cli("subnet", "create", "--network", "cli-net2", "--subnet-range", "10.21.0.0/24", "cli-sub2", "-f", "json")
+    disk = tmp_path / "disk.raw"
+    disk.write_bytes(b"\0" * 65536)
+    cli("image", "create", "--file", str(disk), "--disk-format", "raw", "--container-format", "bare",
+        "cli-net-image", "-f", "json")
+    server = cli("server", "create", "--image", "cli-net-image", "--flavor", "m1.tiny", "--network", "cli-net",
+                 "--wait", "cli-net-vm", "-f", "json")
+    assert server["status"] == "ACTIVE"
+    assert list(server["addresses"]) == ["cli-net"]
+    assert server["addresses"]["cli-net"][0].startswith("10.20.0.")
+    cli("server", "add", "network", "cli-net-vm", "cli-net2")
+    shown = cli("server", "show", "cli-net-vm", "-f", "json")
+    assert set(shown["addresses"]) == {"cli-net", "cli-net2"}
+    cli("server", "remove", "network", "cli-net-vm", "cli-net2")
+    assert set(cli("server", "show", "cli-net-vm", "-f", "json")["addresses"]) == {"cli-net"}
+    cli("security", "group", "create", "cli-web", "-f", "json")
+    cli("server", "add", "security", "group", "cli-net-vm", "cli-web")
+    groups = {g["name"] for g in cli("server", "show", "cli-net-vm", "-f", "json")["security_groups"]}
+    assert groups == {"default", "cli-web"}
+    cli("server", "delete", "--wait", "cli-net-vm")
+    assert cli("port", "list", "--network", "cli-net", "--device-owner", "compute:nova", "-f", "json") == []
