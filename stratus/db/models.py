@@ -674,3 +674,33 @@ security_group_rules = Table(
     Column("revision_number", Integer, nullable=False, default=0),
     *_timestamps(),
 )
+
+routers = Table(
+    "routers", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(255), nullable=False, index=True),
+    Column("name", String(255), nullable=False, default=""),
+    Column("status", String(16), nullable=False),
+    Column("admin_state_up", Boolean, nullable=False, default=True),
+    Column("gw_port_id", String(36), ForeignKey("ports.id", ondelete="SET NULL")),
+    Column("enable_snat", Boolean, nullable=False, default=True),
+    Column("attributes", JSON, nullable=False, default=dict),
+    Column("revision_number", Integer, nullable=False, default=0),
+    *_timestamps(),
+)
+
+floatingips = Table(
+    "floatingips", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(255), nullable=False, index=True),
+    Column("floating_network_id", String(36), ForeignKey("networks.id", ondelete="CASCADE"), nullable=False),
+    Column("floating_ip_address", String(64), nullable=False),
+    Column("floating_port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), nullable=False),
+    Column("fixed_port_id", String(36), ForeignKey("ports.id", ondelete="SET NULL"), index=True),
+    Column("fixed_ip_address", String(64)),
+    Column("router_id", String(36), ForeignKey("routers.id", ondelete="SET NULL"), index=True),
+    Column("status", String(16), nullable=False),
+    Column("attributes", JSON, nullable=False, default=dict),
+    Column("revision_number", Integer, nullable=False, default=0),
+    *_timestamps(),
+)

@@ -15,17 +15,20 @@ from sqlalchemy import Table, delete, func, insert, or_, select, update
 from stratus.db.engine import Connection
 from stratus.db.models import (
     default_security_groups,
+    floatingips,
     ip_allocations,
     network_agents,
     networks,
     ports,
+    routers,
     security_group_rules,
     security_groups,
     subnets,
 )
 
 TABLES: dict[str, Table] = {"network": networks, "subnet": subnets, "port": ports,
-                            "security_group": security_groups, "security_group_rule": security_group_rules}
+                            "security_group": security_groups, "security_group_rule": security_group_rules,
+                            "router": routers, "floatingip": floatingips}
 
 
 def _record(table: Table, row: Any) -> dict[str, Any]:
@@ -180,3 +183,15 @@ async def set_default_group(conn: Connection, project_id: str, group_id: str) ->
 
 async def default_group_ids(conn: Connection) -> set[str]:
     return {r[0] for r in await conn.execute(select(default_security_groups.c.security_group_id))}
+
+
+# --- floating IPs --------------------------------------------------------------------------------------------------
+async def disassociate_floating_ips(conn: Connection, port_id: str) -> list[str]:
+    """Floating IPs of a port that goes away are kept, unassociated (Neutron's disassociate on port delete);
+    the routers that held them."""
+    held = await find(conn, "floatingip", fixed_port_id=port_id)
+    router_ids = sorted({f["router_id"] for f in held if f["router_id"]})
+    for fip in held:
+        fip.update(fixed_port_id=None, fixed_ip_address=None, router_id=None, status="DOWN")
+        await update_record(conn, "floatingip", fip)
+    return router_ids

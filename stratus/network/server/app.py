@@ -20,7 +20,17 @@ from stratus.api.errors import Fault
 from stratus.context import generate_request_id
 from stratus.db.engine import DB_UNAVAILABLE, is_disconnect
 from stratus.identity.auth import Authenticator
-from stratus.network.server import agents, errors, extensions, networks, ports, security_groups, subnets
+from stratus.network.server import (
+    agents,
+    errors,
+    extensions,
+    floatingips,
+    networks,
+    ports,
+    routers,
+    security_groups,
+    subnets,
+)
 from stratus.network.server.resource import NetworkRequest, NetworkServices
 
 LOG = logging.getLogger(__name__)
@@ -28,7 +38,7 @@ Handler = Callable[[NetworkRequest], Awaitable[dict[str, Any] | None]]
 Endpoint = Callable[[Request], Awaitable[Response]]
 RESOURCES = [("network", "networks"), ("subnet", "subnets"), ("port", "ports"),
              ("security_group", "security-groups"), ("security_group_rule", "security-group-rules"),
-             ("agent", "agents")]
+             ("router", "routers"), ("floatingip", "floatingips"), ("agent", "agents")]
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -150,6 +160,12 @@ def routes_table(api: NetworkApi) -> dict[str, dict[str, Endpoint]]:
                security_groups.show_group, security_groups.update_group, security_groups.delete_group),
         **crud("security-group-rules", "rule_id", security_groups.list_rules, security_groups.create_rule,
                security_groups.show_rule, None, security_groups.delete_rule),
+        **crud("routers", "router_id", routers.list_routers, routers.create_router, routers.show_router,
+               routers.update_router, routers.delete_router),
+        "/v2.0/routers/{router_id}/add_router_interface": {"PUT": e(routers.add_interface)},
+        "/v2.0/routers/{router_id}/remove_router_interface": {"PUT": e(routers.remove_interface)},
+        **crud("floatingips", "floatingip_id", floatingips.list_floatingips, floatingips.create_floatingip,
+               floatingips.show_floatingip, floatingips.update_floatingip, floatingips.delete_floatingip),
         "/v2.0/agents": {"GET": e(agents.list_agents)},
         "/v2.0/agents/{agent_id}": {"GET": e(agents.show_agent), "PUT": e(agents.update_agent),
                                     "DELETE": e(agents.delete_agent, 204)},

@@ -71,3 +71,32 @@ async def group_rules(conn: Connection, group_ids: list[str]) -> list[dict[str, 
             rule["remote_ips"] = sorted(a for a in members.get(rule["remote_group_id"], [])
                                         if ipaddress.ip_address(a).version == version)
     return rules
+
+
+async def router_payload(conn: Connection, router_id: str) -> tuple[dict[str, Any], list[dict[str, Any]],
+                                                                    dict[str, Any] | None, list[dict[str, Any]]] | None:
+    """(router, interfaces, gateway, floating_ips) for ``router_update``: the router's columns, its interface
+    ports and gateway port (with their fixed IPs and subnets) and its floating IPs."""
+    router = await db.get(conn, "router", router_id)
+    if router is None:
+        return None
+    own = await db.find(conn, "port", device_id=router_id)
+    held = await db.allocations(conn, port_ids=[p["id"] for p in own]) if own else []
+    subnet_records = {s["id"]: subnets.view(s) for s in
+                      (await db.find(conn, "subnet", id=list({h["subnet_id"] for h in held})) if held else [])}
+
+    def with_subnets(port: dict[str, Any]) -> dict[str, Any]:
+        shown = ports.view(port, [h for h in held if h["port_id"] == port["id"]])
+        shown["subnets"] = [subnet_records[ip["subnet_id"]] for ip in shown["fixed_ips"]
+                            if ip["subnet_id"] in subnet_records]
+        return shown
+
+    interfaces = [with_subnets(p) for p in own if p["device_owner"] == "network:router_interface"]
+    gateway = next((with_subnets(p) for p in own if p["id"] == router["gw_port_id"]), None)
+    fips = [{"id": f["id"], "floating_ip_address": f["floating_ip_address"], "fixed_ip_address": f["fixed_ip_address"],
+             "port_id": f["fixed_port_id"], "status": f["status"]}
+            for f in await db.find(conn, "floatingip", router_id=router_id)]
+    shown_router = {"id": router["id"], "name": router["name"], "project_id": router["project_id"],
+                    "admin_state_up": router["admin_state_up"], "enable_snat": router["enable_snat"],
+                    "routes": router.get("routes") or []}
+    return shown_router, interfaces, gateway, fips

@@ -30,6 +30,11 @@ _EXTENSIONS = [
     ("filter-validation", "Filter parameters validation", "Provides validation on filter parameters.",
      "2018-07-04T10:00:00-00:00"),
     ("sorting", "Sorting support", "Extension that indicates that sorting is enabled.", "2016-06-12T00:00:00-00:00"),
+    ("router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 Neutron networks and "
+     "access to external networks via a NAT gateway.", "2012-07-20T10:00:00-00:00"),
+    ("ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for "
+     "specifying whether SNAT should occur on the external gateway", "2013-03-28T10:00:00-00:00"),
+    ("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router", "2013-02-01T10:00:00-00:00"),
     ("agent", "agent", "The agent management extension.", "2013-02-03T10:00:00-00:00"),
     ("pagination", "Pagination support", "Extension that indicates that pagination is enabled.",
      "2016-06-12T00:00:00-00:00"),

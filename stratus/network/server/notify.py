@@ -76,6 +76,16 @@ class Notifier:
     async def network_deleted(self, network_id: str, port_ids: list[str]) -> None:
         await self._safely(f"network_delete {network_id}", self.agents.network_delete(self.context, network_id))
 
+    async def router_changed(self, router_id: str) -> None:
+        """The L3 agents get the router, its interfaces, gateway and floating IPs."""
+        async with self.db.read() as conn:
+            found = await details.router_payload(conn, router_id)
+        if found is not None:
+            await self._safely(f"router_update {router_id}", self.agents.router_update(self.context, *found))
+
+    async def router_deleted(self, router_id: str) -> None:
+        await self._safely(f"router_delete {router_id}", self.agents.router_delete(self.context, router_id))
+
     async def security_groups_changed(self, group_ids: list[str]) -> None:
         """The bound ports using these groups, or whose groups' rules name them as remote, hear of it by host."""
         async with self.db.read() as conn:

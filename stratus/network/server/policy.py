@@ -59,6 +59,12 @@ def _rules() -> dict[str, str]:
         **{f"{verb}_{kind}": MEMBER for verb in ("create", "update", "delete")
            for kind in ("security_group", "security_group_rule")},
         "get_security_group": READER, "get_security_group_rule": READER,
+        **{f"{verb}_{kind}": MEMBER for verb in ("create", "update", "delete") for kind in ("router", "floatingip")},
+        "get_router": READER, "get_floatingip": READER,
+        "add_router_interface": MEMBER, "remove_router_interface": MEMBER,
+        **{f"{verb}_router:external_gateway_info:{attr}": ADMIN for verb in ("create", "update")
+           for attr in ("enable_snat", "external_fixed_ips")},
+        "create_floatingip:floating_ip_address": ADMIN,
         "get_agent": ADMIN, "update_agent": ADMIN, "delete_agent": ADMIN,
     })
     for verb in ("create", "update"):

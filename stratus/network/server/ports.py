@@ -310,6 +310,23 @@ async def create_port(req: NetworkRequest) -> dict[str, Any]:
     return {"port": shown}
 
 
+async def make_port(req: NetworkRequest, conn: Connection, network: dict[str, Any], project_id: str,
+                    device_id: str, device_owner: str, fixed_ips: list[dict[str, str]] | None) -> dict[str, Any]:
+    """A port the service itself owns (a router's interface or gateway, a floating IP's): no policy, no groups;
+    an IntegrityError when a concurrent transaction took its address or MAC (the caller runs again)."""
+    opts = req.services.options
+    record: dict[str, Any] = {
+        "id": str(uuid.uuid4()), **new_standard(project_id), "name": "", "network_id": network["id"],
+        "admin_state_up": True, "status": "ACTIVE" if device_owner.startswith("network:") else "DOWN",
+        "device_id": device_id, "device_owner": device_owner, "binding_host_id": "", "binding_profile": {},
+        "binding_vnic_type": "normal", "binding_vif_type": binding.VIF_TYPE_UNBOUND, "binding_vif_details": {},
+        "description": "", "allowed_address_pairs": [], "port_security_enabled": False, "security_groups": [],
+        "mac_address": ipam.random_mac(opts.base_mac)}
+    await db.insert_record(conn, "port", record)
+    await _allocate(conn, network, record, fixed_ips, opts.max_fixed_ips_per_port)
+    return record
+
+
 async def update_port(req: NetworkRequest) -> dict[str, Any]:
     body = await req.body()
     values = a.parse_body(body, "port", _ATTRS, create=False)
@@ -381,9 +398,12 @@ async def delete_port(req: NetworkRequest) -> None:
                                       "network:floatingip", "network:router_interface_distributed"):
             raise errors.NeutronError(409, "ServicePortInUse", f"Port {record['id']} cannot be deleted directly via "
                                       f"the port API: has device owner {record['device_owner']}.")
+        routers = await db.disassociate_floating_ips(conn, record["id"])
         await db.delete_record(conn, "port", record["id"])
     if req.services.notifier is not None:
         await req.services.notifier.port_deleted(record)
+        for router_id in routers:
+            await req.services.notifier.router_changed(router_id)
 
 
 async def _changed(req: NetworkRequest, port_id: str, addresses_changed: bool = False) -> None:

@@ -1,5 +1,6 @@
 """The embedded Networking API: networks (with their segment), subnets, ports, IP allocations (unique per
-network), the networking agents, security groups with their rules and each project's default group
+network), the networking agents, security groups with their rules and each project's default group, routers and
+floating IPs
 
 Revision ID: 0007
 Revises: 0006
@@ -14,8 +15,8 @@ branch_labels = None
 depends_on = None
 
 
-def _fk(target: str, name: str) -> sa.ForeignKey:
-    return sa.ForeignKey(target, name=name, ondelete="CASCADE")
+def _fk(target: str, name: str, ondelete: str = "CASCADE") -> sa.ForeignKey:
+    return sa.ForeignKey(target, name=name, ondelete=ondelete)
 
 
 def upgrade() -> None:
@@ -82,10 +83,10 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime()),
         sa.UniqueConstraint("network_id", "mac_address", name="uq_ports_network_id_mac_address"),
     )
+    op.create_index("ix_ports_binding_host_id", "ports", ["binding_host_id"])
+    op.create_index("ix_ports_device_id", "ports", ["device_id"])
     op.create_index("ix_ports_network_id", "ports", ["network_id"])
     op.create_index("ix_ports_project_id", "ports", ["project_id"])
-    op.create_index("ix_ports_device_id", "ports", ["device_id"])
-    op.create_index("ix_ports_binding_host_id", "ports", ["binding_host_id"])
     op.create_table(
         "ip_allocations",
         sa.Column("network_id", sa.String(36),
@@ -94,8 +95,8 @@ def upgrade() -> None:
         sa.Column("subnet_id", sa.String(36), _fk("subnets.id", "fk_ip_allocations_subnet_id_subnets"), nullable=False),
         sa.Column("port_id", sa.String(36), _fk("ports.id", "fk_ip_allocations_port_id_ports"), nullable=False),
     )
-    op.create_index("ix_ip_allocations_subnet_id", "ip_allocations", ["subnet_id"])
     op.create_index("ix_ip_allocations_port_id", "ip_allocations", ["port_id"])
+    op.create_index("ix_ip_allocations_subnet_id", "ip_allocations", ["subnet_id"])
     op.create_table(
         "network_agents",
         sa.Column("id", sa.String(36), primary_key=True),
@@ -150,12 +151,50 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime()),
     )
-    op.create_index("ix_security_group_rules_security_group_id", "security_group_rules", ["security_group_id"])
-    op.create_index("ix_security_group_rules_remote_group_id", "security_group_rules", ["remote_group_id"])
     op.create_index("ix_security_group_rules_project_id", "security_group_rules", ["project_id"])
+    op.create_index("ix_security_group_rules_remote_group_id", "security_group_rules", ["remote_group_id"])
+    op.create_index("ix_security_group_rules_security_group_id", "security_group_rules", ["security_group_id"])
+    op.create_table(
+        "routers",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("project_id", sa.String(255), nullable=False),
+        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("admin_state_up", sa.Boolean(), nullable=False),
+        sa.Column("gw_port_id", sa.String(36), _fk("ports.id", "fk_routers_gw_port_id_ports", "SET NULL")),
+        sa.Column("enable_snat", sa.Boolean(), nullable=False),
+        sa.Column("attributes", sa.JSON(), nullable=False),
+        sa.Column("revision_number", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime()),
+    )
+    op.create_index("ix_routers_project_id", "routers", ["project_id"])
+    op.create_table(
+        "floatingips",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("project_id", sa.String(255), nullable=False),
+        sa.Column("floating_network_id", sa.String(36),
+                  _fk("networks.id", "fk_floatingips_floating_network_id_networks"), nullable=False),
+        sa.Column("floating_ip_address", sa.String(64), nullable=False),
+        sa.Column("floating_port_id", sa.String(36),
+                  _fk("ports.id", "fk_floatingips_floating_port_id_ports"), nullable=False),
+        sa.Column("fixed_port_id", sa.String(36), _fk("ports.id", "fk_floatingips_fixed_port_id_ports", "SET NULL")),
+        sa.Column("fixed_ip_address", sa.String(64)),
+        sa.Column("router_id", sa.String(36), _fk("routers.id", "fk_floatingips_router_id_routers", "SET NULL")),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("attributes", sa.JSON(), nullable=False),
+        sa.Column("revision_number", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime()),
+    )
+    op.create_index("ix_floatingips_fixed_port_id", "floatingips", ["fixed_port_id"])
+    op.create_index("ix_floatingips_project_id", "floatingips", ["project_id"])
+    op.create_index("ix_floatingips_router_id", "floatingips", ["router_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("floatingips")
+    op.drop_table("routers")
     op.drop_table("security_group_rules")
     op.drop_table("default_security_groups")
     op.drop_table("security_groups")
