@@ -8,6 +8,7 @@ Each test works in a project of its own, so the networks of one do not make anot
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -297,3 +298,35 @@ def test_openstack_cli_boots_on_a_network_by_name(net_cloud: Cloud, project: Pro
     assert groups == {"default", "cli-web"}
     cli("server", "delete", "--wait", "cli-net-vm")
     assert cli("port", "list", "--network", "cli-net", "--device-owner", "compute:nova", "-f", "json") == []
+
+
+def test_a_floating_ip_shows_in_the_addresses_after_network_changed(net_cloud: Cloud, project: Project, image_id: str) -> None:
+    net, sub = project.net("10.30.0.0/24")
+    with net_cloud.network_client("admin:admin") as admin:
+        public = network(admin, **{"router:external": True})
+        subnet(admin, public["id"], "172.30.0.0/24")
+    router = project.network.post("/routers", json={"router": {
+        "name": "r", "external_gateway_info": {"network_id": public["id"]}}}).json()["router"]
+    added = project.network.put(f"/routers/{router['id']}/add_router_interface", json={"subnet_id": sub["id"]})
+    assert added.status_code == 200, added.text
+    server = boot(project.compute, image_id, networks=[{"uuid": net["id"]}]).json()["server"]
+    server = wait_for_status(project.compute, server["id"], {"ACTIVE", "ERROR"})
+    (p,) = project.ports_of(server["id"])
+    fip = project.network.post("/floatingips", json={"floatingip": {
+        "floating_network_id": public["id"], "port_id": p["id"]}})
+    assert fip.status_code == 201, fip.text
+    address = fip.json()["floatingip"]["floating_ip_address"]
+    # Neutron's nova notifier sends network-changed for the association; sent here as it would be, the compute
+    # refreshes the instance's info cache from the Networking service
+    with net_cloud.client("admin:admin") as admin:
+        sent = admin.post("/os-server-external-events", json={"events": [
+            {"name": "network-changed", "server_uuid": server["id"], "tag": p["id"]}]})
+        assert sent.status_code == 200, sent.text
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        shown = project.compute.get(f"/servers/{server['id']}").json()["server"]["addresses"][net["name"]]
+        if len(shown) == 2:
+            break
+        time.sleep(0.1)
+    assert [a["OS-EXT-IPS:type"] for a in shown] == ["fixed", "floating"] and shown[1]["addr"] == address
+    assert shown[1]["OS-EXT-IPS-MAC:mac_addr"] == p["mac_address"]
