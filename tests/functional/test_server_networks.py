@@ -7,6 +7,8 @@ Each test works in a project of its own, so the networks of one do not make anot
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import time
 import uuid
@@ -21,11 +23,19 @@ from stratus.local_cloud import Cloud, start_cloud, stop_cloud
 from tests.functional.helpers import boot, openstack_cli, upload_image, wait_for_status, wait_gone
 from tests.functional.network_helpers import network, port, subnet
 
+SECRET = "proxy-secret"
+
 
 @pytest.fixture(scope="module")
 def net_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     """An all-in-one whose builds wait at most 5 s for network-vif-plugged (a missing event fails fast)."""
-    c = start_cloud(tmp_path_factory.mktemp("netcloud"), "[DEFAULT]\nvif_plugging_timeout = 5\n")
+    c = start_cloud(tmp_path_factory.mktemp("netcloud"), f"""
+        [DEFAULT]
+        vif_plugging_timeout = 5
+        [neutron]
+        service_metadata_proxy = true
+        metadata_proxy_shared_secret = {SECRET}
+        """)
     try:
         yield c
     finally:
@@ -300,7 +310,8 @@ def test_openstack_cli_boots_on_a_network_by_name(net_cloud: Cloud, project: Pro
     assert cli("port", "list", "--network", "cli-net", "--device-owner", "compute:nova", "-f", "json") == []
 
 
-def test_a_floating_ip_shows_in_the_addresses_after_network_changed(net_cloud: Cloud, project: Project, image_id: str) -> None:
+def test_a_floating_ip_shows_in_the_addresses_after_network_changed(net_cloud: Cloud, project: Project,
+                                                                    image_id: str) -> None:
     net, sub = project.net("10.30.0.0/24")
     with net_cloud.network_client("admin:admin") as admin:
         public = network(admin, **{"router:external": True})
@@ -330,3 +341,23 @@ def test_a_floating_ip_shows_in_the_addresses_after_network_changed(net_cloud: C
         time.sleep(0.1)
     assert [a["OS-EXT-IPS:type"] for a in shown] == ["fixed", "floating"] and shown[1]["addr"] == address
     assert shown[1]["OS-EXT-IPS-MAC:mac_addr"] == p["mac_address"]
+
+
+def test_metadata_network_data_and_ec2_addresses_come_from_the_info_cache(net_cloud: Cloud, project: Project,
+                                                                         image_id: str) -> None:
+    net, sub = project.net("10.40.0.0/24")
+    server = boot(project.compute, image_id, networks=[{"uuid": net["id"], "fixed_ip": "10.40.0.9"}]).json()
+    server = wait_for_status(project.compute, server["server"]["id"], {"ACTIVE", "ERROR"})
+    (p,) = project.ports_of(server["id"])
+    signature = hmac.new(SECRET.encode(), server["id"].encode(), hashlib.sha256).hexdigest()
+    headers = {"X-Instance-ID": server["id"], "X-Tenant-ID": project.id, "X-Instance-ID-Signature": signature,
+               "X-Forwarded-For": "10.40.0.9"}
+    doc = httpx.get(net_cloud.metadata_url + "/openstack/latest/network_data.json", headers=headers, timeout=10)
+    assert doc.status_code == 200, doc.text
+    body = doc.json()
+    assert [link["vif_id"] for link in body["links"]] == [p["id"]]
+    assert body["links"][0]["ethernet_mac_address"] == p["mac_address"] and body["links"][0]["type"] == "bridge"
+    assert body["networks"][0]["network_id"] == net["id"] and body["networks"][0]["type"] == "ipv4_dhcp"
+    ec2 = httpx.get(net_cloud.metadata_url + "/latest/meta-data/local-ipv4", headers=headers, timeout=10)
+    assert ec2.text == "10.40.0.9"
+    assert sub["gateway_ip"] == "10.40.0.1"
