@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from stratus.db import network as db
 from stratus.db.engine import Connection
 from stratus.network.server import attributes as a
-from stratus.network.server import errors, listing
+from stratus.network.server import errors, listing, quotas
 from stratus.network.server.resource import (
     STANDARD_ATTRIBUTES,
     NetworkRequest,
@@ -189,6 +189,7 @@ async def create_network(req: NetworkRequest) -> dict[str, Any]:
     for attempt in range(5):
         try:
             async with req.services.db.write() as conn:
+                await quotas.check(req, conn, "network", project_id)
                 if asked is None:
                     kind = opts.tenant_network_types[0] if opts.tenant_network_types else "local"
                     physnet = opts.network_vlan_range.split(":")[0] if kind == "vlan" else ""
@@ -228,8 +229,7 @@ async def _check_default(conn: Connection, network_id: str | None) -> None:
     for other in await db.find(conn, "network", is_default=True):
         if other["id"] != network_id:
             raise errors.conflict("DefaultExternalNetworkExists",
-                                  f"Unable to set network {network_id or 'as default'}: the default external "
-                                  f"network {other['id']} already exists")
+                                  f"A default external network already exists: {other['id']}.")
 
 
 async def update_network(req: NetworkRequest) -> dict[str, Any]:
@@ -264,7 +264,8 @@ async def delete_network(req: NetworkRequest) -> None:
         record = await visible(req, conn, req.path["network_id"], for_update=True)
         req.enforce("delete_network", target(record))
         ports = await db.find(conn, "port", network_id=record["id"])
-        if any(not p["device_owner"].startswith("network:dhcp") for p in ports):
+        # DHCP ports and unassociated floating IPs go with the network, as Neutron's auto-deleted owners
+        if any(p["device_owner"] not in ("network:dhcp", "network:floatingip") for p in ports):
             raise errors.conflict("NetworkInUse", f"Unable to complete operation on network {record['id']}. There "
                                                   "are one or more ports still in use on the network.")
         await db.delete_record(conn, "network", record["id"])
