@@ -6,6 +6,7 @@ accepted here and carried out by the instance's host: the request checks the ins
 concurrent requests, one gets the 409), records the instance action and casts; 202 with no body.
 ``os-getConsoleOutput`` is a call to the host: 200 with the log's last ``length`` lines.
 
+The moves between hosts (``resize``, ``confirmResize``, ``revertResize``, ``migrate``) are server_moves.py's.
 A new action is one handler and one line in ``ACTIONS``.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 from starlette.responses import Response
 
 from stratus import exception
-from stratus.api import validation
+from stratus.api import server_moves, validation
 from stratus.api.common import ActionHandler, dispatch_action
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
@@ -200,6 +201,7 @@ ACTIONS: dict[str, ActionHandler] = {
     "resume": _power("os_compute_api:os-suspend-server:resume", compute_api.RESUME),
     "os-getConsoleOutput": _console_output,
     "createImage": _create_image,
+    **server_moves.ACTIONS,
 }
 
 

@@ -1,8 +1,9 @@
 """The compute agent of one host: the RPC endpoint its messages arrive at, and nothing more.
 
-Each message is handed to the module of its flow (build.py, delete.py, power.py, snapshot.py, console.py); the
-start-up reconciliation (startup.py), the periodic tasks (periodic.py), the power-state sync (power_sync.py) and
-the hypervisor's health (hypervisor.py) have modules of their own. They all work on the host's shared state
+Each message is handed to the module of its flow (build.py, delete.py, power.py, snapshot.py, console.py, and
+resize.py for resizes and cold migrations); the start-up reconciliation (startup.py), the periodic tasks
+(periodic.py), the power-state sync (power_sync.py) and the hypervisor's health (hypervisor.py) have modules of
+their own. They all work on the host's shared state
 (host.py), which this class is; none of them imports this module.
 
 Every state change is a compare-and-swap on (vm_state, task_state), so a delete that lands while a build or a
@@ -17,7 +18,7 @@ import asyncio
 import logging
 from typing import Any
 
-from stratus.compute import build, console, delete, hypervisor, periodic, power, snapshot
+from stratus.compute import build, console, delete, hypervisor, periodic, power, resize, snapshot
 from stratus.compute.host import ComputeHost
 from stratus.db import services as services_db
 from stratus.virt.driver import LifecycleEvent
@@ -89,6 +90,32 @@ class ComputeManager(ComputeHost):
 
     async def resume_instance(self, context: dict[str, Any], instance_uuid: str) -> None:
         await power.resume_instance(self, context, instance_uuid)
+
+    # --- resize and cold migration (compute/resize.py): each step on the host whose step it is -------------
+    async def prep_resize(self, context: dict[str, Any], instance_uuid: str, migration_id: int,
+                          request_spec: dict[str, Any], selection: dict[str, Any], alternates: list[dict[str, Any]],
+                          tried_hosts: list[str], clean_shutdown: bool = True) -> None:
+        await resize.prep_resize(self, context, instance_uuid, migration_id, request_spec, selection, alternates,
+                                 tried_hosts, clean_shutdown)
+
+    async def resize_instance(self, context: dict[str, Any], instance_uuid: str, migration_id: int,
+                              clean_shutdown: bool = True) -> None:
+        await resize.resize_instance(self, context, instance_uuid, migration_id, clean_shutdown)
+
+    async def finish_resize(self, context: dict[str, Any], instance_uuid: str, migration_id: int) -> None:
+        await resize.finish_resize(self, context, instance_uuid, migration_id)
+
+    async def confirm_resize(self, context: dict[str, Any], instance_uuid: str, migration_id: int) -> None:
+        await resize.confirm_resize(self, context, instance_uuid, migration_id)
+
+    async def revert_resize(self, context: dict[str, Any], instance_uuid: str, migration_id: int) -> None:
+        await resize.revert_resize(self, context, instance_uuid, migration_id)
+
+    async def finish_revert_resize(self, context: dict[str, Any], instance_uuid: str, migration_id: int) -> None:
+        await resize.finish_revert_resize(self, context, instance_uuid, migration_id)
+
+    async def cleanup_migration_source(self, context: dict[str, Any], instance_uuid: str) -> None:
+        await resize.cleanup_migration_source(self, context, instance_uuid)
 
     # --- images and reads ----------------------------------------------------------------------------------
     async def snapshot_instance(self, context: dict[str, Any], instance_uuid: str, image_id: str) -> None:

@@ -52,3 +52,40 @@ class ComputeAPI:
         """The host's ``uptime`` output (Nova's ``get_host_uptime``): a call, answered by the host's driver."""
         uptime: str = await self.transport.call("compute", "get_host_uptime", context, server=host)
         return uptime
+
+    # --- moves (compute/resize.py): casts, each to the host whose step it is ----------------------------------
+    async def prep_resize(self, context: dict[str, Any], host: str, instance_uuid: str, migration_id: int,
+                          request_spec: dict[str, Any], selection: dict[str, Any],
+                          alternates: list[dict[str, Any]], tried_hosts: list[str], clean_shutdown: bool) -> None:
+        await self.transport.cast("compute", "prep_resize", context, server=host, instance_uuid=instance_uuid,
+                                  migration_id=migration_id, request_spec=request_spec, selection=selection,
+                                  alternates=alternates, tried_hosts=tried_hosts, clean_shutdown=clean_shutdown)
+
+    async def resize_instance(self, context: dict[str, Any], host: str, instance_uuid: str, migration_id: int,
+                              clean_shutdown: bool) -> None:
+        await self.transport.cast("compute", "resize_instance", context, server=host, instance_uuid=instance_uuid,
+                                  migration_id=migration_id, clean_shutdown=clean_shutdown)
+
+    async def finish_resize(self, context: dict[str, Any], host: str, instance_uuid: str, migration_id: int
+                            ) -> None:
+        await self.transport.cast("compute", "finish_resize", context, server=host, instance_uuid=instance_uuid,
+                                  migration_id=migration_id)
+
+    async def confirm_resize(self, context: dict[str, Any], host: str, instance_uuid: str, migration_id: int
+                             ) -> None:
+        await self.transport.cast("compute", "confirm_resize", context, server=host, instance_uuid=instance_uuid,
+                                  migration_id=migration_id)
+
+    async def revert_resize(self, context: dict[str, Any], host: str, instance_uuid: str, migration_id: int
+                            ) -> None:
+        await self.transport.cast("compute", "revert_resize", context, server=host, instance_uuid=instance_uuid,
+                                  migration_id=migration_id)
+
+    async def finish_revert_resize(self, context: dict[str, Any], host: str, instance_uuid: str,
+                                   migration_id: int) -> None:
+        await self.transport.cast("compute", "finish_revert_resize", context, server=host,
+                                  instance_uuid=instance_uuid, migration_id=migration_id)
+
+    async def cleanup_migration_source(self, context: dict[str, Any], host: str, instance_uuid: str) -> None:
+        await self.transport.cast("compute", "cleanup_migration_source", context, server=host,
+                                  instance_uuid=instance_uuid)

@@ -166,6 +166,13 @@ PAUSE_SERVER = [  # nova/policies/pause_server.py
          "Unpause a paused server", "POST /servers/{server_id}/action (unpause)"),
 ]
 
+MIGRATE_SERVER = [  # nova/policies/migrate_server.py (2024.1 defaults: the project's manager may migrate)
+    _api("os_compute_api:os-migrate-server:migrate", PROJECT_MANAGER_OR_ADMIN,
+         "Cold migrate a server without specifying a host", "POST /servers/{server_id}/action (migrate)"),
+    _api("os_compute_api:os-migrate-server:migrate:host", ADMIN,
+         "Cold migrate a server to a specified host", "POST /servers/{server_id}/action (migrate)"),
+]
+
 SUSPEND_SERVER = [  # nova/policies/suspend_server.py
     _api("os_compute_api:os-suspend-server:resume", PROJECT_MEMBER_OR_ADMIN,
          "Resume suspended server", "POST /servers/{server_id}/action (resume)"),
@@ -352,7 +359,7 @@ HYPERVISORS = [  # nova/policies/hypervisors.py
 def list_rules() -> list[policy.RuleDefault]:
     """Every default, base rules first (also the ``oslo.policy.policies`` entry point: ``oslopolicy-sample-generator
     --namespace stratus`` writes a sample policy file)."""
-    return [*BASE, *SERVERS, *SERVER_METADATA, *SERVER_TAGS, *PAUSE_SERVER, *SUSPEND_SERVER, *LOCK_SERVER,
-            *CONSOLE_OUTPUT, *EXTENDED_SERVER_ATTRIBUTES, *INSTANCE_ACTIONS, *SERVER_GROUPS, *KEYPAIRS,
+    return [*BASE, *SERVERS, *SERVER_METADATA, *SERVER_TAGS, *PAUSE_SERVER, *MIGRATE_SERVER, *SUSPEND_SERVER,
+            *LOCK_SERVER, *CONSOLE_OUTPUT, *EXTENDED_SERVER_ATTRIBUTES, *INSTANCE_ACTIONS, *SERVER_GROUPS, *KEYPAIRS,
             *FLAVOR_MANAGE, *FLAVOR_EXTRA_SPECS, *FLAVOR_ACCESS, *QUOTA_SETS, *QUOTA_CLASS_SETS, *LIMITS,
             *AGGREGATES, *AVAILABILITY_ZONE, *SERVICES, *HYPERVISORS]

@@ -194,6 +194,35 @@ class ComputeDriver(abc.ABC):
         power state it had."""
         raise NotImplementedError
 
+    # --- moves (resize and cold migration): compute/resize.py calls these in Nova's order ----------------------
+    async def prepare_migration_destination(self, instance: dict[str, Any], flavor: dict[str, Any]) -> None:
+        """On the destination, before anything moves (Nova's ``prep_resize``): raise to refuse the instance
+        (with ``flavor``, its flavor after the move) and the conductor tries an alternate host. Nothing by
+        default."""
+
+    async def migrate_disk_and_power_off(self, instance: dict[str, Any], dest_host: str, flavor: dict[str, Any],
+                                         timeout: int = 0, retry_interval: int = 0) -> None:
+        """On the source: power the guest off (cleanly within ``timeout``) and hand its disks to ``dest_host``
+        (resized to ``flavor``). The source keeps what it needs to undo the move until ``confirm_migration`` or
+        ``finish_revert_migration``; the guest no longer counts as this host's running guest."""
+        raise NotImplementedError
+
+    async def finish_migration(self, instance: dict[str, Any], image_meta: dict[str, Any], *,
+                               power_on: bool) -> None:
+        """On the destination: the guest made from the disks that came over, with the instance's new flavor;
+        RUNNING if ``power_on``, else SHUTDOWN. On failure it leaves nothing on this host (the move is
+        reverted to the source)."""
+        raise NotImplementedError
+
+    async def confirm_migration(self, instance: dict[str, Any]) -> None:
+        """On the source, once the move is confirmed: remove what was kept to undo it (fine if nothing is)."""
+        raise NotImplementedError
+
+    async def finish_revert_migration(self, instance: dict[str, Any], *, power_on: bool) -> None:
+        """On the source: the guest back as it was before the move (old flavor, old disks); RUNNING if
+        ``power_on``, else SHUTDOWN."""
+        raise NotImplementedError
+
     async def get_console_output(self, instance: dict[str, Any]) -> bytes:
         """The guest's serial console log so far (the caller cuts it to the lines asked for)."""
         raise NotImplementedError

@@ -1,0 +1,366 @@
+"""Resize, confirm, revert and cold migration through the REST API on the fake driver's simulated hosts.
+
+What each test checks beyond the status: where the server is (``OS-EXT-SRV-ATTR:host``), its flavor, its
+migration record and, read straight from the database, every allocation (placement's model: during a move the
+instance holds the destination, its migration the source; after it only the instance holds anything).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from stratus.local_cloud import Cloud, start_cloud, stop_cloud
+from tests.functional.helpers import boot, fault, upload_image, wait_for_status, wait_gone
+
+V = "2.56"
+
+
+@pytest.fixture(scope="module")
+def cloud4(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    cloud = start_cloud(tmp_path_factory.mktemp("moves"), extra_conf="[fake_driver]\nhost_count = 4\n")
+    try:
+        yield cloud
+    finally:
+        stop_cloud(cloud)
+
+
+def _db(cloud: Cloud) -> sqlite3.Connection:
+    return sqlite3.connect(Path(cloud.state_path) / "stratus.sqlite")
+
+
+def allocations(cloud: Cloud) -> dict[str, dict[str, dict[str, int]]]:
+    """consumer → provider name → resource class → used, for every allocation."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    with _db(cloud) as db:
+        for consumer, provider, rc, used in db.execute(
+                "select a.consumer_id, p.name, a.resource_class, a.used from allocations a "
+                "join resource_providers p on p.id = a.resource_provider_id"):
+            out.setdefault(consumer, {}).setdefault(provider, {})[rc] = used
+    return out
+
+
+def migrations(cloud: Cloud, server_id: str) -> list[dict[str, Any]]:
+    with _db(cloud) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("select * from migrations where instance_uuid = ? order by id",
+                                            (server_id,))]
+
+
+def resources(vcpus: int, ram: int, disk: int) -> dict[str, int]:
+    return {"VCPU": vcpus, "MEMORY_MB": ram, "DISK_GB": disk}
+
+
+def wait_migration(cloud: Cloud, server_id: str, status: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        last = migrations(cloud, server_id)[-1]
+        if last["status"] == status:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"migration of {server_id} stayed {last['status']}")
+        time.sleep(0.05)
+
+
+def flavor(client: httpx.Client, vcpus: int, ram: int, disk: int, **extra_specs: str) -> str:
+    flavor_id = uuid.uuid4().hex[:8]
+    resp = client.post("/flavors", json={"flavor": {"name": f"f-{flavor_id}", "id": flavor_id, "vcpus": vcpus,
+                                                    "ram": ram, "disk": disk}})
+    assert resp.status_code == 200, resp.text
+    if extra_specs:
+        resp = client.post(f"/flavors/{flavor_id}/os-extra_specs", json={"extra_specs": extra_specs})
+        assert resp.status_code == 200, resp.text
+    return flavor_id
+
+
+@pytest.fixture(scope="module")
+def image_id(cloud4: Cloud) -> str:
+    with cloud4.image_client() as image:
+        return str(upload_image(image)["id"])
+
+
+def active_server(client: httpx.Client, image: str, flavor_ref: str = "42", **extra: Any) -> dict[str, Any]:
+    resp = boot(client, image, flavor=flavor_ref, networks="none", **extra)
+    assert resp.status_code == 202, resp.text
+    return wait_for_status(client, resp.json()["server"]["id"], {"ACTIVE"})
+
+
+def act(client: httpx.Client, server_id: str, body: dict[str, Any]) -> httpx.Response:
+    return client.post(f"/servers/{server_id}/action", json=body)
+
+
+HOST = "OS-EXT-SRV-ATTR:host"
+
+
+def test_resize_confirm_moves_the_claims(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version=V) as c:
+        server = active_server(c, image_id)
+        sid, source = server["id"], server[HOST]
+        resp = act(c, sid, {"resize": {"flavorRef": "84"}})
+        assert resp.status_code == 202, resp.text
+        resized = wait_for_status(c, sid, {"VERIFY_RESIZE"})
+        dest = resized[HOST]
+        assert dest != source
+        assert resized["flavor"]["original_name"] == "m1.micro"
+        migration = migrations(cloud4, sid)[-1]
+        assert (migration["status"], migration["migration_type"]) == ("finished", "resize")
+        assert (migration["source_compute"], migration["dest_compute"]) == (source, dest)
+        held = allocations(cloud4)
+        assert held[sid] == {dest: resources(1, 192, 1)}
+        assert held[migration["uuid"]] == {source: resources(1, 128, 1)}
+        # a server waiting for its confirm refuses another move and a power action, as Nova's does
+        msg = fault(act(c, sid, {"resize": {"flavorRef": "1"}}), 409, "conflictingRequest")
+        assert msg == f"Cannot 'resize' instance {sid} while it is in vm_state resized"
+        msg = fault(act(c, sid, {"os-stop": None}), 409, "conflictingRequest")
+        assert msg == f"Cannot 'stop' instance {sid} while it is in vm_state resized"
+
+        resp = act(c, sid, {"confirmResize": None})
+        assert resp.status_code == 204, resp.text
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert server[HOST] == dest
+        assert wait_migration(cloud4, sid, "confirmed")["id"] == migration["id"]
+        held = allocations(cloud4)
+        assert held[sid] == {dest: resources(1, 192, 1)} and migration["uuid"] not in held
+        # confirmed once: a second confirm is Nova's 409 for an active server
+        msg = fault(act(c, sid, {"confirmResize": None}), 409, "conflictingRequest")
+        assert msg == f"Cannot 'confirmResize' instance {sid} while it is in vm_state active"
+        actions = [a["action"] for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]]
+        assert actions[:2] == ["confirmResize", "resize"]
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+        assert sid not in allocations(cloud4)
+
+
+def test_revert_gives_the_source_back(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version=V) as c:
+        server = active_server(c, image_id)
+        sid, source = server["id"], server[HOST]
+        assert act(c, sid, {"resize": {"flavorRef": "1"}}).status_code == 202
+        resized = wait_for_status(c, sid, {"VERIFY_RESIZE"})
+        assert resized["flavor"]["original_name"] == "m1.tiny"
+        resp = act(c, sid, {"revertResize": None})
+        assert resp.status_code == 202, resp.text
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert server[HOST] == source and server["flavor"]["original_name"] == "m1.nano"
+        migration = wait_migration(cloud4, sid, "reverted")
+        held = allocations(cloud4)
+        assert held[sid] == {source: resources(1, 128, 1)} and migration["uuid"] not in held
+        events = c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]
+        revert = next(a for a in events if a["action"] == "revertResize")
+        detail = c.get(f"/servers/{sid}/os-instance-actions/{revert['request_id']}").json()["instanceAction"]
+        assert {e["event"] for e in detail["events"]} == {"compute_revert_resize", "compute_finish_revert_resize"}
+        assert all(e["result"] == "Success" for e in detail["events"])
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_cold_migrate_and_named_host(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version=V) as c:
+        server = active_server(c, image_id)
+        sid, source = server["id"], server[HOST]
+        assert act(c, sid, {"migrate": None}).status_code == 202
+        moved = wait_for_status(c, sid, {"VERIFY_RESIZE"})
+        assert moved[HOST] != source and moved["flavor"]["original_name"] == "m1.nano"
+        assert migrations(cloud4, sid)[-1]["migration_type"] == "migration"
+        assert act(c, sid, {"confirmResize": None}).status_code == 204
+        server = wait_for_status(c, sid, {"ACTIVE"})
+
+        here = server[HOST]
+        target = next(h for h in (f"compute-{i}" for i in range(1, 5)) if h != here)
+        assert act(c, sid, {"migrate": {"host": target}}).status_code == 202
+        assert wait_for_status(c, sid, {"VERIFY_RESIZE"})[HOST] == target
+        assert act(c, sid, {"revertResize": None}).status_code == 202
+        assert wait_for_status(c, sid, {"ACTIVE"})[HOST] == here
+
+        assert fault(act(c, sid, {"migrate": {"host": here}}), 400, "badRequest") == (
+            "Cannot migrate to the host where the server exists.")
+        assert fault(act(c, sid, {"migrate": {"host": "nowhere"}}), 400, "badRequest") == (
+            "Compute host nowhere could not be found.")
+        with cloud4.client(version="2.55") as old:
+            fault(act(old, sid, {"migrate": {"host": target}}), 400, "badRequest")
+        with cloud4.client(token="member:demo", version=V) as member:
+            assert member.get(f"/servers/{sid}").status_code == 404  # another project's server
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_resize_refusals(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version=V) as c:
+        sid = active_server(c, image_id)["id"]
+        before = allocations(cloud4)[sid]
+        assert fault(act(c, sid, {"resize": {"flavorRef": "42"}}), 400, "badRequest") == (
+            "Resize requires a flavor change.")
+        assert fault(act(c, sid, {"resize": {"flavorRef": "nope"}}), 400, "badRequest") == (
+            "Unable to locate requested flavor.")
+        fault(act(c, sid, {"resize": {}}), 400, "badRequest")
+        assert fault(act(c, sid, {"confirmResize": None}), 409, "conflictingRequest") == (
+            f"Cannot 'confirmResize' instance {sid} while it is in vm_state active")
+        assert fault(act(c, sid, {"revertResize": None}), 409, "conflictingRequest") == (
+            f"Cannot 'revertResize' instance {sid} while it is in vm_state active")
+        # nothing was changed by the refused requests
+        assert allocations(cloud4)[sid] == before and migrations(cloud4, sid) == []
+        assert c.get(f"/servers/{sid}").json()["server"]["status"] == "ACTIVE"
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_policy_non_admin(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(token="alice:demo", version=V) as c:
+        sid = active_server(c, image_id)["id"]
+        assert fault(act(c, sid, {"migrate": None}), 403, "forbidden") == (
+            "Policy doesn't allow os_compute_api:os-migrate-server:migrate to be performed.")
+        assert act(c, sid, {"resize": {"flavorRef": "84"}}).status_code == 202  # the owner may resize
+        wait_for_status(c, sid, {"VERIFY_RESIZE"})
+        assert act(c, sid, {"confirmResize": None}).status_code == 204
+        wait_for_status(c, sid, {"ACTIVE"})
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_failed_destination_reverts_with_nothing_leaked(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version=V) as c:
+        every_host = ",".join(f"compute-{i}" for i in range(1, 5))
+        broken = flavor(c, 1, 256, 1, **{"fake:fail_finish_on_hosts": every_host})
+        server = active_server(c, image_id)
+        sid, source = server["id"], server[HOST]
+        assert act(c, sid, {"resize": {"flavorRef": broken}}).status_code == 202
+        migration = wait_migration(cloud4, sid, "error")
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        deadline = time.monotonic() + 10
+        while server["OS-EXT-STS:task_state"] is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            server = c.get(f"/servers/{sid}").json()["server"]
+        assert server[HOST] == source and server["flavor"]["original_name"] == "m1.nano"
+        assert server["OS-EXT-STS:task_state"] is None and server["OS-EXT-STS:power_state"] == 1
+        held = allocations(cloud4)
+        assert held[sid] == {source: resources(1, 128, 1)} and migration["uuid"] not in held
+        resize = next(a for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]
+                      if a["action"] == "resize")
+        events = {e["event"]: e["result"] for e in c.get(
+            f"/servers/{sid}/os-instance-actions/{resize['request_id']}").json()["instanceAction"]["events"]}
+        assert events["compute_finish_resize"] == "Error"
+        assert events["compute_finish_revert_resize"] == "Success"
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_refusing_destinations_reschedule_to_an_alternate(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version=V) as c:
+        # compute-4 is the least free host (the RAM weigher ranks it last); compute-2 and compute-3 refuse
+        fillers = [active_server(c, image_id, "2", availability_zone="nova:compute-4")["id"] for _ in range(2)]
+        picky = flavor(c, 1, 256, 1, **{"fake:fail_on_hosts": "compute-2,compute-3"})
+        sid = active_server(c, image_id, availability_zone="nova:compute-1")["id"]
+        assert act(c, sid, {"resize": {"flavorRef": picky}}).status_code == 202
+        server = wait_for_status(c, sid, {"VERIFY_RESIZE"})
+        assert server[HOST] == "compute-4"
+        resize = next(a for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]
+                      if a["action"] == "resize")
+        events = c.get(f"/servers/{sid}/os-instance-actions/{resize['request_id']}").json()["instanceAction"]
+        preps = sorted(e["result"] for e in events["events"] if e["event"] == "compute_prep_resize")
+        assert preps == ["Error", "Error", "Success"]
+        held = allocations(cloud4)
+        assert held[sid] == {"compute-4": resources(1, 256, 1)}
+        assert held[migrations(cloud4, sid)[-1]["uuid"]] == {"compute-1": resources(1, 128, 1)}
+        assert act(c, sid, {"revertResize": None}).status_code == 202
+        assert wait_for_status(c, sid, {"ACTIVE"})[HOST] == "compute-1"
+        assert allocations(cloud4)[sid] == {"compute-1": resources(1, 128, 1)}
+
+        # every destination refusing: the resize ends cleanly, the server as it was with a fault
+        nowhere = flavor(c, 1, 256, 1, **{"fake:fail_on_hosts": "compute-2,compute-3,compute-4"})
+        assert act(c, sid, {"resize": {"flavorRef": nowhere}}).status_code == 202
+        migration = wait_migration(cloud4, sid, "error")
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert server[HOST] == "compute-1" and server["flavor"]["original_name"] == "m1.nano"
+        held = allocations(cloud4)
+        assert held[sid] == {"compute-1": resources(1, 128, 1)} and migration["uuid"] not in held
+        for server_id in [sid, *fillers]:
+            c.delete(f"/servers/{server_id}")
+        for server_id in [sid, *fillers]:
+            wait_gone(c, server_id)
+
+
+def test_delete_while_waiting_for_confirm(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version=V) as c:
+        sid = active_server(c, image_id)["id"]
+        assert act(c, sid, {"resize": {"flavorRef": "84"}}).status_code == 202
+        wait_for_status(c, sid, {"VERIFY_RESIZE"})
+        migration = migrations(cloud4, sid)[-1]
+        assert c.delete(f"/servers/{sid}").status_code == 204
+        wait_gone(c, sid)
+        held = allocations(cloud4)
+        assert sid not in held and migration["uuid"] not in held
+        assert migrations(cloud4, sid)[-1]["status"] == "confirmed"
+
+
+@pytest.fixture(scope="module")
+def one_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    cloud = start_cloud(tmp_path_factory.mktemp("samehost"), extra_conf="""
+        [DEFAULT]
+        allow_resize_to_same_host = true
+        [fake_driver]
+        host_count = 1
+        """)
+    try:
+        yield cloud
+    finally:
+        stop_cloud(cloud)
+
+
+def test_resize_to_same_host(one_host: Cloud) -> None:
+    with one_host.image_client() as image:
+        image_ref = str(upload_image(image)["id"])
+    with one_host.client(version=V) as c:
+        sid = active_server(c, image_ref)["id"]
+        # a cold migration never goes to the server's own host
+        assert fault(act(c, sid, {"migrate": None}), 400, "badRequest").startswith(
+            "No valid host was found. No valid host found for cold migrate")
+        assert migrations(one_host, sid)[-1]["status"] == "error"
+        assert allocations(one_host)[sid] == {"compute-1": resources(1, 128, 1)}
+        assert c.get(f"/servers/{sid}").json()["server"]["status"] == "ACTIVE"
+
+        assert act(c, sid, {"resize": {"flavorRef": "84"}}).status_code == 202
+        assert wait_for_status(c, sid, {"VERIFY_RESIZE"})[HOST] == "compute-1"
+        migration = migrations(one_host, sid)[-1]
+        held = allocations(one_host)
+        assert held[sid] == {"compute-1": resources(1, 192, 1)}
+        assert held[migration["uuid"]] == {"compute-1": resources(1, 128, 1)}
+        assert act(c, sid, {"revertResize": None}).status_code == 202
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert server["flavor"]["original_name"] == "m1.nano" and server["OS-EXT-STS:power_state"] == 1
+        assert allocations(one_host) == {sid: {"compute-1": resources(1, 128, 1)}}
+
+
+@pytest.fixture(scope="module")
+def auto_confirm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    cloud = start_cloud(tmp_path_factory.mktemp("autoconfirm"), extra_conf="""
+        [DEFAULT]
+        resize_confirm_window = 1
+        [fake_driver]
+        host_count = 2
+        """)
+    try:
+        yield cloud
+    finally:
+        stop_cloud(cloud)
+
+
+def test_resize_confirm_window(auto_confirm: Cloud) -> None:
+    with auto_confirm.image_client() as image:
+        image_ref = str(upload_image(image)["id"])
+    with auto_confirm.client(version=V) as c:
+        server = active_server(c, image_ref)
+        sid = server["id"]
+        assert act(c, sid, {"migrate": None}).status_code == 202
+        migration = wait_migration(auto_confirm, sid, "confirmed", timeout=60)
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert server[HOST] == migration["dest_compute"]
+        assert allocations(auto_confirm) == {sid: {migration["dest_compute"]: resources(1, 128, 1)}}
+        actions = [a["action"] for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]]
+        assert actions[:2] == ["confirmResize", "migrate"]
