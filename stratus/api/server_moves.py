@@ -94,11 +94,11 @@ async def _new_flavor(req: ApiRequest, inst: dict[str, Any], flavor_ref: Any) ->
 
 
 async def _start_move(req: ApiRequest, inst: dict[str, Any], action: str, flavor: dict[str, Any] | None,
-                      host: str | None) -> Response:
+                      host: str | None, auto_disk_config: bool | None = None) -> Response:
     server_id = req.path["server_id"]
     try:
         await move_api.migrate(req.services.db, req.services.transport, req.context.to_dict(), inst["uuid"],
-                               flavor, host, is_admin=req.context.is_admin)
+                               flavor, host, is_admin=req.context.is_admin, auto_disk_config=auto_disk_config)
     except compute_api.InstanceInvalidState as exc:
         raise _conflict(exc, action, server_id) from None
     except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
@@ -112,7 +112,9 @@ async def _resize(req: ApiRequest, body: dict[str, Any]) -> Response:
     validation.validate(_RESIZE_SCHEMA, body)
     inst = await load_instance(req, req.path["server_id"], "os_compute_api:servers:resize")
     flavor = await _new_flavor(req, inst, body["resize"]["flavorRef"])
-    return await _start_move(req, inst, "resize", flavor, None)
+    disk_config = body["resize"].get("OS-DCF:diskConfig")
+    return await _start_move(req, inst, "resize", flavor, None,
+                             None if disk_config is None else disk_config == "AUTO")
 
 
 async def _migrate(req: ApiRequest, body: dict[str, Any]) -> Response:

@@ -7,6 +7,7 @@ here, so a confirm the periodic task makes is checked and recorded as a user's i
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from stratus import exception
@@ -36,12 +37,17 @@ class MigrationNotFoundByStatus(exception.StratusException):
 
 
 async def migrate(db: Database, transport: Transport, context: dict[str, Any], uuid: str,
-                  flavor: dict[str, Any] | None, host: str | None = None, is_admin: bool = False) -> int:
+                  flavor: dict[str, Any] | None, host: str | None = None, is_admin: bool = False,
+                  auto_disk_config: bool | None = None) -> int:
     """Resize (``flavor``) or cold-migrate (``host``: the operator's destination, or None): claim the instance
-    (``resize_prep``) and call the conductor, which schedules the move; returns the migration's id.
-    ``NoValidHost`` comes back with the instance as it was; any other failure puts the task_state back."""
+    (``resize_prep``, progress 0, and a resize's ``OS-DCF:diskConfig`` stored with it as Nova's ``resize`` does)
+    and call the conductor, which schedules the move; returns the migration's id. ``NoValidHost`` comes back
+    with the instance as it was; any other failure puts the task_state back."""
     action = RESIZE if flavor is not None else MIGRATE
-    await claim(db, context, uuid, action, is_admin)
+    values: tuple[tuple[str, Any], ...] = (("progress", 0),)
+    if auto_disk_config is not None:
+        values += (("auto_disk_config", auto_disk_config),)
+    await claim(db, context, uuid, dataclasses.replace(action, values=values), is_admin)
     try:
         return await ConductorAPI(transport).migrate_server(context, uuid, flavor, host)
     except exception.NoValidHost:

@@ -79,3 +79,43 @@ async def finished_before(conn: Connection, dest_compute: str, before: Any) -> l
         c.status == "finished", c.dest_compute == dest_compute, c.updated_at < before, c.deleted == 0,
         c.migration_type.in_((RESIZE, MIGRATION))).order_by(c.id))
     return [dict(r) for r in rows.mappings()]
+
+
+class MarkerNotFound(Exception):
+    """A page's marker names no migration."""
+
+
+async def list_filtered(conn: Connection, filters: dict[str, Any], *, newest_first: bool = False,
+                        limit: int | None = None, marker: str | None = None) -> list[dict[str, Any]]:
+    """Nova's ``migration_get_all_by_filters``: ``status``, ``host`` (source or destination), ``source_compute``,
+    ``migration_type``, ``instance_uuid``, ``hidden``, ``changes-since`` / ``changes-before`` (updated at or
+    after / before), ``user_id``, ``project_id``; from 2.59 newest first (created_at, id) and paged after the
+    migration whose uuid is ``marker``."""
+    c = migrations.c
+    query = select(migrations).where(c.deleted == 0)
+    for key, column in (("status", c.status), ("source_compute", c.source_compute),
+                        ("migration_type", c.migration_type), ("instance_uuid", c.instance_uuid),
+                        ("user_id", c.user_id), ("project_id", c.project_id)):
+        if filters.get(key) is not None:
+            query = query.where(column == filters[key])
+    if filters.get("host") is not None:
+        query = query.where((c.source_compute == filters["host"]) | (c.dest_compute == filters["host"]))
+    if filters.get("hidden") is not None:
+        query = query.where(c.hidden == bool(filters["hidden"]))
+    if filters.get("changes-since") is not None:
+        query = query.where(c.updated_at >= filters["changes-since"])
+    if filters.get("changes-before") is not None:
+        query = query.where(c.updated_at <= filters["changes-before"])
+    if newest_first:
+        if marker is not None:
+            row = (await conn.execute(select(c.created_at, c.id).where(c.uuid == marker))).first()
+            if row is None:
+                raise MarkerNotFound(marker)
+            query = query.where((c.created_at < row.created_at)
+                                | ((c.created_at == row.created_at) & (c.id < row.id)))
+        query = query.order_by(c.created_at.desc(), c.id.desc())
+    else:
+        query = query.order_by(c.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [dict(r) for r in (await conn.execute(query)).mappings()]

@@ -173,6 +173,15 @@ MIGRATE_SERVER = [  # nova/policies/migrate_server.py (2024.1 defaults: the proj
          "Cold migrate a server to a specified host", "POST /servers/{server_id}/action (migrate)"),
 ]
 
+MIGRATIONS = [  # nova/policies/migrations.py (2024.2 defaults)
+    _api("os_compute_api:os-migrations:index", PROJECT_MANAGER_OR_ADMIN,
+         "List migrations without host info", "GET /os-migrations"),
+    _api("os_compute_api:os-migrations:index:all_projects", ADMIN,
+         "List migrations for all or cross projects", "GET /os-migrations"),
+    _api("os_compute_api:os-migrations:index:host", ADMIN,
+         "List migrations with host info", "GET /os-migrations"),
+]
+
 SUSPEND_SERVER = [  # nova/policies/suspend_server.py
     _api("os_compute_api:os-suspend-server:resume", PROJECT_MEMBER_OR_ADMIN,
          "Resume suspended server", "POST /servers/{server_id}/action (resume)"),
@@ -359,7 +368,8 @@ HYPERVISORS = [  # nova/policies/hypervisors.py
 def list_rules() -> list[policy.RuleDefault]:
     """Every default, base rules first (also the ``oslo.policy.policies`` entry point: ``oslopolicy-sample-generator
     --namespace stratus`` writes a sample policy file)."""
-    return [*BASE, *SERVERS, *SERVER_METADATA, *SERVER_TAGS, *PAUSE_SERVER, *MIGRATE_SERVER, *SUSPEND_SERVER,
-            *LOCK_SERVER, *CONSOLE_OUTPUT, *EXTENDED_SERVER_ATTRIBUTES, *INSTANCE_ACTIONS, *SERVER_GROUPS, *KEYPAIRS,
+    return [*BASE, *SERVERS, *SERVER_METADATA, *SERVER_TAGS, *PAUSE_SERVER, *MIGRATE_SERVER, *MIGRATIONS,
+            *SUSPEND_SERVER, *LOCK_SERVER, *CONSOLE_OUTPUT, *EXTENDED_SERVER_ATTRIBUTES, *INSTANCE_ACTIONS,
+            *SERVER_GROUPS, *KEYPAIRS,
             *FLAVOR_MANAGE, *FLAVOR_EXTRA_SPECS, *FLAVOR_ACCESS, *QUOTA_SETS, *QUOTA_CLASS_SETS, *LIMITS,
             *AGGREGATES, *AVAILABILITY_ZONE, *SERVICES, *HYPERVISORS]

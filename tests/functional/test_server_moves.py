@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from stratus.local_cloud import Cloud, start_cloud, stop_cloud
-from tests.functional.helpers import boot, fault, upload_image, wait_for_status, wait_gone
+from tests.functional.helpers import boot, check_schema, fault, upload_image, wait_for_status, wait_gone
 
 V = "2.56"
 
@@ -103,9 +103,11 @@ def test_resize_confirm_moves_the_claims(cloud4: Cloud, image_id: str) -> None:
     with cloud4.client(version=V) as c:
         server = active_server(c, image_id)
         sid, source = server["id"], server[HOST]
-        resp = act(c, sid, {"resize": {"flavorRef": "84"}})
+        assert server["OS-DCF:diskConfig"] == "MANUAL"
+        resp = act(c, sid, {"resize": {"flavorRef": "84", "OS-DCF:diskConfig": "AUTO"}})
         assert resp.status_code == 202, resp.text
         resized = wait_for_status(c, sid, {"VERIFY_RESIZE"})
+        assert resized["OS-DCF:diskConfig"] == "AUTO"
         dest = resized[HOST]
         assert dest != source
         assert resized["flavor"]["original_name"] == "m1.micro"
@@ -364,3 +366,58 @@ def test_resize_confirm_window(auto_confirm: Cloud) -> None:
         assert allocations(auto_confirm) == {sid: {migration["dest_compute"]: resources(1, 128, 1)}}
         actions = [a["action"] for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]]
         assert actions[:2] == ["confirmResize", "migrate"]
+
+
+def test_os_migrations_views_and_filters(cloud4: Cloud, image_id: str) -> None:
+    from tempest.lib.api_schema.response.compute.v2_1 import migrations as schema_v21
+    from tempest.lib.api_schema.response.compute.v2_23 import migrations as schema_v223
+    from tempest.lib.api_schema.response.compute.v2_59 import migrations as schema_v259
+
+    with cloud4.client(version=V) as c:
+        sid = active_server(c, image_id)["id"]
+        assert act(c, sid, {"resize": {"flavorRef": "84"}}).status_code == 202
+        wait_for_status(c, sid, {"VERIFY_RESIZE"})
+        assert act(c, sid, {"confirmResize": None}).status_code == 204
+        wait_migration(cloud4, sid, "confirmed")
+        assert act(c, sid, {"migrate": None}).status_code == 202
+        wait_for_status(c, sid, {"VERIFY_RESIZE"})
+        mine = migrations(cloud4, sid)
+    first, second = mine[-2], mine[-1]
+    with cloud4.client(version="2.1") as c:
+        body = check_schema(schema_v21.list_migrations, c.get("/os-migrations", params={"instance_uuid": sid}))
+        assert [m["id"] for m in body["migrations"]] == [first["id"], second["id"]]  # oldest first before 2.59
+        shown = body["migrations"][0]
+        assert (shown["status"], shown["source_compute"], shown["dest_compute"]) == (
+            "confirmed", first["source_compute"], first["dest_compute"])
+        assert shown["old_instance_type_id"] != shown["new_instance_type_id"]
+        assert "migration_type" not in shown and "uuid" not in shown
+        only = c.get("/os-migrations", params={"instance_uuid": sid, "status": "finished"}).json()["migrations"]
+        assert [m["id"] for m in only] == [second["id"]]
+        on_host = c.get("/os-migrations", params={"host": first["source_compute"], "instance_uuid": sid})
+        assert first["id"] in [m["id"] for m in on_host.json()["migrations"]]
+        assert c.get("/os-migrations", params={"whatever": "x"}).status_code == 200  # lenient before 2.59
+    with cloud4.client(version="2.23") as c:
+        body = check_schema(schema_v223.list_migrations, c.get("/os-migrations", params={"instance_uuid": sid}))
+        assert [m["migration_type"] for m in body["migrations"]] == ["resize", "migration"]
+    with cloud4.client(version="2.59") as c:
+        body = check_schema(schema_v259.list_migrations, c.get("/os-migrations", params={"instance_uuid": sid}))
+        assert [m["uuid"] for m in body["migrations"]] == [second["uuid"], first["uuid"]]  # newest first
+        body = c.get("/os-migrations", params={"instance_uuid": sid, "limit": 1}).json()
+        assert [m["uuid"] for m in body["migrations"]] == [second["uuid"]]
+        next_href = body["migrations_links"][0]["href"]
+        assert f"marker={second['uuid']}" in next_href
+        rest = c.get("/os-migrations", params={"instance_uuid": sid, "limit": 1, "marker": second["uuid"]})
+        assert [m["uuid"] for m in rest.json()["migrations"]] == [first["uuid"]]
+        assert fault(c.get("/os-migrations", params={"marker": "nope"}), 400, "badRequest") == (
+            "Marker nope could not be found.")
+        fault(c.get("/os-migrations", params={"whatever": "x"}), 400, "badRequest")
+        since = c.get("/os-migrations", params={"changes-since": "2999-01-01T00:00:00Z"}).json()
+        assert since["migrations"] == []
+    with cloud4.client(token="alice:demo", version="2.59") as c:  # a member, not the project's manager
+        assert fault(c.get("/os-migrations"), 403, "forbidden") == (
+            "Policy doesn't allow os_compute_api:os-migrations:index to be performed.")
+    with cloud4.client(version=V) as c:
+        assert act(c, sid, {"confirmResize": None}).status_code == 204
+        wait_for_status(c, sid, {"ACTIVE"})
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
