@@ -36,10 +36,6 @@ _RESIZE_SCHEMA = {
         "required": ["flavorRef"], "additionalProperties": False}},
     "required": ["resize"], "additionalProperties": False,
 }
-_MIGRATE_SCHEMA = {
-    "type": "object", "properties": {"migrate": {"type": "null"}},
-    "required": ["migrate"], "additionalProperties": False,
-}
 _MIGRATE_SCHEMA_V256 = {
     "type": "object",
     "properties": {"migrate": {
@@ -119,8 +115,10 @@ async def _resize(req: ApiRequest, body: dict[str, Any]) -> Response:
 
 async def _migrate(req: ApiRequest, body: dict[str, Any]) -> Response:
     v256 = req.at_least(_V256)
-    validation.validate(_MIGRATE_SCHEMA_V256 if v256 else _MIGRATE_SCHEMA, body)
-    host = (body["migrate"] or {}).get("host") if v256 else None
+    host = None
+    if v256:  # before 2.56 Nova reads nothing from the body (and validates nothing)
+        validation.validate(_MIGRATE_SCHEMA_V256, body)
+        host = (body["migrate"] or {}).get("host")
     inst = await load_instance(req, req.path["server_id"], "os_compute_api:os-migrate-server:migrate")
     if host:
         policy.authorize(req.context, "os_compute_api:os-migrate-server:migrate:host",
