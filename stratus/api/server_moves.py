@@ -163,3 +163,67 @@ ACTIONS: dict[str, ActionHandler] = {
     "revertResize": _revert_resize,
     "migrate": _migrate,
 }
+
+
+_V225 = APIVersion.parse("2.25")  # block_migration "auto"; disk_over_commit gone
+_V230 = APIVersion.parse("2.30")  # force
+_V234 = APIVersion.parse("2.34")  # the pre-checks run after the answer
+_V268 = APIVersion.parse("2.68")  # force gone
+_BOOLEAN = {"type": ["boolean", "string"],
+            "enum": [True, "True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes",
+                     False, "False", "FALSE", "false", "0", "OFF", "Off", "off", "NO", "No", "no"]}
+_HOST = {"type": ["string", "null"], "minLength": 1, "maxLength": 255, "pattern": "^[a-zA-Z0-9-._]*$"}
+
+
+def _live_schema(req: ApiRequest) -> dict[str, Any]:
+    """Nova's ``migrate_live`` schemas: 2.1 (block_migration, disk_over_commit, host, all required), 2.25
+    (block_migration may be "auto", no disk_over_commit), 2.30 (force), 2.68 (no force)."""
+    if req.at_least(_V225):
+        props: dict[str, Any] = {"block_migration": {"oneOf": [_BOOLEAN, {"enum": ["auto"]}]}, "host": _HOST}
+        required = ["block_migration", "host"]
+        if req.at_least(_V230) and not req.at_least(_V268):
+            props["force"] = _BOOLEAN
+    else:
+        props = {"block_migration": _BOOLEAN, "disk_over_commit": _BOOLEAN, "host": _HOST}
+        required = ["block_migration", "disk_over_commit", "host"]
+    return {"type": "object",
+            "properties": {"os-migrateLive": {"type": "object", "properties": props, "required": required,
+                                              "additionalProperties": False}},
+            "required": ["os-migrateLive"], "additionalProperties": False}
+
+
+def _true(value: Any) -> bool:
+    return value is True or str(value).lower() in ("true", "1", "on", "yes")
+
+
+async def _live_migrate(req: ApiRequest, body: dict[str, Any]) -> Response:
+    """os-migrateLive: 202; before 2.34 after the destination's checks (their errors are 400s)."""
+    validation.validate(_live_schema(req), body)
+    args = body["os-migrateLive"]
+    server_id = req.path["server_id"]
+    inst = await load_instance(req, server_id, "os_compute_api:os-migrate-server:migrate_live")
+    host = args.get("host")
+    if host:
+        policy.authorize(req.context, "os_compute_api:os-migrate-server:migrate_live:host",
+                         {"project_id": inst["project_id"]})
+        async with req.services.db.read() as conn:
+            if await hosts_db.get_service(conn, host=host, binary="nova-compute") is None:
+                raise Fault(400, f"Compute host {host} could not be found.")
+    raw = args["block_migration"]
+    block_migration = None if raw == "auto" else _true(raw)
+    # disk_over_commit (before 2.25) is accepted and ignored, as Nova's libvirt driver ignores it
+    try:
+        await move_api.live_migrate(req.services.db, req.services.transport, req.context.to_dict(), inst["uuid"],
+                                    host, block_migration, _true(args.get("force", False)),
+                                    wait=not req.at_least(_V234), is_admin=req.context.is_admin)
+    except compute_api.InstanceInvalidState as exc:
+        raise _conflict(exc, "os-migrateLive", server_id) from None
+    except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
+        raise Fault(409, exc.message) from None
+    except (exception.NoValidHost, exception.MigrationPreCheckError, exception.UnableToMigrateToSelf,
+            exception.ComputeHostNotFound) as exc:
+        raise Fault(400, exc.message) from None
+    return empty_response(202)
+
+
+ACTIONS["os-migrateLive"] = _live_migrate

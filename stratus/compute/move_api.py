@@ -116,3 +116,30 @@ async def revert(db: Database, transport: Transport, context: dict[str, Any], uu
             raise MigrationNotFoundByStatus()  # the transaction rolls the task_state back
         await actions.action_start(conn, context, [uuid], REVERT.name)
     await ComputeAPI(transport).revert_resize(context, migration["dest_compute"], uuid, migration["id"])
+
+
+LIVE_MIGRATE = PowerAction("live-migration", "live_migrate_instance", task_states.MIGRATING,
+                           (states.ACTIVE, states.PAUSED))
+
+
+async def live_migrate(db: Database, transport: Transport, context: dict[str, Any], uuid: str, host: str | None,
+                       block_migration: bool | None, force: bool, wait: bool, is_admin: bool = False) -> int:
+    """os-migrateLive: claim the instance (``migrating``), record the migration (``accepted``) and hand it to the
+    conductor (a call with ``wait``: before 2.34 its pre-check errors are the request's). Returns its id."""
+    instance = await claim(db, context, uuid, LIVE_MIGRATE, is_admin)
+    async with db.write() as conn:
+        migration = await records.create(conn, {
+            "instance_uuid": uuid, "migration_type": records.LIVE_MIGRATION, "status": "accepted",
+            "source_compute": instance["host"], "source_node": instance["node"], "dest_compute": host,
+            "old_flavor": instance["flavor"], "new_flavor": instance["flavor"],
+            "project_id": context.get("project_id"), "user_id": context.get("user_id")})
+    try:
+        await ConductorAPI(transport).live_migrate_instance(context, uuid, migration["id"], host, block_migration,
+                                                            force, wait)
+    except BaseException:  # a no-op where the conductor has ended the move itself (its compare-and-swaps)
+        async with db.write() as conn:
+            await instances.update_instance(conn, uuid, {"task_state": None},
+                                            expected_task_state=(task_states.MIGRATING,))
+            await records.update_migration(conn, migration["id"], {"status": "error"}, expected_status=("accepted",))
+        raise
+    return int(migration["id"])

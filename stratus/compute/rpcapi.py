@@ -89,3 +89,41 @@ class ComputeAPI:
     async def cleanup_migration_source(self, context: dict[str, Any], host: str, instance_uuid: str) -> None:
         await self.transport.cast("compute", "cleanup_migration_source", context, server=host,
                                   instance_uuid=instance_uuid)
+
+    # --- live migration (compute/live_migration.py) -----------------------------------------------------------
+    async def check_can_live_migrate_destination(self, context: dict[str, Any], host: str, instance_uuid: str,
+                                                 block_migration: bool | None) -> bool:
+        """A call to the destination: the block_migration to use, or its refusal."""
+        result: bool = await self.transport.call("compute", "check_can_live_migrate_destination", context,
+                                                 server=host, instance_uuid=instance_uuid,
+                                                 block_migration=block_migration)
+        return result
+
+    async def pre_live_migration(self, context: dict[str, Any], host: str, instance_uuid: str,
+                                 block_migration: bool) -> None:
+        await self.transport.call("compute", "pre_live_migration", context, server=host,
+                                  instance_uuid=instance_uuid, block_migration=block_migration)
+
+    async def live_migration(self, context: dict[str, Any], host: str, instance_uuid: str, migration_id: int,
+                             block_migration: bool) -> None:
+        await self.transport.cast("compute", "live_migration", context, server=host, instance_uuid=instance_uuid,
+                                  migration_id=migration_id, block_migration=block_migration)
+
+    async def post_live_migration_at_destination(self, context: dict[str, Any], host: str, instance_uuid: str,
+                                                 migration_id: int, power: int) -> None:
+        await self.transport.cast("compute", "post_live_migration_at_destination", context, server=host,
+                                  instance_uuid=instance_uuid, migration_id=migration_id, power=power)
+
+    async def rollback_live_migration_at_destination(self, context: dict[str, Any], host: str,
+                                                     instance_uuid: str) -> None:
+        await self.transport.cast("compute", "rollback_live_migration_at_destination", context, server=host,
+                                  instance_uuid=instance_uuid)
+
+    async def live_migration_abort(self, context: dict[str, Any], host: str, instance_uuid: str,
+                                   migration_id: int) -> None:
+        await self.transport.cast("compute", "live_migration_abort", context, server=host,
+                                  instance_uuid=instance_uuid, migration_id=migration_id)
+
+    async def live_migration_force_complete(self, context: dict[str, Any], host: str, migration_id: int) -> None:
+        await self.transport.cast("compute", "live_migration_force_complete", context, server=host,
+                                  migration_id=migration_id)

@@ -39,3 +39,15 @@ class ConductorAPI:
                                   migration_id=migration_id, request_spec=request_spec, alternates=alternates,
                                   failed_host=failed_host, reason=reason, tried_hosts=tried_hosts,
                                   clean_shutdown=clean_shutdown)
+
+    async def live_migrate_instance(self, context: dict[str, Any], instance_uuid: str, migration_id: int,
+                                    host: str | None, block_migration: bool | None, force: bool,
+                                    wait: bool) -> None:
+        """Start a live migration the API accepted; ``wait`` (before 2.34) makes it a call, so that its
+        pre-checks' errors are the request's."""
+        kwargs = {"instance_uuid": instance_uuid, "migration_id": migration_id, "host": host,
+                  "block_migration": block_migration, "force": force}
+        if wait:
+            await self.transport.call("conductor", "live_migrate_instance", context, **kwargs)
+        else:
+            await self.transport.cast("conductor", "live_migrate_instance", context, **kwargs)

@@ -12,7 +12,9 @@ Through the API, a flavor extra spec or image property does the same per instanc
 ``migrate_disk_and_power_off``). For moves, the flavor an instance moves with decides: a destination named by its
 ``fake:fail_on_hosts`` (or in ``[fake_driver] fail_hosts``) refuses it before anything moves (the conductor tries
 an alternate, as for a build), and one named by ``fake:fail_finish_on_hosts`` fails to start it after the disks
-came over (the move is reverted to the source).
+came over (the move is reverted to the source). A live migration takes ``fake:live_migration_time`` seconds (0 by
+default: at once), so that it can be aborted or forced to complete while it runs; simulated hosts share no
+storage, so a live migration asked not to copy the disks (``block_migration: false``) is refused.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from stratus.virt.driver import (
     HypervisorUnavailable,
     InstanceInfo,
     LifecycleEvent,
+    LiveMigrationControl,
 )
 
 #: lines of console log kept per guest (the oldest go first), so a long-lived simulated fleet stays small
@@ -319,6 +322,45 @@ class FakeDriver(ComputeDriver):
         self.guests[instance["uuid"]] = guest
         if power_on and guest.power_state != power_state.RUNNING:
             guest.boot()
+
+    async def check_can_live_migrate_destination(self, instance: dict[str, Any], block_migration: bool | None
+                                                 ) -> bool:
+        self._check_up()
+        if block_migration is False:
+            raise exception.MigrationPreCheckError(
+                reason=f"{instance['uuid']} is not on shared storage: Shared storage live-migration requires "
+                       f"either shared storage or boot-from-volume with no local disks.")
+        return True
+
+    async def live_migration(self, instance: dict[str, Any], dest_host: str, block_migration: bool,
+                             control: LiveMigrationControl) -> int:
+        guest = await self._act(instance, "live_migration")
+        control.memory_total = guest.memory_mb * 1024 * 1024
+        duration = float(self._hint(instance, "live_migration_time") or 0)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while (elapsed := loop.time() - started) < duration and not control.force_complete.is_set():
+            control.memory_processed = int(control.memory_total * elapsed / duration)
+            if control.abort.is_set():
+                guest.log(f"live migration to {dest_host} aborted")
+                raise exception.LiveMigrationAborted(instance_uuid=instance["uuid"])
+            await asyncio.sleep(min(0.05, duration - elapsed))
+        if control.abort.is_set() and not control.force_complete.is_set():
+            raise exception.LiveMigrationAborted(instance_uuid=instance["uuid"])
+        control.memory_processed = control.memory_total
+        guest.log(f"live-migrated to {dest_host}" + (" (block migration)" if block_migration else ""))
+        self.guests.pop(instance["uuid"], None)
+        return guest.power_state
+
+    async def post_live_migration_at_destination(self, instance: dict[str, Any], power: int) -> None:
+        self._check_up()
+        guest = _Guest(uuid=instance["uuid"], name=instance.get("name", ""), power_state=power,
+                       vcpus=instance["vcpus"], memory_mb=instance["memory_mb"])
+        guest.log(f"arrived live on {self.host}")
+        self.guests[instance["uuid"]] = guest
+
+    async def rollback_live_migration_at_destination(self, instance: dict[str, Any]) -> None:
+        self._check_up()
 
     async def get_host_uptime(self) -> str:
         """The simulated host's ``uptime`` line: the time now, how long since it booted, no logged-in users, and

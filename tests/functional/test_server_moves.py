@@ -87,7 +87,10 @@ def image_id(cloud4: Cloud) -> str:
 
 
 def active_server(client: httpx.Client, image: str, flavor_ref: str = "42", **extra: Any) -> dict[str, Any]:
-    resp = boot(client, image, flavor=flavor_ref, networks="none", **extra)
+    version = client.headers.get("OpenStack-API-Version", "compute 2.1").split()[-1]
+    if tuple(int(p) for p in version.split(".")) >= (2, 37):
+        extra.setdefault("networks", "none")
+    resp = boot(client, image, flavor=flavor_ref, **extra)
     assert resp.status_code == 202, resp.text
     return wait_for_status(client, resp.json()["server"]["id"], {"ACTIVE"})
 
@@ -422,5 +425,113 @@ def test_os_migrations_views_and_filters(cloud4: Cloud, image_id: str) -> None:
     with cloud4.client(version=V) as c:
         assert act(c, sid, {"confirmResize": None}).status_code == 204
         wait_for_status(c, sid, {"ACTIVE"})
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def live(client: httpx.Client, server_id: str, **args: Any) -> httpx.Response:
+    return act(client, server_id, {"os-migrateLive": {"host": None, "block_migration": "auto", **args}})
+
+
+def test_live_migration(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version="2.30") as c:
+        server = active_server(c, image_id)
+        sid, source = server["id"], server[HOST]
+        assert live(c, sid).status_code == 202
+        migration = wait_migration(cloud4, sid, "completed")
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert server[HOST] == migration["dest_compute"] != source
+        assert server["OS-EXT-STS:task_state"] is None and server["OS-EXT-STS:power_state"] == 1
+        assert migration["migration_type"] == "live-migration"
+        assert allocations(cloud4) .get(migration["uuid"]) is None
+        assert allocations(cloud4)[sid] == {server[HOST]: resources(1, 128, 1)}
+        actions = c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]
+        assert actions[0]["action"] == "live-migration"
+        events = {e["event"]: e["result"] for e in c.get(
+            f"/servers/{sid}/os-instance-actions/{actions[0]['request_id']}").json()["instanceAction"]["events"]}
+        assert events == dict.fromkeys(("conductor_live_migrate_instance", "compute_check_can_live_migrate_destination",
+                                        "compute_pre_live_migration", "compute_live_migration",
+                                        "compute_post_live_migration_at_destination"), "Success")
+
+        # a named host, forced past the scheduler (2.30), and a paused server stays paused
+        here = server[HOST]
+        target = next(h for h in (f"compute-{i}" for i in range(1, 5)) if h != here)
+        assert act(c, sid, {"pause": None}).status_code == 202
+        wait_for_status(c, sid, {"PAUSED"})
+        assert live(c, sid, host=target, force=True).status_code == 202
+        wait_migration(cloud4, sid, "completed")
+        server = wait_for_status(c, sid, {"PAUSED"})
+        assert server[HOST] == target and server["OS-EXT-STS:power_state"] == 3
+
+        # refusals before 2.34 are the request's: the own host, and no disk copy between hosts sharing no storage
+        assert fault(live(c, sid, host=target), 400, "badRequest") == (
+            f"Unable to migrate instance ({sid}) to current host ({target}).")
+        msg = fault(live(c, sid, block_migration=False), 400, "badRequest")
+        assert msg.startswith("Migration pre-check error:") and "shared storage" in msg
+        assert c.get(f"/servers/{sid}").json()["server"]["status"] == "PAUSED"
+        assert allocations(cloud4)[sid] == {target: resources(1, 128, 1)}
+        assert [m["status"] for m in migrations(cloud4, sid)][-2:] == ["error", "error"]
+        assert fault(live(c, sid, host="nowhere"), 400, "badRequest") == "Compute host nowhere could not be found."
+        assert act(c, sid, {"unpause": None}).status_code == 202
+        wait_for_status(c, sid, {"ACTIVE"})
+        assert act(c, sid, {"os-stop": None}).status_code == 202
+        wait_for_status(c, sid, {"SHUTOFF"})
+        assert fault(live(c, sid), 409, "conflictingRequest") == (
+            f"Cannot 'os-migrateLive' instance {sid} while it is in vm_state stopped")
+    with cloud4.client(version="2.34") as c:  # from 2.34 the checks run after the answer
+        assert act(c, sid, {"os-start": None}).status_code == 202
+        wait_for_status(c, sid, {"ACTIVE"})
+        assert live(c, sid, block_migration=False).status_code == 202
+        wait_migration(cloud4, sid, "error")
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert server[HOST] == target and allocations(cloud4)[sid] == {target: resources(1, 128, 1)}
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_live_migration_abort_and_force_complete(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version="2.59") as c:
+        slow = flavor(c, 1, 128, 1, **{"fake:live_migration_time": "30"})
+        server = active_server(c, image_id, slow)
+        sid, source = server["id"], server[HOST]
+        assert live(c, sid).status_code == 202
+        migration = wait_migration(cloud4, sid, "running")
+        listed = c.get(f"/servers/{sid}/migrations").json()["migrations"]
+        assert [(m["id"], m["status"], m["server_uuid"], m["uuid"]) for m in listed] == [
+            (migration["id"], "running", sid, migration["uuid"])]
+        assert listed[0]["memory_total_bytes"] == 128 * 1024 * 1024
+        shown = c.get(f"/servers/{sid}/migrations/{migration['id']}").json()["migration"]
+        assert shown["source_compute"] == source
+        msg = fault(act(c, sid, {"resize": {"flavorRef": "84"}}), 409, "conflictingRequest")
+        assert msg == f"Cannot 'resize' instance {sid} while it is in task_state migrating"
+        assert c.delete(f"/servers/{sid}/migrations/{migration['id']}").status_code == 202
+        assert wait_migration(cloud4, sid, "cancelled")["id"] == migration["id"]
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        deadline = time.monotonic() + 10
+        while server["OS-EXT-STS:task_state"] is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            server = c.get(f"/servers/{sid}").json()["server"]
+        assert server[HOST] == source and server["OS-EXT-STS:task_state"] is None
+        assert allocations(cloud4)[sid] == {source: resources(1, 128, 1)}
+        assert migration["uuid"] not in allocations(cloud4)
+        assert c.get(f"/servers/{sid}/migrations").json()["migrations"] == []
+        assert fault(c.get(f"/servers/{sid}/migrations/{migration['id']}"), 404, "itemNotFound") == (
+            f"Live migration {migration['id']} for server {sid} is not in progress.")
+        assert fault(c.delete(f"/servers/{sid}/migrations/{migration['id']}"), 409, "conflictingRequest") == (
+            f"Cannot 'abort live migration' instance {sid} while it is in task_state None")
+
+        started = time.monotonic()
+        assert live(c, sid).status_code == 202
+        migration = wait_migration(cloud4, sid, "running")
+        resp = c.post(f"/servers/{sid}/migrations/{migration['id']}/action", json={"force_complete": None})
+        assert resp.status_code == 202, resp.text
+        wait_migration(cloud4, sid, "completed")
+        assert time.monotonic() - started < 25  # finished when forced, not after its 30 s
+        assert wait_for_status(c, sid, {"ACTIVE"})[HOST] != source
+        assert fault(c.post(f"/servers/{sid}/migrations/{migration['id']}/action", json={"force_complete": None}),
+                     409, "conflictingRequest").startswith(f"Cannot 'force_complete' instance {sid}")
+    with cloud4.client(version="2.22") as old:
+        assert old.get(f"/servers/{sid}/migrations").status_code == 404  # listed from 2.23
+    with cloud4.client(version="2.59") as c:
         c.delete(f"/servers/{sid}")
         wait_gone(c, sid)
