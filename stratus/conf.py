@@ -57,6 +57,12 @@ DEFAULT_OPTS = [
                     "(or unknown) in the database, found at start-up and by the periodic check."),
     cfg.IntOpt("running_deleted_instance_poll_interval", default=1800,
                help="Seconds between checks for guests of deleted instances (0: only at start-up)."),
+    cfg.IntOpt("resize_confirm_window", default=0, min=0,
+               help="Seconds after which a resize or cold migration waiting in VERIFY_RESIZE is confirmed "
+                    "automatically by its destination host's periodic task (0: never; the user confirms)."),
+    cfg.BoolOpt("allow_resize_to_same_host", default=False,
+                help="Let the scheduler choose an instance's own host for a resize (its usage there is counted "
+                     "twice until the resize is confirmed). A cold migration always goes to another host."),
     cfg.BoolOpt("resume_guests_state_on_host_boot", default=False,
                 help="At compute start-up, start the guests of active instances that the hypervisor has "
                      "stopped (after a host reboot, say)."),

@@ -111,3 +111,19 @@ class InstanceBuildTimeout(StratusException):
     """``[DEFAULT] instance_build_timeout`` passed with the instance still building (Nova's warning, as a fault)."""
 
     msg_fmt = "Instance build timed out. Set to error state."
+
+
+class MigrationPreCheckError(StratusException):
+    """The destination (or the request) cannot take a live migration: Nova's 400 before 2.34."""
+
+    msg_fmt = "Migration pre-check error: %(reason)s"
+    code = 400
+
+
+class UnableToMigrateToSelf(StratusException):
+    msg_fmt = "Unable to migrate instance (%(instance_id)s) to current host (%(host)s)."
+    code = 400
+
+
+class LiveMigrationAborted(StratusException):
+    msg_fmt = "Live migration of instance %(instance_uuid)s was aborted"

@@ -6,6 +6,7 @@ accepted here and carried out by the instance's host: the request checks the ins
 concurrent requests, one gets the 409), records the instance action and casts; 202 with no body.
 ``os-getConsoleOutput`` is a call to the host: 200 with the log's last ``length`` lines.
 
+The moves between hosts (``resize``, ``confirmResize``, ``revertResize``, ``migrate``) are server_moves.py's.
 A new action is one handler and one line in ``ACTIONS``.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 from starlette.responses import Response
 
 from stratus import exception
-from stratus.api import server_networks, validation
+from stratus.api import server_moves, server_networks, validation
 from stratus.api.common import ActionHandler, dispatch_action
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
@@ -202,6 +203,7 @@ ACTIONS: dict[str, ActionHandler] = {
     "createImage": _create_image,
     "addSecurityGroup": server_networks.add_security_group,
     "removeSecurityGroup": server_networks.remove_security_group,
+    **server_moves.ACTIONS,
 }
 
 

@@ -23,7 +23,7 @@ from stratus.image.client import ImageClient
 from stratus.network.neutron import API as NetworkAPI
 from stratus.rpc.transport import Transport
 from stratus.scheduler.rpcapi import SchedulerAPI
-from stratus.virt.driver import ComputeDriver
+from stratus.virt.driver import ComputeDriver, LiveMigrationControl
 
 LOG = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ class ComputeHost:
         self.reconciled = False  # the start-up reconciliation ran (it waits for a reachable hypervisor)
         self.background: set[asyncio.Task[Any]] = set()
         self.pending_syncs: set[str] = set()  # instances with a lifecycle-event sync queued
+        #: the live migrations this host (their source) runs now, by migration id: what abort and force-complete set
+        self.live_migrations: dict[int, LiveMigrationControl] = {}
         #: the periodic tasks' next run, in time.monotonic() (compute/periodic.py)
         self.next_run: dict[str, float] = {}
 

@@ -1,9 +1,10 @@
 """The compute agent of one host: the RPC endpoint its messages arrive at, and nothing more.
 
-Each message is handed to the module of its flow (build.py, delete.py, power.py, snapshot.py, console.py); the
-start-up reconciliation (startup.py), the periodic tasks (periodic.py), the power-state sync (power_sync.py) and
-the hypervisor's health (hypervisor.py) have modules of their own. They all work on the host's shared state
-(host.py), which this class is; none of them imports this module.
+Each message is handed to the module of its flow (build.py, delete.py, power.py, snapshot.py, console.py,
+resize.py for resizes and cold migrations, live_migration.py); the start-up reconciliation (startup.py), the
+periodic tasks (periodic.py), the power-state sync (power_sync.py) and the hypervisor's health (hypervisor.py)
+have modules of their own. They all work on the host's shared state (host.py), which this class is; none of
+them imports this module.
 
 Every state change is a compare-and-swap on (vm_state, task_state), so a delete that lands while a build or a
 power action is under way wins: the action notices at its next step and stops there. A hypervisor that stops
@@ -18,7 +19,18 @@ import logging
 from typing import Any
 
 from stratus import exception
-from stratus.compute import build, console, delete, hypervisor, networking, periodic, power, snapshot
+from stratus.compute import (
+    build,
+    console,
+    delete,
+    hypervisor,
+    live_migration,
+    networking,
+    periodic,
+    power,
+    resize,
+    snapshot,
+)
 from stratus.compute.host import ComputeHost
 from stratus.db import instances
 from stratus.db import services as services_db
@@ -91,6 +103,58 @@ class ComputeManager(ComputeHost):
 
     async def resume_instance(self, context: dict[str, Any], instance_uuid: str) -> None:
         await power.resume_instance(self, context, instance_uuid)
+
+    # --- resize and cold migration (compute/resize.py): each step on the host whose step it is -------------
+    async def prep_resize(self, context: dict[str, Any], instance_uuid: str, migration_id: int,
+                          request_spec: dict[str, Any], selection: dict[str, Any], alternates: list[dict[str, Any]],
+                          tried_hosts: list[str], clean_shutdown: bool = True) -> None:
+        await resize.prep_resize(self, context, instance_uuid, migration_id, request_spec, selection, alternates,
+                                 tried_hosts, clean_shutdown)
+
+    async def resize_instance(self, context: dict[str, Any], instance_uuid: str, migration_id: int,
+                              clean_shutdown: bool = True) -> None:
+        await resize.resize_instance(self, context, instance_uuid, migration_id, clean_shutdown)
+
+    async def finish_resize(self, context: dict[str, Any], instance_uuid: str, migration_id: int) -> None:
+        await resize.finish_resize(self, context, instance_uuid, migration_id)
+
+    async def confirm_resize(self, context: dict[str, Any], instance_uuid: str, migration_id: int) -> None:
+        await resize.confirm_resize(self, context, instance_uuid, migration_id)
+
+    async def revert_resize(self, context: dict[str, Any], instance_uuid: str, migration_id: int) -> None:
+        await resize.revert_resize(self, context, instance_uuid, migration_id)
+
+    async def finish_revert_resize(self, context: dict[str, Any], instance_uuid: str, migration_id: int) -> None:
+        await resize.finish_revert_resize(self, context, instance_uuid, migration_id)
+
+    async def cleanup_migration_source(self, context: dict[str, Any], instance_uuid: str) -> None:
+        await resize.cleanup_migration_source(self, context, instance_uuid)
+
+    # --- live migration (compute/live_migration.py) ---------------------------------------------------------
+    async def check_can_live_migrate_destination(self, context: dict[str, Any], instance_uuid: str,
+                                                 block_migration: bool | None) -> bool:
+        return await live_migration.check_can_live_migrate_destination(self, context, instance_uuid,
+                                                                       block_migration)
+
+    async def pre_live_migration(self, context: dict[str, Any], instance_uuid: str, block_migration: bool) -> None:
+        await live_migration.pre_live_migration(self, context, instance_uuid, block_migration)
+
+    async def live_migration(self, context: dict[str, Any], instance_uuid: str, migration_id: int,
+                             block_migration: bool) -> None:
+        await live_migration.live_migration(self, context, instance_uuid, migration_id, block_migration)
+
+    async def post_live_migration_at_destination(self, context: dict[str, Any], instance_uuid: str,
+                                                 migration_id: int, power: int) -> None:
+        await live_migration.post_live_migration_at_destination(self, context, instance_uuid, migration_id, power)
+
+    async def rollback_live_migration_at_destination(self, context: dict[str, Any], instance_uuid: str) -> None:
+        await live_migration.rollback_live_migration_at_destination(self, context, instance_uuid)
+
+    async def live_migration_abort(self, context: dict[str, Any], instance_uuid: str, migration_id: int) -> None:
+        await live_migration.abort(self, context, instance_uuid, migration_id)
+
+    async def live_migration_force_complete(self, context: dict[str, Any], migration_id: int) -> None:
+        live_migration.force_complete(self, migration_id)
 
     # --- images and reads ----------------------------------------------------------------------------------
     async def snapshot_instance(self, context: dict[str, Any], instance_uuid: str, image_id: str) -> None:

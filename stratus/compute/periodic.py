@@ -7,17 +7,25 @@ does not query at once.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import time
 import zlib
 
-from stratus.compute import build_timeout, hypervisor, power_sync, startup
+from stratus import exception
+from stratus.compute import build_timeout, hypervisor, move_api, power_sync, startup
+from stratus.compute.api import InstanceInvalidState
 from stratus.compute.host import ComputeHost
 from stratus.context import RequestContext
+from stratus.db import migration_records
+from stratus.utils import utcnow
 
 LOG = logging.getLogger(__name__)
 
 RESOURCES, SYNC, REAP, IMAGE_CACHE, BUILD_CHECK = "resources", "sync", "reap", "image_cache", "build_check"
+UNCONFIRMED = "unconfirmed_resizes"
+#: Nova's default spacing of periodic tasks
+SPACING = 60.0
 
 
 def schedule_first(host: ComputeHost, now: float | None = None) -> None:
@@ -31,7 +39,13 @@ def schedule_first(host: ComputeHost, now: float | None = None) -> None:
         REAP: now + spread * max(0, conf.running_deleted_instance_poll_interval),
         IMAGE_CACHE: now + spread * max(0, conf.image_cache.manager_interval),
         BUILD_CHECK: now + spread * build_timeout.spacing(conf.instance_build_timeout),
+        UNCONFIRMED: now + spread * _unconfirmed_spacing(conf.resize_confirm_window),
     })
+
+
+def _unconfirmed_spacing(window: int) -> float:
+    """Nova's 60 s, or the window itself when it is shorter (a short window is kept to within itself)."""
+    return float(min(SPACING, max(1, window)))
 
 
 def _due(host: ComputeHost, task: str, now: float, interval: float) -> bool:
@@ -47,7 +61,8 @@ async def run_due(host: ComputeHost, now: float | None = None) -> None:
     hypervisor going and coming back), the power-state sync (``sync_power_state_interval``, negative:
     never), the check for guests of deleted instances (``running_deleted_instance_poll_interval``, 0:
     only at start-up) and the check for builds past ``instance_build_timeout`` (every minute, or as often as
-    the timeout is long; one indexed query)."""
+    the timeout is long; one indexed query), and the auto-confirm of resizes and migrations to this host
+    waiting longer than ``resize_confirm_window`` (0: never)."""
     now = time.monotonic() if now is None else now
     conf = host.conf
     if _due(host, RESOURCES, now, conf.update_resources_interval):
@@ -56,6 +71,9 @@ async def run_due(host: ComputeHost, now: float | None = None) -> None:
     # a database check: due with the hypervisor down too
     if build_timeout_s and _due(host, BUILD_CHECK, now, build_timeout.spacing(build_timeout_s)):
         await build_timeout.check_instance_build_time(host)
+    window = conf.resize_confirm_window
+    if window > 0 and _due(host, UNCONFIRMED, now, _unconfirmed_spacing(window)):  # database and casts only
+        await confirm_unconfirmed_resizes(host)
     if host.hypervisor_down or not host.reconciled:
         return
     sync_interval = conf.sync_power_state_interval
@@ -77,3 +95,27 @@ async def manage_image_cache(host: ComputeHost) -> None:
     if removed:
         LOG.info("image cache of %s: %d unused base images %s", host.host, len(removed),
                  "removed" if host.conf.image_cache.remove_unused_base_images else "found")
+
+
+async def confirm_unconfirmed_resizes(host: ComputeHost) -> list[str]:
+    """Nova's ``_poll_unconfirmed_resizes``: every resize or cold migration to this host that has waited in
+    VERIFY_RESIZE for longer than ``[DEFAULT] resize_confirm_window`` is confirmed, as a user's confirm is (an
+    admin context; one that a user confirmed, reverted or deleted meanwhile is skipped). Returns the instances."""
+    before = utcnow() - datetime.timedelta(seconds=host.conf.resize_confirm_window)
+    async with host.db.read() as conn:
+        waiting = await migration_records.finished_before(conn, host.host, before)
+    confirmed = []
+    context = RequestContext.admin().to_dict()
+    for migration in waiting:
+        uuid = migration["instance_uuid"]
+        try:
+            await move_api.confirm(host.db, host.transport, context, uuid, is_admin=True)
+        except (InstanceInvalidState, move_api.MigrationNotFoundByStatus, exception.InstanceNotFound) as exc:
+            LOG.info("auto-confirm of the resize of %s skipped: %s", uuid, exc)
+            continue
+        except Exception:
+            LOG.exception("auto-confirm of the resize of %s failed", uuid)
+            continue
+        LOG.info("resize of %s confirmed automatically after %d s", uuid, host.conf.resize_confirm_window)
+        confirmed.append(uuid)
+    return confirmed

@@ -69,3 +69,77 @@ class ComputeAPI:
     async def detach_interface(self, context: dict[str, Any], host: str, instance_uuid: str, port_id: str) -> None:
         await self.transport.call("compute", "detach_interface", context, server=host, instance_uuid=instance_uuid,
                                   port_id=port_id)
+    # --- moves (compute/resize.py): casts, each to the host whose step it is ----------------------------------
+    async def prep_resize(self, context: dict[str, Any], host: str, instance_uuid: str, migration_id: int,
+                          request_spec: dict[str, Any], selection: dict[str, Any],
+                          alternates: list[dict[str, Any]], tried_hosts: list[str], clean_shutdown: bool) -> None:
+        await self.transport.cast("compute", "prep_resize", context, server=host, instance_uuid=instance_uuid,
+                                  migration_id=migration_id, request_spec=request_spec, selection=selection,
+                                  alternates=alternates, tried_hosts=tried_hosts, clean_shutdown=clean_shutdown)
+
+    async def resize_instance(self, context: dict[str, Any], host: str, instance_uuid: str, migration_id: int,
+                              clean_shutdown: bool) -> None:
+        await self.transport.cast("compute", "resize_instance", context, server=host, instance_uuid=instance_uuid,
+                                  migration_id=migration_id, clean_shutdown=clean_shutdown)
+
+    async def finish_resize(self, context: dict[str, Any], host: str, instance_uuid: str, migration_id: int
+                            ) -> None:
+        await self.transport.cast("compute", "finish_resize", context, server=host, instance_uuid=instance_uuid,
+                                  migration_id=migration_id)
+
+    async def confirm_resize(self, context: dict[str, Any], host: str, instance_uuid: str, migration_id: int
+                             ) -> None:
+        await self.transport.cast("compute", "confirm_resize", context, server=host, instance_uuid=instance_uuid,
+                                  migration_id=migration_id)
+
+    async def revert_resize(self, context: dict[str, Any], host: str, instance_uuid: str, migration_id: int
+                            ) -> None:
+        await self.transport.cast("compute", "revert_resize", context, server=host, instance_uuid=instance_uuid,
+                                  migration_id=migration_id)
+
+    async def finish_revert_resize(self, context: dict[str, Any], host: str, instance_uuid: str,
+                                   migration_id: int) -> None:
+        await self.transport.cast("compute", "finish_revert_resize", context, server=host,
+                                  instance_uuid=instance_uuid, migration_id=migration_id)
+
+    async def cleanup_migration_source(self, context: dict[str, Any], host: str, instance_uuid: str) -> None:
+        await self.transport.cast("compute", "cleanup_migration_source", context, server=host,
+                                  instance_uuid=instance_uuid)
+
+    # --- live migration (compute/live_migration.py) -----------------------------------------------------------
+    async def check_can_live_migrate_destination(self, context: dict[str, Any], host: str, instance_uuid: str,
+                                                 block_migration: bool | None) -> bool:
+        """A call to the destination: the block_migration to use, or its refusal."""
+        result: bool = await self.transport.call("compute", "check_can_live_migrate_destination", context,
+                                                 server=host, instance_uuid=instance_uuid,
+                                                 block_migration=block_migration)
+        return result
+
+    async def pre_live_migration(self, context: dict[str, Any], host: str, instance_uuid: str,
+                                 block_migration: bool) -> None:
+        await self.transport.call("compute", "pre_live_migration", context, server=host,
+                                  instance_uuid=instance_uuid, block_migration=block_migration)
+
+    async def live_migration(self, context: dict[str, Any], host: str, instance_uuid: str, migration_id: int,
+                             block_migration: bool) -> None:
+        await self.transport.cast("compute", "live_migration", context, server=host, instance_uuid=instance_uuid,
+                                  migration_id=migration_id, block_migration=block_migration)
+
+    async def post_live_migration_at_destination(self, context: dict[str, Any], host: str, instance_uuid: str,
+                                                 migration_id: int, power: int) -> None:
+        await self.transport.cast("compute", "post_live_migration_at_destination", context, server=host,
+                                  instance_uuid=instance_uuid, migration_id=migration_id, power=power)
+
+    async def rollback_live_migration_at_destination(self, context: dict[str, Any], host: str,
+                                                     instance_uuid: str) -> None:
+        await self.transport.cast("compute", "rollback_live_migration_at_destination", context, server=host,
+                                  instance_uuid=instance_uuid)
+
+    async def live_migration_abort(self, context: dict[str, Any], host: str, instance_uuid: str,
+                                   migration_id: int) -> None:
+        await self.transport.cast("compute", "live_migration_abort", context, server=host,
+                                  instance_uuid=instance_uuid, migration_id=migration_id)
+
+    async def live_migration_force_complete(self, context: dict[str, Any], host: str, migration_id: int) -> None:
+        await self.transport.cast("compute", "live_migration_force_complete", context, server=host,
+                                  migration_id=migration_id)

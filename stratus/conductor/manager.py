@@ -1,8 +1,9 @@
 """The conductor: the RPC endpoint its messages arrive at, and nothing more.
 
-Each message is handed to the module of its task: builds and their retries (build.py), the recovery of builds
-whose conductor or host died (recovery.py). They work on the conductor's shared state (state.py), which this
-class is; none of them imports this module.
+Each message is handed to the module of its task: builds and their retries (build.py), resizes and cold
+migrations (migrate.py), live migrations (live_migrate.py), the recovery of builds whose conductor or host died
+(recovery.py). They work on the conductor's shared state (state.py), which this class is; none of them imports
+this module.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from stratus.conductor import build, recovery
+from stratus.conductor import build, live_migrate, migrate, recovery
 from stratus.conductor.state import ConductorState, InFlight
 from stratus.db.engine import Database
 from stratus.rpc.transport import Transport
@@ -61,3 +62,20 @@ class ConductorManager(ConductorState):
                               tried_hosts: list[str] | None = None) -> None:
         await build.build_instances(self, context, instance_uuid, request_spec, alternates, failed_host, reason,
                                     tried_hosts)
+
+    # --- RPC endpoints: resize and cold migration (conductor/migrate.py) -------------------------------------
+    async def migrate_server(self, context: dict[str, Any], instance_uuid: str, flavor: dict[str, Any] | None,
+                             requested_host: str | None, clean_shutdown: bool = True) -> int:
+        return await migrate.migrate_server(self, context, instance_uuid, flavor, requested_host, clean_shutdown)
+
+    async def resize_reschedule(self, context: dict[str, Any], instance_uuid: str, migration_id: int,
+                                request_spec: dict[str, Any], alternates: list[dict[str, Any]], failed_host: str,
+                                reason: str, tried_hosts: list[str], clean_shutdown: bool = True) -> None:
+        await migrate.resize_reschedule(self, context, instance_uuid, migration_id, request_spec, alternates,
+                                        failed_host, reason, tried_hosts, clean_shutdown)
+
+    # --- RPC endpoints: live migration (conductor/live_migrate.py) ---------------------------------------------
+    async def live_migrate_instance(self, context: dict[str, Any], instance_uuid: str, migration_id: int,
+                                    host: str | None, block_migration: bool | None, force: bool) -> None:
+        await live_migrate.live_migrate_instance(self, context, instance_uuid, migration_id, host, block_migration,
+                                                 force)

@@ -22,3 +22,32 @@ class ConductorAPI:
         await self.transport.cast("conductor", "build_instances", context, instance_uuid=instance_uuid,
                                   request_spec=request_spec, alternates=alternates, failed_host=failed_host,
                                   reason=reason, tried_hosts=tried_hosts or [failed_host])
+
+    async def migrate_server(self, context: dict[str, Any], instance_uuid: str, flavor: dict[str, Any] | None,
+                             requested_host: str | None, clean_shutdown: bool = True) -> int:
+        """Resize (``flavor``) or cold-migrate (None) an instance the API put in ``resize_prep``: a call, as
+        Nova's, so that a move no host can take is the request's 400; returns the migration's id."""
+        migration_id: int = await self.transport.call(
+            "conductor", "migrate_server", context, instance_uuid=instance_uuid, flavor=flavor,
+            requested_host=requested_host, clean_shutdown=clean_shutdown)
+        return migration_id
+
+    async def resize_reschedule(self, context: dict[str, Any], instance_uuid: str, migration_id: int,
+                                request_spec: dict[str, Any], alternates: list[dict[str, Any]], failed_host: str,
+                                reason: str, tried_hosts: list[str], clean_shutdown: bool = True) -> None:
+        await self.transport.cast("conductor", "resize_reschedule", context, instance_uuid=instance_uuid,
+                                  migration_id=migration_id, request_spec=request_spec, alternates=alternates,
+                                  failed_host=failed_host, reason=reason, tried_hosts=tried_hosts,
+                                  clean_shutdown=clean_shutdown)
+
+    async def live_migrate_instance(self, context: dict[str, Any], instance_uuid: str, migration_id: int,
+                                    host: str | None, block_migration: bool | None, force: bool,
+                                    wait: bool) -> None:
+        """Start a live migration the API accepted; ``wait`` (before 2.34) makes it a call, so that its
+        pre-checks' errors are the request's."""
+        kwargs = {"instance_uuid": instance_uuid, "migration_id": migration_id, "host": host,
+                  "block_migration": block_migration, "force": force}
+        if wait:
+            await self.transport.call("conductor", "live_migrate_instance", context, **kwargs)
+        else:
+            await self.transport.cast("conductor", "live_migrate_instance", context, **kwargs)

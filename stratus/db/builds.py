@@ -116,6 +116,12 @@ async def still_waiting(conn: Connection, uuid: str, generation: int, host: str 
     return row is not None
 
 
+#: task states of an instance whose allocation may be on another node than its own, for now
+_NOT_PLACED_YET = (task_states.SCHEDULING, task_states.RESIZE_PREP, task_states.RESIZE_MIGRATING,
+                   task_states.RESIZE_MIGRATED, task_states.RESIZE_FINISH, task_states.RESIZE_REVERTING,
+                   task_states.MIGRATING, task_states.REBUILDING, task_states.UNSHELVING)
+
+
 async def stranded_allocations(conn: Connection) -> list[str]:
     """Consumers holding allocations that nothing will ever give back: instances deleted, or in ERROR without a
     host (a claim that landed after the instance had already failed)."""
@@ -130,13 +136,14 @@ async def misplaced_allocations(conn: Connection) -> list[tuple[str, int]]:
     """(consumer, provider id) of allocations a placed instance holds on a provider that is not its node's: a
     claim made for it by a scheduler whose reply nobody was waiting for any more (a duplicate delivery after a
     broker failure, or a call the conductor had given up on). Instances still being scheduled are left out (a
-    reschedule claims the new host before it records it)."""
+    reschedule claims the new host before it records it), and so are instances being moved (a resize or
+    migration claims the destination for the instance while its node is still the source's)."""
     c, a, rp = instances.c, allocations.c, resource_providers.c
     query = (select(a.consumer_id, a.resource_provider_id).distinct()
              .select_from(allocations.join(instances, c.uuid == a.consumer_id)
                           .join(resource_providers, rp.id == a.resource_provider_id))
              .where(c.deleted == 0, c.node.is_not(None), rp.name != c.node,
-                    or_(c.task_state.is_(None), c.task_state != task_states.SCHEDULING)))
+                    or_(c.task_state.is_(None), c.task_state.not_in(_NOT_PLACED_YET))))
     return [(r[0], int(r[1])) for r in await conn.execute(query)]
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 NAMING = {
@@ -388,7 +389,22 @@ migrations = Table(
     Column("dest_node", String(255)),
     Column("old_flavor", JSON),
     Column("new_flavor", JSON),
+    # Nova's columns besides (migration 0009): who asked, the destination host asked for, live progress, hiding
+    Column("project_id", String(255)),
+    Column("user_id", String(255)),
+    Column("dest_host", String(255)),
+    Column("hidden", Boolean, nullable=False, default=False, server_default=false()),
+    Column("cross_cell_move", Boolean, nullable=False, default=False, server_default=false()),
+    Column("memory_total", BigInteger),
+    Column("memory_processed", BigInteger),
+    Column("memory_remaining", BigInteger),
+    Column("disk_total", BigInteger),
+    Column("disk_processed", BigInteger),
+    Column("disk_remaining", BigInteger),
+    Column("deleted", Integer, nullable=False, default=0, server_default="0"),
+    Column("deleted_at", DateTime),
     *_timestamps(),
+    Index("ix_migrations_status_updated", "status", "updated_at"),
 )
 
 # --- quotas -------------------------------------------------------------------------------------------------

@@ -221,3 +221,26 @@ async def allocations_for_consumer(conn: Connection, consumer_uuid: str) -> dict
     for r in (await conn.execute(select(allocations).where(allocations.c.consumer_id == consumer_uuid))).mappings():
         out[r["resource_provider_id"]][r["resource_class"]] = r["used"]
     return dict(out)
+
+
+async def move_allocations(conn: Connection, source_consumer: str, target_consumer: str, project_id: str,
+                           user_id: str, consumer_type: str = "INSTANCE") -> list[int]:
+    """Hand every allocation of ``source_consumer`` to ``target_consumer`` (placement's
+    ``POST /allocations`` move, as Nova's ``move_allocations``): a move's source usage goes from the instance to
+    its migration record before scheduling, and back on revert. The target must hold nothing; the providers'
+    generations move. Returns the providers touched."""
+    rp_ids = [r[0] for r in await conn.execute(select(allocations.c.resource_provider_id).distinct()
+                                               .where(allocations.c.consumer_id == source_consumer))]
+    if not rp_ids:
+        return []
+    exists = (await conn.execute(_CONSUMER, {"uuid": target_consumer})).first()
+    if exists is None:
+        await conn.execute(consumers.insert(), {"uuid": target_consumer, "project_id": project_id,
+                                                "user_id": user_id, "consumer_type": consumer_type,
+                                                "generation": 0, "created_at": utcnow()})
+    await conn.execute(update(allocations).where(allocations.c.consumer_id == source_consumer)
+                       .values(consumer_id=target_consumer))
+    await conn.execute(update(resource_providers).where(resource_providers.c.id.in_(rp_ids))
+                       .values(generation=resource_providers.c.generation + 1, updated_at=utcnow()))
+    await conn.execute(delete(consumers).where(consumers.c.uuid == source_consumer))
+    return rp_ids

@@ -166,6 +166,45 @@ PAUSE_SERVER = [  # nova/policies/pause_server.py
          "Unpause a paused server", "POST /servers/{server_id}/action (unpause)"),
 ]
 
+MIGRATE_SERVER = [  # nova/policies/migrate_server.py (2024.1 defaults: the project's manager may migrate)
+    _api("os_compute_api:os-migrate-server:migrate", PROJECT_MANAGER_OR_ADMIN,
+         "Cold migrate a server without specifying a host", "POST /servers/{server_id}/action (migrate)"),
+    _api("os_compute_api:os-migrate-server:migrate:host", ADMIN,
+         "Cold migrate a server to a specified host", "POST /servers/{server_id}/action (migrate)"),
+    _api("os_compute_api:os-migrate-server:migrate_live", PROJECT_MANAGER_OR_ADMIN,
+         "Live migrate a server to a new host without a reboot",
+         "POST /servers/{server_id}/action (os-migrateLive)"),
+    _api("os_compute_api:os-migrate-server:migrate_live:host", ADMIN,
+         "Live migrate a server to a specified host without a reboot",
+         "POST /servers/{server_id}/action (os-migrateLive)"),
+]
+
+SERVER_MIGRATIONS = [  # nova/policies/servers_migrations.py (the manager's, host fields the admin's)
+    _api("os_compute_api:servers:migrations:show", PROJECT_MANAGER_OR_ADMIN,
+         "Show details for an in-progress live migration for a given server",
+         "GET /servers/{server_id}/migrations/{migration_id}"),
+    _api("os_compute_api:servers:migrations:show:host", ADMIN,
+         "Show the hosts of an in-progress live migration", "GET /servers/{server_id}/migrations/{migration_id}"),
+    _api("os_compute_api:servers:migrations:force_complete", PROJECT_MANAGER_OR_ADMIN,
+         "Force an in-progress live migration for a given server to complete",
+         "POST /servers/{server_id}/migrations/{migration_id}/action (force_complete)"),
+    _api("os_compute_api:servers:migrations:delete", PROJECT_MANAGER_OR_ADMIN,
+         "Delete(Abort) an in-progress live migration", "DELETE /servers/{server_id}/migrations/{migration_id}"),
+    _api("os_compute_api:servers:migrations:index", PROJECT_MANAGER_OR_ADMIN,
+         "Lists in-progress live migrations for a given server", "GET /servers/{server_id}/migrations"),
+    _api("os_compute_api:servers:migrations:index:host", ADMIN,
+         "List the hosts of in-progress live migrations", "GET /servers/{server_id}/migrations"),
+]
+
+MIGRATIONS = [  # nova/policies/migrations.py (2024.2 defaults)
+    _api("os_compute_api:os-migrations:index", PROJECT_MANAGER_OR_ADMIN,
+         "List migrations without host info", "GET /os-migrations"),
+    _api("os_compute_api:os-migrations:index:all_projects", ADMIN,
+         "List migrations for all or cross projects", "GET /os-migrations"),
+    _api("os_compute_api:os-migrations:index:host", ADMIN,
+         "List migrations with host info", "GET /os-migrations"),
+]
+
 SUSPEND_SERVER = [  # nova/policies/suspend_server.py
     _api("os_compute_api:os-suspend-server:resume", PROJECT_MEMBER_OR_ADMIN,
          "Resume suspended server", "POST /servers/{server_id}/action (resume)"),
@@ -384,8 +423,8 @@ HYPERVISORS = [  # nova/policies/hypervisors.py
 def list_rules() -> list[policy.RuleDefault]:
     """Every default, base rules first (also the ``oslo.policy.policies`` entry point: ``oslopolicy-sample-generator
     --namespace stratus`` writes a sample policy file)."""
-    return [*BASE, *SERVERS, *SERVER_METADATA, *SERVER_TAGS, *PAUSE_SERVER, *SUSPEND_SERVER, *LOCK_SERVER,
-            *CONSOLE_OUTPUT, *IPS, *ATTACH_INTERFACES, *SECURITY_GROUPS, *SERVER_EXTERNAL_EVENTS,
-            *EXTENDED_SERVER_ATTRIBUTES, *INSTANCE_ACTIONS, *SERVER_GROUPS, *KEYPAIRS,
-            *FLAVOR_MANAGE, *FLAVOR_EXTRA_SPECS, *FLAVOR_ACCESS, *QUOTA_SETS, *QUOTA_CLASS_SETS, *LIMITS,
-            *AGGREGATES, *AVAILABILITY_ZONE, *SERVICES, *HYPERVISORS]
+    return [*BASE, *SERVERS, *SERVER_METADATA, *SERVER_TAGS, *PAUSE_SERVER, *MIGRATE_SERVER, *MIGRATIONS,
+            *SERVER_MIGRATIONS, *SUSPEND_SERVER, *LOCK_SERVER, *CONSOLE_OUTPUT, *IPS, *ATTACH_INTERFACES,
+            *SECURITY_GROUPS, *SERVER_EXTERNAL_EVENTS, *EXTENDED_SERVER_ATTRIBUTES, *INSTANCE_ACTIONS,
+            *SERVER_GROUPS, *KEYPAIRS, *FLAVOR_MANAGE, *FLAVOR_EXTRA_SPECS, *FLAVOR_ACCESS, *QUOTA_SETS,
+            *QUOTA_CLASS_SETS, *LIMITS, *AGGREGATES, *AVAILABILITY_ZONE, *SERVICES, *HYPERVISORS]

@@ -147,6 +147,9 @@ class SchedulerManager:
         candidates = np.flatnonzero(hosts.fit_mask(request.resources))
         if request.ignore_hosts:
             candidates = candidates[hosts.per_host(dict.fromkeys(request.ignore_hosts, 1.0))[candidates] == 0]
+        if request.requested_host:
+            candidates = np.array([i for i in candidates if hosts.hosts[i].host == request.requested_host],
+                                  dtype=np.int64)
         if request.force_hosts or request.force_nodes:
             # Nova skips the filters for a forced host: the operator asked for it by name
             forced = [i for i in candidates

@@ -7,6 +7,7 @@ Hypervisor identifiers never leave the driver; callers name instances by their u
 from __future__ import annotations
 
 import abc
+import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -103,6 +104,17 @@ class HypervisorUnavailable(exception.StratusException):
     """The hypervisor cannot be reached (libvirtd down): the compute service disables itself until it is back."""
 
     msg_fmt = "Connection to the hypervisor is broken on host: %(host)s"
+
+
+@dataclasses.dataclass
+class LiveMigrationControl:
+    """What a caller may ask of a live migration under way (the API's abort and force_complete)."""
+
+    abort: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    force_complete: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    #: the guest's memory in bytes, copied so far and in all (the server migration's progress fields)
+    memory_total: int = 0
+    memory_processed: int = 0
 
 
 class ComputeDriver(abc.ABC):
@@ -209,6 +221,62 @@ class ComputeDriver(abc.ABC):
         being made and ``(image_uploading, image_pending_upload)`` before the upload. The guest ends in the
         power state it had."""
         raise NotImplementedError
+
+    # --- moves (resize and cold migration): compute/resize.py calls these in Nova's order ----------------------
+    async def prepare_migration_destination(self, instance: dict[str, Any], flavor: dict[str, Any]) -> None:
+        """On the destination, before anything moves (Nova's ``prep_resize``): raise to refuse the instance
+        (with ``flavor``, its flavor after the move) and the conductor tries an alternate host. Nothing by
+        default."""
+
+    async def migrate_disk_and_power_off(self, instance: dict[str, Any], dest_host: str, flavor: dict[str, Any],
+                                         timeout: int = 0, retry_interval: int = 0) -> None:
+        """On the source: power the guest off (cleanly within ``timeout``) and hand its disks to ``dest_host``
+        (resized to ``flavor``). The source keeps what it needs to undo the move until ``confirm_migration`` or
+        ``finish_revert_migration``; the guest no longer counts as this host's running guest."""
+        raise NotImplementedError
+
+    async def finish_migration(self, instance: dict[str, Any], image_meta: dict[str, Any], *,
+                               power_on: bool) -> None:
+        """On the destination: the guest made from the disks that came over, with the instance's new flavor;
+        RUNNING if ``power_on``, else SHUTDOWN. On failure it leaves nothing on this host (the move is
+        reverted to the source)."""
+        raise NotImplementedError
+
+    async def confirm_migration(self, instance: dict[str, Any]) -> None:
+        """On the source, once the move is confirmed: remove what was kept to undo it (fine if nothing is)."""
+        raise NotImplementedError
+
+    async def finish_revert_migration(self, instance: dict[str, Any], *, power_on: bool) -> None:
+        """On the source: the guest back as it was before the move (old flavor, old disks); RUNNING if
+        ``power_on``, else SHUTDOWN."""
+        raise NotImplementedError
+
+    # --- live migration: compute/live_migration.py calls these in Nova's order --------------------------------
+    async def check_can_live_migrate_destination(self, instance: dict[str, Any], block_migration: bool | None
+                                                 ) -> bool:
+        """On the destination: whether the instance can come here while it runs, and how. Returns the
+        ``block_migration`` to use (asked as None: Nova's ``auto``, the driver decides from whether the hosts
+        share storage); raises ``MigrationPreCheckError`` to refuse."""
+        raise NotImplementedError
+
+    async def pre_live_migration(self, instance: dict[str, Any], block_migration: bool) -> None:
+        """On the destination, before the copy: what the guest needs here (disks for a block migration)."""
+
+    async def live_migration(self, instance: dict[str, Any], dest_host: str, block_migration: bool,
+                             control: LiveMigrationControl) -> int:
+        """On the source: move the running guest to ``dest_host`` and return its power state there. Watches
+        ``control``: ``abort`` set stops the move (``LiveMigrationAborted``, the guest still running here),
+        ``force_complete`` set finishes it now (Nova pauses the guest for the last copy). On return the guest
+        is gone from this host."""
+        raise NotImplementedError
+
+    async def post_live_migration_at_destination(self, instance: dict[str, Any], power: int) -> None:
+        """On the destination, once the copy is done: the guest is this host's, in power state ``power``."""
+        raise NotImplementedError
+
+    async def rollback_live_migration_at_destination(self, instance: dict[str, Any]) -> None:
+        """On the destination after a failed or aborted live migration: remove what ``pre_live_migration``
+        made (fine if nothing)."""
 
     async def get_console_output(self, instance: dict[str, Any]) -> bytes:
         """The guest's serial console log so far (the caller cuts it to the lines asked for)."""

@@ -8,7 +8,13 @@ off (with the lifecycle event a real hypervisor would send, if asked), ``guests.
 cloud's back, ``hypervisor_down`` a hypervisor that stopped answering, ``fail_actions`` a power action that fails.
 Through the API, a flavor extra spec or image property does the same per instance: ``fake:power_action_time`` /
 ``fake_power_action_time`` (seconds each power action takes, so its task_state can be seen) and
-``fake:fail_power_actions`` / ``fake_fail_power_actions`` (driver methods that fail, e.g. ``reboot,suspend``).
+``fake:fail_power_actions`` / ``fake_fail_power_actions`` (driver methods that fail, e.g. ``reboot,suspend``,
+``migrate_disk_and_power_off``). For moves, the flavor an instance moves with decides: a destination named by its
+``fake:fail_on_hosts`` (or in ``[fake_driver] fail_hosts``) refuses it before anything moves (the conductor tries
+an alternate, as for a build), and one named by ``fake:fail_finish_on_hosts`` fails to start it after the disks
+came over (the move is reverted to the source). A live migration takes ``fake:live_migration_time`` seconds (0 by
+default: at once), so that it can be aborted or forced to complete while it runs; simulated hosts share no
+storage, so a live migration asked not to copy the disks (``block_migration: false``) is refused.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from stratus.virt.driver import (
     HypervisorUnavailable,
     InstanceInfo,
     LifecycleEvent,
+    LiveMigrationControl,
 )
 
 #: lines of console log kept per guest (the oldest go first), so a long-lived simulated fleet stays small
@@ -90,6 +97,9 @@ class FakeDriver(ComputeDriver):
         self.fail_actions: dict[str, Exception] = {}
         #: instance uuid → the config drive its spawn got (kept while the guest exists)
         self.config_drives: dict[str, ConfigDrive] = {}
+        #: guests whose disks went to another host (or this one) in a resize or migration, kept until the move
+        #: is confirmed (dropped) or reverted (back in ``guests``)
+        self.moved_away: dict[str, _Guest] = {}
 
     def _check_up(self) -> None:
         if self.hypervisor_down:
@@ -282,6 +292,89 @@ class FakeDriver(ComputeDriver):
 
         await self.images.upload(context, image_id, chunks())
         guest.log(f"disk snapshot uploaded as image {image_id}")
+
+    @staticmethod
+    def _named(flavor: dict[str, Any], spec: str, host: str) -> bool:
+        value = str((flavor.get("extra_specs") or {}).get(spec) or "")
+        return host in {h.strip() for h in value.split(",") if h.strip()}
+
+    async def prepare_migration_destination(self, instance: dict[str, Any], flavor: dict[str, Any]) -> None:
+        self._check_up()
+        if self.host in self.conf.fake_driver.fail_hosts or self._named(flavor, "fake:fail_on_hosts", self.host):
+            raise FakeSpawnError(f"host {self.host} refuses instance {instance['uuid']}", host=self.host)
+
+    async def migrate_disk_and_power_off(self, instance: dict[str, Any], dest_host: str, flavor: dict[str, Any],
+                                         timeout: int = 0, retry_interval: int = 0) -> None:
+        guest = await self._act(instance, "migrate_disk_and_power_off")
+        guest.power_state = power_state.SHUTDOWN
+        guest.log(f"powered off: disks going to {dest_host}")
+        self.moved_away[instance["uuid"]] = self.guests.pop(instance["uuid"])
+
+    async def finish_migration(self, instance: dict[str, Any], image_meta: dict[str, Any], *,
+                               power_on: bool) -> None:
+        self._check_up()
+        if self._named(instance.get("flavor") or {}, "fake:fail_finish_on_hosts", self.host):
+            raise FakeSpawnError(f"host {self.host} failed to start the guest of {instance['uuid']}",
+                                 host=self.host)
+        guest = _Guest(uuid=instance["uuid"], name=instance.get("name", ""), power_state=power_state.SHUTDOWN,
+                       vcpus=instance["vcpus"], memory_mb=instance["memory_mb"])
+        guest.log(f"disks arrived on {self.host}")
+        if power_on:
+            guest.boot()
+        self.guests[instance["uuid"]] = guest
+
+    async def confirm_migration(self, instance: dict[str, Any]) -> None:
+        self._check_up()
+        self.moved_away.pop(instance["uuid"], None)
+
+    async def finish_revert_migration(self, instance: dict[str, Any], *, power_on: bool) -> None:
+        self._check_up()
+        guest = self.moved_away.pop(instance["uuid"], None) or self.guests.get(instance["uuid"])
+        if guest is None:
+            raise exception.InstanceNotFound(instance_id=instance["uuid"])
+        guest.vcpus, guest.memory_mb = instance["vcpus"], instance["memory_mb"]
+        self.guests[instance["uuid"]] = guest
+        if power_on and guest.power_state != power_state.RUNNING:
+            guest.boot()
+
+    async def check_can_live_migrate_destination(self, instance: dict[str, Any], block_migration: bool | None
+                                                 ) -> bool:
+        self._check_up()
+        if block_migration is False:
+            raise exception.MigrationPreCheckError(
+                reason=f"{instance['uuid']} is not on shared storage: Shared storage live-migration requires "
+                       f"either shared storage or boot-from-volume with no local disks.")
+        return True
+
+    async def live_migration(self, instance: dict[str, Any], dest_host: str, block_migration: bool,
+                             control: LiveMigrationControl) -> int:
+        guest = await self._act(instance, "live_migration")
+        control.memory_total = guest.memory_mb * 1024 * 1024
+        duration = float(self._hint(instance, "live_migration_time") or 0)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while (elapsed := loop.time() - started) < duration and not control.force_complete.is_set():
+            control.memory_processed = int(control.memory_total * elapsed / duration)
+            if control.abort.is_set():
+                guest.log(f"live migration to {dest_host} aborted")
+                raise exception.LiveMigrationAborted(instance_uuid=instance["uuid"])
+            await asyncio.sleep(min(0.05, duration - elapsed))
+        if control.abort.is_set() and not control.force_complete.is_set():
+            raise exception.LiveMigrationAborted(instance_uuid=instance["uuid"])
+        control.memory_processed = control.memory_total
+        guest.log(f"live-migrated to {dest_host}" + (" (block migration)" if block_migration else ""))
+        self.guests.pop(instance["uuid"], None)
+        return guest.power_state
+
+    async def post_live_migration_at_destination(self, instance: dict[str, Any], power: int) -> None:
+        self._check_up()
+        guest = _Guest(uuid=instance["uuid"], name=instance.get("name", ""), power_state=power,
+                       vcpus=instance["vcpus"], memory_mb=instance["memory_mb"])
+        guest.log(f"arrived live on {self.host}")
+        self.guests[instance["uuid"]] = guest
+
+    async def rollback_live_migration_at_destination(self, instance: dict[str, Any]) -> None:
+        self._check_up()
 
     async def get_host_uptime(self) -> str:
         """The simulated host's ``uptime`` line: the time now, how long since it booted, no logged-in users, and

@@ -8,7 +8,7 @@ import argparse
 import textwrap
 
 #: features off until Stratus has them (each flips with the issue that brings it)
-DISABLED_FEATURES = ("resize", "live_migration", "cold_migration", "shelve", "rescue", "change_password",
+DISABLED_FEATURES = ("live_migration", "shelve", "rescue", "change_password",
                      "interface_attach", "attach_encrypted_volume", "vnc_console", "spice_console",
                      "serial_console", "personality", "config_drive", "metadata_service")
 
@@ -60,7 +60,10 @@ def tempest_conf(identity_url: str, admin_password: str, image_ref: str, image_r
         build_timeout = 60
         min_microversion = 2.1
         max_microversion = 2.64
+        min_compute_nodes = 2
         [compute-feature-enabled]
+        resize = true
+        cold_migration = true
         console_output = true
         snapshot = true
         pause = true

@@ -1,0 +1,537 @@
+"""Resize, confirm, revert and cold migration through the REST API on the fake driver's simulated hosts.
+
+What each test checks beyond the status: where the server is (``OS-EXT-SRV-ATTR:host``), its flavor, its
+migration record and, read straight from the database, every allocation (placement's model: during a move the
+instance holds the destination, its migration the source; after it only the instance holds anything).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from stratus.local_cloud import Cloud, start_cloud, stop_cloud
+from tests.functional.helpers import boot, check_schema, fault, upload_image, wait_for_status, wait_gone
+
+V = "2.56"
+
+
+@pytest.fixture(scope="module")
+def cloud4(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    cloud = start_cloud(tmp_path_factory.mktemp("moves"), extra_conf="[fake_driver]\nhost_count = 4\n")
+    try:
+        yield cloud
+    finally:
+        stop_cloud(cloud)
+
+
+def _db(cloud: Cloud) -> sqlite3.Connection:
+    return sqlite3.connect(Path(cloud.state_path) / "stratus.sqlite")
+
+
+def allocations(cloud: Cloud) -> dict[str, dict[str, dict[str, int]]]:
+    """consumer → provider name → resource class → used, for every allocation."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    with _db(cloud) as db:
+        for consumer, provider, rc, used in db.execute(
+                "select a.consumer_id, p.name, a.resource_class, a.used from allocations a "
+                "join resource_providers p on p.id = a.resource_provider_id"):
+            out.setdefault(consumer, {}).setdefault(provider, {})[rc] = used
+    return out
+
+
+def migrations(cloud: Cloud, server_id: str) -> list[dict[str, Any]]:
+    with _db(cloud) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("select * from migrations where instance_uuid = ? order by id",
+                                            (server_id,))]
+
+
+def resources(vcpus: int, ram: int, disk: int) -> dict[str, int]:
+    return {"VCPU": vcpus, "MEMORY_MB": ram, "DISK_GB": disk}
+
+
+def wait_migration(cloud: Cloud, server_id: str, status: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        last = migrations(cloud, server_id)[-1]
+        if last["status"] == status:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"migration of {server_id} stayed {last['status']}")
+        time.sleep(0.05)
+
+
+def flavor(client: httpx.Client, vcpus: int, ram: int, disk: int, **extra_specs: str) -> str:
+    flavor_id = uuid.uuid4().hex[:8]
+    resp = client.post("/flavors", json={"flavor": {"name": f"f-{flavor_id}", "id": flavor_id, "vcpus": vcpus,
+                                                    "ram": ram, "disk": disk}})
+    assert resp.status_code == 200, resp.text
+    if extra_specs:
+        resp = client.post(f"/flavors/{flavor_id}/os-extra_specs", json={"extra_specs": extra_specs})
+        assert resp.status_code == 200, resp.text
+    return flavor_id
+
+
+@pytest.fixture(scope="module")
+def image_id(cloud4: Cloud) -> str:
+    with cloud4.image_client() as image:
+        return str(upload_image(image)["id"])
+
+
+def active_server(client: httpx.Client, image: str, flavor_ref: str = "42", **extra: Any) -> dict[str, Any]:
+    version = client.headers.get("OpenStack-API-Version", "compute 2.1").split()[-1]
+    if tuple(int(p) for p in version.split(".")) >= (2, 37):
+        extra.setdefault("networks", "none")
+    resp = boot(client, image, flavor=flavor_ref, **extra)
+    assert resp.status_code == 202, resp.text
+    return wait_for_status(client, resp.json()["server"]["id"], {"ACTIVE"})
+
+
+def act(client: httpx.Client, server_id: str, body: dict[str, Any]) -> httpx.Response:
+    return client.post(f"/servers/{server_id}/action", json=body)
+
+
+HOST = "OS-EXT-SRV-ATTR:host"
+
+
+def test_resize_confirm_moves_the_claims(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version=V) as c:
+        server = active_server(c, image_id)
+        sid, source = server["id"], server[HOST]
+        assert server["OS-DCF:diskConfig"] == "MANUAL"
+        resp = act(c, sid, {"resize": {"flavorRef": "84", "OS-DCF:diskConfig": "AUTO"}})
+        assert resp.status_code == 202, resp.text
+        resized = wait_for_status(c, sid, {"VERIFY_RESIZE"})
+        assert resized["OS-DCF:diskConfig"] == "AUTO"
+        dest = resized[HOST]
+        assert dest != source
+        assert resized["flavor"]["original_name"] == "m1.micro"
+        migration = migrations(cloud4, sid)[-1]
+        assert (migration["status"], migration["migration_type"]) == ("finished", "resize")
+        assert (migration["source_compute"], migration["dest_compute"]) == (source, dest)
+        held = allocations(cloud4)
+        assert held[sid] == {dest: resources(1, 192, 1)}
+        assert held[migration["uuid"]] == {source: resources(1, 128, 1)}
+        # a server waiting for its confirm refuses another move and a power action, as Nova's does
+        msg = fault(act(c, sid, {"resize": {"flavorRef": "1"}}), 409, "conflictingRequest")
+        assert msg == f"Cannot 'resize' instance {sid} while it is in vm_state resized"
+        msg = fault(act(c, sid, {"os-stop": None}), 409, "conflictingRequest")
+        assert msg == f"Cannot 'stop' instance {sid} while it is in vm_state resized"
+
+        resp = act(c, sid, {"confirmResize": None})
+        assert resp.status_code == 204, resp.text
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert server[HOST] == dest
+        assert wait_migration(cloud4, sid, "confirmed")["id"] == migration["id"]
+        held = allocations(cloud4)
+        assert held[sid] == {dest: resources(1, 192, 1)} and migration["uuid"] not in held
+        # confirmed once: a second confirm is Nova's 409 for an active server
+        msg = fault(act(c, sid, {"confirmResize": None}), 409, "conflictingRequest")
+        assert msg == f"Cannot 'confirmResize' instance {sid} while it is in vm_state active"
+        actions = [a["action"] for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]]
+        assert actions[:2] == ["confirmResize", "resize"]
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+        assert sid not in allocations(cloud4)
+
+
+def test_revert_gives_the_source_back(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version=V) as c:
+        server = active_server(c, image_id)
+        sid, source = server["id"], server[HOST]
+        assert act(c, sid, {"resize": {"flavorRef": "1"}}).status_code == 202
+        resized = wait_for_status(c, sid, {"VERIFY_RESIZE"})
+        assert resized["flavor"]["original_name"] == "m1.tiny"
+        resp = act(c, sid, {"revertResize": None})
+        assert resp.status_code == 202, resp.text
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert server[HOST] == source and server["flavor"]["original_name"] == "m1.nano"
+        migration = wait_migration(cloud4, sid, "reverted")
+        held = allocations(cloud4)
+        assert held[sid] == {source: resources(1, 128, 1)} and migration["uuid"] not in held
+        events = c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]
+        revert = next(a for a in events if a["action"] == "revertResize")
+        detail = c.get(f"/servers/{sid}/os-instance-actions/{revert['request_id']}").json()["instanceAction"]
+        assert {e["event"] for e in detail["events"]} == {"compute_revert_resize", "compute_finish_revert_resize"}
+        assert all(e["result"] == "Success" for e in detail["events"])
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_cold_migrate_and_named_host(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version=V) as c:
+        server = active_server(c, image_id)
+        sid, source = server["id"], server[HOST]
+        assert act(c, sid, {"migrate": None}).status_code == 202
+        moved = wait_for_status(c, sid, {"VERIFY_RESIZE"})
+        assert moved[HOST] != source and moved["flavor"]["original_name"] == "m1.nano"
+        assert migrations(cloud4, sid)[-1]["migration_type"] == "migration"
+        assert act(c, sid, {"confirmResize": None}).status_code == 204
+        server = wait_for_status(c, sid, {"ACTIVE"})
+
+        here = server[HOST]
+        target = next(h for h in (f"compute-{i}" for i in range(1, 5)) if h != here)
+        assert act(c, sid, {"migrate": {"host": target}}).status_code == 202
+        assert wait_for_status(c, sid, {"VERIFY_RESIZE"})[HOST] == target
+        assert act(c, sid, {"revertResize": None}).status_code == 202
+        assert wait_for_status(c, sid, {"ACTIVE"})[HOST] == here
+
+        assert fault(act(c, sid, {"migrate": {"host": here}}), 400, "badRequest") == (
+            "Cannot migrate to the host where the server exists.")
+        assert fault(act(c, sid, {"migrate": {"host": "nowhere"}}), 400, "badRequest") == (
+            "Compute host nowhere could not be found.")
+        with cloud4.client(version="2.55") as old:  # before 2.56 the body is not read: the scheduler chooses
+            assert act(old, sid, {"migrate": {"host": here, "anything": 1}}).status_code == 202
+        assert wait_for_status(c, sid, {"VERIFY_RESIZE"})[HOST] != here
+        assert act(c, sid, {"revertResize": None}).status_code == 202
+        assert wait_for_status(c, sid, {"ACTIVE"})[HOST] == here
+        with cloud4.client(token="member:demo", version=V) as member:
+            assert member.get(f"/servers/{sid}").status_code == 404  # another project's server
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_resize_refusals(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version=V) as c:
+        sid = active_server(c, image_id)["id"]
+        before = allocations(cloud4)[sid]
+        assert fault(act(c, sid, {"resize": {"flavorRef": "42"}}), 400, "badRequest") == (
+            "Resize requires a flavor change.")
+        assert fault(act(c, sid, {"resize": {"flavorRef": "nope"}}), 400, "badRequest") == (
+            "Unable to locate requested flavor.")
+        fault(act(c, sid, {"resize": {}}), 400, "badRequest")
+        assert fault(act(c, sid, {"confirmResize": None}), 409, "conflictingRequest") == (
+            f"Cannot 'confirmResize' instance {sid} while it is in vm_state active")
+        assert fault(act(c, sid, {"revertResize": None}), 409, "conflictingRequest") == (
+            f"Cannot 'revertResize' instance {sid} while it is in vm_state active")
+        # nothing was changed by the refused requests
+        assert allocations(cloud4)[sid] == before and migrations(cloud4, sid) == []
+        assert c.get(f"/servers/{sid}").json()["server"]["status"] == "ACTIVE"
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_policy_non_admin(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(token="alice:demo", version=V) as c:
+        sid = active_server(c, image_id)["id"]
+        assert fault(act(c, sid, {"migrate": None}), 403, "forbidden") == (
+            "Policy doesn't allow os_compute_api:os-migrate-server:migrate to be performed.")
+        assert act(c, sid, {"resize": {"flavorRef": "84"}}).status_code == 202  # the owner may resize
+        wait_for_status(c, sid, {"VERIFY_RESIZE"})
+        assert act(c, sid, {"confirmResize": None}).status_code == 204
+        wait_for_status(c, sid, {"ACTIVE"})
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_failed_destination_reverts_with_nothing_leaked(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version=V) as c:
+        every_host = ",".join(f"compute-{i}" for i in range(1, 5))
+        broken = flavor(c, 1, 256, 1, **{"fake:fail_finish_on_hosts": every_host})
+        server = active_server(c, image_id)
+        sid, source = server["id"], server[HOST]
+        assert act(c, sid, {"resize": {"flavorRef": broken}}).status_code == 202
+        migration = wait_migration(cloud4, sid, "error")
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        deadline = time.monotonic() + 10
+        while server["OS-EXT-STS:task_state"] is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            server = c.get(f"/servers/{sid}").json()["server"]
+        assert server[HOST] == source and server["flavor"]["original_name"] == "m1.nano"
+        assert server["OS-EXT-STS:task_state"] is None and server["OS-EXT-STS:power_state"] == 1
+        held = allocations(cloud4)
+        assert held[sid] == {source: resources(1, 128, 1)} and migration["uuid"] not in held
+        resize = next(a for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]
+                      if a["action"] == "resize")
+        events = {e["event"]: e["result"] for e in c.get(
+            f"/servers/{sid}/os-instance-actions/{resize['request_id']}").json()["instanceAction"]["events"]}
+        assert events["compute_finish_resize"] == "Error"
+        assert events["compute_finish_revert_resize"] == "Success"
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_refusing_destinations_reschedule_to_an_alternate(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version=V) as c:
+        # compute-4 is the least free host (the RAM weigher ranks it last); compute-2 and compute-3 refuse
+        fillers = [active_server(c, image_id, "2", availability_zone="nova:compute-4")["id"] for _ in range(2)]
+        picky = flavor(c, 1, 256, 1, **{"fake:fail_on_hosts": "compute-2,compute-3"})
+        sid = active_server(c, image_id, availability_zone="nova:compute-1")["id"]
+        assert act(c, sid, {"resize": {"flavorRef": picky}}).status_code == 202
+        server = wait_for_status(c, sid, {"VERIFY_RESIZE"})
+        assert server[HOST] == "compute-4"
+        resize = next(a for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]
+                      if a["action"] == "resize")
+        events = c.get(f"/servers/{sid}/os-instance-actions/{resize['request_id']}").json()["instanceAction"]
+        preps = sorted(e["result"] for e in events["events"] if e["event"] == "compute_prep_resize")
+        assert preps == ["Error", "Error", "Success"]
+        held = allocations(cloud4)
+        assert held[sid] == {"compute-4": resources(1, 256, 1)}
+        assert held[migrations(cloud4, sid)[-1]["uuid"]] == {"compute-1": resources(1, 128, 1)}
+        assert act(c, sid, {"revertResize": None}).status_code == 202
+        assert wait_for_status(c, sid, {"ACTIVE"})[HOST] == "compute-1"
+        assert allocations(cloud4)[sid] == {"compute-1": resources(1, 128, 1)}
+
+        # every destination refusing: the resize ends cleanly, the server as it was with a fault
+        nowhere = flavor(c, 1, 256, 1, **{"fake:fail_on_hosts": "compute-2,compute-3,compute-4"})
+        assert act(c, sid, {"resize": {"flavorRef": nowhere}}).status_code == 202
+        migration = wait_migration(cloud4, sid, "error")
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert server[HOST] == "compute-1" and server["flavor"]["original_name"] == "m1.nano"
+        held = allocations(cloud4)
+        assert held[sid] == {"compute-1": resources(1, 128, 1)} and migration["uuid"] not in held
+        for server_id in [sid, *fillers]:
+            c.delete(f"/servers/{server_id}")
+        for server_id in [sid, *fillers]:
+            wait_gone(c, server_id)
+
+
+def test_delete_while_waiting_for_confirm(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version=V) as c:
+        sid = active_server(c, image_id)["id"]
+        assert act(c, sid, {"resize": {"flavorRef": "84"}}).status_code == 202
+        wait_for_status(c, sid, {"VERIFY_RESIZE"})
+        migration = migrations(cloud4, sid)[-1]
+        assert c.delete(f"/servers/{sid}").status_code == 204
+        wait_gone(c, sid)
+        held = allocations(cloud4)
+        assert sid not in held and migration["uuid"] not in held
+        assert migrations(cloud4, sid)[-1]["status"] == "confirmed"
+
+
+@pytest.fixture(scope="module")
+def one_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    cloud = start_cloud(tmp_path_factory.mktemp("samehost"), extra_conf="""
+        [DEFAULT]
+        allow_resize_to_same_host = true
+        [fake_driver]
+        host_count = 1
+        """)
+    try:
+        yield cloud
+    finally:
+        stop_cloud(cloud)
+
+
+def test_resize_to_same_host(one_host: Cloud) -> None:
+    with one_host.image_client() as image:
+        image_ref = str(upload_image(image)["id"])
+    with one_host.client(version=V) as c:
+        sid = active_server(c, image_ref)["id"]
+        # a cold migration never goes to the server's own host
+        assert fault(act(c, sid, {"migrate": None}), 400, "badRequest").startswith(
+            "No valid host was found. No valid host found for cold migrate")
+        assert migrations(one_host, sid)[-1]["status"] == "error"
+        assert allocations(one_host)[sid] == {"compute-1": resources(1, 128, 1)}
+        assert c.get(f"/servers/{sid}").json()["server"]["status"] == "ACTIVE"
+
+        assert act(c, sid, {"resize": {"flavorRef": "84"}}).status_code == 202
+        assert wait_for_status(c, sid, {"VERIFY_RESIZE"})[HOST] == "compute-1"
+        migration = migrations(one_host, sid)[-1]
+        held = allocations(one_host)
+        assert held[sid] == {"compute-1": resources(1, 192, 1)}
+        assert held[migration["uuid"]] == {"compute-1": resources(1, 128, 1)}
+        assert act(c, sid, {"revertResize": None}).status_code == 202
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert server["flavor"]["original_name"] == "m1.nano" and server["OS-EXT-STS:power_state"] == 1
+        assert allocations(one_host) == {sid: {"compute-1": resources(1, 128, 1)}}
+
+
+@pytest.fixture(scope="module")
+def auto_confirm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    cloud = start_cloud(tmp_path_factory.mktemp("autoconfirm"), extra_conf="""
+        [DEFAULT]
+        resize_confirm_window = 1
+        [fake_driver]
+        host_count = 2
+        """)
+    try:
+        yield cloud
+    finally:
+        stop_cloud(cloud)
+
+
+def test_resize_confirm_window(auto_confirm: Cloud) -> None:
+    with auto_confirm.image_client() as image:
+        image_ref = str(upload_image(image)["id"])
+    with auto_confirm.client(version=V) as c:
+        server = active_server(c, image_ref)
+        sid = server["id"]
+        assert act(c, sid, {"migrate": None}).status_code == 202
+        migration = wait_migration(auto_confirm, sid, "confirmed", timeout=60)
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert server[HOST] == migration["dest_compute"]
+        assert allocations(auto_confirm) == {sid: {migration["dest_compute"]: resources(1, 128, 1)}}
+        actions = [a["action"] for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]]
+        assert actions[:2] == ["confirmResize", "migrate"]
+
+
+def test_os_migrations_views_and_filters(cloud4: Cloud, image_id: str) -> None:
+    from tempest.lib.api_schema.response.compute.v2_1 import migrations as schema_v21
+    from tempest.lib.api_schema.response.compute.v2_23 import migrations as schema_v223
+    from tempest.lib.api_schema.response.compute.v2_59 import migrations as schema_v259
+
+    with cloud4.client(version=V) as c:
+        sid = active_server(c, image_id)["id"]
+        assert act(c, sid, {"resize": {"flavorRef": "84"}}).status_code == 202
+        wait_for_status(c, sid, {"VERIFY_RESIZE"})
+        assert act(c, sid, {"confirmResize": None}).status_code == 204
+        wait_migration(cloud4, sid, "confirmed")
+        assert act(c, sid, {"migrate": None}).status_code == 202
+        wait_for_status(c, sid, {"VERIFY_RESIZE"})
+        mine = migrations(cloud4, sid)
+    first, second = mine[-2], mine[-1]
+    with cloud4.client(version="2.1") as c:
+        body = check_schema(schema_v21.list_migrations, c.get("/os-migrations", params={"instance_uuid": sid}))
+        assert [m["id"] for m in body["migrations"]] == [first["id"], second["id"]]  # oldest first before 2.59
+        shown = body["migrations"][0]
+        assert (shown["status"], shown["source_compute"], shown["dest_compute"]) == (
+            "confirmed", first["source_compute"], first["dest_compute"])
+        assert shown["old_instance_type_id"] != shown["new_instance_type_id"]
+        assert "migration_type" not in shown and "uuid" not in shown
+        only = c.get("/os-migrations", params={"instance_uuid": sid, "status": "finished"}).json()["migrations"]
+        assert [m["id"] for m in only] == [second["id"]]
+        on_host = c.get("/os-migrations", params={"host": first["source_compute"], "instance_uuid": sid})
+        assert first["id"] in [m["id"] for m in on_host.json()["migrations"]]
+        assert c.get("/os-migrations", params={"whatever": "x"}).status_code == 200  # lenient before 2.59
+    with cloud4.client(version="2.23") as c:
+        body = check_schema(schema_v223.list_migrations, c.get("/os-migrations", params={"instance_uuid": sid}))
+        assert [m["migration_type"] for m in body["migrations"]] == ["resize", "migration"]
+    with cloud4.client(version="2.59") as c:
+        body = check_schema(schema_v259.list_migrations, c.get("/os-migrations", params={"instance_uuid": sid}))
+        assert [m["uuid"] for m in body["migrations"]] == [second["uuid"], first["uuid"]]  # newest first
+        body = c.get("/os-migrations", params={"instance_uuid": sid, "limit": 1}).json()
+        assert [m["uuid"] for m in body["migrations"]] == [second["uuid"]]
+        next_href = body["migrations_links"][0]["href"]
+        assert f"marker={second['uuid']}" in next_href
+        rest = c.get("/os-migrations", params={"instance_uuid": sid, "limit": 1, "marker": second["uuid"]})
+        assert [m["uuid"] for m in rest.json()["migrations"]] == [first["uuid"]]
+        assert fault(c.get("/os-migrations", params={"marker": "nope"}), 400, "badRequest") == (
+            "Marker nope could not be found.")
+        fault(c.get("/os-migrations", params={"whatever": "x"}), 400, "badRequest")
+        since = c.get("/os-migrations", params={"changes-since": "2999-01-01T00:00:00Z"}).json()
+        assert since["migrations"] == []
+    with cloud4.client(token="alice:demo", version="2.59") as c:  # a member, not the project's manager
+        assert fault(c.get("/os-migrations"), 403, "forbidden") == (
+            "Policy doesn't allow os_compute_api:os-migrations:index to be performed.")
+    with cloud4.client(version=V) as c:
+        assert act(c, sid, {"confirmResize": None}).status_code == 204
+        wait_for_status(c, sid, {"ACTIVE"})
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def live(client: httpx.Client, server_id: str, **args: Any) -> httpx.Response:
+    return act(client, server_id, {"os-migrateLive": {"host": None, "block_migration": "auto", **args}})
+
+
+def test_live_migration(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version="2.30") as c:
+        server = active_server(c, image_id)
+        sid, source = server["id"], server[HOST]
+        assert live(c, sid).status_code == 202
+        migration = wait_migration(cloud4, sid, "completed")
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert server[HOST] == migration["dest_compute"] != source
+        assert server["OS-EXT-STS:task_state"] is None and server["OS-EXT-STS:power_state"] == 1
+        assert migration["migration_type"] == "live-migration"
+        assert allocations(cloud4) .get(migration["uuid"]) is None
+        assert allocations(cloud4)[sid] == {server[HOST]: resources(1, 128, 1)}
+        actions = c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]
+        assert actions[0]["action"] == "live-migration"
+        events = {e["event"]: e["result"] for e in c.get(
+            f"/servers/{sid}/os-instance-actions/{actions[0]['request_id']}").json()["instanceAction"]["events"]}
+        assert events == dict.fromkeys(("conductor_live_migrate_instance", "compute_check_can_live_migrate_destination",
+                                        "compute_pre_live_migration", "compute_live_migration",
+                                        "compute_post_live_migration_at_destination"), "Success")
+
+        # a named host, forced past the scheduler (2.30), and a paused server stays paused
+        here = server[HOST]
+        target = next(h for h in (f"compute-{i}" for i in range(1, 5)) if h != here)
+        assert act(c, sid, {"pause": None}).status_code == 202
+        wait_for_status(c, sid, {"PAUSED"})
+        assert live(c, sid, host=target, force=True).status_code == 202
+        wait_migration(cloud4, sid, "completed")
+        server = wait_for_status(c, sid, {"PAUSED"})
+        assert server[HOST] == target and server["OS-EXT-STS:power_state"] == 3
+
+        # refusals before 2.34 are the request's: the own host, and no disk copy between hosts sharing no storage
+        assert fault(live(c, sid, host=target), 400, "badRequest") == (
+            f"Unable to migrate instance ({sid}) to current host ({target}).")
+        msg = fault(live(c, sid, block_migration=False), 400, "badRequest")
+        assert msg.startswith("Migration pre-check error:") and "shared storage" in msg
+        assert c.get(f"/servers/{sid}").json()["server"]["status"] == "PAUSED"
+        assert allocations(cloud4)[sid] == {target: resources(1, 128, 1)}
+        assert [m["status"] for m in migrations(cloud4, sid)][-2:] == ["error", "error"]
+        assert fault(live(c, sid, host="nowhere"), 400, "badRequest") == "Compute host nowhere could not be found."
+        assert act(c, sid, {"unpause": None}).status_code == 202
+        wait_for_status(c, sid, {"ACTIVE"})
+        assert act(c, sid, {"os-stop": None}).status_code == 202
+        wait_for_status(c, sid, {"SHUTOFF"})
+        assert fault(live(c, sid), 409, "conflictingRequest") == (
+            f"Cannot 'os-migrateLive' instance {sid} while it is in vm_state stopped")
+    with cloud4.client(version="2.34") as c:  # from 2.34 the checks run after the answer
+        assert act(c, sid, {"os-start": None}).status_code == 202
+        wait_for_status(c, sid, {"ACTIVE"})
+        assert live(c, sid, block_migration=False).status_code == 202
+        wait_migration(cloud4, sid, "error")
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert server[HOST] == target and allocations(cloud4)[sid] == {target: resources(1, 128, 1)}
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_live_migration_abort_and_force_complete(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version="2.59") as c:
+        slow = flavor(c, 1, 128, 1, **{"fake:live_migration_time": "30"})
+        server = active_server(c, image_id, slow)
+        sid, source = server["id"], server[HOST]
+        assert live(c, sid).status_code == 202
+        migration = wait_migration(cloud4, sid, "running")
+        listed = c.get(f"/servers/{sid}/migrations").json()["migrations"]
+        assert [(m["id"], m["status"], m["server_uuid"], m["uuid"]) for m in listed] == [
+            (migration["id"], "running", sid, migration["uuid"])]
+        assert listed[0]["memory_total_bytes"] == 128 * 1024 * 1024
+        shown = c.get(f"/servers/{sid}/migrations/{migration['id']}").json()["migration"]
+        assert shown["source_compute"] == source
+        msg = fault(act(c, sid, {"resize": {"flavorRef": "84"}}), 409, "conflictingRequest")
+        assert msg == f"Cannot 'resize' instance {sid} while it is in task_state migrating"
+        assert c.delete(f"/servers/{sid}/migrations/{migration['id']}").status_code == 202
+        assert wait_migration(cloud4, sid, "cancelled")["id"] == migration["id"]
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        deadline = time.monotonic() + 10
+        while server["OS-EXT-STS:task_state"] is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            server = c.get(f"/servers/{sid}").json()["server"]
+        assert server[HOST] == source and server["OS-EXT-STS:task_state"] is None
+        assert allocations(cloud4)[sid] == {source: resources(1, 128, 1)}
+        assert migration["uuid"] not in allocations(cloud4)
+        assert c.get(f"/servers/{sid}/migrations").json()["migrations"] == []
+        assert fault(c.get(f"/servers/{sid}/migrations/{migration['id']}"), 404, "itemNotFound") == (
+            f"Live migration {migration['id']} for server {sid} is not in progress.")
+        assert fault(c.delete(f"/servers/{sid}/migrations/{migration['id']}"), 409, "conflictingRequest") == (
+            f"Cannot 'abort live migration' instance {sid} while it is in task_state None")
+
+        started = time.monotonic()
+        assert live(c, sid).status_code == 202
+        migration = wait_migration(cloud4, sid, "running")
+        resp = c.post(f"/servers/{sid}/migrations/{migration['id']}/action", json={"force_complete": None})
+        assert resp.status_code == 202, resp.text
+        wait_migration(cloud4, sid, "completed")
+        assert time.monotonic() - started < 25  # finished when forced, not after its 30 s
+        assert wait_for_status(c, sid, {"ACTIVE"})[HOST] != source
+        assert fault(c.post(f"/servers/{sid}/migrations/{migration['id']}/action", json={"force_complete": None}),
+                     409, "conflictingRequest").startswith(f"Cannot 'force_complete' instance {sid}")
+    with cloud4.client(version="2.22") as old:
+        assert old.get(f"/servers/{sid}/migrations").status_code == 404  # listed from 2.23
+    with cloud4.client(version="2.59") as c:
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
