@@ -302,7 +302,9 @@ class ComputeManager:
             await self.driver.prepare_for_spawn(instance)
             await self._step(uuid, {"task_state": task_states.SPAWNING}, (task_states.BLOCK_DEVICE_MAPPING,))
             image_meta = request_spec.get("image") or {}
-            drive = await config_drive.prepare(self.conf, self.db, self.driver, instance, image_meta)
+            drive = await config_drive.prepare(self.conf, self.db, self.driver, instance, image_meta,
+                                               admin_password=request_spec.get("admin_password"),
+                                               injected_files=request_spec.get("personality") or [])
             await self.driver.spawn(instance, image_meta, network_info=[], config_drive=drive)
             async with self.db.write() as conn:
                 done = await instances.update_instance(
