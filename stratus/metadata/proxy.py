@@ -210,3 +210,13 @@ async def serve(sock: socket.socket, network_id: str, resolver: Resolver, shared
             raise RuntimeError(f"the metadata proxy of network {network_id} stopped at start")
         await asyncio.sleep(0.01)
     return MetadataProxy(app, server, task)
+
+
+async def serve_from_conf(conf: Any, sock: socket.socket, network_id: str, resolver: Resolver) -> MetadataProxy:
+    """:func:`serve` with this deployment's options: the secret of ``[neutron] metadata_proxy_shared_secret``
+    and the metadata API where ``[DEFAULT] metadata_listen`` and ``metadata_listen_port`` put it."""
+    if not conf.neutron.metadata_proxy_shared_secret:
+        LOG.warning("metadata_proxy_shared_secret is not configured: the metadata API refuses what the proxy of "
+                    "network %s signs unless it has none either", network_id)
+    return await serve(sock, network_id, resolver, conf.neutron.metadata_proxy_shared_secret,
+                       upstream_url(conf.metadata_listen, conf.metadata_listen_port))

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from stratus import conf as stratus_conf
 from stratus.local_cloud import Cloud, start_cloud, stop_cloud
 from stratus.metadata import proxy
 from tests.functional.helpers import boot, upload_image, wait_for_status
@@ -224,6 +225,21 @@ async def test_metadata_api_out_of_reach_is_500(started: Any) -> None:
     resp = await _get(url, "127.0.0.2", "/openstack/latest/meta_data.json")
     assert resp.status_code == 500
     assert resp.text == f"500 Internal Server Error\n\n{proxy.UNKNOWN_ERROR}\n\n   "
+
+
+async def test_serve_from_conf(started: Any, px_cloud: Cloud, servers: dict[str, dict[str, Any]]) -> None:
+    """The deployment's own options: its secret and where its metadata API listens."""
+    conf = stratus_conf.load(overrides={"DEFAULT": {"metadata_listen_port": httpx.URL(px_cloud.metadata_url).port},
+                                        "neutron": {"metadata_proxy_shared_secret": SECRET}})
+    _url, ports = await started()  # the resolver of the other tests
+    sock = _bound()
+    running = await proxy.serve_from_conf(conf, sock, NETWORK, ports)
+    try:
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        resp = await _get(url, "127.0.0.3", "/openstack/latest/meta_data.json")
+        assert resp.status_code == 200 and resp.json()["uuid"] == servers["b"]["id"]
+    finally:
+        await running.close()
 
 
 def test_upstream_url() -> None:
