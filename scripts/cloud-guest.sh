@@ -9,6 +9,8 @@
 #   OUTDIR/initrd.img  its initramfs (initramfs-tools, MODULES=list: the virtio modules below)
 #   OUTDIR/disk.qcow2  the root file system: ext4 without a partition table, made without mounting (mkfs -d)
 #   OUTDIR/cmdline     the kernel command line to boot it with
+#   OUTDIR/rootfs/     the same root file system as a directory: tests chroot into it to run this cloud-init's
+#                      own OpenStack metadata reader against the metadata API on the host's loopback
 #   OUTDIR/README      what the guest does
 #   OUTDIR/build-seconds  how long the last build took
 # Boot it by direct kernel boot (machine 'pc', root disk on virtio) with the command line in OUTDIR/cmdline:
@@ -32,7 +34,8 @@ GUEST_MODULES=(ata_piix sr_mod cdrom isofs virtio_net)
 stamp="$(sha256sum "$self" | cut -d' ' -f1)"
 complete() {
     [ "$(cat "$out/.stamp" 2>/dev/null)" = "$stamp" ] \
-        && [ -s "$out/vmlinuz" ] && [ -s "$out/initrd.img" ] && [ -s "$out/disk.qcow2" ] && [ -s "$out/cmdline" ]
+        && [ -s "$out/vmlinuz" ] && [ -s "$out/initrd.img" ] && [ -s "$out/disk.qcow2" ] && [ -s "$out/cmdline" ] \
+        && [ -x "$out/rootfs/usr/bin/cloud-init" ]
 }
 complete && exit 0
 mkdir -p "$out"
@@ -193,6 +196,8 @@ EOF
 
 rm -f "$out/.stamp"
 cp "$work/vmlinuz" "$work/initrd.img" "$work/disk.qcow2" "$work/README" "$out/"
+rm -rf "$out/rootfs"
+mv "$root" "$out/rootfs"
 echo "$CMDLINE" >"$out/cmdline"
 echo $(( $(date +%s) - started )) >"$out/build-seconds"
 echo "$stamp" >"$out/.stamp"
