@@ -294,6 +294,9 @@ def test_injected_files_and_admin_pass_on_the_config_drive(md_cloud: Cloud) -> N
         assert "admin_pass" not in served.json() and "files" not in served.json() and password not in served.text
         assert get(md_cloud, "/openstack/content/0000", server).status_code == 404
         assert get(md_cloud, "/openstack/latest/password", server).content == b""  # until the guest posts one
+        # the password went to the compute host in the build cast only: the database never held it
+        stored = [p for p in md_cloud.state_path.glob("stratus.sqlite*") if password.encode() in p.read_bytes()]
+        assert list(md_cloud.state_path.glob("stratus.sqlite")) and stored == []
         # without a config drive the files and password go nowhere; the build still succeeds, as Nova's
         plain = boot(c, image["id"], networks="none", personality=PERSONALITY[:1])
         assert plain.status_code == 202, plain.text
