@@ -84,7 +84,7 @@ trap cleanup EXIT
 # packages python3-cryptography depends on, which debootstrap's resolver does not follow.
 packages=cloud-init,linux-image-cloud-amd64,ifupdown,kmod,python3-cffi-backend
 debootstrap --variant=minbase --include="$packages" "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 \
-    || { tail -n 20 "$work/debootstrap.log" "$root/debootstrap/debootstrap.log" >&2 || true
+    || { tail -q -n 20 "$work/debootstrap.log" "$root/debootstrap/debootstrap.log" >&2 2>/dev/null || true
          echo "cloud-guest.sh: debootstrap from $mirror failed (see above)" >&2; exit 1; }
 
 kver=$(ls "$root/lib/modules")
