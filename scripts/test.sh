@@ -3,7 +3,8 @@
 # suite (unit tests, and functional tests that start real all-in-one clouds and drive them over HTTP with
 # openstacksdk, the openstack CLI and tempest's response schemas), and integration tests against the real
 # components the tests start themselves: PostgreSQL (scripts/postgres.sh) and libvirtd with QEMU
-# (scripts/libvirt.sh, booting the guest scripts/test-guest.sh builds from Debian packages), and two single-node
+# (scripts/libvirt.sh, booting the guest scripts/test-guest.sh builds from Debian packages, and the cloud-init
+# guest scripts/cloud-guest.sh debootstraps from the same mirror: ~3 minutes once, then cached), and two single-node
 # Ceph clusters (scripts/ceph.sh) for the RBD image store and disks, a Keystone (scripts/keystone.sh), and a
 # RabbitMQ (scripts/rabbitmq.sh) for every service in its own process.
 set -euo pipefail

@@ -481,7 +481,8 @@ async def create(req: ApiRequest) -> Response:
         await _join_server_group(conn, req, hints, specs)
         await instances.create(conn, rows, metadata, specs, ctx.to_dict(), tags=sorted(set(server.get("tags") or [])))
 
-    request_spec = {**specs[0], "instance_uuid": None}
+    # the admin password travels with the build casts only (never stored): the config drive's admin_pass
+    request_spec = {**specs[0], "instance_uuid": None, "admin_password": password}
     await _hand_to_conductor(conductor, ctx.to_dict(), request_spec, [r["uuid"] for r in rows])
 
     if str(server.get("return_reservation_id", "")).lower() == "true":

@@ -18,6 +18,8 @@ for every request, whatever the handler:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
 import re
@@ -51,6 +53,19 @@ def _is_regex(instance: object) -> bool:
     try:
         re.compile(instance)
     except (re.error, OverflowError, RecursionError):
+        return False
+    return True
+
+
+@_FORMATS.checks("base64")
+def _is_base64(instance: object) -> bool:
+    """Nova's ``base64`` format (injected file contents): what ``base64.decodebytes`` accepts, which skips
+    characters outside the alphabet and fails on bad padding."""
+    if not isinstance(instance, str):
+        return True
+    try:
+        base64.decodebytes(instance.encode())
+    except (binascii.Error, ValueError):
         return False
     return True
 

@@ -82,7 +82,9 @@ async def _build(host: ComputeHost, context: dict[str, Any], uuid: str, request_
         await driver.prepare_for_spawn(instance)
         await _step(host, uuid, {"task_state": task_states.SPAWNING}, (task_states.BLOCK_DEVICE_MAPPING,))
         image_meta = request_spec.get("image") or {}
-        drive = await config_drive.prepare(host.conf, host.db, driver, instance, image_meta)
+        drive = await config_drive.prepare(host.conf, host.db, driver, instance, image_meta,
+                                           admin_password=request_spec.get("admin_password"),
+                                           injected_files=request_spec.get("personality") or [])
         await driver.spawn(instance, image_meta, network_info=network_info, config_drive=drive)
         await networking.wait_for_vif_plugged(host, instance, network_info)
         async with host.db.write() as conn:

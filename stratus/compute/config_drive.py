@@ -10,6 +10,8 @@ and the operator's fleet says where it can be had.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from oslo_config import cfg
@@ -39,13 +41,34 @@ def required_by(conf: cfg.ConfigOpts, instance: dict[str, Any], image_meta: dict
             or str(props.get("img_config_drive") or "optional") == "mandatory")
 
 
+def decode_files(uuid: str, personality: list[dict[str, str]]) -> list[tuple[str, bytes]]:
+    """Nova's ``_decode_files``: the injected files (``personality``, base64 contents checked by the API) as
+    (path, bytes). Raises BuildAbortException for contents that do not decode (a request spec written by
+    something other than the API)."""
+    out = []
+    for item in personality:
+        path = str(item.get("path") or "")
+        try:
+            out.append((path, base64.b64decode(str(item.get("contents") or ""))))
+        except (binascii.Error, ValueError):
+            raise exception.BuildAbortException(
+                instance_uuid=uuid, reason=f"Invalid Base 64 data for file {path}") from None
+    return out
+
+
 async def prepare(conf: cfg.ConfigOpts, db: Database, driver: ComputeDriver, instance: dict[str, Any],
-                  image_meta: dict[str, Any]) -> ConfigDrive | None:
+                  image_meta: dict[str, Any], admin_password: str | None = None,
+                  injected_files: list[dict[str, str]] | None = None) -> ConfigDrive | None:
     """The config drive of ``instance`` for the driver's spawn, or None when it gets none. Raises
-    BuildAbortException when one is needed and the driver cannot attach it."""
+    BuildAbortException when one is needed and the driver cannot attach it.
+
+    ``admin_password`` (the create response's ``adminPass``, carried in the build cast, never stored) goes into
+    the drive's meta_data.json as ``admin_pass``, and ``injected_files`` (the request's ``personality``) into
+    ``openstack/content/``, as Nova's libvirt driver writes them; neither is ever served by the metadata API."""
     if not required_by(conf, instance, image_meta):
         return None
     uuid = instance["uuid"]
+    content = decode_files(uuid, injected_files or [])
     if not driver.capabilities.supports_config_drive:
         raise exception.BuildAbortException(
             instance_uuid=uuid, reason=f"a config drive is required but the compute driver {type(driver).__name__} "
@@ -55,7 +78,8 @@ async def prepare(conf: cfg.ConfigOpts, db: Database, driver: ComputeDriver, ins
     if found is None:
         raise exception.InstanceNotFound(instance_id=uuid)
     row, keypair = found
-    meta = source.build(conf, row, keypair, vendordata.load_static(conf))
+    meta = source.build(conf, row, keypair, vendordata.load_static(conf),
+                        extra_md={"admin_pass": admin_password} if admin_password else None, content=content)
     files = tuple(meta.metadata_for_config_drive(conf.api.config_drive_skip_versions.split(" ")))
     if row.get("config_drive") != "True":  # forced or mandatory: the server shows the drive it has
         async with db.write() as conn:

@@ -44,6 +44,7 @@ VD2_JSON_NAME = "vendor_data2.json"
 NW_JSON_NAME = "network_data.json"
 UD_NAME = "user_data"
 PASS_NAME = "password"
+CONTENT_DIR = "content"
 MIME_TYPE_TEXT_PLAIN = "text/plain"
 MIME_TYPE_APPLICATION_JSON = "application/json"
 
@@ -111,6 +112,8 @@ class InstanceMetadata:
     ``security_groups``. ``keypair``: the key pair named by ``key_name`` (name, type, public_key) or None.
     ``network_info``: Nova's network info model (a list of VIFs); empty until Stratus has guest networking.
     ``extra_md``: more keys for meta_data.json (Nova's config drive passes ``admin_pass`` there).
+    ``content``: injected files (path in the guest, decoded content), only the config drive's: each becomes
+    ``openstack/content/<NNNN>``, listed in meta_data.json's ``files`` (Nova's ``content``).
     ``address``: the requester's address (the API's), shown as ``local-ipv4`` when the guest has no fixed IP."""
 
     instance: dict[str, Any]
@@ -121,6 +124,7 @@ class InstanceMetadata:
     dhcp_domain: str = "novalocal"
     address: str | None = None
     extra_md: dict[str, Any] = dataclasses.field(default_factory=dict)
+    content: list[tuple[str, bytes]] = dataclasses.field(default_factory=list)
     mimetype: str = MIME_TYPE_TEXT_PLAIN
 
     def __post_init__(self) -> None:
@@ -132,6 +136,12 @@ class InstanceMetadata:
         self.launch_metadata: dict[str, str] = dict(inst.get("metadata") or {})
         self.network_metadata = network_data.network_metadata(self.network_info) or {}
         self.fixed_ips, self.floating_ips = network_data.ec2_ip_info(self.network_info)
+        self.files: list[dict[str, str]] = []
+        self.content_files: dict[str, bytes] = {}
+        for path, data in self.content:
+            key = f"{len(self.content_files):04d}"
+            self.files.append({"path": path, "content_path": f"/{CONTENT_DIR}/{key}"})
+            self.content_files[key] = data
 
     # --- EC2 ---------------------------------------------------------------------------------------------
     def hostname(self) -> str:
@@ -196,6 +206,8 @@ class InstanceMetadata:
         out: dict[str, Any] = {"uuid": self.uuid}
         if self.launch_metadata:
             out["meta"] = self.launch_metadata
+        if self.files:
+            out["files"] = self.files
         out.update(self.extra_md)
         if inst.get("key_name") and inst.get("key_data"):
             name = str(inst["key_name"])
@@ -283,7 +295,8 @@ class InstanceMetadata:
 
     def metadata_for_config_drive(self, skip_versions: list[str]) -> Iterator[tuple[str, bytes]]:
         """Nova's ``metadata_for_config_drive``: (path, content) of every file of the drive: EC2 versions not in
-        ``skip_versions`` (``[api] config_drive_skip_versions``) and latest, then every OpenStack version."""
+        ``skip_versions`` (``[api] config_drive_skip_versions``) and latest, the injected files
+        (``openstack/content/<NNNN>``), then every OpenStack version."""
         for version in [*VERSIONS, "latest"]:
             if version in skip_versions:
                 continue
@@ -294,6 +307,8 @@ class InstanceMetadata:
             if keys:
                 keys["0"].pop("_name", None)
             yield f"ec2/{version}/meta-data.json", _dumps(data["meta-data"])
+        for key, data in self.content_files.items():
+            yield f"openstack/{CONTENT_DIR}/{key}", data
         every = [*OPENSTACK_VERSIONS, "latest"]
         for version in every:
             yield f"openstack/{version}/{MD_JSON_NAME}", self.lookup(f"openstack/{version}/{MD_JSON_NAME}")

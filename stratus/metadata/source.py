@@ -19,12 +19,15 @@ from stratus.utils import utcnow
 
 def build(conf: cfg.ConfigOpts, instance: dict[str, Any], keypair: dict[str, Any] | None,
           vendordata: dict[str, Any], address: str | None = None,
-          extra_md: dict[str, Any] | None = None) -> base.InstanceMetadata:
-    """The documents of ``instance`` with this deployment's options (dhcp_domain, vendor data providers)."""
+          extra_md: dict[str, Any] | None = None, content: list[tuple[str, bytes]] | None = None
+          ) -> base.InstanceMetadata:
+    """The documents of ``instance`` with this deployment's options (dhcp_domain, vendor data providers);
+    ``extra_md`` and ``content`` (injected files) are the config drive's only."""
     return base.InstanceMetadata(
         instance=instance, keypair=keypair, network_info=list(instance.get("network_info") or []),
         vendordata=vendordata, vendordata_providers=list(conf.api.vendordata_providers),
-        dhcp_domain=conf.api.dhcp_domain or "", address=address, extra_md=dict(extra_md or {}))
+        dhcp_domain=conf.api.dhcp_domain or "", address=address, extra_md=dict(extra_md or {}),
+        content=list(content or []))
 
 
 async def load_instance(conn: Connection, uuid: str) -> tuple[dict[str, Any], dict[str, Any] | None] | None:

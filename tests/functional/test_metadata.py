@@ -205,6 +205,8 @@ def test_config_drive_matches_the_api(md_cloud: Cloud, api: httpx.Client, server
         served = get(md_cloud, f"/openstack/{version}/meta_data.json", server).json()
         on_drive.pop("random_seed", None)
         served.pop("random_seed", None)
+        # the create's adminPass is on the drive only (Nova's libvirt driver's extra_md), never served
+        assert on_drive.pop("admin_pass") == "not-in-metadata", version
         assert on_drive == served, version
         assert files[f"openstack/{version}/user_data"] == USER_DATA
     assert json.loads(files["openstack/latest/vendor_data.json"]) == VENDOR
@@ -215,7 +217,9 @@ def test_config_drive_matches_the_api(md_cloud: Cloud, api: httpx.Client, server
     assert ec2["instance-id"] == get(md_cloud, "/latest/meta-data/instance-id", server).text
     assert ec2["public-keys"] == {"0": {"openssh-key": RSA}}
     assert files["ec2/latest/user-data"] == USER_DATA
-    assert b"not-in-metadata" not in b"".join(files.values())
+    assert [p for p, data in files.items() if b"not-in-metadata" in data] == [
+        f"openstack/{v}/meta_data.json" for v in [*base.OPENSTACK_VERSIONS, "latest"]]
+    assert not any(p.startswith("openstack/content/") for p in files)  # no personality, no content
     assert api.delete(f"/servers/{server['id']}").status_code == 204
     wait_gone(api, server["id"])
     assert not path.exists()
@@ -258,6 +262,61 @@ def test_user_data_is_checked_at_create(md_cloud: Cloud, api: httpx.Client) -> N
     assert not_base64.status_code == 400
     assert not_base64.json()["badRequest"]["message"] == "User data needs to be valid base 64."
     assert len(api.get("/servers").json()["servers"]) == before
+
+
+PERSONALITY = [{"path": "/etc/motd", "contents": base64.b64encode(b"hello from personality\n").decode()},
+               {"path": "/root/.ssh/extra", "contents": base64.b64encode(bytes(range(256))).decode()}]
+
+
+def test_injected_files_and_admin_pass_on_the_config_drive(md_cloud: Cloud) -> None:
+    """Nova's semantics up to 2.56: the personality files go to ``openstack/content/NNNN`` with ``files`` in
+    meta_data.json, and the adminPass of the create response (generated here) to ``admin_pass``, on the drive
+    only; the metadata API serves neither."""
+    with md_cloud.client(token="alice:p1", version="2.56") as c, md_cloud.image_client() as images:
+        image = upload_image(images)
+        resp = boot(c, image["id"], networks="none", config_drive=True, personality=PERSONALITY)
+        assert resp.status_code == 202, resp.text
+        password = resp.json()["server"]["adminPass"]
+        assert len(password) == 12
+        server = wait_for_status(c, resp.json()["server"]["id"], {"ACTIVE"})
+        _label, files = configdrive.read_drive(str(md_cloud.state_path / "instances" / server["id"] / "disk.config"))
+        assert files["openstack/content/0000"] == b"hello from personality\n"
+        assert files["openstack/content/0001"] == bytes(range(256))
+        assert sorted(p for p in files if p.startswith("openstack/content/")) == [
+            "openstack/content/0000", "openstack/content/0001"]
+        for version in [*base.OPENSTACK_VERSIONS, "latest"]:
+            meta = json.loads(files[f"openstack/{version}/meta_data.json"])
+            assert meta["admin_pass"] == password, version
+            assert meta["files"] == [{"path": "/etc/motd", "content_path": "/content/0000"},
+                                     {"path": "/root/.ssh/extra", "content_path": "/content/0001"}], version
+        served = get(md_cloud, "/openstack/latest/meta_data.json", server)
+        assert served.status_code == 200
+        assert "admin_pass" not in served.json() and "files" not in served.json() and password not in served.text
+        assert get(md_cloud, "/openstack/content/0000", server).status_code == 404
+        assert get(md_cloud, "/openstack/latest/password", server).content == b""  # until the guest posts one
+        # the password went to the compute host in the build cast only: the database never held it
+        stored = [p for p in md_cloud.state_path.glob("stratus.sqlite*") if password.encode() in p.read_bytes()]
+        assert list(md_cloud.state_path.glob("stratus.sqlite")) and stored == []
+        # without a config drive the files and password go nowhere; the build still succeeds, as Nova's
+        plain = boot(c, image["id"], networks="none", personality=PERSONALITY[:1])
+        assert plain.status_code == 202, plain.text
+        assert wait_for_status(c, plain.json()["server"]["id"], {"ACTIVE"})["config_drive"] == ""
+
+
+def test_personality_contents_must_be_base64(md_cloud: Cloud) -> None:
+    with md_cloud.client(token="alice:p1", version="2.56") as c, md_cloud.image_client() as images:
+        image = upload_image(images)
+        before = len(c.get("/servers").json()["servers"])
+        bad = boot(c, image["id"], networks="none", personality=[{"path": "/etc/x", "contents": "!!abc"}])
+        assert bad.status_code == 400, bad.text
+        assert bad.json()["badRequest"]["message"] == (
+            "Invalid input for field/attribute contents. Value: !!abc. '!!abc' is not a 'base64'")
+        unknown = boot(c, image["id"], networks="none", personality=[{"path": "/etc/x", "contents": "eA==",
+                                                                      "mode": "0600"}])
+        assert unknown.status_code == 400
+        assert "Additional properties are not allowed ('mode' was unexpected)" in unknown.json()["badRequest"][
+            "message"]
+        assert len(c.get("/servers").json()["servers"]) == before
 
 
 @pytest.mark.parametrize("option, error", [

@@ -181,6 +181,22 @@ def test_guest() -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def cloud_guest() -> Path:
+    """The cloud-init guest's kernel, initramfs, root disk and command line (scripts/cloud-guest.sh: debootstrap
+    from this machine's Debian mirror, ~3 minutes once, then cached). Skipped, with the script's reason, when the
+    root file system cannot be built here (no root, no debootstrap, the mirror out of reach)."""
+    if os.geteuid() != 0 and not shutil.which("debootstrap"):
+        pytest.skip("the cloud-init guest's root file system is built with debootstrap as root (apt-get install "
+                    "debootstrap, chroot): not root here")
+    out = _cache_dir() / "cloud-guest"
+    proc = subprocess.run([str(SCRIPTS / "cloud-guest.sh"), str(out)], capture_output=True, text=True, timeout=1200)
+    if proc.returncode != 0:
+        reason = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+        pytest.skip(f"the cloud-init guest's root file system could not be built (scripts/cloud-guest.sh): {reason}")
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class CephCluster:
     conf: Path  # DIR/ceph.conf: what clients (and Stratus' options) are given

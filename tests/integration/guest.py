@@ -53,12 +53,15 @@ def upload_disk(client: httpx.Client, images: GuestImages, data: bytes, name: st
                             "os_command_line": CMDLINE}, data, store)
 
 
-def upload_guest(client: httpx.Client, guest_dir: Path, name: str = "stratus-test-guest") -> GuestImages:
+def upload_guest(client: httpx.Client, guest_dir: Path, name: str = "stratus-test-guest",
+                 cmdline: str = CMDLINE) -> GuestImages:
+    """The guest's kernel (aki), ramdisk (ari) and root disk (qcow2, naming them and the command line) uploaded
+    as public images."""
     kernel = _upload(client, {"name": f"{name}-kernel", "disk_format": "aki", "container_format": "aki"},
                      (guest_dir / "vmlinuz").read_bytes())
     ramdisk = _upload(client, {"name": f"{name}-ramdisk", "disk_format": "ari", "container_format": "ari"},
                       (guest_dir / "initrd.img").read_bytes())
     disk_bytes = (guest_dir / "disk.qcow2").read_bytes()
     disk = _upload(client, {"name": name, "disk_format": "qcow2", "container_format": "bare",
-                            "kernel_id": kernel, "ramdisk_id": ramdisk, "os_command_line": CMDLINE}, disk_bytes)
+                            "kernel_id": kernel, "ramdisk_id": ramdisk, "os_command_line": cmdline}, disk_bytes)
     return GuestImages(kernel_id=kernel, ramdisk_id=ramdisk, disk_id=disk, disk_bytes=disk_bytes)

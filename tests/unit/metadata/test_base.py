@@ -168,3 +168,19 @@ def test_config_drive_files() -> None:
     assert not any(p.endswith("password") for p in files)
     every = dict(m.metadata_for_config_drive([]))
     assert {p.split("/")[1] for p in every if p.startswith("ec2/")} == {*base.VERSIONS, "latest"}
+
+
+def test_injected_files_and_extra_md_in_config_drive_order() -> None:
+    """Nova's ``content``: each file is ``openstack/content/NNNN`` and listed in ``files``, which comes after
+    ``meta`` and before the extra keys (``admin_pass``) in meta_data.json."""
+    m = base.InstanceMetadata(instance(), content=[("/etc/a", b"A"), ("/etc/b", b"\x00B")],
+                              extra_md={"admin_pass": "pw"})
+    files = dict(m.metadata_for_config_drive([]))
+    assert files["openstack/content/0000"] == b"A" and files["openstack/content/0001"] == b"\x00B"
+    meta = json.loads(files["openstack/latest/meta_data.json"])
+    assert list(meta)[:4] == ["uuid", "meta", "files", "admin_pass"]
+    assert meta["files"] == [{"path": "/etc/a", "content_path": "/content/0000"},
+                             {"path": "/etc/b", "content_path": "/content/0001"}]
+    with pytest.raises(base.InvalidMetadataPath):
+        m.lookup("/openstack/content/0000")  # the API never serves injected files
+    assert "files" not in json.loads(base.InstanceMetadata(instance()).lookup("/openstack/latest/meta_data.json"))
