@@ -1,0 +1,1 @@
+"""Networking: the embedded Networking API (Neutron v2.0 subset), its agents and data plane, and the Neutron client."""
