@@ -111,3 +111,15 @@ class InstanceBuildTimeout(StratusException):
     """``[DEFAULT] instance_build_timeout`` passed with the instance still building (Nova's warning, as a fault)."""
 
     msg_fmt = "Instance build timed out. Set to error state."
+
+
+class InterfaceAttachFailed(StratusException):
+    """Nova's: the hypervisor refused the new NIC (the reason goes to the log, not to the user)."""
+
+    msg_fmt = "Failed to attach network adapter device to %(instance_uuid)s"
+    code = 400
+
+
+class InterfaceDetachFailed(StratusException):
+    msg_fmt = "Failed to detach network adapter device from %(instance_uuid)s"
+    code = 400

@@ -150,6 +150,17 @@ class ComputeDriver(abc.ABC):
                       destroy_disks: bool = True) -> None:
         """Stop the guest and remove it (and its disks when asked); a guest that is already gone is fine."""
 
+    async def attach_interface(self, instance: dict[str, Any], image_meta: dict[str, Any],
+                               vif: dict[str, Any]) -> None:
+        """Hot-plug the NIC of ``vif`` (one network_info entry) into the guest, running or not (its persistent
+        definition too); ``InterfaceAttachFailed`` if the hypervisor refuses. Not every driver can."""
+        raise NotImplementedError
+
+    async def detach_interface(self, instance: dict[str, Any], vif: dict[str, Any]) -> None:
+        """Unplug the NIC with ``vif``'s MAC from the guest and its definition (fine if it has none already);
+        ``InterfaceDetachFailed`` if the hypervisor refuses."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     async def get_info(self, instance: dict[str, Any]) -> InstanceInfo:
         """The guest's power state; ``InstanceNotFound`` when the hypervisor has no such guest."""

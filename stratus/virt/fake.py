@@ -58,6 +58,8 @@ class _Guest:
     memory_mb: int
     console: list[str] = dataclasses.field(default_factory=list)
     boots: int = 0
+    #: the guest's NICs: network_info entries by port id, as plugged at spawn and hot-plugged since
+    vifs: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def log(self, text: str) -> None:
         """A deterministic serial console: one line per thing the guest would print."""
@@ -165,6 +167,7 @@ class FakeDriver(ComputeDriver):
             raise FakeSpawnError(reason, host=self.host)
         guest = _Guest(uuid=instance["uuid"], name=instance.get("name", ""), power_state=power_state.NOSTATE,
                        vcpus=instance["vcpus"], memory_mb=instance["memory_mb"])
+        guest.vifs = {vif["id"]: vif for vif in network_info}
         if config_drive is not None:
             await self._attach_config_drive(instance, guest, config_drive)
         guest.boot()
@@ -189,6 +192,19 @@ class FakeDriver(ComputeDriver):
         self.guests.pop(instance["uuid"], None)
         if self.config_drives.pop(instance["uuid"], None) is not None and self.conf.fake_driver.write_config_drive:
             await asyncio.to_thread(shutil.rmtree, self.instance_dir(instance), True)
+
+    async def attach_interface(self, instance: dict[str, Any], image_meta: dict[str, Any],
+                               vif: dict[str, Any]) -> None:
+        self._check_up()
+        guest = self._guest(instance)
+        guest.vifs[vif["id"]] = vif
+        guest.log(f"nic {vif.get('address')} attached")
+
+    async def detach_interface(self, instance: dict[str, Any], vif: dict[str, Any]) -> None:
+        self._check_up()
+        guest = self._guest(instance)
+        if guest.vifs.pop(vif["id"], None) is not None:
+            guest.log(f"nic {vif.get('address')} detached")
 
     async def get_info(self, instance: dict[str, Any]) -> InstanceInfo:
         self._check_up()
