@@ -54,6 +54,7 @@ class Env:
         self.guests: set[str] = set()
         self.dhcp: list[dhcp.DhcpServer] = []
         self.routers: list[router.Router] = []
+        self.network_ids: list[str] = []
         self.script = os.path.join(self.state_dir, "udhcpc.sh")
         with open(self.script, "w") as f:
             f.write(UDHCPC_SCRIPT)
@@ -66,6 +67,7 @@ class Env:
 
     def network(self, name: str, cidr: str, gateway: str | None, vni: int) -> dict[str, Any]:
         net_id = str(uuid.uuid4())
+        self.network_ids.append(net_id)
         subnet = {"id": str(uuid.uuid4()), "network_id": net_id, "cidr": cidr, "ip_version": 4,
                   "gateway_ip": gateway, "enable_dhcp": True, "dns_nameservers": [], "host_routes": []}
         return {"id": net_id, "name": name, "provider:segmentation_id": vni, "mtu": 1500, "subnets": [subnet]}
@@ -116,13 +118,18 @@ class Env:
                 return ok
             time.sleep(0.2)
 
+    def server_running(self, network_id: str) -> bool:
+        return dhcp.DhcpServer(self.state_dir, "", network_id).pid() is not None
+
     def leftovers(self) -> list[str]:
-        ids = [self.tag] + [s.network_id for s in self.dhcp] + [r.router_id for r in self.routers]
+        ids = [self.tag, *self.network_ids] + [r.router_id for r in self.routers]
         return [n for n in nsutil.list_namespaces() if any(i in n for i in ids)]
 
     def cleanup(self) -> None:
         for server in self.dhcp:
             server.remove()
+        for network_id in self.network_ids:   # those an agent served
+            dhcp.DhcpServer(self.state_dir, "", network_id).remove()
         for r in self.routers:
             r.remove()
         for ns in self.guests:

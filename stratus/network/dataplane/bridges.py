@@ -16,10 +16,11 @@ from stratus.network.dataplane import fabric, names
 from stratus.network.dataplane import netns as nsutil
 
 
-def ensure_network(host: str, network: dict[str, Any]) -> str:
+def ensure_network(host: str, network: dict[str, Any], *, join: bool = True) -> str:
     """Make sure ``brq<net>`` with its ``vxlan-<vni>`` uplink exists and is up in the host's namespace
-    (joining the fabric first); returns the bridge's name."""
-    fabric.join(host)
+    (joining the fabric first, unless the caller just did); returns the bridge's name."""
+    if join:
+        fabric.join(host)
     bridge = names.bridge_name(network["id"])
     vni = names.segmentation_id(network)
     vxlan = names.vxlan_name(vni)
@@ -124,8 +125,9 @@ def tap_state(host: str, port_id: str) -> dict[str, Any] | None:
 
 
 def attach_tap(host: str, network: dict[str, Any], port_id: str) -> bool:
-    """Put an existing tap (QEMU's, made by libvirt) on the network's bridge and up; False if it is not there."""
-    bridge = ensure_network(host, network)
+    """Put an existing tap (QEMU's, made by libvirt) on the network's bridge (which the caller made sure of)
+    and up; False if it is not there."""
+    bridge = names.bridge_name(network["id"])
     with nsutil.ipr(names.host_namespace(host)) as ns:
         index = nsutil.link_index(ns, names.tap_name(port_id))
         if index is None:

@@ -115,17 +115,20 @@ class DhcpServer:
             nsutil.set_addresses(ns, tap, [*cidrs, f"{METADATA_ADDRESS}/32"])
         os.makedirs(self.dir, exist_ok=True)
         old_args = self._read("args")
+        changed = False
         for name, text in files.items():
             if self._read(name) != text:
                 with open(self._path(name) + ".tmp", "w") as f:
                     f.write(text)
                 os.replace(self._path(name) + ".tmp", self._path(name))
+                changed = True
         pid = self.pid()
         if pid is not None and not self._in_namespace(pid):
             self._stop(pid)   # its namespace was deleted and remade: it serves a device that is gone
             pid = None
         if pid is not None and old_args == files["args"]:
-            os.kill(pid, signal.SIGHUP)   # re-reads the host and opts files
+            if changed:
+                os.kill(pid, signal.SIGHUP)   # re-reads the host and opts files
             return True
         if pid is not None:
             self._stop(pid)

@@ -1,0 +1,156 @@
+"""The Linux bridge agent of a compute host (Neutron's ``neutron-linuxbridge-agent``).
+
+It holds the ports bound to its host (``port_update`` casts from the server, ``get_device_details`` after a
+restart) and converges the host namespace ``stratus-host-<host>`` toward them: each port's network has its
+``brq`` bridge with the ``vxlan-<vni>`` uplink on the fabric, each tap that exists (QEMU's, made by libvirt, or a
+veth) is on its bridge and up, and the namespace's nftables filter is exactly the security groups of those
+ports. A port whose tap appears is reported with ``update_device_up`` (the server then marks it ACTIVE and
+tells Nova ``network-vif-plugged``); one whose tap disappears with ``update_device_down``.
+
+Ports of the Networking service itself (``device_owner`` ``network:*``: DHCP, router) are plugged by their own
+agents and never filtered, as in Neutron.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from stratus.network.agent.base import Agent
+from stratus.network.dataplane import bridges, fabric, firewall, names
+from stratus.network.dataplane import netns as nsutil
+
+LOG = logging.getLogger(__name__)
+
+
+def _filtered(port: dict[str, Any]) -> dict[str, Any] | None:
+    if str(port.get("device_owner") or "").startswith("network:"):
+        return None
+    return port
+
+
+class LinuxBridgeAgent(Agent):
+    topic = "network_agent"
+    agent_type = "Linux bridge agent"
+    binary = "neutron-linuxbridge-agent"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ports: dict[str, dict[str, Any]] = {}
+        self.up: set[str] = set()
+
+    @property
+    def namespace(self) -> str:
+        return names.host_namespace(self.host)
+
+    def configurations(self) -> dict[str, Any]:
+        return {"tunnel_types": ["vxlan"], "vxlan_group": fabric.VXLAN_GROUP, "bridge_mappings": {},
+                "interface_mappings": {}, "devices": len(self.ports), "namespace": self.namespace}
+
+    # --- server → agent casts -----------------------------------------------------------------------------
+    async def port_update(self, context: dict[str, Any], port: dict[str, Any]) -> None:
+        bound = port.get("binding:host_id")
+        if bound not in (None, "", self.host):
+            self.ports.pop(port["id"], None)   # moved to another host: that host's agent has it now
+        else:
+            self.ports[port["id"]] = port
+        self.kick()
+
+    async def port_delete(self, context: dict[str, Any], port_id: str, network_id: str | None = None) -> None:
+        self.ports.pop(port_id, None)
+        self.up.discard(port_id)
+        self.kick()
+
+    async def network_delete(self, context: dict[str, Any], network_id: str) -> None:
+        for port_id in [p for p, port in self.ports.items() if port.get("network_id") == network_id]:
+            self.ports.pop(port_id)
+            self.up.discard(port_id)
+        await asyncio.to_thread(bridges.remove_network, self.host, network_id)
+        self.kick()
+
+    async def security_groups_updated(self, context: dict[str, Any], port_ids: list[str]) -> None:
+        """The rules of these ports' groups changed: fetch each port again (its rules come expanded)."""
+        for port_id in port_ids:
+            if port_id in self.ports:
+                details = await self.plugin.get_device_details(self.host, port_id)
+                if details:
+                    self.ports[port_id] = details
+        self.kick()
+
+    # --- convergence ---------------------------------------------------------------------------------------
+    async def resync(self) -> None:
+        """After a restart: ask the server about every tap already in the namespace (its alias is the port id
+        we set; a tap we never saw is asked for by its 11-character prefix, as Neutron's server accepts)."""
+        taps = await asyncio.to_thread(self._taps)
+        for tap, alias in taps.items():
+            port_id = alias or tap[3:]
+            try:
+                details = await self.plugin.get_device_details(self.host, port_id)
+            except Exception:
+                LOG.exception("get_device_details(%s) failed", port_id)
+                continue
+            if details and details.get("id"):
+                self.ports.setdefault(details["id"], details)
+        self.kick()
+
+    def _taps(self) -> dict[str, str | None]:
+        if not nsutil.exists(self.namespace):
+            return {}
+        with nsutil.ipr(self.namespace) as ns:
+            return {lk["ifname"]: lk["alias"] for lk in nsutil.links(ns) if lk["ifname"].startswith("tap")}
+
+    async def sync(self) -> None:
+        ports = dict(self.ports)
+        present = await asyncio.to_thread(self._converge, ports)
+        for port_id in sorted(present - self.up):
+            await self.plugin.update_device_up(self.host, port_id)
+            self.up.add(port_id)
+        for port_id in sorted(self.up - present):
+            if port_id in ports:
+                await self.plugin.update_device_down(self.host, port_id)
+            self.up.discard(port_id)
+
+    def _converge(self, ports: dict[str, dict[str, Any]]) -> set[str]:
+        """One pass over the kernel; returns the ports whose tap is on its bridge and up."""
+        fabric.join(self.host)
+        present: set[str] = set()
+        for port_id, port in ports.items():
+            network = port.get("network") or {"id": port["network_id"]}
+            bridges.ensure_network(self.host, network, join=False)
+            if port.get("admin_state_up", True) is False:
+                self._set_down(port_id)
+                continue
+            if bridges.attach_tap(self.host, network, port_id):
+                self._set_alias(port_id)
+                present.add(port_id)
+        firewall.sync(self.host, [p for p in (_filtered(p) for p in ports.values()) if p is not None])
+        self._remove_unused_bridges({(p.get("network") or {"id": p["network_id"]})["id"] for p in ports.values()})
+        return present
+
+    def _set_alias(self, port_id: str) -> None:
+        with nsutil.ipr(self.namespace) as ns:
+            index = nsutil.link_index(ns, names.tap_name(port_id))
+            if index is not None:
+                ns.link("set", index=index, ifalias=port_id)
+
+    def _set_down(self, port_id: str) -> None:
+        with nsutil.ipr(self.namespace) as ns:
+            index = nsutil.link_index(ns, names.tap_name(port_id))
+            if index is not None:
+                ns.link("set", index=index, state="down")
+
+    def _remove_unused_bridges(self, wanted_networks: set[str]) -> None:
+        """A bridge of no wanted network with nothing but its VXLAN uplink on it goes (Neutron deletes a bridge
+        when its last tap leaves); one with a DHCP or router port stays for those agents."""
+        wanted = {names.bridge_name(n) for n in wanted_networks}
+        with nsutil.ipr(self.namespace) as ns:
+            links = nsutil.links(ns)
+            for br in (lk for lk in links if lk["kind"] == "bridge" and lk["ifname"].startswith("brq")):
+                if br["ifname"] in wanted:
+                    continue
+                members = [lk for lk in links if lk["master"] == br["index"]]
+                if all(m["kind"] == "vxlan" for m in members):
+                    for m in members:
+                        nsutil.delete_link(ns, m["ifname"])
+                    nsutil.delete_link(ns, br["ifname"])
