@@ -140,5 +140,42 @@ class Env:
         subprocess.run(["rm", "-rf", self.state_dir], check=False)
 
 
-def host_namespace(host: str) -> str:
-    return names.host_namespace(host)
+class Server:
+    """The ``network_server`` topic: records what the agents said, answers get_device_details from ``ports``."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+        self.ports: dict[str, dict[str, Any]] = {}
+        self.states: dict[str, str] = {}
+
+    async def report_state(self, context: dict[str, Any], host: str, agent_type: str, binary: str,
+                           configurations: dict[str, Any]) -> None:
+        self.states[f"{agent_type}@{host}"] = binary
+
+    async def get_device_details(self, context: dict[str, Any], host: str, port_id: str) -> dict[str, Any] | None:
+        return next((p for pid, p in self.ports.items() if pid.startswith(port_id)), None)
+
+    async def update_device_up(self, context: dict[str, Any], host: str, port_id: str) -> None:
+        self.calls.append(("up", host, port_id))
+
+    async def update_device_down(self, context: dict[str, Any], host: str, port_id: str) -> None:
+        self.calls.append(("down", host, port_id))
+
+
+def vif(port: dict[str, Any], network: dict[str, Any], dhcp_address: str | None = None) -> dict[str, Any]:
+    """Nova's network_info entry for a port bound by the linuxbridge mechanism (docs/networking-dataplane.md)."""
+    bridge = names.bridge_name(network["id"])
+    subnets = []
+    for subnet in network["subnets"]:
+        ips = [{"address": ip["ip_address"], "type": "fixed", "version": 4, "floating_ips": []}
+               for ip in port["fixed_ips"] if ip["subnet_id"] == subnet["id"]]
+        gateway = subnet.get("gateway_ip")
+        subnets.append({"cidr": subnet["cidr"], "version": 4, "ips": ips, "routes": [], "dns": [],
+                        "gateway": {"address": gateway, "type": "gateway", "version": 4} if gateway else {},
+                        "meta": {"dhcp_server": dhcp_address} if dhcp_address else {}})
+    return {"id": port["id"], "address": port["mac_address"], "type": "bridge",
+            "details": {"port_filter": True, "connectivity": "l2", "bridge_name": bridge},
+            "devname": names.tap_name(port["id"]), "vnic_type": "normal", "active": False,
+            "preserve_on_delete": False, "profile": {},
+            "network": {"id": network["id"], "bridge": bridge, "label": network["name"], "subnets": subnets,
+                        "meta": {"tenant_id": "p", "mtu": network.get("mtu"), "injected": False}}}

@@ -18,34 +18,12 @@ from stratus.network.agent.linuxbridge import LinuxBridgeAgent
 from stratus.network.dataplane import bridges, names
 from stratus.network.dataplane import netns as nsutil
 from stratus.rpc.local import LocalTransport
-from tests.integration.dataplane_env import Env, require_root_tools
+from tests.integration.dataplane_env import Env, Server, require_root_tools
 
 pytestmark = pytest.mark.integration
 
 EGRESS = {"direction": "egress", "ethertype": "IPv4"}
 ICMP_IN = {"direction": "ingress", "ethertype": "IPv4", "protocol": "icmp"}
-
-
-class Server:
-    """The ``network_server`` topic: records what the agents said, answers get_device_details from ``ports``."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, str]] = []
-        self.ports: dict[str, dict[str, Any]] = {}
-        self.states: dict[str, str] = {}
-
-    async def report_state(self, context: dict[str, Any], host: str, agent_type: str, binary: str,
-                           configurations: dict[str, Any]) -> None:
-        self.states[f"{agent_type}@{host}"] = binary
-
-    async def get_device_details(self, context: dict[str, Any], host: str, port_id: str) -> dict[str, Any] | None:
-        return next((p for pid, p in self.ports.items() if pid.startswith(port_id)), None)
-
-    async def update_device_up(self, context: dict[str, Any], host: str, port_id: str) -> None:
-        self.calls.append(("up", host, port_id))
-
-    async def update_device_down(self, context: dict[str, Any], host: str, port_id: str) -> None:
-        self.calls.append(("down", host, port_id))
 
 
 async def until(predicate: Any, seconds: float = 20) -> None:

@@ -39,6 +39,9 @@ class LinuxBridgeAgent(Agent):
         super().__init__(*args, **kwargs)
         self.ports: dict[str, dict[str, Any]] = {}
         self.up: set[str] = set()
+        #: networks this agent made bridges for: the only ones whose empty bridges it removes (another agent
+        #: in the namespace, DHCP or L3, may be plugging into a bridge it made a moment ago)
+        self.networks_seen: set[str] = set()
 
     @property
     def namespace(self) -> str:
@@ -125,7 +128,8 @@ class LinuxBridgeAgent(Agent):
                 self._set_alias(port_id)
                 present.add(port_id)
         firewall.sync(self.host, [p for p in (_filtered(p) for p in ports.values()) if p is not None])
-        self._remove_unused_bridges({(p.get("network") or {"id": p["network_id"]})["id"] for p in ports.values()})
+        wanted = {(p.get("network") or {"id": p["network_id"]})["id"] for p in ports.values()}
+        self.networks_seen = wanted | self._remove_unused_bridges(self.networks_seen - wanted)
         return present
 
     def _set_alias(self, port_id: str) -> None:
@@ -140,17 +144,24 @@ class LinuxBridgeAgent(Agent):
             if index is not None:
                 ns.link("set", index=index, state="down")
 
-    def _remove_unused_bridges(self, wanted_networks: set[str]) -> None:
-        """A bridge of no wanted network with nothing but its VXLAN uplink on it goes (Neutron deletes a bridge
-        when its last tap leaves); one with a DHCP or router port stays for those agents."""
-        wanted = {names.bridge_name(n) for n in wanted_networks}
+    def _remove_unused_bridges(self, unwanted_networks: set[str]) -> set[str]:
+        """The bridge of a network this agent no longer has ports on goes once nothing but its VXLAN uplink is on
+        it (Neutron deletes a bridge when its last tap leaves); one with a DHCP or router port stays for now.
+        Returns the networks whose bridge is still there, to look at again on the next pass."""
+        if not unwanted_networks:
+            return set()
+        pending = set()
         with nsutil.ipr(self.namespace) as ns:
             links = nsutil.links(ns)
-            for br in (lk for lk in links if lk["kind"] == "bridge" and lk["ifname"].startswith("brq")):
-                if br["ifname"] in wanted:
+            for network_id in unwanted_networks:
+                br = next((lk for lk in links if lk["ifname"] == names.bridge_name(network_id)), None)
+                if br is None:
                     continue
                 members = [lk for lk in links if lk["master"] == br["index"]]
-                if all(m["kind"] == "vxlan" for m in members):
-                    for m in members:
-                        nsutil.delete_link(ns, m["ifname"])
-                    nsutil.delete_link(ns, br["ifname"])
+                if any(m["kind"] != "vxlan" for m in members):
+                    pending.add(network_id)
+                    continue
+                for m in members:
+                    nsutil.delete_link(ns, m["ifname"])
+                nsutil.delete_link(ns, br["ifname"])
+        return pending

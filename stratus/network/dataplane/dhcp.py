@@ -155,7 +155,8 @@ class DhcpServer:
                 f"--pid-file={self._path('pid')}", f"--dhcp-hostsfile={self._path('host')}",
                 f"--dhcp-optsfile={self._path('opts')}", f"--dhcp-leasefile={self._path('leases')}",
                 f"--interface={tap}", "--except-interface=lo", "--bind-interfaces", "--dhcp-authoritative",
-                "--conf-file=/dev/null", "--domain=openstacklocal", "--dhcp-lease-max=16777216", *ranges]
+                "--conf-file=/dev/null", "--domain=openstacklocal",
+                f"--log-facility={self._path('log')}", "--log-dhcp", "--dhcp-lease-max=16777216", *ranges]
         nsutil.run(self.namespace, argv)
         LOG.info("dnsmasq for network %s started in %s", self.network_id, self.namespace)
 
