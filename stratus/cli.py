@@ -46,16 +46,19 @@ def _parser() -> argparse.ArgumentParser:
     aio.add_argument("--compute-port", type=int, help="Compute API port (default 8774).")
     aio.add_argument("--image-port", type=int, help="Image API port (default 9292).")
     aio.add_argument("--identity-port", type=int, help="Identity API port (default 5000).")
+    aio.add_argument("--network-port", type=int, help="Networking API port (default 9696).")
     aio.add_argument("--listen", help="Address the APIs listen on (default 127.0.0.1).")
     aio.add_argument("--fake-hosts", type=int, help="Simulated hypervisor hosts compute-1..N with the fake driver "
                                                     "(default [fake_driver] host_count).")
     aio.add_argument("--admin-password", help="Password of the identity admin user (default: env "
                                               "STRATUS_ADMIN_PASSWORD, else generated at the first start and saved "
                                               "in state_path/admin-password).")
-    api = sub.add_parser("api", parents=common, help="The compute API (and the embedded image API).")
+    api = sub.add_parser("api", parents=common, help="The compute API (and the embedded image, identity and "
+                                                     "networking APIs).")
     api.add_argument("--compute-port", type=int)
     api.add_argument("--image-port", type=int)
     api.add_argument("--identity-port", type=int)
+    api.add_argument("--network-port", type=int)
     api.add_argument("--listen")
     api.add_argument("--admin-password", help="As for all-in-one.")
     sub.add_parser("metadata", parents=common, help="The metadata API for guests (port 8775).")
@@ -86,7 +89,8 @@ def _merged(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, object]]:
-    out: dict[str, dict[str, object]] = {"DEFAULT": {}, "image_store": {}, "identity": {}, "fake_driver": {}}
+    out: dict[str, dict[str, object]] = {"DEFAULT": {}, "image_store": {}, "identity": {}, "fake_driver": {},
+                                         "network_server": {}}
     if args.state_path:
         out["DEFAULT"]["state_path"] = args.state_path
     if args.debug:
@@ -97,8 +101,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, object]]:
         out["image_store"]["listen_port"] = args.image_port
     if getattr(args, "identity_port", None):
         out["identity"]["listen_port"] = args.identity_port
+    if getattr(args, "network_port", None):
+        out["network_server"]["listen_port"] = args.network_port
     if getattr(args, "listen", None):
         out["DEFAULT"]["osapi_compute_listen"] = args.listen
+        out["network_server"]["listen"] = args.listen
         out["image_store"]["listen"] = args.listen
         out["identity"]["listen"] = args.listen
     if getattr(args, "fake_hosts", None):
@@ -126,9 +133,10 @@ class Invocation:
 
 
 ROLES = {
-    "all-in-one": frozenset({"api", "image", "identity", "conductor", "scheduler", "compute", "metadata"}),
+    "all-in-one": frozenset({"api", "image", "identity", "network", "conductor", "scheduler", "compute",
+                             "metadata"}),
     "metadata": frozenset({"metadata"}),
-    "api": frozenset({"api", "image", "identity"}),
+    "api": frozenset({"api", "image", "identity", "network"}),
     "conductor": frozenset({"conductor"}),
     "scheduler": frozenset({"scheduler"}),
     "compute": frozenset({"compute"}),

@@ -15,6 +15,8 @@ from oslo_config import cfg
 from oslo_policy import opts as policy_opts
 
 from stratus import sizelimit
+from stratus.network.server import nova as nova_notifier
+from stratus.network.server import options as network_options
 from stratus.rpc import options as rpc_options
 
 DEFAULT_OPTS = [
@@ -324,6 +326,9 @@ GROUPS: dict[str, list[cfg.Opt]] = {
     "libvirt": LIBVIRT_OPTS,
     "image_cache": IMAGE_CACHE_OPTS,
     "neutron": NEUTRON_OPTS,
+    network_options.GROUP: network_options.OPTS,
+    network_options.AGENT_GROUP: network_options.AGENT_OPTS,
+    "nova": nova_notifier.OPTS,
     "workarounds": WORKAROUNDS_OPTS,
     sizelimit.GROUP: sizelimit.OPTS,
     "oslo_messaging_rabbit": rpc_options.RABBIT_OPTS,

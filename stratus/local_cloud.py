@@ -31,12 +31,14 @@ class Cloud:
 
     def __init__(self, state_path: Path, compute_port: int, image_port: int, identity_port: int,
                  proc: subprocess.Popen[bytes], log_path: Path, config_file: Path, auth_strategy: str = "noauth2",
-                 clouds_yaml_path: Path | None = None, metadata_port: int | None = None) -> None:
+                 clouds_yaml_path: Path | None = None, metadata_port: int | None = None,
+                 network_port: int | None = None) -> None:
         self.state_path = state_path
         self.compute_url = f"http://127.0.0.1:{compute_port}/v2.1"
         self.image_url = f"http://127.0.0.1:{image_port}"
         self.identity_url = f"http://127.0.0.1:{identity_port}/v3"
         self.metadata_url = f"http://127.0.0.1:{metadata_port}" if metadata_port else ""
+        self.network_url = f"http://127.0.0.1:{network_port}" if network_port else ""
         self.proc = proc
         self.log_path = log_path
         self.config_file = config_file
@@ -78,6 +80,10 @@ class Cloud:
     def image_client(self, token: str = "admin:admin") -> httpx.Client:
         return httpx.Client(base_url=self.image_url, headers={"X-Auth-Token": token}, timeout=30)
 
+    def network_client(self, token: str = "admin:admin") -> httpx.Client:
+        """The Networking API (``/v2.0`` paths are relative to it)."""
+        return httpx.Client(base_url=self.network_url + "/v2.0", headers={"X-Auth-Token": token}, timeout=30)
+
     def sdk(self, token: str = "admin:admin") -> Any:
         import openstack
 
@@ -86,6 +92,7 @@ class Cloud:
             auth={"endpoint": self.compute_url, "token": token},
             compute_endpoint_override=self.compute_url,
             image_endpoint_override=self.image_url,
+            network_endpoint_override=self.network_url,
             identity_endpoint_override=self.identity_url,
             identity_api_version="3",
             load_yaml_config=False,
@@ -102,6 +109,7 @@ class Cloud:
                   token: "{token}"
                 compute_endpoint_override: {self.compute_url}
                 image_endpoint_override: {self.image_url}
+                network_endpoint_override: {self.network_url}
                 identity_endpoint_override: {self.identity_url}
                 identity_api_version: '3'
             """))
@@ -123,6 +131,7 @@ def start_cloud(tmp: Path, extra_conf: str = "", python: str = sys.executable, a
     clouds.yaml it writes at ``Cloud.clouds_yaml_path``; ``keystone`` serves no identity API (``extra_conf`` names
     the real Keystone in ``[keystone_authtoken]``), so ``Cloud.identity_url`` is not served either."""
     compute_port, image_port, identity_port, metadata_port = free_port(), free_port(), free_port(), free_port()
+    network_port = free_port()
     config_file = tmp / "stratus.conf"
     clouds_yaml = tmp / "clouds.yaml"
     identity = "" if auth_strategy == "keystone" else f"""\
@@ -140,6 +149,8 @@ def start_cloud(tmp: Path, extra_conf: str = "", python: str = sys.executable, a
         auth_strategy = {auth_strategy}
         [image_store]
         listen_port = {image_port}
+        [network_server]
+        listen_port = {network_port}
         """) + textwrap.dedent(identity) + textwrap.dedent(extra_conf))
     log_path = tmp / "stratus.log"
     log = open(log_path, "ab")
@@ -147,7 +158,7 @@ def start_cloud(tmp: Path, extra_conf: str = "", python: str = sys.executable, a
                              "all-in-one"], stdout=log, stderr=subprocess.STDOUT, cwd=tmp,
                             env={**os.environ, **env} if env else None)
     cloud = Cloud(tmp / "data", compute_port, image_port, identity_port, proc, log_path, config_file,
-                  auth_strategy, clouds_yaml if auth_strategy == "embedded" else None, metadata_port)
+                  auth_strategy, clouds_yaml if auth_strategy == "embedded" else None, metadata_port, network_port)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -156,6 +167,7 @@ def start_cloud(tmp: Path, extra_conf: str = "", python: str = sys.executable, a
             if (httpx.get(cloud.compute_url + "/", timeout=1).status_code == 200
                     and httpx.get(cloud.image_url + "/versions", timeout=1).status_code == 200
                     and httpx.get(cloud.metadata_url + "/", timeout=1).status_code == 200
+                    and httpx.get(cloud.network_url + "/", timeout=1).status_code == 200
                     and (auth_strategy == "keystone" or httpx.get(cloud.identity_url, timeout=1).status_code == 200)):
                 return cloud
         time.sleep(0.1)

@@ -108,13 +108,15 @@ class Services:
         self.conductor: Any = None
         self.service_ids: list[int] = []  # services rows of this process other than its compute hosts
         self.image_store: Any = None
+        self.network: Any = None  # the Networking API's services (NetworkServices) when this process serves it
+        self.noop_agents: Any = None  # the fake driver hosts' networking agents
         self.http_servers: list[uvicorn.Server] = []
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self) -> None:
         conf = self.conf
         keystone = None  # auth_token first: a [keystone_authtoken] it cannot work with stops the start at once
-        if self.roles & {"api", "image", "identity"} and conf.api.auth_strategy == "keystone":
+        if self.roles & {"api", "image", "identity", "network"} and conf.api.auth_strategy == "keystone":
             keystone = self._keystone()
         # the transport first: a broker that cannot be reached stops the start before migrations run
         self.transport = transport = await open_transport(conf)
@@ -163,7 +165,7 @@ class Services:
         if self.service_ids or self.computes:
             self._tasks.append(asyncio.create_task(self._heartbeats()))
             self._tasks.append(asyncio.create_task(self._periodic()))
-        if self.roles & {"api", "image", "identity"}:
+        if self.roles & {"api", "image", "identity", "network"}:
             auth = keystone or await self._identity()
         if "api" in self.roles:
             from stratus.api.app import create_app
@@ -181,6 +183,55 @@ class Services:
 
             self._serve(auth.wrap(create_image_app(self.image_store, auth)), conf.image_store.listen,
                         conf.image_store.listen_port)
+
+        if "network" in self.roles:
+            await self._serve_network(auth)
+        if "compute" in self.roles and conf.compute_driver.startswith("fake"):
+            from stratus.network.agent.noop import NoopAgents
+
+            # after the networking server listens, so that the first reports reach it
+            self.noop_agents = NoopAgents(transport, self.compute_hosts, conf.agent.report_interval,
+                                          conf.default_availability_zone)
+            await self.noop_agents.start()
+
+    async def _serve_network(self, auth: Authenticator) -> None:
+        """The embedded Networking API (Neutron v2.0 subset) on ``[network_server] listen_port`` (9696), and the
+        server's side of the agents' RPC (topic ``network_server``)."""
+        from stratus.network.agent_rpc import SERVER_TOPIC, AgentNotifyAPI
+        from stratus.network.server.app import create_app as create_network_app
+        from stratus.network.server.notify import Notifier
+        from stratus.network.server.nova import NovaNotifier
+        from stratus.network.server.policy import NetworkPolicy
+        from stratus.network.server.resource import NetworkServices
+        from stratus.network.server.rpc import NetworkServerEndpoint
+
+        assert self.db is not None and self.transport is not None
+        conf, options = self.conf, self.conf.network_server
+        nova = NovaNotifier.from_conf(conf, self._nova_fallback())
+        notifier = Notifier(self.db, AgentNotifyAPI(self.transport), nova, list(options.default_availability_zones))
+        self.network = NetworkServices(conf=conf, db=self.db, policy=NetworkPolicy(conf), notifier=notifier)
+        await self.transport.listen(SERVER_TOPIC, NetworkServerEndpoint(self.db, notifier,
+                                                                        conf.default_availability_zone))
+        self._serve(sizelimit.wrap(auth.wrap(create_network_app(self.network, auth)), conf), options.listen,
+                    options.listen_port)
+
+    def _nova_fallback(self) -> Callable[[list[dict[str, Any]]], int] | None:
+        """Without ``[nova]`` auth options: this deployment's own admin and compute API (the embedded identity's
+        admin and the catalog, or noauth2's admin), as the all-in-one's networking service talks to its Nova."""
+        from stratus.network.server import nova
+
+        conf = self.conf
+        if conf.api.auth_strategy == "keystone":
+            return None  # a real Keystone: only [nova]'s own credentials can be used
+        if conf.api.auth_strategy == "noauth2":
+            host = conf.osapi_compute_listen if conf.osapi_compute_listen not in ("0.0.0.0", "::") else "127.0.0.1"
+            return nova.noauth_post(f"http://{host}:{conf.osapi_compute_listen_port}/v2.1")
+        from stratus.identity import catalog
+
+        password = self.admin_password
+        return nova.password_post(catalog.identity_url(catalog.build(conf)), "admin",
+                                  lambda: password or nova.read_secret(conf.state_path, "admin-password"),
+                                  conf.nova.endpoint_type, conf.nova.region_name)
 
     def _serve_metadata(self) -> None:
         """Nova's metadata API for guests on ``[DEFAULT] metadata_listen_port`` (8775); no token: it names the
@@ -318,6 +369,10 @@ class Services:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+        if self.noop_agents is not None:
+            await self.noop_agents.stop()
+        if self.network is not None and self.network.notifier is not None:
+            await self.network.notifier.nova.drain()
         if self.transport is not None:
             await self.transport.stop()
         for manager in self.computes:

@@ -55,6 +55,8 @@ def addresses(conf: cfg.ConfigOpts, roles: frozenset[str]) -> list[tuple[str, in
         out.append((conf.osapi_compute_listen, conf.osapi_compute_listen_port))
     if "image" in roles:
         out.append((conf.image_store.listen, conf.image_store.listen_port))
+    if "network" in roles:
+        out.append((conf.network_server.listen, conf.network_server.listen_port))
     if "identity" in roles and conf.api.auth_strategy != "keystone":
         out.append((conf.identity.listen, conf.identity.listen_port))
     return out

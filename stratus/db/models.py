@@ -535,3 +535,161 @@ tokens = Table(
     Column("expires_at", DateTime, nullable=False, index=True),
     Column("revoked", Boolean, nullable=False, default=False),
 )
+
+# --- the embedded Networking API (Neutron v2.0 subset) ----------------------------------------------------------
+# Columns for what a constraint or a join needs; the descriptive rest of each resource (description, tags, ...) in
+# its ``attributes`` JSON. ``physical_network`` is '' rather than NULL so that the unique segment holds on every
+# engine (NULLs are distinct in a unique constraint).
+networks = Table(
+    "networks", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(255), nullable=False, index=True),
+    Column("name", String(255), nullable=False, default=""),
+    Column("status", String(16), nullable=False),
+    Column("admin_state_up", Boolean, nullable=False, default=True),
+    Column("shared", Boolean, nullable=False, default=False),
+    Column("external", Boolean, nullable=False, default=False),
+    Column("is_default", Boolean, nullable=False, default=False),
+    Column("mtu", Integer, nullable=False),
+    Column("network_type", String(32), nullable=False),
+    Column("physical_network", String(64), nullable=False, default=""),
+    Column("segmentation_id", Integer),
+    Column("attributes", JSON, nullable=False, default=dict),
+    Column("revision_number", Integer, nullable=False, default=0),
+    *_timestamps(),
+    UniqueConstraint("network_type", "physical_network", "segmentation_id", name="uq_networks_segment"),
+)
+
+subnets = Table(
+    "subnets", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("network_id", String(36), ForeignKey("networks.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("project_id", String(255), nullable=False, index=True),
+    Column("name", String(255), nullable=False, default=""),
+    Column("ip_version", Integer, nullable=False),
+    Column("cidr", String(64), nullable=False),
+    Column("gateway_ip", String(64)),
+    Column("enable_dhcp", Boolean, nullable=False, default=True),
+    Column("ipv6_ra_mode", String(16)),
+    Column("ipv6_address_mode", String(16)),
+    Column("allocation_pools", JSON, nullable=False, default=list),
+    Column("attributes", JSON, nullable=False, default=dict),
+    Column("revision_number", Integer, nullable=False, default=0),
+    *_timestamps(),
+)
+
+ports = Table(
+    "ports", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("network_id", String(36), ForeignKey("networks.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("project_id", String(255), nullable=False, index=True),
+    Column("name", String(255), nullable=False, default=""),
+    Column("mac_address", String(32), nullable=False),
+    Column("admin_state_up", Boolean, nullable=False, default=True),
+    Column("status", String(16), nullable=False),
+    Column("device_id", String(255), nullable=False, default="", index=True),
+    Column("device_owner", String(255), nullable=False, default=""),
+    Column("binding_host_id", String(255), nullable=False, default="", index=True),
+    Column("binding_vif_type", String(64), nullable=False, default="unbound"),
+    Column("binding_vnic_type", String(64), nullable=False, default="normal"),
+    Column("binding_vif_details", JSON, nullable=False, default=dict),
+    Column("binding_profile", JSON, nullable=False, default=dict),
+    Column("attributes", JSON, nullable=False, default=dict),
+    Column("revision_number", Integer, nullable=False, default=0),
+    *_timestamps(),
+    UniqueConstraint("network_id", "mac_address", name="uq_ports_network_id_mac_address"),
+)
+
+# One row per address in use on a network: the primary key is what makes two concurrent allocations of one address
+# impossible, whatever the engine's isolation level.
+ip_allocations = Table(
+    "ip_allocations", metadata,
+    Column("network_id", String(36), ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True),
+    Column("ip_address", String(64), primary_key=True),
+    Column("subnet_id", String(36), ForeignKey("subnets.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), nullable=False, index=True),
+)
+
+# Agents of the networking service (Neutron's ``agents``): one row per (agent type, host), its heartbeat the
+# time of its last ``report_state``.
+network_agents = Table(
+    "network_agents", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("agent_type", String(255), nullable=False),
+    Column("binary", String(255), nullable=False),
+    Column("topic", String(255), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("availability_zone", String(255)),
+    Column("admin_state_up", Boolean, nullable=False, default=True),
+    Column("configurations", JSON, nullable=False, default=dict),
+    Column("description", String(255)),
+    Column("started_at", DateTime, nullable=False),
+    Column("heartbeat_timestamp", DateTime, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("agent_type", "host", name="uq_network_agents_agent_type_host"),
+)
+
+security_groups = Table(
+    "security_groups", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(255), nullable=False, index=True),
+    Column("name", String(255), nullable=False, default=""),
+    Column("attributes", JSON, nullable=False, default=dict),
+    Column("revision_number", Integer, nullable=False, default=0),
+    *_timestamps(),
+)
+
+# Each project's ``default`` group, once: the primary key makes two first uses at once create one group.
+default_security_groups = Table(
+    "default_security_groups", metadata,
+    Column("project_id", String(255), primary_key=True),
+    Column("security_group_id", String(36), ForeignKey("security_groups.id", ondelete="CASCADE"), nullable=False),
+)
+
+security_group_rules = Table(
+    "security_group_rules", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("security_group_id", String(36), ForeignKey("security_groups.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("project_id", String(255), nullable=False, index=True),
+    Column("direction", String(16), nullable=False),
+    Column("ethertype", String(8), nullable=False),
+    Column("protocol", String(40)),
+    Column("port_range_min", Integer),
+    Column("port_range_max", Integer),
+    Column("remote_ip_prefix", String(64)),
+    Column("remote_group_id", String(36), ForeignKey("security_groups.id", ondelete="CASCADE"), index=True),
+    Column("attributes", JSON, nullable=False, default=dict),
+    Column("revision_number", Integer, nullable=False, default=0),
+    *_timestamps(),
+)
+
+routers = Table(
+    "routers", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(255), nullable=False, index=True),
+    Column("name", String(255), nullable=False, default=""),
+    Column("status", String(16), nullable=False),
+    Column("admin_state_up", Boolean, nullable=False, default=True),
+    Column("gw_port_id", String(36), ForeignKey("ports.id", ondelete="SET NULL")),
+    Column("enable_snat", Boolean, nullable=False, default=True),
+    Column("attributes", JSON, nullable=False, default=dict),
+    Column("revision_number", Integer, nullable=False, default=0),
+    *_timestamps(),
+)
+
+floatingips = Table(
+    "floatingips", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(255), nullable=False, index=True),
+    Column("floating_network_id", String(36), ForeignKey("networks.id", ondelete="CASCADE"), nullable=False),
+    Column("floating_ip_address", String(64), nullable=False),
+    Column("floating_port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), nullable=False),
+    Column("fixed_port_id", String(36), ForeignKey("ports.id", ondelete="SET NULL"), index=True),
+    Column("fixed_ip_address", String(64)),
+    Column("router_id", String(36), ForeignKey("routers.id", ondelete="SET NULL"), index=True),
+    Column("status", String(16), nullable=False),
+    Column("attributes", JSON, nullable=False, default=dict),
+    Column("revision_number", Integer, nullable=False, default=0),
+    *_timestamps(),
+)

@@ -1,6 +1,6 @@
-"""The service catalog: identity, compute and image, each with public, internal and admin endpoints in one region,
-built from the configuration (read-only: there is no catalog to edit); and the ``/v3/services``, ``/v3/endpoints``
-and ``/v3/regions`` lists over it.
+"""The service catalog: identity, compute, image and network, each with public, internal and admin endpoints in one
+region, built from the configuration (read-only: there is no catalog to edit); and the ``/v3/services``,
+``/v3/endpoints`` and ``/v3/regions`` lists over it.
 
 Endpoint URLs use ``[identity] public_endpoint_host`` when set, else each API's listen address; an API listening on
 every address (0.0.0.0, ::) is named by this machine's address on its default route, so the URL is reachable.
@@ -72,9 +72,11 @@ def build(conf: cfg.ConfigOpts) -> list[Service]:
     compute = f"http://{endpoint_host(conf, conf.osapi_compute_listen)}:{conf.osapi_compute_listen_port}/v2.1"
     image = (conf.glance.api_servers[0].rstrip("/") if conf.glance.api_servers else
              f"http://{endpoint_host(conf, conf.image_store.listen)}:{conf.image_store.listen_port}")
+    network = f"http://{endpoint_host(conf, conf.network_server.listen)}:{conf.network_server.listen_port}"
     return [_service(region, "identity", "keystone", "Identity (embedded Keystone v3 subset)", identity),
             _service(region, "compute", "nova", "Compute", compute),
-            _service(region, "image", "glance", "Image", image)]
+            _service(region, "image", "glance", "Image", image),
+            _service(region, "network", "neutron", "Networking (embedded Neutron v2.0 subset)", network)]
 
 
 def identity_url(services: list[Service]) -> str:

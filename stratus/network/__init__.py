@@ -1,1 +1,2 @@
-"""Networking: the embedded Networking API (Neutron v2.0 subset), its agents and data plane, and the Neutron client."""
+"""Networking: the embedded Networking API (``server/``), the agent RPC seam (``agent_rpc``), the agents
+(``agent/``) that carry ports out on each host, and their data plane in namespaces (``dataplane/``)."""

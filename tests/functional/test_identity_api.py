@@ -125,7 +125,7 @@ def test_unscoped_tokens_list_projects_but_do_not_reach_compute(embedded_cloud: 
     assert unscoped.get("/auth/catalog").status_code == 403
     assert embedded_cloud.client(token=resp.headers["X-Subject-Token"]).get("/servers").status_code == 403
     scoped = identity(embedded_cloud, member["token"]).get("/auth/catalog").json()["catalog"]
-    assert {s["type"] for s in scoped} == {"identity", "compute", "image"}
+    assert {s["type"] for s in scoped} == {"identity", "compute", "image", "network"}
 
 
 def test_application_credentials_and_expired_tokens(embedded_cloud: Cloud, member: dict[str, Any]) -> None:

@@ -54,7 +54,7 @@ def cli(embedded_cloud: Cloud, tmp_path_factory: pytest.TempPathFactory):  # typ
 
 def test_cli_with_the_written_clouds_yaml(cli) -> None:  # type: ignore[no-untyped-def]
     """Booting with it is the README's walkthrough (test_readme.py); here, the catalog the CLI finds."""
-    assert {s["Type"] for s in cli("catalog", "list", "-f", "json")} == {"identity", "compute", "image"}
+    assert {s["Type"] for s in cli("catalog", "list", "-f", "json")} == {"identity", "compute", "image", "network"}
 
 
 def test_cli_identity_administration(cli, embedded_cloud: Cloud) -> None:  # type: ignore[no-untyped-def]

@@ -49,8 +49,8 @@ def test_stratus_api_refuses_it_in_one_line(tmp_path: object, capsys: pytest.Cap
 def test_addresses_leave_out_identity_under_keystone() -> None:
     conf = _conf(api={"auth_strategy": "keystone"})
     roles = cli.ROLES["api"]
-    assert workers.addresses(conf, roles) == [("127.0.0.1", 8774), ("127.0.0.1", 9292)]
-    assert len(workers.addresses(_conf(), roles)) == 3
+    assert workers.addresses(conf, roles) == [("127.0.0.1", 8774), ("127.0.0.1", 9292), ("127.0.0.1", 9696)]
+    assert len(workers.addresses(_conf(), roles)) == 4
 
 
 def test_a_taken_address_is_a_startup_error() -> None:

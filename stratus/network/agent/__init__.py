@@ -1,1 +1,2 @@
-"""Network agents: the per-host processes that make the kernel match the Networking service's records."""
+"""The networking agents: what wires ports up on a host, told by the server over ``stratus.network.agent_rpc``:
+``noop`` for fake-driver hosts, ``linuxbridge``, ``dhcp`` and ``l3`` for the real data plane (``dataplane/``)."""

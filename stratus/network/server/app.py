@@ -1,0 +1,178 @@
+"""The Networking API's routes and request handling: authenticate (the deployment's authenticator, as the other
+APIs), run the handler, answer JSON with Neutron's status codes (201 on create, 204 on delete) and every failure
+as ``{"NeutronError": {...}}``. Routes are one table; Starlette answers unknown paths and methods."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from stratus.api.errors import Fault
+from stratus.context import generate_request_id
+from stratus.db.engine import DB_UNAVAILABLE, is_disconnect
+from stratus.identity.auth import Authenticator
+from stratus.network.server import (
+    agents,
+    errors,
+    extensions,
+    floatingips,
+    networks,
+    ports,
+    routers,
+    security_groups,
+    subnets,
+)
+from stratus.network.server.resource import NetworkRequest, NetworkServices
+
+LOG = logging.getLogger(__name__)
+Handler = Callable[[NetworkRequest], Awaitable[dict[str, Any] | None]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+RESOURCES = [("network", "networks"), ("subnet", "subnets"), ("port", "ports"),
+             ("security_group", "security-groups"), ("security_group_rule", "security-group-rules"),
+             ("router", "routers"), ("floatingip", "floatingips"), ("agent", "agents")]
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
+
+
+def error_response(error: errors.NeutronError) -> Response:
+    return json_response(error.body(), error.code, error.headers)
+
+
+class NetworkApi:
+    def __init__(self, services: NetworkServices, auth: Authenticator, extra_routes: dict[str, dict[str, Handler]]
+                 | None = None) -> None:
+        self.services = services
+        self.auth = auth
+
+    def endpoint(self, handler: Handler, status: int = 200) -> Endpoint:
+        async def run(request: Request) -> Response:
+            request_id = generate_request_id()
+            try:
+                try:
+                    ctx = self.auth.authenticate(request.headers)
+                except Fault as fault:  # keystonemiddleware's own body, as in front of Neutron
+                    return json_response({"error": {"code": fault.code, "title": "Unauthorized" if fault.code == 401
+                                                    else "Forbidden", "message": fault.message}}, fault.code,
+                                         fault.headers)
+                request_id = ctx.request_id
+                if "\x00" in request.url.path or any("\x00" in v for _, v in request.query_params.multi_items()):
+                    raise errors.bad_request("NUL characters are not allowed in the URL.")
+                body = await handler(NetworkRequest(request, ctx, self.services))
+                response = Response(status_code=204) if body is None else json_response(body, status)
+            except errors.NeutronError as exc:
+                response = error_response(exc)
+            except ClientDisconnect:
+                LOG.info("%s %s: the client went away", request.method, request.url.path)
+                response = error_response(errors.bad_request("The client closed the connection."))
+            except Exception as exc:
+                if is_disconnect(exc):
+                    LOG.error("database unavailable for %s %s: %s", request.method, request.url.path, exc)
+                    response = error_response(errors.NeutronError(503, "ServiceUnavailable", DB_UNAVAILABLE))
+                else:
+                    LOG.exception("%s %s failed unexpectedly", request.method, request.url.path)
+                    response = error_response(errors.NeutronError(
+                        500, "HTTPInternalServerError", "Request Failed: internal server error while processing "
+                                                        "your request."))
+            response.headers["x-openstack-request-id"] = request_id
+            return response
+
+        return run
+
+    async def v2_root(self, req: NetworkRequest) -> dict[str, Any]:
+        base = str(req.request.base_url).rstrip("/") + "/v2.0/"
+        return {"resources": [{"name": name, "collection": collection,
+                               "links": [{"href": base + collection, "rel": "self"}]}
+                              for name, collection in RESOURCES]}
+
+    async def list_extensions(self, req: NetworkRequest) -> dict[str, Any]:
+        return {"extensions": extensions.extensions()}
+
+    async def show_extension(self, req: NetworkRequest) -> dict[str, Any]:
+        found = next((e for e in extensions.extensions() if e["alias"] == req.path["alias"]), None)
+        if found is None:
+            raise errors.NeutronError(404, "HTTPNotFound", f"Extension with alias {req.path['alias']} does not "
+                                                           "exist")
+        return {"extension": found}
+
+
+async def _versions(request: Request) -> Response:
+    href = str(request.base_url).rstrip("/") + "/v2.0/"
+    return json_response({"versions": [{"id": "v2.0", "status": "CURRENT",
+                                        "links": [{"href": href, "rel": "self"}]}]})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return error_response(errors.NeutronError(405, "HTTPMethodNotAllowed", "The server could not comply with "
+                                                  "the request since it is either malformed or otherwise "
+                                                  "incorrect.", dict(exc.headers or {})))
+    return error_response(errors.RESOURCE_NOT_FOUND)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    LOG.error("%s %s failed: %r", request.method, request.url.path, exc)
+    return error_response(errors.NeutronError(500, "HTTPInternalServerError", "Request Failed: internal server "
+                                              "error while processing your request."))
+
+
+def _dispatch(methods: dict[str, Endpoint]) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        return await methods["GET" if request.method == "HEAD" else request.method](request)
+    return endpoint
+
+
+def routes_table(api: NetworkApi) -> dict[str, dict[str, Endpoint]]:
+    e = api.endpoint
+
+    def crud(collection: str, key: str, list_: Handler, create: Handler, show: Handler, update: Handler | None,
+             delete: Handler) -> dict[str, dict[str, Endpoint]]:
+        item = {"GET": e(show), "DELETE": e(delete, 204)}
+        if update is not None:
+            item["PUT"] = e(update)
+        return {f"/v2.0/{collection}": {"GET": e(list_), "POST": e(create, 201)},
+                f"/v2.0/{collection}/{{{key}}}": item}
+
+    return {
+        "/": {"GET": _versions},
+        "/v2.0": {"GET": e(api.v2_root)},
+        "/v2.0/": {"GET": e(api.v2_root)},
+        "/v2.0/extensions": {"GET": e(api.list_extensions)},
+        "/v2.0/extensions/{alias}": {"GET": e(api.show_extension)},
+        **crud("networks", "network_id", networks.list_networks, networks.create_network, networks.show_network,
+               networks.update_network, networks.delete_network),
+        **crud("subnets", "subnet_id", subnets.list_subnets, subnets.create_subnet, subnets.show_subnet,
+               subnets.update_subnet, subnets.delete_subnet),
+        **crud("ports", "port_id", ports.list_ports, ports.create_port, ports.show_port, ports.update_port,
+               ports.delete_port),
+        **crud("security-groups", "security_group_id", security_groups.list_groups, security_groups.create_group,
+               security_groups.show_group, security_groups.update_group, security_groups.delete_group),
+        **crud("security-group-rules", "rule_id", security_groups.list_rules, security_groups.create_rule,
+               security_groups.show_rule, None, security_groups.delete_rule),
+        **crud("routers", "router_id", routers.list_routers, routers.create_router, routers.show_router,
+               routers.update_router, routers.delete_router),
+        "/v2.0/routers/{router_id}/add_router_interface": {"PUT": e(routers.add_interface)},
+        "/v2.0/routers/{router_id}/remove_router_interface": {"PUT": e(routers.remove_interface)},
+        **crud("floatingips", "floatingip_id", floatingips.list_floatingips, floatingips.create_floatingip,
+               floatingips.show_floatingip, floatingips.update_floatingip, floatingips.delete_floatingip),
+        "/v2.0/agents": {"GET": e(agents.list_agents)},
+        "/v2.0/agents/{agent_id}": {"GET": e(agents.show_agent), "PUT": e(agents.update_agent),
+                                    "DELETE": e(agents.delete_agent, 204)},
+    }
+
+
+def create_app(services: NetworkServices, auth: Authenticator) -> ASGIApp:
+    table = routes_table(NetworkApi(services, auth))
+    routes = [Route(path, _dispatch(methods), methods=list(methods)) for path, methods in table.items()]
+    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _internal_error})

@@ -1,0 +1,77 @@
+"""The server's side of the agent RPC seam (``stratus.network.agent_rpc``): agents report their state, ask for
+their ports' details and say when a port is wired up (``update_device_up``: the port becomes ACTIVE and Nova is
+told) or no longer (``update_device_down``)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from stratus.db import network as db
+from stratus.network.server import details
+from stratus.network.server.notify import Notifier
+from stratus.utils import utcnow
+
+LOG = logging.getLogger(__name__)
+_AGENT_TOPICS = {"Linux bridge agent": "N/A", "DHCP agent": "dhcp_agent", "L3 agent": "l3_agent"}
+
+
+class NetworkServerEndpoint:
+    def __init__(self, db_: Any, notifier: Notifier, zone: str) -> None:
+        self.db = db_
+        self.notifier = notifier
+        self.zone = zone
+
+    def _values(self, host: str, agent_type: str, binary: str, configurations: dict[str, Any],
+                availability_zone: str | None = None, topic: str | None = None, start_flag: bool = False,
+                **_: Any) -> dict[str, Any]:
+        now = utcnow()
+        values = {"id": str(uuid.uuid4()), "host": str(host)[:255], "agent_type": str(agent_type)[:255],
+                  "binary": str(binary)[:255], "topic": str(topic or _AGENT_TOPICS.get(agent_type, "N/A"))[:255],
+                  "configurations": configurations if isinstance(configurations, dict) else {},
+                  "availability_zone": availability_zone or self.zone, "heartbeat_timestamp": now}
+        if start_flag:
+            values["started_at"] = now
+        return values
+
+    async def report_state(self, context: dict[str, Any], host: str, agent_type: str, binary: str,
+                           configurations: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        values = self._values(host, agent_type, binary, configurations, **extra)
+        async with self.db.write() as conn:
+            new = await db.report_state(conn, values)
+        if new:
+            LOG.info("agent %s on %s reported for the first time", agent_type, host)
+        return {"host": values["host"], "agent_type": values["agent_type"], "new": new}
+
+    async def report_states(self, context: dict[str, Any], states: list[dict[str, Any]]) -> int:
+        """Many agents' reports in one transaction (a fleet of simulated hosts)."""
+        async with self.db.write() as conn:
+            for state in states:
+                await db.report_state(conn, self._values(**state))
+        return len(states)
+
+    async def get_device_details(self, context: dict[str, Any], host: str, port_id: str) -> dict[str, Any] | None:
+        async with self.db.read() as conn:
+            return await details.port_payload(conn, port_id, [self.zone])
+
+    async def update_device_up(self, context: dict[str, Any], host: str, port_id: str) -> bool:
+        return await self._set_status(host, port_id, "ACTIVE")
+
+    async def update_device_down(self, context: dict[str, Any], host: str, port_id: str) -> bool:
+        return await self._set_status(host, port_id, "DOWN")
+
+    async def _set_status(self, host: str, port_id: str, status: str) -> bool:
+        """The port's status, if it is bound to ``host`` (a report from a host the port left is stale)."""
+        async with self.db.write() as conn:
+            port = await db.get(conn, "port", port_id, for_update=True)
+            if port is None or port["binding_host_id"] != host:
+                LOG.info("%s of port %s from %s ignored: not bound there", status, port_id, host)
+                return False
+            old = port["status"]
+            if old != status:
+                port["status"] = status
+                await db.update_record(conn, "port", port)
+        if old != status:
+            await self.notifier.port_status_changed(port, old, status)
+        return True
