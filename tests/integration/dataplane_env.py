@@ -147,13 +147,23 @@ class Server:
         self.calls: list[tuple[str, str, str]] = []
         self.ports: dict[str, dict[str, Any]] = {}
         self.states: dict[str, str] = {}
+        #: network id → the DHCP port create_dhcp_port answers with (Neutron's call; None: no such method)
+        self.dhcp_ports: dict[str, dict[str, Any]] | None = None
+        self.created: list[dict[str, Any]] = []
 
     async def report_state(self, context: dict[str, Any], host: str, agent_type: str, binary: str,
-                           configurations: dict[str, Any]) -> None:
+                           configurations: dict[str, Any], **extra: Any) -> None:
         self.states[f"{agent_type}@{host}"] = binary
 
     async def get_device_details(self, context: dict[str, Any], host: str, port_id: str) -> dict[str, Any] | None:
         return next((p for pid, p in self.ports.items() if pid.startswith(port_id)), None)
+
+    async def create_dhcp_port(self, context: dict[str, Any], host: str, port: dict[str, Any]) -> dict[str, Any]:
+        if self.dhcp_ports is None:
+            raise AttributeError("create_dhcp_port")
+        self.created.append(port["port"])
+        return {**self.dhcp_ports[port["port"]["network_id"]], "binding:host_id": host,
+                "device_id": port["port"]["device_id"]}
 
     async def update_device_up(self, context: dict[str, Any], host: str, port_id: str) -> None:
         self.calls.append(("up", host, port_id))

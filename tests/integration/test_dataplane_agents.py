@@ -59,6 +59,7 @@ async def test_agents_converge_the_kernel(world: tuple[Env, LocalTransport, Serv
     p2 = {**env.port(net, "10.40.0.12"), "binding:host_id": host_b, "network": net, "subnets": net["subnets"],
           "security_group_rules": [EGRESS, ICMP_IN]}
     server.ports = {p1["id"]: p1, p2["id"]: p2}
+    server.dhcp_ports = {net["id"]: dhcp_port}   # the network has no DHCP port: the agent asks for one
     lb_a = LinuxBridgeAgent(transport, host_a, resync_interval=1)
     lb_b = LinuxBridgeAgent(transport, host_b, resync_interval=1)
     dhcp_agent = DhcpAgent(transport, host_b, env.state_dir, resync_interval=1)
@@ -71,7 +72,7 @@ async def test_agents_converge_the_kernel(world: tuple[Env, LocalTransport, Serv
 
     started = time.monotonic()
     await transport.cast("dhcp_agent", "network_update", {}, server=host_b, network=net, subnets=net["subnets"],
-                         ports=[dhcp_port, p1, p2])
+                         ports=[p1, p2])
     await transport.cast("network_agent", "port_update", {}, server=host_a, port=p1)
     await transport.cast("network_agent", "port_update", {}, server=host_b, port=p2)
     await lb_a.settle()
@@ -82,6 +83,8 @@ async def test_agents_converge_the_kernel(world: tuple[Env, LocalTransport, Serv
     await until(lambda: {("up", host_a, p1["id"]), ("up", host_b, p2["id"])} <= set(server.calls))
     await until(lambda: env.server_running(net["id"]))
     up = time.monotonic() - started
+    assert [p["device_owner"] for p in server.created] == ["network:dhcp"]
+    assert server.created[0]["binding:host_id"] == host_b
     assert "LEASE eth0 10.40.0.11/24" in await asyncio.to_thread(env.udhcpc, g1)
     assert "LEASE eth0 10.40.0.12/24" in await asyncio.to_thread(env.udhcpc, g2)
     assert await asyncio.to_thread(env.ping_until, g2, "10.40.0.11", True)
@@ -102,8 +105,10 @@ async def test_agents_converge_the_kernel(world: tuple[Env, LocalTransport, Serv
     rules = nsutil.run(names.host_namespace(host_a), ["nft", "list", "table", "inet", "stratus-sg"]).stdout
     assert "l4proto icmp" not in rules and "ingress-1" in rules
 
-    # A router from router_update: its qr- port answers on the network, its NAT table is there.
-    qr = {**env.port(net, "10.40.0.1", "network:router_interface"), "network": net, "subnets": net["subnets"]}
+    # A router from router_update: its qr- port answers on the network. The server sends router ports without
+    # their network: the agent gets it (the segment to plug into) from get_device_details.
+    qr = {**env.port(net, "10.40.0.1", "network:router_interface"), "subnets": net["subnets"]}
+    server.ports[qr["id"]] = {**qr, "network": net}
     router_id = env.tag + "-router"
     env.routers.append(l3.router_for(router_id))
     await transport.cast("l3_agent", "router_update", {}, server=host_b, router={"id": router_id}, interfaces=[qr],

@@ -12,7 +12,9 @@ import contextlib
 import logging
 from typing import Any
 
-from stratus.network.agent.plugin_api import PluginApi
+from stratus import exception
+from stratus.context import RequestContext
+from stratus.network.agent_rpc import SERVER_TOPIC, PluginAPI
 from stratus.rpc.transport import Transport
 
 LOG = logging.getLogger(__name__)
@@ -27,7 +29,9 @@ class Agent:
                  resync_interval: float = 10.0) -> None:
         self.transport = transport
         self.host = host
-        self.plugin = PluginApi(transport)
+        self.plugin = PluginAPI(transport, timeout=30)
+        self.context = RequestContext.admin().to_dict()
+        self._started = False
         self.report_interval = report_interval
         self.resync_interval = resync_interval
         self._wake = asyncio.Event()
@@ -63,9 +67,26 @@ class Agent:
 
     async def report(self) -> None:
         try:
-            await self.plugin.report_state(self.host, self.agent_type, self.binary, self.configurations())
-        except Exception:
-            LOG.exception("%s on %s could not report its state", self.agent_type, self.host)
+            await self.plugin.report_state(self.context, self.host, self.agent_type, self.binary,
+                                           self.configurations(), start_flag=not self._started)
+            self._started = True
+        except Exception as exc:  # no server yet: the next interval tries again
+            LOG.warning("%s on %s could not report its state: %s", self.agent_type, self.host, exc)
+
+    async def get_device_details(self, port_id: str) -> dict[str, Any] | None:
+        """The port as ``port_update`` sends it (``network``, ``subnets``, ``security_group_rules``), or None."""
+        return await self.plugin.get_device_details(self.context, self.host, port_id) or None
+
+    async def optional_call(self, method: str, **kwargs: Any) -> Any:
+        """A call to the server beyond the seam's four (Neutron's ``get_active_networks_info``, ``sync_routers``,
+        ``create_dhcp_port``); None if the server has no such method, so an agent works with one that only casts."""
+        try:
+            return await self.transport.call(SERVER_TOPIC, method, self.context, timeout=30, host=self.host,
+                                             **kwargs)
+        except exception.RemoteError as exc:
+            if "NoSuchMethod" in str(exc):
+                return None
+            raise
 
     async def resync(self) -> None:
         """Fetch the whole desired state from the server after a start (nothing by default)."""

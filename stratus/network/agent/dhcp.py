@@ -1,11 +1,17 @@
 """The DHCP agent (Neutron's ``neutron-dhcp-agent``): one dnsmasq per network it is sent, each in its
 ``qdhcp-<network>`` namespace plugged into the network's bridge in this host's namespace.
 
-``network_update(network, subnets, ports)`` records a network's desired state and ``network_delete`` forgets
-it; the worker converges every recorded network (files rewritten and SIGHUP, or a restart if the subnets
-changed). After a restart the agent asks the server for its networks (``get_active_networks_info``, as
-Neutron's ``sync_state``) when the server offers that call, and only then removes the ``qdhcp-`` namespaces
-of networks it no longer serves; without it, those stay until their ``network_delete``.
+``network_update(network, subnets, ports)`` (a fanout to every DHCP agent) records a network's desired state
+and ``network_delete`` forgets it; the worker converges every recorded network with an IPv4 subnet with DHCP
+enabled (files rewritten and SIGHUP, or a restart if the subnets changed). Each agent serves from a DHCP port of
+its own, as Neutron's agents do (one per agent and network, device ``dhcp<host uuid>-<network>``): a port of the
+network with ``device_owner`` ``network:dhcp`` bound to this host or with that device id (an unbound one will do
+when there is no such), or else one it asks the server for (``create_dhcp_port``, Neutron's call); a server
+without that call leaves a network without a DHCP port unserved.
+
+After a restart the agent asks the server for its networks (``get_active_networks_info``, as Neutron's
+``sync_state``) when the server offers that call, and only then removes the ``qdhcp-`` namespaces of networks
+it no longer serves; without it, those stay until their ``network_delete``.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import uuid
 from typing import Any
 
 from stratus.network.agent.base import Agent
+from stratus.network.agent_rpc import DHCP_TOPIC
 from stratus.network.dataplane import dhcp, names
 from stratus.network.dataplane import netns as nsutil
 
@@ -23,7 +31,7 @@ LOG = logging.getLogger(__name__)
 
 
 class DhcpAgent(Agent):
-    topic = "dhcp_agent"
+    topic = DHCP_TOPIC
     agent_type = "DHCP agent"
     binary = "neutron-dhcp-agent"
 
@@ -52,7 +60,7 @@ class DhcpAgent(Agent):
         self.kick()
 
     async def resync(self) -> None:
-        infos = await self.plugin.optional("get_active_networks_info", host=self.host)
+        infos = await self.optional_call("get_active_networks_info")
         if infos is None:
             return
         for info in infos:
@@ -61,14 +69,51 @@ class DhcpAgent(Agent):
         self.authoritative = True
         self.kick()
 
+    def device_id(self, network_id: str) -> str:
+        return f"dhcp{uuid.uuid5(uuid.NAMESPACE_DNS, self.host)}-{network_id}"
+
+    def own_port(self, network_id: str, ports: list[dict[str, Any]]) -> dict[str, Any] | None:
+        candidates = [p for p in ports if p.get("device_owner") == dhcp.DHCP_OWNER]
+        mine = [p for p in candidates
+                if p.get("binding:host_id") == self.host or p.get("device_id") == self.device_id(network_id)]
+        unbound = [p for p in candidates if not p.get("binding:host_id") and not p.get("device_id")]
+        return (mine or unbound or [None])[0]
+
     async def sync(self) -> None:
-        await asyncio.to_thread(self._converge, dict(self.networks), set(self.deleted))
+        servers: dict[str, dict[str, Any] | None] = {}
+        for network_id, (network, subnets, ports) in list(self.networks.items()):
+            port = self.own_port(network_id, ports)
+            wants_dhcp = any(s.get("ip_version", 4) == 4 and s.get("enable_dhcp", True) for s in subnets)
+            if port is None and wants_dhcp:
+                port = await self._create_port(network, subnets)
+                if port is not None and network_id in self.networks:
+                    self.networks[network_id] = (network, subnets, [*ports, port])
+            servers[network_id] = port
+        await asyncio.to_thread(self._converge, dict(self.networks), servers, set(self.deleted))
+
+    async def _create_port(self, network: dict[str, Any], subnets: list[dict[str, Any]]) -> dict[str, Any] | None:
+        body = {"port": {"network_id": network["id"], "device_owner": dhcp.DHCP_OWNER,
+                         "device_id": self.device_id(network["id"]), "binding:host_id": self.host,
+                         "fixed_ips": [{"subnet_id": s["id"]} for s in subnets if s.get("enable_dhcp", True)
+                                       and s.get("ip_version", 4) == 4]}}
+        try:
+            port = await self.optional_call("create_dhcp_port", port=body)
+        except Exception as exc:
+            LOG.warning("DHCP agent %s: no DHCP port for network %s: %s", self.host, network["id"], exc)
+            return None
+        if port is None:
+            LOG.warning("DHCP agent %s: the server makes no DHCP ports (create_dhcp_port) and network %s has "
+                        "none: not served", self.host, network["id"])
+        return port or None
 
     def _converge(self, networks: dict[str, tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]],
-                  deleted: set[str]) -> None:
+                  servers: dict[str, dict[str, Any] | None], deleted: set[str]) -> None:
         for network_id, (network, subnets, ports) in networks.items():
             try:
-                self.server(network_id).sync(network, subnets, ports)
+                if servers.get(network_id) is None:
+                    self.server(network_id).remove()
+                else:
+                    self.server(network_id).sync(network, subnets, ports, servers[network_id])
             except Exception:
                 LOG.exception("DHCP for network %s failed; retried on the next pass", network_id)
         stale = set(deleted)

@@ -2,10 +2,12 @@
 is sent, converged on every ``router_update`` and every resync pass.
 
 ``router_update(router, interfaces, gateway, floating_ips)``: ``interfaces`` are the router's internal ports and
-``gateway`` its gateway port (or None), each a port dict with its ``network`` (with
-``provider:segmentation_id``) and ``subnets``; ``floating_ips`` Neutron's floating IP dicts
-(``floating_ip_address``, ``fixed_ip_address``). As the DHCP agent, it removes routers it no longer serves only
-once the server told it all of them (``sync_routers``), or on ``router_delete``.
+``gateway`` its gateway port (or None), each a port dict with its ``subnets`` (and its ``network`` with
+``provider:segmentation_id``, which the agent otherwise takes from get_device_details); ``floating_ips``
+Neutron's floating IP dicts (``floating_ip_address``, ``fixed_ip_address``). Every L3 agent hears of every
+router (a fanout) and serves it: run one L3 agent per deployment (legacy routers have no scheduler here).
+As the DHCP agent, it removes routers it no longer serves only once the server told it all of them
+(``sync_routers``), or on ``router_delete``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 from typing import Any
 
 from stratus.network.agent.base import Agent
+from stratus.network.agent_rpc import L3_TOPIC
 from stratus.network.dataplane import names, router
 from stratus.network.dataplane import netns as nsutil
 
@@ -24,7 +27,7 @@ Desired = tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None, lis
 
 
 class L3Agent(Agent):
-    topic = "l3_agent"
+    topic = L3_TOPIC
     agent_type = "L3 agent"
     binary = "neutron-l3-agent"
 
@@ -53,7 +56,7 @@ class L3Agent(Agent):
         self.kick()
 
     async def resync(self) -> None:
-        infos = await self.plugin.optional("sync_routers", host=self.host)
+        infos = await self.optional_call("sync_routers")
         if infos is None:
             return
         for info in infos:
@@ -63,7 +66,21 @@ class L3Agent(Agent):
         self.kick()
 
     async def sync(self) -> None:
+        for router_id, (rtr, interfaces, gateway, fips) in list(self.routers.items()):
+            filled = [await self._with_network(p) for p in interfaces]
+            gw = await self._with_network(gateway) if gateway is not None else None
+            if router_id in self.routers:
+                self.routers[router_id] = (rtr, filled, gw, fips)
         await asyncio.to_thread(self._converge, dict(self.routers), set(self.deleted))
+
+    async def _with_network(self, port: dict[str, Any]) -> dict[str, Any]:
+        """A router port with its ``network`` (the segment to plug into): as sent, or from get_device_details."""
+        if (port.get("network") or {}).get("provider:segmentation_id") is not None:
+            return port
+        details = await self.get_device_details(port["id"])
+        if details and details.get("network"):
+            return {**port, "network": details["network"], "subnets": port.get("subnets") or details.get("subnets")}
+        return {**port, "network": port.get("network") or {"id": port["network_id"]}}
 
     def _converge(self, routers: dict[str, Desired], deleted: set[str]) -> None:
         for router_id, desired in routers.items():

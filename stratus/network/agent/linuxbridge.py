@@ -18,6 +18,7 @@ import logging
 from typing import Any
 
 from stratus.network.agent.base import Agent
+from stratus.network.agent_rpc import AGENT_TOPIC
 from stratus.network.dataplane import bridges, fabric, firewall, names
 from stratus.network.dataplane import netns as nsutil
 
@@ -31,7 +32,7 @@ def _filtered(port: dict[str, Any]) -> dict[str, Any] | None:
 
 
 class LinuxBridgeAgent(Agent):
-    topic = "network_agent"
+    topic = AGENT_TOPIC
     agent_type = "Linux bridge agent"
     binary = "neutron-linuxbridge-agent"
 
@@ -76,7 +77,7 @@ class LinuxBridgeAgent(Agent):
         """The rules of these ports' groups changed: fetch each port again (its rules come expanded)."""
         for port_id in port_ids:
             if port_id in self.ports:
-                details = await self.plugin.get_device_details(self.host, port_id)
+                details = await self.get_device_details(port_id)
                 if details:
                     self.ports[port_id] = details
         self.kick()
@@ -84,12 +85,12 @@ class LinuxBridgeAgent(Agent):
     # --- convergence ---------------------------------------------------------------------------------------
     async def resync(self) -> None:
         """After a restart: ask the server about every tap already in the namespace (its alias is the port id
-        we set; a tap we never saw is asked for by its 11-character prefix, as Neutron's server accepts)."""
+        this agent set; a tap it never saw is asked for by its 11-character prefix, which a server may resolve)."""
         taps = await asyncio.to_thread(self._taps)
         for tap, alias in taps.items():
             port_id = alias or tap[3:]
             try:
-                details = await self.plugin.get_device_details(self.host, port_id)
+                details = await self.get_device_details(port_id)
             except Exception:
                 LOG.exception("get_device_details(%s) failed", port_id)
                 continue
@@ -107,11 +108,11 @@ class LinuxBridgeAgent(Agent):
         ports = dict(self.ports)
         present = await asyncio.to_thread(self._converge, ports)
         for port_id in sorted(present - self.up):
-            await self.plugin.update_device_up(self.host, port_id)
+            await self.plugin.update_device_up(self.context, self.host, port_id)
             self.up.add(port_id)
         for port_id in sorted(self.up - present):
             if port_id in ports:
-                await self.plugin.update_device_down(self.host, port_id)
+                await self.plugin.update_device_down(self.context, self.host, port_id)
             self.up.discard(port_id)
 
     def _converge(self, ports: dict[str, dict[str, Any]]) -> set[str]:

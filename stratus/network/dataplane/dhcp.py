@@ -58,12 +58,13 @@ class DhcpServer:
             return None
         return pid if b"dnsmasq" in cmdline and self.dir.encode() in cmdline else None
 
-    def render(self, network: dict[str, Any], subnets: list[dict[str, Any]], ports: list[dict[str, Any]]
-               ) -> dict[str, str]:
+    def render(self, network: dict[str, Any], subnets: list[dict[str, Any]], ports: list[dict[str, Any]],
+               server: dict[str, Any] | None = None) -> dict[str, str]:
         """The files dnsmasq reads: ``host`` (MAC,name,IP), ``opts`` (per-subnet options) and ``args`` (the
-        command-line ranges, kept to tell a reload from a restart)."""
+        command-line ranges, kept to tell a reload from a restart). ``server``: this server's DHCP port (by
+        default the network's first)."""
         v4 = [s for s in subnets if s.get("ip_version", 4) == 4 and s.get("enable_dhcp", True)]
-        server = dhcp_port(ports)
+        server = server or dhcp_port(ports)
         hosts, opts, args = [], [], []
         for subnet in v4:
             net = ipaddress.ip_network(subnet["cidr"])
@@ -97,11 +98,13 @@ class DhcpServer:
                     hosts.append(f"{port['mac_address']},{name},{ip}")
         return {"host": "\n".join(hosts) + "\n", "opts": "\n".join(opts) + "\n", "args": "\n".join(args) + "\n"}
 
-    def sync(self, network: dict[str, Any], subnets: list[dict[str, Any]], ports: list[dict[str, Any]]) -> bool:
-        """Make the namespace, the DHCP port and dnsmasq match the network; True if dnsmasq serves it. A network
-        with no DHCP port or no IPv4 subnet with DHCP enabled has no server (and any old one is removed)."""
-        server = dhcp_port(ports)
-        files = self.render(network, subnets, ports)
+    def sync(self, network: dict[str, Any], subnets: list[dict[str, Any]], ports: list[dict[str, Any]],
+             server: dict[str, Any] | None = None) -> bool:
+        """Make the namespace, the DHCP port (``server``, by default the network's first) and dnsmasq match the
+        network; True if dnsmasq serves it. A network with no DHCP port or no IPv4 subnet with DHCP enabled has
+        no server (and any old one is removed)."""
+        server = server or dhcp_port(ports)
+        files = self.render(network, subnets, ports, server)
         if server is None or not files["args"].strip():
             self.remove()
             return False

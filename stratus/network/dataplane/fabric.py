@@ -64,8 +64,24 @@ def _allocations() -> dict[str, str]:
     return out
 
 
+def _joined(host: str) -> str | None:
+    """The host's underlay address if its namespace is already on the fabric (uplink up, address set)."""
+    host_ns = names.host_namespace(host)
+    if not (nsutil.exists(host_ns) and nsutil.exists(names.FABRIC_NAMESPACE)):
+        return None
+    with nsutil.ipr(host_ns) as hns:
+        uplink = nsutil.link_index(hns, HOST_UPLINK)
+        if uplink is None or hns.get_links(uplink)[0].get("operstate") not in ("UP", "LOWERLAYERDOWN", "UNKNOWN"):
+            return None
+        addresses = [a.get("IFA_ADDRESS") for a in hns.get_addr(index=uplink)]
+    return next((a for a in addresses if a and ipaddress.ip_address(a) in UNDERLAY), None)
+
+
 def join(host: str) -> str:
     """Make sure the host namespace of ``host`` is on the fabric; returns its underlay address."""
+    known = _joined(host)
+    if known is not None:
+        return known
     ensure_fabric()
     host_ns = names.host_namespace(host)
     nsutil.ensure(host_ns)

@@ -1,6 +1,7 @@
 """A router: ``qrouter-<id>`` with a ``qr-`` port on each internal network, a ``qg-`` port on the external one,
-forwarding between them, SNAT of the internal subnets to the gateway address, and per floating IP a DNAT to
-the fixed address and an SNAT back (nftables ``ip stratus-nat``), as Neutron's L3 agent (legacy routers).
+forwarding between them, SNAT of the internal subnets to the gateway address (unless the router's
+``enable_snat`` is false), and per floating IP a DNAT to the fixed address and an SNAT back (nftables
+``ip stratus-nat``), as Neutron's L3 agent (legacy routers).
 
 Each port is a veth whose ``tap<port[:11]>`` end is on its network's bridge in the L3 agent host's namespace.
 The floating IPs are /32 addresses on the ``qg-`` device, so the router answers ARP for them on the external
@@ -48,7 +49,7 @@ def render_nat(router: dict[str, Any], interfaces: list[dict[str, Any]], gateway
         pre.append(f"    ip daddr {fip['floating_ip_address']} dnat to {fip['fixed_ip_address']}")
         out.append(f"    ip daddr {fip['floating_ip_address']} dnat to {fip['fixed_ip_address']}")
         post.append(f'    oifname "{qg}" ip saddr {fip["fixed_ip_address"]} snat to {fip["floating_ip_address"]}')
-    snat = (router.get("external_gateway_info") or {}).get("enable_snat", True)
+    snat = router.get("enable_snat", (router.get("external_gateway_info") or {}).get("enable_snat", True))
     if snat and gw_ips and internal:
         post.append(f'    oifname "{qg}" ip saddr {{ {", ".join(internal)} }} snat to {gw_ips[0]}')
     return "\n".join([*pre, "  }", *out, "  }", *post, "  }"])
