@@ -118,8 +118,8 @@ class Env:
                 return ok
             time.sleep(0.2)
 
-    def server_running(self, network_id: str) -> bool:
-        return dhcp.DhcpServer(self.state_dir, "", network_id).pid() is not None
+    def server_running(self, network_id: str, state_dir: str | None = None) -> bool:
+        return dhcp.DhcpServer(state_dir or self.state_dir, "", network_id).pid() is not None
 
     def leftovers(self) -> list[str]:
         ids = [self.tag, *self.network_ids] + [r.router_id for r in self.routers]
@@ -128,8 +128,9 @@ class Env:
     def cleanup(self) -> None:
         for server in self.dhcp:
             server.remove()
-        for network_id in self.network_ids:   # those an agent served
+        for network_id in self.network_ids:   # those an agent served (with the state dir given, or DataplaneAgents')
             dhcp.DhcpServer(self.state_dir, "", network_id).remove()
+            dhcp.DhcpServer(os.path.join(self.state_dir, "dhcp"), "", network_id).remove()
         for r in self.routers:
             r.remove()
         for ns in self.guests:

@@ -1,6 +1,6 @@
 """Real TCG guests on the private libvirtd, which runs inside the compute host's namespace: two guests on one
 network get their addresses by DHCP (the test guest's udhcpc) and ping each other, driven through the libvirt
-driver (spawn with network_info, hot plug of a second NIC) and the data plane with the linuxbridge agent."""
+driver (spawn with network_info, hot plug of a second NIC) and the data plane's agents (linuxbridge, DHCP)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 
 from stratus import conf as conf_mod
 from stratus.image.client import ImageClient
-from stratus.network.agent.linuxbridge import LinuxBridgeAgent
+from stratus.network.agent.dataplane_agents import DataplaneAgents
 from stratus.network.dataplane import bridges, fabric, names
 from stratus.rpc.local import LocalTransport
 from tests.integration.dataplane_env import Env, Server, require_root_tools, vif
@@ -106,7 +106,7 @@ async def test_two_guests_get_leases_and_ping_each_other(env: Env, test_guest: P
     uri = proc.stdout.strip().splitlines()[-1]
     transport, server = LocalTransport(), Server()
     await transport.listen("network_server", server)
-    agent = LinuxBridgeAgent(transport, host, resync_interval=1)
+    agents = DataplaneAgents(transport, [host], host, env.state_dir, resync_interval=1)
     from stratus.virt.libvirt.driver import LibvirtDriver
 
     conf = conf_mod.load(overrides={"DEFAULT": {"state_path": os.path.join(env.state_dir, "state")},
@@ -115,18 +115,24 @@ async def test_two_guests_get_leases_and_ping_each_other(env: Env, test_guest: P
     driver.images = GuestFiles(test_guest)
     instances: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
     try:
-        await agent.start()
+        await agents.start()
+        lb = agents.agents[0]
         await driver.init_host(host)
         net = env.network("net", "10.50.0.0/24", "10.50.0.1", 1031)
         net2 = env.network("net2", "10.60.0.0/24", None, 1032)
         dhcp_port = env.port(net, "10.50.0.2", "network:dhcp")
         p1, p2 = env.port(net, "10.50.0.11"), env.port(net, "10.50.0.12")
-        await asyncio.to_thread(env.serve_dhcp, host, net, [dhcp_port, p1, p2])
+        await transport.fanout("dhcp_agent", "network_update", {}, network=net, subnets=net["subnets"],
+                               ports=[dhcp_port, p1, p2])
         for port in (p1, p2):
             server.ports[port["id"]] = {**port, "binding:host_id": host, "network": net, "subnets": net["subnets"],
                                         "security_group_rules": RULES}
-            await agent.port_update({}, server.ports[port["id"]])
-        await agent.settle()
+            await transport.cast("network_agent", "port_update", {}, server=host, port=server.ports[port["id"]])
+        await lb.settle()
+        deadline = time.monotonic() + 30
+        while not env.server_running(net["id"], os.path.join(env.state_dir, "dhcp")):
+            assert time.monotonic() < deadline, "no dnsmasq"
+            await asyncio.sleep(0.2)
         setup = time.monotonic() - started
 
         image = {"id": "disk", "disk_format": "qcow2", "kernel_id": "kernel", "ramdisk_id": "ramdisk"}
@@ -164,13 +170,13 @@ async def test_two_guests_get_leases_and_ping_each_other(env: Env, test_guest: P
         while await asyncio.to_thread(bridges.tap_state, host, p3["id"]) is not None:
             assert time.monotonic() < deadline, "the detached tap stayed"
             await asyncio.sleep(0.5)
-        print(f"setup {setup:.1f}s (libvirtd in {names.host_namespace(host)}, DHCP, agent), both spawned at "
+        print(f"setup {setup:.1f}s (libvirtd in {names.host_namespace(host)}, the agents, DHCP), both spawned at "
               f"{spawned:.1f}s, leases and pings done at {booted:.1f}s")
     finally:
         teardown = time.monotonic()
         for instance, network_info in instances:
             await driver.destroy(instance, network_info=network_info)
-        await agent.stop()
+        await agents.stop()
         await transport.stop()
         await asyncio.to_thread(subprocess.run, [str(SCRIPTS / "libvirt.sh"), "stop", lv_dir], timeout=120)
         await asyncio.to_thread(subprocess.run, ["rm", "-rf", lv_dir])
