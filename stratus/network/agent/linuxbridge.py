@@ -116,7 +116,10 @@ class LinuxBridgeAgent(Agent):
             self.up.discard(port_id)
 
     def _converge(self, ports: dict[str, dict[str, Any]]) -> set[str]:
-        """One pass over the kernel; returns the ports whose tap is on its bridge and up."""
+        """One pass over the kernel; returns the ports whose tap is on its bridge and up. A host that never had
+        a port is left alone (no namespace made for nothing)."""
+        if not ports and not nsutil.exists(self.namespace):
+            return set()
         fabric.join(self.host)
         present: set[str] = set()
         for port_id, port in ports.items():

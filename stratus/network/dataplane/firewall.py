@@ -2,9 +2,10 @@
 
 Per port with port security: ingress is denied except what its groups' ingress rules allow, egress likewise
 (the ``default`` group's egress rules allow everything), both stateful (conntrack: a reply to an allowed flow
-is allowed), DHCP to and from the port always allowed (as Neutron's firewall drivers do), and anti-spoofing:
-frames from the tap must carry its MAC and one of its fixed IPs, or an ``allowed_address_pairs`` entry, and a
-guest may not answer as a DHCP server. ``port_security_enabled = false`` ports are not filtered at all.
+is allowed), DHCP to and from the port and IPv6 neighbour discovery always allowed (as Neutron's firewall
+drivers do), and anti-spoofing: frames from the tap must carry its MAC and one of its fixed IPs, or an
+``allowed_address_pairs`` entry, and a guest may not answer as a DHCP server. ``port_security_enabled = false``
+ports are not filtered at all.
 
 The bridge has no conntrack of its own in this kernel (no nf_conntrack_bridge), so bridged IP traffic is
 filtered in the ``inet`` family through br_netfilter, where the bridge ports are not visible: the ``bridge``
@@ -23,6 +24,11 @@ from stratus.network.dataplane import names, nft
 
 INET_TABLE = "inet stratus-sg"
 BRIDGE_TABLE = "bridge stratus-sg"
+# Neutron's ICMPV6_ALLOWED_EGRESS_TYPES and ICMPV6_ALLOWED_INGRESS_TYPES: neighbour discovery and multicast
+# listener messages pass whatever the rules say, or IPv6 could not work at all.
+ICMPV6_EGRESS = ("mld-listener-report", "mld-listener-done", "mld2-listener-report", "nd-neighbor-solicit",
+                 "nd-neighbor-advert", "nd-router-solicit")
+ICMPV6_INGRESS = ("mld-listener-query", "nd-router-advert", "nd-neighbor-solicit", "nd-neighbor-advert")
 PROTOCOL_NUMBERS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58, "ipv6-icmp": 58, "sctp": 132}
 
 
@@ -81,13 +87,14 @@ def _port_chains(index: int, port: dict[str, Any]) -> str:
     ingress = [m for r in rules if r.get("direction") == "ingress" for m in _rule(r)]
     # Egress returns on a match (the destination port's ingress chain still has its say); ingress accepts.
     lines = [f"  chain egress-{index} {{", "    ct state established,related return", "    ct state invalid drop",
-             "    udp sport 68 udp dport 67 return"]
+             "    udp sport 68 udp dport 67 return",
+             f"    icmpv6 type {{ {', '.join(ICMPV6_EGRESS)} }} return"]
     lines += [f"    {m} return" for m in egress]
-    lines += ["    drop", "  }", f"  chain ingress-{index} {{", "    ct state established,related accept",
+    lines += ["    counter drop", "  }", f"  chain ingress-{index} {{", "    ct state established,related accept",
               "    ct state invalid drop", "    udp sport 67 udp dport 68 accept",
-              "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } accept"]
+              f"    icmpv6 type {{ {', '.join(ICMPV6_INGRESS)} }} accept"]
     lines += [f"    {m} accept" for m in ingress]
-    lines += ["    drop", "  }"]
+    lines += ["    counter drop", "  }"]
     return "\n".join(lines)
 
 
@@ -114,7 +121,7 @@ def _spoof_chain(index: int, port: dict[str, Any]) -> str:
             lines.append(f"    ether saddr {pair_mac} arp saddr ether {pair_mac} arp saddr ip {net} accept")
         else:
             lines.append(f"    ether saddr {pair_mac} ip6 saddr {net} accept")
-    lines += ["    drop", "  }"]
+    lines += ["    counter drop", "  }"]
     return "\n".join(lines)
 
 
@@ -125,7 +132,8 @@ def render(ports: Iterable[dict[str, Any]]) -> dict[str, str]:
     if not filtered and not networks:
         return {INET_TABLE: "", BRIDGE_TABLE: ""}
     inet = ["  chain zones {", "    type filter hook prerouting priority raw; policy accept;"]
-    inet += [f'    iifname "{names.bridge_name(net)}" ct zone set {zone}' for zone, net in enumerate(networks, 1)]
+    inet += [f'    iifname "{names.bridge_name(net)}" counter ct zone set {zone}'
+             for zone, net in enumerate(networks, 1)]
     inet += ["  }", "  chain forward {", "    type filter hook forward priority filter; policy accept;"]
     for i, _ in enumerate(filtered, 1):
         inet.append(f"    meta mark and 0xffff0000 == {i << 16:#010x} jump egress-{i}")

@@ -41,12 +41,12 @@ def test_security_group_rules_become_port_chains() -> None:
     accepted = [line for line in inet.splitlines() if line.endswith(" accept")]
     assert len(accepted) == 6  # established, DHCP, ND and the 3 rules that can match (not the empty group)
     assert "ct state established,related return" in inet  # stateful egress
-    assert 'iifname "brq0b1c2d3e-4f" ct zone set 1' in inet
+    assert 'iifname "brq0b1c2d3e-4f" counter ct zone set 1' in inet
     # Only p1 is filtered: p2 has port security off.
     assert '"tapp1"' in bridge and '"tapp2"' not in bridge and "egress-2" not in inet
     assert "ether saddr fa:16:3e:00:00:01 ip saddr 10.0.0.5/32 accept" in bridge
     assert "ether saddr fa:16:3e:aa:aa:aa ip saddr 10.0.0.100/32 accept" in bridge
-    assert bridge.rstrip().endswith("    drop\n  }")  # anything else from the tap is spoofed
+    assert bridge.rstrip().endswith("    counter drop\n  }")  # anything else from the tap is spoofed
 
 
 def test_no_filtered_ports_leaves_no_bridge_table() -> None:
