@@ -1,6 +1,8 @@
 """Real TCG guests on the private libvirtd, which runs inside the compute host's namespace: two guests on one
-network get their addresses by DHCP (the test guest's udhcpc) and ping each other, driven through the libvirt
-driver (spawn with network_info, hot plug of a second NIC) and the data plane's agents (linuxbridge, DHCP)."""
+network get their addresses by DHCP (the test guest's udhcpc) and ping each other, a floating IP reaches one
+from the external network while its security group lets ICMP in (and not once the rule is gone), driven
+through the libvirt driver (spawn with network_info, hot plug of a second NIC) and the data plane's agents
+(linuxbridge, DHCP, L3)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from stratus import conf as conf_mod
 from stratus.image.client import ImageClient
 from stratus.network.agent.dataplane_agents import DataplaneAgents
 from stratus.network.dataplane import bridges, fabric, names
+from stratus.network.dataplane import netns as nsutil
 from stratus.rpc.local import LocalTransport
 from tests.integration.dataplane_env import Env, Server, require_root_tools, vif
 from tests.integration.guest import CMDLINE
@@ -157,6 +160,27 @@ async def test_two_guests_get_leases_and_ping_each_other(env: Env, test_guest: P
         assert "STRATUS-PING: 10.50.0.12 ok" in logs[0], logs[0]
         assert "STRATUS-PING: 10.50.0.11 ok" in logs[1], logs[1]
 
+        # A router with a floating IP for guest 1: reached from a namespace on the external network, through
+        # qrouter's DNAT, as long as guest 1's security group lets ICMP in.
+        ext = env.network("ext", "172.24.4.0/24", "172.24.4.1", 1033)
+        outside = await asyncio.to_thread(env.guest, host, ext, env.port(ext, "172.24.4.1"))
+        await asyncio.to_thread(nsutil.run, outside, ["ip", "addr", "add", "172.24.4.1/24", "dev", "eth0"])
+        qr = {**env.port(net, "10.50.0.1", "network:router_interface"), "network": net, "subnets": net["subnets"]}
+        qg = {**env.port(ext, "172.24.4.10", "network:router_gateway"), "network": ext, "subnets": ext["subnets"]}
+        router_id = env.tag + "-router"
+        env.routers.append(agents.agents[-1].router_for(router_id))
+        fip = {"floating_ip_address": "172.24.4.20", "fixed_ip_address": "10.50.0.11", "port_id": p1["id"]}
+        await transport.fanout("l3_agent", "router_update", {}, router={"id": router_id, "enable_snat": True},
+                               interfaces=[qr], gateway=qg, floating_ips=[fip])
+        assert await asyncio.to_thread(env.ping_until, outside, "172.24.4.20", True, 30)
+        server.ports[p1["id"]] = {**server.ports[p1["id"]], "security_group_rules": RULES[:1]}
+        await transport.cast("network_agent", "security_groups_updated", {}, server=host, port_ids=[p1["id"]])
+        assert not await asyncio.to_thread(env.ping_until, outside, "172.24.4.20", False, 30)
+        server.ports[p1["id"]] = {**server.ports[p1["id"]], "security_group_rules": RULES}
+        await transport.cast("network_agent", "security_groups_updated", {}, server=host, port_ids=[p1["id"]])
+        assert await asyncio.to_thread(env.ping_until, outside, "172.24.4.20", True, 30)
+        routed = time.monotonic() - started
+
         # Hot plug: a second NIC on another network appears as a tap on that network's bridge, and goes.
         p3 = env.port(net2, "10.60.0.11")
         extra = vif(p3, net2)
@@ -171,7 +195,8 @@ async def test_two_guests_get_leases_and_ping_each_other(env: Env, test_guest: P
             assert time.monotonic() < deadline, "the detached tap stayed"
             await asyncio.sleep(0.5)
         print(f"setup {setup:.1f}s (libvirtd in {names.host_namespace(host)}, the agents, DHCP), both spawned at "
-              f"{spawned:.1f}s, leases and pings done at {booted:.1f}s")
+              f"{spawned:.1f}s, leases and pings done at {booted:.1f}s, floating IP and its group checked at "
+              f"{routed:.1f}s")
     finally:
         teardown = time.monotonic()
         for instance, network_info in instances:
