@@ -8,6 +8,8 @@ the router's namespace. Every namespace, dnsmasq and file is removed at the end,
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -121,8 +123,8 @@ def test_dhcp_l2_security_groups_and_floating_ip(env: Env) -> None:
 
 
 def test_dhcp_reload_on_port_change_and_sync_after_loss(env: Env) -> None:
-    """A port added later gets its lease after a SIGHUP (same dnsmasq); a sync after the namespace was lost
-    (kill -9 of everything) converges again."""
+    """A port added later gets its lease after a SIGHUP (same dnsmasq); a sync after the namespace was lost, or
+    after dnsmasq was killed, converges again."""
     node = env.host("n")
     net = env.network("net", "10.30.0.0/24", "10.30.0.1", 1011)
     server_port = env.port(net, "10.30.0.2", "network:dhcp")
@@ -135,6 +137,13 @@ def test_dhcp_reload_on_port_change_and_sync_after_loss(env: Env) -> None:
     assert server.pid() == pid                    # reloaded, not restarted
     assert "LEASE eth0 10.30.0.21/24" in env.udhcpc(g1)
     nsutil.remove(server.namespace)               # the namespace is gone (dnsmasq keeps running in it)
+    assert server.sync(net, net["subnets"], [server_port, p1])
+    assert server.pid() not in (None, pid)
+    assert "LEASE eth0 10.30.0.21/24" in env.udhcpc(g1)
+    os.kill(server.pid() or 0, signal.SIGKILL)    # kill -9 of dnsmasq: the next sync starts another
+    deadline = time.monotonic() + 10
+    while server.pid() is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert server.sync(net, net["subnets"], [server_port, p1])
     assert server.pid() is not None
     assert "LEASE eth0 10.30.0.21/24" in env.udhcpc(g1)
