@@ -329,6 +329,7 @@ GROUPS: dict[str, list[cfg.Opt]] = {
     network_options.GROUP: network_options.OPTS,
     network_options.AGENT_GROUP: network_options.AGENT_OPTS,
     "nova": nova_notifier.OPTS,
+    network_options.QUOTA_GROUP: network_options.QUOTA_OPTS,
     "workarounds": WORKAROUNDS_OPTS,
     sizelimit.GROUP: sizelimit.OPTS,
     "oslo_messaging_rabbit": rpc_options.RABBIT_OPTS,

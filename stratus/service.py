@@ -220,12 +220,17 @@ class Services:
         from stratus.network.server.app import create_app as create_network_app
         from stratus.network.server.notify import Notifier
         from stratus.network.server.nova import NovaNotifier
+        from stratus.network.server.options import check_options
         from stratus.network.server.policy import NetworkPolicy
         from stratus.network.server.resource import NetworkServices
         from stratus.network.server.rpc import NetworkServerEndpoint
 
         assert self.db is not None and self.transport is not None
         conf, options = self.conf, self.conf.network_server
+        try:
+            check_options(conf)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from exc
         nova = NovaNotifier.from_conf(conf, self._nova_fallback())
         notifier = Notifier(self.db, AgentNotifyAPI(self.transport), nova, list(options.default_availability_zones))
         self.network = NetworkServices(conf=conf, db=self.db, policy=NetworkPolicy(conf), notifier=notifier)

@@ -693,3 +693,20 @@ floatingips = Table(
     Column("revision_number", Integer, nullable=False, default=0),
     *_timestamps(),
 )
+
+# Quotas of the networking service set per project (Neutron's ``quotas``); a resource without a row has the
+# configured default.
+network_quotas = Table(
+    "network_quotas", metadata,
+    Column("project_id", String(255), primary_key=True),
+    Column("resource", String(64), primary_key=True),
+    Column("limit", Integer, nullable=False),
+)
+
+# Each project's auto-allocated topology (Nova's ``networks: auto``), once.
+auto_allocated_topologies = Table(
+    "auto_allocated_topologies", metadata,
+    Column("project_id", String(255), primary_key=True),
+    Column("network_id", String(36), ForeignKey("networks.id", ondelete="CASCADE"), nullable=False),
+    Column("router_id", String(36), ForeignKey("routers.id", ondelete="SET NULL")),
+)

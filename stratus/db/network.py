@@ -14,10 +14,12 @@ from sqlalchemy import Table, delete, func, insert, or_, select, update
 
 from stratus.db.engine import Connection
 from stratus.db.models import (
+    auto_allocated_topologies,
     default_security_groups,
     floatingips,
     ip_allocations,
     network_agents,
+    network_quotas,
     networks,
     ports,
     routers,
@@ -195,3 +197,48 @@ async def disassociate_floating_ips(conn: Connection, port_id: str) -> list[str]
         fip.update(fixed_port_id=None, fixed_ip_address=None, router_id=None, status="DOWN")
         await update_record(conn, "floatingip", fip)
     return router_ids
+
+
+# --- quotas ------------------------------------------------------------------------------------------------------
+async def count(conn: Connection, kind: str, project_id: str) -> int:
+    table = TABLES[kind]
+    return int((await conn.execute(select(func.count()).select_from(table).where(
+        table.c.project_id == project_id))).scalar_one())
+
+
+async def quotas_of(conn: Connection, project_id: str | None = None) -> dict[str, dict[str, int]]:
+    """{project_id: {resource: limit}} of the limits set (one project's, or every project's)."""
+    query = select(network_quotas)
+    if project_id is not None:
+        query = query.where(network_quotas.c.project_id == project_id)
+    found: dict[str, dict[str, int]] = {}
+    for row in await conn.execute(query):
+        found.setdefault(row.project_id, {})[row.resource] = int(row.limit)
+    return found
+
+
+async def set_quota(conn: Connection, project_id: str, resource: str, limit: int) -> None:
+    await conn.execute(delete(network_quotas).where(network_quotas.c.project_id == project_id,
+                                                    network_quotas.c.resource == resource))
+    await conn.execute(insert(network_quotas).values(project_id=project_id, resource=resource, limit=limit))
+
+
+async def delete_quotas(conn: Connection, project_id: str) -> None:
+    await conn.execute(delete(network_quotas).where(network_quotas.c.project_id == project_id))
+
+
+# --- auto-allocated topologies -----------------------------------------------------------------------------------
+async def topology_of(conn: Connection, project_id: str) -> dict[str, Any] | None:
+    row = (await conn.execute(select(auto_allocated_topologies).where(
+        auto_allocated_topologies.c.project_id == project_id))).first()
+    return None if row is None else dict(row._mapping)
+
+
+async def save_topology(conn: Connection, project_id: str, network_id: str, router_id: str) -> None:
+    """An IntegrityError when a concurrent request saved the project's first."""
+    await conn.execute(insert(auto_allocated_topologies).values(project_id=project_id, network_id=network_id,
+                                                                router_id=router_id))
+
+
+async def delete_topology(conn: Connection, project_id: str) -> None:
+    await conn.execute(delete(auto_allocated_topologies).where(auto_allocated_topologies.c.project_id == project_id))

@@ -13,9 +13,31 @@ DISABLED_FEATURES = ("resize", "live_migration", "cold_migration", "shelve", "re
                      "serial_console", "personality", "config_drive", "metadata_service")
 
 
+#: what the embedded Networking API serves (its /v2.0/extensions), for tempest's network tests
+NETWORK_EXTENSIONS = ("external-net", "provider", "binding", "port-security", "allowed-address-pairs",
+                      "security-group", "net-mtu", "network_availability_zone", "project-id",
+                      "standard-attr-description", "standard-attr-timestamp", "standard-attr-revisions",
+                      "filter-validation", "sorting", "pagination", "router", "ext-gw-mode", "extraroute", "quotas",
+                      "quota_details", "auto-allocated-topology", "agent")
+
+
 def tempest_conf(identity_url: str, admin_password: str, image_ref: str, image_ref_alt: str,
-                 log_dir: str) -> str:
+                 log_dir: str, public_network_id: str | None = None) -> str:
+    """With ``public_network_id`` (an external network of the cloud), the network service is on: for tempest's
+    network tests, whose projects each get a network, subnet and router."""
     features = "\n".join(f"{name} = false" for name in DISABLED_FEATURES)
+    network = "" if public_network_id is None else textwrap.dedent(f"""
+        [network]
+        public_network_id = {public_network_id}
+        project_network_cidr = 10.100.0.0/16
+        project_network_mask_bits = 28
+        project_networks_reachable = false
+        [network-feature-enabled]
+        api_extensions = {",".join(NETWORK_EXTENSIONS)}
+        ipv6 = true
+        ipv6_subnet_attributes = true
+        port_security = true
+        """)
     return textwrap.dedent(f"""\
         [DEFAULT]
         log_dir = {log_dir}
@@ -46,7 +68,7 @@ def tempest_conf(identity_url: str, admin_password: str, image_ref: str, image_r
         suspend = true
         """) + features + textwrap.dedent("""
         [service_available]
-        neutron = false
+        neutron = {neutron}
         cinder = false
         glance = true
         swift = false
@@ -55,7 +77,7 @@ def tempest_conf(identity_url: str, admin_password: str, image_ref: str, image_r
         run_validation = false
         [image-feature-enabled]
         api_v1 = false
-        """)
+        """).format(neutron="false" if public_network_id is None else "true") + network
 
 
 def main() -> None:

@@ -81,6 +81,10 @@ def _configuration(ini: Path) -> cfg.ConfigOpts:
         from stratus.identity.keystone import KeystoneAuth
 
         KeystoneAuth(loaded, workers=1)  # auth_token registers its options and its auth plugin's
+    if "[nova]" in ini.read_text():
+        from stratus.network.server.nova import session_from_conf
+
+        session_from_conf(loaded)  # the networking server's nova notifier registers keystoneauth's [nova] options
     return loaded
 
 

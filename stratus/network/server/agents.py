@@ -33,23 +33,28 @@ def view(agent: dict[str, Any], down_time: int, now: datetime.datetime) -> dict[
             "availability_zone": agent["availability_zone"], "resources_synced": None}
 
 
+def _allowed(req: NetworkRequest, action: str) -> bool:
+    return req.services.policy.check(req.ctx, action, {"project_id": req.ctx.project_id})
+
+
 def _authorize(req: NetworkRequest, action: str) -> None:
-    if not req.services.policy.check(req.ctx, action, {"project_id": req.ctx.project_id}):
+    if not _allowed(req, action):
         raise errors.policy_denied([action])
 
 
 async def _get(req: NetworkRequest, agent_id: str) -> dict[str, Any]:
+    """The agent, or 404 when there is none or the caller may not see agents (as Neutron hides them)."""
     async with req.services.db.read() as conn:
         found = await db.agents(conn, id=agent_id)
-    if not found:
+    if not found or not _allowed(req, "get_agent"):
         raise errors.NeutronError(404, "AgentNotFound", f"Agent {agent_id} could not be found.")
     return found[0]
 
 
 async def list_agents(req: NetworkRequest) -> dict[str, Any]:
-    _authorize(req, "get_agent")
+    """Those the caller may see: none but for admins (Neutron filters a list by its get rule)."""
     async with req.services.db.read() as conn:
-        found = await db.agents(conn)
+        found = await db.agents(conn) if _allowed(req, "get_agent") else []
     now, down = utcnow(), req.services.options.agent_down_time
     views = listing.filtered([view(x, down, now) for x in found], req.query, VIEW_ATTRIBUTES, _CONVERTERS)
     views, links = listing.page(req.url, "agent", views, req.query, VIEW_ATTRIBUTES,
@@ -61,15 +66,14 @@ async def list_agents(req: NetworkRequest) -> dict[str, Any]:
 
 
 async def show_agent(req: NetworkRequest) -> dict[str, Any]:
-    _authorize(req, "get_agent")
     agent = await _get(req, req.path["agent_id"])
     return {"agent": listing.only_fields(view(agent, req.services.options.agent_down_time, utcnow()), req.query)}
 
 
 async def update_agent(req: NetworkRequest) -> dict[str, Any]:
-    _authorize(req, "update_agent")
     values = a.parse_body(await req.body(), "agent", _ATTRS, create=False)
     agent = await _get(req, req.path["agent_id"])
+    _authorize(req, "update_agent")
     async with req.services.db.write() as conn:
         await db.update_agent(conn, agent["id"], values)
     agent.update(values)
@@ -77,7 +81,7 @@ async def update_agent(req: NetworkRequest) -> dict[str, Any]:
 
 
 async def delete_agent(req: NetworkRequest) -> None:
-    _authorize(req, "delete_agent")
     agent = await _get(req, req.path["agent_id"])
+    _authorize(req, "delete_agent")
     async with req.services.db.write() as conn:
         await db.delete_agent(conn, agent["id"])

@@ -22,11 +22,13 @@ from stratus.db.engine import DB_UNAVAILABLE, is_disconnect
 from stratus.identity.auth import Authenticator
 from stratus.network.server import (
     agents,
+    auto_allocate,
     errors,
     extensions,
     floatingips,
     networks,
     ports,
+    quotas,
     routers,
     security_groups,
     subnets,
@@ -36,9 +38,10 @@ from stratus.network.server.resource import NetworkRequest, NetworkServices
 LOG = logging.getLogger(__name__)
 Handler = Callable[[NetworkRequest], Awaitable[dict[str, Any] | None]]
 Endpoint = Callable[[Request], Awaitable[Response]]
+BULK_MAX = 1000
 RESOURCES = [("network", "networks"), ("subnet", "subnets"), ("port", "ports"),
              ("security_group", "security-groups"), ("security_group_rule", "security-group-rules"),
-             ("router", "routers"), ("floatingip", "floatingips"), ("agent", "agents")]
+             ("router", "routers"), ("floatingip", "floatingips"), ("agent", "agents"), ("quota", "quotas")]
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -133,6 +136,37 @@ def _dispatch(methods: dict[str, Endpoint]) -> Endpoint:
     return endpoint
 
 
+def bulk(create: Handler, delete: Handler, singular: str, plural: str, key: str) -> Handler:
+    """``create`` that also takes ``{plural: [...]}`` (Neutron's bulk create): all of them or, on the first
+    refusal, none (those made are deleted again) and that refusal."""
+
+    async def handler(req: NetworkRequest) -> dict[str, Any] | None:
+        body = await req.body()
+        if not (isinstance(body, dict) and plural in body and singular not in body):
+            return await create(req)
+        items = body[plural]
+        if not isinstance(items, list) or not items:
+            raise errors.bad_request("Resources required")
+        if len(items) > BULK_MAX:
+            raise errors.bad_request(f"Bulk creates take at most {BULK_MAX} {plural}")
+        made: list[dict[str, Any]] = []
+        try:
+            for item in items:
+                result = await create(req.derived({singular: item}))
+                assert result is not None
+                made.append(result[singular])
+        except BaseException:
+            for done in reversed(made):
+                try:
+                    await delete(req.derived(None, **{key: done["id"]}))
+                except errors.NeutronError:
+                    LOG.warning("bulk create: could not undo %s %s", singular, done["id"])
+            raise
+        return {plural: made}
+
+    return handler
+
+
 def routes_table(api: NetworkApi) -> dict[str, dict[str, Endpoint]]:
     e = api.endpoint
 
@@ -141,7 +175,9 @@ def routes_table(api: NetworkApi) -> dict[str, dict[str, Endpoint]]:
         item = {"GET": e(show), "DELETE": e(delete, 204)}
         if update is not None:
             item["PUT"] = e(update)
-        return {f"/v2.0/{collection}": {"GET": e(list_), "POST": e(create, 201)},
+        singular = next(name for name, plural in RESOURCES if plural == collection)
+        plural = collection.replace("-", "_")
+        return {f"/v2.0/{collection}": {"GET": e(list_), "POST": e(bulk(create, delete, singular, plural, key), 201)},
                 f"/v2.0/{collection}/{{{key}}}": item}
 
     return {
@@ -166,6 +202,13 @@ def routes_table(api: NetworkApi) -> dict[str, dict[str, Endpoint]]:
         "/v2.0/routers/{router_id}/remove_router_interface": {"PUT": e(routers.remove_interface)},
         **crud("floatingips", "floatingip_id", floatingips.list_floatingips, floatingips.create_floatingip,
                floatingips.show_floatingip, floatingips.update_floatingip, floatingips.delete_floatingip),
+        "/v2.0/quotas": {"GET": e(quotas.list_quotas)},
+        "/v2.0/quotas/{project_id}": {"GET": e(quotas.show_quota), "PUT": e(quotas.update_quota),
+                                      "DELETE": e(quotas.delete_quota, 204)},
+        "/v2.0/quotas/{project_id}/default": {"GET": e(quotas.show_defaults)},
+        "/v2.0/quotas/{project_id}/details": {"GET": e(quotas.show_details)},
+        "/v2.0/auto-allocated-topology/{project_id}": {"GET": e(auto_allocate.get_topology),
+                                                       "DELETE": e(auto_allocate.delete_topology, 204)},
         "/v2.0/agents": {"GET": e(agents.list_agents)},
         "/v2.0/agents/{agent_id}": {"GET": e(agents.show_agent), "PUT": e(agents.update_agent),
                                     "DELETE": e(agents.delete_agent, 204)},

@@ -35,6 +35,12 @@ _EXTENSIONS = [
     ("ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for "
      "specifying whether SNAT should occur on the external gateway", "2013-03-28T10:00:00-00:00"),
     ("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router", "2013-02-01T10:00:00-00:00"),
+    ("quotas", "Quota management support", "Expose functions for quotas management per project",
+     "2012-07-29T10:00:00-00:00"),
+    ("quota_details", "Quota details management support", "Expose functions for quotas usage statistics per "
+     "project", "2017-02-10T10:00:00-00:00"),
+    ("auto-allocated-topology", "Auto Allocated Topology Services", "Auto Allocated Topology Services.",
+     "2016-01-01T00:00:00-00:00"),
     ("agent", "agent", "The agent management extension.", "2013-02-03T10:00:00-00:00"),
     ("pagination", "Pagination support", "Extension that indicates that pagination is enabled.",
      "2016-06-12T00:00:00-00:00"),

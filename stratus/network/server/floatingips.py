@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from stratus.db import network as db
 from stratus.db.engine import Connection
 from stratus.network.server import attributes as a
-from stratus.network.server import errors, listing, networks, ports
+from stratus.network.server import errors, listing, networks, ports, quotas
 from stratus.network.server.resource import (
     STANDARD_ATTRIBUTES,
     NetworkRequest,
@@ -139,6 +139,7 @@ async def create_floatingip(req: NetworkRequest) -> dict[str, Any]:
     for attempt in range(RETRIES):
         try:
             async with req.services.db.write() as conn:
+                await quotas.check(req, conn, "floatingip", project_id)
                 network = await networks.visible(req, conn, values["floating_network_id"])
                 if not network["external"]:
                     raise bad("floatingip", f"Network {network['id']} is not a valid external network")

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 import uuid
 from typing import Any
 
@@ -12,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from stratus.db import network as db
 from stratus.db.engine import Connection
 from stratus.network.server import attributes as a
-from stratus.network.server import errors, listing
+from stratus.network.server import errors, listing, quotas
 from stratus.network.server.resource import (
     STANDARD_ATTRIBUTES,
     NetworkRequest,
@@ -22,6 +24,7 @@ from stratus.network.server.resource import (
 )
 
 VXLAN_OVERHEAD = 50
+SEGMENT_RETRIES = 20
 NETWORK_TYPES = ("vxlan", "vlan", "flat", "local")
 _PROVIDER = ("provider:network_type", "provider:physical_network", "provider:segmentation_id")
 _ATTRS: dict[str, a.Attr] = {
@@ -157,7 +160,10 @@ async def _allocate_segment(req: NetworkRequest, conn: Connection, kind: str, ph
             raise errors.NeutronError(503, "NoNetworkAvailable", "Unable to create the network. No tenant network "
                                       "is available for allocation.")
     used = await db.segmentation_ids(conn, kind, physnet)
-    free = next((i for i in range(first, last + 1) if i not in used), None)
+    # one of the lowest free ids at random, as Neutron's type drivers pick: creates racing on PostgreSQL rarely
+    # pick the same one, and a loser (IntegrityError on the unique segment) runs again
+    free_ids = list(itertools.islice((i for i in range(first, last + 1) if i not in used), 32))
+    free = random.choice(free_ids) if free_ids else None
     if free is None:
         raise errors.NeutronError(503, "NoNetworkAvailable", "Unable to create the network. No tenant network is "
                                   "available for allocation.")
@@ -186,9 +192,10 @@ async def create_network(req: NetworkRequest) -> dict[str, Any]:
         raise errors.invalid_input("Unable to set is_default on a network that is not external")
     asked = _segment(req, values)
     opts = req.services.options
-    for attempt in range(5):
+    for attempt in range(SEGMENT_RETRIES):
         try:
             async with req.services.db.write() as conn:
+                await quotas.check(req, conn, "network", project_id)
                 if asked is None:
                     kind = opts.tenant_network_types[0] if opts.tenant_network_types else "local"
                     physnet = opts.network_vlan_range.split(":")[0] if kind == "vlan" else ""
@@ -219,7 +226,7 @@ async def create_network(req: NetworkRequest) -> dict[str, Any]:
         except IntegrityError:
             if asked is not None and asked[2] is not None:
                 raise _in_use(*asked) from None
-            if attempt == 4:
+            if attempt == SEGMENT_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
 
@@ -228,8 +235,7 @@ async def _check_default(conn: Connection, network_id: str | None) -> None:
     for other in await db.find(conn, "network", is_default=True):
         if other["id"] != network_id:
             raise errors.conflict("DefaultExternalNetworkExists",
-                                  f"Unable to set network {network_id or 'as default'}: the default external "
-                                  f"network {other['id']} already exists")
+                                  f"A default external network already exists: {other['id']}.")
 
 
 async def update_network(req: NetworkRequest) -> dict[str, Any]:
@@ -264,7 +270,8 @@ async def delete_network(req: NetworkRequest) -> None:
         record = await visible(req, conn, req.path["network_id"], for_update=True)
         req.enforce("delete_network", target(record))
         ports = await db.find(conn, "port", network_id=record["id"])
-        if any(not p["device_owner"].startswith("network:dhcp") for p in ports):
+        # DHCP ports and unassociated floating IPs go with the network, as Neutron's auto-deleted owners
+        if any(p["device_owner"] not in ("network:dhcp", "network:floatingip") for p in ports):
             raise errors.conflict("NetworkInUse", f"Unable to complete operation on network {record['id']}. There "
                                                   "are one or more ports still in use on the network.")
         await db.delete_record(conn, "network", record["id"])

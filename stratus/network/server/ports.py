@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from stratus.db import network as db
 from stratus.db.engine import Connection
 from stratus.network.server import attributes as a
-from stratus.network.server import binding, errors, ipam, listing, networks, security_groups, subnets
+from stratus.network.server import binding, errors, ipam, listing, networks, quotas, security_groups, subnets
 from stratus.network.server.resource import (
     STANDARD_ATTRIBUTES,
     NetworkRequest,
@@ -284,6 +284,7 @@ async def create_port(req: NetworkRequest) -> dict[str, Any]:
                     "port_security_enabled": network.get("port_security_enabled", True)
                     if values["port_security_enabled"] is None else values["port_security_enabled"]}
                 req.enforce("create_port", target(record, network), _policy_attributes(given))
+                await quotas.check(req, conn, "port", project_id)
                 record["mac_address"] = values["mac_address"] or ipam.random_mac(opts.base_mac)
                 in_use = await db.find(conn, "port", network_id=network["id"], mac_address=record["mac_address"])
                 if in_use:

@@ -39,13 +39,23 @@ class NetworkRequest:
         self.ctx = ctx
         self.services = services
         self.query = request.query_params
-        self.path = request.path_params
+        self.path = dict(request.path_params)
+        self._body: Any = None
+
+    def derived(self, body: Any = None, **path: str) -> NetworkRequest:
+        """The same request with another body (one item of a bulk create) or path (its undoing)."""
+        other = NetworkRequest(self.request, self.ctx, self.services)
+        other._body = body
+        other.path.update(path)
+        return other
 
     @property
     def url(self) -> str:
         return str(self.request.url)
 
     async def body(self) -> Any:
+        if self._body is not None:
+            return self._body
         raw = await self.request.body()  # its size is bounded by the size limit in front of the API
         if not raw:
             raise errors.bad_request("Resource body required")

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from stratus.db import network as db
 from stratus.db.engine import Connection
 from stratus.network.server import attributes as a
-from stratus.network.server import errors, ipam, listing, networks, ports, subnets
+from stratus.network.server import errors, ipam, listing, networks, ports, quotas, subnets
 from stratus.network.server.resource import (
     STANDARD_ATTRIBUTES,
     NetworkRequest,
@@ -157,6 +157,7 @@ async def create_router(req: NetworkRequest) -> dict[str, Any]:
     for attempt in range(RETRIES):
         try:
             async with req.services.db.write() as conn:
+                await quotas.check(req, conn, "router", project_id)
                 record = {"id": str(uuid.uuid4()), **new_standard(project_id), "name": values["name"],
                           "description": values["description"], "status": "ACTIVE",
                           "admin_state_up": values["admin_state_up"], "gw_port_id": None, "enable_snat": True,

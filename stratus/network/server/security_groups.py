@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from stratus.db import network as db
 from stratus.db.engine import Connection
 from stratus.network.server import attributes as a
-from stratus.network.server import errors, listing
+from stratus.network.server import errors, listing, quotas
 from stratus.network.server.resource import (
     STANDARD_ATTRIBUTES,
     NetworkRequest,
@@ -104,7 +104,7 @@ _RULE_ATTRS: dict[str, a.Attr] = {
     "port_range_min": a.Attr(_port, put=False),
     "port_range_max": a.Attr(_port, put=False),
     "remote_ip_prefix": a.Attr(_prefix, put=False),
-    "remote_group_id": a.Attr(a.nullable(a.uuid_check), put=False),
+    "remote_group_id": a.Attr(a.nullable(a.string(255)), put=False),  # not a group: its 404, as Neutron
     "remote_address_group_id": a.Attr(a.nullable(a.one_of(None)), put=False),
     "description": a.Attr(a.string(a.DESCRIPTION_MAX), put=False, default=""),
     "tenant_id": a.PROJECT, "project_id": a.PROJECT,
@@ -241,6 +241,8 @@ async def create_group(req: NetworkRequest) -> dict[str, Any]:
         raise errors.conflict("SecurityGroupDefaultAlreadyExists", "Default security group already exists.")
     await ensure_default(req, project_id)
     async with req.services.db.write() as conn:
+        await quotas.check(req, conn, "security_group", project_id)
+        await quotas.check(req, conn, "security_group_rule", project_id, 2)
         group = await _insert_group(conn, project_id, values["name"], values["description"], values["stateful"],
                                     False)
         rules = await db.find(conn, "security_group_rule", security_group_id=group["id"])
@@ -374,6 +376,7 @@ async def create_rule(req: NetworkRequest) -> dict[str, Any]:
         rule = {"id": str(uuid.uuid4()), **new_standard(group["project_id"] if req.ctx.is_admin and
                                                        project_id == req.ctx.project_id else project_id), **values}
         _check_rule(rule)
+        await quotas.check(req, conn, "security_group_rule", rule["project_id"])
         for other in await db.find(conn, "security_group_rule", security_group_id=group["id"]):
             if _key(other) == _key(rule):
                 raise errors.conflict("SecurityGroupRuleExists", f"Security group rule already exists. Rule id is "

@@ -11,7 +11,7 @@ from typing import Any
 from stratus.db import network as db
 from stratus.db.engine import Connection
 from stratus.network.server import attributes as a
-from stratus.network.server import errors, ipam, listing, networks
+from stratus.network.server import errors, ipam, listing, networks, quotas
 from stratus.network.server.resource import (
     STANDARD_ATTRIBUTES,
     NetworkRequest,
@@ -217,6 +217,7 @@ async def create_subnet(req: NetworkRequest) -> dict[str, Any]:
                                       "network:project_id": network["project_id"],
                                       "network:shared": network["shared"], "network_id": network["id"]},
                     [g for g in given if g not in ("tenant_id", "project_id")])
+        await quotas.check(req, conn, "subnet", project_id)
         net = ipam.network(values["cidr"])
         if values["gateway_ip"] == AUTO:
             values["gateway_ip"] = ipam.default_gateway(net)

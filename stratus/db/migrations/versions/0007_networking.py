@@ -1,6 +1,6 @@
 """The embedded Networking API: networks (with their segment), subnets, ports, IP allocations (unique per
-network), the networking agents, security groups with their rules and each project's default group, routers and
-floating IPs
+network), the networking agents, security groups with their rules and each project's default group, routers,
+floating IPs, per-project quotas and auto-allocated topologies
 
 Revision ID: 0007
 Revises: 0006
@@ -190,9 +190,25 @@ def upgrade() -> None:
     op.create_index("ix_floatingips_fixed_port_id", "floatingips", ["fixed_port_id"])
     op.create_index("ix_floatingips_project_id", "floatingips", ["project_id"])
     op.create_index("ix_floatingips_router_id", "floatingips", ["router_id"])
+    op.create_table(
+        "network_quotas",
+        sa.Column("project_id", sa.String(255), primary_key=True),
+        sa.Column("resource", sa.String(64), primary_key=True),
+        sa.Column("limit", sa.Integer(), nullable=False),
+    )
+    op.create_table(
+        "auto_allocated_topologies",
+        sa.Column("project_id", sa.String(255), primary_key=True),
+        sa.Column("network_id", sa.String(36),
+                  _fk("networks.id", "fk_auto_allocated_topologies_network_id_networks"), nullable=False),
+        sa.Column("router_id", sa.String(36),
+                  _fk("routers.id", "fk_auto_allocated_topologies_router_id_routers", "SET NULL")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("auto_allocated_topologies")
+    op.drop_table("network_quotas")
     op.drop_table("floatingips")
     op.drop_table("routers")
     op.drop_table("security_group_rules")
