@@ -129,3 +129,20 @@ async def test_agents_converge_the_kernel(world: tuple[Env, LocalTransport, Serv
         assert time.monotonic() - started < 60
         await asyncio.sleep(0.2)
     print(f"ports up {up:.2f}s after the casts, DHCP served")
+
+
+async def test_restarted_agent_removes_the_bridges_of_networks_gone_meanwhile(
+        world: tuple[Env, LocalTransport, Server, list[Any]]) -> None:
+    """kill -9, then the network went while the agent was down: its bridge, with nothing on it but its VXLAN
+    uplink, goes on the restarted agent's first pass; a bridge with a port on it stays."""
+    env, transport, _, agents = world
+    host = env.host("a")
+    gone = env.network("gone", "10.70.0.0/24", None, 1041)
+    kept = env.network("kept", "10.71.0.0/24", None, 1042)
+    await asyncio.to_thread(bridges.ensure_network, host, gone)
+    await asyncio.to_thread(env.guest, host, kept, env.port(kept, "10.71.0.5"))   # a tap it knows nothing of
+    agent = LinuxBridgeAgent(transport, host, resync_interval=1)
+    await agent.start()
+    agents.append(agent)
+    await agent.settle()
+    assert await asyncio.to_thread(bridges.bridges, host) == [names.bridge_name(kept["id"])]

@@ -87,6 +87,9 @@ class LinuxBridgeAgent(Agent):
         """After a restart: ask the server about every tap already in the namespace (its alias is the port id
         this agent set; a tap it never saw is asked for by its 11-character prefix, which a server may resolve)."""
         taps = await asyncio.to_thread(self._taps)
+        # bridges left from before (their networks may be gone meanwhile): looked at like any unwanted one; the
+        # 11 characters of the name stand for the network id
+        self.networks_seen |= {b[3:] for b in await asyncio.to_thread(bridges.bridges, self.host)}
         for tap, alias in taps.items():
             port_id = alias or tap[3:]
             try:
@@ -133,7 +136,9 @@ class LinuxBridgeAgent(Agent):
                 present.add(port_id)
         firewall.sync(self.host, [p for p in (_filtered(p) for p in ports.values()) if p is not None])
         wanted = {(p.get("network") or {"id": p["network_id"]})["id"] for p in ports.values()}
-        self.networks_seen = wanted | self._remove_unused_bridges(self.networks_seen - wanted)
+        wanted_bridges = {names.bridge_name(n) for n in wanted}
+        unwanted = {n for n in self.networks_seen if names.bridge_name(n) not in wanted_bridges}
+        self.networks_seen = wanted | self._remove_unused_bridges(unwanted)
         return present
 
     def _set_alias(self, port_id: str) -> None:
