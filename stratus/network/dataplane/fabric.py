@@ -28,6 +28,8 @@ HOST_UPLINK = "fabric0"
 # The underlay carries the 50 bytes of VXLAN headers, so the overlays keep Ethernet's 1500.
 UNDERLAY_MTU = 1550
 LOCK_PATH = "/run/stratus-fabric.lock"
+#: br_netfilter's switches (per namespace); absent when the module is not loaded
+BRIDGE_NF = "/proc/sys/net/bridge"
 
 
 @contextlib.contextmanager
@@ -106,6 +108,10 @@ def join(host: str) -> str:
         uplink = nsutil.link_index(hns, HOST_UPLINK)
         hns.link("set", index=uplink, mtu=UNDERLAY_MTU, state="up")
         nsutil.set_addresses(hns, HOST_UPLINK, [f"{address}/{UNDERLAY.prefixlen}"])
+    if os.path.isdir(BRIDGE_NF):
+        # Bridged traffic through the inet hooks, where the security groups' conntrack is: this namespace only.
+        for key in ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables"):
+            nsutil.sysctl(host_ns, f"net.bridge.{key}", "1")
     return address
 
 

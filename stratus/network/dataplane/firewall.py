@@ -17,10 +17,11 @@ conntrack zone, so overlapping addresses on two networks never share connection 
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Iterable
 from typing import Any
 
-from stratus.network.dataplane import names, nft
+from stratus.network.dataplane import fabric, names, nft
 
 INET_TABLE = "inet stratus-sg"
 BRIDGE_TABLE = "bridge stratus-sg"
@@ -154,6 +155,14 @@ def render(ports: Iterable[dict[str, Any]]) -> dict[str, str]:
     return {INET_TABLE: "\n".join(inet), BRIDGE_TABLE: "\n".join(bridge)}
 
 
+class BridgeNetfilterMissing(RuntimeError):
+    """Security groups need br_netfilter, which is not loaded; loading it is the operator's choice (it also sends
+    the host's own bridged traffic through its firewall), so Stratus does not."""
+
+
 def sync(host: str, ports: Iterable[dict[str, Any]]) -> None:
     """Make the host namespace's filter exactly what its bound ports' security groups say."""
-    nft.replace_tables(names.host_namespace(host), render(list(ports)))
+    tables = render(list(ports))
+    if tables[BRIDGE_TABLE] and not os.path.isdir(fabric.BRIDGE_NF):
+        raise BridgeNetfilterMissing("security groups need the br_netfilter module (modprobe br_netfilter)")
+    nft.replace_tables(names.host_namespace(host), tables)
