@@ -147,3 +147,23 @@ def test_dhcp_reload_on_port_change_and_sync_after_loss(env: Env) -> None:
     assert server.sync(net, net["subnets"], [server_port, p1])
     assert server.pid() is not None
     assert "LEASE eth0 10.30.0.21/24" in env.udhcpc(g1)
+
+
+def test_netns_cleanup_removes_namespaces_and_their_dnsmasq(env: Env) -> None:
+    """``stratus netns-cleanup``'s work, limited here to this test's namespaces (others may be running)."""
+    from stratus.network.dataplane import cleanup
+
+    node = env.host("n")
+    net = env.network("net", "10.80.0.0/24", "10.80.0.1", 1051)
+    server = env.serve_dhcp(node, net, [env.port(net, "10.80.0.2", "network:dhcp")])
+    pid = server.pid()
+    router_id = env.tag + "-r"
+    env.router(node, router_id).sync({"id": router_id}, [], None, [])
+    mine = (env.tag, net["id"], router_id)
+    removed = cleanup.remove_all(only=lambda name: any(m in name for m in mine))
+    assert set(removed) >= {server.namespace, f"qrouter-{router_id}", f"stratus-host-{node}"}
+    assert env.leftovers() == []
+    deadline = time.monotonic() + 10
+    while pid is not None and os.path.exists(f"/proc/{pid}/cmdline") and open(f"/proc/{pid}/cmdline").read():
+        assert time.monotonic() < deadline, "dnsmasq still running"
+        time.sleep(0.1)
