@@ -1,7 +1,8 @@
 """Removing the data plane from a machine (Neutron's ``neutron-netns-cleanup``): every dnsmasq of a ``qdhcp-``
 namespace, then the ``qdhcp-``, ``qrouter-`` and ``stratus-host-`` namespaces (their devices go with them),
 and the fabric. For a machine taken out of service, or after tests; the agents would make it all again from the
-server's records. Guests still running lose their network (their taps go with the host namespaces)."""
+server's records. A libvirtd still running in a host namespace keeps that namespace alive, nameless and off the
+fabric: its guests lose every network, so stop them first."""
 
 from __future__ import annotations
 
