@@ -17,6 +17,13 @@ if TYPE_CHECKING:
     from stratus.image.client import ImageClient
 
 
+class InterfaceNotSupported(exception.StratusException):
+    """The driver cannot plug or unplug interfaces of a running guest (Nova's 501 of os-interface)."""
+
+    msg_fmt = "Network driver does not support this function."
+    code = 501
+
+
 @dataclasses.dataclass(frozen=True)
 class Capabilities:
     """What a driver can do; checked before a call, and turned into scheduler traits."""
@@ -150,16 +157,14 @@ class ComputeDriver(abc.ABC):
                       destroy_disks: bool = True) -> None:
         """Stop the guest and remove it (and its disks when asked); a guest that is already gone is fine."""
 
-    async def attach_interface(self, instance: dict[str, Any], image_meta: dict[str, Any],
-                               vif: dict[str, Any]) -> None:
-        """Hot-plug the NIC of ``vif`` (one network_info entry) into the guest, running or not (its persistent
-        definition too); ``InterfaceAttachFailed`` if the hypervisor refuses. Not every driver can."""
-        raise NotImplementedError
+    async def attach_interface(self, instance: dict[str, Any], vif: dict[str, Any]) -> None:
+        """Plug one more VIF (a network info entry) into the running guest (os-interface POST); on failure the
+        guest is as it was. Drivers that cannot hot plug leave this refusing."""
+        raise InterfaceNotSupported()
 
     async def detach_interface(self, instance: dict[str, Any], vif: dict[str, Any]) -> None:
-        """Unplug the NIC with ``vif``'s MAC from the guest and its definition (fine if it has none already);
-        ``InterfaceDetachFailed`` if the hypervisor refuses."""
-        raise NotImplementedError
+        """Unplug the VIF from the guest; one that is not plugged is fine."""
+        raise InterfaceNotSupported()
 
     @abc.abstractmethod
     async def get_info(self, instance: dict[str, Any]) -> InstanceInfo:

@@ -58,8 +58,6 @@ class _Guest:
     memory_mb: int
     console: list[str] = dataclasses.field(default_factory=list)
     boots: int = 0
-    #: the guest's NICs: network_info entries by port id, as plugged at spawn and hot-plugged since
-    vifs: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def log(self, text: str) -> None:
         """A deterministic serial console: one line per thing the guest would print."""
@@ -83,6 +81,8 @@ class FakeDriver(ComputeDriver):
         #: when the simulated host booted (epoch seconds): its driver's creation; a compute restart keeps it
         self.booted_at = time.time()
         self.guests: dict[str, _Guest] = {}
+        #: the VIFs plugged into each guest, by port id (spawn, attach_interface; destroy unplugs them all)
+        self.vifs: dict[str, dict[str, dict[str, Any]]] = {}
         self.spawn_count = 0
         #: a hypervisor that stopped answering: every call raises HypervisorUnavailable until it is False again
         self.hypervisor_down = False
@@ -167,11 +167,11 @@ class FakeDriver(ComputeDriver):
             raise FakeSpawnError(reason, host=self.host)
         guest = _Guest(uuid=instance["uuid"], name=instance.get("name", ""), power_state=power_state.NOSTATE,
                        vcpus=instance["vcpus"], memory_mb=instance["memory_mb"])
-        guest.vifs = {vif["id"]: vif for vif in network_info}
         if config_drive is not None:
             await self._attach_config_drive(instance, guest, config_drive)
         guest.boot()
         self.guests[instance["uuid"]] = guest
+        self.vifs[instance["uuid"]] = {vif["id"]: vif for vif in network_info}
 
     def instance_dir(self, instance: dict[str, Any]) -> str:
         return os.path.join(self.conf.instances_path or os.path.join(self.conf.state_path, "instances"),
@@ -190,21 +190,19 @@ class FakeDriver(ComputeDriver):
                       destroy_disks: bool = True) -> None:
         self._check_up()
         self.guests.pop(instance["uuid"], None)
+        self.vifs.pop(instance["uuid"], None)
         if self.config_drives.pop(instance["uuid"], None) is not None and self.conf.fake_driver.write_config_drive:
             await asyncio.to_thread(shutil.rmtree, self.instance_dir(instance), True)
 
-    async def attach_interface(self, instance: dict[str, Any], image_meta: dict[str, Any],
-                               vif: dict[str, Any]) -> None:
+    async def attach_interface(self, instance: dict[str, Any], vif: dict[str, Any]) -> None:
         self._check_up()
-        guest = self._guest(instance)
-        guest.vifs[vif["id"]] = vif
-        guest.log(f"nic {vif.get('address')} attached")
+        if instance["uuid"] not in self.guests:
+            raise exception.InstanceNotFound(instance_id=instance["uuid"])
+        self.vifs.setdefault(instance["uuid"], {})[vif["id"]] = vif
 
     async def detach_interface(self, instance: dict[str, Any], vif: dict[str, Any]) -> None:
         self._check_up()
-        guest = self._guest(instance)
-        if guest.vifs.pop(vif["id"], None) is not None:
-            guest.log(f"nic {vif.get('address')} detached")
+        self.vifs.get(instance["uuid"], {}).pop(vif["id"], None)
 
     async def get_info(self, instance: dict[str, Any]) -> InstanceInfo:
         self._check_up()

@@ -184,7 +184,7 @@ async def test_two_guests_get_leases_and_ping_each_other(env: Env, test_guest: P
         # Hot plug: a second NIC on another network appears as a tap on that network's bridge, and goes.
         p3 = env.port(net2, "10.60.0.11")
         extra = vif(p3, net2)
-        await driver.attach_interface(instances[0][0], image, extra)
+        await driver.attach_interface(instances[0][0], extra)
         tap = await asyncio.to_thread(bridges.tap_state, host, p3["id"])
         assert tap is not None and tap["bridge"] == names.bridge_name(net2["id"])
         xml = await driver.host.call(lambda c: c.lookupByUUIDString(instances[0][0]["uuid"]).XMLDesc(0))

@@ -110,11 +110,11 @@ async def test_interfaces_recorded_at_spawn_and_hot_plugged() -> None:
     driver = FakeDriver(conf_mod.load(), "h1")
     vif = {"id": "p1", "address": "fa:16:3e:00:00:01", "type": "bridge"}
     await driver.spawn(INSTANCE, {}, network_info=[vif])
-    assert list(driver.guests["u1"].vifs) == ["p1"]
-    await driver.attach_interface(INSTANCE, {}, {**vif, "id": "p2", "address": "fa:16:3e:00:00:02"})
-    assert list(driver.guests["u1"].vifs) == ["p1", "p2"]
+    assert list(driver.vifs["u1"]) == ["p1"]
+    await driver.attach_interface(INSTANCE, {**vif, "id": "p2", "address": "fa:16:3e:00:00:02"})
+    assert list(driver.vifs["u1"]) == ["p1", "p2"]
     await driver.detach_interface(INSTANCE, vif)
     await driver.detach_interface(INSTANCE, vif)  # already gone is fine
-    assert list(driver.guests["u1"].vifs) == ["p2"]
+    assert list(driver.vifs["u1"]) == ["p2"]
     with pytest.raises(exception.InstanceNotFound):
-        await driver.attach_interface({**INSTANCE, "uuid": "nope"}, {}, vif)
+        await driver.attach_interface({**INSTANCE, "uuid": "nope"}, vif)

@@ -436,9 +436,11 @@ class LibvirtDriver(ComputeDriver):
                 await self.rbd.remove_instance_disks(instance["uuid"])
 
     # --- interfaces ------------------------------------------------------------------------------------
-    async def attach_interface(self, instance: dict[str, Any], image_meta: dict[str, Any],
-                               vif: dict[str, Any]) -> None:
-        props = {**(image_meta.get("properties") or {}), **image_meta}
+    async def attach_interface(self, instance: dict[str, Any], vif: dict[str, Any]) -> None:
+        """The NIC live and in the persistent definition (``hw_vif_model`` of the instance's image, if the
+        instance carries it, else virtio), after ``vif.plug`` made sure of its bridge."""
+        image = instance.get("image_meta") or {}
+        props = {**(image.get("properties") or {}), **image}
         try:
             xml = vif_driver.interface_xml(vif, guest_config.vif_model(props))
         except vif_driver.UnsupportedVIFType as exc:
