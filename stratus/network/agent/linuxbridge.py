@@ -125,14 +125,22 @@ class LinuxBridgeAgent(Agent):
             return set()
         fabric.join(self.host)
         present: set[str] = set()
-        for port_id, port in ports.items():
-            network = port.get("network") or {"id": port["network_id"]}
-            bridges.ensure_network(self.host, network, join=False)
-            if port.get("admin_state_up", True) is False:
-                self._set_down(port_id)
-                continue
-            if bridges.attach_tap(self.host, network, port_id):
-                self._set_alias(port_id)
+        with nsutil.ipr(self.namespace) as ns:   # one netlink socket for the whole pass
+            done: set[str] = set()
+            for port_id, port in ports.items():
+                network = port.get("network") or {"id": port["network_id"]}
+                if network["id"] not in done:
+                    bridges.ensure_network_in(ns, network)
+                    done.add(network["id"])
+                index = nsutil.link_index(ns, names.tap_name(port_id))
+                if index is None:
+                    continue
+                if port.get("admin_state_up", True) is False:
+                    ns.link("set", index=index, state="down")
+                    continue
+                # QEMU's tap is on the bridge libvirt was told of; put it back if anything took it off
+                ns.link("set", index=index, master=nsutil.link_index(ns, names.bridge_name(network["id"])),
+                        state="up", ifalias=port_id)
                 present.add(port_id)
         firewall.sync(self.host, [p for p in (_filtered(p) for p in ports.values()) if p is not None])
         wanted = {(p.get("network") or {"id": p["network_id"]})["id"] for p in ports.values()}
@@ -140,18 +148,6 @@ class LinuxBridgeAgent(Agent):
         unwanted = {n for n in self.networks_seen if names.bridge_name(n) not in wanted_bridges}
         self.networks_seen = wanted | self._remove_unused_bridges(unwanted)
         return present
-
-    def _set_alias(self, port_id: str) -> None:
-        with nsutil.ipr(self.namespace) as ns:
-            index = nsutil.link_index(ns, names.tap_name(port_id))
-            if index is not None:
-                ns.link("set", index=index, ifalias=port_id)
-
-    def _set_down(self, port_id: str) -> None:
-        with nsutil.ipr(self.namespace) as ns:
-            index = nsutil.link_index(ns, names.tap_name(port_id))
-            if index is not None:
-                ns.link("set", index=index, state="down")
 
     def _remove_unused_bridges(self, unwanted_networks: set[str]) -> set[str]:
         """The bridge of a network this agent no longer has ports on goes once nothing but its VXLAN uplink is on

@@ -21,18 +21,23 @@ def ensure_network(host: str, network: dict[str, Any], *, join: bool = True) -> 
     (joining the fabric first, unless the caller just did); returns the bridge's name."""
     if join:
         fabric.join(host)
+    with nsutil.ipr(names.host_namespace(host)) as ns:
+        return ensure_network_in(ns, network)
+
+
+def ensure_network_in(ns: NetNS, network: dict[str, Any]) -> str:
+    """``ensure_network`` on an open netlink socket of a host namespace already on the fabric."""
     bridge = names.bridge_name(network["id"])
     vni = names.segmentation_id(network)
     vxlan = names.vxlan_name(vni)
-    with nsutil.ipr(names.host_namespace(host)) as ns:
-        br = ensure_bridge(ns, bridge)
+    br = ensure_bridge(ns, bridge)
+    index = nsutil.link_index(ns, vxlan)
+    if index is None:
+        uplink = nsutil.link_index(ns, fabric.HOST_UPLINK)
+        ns.link("add", ifname=vxlan, kind="vxlan", vxlan_id=vni, vxlan_group=fabric.VXLAN_GROUP,
+                vxlan_link=uplink, vxlan_port=fabric.VXLAN_PORT, vxlan_learning=1)
         index = nsutil.link_index(ns, vxlan)
-        if index is None:
-            uplink = nsutil.link_index(ns, fabric.HOST_UPLINK)
-            ns.link("add", ifname=vxlan, kind="vxlan", vxlan_id=vni, vxlan_group=fabric.VXLAN_GROUP,
-                    vxlan_link=uplink, vxlan_port=fabric.VXLAN_PORT, vxlan_learning=1)
-            index = nsutil.link_index(ns, vxlan)
-        ns.link("set", index=index, master=br, state="up")
+    ns.link("set", index=index, master=br, state="up")
     return bridge
 
 
@@ -122,15 +127,3 @@ def tap_state(host: str, port_id: str) -> dict[str, Any] | None:
                 link["bridge"] = ns.get_links(master)[0].get("ifname") if master else None
                 return link
     return None
-
-
-def attach_tap(host: str, network: dict[str, Any], port_id: str) -> bool:
-    """Put an existing tap (QEMU's, made by libvirt) on the network's bridge (which the caller made sure of)
-    and up; False if it is not there."""
-    bridge = names.bridge_name(network["id"])
-    with nsutil.ipr(names.host_namespace(host)) as ns:
-        index = nsutil.link_index(ns, names.tap_name(port_id))
-        if index is None:
-            return False
-        ns.link("set", index=index, master=nsutil.link_index(ns, bridge), state="up")
-    return True
