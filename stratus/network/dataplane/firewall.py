@@ -54,6 +54,8 @@ def _rule(rule: dict[str, Any]) -> list[str]:
         number = PROTOCOL_NUMBERS.get(str(proto).lower())
         if number is None:
             number = int(proto)
+        if number == 1 and version == 6:
+            number = 58   # Neutron reads "icmp" in an IPv6 rule as ICMPv6
         if number in (1, 58):
             icmp = "icmp" if number == 1 else "icmpv6"
             matches.append(f"meta l4proto {number}")

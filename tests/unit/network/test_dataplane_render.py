@@ -49,6 +49,14 @@ def test_security_group_rules_become_port_chains() -> None:
     assert bridge.rstrip().endswith("    counter drop\n  }")  # anything else from the tap is spoofed
 
 
+def test_icmp_in_an_ipv6_rule_is_icmpv6() -> None:
+    rules = [{"direction": "ingress", "ethertype": "IPv6", "protocol": "icmp", "remote_ip_prefix": "2001:db8::/64"},
+             {"direction": "ingress", "ethertype": "IPv6", "protocol": "tcp", "remote_ip_prefix": "192.0.2.0/24"}]
+    inet = firewall.render([_port("p1", "10.0.0.5", security_group_rules=rules)])[firewall.INET_TABLE]
+    assert "meta nfproto ipv6 meta l4proto 58 ip6 saddr 2001:db8::/64 accept" in inet
+    assert "192.0.2.0" not in inet   # an IPv4 prefix in an IPv6 rule matches nothing
+
+
 def test_no_filtered_ports_leaves_no_bridge_table() -> None:
     assert firewall.render([])[firewall.BRIDGE_TABLE] == ""
     assert firewall.render([_port("p2", "10.0.0.6", port_security_enabled=False)])[firewall.BRIDGE_TABLE] == ""
