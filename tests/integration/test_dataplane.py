@@ -167,3 +167,23 @@ def test_netns_cleanup_removes_namespaces_and_their_dnsmasq(env: Env) -> None:
     while pid is not None and os.path.exists(f"/proc/{pid}/cmdline") and open(f"/proc/{pid}/cmdline").read():
         assert time.monotonic() < deadline, "dnsmasq still running"
         time.sleep(0.1)
+
+
+async def test_namespace_sockets_send_the_service_no_sigterm(env: Env) -> None:
+    """pyroute2 opens a namespace's socket from a forked child and stops it with SIGTERM: the service's event
+    loop (which shuts down on SIGTERM) must not take that for its own."""
+    import asyncio
+
+    from stratus.network.dataplane import bridges, fabric
+
+    seen: list[str] = []
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, lambda: seen.append("SIGTERM"))
+    try:
+        host = env.host("s")
+        await asyncio.to_thread(fabric.join, host)
+        await asyncio.to_thread(bridges.ensure_network, host, env.network("n", "10.90.0.0/24", None, 1061))
+        await asyncio.sleep(0.3)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+    assert seen == []

@@ -11,8 +11,15 @@ import subprocess
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import pyroute2
 from pyroute2 import NetNS, netns
 from pyroute2.netlink.exceptions import NetlinkError
+
+# pyroute2 opens a socket in a namespace from a forked child, which it stops with SIGTERM. The child inherits
+# the service's signal handlers and asyncio's wakeup fd, so without this each socket looked to the service's
+# event loop like a SIGTERM of its own (the all-in-one shut down cleanly at its first namespace). With it the
+# child takes SIGTERM's default action.
+pyroute2.config.disable_mp_signal = True
 
 NETNS_DIR = "/var/run/netns"
 ENOENT = 2
