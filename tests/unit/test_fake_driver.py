@@ -104,17 +104,3 @@ async def test_host_uptime_counts_from_the_simulated_hosts_boot() -> None:
     await driver.spawn(INSTANCE, {}, network_info=[])
     driver.hypervisor_down = True  # the host itself still answers, as `uptime` needs no libvirtd
     assert " up 3 days,  2:07,  0 users,  load average: 1.00, 1.00, 1.00" in await driver.get_host_uptime()
-
-
-async def test_interfaces_recorded_at_spawn_and_hot_plugged() -> None:
-    driver = FakeDriver(conf_mod.load(), "h1")
-    vif = {"id": "p1", "address": "fa:16:3e:00:00:01", "type": "bridge"}
-    await driver.spawn(INSTANCE, {}, network_info=[vif])
-    assert list(driver.vifs["u1"]) == ["p1"]
-    await driver.attach_interface(INSTANCE, {**vif, "id": "p2", "address": "fa:16:3e:00:00:02"})
-    assert list(driver.vifs["u1"]) == ["p1", "p2"]
-    await driver.detach_interface(INSTANCE, vif)
-    await driver.detach_interface(INSTANCE, vif)  # already gone is fine
-    assert list(driver.vifs["u1"]) == ["p2"]
-    with pytest.raises(exception.InstanceNotFound):
-        await driver.attach_interface({**INSTANCE, "uuid": "nope"}, vif)
