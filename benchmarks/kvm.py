@@ -75,7 +75,7 @@ def direct(uri: str, guest: Path, work: Path, count: int) -> list[float]:
             cfg = guest_config.GuestConfig(
                 uuid=uid, name=f"direct-{uid[:8]}", virt_type=detect_virt_type(), memory_mb=256, vcpus=1,
                 disks=[guest_config.Disk(path=str(d / "disk"), driver_format="qcow2", target_dev="vda")],
-                console_log=str(d / "console.log"), mac_address=guest_config.mac_address(uid),
+                console_log=str(d / "console.log"),
                 kernel=str(guest / "vmlinuz"), ramdisk=str(guest / "initrd.img"), cmdline=CMDLINE, host="bench")
             doms.append(conn.defineXML(cfg.to_xml()))
             logs.append(d / "console.log")

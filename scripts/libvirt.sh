@@ -9,15 +9,21 @@
 # `tini -s`, a subreaper that reaps the QEMU processes at once: PID 1 here reaps orphans only now and then,
 # and libvirt waits for a QEMU zombie to go before `virsh destroy` returns.
 #   usage: scripts/libvirt.sh install [VENV]   apt-get the packages (and libvirt-python into VENV, if given)
-#          scripts/libvirt.sh start DIR        install, start the daemons; the last line printed is the URI:
+#          scripts/libvirt.sh start DIR [NETNS]  install, start the daemons; the last line printed is the URI:
 #                                              qemu+unix:///system?socket=DIR/run/libvirt-sock
+#                                              With NETNS, libvirtd (and so every QEMU and its taps) runs in that
+#                                              network namespace, made if missing: the compute host's
+#                                              stratus-host-<host> of the network data plane, whose bridges the
+#                                              guests' <interface type='bridge'> name. The socket is a file, so
+#                                              clients in any namespace reach it. A daemon already running in DIR
+#                                              is kept as it is (stop it to move it to another namespace).
 #          scripts/libvirt.sh stop DIR         destroy the running guests, stop both daemons (fine if none run)
 # Logs: DIR/libvirtd.log, DIR/virtlogd.log (daemons), DIR/log/qemu/NAME.log (each guest's QEMU).
 # DIR/run/libvirt-sock must stay under 108 bytes (the unix socket path limit): keep DIR short.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib/proc.sh
 source "$(dirname "$(readlink -f "$0")")/lib/proc.sh"
-action=${1:?install [VENV] | start DIR | stop DIR}
+action=${1:?install [VENV] | start DIR [NETNS] | stop DIR}
 self=$(readlink -f "$0")
 PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
           pkg-config busybox-static cpio tini e2fsprogs)
@@ -55,9 +61,13 @@ pid_of() {
 # caller that captures this script's output is not held open) in a mount namespace of its own set up by `_ns`
 # (a slave of the host's: later host mounts show inside, the bind mounts do not leak out).
 spawn() {
-    local name=$1
+    local name=$1 netns=()
     shift
-    setsid -f unshare --mount --propagation slave -- "$self" _ns "$dir" tini -s -- "$name" "$@" \
+    # `ip netns exec` also mounts that namespace's /sys, which libvirtd reads to find bridges and taps.
+    if [ "$name" = libvirtd ] && [ -n "$ns" ]; then
+        netns=(ip netns exec "$ns")
+    fi
+    setsid -f "${netns[@]}" unshare --mount --propagation slave -- "$self" _ns "$dir" tini -s -- "$name" "$@" \
         </dev/null >>"$dir/$name.log" 2>&1 9>&-
 }
 
@@ -120,6 +130,10 @@ start() {
         [ -S "$dir/run/virtlogd-sock" ] || fail "virtlogd did not start in 10 s"
     fi
     if ! pid_of libvirtd >/dev/null; then
+        if [ -n "$ns" ] && [ ! -e "/run/netns/$ns" ]; then
+            ip netns add "$ns"
+            ip -n "$ns" link set lo up
+        fi
         rm -f "$dir/run/libvirtd.pid"
         spawn libvirtd -f /etc/libvirt/libvirtd.conf -p "$dir/run/libvirtd.pid"
     fi
@@ -161,6 +175,7 @@ case $action in
     install) install "${2:-}" ;;
     start|stop)
         dir=$(realpath -m "${2:?directory}")
+        ns=${3:-}
         [ "$action" = stop ] && [ ! -d "$dir" ] && exit 0
         mkdir -p "$dir"
         exec 9>"$dir/.lock"   # one start or stop at a time per DIR
@@ -176,5 +191,5 @@ case $action in
         done
         exec "$@"
         ;;
-    *) echo "usage: $0 install [VENV] | start DIR | stop DIR" >&2; exit 2 ;;
+    *) echo "usage: $0 install [VENV] | start DIR [NETNS] | stop DIR" >&2; exit 2 ;;
 esac

@@ -22,6 +22,12 @@
 #   STRATUS-USERDATA: <first line of openstack/latest/user_data>                 (or "none")
 #   STRATUS-NET: <interface> <MAC> for each NIC (or "none")
 #   STRATUS-GUEST-BOOTED       once busybox acpid listens for the ACPI power button
+# and meanwhile, in the background, for each NIC (busybox udhcpc, asking for the classless static routes too):
+#   STRATUS-IP: <interface> <address>/<prefix> router=<router> routes=<classless routes>   (or "<interface> none")
+# then, for each address in stratus.ping=A,B,... on the kernel command line (a few tries each, for up to 120 s,
+# so that a peer booting at the same time is found):
+#   STRATUS-PING: <address> ok|fail
+#   STRATUS-PING-DONE
 # then idles forever. The power button (virsh shutdown / reboot) prints STRATUS-GUEST-SHUTDOWN, syncs and
 # powers off at once. The cloud kernel has no AHCI driver: attach a config drive as an IDE CD-ROM (machine
 # 'pc') or a virtio disk, not on SATA.
@@ -127,6 +133,49 @@ poweroff -f
 EOF
 chmod +x "$root/etc/acpi/PWRF/00000080"
 
+# udhcpc's hook: apply the lease (the classless static routes, else the router) and print it on the console.
+mkdir -p "$root/etc/udhcpc"
+cat >"$root/etc/udhcpc/script" <<'EOF'
+#!/bin/sh
+case "$1" in
+bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/$mask" dev "$interface"
+    if [ -n "$staticroutes" ]; then
+        set -- $staticroutes
+        while [ $# -ge 2 ]; do ip route replace "$1" via "$2" dev "$interface"; shift 2; done
+    elif [ -n "$router" ]; then
+        ip route replace default via "${router%% *}" dev "$interface"
+    fi
+    echo "STRATUS-IP: $interface $ip/$mask router=${router:-none} routes=${staticroutes:-none}" >/dev/console
+    ;;
+esac
+EOF
+chmod +x "$root/etc/udhcpc/script"
+# The network part of the guest's report: a lease on each NIC, then pings to the stratus.ping= addresses.
+cat >"$root/etc/network-report" <<'EOF'
+#!/bin/sh
+for nic in /sys/class/net/*; do
+    nic=${nic##*/}
+    [ "$nic" = lo ] && continue
+    ip link set "$nic" up
+    udhcpc -i "$nic" -n -q -t 10 -T 2 -O staticroutes -s /etc/udhcpc/script >/dev/null 2>&1 \
+        || echo "STRATUS-IP: $nic none"
+done
+targets=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^stratus\.ping=//p' | tr ',' ' ')
+for t in $targets; do
+    result=fail
+    i=0
+    while [ $i -lt 60 ]; do
+        if ping -c 1 -W 2 "$t" >/dev/null 2>&1; then result=ok; break; fi
+        i=$((i + 1))
+    done
+    echo "STRATUS-PING: $t $result"
+done
+echo STRATUS-PING-DONE
+EOF
+chmod +x "$root/etc/network-report"
+
 cat >"$root/init" <<EOF
 #!/bin/sh
 # Stratus test guest (scripts/test-guest.sh): prints what it finds on the serial console, then waits for the
@@ -169,6 +218,7 @@ for nic in /sys/class/net/*; do
     nics=\$((nics + 1))
 done
 [ \$nics -gt 0 ] || echo "STRATUS-NET: none"
+[ \$nics -gt 0 ] && /etc/network-report &
 acpid -f -c /etc/acpi -a /etc/acpid.conf -l /dev/null &
 acpid=\$!
 # Wait until acpid has the input devices open: only then can the power button be trusted.
@@ -203,7 +253,9 @@ The root disk (virtio, /dev/vda) is disk.qcow2: ext4 holding /stratus-disk = "st
 On the serial console /init prints STRATUS-CMDLINE, STRATUS-DISK (the disk's file, or none), STRATUS-METADATA
 (the uuid from the config drive labelled config-2, or none), STRATUS-HOSTNAME, STRATUS-KEY (fingerprint of the
 first key) and STRATUS-USERDATA (first line) from the same drive, STRATUS-NET (each NIC and its MAC, or none), then
-STRATUS-GUEST-BOOTED once acpid listens. The ACPI power button prints STRATUS-GUEST-SHUTDOWN and powers off.
+STRATUS-GUEST-BOOTED once acpid listens; in the background STRATUS-IP (each NIC's DHCP lease, by udhcpc) and
+STRATUS-PING (each address of stratus.ping=A,B on the command line: ok or fail), then STRATUS-PING-DONE.
+The ACPI power button prints STRATUS-GUEST-SHUTDOWN and powers off.
 Modules loaded, in order: ${MODULES[*]}
 EOF
 

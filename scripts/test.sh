@@ -19,6 +19,8 @@ if [ "$(id -u)" = 0 ]; then
     scripts/libvirt.sh install .venv
     # Ceph (mon, mgr, osd), qemu's rbd driver, and Debian's rados/rbd modules made importable in the venv
     scripts/ceph.sh install .venv
+    # dnsmasq and nftables for the network data plane (its namespaces, DHCP servers, security groups and NAT)
+    scripts/network.sh install
     # RabbitMQ (Debian's rabbitmq-server; its system service is never started) for the multi-process tests
     scripts/rabbitmq.sh install
 fi

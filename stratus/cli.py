@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
                                                      "instead of the one host HOST.")
     db = sub.add_parser("db", parents=common, help="Database operations.")
     db.add_argument("action", choices=["sync"])
+    sub.add_parser("netns-cleanup", parents=common,
+                   help="Remove the network data plane from this machine: every qdhcp-, qrouter- and stratus-host- "
+                        "namespace (and their dnsmasq), and the fabric (Neutron's neutron-netns-cleanup).")
     return parser
 
 
@@ -147,8 +150,8 @@ def prepare(argv: list[str] | None = None) -> Invocation:
     """Parse the command line and load the configuration; starts nothing."""
     args = parse_args(argv)
     conf = conf_mod.load(args.config_file, _overrides(args))
-    if args.command == "db":
-        return Invocation("db", conf)
+    if args.command in ("db", "netns-cleanup"):
+        return Invocation(args.command, conf)
     hosts = None
     if args.command == "all-in-one":
         # simulated hosts are compute-1..N; a real hypervisor is this machine, named [DEFAULT] host
@@ -178,6 +181,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stratus: {exc}", file=sys.stderr)
             return 2
         print("database schema is up to date")
+        return 0
+    if run.command == "netns-cleanup":
+        from stratus.network.dataplane import cleanup
+
+        for name in cleanup.remove_all():
+            print(f"removed {name}")
         return 0
     if run.command != "all-in-one" and conf.transport_url.startswith(("local:", "fake:")):
         logging.getLogger("stratus").warning(

@@ -59,6 +59,18 @@ class InstanceNotFound(NotFound):
     msg_fmt = "Instance %(instance_id)s could not be found."
 
 
+class InterfaceAttachFailed(StratusException):
+    """Nova's: the hypervisor refused the new NIC (the reason goes to the log, not to the user)."""
+
+    msg_fmt = "Failed to attach network adapter device to %(instance_uuid)s"
+    code = 400
+
+
+class InterfaceDetachFailed(StratusException):
+    msg_fmt = "Failed to detach network adapter device from %(instance_uuid)s"
+    code = 400
+
+
 class FlavorNotFound(NotFound):
     msg_fmt = "Flavor %(flavor_id)s could not be found."
 

@@ -113,6 +113,7 @@ class Services:
         self.network_api: Any = None  # Nova's network API (stratus/network/neutron.py) when a Networking service is set
         self.network: Any = None  # the Networking API's services (NetworkServices) when this process serves it
         self.noop_agents: Any = None  # the fake driver hosts' networking agents
+        self.dataplane_agents: Any = None  # the libvirt hosts' (linuxbridge, DHCP, L3)
         self.http_servers: list[uvicorn.Server] = []
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -199,6 +200,24 @@ class Services:
             self.noop_agents = NoopAgents(transport, self.compute_hosts, conf.agent.report_interval,
                                           conf.default_availability_zone)
             await self.noop_agents.start()
+        elif "compute" in self.roles and conf.compute_driver.startswith("libvirt"):
+            await self._start_dataplane_agents()
+
+    async def _start_dataplane_agents(self) -> None:
+        """The real data plane of libvirt hosts (docs/networking-dataplane.md): a Linux bridge agent per compute
+        host, and the DHCP and L3 agents when this process also serves the Networking API. Only as root: without
+        it no namespace can be made, and guests get no network (logged once)."""
+        if os.geteuid() != 0:
+            LOG.warning("not root: no network data plane for the libvirt hosts %s (their ports stay DOWN)",
+                        ", ".join(self.compute_hosts))
+            return
+        from stratus.network.agent.dataplane_agents import DataplaneAgents
+
+        assert self.transport is not None
+        network_host = self.compute_hosts[0] if "network" in self.roles and self.compute_hosts else None
+        self.dataplane_agents = DataplaneAgents(self.transport, self.compute_hosts, network_host,
+                                                self.conf.state_path, report_interval=self.conf.agent.report_interval)
+        await self.dataplane_agents.start()
 
     async def _serve_network(self, auth: Authenticator) -> None:
         """The embedded Networking API (Neutron v2.0 subset) on ``[network_server] listen_port`` (9696), and the
@@ -405,6 +424,8 @@ class Services:
                 await task
         if self.noop_agents is not None:
             await self.noop_agents.stop()
+        if self.dataplane_agents is not None:
+            await self.dataplane_agents.stop()
         if self.network is not None and self.network.notifier is not None:
             await self.network.notifier.nova.drain()
         if self.transport is not None:

@@ -1,2 +1,2 @@
-"""Networking: the embedded Networking API (``server/``), the agent RPC seam (``agent_rpc``) and the agents
-(``agent/``) that carry ports out on each host."""
+"""Networking: the embedded Networking API (``server/``), the agent RPC seam (``agent_rpc``), the agents
+(``agent/``) that carry ports out on each host, and their data plane in namespaces (``dataplane/``)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import os
 import shutil
 import subprocess
@@ -173,8 +174,10 @@ def libvirt_uri(libvirt_daemon: LibvirtDaemon) -> str:
 
 @pytest.fixture(scope="session")
 def test_guest() -> Path:
-    """The test guest's kernel, initramfs and disk (scripts/test-guest.sh), built once and cached."""
-    out = _cache_dir() / "test-guest"
+    """The test guest's kernel, initramfs and disk (scripts/test-guest.sh), built once and cached: one directory
+    per version of the script, so checkouts with different versions on one machine do not rebuild each other's."""
+    version = hashlib.sha256((SCRIPTS / "test-guest.sh").read_bytes()).hexdigest()[:12]
+    out = _cache_dir() / f"test-guest-{version}"
     proc = subprocess.run([str(SCRIPTS / "test-guest.sh"), str(out)], capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"test-guest.sh failed:\n{proc.stdout}\n{proc.stderr}")

@@ -17,7 +17,8 @@ DISABLED_FEATURES = ("live_migration", "shelve", "rescue", "change_password",
 NETWORK_EXTENSIONS = ("external-net", "provider", "binding", "port-security", "allowed-address-pairs",
                       "security-group", "net-mtu", "network_availability_zone", "project-id",
                       "standard-attr-description", "standard-attr-timestamp", "standard-attr-revisions",
-                      "filter-validation", "sorting", "pagination", "router", "ext-gw-mode", "extraroute", "agent")
+                      "filter-validation", "sorting", "pagination", "router", "ext-gw-mode", "extraroute", "quotas",
+                      "quota_details", "auto-allocated-topology", "agent")
 
 
 def tempest_conf(identity_url: str, admin_password: str, image_ref: str, image_ref_alt: str,

@@ -8,11 +8,11 @@ same thing here.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import xml.etree.ElementTree as ET
 from typing import Any
 
 from stratus import exception
+from stratus.virt.libvirt import vif as vif_driver
 
 #: Nova's namespace for its own domain metadata; tools that read Nova's (e.g. ceilometer) read ours too
 NOVA_NS = "http://openstack.org/xmlns/libvirt/nova/1.1"
@@ -62,7 +62,8 @@ class GuestConfig:
     vcpus: int
     disks: list[Disk]
     console_log: str
-    mac_address: str
+    #: Nova's network_info: one ``<interface type='bridge'>`` per VIF; none at all gives a guest without a NIC
+    vifs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     vif_model: str = "virtio"
     machine_type: str | None = None
     cpu_mode: str | None = None
@@ -157,9 +158,8 @@ class GuestConfig:
             ET.SubElement(el, "target", dev=disk.target_dev, bus=disk.bus)
             if disk.readonly:
                 ET.SubElement(el, "readonly")
-        nic = ET.SubElement(devices, "interface", type="user")
-        ET.SubElement(nic, "mac", address=self.mac_address)
-        ET.SubElement(nic, "model", type=self.vif_model)
+        for vif in self.vifs:
+            devices.append(vif_driver.interface_element(vif, self.vif_model))
         serial = ET.SubElement(devices, "serial", type="pty")
         ET.SubElement(serial, "log", file=self.console_log, append="on")
         ET.SubElement(serial, "target", port="0")
@@ -169,12 +169,6 @@ class GuestConfig:
             rng = ET.SubElement(devices, "rng", model="virtio")
             ET.SubElement(rng, "backend", model="random").text = "/dev/urandom"
         ET.SubElement(devices, "memballoon", model="virtio")
-
-
-def mac_address(instance_uuid: str) -> str:
-    """A stable MAC in OpenStack's fa:16:3e prefix, so a guest keeps its address across reboots."""
-    digest = hashlib.sha256(instance_uuid.encode()).digest()
-    return "fa:16:3e:" + ":".join(f"{b:02x}" for b in digest[:3])
 
 
 def _int_spec(specs: dict[str, Any], key: str) -> int | None:

@@ -38,6 +38,7 @@ from stratus.objects.states import power_state, task_states
 from stratus.virt import driver as virt
 from stratus.virt.driver import Capabilities, ComputeDriver, ConfigDrive, HostResources, InstanceInfo
 from stratus.virt.libvirt import config as guest_config
+from stratus.virt.libvirt import vif as vif_driver
 from stratus.virt.libvirt.host import Host
 
 LOG = logging.getLogger(__name__)
@@ -69,6 +70,15 @@ def detect_virt_type() -> str:
     by anything else (kvm_pvm, say) starts domains whose guests never run."""
     hardware = any(os.path.isdir(f"/sys/module/{m}") for m in ("kvm_intel", "kvm_amd"))
     return "kvm" if hardware and os.path.exists("/dev/kvm") else "qemu"
+
+
+def _interface_by_mac(domain_xml: str, mac: str) -> str | None:
+    """The domain's ``<interface>`` element with this MAC, as XML (what detachDeviceFlags wants), or None."""
+    for nic in ET.fromstring(domain_xml).iter("interface"):
+        el = nic.find("mac")
+        if el is not None and (el.get("address") or "").lower() == mac.lower():
+            return ET.tostring(nic, encoding="unicode")
+    return None
 
 
 def _no_domain(exc: libvirt.libvirtError) -> bool:
@@ -160,11 +170,15 @@ class LibvirtDriver(ComputeDriver):
         uuid = instance["uuid"]
         try:
             guest = self._guest_config(instance, image_meta)
-        except guest_config.InvalidGuestConfig as exc:
+            guest.vifs = list(network_info)
+            for vif in guest.vifs:
+                vif_driver.check(vif)
+        except (guest_config.InvalidGuestConfig, vif_driver.UnsupportedVIFType) as exc:
             raise exception.BuildAbortException(instance_uuid=uuid, reason=str(exc)) from None
         inst_dir = self.instance_dir(instance)
         await asyncio.to_thread(os.makedirs, inst_dir, exist_ok=True)
         try:
+            await self._plug_vifs(network_info)
             await self._create_disks(instance, image_meta, guest)
             if config_drive is not None:
                 await self._create_config_drive(instance, guest, config_drive)
@@ -182,6 +196,14 @@ class LibvirtDriver(ComputeDriver):
             raise
         LOG.info("guest %s of instance %s started (%s)", guest.name, uuid, self.virt_type)
 
+    async def prepare_networks_before_block_device_mapping(self, instance: dict[str, Any],
+                                                           network_info: list[dict[str, Any]]) -> None:
+        await self._plug_vifs(network_info)
+
+    async def _plug_vifs(self, network_info: list[dict[str, Any]]) -> None:
+        for vif in network_info:
+            await asyncio.to_thread(vif_driver.plug, self.host_name, vif)
+
     def _guest_config(self, instance: dict[str, Any], image_meta: dict[str, Any]) -> guest_config.GuestConfig:
         props = {**(image_meta.get("properties") or {}), **image_meta}
         flavor = instance.get("flavor") or {}
@@ -195,7 +217,7 @@ class LibvirtDriver(ComputeDriver):
             virt_type=self.virt_type, memory_mb=int(instance["memory_mb"]), vcpus=int(instance["vcpus"]),
             disks=[guest_config.Disk(path=os.path.join(inst_dir, "disk"), driver_format="qcow2",
                                      target_dev=f"{prefix}a", bus=bus)],
-            console_log=self.console_log(instance), mac_address=guest_config.mac_address(instance["uuid"]),
+            console_log=self.console_log(instance),
             vif_model=guest_config.vif_model(props), machine_type=props.get("hw_machine_type") or None,
             cpu_mode=cpu_mode, cpu_topology=guest_config.cpu_topology(int(instance["vcpus"]), specs, props),
             cputune=guest_config.cputune(specs), cmdline=props.get("os_command_line") or None,
@@ -406,10 +428,58 @@ class LibvirtDriver(ComputeDriver):
 
         await self.host.call(remove)
         self._owned.pop(instance["uuid"], None)
+        for vif in network_info:
+            await asyncio.to_thread(vif_driver.unplug, self.host_name, vif)
         if destroy_disks:
             await asyncio.to_thread(shutil.rmtree, self.instance_dir(instance), True)
             if self.rbd is not None:
                 await self.rbd.remove_instance_disks(instance["uuid"])
+
+    # --- interfaces ------------------------------------------------------------------------------------
+    async def attach_interface(self, instance: dict[str, Any], vif: dict[str, Any]) -> None:
+        """The NIC live and in the persistent definition (``hw_vif_model`` of the instance's image, if the
+        instance carries it, else virtio), after ``vif.plug`` made sure of its bridge."""
+        image = instance.get("image_meta") or {}
+        props = {**(image.get("properties") or {}), **image}
+        try:
+            xml = vif_driver.interface_xml(vif, guest_config.vif_model(props))
+        except vif_driver.UnsupportedVIFType as exc:
+            LOG.warning("attach of port %s to %s refused: %s", vif.get("id"), instance["uuid"], exc)
+            raise exception.InterfaceAttachFailed(instance_uuid=instance["uuid"]) from None
+        await asyncio.to_thread(vif_driver.plug, self.host_name, vif)
+
+        def attach(conn: libvirt.virConnect) -> None:
+            dom = self._domain(conn, instance)
+            flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+            if dom.isActive():
+                flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+            dom.attachDeviceFlags(xml, flags)
+
+        try:
+            await self.host.call(attach)
+        except libvirt.libvirtError as exc:
+            LOG.warning("attach of port %s to %s failed: %s", vif.get("id"), instance["uuid"], exc)
+            raise exception.InterfaceAttachFailed(instance_uuid=instance["uuid"]) from None
+
+    async def detach_interface(self, instance: dict[str, Any], vif: dict[str, Any]) -> None:
+        def detach(conn: libvirt.virConnect) -> None:
+            dom = self._domain(conn, instance)
+            for flags, xml_flags in ((libvirt.VIR_DOMAIN_AFFECT_LIVE, 0),
+                                     (libvirt.VIR_DOMAIN_AFFECT_CONFIG, libvirt.VIR_DOMAIN_XML_INACTIVE)):
+                if flags == libvirt.VIR_DOMAIN_AFFECT_LIVE and not dom.isActive():
+                    continue
+                found = _interface_by_mac(dom.XMLDesc(xml_flags), vif["address"])
+                if found is None:
+                    continue
+                dom.detachDeviceFlags(found, flags)
+
+        try:
+            await self.host.call(detach)
+        except libvirt.libvirtError as exc:
+            if not _no_domain(exc):
+                LOG.warning("detach of port %s from %s failed: %s", vif.get("id"), instance["uuid"], exc)
+                raise exception.InterfaceDetachFailed(instance_uuid=instance["uuid"]) from None
+        await asyncio.to_thread(vif_driver.unplug, self.host_name, vif)
 
     # --- power -----------------------------------------------------------------------------------------
     async def power_off(self, instance: dict[str, Any], timeout: int = 0, retry_interval: int = 0) -> None:

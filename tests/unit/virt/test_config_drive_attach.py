@@ -29,8 +29,7 @@ async def test_libvirt_attaches_a_readonly_cdrom(tmp_path: Path, machine: str | 
     driver = LibvirtDriver(conf, "h")
     guest = config.GuestConfig(uuid=UUID, name="instance-00000001", virt_type="qemu", memory_mb=64, vcpus=1,
                                disks=[config.Disk(path="/i/disk", driver_format="qcow2", target_dev="vda")],
-                               console_log="/i/console.log", mac_address=config.mac_address(UUID),
-                               machine_type=machine)
+                               console_log="/i/console.log", machine_type=machine)
     await driver._create_config_drive(INSTANCE, guest, DRIVE)
     path = tmp_path / "instances" / UUID / "disk.config"
     assert configdrive.read_drive(str(path)) == ("config-2", dict(DRIVE.files))

@@ -15,7 +15,7 @@ def _guest(**kw: object) -> config.GuestConfig:
     values: dict[str, object] = dict(
         uuid=UUID, name="instance-00000001", virt_type="qemu", memory_mb=256, vcpus=2,
         disks=[config.Disk(path="/i/disk", driver_format="qcow2", target_dev="vda")],
-        console_log="/i/console.log", mac_address=config.mac_address(UUID), host="compute-a",
+        console_log="/i/console.log", host="compute-a",
         metadata={"display_name": "web", "user_id": "u", "project_id": "p",
                   "flavor": {"name": "m1.tiny", "memory": 256, "disk": 1, "vcpus": 2}})
     values.update(kw)
@@ -37,9 +37,7 @@ def test_basic_domain() -> None:
     assert disk.find("target").attrib == {"dev": "vda", "bus": "virtio"}
     log = dom.find("devices/serial/log")
     assert log.attrib == {"file": "/i/console.log", "append": "on"}  # append: the log survives restarts
-    nic = dom.find("devices/interface")
-    assert nic.get("type") == "user" and nic.find("model").get("type") == "virtio"
-    assert nic.find("mac").get("address").startswith("fa:16:3e:")
+    assert dom.find("devices/interface") is None  # no VIF, no NIC (as Nova: a server booted with networks none)
     ns = {"nova": config.NOVA_NS}
     assert dom.findtext("metadata/nova:instance/nova:host", namespaces=ns) == "compute-a"
     assert dom.findtext("metadata/nova:instance/nova:name", namespaces=ns) == "web"
@@ -57,9 +55,31 @@ def test_kernel_boot_and_cpu_mode() -> None:
     assert default.findtext("os/cmdline") == config.DEFAULT_CMDLINE and default.find("os/initrd") is None
 
 
-def test_mac_is_stable_per_instance() -> None:
-    assert config.mac_address(UUID) == config.mac_address(UUID)
-    assert config.mac_address(UUID) != config.mac_address(UUID.replace("6", "7"))
+VIF = {"id": "a6b0c3d4-1111-2222-3333-444455556666", "address": "fa:16:3e:12:34:56", "type": "bridge",
+       "details": {"port_filter": True, "connectivity": "l2", "bridge_name": "brq0b1c2d3e-4f"},
+       "devname": "tapa6b0c3d4-11", "vnic_type": "normal", "active": False, "preserve_on_delete": False,
+       "profile": {}, "network": {"id": "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0", "bridge": "brq0b1c2d3e-4f",
+                                  "label": "private", "meta": {"tenant_id": "p", "mtu": 1450, "injected": False},
+                                  "subnets": []}}
+
+
+def test_a_bridge_interface_per_vif() -> None:
+    second = {**VIF, "id": "b7", "address": "fa:16:3e:00:00:02", "devname": "tapb7"}
+    dom = ET.fromstring(_guest(vifs=[VIF, second], vif_model="e1000").to_xml())
+    nics = dom.findall("devices/interface")
+    assert [n.get("type") for n in nics] == ["bridge", "bridge"]
+    assert nics[0].find("source").attrib == {"bridge": "brq0b1c2d3e-4f"}
+    assert nics[0].find("target").attrib == {"dev": "tapa6b0c3d4-11"}
+    assert nics[0].find("mac").get("address") == "fa:16:3e:12:34:56"
+    assert nics[0].find("model").get("type") == "e1000" and nics[0].find("mtu").get("size") == "1450"
+    assert nics[1].find("mac").get("address") == "fa:16:3e:00:00:02"
+
+
+def test_a_vif_that_failed_to_bind_is_refused() -> None:
+    from stratus.virt.libvirt import vif
+
+    with pytest.raises(vif.UnsupportedVIFType):
+        _guest(vifs=[{**VIF, "type": "binding_failed"}]).to_xml()
 
 
 @pytest.mark.parametrize(("specs", "props", "want"), [
