@@ -216,7 +216,8 @@ class Services:
         assert self.transport is not None
         network_host = self.compute_hosts[0] if "network" in self.roles and self.compute_hosts else None
         self.dataplane_agents = DataplaneAgents(self.transport, self.compute_hosts, network_host,
-                                                self.conf.state_path, report_interval=self.conf.agent.report_interval)
+                                                self.conf.state_path, report_interval=self.conf.agent.report_interval,
+                                                conf=self.conf if "metadata" in self.roles else None)
         await self.dataplane_agents.start()
 
     async def _serve_network(self, auth: Authenticator) -> None:

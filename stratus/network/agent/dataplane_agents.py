@@ -19,11 +19,13 @@ LOG = logging.getLogger(__name__)
 
 class DataplaneAgents:
     def __init__(self, transport: Transport, hosts: list[str], network_host: str | None, state_dir: str,
-                 report_interval: float = 30.0, resync_interval: float = 10.0) -> None:
+                 report_interval: float = 30.0, resync_interval: float = 10.0, conf: Any = None) -> None:
+        """``conf``: the deployment's options, for the DHCP agent's metadata proxies (None: no proxies)."""
         timing: dict[str, Any] = {"report_interval": report_interval, "resync_interval": resync_interval}
         self.agents: list[Agent] = [LinuxBridgeAgent(transport, host, **timing) for host in hosts]
         if network_host is not None:
-            self.agents.append(DhcpAgent(transport, network_host, os.path.join(state_dir, "dhcp"), **timing))
+            self.agents.append(DhcpAgent(transport, network_host, os.path.join(state_dir, "dhcp"), conf=conf,
+                                         **timing))
             self.agents.append(L3Agent(transport, network_host, **timing))
 
     async def start(self) -> None:

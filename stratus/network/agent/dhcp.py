@@ -12,6 +12,10 @@ without that call leaves a network without a DHCP port unserved.
 After a restart the agent asks the server for its networks (``get_active_networks_info``, as Neutron's
 ``sync_state``) when the server offers that call, and only then removes the ``qdhcp-`` namespaces of networks
 it no longer serves; without it, those stay until their ``network_delete``.
+
+Given the deployment's options (``conf``), the agent also runs each served network's metadata proxy on
+169.254.169.254:80 in its namespace (:mod:`stratus.network.agent.metadata`), the address dnsmasq routes guests
+to through the DHCP port.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import uuid
 from typing import Any
 
 from stratus.network.agent.base import Agent
+from stratus.network.agent.metadata import MetadataProxies
 from stratus.network.agent_rpc import DHCP_TOPIC
 from stratus.network.dataplane import dhcp, names
 from stratus.network.dataplane import netns as nsutil
@@ -35,8 +40,9 @@ class DhcpAgent(Agent):
     agent_type = "DHCP agent"
     binary = "neutron-dhcp-agent"
 
-    def __init__(self, transport: Any, host: str, state_dir: str, **kwargs: Any) -> None:
+    def __init__(self, transport: Any, host: str, state_dir: str, *, conf: Any = None, **kwargs: Any) -> None:
         super().__init__(transport, host, **kwargs)
+        self.metadata = MetadataProxies(conf, self._metadata_requester) if conf is not None else None
         self.state_dir = state_dir
         self.networks: dict[str, tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]] = {}
         self.deleted: set[str] = set()
@@ -90,6 +96,19 @@ class DhcpAgent(Agent):
                     self.networks[network_id] = (network, subnets, [*ports, port])
             servers[network_id] = port
         await asyncio.to_thread(self._converge, dict(self.networks), servers, set(self.deleted))
+        if self.metadata is not None:
+            await self.metadata.sync({n for n, port in servers.items() if port is not None and n in self.networks})
+
+    async def _metadata_requester(self, network_id: str, address: str) -> dict[str, Any] | None:
+        """The port of ``network_id`` with fixed IP ``address``: its ``device_id`` and ``tenant_id``."""
+        found: dict[str, Any] | None = await self.optional_call("get_metadata_requester", network_id=network_id,
+                                                                ip_address=address)
+        return found
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.metadata is not None:
+            await self.metadata.close()
 
     async def _create_port(self, network: dict[str, Any], subnets: list[dict[str, Any]]) -> dict[str, Any] | None:
         body = {"port": {"network_id": network["id"], "device_owner": dhcp.DHCP_OWNER,
