@@ -19,7 +19,8 @@ NETWORK_EXTENSIONS = ("external-net", "provider", "binding", "port-security", "a
                       "security-group", "net-mtu", "network_availability_zone", "project-id",
                       "standard-attr-description", "standard-attr-timestamp", "standard-attr-revisions",
                       "filter-validation", "sorting", "pagination", "router", "ext-gw-mode", "extraroute", "quotas",
-                      "quota_details", "auto-allocated-topology", "agent")
+                      "quota_details", "auto-allocated-topology", "agent", "standard-attr-tag", "tag",
+                      "network-ip-availability")
 
 
 def tempest_conf(identity_url: str, admin_password: str, image_ref: str, image_ref_alt: str,
