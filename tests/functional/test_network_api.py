@@ -316,3 +316,9 @@ def test_body_and_integer_limits(cloud: Cloud) -> None:
         for _ in range(40):
             deep = [deep]
         neutron_error(n.post("/networks", json={"network": {"name": deep}}), 400, "HTTPBadRequest")
+
+
+def test_nul_characters_are_refused(cloud: Cloud) -> None:
+    with cloud.network_client() as n:
+        neutron_error(n.post("/networks", json={"network": {"name": "a\u0000b"}}), 400, "HTTPBadRequest")
+        neutron_error(n.get("/networks", params={"name": "a\u0000"}), 400, "HTTPBadRequest")
