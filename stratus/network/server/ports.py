@@ -337,16 +337,21 @@ async def update_port(req: NetworkRequest) -> dict[str, Any]:
         try:
             async with req.services.db.write() as conn:
                 record, network = await visible(req, conn, req.path["port_id"], for_update=True)
-                old_host = record["binding_host_id"]
+                old_host, old_mac = record["binding_host_id"], record["mac_address"]
                 record.update({_COLUMNS.get(k, k): v for k, v in values.items() if k != "fixed_ips"})
                 if "binding:profile" in values and record["binding_profile"] is None:
                     record["binding_profile"] = {}
                 req.enforce("update_port", target(record, network), _policy_attributes(given))
-                if "mac_address" in values:
+                if "mac_address" in values and values["mac_address"] != old_mac:
+                    if record["binding_vif_type"] not in (binding.VIF_TYPE_UNBOUND, binding.VIF_TYPE_BINDING_FAILED):
+                        raise errors.conflict("PortBound", f"Unable to complete operation on port {record['id']}, "
+                                              f"port is already bound, port type: {record['binding_vif_type']}, "
+                                              f"old_mac {old_mac}, new_mac {values['mac_address']}.")
                     others = await db.find(conn, "port", network_id=network["id"], mac_address=values["mac_address"])
-                    if any(o["id"] != record["id"] for o in others):
+                    if others:
                         raise errors.conflict("MacAddressInUse", f"Unable to complete operation for network "
                                               f"{network['id']}. The mac address {values['mac_address']} is in use.")
+                    await _readdress_slaac(conn, network, record)
                 if "security_groups" in values:
                     record["security_groups"] = await security_groups.for_port(
                         req, conn, record["project_id"], values["security_groups"] or [],
@@ -368,6 +373,16 @@ async def update_port(req: NetworkRequest) -> dict[str, Any]:
                 raise
     await _changed(req, record["id"], "fixed_ips" in values)
     return {"port": shown}
+
+
+async def _readdress_slaac(conn: Connection, network: dict[str, Any], record: dict[str, Any]) -> None:
+    """A new MAC: the port's SLAAC addresses follow it (EUI-64)."""
+    auto = {s["id"]: s for s in await db.find(conn, "subnet", network_id=network["id"]) if subnets.is_auto_address(s)}
+    held = [h for h in await db.allocations(conn, port_ids=[record["id"]]) if h["subnet_id"] in auto]
+    await db.release(conn, record["id"], [(h["subnet_id"], h["ip_address"]) for h in held])
+    for allocation in held:
+        address = ipam.eui64(auto[allocation["subnet_id"]]["cidr"], record["mac_address"])
+        await db.allocate(conn, network["id"], record["id"], allocation["subnet_id"], address)
 
 
 async def _update_fixed_ips(conn: Connection, network: dict[str, Any], record: dict[str, Any],
