@@ -31,7 +31,7 @@ VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical", "vi
               "remote-managed")
 
 
-def _fixed_ips(attr: str, value: Any) -> list[dict[str, str]]:
+def fixed_ips_check(attr: str, value: Any) -> list[dict[str, str]]:
     if not isinstance(value, list) or len(value) > 1000:
         raise a.Invalid(f"Invalid data format for fixed IP: '{value}'")
     out: list[dict[str, str]] = []
@@ -75,7 +75,7 @@ _ATTRS: dict[str, a.Attr] = {
     "network_id": a.Attr(a.uuid_check, put=False, required=True),
     "admin_state_up": a.Attr(a.boolean, default=True),
     "mac_address": a.Attr(a.mac_check),
-    "fixed_ips": a.Attr(_fixed_ips),
+    "fixed_ips": a.Attr(fixed_ips_check),
     "device_id": a.Attr(a.string(a.DEVICE_ID_MAX), default=""),
     "device_owner": a.Attr(a.string(a.DEVICE_ID_MAX), default=""),
     "binding:host_id": a.Attr(a.string(255), default=""),

@@ -43,7 +43,7 @@ async def _floatingip(req: NetworkRequest, conn: Connection, id_: str) -> tuple[
 
 
 async def _group(req: NetworkRequest, conn: Connection, id_: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    record = await security_groups._visible_group(req, conn, id_)
+    record = await security_groups.visible_group(req, conn, id_)
     return record, {"project_id": record["project_id"], "tenant_id": record["project_id"]}
 
 
