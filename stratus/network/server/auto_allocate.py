@@ -101,7 +101,7 @@ async def _build(req: NetworkRequest, conn: Connection, project_id: str) -> tupl
     await db.insert_record(conn, "router", router)
     await routers.set_gateway(req, conn, router, {"network_id": external["id"]})
     await db.update_record(conn, "router", router)
-    await ports.make_port(req, conn, network, project_id, router["id"], routers.INTERFACE,
+    await ports.make_port(req.services.options, conn, network, project_id, router["id"], routers.INTERFACE,
                           [{"subnet_id": subnet["id"], "ip_address": gateway}])
     return network["id"], router["id"]
 

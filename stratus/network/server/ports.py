@@ -311,15 +311,15 @@ async def create_port(req: NetworkRequest) -> dict[str, Any]:
     return {"port": shown}
 
 
-async def make_port(req: NetworkRequest, conn: Connection, network: dict[str, Any], project_id: str,
-                    device_id: str, device_owner: str, fixed_ips: list[dict[str, str]] | None) -> dict[str, Any]:
-    """A port the service itself owns (a router's interface or gateway, a floating IP's): no policy, no groups;
-    an IntegrityError when a concurrent transaction took its address or MAC (the caller runs again)."""
-    opts = req.services.options
+async def make_port(opts: Any, conn: Connection, network: dict[str, Any], project_id: str, device_id: str,
+                    device_owner: str, fixed_ips: list[dict[str, str]] | None, host: str = "") -> dict[str, Any]:
+    """A port the service itself owns (a router's interface or gateway, a floating IP's, a DHCP server's; ``opts``
+    the ``[network_server]`` options): no policy, no groups; an IntegrityError when a concurrent transaction took
+    its address or MAC (the caller runs again)."""
     record: dict[str, Any] = {
         "id": str(uuid.uuid4()), **new_standard(project_id), "name": "", "network_id": network["id"],
         "admin_state_up": True, "status": "ACTIVE" if device_owner.startswith("network:") else "DOWN",
-        "device_id": device_id, "device_owner": device_owner, "binding_host_id": "", "binding_profile": {},
+        "device_id": device_id, "device_owner": device_owner, "binding_host_id": host, "binding_profile": {},
         "binding_vnic_type": "normal", "binding_vif_type": binding.VIF_TYPE_UNBOUND, "binding_vif_details": {},
         "description": "", "allowed_address_pairs": [], "port_security_enabled": False, "security_groups": [],
         "mac_address": ipam.random_mac(opts.base_mac)}

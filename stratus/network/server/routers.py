@@ -140,7 +140,8 @@ async def set_gateway(req: NetworkRequest, conn: Connection, record: dict[str, A
     if not network["external"]:
         raise bad("router", f"Network {network['id']} is not an external network")
     record["enable_snat"] = info.get("enable_snat", True)
-    gw = await ports.make_port(req, conn, network, "", record["id"], GATEWAY, info.get("external_fixed_ips"))
+    gw = await ports.make_port(req.services.options, conn, network, "", record["id"], GATEWAY,
+                               info.get("external_fixed_ips"))
     record["gw_port_id"] = gw["id"]
 
 
@@ -279,7 +280,8 @@ async def add_interface(req: NetworkRequest) -> dict[str, Any]:
                     if any(s["id"] == subnet["id"] for s in attached):
                         raise bad("router", f"Router already has a port on subnet {subnet['id']}")
                     _no_overlap(attached, [subnet])
-                    port = await ports.make_port(req, conn, network, record["project_id"], record["id"], INTERFACE,
+                    port = await ports.make_port(req.services.options, conn, network, record["project_id"],
+                                                 record["id"], INTERFACE,
                                                  [{"subnet_id": subnet["id"], "ip_address": subnet["gateway_ip"]}])
                     held = await db.allocations(conn, port_ids=[port["id"]])
             break
