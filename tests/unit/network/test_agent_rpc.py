@@ -17,8 +17,8 @@ from stratus.context import RequestContext
 from stratus.identity.auth import NoAuth2
 from stratus.network.agent_rpc import AGENT_TOPIC, DHCP_TOPIC, SERVER_TOPIC, AgentNotifyAPI, PluginAPI
 from stratus.network.server.app import create_app
-from stratus.network.server.nova import NovaNotifier
 from stratus.network.server.notify import Notifier
+from stratus.network.server.nova import NovaNotifier
 from stratus.network.server.policy import NetworkPolicy
 from stratus.network.server.resource import NetworkServices
 from stratus.network.server.rpc import NetworkServerEndpoint
