@@ -149,7 +149,7 @@ def vlan_range(text: str) -> tuple[str, int, int]:
     return physnet, int(low), int(high)
 
 
-async def _allocate_segment(req: NetworkRequest, conn: Connection, kind: str, physnet: str) -> int:
+async def allocate_segment(req: NetworkRequest, conn: Connection, kind: str, physnet: str) -> int:
     opts = req.services.options
     if kind == "vxlan":
         low, _, high = opts.vni_ranges.partition(":")
@@ -199,12 +199,12 @@ async def create_network(req: NetworkRequest) -> dict[str, Any]:
                 if asked is None:
                     kind = opts.tenant_network_types[0] if opts.tenant_network_types else "local"
                     physnet = opts.network_vlan_range.split(":")[0] if kind == "vlan" else ""
-                    seg_id: int | None = await _allocate_segment(req, conn, kind, physnet) \
+                    seg_id: int | None = await allocate_segment(req, conn, kind, physnet) \
                         if kind in ("vxlan", "vlan") else None
                 else:
                     kind, physnet, seg_id = asked
                     if seg_id is None and kind in ("vxlan", "vlan"):
-                        seg_id = await _allocate_segment(req, conn, kind, physnet)
+                        seg_id = await allocate_segment(req, conn, kind, physnet)
                     if kind == "flat" and await db.find(conn, "network", network_type="flat",
                                                         physical_network=physnet):
                         raise _in_use(kind, physnet, None)
