@@ -361,3 +361,34 @@ def test_metadata_network_data_and_ec2_addresses_come_from_the_info_cache(net_cl
     ec2 = httpx.get(net_cloud.metadata_url + "/latest/meta-data/local-ipv4", headers=headers, timeout=10)
     assert ec2.text == "10.40.0.9"
     assert sub["gateway_ip"] == "10.40.0.1"
+
+
+def test_networks_auto_gets_the_projects_auto_allocated_network(net_cloud: Cloud, project: Project,
+                                                                image_id: str) -> None:
+    assert _fault(boot(project.compute, image_id, networks="auto"), 400) == (
+        f"Unable to automatically allocate a network for project {project.id}")
+    with net_cloud.network_client("admin:admin") as admin:
+        public = network(admin, **{"router:external": True, "is_default": True})
+        subnet(admin, public["id"], "172.31.0.0/24")
+    resp = boot(project.compute, image_id, networks="auto")
+    assert resp.status_code == 202, resp.text
+    server = wait_for_status(project.compute, resp.json()["server"]["id"], {"ACTIVE", "ERROR"})
+    assert server["status"] == "ACTIVE", server
+    topology = project.network.get(f"/auto-allocated-topology/{project.id}").json()["auto_allocated_topology"]
+    (p,) = project.ports_of(server["id"])
+    assert p["network_id"] == topology["id"] and len(server["addresses"]) == 1
+
+
+def test_the_port_quota_limits_how_many_servers_boot(net_cloud: Cloud, project: Project, image_id: str) -> None:
+    net, _ = project.net("10.50.0.0/24")
+    with net_cloud.network_client("admin:admin") as admin:
+        assert admin.put(f"/quotas/{project.id}", json={"quota": {"port": 1}}).status_code == 200
+    assert _fault(boot(project.compute, image_id, networks=[{"uuid": net["id"]}], min_count=2), 403) == (
+        "Maximum number of ports exceeded")
+    resp = boot(project.compute, image_id, networks=[{"uuid": net["id"]}], min_count=1, max_count=3)
+    assert resp.status_code == 202, resp.text
+    listed = project.compute.get("/servers").json()["servers"]
+    assert len(listed) == 1  # as many as the free ports allow
+    wait_for_status(project.compute, listed[0]["id"], {"ACTIVE"})
+    assert _fault(boot(project.compute, image_id, networks=[{"uuid": net["id"]}]), 403) == (
+        "Maximum number of ports exceeded")
