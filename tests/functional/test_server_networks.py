@@ -392,3 +392,45 @@ def test_the_port_quota_limits_how_many_servers_boot(net_cloud: Cloud, project: 
     wait_for_status(project.compute, listed[0]["id"], {"ACTIVE"})
     assert _fault(boot(project.compute, image_id, networks=[{"uuid": net["id"]}]), 403) == (
         "Maximum number of ports exceeded")
+
+
+def test_the_proxies_up_to_235(net_cloud: Cloud) -> None:
+    p = Project(net_cloud, version="2.35")
+    try:
+        net, _ = p.net("10.60.0.0/24", name="proxied")
+        listed = p.compute.get("/os-networks").json()["networks"]
+        assert {"id": net["id"], "label": "proxied"}.items() <= next(n for n in listed if n["id"] == net["id"]).items()
+        assert p.compute.get(f"/os-networks/{net['id']}").json()["network"]["label"] == "proxied"
+        assert _fault(p.compute.get(f"/os-networks/{uuid.uuid4()}"), 404) == "Network not found"
+        created = p.compute.post("/os-security-groups", json={"security_group": {"name": "px", "description": "d"}})
+        assert created.status_code == 200, created.text
+        group = created.json()["security_group"]
+        assert group["name"] == "px" and group["tenant_id"] == p.id and group["rules"] == []
+        rule = p.compute.post("/os-security-group-rules", json={"security_group_rule": {
+            "parent_group_id": group["id"], "ip_protocol": "tcp", "from_port": 22, "to_port": 22,
+            "cidr": "10.0.0.0/8"}})
+        assert rule.status_code == 200, rule.text
+        assert rule.json()["security_group_rule"]["ip_range"] == {"cidr": "10.0.0.0/8"}
+        shown = p.compute.get(f"/os-security-groups/{group['id']}").json()["security_group"]
+        assert [(r["ip_protocol"], r["from_port"], r["to_port"]) for r in shown["rules"]] == [("tcp", 22, 22)]
+        names = {g["name"] for g in p.compute.get("/os-security-groups").json()["security_groups"]}
+        assert names == {"default", "px"}
+        rule_id = rule.json()["security_group_rule"]["id"]
+        assert p.compute.delete(f"/os-security-group-rules/{rule_id}").status_code == 202
+        assert p.compute.delete(f"/os-security-groups/{group['id']}").status_code == 202
+        assert p.compute.get(f"/os-security-groups/{group['id']}").status_code == 404
+        with net_cloud.network_client("admin:admin") as admin:
+            pool = network(admin, name=f"pool-{uuid.uuid4().hex[:6]}", **{"router:external": True})
+            subnet(admin, pool["id"], "172.29.0.0/24")
+        assert {"name": pool["name"]} in p.compute.get("/os-floating-ip-pools").json()["floating_ip_pools"]
+        fip = p.compute.post("/os-floating-ips", json={"pool": pool["name"]})
+        assert fip.status_code == 200, fip.text
+        body = fip.json()["floating_ip"]
+        assert body["pool"] == pool["name"] and body["ip"].startswith("172.29.0.") and body["instance_id"] is None
+        assert [f["id"] for f in p.compute.get("/os-floating-ips").json()["floating_ips"]] == [body["id"]]
+        assert p.compute.delete(f"/os-floating-ips/{body['id']}").status_code == 202
+        later = {"OpenStack-API-Version": "compute 2.36"}
+        for path in ("/os-networks", "/os-security-groups", "/os-floating-ip-pools", "/os-floating-ips"):
+            assert p.compute.get(path, headers=later).status_code == 404, path
+    finally:
+        p.close()
