@@ -52,21 +52,26 @@ def _network(req: ApiRequest) -> neutron.API:
     return req.services.network
 
 
-def _attachment(req: ApiRequest, port: dict[str, Any]) -> dict[str, Any]:
+def _attachment(req: ApiRequest, port: dict[str, Any], tags: dict[str, str | None] | None = None) -> dict[str, Any]:
     out = {"port_state": port.get("status"), "fixed_ips": [{"subnet_id": f.get("subnet_id"),
                                                             "ip_address": f.get("ip_address")}
                                                            for f in port.get("fixed_ips") or []],
            "port_id": port["id"], "net_id": port.get("network_id"), "mac_addr": port.get("mac_address")}
     if req.version >= V270:
-        out["tag"] = None
+        out["tag"] = (tags or {}).get(port["id"])
     return out
+
+
+def _tags(inst: dict[str, Any]) -> dict[str, str | None]:
+    """The device tag of each of the server's ports, as the info cache keeps them."""
+    return {v["id"]: v.get("tag") for v in inst.get("network_info") or []}
 
 
 async def interface_index(req: ApiRequest) -> Response:
     inst = await load_instance(req, req.path["server_id"], "os_compute_api:os-attach-interfaces:list")
     network = _network(req)
     ports = await network.client.list(req.context.to_dict(), "ports", device_id=inst["uuid"])
-    return json_response({"interfaceAttachments": [_attachment(req, p) for p in ports]})
+    return json_response({"interfaceAttachments": [_attachment(req, p, _tags(inst)) for p in ports]})
 
 
 async def interface_show(req: ApiRequest) -> Response:
@@ -81,7 +86,7 @@ async def interface_show(req: ApiRequest) -> Response:
         raise
     if port.get("device_id") != inst["uuid"]:
         raise Fault(404, f"Instance {inst['uuid']} does not have a port with id {port_id}")
-    return json_response({"interfaceAttachment": _attachment(req, port)})
+    return json_response({"interfaceAttachment": _attachment(req, port, _tags(inst))})
 
 
 def _attach_schema(version: APIVersion) -> dict[str, Any]:
@@ -124,7 +129,7 @@ async def interface_create(req: ApiRequest) -> Response:
     _check_state(inst, "attach_interface")
     try:
         vif = await ComputeAPI(req.services.transport).attach_interface(
-            req.context.to_dict(), inst["host"], inst["uuid"], net_id, port_id, fixed_ip)
+            req.context.to_dict(), inst["host"], inst["uuid"], net_id, port_id, fixed_ip, request.get("tag"))
     except (neutron.PortNotFound, neutron.NetworkNotFound) as exc:
         raise Fault(404, exc.message) from None
     except (neutron.PortInUse, neutron.FixedIpAlreadyInUse) as exc:
@@ -134,7 +139,7 @@ async def interface_create(req: ApiRequest) -> Response:
     except exception.InstanceNotFound:
         raise Fault(404, f"Instance {inst['uuid']} could not be found.") from None
     port = await _network(req).client.show(None, "ports", vif["id"])
-    return json_response({"interfaceAttachment": _attachment(req, port)})
+    return json_response({"interfaceAttachment": _attachment(req, port, {vif["id"]: vif.get("tag")})})
 
 
 async def interface_delete(req: ApiRequest) -> Response:

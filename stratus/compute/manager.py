@@ -173,11 +173,11 @@ class ComputeManager(ComputeHost):
         await networking.external_instance_event(self, context, events)
 
     async def attach_interface(self, context: dict[str, Any], instance_uuid: str, network_id: str | None,
-                               port_id: str | None, fixed_ip: str | None) -> dict[str, Any]:
+                               port_id: str | None, fixed_ip: str | None, tag: str | None = None) -> dict[str, Any]:
         """os-interface POST (a call: the API answers with the new interface)."""
         async with self.locks(instance_uuid):
             instance = await self._live_instance(instance_uuid)
-            return await networking.attach_interface(self, context, instance, network_id, port_id, fixed_ip)
+            return await networking.attach_interface(self, context, instance, network_id, port_id, fixed_ip, tag)
 
     async def detach_interface(self, context: dict[str, Any], instance_uuid: str, port_id: str) -> None:
         """os-interface DELETE (a call, as Nova's API waits for the host to take it)."""

@@ -136,7 +136,8 @@ async def external_instance_event(manager: ComputeHost, context: dict[str, Any],
 
 
 async def attach_interface(manager: ComputeHost, context: dict[str, Any], instance: dict[str, Any],
-                           network_id: str | None, port_id: str | None, fixed_ip: str | None) -> dict[str, Any]:
+                           network_id: str | None, port_id: str | None, fixed_ip: str | None,
+                           tag: str | None = None) -> dict[str, Any]:
     """os-interface POST on the host: a port made (or the user's taken) and bound here, plugged by the driver,
     the cache updated; the VIF back. A driver that refuses leaves the port as it was."""
     network = manager.network
@@ -144,8 +145,8 @@ async def attach_interface(manager: ComputeHost, context: dict[str, Any], instan
         raise neutron.NetworkNotFound(network_id=network_id or port_id or "")
     collector = manager.instance_events.collect(instance["uuid"])
     vif = await network.attach_interface(context, instance, manager.host, network_id=network_id, port_id=port_id,
-                                         fixed_ip=fixed_ip, security_groups=list(instance.get("security_groups")
-                                                                                 or []))
+                                         fixed_ip=fixed_ip, tag=tag,
+                                         security_groups=list(instance.get("security_groups") or []))
     try:
         await manager.driver.attach_interface(manager.driver_instance(instance), vif)
         if not vif.get("active") and manager.conf.vif_plugging_timeout:

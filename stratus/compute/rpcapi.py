@@ -59,11 +59,11 @@ class ComputeAPI:
         await self.transport.cast("compute", "external_instance_event", context, server=host, events=events)
 
     async def attach_interface(self, context: dict[str, Any], host: str, instance_uuid: str,
-                               network_id: str | None, port_id: str | None, fixed_ip: str | None
-                               ) -> dict[str, Any]:
+                               network_id: str | None, port_id: str | None, fixed_ip: str | None,
+                               tag: str | None = None) -> dict[str, Any]:
         vif: dict[str, Any] = await self.transport.call(
             "compute", "attach_interface", context, server=host, instance_uuid=instance_uuid,
-            network_id=network_id, port_id=port_id, fixed_ip=fixed_ip)
+            network_id=network_id, port_id=port_id, fixed_ip=fixed_ip, tag=tag)
         return vif
 
     async def detach_interface(self, context: dict[str, Any], host: str, instance_uuid: str, port_id: str) -> None:

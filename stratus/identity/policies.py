@@ -253,6 +253,37 @@ SECURITY_GROUPS = [  # nova/policies/security_groups.py (the server's groups and
          "server.", "POST /servers/{server_id}/action (removeSecurityGroup)"),
 ]
 
+NETWORK_PROXIES = [  # nova/policies/networks.py, security_groups.py, floating_ip_pools.py, floating_ips.py
+    _api("os_compute_api:os-networks:list", PROJECT_READER_OR_ADMIN, "List networks for the project. This API is "
+         "proxy calls to the Network service. This is deprecated.", "GET /os-networks"),
+    _api("os_compute_api:os-networks:view", PROJECT_READER_OR_ADMIN, "Show network details. This API is proxy calls "
+         "to the Network service. This is deprecated.", "GET /os-networks/{network_id}"),
+    _api("os_compute_api:os-security-groups:get", PROJECT_READER_OR_ADMIN, "List security groups. This API is "
+         "deprecated.", "GET /os-security-groups"),
+    _api("os_compute_api:os-security-groups:show", PROJECT_READER_OR_ADMIN, "Show security group. This API is "
+         "deprecated.", "GET /os-security-groups/{security_group_id}"),
+    _api("os_compute_api:os-security-groups:create", PROJECT_MEMBER_OR_ADMIN, "Create security group. This API is "
+         "deprecated.", "POST /os-security-groups"),
+    _api("os_compute_api:os-security-groups:update", PROJECT_MEMBER_OR_ADMIN, "Update security group. This API is "
+         "deprecated.", "PUT /os-security-groups/{security_group_id}"),
+    _api("os_compute_api:os-security-groups:delete", PROJECT_MEMBER_OR_ADMIN, "Delete security group. This API is "
+         "deprecated.", "DELETE /os-security-groups/{security_group_id}"),
+    _api("os_compute_api:os-security-groups:rule:create", PROJECT_MEMBER_OR_ADMIN, "Create security group Rule. "
+         "This API is deprecated.", "POST /os-security-group-rules"),
+    _api("os_compute_api:os-security-groups:rule:delete", PROJECT_MEMBER_OR_ADMIN, "Delete security group Rule. "
+         "This API is deprecated.", "DELETE /os-security-group-rules/{security_group_id}"),
+    _api("os_compute_api:os-floating-ip-pools:list", RULE_ANY, "List floating IP pools. This API is deprecated.",
+         "GET /os-floating-ip-pools"),
+    _api("os_compute_api:os-floating-ips:list", PROJECT_READER_OR_ADMIN, "List floating IPs. This API is "
+         "deprecated.", "GET /os-floating-ips"),
+    _api("os_compute_api:os-floating-ips:show", PROJECT_READER_OR_ADMIN, "Show floating IPs. This API is "
+         "deprecated.", "GET /os-floating-ips/{floating_ip_id}"),
+    _api("os_compute_api:os-floating-ips:create", PROJECT_MEMBER_OR_ADMIN, "Create floating IPs. This API is "
+         "deprecated.", "POST /os-floating-ips"),
+    _api("os_compute_api:os-floating-ips:delete", PROJECT_MEMBER_OR_ADMIN, "Delete floating IPs. This API is "
+         "deprecated.", "DELETE /os-floating-ips/{floating_ip_id}"),
+]
+
 SERVER_EXTERNAL_EVENTS = [  # nova/policies/server_external_events.py
     _api("os_compute_api:os-server-external-events:create", SERVICE_ROLE, "Create one or more external events",
          "POST /os-server-external-events"),
@@ -425,6 +456,6 @@ def list_rules() -> list[policy.RuleDefault]:
     --namespace stratus`` writes a sample policy file)."""
     return [*BASE, *SERVERS, *SERVER_METADATA, *SERVER_TAGS, *PAUSE_SERVER, *MIGRATE_SERVER, *MIGRATIONS,
             *SERVER_MIGRATIONS, *SUSPEND_SERVER, *LOCK_SERVER, *CONSOLE_OUTPUT, *IPS, *ATTACH_INTERFACES,
-            *SECURITY_GROUPS, *SERVER_EXTERNAL_EVENTS, *EXTENDED_SERVER_ATTRIBUTES, *INSTANCE_ACTIONS,
+            *SECURITY_GROUPS, *NETWORK_PROXIES, *SERVER_EXTERNAL_EVENTS, *EXTENDED_SERVER_ATTRIBUTES, *INSTANCE_ACTIONS,
             *SERVER_GROUPS, *KEYPAIRS, *FLAVOR_MANAGE, *FLAVOR_EXTRA_SPECS, *FLAVOR_ACCESS, *QUOTA_SETS,
             *QUOTA_CLASS_SETS, *LIMITS, *AGGREGATES, *AVAILABILITY_ZONE, *SERVICES, *HYPERVISORS]

@@ -253,6 +253,7 @@ class API:
         created: list[str] = []
         taken: list[str] = []
         ports: list[tuple[dict[str, Any], bool]] = []
+        tags: dict[str, str | None] = {}  # the device tag of each port (2.32+), shown by os-interface at 2.70
         try:
             for request in requests:
                 if request.get("port_id"):
@@ -261,6 +262,7 @@ class API:
                         raise PortInUse(port_id=port["id"])
                     port = await self.client.update(None, "ports", port["id"], binding)
                     taken.append(port["id"])
+                    tags[port["id"]] = request.get("tag")
                     ports.append((port, True))
                     continue
                 values: dict[str, Any] = {"network_id": request["network_id"], "project_id": project_id,
@@ -274,11 +276,15 @@ class API:
                 except NeutronClientError as exc:
                     raise self._create_error(exc, request) from None
                 created.append(port["id"])
+                tags[port["id"]] = request.get("tag")
                 ports.append((port, False))
             for port, _preserve in ports:
                 if port.get("binding:vif_type") == "binding_failed":
                     raise PortBindingFailed(port_id=port["id"])
-            return await self._network_info(context, ports)
+            network_info = await self._network_info(context, ports)
+            for entry in network_info:
+                entry["tag"] = tags.get(entry["id"])
+            return network_info
         except BaseException:
             await self._undo(created, taken)
             raise
@@ -361,7 +367,11 @@ class API:
         preserve = {v["id"]: bool(v.get("preserve_on_delete")) for v in cached or []}
         order = {v["id"]: i for i, v in enumerate(cached or [])}
         ports.sort(key=lambda p: (order.get(p["id"], len(order)), p.get("created_at") or "", p["id"]))
-        return await self._network_info(context, [(p, preserve.get(p["id"], False)) for p in ports])
+        network_info = await self._network_info(context, [(p, preserve.get(p["id"], False)) for p in ports])
+        tags = {v["id"]: v.get("tag") for v in cached or []}
+        for entry in network_info:
+            entry["tag"] = tags.get(entry["id"])
+        return network_info
 
     async def deallocate_for_instance(self, context: dict[str, Any] | None, instance: dict[str, Any],
                                       network_info: list[dict[str, Any]] | None = None) -> None:
@@ -397,9 +407,9 @@ class API:
     # --- interfaces and security groups of a running server ------------------------------------------------
     async def attach_interface(self, context: dict[str, Any], instance: dict[str, Any], host: str, *,
                                network_id: str | None, port_id: str | None, fixed_ip: str | None,
-                               security_groups: list[str]) -> dict[str, Any]:
+                               security_groups: list[str], tag: str | None = None) -> dict[str, Any]:
         """One more port for a running server (os-interface POST): the VIF of it."""
-        request = {"network_id": network_id, "port_id": port_id, "fixed_ip": fixed_ip, "tag": None}
+        request = {"network_id": network_id, "port_id": port_id, "fixed_ip": fixed_ip, "tag": tag}
         if not port_id and not network_id:
             request = {}
         if port_id:

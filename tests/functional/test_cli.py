@@ -30,7 +30,7 @@ def test_boot_list_show_delete_with_the_cli(cli) -> None:  # type: ignore[no-unt
     key = cli("keypair", "create", "cli-key")
     assert "PRIVATE KEY" in key.stdout
     server = cli("server", "create", "--image", "cli-image", "--flavor", "m1.tiny", "--key-name", "cli-key",
-                 "--wait", "cli-vm", "-f", "json")
+                 "--nic", "none", "--wait", "cli-vm", "-f", "json")
     assert server["status"] == "ACTIVE"
     assert server["key_name"] == "cli-key"
     listed = cli("server", "list", "-f", "json")

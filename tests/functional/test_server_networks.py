@@ -361,3 +361,76 @@ def test_metadata_network_data_and_ec2_addresses_come_from_the_info_cache(net_cl
     ec2 = httpx.get(net_cloud.metadata_url + "/latest/meta-data/local-ipv4", headers=headers, timeout=10)
     assert ec2.text == "10.40.0.9"
     assert sub["gateway_ip"] == "10.40.0.1"
+
+
+def test_networks_auto_gets_the_projects_auto_allocated_network(net_cloud: Cloud, project: Project,
+                                                                image_id: str) -> None:
+    assert _fault(boot(project.compute, image_id, networks="auto"), 400) == (
+        f"Unable to automatically allocate a network for project {project.id}")
+    with net_cloud.network_client("admin:admin") as admin:
+        public = network(admin, **{"router:external": True, "is_default": True})
+        subnet(admin, public["id"], "172.31.0.0/24")
+    resp = boot(project.compute, image_id, networks="auto")
+    assert resp.status_code == 202, resp.text
+    server = wait_for_status(project.compute, resp.json()["server"]["id"], {"ACTIVE", "ERROR"})
+    assert server["status"] == "ACTIVE", server
+    topology = project.network.get(f"/auto-allocated-topology/{project.id}").json()["auto_allocated_topology"]
+    (p,) = project.ports_of(server["id"])
+    assert p["network_id"] == topology["id"] and len(server["addresses"]) == 1
+
+
+def test_the_port_quota_limits_how_many_servers_boot(net_cloud: Cloud, project: Project, image_id: str) -> None:
+    net, _ = project.net("10.50.0.0/24")
+    with net_cloud.network_client("admin:admin") as admin:
+        assert admin.put(f"/quotas/{project.id}", json={"quota": {"port": 1}}).status_code == 200
+    assert _fault(boot(project.compute, image_id, networks=[{"uuid": net["id"]}], min_count=2), 403) == (
+        "Maximum number of ports exceeded")
+    resp = boot(project.compute, image_id, networks=[{"uuid": net["id"]}], min_count=1, max_count=3)
+    assert resp.status_code == 202, resp.text
+    listed = project.compute.get("/servers").json()["servers"]
+    assert len(listed) == 1  # as many as the free ports allow
+    wait_for_status(project.compute, listed[0]["id"], {"ACTIVE"})
+    assert _fault(boot(project.compute, image_id, networks=[{"uuid": net["id"]}]), 403) == (
+        "Maximum number of ports exceeded")
+
+
+def test_the_proxies_up_to_235(net_cloud: Cloud) -> None:
+    p = Project(net_cloud, version="2.35")
+    try:
+        net, _ = p.net("10.60.0.0/24", name="proxied")
+        listed = p.compute.get("/os-networks").json()["networks"]
+        assert {"id": net["id"], "label": "proxied"}.items() <= next(n for n in listed if n["id"] == net["id"]).items()
+        assert p.compute.get(f"/os-networks/{net['id']}").json()["network"]["label"] == "proxied"
+        assert _fault(p.compute.get(f"/os-networks/{uuid.uuid4()}"), 404) == "Network not found"
+        created = p.compute.post("/os-security-groups", json={"security_group": {"name": "px", "description": "d"}})
+        assert created.status_code == 200, created.text
+        group = created.json()["security_group"]
+        assert group["name"] == "px" and group["tenant_id"] == p.id and group["rules"] == []
+        rule = p.compute.post("/os-security-group-rules", json={"security_group_rule": {
+            "parent_group_id": group["id"], "ip_protocol": "tcp", "from_port": 22, "to_port": 22,
+            "cidr": "10.0.0.0/8"}})
+        assert rule.status_code == 200, rule.text
+        assert rule.json()["security_group_rule"]["ip_range"] == {"cidr": "10.0.0.0/8"}
+        shown = p.compute.get(f"/os-security-groups/{group['id']}").json()["security_group"]
+        assert [(r["ip_protocol"], r["from_port"], r["to_port"]) for r in shown["rules"]] == [("tcp", 22, 22)]
+        names = {g["name"] for g in p.compute.get("/os-security-groups").json()["security_groups"]}
+        assert names == {"default", "px"}
+        rule_id = rule.json()["security_group_rule"]["id"]
+        assert p.compute.delete(f"/os-security-group-rules/{rule_id}").status_code == 202
+        assert p.compute.delete(f"/os-security-groups/{group['id']}").status_code == 202
+        assert p.compute.get(f"/os-security-groups/{group['id']}").status_code == 404
+        with net_cloud.network_client("admin:admin") as admin:
+            pool = network(admin, name=f"pool-{uuid.uuid4().hex[:6]}", **{"router:external": True})
+            subnet(admin, pool["id"], "172.29.0.0/24")
+        assert {"name": pool["name"]} in p.compute.get("/os-floating-ip-pools").json()["floating_ip_pools"]
+        fip = p.compute.post("/os-floating-ips", json={"pool": pool["name"]})
+        assert fip.status_code == 200, fip.text
+        body = fip.json()["floating_ip"]
+        assert body["pool"] == pool["name"] and body["ip"].startswith("172.29.0.") and body["instance_id"] is None
+        assert [f["id"] for f in p.compute.get("/os-floating-ips").json()["floating_ips"]] == [body["id"]]
+        assert p.compute.delete(f"/os-floating-ips/{body['id']}").status_code == 202
+        later = {"OpenStack-API-Version": "compute 2.36"}
+        for path in ("/os-networks", "/os-security-groups", "/os-floating-ip-pools", "/os-floating-ips"):
+            assert p.compute.get(path, headers=later).status_code == 404, path
+    finally:
+        p.close()

@@ -104,3 +104,18 @@ async def test_host_uptime_counts_from_the_simulated_hosts_boot() -> None:
     await driver.spawn(INSTANCE, {}, network_info=[])
     driver.hypervisor_down = True  # the host itself still answers, as `uptime` needs no libvirtd
     assert " up 3 days,  2:07,  0 users,  load average: 1.00, 1.00, 1.00" in await driver.get_host_uptime()
+
+
+async def test_vifs_are_recorded_as_plugged() -> None:
+    driver = FakeDriver(conf_mod.load(), "h1")
+    await driver.spawn(INSTANCE, {}, network_info=[{"id": "p1", "address": "fa:16:3e:00:00:01"}])
+    assert list(driver.vifs["u1"]) == ["p1"]
+    await driver.attach_interface(INSTANCE, {"id": "p2"})
+    assert list(driver.vifs["u1"]) == ["p1", "p2"]
+    await driver.detach_interface(INSTANCE, {"id": "p1"})
+    await driver.detach_interface(INSTANCE, {"id": "p1"})  # not plugged: fine
+    assert list(driver.vifs["u1"]) == ["p2"]
+    await driver.destroy(INSTANCE, network_info=[])
+    assert "u1" not in driver.vifs
+    with pytest.raises(exception.InstanceNotFound):
+        await driver.attach_interface(INSTANCE, {"id": "p3"})
