@@ -159,12 +159,12 @@ class Server:
     async def get_device_details(self, context: dict[str, Any], host: str, port_id: str) -> dict[str, Any] | None:
         return next((p for pid, p in self.ports.items() if pid.startswith(port_id)), None)
 
-    async def create_dhcp_port(self, context: dict[str, Any], host: str, port: dict[str, Any]) -> dict[str, Any]:
+    async def create_dhcp_port(self, context: dict[str, Any], host: str, network_id: str) -> dict[str, Any]:
         if self.dhcp_ports is None:
             raise AttributeError("create_dhcp_port")
-        self.created.append(port["port"])
-        return {**self.dhcp_ports[port["port"]["network_id"]], "binding:host_id": host,
-                "device_id": port["port"]["device_id"]}
+        self.created.append({"network_id": network_id, "binding:host_id": host, "device_owner": "network:dhcp"})
+        return {**self.dhcp_ports[network_id], "binding:host_id": host,
+                "device_id": f"dhcp{uuid.uuid5(uuid.NAMESPACE_DNS, host)}-{network_id}"}
 
     async def update_device_up(self, context: dict[str, Any], host: str, port_id: str) -> None:
         self.calls.append(("up", host, port_id))

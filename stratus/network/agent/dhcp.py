@@ -111,18 +111,16 @@ class DhcpAgent(Agent):
             await self.metadata.close()
 
     async def _create_port(self, network: dict[str, Any], subnets: list[dict[str, Any]]) -> dict[str, Any] | None:
-        body = {"port": {"network_id": network["id"], "device_owner": dhcp.DHCP_OWNER,
-                         "device_id": self.device_id(network["id"]), "binding:host_id": self.host,
-                         "fixed_ips": [{"subnet_id": s["id"]} for s in subnets if s.get("enable_dhcp", True)
-                                       and s.get("ip_version", 4) == 4]}}
+        """This agent's DHCP port on the network, made by the server (Neutron's ``create_dhcp_port``: device
+        ``dhcp<host uuid>-<network>``, an address on each DHCP subnet, bound to this host)."""
         try:
-            port = await self.optional_call("create_dhcp_port", port=body)
+            port = await self.optional_call("create_dhcp_port", network_id=network["id"])
         except Exception as exc:
             LOG.warning("DHCP agent %s: no DHCP port for network %s: %s", self.host, network["id"], exc)
             return None
         if port is None:
-            LOG.warning("DHCP agent %s: the server makes no DHCP ports (create_dhcp_port) and network %s has "
-                        "none: not served", self.host, network["id"])
+            LOG.warning("DHCP agent %s: the server made no DHCP port for network %s: not served", self.host,
+                        network["id"])
         return port or None
 
     def _converge(self, networks: dict[str, tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]],

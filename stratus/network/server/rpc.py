@@ -94,6 +94,21 @@ class NetworkServerEndpoint:
         async with self.db.read() as conn:
             return await details.port_payload(conn, port_id, [self.zone])
 
+    async def get_metadata_requester(self, context: dict[str, Any], host: str, network_id: str,
+                                     ip_address: str) -> dict[str, Any] | None:
+        """Who asks the metadata proxy of ``network_id`` from ``ip_address`` (Neutron's metadata agent's
+        ``_get_ports_for_remote_address``): the ``device_id`` and ``tenant_id`` of the one port with that fixed
+        IP, or None (no port, or one without a device)."""
+        async with self.db.read() as conn:
+            found = [a for a in await db.allocations(conn, network_id=str(network_id))
+                     if a["ip_address"] == str(ip_address)]
+            if len(found) != 1:
+                return None
+            port = await db.get(conn, "port", found[0]["port_id"])
+        if port is None or not port.get("device_id"):
+            return None
+        return {"device_id": port["device_id"], "tenant_id": port["project_id"]}
+
     async def release_dhcp_port(self, context: dict[str, Any], host: str, network_id: str) -> bool:
         """``host``'s DHCP port on the network goes (its agent no longer serves it)."""
         async with self.db.write() as conn:

@@ -24,9 +24,10 @@ class Server:
 
     def __getattr__(self, name: str) -> Any:
         if name == "create_dhcp_port" and self.with_create:
-            async def create(context: dict[str, Any], host: str, port: dict[str, Any]) -> dict[str, Any]:
-                self.asked.append(port)
-                return {"id": "d9", **port["port"]}
+            async def create(context: dict[str, Any], host: str, network_id: str) -> dict[str, Any]:
+                self.asked.append({"host": host, "network_id": network_id})
+                return {"id": "d9", "network_id": network_id, "device_owner": "network:dhcp",
+                        "binding:host_id": host}
             return create
         raise AttributeError(name)
 
@@ -67,7 +68,7 @@ async def test_dhcp_agent_serves_from_its_own_port() -> None:
     subnets = [{"id": "s4", "ip_version": 4, "enable_dhcp": True}, {"id": "s6", "ip_version": 6}]
     port = await agent._create_port(NET, subnets)
     assert port is not None and port["binding:host_id"] == "h1" and port["device_owner"] == "network:dhcp"
-    assert server.asked[0]["port"]["fixed_ips"] == [{"subnet_id": "s4"}]
+    assert server.asked == [{"host": "h1", "network_id": NET["id"]}]
 
 
 async def test_dhcp_agent_without_create_dhcp_port_serves_nothing() -> None:
