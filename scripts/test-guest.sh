@@ -24,6 +24,8 @@
 #   STRATUS-GUEST-BOOTED       once busybox acpid listens for the ACPI power button
 # and meanwhile, in the background, for each NIC (busybox udhcpc, asking for the classless static routes too):
 #   STRATUS-IP: <interface> <address>/<prefix> router=<router> routes=<classless routes>   (or "<interface> none")
+# then, when a lease routes 169.254.169.254, what the metadata service at that address says (busybox nc):
+#   STRATUS-MD-NET: <uuid from openstack/latest/meta_data.json> <its hostname> <latest/meta-data/local-ipv4>
 # then, for each address in stratus.ping=A,B,... on the kernel command line (a few tries each, for up to 120 s,
 # so that a peer booting at the same time is found):
 #   STRATUS-PING: <address> ok|fail
@@ -155,6 +157,8 @@ chmod +x "$root/etc/udhcpc/script"
 # The network part of the guest's report: a lease on each NIC, then pings to the stratus.ping= addresses.
 cat >"$root/etc/network-report" <<'EOF'
 #!/bin/sh
+ip link set lo up   # its own addresses answer ping too
+mkdir -p /tmp
 for nic in /sys/class/net/*; do
     nic=${nic##*/}
     [ "$nic" = lo ] && continue
@@ -162,6 +166,32 @@ for nic in /sys/class/net/*; do
     udhcpc -i "$nic" -n -q -t 10 -T 2 -O staticroutes -s /etc/udhcpc/script >/dev/null 2>&1 \
         || echo "STRATUS-IP: $nic none"
 done
+# The metadata service as cloud-init's OpenStack datasource reaches it: 169.254.169.254 (routed by the lease to
+# the network's metadata proxy), a few tries while the proxy comes up. busybox nc, not wget: a static busybox's
+# wget looks "http" up in NSS (getservbyname), which a static glibc cannot load.
+fetch() {
+    # stdin stays open a moment: busybox nc stops reading the answer once its input ends
+    { printf 'GET %s HTTP/1.0\r\nHost: 169.254.169.254\r\n\r\n' "$1"; sleep 1; } \
+        | nc -w 5 169.254.169.254 80 2>/dev/null | tr -d '\r' >/tmp/md.http
+    head -n 1 /tmp/md.http | grep -q ' 200 ' && sed '1,/^$/d' /tmp/md.http
+}
+# fetch_retry PATH: a few tries while the proxy comes up
+fetch_retry() {
+    i=0
+    while [ $i -lt 10 ]; do
+        fetch "$1" && return 0
+        sleep 2
+        i=$((i + 1))
+    done
+    return 1
+}
+if ip route | grep -q '^169.254.169.254'; then
+    md=$(fetch_retry /openstack/latest/meta_data.json) || md=""
+    uuid=$(echo "$md" | grep -o '"uuid": *"[^"]*"' | head -1 | cut -d'"' -f4)
+    host=$(echo "$md" | grep -o '"hostname": *"[^"]*"' | head -1 | cut -d'"' -f4)
+    fixed=$(fetch_retry /latest/meta-data/local-ipv4) || fixed=""
+    echo "STRATUS-MD-NET: ${uuid:-none} ${host:-none} ${fixed:-none}"
+fi
 targets=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^stratus\.ping=//p' | tr ',' ' ')
 for t in $targets; do
     result=fail

@@ -112,6 +112,9 @@ class MetadataProxyApp:
         except Exception:
             LOG.exception("metadata proxy of network %s: unexpected error", self.network_id)
             status, headers, body = _error(500, UNKNOWN_ERROR)
+        # the whole body is at hand: its length framed, never chunked (an HTTP/1.0 client, as busybox's or
+        # cloud-init's simplest readers, cannot undo chunked framing)
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

@@ -121,6 +121,23 @@ async def test_each_guest_gets_its_own_documents(started: Any, servers: dict[str
     assert (NETWORK, "127.0.0.2") in ports.calls and (NETWORK, "127.0.0.3") in ports.calls
 
 
+async def test_an_http_1_0_reader_gets_a_length_framed_body(started: Any, servers: dict[str, dict[str, Any]]
+                                                           ) -> None:
+    """What the simplest guests send (busybox nc, an HTTP/1.0 request): the answer is the bytes of the document,
+    framed by Content-Length, never chunked."""
+    url, _ports = await started()
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port), local_addr=("127.0.0.2", 0))
+    writer.write(b"GET /latest/meta-data/local-ipv4 HTTP/1.0\r\nHost: 169.254.169.254\r\n\r\n")
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), raw
+    assert b"transfer-encoding" not in head.lower() and b"content-length: 9" in head.lower(), raw
+    assert body == b"127.0.0.2"
+
+
 async def test_headers_the_guest_sends_are_not_trusted(started: Any, servers: dict[str, dict[str, Any]]) -> None:
     url, _ports = await started()
     other = servers["b"]
