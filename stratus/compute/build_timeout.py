@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import datetime
 import logging
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from stratus import exception
+from stratus.compute.host import ComputeHost
 from stratus.db import actions, instances, placement
 from stratus.db.models import instance_actions
 from stratus.db.models import instances as instances_table
 from stratus.objects import states
 from stratus.utils import utcnow
-
-if TYPE_CHECKING:
-    from stratus.compute.manager import ComputeManager
 
 LOG = logging.getLogger(__name__)
 BUILD_EVENT = "compute__do_build_and_run_instance"
@@ -37,40 +34,40 @@ def spacing(timeout: int) -> float:
     return float(min(MAX_SPACING, max(1, timeout)))
 
 
-async def check_instance_build_time(manager: ComputeManager) -> list[tuple[str, str]]:
+async def check_instance_build_time(host: ComputeHost) -> list[tuple[str, str]]:
     """Time out the host's builds older than the timeout; returns (uuid, "timed out") pairs."""
-    timeout = manager.conf.instance_build_timeout
+    timeout = host.conf.instance_build_timeout
     if not timeout:
         return []
     cutoff = utcnow() - datetime.timedelta(seconds=timeout)
     c = instances_table.c
-    async with manager.db.read() as conn:
+    async with host.db.read() as conn:
         rows = [dict(r) for r in (await conn.execute(
-            select(c.uuid, c.task_state).where(c.host == manager.host, c.deleted == 0,
+            select(c.uuid, c.task_state).where(c.host == host.host, c.deleted == 0,
                                                c.vm_state == states.BUILDING, c.created_at < cutoff))).mappings()]
     done = []
     for row in rows:
         try:
-            if await _time_out(manager, row["uuid"], row["task_state"]):
+            if await _time_out(host, row["uuid"], row["task_state"]):
                 done.append((row["uuid"], "timed out"))
         except Exception:
-            LOG.exception("timing out the build of %s on %s failed", row["uuid"], manager.host)
+            LOG.exception("timing out the build of %s on %s failed", row["uuid"], host.host)
     return done
 
 
-async def _time_out(manager: ComputeManager, uuid: str, task_state: str | None) -> bool:
+async def _time_out(host: ComputeHost, uuid: str, task_state: str | None) -> bool:
     error = exception.InstanceBuildTimeout()
-    async with manager.db.write() as conn:
+    async with host.db.write() as conn:
         if not await instances.update_instance(conn, uuid, {"vm_state": states.ERROR, "task_state": None},
                                                expected_vm_state=(states.BUILDING,),
                                                expected_task_state=(task_state,)):
             return False  # the build moved on meanwhile: judged again at the next check if still building
         await placement.remove_allocations(conn, uuid)
-        await actions.add_fault(conn, uuid, error, host=manager.host, code=500)
+        await actions.add_fault(conn, uuid, error, host=host.host, code=500)
         row = (await conn.execute(select(instance_actions.c.request_id).where(
             instance_actions.c.instance_uuid == uuid, instance_actions.c.action == "create")
             .order_by(instance_actions.c.id.desc()).limit(1))).first()
         if row is not None:
             await actions.event_finish(conn, {"request_id": row[0]}, uuid, BUILD_EVENT, error=error)
-    LOG.warning("instance %s on %s: %s", uuid, manager.host, error.message)
+    LOG.warning("instance %s on %s: %s", uuid, host.host, error.message)
     return True

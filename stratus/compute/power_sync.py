@@ -14,20 +14,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select, update
 
 from stratus import exception
+from stratus.compute import power
+from stratus.compute.host import ComputeHost
 from stratus.db import actions, instances
 from stratus.db.engine import Connection
 from stratus.db.models import instances as instances_table
 from stratus.objects import states
 from stratus.objects.states import power_state, task_states
 from stratus.utils import utcnow
-
-if TYPE_CHECKING:
-    from stratus.compute.manager import ComputeManager
 
 LOG = logging.getLogger(__name__)
 
@@ -73,48 +72,48 @@ async def host_instances(conn: Connection, host: str, full: bool = False) -> lis
     return [dict(r) for r in (await conn.execute(query.order_by(instances_table.c.id))).mappings()]
 
 
-async def sync_host(manager: ComputeManager, context: dict[str, Any]) -> list[Synced]:
+async def sync_host(host: ComputeHost, context: dict[str, Any]) -> list[Synced]:
     """One pass over the host: reads first, then the hypervisor, so a row read is never newer than the power
     state compared with it. ``HypervisorUnavailable`` goes up (the manager disables the service)."""
-    async with manager.db.read() as conn:
-        rows = await host_instances(conn, manager.host)
-    observed = await manager.driver.list_power_states()
+    async with host.db.read() as conn:
+        rows = await host_instances(conn, host.host)
+    observed = await host.driver.list_power_states()
     if len(observed) != len(rows):
         LOG.warning("while synchronizing power states on %s: %d instances in the database, %d on the hypervisor",
-                    manager.host, len(rows), len(observed))
+                    host.host, len(rows), len(observed))
     done = []
     for row in rows:
         if row["task_state"] is not None:
             LOG.debug("sync skips %s: task %s under way", row["uuid"], row["task_state"])
             continue
-        if manager.locks.held(row["uuid"]):
+        if host.locks.held(row["uuid"]):
             continue
         try:
-            result = await apply(manager, context, row, observed.get(row["uuid"], power_state.NOSTATE))
+            result = await apply(host, context, row, observed.get(row["uuid"], power_state.NOSTATE))
         except Exception:
-            LOG.exception("power-state sync of %s on %s failed", row["uuid"], manager.host)
+            LOG.exception("power-state sync of %s on %s failed", row["uuid"], host.host)
             continue
         if result is not None:
             done.append(result)
     return done
 
 
-async def sync_instance(manager: ComputeManager, context: dict[str, Any], uuid: str) -> Synced | None:
+async def sync_instance(host: ComputeHost, context: dict[str, Any], uuid: str) -> Synced | None:
     """The same rules for one instance, now (a lifecycle event): skipped while an action of ours runs on it."""
-    if manager.locks.held(uuid):
+    if host.locks.held(uuid):
         return None
-    async with manager.db.read() as conn:
+    async with host.db.read() as conn:
         row = await instances.get_plain(conn, uuid)
-    if row is None or row["deleted"] or row["host"] != manager.host or row["task_state"] is not None:
+    if row is None or row["deleted"] or row["host"] != host.host or row["task_state"] is not None:
         return None
     try:
-        vm_power = (await manager.driver.get_info(manager.driver_instance(row))).power_state
+        vm_power = (await host.driver.get_info(host.driver_instance(row))).power_state
     except exception.InstanceNotFound:
         vm_power = power_state.NOSTATE
-    return await apply(manager, context, row, vm_power)
+    return await apply(host, context, row, vm_power)
 
 
-async def apply(manager: ComputeManager, context: dict[str, Any], row: dict[str, Any], vm_power: int
+async def apply(host: ComputeHost, context: dict[str, Any], row: dict[str, Any], vm_power: int
                 ) -> Synced | None:
     """Store the observed power state and, where Nova's rules say so, request a stop; None if nothing was to be
     done or the instance moved on since ``row`` was read."""
@@ -125,7 +124,7 @@ async def apply(manager: ComputeManager, context: dict[str, Any], row: dict[str,
     values: dict[str, Any] = {"power_state": vm_power}
     if action is not None:
         values.update(task_state=task_states.POWERING_OFF, progress=0)
-    async with manager.db.write() as conn:
+    async with host.db.write() as conn:
         if not await _swap(conn, row, values):
             return None
         if action is not None:
@@ -133,11 +132,11 @@ async def apply(manager: ComputeManager, context: dict[str, Any], row: dict[str,
     if vm_power != db_power:
         log = LOG.warning if vm_power == power_state.NOSTATE else LOG.info
         log("instance %s on %s: power state %s in the database, %s on the hypervisor%s; stored", uuid,
-            manager.host, db_power, vm_power, " (guest not found)" if vm_power == power_state.NOSTATE else "")
+            host.host, db_power, vm_power, " (guest not found)" if vm_power == power_state.NOSTATE else "")
     if action is not None:
         LOG.warning("instance %s (%s) has its guest in power state %s: stopping it (%s)", uuid, vm_state,
                     vm_power, action)
-        manager.dispatch(manager.stop_instance(context, uuid))
+        host.dispatch(power.stop_instance(host, context, uuid))
     elif vm_state == states.ACTIVE and vm_power in (power_state.PAUSED, power_state.NOSTATE):
         LOG.warning("instance %s is active but its guest is %s: left alone", uuid,
                     "paused" if vm_power == power_state.PAUSED else "not found")

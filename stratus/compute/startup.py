@@ -12,13 +12,15 @@ periodically.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
 from stratus import exception
-from stratus.compute import power_sync
+from stratus.compute import delete, power, power_sync
 from stratus.compute.api import ALLOW_HARD_REBOOT
+from stratus.compute.host import ComputeHost
+from stratus.compute.power import SOFT_REBOOT_TASKS
 from stratus.context import RequestContext
 from stratus.db import actions, instances
 from stratus.db.models import instance_actions
@@ -27,15 +29,10 @@ from stratus.objects import states
 from stratus.objects.states import power_state, task_states
 from stratus.virt.driver import HypervisorUnavailable
 
-if TYPE_CHECKING:
-    from stratus.compute.manager import ComputeManager
-
 LOG = logging.getLogger(__name__)
 
 BUILD_TASKS = (task_states.SCHEDULING, task_states.BLOCK_DEVICE_MAPPING, task_states.NETWORKING,
                task_states.SPAWNING)
-SOFT_REBOOT_TASKS = (task_states.REBOOTING, task_states.REBOOT_PENDING, task_states.REBOOT_STARTED)
-HARD_REBOOT_TASKS = (task_states.REBOOTING_HARD, task_states.REBOOT_PENDING_HARD, task_states.REBOOT_STARTED_HARD)
 #: Nova clears these when the guest is running (the request never reached the hypervisor, or it finished)
 _CLEAR_IF_RUNNING = (task_states.REBOOT_STARTED, task_states.REBOOT_STARTED_HARD, task_states.REBOOTING_HARD,
                      task_states.REBOOTING, task_states.PAUSING, task_states.UNPAUSING)
@@ -50,27 +47,27 @@ class BuildInterruptedByRestart(exception.StratusException):
     msg_fmt = "Instance %(instance_uuid)s was building when compute host %(host)s restarted"
 
 
-async def reconcile(manager: ComputeManager) -> list[tuple[str, str]]:
+async def reconcile(host: ComputeHost) -> list[tuple[str, str]]:
     """The start-up pass: every instance of the host, then the guests of no live instance of it, then a power
     sync of what is left. Returns (instance uuid, what was done) pairs."""
-    observed = await manager.driver.list_power_states()
-    async with manager.db.read() as conn:
-        rows = await power_sync.host_instances(conn, manager.host, full=True)
+    observed = await host.driver.list_power_states()
+    async with host.db.read() as conn:
+        rows = await power_sync.host_instances(conn, host.host, full=True)
     done: list[tuple[str, str]] = []
     for row in rows:
         try:
-            what = await init_instance(manager, row, observed.get(row["uuid"], power_state.NOSTATE))
+            what = await init_instance(host, row, observed.get(row["uuid"], power_state.NOSTATE))
         except HypervisorUnavailable:
             raise
         except Exception:
-            LOG.exception("start-up handling of %s on %s failed", row["uuid"], manager.host)
+            LOG.exception("start-up handling of %s on %s failed", row["uuid"], host.host)
             what = "failed"
         if what:
             done.append((row["uuid"], what))
-    done += await running_deleted(manager, list(observed))
+    done += await running_deleted(host, list(observed))
     if rows:  # an empty host (a new one, most of a simulated fleet) has nothing to sync
         context = RequestContext.admin().to_dict()
-        done += [(s.uuid, f"sync: {s.action or 'power state'}") for s in await power_sync.sync_host(manager, context)]
+        done += [(s.uuid, f"sync: {s.action or 'power state'}") for s in await power_sync.sync_host(host, context)]
     return done
 
 
@@ -89,41 +86,41 @@ def retry_reboot(vm_state: str, task_state: str | None, current: int) -> bool:
     return pending_soft or pending_hard or started_not_running
 
 
-async def init_instance(manager: ComputeManager, row: dict[str, Any], current: int) -> str | None:
+async def init_instance(host: ComputeHost, row: dict[str, Any], current: int) -> str | None:
     """One instance at start-up (Nova's ``_init_instance`` order); what was done, or None."""
     uuid, vm_state, task = row["uuid"], row["vm_state"], row["task_state"]
     if vm_state == states.SOFT_DELETED or (vm_state == states.ERROR and task != task_states.DELETING):
         return None
     if vm_state == states.BUILDING or task in BUILD_TASKS:
-        return await _error_interrupted_build(manager, row)
+        return await _error_interrupted_build(host, row)
     if task == task_states.DELETING:
-        LOG.info("instance %s was being deleted when %s stopped: deleting it now", uuid, manager.host)
-        manager.dispatch(manager.terminate_instance(await _context_of(manager, uuid, "delete"), uuid))
+        LOG.info("instance %s was being deleted when %s stopped: deleting it now", uuid, host.host)
+        host.dispatch(delete.terminate_instance(host, await _context_of(host, uuid, "delete"), uuid))
         return "delete"
     if retry_reboot(vm_state, task, current):
         kind = reboot_type(task, current)
         expected: tuple[str | None, ...] = (task,)
         if task in SOFT_REBOOT_TASKS and kind == "HARD":  # a soft reboot that got the guest down became HARD
-            if not await _set(manager, uuid, {"task_state": task_states.REBOOT_PENDING_HARD}, expected):
+            if not await _set(host, uuid, {"task_state": task_states.REBOOT_PENDING_HARD}, expected):
                 return None
         LOG.info("instance %s was rebooting (%s, power state %s): rebooting it %s", uuid, task, current, kind)
-        manager.dispatch(manager.reboot_instance(await _context_of(manager, uuid, "reboot"), uuid, kind))
+        host.dispatch(power.reboot_instance(host, await _context_of(host, uuid, "reboot"), uuid, kind))
         return f"reboot {kind}"
     if current == power_state.RUNNING and task in _CLEAR_IF_RUNNING:
         LOG.warning("instance %s in %s at start-up with its guest running: clearing the task", uuid, task)
-        return "cleared" if await _set(manager, uuid, {"task_state": None, "vm_state": states.ACTIVE},
+        return "cleared" if await _set(host, uuid, {"task_state": None, "vm_state": states.ACTIVE},
                                        (task,)) else None
     if current == power_state.PAUSED and task == task_states.UNPAUSING:
-        manager.dispatch(manager.unpause_instance(await _context_of(manager, uuid, "unpause"), uuid))
+        host.dispatch(power.unpause_instance(host, await _context_of(host, uuid, "unpause"), uuid))
         return "unpause"
     if task == task_states.POWERING_OFF:
-        manager.dispatch(manager.stop_instance(await _context_of(manager, uuid, "stop"), uuid))
+        host.dispatch(power.stop_instance(host, await _context_of(host, uuid, "stop"), uuid))
         return "stop"
     if task == task_states.POWERING_ON:
-        manager.dispatch(manager.start_instance(await _context_of(manager, uuid, "start"), uuid))
+        host.dispatch(power.start_instance(host, await _context_of(host, uuid, "start"), uuid))
         return "start"
     if task == task_states.RESUMING and current == power_state.SUSPENDED:
-        manager.dispatch(manager.resume_instance(await _context_of(manager, uuid, "resume"), uuid))
+        host.dispatch(power.resume_instance(host, await _context_of(host, uuid, "resume"), uuid))
         return "resume"
     if task in _REACHED:
         # Nova leaves these set forever; the guest tells whether the action happened
@@ -131,25 +128,25 @@ async def init_instance(manager: ComputeManager, row: dict[str, Any], current: i
         values: dict[str, Any] = {"task_state": None, "power_state": current}
         if current == target_power:
             values["vm_state"] = target_vm
-        return f"settled {task}" if await _set(manager, uuid, values, (task,)) else None
+        return f"settled {task}" if await _set(host, uuid, values, (task,)) else None
     if task is not None:
         return None
     if (row["power_state"] == power_state.RUNNING and current != power_state.RUNNING
-            and manager.conf.resume_guests_state_on_host_boot):
-        return await _resume_guest(manager, row)
+            and host.conf.resume_guests_state_on_host_boot):
+        return await _resume_guest(host, row)
     return None
 
 
-async def _set(manager: ComputeManager, uuid: str, values: dict[str, Any], expected: tuple[str | None, ...]) -> bool:
-    async with manager.db.write() as conn:
+async def _set(host: ComputeHost, uuid: str, values: dict[str, Any], expected: tuple[str | None, ...]) -> bool:
+    async with host.db.write() as conn:
         return await instances.update_instance(conn, uuid, values, expected_task_state=expected)
 
 
-async def _context_of(manager: ComputeManager, uuid: str, action: str) -> dict[str, Any]:
+async def _context_of(host: ComputeHost, uuid: str, action: str) -> dict[str, Any]:
     """An admin context under the request id of the instance's last ``action``, so the retried step's event joins
     the action the user started."""
     context = RequestContext.admin()
-    async with manager.db.read() as conn:
+    async with host.db.read() as conn:
         row = (await conn.execute(select(instance_actions.c.request_id).where(
             instance_actions.c.instance_uuid == uuid, instance_actions.c.action == action)
             .order_by(instance_actions.c.id.desc()).limit(1))).first()
@@ -158,77 +155,77 @@ async def _context_of(manager: ComputeManager, uuid: str, action: str) -> dict[s
     return context.to_dict()
 
 
-async def _error_interrupted_build(manager: ComputeManager, row: dict[str, Any]) -> str | None:
+async def _error_interrupted_build(host: ComputeHost, row: dict[str, Any]) -> str | None:
     uuid = row["uuid"]
-    error = BuildInterruptedByRestart(instance_uuid=uuid, host=manager.host)
+    error = BuildInterruptedByRestart(instance_uuid=uuid, host=host.host)
     LOG.warning("%s: setting it to ERROR", error.message)
-    context = await _context_of(manager, uuid, "create")
-    async with manager.db.write() as conn:
+    context = await _context_of(host, uuid, "create")
+    async with host.db.write() as conn:
         if not await instances.update_instance(conn, uuid, {"vm_state": states.ERROR, "task_state": None},
                                                expected_vm_state=(row["vm_state"],),
                                                expected_task_state=(row["task_state"],)):
             return None
-        await actions.add_fault(conn, uuid, error, host=manager.host, code=500)
+        await actions.add_fault(conn, uuid, error, host=host.host, code=500)
         await actions.event_finish(conn, context, uuid, "compute__do_build_and_run_instance", error=error)
     return "error"
 
 
-async def _resume_guest(manager: ComputeManager, row: dict[str, Any]) -> str:
+async def _resume_guest(host: ComputeHost, row: dict[str, Any]) -> str:
     """``[DEFAULT] resume_guests_state_on_host_boot``: start the guest of an instance that was running."""
     uuid = row["uuid"]
-    LOG.info("starting the guest of %s again after the restart of %s", uuid, manager.host)
+    LOG.info("starting the guest of %s again after the restart of %s", uuid, host.host)
     try:
-        await manager.driver.power_on(manager.driver_instance(row))
+        await host.driver.power_on(host.driver_instance(row))
     except NotImplementedError:
-        LOG.warning("the driver of %s cannot start guests: %s left as it is", manager.host, uuid)
+        LOG.warning("the driver of %s cannot start guests: %s left as it is", host.host, uuid)
         return "resume not supported"
     except HypervisorUnavailable:
         raise
     except Exception as exc:
         LOG.warning("starting the guest of %s failed: %s; setting it to ERROR", uuid, exc)
-        async with manager.db.write() as conn:
+        async with host.db.write() as conn:
             if await instances.update_instance(conn, uuid, {"vm_state": states.ERROR}, expected_task_state=(None,)):
-                await actions.add_fault(conn, uuid, exc, host=manager.host)
+                await actions.add_fault(conn, uuid, exc, host=host.host)
         return "error"
     return "resumed"
 
 
-async def running_deleted(manager: ComputeManager, guests: list[str] | None = None) -> list[tuple[str, str]]:
+async def running_deleted(host: ComputeHost, guests: list[str] | None = None) -> list[tuple[str, str]]:
     """Guests of no live instance of this host (deleted, unknown, or another host's): ``[DEFAULT]
     running_deleted_instance_action`` (reap: destroy with disks; shutdown: power off; log; noop). ``guests``: the
     uuids the hypervisor reported, if already asked."""
-    action = manager.conf.running_deleted_instance_action
+    action = host.conf.running_deleted_instance_action
     if action == "noop":
         return []
-    uuids = await manager.driver.list_instance_uuids() if guests is None else guests
+    uuids = await host.driver.list_instance_uuids() if guests is None else guests
     if not uuids:
         return []
     c = instances_table.c
-    async with manager.db.read() as conn:
+    async with host.db.read() as conn:
         known = {r.uuid: r for r in await conn.execute(
             select(c.uuid, c.id, c.host, c.deleted).where(c.uuid.in_(uuids)))}
     done = []
     for uuid in uuids:
         row = known.get(uuid)
-        if (row is not None and not row.deleted and row.host == manager.host) or manager.locks.held(uuid):
+        if (row is not None and not row.deleted and row.host == host.host) or host.locks.held(uuid):
             continue
         why = "unknown" if row is None else "deleted" if row.deleted else f"on host {row.host}"
-        instance = {"uuid": uuid, "name": "" if row is None else manager.conf.instance_name_template % row.id}
+        instance = {"uuid": uuid, "name": "" if row is None else host.conf.instance_name_template % row.id}
         try:
             if action == "reap":
-                LOG.info("destroying guest %s on %s: its instance is %s", uuid, manager.host, why)
-                await manager.driver.destroy(instance, network_info=[], destroy_disks=True)
+                LOG.info("destroying guest %s on %s: its instance is %s", uuid, host.host, why)
+                await host.driver.destroy(instance, network_info=[], destroy_disks=True)
             elif action == "shutdown":
-                LOG.info("powering off guest %s on %s: its instance is %s", uuid, manager.host, why)
-                await manager.driver.power_off(instance)
+                LOG.info("powering off guest %s on %s: its instance is %s", uuid, host.host, why)
+                await host.driver.power_off(instance)
             else:
-                LOG.warning("guest %s runs on %s but its instance is %s", uuid, manager.host, why)
+                LOG.warning("guest %s runs on %s but its instance is %s", uuid, host.host, why)
         except exception.InstanceNotFound:
             continue
         except HypervisorUnavailable:
             raise
         except Exception as exc:
-            LOG.warning("%s of guest %s on %s failed: %s", action, uuid, manager.host, exc)
+            LOG.warning("%s of guest %s on %s failed: %s", action, uuid, host.host, exc)
             continue
         done.append((uuid, action))
     return done

@@ -9,7 +9,7 @@ build_recovery_interval``, it reads every instance still waiting for a compute h
 - cast to a host whose compute service is down (silent past ``service_down_time``, forced down, or deleted)
   and never taken by it: the cast waits in that host's queue with nobody to consume it, so the build is taken
   over, its claims given back, its host cleared and it is scheduled again away from that host (a host that comes
-  back finds the build is no longer its own and leaves it: compute/manager.py); Nova leaves such a build in BUILD;
+  back finds the build is no longer its own and leaves it: compute/conductor.py); Nova leaves such a build in BUILD;
 - on a live host already: the host's (its start-up puts an interrupted build in ERROR);
 - waiting for a host, and its conductor is gone: the lease is nobody's and was handed over longer than the
   interval ago (or, with the in-process transport, before this process started: that cast died with its process),
@@ -32,7 +32,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from stratus import exception
-from stratus.conductor.manager import RETRY_EVENT, SCHEDULE_EVENT
+from stratus.conductor import build
+from stratus.conductor.build import RETRY_EVENT, SCHEDULE_EVENT
+from stratus.conductor.state import ConductorState
 from stratus.context import RequestContext
 from stratus.db import actions, builds, instances, placement
 from stratus.db import services as services_db
@@ -43,8 +45,6 @@ from stratus.utils import utcnow
 
 if TYPE_CHECKING:
     import datetime
-
-    from stratus.conductor.manager import ConductorManager
 
 LOG = logging.getLogger(__name__)
 
@@ -62,17 +62,17 @@ class BuildHostDown(exception.StratusException):
                "scheduling it again")
 
 
-async def reconcile(manager: ConductorManager) -> list[tuple[str, str]]:
+async def reconcile(conductor: ConductorState) -> list[tuple[str, str]]:
     now = utcnow()
-    async with manager.db.read() as conn:
+    async with conductor.db.read() as conn:
         rows = await builds.waiting(conn)
     done: list[tuple[str, str]] = []
     orphans: dict[str, list[tuple[dict[str, Any], str]]] = defaultdict(list)
     for row in rows:
         try:
-            verdict = judge(manager, row, now)
+            verdict = judge(conductor, row, now)
             if verdict == "timeout":
-                if await _time_out(manager, row):
+                if await _time_out(conductor, row):
                     done.append((row["uuid"], "timed out"))
             elif verdict is not None:
                 orphans[row["reservation_id"]].append((row, verdict))
@@ -81,48 +81,48 @@ async def reconcile(manager: ConductorManager) -> list[tuple[str, str]]:
             done.append((row["uuid"], "failed"))
     for group in orphans.values():
         try:
-            done += await _schedule_again(manager, group)
+            done += await _schedule_again(conductor, group)
         except Exception:
             LOG.exception("scheduling again the builds of reservation %s failed", group[0][0]["reservation_id"])
             done += [(row["uuid"], "failed") for row, _ in group]
-    done += await release_stranded(manager)
+    done += await release_stranded(conductor)
     return done
 
 
-def judge(manager: ConductorManager, row: dict[str, Any], now: datetime.datetime) -> str | None:
+def judge(conductor: ConductorState, row: dict[str, Any], now: datetime.datetime) -> str | None:
     """What the pass does with one waiting build: "timeout", the reason its conductor is gone (schedule it
     again), or None (leave it)."""
-    timeout = manager.conf.instance_build_timeout
+    timeout = conductor.conf.instance_build_timeout
     if timeout and builds.older_than(row["created_at"], timeout, now):
         return "timeout"
-    if row["spec"] is None or row["uuid"] in manager.in_flight:
+    if row["spec"] is None or row["uuid"] in conductor.in_flight:
         return None
     if row["host"] is not None:
         service = row["host_service"]
-        if service is None or not services_db.is_up(service, manager.conf.service_down_time, now):
+        if service is None or not services_db.is_up(service, conductor.conf.service_down_time, now):
             return f"its host {row['host']} is down"
         return None
     holder = row["conductor_id"]
     if holder is None:
         since = row["since"]
-        if builds.older_than(since, manager.conf.conductor.build_recovery_interval, now):
+        if builds.older_than(since, conductor.conf.conductor.build_recovery_interval, now):
             return "no conductor took it"
-        if manager.in_process and since is not None and since < manager.started_at:
+        if conductor.in_process and since is not None and since < conductor.started_at:
             return "its cast was lost with the process that sent it"
         return None
-    if holder == manager.service_id:
-        return None if row["uuid"] in manager.in_flight else "this conductor restarted"
+    if holder == conductor.service_id:
+        return None if row["uuid"] in conductor.in_flight else "this conductor restarted"
     service = row["service"]
-    if service is None or not services_db.is_up(service, manager.conf.service_down_time, now):
+    if service is None or not services_db.is_up(service, conductor.conf.service_down_time, now):
         return f"conductor service {holder} is down"
     return None
 
 
-async def _context_of(manager: ConductorManager, uuid: str) -> dict[str, Any]:
+async def _context_of(conductor: ConductorState, uuid: str) -> dict[str, Any]:
     """An admin context under the request id of the instance's ``create`` action, so the events recovery
     records join the action the user started."""
     context = RequestContext.admin()
-    async with manager.db.read() as conn:
+    async with conductor.db.read() as conn:
         row = (await conn.execute(select(instance_actions.c.request_id).where(
             instance_actions.c.instance_uuid == uuid, instance_actions.c.action == "create")
             .order_by(instance_actions.c.id.desc()).limit(1))).first()
@@ -131,15 +131,15 @@ async def _context_of(manager: ConductorManager, uuid: str) -> dict[str, Any]:
     return context.to_dict()
 
 
-async def _time_out(manager: ConductorManager, row: dict[str, Any]) -> bool:
+async def _time_out(conductor: ConductorState, row: dict[str, Any]) -> bool:
     """ERROR with Nova's timeout message as the fault, claims released. A build still waiting for a host has
     its lease taken first, so the conductor that may still be scheduling it records nothing more."""
     uuid = row["uuid"]
     error = exception.InstanceBuildTimeout()
-    context = await _context_of(manager, uuid)
-    async with manager.db.write() as conn:
+    context = await _context_of(conductor, uuid)
+    async with conductor.db.write() as conn:
         if row["host"] is None and row["generation"] is not None and not await builds.take_over(
-                conn, uuid, manager.service_id, row["generation"]):
+                conn, uuid, conductor.service_id, row["generation"]):
             return False
         if not await instances.update_instance(conn, uuid, {"vm_state": states.ERROR, "task_state": None},
                                                expected_vm_state=(states.BUILDING,),
@@ -153,18 +153,18 @@ async def _time_out(manager: ConductorManager, row: dict[str, Any]) -> bool:
     return True
 
 
-async def _schedule_again(manager: ConductorManager, group: list[tuple[dict[str, Any], str]]
+async def _schedule_again(conductor: ConductorState, group: list[tuple[dict[str, Any], str]]
                           ) -> list[tuple[str, str]]:
     """Take over the builds of one boot request, give back their claims, and schedule them together."""
     uuids = [row["uuid"] for row, _ in group]
-    context = await _context_of(manager, uuids[0])
+    context = await _context_of(conductor, uuids[0])
     taken: list[str] = []
     down_hosts: set[str] = set()
-    with manager.in_flight.hold(uuids):
-        async with manager.db.write() as conn:
+    with conductor.in_flight.hold(uuids):
+        async with conductor.db.write() as conn:
             for row, why in group:
                 uuid, host = row["uuid"], row["host"]
-                if not await builds.take_over(conn, uuid, manager.service_id, row["generation"]):
+                if not await builds.take_over(conn, uuid, conductor.service_id, row["generation"]):
                     continue  # another conductor was first
                 if not await builds.still_waiting(conn, uuid, row["generation"] + 1, host):
                     continue  # placed, taken by its host, failed or deleted since it was read: nothing to do
@@ -175,7 +175,7 @@ async def _schedule_again(manager: ConductorManager, group: list[tuple[dict[str,
                     lost = BuildHostDown(instance_uuid=uuid, host=host)
                     down_hosts.add(host)
                     # no host until the new one is recorded: the old one, back, must not take it. A compare-and-
-                    # swap against the host's own take (compute/manager.py): if the host took the build since it
+                    # swap against the host's own take (compute/conductor.py): if the host took the build since it
                     # was read (it was only slow to beat, not down), the build and its claims are the host's
                     if not await instances.update_instance(conn, uuid, {"host": None, "node": None,
                                                                         "launched_on": None},
@@ -187,41 +187,41 @@ async def _schedule_again(manager: ConductorManager, group: list[tuple[dict[str,
                 for event in (SCHEDULE_EVENT, RETRY_EVENT):
                     await actions.event_finish(conn, context, uuid, event, error=lost)
                 await placement.remove_allocations(conn, uuid)
-                await actions.event_start(conn, context, uuid, SCHEDULE_EVENT, host=manager.conf.host)
+                await actions.event_start(conn, context, uuid, SCHEDULE_EVENT, host=conductor.conf.host)
                 taken.append(uuid)
         if taken:
             first = group[0][0]["spec"]
             spec = {**first, "instance_uuid": None, "num_instances": len(taken)}
             if down_hosts:
                 spec["ignore_hosts"] = sorted({*(first.get("ignore_hosts") or []), *down_hosts})
-            await manager.schedule_taken(context, spec, taken)
+            await build.schedule_taken(conductor, context, spec, taken)
     return [(uuid, "scheduled again") for uuid in taken]
 
 
-async def release_stranded(manager: ConductorManager) -> list[tuple[str, str]]:
+async def release_stranded(conductor: ConductorState) -> list[tuple[str, str]]:
     """Remove the allocations of deleted instances and of instances in ERROR without a host (a claim that
     landed after its instance was deleted or had failed, by a conductor that died before giving it back), and
     those a placed instance holds on another node than its own (a claim whose scheduler's reply came too late)."""
-    async with manager.db.read() as conn:
+    async with conductor.db.read() as conn:
         consumers = await builds.stranded_allocations(conn)
     done = []
     for consumer in consumers:
         try:
-            async with manager.db.write() as conn:
+            async with conductor.db.write() as conn:
                 await placement.remove_allocations(conn, consumer)
         except Exception:
             LOG.exception("removing the stranded allocations of %s failed", consumer)
             continue
         LOG.warning("removed the allocations of %s: its instance is deleted or failed without a host", consumer)
         done.append((consumer, "allocations released"))
-    async with manager.db.read() as conn:
+    async with conductor.db.read() as conn:
         misplaced = await builds.misplaced_allocations(conn)
     by_consumer: dict[str, list[int]] = defaultdict(list)
     for consumer, provider_id in misplaced:
         by_consumer[consumer].append(provider_id)
     for consumer, provider_ids in by_consumer.items():
         try:
-            async with manager.db.write() as conn:
+            async with conductor.db.write() as conn:
                 await placement.remove_allocations_on(conn, consumer, provider_ids)
         except Exception:
             LOG.exception("removing the misplaced allocations of %s failed", consumer)

@@ -9,8 +9,8 @@ import pytest
 
 from stratus import exception
 from stratus.compute import api as compute_api
+from stratus.compute.console import tail
 from stratus.compute.locks import InstanceLocks
-from stratus.compute.manager import tail
 from stratus.compute.rpcapi import NotSupportedByDriver
 from stratus.db import actions, instances
 from stratus.objects.states import power_state as ps

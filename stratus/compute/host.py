@@ -1,0 +1,82 @@
+"""The state one compute host's flows share: its configuration, database, driver, clients, locks and node.
+
+Every flow module (build, delete, power, snapshot, console, the periodic tasks, the start-up reconciliation, the
+power-state sync) takes a ``ComputeHost`` and nothing else, so none of them imports the manager and the manager,
+which only dispatches RPC messages to them, imports them all: there is no import circle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from oslo_config import cfg
+
+from stratus.compute import resource_tracker
+from stratus.compute.locks import InstanceLocks
+from stratus.conductor.rpcapi import ConductorAPI
+from stratus.db.engine import Database
+from stratus.image.client import ImageClient
+from stratus.rpc.transport import Transport
+from stratus.scheduler.rpcapi import SchedulerAPI
+from stratus.virt.driver import ComputeDriver
+
+LOG = logging.getLogger(__name__)
+
+
+class ComputeHost:
+    def __init__(self, conf: cfg.ConfigOpts, db: Database, transport: Transport, *, host: str,
+                 driver: ComputeDriver, images: ImageClient | None) -> None:
+        self.conf = conf
+        self.db = db
+        self.host = host
+        self.driver = driver
+        self.images = images
+        self.transport = transport
+        self.conductor = ConductorAPI(transport)
+        self.scheduler = SchedulerAPI(transport)
+        self.service_id = 0
+        self.node: dict[str, Any] = {}
+        self.locks = InstanceLocks()
+        #: consecutive failed builds, reported in the node's stats for the BuildFailureWeigher; a success resets it
+        self.failed_builds = 0
+        #: the hypervisor stopped answering (the service disabled itself); cleared by the first pass that reaches it
+        self.hypervisor_down = False
+        self.driver_ready = False  # driver.init_host succeeded
+        self.reconciled = False  # the start-up reconciliation ran (it waits for a reachable hypervisor)
+        self.background: set[asyncio.Task[Any]] = set()
+        self.pending_syncs: set[str] = set()  # instances with a lifecycle-event sync queued
+        #: the periodic tasks' next run, in time.monotonic() (compute/periodic.py)
+        self.next_run: dict[str, float] = {}
+
+    def driver_instance(self, row: dict[str, Any]) -> dict[str, Any]:
+        """An instance row as the driver sees it: with its hypervisor name."""
+        return {**row, "name": self.conf.instance_name_template % row["id"]}
+
+    def dispatch(self, action: Coroutine[Any, Any, Any]) -> None:
+        """Run an action in the background, as a cast to this host would (the sync's stops, start-up retries)."""
+        task = asyncio.get_running_loop().create_task(action)
+        self.background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self.background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            LOG.error("background action on %s failed", self.host, exc_info=task.exception())
+
+    async def drain(self) -> None:
+        """Wait until no background action runs (tests use it to see the outcome of what a sync started)."""
+        while self.background:
+            await asyncio.gather(*list(self.background), return_exceptions=True)
+
+    async def report_stats(self, conn: Any) -> None:
+        """The node's stats after a change (none to write while the hypervisor has never answered)."""
+        if self.node:
+            self.node = await resource_tracker.report_stats(conn, self.node, self.failed_builds)
+
+    async def send_stats(self, context: dict[str, Any]) -> None:
+        """Tell the schedulers the node's stats now (they weigh a build failure from their next request)."""
+        if self.node:
+            await self.scheduler.update_host_stats(context, self.node["hypervisor_hostname"], self.node["stats"])
