@@ -218,7 +218,9 @@ async def list_page(conn: Connection, f: ListFilters) -> list[dict[str, Any]]:
     order = [instances.c[k].asc() if d == "asc" else instances.c[k].desc() for k, d in keys]
     q = q.order_by(*order).limit(f.limit)
     try:
-        rows = [dict(r) for r in (await conn.execute(q)).mappings()]
+        result = await conn.execute(q)
+        keys = list(result.keys())  # once: dict(row_mapping) asks the result's metadata for its keys each row
+        rows = [dict(zip(keys, r, strict=True)) for r in result]
     except DBAPIError as exc:
         if f.name and getattr(exc.orig, "sqlstate", None) == _INVALID_REGEX:
             raise InvalidRegex(f.name) from None
