@@ -128,13 +128,19 @@ async def get(conn: Connection, uuid: str, read_deleted: bool = False, project_i
     return (await _attach(conn, [dict(row)]))[0]
 
 
+#: built once: the services read an instance's row at every step of its life
+_PLAIN = select(instances).where(instances.c.uuid == bindparam("b_uuid"))
+_PLAIN_OF_PROJECT = _PLAIN.where(instances.c.project_id == bindparam("b_project"))
+
+
 async def get_plain(conn: Connection, uuid: str, project_id: str | None = None) -> dict[str, Any] | None:
     """The instance row alone (no metadata, tags or fault) for the services' state machine; with ``project_id``,
     None for another project's."""
-    query = select(instances).where(instances.c.uuid == uuid)
-    if project_id is not None:
-        query = query.where(instances.c.project_id == project_id)
-    row = (await conn.execute(query)).mappings().first()
+    if project_id is None:
+        result = await conn.execute(_PLAIN, {"b_uuid": uuid})
+    else:
+        result = await conn.execute(_PLAIN_OF_PROJECT, {"b_uuid": uuid, "b_project": project_id})
+    row = result.mappings().first()
     return None if row is None else dict(row)
 
 
