@@ -161,8 +161,7 @@ async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_rep
               anchors: bool = False, listed: int = 1000, burst_gets: int = 200, burst_boots: int = 50
               ) -> dict[str, Any]:
     """The boot of ``servers`` (and, with ``anchors``, the deletes, the burst and the listing of ``listed``)."""
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-    async with httpx.AsyncClient(headers=headers, timeout=120, limits=limits) as http:
+    async with httpx.AsyncClient(headers=headers, timeout=120) as http:
         image = (await http.post(f"{cloud.image_url}/v2/images", json={
             "name": "bench", "disk_format": "raw", "container_format": "bare", "visibility": "public"})).json()
         await http.put(f"{cloud.image_url}/v2/images/{image['id']}/file", content=b"\0" * 65536,
@@ -332,11 +331,11 @@ async def anchor_rows(http: httpx.AsyncClient, cloud: Cloud | Multinode, image_i
     refused = 0
     get_times: list[float] = []
 
-    async def get() -> None:
+    async def get(burst: httpx.AsyncClient) -> None:
         nonlocal refused
         t0 = time.perf_counter()
         try:
-            resp = await _detail(http, cloud)
+            resp = await _detail(burst, cloud)
         except httpx.HTTPError:
             refused += 1
             return
@@ -353,7 +352,11 @@ async def anchor_rows(http: httpx.AsyncClient, cloud: Cloud | Multinode, image_i
 
     boots = asyncio.gather(*(boot(i) for i in range(burst_boots)))
     await asyncio.sleep(0)  # the first boots are on their way
-    await asyncio.gather(*(get() for _ in range(burst_gets)), boots)
+    # a connection per GET, all at once, closed after (an idle keep-alive connection the server closes later
+    # would fail the next request of the main client)
+    async with httpx.AsyncClient(headers=http.headers, timeout=120, limits=httpx.Limits(
+            max_connections=None, max_keepalive_connections=0)) as burst:
+        await asyncio.gather(*(get(burst) for _ in range(burst_gets)), boots)
     await _wait_active(http, cloud, burst_boots)
 
     # the listing of ``listed`` servers: the rest booted in requests of up to 50 (max_count)
