@@ -161,7 +161,10 @@ async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_rep
               anchors: bool = False, listed: int = 1000, burst_gets: int = 200, burst_boots: int = 50
               ) -> dict[str, Any]:
     """The boot of ``servers`` (and, with ``anchors``, the deletes, the burst and the listing of ``listed``)."""
-    async with httpx.AsyncClient(headers=headers, timeout=120) as http:
+    # idle connections dropped well before the server's keep-alive timeout (uvicorn's 5 s) closes them: a request
+    # on a connection the server closes at that moment fails (a machine loaded enough makes phases that long)
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0)
+    async with httpx.AsyncClient(headers=headers, timeout=120, limits=limits) as http:
         image = (await http.post(f"{cloud.image_url}/v2/images", json={
             "name": "bench", "disk_format": "raw", "container_format": "bare", "visibility": "public"})).json()
         await http.put(f"{cloud.image_url}/v2/images/{image['id']}/file", content=b"\0" * 65536,
