@@ -1,36 +1,44 @@
-"""Boot benchmark: N servers on M simulated hosts through the REST API of a real all-in-one.
+"""Boot benchmark: N servers on M simulated hosts through the REST API of a real all-in-one, and the API's latency
+while it builds.
 
-    python benchmarks/boot.py [--servers 200] [--hosts 20] [--concurrency 20] [--failing-fraction 0.2]
-                              [--max-attempts 3] [--deployment all-in-one|multinode|both] [--network]
-                              [--projects 10] [--json PATH]
+    python benchmarks/boot.py [--servers 200] [--hosts 20] [--concurrency 10] [--listed 1000] [--runs 3]
+                              [--failing-fraction 0.2] [--max-attempts 3] [--deployment all-in-one|multinode|both]
+                              [--network] [--projects 10] [--json PATH]
 
-Two runs, each on a fresh all-in-one with the same servers and hosts: the baseline, where every build
-succeeds, and one where a fraction of the simulated hosts (``[fake_driver] fail_hosts``, every 5th host for
-0.2) fail every build, so the conductor reschedules those builds onto the alternates the scheduler returned
-(``[scheduler] max_attempts``). ``--failing-fraction 0`` runs the baseline only.
+The ``all-in-one`` row runs on a fresh all-in-one (fake driver, noauth2, SQLite): ``--servers`` boots by
+``--concurrency`` clients (servers/s from the first POST to all ACTIVE, POST /servers p50/p99 while they build),
+GET /servers/detail with those servers listed (p50/p99), then every one deleted by the same clients (deletes/s:
+first DELETE to none listed), then the burst: 200 concurrent GET /servers/detail while 50 boots are posted and
+built (p50/p99 of the GETs, and how many were refused: an error status or a failed connection), then
+``--listed`` servers in all (booted 50 per request, ``max_count``) and GET /servers/detail of all of them (p50),
+and the cloud process's peak RSS after that. ``--runs 3`` repeats every row on fresh clouds and reports medians.
 
-Measures servers/s from the first POST to all ACTIVE, p50/p99 of POST /servers and of GET /servers/detail
-with every server listed, and the peak RSS of the cloud process. Once all servers are ACTIVE it reads every
-server's create action (os-instance-actions, microversion 2.62): one ``compute__do_build_and_run_instance``
-event per attempt, so reschedules = events - 1. A server's build duration is ``OS-SRV-USG:launched_at``
-minus the create action's ``start_time`` (both microsecond timestamps from the cloud's clock); the extra
-latency per reschedule is (median build of rescheduled servers - median build of the others) / mean
-reschedules of the rescheduled servers. Should the API timestamps be whole seconds, the per-server POST ->
-first seen ACTIVE wall time (polled through GET /servers/detail) is used instead, and the output says which.
-Any server in ERROR fails the benchmark. Prints a table and writes JSON: {"baseline": {...}, "failing": {...}}.
+The ``failing`` row boots the same servers where a fraction of the simulated hosts (``[fake_driver] fail_hosts``,
+every 5th host for 0.2) fail every build, so the conductor reschedules those builds onto the alternates the
+scheduler returned (``[scheduler] max_attempts``). ``--failing-fraction 0`` leaves it out.
 
-``--network`` adds the row ``networking``: the baseline's boot again on a fresh all-in-one, spread over
+Once all servers of a boot are ACTIVE it reads every server's create action (os-instance-actions, microversion
+2.62): one ``compute__do_build_and_run_instance`` event per attempt, so reschedules = events - 1. A server's build
+duration is ``OS-SRV-USG:launched_at`` minus the create action's ``start_time`` (both microsecond timestamps from
+the cloud's clock); the extra latency per reschedule is (median build of rescheduled servers - median build of the
+others) / mean reschedules of the rescheduled servers. Should the API timestamps be whole seconds, the per-server
+POST -> first seen done wall time is used instead, and the output says which. Progress is polled every 20 ms
+with the index (GET /servers?status=BUILD and ?status=ERROR): the poll measures, it should not be the load.
+Any server in ERROR fails the benchmark. Prints one table and writes JSON: {"all-in-one": {...}, "failing": {...},
+"machine": {...}, "each_run": {...}}.
+
+``--network`` adds the row ``networking``: the all-in-one's boot again on a fresh all-in-one, spread over
 ``--projects`` projects with one network (and a /24 subnet) each in the embedded Networking API, every server
 booted on its project's network, so each build creates a port bound to its host, waits for its
 network-vif-plugged (the noop agent of the simulated hosts) and caches its network info; every server must show
-one fixed address. The baseline itself boots with ``networks: none`` (2.37), no port at all, so the two rows
-differ by the ports alone.
+one fixed address. The other rows boot with ``networks: none`` (2.37), no port at all, so the rows differ by the
+ports alone.
 
-``--deployment multinode`` boots the same servers on the multi-process cloud of scripts/multinode.sh (PostgreSQL,
+``--deployment multinode`` runs the same row on the multi-process cloud of scripts/multinode.sh (PostgreSQL,
 RabbitMQ, one API with 2 workers, 2 schedulers, 2 conductors and ``--hosts`` compute processes, one simulated host
-each), through the embedded identity's token, baseline only: its row is ``multinode``, and its RSS the sum of every
-Stratus process's peak (each listed), PostgreSQL and RabbitMQ left out. ``both`` runs the all-in-one baseline and
-the multinode row into one table (the failing run then only with ``--deployment all-in-one``).
+each), through the embedded identity's token: its row is ``multinode``, and its RSS the sum of every Stratus
+process's peak (each listed), PostgreSQL and RabbitMQ left out. ``both`` runs the all-in-one row and the multinode
+row into one table (the failing row then only with ``--deployment all-in-one``).
 """
 
 from __future__ import annotations
@@ -55,8 +63,8 @@ import httpx
 from stratus.local_cloud import Cloud, start_cloud, stop_cloud
 
 HEADERS = {"X-Auth-Token": "admin:admin", "Content-Type": "application/json"}
-ACTIONS_HEADERS = {"OpenStack-API-Version": "compute 2.62"}  # events with their host, for admins
 BOOT_VERSION = {"OpenStack-API-Version": "compute 2.37"}  # networks: none / a network, stated each time
+ACTIONS_HEADERS = {"OpenStack-API-Version": "compute 2.62"}  # events with their host, for admins
 BUILD_EVENT = "compute__do_build_and_run_instance"
 
 
@@ -176,20 +184,25 @@ async def project_networks(http: httpx.AsyncClient, network_url: str, projects: 
 
 async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_repeats: int,
               fail_hosts: frozenset[str] = frozenset(), headers: dict[str, str] = HEADERS,
+              anchors: bool = False, listed: int = 1000, burst_gets: int = 200, burst_boots: int = 50,
               projects: int = 0) -> dict[str, Any]:
-    """Boot and measure; ``projects`` > 0: on one network per project (``--network``), else with no port."""
-    async with httpx.AsyncClient(headers=headers, timeout=120) as http:
+    """The boot of ``servers`` (and, with ``anchors``, the deletes, the burst and the listing of ``listed``);
+    ``projects`` > 0: on one network per project (``--network``), else with no port."""
+    # idle connections dropped well before the server's keep-alive timeout (uvicorn's 5 s) closes them: a request
+    # on a connection the server closes at that moment fails (a machine loaded enough makes phases that long)
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0)
+    async with httpx.AsyncClient(headers=headers, timeout=120, limits=limits) as http:
         image = (await http.post(f"{cloud.image_url}/v2/images", json={
             "name": "bench", "disk_format": "raw", "container_format": "bare", "visibility": "public"})).json()
         await http.put(f"{cloud.image_url}/v2/images/{image['id']}/file", content=b"\0" * 65536,
                        headers={"Content-Type": "application/octet-stream"})
+        nets = await project_networks(http, cloud.network_url, projects) if projects else {}
+        tenants = {"all_tenants": 1} if nets else {}
         post_times: list[float] = []
         ids: list[str] = []
         posted_at: dict[str, float] = {}  # server id -> perf_counter when its POST was sent
         active_at: dict[str, float] = {}  # server id -> perf_counter when first listed ACTIVE
         sem = asyncio.Semaphore(concurrency)
-        nets = await project_networks(http, cloud.network_url, projects) if projects else {}
-        listing = {"limit": servers * 2, **({"all_tenants": 1} if nets else {})}
 
         async def boot(i: int) -> None:
             async with sem:
@@ -209,23 +222,34 @@ async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_rep
                 ids.append(server_id)
                 posted_at[server_id] = t0
 
+        async def by_status(status: str) -> list[dict[str, Any]]:
+            resp = await http.get(f"{cloud.compute_url}/servers",
+                                  params={"status": status, "limit": servers * 2, **tenants})
+            resp.raise_for_status()
+            return list(resp.json()["servers"])
+
         async def poll() -> None:
-            while len(active_at) < servers:
-                body = (await http.get(f"{cloud.compute_url}/servers/detail", params=listing)).json()
+            """Every 20 ms the servers still building and those in error (GET /servers?status=..., the index:
+            the poll is the measurement, not the load); a server posted before a poll and not building in it is
+            done (ACTIVE, checked once all are)."""
+            while True:
+                asked = time.perf_counter()
+                posted_before = [s for s, t in posted_at.items() if t < asked]
+                building = {s["id"] for s in await by_status("BUILD")}
+                errors = await by_status("ERROR")
                 seen = time.perf_counter()
-                statuses = [s["status"] for s in body["servers"]]
-                if statuses.count("ERROR"):
-                    errors = [s for s in body["servers"] if s["status"] == "ERROR"]
+                if errors:
                     why = []
                     for server in errors[:3]:
+                        detail = (await http.get(f"{cloud.compute_url}/servers/{server['id']}")).json()["server"]
                         _, events = await build_events(http, cloud, server["id"])
-                        why.append(f"{server['id']}: {server.get('fault', {}).get('message')!r}, attempts "
+                        why.append(f"{server['id']}: {detail.get('fault', {}).get('message')!r}, attempts "
                                    + ", ".join(f"{e['host']} {e['result']}" for e in events))
                     raise RuntimeError(f"{len(errors)} servers went to ERROR, e.g.\n  " + "\n  ".join(why))
-                for server in body["servers"]:
-                    if server["status"] == "ACTIVE":
-                        active_at.setdefault(server["id"], seen)
-                if len(statuses) >= servers and all(s == "ACTIVE" for s in statuses):
+                for server_id in posted_before:
+                    if server_id not in building:
+                        active_at.setdefault(server_id, seen)
+                if len(active_at) >= servers:
                     break
                 await asyncio.sleep(0.02)
 
@@ -243,20 +267,25 @@ async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_rep
         list_times: list[float] = []
         for _ in range(list_repeats):
             t0 = time.perf_counter()
-            resp = await http.get(f"{cloud.compute_url}/servers/detail", params=listing)
+            resp = await http.get(f"{cloud.compute_url}/servers/detail", params={"limit": servers * 2, **tenants})
             list_times.append(time.perf_counter() - t0)
             assert len(resp.json()["servers"]) == servers
-        launched = {s["id"]: s["OS-SRV-USG:launched_at"] for s in resp.json()["servers"]}
         addressed = sum(1 for s in resp.json()["servers"] if sum(len(a) for a in s["addresses"].values()) == 1)
         if addressed != (servers if nets else 0):
             raise RuntimeError(f"{addressed} of {servers} servers have one fixed address, "
                                f"{servers if nets else 0} should")
+        not_active = [s["id"] for s in resp.json()["servers"] if s["status"] != "ACTIVE"]
+        if not_active:
+            raise RuntimeError(f"{len(not_active)} servers not ACTIVE once none was building: {not_active[:3]}")
+        launched = {s["id"]: s["OS-SRV-USG:launched_at"] for s in resp.json()["servers"]}
 
         async def events_of(server_id: str) -> tuple[str, tuple[str, list[dict[str, Any]]]]:
             async with sem:
                 return server_id, await build_events(http, cloud, server_id)
 
         actions = dict(await asyncio.gather(*(events_of(s) for s in ids)))
+        extra = await anchor_rows(http, cloud, image["id"], ids, concurrency, list_repeats, listed, burst_gets,
+                                  burst_boots) if anchors else {}
 
     reschedules: dict[str, int] = {}
     retry_gaps: list[float] = []
@@ -277,10 +306,9 @@ async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_rep
     if any(_parse_time(t).microsecond for t in stamps):
         builds, source = api_builds, "launched_at - create start_time (API, microseconds)"
     else:
-        builds, source = polled_builds, "POST sent -> first listed ACTIVE (polled, ~20-50 ms resolution)"
+        builds, source = polled_builds, "POST sent -> first seen not building (polled, ~20-50 ms resolution)"
     result = {
         "servers": servers,
-        "projects_with_a_network": projects,
         "posted_s": posted,
         "all_active_s": all_active,
         "servers_per_s": servers / all_active,
@@ -295,8 +323,116 @@ async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_rep
         "build_p50_s": statistics.median(builds.values()),
         "build_p50_s_polled": statistics.median(polled_builds.values()),
         "build_p50_s_api": statistics.median(api_builds.values()),
+        **extra,
     }
+    if anchors:  # the peak after the listing of ``listed`` servers
+        result["peak_rss_mib"], result["peak_rss_mib_each"] = rss_mib(cloud)
     return result
+
+
+async def _detail(http: httpx.AsyncClient, cloud: Cloud | Multinode) -> httpx.Response:
+    return await http.get(f"{cloud.compute_url}/servers/detail")
+
+
+async def _wait_active(http: httpx.AsyncClient, cloud: Cloud | Multinode, count: int) -> None:
+    while True:
+        statuses = [s["status"] for s in (await _detail(http, cloud)).json()["servers"]]
+        if "ERROR" in statuses:
+            raise RuntimeError(f"{statuses.count('ERROR')} servers went to ERROR")
+        if len(statuses) >= count and all(s == "ACTIVE" for s in statuses):
+            return
+        await asyncio.sleep(0.05)
+
+
+async def anchor_rows(http: httpx.AsyncClient, cloud: Cloud | Multinode, image_id: str, ids: list[str],
+                      concurrency: int, list_repeats: int, listed: int, burst_gets: int, burst_boots: int
+                      ) -> dict[str, Any]:
+    """After the boot: delete every server (first DELETE -> none listed, even deleted ones gone from the
+    listing); the burst (``burst_gets`` concurrent GET /servers/detail while ``burst_boots`` boots run, on a cloud
+    with no other server); then ``listed`` servers (booted ``max_count`` at a time) and their listing."""
+    url = f"{cloud.compute_url}/servers"
+    sem = asyncio.Semaphore(concurrency)
+    delete_times: list[float] = []
+
+    async def delete(server_id: str) -> None:
+        async with sem:
+            t0 = time.perf_counter()
+            resp = await http.delete(f"{url}/{server_id}")
+            delete_times.append(time.perf_counter() - t0)
+            if resp.status_code != 204:
+                raise RuntimeError(f"delete {server_id}: {resp.status_code} {resp.text}")
+
+    start = time.perf_counter()
+    await asyncio.gather(*(delete(s) for s in ids))
+    while True:
+        if not (await http.get(url)).json()["servers"]:
+            break
+        await asyncio.sleep(0.02)
+    deleted = time.perf_counter() - start
+
+    # the burst: every GET at once while the boots are posted (by ``concurrency`` clients) and built
+    refused = 0
+    get_times: list[float] = []
+
+    async def get(burst: httpx.AsyncClient) -> None:
+        nonlocal refused
+        t0 = time.perf_counter()
+        try:
+            resp = await _detail(burst, cloud)
+        except httpx.HTTPError:
+            refused += 1
+            return
+        get_times.append(time.perf_counter() - t0)
+        if resp.status_code != 200:
+            refused += 1
+
+    async def boot(i: int) -> None:
+        async with sem:
+            resp = await http.post(url, json={"server": {"name": f"burst-{i}", "imageRef": image_id,
+                                                         "flavorRef": "42"}})
+            if resp.status_code != 202:
+                raise RuntimeError(f"burst boot {i}: {resp.status_code} {resp.text}")
+
+    boots = asyncio.gather(*(boot(i) for i in range(burst_boots)))
+    await asyncio.sleep(0)  # the first boots are on their way
+    # a connection per GET, all at once, closed after (an idle keep-alive connection the server closes later
+    # would fail the next request of the main client)
+    async with httpx.AsyncClient(headers=http.headers, timeout=120, limits=httpx.Limits(
+            max_connections=None, max_keepalive_connections=0)) as burst:
+        await asyncio.gather(*(get(burst) for _ in range(burst_gets)), boots)
+    await _wait_active(http, cloud, burst_boots)
+
+    # the listing of ``listed`` servers: the rest booted in requests of up to 50 (max_count)
+    left, posted = listed - burst_boots, 0
+    while posted < left:
+        count = min(50, left - posted)
+        resp = await http.post(url, json={"server": {"name": f"many-{posted}", "imageRef": image_id,
+                                                     "flavorRef": "42", "min_count": count, "max_count": count}})
+        if resp.status_code != 202:
+            raise RuntimeError(f"boot of {count}: {resp.status_code} {resp.text}")
+        posted += count
+    await _wait_active(http, cloud, listed)
+    many_times: list[float] = []
+    for _ in range(list_repeats):
+        t0 = time.perf_counter()
+        resp = await _detail(http, cloud)
+        many_times.append(time.perf_counter() - t0)
+        if len(resp.json()["servers"]) != listed:
+            raise RuntimeError(f"{len(resp.json()['servers'])} servers listed, not {listed}")
+    return {
+        "deletes": len(ids),
+        "deleted_s": deleted,
+        "deletes_per_s": len(ids) / deleted,
+        "delete_p50_ms": 1000 * statistics.median(delete_times),
+        "burst_gets": burst_gets,
+        "burst_boots": burst_boots,
+        "burst_p50_ms": 1000 * statistics.median(get_times) if get_times else None,
+        "burst_p99_ms": 1000 * percentile(get_times, 99) if get_times else None,
+        "burst_refused": refused,
+        "listed": listed,
+        "detail_many_p50_ms": 1000 * statistics.median(many_times),
+        "detail_many_body_bytes": len(resp.content),
+    }
 
 
 def _start(tmp: Path, extra_conf: str, tries: int = 3) -> Cloud:
@@ -312,8 +448,9 @@ def _start(tmp: Path, extra_conf: str, tries: int = 3) -> Cloud:
     raise AssertionError("unreachable")
 
 
-def measure(servers: int, hosts: int, concurrency: int = 20, list_repeats: int = 20,
-            failing_fraction: float = 0.0, max_attempts: int = 3, projects: int = 0) -> dict[str, Any]:
+def measure(servers: int, hosts: int, concurrency: int = 10, list_repeats: int = 20,
+            failing_fraction: float = 0.0, max_attempts: int = 3, anchors: bool = False,
+            listed: int = 1000, projects: int = 0) -> dict[str, Any]:
     """Start a fresh all-in-one with ``hosts`` simulated hosts and unlimited quota, boot, measure, stop.
 
     ``failing_fraction`` of the hosts (spread evenly) fail every build, so those builds are rescheduled;
@@ -334,7 +471,8 @@ def measure(servers: int, hosts: int, concurrency: int = 20, list_repeats: int =
             """)
         startup = time.perf_counter() - started
         try:
-            result = asyncio.run(run(cloud, servers, concurrency, list_repeats, frozenset(fail), projects=projects))
+            result = asyncio.run(run(cloud, servers, concurrency, list_repeats, frozenset(fail), anchors=anchors,
+                                     listed=listed, projects=projects))
         finally:
             stop_cloud(cloud)
     result["hosts"] = hosts
@@ -342,10 +480,12 @@ def measure(servers: int, hosts: int, concurrency: int = 20, list_repeats: int =
     result["failing_fraction"] = failing_fraction
     result["failing_hosts"] = fail
     result["max_attempts"] = max_attempts
+    result["projects_with_a_network"] = projects
     return result
 
 
-def measure_multinode(servers: int, hosts: int, concurrency: int = 20, list_repeats: int = 20) -> dict[str, Any]:
+def measure_multinode(servers: int, hosts: int, concurrency: int = 10, list_repeats: int = 20,
+                      listed: int = 1000) -> dict[str, Any]:
     """The same boot on a fresh scripts/multinode.sh cloud with ``hosts`` compute processes; brought down after."""
     script = Path(__file__).resolve().parents[1] / "scripts" / "multinode.sh"
     directory = Path(tempfile.mkdtemp(prefix="stratus-bench-mn-", dir="/tmp"))
@@ -357,7 +497,8 @@ def measure_multinode(servers: int, hosts: int, concurrency: int = 20, list_repe
                        stdout=subprocess.DEVNULL)
         startup = time.perf_counter() - started
         cloud = Multinode(directory)
-        result = asyncio.run(run(cloud, servers, concurrency, list_repeats, headers=cloud.token_headers()))
+        result = asyncio.run(run(cloud, servers, concurrency, list_repeats, headers=cloud.token_headers(),
+                                 anchors=True, listed=listed))
     finally:
         subprocess.run([str(script), "down", str(directory)], env=env, timeout=300, check=False,
                        stdout=subprocess.DEVNULL)
@@ -370,30 +511,59 @@ def _seconds(value: float | None, unit: float = 1.0, fmt: str = ".3f") -> str:
     return "-" if value is None else f"{value * unit:{fmt}}"
 
 
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every number the median of the runs' (the first run's value for the rest); ``runs`` keeps each run."""
+    out: dict[str, Any] = {}
+    for key, first in runs[0].items():
+        values = [r.get(key) for r in runs]
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        out[key] = statistics.median(numbers) if len(numbers) == len(values) else first
+    out["peak_rss_mib_each"] = {k: statistics.median(r["peak_rss_mib_each"].get(k, 0.0) for r in runs)
+                                for k in runs[0]["peak_rss_mib_each"]}
+    out["runs"] = len(runs)
+    return out
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def print_table(results: dict[str, dict[str, Any]]) -> None:
-    columns = ["run", "servers", "hosts", "failing", "networks", "POST->all ACTIVE s", "servers/s", "POST p50 ms",
-               "rescheduled servers", "reschedules", "build p50 s (0 / >=1)", "extra s per reschedule",
-               "failed attempt p50 s"]
-    rows = [[name, str(r["servers"]), str(r["hosts"]), f"{r['failing_fraction']:.0%}",
-             str(r.get("projects_with_a_network") or "-"), f"{r['all_active_s']:.2f}",
-             f"{r['servers_per_s']:.1f}", f"{r['post_p50_ms']:.1f}", str(r["rescheduled_servers"]),
-             str(r["reschedules"]),
-             f"{_seconds(r['build_p50_s_no_reschedule'])} / {_seconds(r['build_p50_s_rescheduled'])}",
-             _seconds(r["extra_s_per_reschedule"]), _seconds(r["failed_attempt_p50_s"])]
-            for name, r in results.items()]
+    """One table: a row per run (deployment, or the failing hosts' run), the anchor figures in its columns."""
+    columns = ["run", "servers", "hosts", "failing", "networks", "servers/s", "POST p50/p99 ms", "deletes/s",
+               "detail p50 ms", "detail 1000 p50 ms", "burst p50/p99 ms", "refused", "peak RSS MiB",
+               "reschedules", "extra s/reschedule"]
+    rows = []
+    for name, r in results.items():
+        many = r.get("detail_many_p50_ms")
+        rows.append([
+            name, str(r["servers"]), str(r["hosts"]), f"{r['failing_fraction']:.0%}",
+            str(r.get("projects_with_a_network") or "-"), f"{r['servers_per_s']:.1f}",
+            f"{r['post_p50_ms']:.1f} / {r['post_p99_ms']:.1f}",
+            f"{r['deletes_per_s']:.1f}" if "deletes_per_s" in r else "-",
+            f"{r['detail_p50_ms']:.1f}", _ms(many),
+            f"{_ms(r['burst_p50_ms'])} / {_ms(r['burst_p99_ms'])}" if "burst_p50_ms" in r else "-",
+            str(r["burst_refused"]) if "burst_refused" in r else "-", f"{r['peak_rss_mib']:.0f}",
+            str(r["reschedules"]), _seconds(r["extra_s_per_reschedule"])])
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
     for line in [columns, *rows]:
         cells = [cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=True))]
         print("  ".join(cells))
     print()
     for name, r in results.items():
-        print(f"{name}: POST /servers p50 / p99 {r['post_p50_ms']:.1f} / {r['post_p99_ms']:.1f} ms, "
-              f"GET /servers/detail ({r['servers']}) p50 / p99 {r['detail_p50_ms']:.1f} / {r['detail_p99_ms']:.1f} ms, "
-              f"peak RSS {r['peak_rss_mib']:.0f} MiB"
-              + (f" ({', '.join(f'{k} {v:.0f}' for k, v in r['peak_rss_mib_each'].items())})"
+        print(f"{name}: medians of {r.get('runs', 1)} run(s); POST->all ACTIVE {r['all_active_s']:.2f} s; "
+              f"GET /servers/detail ({r['servers']}) p99 {r['detail_p99_ms']:.1f} ms"
+              + (f"; {r['deletes']} deletes, first DELETE -> all gone {r['deleted_s']:.2f} s; burst "
+                 f"{r['burst_gets']} GET /servers/detail during {r['burst_boots']} boots; listing of "
+                 f"{r['listed']} servers {r['detail_many_body_bytes'] / 1e6:.2f} MB"
+                 if "deletes" in r else "")
+              + (f"; peak RSS {', '.join(f'{k} {v:.0f}' for k, v in r['peak_rss_mib_each'].items())} MiB"
                  if len(r["peak_rss_mib_each"]) > 1 else "")
-              + f", startup {r['startup_s']:.1f} s"
-              + (f", failing hosts {','.join(r['failing_hosts'])} (max_attempts {r['max_attempts']})"
+              + f"; startup {r['startup_s']:.1f} s"
+              + (f"; failing hosts {','.join(r['failing_hosts'])} (max_attempts {r['max_attempts']}), "
+                 f"{r['rescheduled_servers']} servers rescheduled, build p50 s (0 / >=1) "
+                 f"{_seconds(r['build_p50_s_no_reschedule'])} / {_seconds(r['build_p50_s_rescheduled'])}, "
+                 f"failed attempt p50 {_seconds(r['failed_attempt_p50_s'])} s"
                  if r["failing_hosts"] else ""))
     sources = {r["build_time_source"] for r in results.values()}
     print(f"build duration per server: {' / '.join(sorted(sources))}")
@@ -403,8 +573,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--servers", type=int, default=200)
     parser.add_argument("--hosts", type=int, default=20)
-    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=10, help="Concurrent clients (boots and deletes).")
     parser.add_argument("--list-repeats", type=int, default=20)
+    parser.add_argument("--listed", type=int, default=1000,
+                        help="Servers of the large listing (GET /servers/detail p50 and the peak RSS after it).")
+    parser.add_argument("--runs", type=int, default=1, help="Runs of each row (fresh clouds); medians reported.")
     parser.add_argument("--failing-fraction", type=float, default=0.2,
                         help="Fraction of the hosts that fail every build in the second run; 0: baseline only.")
     parser.add_argument("--max-attempts", type=int, default=3, help="[scheduler] max_attempts of both runs.")
@@ -417,23 +590,42 @@ def main() -> int:
     args = parser.parse_args()
     if not 0 <= args.failing_fraction < 1:
         parser.error("--failing-fraction must be in [0, 1)")
-    results: dict[str, dict[str, Any]] = {}
-    if args.deployment != "multinode":
-        results["baseline"] = measure(args.servers, args.hosts, args.concurrency, args.list_repeats,
-                                      max_attempts=args.max_attempts)
-    if args.deployment != "all-in-one":
-        results["multinode"] = measure_multinode(args.servers, args.hosts, args.concurrency, args.list_repeats)
-    if args.network and args.deployment != "multinode":
-        results["networking"] = measure(args.servers, args.hosts, args.concurrency, args.list_repeats,
-                                        max_attempts=args.max_attempts, projects=max(1, args.projects))
-    if args.failing_fraction > 0 and args.deployment == "all-in-one":
-        results["failing"] = measure(args.servers, args.hosts, args.concurrency, args.list_repeats,
-                                     failing_fraction=args.failing_fraction, max_attempts=args.max_attempts)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    if args.listed < 50:
+        parser.error("--listed must be at least 50 (the burst's boots are among them)")
+    each: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(args.runs):
+        if args.deployment != "multinode":
+            each.setdefault("all-in-one", []).append(measure(
+                args.servers, args.hosts, args.concurrency, args.list_repeats, max_attempts=args.max_attempts,
+                anchors=True, listed=args.listed))
+        if args.deployment != "all-in-one":
+            each.setdefault("multinode", []).append(measure_multinode(
+                args.servers, args.hosts, args.concurrency, args.list_repeats, listed=args.listed))
+        if args.failing_fraction > 0 and args.deployment == "all-in-one":
+            each.setdefault("failing", []).append(measure(
+                args.servers, args.hosts, args.concurrency, args.list_repeats,
+                failing_fraction=args.failing_fraction, max_attempts=args.max_attempts))
+        if args.network and args.deployment != "multinode":
+            each.setdefault("networking", []).append(measure(
+                args.servers, args.hosts, args.concurrency, args.list_repeats, max_attempts=args.max_attempts,
+                projects=max(1, args.projects)))
+    results = {name: median_of(runs) for name, runs in each.items()}
     print_table(results)
+    machine = {"cpus": os.cpu_count(), "cpu": _cpu_model(), "load_1m_at_end": os.getloadavg()[0]}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    Path(args.json).write_text(json.dumps({**results, "machine": machine, "each_run": each}, indent=2) + "\n")
+    print(f"machine: {machine['cpus']} CPUs, {machine['cpu']}, 1-min load at the end {machine['load_1m_at_end']:.2f}")
     print(f"written {args.json}")
     return 0
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
 
 
 if __name__ == "__main__":

@@ -49,6 +49,10 @@ DEFAULT_OPTS = [
                     "Stratus-specific default (Nova's is 0): an hour is far longer than a healthy build takes, "
                     "even a large image downloaded to a host that emulates (TCG), and short enough that nothing "
                     "stays in BUILD for good."),
+    cfg.IntOpt("max_concurrent_builds", default=10, min=0,
+               help="Builds a compute host runs at once (0: no limit), as Nova's: a build cast to the host beyond "
+                    "that waits, still in BUILD, until one of the running ones ends (active, error, rescheduled "
+                    "or deleted). Each simulated host of the fake driver counts its own."),
     cfg.IntOpt("sync_power_state_interval", default=600,
                help="Seconds between syncs of every instance's power state with the hypervisor (negative: "
                     "never). Drivers with lifecycle events (libvirt) report changes at once as well."),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -439,10 +440,28 @@ class Services:
             await self.db.dispose()
 
 
+#: the collector's first threshold: objects allocated (net) before a young collection. Python's 700 makes a
+#: page of a thousand servers (rows, views, their dicts) run dozens of collections, each walking every young
+#: object; the older generations keep Python's ratios
+GC_GEN0_THRESHOLD = 20_000
+
+
+def tune_gc() -> None:
+    """What the process has allocated by now (modules, the schema, the policy rules, the routes) lives as long as
+    it does: ``gc.freeze`` takes it out of every later full collection, which otherwise walks it all again; and
+    young collections run less often (``GC_GEN0_THRESHOLD``). Reference counting frees nearly everything at
+    once anyway; the collector only finds cycles."""
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
+
+
 async def run(services: Services) -> None:
     """Start, then serve until cancelled (Ctrl-C or SIGTERM)."""
     await services.start()
     await services.wait_started()
+    tune_gc()
     LOG.info("stratus ready: roles %s", ", ".join(sorted(services.roles)))
     if services.on_ready is not None:
         services.on_ready()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import re
 import secrets
@@ -89,6 +90,7 @@ def _bdm_item(version: APIVersion) -> dict[str, Any]:
     return {"type": "object", "properties": props, "additionalProperties": False}
 
 
+@functools.lru_cache(maxsize=128)  # one per microversion served; never changed by a caller
 def create_schema(version: APIVersion) -> dict[str, Any]:
     networks: dict[str, Any] = {"type": "array", "items": _network_item(version)}
     if version >= V237:

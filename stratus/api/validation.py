@@ -143,10 +143,30 @@ def _validator(schema_json: str) -> Any:
     return _NovaValidator(json.loads(schema_json), format_checker=_FORMATS)
 
 
+#: validators by the identity of a schema object a handler passes again and again (a schema built once per
+#: microversion): keying the cache by the schema's JSON costs more than validating a boot's body. The schema
+#: is kept with its validator, so its id cannot be reused by another object while the entry lives.
+_BY_IDENTITY: dict[int, tuple[dict[str, Any], Any]] = {}
+_BY_IDENTITY_MAX = 512
+
+
+def _validator_of(schema: dict[str, Any]) -> Any:
+    entry = _BY_IDENTITY.get(id(schema))
+    if entry is not None and entry[0] is schema:
+        return entry[1]
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    if len(_BY_IDENTITY) >= _BY_IDENTITY_MAX:
+        _BY_IDENTITY.clear()
+    _BY_IDENTITY[id(schema)] = (schema, validator)
+    return validator
+
+
 def validate(schema: dict[str, Any], body: Any) -> None:
     """Raise a 400 Fault for the first invalid field, worded as Nova's validator words it (the field is the last
-    element of its path; an error of the whole body is jsonschema's message alone); then ``check_body``."""
-    error = jsonschema.exceptions.best_match(_validator(json.dumps(schema, sort_keys=True)).iter_errors(body))
+    element of its path; an error of the whole body is jsonschema's message alone); then ``check_body``.
+
+    ``schema`` must not change once passed here (its validator is kept by the object's identity)."""
+    error = jsonschema.exceptions.best_match(_validator_of(schema).iter_errors(body))
     if error is None:
         check_body(body)
         return

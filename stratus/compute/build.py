@@ -35,10 +35,15 @@ class BuildInterrupted(Exception):
 async def build_and_run_instance(host: ComputeHost, context: dict[str, Any], instance_uuid: str,
                                  request_spec: dict[str, Any], alternates: list[dict[str, Any]],
                                  tried_hosts: list[str] | None = None) -> None:
-    """Build on this host; a failure another host could fix goes back to the conductor with the remaining
-    alternates and every host tried so far (``tried_hosts``: those before this one)."""
+    """Build on this host, at most ``[DEFAULT] max_concurrent_builds`` at once; a failure another host could fix
+    goes back to the conductor with the remaining alternates and every host tried so far (``tried_hosts``: those
+    before this one)."""
     async with host.locks(instance_uuid):
-        retry = await _build(host, context, instance_uuid, request_spec)
+        if host.build_semaphore is None:
+            retry = await _build(host, context, instance_uuid, request_spec)
+        else:  # Nova's _build_semaphore: inside the instance's lock, around the whole build
+            async with host.build_semaphore:
+                retry = await _build(host, context, instance_uuid, request_spec)
     if retry is not None:  # cast after the lock is released
         await host.conductor.build_instances(context, instance_uuid, request_spec, alternates, host.host,
                                              retry, tried_hosts=[*(tried_hosts or []), host.host])

@@ -46,6 +46,9 @@ class ComputeHost:
         self.service_id = 0
         self.node: dict[str, Any] = {}
         self.locks = InstanceLocks()
+        #: ``[DEFAULT] max_concurrent_builds`` (0: none): the builds of this host past it wait for a turn
+        limit = conf.max_concurrent_builds
+        self.build_semaphore: asyncio.Semaphore | None = asyncio.Semaphore(limit) if limit else None
         #: consecutive failed builds, reported in the node's stats for the BuildFailureWeigher; a success resets it
         self.failed_builds = 0
         #: the hypervisor stopped answering (the service disabled itself); cleared by the first pass that reaches it

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from oslo_config import cfg
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from stratus.db import placement
 from stratus.db import services as services_db
@@ -34,13 +34,16 @@ IO_TASK_STATES = ("resize_migrating", "rebuilding", "resize_prep", "image_snapsh
                   "unshelving")
 
 
+#: built once: every build and delete writes its host's stats
+_HOST_STATES = (select(instances.c.vm_state, instances.c.task_state, func.count())
+                .where(instances.c.host == bindparam("b_host"), instances.c.deleted == 0)
+                .group_by(instances.c.vm_state, instances.c.task_state))
+
+
 async def host_stats(conn: Connection, host: str, failed_builds: int) -> dict[str, Any]:
     """The statistics the scheduler's weighers read (Nova's compute stats): instances on the host, the I/O-heavy
     work under way on it (builds, resizes, snapshots…), and consecutive failed builds."""
-    rows = await conn.execute(
-        select(instances.c.vm_state, instances.c.task_state, func.count())
-        .where(instances.c.host == host, instances.c.deleted == 0)
-        .group_by(instances.c.vm_state, instances.c.task_state))
+    rows = await conn.execute(_HOST_STATES, {"b_host": host})
     num_instances = io_workload = 0
     for vm_state, task_state, count in rows:
         num_instances += count

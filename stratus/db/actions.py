@@ -6,7 +6,7 @@ import datetime
 import traceback as tb
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import DateTime, String, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from stratus.db.engine import Connection
@@ -26,42 +26,59 @@ async def action_start(conn: Connection, context: dict[str, Any], instance_uuids
          "project_id": context["project_id"], "start_time": now, "created_at": now} for u in instance_uuids])
 
 
-async def _action_id(conn: Connection, instance_uuid: str, request_id: str) -> int | None:
-    row = (await conn.execute(select(instance_actions.c.id).where(
-        instance_actions.c.instance_uuid == instance_uuid, instance_actions.c.request_id == request_id)
-        .order_by(instance_actions.c.id.desc()).limit(1))).first()
-    return None if row is None else int(row[0])
+def _newest_action_id() -> Any:
+    """The id of the instance's newest action of the request (bound ``b_uuid`` and ``b_request_id``), as a subquery:
+    every event statement below finds its action inside the statement, not with a round trip of its own."""
+    a = instance_actions.c
+    return (select(a.id).where(a.instance_uuid == bindparam("b_uuid"), a.request_id == bindparam("b_request_id"))
+            .order_by(a.id.desc()).limit(1).scalar_subquery())
+
+
+def _open_event_id() -> Any:
+    """The newest open event (bound ``b_event``) of that action."""
+    e = instance_actions_events.c
+    return (select(e.id).where(e.action_id == _newest_action_id(), e.event == bindparam("b_event"),
+                               e.finish_time.is_(None)).order_by(e.id.desc()).limit(1).scalar_subquery())
+
+
+# Built once: a statement object SQLAlchemy has seen keeps its cache key, so each use costs only the execution
+# (these run several times per build, and building and hashing them again cost more than running them).
+_EVENT_START = instance_actions_events.insert().from_select(
+    ["action_id", "event", "host", "start_time"],
+    select(instance_actions.c.id, bindparam("b_event", type_=String), bindparam("b_host", type_=String),
+           bindparam("b_start_time", type_=DateTime))
+    .where(instance_actions.c.instance_uuid == bindparam("b_uuid"),
+           instance_actions.c.request_id == bindparam("b_request_id"))
+    .order_by(instance_actions.c.id.desc()).limit(1))
+_EVENT_FINISH = (update(instance_actions_events).where(instance_actions_events.c.id == _open_event_id())
+                 .values(finish_time=bindparam("b_finish_time"), result=bindparam("b_result")))
+_EVENT_FAIL = (update(instance_actions_events).where(instance_actions_events.c.id == _open_event_id())
+               .values(finish_time=bindparam("b_finish_time"), result=bindparam("b_result"),
+                       traceback=bindparam("b_traceback"), details=bindparam("b_details")))
+_ACTION_ERROR = (update(instance_actions).where(instance_actions.c.id == _newest_action_id())
+                 .values(message="Error", updated_at=bindparam("b_updated_at")))
 
 
 async def event_start(conn: Connection, context: dict[str, Any], instance_uuid: str, event: str,
                       host: str | None = None) -> None:
-    action_id = await _action_id(conn, instance_uuid, context["request_id"])
-    if action_id is not None:
-        await conn.execute(instance_actions_events.insert().values(action_id=action_id, event=event, host=host,
-                                                                   start_time=utcnow()))
+    """Open an event on the request's action of the instance, in one statement (none if it has no such action)."""
+    await conn.execute(_EVENT_START, {"b_uuid": instance_uuid, "b_request_id": context["request_id"], "b_event": event,
+                                      "b_host": host, "b_start_time": utcnow()})
 
 
 async def event_finish(conn: Connection, context: dict[str, Any], instance_uuid: str, event: str,
                        error: BaseException | None = None) -> None:
     """Close the newest open event of that name; an error makes it 'Error' with the traceback, as in Nova."""
-    action_id = await _action_id(conn, instance_uuid, context["request_id"])
-    if action_id is None:
+    params: dict[str, Any] = {"b_uuid": instance_uuid, "b_request_id": context["request_id"], "b_event": event,
+                              "b_finish_time": utcnow(), "b_result": "Success"}
+    if error is None:
+        await conn.execute(_EVENT_FINISH, params)
         return
-    row = (await conn.execute(select(instance_actions_events.c.id).where(
-        instance_actions_events.c.action_id == action_id, instance_actions_events.c.event == event,
-        instance_actions_events.c.finish_time.is_(None)).order_by(instance_actions_events.c.id.desc()).limit(1))
-           ).first()
-    if row is None:
-        return
-    values: dict[str, Any] = {"finish_time": utcnow(), "result": "Success"}
-    if error is not None:
-        values["result"] = "Error"
-        values["traceback"] = "".join(tb.format_exception(error))
-        values["details"] = short_message(error_message(error))
-    await conn.execute(update(instance_actions_events).where(instance_actions_events.c.id == row[0]).values(values))
-    if error is not None:
-        await conn.execute(update(instance_actions).where(instance_actions.c.id == action_id)
-                           .values(message="Error", updated_at=utcnow()))
+    params.update(b_result="Error", b_traceback="".join(tb.format_exception(error)),
+                  b_details=short_message(error_message(error)))
+    if (await conn.execute(_EVENT_FAIL, params)).rowcount:
+        await conn.execute(_ACTION_ERROR, {"b_uuid": instance_uuid, "b_request_id": context["request_id"],
+                                           "b_updated_at": utcnow()})
 
 
 def error_message(error: BaseException) -> str:

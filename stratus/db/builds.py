@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 
 from stratus.db.engine import Connection
 from stratus.db.models import allocations, instances, request_specs, resource_providers, services
@@ -64,11 +64,13 @@ async def release(conn: Connection, uuid: str) -> None:
                        .values(conductor_id=None, generation=_SPECS.generation + 1, updated_at=utcnow()))
 
 
+_HOLDER = select(_SPECS.conductor_id).where(_SPECS.instance_uuid == bindparam("b_uuid")).with_for_update()
+
+
 async def held(conn: Connection, uuid: str, conductor_id: int) -> bool:
     """Whether ``conductor_id`` still holds the build; the row stays locked to the end of the caller's
     transaction (PostgreSQL; SQLite's write transaction already excludes every other writer)."""
-    row = (await conn.execute(select(_SPECS.conductor_id).where(_SPECS.instance_uuid == uuid)
-                              .with_for_update())).first()
+    row = (await conn.execute(_HOLDER, {"b_uuid": uuid})).first()
     return row is not None and row[0] == conductor_id
 
 

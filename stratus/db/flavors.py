@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, delete, exists, false, func, insert, or_, select, true
+from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, false, func, insert, or_, select, true
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.exc import IntegrityError
 
@@ -79,11 +79,14 @@ def _to_dict(row: Any, extra_specs: dict[str, str] | None = None) -> dict[str, A
     return flavor
 
 
+_SPECS_OF = select(flavor_extra_specs).where(flavor_extra_specs.c.flavor_id.in_(bindparam("b_ids", expanding=True)))
+
+
 async def _specs_for(conn: Connection, ids: list[int]) -> dict[int, dict[str, str]]:
     """Extra specs of many flavors in one query."""
     specs: dict[int, dict[str, str]] = {i: {} for i in ids}
     if ids:
-        rows = await conn.execute(select(flavor_extra_specs).where(flavor_extra_specs.c.flavor_id.in_(ids)))
+        rows = await conn.execute(_SPECS_OF, {"b_ids": ids})
         for row in rows:
             specs[row.flavor_id][row.key] = row.value
     return specs
@@ -151,11 +154,19 @@ async def list_flavors(conn: Connection, *, project_id: str | None, is_admin: bo
     return [_to_dict(r, specs.get(r.id)) for r in rows]
 
 
+#: built once (every boot reads its flavor): SQLAlchemy hashes and compiles a statement object once
+_FLAVOR = select(flavors).where(flavors.c.flavorid == bindparam("b_flavorid"))
+_FLAVOR_SHARED = _FLAVOR.where(or_(flavors.c.is_public == true(), exists().where(
+    flavor_projects.c.flavor_id == flavors.c.id, flavor_projects.c.project_id == bindparam("b_project"))))
+
+
 async def get(conn: Connection, flavorid: str, *, project_id: str | None = None,
               is_admin: bool = True) -> dict[str, Any] | None:
     """The flavor with its extra specs, or None when it does not exist or the caller may not see it."""
-    row = (await conn.execute(select(flavors).where(flavors.c.flavorid == flavorid,
-                                                    _visible(project_id, is_admin)))).first()
+    if is_admin:
+        row = (await conn.execute(_FLAVOR, {"b_flavorid": flavorid})).first()
+    else:
+        row = (await conn.execute(_FLAVOR_SHARED, {"b_flavorid": flavorid, "b_project": project_id})).first()
     if row is None:
         return None
     return _to_dict(row, (await _specs_for(conn, [row.id]))[row.id])

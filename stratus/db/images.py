@@ -12,7 +12,7 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.engine import CursorResult, Result
 
 from stratus.db.engine import Connection
@@ -117,10 +117,22 @@ async def list_images(conn: Connection, filters: ListFilters, sort: Sequence[tup
     return [dict(row) for row in result.mappings()]
 
 
+#: built once (SQLAlchemy hashes and compiles a statement object once): every boot reads its image with these
+_IMAGE = select(images).where(images.c.id == bindparam("b_id"))
+_IMAGE_FOR_UPDATE = _IMAGE.with_for_update()
+_PROPERTIES = select(image_properties).where(image_properties.c.image_id.in_(bindparam("b_ids", expanding=True)))
+_TAGS = (select(image_tags).where(image_tags.c.image_id.in_(bindparam("b_ids", expanding=True)))
+         .order_by(image_tags.c.value))
+_LOCATIONS_ANY = (select(image_locations.c.image_id, image_locations.c.url, image_locations.c.store,
+                         image_locations.c.metadata)
+                  .where(image_locations.c.image_id.in_(bindparam("b_ids", expanding=True))))
+_LOCATIONS = _LOCATIONS_ANY.where(image_locations.c.status == bindparam("b_status")).order_by(image_locations.c.id)
+_LOCATIONS_ANY = _LOCATIONS_ANY.order_by(image_locations.c.id)
+
+
 async def get_image(conn: Connection, image_id: str, for_update: bool = False) -> dict[str, Any] | None:
     """One image row; ``for_update`` locks it on PostgreSQL (SQLite's write transaction already serialises)."""
-    query = select(images).where(images.c.id == image_id)
-    row = (await conn.execute(query.with_for_update() if for_update else query)).mappings().first()
+    row = (await conn.execute(_IMAGE_FOR_UPDATE if for_update else _IMAGE, {"b_id": image_id})).mappings().first()
     return dict(row) if row is not None else None
 
 
@@ -129,7 +141,7 @@ async def properties_of(conn: Connection, image_ids: Iterable[str]) -> dict[str,
     out: dict[str, dict[str, str]] = {}
     ids = list(image_ids)
     if ids:
-        result = await conn.execute(select(image_properties).where(image_properties.c.image_id.in_(ids)))
+        result = await conn.execute(_PROPERTIES, {"b_ids": ids})
         for row in result.mappings():
             out.setdefault(row["image_id"], {})[row["name"]] = row["value"]
     return out
@@ -140,8 +152,7 @@ async def tags_of(conn: Connection, image_ids: Iterable[str]) -> dict[str, list[
     out: dict[str, list[str]] = {}
     ids = list(image_ids)
     if ids:
-        query = select(image_tags).where(image_tags.c.image_id.in_(ids)).order_by(image_tags.c.value)
-        for row in (await conn.execute(query)).mappings():
+        for row in (await conn.execute(_TAGS, {"b_ids": ids})).mappings():
             out.setdefault(row["image_id"], []).append(row["value"])
     return out
 
@@ -154,11 +165,11 @@ async def locations_of(conn: Connection, image_ids: Iterable[str], status: str |
     out: dict[str, list[dict[str, Any]]] = {}
     if not ids:
         return out
-    query = select(image_locations.c.image_id, image_locations.c.url, image_locations.c.store,
-                   image_locations.c.metadata).where(image_locations.c.image_id.in_(ids))
-    if status is not None:
-        query = query.where(image_locations.c.status == status)
-    for row in (await conn.execute(query.order_by(image_locations.c.id))).mappings():
+    if status is None:
+        result = await conn.execute(_LOCATIONS_ANY, {"b_ids": ids})
+    else:
+        result = await conn.execute(_LOCATIONS, {"b_ids": ids, "b_status": status})
+    for row in result.mappings():
         out.setdefault(row["image_id"], []).append({"url": row["url"], "store": row["store"],
                                                     "metadata": dict(row["metadata"] or {})})
     return out

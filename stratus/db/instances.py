@@ -11,7 +11,7 @@ import datetime
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
 
 from stratus.db import actions, info_cache
@@ -131,13 +131,19 @@ async def get(conn: Connection, uuid: str, read_deleted: bool = False, project_i
     return (await _attach(conn, [dict(row)]))[0]
 
 
+#: built once: the services read an instance's row at every step of its life
+_PLAIN = select(instances).where(instances.c.uuid == bindparam("b_uuid"))
+_PLAIN_OF_PROJECT = _PLAIN.where(instances.c.project_id == bindparam("b_project"))
+
+
 async def get_plain(conn: Connection, uuid: str, project_id: str | None = None) -> dict[str, Any] | None:
     """The instance row alone (no metadata, tags or fault) for the services' state machine; with ``project_id``,
     None for another project's."""
-    query = select(instances).where(instances.c.uuid == uuid)
-    if project_id is not None:
-        query = query.where(instances.c.project_id == project_id)
-    row = (await conn.execute(query)).mappings().first()
+    if project_id is None:
+        result = await conn.execute(_PLAIN, {"b_uuid": uuid})
+    else:
+        result = await conn.execute(_PLAIN_OF_PROJECT, {"b_uuid": uuid, "b_project": project_id})
+    row = result.mappings().first()
     return None if row is None else dict(row)
 
 
@@ -221,12 +227,45 @@ async def list_page(conn: Connection, f: ListFilters) -> list[dict[str, Any]]:
     order = [instances.c[k].asc() if d == "asc" else instances.c[k].desc() for k, d in keys]
     q = q.order_by(*order).limit(f.limit)
     try:
-        rows = [dict(r) for r in (await conn.execute(q)).mappings()]
+        result = await conn.execute(q)
+        keys = list(result.keys())  # once: dict(row_mapping) asks the result's metadata for its keys each row
+        rows = [dict(zip(keys, r, strict=True)) for r in result]
     except DBAPIError as exc:
         if f.name and getattr(exc.orig, "sqlstate", None) == _INVALID_REGEX:
             raise InvalidRegex(f.name) from None
         raise
     return await _attach(conn, rows)
+
+
+def _state_in(column: Any, expected: tuple[str | None, ...]) -> Any:
+    """``column`` is one of ``expected`` (None: NULL); ``=`` for a single value, which costs less than an IN."""
+    named = [v for v in expected if v is not None]
+    if len(named) == 1:
+        cond = column == named[0]
+    else:
+        cond = column.in_(named)
+    return or_(cond, column.is_(None)) if None in expected else cond
+
+
+def _build_update(keys: tuple[str, ...], expected_task_state: tuple[str | None, ...] | None,
+                  expected_vm_state: tuple[str, ...] | None, expected_host: tuple[str | None, ...] | None) -> Any:
+    c = instances.c
+    q = update(instances).where(c.uuid == bindparam("b_uuid"), c.deleted == 0)
+    if expected_host is not None:
+        named = [h for h in expected_host if h is not None]
+        on = c.host.in_(bindparam("b_hosts", expanding=True)) if len(named) != 1 else c.host == bindparam("b_host")
+        q = q.where(or_(on, c.host.is_(None)) if None in expected_host else on)
+    if expected_task_state is not None:
+        q = q.where(_state_in(c.task_state, expected_task_state))
+    if expected_vm_state is not None:
+        q = q.where(_state_in(c.vm_state, expected_vm_state))
+    return q.values({k: bindparam(f"v_{k}") for k in keys})
+
+
+#: the compare-and-swap statements by their shape (columns set, states expected, number of hosts): built once
+#: each, so SQLAlchemy hashes and compiles them once; a build runs five of them per instance
+_UPDATES: dict[tuple[Any, ...], Any] = {}
+_UPDATES_MAX = 1024
 
 
 async def update_instance(conn: Connection, uuid: str, values: dict[str, Any],
@@ -235,20 +274,27 @@ async def update_instance(conn: Connection, uuid: str, values: dict[str, Any],
                           expected_host: tuple[str | None, ...] | None = None) -> bool:
     """Apply ``values`` only if the instance is live, in the expected states and (``expected_host``, None for no
     host) on an expected host; False means it moved on."""
-    c = instances.c
-    q = update(instances).where(c.uuid == uuid, c.deleted == 0)
-    if expected_host is not None:
-        named = [h for h in expected_host if h is not None]
-        on = c.host.in_(named)
-        q = q.where(or_(on, c.host.is_(None)) if None in expected_host else on)
-    if expected_task_state is not None:
-        real = [t for t in expected_task_state if t is not None]
-        cond = c.task_state.in_(real)
-        q = q.where(or_(cond, c.task_state.is_(None)) if None in expected_task_state else cond)
-    if expected_vm_state is not None:
-        q = q.where(c.vm_state.in_(expected_vm_state))
     values = {"updated_at": utcnow(), **values}
-    result = await conn.execute(q.values(values))
+    keys = tuple(sorted(values))
+    # tuples (hashable) whatever sequence the caller passed
+    expected_task_state = None if expected_task_state is None else tuple(expected_task_state)
+    expected_vm_state = None if expected_vm_state is None else tuple(expected_vm_state)
+    named_hosts = [h for h in expected_host if h is not None] if expected_host is not None else []
+    shape = (keys, expected_task_state, expected_vm_state,
+             None if expected_host is None else (len(named_hosts) == 1, None in expected_host))
+    statement = _UPDATES.get(shape)
+    if statement is None:
+        if len(_UPDATES) >= _UPDATES_MAX:
+            _UPDATES.clear()
+        statement = _UPDATES[shape] = _build_update(keys, expected_task_state, expected_vm_state, expected_host)
+    params = {f"v_{k}": v for k, v in values.items()}
+    params["b_uuid"] = uuid
+    if expected_host is not None:
+        if len(named_hosts) == 1:
+            params["b_host"] = named_hosts[0]
+        else:
+            params["b_hosts"] = named_hosts
+    result = await conn.execute(statement, params)
     return result.rowcount == 1
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from oslo_config import cfg
-from sqlalchemy import and_, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, text, update
 
 from stratus.db.engine import Connection
 from stratus.db.models import instance_groups, instances, key_pairs, quota_classes, quotas
@@ -94,9 +94,15 @@ def _configured(conf: cfg.ConfigOpts) -> dict[str, int]:
     return result
 
 
+#: built once (SQLAlchemy hashes and compiles a statement object once): every boot checks its quota with these
+_CLASS_ROWS = select(quota_classes.c.resource, quota_classes.c.hard_limit).where(
+    quota_classes.c.class_name == bindparam("b_class"))
+_OWNER_ROWS = select(quotas.c.user_id, quotas.c.resource, quotas.c.hard_limit).where(
+    quotas.c.project_id == bindparam("b_project"), or_(quotas.c.user_id == "", quotas.c.user_id == bindparam("b_user")))
+
+
 async def _class_rows(conn: Connection, class_name: str) -> dict[str, int]:
-    rows = await conn.execute(select(quota_classes.c.resource, quota_classes.c.hard_limit)
-                              .where(quota_classes.c.class_name == class_name))
+    rows = await conn.execute(_CLASS_ROWS, {"b_class": class_name})
     return {row.resource: int(row.hard_limit) for row in rows}
 
 
@@ -122,15 +128,24 @@ async def overrides(conn: Connection, project_id: str, user_id: str | None = Non
 async def limits(conn: Connection, conf: cfg.ConfigOpts, project_id: str,
                  user_id: str | None = None) -> dict[str, int]:
     """Hard limits of every quota resource for the project (and the user, when given)."""
-    result = await defaults(conn, conf)
-    owners = [quotas.c.user_id == ""] + ([quotas.c.user_id == user_id] if user_id else [])
-    rows = (await conn.execute(select(quotas.c.user_id, quotas.c.resource, quotas.c.hard_limit)
-                               .where(quotas.c.project_id == project_id, or_(*owners)))).all()
+    project, user = await project_and_user_limits(conn, conf, project_id, user_id or "")
+    return user if user_id else project
+
+
+async def project_and_user_limits(conn: Connection, conf: cfg.ConfigOpts, project_id: str, user_id: str
+                                  ) -> tuple[dict[str, int], dict[str, int]]:
+    """The project's hard limits and the user's (the project's with the user's overrides), in two queries."""
+    project = await defaults(conn, conf)
+    rows = (await conn.execute(_OWNER_ROWS, {"b_project": project_id, "b_user": user_id})).all()
+    user = dict(project)
     # Project rows first, then the user's rows override them.
     for row in sorted(rows, key=lambda r: r.user_id != ""):
-        if row.resource in result:
-            result[row.resource] = int(row.hard_limit)
-    return result
+        if row.resource in project:
+            if row.user_id == "":
+                project[row.resource] = user[row.resource] = int(row.hard_limit)
+            elif user_id:
+                user[row.resource] = int(row.hard_limit)
+    return project, user
 
 
 async def set_limits(conn: Connection, project_id: str, values: dict[str, int], user_id: str | None = None) -> None:
@@ -169,7 +184,7 @@ def _changed(result: Any) -> bool:
 
 
 # --- usage ---------------------------------------------------------------------------------------------------
-def _live_instances(project_id: str) -> Any:
+def _live_instances(project_id: Any) -> Any:
     return and_(instances.c.project_id == project_id, instances.c.deleted == 0,
                 or_(instances.c.vm_state != _SOFT_DELETED, instances.c.vm_state.is_(None)))
 
@@ -189,24 +204,31 @@ async def usage(conn: Connection, project_id: str, user_id: str | None = None) -
             "server_groups": int(row["server_groups"]), "key_pairs": int(row["key_pairs"]) if user_id else 0}
 
 
-async def counts(conn: Connection, project_id: str, user_id: str | None = None) -> dict[str, dict[str, int]]:
-    """Nova's ``count_as_dict`` for the counted resources, in one query: ``{"project": {...}, "user": {...}}``
-    (``user`` only with ``user_id``)."""
+def _counts_statement() -> Any:
     i, g = instances.c, instance_groups.c
-    mine = i.user_id == (user_id or "")
+    project, user = bindparam("b_project"), bindparam("b_user")
+    mine = i.user_id == user
     user_groups = (select(func.count()).select_from(instance_groups)
-                   .where(g.project_id == project_id, g.user_id == (user_id or "")).scalar_subquery())
+                   .where(g.project_id == project, g.user_id == user).scalar_subquery())
     project_groups = (select(func.count()).select_from(instance_groups)
-                      .where(g.project_id == project_id).scalar_subquery())
-    query = select(
+                      .where(g.project_id == project).scalar_subquery())
+    return select(
         func.count(i.id), func.coalesce(func.sum(i.vcpus), 0), func.coalesce(func.sum(i.memory_mb), 0),
         project_groups,
         func.coalesce(func.sum(case((mine, 1), else_=0)), 0),
         func.coalesce(func.sum(case((mine, i.vcpus), else_=0)), 0),
         func.coalesce(func.sum(case((mine, i.memory_mb), else_=0)), 0),
         user_groups,
-    ).where(_live_instances(project_id))
-    row = [int(v) for v in (await conn.execute(query)).one()]
+    ).where(_live_instances(project))
+
+
+_COUNTS = _counts_statement()
+
+
+async def counts(conn: Connection, project_id: str, user_id: str | None = None) -> dict[str, dict[str, int]]:
+    """Nova's ``count_as_dict`` for the counted resources, in one query: ``{"project": {...}, "user": {...}}``
+    (``user`` only with ``user_id``)."""
+    row = [int(v) for v in (await conn.execute(_COUNTS, {"b_project": project_id, "b_user": user_id or ""})).one()]
     result = {"project": dict(zip(COUNTED, row[:4], strict=True))}
     if user_id:
         result["user"] = dict(zip(COUNTED, row[4:], strict=True))
@@ -271,8 +293,7 @@ async def check_deltas(conn: Connection, conf: cfg.ConfigOpts, project_id: str, 
                        deltas: dict[str, int]) -> None:
     """Nova's ``check_deltas`` for counted resources: raise ``OverQuota`` unless usage plus ``deltas`` fits the
     project's limits (project usage) and the user's limits (user usage). Call ``lock_project`` first."""
-    project_limits = await limits(conn, conf, project_id)
-    user_limits = await limits(conn, conf, project_id, user_id)
+    project_limits, user_limits = await project_and_user_limits(conn, conf, project_id, user_id)
     used = await counts(conn, project_id, user_id)
     overs: list[str] = []
     user_scope = False
@@ -291,8 +312,7 @@ async def limit_check(conn: Connection, conf: cfg.ConfigOpts, project_id: str, u
                       values: dict[str, int]) -> None:
     """Nova's ``limit_check``: raise ``OverQuota`` (with the project's limits) if a value passes the project's
     or the user's limit."""
-    project_limits = await limits(conn, conf, project_id)
-    user_limits = await limits(conn, conf, project_id, user_id)
+    project_limits, user_limits = await project_and_user_limits(conn, conf, project_id, user_id)
     overs = sorted(r for r, v in values.items() if over(project_limits[r], 0, v) or over(user_limits[r], 0, v))
     if overs:
         raise OverQuota(overs, project_limits, {}, "project")

@@ -203,15 +203,19 @@ class SchedulerManager:
         hosts = self.host_manager
         state = hosts.hosts[index]
         for _ in range(CLAIM_RETRIES):
-            if not hosts.fits_one(index, request.resources):
-                return False
-            generation = int(hosts.generation[index])
             async with self.db.write() as conn:
+                # the picture read once the write lock is held: a claim that waited for the lock sees the claims
+                # of this process that went first, instead of losing its compare-and-swap to them (and paying a
+                # re-read of the provider)
+                if not hosts.fits_one(index, request.resources):
+                    return False
+                generation = int(hosts.generation[index])
                 ok = await placement.claim_at_generation(conn, state.provider_id, generation, uuid,
                                                          request.spec["project_id"], request.spec["user_id"],
                                                          request.resources)
+                if ok:
+                    hosts.consumed(index, generation, request.resources)
             if ok:
-                hosts.consumed(index, generation, request.resources)
                 failpoints.hit("scheduler.claimed")
                 return True
             await hosts.refresh_provider(state.provider_id)

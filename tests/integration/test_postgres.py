@@ -64,6 +64,15 @@ def test_boot_flow_on_postgres(postgres_url: str, tmp_path: Path) -> None:
             assert [s["id"] for s in tagged] == [servers[0]["id"]]
             assert tagged[0]["metadata"] == {"k": "v"}
             assert len(c.get("/servers/detail", params={"flavor": "1", "status": "ACTIVE"}).json()["servers"]) == 3
+        with cloud.client(version="2.51") as admin:  # each step's event opened and closed on PostgreSQL
+            actions = admin.get(f"/servers/{servers[0]['id']}/os-instance-actions").json()["instanceActions"]
+            (create,) = [a for a in actions if a["action"] == "create"]
+            events = admin.get(f"/servers/{servers[0]['id']}/os-instance-actions/{create['request_id']}"
+                               ).json()["instanceAction"]["events"]
+            assert sorted((e["event"], e["result"]) for e in events) == [
+                ("compute__do_build_and_run_instance", "Success"),
+                ("conductor_schedule_and_build_instances", "Success")]
+        with cloud.client(token="pg:pg-project", version="2.26") as c:
             for s in servers:
                 assert c.delete(f"/servers/{s['id']}").status_code == 204
             for s in servers:

@@ -171,3 +171,15 @@ def test_url_project_must_be_the_tokens() -> None:
 def test_client_errors_of_called_services() -> None:
     assert [client_error(c) for c in (400, 401, 403, 404, 409, 410, 413, 500, 503)] == [
         400, 403, 403, 404, 409, 400, 413, None, None]
+
+
+def test_a_schema_object_keeps_its_validator_and_another_gets_its_own() -> None:
+    """Validators are kept by the schema object's identity (a boot's body costs less to validate than its schema
+    to serialise): the same object finds its validator again, another schema is not judged by it."""
+    loose = {"type": "object"}
+    strict = {"type": "object", "required": ["x"]}
+    assert validation._validator_of(loose) is validation._validator_of(loose)
+    validation.validate(loose, {})
+    with pytest.raises(Fault):
+        validation.validate(strict, {})
+    assert create_schema(APIVersion.parse("2.64")) is create_schema(APIVersion.parse("2.64"))

@@ -1,0 +1,91 @@
+"""The compare-and-swap of instance updates on a real SQLite database: its statements are built once per shape
+(columns, expected states, number of hosts) and reused with new values, so these check that a reused statement
+still compares against this call's states and hosts, not the first call's."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from stratus import conf as conf_mod
+from stratus.db import instances
+from stratus.db.engine import Database
+from stratus.db.models import instances as instances_table
+from stratus.service import open_database
+from stratus.utils import new_uuid, utcnow
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = await open_database(conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)}}))
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+async def _instance(db: Database, **values: Any) -> str:
+    uuid, now = new_uuid(), utcnow()
+    row = {"uuid": uuid, "project_id": "p", "user_id": "u", "flavor": {}, "vcpus": 1, "memory_mb": 64,
+           "root_gb": 1, "ephemeral_gb": 0, "vm_state": "building", "task_state": "scheduling", "power_state": 0,
+           "reservation_id": "r-1", "system_metadata": {}, "network_info": [], "security_groups": [],
+           "created_at": now, "updated_at": now, **values}
+    async with db.write() as conn:
+        await conn.execute(instances_table.insert().values(**row))
+    return uuid
+
+
+async def _row(db: Database, uuid: str) -> dict[str, Any]:
+    async with db.read() as conn:
+        return dict((await conn.execute(select(instances_table).where(instances_table.c.uuid == uuid))
+                     ).mappings().one())
+
+
+async def _update(db: Database, uuid: str, values: dict[str, Any], **expected: Any) -> bool:
+    async with db.write() as conn:
+        return await instances.update_instance(conn, uuid, values, **expected)
+
+
+async def test_reused_statement_compares_this_calls_states(db: Database) -> None:
+    a = await _instance(db)
+    b = await _instance(db, task_state="spawning")
+    assert await _update(db, a, {"task_state": "networking"}, expected_task_state=("scheduling",),
+                         expected_vm_state=("building",))
+    # same shape, another instance whose task_state is not the expected one: nothing changes
+    assert not await _update(db, b, {"task_state": "networking"}, expected_task_state=("scheduling",),
+                             expected_vm_state=("building",))
+    assert (await _row(db, a))["task_state"] == "networking"
+    assert (await _row(db, b))["task_state"] == "spawning"
+    # several expected states, and None among them (NULL)
+    assert await _update(db, b, {"progress": 5}, expected_task_state=("networking", "spawning"))
+    c = await _instance(db, task_state=None)
+    assert not await _update(db, c, {"progress": 5}, expected_task_state=("networking", "spawning"))
+    assert await _update(db, c, {"progress": 7}, expected_task_state=("networking", None))
+    assert (await _row(db, c))["progress"] == 7
+
+
+async def test_reused_statement_compares_this_calls_host(db: Database) -> None:
+    a = await _instance(db, host="h1")
+    b = await _instance(db, host="h2")
+    c = await _instance(db, host=None)
+    assert await _update(db, a, {"node": "n1"}, expected_host=("h1",))
+    assert not await _update(db, b, {"node": "n1"}, expected_host=("h1",))
+    assert await _update(db, b, {"node": "n2"}, expected_host=("h2",))
+    assert not await _update(db, c, {"node": "n3"}, expected_host=("h3",))
+    assert await _update(db, c, {"node": "n3"}, expected_host=("h3", None))
+    assert await _update(db, a, {"node": "n4"}, expected_host=("h9", "h1"))
+    assert [(await _row(db, u))["node"] for u in (a, b, c)] == ["n4", "n2", "n3"]
+
+
+async def test_values_of_each_call_are_written_and_deleted_rows_left_alone(db: Database) -> None:
+    a = await _instance(db)
+    gone = await _instance(db, deleted=1)
+    assert await _update(db, a, {"vm_state": "active", "task_state": None, "launched_at": utcnow()})
+    assert not await _update(db, gone, {"vm_state": "active", "task_state": None, "launched_at": utcnow()})
+    row = await _row(db, a)
+    assert (row["vm_state"], row["task_state"]) == ("active", None) and row["launched_at"] is not None
+    assert (await _row(db, gone))["vm_state"] == "building"
