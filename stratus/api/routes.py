@@ -21,6 +21,7 @@ from stratus.api import (
     server_groups,
     server_metadata,
     server_tags,
+    server_topology,
     servers,
     services_api,
 )
@@ -40,6 +41,7 @@ ROUTES: list[Route] = [
     *server_actions.ROUTES,
     *server_metadata.ROUTES,
     *server_tags.ROUTES,
+    *server_topology.ROUTES,
     *instance_actions.ROUTES,
     *services_api.ROUTES,
     *hypervisors.ROUTES,

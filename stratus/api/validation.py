@@ -83,6 +83,9 @@ tags = {"type": "array", "items": server_tag, "maxItems": MAX_TAGS}
 # Trusted image certificate ids (2.63): null, or 1 to 50 unique non-empty strings.
 trusted_certs = {"type": ["array", "null"], "minItems": 1, "maxItems": 50, "uniqueItems": True,
                  "items": {"type": "string", "minLength": 1}}
+#: Nova's ``hostname`` (a server's, 2.90) and ``fqdn`` (a compute host's, and a server's hostname from 2.94)
+hostname = {"type": "string", "pattern": "^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$", "minLength": 2, "maxLength": 63}
+fqdn = {"type": "string", "pattern": "^[a-zA-Z0-9-._]*$", "minLength": 1, "maxLength": 255}
 #: A query parameter Nova declares ``common_query_regex_param``: a pattern ``re`` compiles.
 query_regex = {"type": "string", "format": "regex"}
 

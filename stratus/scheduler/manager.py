@@ -154,6 +154,11 @@ class SchedulerManager:
                       and (not request.force_nodes or hosts.hosts[i].nodename in request.force_nodes)]
             candidates = np.array(forced, dtype=np.int64)
         else:
+            if request.requested_host or request.requested_node:
+                candidates = np.array([i for i in candidates
+                                       if request.requested_host in (None, hosts.hosts[i].host)
+                                       and request.requested_node in (None, hosts.hosts[i].nodename)],
+                                      dtype=np.int64)
             candidates = filter_hosts(self.filters, hosts, candidates, request)
         if not candidates.size:
             return candidates

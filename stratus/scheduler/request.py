@@ -44,6 +44,9 @@ class SchedulingRequest:
     availability_zone: str | None = None
     force_hosts: list[str] = dataclasses.field(default_factory=list)
     force_nodes: list[str] = dataclasses.field(default_factory=list)
+    #: the host and node asked for at boot (2.74): unlike a forced host, the filters still have their say
+    requested_host: str | None = None
+    requested_node: str | None = None
     #: hosts this instance already failed to build on (a reschedule): never chosen again
     ignore_hosts: set[str] = dataclasses.field(default_factory=set)
     group_uuid: str | None = None
@@ -79,7 +82,9 @@ async def build(conn: Connection | None, spec: dict[str, Any], instance_uuids: l
         image_props={**(image.get("properties") or {}), **image},
         availability_zone=spec.get("availability_zone"),
         force_hosts=list(spec.get("force_hosts") or []), force_nodes=list(spec.get("force_nodes") or []),
-        ignore_hosts=set(spec.get("ignore_hosts") or []))
+        ignore_hosts=set(spec.get("ignore_hosts") or []),
+        requested_host=(spec.get("requested_destination") or {}).get("host"),
+        requested_node=(spec.get("requested_destination") or {}).get("node"))
     hints = spec.get("scheduler_hints") or {}
     if conn is None:
         return req

@@ -47,7 +47,7 @@ from stratus.api import (
     validation,
 )
 from stratus.api.errors import FAULT_NAMES
-from stratus.api.microversion import APIVersion
+from stratus.api.microversion import MAX_VERSION, APIVersion
 from stratus.api.router import Route
 from stratus.api.routes import ROUTES
 from stratus.db import quotas
@@ -256,8 +256,10 @@ SEED_SCHEMAS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("PUT", "/os-quota-sets/{project_id}"): [quota_sets.update_schema(
         "quota_set", (), {"force": quota_sets.BOOLEAN})],
     ("PUT", "/os-quota-class-sets/{class_name}"): [quota_sets.update_schema("quota_class_set", ())],
-    ("POST", "/servers"): [servers_create.create_schema(APIVersion.parse("2.64"))],
-    ("PUT", "/servers/{server_id}"): [servers._update_schema(APIVersion.parse("2.64"))],
+    ("POST", "/servers"): [servers_create.create_schema(APIVersion.parse("2.64")),
+                           servers_create.create_schema(MAX_VERSION)],
+    ("PUT", "/servers/{server_id}"): [servers._update_schema(APIVersion.parse("2.64")),
+                                      servers._update_schema(MAX_VERSION)],
     ("POST", "/servers/{server_id}/action"): [server_actions._REBOOT_SCHEMA, server_actions._CONSOLE_SCHEMA,
                                               server_actions._CREATE_IMAGE_SCHEMA],
 }
@@ -364,7 +366,8 @@ QUERY_KEYS = ["limit", "marker", "changes-since", "changes-before", "name", "fla
 QUERY_VALUES = TEXT | INTS.map(str) | st.sampled_from(["2000-01-01T00:00:00Z", "0001-01-01", "9999-12-31T23:59:59",
                                                        "10000-01-01", ".*", "(", "a{99999999}", "[[:alpha:]]",
                                                        "asc", "desc", "created_at", "True", "no"])
-VERSIONS = st.sampled_from(["compute 2.1", "compute 2.26", "compute 2.53", "compute 2.64", "compute latest",
+VERSIONS = st.sampled_from(["compute 2.1", "compute 2.26", "compute 2.53", "compute 2.64", "compute 2.100",
+                            "compute latest",
                             "compute 2.999", "compute 3.0", "compute 1.1", "compute 2.a", "compute", "",
                             "compute 2.1, compute 2.5", "compute  2.60", "volume 2.5", "compute -2.5",
                             "compute 2." + "9" * 5000, "compute 02.010", "compute \xe9"])
@@ -442,7 +445,7 @@ def test_fuzz_route(fx: Fixtures, route: Route) -> None:
         version = draw(st.sampled_from(["ok", "ok", "odd", "legacy", "none"]))
         if version == "ok":
             lo = APIVersion.parse(route.min_version)
-            hi = APIVersion.parse(route.max_version) if route.max_version else APIVersion.parse("2.64")
+            hi = APIVersion.parse(route.max_version) if route.max_version else MAX_VERSION
             minor = draw(st.integers(lo.minor, hi.minor))
             headers.append((b"OpenStack-API-Version", f"compute 2.{minor}".encode()))
         elif version == "odd":

@@ -12,6 +12,7 @@ from tempest.lib.api_schema.response.compute.v2_19 import servers as schema_219
 from tempest.lib.api_schema.response.compute.v2_26 import servers as schema_226
 from tempest.lib.api_schema.response.compute.v2_47 import servers as schema_247
 from tempest.lib.api_schema.response.compute.v2_63 import servers as schema_263
+from tempest.lib.api_schema.response.compute.v2_100 import servers as schema_2100
 
 from stratus.api.microversion import MAX_VERSION
 from tests.conftest import Cloud
@@ -54,7 +55,8 @@ def test_boot_show_list_delete(cloud: Cloud, image: dict) -> None:
         assert gone and gone[0]["status"] == "DELETED"
 
 
-@pytest.mark.parametrize(("version", "contract"), [("2.47", schema_247), (str(MAX_VERSION), schema_263)])
+@pytest.mark.parametrize(("version", "contract"), [("2.47", schema_247), ("2.63", schema_263),
+                                                   (str(MAX_VERSION), schema_2100)])
 def test_latest_microversion_views(cloud: Cloud, image: dict, version: str, contract: Any) -> None:
     with cloud.client(version=version) as admin:
         resp = boot(admin, image["id"], networks="none", description="d1")
