@@ -51,6 +51,8 @@ def create_app(services: ApiServices) -> ASGIApp:
             StarletteRoute("/", versions.root, methods=["GET"]),
             StarletteRoute("/v2.1", versions.v21, methods=["GET"]),
             StarletteRoute("/v2.1/", versions.v21, methods=["GET"]),
+            StarletteRoute("/v2", versions.v20, methods=["GET"]),
+            StarletteRoute("/v2/", versions.v20, methods=["GET"]),
             *router.build(table, services),
         ],
         exception_handlers={HTTPException: _http_error},

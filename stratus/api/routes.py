@@ -11,6 +11,7 @@ from stratus.api import (
     flavor_access,
     flavors,
     flavors_extraspecs,
+    gone,
     hypervisors,
     instance_actions,
     keypairs,
@@ -46,4 +47,5 @@ ROUTES: list[Route] = [
     *services_api.ROUTES,
     *hypervisors.ROUTES,
     *availability_zones.ROUTES,
+    *gone.ROUTES,
 ]
