@@ -8,12 +8,14 @@ from __future__ import annotations
 from stratus.api import (
     aggregates,
     availability_zones,
+    extensions,
     flavor_access,
     flavors,
     flavors_extraspecs,
     gone,
     hypervisors,
     instance_actions,
+    instance_usage_audit_log,
     keypairs,
     limits,
     quota_classes,
@@ -25,6 +27,7 @@ from stratus.api import (
     server_topology,
     servers,
     services_api,
+    simple_tenant_usage,
 )
 from stratus.api.router import Route
 
@@ -48,4 +51,7 @@ ROUTES: list[Route] = [
     *hypervisors.ROUTES,
     *availability_zones.ROUTES,
     *gone.ROUTES,
+    *extensions.ROUTES,
+    *simple_tenant_usage.ROUTES,
+    *instance_usage_audit_log.ROUTES,
 ]

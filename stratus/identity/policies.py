@@ -360,4 +360,27 @@ def list_rules() -> list[policy.RuleDefault]:
     return [*BASE, *SERVERS, *SERVER_METADATA, *SERVER_TAGS, *PAUSE_SERVER, *SUSPEND_SERVER, *LOCK_SERVER,
             *CONSOLE_OUTPUT, *EXTENDED_SERVER_ATTRIBUTES, *INSTANCE_ACTIONS, *SERVER_GROUPS, *KEYPAIRS,
             *FLAVOR_MANAGE, *FLAVOR_EXTRA_SPECS, *FLAVOR_ACCESS, *QUOTA_SETS, *QUOTA_CLASS_SETS, *LIMITS,
-            *AGGREGATES, *AVAILABILITY_ZONE, *SERVICES, *HYPERVISORS]
+            *AGGREGATES, *AVAILABILITY_ZONE, *SERVICES, *HYPERVISORS,
+            *READ_SIDE]
+
+
+READ_SIDE = [  # nova/policies/extensions.py, simple_tenant_usage.py, instance_usage_audit_log.py, hosts.py
+    _api("os_compute_api:extensions", RULE_ANY,
+         "List available extensions and show information for an extension", "GET /extensions"),
+    _api("os_compute_api:os-simple-tenant-usage:show", PROJECT_READER_OR_ADMIN,
+         "Show usage statistics for a specific tenant", "GET /os-simple-tenant-usage/{tenant_id}"),
+    _api("os_compute_api:os-simple-tenant-usage:list", ADMIN,
+         "List per tenant usage statistics for all tenants", "GET /os-simple-tenant-usage"),
+    _api("os_compute_api:os-instance-usage-audit-log:list", ADMIN,
+         "List all usage audits", "GET /os-instance_usage_audit_log"),
+    _api("os_compute_api:os-instance-usage-audit-log:show", ADMIN,
+         "List all usage audits occurred before a specified time for all servers on all compute hosts",
+         "GET /os-instance_usage_audit_log/{before_timestamp}"),
+    _api("os_compute_api:os-hosts:list", ADMIN, "List physical hosts", "GET /os-hosts"),
+    _api("os_compute_api:os-hosts:show", ADMIN, "Show physical host", "GET /os-hosts/{host_name}"),
+    _api("os_compute_api:os-hosts:update", ADMIN, "Update physical host", "PUT /os-hosts/{host_name}"),
+    _api("os_compute_api:os-hosts:reboot", ADMIN, "Reboot physical host", "GET /os-hosts/{host_name}/reboot"),
+    _api("os_compute_api:os-hosts:shutdown", ADMIN, "Shutdown physical host",
+         "GET /os-hosts/{host_name}/shutdown"),
+    _api("os_compute_api:os-hosts:start", ADMIN, "Start physical host", "GET /os-hosts/{host_name}/startup"),
+]
