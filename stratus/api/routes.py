@@ -18,6 +18,7 @@ from stratus.api import (
     instance_usage_audit_log,
     keypairs,
     limits,
+    os_hosts,
     quota_classes,
     quota_sets,
     server_actions,
@@ -54,4 +55,5 @@ ROUTES: list[Route] = [
     *extensions.ROUTES,
     *simple_tenant_usage.ROUTES,
     *instance_usage_audit_log.ROUTES,
+    *os_hosts.ROUTES,
 ]
