@@ -14,6 +14,8 @@ from stratus.api import (
     flavors_extraspecs,
     gone,
     hypervisors,
+    image_metadata,
+    images,
     instance_actions,
     instance_usage_audit_log,
     keypairs,
@@ -56,4 +58,6 @@ ROUTES: list[Route] = [
     *simple_tenant_usage.ROUTES,
     *instance_usage_audit_log.ROUTES,
     *os_hosts.ROUTES,
+    *images.ROUTES,
+    *image_metadata.ROUTES,
 ]
