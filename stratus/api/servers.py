@@ -140,7 +140,7 @@ async def update(req: ApiRequest) -> Response:
     if "accessIPv4" in changes:
         values["access_ip_v4"] = changes["accessIPv4"]
     if "accessIPv6" in changes:
-        values["access_ip_v6"] = changes["accessIPv6"]
+        values["access_ip_v6"] = validation.normalized_ipv6(changes["accessIPv6"])
     if "OS-DCF:diskConfig" in changes:
         values["auto_disk_config"] = changes["OS-DCF:diskConfig"] == "AUTO"
     if "description" in changes:

@@ -19,6 +19,7 @@ for every request, whatever the handler:
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import re
 from collections.abc import Iterator
@@ -239,3 +240,17 @@ def bool_from_string(value: Any, param: str) -> bool:
     if text in ("0", "f", "false", "off", "n", "no"):
         return False
     raise Fault(400, f"Invalid value '{short(value)}' for {param}: must be a boolean.")
+
+
+def normalized_ipv6(text: str | None) -> str | None:
+    """An IPv6 address as Nova stores it (its ``IPAddress`` column type prints netaddr's form): compressed, and an
+    IPv4-compatible (``::a.b.c.d``) or IPv4-mapped (``::ffff:a.b.c.d``) address with its IPv4 part dotted."""
+    if not text:
+        return text
+    address = ipaddress.IPv6Address(text)
+    value = int(address)
+    if value >> 32 == 0 and value > 0xFFFF:
+        return f"::{ipaddress.IPv4Address(value)}"
+    if value >> 32 == 0xFFFF:
+        return f"::ffff:{ipaddress.IPv4Address(value & 0xFFFFFFFF)}"
+    return str(address)

@@ -190,7 +190,9 @@ def test_requested_destination_2_74(cloud: Cloud, image: dict[str, Any]) -> None
 def test_strict_query_and_full_update_2_75(cloud: Cloud, image: dict[str, Any]) -> None:
     project = _project()
     with cloud.client(token=f"sq:{project}", version="2.74") as old:
-        server_id = _active(old, boot(old, image["id"], networks="none"))
+        server_id = _active(old, boot(old, image["id"], networks="none",
+                                      accessIPv6="0000:0000:0000:0000:0000:babe:220.12.22.2"))
+        assert old.get(f"/servers/{server_id}").json()["server"]["accessIPv6"] == "::babe:dc0c:1602"
         assert old.get("/servers", params={"bogus": "1"}).status_code == 200
         assert "Invalid filter field: metadata." == fault(old.get("/servers", params={"metadata": "x"}), 400,
                                                           "badRequest")
@@ -201,7 +203,9 @@ def test_strict_query_and_full_update_2_75(cloud: Cloud, image: dict[str, Any]) 
         assert "'bogus' was unexpected" in fault(c.get("/servers/detail", params={"bogus": "1"}), 400,
                                                  "badRequest")
         assert c.get("/servers", params={"limit": "1", "status": "ACTIVE"}).status_code == 200
-        updated = check(schema_275.update_server, c.put(f"/servers/{server_id}", json={"server": {"name": "u2"}}))
+        updated = check(schema_275.update_server, c.put(f"/servers/{server_id}", json={"server": {
+            "name": "u2", "accessIPv6": "::ffff:0102:0304"}}))
+        assert updated["server"]["accessIPv6"] == "::ffff:1.2.3.4"
         assert updated["server"]["OS-EXT-STS:vm_state"] == "active" and updated["server"]["name"] == "u2"
         assert c.get("/flavors/1").json()["flavor"]["swap"] == 0
         assert c.get("/flavors/detail").json()["flavors"][0]["swap"] == 0

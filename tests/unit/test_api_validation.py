@@ -171,3 +171,15 @@ def test_url_project_must_be_the_tokens() -> None:
 def test_client_errors_of_called_services() -> None:
     assert [client_error(c) for c in (400, 401, 403, 404, 409, 410, 413, 500, 503)] == [
         400, 403, 403, 404, 409, 400, 413, None, None]
+
+
+@pytest.mark.parametrize("text", ["::", "::1", "::ffff", "::1:0", "::ffff:0:1", "::fffe:1.2.3.4", "::0.1.0.0",
+                                  "::255.255.255.255", "1::ffff:1.2.3.4", "2001:DB8::A",
+                                  "0000:0000:0000:0000:0000:babe:220.12.22.2"])
+def test_ipv6_is_stored_as_nova_prints_it(text: str) -> None:
+    """Nova's IPAddress column type prints netaddr's form (tempest compares accessIPv6 with it)."""
+    import netaddr
+
+    from stratus.api.validation import normalized_ipv6
+
+    assert normalized_ipv6(text) == str(netaddr.IPAddress(text))
