@@ -57,6 +57,9 @@ def create_app(services: ApiServices) -> ASGIApp:
         ],
         exception_handlers={HTTPException: _http_error},
     )
+    # Nova's router matches paths exactly: ``/os-simple-tenant-usage/`` (an empty id) or ``DELETE /images/`` is a
+    # 404, not a redirect to the collection (Starlette's default) that a client would follow into another resource
+    app.router.redirect_slashes = False
     top_level = {r.path.split("/")[1] for r in table}
     # Nova's rules, with the operator's policy file of this configuration, for every request of this app; bodies
     # past [oslo_middleware] max_request_body_size refused before anything reads them

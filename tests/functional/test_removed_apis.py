@@ -44,3 +44,13 @@ def test_removed_actions_are_gone(cloud: Cloud) -> None:
         assert admin.get("/os-cells/sync_instances").status_code == 405
         # the routes Nova still serves as proxies are not gone
         assert admin.get("/os-tenant-networks/n1").status_code == 404
+
+
+def test_paths_match_exactly(cloud: Cloud) -> None:
+    """A trailing slash is another path, as in Nova's router: an empty id is not found, never the collection."""
+    with cloud.client() as admin:
+        fault(admin.get("/os-simple-tenant-usage/"), 404, "itemNotFound")
+        fault(admin.delete("/images/"), 404, "itemNotFound")
+        fault(admin.get("/servers/"), 404, "itemNotFound")
+        assert admin.get("/servers").status_code == 200
+        assert admin.get("/").status_code == 200  # the v2.1 version document keeps its slash
