@@ -51,10 +51,15 @@ def create_app(services: ApiServices) -> ASGIApp:
             StarletteRoute("/", versions.root, methods=["GET"]),
             StarletteRoute("/v2.1", versions.v21, methods=["GET"]),
             StarletteRoute("/v2.1/", versions.v21, methods=["GET"]),
+            StarletteRoute("/v2", versions.v20, methods=["GET"]),
+            StarletteRoute("/v2/", versions.v20, methods=["GET"]),
             *router.build(table, services),
         ],
         exception_handlers={HTTPException: _http_error},
     )
+    # Nova's router matches paths exactly: ``/os-simple-tenant-usage/`` (an empty id) or ``DELETE /images/`` is a
+    # 404, not a redirect to the collection (Starlette's default) that a client would follow into another resource
+    app.router.redirect_slashes = False
     top_level = {r.path.split("/")[1] for r in table}
     # Nova's rules, with the operator's policy file of this configuration, for every request of this app; bodies
     # past [oslo_middleware] max_request_body_size refused before anything reads them

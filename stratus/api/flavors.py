@@ -22,6 +22,7 @@ from stratus.api.router import Route
 from stratus.db import flavors as db
 from stratus.identity.policy import authorize, check
 
+_V275 = APIVersion.parse("2.75")  # swap 0, not "", when there is none
 _V255 = APIVersion.parse("2.55")  # description; PUT /flavors/{flavor_id}
 _V261 = APIVersion.parse("2.61")  # extra_specs in flavor bodies
 
@@ -90,7 +91,7 @@ def _with_extra_specs(req: ApiRequest) -> bool:
 
 
 def show_view(req: ApiRequest, flavor: dict[str, Any], with_extra_specs: bool | None = None) -> dict[str, Any]:
-    """Nova's flavor body: ``swap`` is ``""`` when there is none, a quirk clients rely on.
+    """Nova's flavor body: ``swap`` is ``""`` when there is none before 2.75, a quirk clients rely on (0 from 2.75).
 
     ``with_extra_specs`` is decided here when not given (a list decides it once for all its flavors).
     """
@@ -101,7 +102,7 @@ def show_view(req: ApiRequest, flavor: dict[str, Any], with_extra_specs: bool | 
         "name": flavor["name"],
         "ram": flavor["memory_mb"],
         "disk": flavor["root_gb"],
-        "swap": flavor["swap"] or "",
+        "swap": flavor["swap"] if req.at_least(_V275) else flavor["swap"] or "",
         "OS-FLV-EXT-DATA:ephemeral": flavor["ephemeral_gb"],
         "OS-FLV-DISABLED:disabled": flavor["disabled"],
         "vcpus": flavor["vcpus"],

@@ -1,8 +1,9 @@
 """Flavor extra specs: ``/flavors/{flavor_id}/os-extra_specs[/{key}]``.
 
 Anyone who can see the flavor reads its specs; admins set and unset them. Values may be sent as numbers and
-are stored as strings; the response echoes the request body, as Nova's does. Key and value validation of
-2.86 is past our maximum version.
+are stored as strings; the response echoes the request body, as Nova's does. From 2.86 the specs of Nova's
+namespaces are validated (``flavor_extra_spec_validation``): a misspelt ``hw:`` key or a bad value is a 400 and
+nothing is stored.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 
 from starlette.responses import Response
 
-from stratus.api import flavors, validation
+from stratus.api import flavor_extra_spec_validation, flavors, validation
 from stratus.api.errors import Fault
+from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, json_response
 from stratus.api.router import Route
 from stratus.db import flavors as db
@@ -31,13 +33,19 @@ CREATE_SCHEMA: dict[str, Any] = {
 UPDATE_SCHEMA: dict[str, Any] = {**copy.deepcopy(_SPECS), "minProperties": 1, "maxProperties": 1}
 
 
-def _as_strings(specs: dict[str, Any]) -> dict[str, str]:
-    """Numbers become strings; JSON Schema cannot bound a number's length, so it is checked here."""
+_V286 = APIVersion.parse("2.86")  # known extra specs are validated
+
+
+def _as_strings(req: ApiRequest, specs: dict[str, Any]) -> dict[str, str]:
+    """Numbers become strings; JSON Schema cannot bound a number's length, so it is checked here. From 2.86 each
+    spec is validated as Nova's known extra specs."""
     out = {}
     for key, value in specs.items():
         text = value if isinstance(value, str) else str(value)
         if len(text) > 255:
             raise Fault(400, "Invalid input received: extra_specs value has more than 255 characters.")
+        if req.at_least(_V286):
+            flavor_extra_spec_validation.validate(key, text)
         out[key] = text
     return out
 
@@ -72,7 +80,7 @@ async def create(req: ApiRequest) -> Response:
     body = await req.json()
     validation.validate(CREATE_SCHEMA, body)
     authorize(req.context, "os_compute_api:os-flavor-extra-specs:create", {})
-    specs = _as_strings(body["extra_specs"])
+    specs = _as_strings(req, body["extra_specs"])
     async with req.services.db.write() as conn:
         flavor = await _flavor(req, conn)
         await db.update_extra_specs(conn, flavor["id"], specs)
@@ -83,7 +91,7 @@ async def update(req: ApiRequest) -> Response:
     body = await req.json()
     validation.validate(UPDATE_SCHEMA, body)
     authorize(req.context, "os_compute_api:os-flavor-extra-specs:update", {})
-    specs = _as_strings(body)
+    specs = _as_strings(req, body)
     if req.path["key"] not in specs:
         raise Fault(400, "Request body and URI mismatch")
     async with req.services.db.write() as conn:

@@ -6,7 +6,10 @@ A hypervisor is a compute node; its usage is placement's (allocations plus the h
 Versions: 2.28 shows ``cpu_info`` as an object; 2.33 pages list and detail with ``limit`` and ``marker``
 (``hypervisors_links``); 2.53 identifies hypervisors and their services by uuid, replaces the
 ``/{pattern}/search`` and ``/{pattern}/servers`` routes by the ``hypervisor_hostname_pattern`` and
-``with_servers`` query parameters, and refuses unknown query parameters.
+``with_servers`` query parameters, and refuses unknown query parameters. 2.75 shows ``servers: []`` when
+``with_servers`` asked for them and there are none. 2.88 drops the statistics fields and ``cpu_info`` from the
+detail and show bodies, adds ``uptime`` to them (asked of each up host; null otherwise) and removes
+``/os-hypervisors/statistics`` (404).
 
 ``/os-hypervisors/{id}/uptime`` (to 2.87; Nova's 2.88 moves ``uptime`` into show and drops the route) asks the
 node's compute host over RPC for its driver's ``get_host_uptime``, as Nova's ``get_host_uptime``: a host whose
@@ -15,6 +18,7 @@ service is down is 400 ``Compute service of <host> is unavailable at this time.`
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import re
 from typing import Any
@@ -23,6 +27,7 @@ import jsonschema
 import orjson
 from starlette.responses import Response
 
+from stratus import exception
 from stratus.api import validation
 from stratus.api.common import collection_links, limit_and_marker, reject_unexpected_query
 from stratus.api.errors import Fault
@@ -38,6 +43,8 @@ from stratus.utils import is_uuid_like, utcnow
 _V228 = APIVersion.parse("2.28")  # cpu_info is an object
 _V233 = APIVersion.parse("2.33")  # limit and marker
 _V253 = APIVersion.parse("2.53")  # uuids; hostname pattern and with_servers as query parameters
+_V275 = APIVersion.parse("2.75")  # servers: [] when asked for and there are none
+_V288 = APIVersion.parse("2.88")  # no statistics fields, uptime in the detail body; no statistics or uptime routes
 
 _MAX_DB_INT = 2**31 - 1  # ids are 32-bit integer columns: a bigger one names nothing
 _QUERY_V253 = {
@@ -78,8 +85,11 @@ def _service_up(req: ApiRequest, node: dict[str, Any], now: datetime.datetime) -
     return services_db.is_up(service, req.services.conf.service_down_time, now)
 
 
-def _view(req: ApiRequest, node: dict[str, Any], detail: bool, now: datetime.datetime) -> dict[str, Any]:
-    """Nova's hypervisor body for the request's version; ``servers`` only when the node has some."""
+def _view(req: ApiRequest, node: dict[str, Any], detail: bool, now: datetime.datetime,
+          with_servers: bool = False) -> dict[str, Any]:
+    """Nova's hypervisor body for the request's version; ``servers`` when the node has some (or, from 2.75,
+    whenever they were asked for); from 2.88 the detail body has ``uptime`` (``node["uptime"]``) instead of the
+    statistics and ``cpu_info``."""
     uuids = req.at_least(_V253)
     out: dict[str, Any] = {
         "id": node["uuid"] if uuids else node["id"],
@@ -92,6 +102,9 @@ def _view(req: ApiRequest, node: dict[str, Any], detail: bool, now: datetime.dat
                    host_ip=node["host_ip"],
                    service={"id": node["service_uuid"] if uuids else node["service_id"], "host": node["host"],
                             "disabled_reason": node["disabled_reason"]})
+    if detail and req.at_least(_V288):
+        out["uptime"] = node.get("uptime")
+    elif detail:
         out.update({field: node[field] for field in _STATISTICS})
         if req.at_least(_V228):
             out["cpu_info"] = orjson.loads(node["cpu_info"]) if node["cpu_info"] else {}
@@ -100,7 +113,27 @@ def _view(req: ApiRequest, node: dict[str, Any], detail: bool, now: datetime.dat
     if node.get("servers"):
         template = req.services.conf.instance_name_template
         out["servers"] = [{"name": template % s["id"], "uuid": s["uuid"]} for s in node["servers"]]
+    elif with_servers and req.at_least(_V275):
+        out["servers"] = []
     return out
+
+
+async def _uptimes(req: ApiRequest, nodes: list[dict[str, Any]], now: datetime.datetime) -> None:
+    """2.88's ``uptime`` of each node, asked of its host as Nova's detail view does; None for a host that is down or
+    whose driver cannot tell."""
+    if not req.at_least(_V288):
+        return
+    api = ComputeAPI(req.services.transport)
+
+    async def one(node: dict[str, Any]) -> None:
+        node["uptime"] = None
+        if _service_up(req, node, now):
+            try:
+                node["uptime"] = await api.get_host_uptime(req.context.to_dict(), node["host"])
+            except (NotSupportedByDriver, exception.MessagingTimeout):
+                pass
+
+    await asyncio.gather(*(one(n) for n in nodes))
 
 
 async def _marker_id(conn: Any, req: ApiRequest, marker: str) -> int:
@@ -136,7 +169,9 @@ async def _list(req: ApiRequest, detail: bool) -> Response:
     if pattern is not None and not nodes:
         raise Fault(404, f"No hypervisor matching '{pattern}' could be found.")
     now = utcnow()
-    items = [_view(req, n, detail, now) for n in nodes]
+    if detail:
+        await _uptimes(req, nodes, now)
+    items = [_view(req, n, detail, now, with_servers) for n in nodes]
     body: dict[str, Any] = {"hypervisors": items}
     if paged and limit is not None and (links := collection_links(req, collection, items, limit, "id")):
         body["hypervisors_links"] = links
@@ -176,12 +211,14 @@ async def show(req: ApiRequest) -> Response:
     authorize(req.context, "os_compute_api:os-hypervisors:show", {})
     hypervisor_id = req.path["hypervisor_id"]
     lookup = _lookup(req, hypervisor_id)
+    with_servers = req.at_least(_V253) and _with_servers(req)
     async with req.services.db.read() as conn:
-        nodes = await db.compute_nodes_with_usage(conn, with_servers=req.at_least(_V253) and _with_servers(req),
-                                                  **lookup)
+        nodes = await db.compute_nodes_with_usage(conn, with_servers=with_servers, **lookup)
     if not nodes:
         raise _not_found(hypervisor_id)
-    return json_response({"hypervisor": _view(req, nodes[0], True, utcnow())})
+    now = utcnow()
+    await _uptimes(req, nodes, now)
+    return json_response({"hypervisor": _view(req, nodes[0], True, now, with_servers)})
 
 
 async def uptime(req: ApiRequest) -> Response:
@@ -238,7 +275,7 @@ async def statistics(req: ApiRequest) -> Response:
 ROUTES: list[Route] = [
     Route("/os-hypervisors", "GET", index),
     Route("/os-hypervisors/detail", "GET", detail),
-    Route("/os-hypervisors/statistics", "GET", statistics),
+    Route("/os-hypervisors/statistics", "GET", statistics, max_version="2.87"),
     Route("/os-hypervisors/{pattern}/search", "GET", search, max_version="2.52"),
     Route("/os-hypervisors/{pattern}/servers", "GET", servers, max_version="2.52"),
     Route("/os-hypervisors/{hypervisor_id}", "GET", show),

@@ -8,7 +8,9 @@ Versions: 2.21 shows the actions of deleted servers too. Before 2.51 only caller
 everyone who may see the action sees its events, the traceback still only for those callers. 2.58 adds
 ``updated_at`` and pages the list with ``limit``, ``marker`` (a request id) and ``changes-since`` (unknown query
 parameters are refused), with a ``next`` link. 2.62 adds each event's ``hostId`` (sha224 of project and host,
-as the server's) and, for ``events`` callers, its ``host``.
+as the server's) and, for ``events`` callers, its ``host``. 2.66 adds ``changes-before`` (not before
+``changes-since``); 2.84 each event's ``details`` (why it failed, null otherwise) for callers passing
+``os_compute_api:os-instance-actions:events:details`` (admins).
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ _V221 = APIVersion.parse("2.21")  # actions of deleted servers
 _V251 = APIVersion.parse("2.51")  # events for every caller, the traceback for admins only
 _V258 = APIVersion.parse("2.58")  # updated_at; limit, marker and changes-since; strict query
 _V262 = APIVersion.parse("2.62")  # event hostId, and host for admins
+_V266 = APIVersion.parse("2.66")  # changes-before
+_V284 = APIVersion.parse("2.84")  # event details, for callers passing events:details
 
 _RULE = "os_compute_api:os-instance-actions:"
 _ACTION_KEYS = ("action", "instance_uuid", "request_id", "user_id", "project_id", "start_time", "message")
 _QUERY_V258 = ("limit", "marker", "changes-since")
+_QUERY_V266 = (*_QUERY_V258, "changes-before")
 _ONE_VALUE = jsonschema.Draft4Validator({"type": "array", "maxItems": 1})
 
 
@@ -49,23 +54,25 @@ async def _instance(req: ApiRequest, conn: Any, server_id: str) -> dict[str, Any
 
 
 def _check_query(req: ApiRequest) -> None:
-    """Nova's query schema of 2.58: only limit, marker and changes-since, each at most once."""
-    reject_unexpected_query(req, _QUERY_V258)
-    for key in _QUERY_V258:
+    """Nova's query schema of 2.58: only limit, marker and changes-since (and changes-before from 2.66), each at
+    most once."""
+    allowed = _QUERY_V266 if req.at_least(_V266) else _QUERY_V258
+    reject_unexpected_query(req, allowed)
+    for key in allowed:
         values = req.query.getlist(key)
         error = next(_ONE_VALUE.iter_errors(values), None)
         if error is not None:
             raise Fault(400, f"Invalid input for query parameters {key}. Value: {values}. {error.message}")
 
 
-def _changes_since(req: ApiRequest) -> Any:
-    value = req.query.get("changes-since")
+def _time(req: ApiRequest, key: str) -> Any:
+    value = req.query.get(key)
     if value is None:
         return None
     try:
         return parse_isotime(value)
     except (ValueError, OverflowError):
-        raise Fault(400, f"Invalid input for query parameters changes-since. Value: {value}. "
+        raise Fault(400, f"Invalid input for query parameters {key}. Value: {value}. "
                          f"'{value}' is not a 'date-time'") from None
 
 
@@ -77,8 +84,8 @@ def _action(req: ApiRequest, row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _event(row: dict[str, Any], project_id: str, traceback: bool, host: bool, hashed_host: bool
-           ) -> dict[str, Any]:
+def _event(row: dict[str, Any], project_id: str, traceback: bool, host: bool, hashed_host: bool,
+           details: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"event": row["event"], "start_time": isotime_usec(row["start_time"]),
                            "finish_time": isotime_usec(row["finish_time"]), "result": row["result"]}
     if traceback:
@@ -87,6 +94,8 @@ def _event(row: dict[str, Any], project_id: str, traceback: bool, host: bool, ha
         out["host"] = row["host"] or ""  # a string, as Nova's schema has it, also where no host was recorded
     if hashed_host:
         out["hostId"] = host_id(project_id, row["host"])
+    if details:
+        out["details"] = row["details"]
     return out
 
 
@@ -95,17 +104,21 @@ async def index(req: ApiRequest) -> Response:
     server_id = req.path["server_id"]
     paged = req.at_least(_V258)
     limit: int | None = None
-    marker = changes_since = None
+    marker = changes_since = changes_before = None
     if paged:  # the query is checked first, as Nova's schema does
         _check_query(req)
-        changes_since = _changes_since(req)
+        changes_since = _time(req, "changes-since")
+        if req.at_least(_V266):
+            changes_before = _time(req, "changes-before")
+            if changes_since and changes_before and changes_before < changes_since:
+                raise Fault(400, "The value of changes-since must be less than or equal to changes-before.")
         limit, marker = limit_and_marker(req)
     async with req.services.db.read() as conn:
         inst = await _instance(req, conn, server_id)
         authorize(req.context, _RULE + "list", {"project_id": inst["project_id"]})
         try:
             rows = await db.list_actions(conn, inst["uuid"], limit=limit, marker=marker,
-                                         changes_since=changes_since)
+                                         changes_since=changes_since, changes_before=changes_before)
         except db.MarkerNotFound:
             raise Fault(400, f"Marker {marker} could not be found.") from None
     items = [_action(req, r) for r in rows]
@@ -128,6 +141,7 @@ async def show(req: ApiRequest) -> Response:
         if row is None:
             raise Fault(404, f"Action {request_id} not found")
         privileged = check(ctx, _RULE + "events", target)
+        details = req.at_least(_V284) and check(ctx, _RULE + "events:details", target)
         events = (await db.list_events(conn, row["id"])
                   if privileged or req.at_least(_V251) else None)
     action = _action(req, row)
@@ -135,7 +149,7 @@ async def show(req: ApiRequest) -> Response:
         project_id = row["project_id"] or inst["project_id"]
         hashed_host = req.at_least(_V262)
         action["events"] = [_event(e, project_id, traceback=privileged, host=privileged and hashed_host,
-                                   hashed_host=hashed_host) for e in events]
+                                   hashed_host=hashed_host, details=details) for e in events]
     return json_response({"instanceAction": action})
 
 

@@ -38,6 +38,7 @@ from stratus.utils import isotime_usec
 _V22 = APIVersion.parse("2.2")    # key type; create 201, delete 204
 _V210 = APIVersion.parse("2.10")  # user_id for admins
 _V235 = APIVersion.parse("2.35")  # list pagination
+_V292 = APIVersion.parse("2.92")  # import only (public_key required); names may have '@' and '.'
 
 CREATE_SCHEMA_V21: dict[str, Any] = {
     "type": "object",
@@ -60,6 +61,10 @@ CREATE_SCHEMA_V210 = copy.deepcopy(CREATE_SCHEMA_V22)
 CREATE_SCHEMA_V210["properties"]["keypair"]["properties"]["user_id"] = validation.user_id
 
 _SAFE_CHARS = frozenset("_- 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+CREATE_SCHEMA_V292 = copy.deepcopy(CREATE_SCHEMA_V210)
+CREATE_SCHEMA_V292["properties"]["keypair"]["properties"]["name"] = {"allOf": [
+    validation.name, {"type": "string", "pattern": r"^[_\-\@\. a-zA-Z0-9]+$", "minLength": 1, "maxLength": 255}]}
+CREATE_SCHEMA_V292["properties"]["keypair"]["required"] = ["name", "public_key"]
 _UPN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")  # Microsoft user principal name, for WinRM
 
 
@@ -148,6 +153,8 @@ def generate(key_type: str, user_id: str) -> tuple[str, str, str]:
 
 
 def _create_schema(req: ApiRequest) -> dict[str, Any]:
+    if req.at_least(_V292):
+        return CREATE_SCHEMA_V292
     if req.at_least(_V210):
         return CREATE_SCHEMA_V210
     return CREATE_SCHEMA_V22 if req.at_least(_V22) else CREATE_SCHEMA_V21
@@ -185,7 +192,7 @@ def _view(keypair: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
 
 
 async def create(req: ApiRequest) -> Response:
-    """Import ``public_key`` if given, else generate a pair and return its private key once."""
+    """Import ``public_key`` if given, else (before 2.92) generate a pair and return its private key once."""
     body = await req.json()
     validation.validate(_create_schema(req), body)
     params = body["keypair"]
@@ -193,7 +200,8 @@ async def create(req: ApiRequest) -> Response:
     key_type = params.get("type", "ssh")
     user_id = _target_user(req, params.get("user_id"))
     authorize(req.context, "os_compute_api:os-keypairs:create", {"user_id": user_id})
-    _check_name(name)
+    if not req.at_least(_V292):  # from 2.92 the schema checks the name
+        _check_name(name)
     async with req.services.db.read() as conn:
         await _check_quota(req, conn, user_id)
 

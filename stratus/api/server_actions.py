@@ -159,14 +159,32 @@ def _image_endpoint(req: ApiRequest) -> str:
     return f"http://{conf.image_store.listen}:{conf.image_store.listen_port}"
 
 
+_V273 = APIVersion.parse("2.73")  # lock takes locked_reason
+_LOCK_SCHEMA_V273 = {
+    "type": "object",
+    "properties": {"lock": {"type": ["object", "null"],
+                            "properties": {"locked_reason": {"type": "string", "minLength": 1, "maxLength": 255}},
+                            "additionalProperties": False}},
+    "required": ["lock"], "additionalProperties": False,
+}
+
+
 async def _lock(req: ApiRequest, body: dict[str, Any]) -> Response:
     """Nova's os-lock-server: a locked instance refuses every change by its owner's project (409) until
-    unlocked; ``locked_by`` remembers whether the owner or an admin locked it."""
+    unlocked; ``locked_by`` remembers whether the owner or an admin locked it, and from 2.73 the instance's system
+    metadata the ``locked_reason`` given, as Nova keeps it."""
+    reason = None
+    if req.at_least(_V273):
+        validation.validate(_LOCK_SCHEMA_V273, body)
+        reason = (body["lock"] or {}).get("locked_reason")
     server_id = req.path["server_id"]
     inst = await load_instance(req, server_id, "os_compute_api:os-lock-server:lock")
     policy.authorize(req.context, "os_compute_api:os-lock-server:lock", {"project_id": inst["project_id"]})
     locked_by = "owner" if inst["project_id"] == req.context.project_id else "admin"
-    await _set_lock(req, inst["uuid"], {"locked": True, "locked_by": locked_by}, "lock")
+    values: dict[str, Any] = {"locked": True, "locked_by": locked_by}
+    if reason is not None:
+        values["system_metadata"] = {**(inst.get("system_metadata") or {}), "locked_reason": reason}
+    await _set_lock(req, inst["uuid"], values, "lock")
     return empty_response(202)
 
 
@@ -178,7 +196,10 @@ async def _unlock(req: ApiRequest, body: dict[str, Any]) -> Response:
     expected = "owner" if inst["project_id"] == req.context.project_id else "admin"
     if inst["locked_by"] and inst["locked_by"] != expected:  # Nova's is_expected_locked_by
         policy.authorize(req.context, "os_compute_api:os-lock-server:unlock:unlock_override", target)
-    await _set_lock(req, inst["uuid"], {"locked": False, "locked_by": None}, "unlock")
+    values: dict[str, Any] = {"locked": False, "locked_by": None}
+    if "locked_reason" in (inst.get("system_metadata") or {}):
+        values["system_metadata"] = {k: v for k, v in inst["system_metadata"].items() if k != "locked_reason"}
+    await _set_lock(req, inst["uuid"], values, "unlock")
     return empty_response(202)
 
 

@@ -10,6 +10,7 @@ import hashlib
 import ipaddress
 from typing import Any
 
+from stratus.api import image_properties
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest
 from stratus.identity import policy
@@ -24,6 +25,13 @@ V219 = APIVersion.parse("2.19")
 V226 = APIVersion.parse("2.26")
 V247 = APIVersion.parse("2.47")
 V263 = APIVersion.parse("2.63")
+V271 = APIVersion.parse("2.71")  # server_groups (show, update, rebuild; not detail)
+V273 = APIVersion.parse("2.73")  # locked_reason
+V275 = APIVersion.parse("2.75")  # update (and rebuild) bodies are the full server
+V290 = APIVersion.parse("2.90")  # OS-EXT-SRV-ATTR:hostname for every caller
+V296 = APIVersion.parse("2.96")  # pinned_availability_zone
+V298 = APIVersion.parse("2.98")  # the image's properties
+V2100 = APIVersion.parse("2.100")  # scheduler_hints
 PROGRESS_STATUSES = frozenset({"ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING"})
 
 
@@ -47,6 +55,10 @@ class ServerViewBuilder:
                                  and policy.check(ctx, "os_compute_api:servers:show:host_status"))
         self.show_extra_specs = policy.check(ctx, "os_compute_api:servers:show:flavor-extra-specs")
         self.host_status = host_status or {}
+        #: request specs by instance uuid (2.96's pinned zone, 2.100's hints), loaded by the caller for the page
+        self.specs: dict[str, dict[str, Any]] = {}
+        #: server group uuids by instance uuid (2.71), for show, update and rebuild only
+        self.server_groups: dict[str, list[str]] | None = None
         self.template = req.services.conf.instance_name_template
 
     def _links(self, uuid: str) -> list[dict[str, str]]:
@@ -68,10 +80,15 @@ class ServerViewBuilder:
         fid = flavor["flavorid"]
         return {"id": fid, "links": [{"rel": "bookmark", "href": f"{self.bookmark_prefix}/flavors/{fid}"}]}
 
-    def _image(self, image_ref: str | None) -> Any:
+    def _image(self, inst: dict[str, Any]) -> Any:
+        image_ref = inst["image_ref"]
         if not image_ref:
             return ""
-        return {"id": image_ref, "links": [{"rel": "bookmark", "href": f"{self.bookmark_prefix}/images/{image_ref}"}]}
+        image: dict[str, Any] = {
+            "id": image_ref, "links": [{"rel": "bookmark", "href": f"{self.bookmark_prefix}/images/{image_ref}"}]}
+        if self.version >= V298:
+            image["properties"] = image_properties.from_system_metadata(inst.get("system_metadata") or {})
+        return image
 
     def _fault(self, fault: dict[str, Any]) -> dict[str, Any]:
         """Nova's ``_get_fault``: ``details`` (a traceback, or the rest of a long message) only when there are
@@ -84,7 +101,8 @@ class ServerViewBuilder:
     def full(self, inst: dict[str, Any], update: bool = False) -> dict[str, Any]:
         """The server as show and detail give it; ``update`` for the body of PUT /servers/{id}, which before 2.75
         leaves out the AZ, config drive, key name, usage times, security groups, extended attributes, status and
-        volumes, host status and the addresses' type and MAC, as Nova's does."""
+        volumes, host status and the addresses' type and MAC, as Nova's does (from 2.75 it is the full body)."""
+        update = update and self.version < V275
         status = status_from_state(inst["vm_state"], inst["task_state"])
         server: dict[str, Any] = {
             "id": inst["uuid"],
@@ -94,7 +112,7 @@ class ServerViewBuilder:
             "user_id": inst["user_id"],
             "metadata": inst.get("metadata", {}),
             "hostId": host_id(inst["project_id"], inst["host"]),
-            "image": self._image(inst["image_ref"]),
+            "image": self._image(inst),
             "flavor": self._flavor(inst["flavor"]),
             "created": isotime(inst["created_at"]),
             "updated": isotime(inst["updated_at"]),
@@ -145,7 +163,39 @@ class ServerViewBuilder:
             server["tags"] = inst.get("tags", [])
         if self.version >= V263:
             server["trusted_image_certificates"] = inst.get("trusted_certs")
+        self._since_271(server, inst, update)
         return server
+
+    def _since_271(self, server: dict[str, Any], inst: dict[str, Any], update: bool) -> None:
+        """The fields of 2.71 and later, in Nova's order."""
+        if self.version >= V271 and self.server_groups is not None:
+            server["server_groups"] = self.server_groups.get(inst["uuid"], [])
+        if self.version >= V273:
+            server["locked_reason"] = (inst.get("system_metadata") or {}).get("locked_reason")
+        if self.version >= V290 and "OS-EXT-SRV-ATTR:hostname" not in server:
+            server["OS-EXT-SRV-ATTR:hostname"] = inst["hostname"]
+        spec = self.specs.get(inst["uuid"]) or {}
+        if self.version >= V296 and not update:
+            server["pinned_availability_zone"] = spec.get("availability_zone")
+        if self.version >= V2100:
+            server["scheduler_hints"] = _hints(spec.get("scheduler_hints"))
+
+
+#: hints whose value Nova's (and tempest's) response schema wants as one value, not a list
+_SINGLE_HINTS = frozenset({"group", "query", "target_cell", "build_near_host_ip", "cidr"})
+
+
+def _hints(hints: dict[str, Any] | None) -> dict[str, Any]:
+    """The boot's scheduler hints as Nova's request spec keeps them, every value a list, except the hints that
+    Nova's response schema for 2.100 declares single-valued (``group``, ``query``, ...): Nova's request spec would
+    wrap those as well, which its own schema and tempest's refuse; the schema is the contract here."""
+    out: dict[str, Any] = {}
+    for key, value in (hints or {}).items():
+        if key in _SINGLE_HINTS:
+            out[key] = value[0] if isinstance(value, list) and len(value) == 1 else value
+        else:
+            out[key] = value if isinstance(value, list) else [value]
+    return out
 
 
 def addresses(network_info: list[dict[str, Any]], extended: bool = True) -> dict[str, list[dict[str, Any]]]:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from starlette.responses import Response
 
-from stratus.api import server_view, servers_create, validation
+from stratus.api import server_view, servers_create, servers_query, validation
 from stratus.api.common import collection_links, limit_and_marker, visible_project
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
@@ -16,27 +16,18 @@ from stratus.api.request import ApiRequest, empty_response, json_response
 from stratus.api.router import Route
 from stratus.compute.rpcapi import ComputeAPI
 from stratus.db import actions, info_cache, instances, placement
+from stratus.db import server_groups as server_groups_db
 from stratus.db import services as services_db
 from stratus.db.models import services
 from stratus.identity import policy
-from stratus.objects import states
 from stratus.objects.states import task_states
-from stratus.utils import parse_isotime, utcnow
+from stratus.utils import utcnow
 
 LOG = logging.getLogger(__name__)
 
 V219 = APIVersion.parse("2.19")
 V226 = APIVersion.parse("2.26")
 V238 = APIVersion.parse("2.38")
-
-#: the query parameters Nova's servers query schema declares ``common_query_regex_param``: each value must be a
-#: pattern ``re`` compiles (Nova's 400 otherwise), whether or not this cloud filters on it
-_REGEX_PARAMS = ("kernel_id", "ramdisk_id", "hostname", "key_name", "power_state", "node", "flavor",
-                 "reservation_id", "launched_at", "terminated_at", "availability_zone", "name", "display_name",
-                 "description", "display_description", "locked_by", "root_device_name", "config_drive",
-                 "access_ip_v4", "access_ip_v6", "auto_disk_config", "progress", "ip", "ip6", "created_at")
-_REGEX_PARAMS_V226 = (*_REGEX_PARAMS, "tags", "tags-any", "not-tags", "not-tags-any")
-
 
 async def load_instance(req: ApiRequest, server_id: str, rule: str) -> dict[str, Any]:
     """The caller's instance (any project's for admins) or Nova's 404, then ``rule`` on it or Nova's 403."""
@@ -49,96 +40,9 @@ async def load_instance(req: ApiRequest, server_id: str, rule: str) -> dict[str,
     return inst
 
 
-def _filters(req: ApiRequest, rule: str) -> instances.ListFilters:
-    ctx = req.context
-    q = req.query
-    regex_params = _REGEX_PARAMS_V226 if req.version >= V226 else _REGEX_PARAMS
-    validation.validate_query(q, {p: validation.query_regex for p in regex_params})
-    policy.authorize(ctx, rule, {"project_id": ctx.project_id})
-    is_admin = policy.check(ctx, "os_compute_api:servers:allow_all_filters")
-    f = instances.ListFilters()
-    all_tenants = "all_tenants" in q and validation.bool_from_string(q.get("all_tenants") or "true", "all_tenants")
-    if all_tenants:
-        policy.authorize(ctx, f"{rule}:get_all_tenants")
-        f.project_id = q.get("project_id") or q.get("tenant_id") if is_admin else None
-    else:
-        f.project_id = q.get("project_id") if is_admin and q.get("project_id") else ctx.project_id
-    if "status" in q:
-        vm_states: set[str] = set()
-        tasks: set[str | None] = set()
-        any_task = False
-        for status in q.getlist("status"):
-            vms, ts = states.states_from_status(status)
-            if not vms:
-                if req.version >= V238:
-                    raise Fault(400, f"Invalid status value: {status}")
-                return _nothing(f)
-            vm_states.update(vms)
-            if ts is None:
-                any_task = True
-            else:
-                tasks.update(ts)
-        f.vm_states = sorted(vm_states)
-        f.task_states = None if any_task else list(tasks)
-        if "deleted" in vm_states:
-            f.include_deleted = True
-    if q.get("changes-since"):
-        try:
-            f.changes_since = parse_isotime(q["changes-since"])
-        except (ValueError, OverflowError):  # an offset past year 1 or 9999 overflows
-            since = q["changes-since"]
-            raise Fault(400, f"Invalid input for query parameters changes-since. Value: {validation.short(since)}. "
-                             f"{validation.short_repr(since)} is not a 'date-time'") from None
-        f.include_deleted = True
-    if q.get("name"):
-        f.name = q["name"]
-    if q.get("image"):
-        f.image_ref = q["image"].rsplit("/", 1)[-1]
-    if q.get("flavor"):
-        f.flavorid = q["flavor"].rsplit("/", 1)[-1]
-    if q.get("reservation_id"):
-        f.reservation_id = q["reservation_id"]
-    if is_admin:
-        if "deleted" in q and validation.bool_from_string(q["deleted"], "deleted"):
-            f.only_deleted = True
-        for key, attr in (("host", "host"), ("node", "node"), ("user_id", "user_id"),
-                          ("availability_zone", "availability_zone"), ("key_name", "key_name"),
-                          ("uuid", "uuids")):
-            if q.get(key):
-                setattr(f, attr, [q[key]] if attr == "uuids" else q[key])
-        if "locked" in q:
-            f.locked = validation.bool_from_string(q["locked"], "locked")
-    if req.version >= V226:
-        for key, attr in (("tags", "tags"), ("tags-any", "tags_any"), ("not-tags", "not_tags"),
-                          ("not-tags-any", "not_tags_any")):
-            if q.get(key):
-                setattr(f, attr, [t for t in q[key].split(",") if t])
-    keys, dirs = q.getlist("sort_key"), q.getlist("sort_dir")
-    if keys or dirs:
-        if dirs and len(dirs) > len(keys):
-            raise Fault(400, "The number of sort_keys and sort_dirs must be same")
-        sort = []
-        for i, key in enumerate(keys):
-            direction = (dirs[i] if i < len(dirs) else (dirs[0] if dirs else "desc")).lower()
-            if direction not in ("asc", "desc"):
-                raise Fault(400, f"Invalid input for query parameters sort_dir. Value: {direction}.")
-            column = {"display_name": "display_name", "name": "display_name"}.get(key, key)
-            if column not in instances.SORT_KEYS:
-                raise Fault(400, f"Invalid input for query parameters sort_key. Value: {key}.")
-            sort.append((column, direction))
-        if sort:
-            f.sort = sort
-    f.limit, f.marker = limit_and_marker(req)
-    return f
-
-
-def _nothing(f: instances.ListFilters) -> instances.ListFilters:
-    f.uuids = []
-    return f
-
-
 async def _list(req: ApiRequest, rule: str) -> list[dict[str, Any]]:
-    f = _filters(req, rule)
+    f = servers_query.filters(req, rule)
+    f.with_system_metadata = req.version >= server_view.V273
     async with req.services.db.read() as conn:
         try:
             return await instances.list_page(conn, f)
@@ -181,10 +85,18 @@ async def _host_status(req: ApiRequest, rows: list[dict[str, Any]]) -> dict[str,
     return {h: out.get(h, "UNKNOWN") for h in hosts}
 
 
-async def _view(req: ApiRequest, rows: list[dict[str, Any]]) -> server_view.ServerViewBuilder:
+async def _view(req: ApiRequest, rows: list[dict[str, Any]], one: bool = False) -> server_view.ServerViewBuilder:
+    """The view builder with what the page's bodies need beyond the rows: host status (2.16, admins), request
+    specs (2.96, 2.100) and, for one server (show, update), its server groups (2.71)."""
     view = server_view.ServerViewBuilder(req)
     if view.show_host_status:
         view.host_status = await _host_status(req, rows)
+    if req.version >= server_view.V296 or (one and req.version >= server_view.V271):
+        async with req.services.db.read() as conn:
+            if req.version >= server_view.V296:
+                view.specs = await instances.request_specs_of(conn, [r["uuid"] for r in rows])
+            if one and req.version >= server_view.V271:
+                view.server_groups = {r["uuid"]: await server_groups_db.groups_of(conn, r["uuid"]) for r in rows}
     return view
 
 
@@ -200,7 +112,7 @@ async def detail(req: ApiRequest) -> Response:
 
 async def show(req: ApiRequest) -> Response:
     inst = await load_instance(req, req.path["server_id"], "os_compute_api:servers:show")
-    view = await _view(req, [inst])
+    view = await _view(req, [inst], one=True)
     return json_response({"server": view.full(inst)})
 
 
@@ -213,6 +125,8 @@ def _update_schema(version: APIVersion) -> dict[str, Any]:
     }
     if version >= V219:
         props["description"] = validation.description
+    if version >= servers_create.V290:
+        props["hostname"] = servers_create.hostname_schema(version)
     return {"type": "object", "properties": {"server": {"type": "object", "properties": props,
                                                         "additionalProperties": False}},
             "required": ["server"], "additionalProperties": False}
@@ -229,17 +143,20 @@ async def update(req: ApiRequest) -> Response:
     if "accessIPv4" in changes:
         values["access_ip_v4"] = changes["accessIPv4"]
     if "accessIPv6" in changes:
-        values["access_ip_v6"] = changes["accessIPv6"]
+        values["access_ip_v6"] = validation.normalized_ipv6(changes["accessIPv6"])
     if "OS-DCF:diskConfig" in changes:
         values["auto_disk_config"] = changes["OS-DCF:diskConfig"] == "AUTO"
     if "description" in changes:
         values["display_description"] = changes["description"]
+    if "hostname" in changes:
+        values["hostname"] = changes["hostname"]
     if values:
         async with req.services.db.write() as conn:
             if not await instances.update_instance(conn, inst["uuid"], values):
                 raise Fault(404, f"Instance {inst['uuid']} could not be found.")
             inst = await instances.get(conn, inst["uuid"]) or inst
-    return json_response({"server": server_view.ServerViewBuilder(req).full(inst, update=True)})
+    view = await _view(req, [inst], one=True)
+    return json_response({"server": view.full(inst, update=True)})
 
 
 async def delete(req: ApiRequest) -> Response:

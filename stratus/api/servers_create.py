@@ -32,7 +32,7 @@ from stratus.db import instances
 from stratus.db import keypairs as keypairs_db
 from stratus.db import quotas as quotas_db
 from stratus.db import server_groups as server_groups_db
-from stratus.db.models import aggregate_metadata
+from stratus.db.models import aggregate_metadata, compute_nodes
 from stratus.identity import policy
 from stratus.network import neutron
 from stratus.objects import states
@@ -50,6 +50,10 @@ V242 = APIVersion.parse("2.42")
 V252 = APIVersion.parse("2.52")  # tags at create
 V257 = APIVersion.parse("2.57")  # no more personality
 V263 = APIVersion.parse("2.63")  # trusted_image_certificates
+V267 = APIVersion.parse("2.67")  # block_device_mapping_v2 volume_type
+V274 = APIVersion.parse("2.74")  # host and hypervisor_hostname
+V290 = APIVersion.parse("2.90")  # hostname
+V294 = APIVersion.parse("2.94")  # hostname may be an FQDN
 
 _personality = {"type": "array", "items": {"type": "object", "properties": {
     "path": {"type": "string"}, "contents": {"type": "string", "format": "base64"}},
@@ -87,7 +91,15 @@ def _bdm_item(version: APIVersion) -> dict[str, Any]:
     }
     if _device_tags(version):
         props["tag"] = validation.tag
+    if version >= V267:
+        props["volume_type"] = {"type": ["string", "null"], "minLength": 0, "maxLength": 255}
     return {"type": "object", "properties": props, "additionalProperties": False}
+
+
+def hostname_schema(version: APIVersion) -> dict[str, Any]:
+    """The ``hostname`` a server may be given (create, update, rebuild): a host label from 2.90, an FQDN from
+    2.94."""
+    return validation.fqdn if version >= V294 else validation.hostname
 
 
 @functools.lru_cache(maxsize=128)  # one per microversion served; never changed by a caller
@@ -133,6 +145,11 @@ def create_schema(version: APIVersion) -> dict[str, Any]:
         server["properties"]["personality"] = _personality
     if version >= V263:
         server["properties"]["trusted_image_certificates"] = validation.trusted_certs
+    if version >= V274:
+        server["properties"]["host"] = validation.fqdn
+        server["properties"]["hypervisor_hostname"] = validation.fqdn
+    if version >= V290:
+        server["properties"]["hostname"] = hostname_schema(version)
     hints = {"type": "object", "properties": {
         "group": {"type": "string", "format": "uuid"},
         "different_host": {"oneOf": [{"type": "string", "format": "uuid"},
@@ -188,6 +205,9 @@ def _image_from_bdm(bdms: list[dict[str, Any]]) -> str | None:
     image = None
     for bdm in bdms:
         source, dest = bdm.get("source_type"), bdm.get("destination_type", "local")
+        if bdm.get("volume_type") is not None:
+            raise Fault(400, "Block Device Mapping is Invalid: volume_type needs a block storage service, which "
+                             "this cloud does not have.")
         if dest == "volume" or source in ("volume", "snapshot"):
             raise Fault(400, "Block Device Mapping is Invalid: boot from volume needs a block storage "
                              "service, which this cloud does not have.")
@@ -239,6 +259,33 @@ def _availability_zone(req: ApiRequest, requested: str | None) -> tuple[str | No
     if host or node:
         policy.authorize(req.context, "os_compute_api:servers:create:forced_host")
     return zone or None, [host] if host else [], [node] if node else []
+
+
+def _requested_destination(req: ApiRequest, server: dict[str, Any], forced: bool) -> dict[str, str] | None:
+    """2.74's ``host`` and ``hypervisor_hostname``: an admin's wish the scheduler's filters still check (unlike
+    ``zone:host:node``, which skips them, and with which it cannot be combined)."""
+    host, node = server.get("host"), server.get("hypervisor_hostname")
+    if not host and not node:
+        return None
+    policy.authorize(req.context, "compute:servers:create:requested_destination",
+                     {"project_id": req.context.project_id, "user_id": req.context.user_id})
+    if forced:
+        raise Fault(400, "One mechanism with host and/or hypervisor_hostname and another mechanism with "
+                         "zone:host:node are mutually exclusive.")
+    return {k: v for k, v in (("host", host), ("node", node)) if v}
+
+
+async def _check_destination(conn: Any, destination: dict[str, str] | None) -> None:
+    """Nova's ``_validate_host_or_node``: a compute node on that host (and with that name) must exist."""
+    if destination is None:
+        return
+    query = select(compute_nodes.c.id)
+    if "host" in destination:
+        query = query.where(compute_nodes.c.host == destination["host"])
+    if "node" in destination:
+        query = query.where(compute_nodes.c.hypervisor_hostname == destination["node"])
+    if (await conn.execute(query.limit(1))).first() is None:
+        raise Fault(400, f"Compute host {destination.get('host') or destination['node']} could not be found.")
 
 
 async def _check_zone(conn: Any, req: ApiRequest, zone: str | None) -> None:
@@ -411,6 +458,9 @@ async def create(req: ApiRequest) -> Response:
     trusted_certs = _trusted_certs(req, server)
     networks = _check_networks(server.get("networks"), max_count)
     zone, force_hosts, force_nodes = _availability_zone(req, server.get("availability_zone"))
+    destination = _requested_destination(req, server, bool(force_hosts or force_nodes))
+    if server.get("hostname") and max_count > 1:
+        raise Fault(400, "Unable to allocate a single hostname to multiple instances")
     bdms = server.get("block_device_mapping_v2") or []
     image_ref = server.get("imageRef") or _image_from_bdm(bdms)
     if not image_ref:
@@ -422,6 +472,7 @@ async def create(req: ApiRequest) -> Response:
         if flavor is None:
             raise Fault(400, "Invalid flavorRef provided.")
         await _check_zone(conn, req, zone)
+        await _check_destination(conn, destination)
         keypair = None
         if server.get("key_name"):
             keypair = await keypairs_db.get(conn, ctx.user_id, server["key_name"])
@@ -454,7 +505,8 @@ async def create(req: ApiRequest) -> Response:
             name = server["name"] if count == 1 else f"{server['name']}-{index + 1}"
             rows.append({
                 "uuid": uuid, "project_id": ctx.project_id, "user_id": ctx.user_id, "display_name": name,
-                "display_description": server.get("description"), "hostname": _hostname(name),
+                "display_description": server.get("description"),
+                "hostname": server.get("hostname") or _hostname(name),
                 "image_ref": image_ref, "flavor": flavor_snapshot, "vcpus": flavor["vcpus"],
                 "memory_mb": flavor["memory_mb"], "root_gb": flavor["root_gb"],
                 "ephemeral_gb": flavor["ephemeral_gb"], "vm_state": states.BUILDING,
@@ -463,7 +515,8 @@ async def create(req: ApiRequest) -> Response:
                 "key_data": keypair["public_key"] if keypair else None,
                 "user_data": server.get("user_data"),
                 "config_drive": "True" if str(server.get("config_drive", "")).lower() == "true" else "",
-                "access_ip_v4": server.get("accessIPv4"), "access_ip_v6": server.get("accessIPv6"),
+                "access_ip_v4": server.get("accessIPv4"),
+                "access_ip_v6": validation.normalized_ipv6(server.get("accessIPv6")),
                 "reservation_id": reservation_id, "launch_index": index,
                 "kernel_id": kernel_id, "ramdisk_id": ramdisk_id,
                 "auto_disk_config": server.get("OS-DCF:diskConfig") == "AUTO",
@@ -478,7 +531,7 @@ async def create(req: ApiRequest) -> Response:
                 "scheduler_hints": hints, "force_hosts": force_hosts, "force_nodes": force_nodes,
                 "resources": resources_from_flavor(flavor), "num_instances": count,
                 "requested_networks": neutron.requested_networks(networks), "security_group_names": groups,
-                "personality": server.get("personality") or [],
+                "personality": server.get("personality") or [], "requested_destination": destination,
             })
         await _join_server_group(conn, req, hints, specs)
         await instances.create(conn, rows, metadata, specs, ctx.to_dict(), tags=sorted(set(server.get("tags") or [])))

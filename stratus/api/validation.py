@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import ipaddress
 import json
 import re
 from collections.abc import Iterator
@@ -98,6 +99,9 @@ tags = {"type": "array", "items": server_tag, "maxItems": MAX_TAGS}
 # Trusted image certificate ids (2.63): null, or 1 to 50 unique non-empty strings.
 trusted_certs = {"type": ["array", "null"], "minItems": 1, "maxItems": 50, "uniqueItems": True,
                  "items": {"type": "string", "minLength": 1}}
+#: Nova's ``hostname`` (a server's, 2.90) and ``fqdn`` (a compute host's, and a server's hostname from 2.94)
+hostname = {"type": "string", "pattern": "^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$", "minLength": 2, "maxLength": 63}
+fqdn = {"type": "string", "pattern": "^[a-zA-Z0-9-._]*$", "minLength": 1, "maxLength": 255}
 #: A query parameter Nova declares ``common_query_regex_param``: a pattern ``re`` compiles.
 query_regex = {"type": "string", "format": "regex"}
 
@@ -271,3 +275,17 @@ def bool_from_string(value: Any, param: str) -> bool:
     if text in ("0", "f", "false", "off", "n", "no"):
         return False
     raise Fault(400, f"Invalid value '{short(value)}' for {param}: must be a boolean.")
+
+
+def normalized_ipv6(text: str | None) -> str | None:
+    """An IPv6 address as Nova stores it (its ``IPAddress`` column type prints netaddr's form): compressed, and an
+    IPv4-compatible (``::a.b.c.d``) or IPv4-mapped (``::ffff:a.b.c.d``) address with its IPv4 part dotted."""
+    if not text:
+        return text
+    address = ipaddress.IPv6Address(text)
+    value = int(address)
+    if value >> 32 == 0 and value > 0xFFFF:
+        return f"::{ipaddress.IPv4Address(value)}"
+    if value >> 32 == 0xFFFF:
+        return f"::ffff:{ipaddress.IPv4Address(value & 0xFFFFFFFF)}"
+    return str(address)

@@ -164,16 +164,19 @@ def _actions_query(instance_uuid: str) -> tuple[Any, ColumnElement[Any]]:
 
 
 async def list_actions(conn: Connection, instance_uuid: str, limit: int | None = None, marker: str | None = None,
-                       changes_since: datetime.datetime | None = None) -> list[dict[str, Any]]:
+                       changes_since: datetime.datetime | None = None,
+                       changes_before: datetime.datetime | None = None) -> list[dict[str, Any]]:
     """The instance's actions newest first (``created_at``, then ``id``, descending, as Nova sorts them): those
     after the action whose request id is ``marker`` (``MarkerNotFound`` if none), updated at or after
-    ``changes_since``, at most ``limit``."""
+    ``changes_since`` and at or before ``changes_before``, at most ``limit``."""
     if limit == 0:
         return []
     acts = instance_actions
     query, updated_at = _actions_query(instance_uuid)
     if changes_since is not None:
         query = query.where(updated_at >= changes_since)
+    if changes_before is not None:
+        query = query.where(updated_at <= changes_before)
     if marker is not None:
         row = (await conn.execute(select(acts.c.id, acts.c.created_at).where(
             acts.c.instance_uuid == instance_uuid, acts.c.request_id == marker)

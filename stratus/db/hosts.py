@@ -148,8 +148,8 @@ async def delete_service(conn: Connection, service: dict[str, Any]) -> None:
 
 # --- compute nodes ---------------------------------------------------------------------------------------
 def _nodes_query(*, node_id: int | None = None, uuid: str | None = None, pattern: str | None = None,
-                 after_id: int | None = None, limit: int | None = None, enabled_only: bool = False
-                 ) -> Select[Any]:
+                 after_id: int | None = None, limit: int | None = None, enabled_only: bool = False,
+                 host: str | None = None) -> Select[Any]:
     query = (select(*_NODE_COLUMNS, *_SERVICE_COLUMNS)
              .join(services, services.c.id == compute_nodes.c.service_id)
              .where(services.c.binary == COMPUTE).order_by(compute_nodes.c.id))
@@ -159,6 +159,8 @@ def _nodes_query(*, node_id: int | None = None, uuid: str | None = None, pattern
         query = query.where(compute_nodes.c.uuid == uuid)
     if pattern is not None:
         query = query.where(compute_nodes.c.hypervisor_hostname.like(f"%{pattern}%"))
+    if host is not None:
+        query = query.where(compute_nodes.c.host == host)
     if after_id is not None:
         query = query.where(compute_nodes.c.id > after_id)
     if enabled_only:
@@ -179,13 +181,14 @@ async def find_node_id(conn: Connection, *, node_id: int | None = None, uuid: st
 async def compute_nodes_with_usage(conn: Connection, *, node_id: int | None = None, uuid: str | None = None,
                                    pattern: str | None = None, after_id: int | None = None,
                                    limit: int | None = None, enabled_only: bool = False,
-                                   with_servers: bool = False) -> list[dict[str, Any]]:
+                                   with_servers: bool = False, host: str | None = None) -> list[dict[str, Any]]:
     """Compute nodes of existing compute services, in id order, each with its service's state and its usage.
 
-    Filters: one node by ``node_id`` or ``uuid``; ``pattern`` matches part of the hypervisor hostname (SQL
-    LIKE, as Nova); ``after_id``/``limit`` page; ``enabled_only`` keeps nodes of enabled services. Four
-    statements for any number of nodes (five ``with_servers``): the nodes, then allocations, reserved inventory
-    and instances of the same nodes, the node query reused as a subquery so no list of names is ever sent.
+    Filters: one node by ``node_id`` or ``uuid``; the nodes of one ``host``; ``pattern`` matches part of the
+    hypervisor hostname (SQL LIKE, as Nova); ``after_id``/``limit`` page; ``enabled_only`` keeps nodes of enabled
+    services. Four statements for any number of nodes (five ``with_servers``): the nodes, then allocations,
+    reserved inventory and instances of the same nodes, the node query reused as a subquery so no list of names is
+    ever sent.
 
     Each node gains ``vcpus_used``, ``memory_mb_used``, ``local_gb_used`` (placement allocations plus the
     reserved amounts: Nova's resource tracker counts the host's own share as used), ``free_ram_mb``,
@@ -193,7 +196,7 @@ async def compute_nodes_with_usage(conn: Connection, *, node_id: int | None = No
     asked, ``servers``: ``[{id, uuid}]`` of the non-deleted instances on the node's host.
     """
     page = _nodes_query(node_id=node_id, uuid=uuid, pattern=pattern, after_id=after_id, limit=limit,
-                        enabled_only=enabled_only)
+                        enabled_only=enabled_only, host=host)
     result = await conn.execute(page)
     keys = list(result.keys())
     nodes = [dict(zip(keys, row, strict=True)) for row in result]

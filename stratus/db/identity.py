@@ -274,11 +274,17 @@ async def delete_role(conn: Connection, role_id: str) -> None:
 
 
 async def imply_role(conn: Connection, prior_role_id: str, implied_role_id: str) -> None:
-    """``prior`` implies ``implied`` (admin ⊇ member ⊇ reader); present already is fine."""
+    """``prior`` implies ``implied`` (admin ⊇ manager ⊇ member ⊇ reader); present already is fine."""
     exists = (await conn.execute(select(implied_roles).where(
         implied_roles.c.prior_role_id == prior_role_id, implied_roles.c.implied_role_id == implied_role_id))).first()
     if exists is None:
         await conn.execute(insert(implied_roles).values(prior_role_id=prior_role_id, implied_role_id=implied_role_id))
+
+
+async def unimply_role(conn: Connection, prior_role_id: str, implied_role_id: str) -> None:
+    """``prior`` no longer implies ``implied`` directly; absent already is fine."""
+    await conn.execute(delete(implied_roles).where(implied_roles.c.prior_role_id == prior_role_id,
+                                                   implied_roles.c.implied_role_id == implied_role_id))
 
 
 async def implications(conn: Connection) -> dict[str, list[str]]:

@@ -11,7 +11,7 @@ import datetime
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Select, String, and_, bindparam, cast, delete, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
 
 from stratus.db import actions, info_cache
@@ -52,6 +52,7 @@ class ListFilters:
     vm_states: list[str] | None = None
     task_states: list[str | None] | None = None
     changes_since: datetime.datetime | None = None
+    changes_before: datetime.datetime | None = None
     image_ref: str | None = None
     flavorid: str | None = None
     host: str | None = None
@@ -66,6 +67,10 @@ class ListFilters:
     tags_any: list[str] | None = None
     not_tags: list[str] | None = None
     not_tags_any: list[str] | None = None
+    #: column -> pattern, matched (``re.search``) against the column's text, as Nova's regex filters
+    regex: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: whether the rows carry ``system_metadata`` (the image properties, ``locked_reason``)
+    with_system_metadata: bool = False
     sort: list[tuple[str, str]] = dataclasses.field(default_factory=lambda: [("created_at", "desc")])
     limit: int = 1000
     marker: str | None = None
@@ -152,7 +157,7 @@ _LIST_COLUMNS = [c for c in instances.c if c.name != "system_metadata"]
 
 
 def _filtered(f: ListFilters) -> Select[Any]:
-    q = select(*_LIST_COLUMNS)
+    q = select(instances) if f.with_system_metadata else select(*_LIST_COLUMNS)
     c = instances.c
     if f.only_deleted:
         q = q.where(c.deleted != 0)
@@ -172,6 +177,10 @@ def _filtered(f: ListFilters) -> Select[Any]:
         q = q.where(or_(cond, c.task_state.is_(None)) if None in f.task_states else cond)
     if f.changes_since is not None:
         q = q.where(c.updated_at >= f.changes_since)
+    if f.changes_before is not None:
+        q = q.where(c.updated_at <= f.changes_before)
+    for column, pattern in f.regex.items():
+        q = q.where(cast(c[column], String).regexp_match(pattern))
     if f.image_ref:
         q = q.where(c.image_ref == f.image_ref)
     if f.flavorid:
@@ -333,3 +342,12 @@ async def delete_metadata_key(conn: Connection, uuid: str, key: str) -> bool:
     result = await conn.execute(delete(instance_metadata).where(instance_metadata.c.instance_uuid == uuid,
                                                                 instance_metadata.c.key == key))
     return result.rowcount == 1
+
+
+async def request_specs_of(conn: Connection, uuids: list[str]) -> dict[str, dict[str, Any]]:
+    """The request specs of these instances in one query (a page of servers shows their pinned zone and hints)."""
+    if not uuids:
+        return {}
+    rows = await conn.execute(select(request_specs.c.instance_uuid, request_specs.c.spec)
+                              .where(request_specs.c.instance_uuid.in_(uuids)))
+    return {uuid: dict(spec) for uuid, spec in rows}

@@ -108,3 +108,11 @@ async def delete_group(conn: Connection, group_id: int) -> bool:
     await conn.execute(delete(instance_group_members).where(instance_group_members.c.group_id == group_id))
     result = await conn.execute(delete(instance_groups).where(instance_groups.c.id == group_id))
     return cast("CursorResult[Any]", result).rowcount > 0
+
+
+async def groups_of(conn: Connection, instance_uuid: str) -> list[str]:
+    """The uuids of the server groups the instance is a member of (Nova allows one)."""
+    m, g = instance_group_members.c, instance_groups.c
+    rows = await conn.execute(select(g.uuid).join(instance_group_members, m.group_id == g.id)
+                              .where(m.instance_uuid == instance_uuid).order_by(g.uuid))
+    return [row[0] for row in rows]

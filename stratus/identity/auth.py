@@ -64,7 +64,7 @@ class NoAuth2(Authenticator):
         if not project_id:
             project_id = user_id
         is_admin = user_id == "admin"
-        roles = ["admin", "member", "reader"] if is_admin else ["member", "reader"]
+        roles = ["admin", "manager", "member", "reader"] if is_admin else ["member", "reader"]
         return RequestContext(user_id=user_id, project_id=project_id, is_admin=is_admin, roles=roles,
                               request_id=_request_id(headers), auth_token=token)
 

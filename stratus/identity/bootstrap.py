@@ -1,11 +1,13 @@
 """First-start set-up of the embedded identity service, as ``keystone-manage bootstrap`` does it, and the clouds.yaml
 entry that lets the ``openstack`` CLI and openstacksdk log in straight away.
 
-Ensured at every start (level-triggered, idempotent): the ``default`` domain, the roles ``admin`` ⊇ ``member`` ⊇
-``reader``, the project ``admin``, the user ``admin`` with the ``admin`` role on it. The admin password comes from
-``--admin-password`` or ``STRATUS_ADMIN_PASSWORD`` (and is then set, as keystone-manage does), else it is generated
-at the first start and stored in ``state_path/admin-password`` (mode 0600). The start says where it is; it prints
-the password itself only on a terminal, so it does not end up in a log or a service manager's journal.
+Ensured at every start (level-triggered, idempotent): the ``default`` domain, the roles ``admin`` ⊇ ``manager`` ⊇
+``member`` ⊇ ``reader`` and ``service`` (implying none), as Keystone's bootstrap since 2024.1 (a cloud bootstrapped
+before, with ``admin`` implying ``member`` directly, is moved to the chain), the project ``admin``, the user
+``admin`` with the ``admin`` role on it. The admin password comes from ``--admin-password`` or
+``STRATUS_ADMIN_PASSWORD`` (and is then set, as keystone-manage does), else it is generated at the first start and
+stored in ``state_path/admin-password`` (mode 0600). The start says where it is; it prints the password itself only
+on a terminal, so it does not end up in a log or a service manager's journal.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from stratus.identity.passwords import generate_secret
 
 LOG = logging.getLogger(__name__)
 ADMIN = "admin"
-ROLE_CHAIN = ("admin", "member", "reader")  # each implies the next
+ROLE_CHAIN = ("admin", "manager", "member", "reader")  # each implies the next
+#: roles that imply none and no other implies: Nova's service-to-service APIs (``rule:service_api``)
+STANDALONE_ROLES = ("service",)
 CLOUD_NAME = "stratus"
 
 
@@ -98,6 +102,9 @@ async def _ensure(services: IdentityServices, given: str | None, stored: str | N
             role_ids.append(role["id"])
         for prior, implied in itertools.pairwise(role_ids):
             await db.imply_role(conn, prior, implied)
+        await db.unimply_role(conn, role_ids[0], role_ids[2])  # admin -> member, before manager sat between
+        for name in STANDALONE_ROLES:
+            await db.find_role(conn, name) or await db.create_role(conn, name=name)
         project = (await db.find_project(conn, ADMIN, db.DEFAULT_DOMAIN_ID)
                    or await db.create_project(conn, name=ADMIN, domain_id=db.DEFAULT_DOMAIN_ID,
                                               description="Bootstrap project for the cloud administrator"))

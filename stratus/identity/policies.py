@@ -70,6 +70,11 @@ SERVERS = [  # nova/policies/servers.py
          "Allow all filters when listing servers", "GET /servers", "GET /servers/detail"),
     _api("os_compute_api:servers:show", PROJECT_READER_OR_ADMIN,
          "Show a server", "GET /servers/{server_id}"),
+    _api("compute:server:topology:index", PROJECT_READER_OR_ADMIN,
+         "Show the NUMA topology data for a server", "GET /servers/{server_id}/topology"),
+    _api("compute:server:topology:host:index", ADMIN,
+         "Show the NUMA topology data for a server with host NUMA ID and CPU pinning information",
+         "GET /servers/{server_id}/topology"),
     _api("os_compute_api:servers:show:flavor-extra-specs", PROJECT_READER_OR_ADMIN,
          "From 2.47, show the flavor's extra specs in server bodies",
          "GET /servers/detail", "GET /servers/{server_id}", "PUT /servers/{server_id}",
@@ -458,4 +463,27 @@ def list_rules() -> list[policy.RuleDefault]:
             *SERVER_MIGRATIONS, *SUSPEND_SERVER, *LOCK_SERVER, *CONSOLE_OUTPUT, *IPS, *ATTACH_INTERFACES,
             *SECURITY_GROUPS, *NETWORK_PROXIES, *SERVER_EXTERNAL_EVENTS, *EXTENDED_SERVER_ATTRIBUTES, *INSTANCE_ACTIONS,
             *SERVER_GROUPS, *KEYPAIRS, *FLAVOR_MANAGE, *FLAVOR_EXTRA_SPECS, *FLAVOR_ACCESS, *QUOTA_SETS,
-            *QUOTA_CLASS_SETS, *LIMITS, *AGGREGATES, *AVAILABILITY_ZONE, *SERVICES, *HYPERVISORS]
+            *QUOTA_CLASS_SETS, *LIMITS, *AGGREGATES, *AVAILABILITY_ZONE, *SERVICES, *HYPERVISORS,
+            *READ_SIDE]
+
+
+READ_SIDE = [  # nova/policies/extensions.py, simple_tenant_usage.py, instance_usage_audit_log.py, hosts.py
+    _api("os_compute_api:extensions", RULE_ANY,
+         "List available extensions and show information for an extension", "GET /extensions"),
+    _api("os_compute_api:os-simple-tenant-usage:show", PROJECT_READER_OR_ADMIN,
+         "Show usage statistics for a specific tenant", "GET /os-simple-tenant-usage/{tenant_id}"),
+    _api("os_compute_api:os-simple-tenant-usage:list", ADMIN,
+         "List per tenant usage statistics for all tenants", "GET /os-simple-tenant-usage"),
+    _api("os_compute_api:os-instance-usage-audit-log:list", ADMIN,
+         "List all usage audits", "GET /os-instance_usage_audit_log"),
+    _api("os_compute_api:os-instance-usage-audit-log:show", ADMIN,
+         "List all usage audits occurred before a specified time for all servers on all compute hosts",
+         "GET /os-instance_usage_audit_log/{before_timestamp}"),
+    _api("os_compute_api:os-hosts:list", ADMIN, "List physical hosts", "GET /os-hosts"),
+    _api("os_compute_api:os-hosts:show", ADMIN, "Show physical host", "GET /os-hosts/{host_name}"),
+    _api("os_compute_api:os-hosts:update", ADMIN, "Update physical host", "PUT /os-hosts/{host_name}"),
+    _api("os_compute_api:os-hosts:reboot", ADMIN, "Reboot physical host", "GET /os-hosts/{host_name}/reboot"),
+    _api("os_compute_api:os-hosts:shutdown", ADMIN, "Shutdown physical host",
+         "GET /os-hosts/{host_name}/shutdown"),
+    _api("os_compute_api:os-hosts:start", ADMIN, "Start physical host", "GET /os-hosts/{host_name}/startup"),
+]

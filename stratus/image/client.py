@@ -32,6 +32,16 @@ class ImageClient(abc.ABC):
         """Set (add or replace) top-level attributes and properties."""
 
     @abc.abstractmethod
+    async def list(self, context: dict[str, Any], params: dict[str, str]) -> list[dict[str, Any]]:
+        """One page of the images the caller may see, for a Glance v2 ``GET /v2/images`` query (filters, ``limit``,
+        ``marker``); a query Glance refuses is ``ImageBadRequest``."""
+
+    @abc.abstractmethod
+    async def patch(self, context: dict[str, Any], image_id: str, values: dict[str, Any],
+                    remove: list[str]) -> dict[str, Any]:
+        """Set ``values`` and remove the properties named in ``remove``, in one change (Nova's ``purge_props``)."""
+
+    @abc.abstractmethod
     async def upload(self, context: dict[str, Any], image_id: str, chunks: AsyncIterable[bytes]) -> None:
         """The image's data; the image becomes active."""
 
@@ -61,10 +71,13 @@ class ImageClient(abc.ABC):
         """Make a queued image active with data already at ``url`` (Nova's direct snapshot)."""
 
 
-def set_patch(current: dict[str, Any], values: dict[str, Any]) -> list[dict[str, Any]]:
-    """The JSON patch (Glance v2's) that sets ``values`` on an image shown as ``current``."""
-    return [{"op": "replace" if key in current else "add", "path": f"/{key}", "value": value}
-            for key, value in values.items()]
+def set_patch(current: dict[str, Any], values: dict[str, Any], remove: list[str] | None = None
+              ) -> list[dict[str, Any]]:
+    """The JSON patch (Glance v2's) that sets ``values`` on an image shown as ``current`` and removes the keys of
+    ``remove`` it has."""
+    ops = [{"op": "replace" if key in current else "add", "path": f"/{key}", "value": value}
+           for key, value in values.items()]
+    return ops + [{"op": "remove", "path": f"/{key}"} for key in remove or [] if key in current and key not in values]
 
 
 def only_match(found: list[dict[str, Any]], name: str) -> dict[str, Any]:

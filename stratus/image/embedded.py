@@ -26,6 +26,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from typing import IO, Any
 
 from sqlalchemy.exc import IntegrityError
+from starlette.datastructures import QueryParams
 
 from stratus import exception
 from stratus.db import images as db
@@ -652,6 +653,19 @@ class EmbeddedImageClient(ImageClient):
     async def update(self, context: dict[str, Any], image_id: str, values: dict[str, Any]) -> dict[str, Any]:
         caller = Caller.of(context)
         return await self.store.update(caller, image_id, set_patch(await self.store.get(caller, image_id), values))
+
+    async def list(self, context: dict[str, Any], params: dict[str, str]) -> list[dict[str, Any]]:
+        from stratus.image.api import list_query  # the embedded API's own parsing of a Glance v2 query
+
+        filters, sort, limit, marker = list_query(QueryParams(params))
+        found, _ = await self.store.list(Caller.of(context), filters, sort, limit, marker)
+        return found
+
+    async def patch(self, context: dict[str, Any], image_id: str, values: dict[str, Any],
+                    remove: list[str]) -> dict[str, Any]:
+        caller = Caller.of(context)
+        return await self.store.update(caller, image_id,
+                                       set_patch(await self.store.get(caller, image_id), values, remove))
 
     async def upload(self, context: dict[str, Any], image_id: str, chunks: AsyncIterable[bytes]) -> None:
         await self.store.upload(Caller.of(context), image_id, chunks)

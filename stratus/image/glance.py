@@ -145,6 +145,18 @@ class GlanceClient(ImageClient):
         image: dict[str, Any] = response.json()
         return image
 
+    async def list(self, context: dict[str, Any], params: dict[str, str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = (await self._send(context, "/v2/images", params)).json().get("images", [])
+        return found
+
+    async def patch(self, context: dict[str, Any], image_id: str, values: dict[str, Any],
+                    remove: list[str]) -> dict[str, Any]:
+        ops = set_patch(await self.show(context, image_id), values, remove)
+        response = await self._send(context, f"/v2/images/{image_id}", method="PATCH", content=orjson.dumps(ops),
+                                    headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})
+        image: dict[str, Any] = response.json()
+        return image
+
     async def upload(self, context: dict[str, Any], image_id: str, chunks: AsyncIterable[bytes]) -> None:
         await self._send(context, f"/v2/images/{image_id}/file", method="PUT", content=chunks,
                          headers={"Content-Type": "application/octet-stream"})

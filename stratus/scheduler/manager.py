@@ -147,9 +147,6 @@ class SchedulerManager:
         candidates = np.flatnonzero(hosts.fit_mask(request.resources))
         if request.ignore_hosts:
             candidates = candidates[hosts.per_host(dict.fromkeys(request.ignore_hosts, 1.0))[candidates] == 0]
-        if request.requested_host:
-            candidates = np.array([i for i in candidates if hosts.hosts[i].host == request.requested_host],
-                                  dtype=np.int64)
         if request.force_hosts or request.force_nodes:
             # Nova skips the filters for a forced host: the operator asked for it by name
             forced = [i for i in candidates
@@ -157,6 +154,11 @@ class SchedulerManager:
                       and (not request.force_nodes or hosts.hosts[i].nodename in request.force_nodes)]
             candidates = np.array(forced, dtype=np.int64)
         else:
+            if request.requested_host or request.requested_node:
+                candidates = np.array([i for i in candidates
+                                       if request.requested_host in (None, hosts.hosts[i].host)
+                                       and request.requested_node in (None, hosts.hosts[i].nodename)],
+                                      dtype=np.int64)
             candidates = filter_hosts(self.filters, hosts, candidates, request)
         if not candidates.size:
             return candidates

@@ -44,11 +44,12 @@ class SchedulingRequest:
     availability_zone: str | None = None
     force_hosts: list[str] = dataclasses.field(default_factory=list)
     force_nodes: list[str] = dataclasses.field(default_factory=list)
+    #: Nova's ``requested_destination``: the host and node asked for at boot (2.74) or of a move (migrate ``host``,
+    #: 2.56); unlike a forced host, the filters still have their say
+    requested_host: str | None = None
+    requested_node: str | None = None
     #: hosts this instance already failed to build on (a reschedule): never chosen again
     ignore_hosts: set[str] = dataclasses.field(default_factory=set)
-    #: Nova's ``requested_destination``: a move to a host named by the operator (migrate ``host``, 2.56); unlike
-    #: a forced host, the filters still run on it
-    requested_host: str | None = None
     group_uuid: str | None = None
     group_policy: str | None = None
     group_rules: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -82,7 +83,9 @@ async def build(conn: Connection | None, spec: dict[str, Any], instance_uuids: l
         image_props={**(image.get("properties") or {}), **image},
         availability_zone=spec.get("availability_zone"),
         force_hosts=list(spec.get("force_hosts") or []), force_nodes=list(spec.get("force_nodes") or []),
-        ignore_hosts=set(spec.get("ignore_hosts") or []), requested_host=spec.get("requested_host"))
+        ignore_hosts=set(spec.get("ignore_hosts") or []),
+        requested_host=spec.get("requested_host") or (spec.get("requested_destination") or {}).get("host"),
+        requested_node=(spec.get("requested_destination") or {}).get("node"))
     hints = spec.get("scheduler_hints") or {}
     if conn is None:
         return req

@@ -62,7 +62,7 @@ def test_token_body_and_catalog(embedded_cloud: Cloud) -> None:
     assert token["methods"] == ["password"]
     assert token["user"]["name"] == "admin" and token["user"]["domain"] == {"id": "default", "name": "Default"}
     assert token["project"]["name"] == "admin" and token["project"]["domain"]["id"] == "default"
-    assert {r["name"] for r in token["roles"]} == {"admin", "member", "reader"}
+    assert {r["name"] for r in token["roles"]} == {"admin", "manager", "member", "reader"}
     assert len(token["audit_ids"]) == 1 and len(token["audit_ids"][0]) == 22
     expires = datetime.datetime.strptime(token["expires_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
     assert datetime.timedelta(seconds=3590) < expires - before <= datetime.timedelta(seconds=3601)

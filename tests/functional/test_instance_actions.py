@@ -17,6 +17,7 @@ from tempest.lib.api_schema.response.compute.v2_51 import servers as schema_251
 from tempest.lib.api_schema.response.compute.v2_58 import servers as schema_258
 from tempest.lib.api_schema.response.compute.v2_62 import servers as schema_262
 from tempest.lib.api_schema.response.compute.v2_63 import servers as schema_263
+from tempest.lib.api_schema.response.compute.v2_100 import servers as schema_2100
 
 from stratus.api.microversion import MAX_VERSION
 from stratus.local_cloud import Cloud, start_cloud, stop_cloud
@@ -31,7 +32,8 @@ SCHEDULE, RETRY = "conductor_schedule_and_build_instances", "conductor_build_ins
 BUILD, TERMINATE = "compute__do_build_and_run_instance", "compute_terminate_instance"
 # the tempest schema module of each version tested, as tempest's servers client picks them
 SCHEMAS: dict[str, ModuleType] = {"2.1": schema_21, "2.21": schema_21, "2.50": schema_21, "2.51": schema_251,
-                                  "2.58": schema_258, "2.62": schema_262, LATEST: schema_263}
+                                  "2.58": schema_258, "2.62": schema_262, "2.63": schema_263,
+                                  LATEST: schema_2100}
 
 
 def _vt(version: str) -> tuple[int, ...]:

@@ -12,6 +12,7 @@ from tempest.lib.api_schema.response.compute.v2_19 import servers as schema_219
 from tempest.lib.api_schema.response.compute.v2_26 import servers as schema_226
 from tempest.lib.api_schema.response.compute.v2_47 import servers as schema_247
 from tempest.lib.api_schema.response.compute.v2_63 import servers as schema_263
+from tempest.lib.api_schema.response.compute.v2_100 import servers as schema_2100
 
 from stratus.api.microversion import MAX_VERSION
 from tests.conftest import Cloud
@@ -54,7 +55,8 @@ def test_boot_show_list_delete(cloud: Cloud, image: dict) -> None:
         assert gone and gone[0]["status"] == "DELETED"
 
 
-@pytest.mark.parametrize(("version", "contract"), [("2.47", schema_247), (str(MAX_VERSION), schema_263)])
+@pytest.mark.parametrize(("version", "contract"), [("2.47", schema_247), ("2.63", schema_263),
+                                                   (str(MAX_VERSION), schema_2100)])
 def test_latest_microversion_views(cloud: Cloud, image: dict, version: str, contract: Any) -> None:
     with cloud.client(version=version) as admin:
         resp = boot(admin, image["id"], networks="none", description="d1")
@@ -290,11 +292,19 @@ def test_someone_elses_server_is_404(cloud: Cloud, image: dict) -> None:
 
 def test_project_id_in_url_and_versions(cloud: Cloud) -> None:
     import httpx
+    from tempest.lib.api_schema.response.compute.v2_1 import versions as versions_schema
 
-    root = httpx.get(cloud.compute_url.rsplit("/v2.1", 1)[0] + "/").json()
-    assert root["versions"][0]["version"] == str(MAX_VERSION)
+    base = cloud.compute_url.rsplit("/v2.1", 1)[0]
+    root = check(versions_schema.list_versions, httpx.get(base + "/"))
+    # Nova's order: the legacy v2.0 first, then v2.1; every self link leads to its version document
+    assert [(v["id"], v["status"]) for v in root["versions"]] == [("v2.0", "DEPRECATED"), ("v2.1", "CURRENT")]
+    assert root["versions"][1]["version"] == str(MAX_VERSION) and root["versions"][0]["version"] == ""
+    for listed in root["versions"]:
+        doc = check(versions_schema.get_one_version, httpx.get(listed["links"][0]["href"]))["version"]
+        assert doc["id"] == listed["id"] and [x for x in doc["links"] if x["rel"] == "self"] == listed["links"]
     doc = httpx.get(cloud.compute_url + "/").json()["version"]
     assert doc["id"] == "v2.1" and doc["min_version"] == "2.1"
+    assert httpx.get(base + "/v2/servers").status_code == 404
     with cloud.client(token="frank:proj-f") as c:
         resp = c.get("/proj-f/servers")
         assert resp.status_code == 200, resp.text

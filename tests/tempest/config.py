@@ -62,7 +62,7 @@ def tempest_conf(identity_url: str, admin_password: str, image_ref: str, image_r
         flavor_ref_alt = 2
         build_timeout = 60
         min_microversion = 2.1
-        max_microversion = 2.64
+        max_microversion = latest
         min_compute_nodes = 2
         [compute-feature-enabled]
         resize = true

@@ -183,3 +183,15 @@ def test_a_schema_object_keeps_its_validator_and_another_gets_its_own() -> None:
     with pytest.raises(Fault):
         validation.validate(strict, {})
     assert create_schema(APIVersion.parse("2.64")) is create_schema(APIVersion.parse("2.64"))
+
+
+@pytest.mark.parametrize("text", ["::", "::1", "::ffff", "::1:0", "::ffff:0:1", "::fffe:1.2.3.4", "::0.1.0.0",
+                                  "::255.255.255.255", "1::ffff:1.2.3.4", "2001:DB8::A",
+                                  "0000:0000:0000:0000:0000:babe:220.12.22.2"])
+def test_ipv6_is_stored_as_nova_prints_it(text: str) -> None:
+    """Nova's IPAddress column type prints netaddr's form (tempest compares accessIPv6 with it)."""
+    import netaddr
+
+    from stratus.api.validation import normalized_ipv6
+
+    assert normalized_ipv6(text) == str(netaddr.IPAddress(text))

@@ -45,6 +45,7 @@ def services(conf: cfg.ConfigOpts, db: Database) -> IdentityServices:
 
 @pytest.fixture
 async def identity(services: IdentityServices) -> IdentityServices:
-    """The services after the bootstrap (default domain, admin ⊇ member ⊇ reader, admin project and user)."""
+    """The services after the bootstrap (default domain, admin ⊇ manager ⊇ member ⊇ reader, service, admin project
+    and user)."""
     await bootstrap.bootstrap(services, ADMIN_PASSWORD)
     return services

@@ -40,7 +40,8 @@ ADMIN_PROJECT = {"project": {"name": "admin", "domain": {"id": "default"}}}
 
 async def test_password_login_scoped_by_name_and_by_id(identity: IdentityServices) -> None:
     token_id, token = await methods.authenticate(identity, password_body("admin", ADMIN_PASSWORD, ADMIN_PROJECT))
-    assert token.role_names == ["admin", "member", "reader"] and token.is_admin and token.methods == ["password"]
+    assert token.role_names == ["admin", "manager", "member", "reader"]
+    assert token.is_admin and token.methods == ["password"]
     by_id = password_body("", ADMIN_PASSWORD, {"project": {"id": token.project_id}}, by_id=token.user_id)
     again = await methods.authenticate(identity, by_id)
     assert again[1].project_id == token.project_id and again[0] != token_id
@@ -175,7 +176,7 @@ async def test_bootstrap_is_idempotent_and_writes_clouds_yaml(services: Identity
                              "password": first.password}
     assert entry["region_name"] == "RegionOne" and entry["identity_api_version"] == 3
     async with services.db.read() as conn:
-        assert [r["name"] for r in await db.list_roles(conn)] == ["admin", "member", "reader"]
+        assert [r["name"] for r in await db.list_roles(conn)] == ["admin", "manager", "member", "reader", "service"]
         assert len(await db.list_users(conn)) == 1 and len(await db.list_projects(conn)) == 1
     await methods.authenticate(services, password_body("admin", first.password, ADMIN_PROJECT))
     await bootstrap.bootstrap(services, "given")  # an explicit password is set, as keystone-manage does
@@ -202,7 +203,7 @@ async def test_token_auth_gives_the_context_through_its_middleware(identity: Ide
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_echo_app(auth)), base_url="http://t") as client:
         ok = await client.get("/", headers={"X-Auth-Token": admin_id})
         assert ok.json() == {"user": admin.user_id, "project": admin.project_id, "admin": True,
-                             "roles": ["admin", "member", "reader"]}
+                             "roles": ["admin", "manager", "member", "reader"]}
         for headers in ({}, {"X-Auth-Token": "nope"}):
             denied = await client.get("/", headers=headers)
             assert denied.status_code == 401

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from stratus.db import identity as db
+from stratus.identity import bootstrap
 from stratus.identity import tokens as tokens_mod
 from stratus.identity.common import IdentityServices
 from stratus.identity.passwords import Hasher
@@ -50,19 +51,47 @@ async def test_passwords_are_salted_slow_hashes_and_long_ones_count_whole() -> N
     assert not await hasher.check(long + "a", await hasher.hash(long + "b"))  # beyond bcrypt's 72 bytes
 
 
-async def test_role_implication_admin_member_reader(identity: IdentityServices) -> None:
+async def test_role_implication_admin_manager_member_reader(identity: IdentityServices) -> None:
     admin, _ = await _user_with_role(identity, "boss", "admin")
     member, project = await _user_with_role(identity, "worker", "member")
+    manager, managed = await _user_with_role(identity, "lead", "manager")
+    service, serviced = await _user_with_role(identity, "nova-svc", "service")
     async with identity.db.read() as conn:
         boss_project = (await db.user_project_ids(conn, admin["id"]))[0]
         assert [r["name"] for r in await db.effective_roles(conn, admin["id"], db.PROJECT, boss_project)] == [
-            "admin", "member", "reader"]
+            "admin", "manager", "member", "reader"]
+        assert [r["name"] for r in await db.effective_roles(conn, manager["id"], db.PROJECT, managed["id"])] == [
+            "manager", "member", "reader"]
+        # the service role implies nothing, and nothing implies it
+        assert [r["name"] for r in await db.effective_roles(conn, service["id"], db.PROJECT, serviced["id"])] == [
+            "service"]
         assert [r["name"] for r in await db.effective_roles(conn, member["id"], db.PROJECT, project["id"])] == [
             "member", "reader"]
         assert await db.effective_roles(conn, member["id"], db.PROJECT, boss_project) == []
         # only the grants are stored; implication happens when reading
         assert [a["role_id"] for a in await db.list_assignments(conn, user_id=member["id"])] == [
             (await db.find_role(conn, "member"))["id"]]  # type: ignore[index]
+
+
+async def test_bootstrap_moves_an_old_cloud_to_the_manager_chain(services: IdentityServices) -> None:
+    """A cloud bootstrapped before the manager role (admin implying member directly) gets Keystone's chain at its
+    next start: manager between admin and member, the direct implication gone, service created."""
+    async with services.db.write() as conn:
+        await db.create_domain(conn, domain_id=db.DEFAULT_DOMAIN_ID, name="Default")
+        admin = await db.create_role(conn, name="admin")
+        member = await db.create_role(conn, name="member")
+        reader = await db.create_role(conn, name="reader")
+        await db.imply_role(conn, admin["id"], member["id"])
+        await db.imply_role(conn, member["id"], reader["id"])
+    await bootstrap.bootstrap(services, "pw-old-cloud")
+    async with services.db.read() as conn:
+        manager = await db.find_role(conn, "manager")
+        assert manager is not None and await db.find_role(conn, "service") is not None
+        assert await db.implications(conn) == {admin["id"]: [manager["id"]], manager["id"]: [member["id"]],
+                                               member["id"]: [reader["id"]]}
+    await bootstrap.bootstrap(services, "pw-old-cloud")  # idempotent
+    async with services.db.read() as conn:
+        assert len(await db.list_roles(conn)) == 5
 
 
 async def test_token_is_stored_by_hash_and_validates(identity: IdentityServices) -> None:

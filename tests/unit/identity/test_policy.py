@@ -222,3 +222,25 @@ def test_a_decision_costs_microseconds(enforcer: policy.Policy) -> None:
             enforcer.check(MEMBER, "os_compute_api:servers:show", P1)
         rounds.append((time.perf_counter() - start) / 300)
     assert min(rounds) < 150e-6, rounds
+
+
+MANAGER = RequestContext(user_id="lead", project_id="p1", roles=["manager", "member", "reader"])
+SERVICE = RequestContext(user_id="nova", project_id="service", roles=["service"])
+
+
+@pytest.mark.parametrize(("rule", "context", "allowed"), [
+    ("project_manager_or_admin", MANAGER, True),  # a manager on its own project
+    ("project_manager_or_admin", MEMBER, False),
+    ("project_manager_or_admin", ADMIN, True),
+    ("service_or_admin", SERVICE, True),  # a service user, whatever the project
+    ("service_or_admin", MANAGER, False),
+    ("service_or_admin", ADMIN, True),
+])
+def test_manager_and_service_personas(enforcer: policy.Policy, rule: str, context: RequestContext,
+                                      allowed: bool) -> None:
+    """Nova's 2024+ personas over the roles Keystone's bootstrap makes: ``manager`` (implying member and reader)
+    manages its own project only; ``service`` is for the services' own users."""
+    assert enforcer.check(context, rule, P1) is allowed
+    other_project = {"project_id": "p2", "user_id": "x"}
+    if context is MANAGER:
+        assert enforcer.check(context, rule, other_project) is False

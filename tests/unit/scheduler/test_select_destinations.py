@@ -237,6 +237,19 @@ async def test_forced_host_skips_filters_but_not_capacity(scheduler: Seed) -> No
         await pick(sched, spec(vcpus=2, force_hosts=["tiny"]))
 
 
+async def test_requested_destination_keeps_the_filters(scheduler: Seed) -> None:
+    """2.74's host / hypervisor_hostname: only that host or node, and unlike a forced host the filters still
+    apply (a disabled host is no valid host)."""
+    sched = await scheduler([SimHost("a"), SimHost("b"), SimHost("off", disabled=True)])
+    for _ in range(3):
+        assert await pick(sched, spec(requested_destination={"host": "b"})) == ["b"]
+    assert await pick(sched, spec(requested_destination={"host": "a", "node": "a"})) == ["a"]
+    with pytest.raises(exception.NoValidHost):
+        await pick(sched, spec(requested_destination={"host": "off"}))
+    with pytest.raises(exception.NoValidHost):
+        await pick(sched, spec(requested_destination={"host": "a", "node": "b"}))
+
+
 async def test_stale_picture_never_over_commits(scheduler: Seed, database: Any) -> None:
     """Another scheduler fills the host behind this one's back: the claim at the old generation is refused,
     the host is re-read, and the request goes elsewhere."""
