@@ -62,9 +62,11 @@ _GONE_ACTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-#: the network proxies (to 2.35) that share these paths: not served, so a 404 as for any unknown path rather than
-#: the 405 the path's other methods would make of them
-_NOT_SERVED = ("/os-networks", "/os-networks/{id}", "/os-tenant-networks", "/os-tenant-networks/{id}")
+#: GET of these paths is a 404 as for any unknown path rather than the 405 the path's gone methods would make of
+#: it: the os-networks proxy after its last version (2.35; stratus/api/network_proxies.py serves it until then),
+#: os-tenant-networks at every version (not served)
+_NOT_SERVED = (("/os-networks", "2.36"), ("/os-networks/{id}", "2.36"), ("/os-tenant-networks", "2.1"),
+               ("/os-tenant-networks/{id}", "2.1"))
 
 
 async def gone(req: ApiRequest) -> Response:
@@ -91,5 +93,5 @@ def _action_route(names: tuple[str, ...]) -> Any:
 ROUTES: list[Route] = [
     *(Route(path, method, gone) for path, methods in _GONE_ROUTES.items() for method in methods),
     *(Route(path, "POST", _action_route(names)) for path, names in _GONE_ACTIONS.items()),
-    *(Route(path, "GET", not_served) for path in _NOT_SERVED),
+    *(Route(path, "GET", not_served, min_version=since) for path, since in _NOT_SERVED),
 ]

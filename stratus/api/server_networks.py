@@ -1,7 +1,7 @@
 """A server's networking in the compute API, as Nova's: ``/servers/{id}/ips`` (from the info cache),
 ``os-interface`` (the server's ports, read from the Networking service; attach and detach carried out by the
-server's host), ``/servers/{id}/os-security-groups`` and ``os-virtual-interfaces`` (gone with nova-network: 410,
-then 404 from 2.44 as in Nova).
+server's host) and ``/servers/{id}/os-security-groups`` (``os-virtual-interfaces``, gone with nova-network, is
+one of stratus/api/gone.py's 410s).
 """
 
 from __future__ import annotations
@@ -239,11 +239,6 @@ add_security_group = _sg_action("addSecurityGroup", "os_compute_api:os-security-
 remove_security_group = _sg_action("removeSecurityGroup", "os_compute_api:os-security-groups:remove", add=False)
 
 
-async def virtual_interfaces(req: ApiRequest) -> Response:
-    """Nova's os-virtual-interfaces was nova-network's: gone (410) up to 2.43, no such resource from 2.44."""
-    raise Fault(410, "This resource is no longer available. No forwarding address is given.")
-
-
 ROUTES: list[Route] = [
     Route("/servers/{server_id}/ips", "GET", ips_index),
     Route("/servers/{server_id}/ips/{network_label}", "GET", ips_show),
@@ -252,5 +247,4 @@ ROUTES: list[Route] = [
     Route("/servers/{server_id}/os-interface/{port_id}", "GET", interface_show),
     Route("/servers/{server_id}/os-interface/{port_id}", "DELETE", interface_delete),
     Route("/servers/{server_id}/os-security-groups", "GET", server_security_groups),
-    Route("/servers/{server_id}/os-virtual-interfaces", "GET", virtual_interfaces, max_version="2.43"),
 ]

@@ -32,7 +32,7 @@ async def _instance(db: Database, **values: Any) -> str:
     uuid, now = new_uuid(), utcnow()
     row = {"uuid": uuid, "project_id": "p", "user_id": "u", "flavor": {}, "vcpus": 1, "memory_mb": 64,
            "root_gb": 1, "ephemeral_gb": 0, "vm_state": "building", "task_state": "scheduling", "power_state": 0,
-           "reservation_id": "r-1", "system_metadata": {}, "network_info": [], "security_groups": [],
+           "reservation_id": "r-1", "system_metadata": {}, "security_groups": [],
            "created_at": now, "updated_at": now, **values}
     async with db.write() as conn:
         await conn.execute(instances_table.insert().values(**row))
