@@ -81,7 +81,7 @@ for _ in range(200):
         for s in socks:
             s.close()
     print(f"PG_PORT={base}\nMQ_PORT={base + 1}\nCOMPUTE_PORT={base + 10}\nIMAGE_PORT={base + 11}\n"
-          f"IDENTITY_PORT={base + 12}")
+          f"IDENTITY_PORT={base + 12}\nNETWORK_PORT={base + 13}")
     break
 else:
     raise SystemExit("no 20 consecutive free ports")
@@ -89,6 +89,7 @@ EOF
 fi
 # shellcheck disable=SC1091
 . "$dir/ports.env"
+NETWORK_PORT=${NETWORK_PORT:-$((IDENTITY_PORT + 1))}  # a ports.env written before the networking API
 [ -f "$dir/admin-password" ] || (umask 077; "$python" -c "import secrets; print(secrets.token_urlsafe(18))" \
     > "$dir/admin-password")
 admin_password=$(cat "$dir/admin-password")
@@ -125,6 +126,9 @@ listen_port = $IMAGE_PORT
 [identity]
 listen = 127.0.0.1
 listen_port = $IDENTITY_PORT
+[network_server]
+listen = 127.0.0.1
+listen_port = $NETWORK_PORT
 EOF
 for i in 1 2; do
     shared "scheduler-$i" > "$dir/etc/scheduler-$i.conf"
@@ -227,6 +231,7 @@ multinode.sh: up in $dir: api ($api_workers workers), 2 schedulers, 2 conductors
   compute API   http://127.0.0.1:$COMPUTE_PORT/v2.1
   image API     http://127.0.0.1:$IMAGE_PORT
   identity API  http://127.0.0.1:$IDENTITY_PORT/v3
+  network API   http://127.0.0.1:$NETWORK_PORT/v2.0
   database      $database
   transport     $transport
   openstack CLI: source $dir/openrc  (or OS_CLIENT_CONFIG_FILE=$dir/clouds.yaml OS_CLOUD=stratus-multinode)

@@ -737,3 +737,12 @@ auto_allocated_topologies = Table(
     Column("network_id", String(36), ForeignKey("networks.id", ondelete="CASCADE"), nullable=False),
     Column("router_id", String(36), ForeignKey("routers.id", ondelete="SET NULL")),
 )
+
+# Which groups a port is in (also in the port's attributes, for its view): what finds a remote group's members
+# and a group's ports without reading every port.
+port_security_groups = Table(
+    "port_security_groups", metadata,
+    Column("port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True),
+    Column("security_group_id", String(36), ForeignKey("security_groups.id", ondelete="CASCADE"), primary_key=True,
+           index=True),
+)

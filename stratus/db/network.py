@@ -21,6 +21,7 @@ from stratus.db.models import (
     network_agents,
     network_quotas,
     networks,
+    port_security_groups,
     ports,
     routers,
     security_group_rules,
@@ -242,3 +243,22 @@ async def save_topology(conn: Connection, project_id: str, network_id: str, rout
 
 async def delete_topology(conn: Connection, project_id: str) -> None:
     await conn.execute(delete(auto_allocated_topologies).where(auto_allocated_topologies.c.project_id == project_id))
+
+
+# --- ports' security groups --------------------------------------------------------------------------------------
+async def set_port_groups(conn: Connection, port_id: str, group_ids: Sequence[str]) -> None:
+    await conn.execute(delete(port_security_groups).where(port_security_groups.c.port_id == port_id))
+    for group_id in dict.fromkeys(group_ids):
+        await conn.execute(insert(port_security_groups).values(port_id=port_id, security_group_id=group_id))
+
+
+async def ports_in_groups(conn: Connection, group_ids: Sequence[str]) -> dict[str, set[str]]:
+    """{port_id: the groups of ``group_ids`` it is in}."""
+    if not group_ids:
+        return {}
+    rows = await conn.execute(select(port_security_groups).where(
+        port_security_groups.c.security_group_id.in_(list(group_ids))))
+    found: dict[str, set[str]] = {}
+    for row in rows:
+        found.setdefault(row.port_id, set()).add(row.security_group_id)
+    return found

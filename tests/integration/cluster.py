@@ -64,7 +64,7 @@ class Cluster:
     def __init__(self, tmp_path: Path, rabbitmq: RabbitMQ, postgres_url: str, conf: str = "") -> None:
         self.dir = tmp_path
         self.database = empty_database(postgres_url)
-        compute_port, image_port, identity_port = free_port(), free_port(), free_port()
+        compute_port, image_port, identity_port, network_port = free_port(), free_port(), free_port(), free_port()
         self.compute_url = f"http://127.0.0.1:{compute_port}/v2.1"
         self.image_url = f"http://127.0.0.1:{image_port}"
         self.config = tmp_path / "stratus.conf"
@@ -84,6 +84,8 @@ auth_strategy = noauth2
 listen_port = {image_port}
 [identity]
 listen_port = {identity_port}
+[network_server]
+listen_port = {network_port}
 [quota]
 instances = -1
 cores = -1

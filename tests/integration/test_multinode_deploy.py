@@ -151,7 +151,7 @@ def _process(config: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
 def test_build_cast_nobody_took_is_scheduled_by_a_conductor_started_later(rabbitmq: RabbitMQ, postgres_url: str,
                                                                          tmp_path: Path) -> None:
     database = asyncio.run(_empty_database(postgres_url))
-    compute_port, image_port, identity_port = free_port(), free_port(), free_port()
+    compute_port, image_port, identity_port, network_port = free_port(), free_port(), free_port(), free_port()
     config = tmp_path / "stratus.conf"
     config.write_text(f"""\
 [DEFAULT]
@@ -170,6 +170,8 @@ workers = 1
 listen_port = {image_port}
 [identity]
 listen_port = {identity_port}
+[network_server]
+listen_port = {network_port}
 [conductor]
 build_recovery_interval = 2
 """)
@@ -225,7 +227,7 @@ def test_database_lost_and_back_under_load(rabbitmq: RabbitMQ, tmp_path: Path) -
 
     try:
         database = postgres("start")
-        compute_port, image_port, identity_port = free_port(), free_port(), free_port()
+        compute_port, image_port, identity_port, network_port = free_port(), free_port(), free_port(), free_port()
         config = tmp_path / "stratus.conf"
         config.write_text(f"""\
 [DEFAULT]
@@ -245,6 +247,8 @@ workers = 1
 listen_port = {image_port}
 [identity]
 listen_port = {identity_port}
+[network_server]
+listen_port = {network_port}
 [conductor]
 build_recovery_interval = 3
 [quota]

@@ -4,7 +4,6 @@ remote group also lists that group's members' addresses (``remote_ips``), so the
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from stratus.db import network as db
@@ -33,16 +32,17 @@ async def network_payload(conn: Connection, network_id: str, zones: list[str]
 
 
 async def port_payload(conn: Connection, port_id: str, zones: list[str]) -> dict[str, Any] | None:
+    """The port, its network, the subnets it has addresses on, and its groups' rules (its own rows only: the
+    network's other ports are not read)."""
     record = await db.get(conn, "port", port_id)
-    if record is None:
+    network = None if record is None else await db.get(conn, "network", record["network_id"])
+    if record is None or network is None:
         return None
-    found = await network_payload(conn, record["network_id"], zones)
-    if found is None:
-        return None
-    network, subnet_views, port_views = found
-    port = next(p for p in port_views if p["id"] == port_id)
+    port = _port_view(record, await db.allocations(conn, port_ids=[port_id]))
+    network_subnets = await db.find(conn, "subnet", network_id=network["id"])
     mine = {ip["subnet_id"] for ip in port["fixed_ips"]}
-    return {**port, "network": network, "subnets": [s for s in subnet_views if s["id"] in mine],
+    return {**port, "network": networks.view(network, [s["id"] for s in network_subnets], zones),
+            "subnets": [subnets.view(s) for s in network_subnets if s["id"] in mine],
             "security_group_rules": await group_rules(conn, port["security_groups"])}
 
 
@@ -56,20 +56,15 @@ async def group_rules(conn: Connection, group_ids: list[str]) -> list[dict[str, 
     remote = {r["remote_group_id"] for r in rules if r["remote_group_id"]}
     members: dict[str, list[str]] = {g: [] for g in remote}
     if remote:
-        all_ports = await db.find(conn, "port")
-        users = [p for p in all_ports if set(p.get("security_groups") or []) & remote]
-        addresses = await db.allocations(conn, port_ids=[p["id"] for p in users]) if users else []
-        by_port: dict[str, list[str]] = {}
+        users = await db.ports_in_groups(conn, sorted(remote))
+        addresses = await db.allocations(conn, port_ids=list(users)) if users else []
         for allocation in addresses:
-            by_port.setdefault(allocation["port_id"], []).append(allocation["ip_address"])
-        for p in users:
-            for group in set(p.get("security_groups") or []) & remote:
-                members[group] += by_port.get(p["id"], [])
+            for group in users[allocation["port_id"]]:
+                members[group].append(allocation["ip_address"])
     for rule in rules:
         if rule["remote_group_id"]:
-            version = 4 if rule["ethertype"] == "IPv4" else 6
-            rule["remote_ips"] = sorted(a for a in members.get(rule["remote_group_id"], [])
-                                        if ipaddress.ip_address(a).version == version)
+            v6 = rule["ethertype"] == "IPv6"
+            rule["remote_ips"] = sorted(a for a in members.get(rule["remote_group_id"], []) if (":" in a) == v6)
     return rules
 
 

@@ -92,14 +92,14 @@ def pool_size(pools: Iterable[dict[str, str]]) -> int:
 def candidates(pools: list[dict[str, str]], taken: set[str], count: int = 1) -> list[str]:
     """Up to ``count`` free addresses of the pools, the lowest first (a retry after a lost race takes the
     next ones)."""
-    taken_ints = {int(ipaddress.ip_address(a)) for a in taken}
     found: list[str] = []
-    for pool in pools:
+    for pool in pools:  # ``taken`` holds addresses as stored (``str(ip_address(...))``): compared as such, unparsed
         start, end = int(ipaddress.ip_address(pool["start"])), int(ipaddress.ip_address(pool["end"]))
         value = start
         while value <= end and len(found) < count:
-            if value not in taken_ints:
-                found.append(str(ipaddress.ip_address(value)))
+            address = str(ipaddress.ip_address(value))
+            if address not in taken:
+                found.append(address)
             value += 1
         if len(found) >= count:
             break

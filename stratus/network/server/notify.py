@@ -97,9 +97,9 @@ class Notifier:
             rules = await db.find(conn, "security_group_rule", remote_group_id=list(group_ids))
             affected = set(group_ids) | {r["security_group_id"] for r in rules}
             by_host: dict[str, list[str]] = {}
-            for port in await db.find(conn, "port"):
-                if set(port.get("security_groups") or []) & affected and \
-                        port["binding_vif_type"] == binding.VIF_TYPE_BRIDGE:
+            users = await db.ports_in_groups(conn, sorted(affected))
+            for port in await db.find(conn, "port", id=list(users)) if users else []:
+                if port["binding_vif_type"] == binding.VIF_TYPE_BRIDGE:
                     by_host.setdefault(port["binding_host_id"], []).append(port["id"])
         for host, port_ids in by_host.items():
             await self._safely(f"security_groups_updated on {host}",

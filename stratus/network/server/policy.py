@@ -9,6 +9,7 @@ Neutron hides ``provider:*`` and ``binding:*`` from non-admins. Targets are the 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -17,7 +18,6 @@ from oslo_policy import policy as oslo_policy
 
 from stratus import conf as conf_mod
 from stratus.context import RequestContext
-from stratus.identity.policy import _Enforcer
 from stratus.network.server import errors
 
 ADMIN = "rule:admin_only"
@@ -87,23 +87,51 @@ def list_rules() -> list[oslo_policy.RuleDefault]:
     return [oslo_policy.RuleDefault(name, check) for name, check in _rules().items()]
 
 
+#: seconds a decision is remembered, and the rules (the operator's file) trusted without looking at it again
+MEMO_SECONDS = 1.0
+
+
+class _Enforcer(oslo_policy.Enforcer):
+    """oslo.policy's enforcer, looking at its files at most once per ``MEMO_SECONDS``."""
+
+    _next_load = 0.0
+
+    def load_rules(self, force_reload: bool = False) -> None:
+        now = time.monotonic()
+        if force_reload or now >= self._next_load:
+            super().load_rules(force_reload)
+            self._next_load = now + MEMO_SECONDS
+
+
 class NetworkPolicy:
-    """One enforcer with Neutron's defaults on ``conf``'s ``[oslo_policy]`` (the operator's file overrides)."""
+    """One enforcer with Neutron's defaults on ``conf``'s ``[oslo_policy]`` (the operator's file overrides).
+
+    A list asks the same few rules of hundreds of items with the same few targets (a project's ports): each
+    decision, a pure function of the caller, the rule and the target, is remembered for ``MEMO_SECONDS``, the time
+    the rules themselves are trusted."""
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         conf_mod.register_policy_opts(conf)
-        # the compute API's enforcer: it looks at the policy files at most once a second, not before each of
-        # the dozens of decisions a listing makes (one per attribute with a rule of its own, per object)
         self.enforcer = _Enforcer(conf)
         self.enforcer.suppress_default_change_warnings = True
         self.enforcer.register_defaults(list_rules())
         self.enforcer.load_rules()
         self.names = set(_rules())
+        self._memo: dict[tuple[Any, ...], bool] = {}
+        self._memo_until = 0.0
 
     def check(self, ctx: RequestContext, rule: str, target: Mapping[str, Any]) -> bool:
-        creds = {"user_id": ctx.user_id, "project_id": ctx.project_id, "roles": ctx.roles, "is_admin": ctx.is_admin,
-                 "system_scope": None, "domain_id": None}
-        return bool(self.enforcer.enforce(rule, dict(target), creds))
+        now = time.monotonic()
+        if now >= self._memo_until or len(self._memo) > 100_000:
+            self._memo.clear()
+            self._memo_until = now + MEMO_SECONDS
+        key = (ctx.user_id, ctx.project_id, tuple(ctx.roles), ctx.is_admin, rule, tuple(sorted(target.items())))
+        found = self._memo.get(key)
+        if found is None:
+            creds = {"user_id": ctx.user_id, "project_id": ctx.project_id, "roles": ctx.roles,
+                     "is_admin": ctx.is_admin, "system_scope": None, "domain_id": None}
+            found = self._memo[key] = bool(self.enforcer.enforce(rule, dict(target), creds))
+        return found
 
     def enforce(self, ctx: RequestContext, action: str, target: Mapping[str, Any],
                 attributes: Iterable[str] = ()) -> None:

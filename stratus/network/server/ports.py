@@ -298,6 +298,7 @@ async def create_port(req: NetworkRequest) -> dict[str, Any]:
                 _check_port_security(record)
                 await binding.bind(conn, record, opts.agent_down_time)
                 await db.insert_record(conn, "port", record)
+                await db.set_port_groups(conn, record["id"], record["security_groups"])
                 await _allocate(conn, network, record, values["fixed_ips"], opts.max_fixed_ips_per_port)
                 shown = (await views(req, conn, [(record, network)]))[0]
             break
@@ -356,6 +357,7 @@ async def update_port(req: NetworkRequest) -> dict[str, Any]:
                     record["security_groups"] = await security_groups.for_port(
                         req, conn, record["project_id"], values["security_groups"] or [],
                         record.get("port_security_enabled", True), record["device_owner"])
+                    await db.set_port_groups(conn, record["id"], record["security_groups"])
                 _check_port_security(record)
                 if "fixed_ips" in values:
                     await _update_fixed_ips(conn, network, record, values["fixed_ips"] or [],

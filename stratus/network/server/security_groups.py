@@ -273,7 +273,7 @@ async def delete_group(req: NetworkRequest) -> None:
         if group["id"] in await db.default_group_ids(conn) and not req.ctx.is_admin:
             raise errors.conflict("SecurityGroupCannotRemoveDefault",
                                   "Insufficient rights for removing default security group.")
-        if any(group["id"] in (p.get("security_groups") or []) for p in await db.find(conn, "port")):
+        if await db.ports_in_groups(conn, [group["id"]]):
             raise errors.conflict("SecurityGroupInUse", f"Security Group {group['id']} in use.")
         await db.delete_record(conn, "security_group", group["id"])
 

@@ -1,6 +1,6 @@
 """The embedded Networking API: networks (with their segment), subnets, ports, IP allocations (unique per
 network), the networking agents, security groups with their rules and each project's default group, routers,
-floating IPs, per-project quotas and auto-allocated topologies
+floating IPs, per-project quotas, auto-allocated topologies and the groups of each port
 
 Revision ID: 0007
 Revises: 0006
@@ -204,9 +204,18 @@ def upgrade() -> None:
         sa.Column("router_id", sa.String(36),
                   _fk("routers.id", "fk_auto_allocated_topologies_router_id_routers", "SET NULL")),
     )
+    op.create_table(
+        "port_security_groups",
+        sa.Column("port_id", sa.String(36), _fk("ports.id", "fk_port_security_groups_port_id_ports"), primary_key=True),
+        sa.Column("security_group_id", sa.String(36),
+                  _fk("security_groups.id", "fk_port_security_groups_security_group_id_security_groups"),
+                  primary_key=True),
+    )
+    op.create_index("ix_port_security_groups_security_group_id", "port_security_groups", ["security_group_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("port_security_groups")
     op.drop_table("auto_allocated_topologies")
     op.drop_table("network_quotas")
     op.drop_table("floatingips")
