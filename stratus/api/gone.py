@@ -46,7 +46,7 @@ _GONE_ROUTES: dict[str, tuple[str, ...]] = {
     "/os-fping/{id}": ("GET",),
     "/os-networks": ("POST",),
     "/os-networks/add": ("POST",),
-    "/os-networks/{id}": ("DELETE",),
+    "/os-networks/{network_id}": ("DELETE",),
     "/os-security-group-default-rules": ("GET", "POST"),
     "/os-security-group-default-rules/{id}": ("GET", "DELETE"),
     "/os-tenant-networks": ("POST",),
@@ -65,7 +65,7 @@ _GONE_ACTIONS: dict[str, tuple[str, ...]] = {
 #: GET of these paths is a 404 as for any unknown path rather than the 405 the path's gone methods would make of
 #: it: the os-networks proxy after its last version (2.35; stratus/api/network_proxies.py serves it until then),
 #: os-tenant-networks at every version (not served)
-_NOT_SERVED = (("/os-networks", "2.36"), ("/os-networks/{id}", "2.36"), ("/os-tenant-networks", "2.1"),
+_NOT_SERVED = (("/os-networks", "2.36"), ("/os-networks/{network_id}", "2.36"), ("/os-tenant-networks", "2.1"),
                ("/os-tenant-networks/{id}", "2.1"))
 
 

@@ -130,5 +130,7 @@ def build(routes: list[Route], services: ApiServices, prefix: str = "/v2.1") -> 
     for route in routes:
         by_path[route.path].append(route)
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-    return [StarletteRoute(prefix + path, _dispatcher(rs, services), methods=methods)
-            for path, rs in by_path.items()]
+    # Starlette takes the first path that matches: fewer placeholders first, so a literal path (``/os-networks/add``,
+    # ``/servers/detail``) is never shadowed by a template that also matches it (``/os-networks/{network_id}``)
+    ordered = sorted(by_path.items(), key=lambda item: item[0].count("{"))
+    return [StarletteRoute(prefix + path, _dispatcher(rs, services), methods=methods) for path, rs in ordered]

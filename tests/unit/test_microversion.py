@@ -57,3 +57,17 @@ def test_route_ranges_do_not_overlap() -> None:
         for other_lo, other_hi in seen.get((route.path, route.method), []):
             assert hi < other_lo or lo > other_hi, f"overlapping versions for {route.method} {route.path}"
         seen.setdefault((route.path, route.method), []).append((lo, hi))
+
+
+def test_one_placeholder_name_per_path_pattern() -> None:
+    """Two spellings of one path (``/os-networks/{id}`` and ``/os-networks/{network_id}``) would be two Starlette
+    routes, the first answering 405 for the other's methods."""
+    import collections
+    import re
+
+    from stratus.api import routes
+
+    spellings: dict[str, set[str]] = collections.defaultdict(set)
+    for route in routes.ROUTES:
+        spellings[re.sub(r"\{[^}]*\}", "{}", route.path)].add(route.path)
+    assert {k: v for k, v in spellings.items() if len(v) > 1} == {}
