@@ -108,6 +108,9 @@ API_OPTS = [
                     "transport more than 1 is refused: casts would reach no conductor. `stratus all-in-one` is "
                     "one process and ignores it."),
     cfg.IntOpt("max_limit", default=1000, help="Most items one list response returns."),
+    cfg.BoolOpt("enable_instance_password", default=True,
+                help="Return the server's admin password in the answers of create and of evacuate (before "
+                     "2.14); off, the answers leave adminPass out."),
     cfg.StrOpt("compute_link_prefix", default=None, help="Base URL used in links instead of the request's."),
     cfg.ListOpt("vendordata_providers", item_type=cfg.types.String(choices=["StaticJSON"]), default=["StaticJSON"],
                 help="Sources of vendor_data.json and vendor_data2.json: StaticJSON is the file "

@@ -1,10 +1,10 @@
 """The compute agent of one host: the RPC endpoint its messages arrive at, and nothing more.
 
 Each message is handed to the module of its flow (build.py, delete.py, power.py, snapshot.py, console.py,
-resize.py for resizes and cold migrations, live_migration.py); the start-up reconciliation (startup.py), the
-periodic tasks (periodic.py), the power-state sync (power_sync.py) and the hypervisor's health (hypervisor.py)
-have modules of their own. They all work on the host's shared state (host.py), which this class is; none of
-them imports this module.
+resize.py for resizes and cold migrations, live_migration.py, evacuate.py); the start-up reconciliation
+(startup.py), the periodic tasks (periodic.py), the power-state sync (power_sync.py) and the hypervisor's
+health (hypervisor.py) have modules of their own. They all work on the host's shared state (host.py), which
+this class is; none of them imports this module.
 
 Every state change is a compare-and-swap on (vm_state, task_state), so a delete that lands while a build or a
 power action is under way wins: the action notices at its next step and stops there. A hypervisor that stops
@@ -18,7 +18,18 @@ import asyncio
 import logging
 from typing import Any
 
-from stratus.compute import build, console, delete, hypervisor, live_migration, periodic, power, resize, snapshot
+from stratus.compute import (
+    build,
+    console,
+    delete,
+    evacuate,
+    hypervisor,
+    live_migration,
+    periodic,
+    power,
+    resize,
+    snapshot,
+)
 from stratus.compute.host import ComputeHost
 from stratus.db import services as services_db
 from stratus.virt.driver import LifecycleEvent
@@ -142,6 +153,13 @@ class ComputeManager(ComputeHost):
 
     async def live_migration_force_complete(self, context: dict[str, Any], migration_id: int) -> None:
         live_migration.force_complete(self, migration_id)
+
+    # --- evacuation (compute/evacuate.py) -----------------------------------------------------------------
+    async def rebuild_instance(self, context: dict[str, Any], instance_uuid: str, migration_id: int,
+                               image_meta: dict[str, Any], admin_password: str | None,
+                               on_shared_storage: bool | None) -> None:
+        await evacuate.rebuild_instance(self, context, instance_uuid, migration_id, image_meta, admin_password,
+                                        on_shared_storage)
 
     # --- images and reads ----------------------------------------------------------------------------------
     async def snapshot_instance(self, context: dict[str, Any], instance_uuid: str, image_id: str) -> None:

@@ -15,7 +15,9 @@ from stratus.compute.api import InstanceInvalidState, InstanceIsLocked, PowerAct
 from stratus.compute.rpcapi import ComputeAPI
 from stratus.conductor.rpcapi import ConductorAPI
 from stratus.db import actions, instances
+from stratus.db import hosts as hosts_db
 from stratus.db import migration_records as records
+from stratus.db import services as services_db
 from stratus.db.engine import Database
 from stratus.objects import states
 from stratus.objects.states import task_states
@@ -140,6 +142,47 @@ async def live_migrate(db: Database, transport: Transport, context: dict[str, An
         async with db.write() as conn:
             await instances.update_instance(conn, uuid, {"task_state": None},
                                             expected_task_state=(task_states.MIGRATING,))
+            await records.update_migration(conn, migration["id"], {"status": "error"}, expected_status=("accepted",))
+        raise
+    return int(migration["id"])
+
+
+EVACUATE = PowerAction("evacuate", "evacuate_server", task_states.REBUILDING,
+                       (states.ACTIVE, states.STOPPED, states.ERROR))
+
+
+class ComputeServiceInUse(exception.StratusException):
+    """The instance's host is up: an evacuation would run it twice (the API's 400)."""
+
+    msg_fmt = "Compute service of %(host)s is still in use."
+    code = 400
+
+
+async def evacuate(db: Database, transport: Transport, conf: Any, context: dict[str, Any], uuid: str,
+                   host: str | None, force: bool, admin_password: str | None, on_shared_storage: bool | None,
+                   is_admin: bool = False) -> int:
+    """evacuate: only from a host whose compute service is down (silent past ``service_down_time``, or forced
+    down); claim the instance (``rebuilding``), record the evacuation (``accepted``), cast the conductor."""
+    async with db.read() as conn:
+        instance = await _instance(conn, uuid)
+        check_state(instance, EVACUATE, is_admin)
+        service = await hosts_db.get_service(conn, host=instance["host"], binary="nova-compute")
+    if service is not None and services_db.is_up(service, conf.service_down_time):
+        raise ComputeServiceInUse(host=instance["host"])
+    instance = await claim(db, context, uuid, EVACUATE, is_admin)
+    async with db.write() as conn:
+        migration = await records.create(conn, {
+            "instance_uuid": uuid, "migration_type": records.EVACUATION, "status": "accepted",
+            "source_compute": instance["host"], "source_node": instance["node"], "dest_compute": host,
+            "old_flavor": instance["flavor"], "new_flavor": instance["flavor"],
+            "project_id": context.get("project_id"), "user_id": context.get("user_id")})
+    try:
+        await ConductorAPI(transport).evacuate_server(context, uuid, migration["id"], host, force, admin_password,
+                                                      on_shared_storage)
+    except BaseException:
+        async with db.write() as conn:
+            await instances.update_instance(conn, uuid, {"task_state": None},
+                                            expected_task_state=(task_states.REBUILDING,))
             await records.update_migration(conn, migration["id"], {"status": "error"}, expected_status=("accepted",))
         raise
     return int(migration["id"])

@@ -127,3 +127,11 @@ class ComputeAPI:
     async def live_migration_force_complete(self, context: dict[str, Any], host: str, migration_id: int) -> None:
         await self.transport.cast("compute", "live_migration_force_complete", context, server=host,
                                   migration_id=migration_id)
+
+    # --- evacuation (compute/evacuate.py) ----------------------------------------------------------------
+    async def rebuild_instance(self, context: dict[str, Any], host: str, instance_uuid: str, migration_id: int,
+                               image_meta: dict[str, Any], admin_password: str | None,
+                               on_shared_storage: bool | None) -> None:
+        await self.transport.cast("compute", "rebuild_instance", context, server=host, instance_uuid=instance_uuid,
+                                  migration_id=migration_id, image_meta=image_meta, admin_password=admin_password,
+                                  on_shared_storage=on_shared_storage)

@@ -179,6 +179,11 @@ MIGRATE_SERVER = [  # nova/policies/migrate_server.py (2024.1 defaults: the proj
          "POST /servers/{server_id}/action (os-migrateLive)"),
 ]
 
+EVACUATE = [  # nova/policies/evacuate.py
+    _api("os_compute_api:os-evacuate", ADMIN, "Evacuate a server from a failed host to a new host",
+         "POST /servers/{server_id}/action (evacuate)"),
+]
+
 SERVER_MIGRATIONS = [  # nova/policies/servers_migrations.py (the manager's, host fields the admin's)
     _api("os_compute_api:servers:migrations:show", PROJECT_MANAGER_OR_ADMIN,
          "Show details for an in-progress live migration for a given server",
@@ -392,6 +397,6 @@ def list_rules() -> list[policy.RuleDefault]:
     """Every default, base rules first (also the ``oslo.policy.policies`` entry point: ``oslopolicy-sample-generator
     --namespace stratus`` writes a sample policy file)."""
     return [*BASE, *SERVERS, *SERVER_METADATA, *SERVER_TAGS, *PAUSE_SERVER, *MIGRATE_SERVER, *MIGRATIONS,
-            *SERVER_MIGRATIONS, *SUSPEND_SERVER, *LOCK_SERVER, *CONSOLE_OUTPUT, *EXTENDED_SERVER_ATTRIBUTES,
+            *SERVER_MIGRATIONS, *EVACUATE, *SUSPEND_SERVER, *LOCK_SERVER, *CONSOLE_OUTPUT, *EXTENDED_SERVER_ATTRIBUTES,
             *INSTANCE_ACTIONS, *SERVER_GROUPS, *KEYPAIRS, *FLAVOR_MANAGE, *FLAVOR_EXTRA_SPECS, *FLAVOR_ACCESS,
             *QUOTA_SETS, *QUOTA_CLASS_SETS, *LIMITS, *AGGREGATES, *AVAILABILITY_ZONE, *SERVICES, *HYPERVISORS]

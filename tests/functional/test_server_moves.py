@@ -312,6 +312,8 @@ def one_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     cloud = start_cloud(tmp_path_factory.mktemp("samehost"), extra_conf="""
         [DEFAULT]
         allow_resize_to_same_host = true
+        [api]
+        enable_instance_password = false
         [fake_driver]
         host_count = 1
         """)
@@ -325,7 +327,9 @@ def test_resize_to_same_host(one_host: Cloud) -> None:
     with one_host.image_client() as image:
         image_ref = str(upload_image(image)["id"])
     with one_host.client(version=V) as c:
-        sid = active_server(c, image_ref)["id"]
+        created = boot(c, image_ref, flavor="42", networks="none")
+        assert created.status_code == 202 and "adminPass" not in created.json()["server"]  # the option is off
+        sid = wait_for_status(c, created.json()["server"]["id"], {"ACTIVE"})["id"]
         # a cold migration never goes to the server's own host
         assert fault(act(c, sid, {"migrate": None}), 400, "badRequest").startswith(
             "No valid host was found. No valid host found for cold migrate")
@@ -535,3 +539,90 @@ def test_live_migration_abort_and_force_complete(cloud4: Cloud, image_id: str) -
     with cloud4.client(version="2.59") as c:
         c.delete(f"/servers/{sid}")
         wait_gone(c, sid)
+
+
+def _force_down(client: httpx.Client, host: str, down: bool) -> None:
+    service = next(s for s in client.get("/os-services", params={"binary": "nova-compute"}).json()["services"]
+                   if s["host"] == host)
+    resp = client.put(f"/os-services/{service['id']}", json={"forced_down": down})
+    assert resp.status_code == 200, resp.text
+
+
+def test_evacuate_from_a_host_that_is_down(tmp_path: Path) -> None:
+    conf = "[fake_driver]\nhost_count = 4\n"
+    cloud = start_cloud(tmp_path, extra_conf=conf)
+    try:
+        evacuated = _evacuate_story(cloud)
+    finally:
+        stop_cloud(cloud)
+    # the sources start again: each drops what its evacuations left (guest, usage), the records are completed
+    restarted = start_cloud(tmp_path, extra_conf=conf)
+    try:
+        deadline = time.monotonic() + 30
+        for server_id, record in evacuated:
+            while next(m for m in migrations(restarted, server_id) if m["id"] == record["id"])["status"] != "completed":
+                assert time.monotonic() < deadline, migrations(restarted, server_id)
+                time.sleep(0.1)
+            assert record["uuid"] not in allocations(restarted)
+        with restarted.client(version="2.53") as admin:
+            for host in ("compute-2", "compute-4"):
+                _force_down(admin, host, False)
+    finally:
+        stop_cloud(restarted)
+
+
+def _evacuate_story(cloud: Cloud) -> list[tuple[str, dict[str, Any]]]:
+    with cloud.image_client() as image:
+        image_ref = str(upload_image(image)["id"])
+    with cloud.client(version="2.29") as c:
+        server = active_server(c, image_ref, availability_zone="nova:compute-2")
+        sid = server["id"]
+        assert fault(act(c, sid, {"evacuate": {}}), 400, "badRequest") == (
+            "Compute service of compute-2 is still in use.")
+        with cloud.client(version="2.53") as admin:
+            _force_down(admin, "compute-2", True)
+        assert fault(act(c, sid, {"evacuate": {"host": "compute-2"}}), 400, "badRequest") == (
+            "The target host can't be the same one.")
+        assert fault(act(c, sid, {"evacuate": {"host": "nowhere"}}), 404, "itemNotFound") == (
+            "Compute host nowhere not found.")
+        with cloud.client(token="alice:demo", version="2.29") as member:
+            fault(act(member, sid, {"evacuate": {}}), 404, "itemNotFound")  # not the member's server
+        resp = act(c, sid, {"evacuate": {"host": "compute-3", "force": True}})
+        assert resp.status_code == 200 and not resp.content, resp.text
+        migration = wait_migration(cloud, sid, "done")
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert server[HOST] == "compute-3" and migration["migration_type"] == "evacuation"
+        held = allocations(cloud)
+        # the source is down: its usage stays, held by the evacuation, until it starts again
+        assert held[sid] == {"compute-3": resources(1, 128, 1)}
+        assert held[migration["uuid"]] == {"compute-2": resources(1, 128, 1)}
+        actions = [a["action"] for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]]
+        assert actions[0] == "evacuate"
+
+        # before 2.14: onSharedStorage is required, the new password is in the answer
+        other = active_server(c, image_ref, availability_zone="nova:compute-4")["id"]
+        with cloud.client(version="2.53") as admin:
+            _force_down(admin, "compute-4", True)
+        with cloud.client(version="2.13") as old:
+            fault(act(old, other, {"evacuate": {}}), 400, "badRequest")
+            assert fault(act(old, other, {"evacuate": {"onSharedStorage": True, "adminPass": "x"}}), 400,
+                         "badRequest") == "admin password can't be changed on existing disk"
+            resp = act(old, other, {"evacuate": {"onSharedStorage": False}})
+            assert resp.status_code == 200 and len(resp.json()["adminPass"]) == 12, resp.text
+        other_migration = wait_migration(cloud, other, "done")
+        assert wait_for_status(c, other, {"ACTIVE"})[HOST] not in ("compute-2", "compute-4")
+        # on "shared storage" the simulated hosts do not have: the evacuation fails, the server in ERROR
+        with cloud.client(version="2.53") as admin:
+            _force_down(admin, "compute-3", True)
+        with cloud.client(version="2.13") as old:
+            assert act(old, sid, {"evacuate": {"onSharedStorage": True}}).status_code == 200
+        wait_migration(cloud, sid, "failed")
+        server = wait_for_status(c, sid, {"ERROR"})
+        assert server[HOST] == "compute-3"
+        assert allocations(cloud)[sid] == {"compute-3": resources(1, 128, 1)}
+        with cloud.client(version="2.53") as admin:
+            _force_down(admin, "compute-3", False)
+            service = next(s for s in admin.get("/os-services", params={"host": "compute-2"}).json()["services"])
+            assert admin.put(f"/os-services/{service['id']}", json={"forced_down": False}).status_code == 400
+
+    return [(sid, migration), (other, other_migration)]
