@@ -52,6 +52,12 @@ DEFAULT_OPTS = [
     cfg.IntOpt("resize_confirm_window", default=0, min=0,
                help="Seconds after which a resize or cold migration waiting in VERIFY_RESIZE is confirmed "
                     "automatically by its destination host's periodic task (0: never; the user confirms)."),
+    cfg.IntOpt("shelved_offload_time", default=0, min=-1,
+               help="Seconds a shelved server keeps its host (its guest off, its resources claimed) before the "
+                    "host's periodic task offloads it (destroys the guest, gives back the claim): 0 offloads at "
+                    "once, -1 never."),
+    cfg.IntOpt("shelved_poll_interval", default=3600,
+               help="Seconds between a host's checks for shelved servers due to be offloaded (<= 0: never)."),
     cfg.BoolOpt("allow_resize_to_same_host", default=False,
                 help="Let the scheduler choose an instance's own host for a resize (its usage there is counted "
                      "twice until the resize is confirmed). A cold migration always goes to another host."),

@@ -6,7 +6,9 @@ accepted here and carried out by the instance's host: the request checks the ins
 concurrent requests, one gets the 409), records the instance action and casts; 202 with no body.
 ``os-getConsoleOutput`` is a call to the host: 200 with the log's last ``length`` lines.
 
-The moves between hosts (``resize``, ``confirmResize``, ``revertResize``, ``migrate``) are server_moves.py's.
+The moves between hosts (``resize``, ``confirmResize``, ``revertResize``, ``migrate``, ``os-migrateLive``,
+``evacuate``) are server_moves.py's, ``shelve``, ``shelveOffload`` and ``unshelve`` server_shelve.py's, ``rebuild``
+server_rebuild.py's.
 A new action is one handler and one line in ``ACTIONS``.
 """
 
@@ -18,7 +20,7 @@ from typing import Any
 from starlette.responses import Response
 
 from stratus import exception
-from stratus.api import server_moves, validation
+from stratus.api import server_admin_actions, server_moves, server_rebuild, server_shelve, validation
 from stratus.api.common import ActionHandler, dispatch_action
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
@@ -202,6 +204,9 @@ ACTIONS: dict[str, ActionHandler] = {
     "os-getConsoleOutput": _console_output,
     "createImage": _create_image,
     **server_moves.ACTIONS,
+    **server_shelve.ACTIONS,
+    "rebuild": server_rebuild.rebuild,
+    **server_admin_actions.ACTIONS,
 }
 
 

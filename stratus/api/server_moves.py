@@ -52,7 +52,7 @@ _FLAVOR_FIELDS = ("id", "flavorid", "name", "memory_mb", "vcpus", "root_gb", "ep
                   "rxtx_factor", "extra_specs")
 
 
-def _conflict(exc: compute_api.InstanceInvalidState, action: str, server_id: str) -> Fault:
+def conflict(exc: compute_api.InstanceInvalidState, action: str, server_id: str) -> Fault:
     """Nova's ``raise_http_conflict_for_instance_invalid_state``."""
     attr, state = exc.kwargs.get("attr"), exc.kwargs.get("state")
     if attr is not None and state is not None:
@@ -98,7 +98,7 @@ async def _start_move(req: ApiRequest, inst: dict[str, Any], action: str, flavor
         await move_api.migrate(req.services.db, req.services.transport, req.context.to_dict(), inst["uuid"],
                                flavor, host, is_admin=req.context.is_admin, auto_disk_config=auto_disk_config)
     except compute_api.InstanceInvalidState as exc:
-        raise _conflict(exc, action, server_id) from None
+        raise conflict(exc, action, server_id) from None
     except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
         raise Fault(409, exc.message) from None
     except exception.NoValidHost as exc:
@@ -142,7 +142,7 @@ async def _finish(req: ApiRequest, rule: str, action: str, confirm: bool) -> Non
         await call(req.services.db, req.services.transport, req.context.to_dict(), inst["uuid"],
                    is_admin=req.context.is_admin)
     except compute_api.InstanceInvalidState as exc:
-        raise _conflict(exc, action, server_id) from None
+        raise conflict(exc, action, server_id) from None
     except compute_api.InstanceIsLocked as exc:
         raise Fault(409, exc.message) from None
     except move_api.MigrationNotFoundByStatus as exc:
@@ -219,7 +219,7 @@ async def _live_migrate(req: ApiRequest, body: dict[str, Any]) -> Response:
                                     host, block_migration, _true(args.get("force", False)),
                                     wait=not req.at_least(_V234), is_admin=req.context.is_admin)
     except compute_api.InstanceInvalidState as exc:
-        raise _conflict(exc, "os-migrateLive", server_id) from None
+        raise conflict(exc, "os-migrateLive", server_id) from None
     except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
         raise Fault(409, exc.message) from None
     except (exception.NoValidHost, exception.MigrationPreCheckError, exception.UnableToMigrateToSelf,
@@ -275,7 +275,7 @@ async def _evacuate(req: ApiRequest, body: dict[str, Any]) -> Response:
                                 inst["uuid"], host, _true(args.get("force", False)), password, on_shared,
                                 is_admin=req.context.is_admin)
     except compute_api.InstanceInvalidState as exc:
-        raise _conflict(exc, "evacuate", server_id) from None
+        raise conflict(exc, "evacuate", server_id) from None
     except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
         raise Fault(409, exc.message) from None
     except move_api.ComputeServiceInUse as exc:

@@ -1,10 +1,10 @@
 """The compute agent of one host: the RPC endpoint its messages arrive at, and nothing more.
 
 Each message is handed to the module of its flow (build.py, delete.py, power.py, snapshot.py, console.py,
-resize.py for resizes and cold migrations, live_migration.py, evacuate.py); the start-up reconciliation
-(startup.py), the periodic tasks (periodic.py), the power-state sync (power_sync.py) and the hypervisor's
-health (hypervisor.py) have modules of their own. They all work on the host's shared state (host.py), which
-this class is; none of them imports this module.
+resize.py for resizes and cold migrations, live_migration.py, evacuate.py, shelve.py, rebuild.py); the
+start-up reconciliation (startup.py), the periodic tasks (periodic.py), the power-state sync (power_sync.py) and
+the hypervisor's health (hypervisor.py) have modules of their own. They all work on the host's shared state
+(host.py), which this class is; none of them imports this module.
 
 Every state change is a compare-and-swap on (vm_state, task_state), so a delete that lands while a build or a
 power action is under way wins: the action notices at its next step and stops there. A hypervisor that stops
@@ -27,7 +27,9 @@ from stratus.compute import (
     live_migration,
     periodic,
     power,
+    rebuild,
     resize,
+    shelve,
     snapshot,
 )
 from stratus.compute.host import ComputeHost
@@ -102,6 +104,9 @@ class ComputeManager(ComputeHost):
     async def resume_instance(self, context: dict[str, Any], instance_uuid: str) -> None:
         await power.resume_instance(self, context, instance_uuid)
 
+    async def trigger_crash_dump(self, context: dict[str, Any], instance_uuid: str) -> None:
+        await power.trigger_crash_dump(self, context, instance_uuid)
+
     # --- resize and cold migration (compute/resize.py): each step on the host whose step it is -------------
     async def prep_resize(self, context: dict[str, Any], instance_uuid: str, migration_id: int,
                           request_spec: dict[str, Any], selection: dict[str, Any], alternates: list[dict[str, Any]],
@@ -154,12 +159,28 @@ class ComputeManager(ComputeHost):
     async def live_migration_force_complete(self, context: dict[str, Any], migration_id: int) -> None:
         live_migration.force_complete(self, migration_id)
 
-    # --- evacuation (compute/evacuate.py) -----------------------------------------------------------------
-    async def rebuild_instance(self, context: dict[str, Any], instance_uuid: str, migration_id: int,
-                               image_meta: dict[str, Any], admin_password: str | None,
-                               on_shared_storage: bool | None) -> None:
-        await evacuate.rebuild_instance(self, context, instance_uuid, migration_id, image_meta, admin_password,
-                                        on_shared_storage)
+    # --- rebuild: in place (compute/rebuild.py) or an evacuation to this host (compute/evacuate.py) --------
+    async def rebuild_instance(self, context: dict[str, Any], instance_uuid: str, image_meta: dict[str, Any],
+                               admin_password: str | None, migration_id: int | None = None,
+                               on_shared_storage: bool | None = None, preserve_ephemeral: bool = False) -> None:
+        if migration_id is not None:
+            await evacuate.rebuild_instance(self, context, instance_uuid, migration_id, image_meta, admin_password,
+                                            on_shared_storage)
+        else:
+            await rebuild.rebuild_instance(self, context, instance_uuid, image_meta, admin_password,
+                                           preserve_ephemeral)
+
+    # --- shelve (compute/shelve.py) --------------------------------------------------------------------
+    async def shelve_instance(self, context: dict[str, Any], instance_uuid: str, image_id: str,
+                              clean_shutdown: bool = True) -> None:
+        await shelve.shelve_instance(self, context, instance_uuid, image_id, clean_shutdown)
+
+    async def shelve_offload_instance(self, context: dict[str, Any], instance_uuid: str) -> None:
+        await shelve.shelve_offload_instance(self, context, instance_uuid)
+
+    async def unshelve_instance(self, context: dict[str, Any], instance_uuid: str, image_meta: dict[str, Any],
+                                node: str | None = None) -> None:
+        await shelve.unshelve_instance(self, context, instance_uuid, image_meta, node)
 
     # --- images and reads ----------------------------------------------------------------------------------
     async def snapshot_instance(self, context: dict[str, Any], instance_uuid: str, image_id: str) -> None:

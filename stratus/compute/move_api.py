@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any
 
 from stratus import exception
-from stratus.compute.api import InstanceInvalidState, InstanceIsLocked, PowerAction, check_state, claim
+from stratus.compute.api import InstanceInvalidState, InstanceIsLocked, PowerAction, check_state, claim, snapshot_body
 from stratus.compute.rpcapi import ComputeAPI
 from stratus.conductor.rpcapi import ConductorAPI
 from stratus.db import actions, instances
@@ -186,3 +186,61 @@ async def evacuate(db: Database, transport: Transport, conf: Any, context: dict[
             await records.update_migration(conn, migration["id"], {"status": "error"}, expected_status=("accepted",))
         raise
     return int(migration["id"])
+
+
+SHELVE = PowerAction("shelve", "shelve_instance", task_states.SHELVING,
+                     (states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED))
+SHELVE_OFFLOAD = PowerAction("shelveOffload", "shelve_offload_instance", task_states.SHELVING_OFFLOADING,
+                             (states.SHELVED,))
+UNSHELVE = PowerAction("unshelve", "unshelve_instance", task_states.UNSHELVING,
+                       (states.SHELVED, states.SHELVED_OFFLOADED), needs_host=False)
+
+
+class UnshelveInstanceInvalidState(exception.StratusException):
+    msg_fmt = ('Specifying an availability zone when unshelving server %(instance_uuid)s with status "%(state)s" '
+               'is not supported. The server status must be SHELVED_OFFLOADED.')
+    code = 409
+
+
+async def shelve(db: Database, transport: Transport, images: Any, context: dict[str, Any], uuid: str,
+                 is_admin: bool = False) -> None:
+    """shelve: the snapshot image ``<name>-shelved`` made first (queued), the server claimed (``shelving``), the
+    cast to its host; an image made for a request that then loses the claim is deleted again."""
+    async with db.read() as conn:
+        instance = await _instance(conn, uuid)
+    check_state(instance, SHELVE, is_admin)
+    image = await images.create(context, snapshot_body(instance, f"{instance['display_name']}-shelved", {},
+                                                       str(context.get("user_id"))))
+    try:
+        claimed = await claim(db, context, uuid, SHELVE, is_admin)
+        await ComputeAPI(transport).shelve_instance(context, claimed["host"], uuid, image["id"])
+    except BaseException:
+        async with db.write() as conn:
+            await instances.update_instance(conn, uuid, {"task_state": None},
+                                            expected_task_state=(task_states.SHELVING,))
+        await images.delete(context, image["id"])
+        raise
+
+
+async def shelve_offload(db: Database, transport: Transport, context: dict[str, Any], uuid: str,
+                         is_admin: bool = False) -> None:
+    claimed = await claim(db, context, uuid, SHELVE_OFFLOAD, is_admin)
+    await ComputeAPI(transport).shelve_offload_instance(context, claimed["host"], uuid)
+
+
+async def unshelve(db: Database, transport: Transport, context: dict[str, Any], uuid: str,
+                   availability_zone: str | None = None, host: str | None = None, zone_given: bool = False,
+                   is_admin: bool = False) -> None:
+    """unshelve: a shelved server starts again on its host; an offloaded one is scheduled by the conductor
+    (``availability_zone`` 2.77, None to unpin with ``zone_given`` at 2.91; ``host`` 2.91)."""
+    async with db.read() as conn:
+        instance = await _instance(conn, uuid)
+    if instance["vm_state"] == states.SHELVED and (zone_given or host):
+        raise UnshelveInstanceInvalidState(instance_uuid=uuid, state=instance["vm_state"])
+    claimed = await claim(db, context, uuid, UNSHELVE, is_admin)
+    if claimed["vm_state"] == states.SHELVED:
+        image = {"id": (claimed["system_metadata"] or {}).get("shelved_image_id")}
+        await ComputeAPI(transport).unshelve_instance(context, claimed["host"], uuid, image)
+        return
+    zone = (availability_zone or "") if zone_given else None  # "": unpinned (2.91 null)
+    await ConductorAPI(transport).unshelve_instance(context, uuid, zone, host)

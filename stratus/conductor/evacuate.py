@@ -62,5 +62,6 @@ async def evacuate(conductor: ConductorState, context: dict[str, Any], instance_
         await records.update_migration(conn, migration_id, {"dest_compute": dest, "dest_node": node,
                                                             "dest_host": dest})
         await actions.event_finish(conn, context, instance_uuid, EVACUATE_EVENT)
-    await conductor.compute.rebuild_instance(context, dest, instance_uuid, migration_id, stored.get("image") or {},
-                                             admin_password, on_shared_storage)
+    await conductor.compute.rebuild_instance(context, dest, instance_uuid, stored.get("image") or {},
+                                             admin_password, migration_id=migration_id,
+                                             on_shared_storage=on_shared_storage)

@@ -58,3 +58,8 @@ class ConductorAPI:
         await self.transport.cast("conductor", "evacuate_server", context, instance_uuid=instance_uuid,
                                   migration_id=migration_id, host=host, force=force, admin_password=admin_password,
                                   on_shared_storage=on_shared_storage)
+
+    async def unshelve_instance(self, context: dict[str, Any], instance_uuid: str, availability_zone: str | None,
+                                host: str | None) -> None:
+        await self.transport.cast("conductor", "unshelve_instance", context, instance_uuid=instance_uuid,
+                                  availability_zone=availability_zone, host=host)

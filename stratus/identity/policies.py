@@ -179,6 +179,22 @@ MIGRATE_SERVER = [  # nova/policies/migrate_server.py (2024.1 defaults: the proj
          "POST /servers/{server_id}/action (os-migrateLive)"),
 ]
 
+SHELVE = [  # nova/policies/shelve.py
+    _api("os_compute_api:os-shelve:shelve", PROJECT_MEMBER_OR_ADMIN, "Shelve server",
+         "POST /servers/{server_id}/action (shelve)"),
+    _api("os_compute_api:os-shelve:unshelve", PROJECT_MEMBER_OR_ADMIN, "Unshelve (restore) shelved server",
+         "POST /servers/{server_id}/action (unshelve)"),
+    _api("os_compute_api:os-shelve:unshelve_to_host", ADMIN, "Unshelve (restore) shelve offloaded server to a "
+         "specific host", "POST /servers/{server_id}/action (unshelve)"),
+    _api("os_compute_api:os-shelve:shelve_offload", ADMIN, "Shelf-offload (remove) server",
+         "POST /servers/{server_id}/action (shelveOffload)"),
+]
+
+ADMIN_ACTIONS = [  # nova/policies/admin_actions.py
+    _api("os_compute_api:os-admin-actions:reset_state", ADMIN, "Reset the state of a given server",
+         "POST /servers/{server_id}/action (os-resetState)"),
+]
+
 EVACUATE = [  # nova/policies/evacuate.py
     _api("os_compute_api:os-evacuate", ADMIN, "Evacuate a server from a failed host to a new host",
          "POST /servers/{server_id}/action (evacuate)"),
@@ -397,6 +413,7 @@ def list_rules() -> list[policy.RuleDefault]:
     """Every default, base rules first (also the ``oslo.policy.policies`` entry point: ``oslopolicy-sample-generator
     --namespace stratus`` writes a sample policy file)."""
     return [*BASE, *SERVERS, *SERVER_METADATA, *SERVER_TAGS, *PAUSE_SERVER, *MIGRATE_SERVER, *MIGRATIONS,
-            *SERVER_MIGRATIONS, *EVACUATE, *SUSPEND_SERVER, *LOCK_SERVER, *CONSOLE_OUTPUT, *EXTENDED_SERVER_ATTRIBUTES,
-            *INSTANCE_ACTIONS, *SERVER_GROUPS, *KEYPAIRS, *FLAVOR_MANAGE, *FLAVOR_EXTRA_SPECS, *FLAVOR_ACCESS,
-            *QUOTA_SETS, *QUOTA_CLASS_SETS, *LIMITS, *AGGREGATES, *AVAILABILITY_ZONE, *SERVICES, *HYPERVISORS]
+            *SERVER_MIGRATIONS, *EVACUATE, *SHELVE, *ADMIN_ACTIONS, *SUSPEND_SERVER, *LOCK_SERVER, *CONSOLE_OUTPUT,
+            *EXTENDED_SERVER_ATTRIBUTES, *INSTANCE_ACTIONS, *SERVER_GROUPS, *KEYPAIRS, *FLAVOR_MANAGE,
+            *FLAVOR_EXTRA_SPECS, *FLAVOR_ACCESS, *QUOTA_SETS, *QUOTA_CLASS_SETS, *LIMITS, *AGGREGATES,
+            *AVAILABILITY_ZONE, *SERVICES, *HYPERVISORS]

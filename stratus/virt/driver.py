@@ -262,6 +262,11 @@ class ComputeDriver(abc.ABC):
         """On the destination after a failed or aborted live migration: remove what ``pre_live_migration``
         made (fine if nothing)."""
 
+    async def trigger_crash_dump(self, instance: dict[str, Any]) -> None:
+        """Inject an NMI into the guest (its kernel writes a crash dump, if set up to). The power state is the
+        guest's business afterwards."""
+        raise NotImplementedError
+
     async def get_console_output(self, instance: dict[str, Any]) -> bytes:
         """The guest's serial console log so far (the caller cuts it to the lines asked for)."""
         raise NotImplementedError

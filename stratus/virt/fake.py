@@ -362,6 +362,10 @@ class FakeDriver(ComputeDriver):
     async def rollback_live_migration_at_destination(self, instance: dict[str, Any]) -> None:
         self._check_up()
 
+    async def trigger_crash_dump(self, instance: dict[str, Any]) -> None:
+        guest = await self._act(instance, "trigger_crash_dump")
+        guest.log("NMI received: kernel panic - not syncing: NMI IOCK error: writing crash dump")
+
     async def get_host_uptime(self) -> str:
         """The simulated host's ``uptime`` line: the time now, how long since it booted, no logged-in users, and
         as load its running guests (each a busy process). It needs no hypervisor, as a real host's does not."""

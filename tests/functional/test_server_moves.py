@@ -312,6 +312,7 @@ def one_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     cloud = start_cloud(tmp_path_factory.mktemp("samehost"), extra_conf="""
         [DEFAULT]
         allow_resize_to_same_host = true
+        shelved_offload_time = -1
         [api]
         enable_instance_password = false
         [fake_driver]
@@ -354,6 +355,8 @@ def auto_confirm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     cloud = start_cloud(tmp_path_factory.mktemp("autoconfirm"), extra_conf="""
         [DEFAULT]
         resize_confirm_window = 1
+        shelved_offload_time = 1
+        shelved_poll_interval = 1
         [fake_driver]
         host_count = 2
         """)
@@ -626,3 +629,166 @@ def _evacuate_story(cloud: Cloud) -> list[tuple[str, dict[str, Any]]]:
             assert admin.put(f"/os-services/{service['id']}", json={"forced_down": False}).status_code == 400
 
     return [(sid, migration), (other, other_migration)]
+
+
+def _image_status(cloud: Cloud, image_id: str) -> int:
+    with cloud.image_client() as image:
+        return image.get(f"/v2/images/{image_id}").status_code
+
+
+def test_shelve_offloads_at_once_and_unshelve_schedules_anew(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version=V) as c:
+        server = active_server(c, image_id)
+        sid = server["id"]
+        assert act(c, sid, {"shelve": None}).status_code == 202
+        server = wait_for_status(c, sid, {"SHELVED_OFFLOADED"})
+        assert server[HOST] is None and sid not in allocations(cloud4)
+        with cloud4.image_client() as image:
+            shelved = [i for i in image.get("/v2/images").json()["images"]
+                       if i["name"] == f"{server['name']}-shelved"]
+        assert len(shelved) == 1 and shelved[0]["status"] == "active"
+        assert fault(act(c, sid, {"os-start": None}), 409, "conflictingRequest") == (
+            f"Instance {sid} is not ready")  # Nova checks the host first for start
+        assert fault(act(c, sid, {"shelve": None}), 409, "conflictingRequest") == (
+            f"Cannot 'shelve' instance {sid} while it is in vm_state shelved_offloaded")
+        assert act(c, sid, {"unshelve": None}).status_code == 202
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert server[HOST] is not None
+        assert allocations(cloud4)[sid] == {server[HOST]: resources(1, 128, 1)}
+        deadline = time.monotonic() + 10
+        while _image_status(cloud4, shelved[0]["id"]) != 404:  # the snapshot goes once unshelved
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        names = [a["action"] for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]]
+        assert names[:2] == ["unshelve", "shelve"]
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_shelve_kept_then_offloaded_on_request(one_host: Cloud) -> None:
+    with one_host.image_client() as image:
+        image_ref = str(upload_image(image)["id"])
+    with one_host.client(version=V) as c:
+        sid = active_server(c, image_ref)["id"]
+        for server_id in [s["id"] for s in c.get("/servers").json()["servers"] if s["id"] != sid]:
+            c.delete(f"/servers/{server_id}")
+        assert act(c, sid, {"shelve": None}).status_code == 202
+        server = wait_for_status(c, sid, {"SHELVED"})  # shelved_offload_time = -1: never offloaded by itself
+        assert server[HOST] == "compute-1" and server["OS-EXT-STS:power_state"] == 4
+        assert allocations(one_host)[sid] == {"compute-1": resources(1, 128, 1)}
+        assert act(c, sid, {"unshelve": None}).status_code == 202  # on its host, its guest started again
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert server["OS-EXT-STS:power_state"] == 1
+        assert act(c, sid, {"shelve": None}).status_code == 202
+        wait_for_status(c, sid, {"SHELVED"})
+        with one_host.client(token="alice:demo", version=V) as member:
+            mine = active_server(member, image_ref)["id"]
+            assert act(member, mine, {"shelve": None}).status_code == 202
+            wait_for_status(member, mine, {"SHELVED"})
+            assert fault(act(member, mine, {"shelveOffload": None}), 403, "forbidden") == (
+                "Policy doesn't allow os_compute_api:os-shelve:shelve_offload to be performed.")
+            member.delete(f"/servers/{mine}")
+            wait_gone(member, mine)
+        assert act(c, sid, {"shelveOffload": None}).status_code == 202
+        server = wait_for_status(c, sid, {"SHELVED_OFFLOADED"})
+        assert server[HOST] is None and sid not in allocations(one_host)
+        assert act(c, sid, {"unshelve": None}).status_code == 202
+        assert wait_for_status(c, sid, {"ACTIVE"})[HOST] == "compute-1"
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_shelved_offload_time(auto_confirm: Cloud) -> None:
+    with auto_confirm.image_client() as image:
+        image_ref = str(upload_image(image)["id"])
+    with auto_confirm.client(version=V) as c:
+        sid = active_server(c, image_ref)["id"]
+        assert act(c, sid, {"shelve": None}).status_code == 202
+        wait_for_status(c, sid, {"SHELVED"})
+        server = wait_for_status(c, sid, {"SHELVED_OFFLOADED"}, timeout=30)  # by the periodic task
+        assert server[HOST] is None and sid not in allocations(auto_confirm)
+        names = [a["action"] for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]]
+        assert names[0] == "shelve"  # the offload is the service's, under no user action
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_rebuild_in_place(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.image_client() as image:
+        other = upload_image(image, name="other")["id"]
+        big = upload_image(image, min_disk=50)["id"]
+    with cloud4.client(version="2.57") as c:
+        keypair = c.post("/os-keypairs", json={"keypair": {"name": f"k-{uuid.uuid4().hex[:6]}"}}).json()["keypair"]
+        server = active_server(c, image_id)
+        sid, here = server["id"], server[HOST]
+        before = allocations(cloud4)[sid]
+        resp = act(c, sid, {"rebuild": {"imageRef": other, "name": "rebuilt", "metadata": {"k": "v"},
+                                        "key_name": keypair["name"], "user_data": "aGVsbG8=",
+                                        "adminPass": "s3cret", "preserve_ephemeral": False}})
+        assert resp.status_code == 202, resp.text
+        body = resp.json()["server"]
+        assert body["id"] == sid and body["adminPass"] == "s3cret" and body["image"]["id"] == other
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert (server["name"], server["metadata"], server["key_name"], server[HOST]) == (
+            "rebuilt", {"k": "v"}, keypair["name"], here)
+        assert server["image"]["id"] == other and allocations(cloud4)[sid] == before
+        events = c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]
+        assert events[0]["action"] == "rebuild"
+        # a stopped server is rebuilt stopped
+        assert act(c, sid, {"os-stop": None}).status_code == 202
+        wait_for_status(c, sid, {"SHUTOFF"})
+        assert act(c, sid, {"rebuild": {"imageRef": image_id}}).status_code == 202
+        server = wait_for_status(c, sid, {"SHUTOFF"})
+        deadline = time.monotonic() + 10
+        while server["OS-EXT-STS:task_state"] is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            server = c.get(f"/servers/{sid}").json()["server"]
+        assert server["image"]["id"] == image_id and server["OS-EXT-STS:task_state"] is None
+        # refusals change nothing
+        assert fault(act(c, sid, {"rebuild": {"imageRef": str(uuid.uuid4())}}), 400, "badRequest") == (
+            "Cannot find image for rebuild")
+        assert fault(act(c, sid, {"rebuild": {"imageRef": big}}), 400, "badRequest") == (
+            "Flavor's disk is too small for requested image.")
+        assert fault(act(c, sid, {"rebuild": {"imageRef": image_id, "key_name": "nope"}}), 400, "badRequest") == (
+            "Invalid key_name provided.")
+        fault(act(c, sid, {"rebuild": {"imageRef": image_id, "personality": []}}), 400, "badRequest")
+        assert c.get(f"/servers/{sid}").json()["server"]["image"]["id"] == image_id
+        assert act(c, sid, {"shelve": None}).status_code == 202
+        wait_for_status(c, sid, {"SHELVED_OFFLOADED"})
+        assert fault(act(c, sid, {"rebuild": {"imageRef": image_id}}), 409, "conflictingRequest") == (
+            f"Cannot 'rebuild' instance {sid} while it is in vm_state shelved_offloaded")
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_reset_state_and_crash_dump(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version="2.17") as c:
+        sid = active_server(c, image_id)["id"]
+        assert act(c, sid, {"trigger_crash_dump": None}).status_code == 202
+        deadline = time.monotonic() + 10
+        while "NMI received" not in c.post(f"/servers/{sid}/action",
+                                           json={"os-getConsoleOutput": {"length": 5}}).json()["output"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert act(c, sid, {"os-resetState": {"state": "error"}}).status_code == 202
+        assert c.get(f"/servers/{sid}").json()["server"]["status"] == "ERROR"
+        fault(act(c, sid, {"os-resetState": {"state": "paused"}}), 400, "badRequest")
+        assert act(c, sid, {"os-resetState": {"state": "active"}}).status_code == 202
+        assert c.get(f"/servers/{sid}").json()["server"]["status"] == "ACTIVE"
+        names = [a["action"] for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]]
+        assert names[:3] == ["resetState", "resetState", "trigger_crash_dump"]
+        with cloud4.client(version="2.16") as old:
+            fault(act(old, sid, {"trigger_crash_dump": None}), 400, "badRequest")
+        assert act(c, sid, {"os-stop": None}).status_code == 202
+        wait_for_status(c, sid, {"SHUTOFF"})
+        assert fault(act(c, sid, {"trigger_crash_dump": None}), 409, "conflictingRequest") == (
+            f"Cannot 'trigger_crash_dump' instance {sid} while it is in vm_state stopped")
+    with cloud4.client(token="alice:demo", version="2.17") as member:
+        mine = active_server(member, image_id)["id"]
+        assert fault(act(member, mine, {"os-resetState": {"state": "error"}}), 403, "forbidden") == (
+            "Policy doesn't allow os_compute_api:os-admin-actions:reset_state to be performed.")
+        member.delete(f"/servers/{mine}")
+        wait_gone(member, mine)
+    with cloud4.client(version="2.17") as c:
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
