@@ -62,7 +62,7 @@ VERSIONS: list[tuple[str, str]] = [
     ("2.45", "createImage returns image_id in the body, no Location header (createBackup not served)."),
     ("2.46", "Signalling only: X-OpenStack-Request-ID as well as X-Compute-Request-ID on every response."),
     ("2.47", "Server show/detail embed the flavor (original_name, sizes, extra_specs)."),
-    ("2.48", "Server diagnostics are standardised (os-server-diagnostics not served yet)."),
+    ("2.48", "Server diagnostics are standardised."),
     ("2.49", "Tagged volume and interface attach (no volumes or attach APIs here yet)."),
     ("2.50", "Quota classes show server group quotas, drop network ones."),
     ("2.51", "Instance action events shown to every caller (the volume-extended external event: not served)."),

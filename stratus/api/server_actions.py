@@ -20,7 +20,15 @@ from typing import Any
 from starlette.responses import Response
 
 from stratus import exception
-from stratus.api import server_admin_actions, server_moves, server_rebuild, server_shelve, validation
+from stratus.api import (
+    server_admin_actions,
+    server_moves,
+    server_password,
+    server_rebuild,
+    server_rescue,
+    server_shelve,
+    validation,
+)
 from stratus.api.common import ActionHandler, dispatch_action
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
@@ -207,6 +215,8 @@ ACTIONS: dict[str, ActionHandler] = {
     **server_shelve.ACTIONS,
     "rebuild": server_rebuild.rebuild,
     **server_admin_actions.ACTIONS,
+    **server_rescue.ACTIONS,
+    **server_password.ACTIONS,
 }
 
 

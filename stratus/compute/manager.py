@@ -1,7 +1,7 @@
 """The compute agent of one host: the RPC endpoint its messages arrive at, and nothing more.
 
 Each message is handed to the module of its flow (build.py, delete.py, power.py, snapshot.py, console.py,
-resize.py for resizes and cold migrations, live_migration.py, evacuate.py, shelve.py, rebuild.py); the
+resize.py for resizes and cold migrations, live_migration.py, evacuate.py, shelve.py, rebuild.py, rescue.py); the
 start-up reconciliation (startup.py), the periodic tasks (periodic.py), the power-state sync (power_sync.py) and
 the hypervisor's health (hypervisor.py) have modules of their own. They all work on the host's shared state
 (host.py), which this class is; none of them imports this module.
@@ -28,6 +28,7 @@ from stratus.compute import (
     periodic,
     power,
     rebuild,
+    rescue,
     resize,
     shelve,
     snapshot,
@@ -182,6 +183,17 @@ class ComputeManager(ComputeHost):
                                 node: str | None = None) -> None:
         await shelve.unshelve_instance(self, context, instance_uuid, image_meta, node)
 
+    # --- rescue and the admin password (compute/rescue.py) ---------------------------------------------
+    async def rescue_instance(self, context: dict[str, Any], instance_uuid: str, rescue_image: dict[str, Any],
+                              admin_password: str | None = None) -> None:
+        await rescue.rescue_instance(self, context, instance_uuid, rescue_image, admin_password)
+
+    async def unrescue_instance(self, context: dict[str, Any], instance_uuid: str) -> None:
+        await rescue.unrescue_instance(self, context, instance_uuid)
+
+    async def set_admin_password(self, context: dict[str, Any], instance_uuid: str, new_pass: str) -> None:
+        await rescue.set_admin_password(self, context, instance_uuid, new_pass)
+
     # --- images and reads ----------------------------------------------------------------------------------
     async def snapshot_instance(self, context: dict[str, Any], instance_uuid: str, image_id: str) -> None:
         await snapshot.snapshot_instance(self, context, instance_uuid, image_id)
@@ -189,6 +201,9 @@ class ComputeManager(ComputeHost):
     async def get_console_output(self, context: dict[str, Any], instance_uuid: str, tail_length: int | None = None
                                  ) -> str:
         return await console.get_console_output(self, context, instance_uuid, tail_length)
+
+    async def get_instance_diagnostics(self, context: dict[str, Any], instance_uuid: str) -> dict[str, Any]:
+        return await console.get_instance_diagnostics(self, context, instance_uuid)
 
     async def get_host_uptime(self, context: dict[str, Any]) -> str:
         return await console.get_host_uptime(self, context)

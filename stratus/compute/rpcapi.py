@@ -152,3 +152,15 @@ class ComputeAPI:
                                 image_meta: dict[str, Any], node: str | None = None) -> None:
         await self.transport.cast("compute", "unshelve_instance", context, server=host, instance_uuid=instance_uuid,
                                   image_meta=image_meta, node=node)
+
+    async def set_admin_password(self, context: dict[str, Any], host: str, instance_uuid: str, new_pass: str
+                                 ) -> None:
+        """A call, as Nova's: the driver's refusal is the request's answer."""
+        await self.transport.call("compute", "set_admin_password", context, server=host,
+                                  instance_uuid=instance_uuid, new_pass=new_pass)
+
+    async def get_instance_diagnostics(self, context: dict[str, Any], host: str, instance_uuid: str
+                                       ) -> dict[str, Any]:
+        diag: dict[str, Any] = await self.transport.call("compute", "get_instance_diagnostics", context,
+                                                         server=host, instance_uuid=instance_uuid)
+        return diag

@@ -190,6 +190,17 @@ SHELVE = [  # nova/policies/shelve.py
          "POST /servers/{server_id}/action (shelveOffload)"),
 ]
 
+RESCUE = [  # nova/policies/rescue.py, admin_password.py, server_diagnostics.py
+    _api("os_compute_api:os-rescue", PROJECT_MEMBER_OR_ADMIN, "Rescue a server",
+         "POST /servers/{server_id}/action (rescue)"),
+    _api("os_compute_api:os-unrescue", PROJECT_MEMBER_OR_ADMIN, "Unrescue a server",
+         "POST /servers/{server_id}/action (unrescue)"),
+    _api("os_compute_api:os-admin-password", PROJECT_MEMBER_OR_ADMIN,
+         "Change the administrative password for a server", "POST /servers/{server_id}/action (changePassword)"),
+    _api("os_compute_api:os-server-diagnostics", ADMIN, "Show the usage data for a server",
+         "GET /servers/{server_id}/diagnostics"),
+]
+
 ADMIN_ACTIONS = [  # nova/policies/admin_actions.py
     _api("os_compute_api:os-admin-actions:reset_state", ADMIN, "Reset the state of a given server",
          "POST /servers/{server_id}/action (os-resetState)"),
@@ -413,7 +424,7 @@ def list_rules() -> list[policy.RuleDefault]:
     """Every default, base rules first (also the ``oslo.policy.policies`` entry point: ``oslopolicy-sample-generator
     --namespace stratus`` writes a sample policy file)."""
     return [*BASE, *SERVERS, *SERVER_METADATA, *SERVER_TAGS, *PAUSE_SERVER, *MIGRATE_SERVER, *MIGRATIONS,
-            *SERVER_MIGRATIONS, *EVACUATE, *SHELVE, *ADMIN_ACTIONS, *SUSPEND_SERVER, *LOCK_SERVER, *CONSOLE_OUTPUT,
-            *EXTENDED_SERVER_ATTRIBUTES, *INSTANCE_ACTIONS, *SERVER_GROUPS, *KEYPAIRS, *FLAVOR_MANAGE,
-            *FLAVOR_EXTRA_SPECS, *FLAVOR_ACCESS, *QUOTA_SETS, *QUOTA_CLASS_SETS, *LIMITS, *AGGREGATES,
-            *AVAILABILITY_ZONE, *SERVICES, *HYPERVISORS]
+            *SERVER_MIGRATIONS, *EVACUATE, *SHELVE, *ADMIN_ACTIONS, *RESCUE, *SUSPEND_SERVER, *LOCK_SERVER,
+            *CONSOLE_OUTPUT, *EXTENDED_SERVER_ATTRIBUTES, *INSTANCE_ACTIONS, *SERVER_GROUPS, *KEYPAIRS,
+            *FLAVOR_MANAGE, *FLAVOR_EXTRA_SPECS, *FLAVOR_ACCESS, *QUOTA_SETS, *QUOTA_CLASS_SETS, *LIMITS,
+            *AGGREGATES, *AVAILABILITY_ZONE, *SERVICES, *HYPERVISORS]

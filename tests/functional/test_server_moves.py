@@ -792,3 +792,53 @@ def test_reset_state_and_crash_dump(cloud4: Cloud, image_id: str) -> None:
     with cloud4.client(version="2.17") as c:
         c.delete(f"/servers/{sid}")
         wait_gone(c, sid)
+
+
+def test_rescue_password_and_diagnostics(cloud4: Cloud, image_id: str) -> None:
+    from tempest.lib.api_schema.response.compute.v2_48 import servers as schema_v248
+
+    with cloud4.client(version="2.48") as c:
+        server = active_server(c, image_id)
+        sid = server["id"]
+        diag = check_schema(schema_v248.show_server_diagnostics, c.get(f"/servers/{sid}/diagnostics"))
+        assert (diag["state"], diag["num_cpus"], diag["memory_details"]["maximum"]) == ("running", 1, 128)
+        with cloud4.client(version="2.47") as old:
+            legacy = old.get(f"/servers/{sid}/diagnostics").json()
+            assert legacy["memory"] == 128 * 1024 and "cpu0_time" in legacy
+        assert act(c, sid, {"changePassword": {"adminPass": "n3w"}}).status_code == 202
+        assert c.get(f"/servers/{sid}").json()["server"]["OS-EXT-STS:task_state"] is None
+
+        resp = act(c, sid, {"rescue": {"adminPass": "r3scue"}})
+        assert resp.status_code == 200 and resp.json() == {"adminPass": "r3scue"}, resp.text
+        wait_for_status(c, sid, {"RESCUE"})
+        for action, name in (({"reboot": {"type": "HARD"}}, "reboot"), ({"rebuild": {"imageRef": image_id}}, "rebuild"),
+                             ({"rescue": None}, "rescue")):
+            assert fault(act(c, sid, action), 409, "conflictingRequest") == (
+                f"Cannot '{name}' instance {sid} while it is in vm_state rescued")
+        assert fault(act(c, sid, {"changePassword": {"adminPass": "x"}}), 409, "conflictingRequest") == (
+            f"Cannot 'changePassword' instance {sid} while it is in vm_state rescued")
+        assert act(c, sid, {"unrescue": None}).status_code == 202
+        wait_for_status(c, sid, {"ACTIVE"})
+        assert fault(act(c, sid, {"unrescue": None}), 409, "conflictingRequest") == (
+            f"Cannot 'unrescue' instance {sid} while it is in vm_state active")
+        assert fault(act(c, sid, {"rescue": {"rescue_image_ref": str(uuid.uuid4())}}), 400, "badRequest").endswith(
+            "could not be found.")
+        with cloud4.image_client() as image:
+            rescue_image = upload_image(image, name="rescue")["id"]
+        assert act(c, sid, {"rescue": {"rescue_image_ref": rescue_image}}).status_code == 200
+        wait_for_status(c, sid, {"RESCUE"})
+        out = act(c, sid, {"os-getConsoleOutput": {"length": 10}}).json()["output"]
+        assert f"booting rescue image {rescue_image}" in out
+        assert act(c, sid, {"unrescue": None}).status_code == 202
+        wait_for_status(c, sid, {"ACTIVE"})
+        names = [a["action"] for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]]
+        assert names[:5] == ["unrescue", "rescue", "unrescue", "rescue", "changePassword"]
+    with cloud4.client(token="alice:demo", version="2.48") as member:
+        mine = active_server(member, image_id)["id"]
+        assert fault(member.get(f"/servers/{mine}/diagnostics"), 403, "forbidden") == (
+            "Policy doesn't allow os_compute_api:os-server-diagnostics to be performed.")
+        member.delete(f"/servers/{mine}")
+        wait_gone(member, mine)
+    with cloud4.client(version="2.48") as c:
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
