@@ -52,6 +52,10 @@ DEFAULT_OPTS = [
     cfg.IntOpt("resize_confirm_window", default=0, min=0,
                help="Seconds after which a resize or cold migration waiting in VERIFY_RESIZE is confirmed "
                     "automatically by its destination host's periodic task (0: never; the user confirms)."),
+    cfg.IntOpt("reclaim_instance_interval", default=0, min=0,
+               help="Seconds a deleted server is kept SOFT_DELETED (its guest off, its claim held; the restore "
+                    "action brings it back, forceDelete deletes it now) before its host's periodic task deletes "
+                    "it; 0: a delete deletes at once."),
     cfg.IntOpt("shelved_offload_time", default=0, min=-1,
                help="Seconds a shelved server keeps its host (its guest off, its resources claimed) before the "
                     "host's periodic task offloads it (destroys the guest, gives back the claim): 0 offloads at "

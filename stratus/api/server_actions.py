@@ -22,6 +22,7 @@ from starlette.responses import Response
 from stratus import exception
 from stratus.api import (
     server_admin_actions,
+    server_deferred_delete,
     server_moves,
     server_password,
     server_rebuild,
@@ -217,6 +218,7 @@ ACTIONS: dict[str, ActionHandler] = {
     **server_admin_actions.ACTIONS,
     **server_rescue.ACTIONS,
     **server_password.ACTIONS,
+    **server_deferred_delete.ACTIONS,
 }
 
 

@@ -1,10 +1,10 @@
 """The compute agent of one host: the RPC endpoint its messages arrive at, and nothing more.
 
 Each message is handed to the module of its flow (build.py, delete.py, power.py, snapshot.py, console.py,
-resize.py for resizes and cold migrations, live_migration.py, evacuate.py, shelve.py, rebuild.py, rescue.py); the
-start-up reconciliation (startup.py), the periodic tasks (periodic.py), the power-state sync (power_sync.py) and
-the hypervisor's health (hypervisor.py) have modules of their own. They all work on the host's shared state
-(host.py), which this class is; none of them imports this module.
+resize.py for resizes and cold migrations, live_migration.py, evacuate.py, shelve.py, rebuild.py, rescue.py,
+soft_delete.py); the start-up reconciliation (startup.py), the periodic tasks (periodic.py), the power-state
+sync (power_sync.py) and the hypervisor's health (hypervisor.py) have modules of their own. They all work on
+the host's shared state (host.py), which this class is; none of them imports this module.
 
 Every state change is a compare-and-swap on (vm_state, task_state), so a delete that lands while a build or a
 power action is under way wins: the action notices at its next step and stops there. A hypervisor that stops
@@ -32,6 +32,7 @@ from stratus.compute import (
     resize,
     shelve,
     snapshot,
+    soft_delete,
 )
 from stratus.compute.host import ComputeHost
 from stratus.db import services as services_db
@@ -82,6 +83,12 @@ class ComputeManager(ComputeHost):
 
     async def terminate_instance(self, context: dict[str, Any], instance_uuid: str) -> None:
         await delete.terminate_instance(self, context, instance_uuid)
+
+    async def soft_delete_instance(self, context: dict[str, Any], instance_uuid: str) -> None:
+        await soft_delete.soft_delete_instance(self, context, instance_uuid)
+
+    async def restore_instance(self, context: dict[str, Any], instance_uuid: str) -> None:
+        await soft_delete.restore_instance(self, context, instance_uuid)
 
     # --- power actions (casts from the API; the instance is already in the action's task_state) ----------
     async def stop_instance(self, context: dict[str, Any], instance_uuid: str, clean_shutdown: bool = True) -> None:

@@ -50,6 +50,8 @@ class task_states:
     UNPAUSING: Final = "unpausing"
     SUSPENDING: Final = "suspending"
     RESUMING: Final = "resuming"
+    SOFT_DELETING: Final = "soft-deleting"
+    RESTORING: Final = "restoring"
     SHELVING: Final = "shelving"
     SHELVING_IMAGE_PENDING_UPLOAD: Final = "shelving_image_pending_upload"
     SHELVING_IMAGE_UPLOADING: Final = "shelving_image_uploading"

@@ -357,6 +357,7 @@ def auto_confirm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         resize_confirm_window = 1
         shelved_offload_time = 1
         shelved_poll_interval = 1
+        reclaim_instance_interval = 2
         [fake_driver]
         host_count = 2
         """)
@@ -842,3 +843,30 @@ def test_rescue_password_and_diagnostics(cloud4: Cloud, image_id: str) -> None:
     with cloud4.client(version="2.48") as c:
         c.delete(f"/servers/{sid}")
         wait_gone(c, sid)
+
+
+def test_soft_delete_restore_force_delete_and_reclaim(auto_confirm: Cloud) -> None:
+    with auto_confirm.image_client() as image:
+        image_ref = str(upload_image(image)["id"])
+    with auto_confirm.client(version=V) as c:
+        server = active_server(c, image_ref)
+        sid, host = server["id"], server[HOST]
+        assert c.delete(f"/servers/{sid}").status_code == 204
+        server = wait_for_status(c, sid, {"SOFT_DELETED"})
+        assert server["OS-EXT-STS:power_state"] == 4
+        assert allocations(auto_confirm)[sid] == {host: resources(1, 128, 1)}  # the claim is kept
+        assert act(c, sid, {"restore": None}).status_code == 202
+        assert wait_for_status(c, sid, {"ACTIVE"})["OS-EXT-STS:power_state"] == 1
+        assert fault(act(c, sid, {"restore": None}), 409, "conflictingRequest") == (
+            f"Cannot 'restore' instance {sid} while it is in vm_state active")
+        assert c.delete(f"/servers/{sid}").status_code == 204
+        wait_for_status(c, sid, {"SOFT_DELETED"})
+        assert act(c, sid, {"forceDelete": None}).status_code == 202
+        wait_gone(c, sid)
+        assert sid not in allocations(auto_confirm)
+
+        other = active_server(c, image_ref)["id"]
+        assert c.delete(f"/servers/{other}").status_code == 204
+        wait_for_status(c, other, {"SOFT_DELETED"})
+        wait_gone(c, other, timeout=30)  # reclaimed by the host's periodic task after 2 s
+        assert other not in allocations(auto_confirm)
