@@ -59,7 +59,7 @@ VERSIONS: list[tuple[str, str]] = [
     ("2.42", "Device tags restored for networks and block devices."),
     ("2.43", "os-hosts removed (not served)."),
     ("2.44", "Network proxy actions removed (not served)."),
-    ("2.45", "createImage returns image_id in the body, no Location header (createBackup not served)."),
+    ("2.45", "createImage and createBackup return image_id in the body, no Location header."),
     ("2.46", "Signalling only: X-OpenStack-Request-ID as well as X-Compute-Request-ID on every response."),
     ("2.47", "Server show/detail embed the flavor (original_name, sizes, extra_specs)."),
     ("2.48", "Server diagnostics are standardised."),

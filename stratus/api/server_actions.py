@@ -22,6 +22,7 @@ from starlette.responses import Response
 from stratus import exception
 from stratus.api import (
     server_admin_actions,
+    server_backup,
     server_deferred_delete,
     server_moves,
     server_password,
@@ -30,7 +31,7 @@ from stratus.api import (
     server_shelve,
     validation,
 )
-from stratus.api.common import ActionHandler, dispatch_action
+from stratus.api.common import ActionHandler, dispatch_action, image_endpoint
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, empty_response, json_response, location
@@ -159,15 +160,7 @@ async def _create_image(req: ApiRequest, body: dict[str, Any]) -> Response:
         raise Fault(409, exc.message) from None
     if req.at_least(_V245):
         return json_response({"image_id": image["id"]}, status=202)
-    return empty_response(202, headers=location(f"{_image_endpoint(req)}/images/{image['id']}"))
-
-
-def _image_endpoint(req: ApiRequest) -> str:
-    """Nova's ``generate_image_url``: the image service's endpoint (the first Glance, or the embedded store)."""
-    conf = req.services.conf
-    if conf.glance.api_servers:
-        return str(conf.glance.api_servers[0]).rstrip("/")
-    return f"http://{conf.image_store.listen}:{conf.image_store.listen_port}"
+    return empty_response(202, headers=location(f"{image_endpoint(req)}/images/{image['id']}"))
 
 
 async def _lock(req: ApiRequest, body: dict[str, Any]) -> Response:
@@ -219,6 +212,7 @@ ACTIONS: dict[str, ActionHandler] = {
     **server_rescue.ACTIONS,
     **server_password.ACTIONS,
     **server_deferred_delete.ACTIONS,
+    **server_backup.ACTIONS,
 }
 
 

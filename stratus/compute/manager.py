@@ -205,6 +205,10 @@ class ComputeManager(ComputeHost):
     async def snapshot_instance(self, context: dict[str, Any], instance_uuid: str, image_id: str) -> None:
         await snapshot.snapshot_instance(self, context, instance_uuid, image_id)
 
+    async def backup_instance(self, context: dict[str, Any], instance_uuid: str, image_id: str, backup_type: str,
+                              rotation: int) -> None:
+        await snapshot.backup_instance(self, context, instance_uuid, image_id, backup_type, rotation)
+
     async def get_console_output(self, context: dict[str, Any], instance_uuid: str, tail_length: int | None = None
                                  ) -> str:
         return await console.get_console_output(self, context, instance_uuid, tail_length)

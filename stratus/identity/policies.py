@@ -201,6 +201,11 @@ RESCUE = [  # nova/policies/rescue.py, admin_password.py, server_diagnostics.py
          "GET /servers/{server_id}/diagnostics"),
 ]
 
+CREATE_BACKUP = [  # nova/policies/create_backup.py
+    _api("os_compute_api:os-create-backup", PROJECT_MEMBER_OR_ADMIN, "Create a back up of a server",
+         "POST /servers/{server_id}/action (createBackup)"),
+]
+
 DEFERRED_DELETE = [  # nova/policies/deferred_delete.py
     _api("os_compute_api:os-deferred-delete:restore", PROJECT_MEMBER_OR_ADMIN, "Restore a soft deleted server",
          "POST /servers/{server_id}/action (restore)"),
@@ -431,7 +436,8 @@ def list_rules() -> list[policy.RuleDefault]:
     """Every default, base rules first (also the ``oslo.policy.policies`` entry point: ``oslopolicy-sample-generator
     --namespace stratus`` writes a sample policy file)."""
     return [*BASE, *SERVERS, *SERVER_METADATA, *SERVER_TAGS, *PAUSE_SERVER, *MIGRATE_SERVER, *MIGRATIONS,
-            *SERVER_MIGRATIONS, *EVACUATE, *SHELVE, *ADMIN_ACTIONS, *RESCUE, *DEFERRED_DELETE, *SUSPEND_SERVER,
+            *SERVER_MIGRATIONS, *EVACUATE, *SHELVE, *ADMIN_ACTIONS, *RESCUE, *DEFERRED_DELETE, *CREATE_BACKUP,
+            *SUSPEND_SERVER,
             *LOCK_SERVER, *CONSOLE_OUTPUT, *EXTENDED_SERVER_ATTRIBUTES, *INSTANCE_ACTIONS, *SERVER_GROUPS,
             *KEYPAIRS, *FLAVOR_MANAGE, *FLAVOR_EXTRA_SPECS, *FLAVOR_ACCESS, *QUOTA_SETS, *QUOTA_CLASS_SETS,
             *LIMITS, *AGGREGATES, *AVAILABILITY_ZONE, *SERVICES, *HYPERVISORS]

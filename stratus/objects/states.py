@@ -58,6 +58,7 @@ class task_states:
     SHELVING_OFFLOADING: Final = "shelving_offloading"
     UNSHELVING: Final = "unshelving"
     IMAGE_SNAPSHOT_PENDING: Final = "image_snapshot_pending"
+    IMAGE_BACKUP: Final = "image_backup"
     IMAGE_SNAPSHOT: Final = "image_snapshot"
     IMAGE_PENDING_UPLOAD: Final = "image_pending_upload"
     IMAGE_UPLOADING: Final = "image_uploading"

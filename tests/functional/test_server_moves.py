@@ -870,3 +870,34 @@ def test_soft_delete_restore_force_delete_and_reclaim(auto_confirm: Cloud) -> No
         wait_for_status(c, other, {"SOFT_DELETED"})
         wait_gone(c, other, timeout=30)  # reclaimed by the host's periodic task after 2 s
         assert other not in allocations(auto_confirm)
+
+
+def test_create_backup_rotates(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version="2.45") as c:
+        sid = active_server(c, image_id)["id"]
+        made = []
+        for index in range(3):
+            resp = act(c, sid, {"createBackup": {"name": f"b{index}", "backup_type": "daily", "rotation": 2}})
+            assert resp.status_code == 202, resp.text
+            made.append(resp.json()["image_id"])
+            deadline = time.monotonic() + 15
+            while c.get(f"/servers/{sid}").json()["server"]["OS-EXT-STS:task_state"] is not None:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        with cloud4.image_client() as image:
+            deadline = time.monotonic() + 15
+            while image.get(f"/v2/images/{made[0]}").status_code != 404:  # rotated out: only the newest 2 stay
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            kept = image.get(f"/v2/images/{made[2]}").json()
+            assert (kept["image_type"], kept["backup_type"], kept["instance_uuid"]) == ("backup", "daily", sid)
+            assert image.get(f"/v2/images/{made[1]}").status_code == 200
+        fault(act(c, sid, {"createBackup": {"name": "x", "backup_type": "daily", "rotation": -1}}), 400,
+              "badRequest")
+        with cloud4.client(version="2.44") as old:
+            resp = act(old, sid, {"createBackup": {"name": "w", "backup_type": "weekly", "rotation": 1}})
+            assert resp.status_code == 202 and "/images/" in resp.headers["location"], resp.text
+        names = [a["action"] for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]]
+        assert names[0] == "createBackup"
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
