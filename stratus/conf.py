@@ -64,6 +64,16 @@ DEFAULT_OPTS = [
     cfg.IntOpt("resize_confirm_window", default=0, min=0,
                help="Seconds after which a resize or cold migration waiting in VERIFY_RESIZE is confirmed "
                     "automatically by its destination host's periodic task (0: never; the user confirms)."),
+    cfg.IntOpt("reclaim_instance_interval", default=0, min=0,
+               help="Seconds a deleted server is kept SOFT_DELETED (its guest off, its claim held; the restore "
+                    "action brings it back, forceDelete deletes it now) before its host's periodic task deletes "
+                    "it; 0: a delete deletes at once."),
+    cfg.IntOpt("shelved_offload_time", default=0, min=-1,
+               help="Seconds a shelved server keeps its host (its guest off, its resources claimed) before the "
+                    "host's periodic task offloads it (destroys the guest, gives back the claim): 0 offloads at "
+                    "once, -1 never."),
+    cfg.IntOpt("shelved_poll_interval", default=3600,
+               help="Seconds between a host's checks for shelved servers due to be offloaded (<= 0: never)."),
     cfg.BoolOpt("allow_resize_to_same_host", default=False,
                 help="Let the scheduler choose an instance's own host for a resize (its usage there is counted "
                      "twice until the resize is confirmed). A cold migration always goes to another host."),
@@ -120,6 +130,9 @@ API_OPTS = [
                     "transport more than 1 is refused: casts would reach no conductor. `stratus all-in-one` is "
                     "one process and ignores it."),
     cfg.IntOpt("max_limit", default=1000, help="Most items one list response returns."),
+    cfg.BoolOpt("enable_instance_password", default=True,
+                help="Return the server's admin password in the answers of create and of evacuate (before "
+                     "2.14); off, the answers leave adminPass out."),
     cfg.StrOpt("compute_link_prefix", default=None, help="Base URL used in links instead of the request's."),
     cfg.ListOpt("vendordata_providers", item_type=cfg.types.String(choices=["StaticJSON"]), default=["StaticJSON"],
                 help="Sources of vendor_data.json and vendor_data2.json: StaticJSON is the file "

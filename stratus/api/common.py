@@ -81,3 +81,11 @@ def reject_unexpected_query(req: ApiRequest, allowed: tuple[str, ...] | frozense
         names = ", ".join(repr(k) for k in unexpected)
         raise Fault(400, f"Additional properties are not allowed ({names} "
                          f"{'was' if len(unexpected) == 1 else 'were'} unexpected)")
+
+
+def image_endpoint(req: ApiRequest) -> str:
+    """Nova's ``generate_image_url``: the image service's endpoint (the first Glance, or the embedded store)."""
+    conf = req.services.conf
+    if conf.glance.api_servers:
+        return str(conf.glance.api_servers[0]).rstrip("/")
+    return f"http://{conf.image_store.listen}:{conf.image_store.listen_port}"

@@ -6,7 +6,9 @@ accepted here and carried out by the instance's host: the request checks the ins
 concurrent requests, one gets the 409), records the instance action and casts; 202 with no body.
 ``os-getConsoleOutput`` is a call to the host: 200 with the log's last ``length`` lines.
 
-The moves between hosts (``resize``, ``confirmResize``, ``revertResize``, ``migrate``) are server_moves.py's.
+The moves between hosts (``resize``, ``confirmResize``, ``revertResize``, ``migrate``, ``os-migrateLive``,
+``evacuate``) are server_moves.py's, ``shelve``, ``shelveOffload`` and ``unshelve`` server_shelve.py's, ``rebuild``
+server_rebuild.py's.
 A new action is one handler and one line in ``ACTIONS``.
 """
 
@@ -18,8 +20,19 @@ from typing import Any
 from starlette.responses import Response
 
 from stratus import exception
-from stratus.api import server_moves, server_networks, validation
-from stratus.api.common import ActionHandler, dispatch_action
+from stratus.api import (
+    server_admin_actions,
+    server_backup,
+    server_deferred_delete,
+    server_moves,
+    server_networks,
+    server_password,
+    server_rebuild,
+    server_rescue,
+    server_shelve,
+    validation,
+)
+from stratus.api.common import ActionHandler, dispatch_action, image_endpoint
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, empty_response, json_response, location
@@ -148,15 +161,7 @@ async def _create_image(req: ApiRequest, body: dict[str, Any]) -> Response:
         raise Fault(409, exc.message) from None
     if req.at_least(_V245):
         return json_response({"image_id": image["id"]}, status=202)
-    return empty_response(202, headers=location(f"{_image_endpoint(req)}/images/{image['id']}"))
-
-
-def _image_endpoint(req: ApiRequest) -> str:
-    """Nova's ``generate_image_url``: the image service's endpoint (the first Glance, or the embedded store)."""
-    conf = req.services.conf
-    if conf.glance.api_servers:
-        return str(conf.glance.api_servers[0]).rstrip("/")
-    return f"http://{conf.image_store.listen}:{conf.image_store.listen_port}"
+    return empty_response(202, headers=location(f"{image_endpoint(req)}/images/{image['id']}"))
 
 
 _V273 = APIVersion.parse("2.73")  # lock takes locked_reason
@@ -225,6 +230,13 @@ ACTIONS: dict[str, ActionHandler] = {
     "addSecurityGroup": server_networks.add_security_group,
     "removeSecurityGroup": server_networks.remove_security_group,
     **server_moves.ACTIONS,
+    **server_shelve.ACTIONS,
+    "rebuild": server_rebuild.rebuild,
+    **server_admin_actions.ACTIONS,
+    **server_rescue.ACTIONS,
+    **server_password.ACTIONS,
+    **server_deferred_delete.ACTIONS,
+    **server_backup.ACTIONS,
 }
 
 

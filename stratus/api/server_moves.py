@@ -8,6 +8,8 @@ VERIFY_RESIZE until confirmed (204) or reverted (202). The flows are docs/server
 
 from __future__ import annotations
 
+import secrets
+import string
 from typing import Any
 
 from starlette.responses import Response
@@ -17,7 +19,7 @@ from stratus.api import validation
 from stratus.api.common import ActionHandler
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
-from stratus.api.request import ApiRequest, empty_response
+from stratus.api.request import ApiRequest, empty_response, json_response
 from stratus.api.servers import load_instance
 from stratus.compute import api as compute_api
 from stratus.compute import move_api
@@ -50,7 +52,7 @@ _FLAVOR_FIELDS = ("id", "flavorid", "name", "memory_mb", "vcpus", "root_gb", "ep
                   "rxtx_factor", "extra_specs")
 
 
-def _conflict(exc: compute_api.InstanceInvalidState, action: str, server_id: str) -> Fault:
+def conflict(exc: compute_api.InstanceInvalidState, action: str, server_id: str) -> Fault:
     """Nova's ``raise_http_conflict_for_instance_invalid_state``."""
     attr, state = exc.kwargs.get("attr"), exc.kwargs.get("state")
     if attr is not None and state is not None:
@@ -96,7 +98,7 @@ async def _start_move(req: ApiRequest, inst: dict[str, Any], action: str, flavor
         await move_api.migrate(req.services.db, req.services.transport, req.context.to_dict(), inst["uuid"],
                                flavor, host, is_admin=req.context.is_admin, auto_disk_config=auto_disk_config)
     except compute_api.InstanceInvalidState as exc:
-        raise _conflict(exc, action, server_id) from None
+        raise conflict(exc, action, server_id) from None
     except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
         raise Fault(409, exc.message) from None
     except exception.NoValidHost as exc:
@@ -140,7 +142,7 @@ async def _finish(req: ApiRequest, rule: str, action: str, confirm: bool) -> Non
         await call(req.services.db, req.services.transport, req.context.to_dict(), inst["uuid"],
                    is_admin=req.context.is_admin)
     except compute_api.InstanceInvalidState as exc:
-        raise _conflict(exc, action, server_id) from None
+        raise conflict(exc, action, server_id) from None
     except compute_api.InstanceIsLocked as exc:
         raise Fault(409, exc.message) from None
     except move_api.MigrationNotFoundByStatus as exc:
@@ -217,7 +219,7 @@ async def _live_migrate(req: ApiRequest, body: dict[str, Any]) -> Response:
                                     host, block_migration, _true(args.get("force", False)),
                                     wait=not req.at_least(_V234), is_admin=req.context.is_admin)
     except compute_api.InstanceInvalidState as exc:
-        raise _conflict(exc, "os-migrateLive", server_id) from None
+        raise conflict(exc, "os-migrateLive", server_id) from None
     except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
         raise Fault(409, exc.message) from None
     except (exception.NoValidHost, exception.MigrationPreCheckError, exception.UnableToMigrateToSelf,
@@ -227,3 +229,65 @@ async def _live_migrate(req: ApiRequest, body: dict[str, Any]) -> Response:
 
 
 ACTIONS["os-migrateLive"] = _live_migrate
+
+
+_V214 = APIVersion.parse("2.14")  # evacuate: no onSharedStorage, no adminPass in the answer
+_V229 = APIVersion.parse("2.29")  # evacuate: force
+
+
+def _evacuate_schema(req: ApiRequest) -> dict[str, Any]:
+    """Nova's evacuate schemas: 2.1 (host, onSharedStorage required, adminPass), 2.14 (no onSharedStorage),
+    2.29 (force), 2.68 (no force)."""
+    props: dict[str, Any] = {"host": _HOST, "adminPass": {"type": "string"}}
+    required: list[str] = []
+    if not req.at_least(_V214):
+        props["onSharedStorage"] = _BOOLEAN
+        required = ["onSharedStorage"]
+    if req.at_least(_V229) and not req.at_least(_V268):
+        props["force"] = _BOOLEAN
+    return {"type": "object",
+            "properties": {"evacuate": {"type": "object", "properties": props, "required": required,
+                                        "additionalProperties": False}},
+            "required": ["evacuate"], "additionalProperties": False}
+
+
+async def _evacuate(req: ApiRequest, body: dict[str, Any]) -> Response:
+    """evacuate: 200; before 2.14 with the new ``adminPass`` (``[api] enable_instance_password``)."""
+    validation.validate(_evacuate_schema(req), body)
+    args = body["evacuate"]
+    server_id = req.path["server_id"]
+    inst = await load_instance(req, server_id, "os_compute_api:os-evacuate")
+    host = args.get("host")
+    on_shared = _true(args["onSharedStorage"]) if "onSharedStorage" in args else None
+    password = args.get("adminPass")
+    if on_shared and password:
+        raise Fault(400, "admin password can't be changed on existing disk")
+    if not req.at_least(_V214) and not on_shared and not password:
+        password = _new_password()
+    if host:
+        async with req.services.db.read() as conn:
+            if await hosts_db.get_service(conn, host=host, binary="nova-compute") is None:
+                raise Fault(404, f"Compute host {host} not found.")
+        if host == inst["host"]:
+            raise Fault(400, "The target host can't be the same one.")
+    try:
+        await move_api.evacuate(req.services.db, req.services.transport, req.services.conf, req.context.to_dict(),
+                                inst["uuid"], host, _true(args.get("force", False)), password, on_shared,
+                                is_admin=req.context.is_admin)
+    except compute_api.InstanceInvalidState as exc:
+        raise conflict(exc, "evacuate", server_id) from None
+    except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
+        raise Fault(409, exc.message) from None
+    except move_api.ComputeServiceInUse as exc:
+        raise Fault(400, exc.message) from None
+    if not req.at_least(_V214) and req.services.conf.api.enable_instance_password:
+        return json_response({"adminPass": password})
+    return empty_response(200)
+
+
+def _new_password() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(12))
+
+
+ACTIONS["evacuate"] = _evacuate

@@ -20,6 +20,7 @@ from stratus.db import server_groups as server_groups_db
 from stratus.db import services as services_db
 from stratus.db.models import services
 from stratus.identity import policy
+from stratus.objects import states
 from stratus.objects.states import task_states
 from stratus.utils import utcnow
 
@@ -160,12 +161,23 @@ async def update(req: ApiRequest) -> Response:
 
 
 async def delete(req: ApiRequest) -> Response:
+    """DELETE: with ``[DEFAULT] reclaim_instance_interval`` a server that has run and has nothing under way is
+    soft-deleted (restore brings it back; its host deletes it after the interval), else deleted."""
     inst = await load_instance(req, req.path["server_id"], "os_compute_api:servers:delete")
     if inst["locked"] and not req.context.is_admin:
         raise Fault(409, f"Instance {inst['uuid']} is locked")
+    soft = (req.services.conf.reclaim_instance_interval > 0 and inst["launched_at"] is not None
+            and inst["task_state"] is None and inst["vm_state"] != states.SOFT_DELETED)
+    await delete_instance(req, inst["uuid"], soft=soft)
+    return empty_response(204)
+
+
+async def delete_instance(req: ApiRequest, uuid: str, soft: bool = False) -> None:
+    """Delete (or soft-delete) a server: its host does it when it is up, else it is deleted here at once (a
+    soft delete of a server whose host is down is a delete, as Nova's local delete)."""
     ctx = req.context.to_dict()
-    uuid = inst["uuid"]
     cast_to: str | None = None
+    method = "terminate_instance"
     async with req.services.db.write() as conn:
         current = await instances.get_plain(conn, uuid)
         if current is None or current["deleted"]:
@@ -173,7 +185,11 @@ async def delete(req: ApiRequest) -> Response:
         await actions.action_start(conn, ctx, [uuid], "delete")
         host = current["host"]
         if host and await _service_up(conn, req, host):
-            await instances.update_instance(conn, uuid, {"task_state": task_states.DELETING})
+            if soft and await instances.update_instance(conn, uuid, {"task_state": task_states.SOFT_DELETING},
+                                                        expected_task_state=(None,)):
+                method = "soft_delete_instance"
+            else:
+                await instances.update_instance(conn, uuid, {"task_state": task_states.DELETING})
             cast_to = host
         else:
             # Not on a host (still scheduling, or failed) or its host is down: delete here, as Nova's
@@ -181,10 +197,9 @@ async def delete(req: ApiRequest) -> Response:
             await placement.remove_allocations(conn, uuid)
             await instances.soft_delete(conn, uuid)
     if cast_to is not None:
-        await ComputeAPI(req.services.transport).terminate_instance(ctx, cast_to, uuid)
+        await ComputeAPI(req.services.transport).cast_power_action(ctx, cast_to, method, uuid)
     elif req.services.network is not None:  # Nova's _local_delete: the ports go too
         await _deallocate(req, ctx, current)
-    return empty_response(204)
 
 
 async def _deallocate(req: ApiRequest, ctx: dict[str, Any], instance: dict[str, Any]) -> None:

@@ -550,6 +550,7 @@ async def create(req: ApiRequest) -> Response:
                   {"rel": "bookmark", "href": f"{bookmark_prefix}/servers/{uuid}"}],
         "OS-DCF:diskConfig": "AUTO" if server.get("OS-DCF:diskConfig") == "AUTO" else "MANUAL",
         "security_groups": [{"name": g} for g in groups],
-        "adminPass": password,
     }}
+    if req.services.conf.api.enable_instance_password:
+        body_out["server"]["adminPass"] = password
     return json_response(body_out, status=202, headers=location(f"{self_prefix}/servers/{uuid}"))

@@ -58,6 +58,7 @@ class PowerAction:
     must_have_launched: bool = True
     values: tuple[tuple[str, Any], ...] = ()  #: more columns set with the task_state (stop resets progress)
     cast_args: tuple[tuple[str, Any], ...] = ()  #: arguments of the cast besides the instance (reboot_type)
+    needs_host: bool = True  #: an action on a server with no host (unshelve of an offloaded one) sets it False
 
 
 STOP = PowerAction("stop", "stop_instance", task_states.POWERING_OFF, (states.ACTIVE, states.ERROR),
@@ -148,7 +149,7 @@ def check_state(instance: dict[str, Any], action: PowerAction, is_admin: bool = 
                                    method=action.name)
     if action.must_have_launched and not instance.get("launched_at"):
         raise InstanceInvalidState(attr="launched_at", instance_uuid=uuid, state=None, method=action.name)
-    if not instance.get("host"):  # casting needs a host: refused like stop and start for every action
+    if action.needs_host and not instance.get("host"):  # casting needs a host: refused as stop and start are
         raise InstanceNotReady(instance_id=uuid)
 
 
@@ -190,3 +191,16 @@ async def request(db: Database, transport: Transport, context: dict[str, Any], u
             await instances.update_instance(conn, uuid, {"task_state": instance["task_state"]},
                                             expected_task_state=(action.task_state,))
         raise
+
+
+async def request_stateless(db: Database, transport: Transport, context: dict[str, Any], uuid: str,
+                            action: PowerAction, is_admin: bool = False) -> None:
+    """An action with no task_state of its own (trigger_crash_dump): Nova's state checks, the instance action,
+    the cast. Nothing guards against a second one; the host runs them one after the other."""
+    async with db.write() as conn:
+        instance = await instances.get_plain(conn, uuid)
+        if instance is None or instance["deleted"]:
+            raise exception.InstanceNotFound(instance_id=uuid)
+        check_state(instance, action, is_admin)
+        await actions.action_start(conn, context, [uuid], action.name)
+    await ComputeAPI(transport).cast_power_action(context, instance["host"], action.method, uuid)

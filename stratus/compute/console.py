@@ -1,4 +1,5 @@
-"""What a caller reads from this host's hypervisor: a guest's console log and the host's uptime (RPC calls)."""
+"""What a caller reads from this host's hypervisor: a guest's console log and diagnostics, the host's uptime (RPC
+calls)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,19 @@ async def get_console_output(host: ComputeHost, context: dict[str, Any], instanc
     except NotImplementedError:
         raise NotSupportedByDriver() from None
     return tail(output, tail_length).decode("ascii", "replace")
+
+
+async def get_instance_diagnostics(host: ComputeHost, context: dict[str, Any], instance_uuid: str
+                                   ) -> dict[str, Any]:
+    """The guest's diagnostics in Nova's standard form (2.48), as the driver reports them (an RPC call)."""
+    async with host.db.read() as conn:
+        row = await instances.get_plain(conn, instance_uuid)
+    if row is None or row["deleted"]:
+        raise exception.InstanceNotFound(instance_id=instance_uuid)
+    try:
+        return await host.driver.get_instance_diagnostics(host.driver_instance(row))
+    except NotImplementedError:
+        raise NotSupportedByDriver() from None
 
 
 async def get_host_uptime(host: ComputeHost, context: dict[str, Any]) -> str:

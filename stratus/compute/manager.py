@@ -1,10 +1,10 @@
 """The compute agent of one host: the RPC endpoint its messages arrive at, and nothing more.
 
 Each message is handed to the module of its flow (build.py, delete.py, power.py, snapshot.py, console.py,
-resize.py for resizes and cold migrations, live_migration.py); the start-up reconciliation (startup.py), the
-periodic tasks (periodic.py), the power-state sync (power_sync.py) and the hypervisor's health (hypervisor.py)
-have modules of their own. They all work on the host's shared state (host.py), which this class is; none of
-them imports this module.
+resize.py for resizes and cold migrations, live_migration.py, evacuate.py, shelve.py, rebuild.py, rescue.py,
+soft_delete.py); the start-up reconciliation (startup.py), the periodic tasks (periodic.py), the power-state
+sync (power_sync.py) and the hypervisor's health (hypervisor.py) have modules of their own. They all work on
+the host's shared state (host.py), which this class is; none of them imports this module.
 
 Every state change is a compare-and-swap on (vm_state, task_state), so a delete that lands while a build or a
 power action is under way wins: the action notices at its next step and stops there. A hypervisor that stops
@@ -23,13 +23,18 @@ from stratus.compute import (
     build,
     console,
     delete,
+    evacuate,
     hypervisor,
     live_migration,
     networking,
     periodic,
     power,
+    rebuild,
+    rescue,
     resize,
+    shelve,
     snapshot,
+    soft_delete,
 )
 from stratus.compute.host import ComputeHost
 from stratus.db import instances
@@ -82,6 +87,12 @@ class ComputeManager(ComputeHost):
     async def terminate_instance(self, context: dict[str, Any], instance_uuid: str) -> None:
         await delete.terminate_instance(self, context, instance_uuid)
 
+    async def soft_delete_instance(self, context: dict[str, Any], instance_uuid: str) -> None:
+        await soft_delete.soft_delete_instance(self, context, instance_uuid)
+
+    async def restore_instance(self, context: dict[str, Any], instance_uuid: str) -> None:
+        await soft_delete.restore_instance(self, context, instance_uuid)
+
     # --- power actions (casts from the API; the instance is already in the action's task_state) ----------
     async def stop_instance(self, context: dict[str, Any], instance_uuid: str, clean_shutdown: bool = True) -> None:
         await power.stop_instance(self, context, instance_uuid, clean_shutdown)
@@ -103,6 +114,9 @@ class ComputeManager(ComputeHost):
 
     async def resume_instance(self, context: dict[str, Any], instance_uuid: str) -> None:
         await power.resume_instance(self, context, instance_uuid)
+
+    async def trigger_crash_dump(self, context: dict[str, Any], instance_uuid: str) -> None:
+        await power.trigger_crash_dump(self, context, instance_uuid)
 
     # --- resize and cold migration (compute/resize.py): each step on the host whose step it is -------------
     async def prep_resize(self, context: dict[str, Any], instance_uuid: str, migration_id: int,
@@ -156,13 +170,54 @@ class ComputeManager(ComputeHost):
     async def live_migration_force_complete(self, context: dict[str, Any], migration_id: int) -> None:
         live_migration.force_complete(self, migration_id)
 
+    # --- rebuild: in place (compute/rebuild.py) or an evacuation to this host (compute/evacuate.py) --------
+    async def rebuild_instance(self, context: dict[str, Any], instance_uuid: str, image_meta: dict[str, Any],
+                               admin_password: str | None, migration_id: int | None = None,
+                               on_shared_storage: bool | None = None, preserve_ephemeral: bool = False) -> None:
+        if migration_id is not None:
+            await evacuate.rebuild_instance(self, context, instance_uuid, migration_id, image_meta, admin_password,
+                                            on_shared_storage)
+        else:
+            await rebuild.rebuild_instance(self, context, instance_uuid, image_meta, admin_password,
+                                           preserve_ephemeral)
+
+    # --- shelve (compute/shelve.py) --------------------------------------------------------------------
+    async def shelve_instance(self, context: dict[str, Any], instance_uuid: str, image_id: str,
+                              clean_shutdown: bool = True) -> None:
+        await shelve.shelve_instance(self, context, instance_uuid, image_id, clean_shutdown)
+
+    async def shelve_offload_instance(self, context: dict[str, Any], instance_uuid: str) -> None:
+        await shelve.shelve_offload_instance(self, context, instance_uuid)
+
+    async def unshelve_instance(self, context: dict[str, Any], instance_uuid: str, image_meta: dict[str, Any],
+                                node: str | None = None) -> None:
+        await shelve.unshelve_instance(self, context, instance_uuid, image_meta, node)
+
+    # --- rescue and the admin password (compute/rescue.py) ---------------------------------------------
+    async def rescue_instance(self, context: dict[str, Any], instance_uuid: str, rescue_image: dict[str, Any],
+                              admin_password: str | None = None) -> None:
+        await rescue.rescue_instance(self, context, instance_uuid, rescue_image, admin_password)
+
+    async def unrescue_instance(self, context: dict[str, Any], instance_uuid: str) -> None:
+        await rescue.unrescue_instance(self, context, instance_uuid)
+
+    async def set_admin_password(self, context: dict[str, Any], instance_uuid: str, new_pass: str) -> None:
+        await rescue.set_admin_password(self, context, instance_uuid, new_pass)
+
     # --- images and reads ----------------------------------------------------------------------------------
     async def snapshot_instance(self, context: dict[str, Any], instance_uuid: str, image_id: str) -> None:
         await snapshot.snapshot_instance(self, context, instance_uuid, image_id)
 
+    async def backup_instance(self, context: dict[str, Any], instance_uuid: str, image_id: str, backup_type: str,
+                              rotation: int) -> None:
+        await snapshot.backup_instance(self, context, instance_uuid, image_id, backup_type, rotation)
+
     async def get_console_output(self, context: dict[str, Any], instance_uuid: str, tail_length: int | None = None
                                  ) -> str:
         return await console.get_console_output(self, context, instance_uuid, tail_length)
+
+    async def get_instance_diagnostics(self, context: dict[str, Any], instance_uuid: str) -> dict[str, Any]:
+        return await console.get_instance_diagnostics(self, context, instance_uuid)
 
     async def get_host_uptime(self, context: dict[str, Any]) -> str:
         return await console.get_host_uptime(self, context)

@@ -11,11 +11,13 @@ import dataclasses
 from typing import Any
 
 from stratus import exception
-from stratus.compute.api import InstanceInvalidState, InstanceIsLocked, PowerAction, check_state, claim
+from stratus.compute.api import InstanceInvalidState, InstanceIsLocked, PowerAction, check_state, claim, snapshot_body
 from stratus.compute.rpcapi import ComputeAPI
 from stratus.conductor.rpcapi import ConductorAPI
 from stratus.db import actions, instances
+from stratus.db import hosts as hosts_db
 from stratus.db import migration_records as records
+from stratus.db import services as services_db
 from stratus.db.engine import Database
 from stratus.objects import states
 from stratus.objects.states import task_states
@@ -143,3 +145,102 @@ async def live_migrate(db: Database, transport: Transport, context: dict[str, An
             await records.update_migration(conn, migration["id"], {"status": "error"}, expected_status=("accepted",))
         raise
     return int(migration["id"])
+
+
+EVACUATE = PowerAction("evacuate", "evacuate_server", task_states.REBUILDING,
+                       (states.ACTIVE, states.STOPPED, states.ERROR))
+
+
+class ComputeServiceInUse(exception.StratusException):
+    """The instance's host is up: an evacuation would run it twice (the API's 400)."""
+
+    msg_fmt = "Compute service of %(host)s is still in use."
+    code = 400
+
+
+async def evacuate(db: Database, transport: Transport, conf: Any, context: dict[str, Any], uuid: str,
+                   host: str | None, force: bool, admin_password: str | None, on_shared_storage: bool | None,
+                   is_admin: bool = False) -> int:
+    """evacuate: only from a host whose compute service is down (silent past ``service_down_time``, or forced
+    down); claim the instance (``rebuilding``), record the evacuation (``accepted``), cast the conductor."""
+    async with db.read() as conn:
+        instance = await _instance(conn, uuid)
+        check_state(instance, EVACUATE, is_admin)
+        service = await hosts_db.get_service(conn, host=instance["host"], binary="nova-compute")
+    if service is not None and services_db.is_up(service, conf.service_down_time):
+        raise ComputeServiceInUse(host=instance["host"])
+    instance = await claim(db, context, uuid, EVACUATE, is_admin)
+    async with db.write() as conn:
+        migration = await records.create(conn, {
+            "instance_uuid": uuid, "migration_type": records.EVACUATION, "status": "accepted",
+            "source_compute": instance["host"], "source_node": instance["node"], "dest_compute": host,
+            "old_flavor": instance["flavor"], "new_flavor": instance["flavor"],
+            "project_id": context.get("project_id"), "user_id": context.get("user_id")})
+    try:
+        await ConductorAPI(transport).evacuate_server(context, uuid, migration["id"], host, force, admin_password,
+                                                      on_shared_storage)
+    except BaseException:
+        async with db.write() as conn:
+            await instances.update_instance(conn, uuid, {"task_state": None},
+                                            expected_task_state=(task_states.REBUILDING,))
+            await records.update_migration(conn, migration["id"], {"status": "error"}, expected_status=("accepted",))
+        raise
+    return int(migration["id"])
+
+
+SHELVE = PowerAction("shelve", "shelve_instance", task_states.SHELVING,
+                     (states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED))
+SHELVE_OFFLOAD = PowerAction("shelveOffload", "shelve_offload_instance", task_states.SHELVING_OFFLOADING,
+                             (states.SHELVED,))
+UNSHELVE = PowerAction("unshelve", "unshelve_instance", task_states.UNSHELVING,
+                       (states.SHELVED, states.SHELVED_OFFLOADED), needs_host=False)
+
+
+class UnshelveInstanceInvalidState(exception.StratusException):
+    msg_fmt = ('Specifying an availability zone when unshelving server %(instance_uuid)s with status "%(state)s" '
+               'is not supported. The server status must be SHELVED_OFFLOADED.')
+    code = 409
+
+
+async def shelve(db: Database, transport: Transport, images: Any, context: dict[str, Any], uuid: str,
+                 is_admin: bool = False) -> None:
+    """shelve: the snapshot image ``<name>-shelved`` made first (queued), the server claimed (``shelving``), the
+    cast to its host; an image made for a request that then loses the claim is deleted again."""
+    async with db.read() as conn:
+        instance = await _instance(conn, uuid)
+    check_state(instance, SHELVE, is_admin)
+    image = await images.create(context, snapshot_body(instance, f"{instance['display_name']}-shelved", {},
+                                                       str(context.get("user_id"))))
+    try:
+        claimed = await claim(db, context, uuid, SHELVE, is_admin)
+        await ComputeAPI(transport).shelve_instance(context, claimed["host"], uuid, image["id"])
+    except BaseException:
+        async with db.write() as conn:
+            await instances.update_instance(conn, uuid, {"task_state": None},
+                                            expected_task_state=(task_states.SHELVING,))
+        await images.delete(context, image["id"])
+        raise
+
+
+async def shelve_offload(db: Database, transport: Transport, context: dict[str, Any], uuid: str,
+                         is_admin: bool = False) -> None:
+    claimed = await claim(db, context, uuid, SHELVE_OFFLOAD, is_admin)
+    await ComputeAPI(transport).shelve_offload_instance(context, claimed["host"], uuid)
+
+
+async def unshelve(db: Database, transport: Transport, context: dict[str, Any], uuid: str,
+                   availability_zone: str | None = None, host: str | None = None, zone_given: bool = False,
+                   is_admin: bool = False) -> None:
+    """unshelve: a shelved server starts again on its host; an offloaded one is scheduled by the conductor
+    (``availability_zone`` 2.77, None to unpin with ``zone_given`` at 2.91; ``host`` 2.91)."""
+    async with db.read() as conn:
+        instance = await _instance(conn, uuid)
+    if instance["vm_state"] == states.SHELVED and (zone_given or host):
+        raise UnshelveInstanceInvalidState(instance_uuid=uuid, state=instance["vm_state"])
+    claimed = await claim(db, context, uuid, UNSHELVE, is_admin)
+    if claimed["vm_state"] == states.SHELVED:
+        image = {"id": (claimed["system_metadata"] or {}).get("shelved_image_id")}
+        await ComputeAPI(transport).unshelve_instance(context, claimed["host"], uuid, image)
+        return
+    zone = (availability_zone or "") if zone_given else None  # "": unpinned (2.91 null)
+    await ConductorAPI(transport).unshelve_instance(context, uuid, zone, host)

@@ -13,7 +13,7 @@ import time
 import zlib
 
 from stratus import exception
-from stratus.compute import build_timeout, hypervisor, move_api, power_sync, startup
+from stratus.compute import build_timeout, hypervisor, move_api, power_sync, shelve, soft_delete, startup
 from stratus.compute.api import InstanceInvalidState
 from stratus.compute.host import ComputeHost
 from stratus.context import RequestContext
@@ -24,6 +24,8 @@ LOG = logging.getLogger(__name__)
 
 RESOURCES, SYNC, REAP, IMAGE_CACHE, BUILD_CHECK = "resources", "sync", "reap", "image_cache", "build_check"
 UNCONFIRMED = "unconfirmed_resizes"
+SHELVED = "shelved_offload"
+RECLAIM = "reclaim_queued_deletes"
 #: Nova's default spacing of periodic tasks
 SPACING = 60.0
 
@@ -40,6 +42,8 @@ def schedule_first(host: ComputeHost, now: float | None = None) -> None:
         IMAGE_CACHE: now + spread * max(0, conf.image_cache.manager_interval),
         BUILD_CHECK: now + spread * build_timeout.spacing(conf.instance_build_timeout),
         UNCONFIRMED: now + spread * _unconfirmed_spacing(conf.resize_confirm_window),
+        SHELVED: now + spread * max(0, conf.shelved_poll_interval),
+        RECLAIM: now + spread * max(0, conf.reclaim_instance_interval),
     })
 
 
@@ -62,7 +66,9 @@ async def run_due(host: ComputeHost, now: float | None = None) -> None:
     never), the check for guests of deleted instances (``running_deleted_instance_poll_interval``, 0:
     only at start-up) and the check for builds past ``instance_build_timeout`` (every minute, or as often as
     the timeout is long; one indexed query), and the auto-confirm of resizes and migrations to this host
-    waiting longer than ``resize_confirm_window`` (0: never)."""
+    waiting longer than ``resize_confirm_window`` (0: never), and the offload of servers shelved longer than
+    ``shelved_offload_time`` (every ``shelved_poll_interval``), and the reclaim of servers soft-deleted longer
+    than ``reclaim_instance_interval`` (as often)."""
     now = time.monotonic() if now is None else now
     conf = host.conf
     if _due(host, RESOURCES, now, conf.update_resources_interval):
@@ -82,6 +88,13 @@ async def run_due(host: ComputeHost, now: float | None = None) -> None:
     reap_interval = conf.running_deleted_instance_poll_interval
     if reap_interval > 0 and _due(host, REAP, now, reap_interval):
         await hypervisor.guarded(host, startup.running_deleted(host))
+    shelved_interval = conf.shelved_poll_interval
+    if (shelved_interval > 0 and conf.shelved_offload_time > 0
+            and _due(host, SHELVED, now, shelved_interval)):
+        await hypervisor.guarded(host, shelve.offload_due(host, RequestContext.admin().to_dict()))
+    reclaim = conf.reclaim_instance_interval
+    if reclaim > 0 and _due(host, RECLAIM, now, reclaim):
+        await hypervisor.guarded(host, soft_delete.reclaim_queued_deletes(host, RequestContext.admin().to_dict()))
     cache_interval = conf.image_cache.manager_interval
     if cache_interval >= 0 and _due(host, IMAGE_CACHE, now, cache_interval or 60):  # 0: Nova's default spacing
         await hypervisor.guarded(host, manage_image_cache(host))

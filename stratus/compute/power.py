@@ -128,3 +128,13 @@ def power_off_values(host: ComputeHost, instance: dict[str, Any], clean_shutdown
         except (TypeError, ValueError):
             LOG.warning("instance %s: os_shutdown_timeout %r is not a number", instance["uuid"], raw)
     return timeout, host.conf.compute.shutdown_retry_interval
+
+
+async def trigger_crash_dump(host: ComputeHost, context: dict[str, Any], instance_uuid: str) -> None:
+    """Nova's trigger_crash_dump: the driver injects an NMI (the guest's kernel writes its crash dump); the
+    server's states do not change. A driver that cannot: the event fails with the fault."""
+    async def run(instance: dict[str, Any]) -> Outcome:
+        await host.driver.trigger_crash_dump(instance)
+        return {}
+
+    await instance_action.run(host, context, instance_uuid, "compute_trigger_crash_dump", (None,), run)

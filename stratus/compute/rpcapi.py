@@ -143,3 +143,40 @@ class ComputeAPI:
     async def live_migration_force_complete(self, context: dict[str, Any], host: str, migration_id: int) -> None:
         await self.transport.cast("compute", "live_migration_force_complete", context, server=host,
                                   migration_id=migration_id)
+
+    # --- rebuild: in place (compute/rebuild.py) or an evacuation (compute/evacuate.py) ---------------------
+    async def rebuild_instance(self, context: dict[str, Any], host: str, instance_uuid: str,
+                               image_meta: dict[str, Any], admin_password: str | None,
+                               migration_id: int | None = None, on_shared_storage: bool | None = None,
+                               preserve_ephemeral: bool = False) -> None:
+        """Nova's one method for both: with ``migration_id`` the evacuation it records, else in place."""
+        await self.transport.cast("compute", "rebuild_instance", context, server=host, instance_uuid=instance_uuid,
+                                  image_meta=image_meta, admin_password=admin_password, migration_id=migration_id,
+                                  on_shared_storage=on_shared_storage, preserve_ephemeral=preserve_ephemeral)
+
+    # --- shelve (compute/shelve.py) --------------------------------------------------------------------
+    async def shelve_instance(self, context: dict[str, Any], host: str, instance_uuid: str, image_id: str,
+                              clean_shutdown: bool = True) -> None:
+        await self.transport.cast("compute", "shelve_instance", context, server=host, instance_uuid=instance_uuid,
+                                  image_id=image_id, clean_shutdown=clean_shutdown)
+
+    async def shelve_offload_instance(self, context: dict[str, Any], host: str, instance_uuid: str) -> None:
+        await self.transport.cast("compute", "shelve_offload_instance", context, server=host,
+                                  instance_uuid=instance_uuid)
+
+    async def unshelve_instance(self, context: dict[str, Any], host: str, instance_uuid: str,
+                                image_meta: dict[str, Any], node: str | None = None) -> None:
+        await self.transport.cast("compute", "unshelve_instance", context, server=host, instance_uuid=instance_uuid,
+                                  image_meta=image_meta, node=node)
+
+    async def set_admin_password(self, context: dict[str, Any], host: str, instance_uuid: str, new_pass: str
+                                 ) -> None:
+        """A call, as Nova's: the driver's refusal is the request's answer."""
+        await self.transport.call("compute", "set_admin_password", context, server=host,
+                                  instance_uuid=instance_uuid, new_pass=new_pass)
+
+    async def get_instance_diagnostics(self, context: dict[str, Any], host: str, instance_uuid: str
+                                       ) -> dict[str, Any]:
+        diag: dict[str, Any] = await self.transport.call("compute", "get_instance_diagnostics", context,
+                                                         server=host, instance_uuid=instance_uuid)
+        return diag

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 
 from stratus import exception
-from stratus.compute import delete, power, power_sync
+from stratus.compute import delete, evacuate, power, power_sync
 from stratus.compute.api import ALLOW_HARD_REBOOT
 from stratus.compute.host import ComputeHost
 from stratus.compute.power import SOFT_REBOOT_TASKS
@@ -48,12 +48,13 @@ class BuildInterruptedByRestart(exception.StratusException):
 
 
 async def reconcile(host: ComputeHost) -> list[tuple[str, str]]:
-    """The start-up pass: every instance of the host, then the guests of no live instance of it, then a power
-    sync of what is left. Returns (instance uuid, what was done) pairs."""
+    """The start-up pass: the instances evacuated away from this host (their guests and usage here go), every
+    instance of the host, then the guests of no live instance of it, then a power sync of what is left. Returns
+    (instance uuid, what was done) pairs."""
+    done: list[tuple[str, str]] = await evacuate.destroy_evacuated_instances(host)
     observed = await host.driver.list_power_states()
     async with host.db.read() as conn:
         rows = await power_sync.host_instances(conn, host.host, full=True)
-    done: list[tuple[str, str]] = []
     for row in rows:
         try:
             what = await init_instance(host, row, observed.get(row["uuid"], power_state.NOSTATE))

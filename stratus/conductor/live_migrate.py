@@ -65,7 +65,7 @@ async def _destination(conductor: ConductorState, context: dict[str, Any], insta
     """(host, node, block_migration) of a destination that holds a claim for the instance and said yes."""
     uuid = instance["uuid"]
     if host and force:  # Nova: a forced host skips the scheduler (its resources are still claimed)
-        node = await _claim_forced(conductor, instance, host)
+        node = await claim_forced(conductor, instance, host)
         try:
             resolved = await conductor.compute.check_can_live_migrate_destination(context, host, uuid,
                                                                                   block_migration)
@@ -99,7 +99,7 @@ async def _destination(conductor: ConductorState, context: dict[str, Any], insta
     raise exception.MigrationPreCheckError(reason=f"Exceeded max scheduling retries for instance {uuid}: {last}")
 
 
-async def _claim_forced(conductor: ConductorState, instance: dict[str, Any], host: str) -> str:
+async def claim_forced(conductor: ConductorState, instance: dict[str, Any], host: str) -> str:
     """Claim the instance's resources on a forced host's node; NoValidHost if they do not fit."""
     async with conductor.db.write() as conn:
         service = await hosts_db.get_service(conn, host=host, binary="nova-compute")

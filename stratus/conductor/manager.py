@@ -1,9 +1,9 @@
 """The conductor: the RPC endpoint its messages arrive at, and nothing more.
 
 Each message is handed to the module of its task: builds and their retries (build.py), resizes and cold
-migrations (migrate.py), live migrations (live_migrate.py), the recovery of builds whose conductor or host died
-(recovery.py). They work on the conductor's shared state (state.py), which this class is; none of them imports
-this module.
+migrations (migrate.py), live migrations (live_migrate.py), evacuations (evacuate.py), unshelves
+(unshelve.py), the recovery of builds whose conductor or host died (recovery.py). They work on the
+conductor's shared state (state.py), which this class is; none of them imports this module.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from stratus.conductor import build, live_migrate, migrate, recovery
+from stratus.conductor import build, evacuate, live_migrate, migrate, recovery, unshelve
 from stratus.conductor.state import ConductorState, InFlight
 from stratus.db.engine import Database
 from stratus.rpc.transport import Transport
@@ -79,3 +79,15 @@ class ConductorManager(ConductorState):
                                     host: str | None, block_migration: bool | None, force: bool) -> None:
         await live_migrate.live_migrate_instance(self, context, instance_uuid, migration_id, host, block_migration,
                                                  force)
+
+    # --- RPC endpoints: evacuation (conductor/evacuate.py) -----------------------------------------------------
+    async def evacuate_server(self, context: dict[str, Any], instance_uuid: str, migration_id: int,
+                              host: str | None, force: bool, admin_password: str | None,
+                              on_shared_storage: bool | None) -> None:
+        await evacuate.evacuate(self, context, instance_uuid, migration_id, host, force, admin_password,
+                                on_shared_storage)
+
+    # --- RPC endpoints: unshelve of an offloaded server (conductor/unshelve.py) --------------------------------
+    async def unshelve_instance(self, context: dict[str, Any], instance_uuid: str, availability_zone: str | None,
+                                host: str | None) -> None:
+        await unshelve.unshelve_instance(self, context, instance_uuid, availability_zone, host)

@@ -51,3 +51,15 @@ class ConductorAPI:
             await self.transport.call("conductor", "live_migrate_instance", context, **kwargs)
         else:
             await self.transport.cast("conductor", "live_migrate_instance", context, **kwargs)
+
+    async def evacuate_server(self, context: dict[str, Any], instance_uuid: str, migration_id: int,
+                              host: str | None, force: bool, admin_password: str | None,
+                              on_shared_storage: bool | None) -> None:
+        await self.transport.cast("conductor", "evacuate_server", context, instance_uuid=instance_uuid,
+                                  migration_id=migration_id, host=host, force=force, admin_password=admin_password,
+                                  on_shared_storage=on_shared_storage)
+
+    async def unshelve_instance(self, context: dict[str, Any], instance_uuid: str, availability_zone: str | None,
+                                host: str | None) -> None:
+        await self.transport.cast("conductor", "unshelve_instance", context, instance_uuid=instance_uuid,
+                                  availability_zone=availability_zone, host=host)

@@ -326,6 +326,13 @@ async def request_spec(conn: Connection, uuid: str) -> dict[str, Any] | None:
     return None if row is None else dict(row[0])
 
 
+async def set_request_spec(conn: Connection, uuid: str, spec: dict[str, Any]) -> None:
+    """Replace the instance's request spec (a move that changes what later schedulings ask for: the zone an
+    unshelve pinned)."""
+    await conn.execute(update(request_specs).where(request_specs.c.instance_uuid == uuid)
+                       .values(spec=spec, updated_at=utcnow()))
+
+
 async def set_metadata(conn: Connection, uuid: str, items: dict[str, str], replace: bool) -> None:
     if replace:
         await conn.execute(delete(instance_metadata).where(instance_metadata.c.instance_uuid == uuid))

@@ -184,6 +184,50 @@ MIGRATE_SERVER = [  # nova/policies/migrate_server.py (2024.1 defaults: the proj
          "POST /servers/{server_id}/action (os-migrateLive)"),
 ]
 
+SHELVE = [  # nova/policies/shelve.py
+    _api("os_compute_api:os-shelve:shelve", PROJECT_MEMBER_OR_ADMIN, "Shelve server",
+         "POST /servers/{server_id}/action (shelve)"),
+    _api("os_compute_api:os-shelve:unshelve", PROJECT_MEMBER_OR_ADMIN, "Unshelve (restore) shelved server",
+         "POST /servers/{server_id}/action (unshelve)"),
+    _api("os_compute_api:os-shelve:unshelve_to_host", ADMIN, "Unshelve (restore) shelve offloaded server to a "
+         "specific host", "POST /servers/{server_id}/action (unshelve)"),
+    _api("os_compute_api:os-shelve:shelve_offload", ADMIN, "Shelf-offload (remove) server",
+         "POST /servers/{server_id}/action (shelveOffload)"),
+]
+
+RESCUE = [  # nova/policies/rescue.py, admin_password.py, server_diagnostics.py
+    _api("os_compute_api:os-rescue", PROJECT_MEMBER_OR_ADMIN, "Rescue a server",
+         "POST /servers/{server_id}/action (rescue)"),
+    _api("os_compute_api:os-unrescue", PROJECT_MEMBER_OR_ADMIN, "Unrescue a server",
+         "POST /servers/{server_id}/action (unrescue)"),
+    _api("os_compute_api:os-admin-password", PROJECT_MEMBER_OR_ADMIN,
+         "Change the administrative password for a server", "POST /servers/{server_id}/action (changePassword)"),
+    _api("os_compute_api:os-server-diagnostics", ADMIN, "Show the usage data for a server",
+         "GET /servers/{server_id}/diagnostics"),
+]
+
+CREATE_BACKUP = [  # nova/policies/create_backup.py
+    _api("os_compute_api:os-create-backup", PROJECT_MEMBER_OR_ADMIN, "Create a back up of a server",
+         "POST /servers/{server_id}/action (createBackup)"),
+]
+
+DEFERRED_DELETE = [  # nova/policies/deferred_delete.py
+    _api("os_compute_api:os-deferred-delete:restore", PROJECT_MEMBER_OR_ADMIN, "Restore a soft deleted server",
+         "POST /servers/{server_id}/action (restore)"),
+    _api("os_compute_api:os-deferred-delete:force", PROJECT_MEMBER_OR_ADMIN, "Force delete a server before "
+         "deferred cleanup", "POST /servers/{server_id}/action (forceDelete)"),
+]
+
+ADMIN_ACTIONS = [  # nova/policies/admin_actions.py
+    _api("os_compute_api:os-admin-actions:reset_state", ADMIN, "Reset the state of a given server",
+         "POST /servers/{server_id}/action (os-resetState)"),
+]
+
+EVACUATE = [  # nova/policies/evacuate.py
+    _api("os_compute_api:os-evacuate", ADMIN, "Evacuate a server from a failed host to a new host",
+         "POST /servers/{server_id}/action (evacuate)"),
+]
+
 SERVER_MIGRATIONS = [  # nova/policies/servers_migrations.py (the manager's, host fields the admin's)
     _api("os_compute_api:servers:migrations:show", PROJECT_MANAGER_OR_ADMIN,
          "Show details for an in-progress live migration for a given server",
@@ -460,7 +504,8 @@ def list_rules() -> list[policy.RuleDefault]:
     """Every default, base rules first (also the ``oslo.policy.policies`` entry point: ``oslopolicy-sample-generator
     --namespace stratus`` writes a sample policy file)."""
     return [*BASE, *SERVERS, *SERVER_METADATA, *SERVER_TAGS, *PAUSE_SERVER, *MIGRATE_SERVER, *MIGRATIONS,
-            *SERVER_MIGRATIONS, *SUSPEND_SERVER, *LOCK_SERVER, *CONSOLE_OUTPUT, *IPS, *ATTACH_INTERFACES,
+            *SERVER_MIGRATIONS, *EVACUATE, *SHELVE, *ADMIN_ACTIONS, *RESCUE, *DEFERRED_DELETE,
+            *CREATE_BACKUP, *SUSPEND_SERVER, *LOCK_SERVER, *CONSOLE_OUTPUT, *IPS, *ATTACH_INTERFACES,
             *SECURITY_GROUPS, *NETWORK_PROXIES, *SERVER_EXTERNAL_EVENTS, *EXTENDED_SERVER_ATTRIBUTES, *INSTANCE_ACTIONS,
             *SERVER_GROUPS, *KEYPAIRS, *FLAVOR_MANAGE, *FLAVOR_EXTRA_SPECS, *FLAVOR_ACCESS, *QUOTA_SETS,
             *QUOTA_CLASS_SETS, *LIMITS, *AGGREGATES, *AVAILABILITY_ZONE, *SERVICES, *HYPERVISORS,

@@ -19,6 +19,11 @@ class ImageClient(abc.ABC):
     async def find(self, context: dict[str, Any], name_or_id: str) -> dict[str, Any]:
         """An image by id, or by exact name if unique; ``ImageNotFound`` otherwise."""
 
+    async def list_by_properties(self, context: dict[str, Any], properties: dict[str, str]) -> list[dict[str, Any]]:
+        """The caller's images whose properties include all of ``properties``, newest first (Glance's property
+        filters on ``GET /v2/images``): createBackup's rotation."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     def download(self, context: dict[str, Any], image_id: str) -> AsyncIterator[bytes]:
         """The image data, streamed."""

@@ -639,6 +639,11 @@ class EmbeddedImageClient(ImageClient):
                                          [("created_at", "desc")], 2)
         return only_match(found, name_or_id)
 
+    async def list_by_properties(self, context: dict[str, Any], properties: dict[str, str]) -> list[dict[str, Any]]:
+        found, _ = await self.store.list(Caller.of(context), db.ListFilters(visibility="all", properties=properties),
+                                         [("created_at", "desc")], 1000)
+        return found
+
     async def download(self, context: dict[str, Any], image_id: str) -> AsyncIterator[bytes]:
         data = await self.store.open_data(Caller.of(context), image_id)
         if data is None:

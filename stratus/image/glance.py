@@ -134,6 +134,11 @@ class GlanceClient(ImageClient):
         found: list[dict[str, Any]] = response.json().get("images", [])
         return only_match(found, name_or_id)
 
+    async def list_by_properties(self, context: dict[str, Any], properties: dict[str, str]) -> list[dict[str, Any]]:
+        params = {**properties, "visibility": "all", "sort_key": "created_at", "sort_dir": "desc", "limit": 1000}
+        found: list[dict[str, Any]] = (await self._send(context, "/v2/images", params)).json().get("images", [])
+        return found
+
     async def create(self, context: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         image: dict[str, Any] = (await self._send(context, "/v2/images", method="POST", json=body)).json()
         return image

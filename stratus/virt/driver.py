@@ -278,6 +278,31 @@ class ComputeDriver(abc.ABC):
         """On the destination after a failed or aborted live migration: remove what ``pre_live_migration``
         made (fine if nothing)."""
 
+    async def rescue(self, instance: dict[str, Any], rescue_image: dict[str, Any], admin_password: str | None
+                     ) -> None:
+        """Boot the guest from ``rescue_image`` with its own disk attached as a second disk. RUNNING after."""
+        raise NotImplementedError
+
+    async def unrescue(self, instance: dict[str, Any]) -> None:
+        """Boot the rescued guest from its own disk again (the rescue disk goes). RUNNING after."""
+        raise NotImplementedError
+
+    async def set_admin_password(self, instance: dict[str, Any], new_pass: str) -> None:
+        """Set the guest's administrator password (through a guest agent); NotImplementedError where the driver
+        cannot (the API's 409)."""
+        raise NotImplementedError
+
+    async def get_instance_diagnostics(self, instance: dict[str, Any]) -> dict[str, Any]:
+        """The guest's diagnostics in Nova's standard form (``state``, ``driver``, ``hypervisor``,
+        ``hypervisor_os``, ``uptime``, ``config_drive``, ``num_cpus``/``nics``/``disks``, ``cpu_details``,
+        ``nic_details``, ``disk_details``, ``memory_details``); ``InstanceNotFound`` without a guest."""
+        raise NotImplementedError
+
+    async def trigger_crash_dump(self, instance: dict[str, Any]) -> None:
+        """Inject an NMI into the guest (its kernel writes a crash dump, if set up to). The power state is the
+        guest's business afterwards."""
+        raise NotImplementedError
+
     async def get_console_output(self, instance: dict[str, Any]) -> bytes:
         """The guest's serial console log so far (the caller cuts it to the lines asked for)."""
         raise NotImplementedError

@@ -376,6 +376,42 @@ class FakeDriver(ComputeDriver):
     async def rollback_live_migration_at_destination(self, instance: dict[str, Any]) -> None:
         self._check_up()
 
+    async def rescue(self, instance: dict[str, Any], rescue_image: dict[str, Any], admin_password: str | None
+                     ) -> None:
+        guest = await self._act(instance, "rescue")
+        guest.log(f"booting rescue image {rescue_image.get('id', '?')}, own disk attached as the second disk")
+        guest.boot()
+
+    async def unrescue(self, instance: dict[str, Any]) -> None:
+        guest = await self._act(instance, "unrescue")
+        guest.log("rescue over: booting from its own disk")
+        guest.boot()
+
+    async def set_admin_password(self, instance: dict[str, Any], new_pass: str) -> None:
+        guest = await self._act(instance, "set_admin_password")
+        guest.log("administrator password changed by the guest agent")
+
+    async def get_instance_diagnostics(self, instance: dict[str, Any]) -> dict[str, Any]:
+        """As Nova's fake driver reports them (it names itself ``libvirt``, the one value tempest's schema and
+        most clients know), with this guest's CPUs, memory and state."""
+        self._check_up()
+        guest = self._guest(instance)
+        names = {power_state.RUNNING: "running", power_state.PAUSED: "paused", power_state.SHUTDOWN: "shutdown",
+                 power_state.CRASHED: "crashed", power_state.SUSPENDED: "suspended"}
+        return {"state": names.get(guest.power_state, "pending"), "driver": "libvirt", "hypervisor": "fake",
+                "hypervisor_os": "fake", "uptime": int(time.time() - self.booted_at),
+                "config_drive": instance["uuid"] in self.config_drives, "num_cpus": guest.vcpus, "num_nics": 0,
+                "num_disks": 1,
+                "cpu_details": [{"id": i, "time": 17300000000, "utilisation": 15} for i in range(guest.vcpus)],
+                "nic_details": [],
+                "disk_details": [{"read_bytes": 262144, "read_requests": 112, "write_bytes": 5778432,
+                                  "write_requests": 488, "errors_count": 0}],
+                "memory_details": {"maximum": guest.memory_mb, "used": guest.memory_mb // 2}}
+
+    async def trigger_crash_dump(self, instance: dict[str, Any]) -> None:
+        guest = await self._act(instance, "trigger_crash_dump")
+        guest.log("NMI received: kernel panic - not syncing: NMI IOCK error: writing crash dump")
+
     async def get_host_uptime(self) -> str:
         """The simulated host's ``uptime`` line: the time now, how long since it booted, no logged-in users, and
         as load its running guests (each a busy process). It needs no hypervisor, as a real host's does not."""

@@ -312,6 +312,9 @@ def one_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     cloud = start_cloud(tmp_path_factory.mktemp("samehost"), extra_conf="""
         [DEFAULT]
         allow_resize_to_same_host = true
+        shelved_offload_time = -1
+        [api]
+        enable_instance_password = false
         [fake_driver]
         host_count = 1
         """)
@@ -325,7 +328,9 @@ def test_resize_to_same_host(one_host: Cloud) -> None:
     with one_host.image_client() as image:
         image_ref = str(upload_image(image)["id"])
     with one_host.client(version=V) as c:
-        sid = active_server(c, image_ref)["id"]
+        created = boot(c, image_ref, flavor="42", networks="none")
+        assert created.status_code == 202 and "adminPass" not in created.json()["server"]  # the option is off
+        sid = wait_for_status(c, created.json()["server"]["id"], {"ACTIVE"})["id"]
         # a cold migration never goes to the server's own host
         assert fault(act(c, sid, {"migrate": None}), 400, "badRequest").startswith(
             "No valid host was found. No valid host found for cold migrate")
@@ -350,6 +355,9 @@ def auto_confirm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     cloud = start_cloud(tmp_path_factory.mktemp("autoconfirm"), extra_conf="""
         [DEFAULT]
         resize_confirm_window = 1
+        shelved_offload_time = 1
+        shelved_poll_interval = 1
+        reclaim_instance_interval = 2
         [fake_driver]
         host_count = 2
         """)
@@ -533,5 +541,363 @@ def test_live_migration_abort_and_force_complete(cloud4: Cloud, image_id: str) -
     with cloud4.client(version="2.22") as old:
         assert old.get(f"/servers/{sid}/migrations").status_code == 404  # listed from 2.23
     with cloud4.client(version="2.59") as c:
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def _force_down(client: httpx.Client, host: str, down: bool) -> None:
+    service = next(s for s in client.get("/os-services", params={"binary": "nova-compute"}).json()["services"]
+                   if s["host"] == host)
+    resp = client.put(f"/os-services/{service['id']}", json={"forced_down": down})
+    assert resp.status_code == 200, resp.text
+
+
+def test_evacuate_from_a_host_that_is_down(tmp_path: Path) -> None:
+    conf = "[fake_driver]\nhost_count = 4\n"
+    cloud = start_cloud(tmp_path, extra_conf=conf)
+    try:
+        evacuated = _evacuate_story(cloud)
+    finally:
+        stop_cloud(cloud)
+    # the sources start again: each drops what its evacuations left (guest, usage), the records are completed
+    restarted = start_cloud(tmp_path, extra_conf=conf)
+    try:
+        deadline = time.monotonic() + 30
+        for server_id, record in evacuated:
+            while next(m for m in migrations(restarted, server_id) if m["id"] == record["id"])["status"] != "completed":
+                assert time.monotonic() < deadline, migrations(restarted, server_id)
+                time.sleep(0.1)
+            assert record["uuid"] not in allocations(restarted)
+        with restarted.client(version="2.53") as admin:
+            for host in ("compute-2", "compute-4"):
+                _force_down(admin, host, False)
+    finally:
+        stop_cloud(restarted)
+
+
+def _evacuate_story(cloud: Cloud) -> list[tuple[str, dict[str, Any]]]:
+    with cloud.image_client() as image:
+        image_ref = str(upload_image(image)["id"])
+    with cloud.client(version="2.29") as c:
+        server = active_server(c, image_ref, availability_zone="nova:compute-2")
+        sid = server["id"]
+        assert fault(act(c, sid, {"evacuate": {}}), 400, "badRequest") == (
+            "Compute service of compute-2 is still in use.")
+        with cloud.client(version="2.53") as admin:
+            _force_down(admin, "compute-2", True)
+        assert fault(act(c, sid, {"evacuate": {"host": "compute-2"}}), 400, "badRequest") == (
+            "The target host can't be the same one.")
+        assert fault(act(c, sid, {"evacuate": {"host": "nowhere"}}), 404, "itemNotFound") == (
+            "Compute host nowhere not found.")
+        with cloud.client(token="alice:demo", version="2.29") as member:
+            fault(act(member, sid, {"evacuate": {}}), 404, "itemNotFound")  # not the member's server
+        resp = act(c, sid, {"evacuate": {"host": "compute-3", "force": True}})
+        assert resp.status_code == 200 and not resp.content, resp.text
+        migration = wait_migration(cloud, sid, "done")
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert server[HOST] == "compute-3" and migration["migration_type"] == "evacuation"
+        held = allocations(cloud)
+        # the source is down: its usage stays, held by the evacuation, until it starts again
+        assert held[sid] == {"compute-3": resources(1, 128, 1)}
+        assert held[migration["uuid"]] == {"compute-2": resources(1, 128, 1)}
+        actions = [a["action"] for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]]
+        assert actions[0] == "evacuate"
+
+        # before 2.14: onSharedStorage is required, the new password is in the answer
+        other = active_server(c, image_ref, availability_zone="nova:compute-4")["id"]
+        with cloud.client(version="2.53") as admin:
+            _force_down(admin, "compute-4", True)
+        with cloud.client(version="2.13") as old:
+            fault(act(old, other, {"evacuate": {}}), 400, "badRequest")
+            assert fault(act(old, other, {"evacuate": {"onSharedStorage": True, "adminPass": "x"}}), 400,
+                         "badRequest") == "admin password can't be changed on existing disk"
+            resp = act(old, other, {"evacuate": {"onSharedStorage": False}})
+            assert resp.status_code == 200 and len(resp.json()["adminPass"]) == 12, resp.text
+        other_migration = wait_migration(cloud, other, "done")
+        assert wait_for_status(c, other, {"ACTIVE"})[HOST] not in ("compute-2", "compute-4")
+        # on "shared storage" the simulated hosts do not have: the evacuation fails, the server in ERROR
+        with cloud.client(version="2.53") as admin:
+            _force_down(admin, "compute-3", True)
+        with cloud.client(version="2.13") as old:
+            assert act(old, sid, {"evacuate": {"onSharedStorage": True}}).status_code == 200
+        wait_migration(cloud, sid, "failed")
+        server = wait_for_status(c, sid, {"ERROR"})
+        assert server[HOST] == "compute-3"
+        assert allocations(cloud)[sid] == {"compute-3": resources(1, 128, 1)}
+        with cloud.client(version="2.53") as admin:
+            _force_down(admin, "compute-3", False)
+            service = next(s for s in admin.get("/os-services", params={"host": "compute-2"}).json()["services"])
+            assert admin.put(f"/os-services/{service['id']}", json={"forced_down": False}).status_code == 400
+
+    return [(sid, migration), (other, other_migration)]
+
+
+def _image_status(cloud: Cloud, image_id: str) -> int:
+    with cloud.image_client() as image:
+        return image.get(f"/v2/images/{image_id}").status_code
+
+
+def test_shelve_offloads_at_once_and_unshelve_schedules_anew(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version=V) as c:
+        server = active_server(c, image_id)
+        sid = server["id"]
+        assert act(c, sid, {"shelve": None}).status_code == 202
+        server = wait_for_status(c, sid, {"SHELVED_OFFLOADED"})
+        assert server[HOST] is None and sid not in allocations(cloud4)
+        with cloud4.image_client() as image:
+            shelved = [i for i in image.get("/v2/images").json()["images"]
+                       if i["name"] == f"{server['name']}-shelved"]
+        assert len(shelved) == 1 and shelved[0]["status"] == "active"
+        assert fault(act(c, sid, {"os-start": None}), 409, "conflictingRequest") == (
+            f"Instance {sid} is not ready")  # Nova checks the host first for start
+        assert fault(act(c, sid, {"shelve": None}), 409, "conflictingRequest") == (
+            f"Cannot 'shelve' instance {sid} while it is in vm_state shelved_offloaded")
+        assert act(c, sid, {"unshelve": None}).status_code == 202
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert server[HOST] is not None
+        assert allocations(cloud4)[sid] == {server[HOST]: resources(1, 128, 1)}
+        deadline = time.monotonic() + 10
+        while _image_status(cloud4, shelved[0]["id"]) != 404:  # the snapshot goes once unshelved
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        names = [a["action"] for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]]
+        assert names[:2] == ["unshelve", "shelve"]
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_shelve_kept_then_offloaded_on_request(one_host: Cloud) -> None:
+    with one_host.image_client() as image:
+        image_ref = str(upload_image(image)["id"])
+    with one_host.client(version=V) as c:
+        sid = active_server(c, image_ref)["id"]
+        for server_id in [s["id"] for s in c.get("/servers").json()["servers"] if s["id"] != sid]:
+            c.delete(f"/servers/{server_id}")
+        assert act(c, sid, {"shelve": None}).status_code == 202
+        server = wait_for_status(c, sid, {"SHELVED"})  # shelved_offload_time = -1: never offloaded by itself
+        assert server[HOST] == "compute-1" and server["OS-EXT-STS:power_state"] == 4
+        assert allocations(one_host)[sid] == {"compute-1": resources(1, 128, 1)}
+        assert act(c, sid, {"unshelve": None}).status_code == 202  # on its host, its guest started again
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert server["OS-EXT-STS:power_state"] == 1
+        assert act(c, sid, {"shelve": None}).status_code == 202
+        wait_for_status(c, sid, {"SHELVED"})
+        with one_host.client(token="alice:demo", version=V) as member:
+            mine = active_server(member, image_ref)["id"]
+            assert act(member, mine, {"shelve": None}).status_code == 202
+            wait_for_status(member, mine, {"SHELVED"})
+            assert fault(act(member, mine, {"shelveOffload": None}), 403, "forbidden") == (
+                "Policy doesn't allow os_compute_api:os-shelve:shelve_offload to be performed.")
+            member.delete(f"/servers/{mine}")
+            wait_gone(member, mine)
+        assert act(c, sid, {"shelveOffload": None}).status_code == 202
+        server = wait_for_status(c, sid, {"SHELVED_OFFLOADED"})
+        assert server[HOST] is None and sid not in allocations(one_host)
+        assert act(c, sid, {"unshelve": None}).status_code == 202
+        assert wait_for_status(c, sid, {"ACTIVE"})[HOST] == "compute-1"
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_shelved_offload_time(auto_confirm: Cloud) -> None:
+    with auto_confirm.image_client() as image:
+        image_ref = str(upload_image(image)["id"])
+    with auto_confirm.client(version=V) as c:
+        sid = active_server(c, image_ref)["id"]
+        assert act(c, sid, {"shelve": None}).status_code == 202
+        wait_for_status(c, sid, {"SHELVED"})
+        server = wait_for_status(c, sid, {"SHELVED_OFFLOADED"}, timeout=30)  # by the periodic task
+        assert server[HOST] is None and sid not in allocations(auto_confirm)
+        names = [a["action"] for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]]
+        assert names[0] == "shelve"  # the offload is the service's, under no user action
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_rebuild_in_place(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.image_client() as image:
+        other = upload_image(image, name="other")["id"]
+        big = upload_image(image, min_disk=50)["id"]
+    with cloud4.client(version="2.57") as c:
+        keypair = c.post("/os-keypairs", json={"keypair": {"name": f"k-{uuid.uuid4().hex[:6]}"}}).json()["keypair"]
+        server = active_server(c, image_id)
+        sid, here = server["id"], server[HOST]
+        before = allocations(cloud4)[sid]
+        resp = act(c, sid, {"rebuild": {"imageRef": other, "name": "rebuilt", "metadata": {"k": "v"},
+                                        "key_name": keypair["name"], "user_data": "aGVsbG8=",
+                                        "adminPass": "s3cret", "preserve_ephemeral": False}})
+        assert resp.status_code == 202, resp.text
+        body = resp.json()["server"]
+        assert body["id"] == sid and body["adminPass"] == "s3cret" and body["image"]["id"] == other
+        server = wait_for_status(c, sid, {"ACTIVE"})
+        assert (server["name"], server["metadata"], server["key_name"], server[HOST]) == (
+            "rebuilt", {"k": "v"}, keypair["name"], here)
+        assert server["image"]["id"] == other and allocations(cloud4)[sid] == before
+        events = c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]
+        assert events[0]["action"] == "rebuild"
+        # a stopped server is rebuilt stopped
+        assert act(c, sid, {"os-stop": None}).status_code == 202
+        wait_for_status(c, sid, {"SHUTOFF"})
+        assert act(c, sid, {"rebuild": {"imageRef": image_id}}).status_code == 202
+        server = wait_for_status(c, sid, {"SHUTOFF"})
+        deadline = time.monotonic() + 10
+        while server["OS-EXT-STS:task_state"] is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            server = c.get(f"/servers/{sid}").json()["server"]
+        assert server["image"]["id"] == image_id and server["OS-EXT-STS:task_state"] is None
+        # refusals change nothing
+        assert fault(act(c, sid, {"rebuild": {"imageRef": str(uuid.uuid4())}}), 400, "badRequest") == (
+            "Cannot find image for rebuild")
+        assert fault(act(c, sid, {"rebuild": {"imageRef": big}}), 400, "badRequest") == (
+            "Flavor's disk is too small for requested image.")
+        assert fault(act(c, sid, {"rebuild": {"imageRef": image_id, "key_name": "nope"}}), 400, "badRequest") == (
+            "Invalid key_name provided.")
+        fault(act(c, sid, {"rebuild": {"imageRef": image_id, "personality": []}}), 400, "badRequest")
+        assert c.get(f"/servers/{sid}").json()["server"]["image"]["id"] == image_id
+        assert act(c, sid, {"shelve": None}).status_code == 202
+        wait_for_status(c, sid, {"SHELVED_OFFLOADED"})
+        assert fault(act(c, sid, {"rebuild": {"imageRef": image_id}}), 409, "conflictingRequest") == (
+            f"Cannot 'rebuild' instance {sid} while it is in vm_state shelved_offloaded")
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_reset_state_and_crash_dump(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version="2.17") as c:
+        sid = active_server(c, image_id)["id"]
+        assert act(c, sid, {"trigger_crash_dump": None}).status_code == 202
+        deadline = time.monotonic() + 10
+        while "NMI received" not in c.post(f"/servers/{sid}/action",
+                                           json={"os-getConsoleOutput": {"length": 5}}).json()["output"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert act(c, sid, {"os-resetState": {"state": "error"}}).status_code == 202
+        assert c.get(f"/servers/{sid}").json()["server"]["status"] == "ERROR"
+        fault(act(c, sid, {"os-resetState": {"state": "paused"}}), 400, "badRequest")
+        assert act(c, sid, {"os-resetState": {"state": "active"}}).status_code == 202
+        assert c.get(f"/servers/{sid}").json()["server"]["status"] == "ACTIVE"
+        names = [a["action"] for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]]
+        assert names[:3] == ["resetState", "resetState", "trigger_crash_dump"]
+        with cloud4.client(version="2.16") as old:
+            fault(act(old, sid, {"trigger_crash_dump": None}), 400, "badRequest")
+        assert act(c, sid, {"os-stop": None}).status_code == 202
+        wait_for_status(c, sid, {"SHUTOFF"})
+        assert fault(act(c, sid, {"trigger_crash_dump": None}), 409, "conflictingRequest") == (
+            f"Cannot 'trigger_crash_dump' instance {sid} while it is in vm_state stopped")
+    with cloud4.client(token="alice:demo", version="2.17") as member:
+        mine = active_server(member, image_id)["id"]
+        assert fault(act(member, mine, {"os-resetState": {"state": "error"}}), 403, "forbidden") == (
+            "Policy doesn't allow os_compute_api:os-admin-actions:reset_state to be performed.")
+        member.delete(f"/servers/{mine}")
+        wait_gone(member, mine)
+    with cloud4.client(version="2.17") as c:
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_rescue_password_and_diagnostics(cloud4: Cloud, image_id: str) -> None:
+    from tempest.lib.api_schema.response.compute.v2_48 import servers as schema_v248
+
+    with cloud4.client(version="2.48") as c:
+        server = active_server(c, image_id)
+        sid = server["id"]
+        diag = check_schema(schema_v248.show_server_diagnostics, c.get(f"/servers/{sid}/diagnostics"))
+        assert (diag["state"], diag["num_cpus"], diag["memory_details"]["maximum"]) == ("running", 1, 128)
+        with cloud4.client(version="2.47") as old:
+            legacy = old.get(f"/servers/{sid}/diagnostics").json()
+            assert legacy["memory"] == 128 * 1024 and "cpu0_time" in legacy
+        assert act(c, sid, {"changePassword": {"adminPass": "n3w"}}).status_code == 202
+        assert c.get(f"/servers/{sid}").json()["server"]["OS-EXT-STS:task_state"] is None
+
+        resp = act(c, sid, {"rescue": {"adminPass": "r3scue"}})
+        assert resp.status_code == 200 and resp.json() == {"adminPass": "r3scue"}, resp.text
+        wait_for_status(c, sid, {"RESCUE"})
+        for action, name in (({"reboot": {"type": "HARD"}}, "reboot"), ({"rebuild": {"imageRef": image_id}}, "rebuild"),
+                             ({"rescue": None}, "rescue")):
+            assert fault(act(c, sid, action), 409, "conflictingRequest") == (
+                f"Cannot '{name}' instance {sid} while it is in vm_state rescued")
+        assert fault(act(c, sid, {"changePassword": {"adminPass": "x"}}), 409, "conflictingRequest") == (
+            f"Cannot 'changePassword' instance {sid} while it is in vm_state rescued")
+        assert act(c, sid, {"unrescue": None}).status_code == 202
+        wait_for_status(c, sid, {"ACTIVE"})
+        assert fault(act(c, sid, {"unrescue": None}), 409, "conflictingRequest") == (
+            f"Cannot 'unrescue' instance {sid} while it is in vm_state active")
+        assert fault(act(c, sid, {"rescue": {"rescue_image_ref": str(uuid.uuid4())}}), 400, "badRequest").endswith(
+            "could not be found.")
+        with cloud4.image_client() as image:
+            rescue_image = upload_image(image, name="rescue")["id"]
+        assert act(c, sid, {"rescue": {"rescue_image_ref": rescue_image}}).status_code == 200
+        wait_for_status(c, sid, {"RESCUE"})
+        out = act(c, sid, {"os-getConsoleOutput": {"length": 10}}).json()["output"]
+        assert f"booting rescue image {rescue_image}" in out
+        assert act(c, sid, {"unrescue": None}).status_code == 202
+        wait_for_status(c, sid, {"ACTIVE"})
+        names = [a["action"] for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]]
+        assert names[:5] == ["unrescue", "rescue", "unrescue", "rescue", "changePassword"]
+    with cloud4.client(token="alice:demo", version="2.48") as member:
+        mine = active_server(member, image_id)["id"]
+        assert fault(member.get(f"/servers/{mine}/diagnostics"), 403, "forbidden") == (
+            "Policy doesn't allow os_compute_api:os-server-diagnostics to be performed.")
+        member.delete(f"/servers/{mine}")
+        wait_gone(member, mine)
+    with cloud4.client(version="2.48") as c:
+        c.delete(f"/servers/{sid}")
+        wait_gone(c, sid)
+
+
+def test_soft_delete_restore_force_delete_and_reclaim(auto_confirm: Cloud) -> None:
+    with auto_confirm.image_client() as image:
+        image_ref = str(upload_image(image)["id"])
+    with auto_confirm.client(version=V) as c:
+        server = active_server(c, image_ref)
+        sid, host = server["id"], server[HOST]
+        assert c.delete(f"/servers/{sid}").status_code == 204
+        server = wait_for_status(c, sid, {"SOFT_DELETED"})
+        assert server["OS-EXT-STS:power_state"] == 4
+        assert allocations(auto_confirm)[sid] == {host: resources(1, 128, 1)}  # the claim is kept
+        assert act(c, sid, {"restore": None}).status_code == 202
+        assert wait_for_status(c, sid, {"ACTIVE"})["OS-EXT-STS:power_state"] == 1
+        assert fault(act(c, sid, {"restore": None}), 409, "conflictingRequest") == (
+            f"Cannot 'restore' instance {sid} while it is in vm_state active")
+        assert c.delete(f"/servers/{sid}").status_code == 204
+        wait_for_status(c, sid, {"SOFT_DELETED"})
+        assert act(c, sid, {"forceDelete": None}).status_code == 202
+        wait_gone(c, sid)
+        assert sid not in allocations(auto_confirm)
+
+        other = active_server(c, image_ref)["id"]
+        assert c.delete(f"/servers/{other}").status_code == 204
+        wait_for_status(c, other, {"SOFT_DELETED"})
+        wait_gone(c, other, timeout=30)  # reclaimed by the host's periodic task after 2 s
+        assert other not in allocations(auto_confirm)
+
+
+def test_create_backup_rotates(cloud4: Cloud, image_id: str) -> None:
+    with cloud4.client(version="2.45") as c:
+        sid = active_server(c, image_id)["id"]
+        made = []
+        for index in range(3):
+            resp = act(c, sid, {"createBackup": {"name": f"b{index}", "backup_type": "daily", "rotation": 2}})
+            assert resp.status_code == 202, resp.text
+            made.append(resp.json()["image_id"])
+            deadline = time.monotonic() + 15
+            while c.get(f"/servers/{sid}").json()["server"]["OS-EXT-STS:task_state"] is not None:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        with cloud4.image_client() as image:
+            deadline = time.monotonic() + 15
+            while image.get(f"/v2/images/{made[0]}").status_code != 404:  # rotated out: only the newest 2 stay
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            kept = image.get(f"/v2/images/{made[2]}").json()
+            assert (kept["image_type"], kept["backup_type"], kept["instance_uuid"]) == ("backup", "daily", sid)
+            assert image.get(f"/v2/images/{made[1]}").status_code == 200
+        fault(act(c, sid, {"createBackup": {"name": "x", "backup_type": "daily", "rotation": -1}}), 400,
+              "badRequest")
+        with cloud4.client(version="2.44") as old:
+            resp = act(old, sid, {"createBackup": {"name": "w", "backup_type": "weekly", "rotation": 1}})
+            assert resp.status_code == 202 and "/images/" in resp.headers["location"], resp.text
+        names = [a["action"] for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]]
+        assert names[0] == "createBackup"
         c.delete(f"/servers/{sid}")
         wait_gone(c, sid)

@@ -9,8 +9,7 @@ import argparse
 import textwrap
 
 #: features off until Stratus has them (each flips with the issue that brings it)
-DISABLED_FEATURES = ("live_migration", "shelve", "rescue", "change_password",
-                     "interface_attach", "attach_encrypted_volume", "vnc_console", "spice_console",
+DISABLED_FEATURES = ("interface_attach", "attach_encrypted_volume", "vnc_console", "spice_console",
                      "serial_console", "personality", "config_drive", "metadata_service")
 
 
@@ -67,6 +66,11 @@ def tempest_conf(identity_url: str, admin_password: str, image_ref: str, image_r
         [compute-feature-enabled]
         resize = true
         cold_migration = true
+        live_migration = true
+        shelve = true
+        rescue = true
+        change_password = true
+        block_migration_for_live_migration = true
         console_output = true
         snapshot = true
         pause = true

@@ -1,0 +1,73 @@
+"""Server actions ``os-resetState`` (admin) and ``trigger_crash_dump`` (2.17), as Nova's.
+
+``os-resetState`` sets the vm_state (``active`` or ``error``) and clears the task_state, whatever the server
+was doing, and records the instance action ``resetState``: 202. ``trigger_crash_dump`` asks the server's host
+to inject an NMI into the guest (states active, paused, resized, rescued or error; nothing under way): 202, the
+instance action ``trigger_crash_dump``; a driver that cannot records the fault ``The requested functionality is
+not supported.`` on its event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from stratus.api import validation
+from stratus.api.common import ActionHandler
+from stratus.api.errors import Fault
+from stratus.api.microversion import APIVersion
+from stratus.api.request import ApiRequest, empty_response
+from stratus.api.server_moves import conflict
+from stratus.api.servers import load_instance
+from stratus.compute import api as compute_api
+from stratus.db import actions, instances
+from stratus.objects import states
+
+_V217 = APIVersion.parse("2.17")  # trigger_crash_dump
+_RESET_SCHEMA = {
+    "type": "object",
+    "properties": {"os-resetState": {"type": "object",
+                                     "properties": {"state": {"type": "string", "enum": ["active", "error"]}},
+                                     "required": ["state"], "additionalProperties": False}},
+    "required": ["os-resetState"], "additionalProperties": False,
+}
+_CRASH_SCHEMA = {"type": "object", "properties": {"trigger_crash_dump": {"type": "null"}},
+                 "required": ["trigger_crash_dump"], "additionalProperties": False}
+#: Nova's ``check_instance_state`` of trigger_crash_dump; the cast is the host's power.trigger_crash_dump
+TRIGGER_CRASH_DUMP = compute_api.PowerAction(
+    "trigger_crash_dump", "trigger_crash_dump", "", (states.ACTIVE, states.PAUSED, states.RESIZED,
+                                                     states.RESCUED, states.ERROR))
+
+
+async def _reset_state(req: ApiRequest, body: dict[str, Any]) -> Response:
+    validation.validate(_RESET_SCHEMA, body)
+    inst = await load_instance(req, req.path["server_id"], "os_compute_api:os-admin-actions:reset_state")
+    state = states.ACTIVE if body["os-resetState"]["state"] == "active" else states.ERROR
+    async with req.services.db.write() as conn:
+        await actions.action_start(conn, req.context.to_dict(), [inst["uuid"]], "resetState")
+        if not await instances.update_instance(conn, inst["uuid"], {"vm_state": state, "task_state": None}):
+            raise Fault(404, f"Instance {inst['uuid']} could not be found.")
+    return empty_response(202)
+
+
+async def _trigger_crash_dump(req: ApiRequest, body: dict[str, Any]) -> Response:
+    if not req.at_least(_V217):
+        raise Fault(400, "There is no such action: trigger_crash_dump")
+    validation.validate(_CRASH_SCHEMA, body)
+    server_id = req.path["server_id"]
+    inst = await load_instance(req, server_id, "os_compute_api:servers:trigger_crash_dump")
+    try:
+        await compute_api.request_stateless(req.services.db, req.services.transport, req.context.to_dict(),
+                                            inst["uuid"], TRIGGER_CRASH_DUMP, is_admin=req.context.is_admin)
+    except compute_api.InstanceInvalidState as exc:
+        raise conflict(exc, "trigger_crash_dump", server_id) from None
+    except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
+        raise Fault(409, exc.message) from None
+    return empty_response(202)
+
+
+ACTIONS: dict[str, ActionHandler] = {
+    "os-resetState": _reset_state,
+    "trigger_crash_dump": _trigger_crash_dump,
+}
