@@ -18,7 +18,6 @@ import asyncio
 import logging
 from typing import Any
 
-from stratus import exception
 from stratus.compute import (
     build,
     console,
@@ -37,7 +36,6 @@ from stratus.compute import (
     soft_delete,
 )
 from stratus.compute.host import ComputeHost
-from stratus.db import instances
 from stratus.db import services as services_db
 from stratus.virt.driver import LifecycleEvent
 
@@ -230,19 +228,9 @@ class ComputeManager(ComputeHost):
     async def attach_interface(self, context: dict[str, Any], instance_uuid: str, network_id: str | None,
                                port_id: str | None, fixed_ip: str | None, tag: str | None = None) -> dict[str, Any]:
         """os-interface POST (a call: the API answers with the new interface)."""
-        async with self.locks(instance_uuid):
-            instance = await self._live_instance(instance_uuid)
-            return await networking.attach_interface(self, context, instance, network_id, port_id, fixed_ip, tag)
+        return await networking.attach_interface_of(self, context, instance_uuid, network_id, port_id, fixed_ip,
+                                                    tag)
 
     async def detach_interface(self, context: dict[str, Any], instance_uuid: str, port_id: str) -> None:
         """os-interface DELETE (a call, as Nova's API waits for the host to take it)."""
-        async with self.locks(instance_uuid):
-            instance = await self._live_instance(instance_uuid)
-            await networking.detach_interface(self, context, instance, port_id)
-
-    async def _live_instance(self, instance_uuid: str) -> dict[str, Any]:
-        async with self.db.read() as conn:
-            instance = await instances.get_plain(conn, instance_uuid)
-        if instance is None or instance["deleted"] or instance["host"] != self.host:
-            raise exception.InstanceNotFound(instance_id=instance_uuid)
-        return instance
+        await networking.detach_interface_of(self, context, instance_uuid, port_id)

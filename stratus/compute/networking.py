@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from stratus import exception
 from stratus.compute.instance_events import VIF_PLUGGED, VirtualInterfaceCreateException
-from stratus.db import info_cache
+from stratus.db import info_cache, instances
 from stratus.network import neutron
 
 if TYPE_CHECKING:
@@ -133,6 +133,32 @@ async def external_instance_event(manager: ComputeHost, context: dict[str, Any],
                 LOG.exception("refreshing the network info of %s failed", event["server_uuid"])
             continue
         manager.instance_events.deliver(event)
+
+
+async def _live_instance(manager: ComputeHost, instance_uuid: str) -> dict[str, Any]:
+    """The instance, if it is live and this host's."""
+    async with manager.db.read() as conn:
+        instance = await instances.get_plain(conn, instance_uuid)
+    if instance is None or instance["deleted"] or instance["host"] != manager.host:
+        raise exception.InstanceNotFound(instance_id=instance_uuid)
+    return instance
+
+
+async def attach_interface_of(manager: ComputeHost, context: dict[str, Any], instance_uuid: str,
+                              network_id: str | None, port_id: str | None, fixed_ip: str | None,
+                              tag: str | None = None) -> dict[str, Any]:
+    """:func:`attach_interface` under the instance's lock, on this host's live instance."""
+    async with manager.locks(instance_uuid):
+        instance = await _live_instance(manager, instance_uuid)
+        return await attach_interface(manager, context, instance, network_id, port_id, fixed_ip, tag)
+
+
+async def detach_interface_of(manager: ComputeHost, context: dict[str, Any], instance_uuid: str,
+                              port_id: str) -> None:
+    """:func:`detach_interface` under the instance's lock, on this host's live instance."""
+    async with manager.locks(instance_uuid):
+        instance = await _live_instance(manager, instance_uuid)
+        await detach_interface(manager, context, instance, port_id)
 
 
 async def attach_interface(manager: ComputeHost, context: dict[str, Any], instance: dict[str, Any],
