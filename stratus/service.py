@@ -222,7 +222,7 @@ class Services:
         notifier = Notifier(self.db, AgentNotifyAPI(self.transport), nova, list(options.default_availability_zones))
         self.network = NetworkServices(conf=conf, db=self.db, policy=NetworkPolicy(conf), notifier=notifier)
         await self.transport.listen(SERVER_TOPIC, NetworkServerEndpoint(self.db, notifier,
-                                                                        conf.default_availability_zone))
+                                                                        conf.default_availability_zone, options))
         self._serve(sizelimit.wrap(auth.wrap(create_network_app(self.network, auth)), conf), options.listen,
                     options.listen_port)
 

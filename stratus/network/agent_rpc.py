@@ -12,7 +12,9 @@ network or router is its own): ``network_update(network, subnets, ports)``, ``ne
 
 agent → server: calls to topic ``network_server``: ``report_state(host, agent_type, binary, configurations)``
 (and ``report_states(states)``, many hosts in one call, for simulated fleets), ``get_device_details(host,
-port_id)``, ``update_device_up(host, port_id)``, ``update_device_down(host, port_id)``.
+port_id)``, ``update_device_up(host, port_id)``, ``update_device_down(host, port_id)``; for DHCP agents (an
+addition to the contract) ``create_dhcp_port(host, network_id)`` (the agent's ``network:dhcp`` port, made once,
+with an address on each DHCP subnet: the DHCP server's address) and ``release_dhcp_port(host, network_id)``.
 """
 
 from __future__ import annotations
@@ -84,6 +86,17 @@ class PluginAPI:
         found: dict[str, Any] | None = await self.transport.call(SERVER_TOPIC, "get_device_details", context,
                                                                  timeout=self.timeout, host=host, port_id=port_id)
         return found
+
+    async def create_dhcp_port(self, context: dict[str, Any], host: str, network_id: str) -> dict[str, Any] | None:
+        port: dict[str, Any] | None = await self.transport.call(SERVER_TOPIC, "create_dhcp_port", context,
+                                                                timeout=self.timeout, host=host,
+                                                                network_id=network_id)
+        return port
+
+    async def release_dhcp_port(self, context: dict[str, Any], host: str, network_id: str) -> bool:
+        done: bool = await self.transport.call(SERVER_TOPIC, "release_dhcp_port", context, timeout=self.timeout,
+                                               host=host, network_id=network_id)
+        return done
 
     async def update_device_up(self, context: dict[str, Any], host: str, port_id: str) -> bool:
         done: bool = await self.transport.call(SERVER_TOPIC, "update_device_up", context, timeout=self.timeout,

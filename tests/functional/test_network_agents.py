@@ -72,6 +72,8 @@ def test_a_port_bound_to_a_host_goes_active_and_nova_is_told(agents_cloud: Cloud
         assert bound["binding:vif_details"] == {"port_filter": True, "connectivity": "l2",
                                                 "bridge_name": "brq" + net["id"][:11]}
         assert _wait_status(n, p["id"], "ACTIVE")["status"] == "ACTIVE"
+        assert "port is already bound" in neutron_error(n.put(f"/ports/{p['id']}", json={"port": {
+            "mac_address": "fa:16:3e:00:00:01"}}), 409, "PortBound")
         # the compute API of this branch has no os-server-external-events: its 404 is logged, nothing breaks
         _wait_log(agents_cloud, f"Nova answered 404 to os-server-external-events [('network-vif-plugged', "
                                 f"'{server}')]")

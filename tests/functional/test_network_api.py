@@ -152,6 +152,10 @@ def test_ipv6_slaac_addresses_come_from_the_mac(cloud: Cloud) -> None:
         mac = after["mac_address"].split(":")
         assert {"subnet_id": v6["id"], "ip_address": str(ipaddress.IPv6Address(
             f"fd30::{int(mac[0], 16) ^ 2:02x}{mac[1]}:{mac[2]}ff:fe{mac[3]}:{mac[4]}{mac[5]}"))} in after["fixed_ips"]
+        moved = n.put(f"/ports/{before['id']}", json={"port": {"mac_address": "fa:16:3e:44:55:66"}}).json()["port"]
+        assert {"subnet_id": v6["id"], "ip_address": "fd30::f816:3eff:fe44:5566"} in moved["fixed_ips"]
+        assert "is in use" in neutron_error(n.put(f"/ports/{after['id']}", json={"port": {
+            "mac_address": "fa:16:3e:44:55:66"}}), 409, "MacAddressInUse")
         assert "configured for automatic addresses" in neutron_error(n.post("/ports", json={"port": {
             "network_id": net["id"], "fixed_ips": [{"subnet_id": v6["id"], "ip_address": "fd30::5"}]}}), 400,
             "AllocationOnAutoAddressSubnet")
@@ -316,3 +320,9 @@ def test_body_and_integer_limits(cloud: Cloud) -> None:
         for _ in range(40):
             deep = [deep]
         neutron_error(n.post("/networks", json={"network": {"name": deep}}), 400, "HTTPBadRequest")
+
+
+def test_nul_characters_are_refused(cloud: Cloud) -> None:
+    with cloud.network_client() as n:
+        neutron_error(n.post("/networks", json={"network": {"name": "a\u0000b"}}), 400, "HTTPBadRequest")
+        neutron_error(n.get("/networks", params={"name": "a\u0000"}), 400, "HTTPBadRequest")

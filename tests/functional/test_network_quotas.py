@@ -76,3 +76,45 @@ def test_auto_allocated_topology(cloud: Cloud) -> None:
         neutron_error(n.get(f"/networks/{net_id}"), 404, "NetworkNotFound")
         assert n.get("/routers").json()["routers"] == []
         assert admin.delete(f"/networks/{public['id']}").status_code == 204
+
+
+def test_tags(cloud: Cloud) -> None:
+    with cloud.network_client() as n:
+        net = network(n)
+        url = f"/networks/{net['id']}/tags"
+        assert n.put(f"{url}/red").status_code == 201
+        assert n.get(f"{url}/red").status_code == 204
+        neutron_error(n.get(f"{url}/blue"), 404, "TagNotFound")
+        replaced = n.put(url, json={"tags": ["a", "b", "a"]})
+        assert replaced.status_code == 200 and replaced.json()["tags"] == ["a", "b"]
+        shown = n.get(f"/networks/{net['id']}").json()["network"]
+        assert shown["tags"] == ["a", "b"] and shown["revision_number"] == 2
+        assert [x["id"] for x in n.get("/networks", params={"tags": "a,b"}).json()["networks"]] == [net["id"]]
+        assert net["id"] not in {x["id"] for x in n.get("/networks", params={"not-tags-any": "a"}).json()["networks"]}
+        assert n.delete(f"{url}/a").status_code == 204
+        neutron_error(n.delete(f"{url}/a"), 404, "TagNotFound")
+        neutron_error(n.put(f"{url}/{'x' * 300}"), 400, "InvalidInput")
+        assert n.delete(url).status_code == 204 and n.get(url).json()["tags"] == []
+        neutron_error(n.get(f"/widgets/{net['id']}/tags"), 404, "HTTPNotFound")
+        with cloud.network_client(f"o:o{uuid.uuid4().hex[:6]}") as other:
+            neutron_error(other.put(f"{url}/mine"), 404, "NetworkNotFound")
+        n.delete(f"/networks/{net['id']}")
+
+
+def test_network_ip_availabilities(cloud: Cloud) -> None:
+    with cloud.network_client() as n:
+        net = network(n)
+        sub = subnet(n, net["id"], "10.85.0.0/29")
+        n.post("/ports", json={"port": {"network_id": net["id"]}})
+        shown = n.get(f"/network-ip-availabilities/{net['id']}").json()["network_ip_availability"]
+        assert (shown["total_ips"], shown["used_ips"]) == (5, 1)
+        assert shown["subnet_ip_availability"] == [{"subnet_id": sub["id"], "subnet_name": "",
+                                                    "cidr": "10.85.0.0/29", "ip_version": 4, "total_ips": 5,
+                                                    "used_ips": 1}]
+        listed = n.get("/network-ip-availabilities", params={"network_id": net["id"]}).json()
+        assert [x["network_id"] for x in listed["network_ip_availabilities"]] == [net["id"]]
+        with cloud.network_client(f"o:o{uuid.uuid4().hex[:6]}") as other:
+            neutron_error(other.get("/network-ip-availabilities"), 403, "PolicyNotAuthorized")
+        for p in n.get("/ports", params={"network_id": net["id"]}).json()["ports"]:
+            n.delete(f"/ports/{p['id']}")
+        n.delete(f"/networks/{net['id']}")

@@ -1,6 +1,7 @@
-"""tempest.conf for a Stratus all-in-one: dynamic credentials through the embedded identity, no network or
-volume service, and the compute features Stratus has today. ``python -m tests.tempest.config`` writes one for a
-running cloud (see docs/tempest.md); the test suite writes its own."""
+"""tempest.conf for a Stratus all-in-one: dynamic credentials through the embedded identity, no volume service,
+the network service only for the network tests, and the compute features Stratus has today.
+``python -m tests.tempest.config`` writes one for a running cloud (see docs/tempest.md); the test suite writes its
+own."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ DISABLED_FEATURES = ("resize", "live_migration", "cold_migration", "shelve", "re
 NETWORK_EXTENSIONS = ("external-net", "provider", "binding", "port-security", "allowed-address-pairs",
                       "security-group", "net-mtu", "network_availability_zone", "project-id",
                       "standard-attr-description", "standard-attr-timestamp", "standard-attr-revisions",
-                      "filter-validation", "sorting", "pagination", "router", "ext-gw-mode", "extraroute", "agent")
+                      "filter-validation", "sorting", "pagination", "router", "ext-gw-mode", "extraroute", "quotas",
+                      "quota_details", "auto-allocated-topology", "agent", "standard-attr-tag", "tag",
+                      "network-ip-availability")
 
 
 def tempest_conf(identity_url: str, admin_password: str, image_ref: str, image_ref_alt: str,
@@ -86,8 +89,11 @@ def main() -> None:
     parser.add_argument("--image-ref", required=True)
     parser.add_argument("--image-ref-alt", required=True)
     parser.add_argument("--log-dir", default=".")
+    parser.add_argument("--public-network-id", help="An external network: turns the network service on (for the "
+                                                    "tempest.api.network tests).")
     args = parser.parse_args()
-    print(tempest_conf(args.identity_url, args.admin_password, args.image_ref, args.image_ref_alt, args.log_dir))
+    print(tempest_conf(args.identity_url, args.admin_password, args.image_ref, args.image_ref_alt, args.log_dir,
+                       args.public_network_id))
 
 
 if __name__ == "__main__":

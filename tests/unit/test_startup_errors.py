@@ -1,5 +1,6 @@
 """A transport_url or [database] connection the process cannot use stops the start with one line and exit code 2,
-and a bad transport stops it before the migrations touch the database."""
+and a bad transport stops it before the migrations touch the database; so do networking options the networking
+server cannot use."""
 
 from __future__ import annotations
 
@@ -52,3 +53,19 @@ def test_bad_database_is_one_line(tmp_path: Path, connection: str, line: str, co
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "secret" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(line.format(port=port)), proc.stderr
+
+
+@pytest.mark.parametrize(("conf", "line"), [
+    ("[network_server]\nvni_ranges = 5:1\n", "stratus: [network_server] vni_ranges = 5:1: want min:max"),
+    ("[network_server]\nauto_allocate_cidr = 10.0.0.0/99\n",
+     "stratus: [network_server] auto_allocate_cidr = 10.0.0.0/99: not a CIDR"),
+    ("[network_server]\nbase_mac = 01:00:00:00:00:00\n",
+     "stratus: [network_server] base_mac = 01:00:00:00:00:00: not a unicast MAC address"),
+])
+def test_bad_networking_options_are_one_line(tmp_path: Path, conf: str, line: str) -> None:
+    ports = {"DEFAULT": "osapi_compute_listen_port", "image_store": "listen_port", "identity": "listen_port"}
+    listen = "".join(f"[{group}]\n{option} = {free_port()}\n" for group, option in ports.items())
+    proc = _start(tmp_path, "[DEFAULT]\n" + listen.replace("[DEFAULT]\n", "", 1) + conf, command="api")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(line), proc.stderr

@@ -59,21 +59,25 @@ class NoopAgents:
                  "configurations": {"devices": 0, "interface_mappings": {}, "noop": True}} for h in self.hosts]
 
     async def start(self) -> None:
+        """Listen, then report in the background (a deployment without a networking server must not hold up
+        the compute's start by a call's timeout)."""
         for host in self.hosts:
             await self.transport.listen(AGENT_TOPIC, _HostEndpoint(self, host), server=host)
-        await self.report(start=True)
         self._task = asyncio.create_task(self._loop())
 
-    async def report(self, start: bool = False) -> None:
+    async def report(self, start: bool = False) -> bool:
         try:
             await self.plugin.report_states(self.context, self._states(start))
         except Exception as exc:  # no server yet: the next interval tries again
             LOG.warning("noop agents: report_state failed: %s", exc)
+            return False
+        return True
 
     async def _loop(self) -> None:
+        started = False
         while True:
+            started = await self.report(start=not started) or started
             await asyncio.sleep(self.report_interval)
-            await self.report()
 
     async def stop(self) -> None:
         if self._task is not None:

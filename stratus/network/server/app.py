@@ -26,12 +26,14 @@ from stratus.network.server import (
     errors,
     extensions,
     floatingips,
+    ip_availability,
     networks,
     ports,
     quotas,
     routers,
     security_groups,
     subnets,
+    tags,
 )
 from stratus.network.server.resource import NetworkRequest, NetworkServices
 
@@ -72,7 +74,8 @@ class NetworkApi:
                 if "\x00" in request.url.path or any("\x00" in v for _, v in request.query_params.multi_items()):
                     raise errors.bad_request("NUL characters are not allowed in the URL.")
                 body = await handler(NetworkRequest(request, ctx, self.services))
-                response = Response(status_code=204) if body is None else json_response(body, status)
+                response = Response(status_code=204 if status == 200 else status) if body is None \
+                    else json_response(body, status)
             except errors.NeutronError as exc:
                 response = error_response(exc)
             except ClientDisconnect:
@@ -209,6 +212,12 @@ def routes_table(api: NetworkApi) -> dict[str, dict[str, Endpoint]]:
         "/v2.0/quotas/{project_id}/details": {"GET": e(quotas.show_details)},
         "/v2.0/auto-allocated-topology/{project_id}": {"GET": e(auto_allocate.get_topology),
                                                        "DELETE": e(auto_allocate.delete_topology, 204)},
+        "/v2.0/{resources}/{resource_id}/tags": {"GET": e(tags.list_tags), "PUT": e(tags.replace_tags),
+                                                 "DELETE": e(tags.remove_all, 204)},
+        "/v2.0/{resources}/{resource_id}/tags/{tag}": {"GET": e(tags.check_tag, 204), "PUT": e(tags.add_tag, 201),
+                                                       "DELETE": e(tags.remove_tag, 204)},
+        "/v2.0/network-ip-availabilities": {"GET": e(ip_availability.list_availabilities)},
+        "/v2.0/network-ip-availabilities/{network_id}": {"GET": e(ip_availability.show_availability)},
         "/v2.0/agents": {"GET": e(agents.list_agents)},
         "/v2.0/agents/{agent_id}": {"GET": e(agents.show_agent), "PUT": e(agents.update_agent),
                                     "DELETE": e(agents.delete_agent, 204)},

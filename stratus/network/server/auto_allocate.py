@@ -80,7 +80,7 @@ async def _build(req: NetworkRequest, conn: Connection, project_id: str) -> tupl
         await quotas.check(req, conn, resource, project_id)
     kind = opts.tenant_network_types[0] if opts.tenant_network_types else "local"
     physnet = networks.vlan_range(opts.network_vlan_range)[0] if kind == "vlan" else ""
-    seg_id = await networks._allocate_segment(req, conn, kind, physnet) if kind in ("vxlan", "vlan") else None
+    seg_id = await networks.allocate_segment(req, conn, kind, physnet) if kind in ("vxlan", "vlan") else None
     network = {"id": str(uuid.uuid4()), **new_standard(project_id), "name": NETWORK_NAME, "status": "ACTIVE",
                "admin_state_up": True, "shared": False, "external": False, "is_default": False,
                "mtu": opts.global_physnet_mtu - (networks.VXLAN_OVERHEAD if kind == "vxlan" else 0),
@@ -99,9 +99,9 @@ async def _build(req: NetworkRequest, conn: Connection, project_id: str) -> tupl
               "status": "ACTIVE", "admin_state_up": True, "gw_port_id": None, "enable_snat": True, "routes": [],
               "availability_zone_hints": []}
     await db.insert_record(conn, "router", router)
-    await routers._set_gateway(req, conn, router, {"network_id": external["id"]})
+    await routers.set_gateway(req, conn, router, {"network_id": external["id"]})
     await db.update_record(conn, "router", router)
-    await ports.make_port(req, conn, network, project_id, router["id"], routers.INTERFACE,
+    await ports.make_port(req.services.options, conn, network, project_id, router["id"], routers.INTERFACE,
                           [{"subnet_id": subnet["id"], "ip_address": gateway}])
     return network["id"], router["id"]
 

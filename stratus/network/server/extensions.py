@@ -27,6 +27,10 @@ _EXTENSIONS = [
      "resources that have Neutron standard attributes.", "2016-09-12T10:00:00-00:00"),
     ("standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of "
      "neutron resources.", "2016-04-11T10:00:00-00:00"),
+    ("standard-attr-tag", "Tag support for resources with standard attribute: subnet, trunk, router, network, "
+     "policy, subnetpool, port, security_group, floatingip", "Enables to set tag on resources with standard "
+     "attribute.", "2017-01-01T00:00:00-00:00"),
+    ("tag", "Tag support", "Enables to set tag on resources.", "2016-01-01T00:00:00-00:00"),
     ("filter-validation", "Filter parameters validation", "Provides validation on filter parameters.",
      "2018-07-04T10:00:00-00:00"),
     ("sorting", "Sorting support", "Extension that indicates that sorting is enabled.", "2016-06-12T00:00:00-00:00"),
@@ -41,6 +45,8 @@ _EXTENSIONS = [
      "project", "2017-02-10T10:00:00-00:00"),
     ("auto-allocated-topology", "Auto Allocated Topology Services", "Auto Allocated Topology Services.",
      "2016-01-01T00:00:00-00:00"),
+    ("network-ip-availability", "Network IP Availability", "Provides IP availability data for each network and "
+     "subnet.", "2015-09-24T00:00:00-00:00"),
     ("agent", "agent", "The agent management extension.", "2013-02-03T10:00:00-00:00"),
     ("pagination", "Pagination support", "Extension that indicates that pagination is enabled.",
      "2016-06-12T00:00:00-00:00"),

@@ -154,7 +154,7 @@ async def create_floatingip(req: NetworkRequest) -> dict[str, Any]:
                           "floating_network_id": network["id"], "description": values["description"],
                           "fixed_port_id": None, "fixed_ip_address": None, "router_id": None, "status": "DOWN"}
                 try:
-                    port = await ports.make_port(req, conn, network, "", record["id"], FLOATING, fixed)
+                    port = await ports.make_port(req.services.options, conn, network, "", record["id"], FLOATING, fixed)
                 except errors.NeutronError as exc:
                     if exc.type == "IpAddressGenerationFailure":
                         raise errors.NeutronError(400, "ExternalIpAddressExhausted", f"Unable to find any IP address "

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 import uuid
 from typing import Any
 
@@ -22,6 +24,7 @@ from stratus.network.server.resource import (
 )
 
 VXLAN_OVERHEAD = 50
+SEGMENT_RETRIES = 20
 NETWORK_TYPES = ("vxlan", "vlan", "flat", "local")
 _PROVIDER = ("provider:network_type", "provider:physical_network", "provider:segmentation_id")
 _ATTRS: dict[str, a.Attr] = {
@@ -146,7 +149,7 @@ def vlan_range(text: str) -> tuple[str, int, int]:
     return physnet, int(low), int(high)
 
 
-async def _allocate_segment(req: NetworkRequest, conn: Connection, kind: str, physnet: str) -> int:
+async def allocate_segment(req: NetworkRequest, conn: Connection, kind: str, physnet: str) -> int:
     opts = req.services.options
     if kind == "vxlan":
         low, _, high = opts.vni_ranges.partition(":")
@@ -157,7 +160,10 @@ async def _allocate_segment(req: NetworkRequest, conn: Connection, kind: str, ph
             raise errors.NeutronError(503, "NoNetworkAvailable", "Unable to create the network. No tenant network "
                                       "is available for allocation.")
     used = await db.segmentation_ids(conn, kind, physnet)
-    free = next((i for i in range(first, last + 1) if i not in used), None)
+    # one of the lowest free ids at random, as Neutron's type drivers pick: creates racing on PostgreSQL rarely
+    # pick the same one, and a loser (IntegrityError on the unique segment) runs again
+    free_ids = list(itertools.islice((i for i in range(first, last + 1) if i not in used), 32))
+    free = random.choice(free_ids) if free_ids else None
     if free is None:
         raise errors.NeutronError(503, "NoNetworkAvailable", "Unable to create the network. No tenant network is "
                                   "available for allocation.")
@@ -186,19 +192,19 @@ async def create_network(req: NetworkRequest) -> dict[str, Any]:
         raise errors.invalid_input("Unable to set is_default on a network that is not external")
     asked = _segment(req, values)
     opts = req.services.options
-    for attempt in range(5):
+    for attempt in range(SEGMENT_RETRIES):
         try:
             async with req.services.db.write() as conn:
                 await quotas.check(req, conn, "network", project_id)
                 if asked is None:
                     kind = opts.tenant_network_types[0] if opts.tenant_network_types else "local"
                     physnet = opts.network_vlan_range.split(":")[0] if kind == "vlan" else ""
-                    seg_id: int | None = await _allocate_segment(req, conn, kind, physnet) \
+                    seg_id: int | None = await allocate_segment(req, conn, kind, physnet) \
                         if kind in ("vxlan", "vlan") else None
                 else:
                     kind, physnet, seg_id = asked
                     if seg_id is None and kind in ("vxlan", "vlan"):
-                        seg_id = await _allocate_segment(req, conn, kind, physnet)
+                        seg_id = await allocate_segment(req, conn, kind, physnet)
                     if kind == "flat" and await db.find(conn, "network", network_type="flat",
                                                         physical_network=physnet):
                         raise _in_use(kind, physnet, None)
@@ -220,7 +226,7 @@ async def create_network(req: NetworkRequest) -> dict[str, Any]:
         except IntegrityError:
             if asked is not None and asked[2] is not None:
                 raise _in_use(*asked) from None
-            if attempt == 4:
+            if attempt == SEGMENT_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
 

@@ -17,6 +17,7 @@ from stratus.network.server import binding, details
 from stratus.network.server.nova import NovaNotifier, event, is_server_port
 
 LOG = logging.getLogger(__name__)
+DHCP_AGENT_TYPE = "DHCP agent"
 
 
 class Notifier:
@@ -66,7 +67,11 @@ class Notifier:
             self.nova.send([event("network-vif-unplugged", port)])
 
     async def network_changed(self, network_id: str) -> None:
+        """The DHCP agents get the network with its subnets and ports; with no DHCP agent at all (the fake
+        driver's deployments), nothing is built: the payload grows with the network's ports."""
         async with self.db.read() as conn:
+            if not await db.agents(conn, agent_type=DHCP_AGENT_TYPE):
+                return
             found = await details.network_payload(conn, network_id, self.zones)
         if found is not None:
             network, subnets, ports = found

@@ -66,6 +66,7 @@ def _rules() -> dict[str, str]:
            for attr in ("enable_snat", "external_fixed_ips")},
         "create_floatingip:floating_ip_address": ADMIN,
         "get_quota": READER, "update_quota": ADMIN, "delete_quota": ADMIN,
+        "get_network_ip_availability": ADMIN,
         "get_agent": ADMIN, "update_agent": ADMIN, "delete_agent": ADMIN,
     })
     for verb in ("create", "update"):

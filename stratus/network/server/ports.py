@@ -31,7 +31,7 @@ VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical", "vi
               "remote-managed")
 
 
-def _fixed_ips(attr: str, value: Any) -> list[dict[str, str]]:
+def fixed_ips_check(attr: str, value: Any) -> list[dict[str, str]]:
     if not isinstance(value, list) or len(value) > 1000:
         raise a.Invalid(f"Invalid data format for fixed IP: '{value}'")
     out: list[dict[str, str]] = []
@@ -75,7 +75,7 @@ _ATTRS: dict[str, a.Attr] = {
     "network_id": a.Attr(a.uuid_check, put=False, required=True),
     "admin_state_up": a.Attr(a.boolean, default=True),
     "mac_address": a.Attr(a.mac_check),
-    "fixed_ips": a.Attr(_fixed_ips),
+    "fixed_ips": a.Attr(fixed_ips_check),
     "device_id": a.Attr(a.string(a.DEVICE_ID_MAX), default=""),
     "device_owner": a.Attr(a.string(a.DEVICE_ID_MAX), default=""),
     "binding:host_id": a.Attr(a.string(255), default=""),
@@ -311,15 +311,15 @@ async def create_port(req: NetworkRequest) -> dict[str, Any]:
     return {"port": shown}
 
 
-async def make_port(req: NetworkRequest, conn: Connection, network: dict[str, Any], project_id: str,
-                    device_id: str, device_owner: str, fixed_ips: list[dict[str, str]] | None) -> dict[str, Any]:
-    """A port the service itself owns (a router's interface or gateway, a floating IP's): no policy, no groups;
-    an IntegrityError when a concurrent transaction took its address or MAC (the caller runs again)."""
-    opts = req.services.options
+async def make_port(opts: Any, conn: Connection, network: dict[str, Any], project_id: str, device_id: str,
+                    device_owner: str, fixed_ips: list[dict[str, str]] | None, host: str = "") -> dict[str, Any]:
+    """A port the service itself owns (a router's interface or gateway, a floating IP's, a DHCP server's; ``opts``
+    the ``[network_server]`` options): no policy, no groups; an IntegrityError when a concurrent transaction took
+    its address or MAC (the caller runs again)."""
     record: dict[str, Any] = {
         "id": str(uuid.uuid4()), **new_standard(project_id), "name": "", "network_id": network["id"],
         "admin_state_up": True, "status": "ACTIVE" if device_owner.startswith("network:") else "DOWN",
-        "device_id": device_id, "device_owner": device_owner, "binding_host_id": "", "binding_profile": {},
+        "device_id": device_id, "device_owner": device_owner, "binding_host_id": host, "binding_profile": {},
         "binding_vnic_type": "normal", "binding_vif_type": binding.VIF_TYPE_UNBOUND, "binding_vif_details": {},
         "description": "", "allowed_address_pairs": [], "port_security_enabled": False, "security_groups": [],
         "mac_address": ipam.random_mac(opts.base_mac)}
@@ -337,16 +337,21 @@ async def update_port(req: NetworkRequest) -> dict[str, Any]:
         try:
             async with req.services.db.write() as conn:
                 record, network = await visible(req, conn, req.path["port_id"], for_update=True)
-                old_host = record["binding_host_id"]
+                old_host, old_mac = record["binding_host_id"], record["mac_address"]
                 record.update({_COLUMNS.get(k, k): v for k, v in values.items() if k != "fixed_ips"})
                 if "binding:profile" in values and record["binding_profile"] is None:
                     record["binding_profile"] = {}
                 req.enforce("update_port", target(record, network), _policy_attributes(given))
-                if "mac_address" in values:
+                if "mac_address" in values and values["mac_address"] != old_mac:
+                    if record["binding_vif_type"] not in (binding.VIF_TYPE_UNBOUND, binding.VIF_TYPE_BINDING_FAILED):
+                        raise errors.conflict("PortBound", f"Unable to complete operation on port {record['id']}, "
+                                              f"port is already bound, port type: {record['binding_vif_type']}, "
+                                              f"old_mac {old_mac}, new_mac {values['mac_address']}.")
                     others = await db.find(conn, "port", network_id=network["id"], mac_address=values["mac_address"])
-                    if any(o["id"] != record["id"] for o in others):
+                    if others:
                         raise errors.conflict("MacAddressInUse", f"Unable to complete operation for network "
                                               f"{network['id']}. The mac address {values['mac_address']} is in use.")
+                    await _readdress_slaac(conn, network, record)
                 if "security_groups" in values:
                     record["security_groups"] = await security_groups.for_port(
                         req, conn, record["project_id"], values["security_groups"] or [],
@@ -368,6 +373,16 @@ async def update_port(req: NetworkRequest) -> dict[str, Any]:
                 raise
     await _changed(req, record["id"], "fixed_ips" in values)
     return {"port": shown}
+
+
+async def _readdress_slaac(conn: Connection, network: dict[str, Any], record: dict[str, Any]) -> None:
+    """A new MAC: the port's SLAAC addresses follow it (EUI-64)."""
+    auto = {s["id"]: s for s in await db.find(conn, "subnet", network_id=network["id"]) if subnets.is_auto_address(s)}
+    held = [h for h in await db.allocations(conn, port_ids=[record["id"]]) if h["subnet_id"] in auto]
+    await db.release(conn, record["id"], [(h["subnet_id"], h["ip_address"]) for h in held])
+    for allocation in held:
+        address = ipam.eui64(auto[allocation["subnet_id"]]["cidr"], record["mac_address"])
+        await db.allocate(conn, network["id"], record["id"], allocation["subnet_id"], address)
 
 
 async def _update_fixed_ips(conn: Connection, network: dict[str, Any], record: dict[str, Any],

@@ -59,6 +59,8 @@ class NetworkRequest:
         raw = await self.request.body()  # its size is bounded by the size limit in front of the API
         if not raw:
             raise errors.bad_request("Resource body required")
+        if b"\\u0000" in raw:  # PostgreSQL stores no NUL in text
+            raise errors.bad_request("NUL characters are not allowed in the request body")
         try:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError:

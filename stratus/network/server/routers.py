@@ -37,14 +37,14 @@ def _gateway_info(attr: str, value: Any) -> dict[str, Any] | None:
     if "enable_snat" in value:
         info["enable_snat"] = a.boolean(attr, value["enable_snat"])
     if "external_fixed_ips" in value:
-        info["external_fixed_ips"] = ports._fixed_ips(attr, value["external_fixed_ips"])
+        info["external_fixed_ips"] = ports.fixed_ips_check(attr, value["external_fixed_ips"])
     return info
 
 
 def _routes(attr: str, value: Any) -> list[dict[str, str]]:
     if value is None:
         return []
-    return subnets._host_routes(attr, value)
+    return subnets.host_routes_check(attr, value)
 
 
 _ATTRS: dict[str, a.Attr] = {
@@ -115,7 +115,7 @@ async def show_router(req: NetworkRequest) -> dict[str, Any]:
         return {"router": listing.only_fields(await _view(conn, record, _zones(req)), req.query)}
 
 
-async def _set_gateway(req: NetworkRequest, conn: Connection, record: dict[str, Any],
+async def set_gateway(req: NetworkRequest, conn: Connection, record: dict[str, Any],
                        info: dict[str, Any] | None) -> None:
     """Replace the router's gateway port by one for ``info`` (or none)."""
     if record["gw_port_id"]:
@@ -140,7 +140,8 @@ async def _set_gateway(req: NetworkRequest, conn: Connection, record: dict[str, 
     if not network["external"]:
         raise bad("router", f"Network {network['id']} is not an external network")
     record["enable_snat"] = info.get("enable_snat", True)
-    gw = await ports.make_port(req, conn, network, "", record["id"], GATEWAY, info.get("external_fixed_ips"))
+    gw = await ports.make_port(req.services.options, conn, network, "", record["id"], GATEWAY,
+                               info.get("external_fixed_ips"))
     record["gw_port_id"] = gw["id"]
 
 
@@ -163,7 +164,7 @@ async def create_router(req: NetworkRequest) -> dict[str, Any]:
                           "admin_state_up": values["admin_state_up"], "gw_port_id": None, "enable_snat": True,
                           "routes": [], "availability_zone_hints": values["availability_zone_hints"]}
                 await db.insert_record(conn, "router", record)
-                await _set_gateway(req, conn, record, info)
+                await set_gateway(req, conn, record, info)
                 await db.update_record(conn, "router", record)
                 shown = await _view(conn, record, _zones(req))
             break
@@ -191,7 +192,7 @@ async def update_router(req: NetworkRequest) -> dict[str, Any]:
                     if key in values:
                         record[key] = values[key]
                 if "external_gateway_info" in values:
-                    await _set_gateway(req, conn, record, values["external_gateway_info"])
+                    await set_gateway(req, conn, record, values["external_gateway_info"])
                 touch(record)
                 await db.update_record(conn, "router", record)
                 shown = await _view(conn, record, _zones(req))
@@ -224,7 +225,7 @@ async def delete_router(req: NetworkRequest) -> None:
         req.enforce("delete_router", _target(record))
         if await db.find(conn, "port", device_id=record["id"], device_owner=INTERFACE):
             raise errors.conflict("RouterInUse", f"Router {record['id']} still has ports")
-        await _set_gateway(req, conn, record, None)
+        await set_gateway(req, conn, record, None)
         await db.delete_record(conn, "router", record["id"])
     if req.services.notifier is not None:
         await req.services.notifier.router_deleted(record["id"])
@@ -279,7 +280,8 @@ async def add_interface(req: NetworkRequest) -> dict[str, Any]:
                     if any(s["id"] == subnet["id"] for s in attached):
                         raise bad("router", f"Router already has a port on subnet {subnet['id']}")
                     _no_overlap(attached, [subnet])
-                    port = await ports.make_port(req, conn, network, record["project_id"], record["id"], INTERFACE,
+                    port = await ports.make_port(req.services.options, conn, network, record["project_id"],
+                                                 record["id"], INTERFACE,
                                                  [{"subnet_id": subnet["id"], "ip_address": subnet["gateway_ip"]}])
                     held = await db.allocations(conn, port_ids=[port["id"]])
             break

@@ -8,20 +8,30 @@ import logging
 import uuid
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from stratus.db import network as db
-from stratus.network.server import details
+from stratus.network.server import details, ports, subnets
 from stratus.network.server.notify import Notifier
 from stratus.utils import utcnow
 
 LOG = logging.getLogger(__name__)
+RETRIES = 10
+DHCP_OWNER = "network:dhcp"
 _AGENT_TOPICS = {"Linux bridge agent": "N/A", "DHCP agent": "dhcp_agent", "L3 agent": "l3_agent"}
 
 
+def dhcp_device_id(host: str, network_id: str) -> str:
+    """Neutron's device_id of a DHCP port: ``dhcp`` + a uuid of the agent's host + the network."""
+    return f"dhcp{uuid.uuid5(uuid.NAMESPACE_DNS, host)}-{network_id}"
+
+
 class NetworkServerEndpoint:
-    def __init__(self, db_: Any, notifier: Notifier, zone: str) -> None:
+    def __init__(self, db_: Any, notifier: Notifier, zone: str, options: Any) -> None:
         self.db = db_
         self.notifier = notifier
         self.zone = zone
+        self.options = options  # [network_server]
 
     def _values(self, host: str, agent_type: str, binary: str, configurations: dict[str, Any],
                 availability_zone: str | None = None, topic: str | None = None, start_flag: bool = False,
@@ -54,6 +64,45 @@ class NetworkServerEndpoint:
     async def get_device_details(self, context: dict[str, Any], host: str, port_id: str) -> dict[str, Any] | None:
         async with self.db.read() as conn:
             return await details.port_payload(conn, port_id, [self.zone])
+
+    async def create_dhcp_port(self, context: dict[str, Any], host: str, network_id: str) -> dict[str, Any] | None:
+        """The DHCP port of ``host``'s agent on the network (``network:dhcp``, an address on each DHCP subnet),
+        made at the first ask (Neutron's DHCP agent asks the same); None when the network has no DHCP subnet."""
+        device_id = dhcp_device_id(host, network_id)
+        for attempt in range(RETRIES):
+            try:
+                async with self.db.write() as conn:
+                    network = await db.get(conn, "network", network_id, for_update=True)
+                    if network is None:
+                        return None
+                    found = await db.find(conn, "port", network_id=network_id, device_id=device_id)
+                    if found:
+                        port_id = found[0]["id"]
+                        break
+                    dhcp = [{"subnet_id": s["id"]} for s in await db.find(conn, "subnet", network_id=network_id)
+                            if s["enable_dhcp"] and not subnets.is_auto_address(s)]
+                    if not dhcp:
+                        return None
+                    port = await ports.make_port(self.options, conn, network, network["project_id"], device_id,
+                                                 DHCP_OWNER, dhcp, host)
+                    port_id = port["id"]
+                break
+            except IntegrityError:
+                if attempt == RETRIES - 1:
+                    raise
+        await self.notifier.network_changed(network_id)
+        async with self.db.read() as conn:
+            return await details.port_payload(conn, port_id, [self.zone])
+
+    async def release_dhcp_port(self, context: dict[str, Any], host: str, network_id: str) -> bool:
+        """``host``'s DHCP port on the network goes (its agent no longer serves it)."""
+        async with self.db.write() as conn:
+            found = await db.find(conn, "port", network_id=network_id, device_id=dhcp_device_id(host, network_id))
+            for port in found:
+                await db.delete_record(conn, "port", port["id"])
+        if found:
+            await self.notifier.network_changed(network_id)
+        return bool(found)
 
     async def update_device_up(self, context: dict[str, Any], host: str, port_id: str) -> bool:
         return await self._set_status(host, port_id, "ACTIVE")

@@ -196,7 +196,7 @@ async def for_port(req: NetworkRequest, conn: Connection, project_id: str, given
     return chosen
 
 
-async def _visible_group(req: NetworkRequest, conn: Connection, group_id: str) -> dict[str, Any]:
+async def visible_group(req: NetworkRequest, conn: Connection, group_id: str) -> dict[str, Any]:
     group = await db.get(conn, "security_group", group_id)
     if group is None or not req.services.policy.check(req.ctx, "get_security_group", _target(group)):
         raise errors.NeutronError(404, "SecurityGroupNotFound", f"Security group {group_id} does not exist")
@@ -227,7 +227,7 @@ async def list_groups(req: NetworkRequest) -> dict[str, Any]:
 
 async def show_group(req: NetworkRequest) -> dict[str, Any]:
     async with req.services.db.read() as conn:
-        group = await _visible_group(req, conn, req.path["security_group_id"])
+        group = await visible_group(req, conn, req.path["security_group_id"])
         rules = await db.find(conn, "security_group_rule", security_group_id=group["id"])
         default_ids = await db.default_group_ids(conn)
     return {"security_group": listing.only_fields(group_view(group, rules, default_ids), req.query)}
@@ -252,7 +252,7 @@ async def create_group(req: NetworkRequest) -> dict[str, Any]:
 async def update_group(req: NetworkRequest) -> dict[str, Any]:
     values = a.parse_body(await req.body(), "security_group", _GROUP_ATTRS, create=False)
     async with req.services.db.write() as conn:
-        group = await _visible_group(req, conn, req.path["security_group_id"])
+        group = await visible_group(req, conn, req.path["security_group_id"])
         req.enforce("update_security_group", _target(group))
         default_ids = await db.default_group_ids(conn)
         if group["id"] in default_ids and values.get("name", "default") != "default":
@@ -268,7 +268,7 @@ async def update_group(req: NetworkRequest) -> dict[str, Any]:
 
 async def delete_group(req: NetworkRequest) -> None:
     async with req.services.db.write() as conn:
-        group = await _visible_group(req, conn, req.path["security_group_id"])
+        group = await visible_group(req, conn, req.path["security_group_id"])
         req.enforce("delete_security_group", _target(group))
         if group["id"] in await db.default_group_ids(conn) and not req.ctx.is_admin:
             raise errors.conflict("SecurityGroupCannotRemoveDefault",
@@ -369,10 +369,10 @@ async def create_rule(req: NetworkRequest) -> dict[str, Any]:
     values.pop("remote_address_group_id", None)
     project_id = req.project_of(values)
     async with req.services.db.write() as conn:
-        group = await _visible_group(req, conn, values["security_group_id"])
+        group = await visible_group(req, conn, values["security_group_id"])
         req.enforce("create_security_group_rule", _target(group))
         if values["remote_group_id"] is not None:
-            await _visible_group(req, conn, values["remote_group_id"])
+            await visible_group(req, conn, values["remote_group_id"])
         rule = {"id": str(uuid.uuid4()), **new_standard(group["project_id"] if req.ctx.is_admin and
                                                        project_id == req.ctx.project_id else project_id), **values}
         _check_rule(rule)

@@ -38,7 +38,7 @@ def _nameservers(attr: str, value: Any) -> list[str]:
     return seen
 
 
-def _host_routes(attr: str, value: Any) -> list[dict[str, str]]:
+def host_routes_check(attr: str, value: Any) -> list[dict[str, str]]:
     if not isinstance(value, list) or len(value) > 1000:
         raise a.Invalid(f"'{value}' is not a list")
     routes: list[dict[str, str]] = []
@@ -67,7 +67,7 @@ _ATTRS: dict[str, a.Attr] = {
     "gateway_ip": a.Attr(a.nullable(a.ip_check), default=AUTO),
     "allocation_pools": a.Attr(_pools),
     "dns_nameservers": a.Attr(_nameservers, default=list),
-    "host_routes": a.Attr(_host_routes, default=list),
+    "host_routes": a.Attr(host_routes_check, default=list),
     "enable_dhcp": a.Attr(a.boolean, default=True),
     "ipv6_ra_mode": a.Attr(a.nullable(a.one_of(*IPV6_MODES)), put=False),
     "ipv6_address_mode": a.Attr(a.nullable(a.one_of(*IPV6_MODES)), put=False),

@@ -1,0 +1,73 @@
+"""The Networking API's allocations on a real PostgreSQL, where writers do not queue on one lock as SQLite's do:
+threads racing for the last addresses of a subnet, for segments and for a project's first default security group
+each get distinct results, and the losers Neutron's 409."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from stratus.local_cloud import Cloud, start_cloud, stop_cloud
+from tests.functional.network_helpers import network, neutron_error, subnet
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def pg_cloud(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    cloud = start_cloud(tmp_path_factory.mktemp("pg-network"), extra_conf=f"""
+        [database]
+        connection = {postgres_url}
+        """)
+    try:
+        yield cloud
+    finally:
+        stop_cloud(cloud)
+
+
+def test_racing_for_the_last_addresses(pg_cloud: Cloud) -> None:
+    with pg_cloud.network_client() as n:
+        net = network(n)
+        subnet(n, net["id"], "10.90.0.0/29")  # 5 addresses
+
+    def one(i: int) -> str | None:
+        with pg_cloud.network_client() as c:
+            resp = c.post("/ports", json={"port": {"network_id": net["id"], "name": f"pg-{i}"}})
+            if resp.status_code == 201:
+                return str(resp.json()["port"]["fixed_ips"][0]["ip_address"])
+            neutron_error(resp, 409, "IpAddressGenerationFailure")
+            return None
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        got = list(pool.map(one, range(16)))
+    addresses = [a for a in got if a is not None]
+    assert sorted(addresses) == [f"10.90.0.{i}" for i in range(2, 7)]
+    with pg_cloud.network_client() as n:
+        taken = n.post("/ports", json={"port": {"network_id": net["id"], "fixed_ips": [{"ip_address": "10.90.0.2"}]}})
+        neutron_error(taken, 409, "IpAddressAlreadyAllocated")
+        for p in n.get("/ports", params={"network_id": net["id"]}).json()["ports"]:
+            n.delete(f"/ports/{p['id']}")
+        n.delete(f"/networks/{net['id']}")
+
+
+def test_racing_network_creates_get_distinct_segments_and_one_default_group(pg_cloud: Cloud) -> None:
+    project = f"pg{uuid.uuid4().hex[:8]}"
+
+    def one(i: int) -> tuple[int, str]:
+        with pg_cloud.network_client() as admin:
+            made = network(admin, project_id=project)
+        with pg_cloud.network_client(f"u:{project}") as c:
+            groups = c.get("/security-groups").json()["security_groups"]
+        return int(made["provider:segmentation_id"]), ",".join(sorted(g["id"] for g in groups))
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(one, range(10)))
+    segments = [s for s, _ in results]
+    assert len(set(segments)) == 10
+    assert len({groups for _, groups in results}) == 1 and "," not in results[0][1]
+    with pg_cloud.network_client() as admin:
+        for net in admin.get("/networks", params={"project_id": project}).json()["networks"]:
+            admin.delete(f"/networks/{net['id']}")

@@ -1,0 +1,160 @@
+"""The agent RPC seam in one process, as the all-in-one wires it: the real networking API (over ASGI), database,
+in-process transport and server endpoint, with recording L2 and DHCP agents on the other side of the seam."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from stratus import conf as conf_mod
+from stratus.context import RequestContext
+from stratus.identity.auth import NoAuth2
+from stratus.network.agent_rpc import AGENT_TOPIC, DHCP_TOPIC, SERVER_TOPIC, AgentNotifyAPI, PluginAPI
+from stratus.network.server.app import create_app
+from stratus.network.server.notify import Notifier
+from stratus.network.server.nova import NovaNotifier
+from stratus.network.server.policy import NetworkPolicy
+from stratus.network.server.resource import NetworkServices
+from stratus.network.server.rpc import NetworkServerEndpoint
+from stratus.rpc.local import LocalTransport
+from stratus.service import open_database
+
+CTX = RequestContext.admin().to_dict()
+
+
+class L2Agent:
+    """Records what it is told and says every port is up, as an agent that wired it."""
+
+    def __init__(self, plugin: PluginAPI, host: str) -> None:
+        self.plugin, self.host = plugin, host
+        self.updates: list[dict[str, Any]] = []
+        self.deleted: list[str] = []
+        self.groups: list[list[str]] = []
+
+    async def port_update(self, context: dict[str, Any], port: dict[str, Any]) -> None:
+        self.updates.append(port)
+        await self.plugin.update_device_up(CTX, self.host, port["id"])
+
+    async def port_delete(self, context: dict[str, Any], port_id: str, network_id: str) -> None:
+        self.deleted.append(port_id)
+
+    async def network_delete(self, context: dict[str, Any], network_id: str) -> None:
+        pass
+
+    async def security_groups_updated(self, context: dict[str, Any], port_ids: list[str]) -> None:
+        self.groups.append(port_ids)
+
+
+class DhcpAgent:
+    def __init__(self) -> None:
+        self.networks: list[tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]] = []
+
+    async def network_update(self, context: dict[str, Any], network: dict[str, Any], subnets: list[dict[str, Any]],
+                             ports: list[dict[str, Any]]) -> None:
+        self.networks.append((network, subnets, ports))
+
+    async def network_delete(self, context: dict[str, Any], network_id: str) -> None:
+        pass
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    for _ in range(200):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not within 2 s")
+
+
+@pytest.fixture
+async def seam(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    conf = conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)}})
+    db = await open_database(conf)
+    transport = LocalTransport()
+    events: list[list[dict[str, Any]]] = []
+
+    def post(batch: list[dict[str, Any]]) -> int:
+        events.append(batch)
+        return 404  # a compute API without the events API: logged and ignored
+
+    nova = NovaNotifier(conf, post)
+    notifier = Notifier(db, AgentNotifyAPI(transport), nova, ["nova"])
+    await transport.listen(SERVER_TOPIC, NetworkServerEndpoint(db, notifier, "nova", conf.network_server))
+    plugin = PluginAPI(transport)
+    l2, dhcp = L2Agent(plugin, "h1"), DhcpAgent()
+    await transport.listen(AGENT_TOPIC, l2, server="h1")
+    await transport.listen(DHCP_TOPIC, dhcp, server="net-host")
+    services = NetworkServices(conf=conf, db=db, policy=NetworkPolicy(conf), notifier=notifier)
+    auth = NoAuth2()
+    app = auth.wrap(create_app(services, auth))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://net/v2.0",
+                                 headers={"X-Auth-Token": "admin:admin"}) as client:
+        yield {"client": client, "plugin": plugin, "l2": l2, "dhcp": dhcp, "events": events, "nova": nova}
+    await transport.stop()
+    await nova.drain()
+    await db.dispose()
+
+
+async def test_bound_port_reaches_its_agent_goes_active_and_nova_hears(seam: dict[str, Any]) -> None:
+    client, plugin, l2, dhcp = seam["client"], seam["plugin"], seam["l2"], seam["dhcp"]
+    await plugin.report_state(CTX, "h1", "Linux bridge agent", "test-agent", {"devices": 0})
+    await plugin.report_state(CTX, "net-host", "DHCP agent", "test-dhcp", {})
+    net = (await client.post("/networks", json={"network": {"name": "n"}})).json()["network"]
+    sub = (await client.post("/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.9.0.0/24",
+                                                          "ip_version": 4}})).json()["subnet"]
+    server = str(uuid.uuid4())
+    peer = (await client.post("/ports", json={"port": {"network_id": net["id"]}})).json()["port"]
+    port = (await client.post("/ports", json={"port": {"network_id": net["id"], "device_id": server,
+                                                       "device_owner": "compute:nova",
+                                                       "binding:host_id": "h1"}})).json()["port"]
+    assert port["binding:vif_type"] == "bridge"
+    await _until(lambda: bool(l2.updates))
+    told = l2.updates[0]
+    assert told["id"] == port["id"] and told["network"]["provider:segmentation_id"] == \
+        net["provider:segmentation_id"]
+    assert [s["id"] for s in told["subnets"]] == [sub["id"]]
+    ingress = [r for r in told["security_group_rules"] if r["direction"] == "ingress" and r["ethertype"] == "IPv4"]
+    assert ingress and sorted(ingress[0]["remote_ips"]) == sorted(
+        [peer["fixed_ips"][0]["ip_address"], port["fixed_ips"][0]["ip_address"]])  # the default group's members
+    await _until(lambda: bool(seam["events"]))
+    assert seam["events"][0] == [{"name": "network-vif-plugged", "server_uuid": server, "tag": port["id"],
+                                  "status": "completed"}]
+    assert (await client.get(f"/ports/{port['id']}")).json()["port"]["status"] == "ACTIVE"
+    assert any(ports for _, _, ports in dhcp.networks)
+    # a report from a host the port is not bound to changes nothing
+    assert await plugin.update_device_down(CTX, "h2", port["id"]) is False
+    assert await plugin.update_device_down(CTX, "h1", port["id"]) is True
+    await _until(lambda: len(seam["events"]) == 2)
+    assert seam["events"][1][0]["name"] == "network-vif-unplugged"
+    details = await plugin.get_device_details(CTX, "h1", port["id"])
+    assert details is not None and details["status"] == "DOWN"
+    # a rule change reaches the agents of the group's ports
+    group = port["security_groups"][0]
+    await client.post("/security-group-rules", json={"security_group_rule": {
+        "security_group_id": group, "direction": "ingress", "protocol": "icmp"}})
+    await _until(lambda: bool(l2.groups))
+    assert l2.groups[0] == [port["id"]]
+    assert (await client.delete(f"/ports/{port['id']}")).status_code == 204
+    await _until(lambda: bool(l2.deleted))
+    assert l2.deleted == [port["id"]]
+
+
+async def test_dhcp_port_is_made_once_per_agent(seam: dict[str, Any]) -> None:
+    client, plugin = seam["client"], seam["plugin"]
+    net = (await client.post("/networks", json={"network": {}})).json()["network"]
+    assert await plugin.create_dhcp_port(CTX, "net-host", net["id"]) is None  # no DHCP subnet yet
+    await client.post("/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.8.0.0/24",
+                                                   "ip_version": 4}})
+    first = await plugin.create_dhcp_port(CTX, "net-host", net["id"])
+    again = await plugin.create_dhcp_port(CTX, "net-host", net["id"])
+    assert first is not None and again is not None and first["id"] == again["id"]
+    assert first["device_owner"] == "network:dhcp" and first["fixed_ips"][0]["ip_address"] == "10.8.0.2"
+    # DHCP ports do not keep the network from being deleted; released, the port is gone
+    assert await plugin.release_dhcp_port(CTX, "net-host", net["id"]) is True
+    assert (await client.get(f"/ports/{first['id']}")).status_code == 404
+    assert (await client.delete(f"/networks/{net['id']}")).status_code == 204
