@@ -7,6 +7,7 @@ and visibility decide; the bodies are Nova's.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from starlette.responses import Response
@@ -79,6 +80,16 @@ def _group_names(groups: list[dict[str, Any]]) -> dict[str, str]:
     return {g["id"]: g.get("name") or "" for g in groups}
 
 
+async def _names(req: ApiRequest, ctx: dict[str, Any], groups: list[dict[str, Any]]) -> dict[str, str]:
+    """The names of the groups and of every group their rules name as remote (Nova shows the remote's name)."""
+    names = _group_names(groups)
+    missing = sorted({r["remote_group_id"] for g in groups for r in g.get("security_group_rules") or []
+                      if r.get("remote_group_id") and r["remote_group_id"] not in names})
+    if missing:
+        names.update(_group_names(await _network_api(req).client.list(ctx, "security-groups", id=missing)))
+    return names
+
+
 def _check_group_body(body: dict[str, Any]) -> dict[str, str]:
     group = body.get("security_group") if isinstance(body, dict) else None
     if not isinstance(group, dict):
@@ -90,7 +101,7 @@ def _check_group_body(body: dict[str, Any]) -> dict[str, str]:
                         else f"Security group {key} cannot be empty.")
         if len(value) > 255:
             raise Fault(400, f"Security group {key} should not be greater than 255 characters.")
-    return {"name": group["name"].strip(), "description": group["description"].strip()}
+    return {"name": group["name"], "description": group["description"]}  # kept as given, spaces and all
 
 
 async def groups_index(req: ApiRequest) -> Response:
@@ -100,7 +111,7 @@ async def groups_index(req: ApiRequest) -> Response:
     if not all_tenants:
         filters["tenant_id"] = req.context.project_id
     groups = await _network_api(req).client.list(ctx, "security-groups", **filters)
-    names = _group_names(groups)
+    names = await _names(req, ctx, groups)
     return json_response({"security_groups": [server_networks.security_group_view(g, names) for g in groups]})
 
 
@@ -114,7 +125,8 @@ async def _group(req: ApiRequest, ctx: dict[str, Any], group_id: str) -> dict[st
 async def groups_show(req: ApiRequest) -> Response:
     ctx = _authorize(req, "os_compute_api:os-security-groups:show")
     group = await _group(req, ctx, req.path["group_id"])
-    return json_response({"security_group": server_networks.security_group_view(group, _group_names([group]))})
+    return json_response({"security_group": server_networks.security_group_view(group, await _names(req, ctx,
+                                                                                                     [group]))})
 
 
 async def groups_create(req: ApiRequest) -> Response:
@@ -145,6 +157,8 @@ async def groups_delete(req: ApiRequest) -> Response:
     try:
         await _network_api(req).client.delete(ctx, "security-groups", group_id)
     except NeutronClientError as exc:
+        if exc.status == 409:  # in use by a port: Nova's Invalid, a 400
+            raise Fault(400, exc.message) from None
         raise _raise(exc, f"Security group {group_id} not found.") from None
     return empty_response(202)
 
@@ -186,15 +200,20 @@ async def rules_create(req: ApiRequest) -> Response:
         remote = await _group(req, ctx, str(rule["group_id"]))
         values["remote_group_id"] = remote["id"]
     elif rule.get("cidr"):
-        values["remote_ip_prefix"] = rule["cidr"]
-        if ":" in str(rule["cidr"]):
-            values["ethertype"] = "IPv6"
+        try:
+            version = ipaddress.ip_network(str(rule["cidr"]), strict=False).version
+        except ValueError:
+            raise Fault(400, f"Invalid cidr {rule['cidr']}.") from None
+        values["remote_ip_prefix"] = rule["cidr"]  # as given, as Nova passes it
+        values["ethertype"] = f"IPv{version}"
     try:
         created = await _network_api(req).client.create(ctx, "security-group-rules", values)
     except NeutronClientError as exc:
+        if exc.status == 409:  # SecurityGroupRuleExists: Nova's 400
+            raise Fault(400, exc.message) from None
         raise _raise(exc, f"Security group {parent} not found.") from None
-    view = server_networks.security_group_view({**parent_group, "security_group_rules": [created]},
-                                               _group_names([parent_group]))
+    parent_group = {**parent_group, "security_group_rules": [created]}
+    view = server_networks.security_group_view(parent_group, await _names(req, ctx, [parent_group]))
     return json_response({"security_group_rule": view["rules"][0]})
 
 

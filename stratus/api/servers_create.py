@@ -421,7 +421,10 @@ async def _validate_with_network_service(req: ApiRequest, networks: Any, group_n
         return max_count
     context = req.context.to_dict()
     requested = neutron.requested_networks(networks)
-    allowed = await network.validate_networks(context, requested, max_count)
+    allowed = await network.validate_networks(
+        context, requested, max_count,
+        attach_external=policy.check(req.context, "network:attach_external_network",
+                                     {"project_id": req.context.project_id, "user_id": req.context.user_id}))
     if allowed < min_count:
         raise neutron.PortLimitExceeded()
     if isinstance(networks, list) and requested:

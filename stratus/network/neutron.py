@@ -50,6 +50,11 @@ class NetworkAmbiguous(exception.StratusException):
     code = 409
 
 
+class ExternalNetworkAttachForbidden(exception.StratusException):
+    msg_fmt = "It is not allowed to create an interface on external network %(network_uuid)s"
+    code = 403
+
+
 class PortLimitExceeded(exception.StratusException):
     msg_fmt = "Maximum number of ports exceeded"
     code = 403
@@ -129,10 +134,11 @@ class API:
         return [n for n in nets if not n.get("router:external")]
 
     async def validate_networks(self, context: dict[str, Any], requested: list[dict[str, Any]] | None,
-                                num_instances: int) -> int:
+                                num_instances: int, attach_external: bool = False) -> int:
         """How many of ``num_instances`` the ports quota allows (Nova's ``validate_networks``); raises Nova's
-        errors for an unknown network or port, a port in use, a fixed IP in use, ambiguous networks, or a
-        project that cannot have a network made (``auto``)."""
+        errors for an unknown network or port, a port in use, a fixed IP in use, ambiguous networks, a project
+        that cannot have a network made (``auto``), or an external network that is not shared without
+        ``attach_external`` (the policy ``network:attach_external_network``)."""
         project_id = context["project_id"]
         if _is(requested, NONE):
             return num_instances
@@ -159,10 +165,12 @@ class API:
             if request.get("fixed_ip"):
                 await self._check_fixed_ip(context, request["network_id"], request["fixed_ip"])
         if requested:
-            found = {n["id"] for n in await self._available_networks(context, project_id, sorted(set(net_ids)))}
+            nets = {n["id"]: n for n in await self._available_networks(context, project_id, sorted(set(net_ids)))}
             for net_id in net_ids:
-                if net_id not in found:
+                if net_id not in nets:
                     raise NetworkNotFound(network_id=net_id)
+                if nets[net_id].get("router:external") and not nets[net_id].get("shared") and not attach_external:
+                    raise ExternalNetworkAttachForbidden(network_uuid=net_id)
         else:
             nets = await self._available_networks(context, project_id)
             if len(nets) > 1:
@@ -187,13 +195,21 @@ class API:
     async def _check_ports_quota(self, context: dict[str, Any], num_instances: int, ports_needed: int) -> int:
         if not ports_needed:
             return num_instances
-        if "quotas" not in await self.client.extensions():
+        extensions = await self.client.extensions()
+        if "quota_details" in extensions:  # Nova's way when it can: the service counts, no list of every port
+            body = await self.client.request(None, "GET", f"/quotas/{context['project_id']}/details")
+            port = body["quota"].get("port") or {}
+            if int(port.get("limit", -1)) < 0:
+                return num_instances
+            free = int(port["limit"]) - int(port.get("used", 0)) - int(port.get("reserved", 0))
+        elif "quotas" in extensions:
+            quota = (await self.client.show_quota(context["project_id"])).get("port", -1)
+            if quota is None or int(quota) < 0:
+                return num_instances
+            free = int(quota) - len(await self.client.list(None, "ports", tenant_id=context["project_id"],
+                                                           fields="id"))
+        else:
             return num_instances  # a Networking service without the quotas extension limits nothing
-        quota = (await self.client.show_quota(context["project_id"])).get("port", -1)
-        if quota is None or int(quota) < 0:
-            return num_instances
-        used = len(await self.client.list(None, "ports", tenant_id=context["project_id"], fields="id"))
-        free = int(quota) - used
         if free < ports_needed:
             raise PortLimitExceeded()
         return min(num_instances, free // ports_needed)

@@ -435,3 +435,14 @@ def test_the_proxies_up_to_235(net_cloud: Cloud) -> None:
             assert p.compute.get(path, headers=later).status_code == 404, path
     finally:
         p.close()
+
+
+def test_only_admins_boot_on_an_external_network(net_cloud: Cloud, project: Project, image_id: str) -> None:
+    with net_cloud.network_client("admin:admin") as admin:
+        public = network(admin, **{"router:external": True})
+        subnet(admin, public["id"], "172.28.0.0/24")
+    with net_cloud.client(f"member:{project.id}", version="2.37") as member:
+        assert _fault(boot(member, image_id, networks=[{"uuid": public["id"]}]), 403) == (
+            f"It is not allowed to create an interface on external network {public['id']}")
+    allowed = boot(project.compute, image_id, networks=[{"uuid": public["id"]}])  # the project's admin
+    assert allowed.status_code == 202, allowed.text

@@ -31,9 +31,17 @@ def _admin_token(cloud: Cloud) -> str:
 NETWORK_TESTS = "tempest.api.network."
 
 
+#: compute tests of a server's networking (its addresses, the security group proxies and actions): they run with
+#: the network service on, in the network tests' tempest
+NETWORKED_COMPUTE_TESTS = ("tempest.api.compute.servers.test_server_addresses",
+                           "tempest.api.compute.security_groups.")
+
+
 def _listed(network: bool) -> list[str]:
-    """The include list's compute tests, or its network tests (run with the network service on)."""
-    return [t for t in INCLUDE_LIST.read_text().split() if t.startswith(NETWORK_TESTS) == network]
+    """The include list's compute tests, or the tests that run with the network service on: the network tests and
+    the compute tests of servers' networking."""
+    return [t for t in INCLUDE_LIST.read_text().split()
+            if t.startswith((NETWORK_TESTS, *NETWORKED_COMPUTE_TESTS)) == network]
 
 
 def _run_tempest(tmp_path: Path, tests: list[str], with_network: bool) -> None:
