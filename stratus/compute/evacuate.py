@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from stratus.compute import config_drive
+from stratus.compute import config_drive, networking
 from stratus.compute.host import ComputeHost
 from stratus.compute.instance_action import power_state_of
 from stratus.compute.rpcapi import NotSupportedByDriver
@@ -50,9 +50,9 @@ async def rebuild_instance(host: ComputeHost, context: dict[str, Any], instance_
             if on_shared_storage:  # Nova's check that the disks are where they were said to be
                 raise NotSupportedByDriver(f"Invalid state of instance files on shared storage: {host.host} shares "
                                            f"no storage with {migration['source_compute']}")
-            # the lead calls network.neutron.setup_instance_network_on_host(instance, host) here (port bindings)
+            network_info = await networking.bind_here(host, context, instance)
             drive = await config_drive.prepare(host.conf, host.db, host.driver, instance, image_meta)
-            await host.driver.spawn(instance, image_meta, network_info=[], admin_password=admin_password,
+            await host.driver.spawn(instance, image_meta, network_info=network_info, admin_password=admin_password,
                                     config_drive=drive)
         except Exception as exc:
             error = NotSupportedByDriver() if isinstance(exc, NotImplementedError) else exc

@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from stratus import exception
+from stratus.compute import networking
 from stratus.compute.host import ComputeHost
 from stratus.compute.instance_action import power_state_of
 from stratus.compute.rpcapi import ComputeAPI, NotSupportedByDriver
@@ -69,7 +70,6 @@ async def pre_live_migration(host: ComputeHost, context: dict[str, Any], instanc
         await actions.event_start(conn, context, instance_uuid, PRE_EVENT, host=host.host)
     error: Exception | None = None
     try:
-        # the lead calls network.neutron.setup_instance_network_on_host(instance, dest) here (port bindings)
         await host.driver.pre_live_migration(host.driver_instance(row), block_migration)
     except Exception as exc:
         error = exc
@@ -131,7 +131,6 @@ async def _live_migration(host: ComputeHost, context: dict[str, Any], instance_u
                                                                 "memory_processed": total, "memory_remaining": 0})
             await host.report_stats(conn)
             await actions.event_finish(conn, context, instance_uuid, LIVE_EVENT)
-    # the lead calls network.neutron.migrate_instance_start(instance, source, dest) here (port bindings)
     await compute.post_live_migration_at_destination(context, dest, instance_uuid, migration_id, power)
 
 
@@ -167,7 +166,7 @@ async def post_live_migration_at_destination(host: ComputeHost, context: dict[st
             await actions.event_start(conn, context, instance_uuid, POST_EVENT, host=host.host)
         error: Exception | None = None
         try:
-            # the lead calls network.neutron.migrate_instance_finish(instance, source, dest) here
+            await networking.bind_here(host, context, host.driver_instance(row))
             await host.driver.post_live_migration_at_destination(host.driver_instance(row), power)
         except Exception as exc:
             error = NotSupportedByDriver() if isinstance(exc, NotImplementedError) else exc

@@ -65,6 +65,26 @@ async def _build_networks(manager: ComputeHost, context: dict[str, Any], instanc
     return network_info
 
 
+async def bind_here(manager: ComputeHost, context: dict[str, Any], instance: dict[str, Any]
+                    ) -> list[dict[str, Any]]:
+    """The instance's ports bound to this host and its network info refreshed from them, for a guest that comes
+    up here after living elsewhere (a resize or migration's destination, a revert back on the source, the end of
+    a live migration, an evacuation, an unshelve): Nova's ``setup_instance_network_on_host`` /
+    ``migrate_instance_finish``. Nothing without a Networking service."""
+    network = manager.network
+    if network is None:
+        return []
+    async with manager.db.read() as conn:
+        cached = await info_cache.get(conn, instance["uuid"])
+    if not cached:
+        return []
+    await network.migrate_instance_finish(context, instance, manager.host)
+    network_info = await network.get_instance_nw_info(context, instance, cached)
+    async with manager.db.write() as conn:
+        await info_cache.save(conn, instance["uuid"], network_info)
+    return network_info
+
+
 async def wait_for_vif_plugged(manager: ComputeHost, instance: dict[str, Any],
                                network_info: list[dict[str, Any]]) -> None:
     """Wait for ``network-vif-plugged`` of each port not active yet, as Nova's libvirt driver does: up to ``[DEFAULT]

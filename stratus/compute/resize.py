@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from stratus.compute import networking
 from stratus.compute.host import ComputeHost
 from stratus.compute.instance_action import power_state_of
 from stratus.compute.power import power_off_values
@@ -148,7 +149,6 @@ async def resize_instance(host: ComputeHost, context: dict[str, Any], instance_u
                                            expected_status=("migrating",))
             await actions.event_finish(conn, context, instance_uuid, RESIZE_EVENT)
     if done:
-        # the lead calls network.neutron.migrate_instance_start(instance, source, dest) here (port bindings)
         await ComputeAPI(host.transport).finish_resize(context, migration["dest_compute"], instance_uuid,
                                                        migration_id)
 
@@ -170,9 +170,9 @@ async def finish_resize(host: ComputeHost, context: dict[str, Any], instance_uui
                                                    {"task_state": task_states.RESIZE_FINISH, **new_values},
                                                    expected_task_state=(task_states.RESIZE_MIGRATED,)):
                 return
-        # the lead calls network.neutron.setup_instance_network_on_host / migrate_instance_finish here
         instance = host.driver_instance({**row, **new_values})
         try:
+            await networking.bind_here(host, context, instance)
             await host.driver.finish_migration(instance, {}, power_on=old_vm_state != states.STOPPED)
         except Exception as exc:
             error = _unsupported(exc)
@@ -301,7 +301,6 @@ async def revert_resize(host: ComputeHost, context: dict[str, Any], instance_uui
                 await actions.add_fault(conn, instance_uuid, failed, host=host.host)
             await actions.event_finish(conn, context, instance_uuid, REVERT_EVENT, error=failed)
     if failed is None:
-        # the lead calls network.neutron.migrate_instance_start(instance, dest, source) here (port bindings back)
         await ComputeAPI(host.transport).finish_revert_resize(context, migration["source_compute"], instance_uuid,
                                                               migration_id)
 
@@ -321,10 +320,10 @@ async def finish_revert_resize(host: ComputeHost, context: dict[str, Any], insta
         old_values = flavor_values(migration["old_flavor"])
         async with host.db.write() as conn:
             await actions.event_start(conn, context, instance_uuid, FINISH_REVERT_EVENT, host=host.host)
-        # the lead calls network.neutron.setup_instance_network_on_host / migrate_instance_finish here
         instance = host.driver_instance({**row, **old_values})
         error: Exception | None = None
         try:
+            await networking.bind_here(host, context, instance)
             await host.driver.finish_revert_migration(instance, power_on=old_vm_state != states.STOPPED)
         except Exception as exc:
             error = _unsupported(exc)

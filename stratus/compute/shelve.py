@@ -14,7 +14,7 @@ import datetime
 import logging
 from typing import Any
 
-from stratus.compute import config_drive, power_sync
+from stratus.compute import config_drive, networking, power_sync
 from stratus.compute.host import ComputeHost
 from stratus.compute.instance_action import advance, power_state_of
 from stratus.compute.power import power_off_values
@@ -141,9 +141,9 @@ async def unshelve_instance(host: ComputeHost, context: dict[str, Any], instance
         error: Exception | None = None
         try:
             if offloaded:
-                # the lead calls network.neutron.setup_instance_network_on_host(instance, host) here
+                network_info = await networking.bind_here(host, context, instance)
                 drive = await config_drive.prepare(host.conf, host.db, host.driver, instance, image_meta)
-                await host.driver.spawn(instance, image_meta, network_info=[], config_drive=drive)
+                await host.driver.spawn(instance, image_meta, network_info=network_info, config_drive=drive)
             else:
                 await host.driver.power_on(instance)
         except Exception as exc:

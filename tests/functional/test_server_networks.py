@@ -446,3 +446,46 @@ def test_only_admins_boot_on_an_external_network(net_cloud: Cloud, project: Proj
             f"It is not allowed to create an interface on external network {public['id']}")
     allowed = boot(project.compute, image_id, networks=[{"uuid": public["id"]}])  # the project's admin
     assert allowed.status_code == 202, allowed.text
+
+
+HOST = "OS-EXT-SRV-ATTR:host"
+
+
+def _act(project: Project, server_id: str, body: dict[str, Any]) -> httpx.Response:
+    return project.compute.post(f"/servers/{server_id}/action", json=body)
+
+
+def _bound_to(project: Project, server_id: str) -> list[str]:
+    return [p["binding:host_id"] for p in project.ports_of(server_id)]
+
+
+def test_a_moved_server_has_its_ports_bound_where_it_runs(project: Project, image_id: str) -> None:
+    """Cold migration, its revert, live migration and evacuation leave every port bound to the host the server
+    runs on (Nova's migrate_instance_finish / setup_instance_network_on_host), with the same address."""
+    net, _sub = project.net("10.61.0.0/24")
+    server = boot(project.compute, image_id, networks=[{"uuid": net["id"]}]).json()["server"]
+    sid = server["id"]
+    first = wait_for_status(project.compute, sid, {"ACTIVE"})
+    address = first["addresses"][net["name"]][0]["addr"]
+    assert _bound_to(project, sid) == [first[HOST]]
+
+    assert _act(project, sid, {"migrate": None}).status_code == 202
+    moved = wait_for_status(project.compute, sid, {"VERIFY_RESIZE"}, timeout=60)
+    assert moved[HOST] != first[HOST] and _bound_to(project, sid) == [moved[HOST]]
+    assert _act(project, sid, {"revertResize": None}).status_code == 202
+    back = wait_for_status(project.compute, sid, {"ACTIVE"}, timeout=60)
+    assert back[HOST] == first[HOST] and _bound_to(project, sid) == [first[HOST]]
+
+    assert _act(project, sid, {"os-migrateLive": {"host": None, "block_migration": "auto"}}).status_code == 202
+    deadline = time.monotonic() + 60
+    while True:
+        live = project.compute.get(f"/servers/{sid}").json()["server"]
+        if live["status"] == "ACTIVE" and live[HOST] != first[HOST]:
+            break
+        assert time.monotonic() < deadline, live
+        time.sleep(0.2)
+    deadline = time.monotonic() + 30
+    while _bound_to(project, sid) != [live[HOST]]:
+        assert time.monotonic() < deadline, (_bound_to(project, sid), live[HOST])
+        time.sleep(0.2)
+    assert live["addresses"][net["name"]][0]["addr"] == address
