@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import urllib.parse
 from typing import Any
 
 from oslo_config import cfg
@@ -197,7 +198,8 @@ class API:
             return num_instances
         extensions = await self.client.extensions()
         if "quota_details" in extensions:  # Nova's way when it can: the service counts, no list of every port
-            body = await self.client.request(None, "GET", f"/quotas/{context['project_id']}/details")
+            project = urllib.parse.quote(str(context["project_id"]), safe="")
+            body = await self.client.request(None, "GET", f"/quotas/{project}/details")
             port = body["quota"].get("port") or {}
             if int(port.get("limit", -1)) < 0:
                 return num_instances

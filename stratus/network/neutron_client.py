@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import urllib.parse
 from typing import Any
 
 import httpx
@@ -202,7 +203,7 @@ class NeutronClient:
         return items
 
     async def show(self, context: dict[str, Any] | None, collection: str, resource_id: str) -> dict[str, Any]:
-        body = await self.request(context, "GET", f"/{collection}/{resource_id}")
+        body = await self.request(context, "GET", f"/{collection}/{_segment(resource_id)}")
         item: dict[str, Any] = body[_singular(collection)]
         return item
 
@@ -216,12 +217,12 @@ class NeutronClient:
     async def update(self, context: dict[str, Any] | None, collection: str, resource_id: str,
                      values: dict[str, Any]) -> dict[str, Any]:
         key = _singular(collection)
-        body = await self.request(context, "PUT", f"/{collection}/{resource_id}", json={key: values})
+        body = await self.request(context, "PUT", f"/{collection}/{_segment(resource_id)}", json={key: values})
         item: dict[str, Any] = body[key]
         return item
 
     async def delete(self, context: dict[str, Any] | None, collection: str, resource_id: str) -> None:
-        await self.request(context, "DELETE", f"/{collection}/{resource_id}")
+        await self.request(context, "DELETE", f"/{collection}/{_segment(resource_id)}")
 
     async def extensions(self) -> set[str]:
         """The aliases of the service's extensions, read once every ``EXTENSIONS_TTL`` seconds (Nova's
@@ -233,7 +234,7 @@ class NeutronClient:
         return self._extensions[1]
 
     async def show_quota(self, project_id: str) -> dict[str, Any]:
-        body = await self.request(None, "GET", f"/quotas/{project_id}")
+        body = await self.request(None, "GET", f"/quotas/{_segment(project_id)}")
         quota: dict[str, Any] = body["quota"]
         return quota
 
@@ -242,9 +243,15 @@ class NeutronClient:
         """``GET /v2.0/auto-allocated-topology/{project_id}``: the project's network, made on first use
         (``dry_run``: only whether it could be, ``fields=dry-run``)."""
         params = {"fields": "dry-run"} if dry_run else None
-        body = await self.request(context, "GET", f"/auto-allocated-topology/{project_id}", params=params)
+        body = await self.request(context, "GET", f"/auto-allocated-topology/{_segment(project_id)}", params=params)
         topology: dict[str, Any] = body["auto_allocated_topology"]
         return topology
+
+
+def _segment(value: str) -> str:
+    """An id as one path segment, percent-encoded: whatever a caller passed on (an id from a URL, control
+    characters and slashes included) names one resource, and is the service's 404 rather than a bad URL here."""
+    return urllib.parse.quote(str(value), safe="")
 
 
 def _singular(collection: str) -> str:

@@ -65,7 +65,7 @@ EXTRA_KEY = "fz:key"
 META_KEY = "mk"
 TAG = "tag1"
 #: what a periodic task or a heartbeat rewrites on its own; everything else must not move on a refused request
-VOLATILE_TABLES = {"compute_nodes", "resource_providers", "inventories", "tokens"}
+VOLATILE_TABLES = {"compute_nodes", "resource_providers", "inventories", "tokens", "network_agents"}
 VOLATILE_COLUMNS = {"updated_at", "last_seen_up", "report_count", "generation"}
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|File \"[^\"]+\.py\", line \d+")
 # hypothesis keeps caches (constants, unicode data) even with no example database: outside the checkout
@@ -91,6 +91,11 @@ class Fixtures:
             self.image_id = upload_image(image)["id"]
         self.ids: dict[str, str] = {"project_id": "fuzzproj", "class_name": "default", "key": EXTRA_KEY,
                                     "tag": TAG}
+        # each project's default security group exists before any snapshot: the Networking service makes it at
+        # a project's first security group request (Neutron's way), a read included
+        for token in (ADMIN, MEMBER):
+            with cloud.network_client(token) as network:
+                assert network.get("/security-groups").status_code == 200
         self.repair()
 
     def repair(self) -> None:
@@ -241,6 +246,17 @@ def seeds(route: Route, fx_ids: dict[str, str], image_id: str) -> list[Any]:
         ("PUT", "/servers/{server_id}/metadata"): [{"metadata": {META_KEY: "v", "k2": "v2"}}],
         ("PUT", "/servers/{server_id}/metadata/{key}"): [{"meta": {META_KEY: "v"}}],
         ("PUT", "/servers/{server_id}/tags"): [{"tags": [TAG, "b"]}],
+        # the network proxies (to 2.35), interfaces, external events, and a live migration's force_complete
+        ("POST", "/os-floating-ips"): [{"pool": "public"}],
+        ("POST", "/os-security-groups"): [{"security_group": {"name": "fzsg", "description": "d"}}],
+        ("PUT", "/os-security-groups/{group_id}"): [{"security_group": {"name": "fzsg2", "description": "d"}}],
+        ("POST", "/os-security-group-rules"): [{"security_group_rule": {
+            "parent_group_id": str(uuid.uuid4()), "ip_protocol": "tcp", "from_port": 22, "to_port": 22,
+            "cidr": "10.0.0.0/24"}}],
+        ("POST", "/os-server-external-events"): [{"events": [
+            {"name": "network-changed", "server_uuid": fx_ids.get("server_id", str(uuid.uuid4()))}]}],
+        ("POST", "/servers/{server_id}/os-interface"): [{"interfaceAttachment": {"net_id": str(uuid.uuid4())}}],
+        ("POST", "/servers/{server_id}/migrations/{migration_id}/action"): [{"force_complete": None}],
     }
     if route.path == "/os-services/{service_id}" and route.method == "PUT":
         if route.min_version == "2.1":
