@@ -26,6 +26,8 @@
 #   STRATUS-IP: <interface> <address>/<prefix> router=<router> routes=<classless routes>   (or "<interface> none")
 # then, when a lease routes 169.254.169.254, what the metadata service at that address says (busybox nc):
 #   STRATUS-MD-NET: <uuid from openstack/latest/meta_data.json> <its hostname> <latest/meta-data/local-ipv4>
+#   STRATUS-MD-NET-KEY: <MD5 fingerprint of its first key>   STRATUS-MD-NET-USERDATA: <user_data's first line>
+#   STRATUS-MD-NET-IP: <the first ip_address of openstack/latest/network_data.json>      (each "none" if absent)
 # then, for each address in stratus.ping=A,B,... on the kernel command line (a few tries each, for up to 120 s,
 # so that a peer booting at the same time is found):
 #   STRATUS-PING: <address> ok|fail
@@ -191,6 +193,17 @@ if ip route | grep -q '^169.254.169.254'; then
     host=$(echo "$md" | grep -o '"hostname": *"[^"]*"' | head -1 | cut -d'"' -f4)
     fixed=$(fetch_retry /latest/meta-data/local-ipv4) || fixed=""
     echo "STRATUS-MD-NET: ${uuid:-none} ${host:-none} ${fixed:-none}"
+    # the rest of what cloud-init reads there: the first key's MD5 fingerprint, the user data's first line, and
+    # the first address of network_data.json
+    blob=$(echo "$md" | grep -o '"data": *"[^"]*"' | head -1 | cut -d'"' -f4 | cut -d' ' -f2)
+    key=none
+    [ -n "$blob" ] && key=$(echo "$blob" | base64 -d | md5sum | cut -c1-32 | sed 's/../&:/g; s/:$//')
+    userdata=$(fetch /openstack/latest/user_data | head -n 1) || userdata=""
+    netdata=$(fetch /openstack/latest/network_data.json) || netdata=""
+    netip=$(echo "$netdata" | grep -o '"ip_address": *"[^"]*"' | head -1 | cut -d'"' -f4)
+    echo "STRATUS-MD-NET-KEY: ${key:-none}"
+    echo "STRATUS-MD-NET-USERDATA: ${userdata:-none}"
+    echo "STRATUS-MD-NET-IP: ${netip:-none}"
 fi
 targets=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^stratus\.ping=//p' | tr ',' ' ')
 for t in $targets; do

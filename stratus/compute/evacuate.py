@@ -51,7 +51,8 @@ async def rebuild_instance(host: ComputeHost, context: dict[str, Any], instance_
                 raise NotSupportedByDriver(f"Invalid state of instance files on shared storage: {host.host} shares "
                                            f"no storage with {migration['source_compute']}")
             network_info = await networking.bind_here(host, context, instance)
-            drive = await config_drive.prepare(host.conf, host.db, host.driver, instance, image_meta)
+            drive = await config_drive.prepare(host.conf, host.db, host.driver, instance, image_meta,
+                                               admin_password=admin_password)
             await host.driver.spawn(instance, image_meta, network_info=network_info, admin_password=admin_password,
                                     config_drive=drive)
         except Exception as exc:

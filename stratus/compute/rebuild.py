@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from stratus.compute import config_drive
+from stratus.compute import config_drive, networking
 from stratus.compute.host import ComputeHost
 from stratus.compute.instance_action import UnexpectedTaskState, advance, power_state_of
 from stratus.compute.rpcapi import NotSupportedByDriver
@@ -38,13 +38,16 @@ async def rebuild_instance(host: ComputeHost, context: dict[str, Any], instance_
         was_stopped = row["vm_state"] == states.STOPPED
         error: Exception | None = None
         try:
-            await host.driver.destroy(instance, network_info=[], destroy_disks=not preserve_ephemeral)
+            # the guest keeps its ports and addresses: the same VIFs are unplugged and plugged again
+            network_info = await networking.bind_here(host, context, instance)
+            await host.driver.destroy(instance, network_info=network_info, destroy_disks=not preserve_ephemeral)
             await advance(host, instance_uuid, {"task_state": task_states.REBUILD_BLOCK_DEVICE_MAPPING},
                           (task_states.REBUILDING,))
             await advance(host, instance_uuid, {"task_state": task_states.REBUILD_SPAWNING},
                           (task_states.REBUILD_BLOCK_DEVICE_MAPPING,))
-            drive = await config_drive.prepare(host.conf, host.db, host.driver, instance, image_meta)
-            await host.driver.spawn(instance, image_meta, network_info=[], admin_password=admin_password,
+            drive = await config_drive.prepare(host.conf, host.db, host.driver, instance, image_meta,
+                                               admin_password=admin_password)
+            await host.driver.spawn(instance, image_meta, network_info=network_info, admin_password=admin_password,
                                     config_drive=drive)
             if was_stopped:
                 await host.driver.power_off(instance)

@@ -7,6 +7,7 @@ address is inside the namespaces the cloud creates, and the test removes them al
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -114,11 +115,15 @@ def test_guests_get_leases_reach_each_other_and_their_metadata(cloud: Cloud, tes
             ports.append(port.json()["port"])
         flavor = api.post("/flavors", json={"flavor": {"name": "net-tiny", "ram": 128, "vcpus": 1, "disk": 1}})
         assert flavor.status_code == 200, flavor.text
+        key = api.post("/os-keypairs", json={"keypair": {"name": "guest-key"}})
+        assert key.status_code == 200, key.text
+        fingerprint = key.json()["keypair"]["fingerprint"]
         servers = []
         for i, port in enumerate(ports):
             resp = api.post("/servers", json={"server": {
                 "name": f"guest{i}", "imageRef": images.disk_id, "flavorRef": flavor.json()["flavor"]["id"],
-                "networks": [{"port": port["id"]}]}})
+                "networks": [{"port": port["id"]}], "key_name": "guest-key",
+                "user_data": base64.b64encode(f"#!/bin/sh\necho guest{i}\n".encode()).decode()}})
             assert resp.status_code == 202, resp.text
             servers.append(resp.json()["server"]["id"])
         for server_id in servers:
@@ -134,6 +139,9 @@ def test_guests_get_leases_reach_each_other_and_their_metadata(cloud: Cloud, tes
             md = re.search(r"STRATUS-MD-NET: (\S+) (\S+) (\S+)", text)
             assert md is not None, text
             assert md.group(1) == server_id and md.group(3) == address, text   # its own documents, not its peer's
+            assert f"STRATUS-MD-NET-KEY: {fingerprint}" in text, text
+            assert "STRATUS-MD-NET-USERDATA: #!/bin/sh" in text, text
+            assert f"STRATUS-MD-NET-IP: {address}" in text, text
         reported = time.monotonic() - started
         for port in ports:
             assert net.get(f"/ports/{port['id']}").json()["port"]["status"] == "ACTIVE"
