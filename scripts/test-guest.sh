@@ -27,7 +27,7 @@
 # then, when a lease routes 169.254.169.254, what the metadata service at that address says (busybox nc):
 #   STRATUS-MD-NET: <uuid from openstack/latest/meta_data.json> <its hostname> <latest/meta-data/local-ipv4>
 #   STRATUS-MD-NET-KEY: <MD5 fingerprint of its first key>   STRATUS-MD-NET-USERDATA: <user_data's first line>
-#   STRATUS-MD-NET-IP: <the first ip_address of openstack/latest/network_data.json>      (each "none" if absent)
+#   STRATUS-MD-NET-MAC: <the first link's MAC in openstack/latest/network_data.json>     (each "none" if absent)
 # then, for each address in stratus.ping=A,B,... on the kernel command line (a few tries each, for up to 120 s,
 # so that a peer booting at the same time is found):
 #   STRATUS-PING: <address> ok|fail
@@ -200,10 +200,10 @@ if ip route | grep -q '^169.254.169.254'; then
     [ -n "$blob" ] && key=$(echo "$blob" | base64 -d | md5sum | cut -c1-32 | sed 's/../&:/g; s/:$//')
     userdata=$(fetch /openstack/latest/user_data | head -n 1) || userdata=""
     netdata=$(fetch /openstack/latest/network_data.json) || netdata=""
-    netip=$(echo "$netdata" | grep -o '"ip_address": *"[^"]*"' | head -1 | cut -d'"' -f4)
+    netmac=$(echo "$netdata" | grep -o '"ethernet_mac_address": *"[^"]*"' | head -1 | cut -d'"' -f4)
     echo "STRATUS-MD-NET-KEY: ${key:-none}"
     echo "STRATUS-MD-NET-USERDATA: ${userdata:-none}"
-    echo "STRATUS-MD-NET-IP: ${netip:-none}"
+    echo "STRATUS-MD-NET-MAC: ${netmac:-none}"
 fi
 targets=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^stratus\.ping=//p' | tr ',' ' ')
 for t in $targets; do

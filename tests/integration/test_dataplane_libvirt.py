@@ -56,6 +56,13 @@ class GuestFiles(ImageClient):
     async def update(self, context: dict[str, Any], image_id: str, values: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
+    async def list(self, context: dict[str, Any], params: dict[str, str]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    async def patch(self, context: dict[str, Any], image_id: str, values: dict[str, Any],
+                    remove: list[str]) -> dict[str, Any]:
+        raise NotImplementedError
+
     async def upload(self, context: dict[str, Any], image_id: str, chunks: Any) -> None:
         raise NotImplementedError
 
