@@ -27,6 +27,9 @@ TIMEOUT = 30  # [DEFAULT] instance_build_timeout of these clouds: the deadline f
 CONF = textwrap.dedent(f"""\
     [DEFAULT]
     instance_build_timeout = {TIMEOUT}
+    # every build of a boot under way at once, however the scheduler spreads them (Nova's default of 10 per host
+    # would hold some back when a host gets more than 10 of the 40, and they would never all be spawning)
+    max_concurrent_builds = 0
     [conductor]
     build_recovery_interval = 1
     [quota]
