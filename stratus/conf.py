@@ -347,6 +347,23 @@ def _keystoneauth_opts(service_type: str) -> list[cfg.Opt]:
     return out
 
 
+def load_auth_plugin(conf: cfg.ConfigOpts, group: str) -> Any:
+    """The keystoneauth plugin ``[group] auth_type`` names, from that group's options, as keystoneauth's
+    ``load_auth_from_conf_options`` would load it, but without registering the plugin's options again: the usual
+    ones are registered above with ``required`` off (so a deployment without them starts), and keystoneauth's
+    own copies, ``required`` on, would be a duplicate option. A plugin's options that are not registered yet
+    (another plugin than ``password``) are registered here first."""
+    from keystoneauth1 import loading as ks_loading
+
+    loader = ks_loading.get_plugin_loader(conf[group].auth_type)
+    options = loader.get_options()
+    for opt in options:
+        if opt.dest not in conf[group]:
+            conf.register_opt(opt._to_oslo_opt(), group=group)
+    values = {opt.dest: conf[group][opt.dest] for opt in options}
+    return loader.load_from_options(**{k: v for k, v in values.items() if v is not None})
+
+
 NEUTRON_OPTS = [
     *_keystoneauth_opts("network"),
     cfg.BoolOpt("service_metadata_proxy", default=False,

@@ -129,7 +129,25 @@ def start_cloud(tmp: Path, extra_conf: str = "", python: str = sys.executable, a
     ``auth_strategy`` is noauth2 unless asked (every test and benchmark speaks ``user:project`` tokens);
     ``embedded`` runs the identity service, with the admin password in ``Cloud.admin_password`` and the
     clouds.yaml it writes at ``Cloud.clouds_yaml_path``; ``keystone`` serves no identity API (``extra_conf`` names
-    the real Keystone in ``[keystone_authtoken]``), so ``Cloud.identity_url`` is not served either."""
+    the real Keystone in ``[keystone_authtoken]``), so ``Cloud.identity_url`` is not served either.
+
+    The ports are picked free just before the start; should another process take one in between (an outgoing
+    connection's ephemeral port: a race with the machine, not an error of the cloud), it is started again on
+    other ports, up to three times."""
+    for attempt in range(3):
+        log_path = tmp / "stratus.log"
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        try:
+            return _start_once(tmp, extra_conf, python, auth_strategy, env)
+        except RuntimeError:
+            started = log_path.read_bytes()[offset:] if log_path.exists() else b""
+            if b"address already in use" not in started or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_once(tmp: Path, extra_conf: str, python: str, auth_strategy: str,
+                env: dict[str, str] | None) -> Cloud:
     compute_port, image_port, identity_port, metadata_port = free_port(), free_port(), free_port(), free_port()
     network_port = free_port()
     config_file = tmp / "stratus.conf"

@@ -155,20 +155,42 @@ _CAS = (update(resource_providers)
                resource_providers.c.generation == bindparam("generation"))
         .values(generation=bindparam("next_generation"), updated_at=bindparam("now")))
 _CONSUMER = select(consumers.c.id).where(consumers.c.uuid == bindparam("uuid"))
+_USED = (select(allocations.c.resource_class, func.sum(allocations.c.used))
+         .where(allocations.c.resource_provider_id == bindparam("provider_id"))
+         .group_by(allocations.c.resource_class))
+_CAPACITY = (select(inventories.c.resource_class, inventories.c.total, inventories.c.reserved,
+                    inventories.c.allocation_ratio)
+             .where(inventories.c.resource_provider_id == bindparam("provider_id")))
+
+
+async def _still_fits(conn: Connection, provider_id: int, resources: dict[str, int]) -> bool:
+    """Placement's own check at the write: the provider's committed usage plus ``resources`` within (total -
+    reserved) * allocation_ratio of each class. Asked with the provider's row locked by the compare-and-swap, so
+    no other claim on it commits in between: a caller whose picture was not exact (a sync that read usage and
+    generation at different moments) cannot over-commit."""
+    used = {rc: int(n or 0) for rc, n in await conn.execute(_USED, {"provider_id": provider_id})}
+    capacity = {rc: (total - reserved) * ratio
+                for rc, total, reserved, ratio in await conn.execute(_CAPACITY, {"provider_id": provider_id})}
+    return all(rc in capacity and used.get(rc, 0) + amount <= capacity[rc]
+               for rc, amount in resources.items() if amount)
 
 
 async def claim_at_generation(conn: Connection, provider_id: int, generation: int, consumer_uuid: str,
                               project_id: str, user_id: str, resources: dict[str, int]) -> bool:
     """Allocate on a provider the caller saw at ``generation``; False, writing nothing, if it has moved since.
 
-    This is placement's own contract (a client sends the generation it read): a caller whose view of the
-    provider is exact at that generation has already checked the fit, so the claim is one compare-and-swap
-    and two inserts (statements built once: this is the scheduler's hot path).
+    This is placement's own contract (a client sends the generation it read); the fit is checked again against
+    the committed allocations once the compare-and-swap holds the provider's row, as placement checks capacity
+    on every allocation write (statements built once: this is the scheduler's hot path).
     """
     now = utcnow()
     result = await conn.execute(_CAS, {"provider_id": provider_id, "generation": generation,
                                        "next_generation": generation + 1, "now": now})
     if result.rowcount != 1:
+        return False
+    if not await _still_fits(conn, provider_id, resources):
+        # the caller's picture was behind: the generation moved on (harmless), nothing allocated; the caller
+        # re-reads the provider and decides again
         return False
     await _ensure_consumer(conn, consumer_uuid, project_id, user_id)
     await conn.execute(allocations.insert(), [

@@ -19,13 +19,13 @@ from typing import Any
 
 import httpx
 from keystoneauth1 import exceptions as ks_exceptions
-from keystoneauth1 import loading as ks_loading
 from keystoneauth1 import plugin as ks_plugin
 from keystoneauth1 import session as ks_session
 from keystoneauth1 import token_endpoint
 from keystoneauth1.identity import v3
 from oslo_config import cfg
 
+from stratus import conf as conf_mod
 from stratus import exception
 
 LOG = logging.getLogger(__name__)
@@ -65,9 +65,10 @@ def _auth_plugin(conf: cfg.ConfigOpts) -> ks_plugin.BaseAuthPlugin:
     compute API itself runs with: the embedded admin with ``[api] auth_strategy = embedded``, the ``admin``
     token of noauth2 otherwise (only ever pointed at the service the process serves)."""
     if conf.neutron.auth_type:
-        auth = ks_loading.load_auth_from_conf_options(conf, GROUP)
-        if auth is None:
-            raise NeutronUnavailable(reason=f"[{GROUP}] auth_type {conf.neutron.auth_type} could not be loaded")
+        try:
+            auth: ks_plugin.BaseAuthPlugin = conf_mod.load_auth_plugin(conf, GROUP)
+        except ks_exceptions.ClientException as exc:
+            raise NeutronUnavailable(reason=f"[{GROUP}] auth_type {conf.neutron.auth_type}: {exc}") from None
         return auth
     if conf.api.auth_strategy == "embedded":
         path = os.path.join(conf.state_path, "admin-password")

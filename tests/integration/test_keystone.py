@@ -79,6 +79,15 @@ def deployment(keystone: Keystone, tmp_path_factory: pytest.TempPathFactory) -> 
             user_domain_name = Default
             project_domain_name = Default
             region_name = RegionOne
+            [neutron]
+            auth_type = password
+            auth_url = {keystone.www_authenticate_uri}
+            username = nova
+            password = {nova_password}
+            project_name = service
+            user_domain_name = Default
+            project_domain_name = Default
+            region_name = RegionOne
             """), auth_strategy="keystone")
         for name, kind, url in (("nova", "compute", cloud.compute_url), ("glance", "image", cloud.image_url)):
             services.append(admin.identity.create_service(name=name, type=kind, enabled=True))

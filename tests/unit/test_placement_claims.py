@@ -54,3 +54,23 @@ async def test_inventory_update_bumps_generation_and_limits(tmp_path: Path) -> N
         assert await placement.claim(conn, rp, "c1", "p", "u", {"VCPU": 2})
         assert not await placement.claim(conn, rp, "c2", "p", "u", {"VCPU": 1})
     await db.dispose()
+
+
+async def test_a_claim_at_the_current_generation_still_cannot_overcommit(tmp_path: Path) -> None:
+    """A scheduler whose picture has the provider's generation but not all its usage (a sync that read the two
+    at different moments) is refused at the write: placement checks capacity against what is committed."""
+    from sqlalchemy import select
+
+    from stratus.db.models import resource_providers
+
+    db = await _db(tmp_path)
+    async with db.write() as conn:
+        rp = await placement.ensure_provider(conn, "33333333-3333-3333-3333-333333333333", "node3",
+                                             {"VCPU": {"total": 2}})
+        assert await placement.claim(conn, rp, "c1", "p", "u", {"VCPU": 2})  # full
+        generation = (await conn.execute(select(resource_providers.c.generation)
+                                         .where(resource_providers.c.id == rp))).scalar_one()
+        assert not await placement.claim_at_generation(conn, rp, generation, "c2", "p", "u", {"VCPU": 1})
+    async with db.read() as conn:
+        assert (await placement.provider_usages(conn, [rp]))[rp] == {"VCPU": 2}
+    await db.dispose()
