@@ -18,6 +18,7 @@ from oslo_policy import policy as oslo_policy
 
 from stratus import conf as conf_mod
 from stratus.context import RequestContext
+from stratus.identity.policy import _Enforcer
 from stratus.network.server import errors
 
 ADMIN = "rule:admin_only"
@@ -87,20 +88,8 @@ def list_rules() -> list[oslo_policy.RuleDefault]:
     return [oslo_policy.RuleDefault(name, check) for name, check in _rules().items()]
 
 
-#: seconds a decision is remembered, and the rules (the operator's file) trusted without looking at it again
+#: seconds a decision is remembered (the enforcer trusts the operator's file as long: identity/policy.py)
 MEMO_SECONDS = 1.0
-
-
-class _Enforcer(oslo_policy.Enforcer):
-    """oslo.policy's enforcer, looking at its files at most once per ``MEMO_SECONDS``."""
-
-    _next_load = 0.0
-
-    def load_rules(self, force_reload: bool = False) -> None:
-        now = time.monotonic()
-        if force_reload or now >= self._next_load:
-            super().load_rules(force_reload)
-            self._next_load = now + MEMO_SECONDS
 
 
 class NetworkPolicy:
