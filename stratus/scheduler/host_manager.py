@@ -108,6 +108,8 @@ class HostManager:
         # never synced: -inf, not 0.0, since time.monotonic() is only seconds on a freshly booted host
         self._synced_at = float("-inf")
         self._slow_synced_at = float("-inf")
+        #: until when (monotonic) the services left unread by the last ``_load_services`` are sure to be up
+        self._services_sure_until = float("-inf")
 
     # --- arrays ------------------------------------------------------------------------------------------
     def _allocate(self, n: int) -> None:
@@ -247,11 +249,16 @@ class HostManager:
         now = time.monotonic()
         interval = self.conf.scheduler.host_state_sync_interval
         if not (force or self._full_needed or self._dirty or now - self._synced_at >= interval):
+            if now >= self._services_sure_until:
+                await self._resync_services()
             self.judge_liveness()
             return
         async with self._lock:
             now = time.monotonic()
             if not (force or self._full_needed or self._dirty or now - self._synced_at >= interval):
+                if now >= self._services_sure_until:
+                    async with self.db.read() as conn:
+                        await self._load_services(conn)
                 self.judge_liveness()
                 return
             wall = utcnow()
@@ -269,6 +276,14 @@ class HostManager:
             self._since = wall
             self._synced_at = now
             self.judge_liveness()
+
+    async def _resync_services(self) -> None:
+        """Re-read the services alone: the hosts the last read left out (heartbeats recent enough then) may
+        have fallen silent past ``service_down_time`` since, when the sync interval is long next to it."""
+        async with self._lock:
+            if time.monotonic() >= self._services_sure_until:
+                async with self.db.read() as conn:
+                    await self._load_services(conn)
 
     def judge_liveness(self, now: datetime | None = None) -> None:
         """``service_up`` as of ``now`` (the request's time): not forced down and a heartbeat within
@@ -421,8 +436,12 @@ class HostManager:
         up and enabled."""
         early = timedelta(seconds=self.conf.scheduler.host_state_sync_interval) + LIVENESS_MARGIN
         down_time = timedelta(seconds=self.conf.service_down_time)
-        # never read the healthy ones on every sync: at most half of service_down_time early
-        threshold = utcnow() - down_time + min(early, down_time / 2)
+        # never read the healthy ones on every sync: at most half of service_down_time early; when that cap
+        # bites (an interval long next to service_down_time), ``sync`` re-reads the services alone once the
+        # unread ones could have gone down
+        window = min(early, down_time / 2)
+        read_at = time.monotonic()
+        threshold = utcnow() - down_time + window
         last = func.coalesce(services.c.last_seen_up, services.c.updated_at, services.c.created_at)
         rows = await conn.execute(
             select(services.c.host, services.c.disabled, services.c.forced_down, last)
@@ -436,6 +455,7 @@ class HostManager:
                 self.service_disabled[index] = bool(disabled)
                 self.forced_down[index] = bool(forced_down)
                 self.last_seen[index] = -np.inf if seen is None else _epoch(seen)
+        self._services_sure_until = read_at + window.total_seconds()
 
     async def _load_aggregates(self, conn: Connection) -> None:
         metadata: dict[int, dict[str, str]] = defaultdict(dict)

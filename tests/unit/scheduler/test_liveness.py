@@ -36,3 +36,23 @@ async def test_requests_do_not_go_to_a_host_that_went_silent_between_syncs(sched
     monkeypatch.setattr(host_manager, "utcnow", lambda: moved)
     result = await sched.select_destinations({}, spec(), [new_uuid() for _ in range(4)])
     assert [hosts[0]["host"] for hosts in result] == ["stays"] * 4
+
+
+async def test_a_host_left_unread_by_the_last_sync_is_read_again_before_it_could_be_down(
+        scheduler: Seed, monkeypatch) -> None:
+    """With a sync interval long next to ``service_down_time`` the sync reads only hosts silent for more than
+    half of it; a host that beat 1 s before the sync is left out, and must still be down 3.5 s later (before
+    the next sync), as os-services already shows it."""
+    sched = await scheduler([SimHost("stays", memory_mb=4096), SimHost("goes", memory_mb=8192, silent_for=1.0)],
+                            DEFAULT={"service_down_time": 4}, scheduler={"host_state_sync_interval": 60})
+    hosts = sched.host_manager
+    await hosts.sync()
+    assert hosts.service_up.tolist() == [True, True]
+    from stratus.scheduler import host_manager
+
+    wall, clock = utcnow() + datetime.timedelta(seconds=3.5), host_manager.time.monotonic() + 3.5
+    monkeypatch.setattr(host_manager, "utcnow", lambda: wall)
+    monkeypatch.setattr(host_manager.time, "monotonic", lambda: clock)
+    await hosts.sync()
+    assert dict(zip([h.host for h in hosts.hosts], hosts.service_up.tolist(), strict=True)) == \
+        {"stays": True, "goes": False}  # 3.5 s and 4.5 s silent
