@@ -33,4 +33,4 @@ fi
 # Keystone and gunicorn from PyPI into a venv of their own (~/.cache/stratus/keystone-venv; skipped when there)
 scripts/keystone.sh install >/dev/null
 .venv/bin/ruff check stratus tests benchmarks
-exec .venv/bin/pytest -q "$@"
+exec .venv/bin/pytest -q --durations=40 "$@"
