@@ -192,6 +192,7 @@ async def create_network(req: NetworkRequest) -> dict[str, Any]:
         raise errors.invalid_input("Unable to set is_default on a network that is not external")
     asked = _segment(req, values)
     opts = req.services.options
+    mtu = values.pop("mtu")  # once, outside the retries: a lost segment race runs the body again
     for attempt in range(SEGMENT_RETRIES):
         try:
             async with req.services.db.write() as conn:
@@ -211,7 +212,6 @@ async def create_network(req: NetworkRequest) -> dict[str, Any]:
                 if values["is_default"]:
                     await _check_default(conn, None)
                 limit = opts.global_physnet_mtu - (VXLAN_OVERHEAD if kind == "vxlan" else 0)
-                mtu = values.pop("mtu")
                 if mtu is not None and mtu > limit:
                     raise errors.invalid_input(f"Requested MTU is too big, maximum is {limit}")
                 record = {"id": str(uuid.uuid4()), **new_standard(project_id), "name": values["name"],
