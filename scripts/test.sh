@@ -33,4 +33,31 @@ fi
 # Keystone and gunicorn from PyPI into a venv of their own (~/.cache/stratus/keystone-venv; skipped when there)
 scripts/keystone.sh install >/dev/null
 .venv/bin/ruff check stratus tests benchmarks
-exec .venv/bin/pytest -q --durations=40 "$@"
+if [ "$#" -gt 0 ]; then
+    exec .venv/bin/pytest -q --durations=40 "$@"
+fi
+# The whole suite runs as two pytest processes side by side, the integration tests (real daemons, guests, the
+# kernel's namespaces: one at a time among themselves) and the rest (unit tests, and functional tests, whose
+# clouds each have their own ports and state directory and touch no kernel state). Much of each waits on other
+# processes (clouds, daemons, TCG guests), so on this 2-core machine the pair takes far less than one after the
+# other. Each has its own pytest temporary tree; their lines are prefixed, and both results are printed at the end.
+work=$(mktemp -d "${TMPDIR:-/tmp}/stratus-test-XXXXXX")
+part() {
+    local name=$1
+    shift
+    set +e
+    .venv/bin/pytest -q -p no:cacheprovider --durations=25 --basetemp="$work/$name" "$@" 2>&1 \
+        | tee "$work/$name.log" | sed -u "s/^/[$name] /"
+    echo "${PIPESTATUS[0]}" >"$work/$name.rc"
+}
+part integration tests/integration &
+part rest tests --ignore=tests/integration &
+wait
+status=0
+for name in rest integration; do
+    rc=$(cat "$work/$name.rc")
+    echo "== $name: $(tail -n 1 "$work/$name.log") (exit $rc)"
+    [ "$rc" = 0 ] || status=1
+done
+rm -rf "$work"
+exit "$status"
