@@ -267,6 +267,23 @@ def test_resize_then_confirm(journey: Journey) -> None:
     _assert_only_own_claim(journey, dest, BIG)
 
 
+def test_a_resize_down_is_refused_before_the_guest_stops(journey: Journey) -> None:
+    """A smaller root disk cannot be made from the guest's: the source refuses before powering it off (Nova's
+    ResizeError), the server stays where it was, running, with the fault and its own claim only."""
+    host, _ = _where(journey)
+    markers = journey.console().count(BOOTED)
+    journey.action({"resize": {"flavorRef": journey.flavors[SMALL["name"]]}})
+    wait_for("the move to fail", lambda: journey.migration()["status"] == "error", timeout=60)
+    server = journey.settle({"ACTIVE"})
+    assert server["OS-EXT-SRV-ATTR:host"] == host and server["flavor"]["original_name"] == BIG["name"]
+    fault = journey.pair.cluster.sql("select message from instance_faults where instance_uuid = $1 "
+                                     "order by created_at desc limit 1", journey.server_id)
+    assert fault == [("Resize error: Unable to resize disk down.",)]
+    _assert_runs_only_on(journey, host)
+    assert journey.console().count(BOOTED) == markers  # it never stopped
+    _assert_only_own_claim(journey, host, BIG)
+
+
 def test_cold_migrate_then_confirm(journey: Journey) -> None:
     source, dest = _where(journey)
     pair = journey.pair
@@ -367,6 +384,9 @@ def test_delete_leaves_nothing(journey: Journey) -> None:
     wait_gone(journey.api, journey.server_id, timeout=120)
     for host in pair.hosts:
         assert journey.server_id not in host.domains()
-        assert not (host.instances_path / journey.server_id).exists()
+        inbox = host.instances_path / "_inbox"
+        left = [p.name for p in [*host.instances_path.iterdir(), *(inbox.iterdir() if inbox.exists() else [])]
+                if p.name.startswith(journey.server_id)]
+        assert not left, f"left on {host.name}: {left}"  # no instance directory, _resize or inbox file
     assert journey.allocations() == {}
     journey.server_id = ""
