@@ -284,6 +284,33 @@ def test_a_resize_down_is_refused_before_the_guest_stops(journey: Journey) -> No
     _assert_only_own_claim(journey, host, BIG)
 
 
+def test_a_transfer_that_fails_puts_the_guest_back(journey: Journey) -> None:
+    """The destination's libvirtd cannot make the disk's volume (a directory is in the way in its inbox): the
+    source deletes what it sent, takes its files back and starts the guest again; the destination's claim goes."""
+    source, dest = _where(journey)
+    pair = journey.pair
+    blocker = pair.host(dest).instances_path / "_inbox" / f"{journey.server_id}.disk"
+    (blocker / "in-the-way").mkdir(parents=True)
+    markers = journey.console().count(BOOTED)
+    try:
+        journey.action({"migrate": None})
+        wait_for("the move to fail", lambda: journey.migration()["status"] == "error", timeout=90)
+        server = journey.settle({"ACTIVE"})
+    finally:
+        (blocker / "in-the-way").rmdir()
+        blocker.rmdir()
+    assert server["OS-EXT-SRV-ATTR:host"] == source
+    fault = journey.pair.cluster.sql("select message from instance_faults where instance_uuid = $1 "
+                                     "order by created_at desc limit 1", journey.server_id)
+    assert fault[0][0].startswith(f"Resize error: sending the disks to {dest} failed"), fault
+    _assert_runs_only_on(journey, source)
+    journey.wait_booted(markers + 1)  # powered off for the transfer, started again
+    assert (pair.host(source).instances_path / journey.server_id / "disk").exists()
+    assert not (pair.host(source).instances_path / f"{journey.server_id}_resize").exists()
+    assert not list((pair.host(dest).instances_path / "_inbox").iterdir())
+    _assert_only_own_claim(journey, source, BIG)
+
+
 def test_cold_migrate_then_confirm(journey: Journey) -> None:
     source, dest = _where(journey)
     pair = journey.pair
