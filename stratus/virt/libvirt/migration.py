@@ -121,16 +121,38 @@ def _upload(conn: libvirt.virConnect, pool: libvirt.virStoragePool, name: str, p
     return size
 
 
+def _open_inbox(conn: libvirt.virConnect, uri: str, pool_name: str) -> libvirt.virStoragePool:
+    try:
+        pool = conn.storagePoolLookupByName(pool_name)
+        if pool.isActive():
+            return pool
+    except libvirt.libvirtError as exc:
+        raise ResizeError(reason=f"the destination's libvirtd at {uri} has no storage pool {pool_name}: "
+                                 f"{exc.get_error_message()}") from None
+    raise ResizeError(reason=f"the storage pool {pool_name} of the destination's libvirtd at {uri} is not active")
+
+
+def check_destination(uri: str, pool_name: str) -> None:
+    """The destination's libvirtd answers and its inbox is ready (blocking): asked before the guest stops, so that
+    an unreachable or unprepared destination costs the guest no downtime."""
+    try:
+        conn = libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        raise ResizeError(reason=f"the destination's libvirtd at {uri} cannot be reached: "
+                                 f"{exc.get_error_message()}") from None
+    try:
+        _open_inbox(conn, uri, pool_name)
+    finally:
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.close()
+
+
 def send_files(uri: str, pool_name: str, uuid: str, from_dir: str) -> int:
     """Every file of the guest in ``from_dir`` into the destination's inbox pool (blocking: a worker thread's).
     All or nothing: on a failure the volumes made so far are deleted. Returns the bytes sent."""
     conn = libvirt.open(uri)
     try:
-        try:
-            pool = conn.storagePoolLookupByName(pool_name)
-        except libvirt.libvirtError as exc:
-            raise ResizeError(reason=f"the destination's libvirtd at {uri} has no storage pool {pool_name}: "
-                                     f"{exc.get_error_message()}") from None
+        pool = _open_inbox(conn, uri, pool_name)
         with contextlib.suppress(libvirt.libvirtError):  # forget the files a finished move took away
             pool.refresh(0)
         sent: list[str] = []
@@ -197,14 +219,17 @@ class MigrationMixin:
 
     async def migrate_disk_and_power_off(self: LibvirtDriver, instance: dict[str, Any], dest_host: str,
                                          flavor: dict[str, Any], timeout: int = 0, retry_interval: int = 0) -> None:
-        """Refuse what cannot move (a smaller root disk, disks in Ceph) before touching the guest; power it off,
-        keep its directory as ``<uuid>_resize``, upload its files to ``dest_host``'s inbox, undefine it here.
-        A failed upload puts everything back (the guest running again if it ran)."""
+        """Refuse what cannot move (a smaller root disk, disks in Ceph, a destination whose libvirtd does not
+        answer or has no inbox) before touching the guest; power it off, keep its directory as
+        ``<uuid>_resize``, upload its files to ``dest_host``'s inbox, undefine it here. A failed upload puts
+        everything back (the guest running again if it ran)."""
         uuid = instance["uuid"]
         if self.rbd is not None:
             raise ResizeError(reason="moving a guest whose disks are in Ceph (images_type rbd) is not supported")
         if int(flavor.get("root_gb") or 0) < int(instance.get("root_gb") or 0):
             raise ResizeError(reason="Unable to resize disk down.")
+        uri, pool = peer_uri(self.conf.libvirt.live_migration_uri, dest_host), inbox_pool(dest_host)
+        await asyncio.to_thread(check_destination, uri, pool)
         was_running = (await self.get_info(instance)).power_state == power_state.RUNNING
         await self.power_off(instance, timeout, retry_interval)
         inst_dir = self.instance_dir(instance)
@@ -223,8 +248,7 @@ class MigrationMixin:
         started = time.monotonic()
         try:
             await asyncio.to_thread(files.write, os.path.join(kept, "libvirt.xml"), xml)
-            sent = await asyncio.to_thread(send_files, peer_uri(self.conf.libvirt.live_migration_uri, dest_host),
-                                           inbox_pool(dest_host), uuid, kept)
+            sent = await asyncio.to_thread(send_files, uri, pool, uuid, kept)
         except BaseException as exc:
             LOG.warning("the files of %s could not be sent to %s: %s", uuid, dest_host, exc)
             await asyncio.to_thread(os.rename, kept, inst_dir)

@@ -67,3 +67,26 @@ async def test_an_overlay_from_another_host_is_put_on_this_hosts_base(tmp_path: 
     await qemu_img("rebase", "-q", "-u", "-f", "qcow2", "-F", "raw", "-b", str(unknown), str(disk))
     with pytest.raises(migration.ResizeError, match="cannot make"):
         await driver._rebase_here({"uuid": UUID, "image_ref": "img-1"}, str(disk), await image_info(str(disk)))
+
+
+async def test_an_unprepared_destination_is_refused_before_the_guest_stops(tmp_path: Path) -> None:
+    """On libvirt's test driver (in process): the destination has no inbox pool, so the move is refused and the
+    guest (the test driver's running domain) never stopped."""
+    conf = conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)},
+                                    "libvirt": {"virt_type": "qemu", "connection_uri": "test:///default",
+                                                "live_migration_uri": "test:///default"}})
+    driver = LibvirtDriver(conf, "a")
+    conn = libvirt.open("test:///default")
+    dom = conn.lookupByName("test")
+    instance = {"uuid": dom.UUIDString(), "name": "test", "root_gb": 1}
+    try:
+        with pytest.raises(migration.ResizeError, match="has no storage pool stratus-inbox-b"):
+            await driver.migrate_disk_and_power_off(instance, "b", {"root_gb": 1}, 5, 1)
+        assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+        with pytest.raises(migration.ResizeError, match="cannot be reached"):
+            driver.conf.set_override("live_migration_uri", "qemu+unix:///system?socket=/nonexistent", "libvirt")
+            await driver.migrate_disk_and_power_off(instance, "b", {"root_gb": 1}, 5, 1)
+        assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    finally:
+        driver.host.close()
+        conn.close()
