@@ -1,7 +1,7 @@
 """Moves of a real guest between two libvirt compute hosts on this machine (tests/integration/libvirt_pair.py: a
 libvirtd each, with its own host UUID and its own instances_path; no shared file system): resize with a bigger
-disk, revert and confirm, cold migration, rescue with a rescue image, shelve and unshelve on the other host, and
-evacuation from a host whose service is forced down.
+disk, revert and confirm, a refused and a failed move, cold migration of a stopped server, rescue with a rescue
+image, shelve and unshelve on the other host, and evacuation from a host whose service is forced down.
 
 One test guest (TCG) makes the whole journey, test after test, in file order, so that the module boots it once:
 each test starts from where the one before left it. After every move the checks read libvirt on both hosts (the
@@ -311,21 +311,29 @@ def test_a_transfer_that_fails_puts_the_guest_back(journey: Journey) -> None:
     _assert_only_own_claim(journey, source, BIG)
 
 
-def test_cold_migrate_then_confirm(journey: Journey) -> None:
+def test_cold_migrate_a_stopped_server_then_confirm(journey: Journey) -> None:
+    """A stopped server moves stopped: its guest is defined on the destination and left off, the confirm leaves it
+    SHUTOFF there, and it starts there."""
     source, dest = _where(journey)
     pair = journey.pair
+    journey.action({"os-stop": None})
+    journey.settle({"SHUTOFF"})
     markers = journey.console().count(BOOTED)
     journey.action({"migrate": None})
     server = journey.settle({"VERIFY_RESIZE"})
-    assert server["OS-EXT-SRV-ATTR:host"] == dest
-    _assert_runs_only_on(journey, dest)
-    journey.wait_booted(markers + 1)
+    assert server["OS-EXT-SRV-ATTR:host"] == dest and server["OS-EXT-STS:power_state"] == 4
+    assert pair.host(dest).domains().get(journey.server_id) == libvirt.VIR_DOMAIN_SHUTOFF
+    assert journey.server_id not in pair.host(source).domains()
     assert journey.migration()["type"] == "migration"
     journey.action({"confirmResize": None}, status=204)
+    journey.settle({"SHUTOFF"})
+    assert journey.console().count(BOOTED) == markers  # never started on the way
+    assert not (pair.host(source).instances_path / f"{journey.server_id}_resize").exists()
+    journey.action({"os-start": None})
     journey.settle({"ACTIVE"})
     _assert_runs_only_on(journey, dest)
+    journey.wait_booted(markers + 1)
     assert disk_info(pair.host(dest).instances_path / journey.server_id / "disk")["virtual-size"] == BIG["disk"] * GiB
-    assert not (pair.host(source).instances_path / f"{journey.server_id}_resize").exists()
     _assert_only_own_claim(journey, dest, BIG)
 
 
