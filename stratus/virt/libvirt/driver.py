@@ -344,6 +344,7 @@ class LibvirtDriver(MigrationMixin, RescueMixin, ComputeDriver):
             swap = (inst.get("flavor") or {}).get("swap")
             if swap:
                 in_use.add(f"swap_{swap}")
+        in_use |= await asyncio.to_thread(files.backing_names, self.instances_path)  # moves kept, rescue disks
         opts = self.conf.image_cache
         removed = await asyncio.to_thread(self.cache.age, in_use, opts.remove_unused_original_minimum_age_seconds,
                                           opts.remove_unused_base_images)

@@ -90,3 +90,32 @@ async def test_an_unprepared_destination_is_refused_before_the_guest_stops(tmp_p
     finally:
         driver.host.close()
         conn.close()
+
+
+async def test_the_cache_manager_keeps_the_bases_of_kept_and_rescue_disks(tmp_path: Path) -> None:
+    """No instance row of this host names the image of a ``<uuid>_resize`` kept for a revert, nor a rescue image:
+    their bases stay because a disk under instances_path stands on them; a base nothing stands on goes."""
+    from stratus.virt.libvirt import files
+
+    base = tmp_path / "instances" / "_base"
+    base.mkdir(parents=True)
+    for name in ("kept-base", "rescue-base", "unused-base"):
+        (base / name).write_bytes(b"\0" * 4096)
+    kept, rescued = tmp_path / "instances" / f"{UUID}_resize", tmp_path / "instances" / "other-uuid"
+    kept.mkdir()
+    rescued.mkdir()
+    await qemu_img("create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(base / "kept-base"), str(kept / "disk"))
+    await qemu_img("create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(base / "rescue-base"),
+                   str(rescued / "disk.rescue"))
+    (rescued / "console.log").write_text("not a disk")
+    assert files.backing_names(str(tmp_path / "instances")) == {"kept-base", "rescue-base"}
+
+    conf = conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)},
+                                    "libvirt": {"virt_type": "qemu", "connection_uri": "test:///default"},
+                                    "image_cache": {"remove_unused_original_minimum_age_seconds": 0}})
+    driver = LibvirtDriver(conf, "a")
+    from stratus.image.cache import ImageCache
+
+    driver.cache = ImageCache(str(base), images=None)  # type: ignore[arg-type]
+    assert await driver.manage_image_cache([]) == ["unused-base"]
+    assert sorted(p.name for p in base.iterdir()) == ["kept-base", "rescue-base"]
