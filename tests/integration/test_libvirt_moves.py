@@ -62,9 +62,12 @@ class Journey:
         return str(resp.json()["output"])
 
     def wait_booted(self, markers: int) -> str:
-        """The console once it has ``markers`` boot markers; returns it."""
-        return str(wait_for(f"boot marker {markers}", lambda: (c := self.console()).count(BOOTED) >= markers and c,
-                            timeout=180))
+        """The console once it has ``markers`` boot markers; returns it. The guest read its own uuid from its
+        config drive in that boot: the drive is attached wherever it runs."""
+        console = str(wait_for(f"boot marker {markers}",
+                               lambda: (c := self.console()).count(BOOTED) >= markers and c, timeout=180))
+        assert console.rsplit("STRATUS-METADATA: ", 1)[1].startswith(self.server_id), console[-2000:]
+        return console
 
     def allocations(self) -> dict[str, dict[str, dict[str, int]]]:
         """consumer → provider (host) → resource class → used, for every allocation of the cloud."""
@@ -199,7 +202,7 @@ def _assert_only_own_claim(trip: Journey, host: str, flavor: dict[str, Any]) -> 
 
 def test_boot(journey: Journey) -> None:
     resp = boot(journey.api, journey.images.disk_id, flavor=journey.flavors[SMALL["name"]], networks="none",
-                name="traveller")
+                name="traveller", config_drive=True)
     assert resp.status_code == 202, resp.text
     journey.server_id = str(resp.json()["server"]["id"])
     journey.settle({"ACTIVE"}, timeout=120)
@@ -348,14 +351,16 @@ def test_rescue_then_unrescue(journey: Journey) -> None:
     console = journey.wait_booted(markers + 1)
     assert console.rsplit("STRATUS-DISK: ", 1)[1].startswith("stratus-rescue-disk")  # it booted the rescue image
     disks = disk_sources(pair.host(host).domain_xml(journey.server_id))
-    assert disks["vda"] == str(inst / "disk.rescue") and disks["vdb"] == str(inst / "disk")  # its own disk second
+    assert disks == {"vda": str(inst / "disk.rescue"), "vdb": str(inst / "disk"),  # its own disk second
+                     "hdd": str(inst / "disk.config")}
     assert journey.server_id in pair.host(host).running()
 
     journey.action({"unrescue": None})
     journey.settle({"ACTIVE"})
     console = journey.wait_booted(markers + 2)
     assert console.rsplit("STRATUS-DISK: ", 1)[1].startswith("stratus-test-disk")  # its own disk again
-    assert disk_sources(pair.host(host).domain_xml(journey.server_id)) == {"vda": str(inst / "disk")}
+    assert disk_sources(pair.host(host).domain_xml(journey.server_id)) == {"vda": str(inst / "disk"),
+                                                                           "hdd": str(inst / "disk.config")}
     assert not (inst / "disk.rescue").exists() and not (inst / "unrescue.xml").exists()
     _assert_runs_only_on(journey, host)
     _assert_only_own_claim(journey, host, BIG)
