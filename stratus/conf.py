@@ -312,6 +312,10 @@ LIBVIRT_OPTS = [
                     "unset: [DEFAULT] shutdown_timeout."),
     cfg.IntOpt("console_log_max_bytes", default=1048576, min=1024,
                help="Most bytes of a guest's serial log kept for os-getConsoleOutput (the tail is returned)."),
+    cfg.StrOpt("live_migration_uri", default=None, sample_default="qemu+tcp://%s/system",
+               help="URI of another compute host's libvirtd, %s replaced by that host's name: the destination "
+                    "of a live migration, and where a resize or cold migration uploads the guest's disks "
+                    "(libvirt storage volume streams; no shared file system). Unset: qemu+tcp://%s/system."),
 ]
 
 IMAGE_CACHE_OPTS = [
