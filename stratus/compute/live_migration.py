@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from stratus import exception
-from stratus.compute import networking
+from stratus.compute import move_step, networking
 from stratus.compute.host import ComputeHost
 from stratus.compute.instance_action import power_state_of
 from stratus.compute.rpcapi import ComputeAPI, NotSupportedByDriver
@@ -93,15 +93,11 @@ async def live_migration(host: ComputeHost, context: dict[str, Any], instance_uu
 async def _live_migration(host: ComputeHost, context: dict[str, Any], instance_uuid: str, migration_id: int,
                           block_migration: bool, control: LiveMigrationControl) -> None:
     async with host.locks(instance_uuid):
-        async with host.db.write() as conn:
-            row = await instances.get_plain(conn, instance_uuid)
-            migration = await records.get(conn, migration_id)
-            if (row is None or row["deleted"] or row["task_state"] != task_states.MIGRATING or migration is None
-                    or not await records.update_migration(conn, migration_id, {"status": "preparing"},
-                                                          expected_status=("queued",))):
-                LOG.info("live migration %s of %s skipped: it moved on", migration_id, instance_uuid)
-                return
-            await actions.event_start(conn, context, instance_uuid, LIVE_EVENT, host=host.host)
+        taken = await move_step.begin_step(host, context, instance_uuid, migration_id, task_states.MIGRATING,
+                                           ("queued", "preparing"), LIVE_EVENT)
+        if taken is None:
+            return
+        row, migration = taken
         dest = migration["dest_compute"]
         compute = ComputeAPI(host.transport)
         instance = host.driver_instance(row)
@@ -144,8 +140,7 @@ async def _rollback(host: ComputeHost, context: dict[str, Any], row: dict[str, A
     LOG.warning("live migration of %s from %s %s: %s", uuid, host.host, "aborted" if aborted else "failed", error)
     current = await power_state_of(host, host.driver_instance(row))
     async with host.db.write() as conn:
-        await placement.remove_allocations(conn, uuid)
-        await placement.move_allocations(conn, migration["uuid"], uuid, row["project_id"], row["user_id"])
+        await move_step.give_back_source(conn, row, migration)
         changed = await instances.update_instance(conn, uuid, {"task_state": None, "power_state": current},
                                                   expected_task_state=(task_states.MIGRATING,))
         if changed and not aborted:
@@ -206,8 +201,7 @@ async def abort(host: ComputeHost, context: dict[str, Any], instance_uuid: str, 
         if row is None or migration is None or not await records.update_migration(
                 conn, migration_id, {"status": "cancelled"}, expected_status=("queued",)):
             return
-        await placement.remove_allocations(conn, instance_uuid)
-        await placement.move_allocations(conn, migration["uuid"], instance_uuid, row["project_id"], row["user_id"])
+        await move_step.give_back_source(conn, row, migration)
         await instances.update_instance(conn, instance_uuid, {"task_state": None},
                                         expected_task_state=(task_states.MIGRATING,))
     LOG.info("live migration %s of %s cancelled before it started", migration_id, instance_uuid)
