@@ -43,12 +43,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.libvirt_pair import LibvirtPair, libvirt_pair  # noqa: E402
-
 from stratus.local_cloud import free_port  # noqa: E402
 from stratus.virt import timing  # noqa: E402
 from tests.integration.conftest import RabbitMQ, _free_ports  # noqa: E402
 from tests.integration.guest import BOOTED, upload_guest  # noqa: E402
+from tests.integration.libvirt_pair import LibvirtPair, libvirt_pair  # noqa: E402
 
 SCRIPTS = ROOT / "scripts"
 VERSION = "2.30"

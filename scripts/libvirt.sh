@@ -17,6 +17,8 @@
 #                                              guests' <interface type='bridge'> name. The socket is a file, so
 #                                              clients in any namespace reach it. A daemon already running in DIR
 #                                              is kept as it is (stop it to move it to another namespace).
+#                                              Each DIR's libvirtd has a host UUID of its own (DIR/host-uuid, made
+#                                              once), so two daemons here are two hosts to libvirt (migrations).
 #          scripts/libvirt.sh stop DIR         destroy the running guests, stop both daemons (fine if none run)
 # Logs: DIR/libvirtd.log, DIR/virtlogd.log (daemons), DIR/log/qemu/NAME.log (each guest's QEMU).
 # DIR/run/libvirt-sock must stay under 108 bytes (the unix socket path limit): keep DIR short.
@@ -79,6 +81,9 @@ fail() {
 }
 
 write_configs() {
+    # Each DIR is a host of its own to libvirt: its own host UUID (kept in DIR/host-uuid across restarts), not the
+    # machine's SMBIOS one that every daemon here would share, and that a migration between two of them refuses.
+    [ -s "$dir/host-uuid" ] || cat /proc/sys/kernel/random/uuid >"$dir/host-uuid"
     cat >"$dir/etc/virtlogd.conf" <<EOF
 log_outputs = "3:file:/var/log/libvirt/virtlogd.log"
 EOF
@@ -93,6 +98,7 @@ unix_sock_admin_perms = "0700"
 auth_unix_ro = "none"
 auth_unix_rw = "none"
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+host_uuid = "$(cat "$dir/host-uuid")"
 EOF
     cat >"$dir/etc/qemu.conf" <<EOF
 # Guests run as root with no confinement: this is a container without cgroup delegation, SELinux or AppArmor.

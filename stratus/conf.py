@@ -312,13 +312,11 @@ LIBVIRT_OPTS = [
                     "unset: [DEFAULT] shutdown_timeout."),
     cfg.IntOpt("console_log_max_bytes", default=1048576, min=1024,
                help="Most bytes of a guest's serial log kept for os-getConsoleOutput (the tail is returned)."),
+    cfg.StrOpt("live_migration_uri", default=None, sample_default="qemu+tcp://%s/system",
+               help="URI of another compute host's libvirtd, %s replaced by that host's name: the destination "
+                    "of a live migration, and where a resize or cold migration uploads the guest's disks "
+                    "(libvirt storage volume streams; no shared file system). Unset: qemu+tcp://%s/system."),
     # --- live migration (stratus/virt/libvirt/live_migration.py), Nova's names and defaults -------------------
-    cfg.StrOpt("live_migration_uri", default=None,
-               help="The destination's libvirt URI for a peer-to-peer live migration, %s being the destination's "
-                    "compute host name (e.g. qemu+unix:///system?socket=/srv/%s/run/libvirt-sock for two "
-                    "libvirtds on one machine); unset: <live_migration_scheme>://<host>/system."),
-    cfg.StrOpt("live_migration_scheme", default=None, sample_default="(qemu+tcp)",
-               help="URI scheme of the destination's libvirtd when live_migration_uri is unset (ssh: qemu+ssh)."),
     cfg.StrOpt("live_migration_inbound_addr", default=None,
                help="This host's address for incoming live migrations: QEMU's migration stream and the disks' "
                     "NBD copy come to tcp://<it>; unset: the address libvirt finds for the host's name."),

@@ -173,6 +173,21 @@ def libvirt_uri(libvirt_daemon: LibvirtDaemon) -> str:
 
 
 @pytest.fixture(scope="session")
+def libvirt_pair(rabbitmq: RabbitMQ, postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Two libvirt compute hosts on this machine (tests/integration/libvirt_pair.py: a private libvirtd each, with
+    its own host UUID and instances_path, and ``stratus compute --host`` each, in a multi-process cloud on RabbitMQ
+    and PostgreSQL), shared by the session's tests of moves between hosts; each test module leaves it as it found
+    it (no servers, both services up and enabled)."""
+    if os.geteuid() != 0 and not shutil.which("libvirtd"):
+        pytest.skip("libvirt needs root to install and start here (apt-get, libvirtd with QEMU as root)")
+    pytest.importorskip("libvirt", reason="libvirt-python is not installed (scripts/libvirt.sh install .venv)")
+    from tests.integration.libvirt_pair import libvirt_pair as start_pair
+
+    with start_pair(rabbitmq, postgres_url, tmp_path_factory.mktemp("libvirt-pair")) as pair:
+        yield pair
+
+
+@pytest.fixture(scope="session")
 def test_guest() -> Path:
     """The test guest's kernel, initramfs and disk (scripts/test-guest.sh), built once and cached: one directory
     per version of the script, so checkouts with different versions on one machine do not rebuild each other's."""

@@ -35,6 +35,7 @@ from stratus.context import RequestContext
 from stratus.objects.states import power_state
 from stratus.virt.driver import LiveMigrationControl
 from stratus.virt.libvirt import config as guest_config
+from stratus.virt.libvirt.host import peer_uri
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -242,12 +243,6 @@ class LiveMigrationMixin:
             await asyncio.to_thread(shutil.rmtree, self.instance_dir(instance), True)
 
     # --- source --------------------------------------------------------------------------------------------
-    def _live_migration_uri(self, dest_host: str) -> str:
-        opts = self.conf.libvirt
-        if opts.live_migration_uri:
-            return str(opts.live_migration_uri) % dest_host
-        return f"{opts.live_migration_scheme or 'qemu+tcp'}://{dest_host}/system"
-
     async def live_migration(self, instance: dict[str, Any], dest_host: str, block_migration: bool,
                              control: LiveMigrationControl, migrate_data: dict[str, Any]) -> int:
         """``migrateToURI3`` in a worker thread, watched from here (see the module's docstring); on success the
@@ -273,7 +268,7 @@ class LiveMigrationMixin:
         params: dict[str, Any] = {libvirt.VIR_MIGRATE_PARAM_DEST_XML: dest_xml(live, src_dir, dst_dir, dest_host),
                                   libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: dest_xml(persistent, src_dir, dst_dir,
                                                                                   dest_host)}
-        dconnuri = self._live_migration_uri(dest_host)
+        dconnuri = peer_uri(self.conf.libvirt.live_migration_uri, dest_host)
         target = migrate_data.get("target_connect_addr") or (LOOPBACK if on_this_machine(dconnuri) else None)
         if target:
             params[libvirt.VIR_MIGRATE_PARAM_URI] = f"tcp://{target}"

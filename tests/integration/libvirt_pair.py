@@ -1,0 +1,203 @@
+"""Two real libvirt compute hosts on this one machine, for the tests of moves between hosts (resize, cold and live
+migration, evacuate, unshelve elsewhere).
+
+Each host is a private libvirtd of its own (scripts/libvirt.sh in a directory of its own, with a host UUID of its
+own, so libvirt sees two hosts) and a ``stratus compute --host NAME`` process of its own with its own
+``instances_path``: the hosts share no file system for their guests, as two machines would not. The rest of the
+cloud (``stratus api``, ``conductor``, ``scheduler``) runs as separate processes on a RabbitMQ and a PostgreSQL
+(tests/integration/cluster.py). ``[libvirt] live_migration_uri`` is the template that names a host's libvirtd
+from its host name (``qemu+unix:///system?socket=<parent>/%s/run/libvirt-sock``), as ``qemu+tcp://%s/system``
+does between machines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from stratus.network.dataplane import cleanup
+from stratus.network.dataplane import names as netns_names
+from tests.integration.cluster import Cluster
+from tests.integration.conftest import SCRIPTS, RabbitMQ
+from tests.integration.guest import GuestImages, upload_guest
+
+#: what every process of the pair's cloud is given (INI, after the cluster's own)
+COMMON_CONF = """
+[DEFAULT]
+compute_driver = libvirt.LibvirtDriver
+report_interval = 1
+service_down_time = 6
+shutdown_timeout = 10
+sync_power_state_interval = 2
+update_resources_interval = 1
+reserved_host_memory_mb = 256
+rpc_response_timeout = 60
+[scheduler]
+host_state_sync_interval = 0.5
+[libvirt]
+virt_type = qemu
+live_migration_uri = {uri_template}
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class LibvirtHost:
+    """One compute host: its name (the compute service's and the hypervisor's), its libvirtd and its files."""
+
+    name: str
+    directory: Path  # scripts/libvirt.sh's DIR
+    uri: str
+    instances_path: Path
+
+    @property
+    def host_uuid(self) -> str:
+        return (self.directory / "host-uuid").read_text().strip()
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Any]:
+        import libvirt
+
+        conn = libvirt.open(self.uri)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def domains(self) -> dict[str, int]:
+        """Every domain this libvirtd has (defined or running), by uuid: its libvirt state."""
+        with self.connect() as conn:
+            return {d.UUIDString(): int(d.state()[0]) for d in conn.listAllDomains()}
+
+    def running(self) -> set[str]:
+        import libvirt
+
+        return {u for u, state in self.domains().items() if state == libvirt.VIR_DOMAIN_RUNNING}
+
+    def domain_xml(self, server_id: str) -> ET.Element:
+        with self.connect() as conn:
+            return ET.fromstring(conn.lookupByUUIDString(server_id).XMLDesc(0))
+
+
+@dataclasses.dataclass
+class LibvirtPair:
+    """The cloud (``cluster``: its API client at ``cluster.api``, processes ``api``, ``conductor``, ``scheduler``
+    and one per host, named as the host) and its two hosts."""
+
+    cluster: Cluster
+    hosts: tuple[LibvirtHost, LibvirtHost]
+
+    def host(self, name: str) -> LibvirtHost:
+        return next(h for h in self.hosts if h.name == name)
+
+    def other(self, name: str) -> LibvirtHost:
+        return next(h for h in self.hosts if h.name != name)
+
+    def client(self, version: str) -> httpx.Client:
+        """An admin client of the compute API at ``version``."""
+        return httpx.Client(base_url=self.cluster.compute_url, timeout=60,
+                            headers={"X-Auth-Token": "admin:admin", "OpenStack-API-Version": f"compute {version}"})
+
+    def image_client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.cluster.image_url, headers={"X-Auth-Token": "admin:admin"}, timeout=120)
+
+    def upload_test_guest(self, guest_dir: Path) -> GuestImages:
+        with self.image_client() as client:
+            return upload_guest(client, guest_dir)
+
+    def where(self, server_id: str) -> list[str]:
+        """The hosts whose libvirtd has a domain for this server (defined or running)."""
+        return [h.name for h in self.hosts if server_id in h.domains()]
+
+    def restart_compute(self, name: str, wait_up: bool = True) -> None:
+        """The host's compute process killed (SIGKILL) and started again; with ``wait_up``, returns once both
+        services are up (a service forced down never is)."""
+        self.cluster.kill(name)
+        self.cluster.restart(name)
+        if wait_up:
+            self.wait_services_up()
+
+    def wait_services_up(self, seconds: float = 90) -> None:
+        def up() -> bool:
+            found = {s["host"]: s for s in self.cluster.api.get("/os-services", params={"binary": "nova-compute"})
+                     .json()["services"]}
+            return all(h.name in found and found[h.name]["state"] == "up" for h in self.hosts)
+
+        self.cluster.wait(up, seconds, "both compute services up")
+        self.cluster.wait_hypervisors(2, seconds)
+
+
+def _start_libvirtd(directory: Path) -> str:
+    proc = subprocess.run([str(SCRIPTS / "libvirt.sh"), "start", str(directory)], capture_output=True, text=True,
+                          timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(f"libvirt.sh failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout.strip().splitlines()[-1]
+
+
+@contextlib.contextmanager
+def libvirt_pair(rabbitmq: RabbitMQ, postgres_url: str, tmp_path: Path, conf: str = "") -> Iterator[LibvirtPair]:
+    """Start the two libvirtds and the cloud; ``conf`` (INI) is added to every process's configuration. Stops
+    everything after (the daemons with their guests, the processes, the hosts' network namespaces)."""
+    # short: each daemon's socket path must stay under 108 bytes
+    parent = Path(tempfile.mkdtemp(prefix="lvp", dir="/tmp"))
+    suffix = uuid.uuid4().hex[:6]
+    host_names = (f"lva{suffix}", f"lvb{suffix}")  # unique: the hosts' network namespaces are named after them
+    started: list[Path] = []
+    cluster: Cluster | None = None
+    try:
+        hosts = []
+        for name in host_names:
+            directory = parent / name
+            started.append(directory)
+            uri = _start_libvirtd(directory)
+            instances = tmp_path / name / "instances"
+            instances.mkdir(parents=True)
+            hosts.append(LibvirtHost(name=name, directory=directory, uri=uri, instances_path=instances))
+        template = f"qemu+unix:///system?socket={parent}/%s/run/libvirt-sock"
+        cluster = Cluster(tmp_path, rabbitmq, postgres_url, COMMON_CONF.format(uri_template=template) + conf)
+        cluster.start("api", "api")
+        cluster.start("conductor", "conductor", conf="[DEFAULT]\nhost = conductor-1\n")
+        cluster.start("scheduler", "scheduler", conf="[DEFAULT]\nhost = scheduler-1\n")
+        for host in hosts:
+            cluster.start(host.name, "compute", "--host", host.name,
+                          conf=f"[DEFAULT]\ninstances_path = {host.instances_path}\n"
+                               f"[libvirt]\nconnection_uri = {host.uri}\n")
+        pair = LibvirtPair(cluster=cluster, hosts=(hosts[0], hosts[1]))
+        pair.wait_services_up(120)
+        yield pair
+    finally:
+        if cluster is not None:
+            cluster.stop()
+            if os.environ.get("STRATUS_SHOW_LOG"):
+                print(cluster.logs(20000))
+        for directory in started:
+            subprocess.run([str(SCRIPTS / "libvirt.sh"), "stop", str(directory)], check=False, timeout=120)
+        if os.geteuid() == 0:
+            ours = {netns_names.host_namespace(n) for n in host_names}
+            with contextlib.suppress(Exception):
+                cleanup.remove_all(only=lambda ns: ns in ours)
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def wait_for(what: str, check: Any, timeout: float = 120, interval: float = 0.5) -> Any:
+    """Poll ``check`` until it returns something true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
