@@ -35,7 +35,6 @@ from stratus.context import RequestContext
 from stratus.objects.states import power_state
 from stratus.virt.driver import LiveMigrationControl
 from stratus.virt.libvirt import config as guest_config
-from stratus.virt.libvirt.host import peer_uri
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -57,6 +56,12 @@ CONFIG_DRIVE = ("Live migration of instances with config drives is not supported
 #: seconds between two looks at a running migration
 POLL = 0.5
 LOOPBACK = "127.0.0.1"
+
+
+def peer_uri(template: str | None, host: str) -> str:
+    """The destination's libvirt URI: ``[libvirt] live_migration_uri`` with ``%s`` its compute host name (Nova's
+    template), ``qemu+tcp://<host>/system`` when unset."""
+    return (template or "qemu+tcp://%s/system").replace("%s", host)
 
 
 def on_this_machine(uri: str) -> bool:
