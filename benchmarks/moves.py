@@ -105,7 +105,7 @@ class Bench:
         raise RuntimeError(f"timed out waiting for {what}")
 
     def boot(self, image: str, flavor: str) -> str:
-        resp = self.api.post("/servers", json={"server": {"name": "bench-move", "imageRef": image,
+        resp = self.pair.client("2.37").post("/servers", json={"server": {"name": "bench-move", "imageRef": image,
                                                           "flavorRef": flavor, "networks": "none"}})
         resp.raise_for_status()
         server_id = str(resp.json()["server"]["id"])
