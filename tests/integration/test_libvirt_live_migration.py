@@ -10,7 +10,6 @@ allocation table next to what the API says.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.functional.helpers import wait_for_status, wait_gone
-from tests.integration.conftest import SCRIPTS, CephCluster, RabbitMQ, _start_ceph
+from tests.integration.conftest import SCRIPTS, CephCluster, RabbitMQ, _free_ports
 from tests.integration.guest import CMDLINE, GuestImages, upload_guest
 
 pytestmark = pytest.mark.integration
@@ -161,33 +160,31 @@ def test_block_migration_keeps_the_guest_running(files: Mover) -> None:
 
 # --- RBD: shared block storage, no copy of the disk; abort and force-complete --------------------------------
 @pytest.fixture(scope="module")
-def ceph() -> Iterator[CephCluster]:
-    """One private single-node Ceph cluster (scripts/ceph.sh) both hosts use."""
-    if os.geteuid() != 0 and not shutil.which("ceph-mon"):
-        pytest.skip("Ceph needs root to install and start here (apt-get, ceph-mon/-osd/-mgr)")
-    pytest.importorskip("rbd", reason="the rbd module is not importable (scripts/ceph.sh install .venv)")
-    directory = Path(tempfile.mkdtemp(prefix="lmceph", dir="/tmp")) / "c"
-    try:
-        yield _start_ceph(directory)
-    finally:
-        subprocess.run([str(SCRIPTS / "ceph.sh"), "stop", str(directory)], check=False, timeout=120)
-        shutil.rmtree(directory.parent, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def shared(rabbitmq: RabbitMQ, postgres_url: str, ceph: CephCluster, test_guest: Path,
+def shared(postgres_url: str, ceph_clusters: tuple[CephCluster, CephCluster], test_guest: Path,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mover]:
-    """A pair of its own whose hosts keep root disks in the same RBD pool; its migrations are slowed to 4 MiB/s
-    so that one can be caught running (abort, force-complete)."""
+    """A pair of its own whose hosts keep root disks in the same RBD pool (the session's Ceph cluster A, as
+    test_rbd's); its migrations are slowed to 20 MiB/s so that one can be caught running (abort,
+    force-complete). It has a broker of its own: oslo.messaging's queues are named by topic alone
+    (``conductor``, ``compute.<host>``), so two clouds on one broker's vhost would take each other's messages
+    while the session's pair runs too."""
+    ceph = ceph_clusters[0]
     conf = textwrap.dedent(f"""
         [libvirt]
         images_type = rbd
         images_rbd_pool = vms
         images_rbd_ceph_conf = {ceph.conf}
-        live_migration_bandwidth = 4
+        live_migration_bandwidth = 20
         """)
-    with start_pair(rabbitmq, postgres_url, tmp_path_factory.mktemp("lm-rbd"), conf=conf) as pair:
-        yield Mover(pair, _upload(pair, test_guest), _flavor(pair))
+    port = _free_ports(3)
+    broker = RabbitMQ(url=f"rabbit://guest:guest@127.0.0.1:{port}/",
+                      directory=Path(tempfile.mkdtemp(prefix="lmmq-", dir="/tmp")), port=port)
+    try:
+        broker.start()
+        with start_pair(broker, postgres_url, tmp_path_factory.mktemp("lm-rbd"), conf=conf) as pair:
+            yield Mover(pair, _upload(pair, test_guest), _flavor(pair))
+    finally:
+        subprocess.run([str(SCRIPTS / "rabbitmq.sh"), "stop", str(broker.directory)], check=False, timeout=120)
+        shutil.rmtree(broker.directory, ignore_errors=True)
 
 
 def _rbd_source(host_xml: Any) -> str:
