@@ -32,7 +32,11 @@
 # so that a peer booting at the same time is found):
 #   STRATUS-PING: <address> ok|fail
 #   STRATUS-PING-DONE
-# then idles forever. The power button (virsh shutdown / reboot) prints STRATUS-GUEST-SHUTDOWN, syncs and
+# then idles forever. With stratus.tick on the kernel command line, a background loop also prints, from the
+# start of /init on, once a second, a counter that only this boot of the guest increments (a live migration
+# keeps it going; a reboot starts it again at 1):
+#   STRATUS-TICK: <n>
+# The power button (virsh shutdown / reboot) prints STRATUS-GUEST-SHUTDOWN, syncs and
 # powers off at once. The cloud kernel has no AHCI driver: attach a config drive as an IDE CD-ROM (machine
 # 'pc') or a virtio disk, not on SATA.
 set -euo pipefail
@@ -232,6 +236,9 @@ for m in ${MODULES[*]}; do
     insmod /lib/modules/\$m.ko
 done
 echo "STRATUS-CMDLINE: \$(cat /proc/cmdline)"
+case " \$(cat /proc/cmdline) " in
+*" stratus.tick "*) (n=0; while true; do n=\$((n + 1)); echo "STRATUS-TICK: \$n"; sleep 1; done) & ;;
+esac
 if [ -b /dev/vda ] && mount -t ext4 -o ro /dev/vda /mnt/disk; then
     echo "STRATUS-DISK: \$(cat /mnt/disk/stratus-disk)"
 else
@@ -298,6 +305,7 @@ On the serial console /init prints STRATUS-CMDLINE, STRATUS-DISK (the disk's fil
 first key) and STRATUS-USERDATA (first line) from the same drive, STRATUS-NET (each NIC and its MAC, or none), then
 STRATUS-GUEST-BOOTED once acpid listens; in the background STRATUS-IP (each NIC's DHCP lease, by udhcpc) and
 STRATUS-PING (each address of stratus.ping=A,B on the command line: ok or fail), then STRATUS-PING-DONE.
+With stratus.tick on the command line it prints STRATUS-TICK: <n> once a second, n counting from 1 at boot.
 The ACPI power button prints STRATUS-GUEST-SHUTDOWN and powers off.
 Modules loaded, in order: ${MODULES[*]}
 EOF

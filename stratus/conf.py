@@ -316,6 +316,32 @@ LIBVIRT_OPTS = [
                help="URI of another compute host's libvirtd, %s replaced by that host's name: the destination "
                     "of a live migration, and where a resize or cold migration uploads the guest's disks "
                     "(libvirt storage volume streams; no shared file system). Unset: qemu+tcp://%s/system."),
+    # --- live migration (stratus/virt/libvirt/live_migration.py), Nova's names and defaults -------------------
+    cfg.StrOpt("live_migration_inbound_addr", default=None,
+               help="This host's address for incoming live migrations: QEMU's migration stream and the disks' "
+                    "NBD copy come to tcp://<it>; unset: the address libvirt finds for the host's name."),
+    cfg.IntOpt("live_migration_bandwidth", default=0, min=0,
+               help="Most MiB/s a live migration may use (0: libvirt's choice, no limit)."),
+    cfg.IntOpt("live_migration_downtime", default=500, min=100,
+               help="Most milliseconds the guest may be paused at the end of a live migration, reached in steps."),
+    cfg.IntOpt("live_migration_downtime_steps", default=10, min=3,
+               help="Steps in which the allowed downtime grows to live_migration_downtime."),
+    cfg.IntOpt("live_migration_downtime_delay", default=75, min=3,
+               help="Seconds between the downtime steps, per GiB of data to move (RAM, plus local disks in a "
+                    "block migration; each at least 2 GiB)."),
+    cfg.IntOpt("live_migration_completion_timeout", default=800, min=0, mutable=True,
+               help="Seconds per GiB of data to move (as for live_migration_downtime_delay) that a live "
+                    "migration may take before live_migration_timeout_action is taken; 0: no limit."),
+    cfg.StrOpt("live_migration_timeout_action", default="abort", choices=["abort", "force_complete"],
+               mutable=True,
+               help="What a live migration past its completion timeout gets: abort (the guest stays on its "
+                    "source) or force_complete (paused for the last copy, or switched to post-copy)."),
+    cfg.BoolOpt("live_migration_permit_post_copy", default=False,
+                help="Live migrations may switch to post-copy (the guest runs on the destination while its "
+                     "remaining memory follows): force_complete does that instead of pausing the guest."),
+    cfg.BoolOpt("live_migration_permit_auto_converge", default=False,
+                help="libvirt slows the guest's CPUs down when its memory changes faster than it is copied "
+                     "(not with post-copy, which is preferred when both are permitted)."),
 ]
 
 IMAGE_CACHE_OPTS = [

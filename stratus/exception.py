@@ -132,6 +132,12 @@ class MigrationPreCheckError(StratusException):
     code = 400
 
 
+class MigrationError(StratusException):
+    """A move failed on the hypervisor (a live migration's copy broke off): the instance stays on its source."""
+
+    msg_fmt = "Migration error: %(reason)s"
+
+
 class UnableToMigrateToSelf(StratusException):
     msg_fmt = "Unable to migrate instance (%(instance_id)s) to current host (%(host)s)."
     code = 400

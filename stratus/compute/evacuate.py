@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from stratus.compute import config_drive, networking
+from stratus.compute import config_drive, move_step, networking
 from stratus.compute.host import ComputeHost
 from stratus.compute.instance_action import power_state_of
 from stratus.compute.rpcapi import NotSupportedByDriver
@@ -33,17 +33,12 @@ async def rebuild_instance(host: ComputeHost, context: dict[str, Any], instance_
                            on_shared_storage: bool | None) -> None:
     """Build the evacuated instance here (its disks are not here: the image is spawned again)."""
     async with host.locks(instance_uuid):
-        async with host.db.write() as conn:
-            row = await instances.get_plain(conn, instance_uuid)
-            migration = await records.get(conn, migration_id)
-            if (row is None or row["deleted"] or row["task_state"] != task_states.REBUILDING or migration is None
-                    or not await records.update_migration(conn, migration_id, {"status": "pre-migrating"},
-                                                          expected_status=("accepted",))):
-                LOG.info("evacuation %s of %s skipped: it moved on", migration_id, instance_uuid)
-                return
-            await actions.event_start(conn, context, instance_uuid, EVACUATE_EVENT, host=host.host)
-            await instances.update_instance(conn, instance_uuid, {"task_state": task_states.REBUILD_SPAWNING},
-                                            expected_task_state=(task_states.REBUILDING,))
+        taken = await move_step.begin_step(host, context, instance_uuid, migration_id, task_states.REBUILDING,
+                                           ("accepted", "pre-migrating"), EVACUATE_EVENT,
+                                           next_task_state=task_states.REBUILD_SPAWNING)
+        if taken is None:
+            return
+        row, migration = taken
         instance = host.driver_instance(row)
         error: Exception | None = None
         try:
@@ -64,9 +59,7 @@ async def rebuild_instance(host: ComputeHost, context: dict[str, Any], instance_
             except Exception:
                 LOG.exception("cleaning up the failed evacuation of %s on %s", instance_uuid, host.host)
             async with host.db.write() as conn:
-                await placement.remove_allocations(conn, instance_uuid)
-                await placement.move_allocations(conn, migration["uuid"], instance_uuid, row["project_id"],
-                                                 row["user_id"])
+                await move_step.give_back_source(conn, row, migration)
                 await instances.update_instance(conn, instance_uuid, {"vm_state": states.ERROR, "task_state": None},
                                                 expected_task_state=(task_states.REBUILD_SPAWNING,))
                 await actions.add_fault(conn, instance_uuid, error, host=host.host)

@@ -10,11 +10,12 @@ destination's claim and leftovers go, the source's usage is the instance's again
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from stratus import exception
-from stratus.compute import networking
+from stratus.compute import move_step, networking
 from stratus.compute.host import ComputeHost
 from stratus.compute.instance_action import power_state_of
 from stratus.compute.rpcapi import ComputeAPI, NotSupportedByDriver
@@ -32,6 +33,8 @@ POST_EVENT = "compute_post_live_migration_at_destination"
 ROLLBACK_EVENT = "compute_rollback_live_migration_at_destination"
 #: statuses of a live migration that an abort may stop (Nova 2.65: queued and preparing too)
 ABORTABLE = ("queued", "preparing", "running")
+#: seconds between two writes of a running live migration's progress
+PROGRESS_INTERVAL = 1.0
 
 
 async def _instance(host: ComputeHost, uuid: str) -> dict[str, Any]:
@@ -63,14 +66,15 @@ async def check_can_live_migrate_destination(host: ComputeHost, context: dict[st
 
 
 async def pre_live_migration(host: ComputeHost, context: dict[str, Any], instance_uuid: str,
-                             block_migration: bool) -> None:
-    """A call from the source before the copy: the destination gets ready."""
+                             block_migration: bool) -> dict[str, Any]:
+    """A call from the source before the copy: the destination gets ready, and says what the source's driver
+    needs to know of it (Nova's ``migrate_data``)."""
     row = await _instance(host, instance_uuid)
     async with host.db.write() as conn:
         await actions.event_start(conn, context, instance_uuid, PRE_EVENT, host=host.host)
     error: Exception | None = None
     try:
-        await host.driver.pre_live_migration(host.driver_instance(row), block_migration)
+        return await host.driver.pre_live_migration(host.driver_instance(row), block_migration)
     except Exception as exc:
         error = exc
         raise
@@ -93,20 +97,16 @@ async def live_migration(host: ComputeHost, context: dict[str, Any], instance_uu
 async def _live_migration(host: ComputeHost, context: dict[str, Any], instance_uuid: str, migration_id: int,
                           block_migration: bool, control: LiveMigrationControl) -> None:
     async with host.locks(instance_uuid):
-        async with host.db.write() as conn:
-            row = await instances.get_plain(conn, instance_uuid)
-            migration = await records.get(conn, migration_id)
-            if (row is None or row["deleted"] or row["task_state"] != task_states.MIGRATING or migration is None
-                    or not await records.update_migration(conn, migration_id, {"status": "preparing"},
-                                                          expected_status=("queued",))):
-                LOG.info("live migration %s of %s skipped: it moved on", migration_id, instance_uuid)
-                return
-            await actions.event_start(conn, context, instance_uuid, LIVE_EVENT, host=host.host)
+        taken = await move_step.begin_step(host, context, instance_uuid, migration_id, task_states.MIGRATING,
+                                           ("queued", "preparing"), LIVE_EVENT)
+        if taken is None:
+            return
+        row, migration = taken
         dest = migration["dest_compute"]
         compute = ComputeAPI(host.transport)
         instance = host.driver_instance(row)
         try:
-            await compute.pre_live_migration(context, dest, instance_uuid, block_migration)
+            migrate_data = await compute.pre_live_migration(context, dest, instance_uuid, block_migration)
             async with host.db.write() as conn:
                 if not await records.update_migration(
                         conn, migration_id, {"status": "running", "memory_total": row["memory_mb"] * 1024 * 1024,
@@ -116,7 +116,11 @@ async def _live_migration(host: ComputeHost, context: dict[str, Any], instance_u
                     raise exception.LiveMigrationAborted(instance_uuid=instance_uuid)
             if control.abort.is_set():
                 raise exception.LiveMigrationAborted(instance_uuid=instance_uuid)
-            power = await host.driver.live_migration(instance, dest, block_migration, control)
+            progress = asyncio.ensure_future(_report_progress(host, migration_id, control))
+            try:
+                power = await host.driver.live_migration(instance, dest, block_migration, control, migrate_data)
+            finally:
+                progress.cancel()
         except Exception as exc:
             error = NotSupportedByDriver() if isinstance(exc, NotImplementedError) else exc
             await _rollback(host, context, row, migration, error)
@@ -134,6 +138,22 @@ async def _live_migration(host: ComputeHost, context: dict[str, Any], instance_u
     await compute.post_live_migration_at_destination(context, dest, instance_uuid, migration_id, power)
 
 
+async def _report_progress(host: ComputeHost, migration_id: int, control: LiveMigrationControl) -> None:
+    """While the copy runs, what the driver says of it goes to the migration record once a second (the API's
+    ``memory_*_bytes`` and ``disk_*_bytes`` of a migration in progress)."""
+    while True:
+        await asyncio.sleep(PROGRESS_INTERVAL)
+        if not control.memory_total:
+            continue
+        values = {"memory_total": control.memory_total, "memory_processed": control.memory_processed,
+                  "memory_remaining": max(0, control.memory_total - control.memory_processed)}
+        if control.disk_total:
+            values.update(disk_total=control.disk_total, disk_processed=control.disk_processed,
+                          disk_remaining=max(0, control.disk_total - control.disk_processed))
+        async with host.db.write() as conn:
+            await records.update_migration(conn, migration_id, values, expected_status=("running",))
+
+
 async def _rollback(host: ComputeHost, context: dict[str, Any], row: dict[str, Any], migration: dict[str, Any],
                     error: Exception) -> None:
     """Nova's ``_rollback_live_migration``: the destination's claim and leftovers go, the instance's usage is
@@ -144,8 +164,7 @@ async def _rollback(host: ComputeHost, context: dict[str, Any], row: dict[str, A
     LOG.warning("live migration of %s from %s %s: %s", uuid, host.host, "aborted" if aborted else "failed", error)
     current = await power_state_of(host, host.driver_instance(row))
     async with host.db.write() as conn:
-        await placement.remove_allocations(conn, uuid)
-        await placement.move_allocations(conn, migration["uuid"], uuid, row["project_id"], row["user_id"])
+        await move_step.give_back_source(conn, row, migration)
         changed = await instances.update_instance(conn, uuid, {"task_state": None, "power_state": current},
                                                   expected_task_state=(task_states.MIGRATING,))
         if changed and not aborted:
@@ -206,8 +225,7 @@ async def abort(host: ComputeHost, context: dict[str, Any], instance_uuid: str, 
         if row is None or migration is None or not await records.update_migration(
                 conn, migration_id, {"status": "cancelled"}, expected_status=("queued",)):
             return
-        await placement.remove_allocations(conn, instance_uuid)
-        await placement.move_allocations(conn, migration["uuid"], instance_uuid, row["project_id"], row["user_id"])
+        await move_step.give_back_source(conn, row, migration)
         await instances.update_instance(conn, instance_uuid, {"task_state": None},
                                         expected_task_state=(task_states.MIGRATING,))
     LOG.info("live migration %s of %s cancelled before it started", migration_id, instance_uuid)

@@ -148,8 +148,9 @@ class ComputeManager(ComputeHost):
         return await live_migration.check_can_live_migrate_destination(self, context, instance_uuid,
                                                                        block_migration)
 
-    async def pre_live_migration(self, context: dict[str, Any], instance_uuid: str, block_migration: bool) -> None:
-        await live_migration.pre_live_migration(self, context, instance_uuid, block_migration)
+    async def pre_live_migration(self, context: dict[str, Any], instance_uuid: str, block_migration: bool
+                                 ) -> dict[str, Any]:
+        return await live_migration.pre_live_migration(self, context, instance_uuid, block_migration)
 
     async def live_migration(self, context: dict[str, Any], instance_uuid: str, migration_id: int,
                              block_migration: bool) -> None:

@@ -116,9 +116,13 @@ class ComputeAPI:
         return result
 
     async def pre_live_migration(self, context: dict[str, Any], host: str, instance_uuid: str,
-                                 block_migration: bool) -> None:
-        await self.transport.call("compute", "pre_live_migration", context, server=host,
-                                  instance_uuid=instance_uuid, block_migration=block_migration)
+                                 block_migration: bool) -> dict[str, Any]:
+        """A call to the destination: what its driver made ready, for the source's driver (Nova's
+        ``migrate_data``)."""
+        migrate_data: dict[str, Any] = await self.transport.call(
+            "compute", "pre_live_migration", context, server=host, instance_uuid=instance_uuid,
+            block_migration=block_migration)
+        return migrate_data
 
     async def live_migration(self, context: dict[str, Any], host: str, instance_uuid: str, migration_id: int,
                              block_migration: bool) -> None:

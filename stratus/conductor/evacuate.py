@@ -13,12 +13,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from stratus import exception
-from stratus.conductor import build
-from stratus.conductor.live_migrate import claim_forced
-from stratus.conductor.migrate import move_spec
+from stratus.conductor import build, moves
 from stratus.conductor.state import ConductorState
-from stratus.db import actions, instances, placement
+from stratus.db import actions
 from stratus.db import migration_records as records
 from stratus.objects.states import task_states
 
@@ -29,39 +26,25 @@ EVACUATE_EVENT = "conductor_rebuild_server"
 async def evacuate(conductor: ConductorState, context: dict[str, Any], instance_uuid: str, migration_id: int,
                    host: str | None, force: bool, admin_password: str | None, on_shared_storage: bool | None
                    ) -> None:
-    async with conductor.db.write() as conn:
-        instance = await instances.get_plain(conn, instance_uuid)
-        migration = await records.get(conn, migration_id)
-        if (instance is None or instance["deleted"] or instance["task_state"] != task_states.REBUILDING
-                or migration is None or migration["status"] != "accepted"):
-            raise exception.InstanceNotFound(instance_id=instance_uuid)
-        stored = await instances.request_spec(conn, instance_uuid) or {}
-        await actions.event_start(conn, context, instance_uuid, EVACUATE_EVENT, host=conductor.conf.host)
-        await placement.move_allocations(conn, instance_uuid, migration["uuid"], instance["project_id"],
-                                         instance["user_id"], consumer_type="MIGRATION")
+    move = await moves.begin_move(conductor, context, instance_uuid, migration_id, task_states.REBUILDING,
+                                  EVACUATE_EVENT)
+    instance = move.instance
     try:
         if host and force:
-            dest, node = host, await claim_forced(conductor, instance, host)
+            dest, node = host, await moves.claim_forced(conductor, instance, host)
         else:
-            spec = move_spec(stored, instance, instance["flavor"], True, host)
+            spec = moves.move_spec(move.request_spec, instance, instance["flavor"], True, host)
             chosen = (await build.select_destinations(conductor, context, spec, [instance_uuid]))[0][0]
             dest, node = chosen["host"], chosen["nodename"]
     except Exception as exc:
         LOG.info("no destination for the evacuation of %s: %s", instance_uuid, exc)
-        async with conductor.db.write() as conn:
-            await placement.remove_allocations(conn, instance_uuid)
-            await placement.move_allocations(conn, migration["uuid"], instance_uuid, instance["project_id"],
-                                             instance["user_id"])
-            await records.update_migration(conn, migration_id, {"status": "error"})
-            if await instances.update_instance(conn, instance_uuid, {"task_state": None},
-                                               expected_task_state=(task_states.REBUILDING,)):
-                await actions.add_fault(conn, instance_uuid, exc, code=getattr(exc, "code", 500))
-            await actions.event_finish(conn, context, instance_uuid, EVACUATE_EVENT, error=exc)
+        await moves.end_move(conductor, context, instance, move.migration, exc, EVACUATE_EVENT,
+                             task_states.REBUILDING)
         return
     async with conductor.db.write() as conn:
         await records.update_migration(conn, migration_id, {"dest_compute": dest, "dest_node": node,
                                                             "dest_host": dest})
         await actions.event_finish(conn, context, instance_uuid, EVACUATE_EVENT)
-    await conductor.compute.rebuild_instance(context, dest, instance_uuid, stored.get("image") or {},
+    await conductor.compute.rebuild_instance(context, dest, instance_uuid, move.request_spec.get("image") or {},
                                              admin_password, migration_id=migration_id,
                                              on_shared_storage=on_shared_storage)

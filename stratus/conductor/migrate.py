@@ -17,12 +17,11 @@ import logging
 from typing import Any
 
 from stratus import exception
-from stratus.conductor import build
+from stratus.conductor import build, moves
 from stratus.conductor.state import ConductorState
 from stratus.db import actions, instances, placement
 from stratus.db import migration_records as records
 from stratus.objects.states import task_states
-from stratus.scheduler.request import resources_from_flavor
 
 LOG = logging.getLogger(__name__)
 MIGRATE_EVENT = "conductor_migrate_server"
@@ -31,17 +30,6 @@ MIGRATE_EVENT = "conductor_migrate_server"
 class InstanceNotInResizePrep(exception.StratusException):
     msg_fmt = "Instance %(instance_uuid)s is not waiting for a move (task_state %(task_state)s)"
     code = 409
-
-
-def move_spec(spec: dict[str, Any], instance: dict[str, Any], flavor: dict[str, Any], ignore_source: bool,
-              requested_host: str | None) -> dict[str, Any]:
-    """The boot's request spec for a move: the new flavor's resources, no forced host, the source left out
-    unless it may be chosen, and the operator's destination if one was named."""
-    ignore = [instance["host"]] if ignore_source else []
-    return {**spec, "instance_uuid": instance["uuid"], "project_id": instance["project_id"],
-            "user_id": instance["user_id"], "flavor": flavor, "resources": resources_from_flavor(flavor),
-            "force_hosts": [], "force_nodes": [], "ignore_hosts": ignore, "requested_host": requested_host,
-            "num_instances": 1}
 
 
 async def migrate_server(conductor: ConductorState, context: dict[str, Any], instance_uuid: str,
@@ -66,14 +54,14 @@ async def migrate_server(conductor: ConductorState, context: dict[str, Any], ins
         await placement.move_allocations(conn, instance_uuid, migration["uuid"], instance["project_id"],
                                          instance["user_id"], consumer_type="MIGRATION")
     ignore_source = not (resize and conductor.conf.allow_resize_to_same_host)
-    spec = move_spec(stored, instance, new_flavor, ignore_source, requested_host)
+    spec = moves.move_spec(stored, instance, new_flavor, ignore_source, requested_host)
     try:
         selections = await build.select_destinations(conductor, context, spec, [instance_uuid])
     except Exception as exc:
         reason = f"No valid host found for {'resize' if resize else 'cold migrate'}"
         error = exception.NoValidHost(reason=reason) if isinstance(exc, exception.NoValidHost) else exc
         LOG.info("no destination for the %s of %s: %s", "resize" if resize else "migration", instance_uuid, exc)
-        await end_move(conductor, context, instance, migration, error, MIGRATE_EVENT)
+        await moves.end_move(conductor, context, instance, migration, error, MIGRATE_EVENT, task_states.RESIZE_PREP)
         raise error from None
     chosen, *alternates = selections[0]
     async with conductor.db.write() as conn:
@@ -116,7 +104,8 @@ async def resize_reschedule(conductor: ConductorState, context: dict[str, Any], 
     error = exception.NoValidHost(
         reason=f"Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures "
                f"for instance {instance_uuid}.")
-    await end_move(conductor, context, instance, migration, error, MIGRATE_EVENT, details=reason)
+    await moves.end_move(conductor, context, instance, migration, error, MIGRATE_EVENT, task_states.RESIZE_PREP,
+                         details=reason)
 
 
 async def _claim_alternate(conductor: ConductorState, instance_uuid: str, migration_id: int,
@@ -139,19 +128,3 @@ async def _claim_alternate(conductor: ConductorState, instance_uuid: str, migrat
             await records.update_migration(conn, migration_id, {"dest_compute": selection["host"],
                                                                 "dest_node": selection["nodename"]})
         return ok
-
-
-async def end_move(conductor: ConductorState, context: dict[str, Any], instance: dict[str, Any],
-                   migration: dict[str, Any], error: Exception, event: str, details: str | None = None) -> None:
-    """A move that never reached a host: the source's usage is the instance's again (any claim made for it
-    given back), the migration ``error``, the instance as it was with the fault (Nova's
-    ``_set_vm_state_and_notify`` keeps its vm_state)."""
-    uuid = instance["uuid"]
-    async with conductor.db.write() as conn:
-        await placement.remove_allocations(conn, uuid)
-        await placement.move_allocations(conn, migration["uuid"], uuid, instance["project_id"], instance["user_id"])
-        await records.update_migration(conn, migration["id"], {"status": "error"})
-        if await instances.update_instance(conn, uuid, {"task_state": None},
-                                           expected_task_state=(task_states.RESIZE_PREP,)):
-            await actions.add_fault(conn, uuid, error, code=getattr(error, "code", 500), details=details)
-        await actions.event_finish(conn, context, uuid, event, error=error)

@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from stratus.conductor import build
-from stratus.conductor.migrate import move_spec
+from stratus.conductor.moves import move_spec
 from stratus.conductor.state import ConductorState
 from stratus.db import actions, instances
 from stratus.objects.states import task_states

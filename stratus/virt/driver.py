@@ -112,9 +112,12 @@ class LiveMigrationControl:
 
     abort: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     force_complete: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
-    #: the guest's memory in bytes, copied so far and in all (the server migration's progress fields)
+    #: the guest's memory and (block migration) local disks in bytes, in all and copied so far (the server
+    #: migration's progress fields)
     memory_total: int = 0
     memory_processed: int = 0
+    disk_total: int = 0
+    disk_processed: int = 0
 
 
 class ComputeDriver(abc.ABC):
@@ -260,12 +263,16 @@ class ComputeDriver(abc.ABC):
         share storage); raises ``MigrationPreCheckError`` to refuse."""
         raise NotImplementedError
 
-    async def pre_live_migration(self, instance: dict[str, Any], block_migration: bool) -> None:
-        """On the destination, before the copy: what the guest needs here (disks for a block migration)."""
+    async def pre_live_migration(self, instance: dict[str, Any], block_migration: bool) -> dict[str, Any]:
+        """On the destination, before the copy: what the guest needs here (disks for a block migration).
+        Returns what the source's ``live_migration`` needs to know of this host (Nova's ``migrate_data``: plain
+        JSON values); nothing by default."""
+        return {}
 
     async def live_migration(self, instance: dict[str, Any], dest_host: str, block_migration: bool,
-                             control: LiveMigrationControl) -> int:
-        """On the source: move the running guest to ``dest_host`` and return its power state there. Watches
+                             control: LiveMigrationControl, migrate_data: dict[str, Any]) -> int:
+        """On the source: move the running guest to ``dest_host`` (``migrate_data``: what its
+        ``pre_live_migration`` returned) and return its power state there. Watches
         ``control``: ``abort`` set stops the move (``LiveMigrationAborted``, the guest still running here),
         ``force_complete`` set finishes it now (Nova pauses the guest for the last copy). On return the guest
         is gone from this host."""

@@ -348,7 +348,7 @@ class FakeDriver(ComputeDriver):
         return True
 
     async def live_migration(self, instance: dict[str, Any], dest_host: str, block_migration: bool,
-                             control: LiveMigrationControl) -> int:
+                             control: LiveMigrationControl, migrate_data: dict[str, Any]) -> int:
         guest = await self._act(instance, "live_migration")
         control.memory_total = guest.memory_mb * 1024 * 1024
         duration = float(self._hint(instance, "live_migration_time") or 0)

@@ -7,6 +7,7 @@ import importlib
 from oslo_config import cfg
 
 from stratus.image.client import ImageClient
+from stratus.virt import timing
 from stratus.virt.driver import ComputeDriver
 
 
@@ -20,4 +21,5 @@ def load_driver(conf: cfg.ConfigOpts, host: str, images: ImageClient | None = No
     if not isinstance(driver, ComputeDriver):
         raise TypeError(f"{conf.compute_driver} is not a ComputeDriver")
     driver.images = images
+    timing.instrument(driver, host)
     return driver

@@ -510,6 +510,13 @@ def test_live_migration_abort_and_force_complete(cloud4: Cloud, image_id: str) -
         assert listed[0]["memory_total_bytes"] == 128 * 1024 * 1024
         shown = c.get(f"/servers/{sid}/migrations/{migration['id']}").json()["migration"]
         assert shown["source_compute"] == source
+        # the copy's progress reaches the record while it runs (the source writes it once a second)
+        deadline = time.monotonic() + 10
+        while shown["memory_processed_bytes"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            shown = c.get(f"/servers/{sid}/migrations/{migration['id']}").json()["migration"]
+        assert 0 < shown["memory_processed_bytes"] < shown["memory_total_bytes"], shown
+        assert shown["memory_remaining_bytes"] == shown["memory_total_bytes"] - shown["memory_processed_bytes"]
         msg = fault(act(c, sid, {"resize": {"flavorRef": "84"}}), 409, "conflictingRequest")
         assert msg == f"Cannot 'resize' instance {sid} while it is in task_state migrating"
         assert c.delete(f"/servers/{sid}/migrations/{migration['id']}").status_code == 202

@@ -41,6 +41,7 @@ from stratus.virt.libvirt import config as guest_config
 from stratus.virt.libvirt import files
 from stratus.virt.libvirt import vif as vif_driver
 from stratus.virt.libvirt.host import Host
+from stratus.virt.libvirt.live_migration import LiveMigrationMixin
 from stratus.virt.libvirt.migration import MigrationMixin
 from stratus.virt.libvirt.rescue import RescueMixin
 
@@ -92,8 +93,9 @@ def _not_running(exc: libvirt.libvirtError) -> bool:
     return exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID
 
 
-class LibvirtDriver(MigrationMixin, RescueMixin, ComputeDriver):
-    """Moves between hosts are in ``migration.py``, rescue in ``rescue.py`` (mixed in)."""
+class LibvirtDriver(MigrationMixin, LiveMigrationMixin, RescueMixin, ComputeDriver):
+    """Resize and cold migration are in ``migration.py``, live migration in ``live_migration.py``, rescue in
+    ``rescue.py`` (mixed in)."""
 
     capabilities = Capabilities(supports_pause=True, supports_suspend=True, supports_console_output=True,
                                 supports_config_drive=True)
@@ -115,6 +117,8 @@ class LibvirtDriver(MigrationMixin, RescueMixin, ComputeDriver):
         self._base_info: dict[str, dict[str, Any]] = {}
         #: domain uuid → whether its metadata names this host (read once per domain)
         self._owned: dict[str, bool] = {}
+        #: instance uuid → whether this host made the instance's directory for an incoming live migration
+        self._incoming: dict[str, bool] = {}
 
     # --- host ------------------------------------------------------------------------------------------
     async def init_host(self, host: str) -> None:
@@ -250,6 +254,13 @@ class LibvirtDriver(MigrationMixin, RescueMixin, ComputeDriver):
         else:
             await self._create_file_root(instance, image_meta, guest, root_bytes)
         await self._create_blank_disks(instance, guest)
+        await self._fetch_boot_files(instance, image_meta, guest)
+
+    async def _fetch_boot_files(self, instance: dict[str, Any], image_meta: dict[str, Any],
+                                guest: guest_config.GuestConfig) -> None:
+        """The kernel and ramdisk an AMI-style image names, linked from the host's cache into the instance's
+        directory."""
+        assert self.cache is not None
         props = {**(image_meta.get("properties") or {}), **image_meta}
         inst_dir = self.instance_dir(instance)
         for key, name in (("kernel_id", "kernel"), ("ramdisk_id", "ramdisk")):
