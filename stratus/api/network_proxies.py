@@ -51,6 +51,29 @@ def _raise(exc: NeutronClientError, not_found: str) -> Fault:
     return Fault(400, exc.message)
 
 
+async def _show(req: ApiRequest, ctx: dict[str, Any], resource: str, item_id: str, not_found: str
+                ) -> dict[str, Any]:
+    """One item of the Networking service as the caller sees it; its 404 is Nova's ``not_found``."""
+    try:
+        item: dict[str, Any] = await _network_api(req).client.show(ctx, resource, item_id)
+    except NeutronClientError as exc:
+        raise _raise(exc, not_found) from None
+    return item
+
+
+async def _delete(req: ApiRequest, rule: str, resource: str, item_id: str, not_found: str,
+                  in_use: int = 409) -> Response:
+    """A proxied delete: 202 as Nova's; a 404 is Nova's ``not_found``, a 409 (in use) Nova's ``in_use`` code."""
+    ctx = _authorize(req, rule)
+    try:
+        await _network_api(req).client.delete(ctx, resource, item_id)
+    except NeutronClientError as exc:
+        if exc.status == 409:
+            raise Fault(in_use, exc.message) from None
+        raise _raise(exc, not_found) from None
+    return empty_response(202)
+
+
 # --- os-networks -------------------------------------------------------------------------------------------
 def _network_view(req: ApiRequest, net: dict[str, Any]) -> dict[str, Any]:
     """Nova's network_dict of a Neutron network: its id and name (label); the nova-network fields null."""
@@ -68,10 +91,7 @@ async def networks_index(req: ApiRequest) -> Response:
 
 async def networks_show(req: ApiRequest) -> Response:
     ctx = _authorize(req, "os_compute_api:os-networks:view")
-    try:
-        net = await _network_api(req).client.show(ctx, "networks", req.path["network_id"])
-    except NeutronClientError as exc:
-        raise _raise(exc, "Network not found") from None
+    net = await _show(req, ctx, "networks", req.path["network_id"], "Network not found")
     return json_response({"network": _network_view(req, net)})
 
 
@@ -116,10 +136,7 @@ async def groups_index(req: ApiRequest) -> Response:
 
 
 async def _group(req: ApiRequest, ctx: dict[str, Any], group_id: str) -> dict[str, Any]:
-    try:
-        return await _network_api(req).client.show(ctx, "security-groups", group_id)
-    except NeutronClientError as exc:
-        raise _raise(exc, f"Security group {group_id} not found.") from None
+    return await _show(req, ctx, "security-groups", group_id, f"Security group {group_id} not found.")
 
 
 async def groups_show(req: ApiRequest) -> Response:
@@ -152,15 +169,10 @@ async def groups_update(req: ApiRequest) -> Response:
 
 
 async def groups_delete(req: ApiRequest) -> Response:
-    ctx = _authorize(req, "os_compute_api:os-security-groups:delete")
     group_id = req.path["group_id"]
-    try:
-        await _network_api(req).client.delete(ctx, "security-groups", group_id)
-    except NeutronClientError as exc:
-        if exc.status == 409:  # in use by a port: Nova's Invalid, a 400
-            raise Fault(400, exc.message) from None
-        raise _raise(exc, f"Security group {group_id} not found.") from None
-    return empty_response(202)
+    # in use by a port: Nova's Invalid, a 400
+    return await _delete(req, "os_compute_api:os-security-groups:delete", "security-groups", group_id,
+                         f"Security group {group_id} not found.", in_use=400)
 
 
 # --- os-security-group-rules ---------------------------------------------------------------------------------
@@ -218,13 +230,9 @@ async def rules_create(req: ApiRequest) -> Response:
 
 
 async def rules_delete(req: ApiRequest) -> Response:
-    ctx = _authorize(req, "os_compute_api:os-security-groups:rule:delete")
     rule_id = req.path["rule_id"]
-    try:
-        await _network_api(req).client.delete(ctx, "security-group-rules", rule_id)
-    except NeutronClientError as exc:
-        raise _raise(exc, f"Rule ({rule_id}) not found") from None
-    return empty_response(202)
+    return await _delete(req, "os_compute_api:os-security-groups:rule:delete", "security-group-rules", rule_id,
+                         f"Rule ({rule_id}) not found")
 
 
 # --- os-floating-ip-pools and os-floating-ips ------------------------------------------------------------------
@@ -262,10 +270,7 @@ async def fips_index(req: ApiRequest) -> Response:
 async def fips_show(req: ApiRequest) -> Response:
     ctx = _authorize(req, "os_compute_api:os-floating-ips:show")
     fip_id = req.path["floating_ip_id"]
-    try:
-        fip = await _network_api(req).client.show(ctx, "floatingips", fip_id)
-    except NeutronClientError as exc:
-        raise _raise(exc, f"Floating IP not found for ID {fip_id}") from None
+    fip = await _show(req, ctx, "floatingips", fip_id, f"Floating IP not found for ID {fip_id}")
     return json_response({"floating_ip": await _fip_view(req, ctx, fip)})
 
 
@@ -294,13 +299,9 @@ async def fips_create(req: ApiRequest) -> Response:
 
 
 async def fips_delete(req: ApiRequest) -> Response:
-    ctx = _authorize(req, "os_compute_api:os-floating-ips:delete")
     fip_id = req.path["floating_ip_id"]
-    try:
-        await _network_api(req).client.delete(ctx, "floatingips", fip_id)
-    except NeutronClientError as exc:
-        raise _raise(exc, f"Floating IP not found for ID {fip_id}") from None
-    return empty_response(202)
+    return await _delete(req, "os_compute_api:os-floating-ips:delete", "floatingips", fip_id,
+                         f"Floating IP not found for ID {fip_id}")
 
 
 ROUTES: list[Route] = [

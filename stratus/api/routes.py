@@ -6,6 +6,7 @@ Paths are relative to ``/v2.1``; each module declares its routes next to its han
 from __future__ import annotations
 
 from stratus.api import (
+    aggregate_images,
     aggregates,
     availability_zones,
     extensions,
@@ -46,6 +47,7 @@ ROUTES: list[Route] = [
     *flavor_access.ROUTES,
     *keypairs.ROUTES,
     *aggregates.ROUTES,
+    *aggregate_images.ROUTES,
     *server_groups.ROUTES,
     *limits.ROUTES,
     *quota_sets.ROUTES,

@@ -18,7 +18,7 @@ from stratus.api.common import ActionHandler
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, empty_response
-from stratus.api.server_moves import conflict
+from stratus.api.server_state import state_conflicts
 from stratus.api.servers import load_instance
 from stratus.compute import api as compute_api
 from stratus.db import actions, instances
@@ -57,13 +57,9 @@ async def _trigger_crash_dump(req: ApiRequest, body: dict[str, Any]) -> Response
     validation.validate(_CRASH_SCHEMA, body)
     server_id = req.path["server_id"]
     inst = await load_instance(req, server_id, "os_compute_api:servers:trigger_crash_dump")
-    try:
+    with state_conflicts("trigger_crash_dump", server_id):
         await compute_api.request_stateless(req.services.db, req.services.transport, req.context.to_dict(),
                                             inst["uuid"], TRIGGER_CRASH_DUMP, is_admin=req.context.is_admin)
-    except compute_api.InstanceInvalidState as exc:
-        raise conflict(exc, "trigger_crash_dump", server_id) from None
-    except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
-        raise Fault(409, exc.message) from None
     return empty_response(202)
 
 

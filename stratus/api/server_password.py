@@ -12,7 +12,7 @@ from stratus.api import validation
 from stratus.api.common import ActionHandler
 from stratus.api.errors import Fault
 from stratus.api.request import ApiRequest, empty_response
-from stratus.api.server_moves import conflict
+from stratus.api.server_state import state_conflicts
 from stratus.api.servers import load_instance
 from stratus.compute import api as compute_api
 from stratus.compute.rpcapi import ComputeAPI, NotSupportedByDriver
@@ -33,13 +33,9 @@ async def _change_password(req: ApiRequest, body: dict[str, Any]) -> Response:
     server_id = req.path["server_id"]
     inst = await load_instance(req, server_id, "os_compute_api:os-admin-password")
     ctx = req.context
-    try:
+    with state_conflicts("changePassword", server_id):
         claimed = await compute_api.claim(req.services.db, ctx.to_dict(), inst["uuid"], CHANGE_PASSWORD,
                                           ctx.is_admin)
-    except compute_api.InstanceInvalidState as exc:
-        raise conflict(exc, "changePassword", server_id) from None
-    except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
-        raise Fault(409, exc.message) from None
     try:
         await ComputeAPI(req.services.transport).set_admin_password(
             ctx.to_dict(), claimed["host"], inst["uuid"], body["changePassword"]["adminPass"])

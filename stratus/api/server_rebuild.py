@@ -21,7 +21,7 @@ from stratus.api import server_view, validation
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, json_response
-from stratus.api.server_moves import conflict
+from stratus.api.server_state import state_conflicts
 from stratus.api.servers import load_instance
 from stratus.compute import api as compute_api
 from stratus.compute.rpcapi import ComputeAPI
@@ -128,12 +128,8 @@ async def rebuild(req: ApiRequest, body: dict[str, Any]) -> Response:
     server_id = req.path["server_id"]
     inst = await load_instance(req, server_id, "os_compute_api:servers:rebuild")
     ctx = req.context
-    try:
+    with state_conflicts("rebuild", server_id):
         compute_api.check_state(inst, REBUILD, ctx.is_admin)
-    except compute_api.InstanceInvalidState as exc:
-        raise conflict(exc, "rebuild", server_id) from None
-    except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
-        raise Fault(409, exc.message) from None
     image = await _image(req, args["imageRef"], inst["flavor"])
     metadata = args.get("metadata")
     if metadata:
@@ -148,12 +144,8 @@ async def rebuild(req: ApiRequest, body: dict[str, Any]) -> Response:
                                                 for _ in range(12))
     action = compute_api.PowerAction(REBUILD.name, REBUILD.method, REBUILD.task_state, REBUILD.vm_states,
                                      values=tuple(values.items()))
-    try:
+    with state_conflicts("rebuild", server_id):
         claimed = await compute_api.claim(req.services.db, ctx.to_dict(), inst["uuid"], action, ctx.is_admin)
-    except compute_api.InstanceInvalidState as exc:
-        raise conflict(exc, "rebuild", server_id) from None
-    except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
-        raise Fault(409, exc.message) from None
     if metadata is not None:
         async with req.services.db.write() as conn:
             await instances.set_metadata(conn, inst["uuid"], metadata, replace=True)

@@ -2,9 +2,10 @@
 
 Each message is handed to the module of its flow (build.py, delete.py, power.py, snapshot.py, console.py,
 resize.py for resizes and cold migrations, live_migration.py, evacuate.py, shelve.py, rebuild.py, rescue.py,
-soft_delete.py); the start-up reconciliation (startup.py), the periodic tasks (periodic.py), the power-state
-sync (power_sync.py) and the hypervisor's health (hypervisor.py) have modules of their own. They all work on
-the host's shared state (host.py), which this class is; none of them imports this module.
+soft_delete.py, image_cache.py for image pre-caching); the start-up reconciliation (startup.py), the periodic
+tasks (periodic.py), the power-state sync (power_sync.py) and the hypervisor's health (hypervisor.py) have modules
+of their own. They all work on the host's shared state (host.py), which this class is; none of them imports this
+module.
 
 Every state change is a compare-and-swap on (vm_state, task_state), so a delete that lands while a build or a
 power action is under way wins: the action notices at its next step and stops there. A hypervisor that stops
@@ -24,6 +25,7 @@ from stratus.compute import (
     delete,
     evacuate,
     hypervisor,
+    image_cache,
     live_migration,
     networking,
     periodic,
@@ -219,6 +221,10 @@ class ComputeManager(ComputeHost):
 
     async def get_host_uptime(self, context: dict[str, Any]) -> str:
         return await console.get_host_uptime(self, context)
+
+    async def cache_images(self, context: dict[str, Any], image_ids: list[str]) -> dict[str, str]:
+        """Image pre-caching (compute/image_cache.py): a call from the conductor; each image's result."""
+        return await image_cache.cache_images(self, context, image_ids)
 
     # --- networking (compute/networking.py) ------------------------------------------------------------------
     async def external_instance_event(self, context: dict[str, Any], events: list[dict[str, Any]]) -> None:

@@ -53,6 +53,15 @@ class ComputeAPI:
         uptime: str = await self.transport.call("compute", "get_host_uptime", context, server=host)
         return uptime
 
+    async def cache_images(self, context: dict[str, Any], host: str, image_ids: list[str], timeout: float
+                           ) -> dict[str, str]:
+        """Nova's ``cache_images``: the host fetches the images into its image cache; a call (of ``[DEFAULT]
+        long_rpc_timeout``, downloads take long), answered with each image's result (``cached``, ``existing``,
+        ``unsupported``, ``error``)."""
+        results: dict[str, str] = await self.transport.call("compute", "cache_images", context, server=host,
+                                                            timeout=timeout, image_ids=image_ids)
+        return results
+
     async def external_instance_event(self, context: dict[str, Any], host: str, events: list[dict[str, Any]]
                                       ) -> None:
         """Nova's ``external_instance_event``: the events of the host's instances, cast to it."""
