@@ -21,12 +21,12 @@ from starlette.responses import Response
 
 from stratus import exception
 from stratus.api import (
+    admin_password,
     server_admin_actions,
     server_backup,
     server_deferred_delete,
     server_moves,
     server_networks,
-    server_password,
     server_rebuild,
     server_rescue,
     server_shelve,
@@ -205,7 +205,7 @@ ACTIONS: dict[str, ActionHandler] = {
     "rebuild": server_rebuild.rebuild,
     **server_admin_actions.ACTIONS,
     **server_rescue.ACTIONS,
-    **server_password.ACTIONS,
+    **admin_password.ACTIONS,
     **server_deferred_delete.ACTIONS,
     **server_backup.ACTIONS,
 }

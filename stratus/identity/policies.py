@@ -202,6 +202,10 @@ RESCUE = [  # nova/policies/rescue.py, admin_password.py, server_diagnostics.py
          "POST /servers/{server_id}/action (unrescue)"),
     _api("os_compute_api:os-admin-password", PROJECT_MEMBER_OR_ADMIN,
          "Change the administrative password for a server", "POST /servers/{server_id}/action (changePassword)"),
+    _api("os_compute_api:os-server-password:show", PROJECT_READER_OR_ADMIN, "Show the encrypted administrative "
+         "password of a server", "GET /servers/{server_id}/os-server-password"),
+    _api("os_compute_api:os-server-password:clear", PROJECT_MEMBER_OR_ADMIN, "Clear the encrypted administrative "
+         "password of a server", "DELETE /servers/{server_id}/os-server-password"),
     _api("os_compute_api:os-server-diagnostics", ADMIN, "Show the usage data for a server",
          "GET /servers/{server_id}/diagnostics"),
 ]

@@ -18,10 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
+from tempest.lib.api_schema.response.compute.v2_1 import servers as servers_schema
 
 from stratus.local_cloud import Cloud, free_port, start_cloud, stop_cloud
 from stratus.metadata import base, configdrive
-from tests.functional.helpers import boot, upload_image, wait_for_status, wait_gone
+from tests.functional.helpers import boot, check_schema, upload_image, wait_for_status, wait_gone
 from tests.unit.test_keypair_crypto import RSA
 
 SECRET = "s3cret-proxy"
@@ -174,6 +175,8 @@ def test_password_is_posted_once(md_cloud: Cloud, api: httpx.Client, server: dic
     path = "/openstack/latest/password"
     empty = get(md_cloud, path, fresh)
     assert empty.status_code == 200 and empty.content == b""
+    shown = api.get(f"/servers/{fresh['id']}/os-server-password")
+    assert shown.status_code == 200 and shown.json() == {"password": ""}
     too_long = get(md_cloud, path, fresh, method="POST", body="x" * 1021)
     assert too_long.status_code == 400 and "Request is too large." in too_long.text
     assert get(md_cloud, path, fresh, method="POST", body="encrypted-pw").status_code == 200
@@ -183,6 +186,20 @@ def test_password_is_posted_once(md_cloud: Cloud, api: httpx.Client, server: dic
     assert again.text == "409 Conflict\n\nThere was a conflict when trying to complete your request.\n\n   "
     assert get(md_cloud, path, fresh).text == "encrypted-pw"
     assert get(md_cloud, path, fresh, method="PUT", body="x").status_code == 400
+    # the compute API's os-server-password shows what the guest posted; clearing it lets the guest post again
+    check_schema(servers_schema.show_password, api.get(f"/servers/{fresh['id']}/os-server-password"))
+    assert api.get(f"/servers/{fresh['id']}/os-server-password").json() == {"password": "encrypted-pw"}
+    with md_cloud.client(token="someone:p-other") as other:
+        assert other.get(f"/servers/{fresh['id']}/os-server-password").status_code == 404
+        assert other.delete(f"/servers/{fresh['id']}/os-server-password").status_code == 404
+    assert api.get(f"/servers/{fresh['id']}/os-server-password").json() == {"password": "encrypted-pw"}
+    cleared = api.delete(f"/servers/{fresh['id']}/os-server-password")
+    assert cleared.status_code == 204 and cleared.content == b""
+    assert api.get(f"/servers/{fresh['id']}/os-server-password").json() == {"password": ""}
+    assert get(md_cloud, path, fresh).content == b""
+    assert get(md_cloud, path, fresh, method="POST", body="new-pw").status_code == 200
+    assert api.get(f"/servers/{fresh['id']}/os-server-password").json() == {"password": "new-pw"}
+    assert api.get(f"/servers/{uuid.uuid4()}/os-server-password").status_code == 404
     assert get(md_cloud, path, server).content == b""  # the other instance's password is its own
     assert api.delete(f"/servers/{fresh['id']}").status_code == 204
     # deleted while its metadata is still cached (Nova serves it for the cache's lifetime): no password is stored
