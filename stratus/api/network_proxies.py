@@ -1,5 +1,5 @@
 """Nova's deprecated proxies to the Networking service, served up to 2.35 and 404 from 2.36 as in Nova:
-``/os-networks`` (list, show), ``/os-security-groups`` (list, show, create, update, delete),
+``/os-networks`` and ``/os-tenant-networks`` (list, show), ``/os-security-groups`` (list, show, create, update, delete),
 ``/os-security-group-rules`` (create, delete), ``/os-floating-ip-pools`` and ``/os-floating-ips`` (list, show,
 allocate from a pool, release). Each call goes to the Networking service with the caller's token, so its policy
 and visibility decide; the bodies are Nova's.
@@ -93,6 +93,25 @@ async def networks_show(req: ApiRequest) -> Response:
     ctx = _authorize(req, "os_compute_api:os-networks:view")
     net = await _show(req, ctx, "networks", req.path["network_id"], "Network not found")
     return json_response({"network": _network_view(req, net)})
+
+
+# --- os-tenant-networks ------------------------------------------------------------------------------------
+def _tenant_network_view(net: dict[str, Any]) -> dict[str, Any]:
+    """Nova's tenant_networks ``network_dict``: a Neutron network has no ``cidr``, which Nova writes as the string
+    of None."""
+    return {"id": net["id"], "cidr": str(net.get("cidr")), "label": net.get("name")}
+
+
+async def tenant_networks_index(req: ApiRequest) -> Response:
+    ctx = _authorize(req, "os_compute_api:os-tenant-networks:list")
+    nets = await _network_api(req).client.list(ctx, "networks")
+    return json_response({"networks": [_tenant_network_view(n) for n in nets]})
+
+
+async def tenant_networks_show(req: ApiRequest) -> Response:
+    ctx = _authorize(req, "os_compute_api:os-tenant-networks:show")
+    net = await _show(req, ctx, "networks", req.path["network_id"], "Network not found")
+    return json_response({"network": _tenant_network_view(net)})
 
 
 # --- os-security-groups ------------------------------------------------------------------------------------
@@ -307,6 +326,8 @@ async def fips_delete(req: ApiRequest) -> Response:
 ROUTES: list[Route] = [
     Route("/os-networks", "GET", networks_index, max_version=MAX),
     Route("/os-networks/{network_id}", "GET", networks_show, max_version=MAX),
+    Route("/os-tenant-networks", "GET", tenant_networks_index, max_version=MAX),
+    Route("/os-tenant-networks/{network_id}", "GET", tenant_networks_show, max_version=MAX),
     Route("/os-security-groups", "GET", groups_index, max_version=MAX),
     Route("/os-security-groups", "POST", groups_create, max_version=MAX),
     Route("/os-security-groups/{group_id}", "GET", groups_show, max_version=MAX),

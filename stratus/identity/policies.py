@@ -335,6 +335,14 @@ NETWORK_PROXIES = [  # nova/policies/networks.py, security_groups.py, floating_i
          "deprecated.", "POST /os-floating-ips"),
     _api("os_compute_api:os-floating-ips:delete", PROJECT_MEMBER_OR_ADMIN, "Delete floating IPs. This API is "
          "deprecated.", "DELETE /os-floating-ips/{floating_ip_id}"),
+    _api("os_compute_api:os-floating-ips:add", PROJECT_MEMBER_OR_ADMIN, "Associate floating IPs to server. This "
+         "API is deprecated.", "POST /servers/{server_id}/action (addFloatingIp)"),
+    _api("os_compute_api:os-floating-ips:remove", PROJECT_MEMBER_OR_ADMIN, "Disassociate floating IPs to server. "
+         "This API is deprecated.", "POST /servers/{server_id}/action (removeFloatingIp)"),
+    _api("os_compute_api:os-tenant-networks:list", PROJECT_READER_OR_ADMIN, "List project networks. This API is "
+         "proxy calls to the Network service. This is deprecated.", "GET /os-tenant-networks"),
+    _api("os_compute_api:os-tenant-networks:show", PROJECT_READER_OR_ADMIN, "Show project network details. This "
+         "API is proxy calls to the Network service. This is deprecated.", "GET /os-tenant-networks/{network_id}"),
 ]
 
 SERVER_EXTERNAL_EVENTS = [  # nova/policies/server_external_events.py
