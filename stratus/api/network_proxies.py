@@ -8,6 +8,7 @@ and visibility decide; the bodies are Nova's.
 from __future__ import annotations
 
 import ipaddress
+import uuid
 from typing import Any
 
 from starlette.responses import Response
@@ -114,6 +115,15 @@ async def tenant_networks_show(req: ApiRequest) -> Response:
     return json_response({"network": _tenant_network_view(net)})
 
 
+def _group_id(value: Any) -> str:
+    """Nova's ``validate_id`` of its Neutron security group API: a group or rule id is a UUID, else a 400."""
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        raise Fault(400, "Security group id should be uuid") from None
+    return str(value)
+
+
 # --- os-security-groups ------------------------------------------------------------------------------------
 def _group_names(groups: list[dict[str, Any]]) -> dict[str, str]:
     return {g["id"]: g.get("name") or "" for g in groups}
@@ -155,6 +165,7 @@ async def groups_index(req: ApiRequest) -> Response:
 
 
 async def _group(req: ApiRequest, ctx: dict[str, Any], group_id: str) -> dict[str, Any]:
+    _group_id(group_id)
     return await _show(req, ctx, "security-groups", group_id, f"Security group {group_id} not found.")
 
 
@@ -188,7 +199,7 @@ async def groups_update(req: ApiRequest) -> Response:
 
 
 async def groups_delete(req: ApiRequest) -> Response:
-    group_id = req.path["group_id"]
+    group_id = _group_id(req.path["group_id"])
     # in use by a port: Nova's Invalid, a 400
     return await _delete(req, "os_compute_api:os-security-groups:delete", "security-groups", group_id,
                          f"Security group {group_id} not found.", in_use=400)
@@ -211,9 +222,7 @@ async def rules_create(req: ApiRequest) -> Response:
     if not isinstance(rule, dict):
         raise Fault(400, "The request body is invalid: security_group_rule is missing")
     parent = rule.get("parent_group_id")
-    if not parent:
-        raise Fault(400, "Bad parent_group_id: it is required")
-    parent_group = await _group(req, ctx, str(parent))
+    parent_group = await _group(req, ctx, _group_id(parent))
     protocol = rule.get("ip_protocol")
     values: dict[str, Any] = {"security_group_id": parent_group["id"], "direction": "ingress",
                               "ethertype": "IPv4"}
@@ -249,7 +258,7 @@ async def rules_create(req: ApiRequest) -> Response:
 
 
 async def rules_delete(req: ApiRequest) -> Response:
-    rule_id = req.path["rule_id"]
+    rule_id = _group_id(req.path["rule_id"])
     return await _delete(req, "os_compute_api:os-security-groups:rule:delete", "security-group-rules", rule_id,
                          f"Rule ({rule_id}) not found")
 

@@ -173,13 +173,14 @@ class ComputeManager(ComputeHost):
     # --- rebuild: in place (compute/rebuild.py) or an evacuation to this host (compute/evacuate.py) --------
     async def rebuild_instance(self, context: dict[str, Any], instance_uuid: str, image_meta: dict[str, Any],
                                admin_password: str | None, migration_id: int | None = None,
-                               on_shared_storage: bool | None = None, preserve_ephemeral: bool = False) -> None:
+                               on_shared_storage: bool | None = None, preserve_ephemeral: bool = False,
+                               injected_files: list[dict[str, str]] | None = None) -> None:
         if migration_id is not None:
             await evacuate.rebuild_instance(self, context, instance_uuid, migration_id, image_meta, admin_password,
                                             on_shared_storage)
         else:
             await rebuild.rebuild_instance(self, context, instance_uuid, image_meta, admin_password,
-                                           preserve_ephemeral)
+                                           preserve_ephemeral, injected_files)
 
     # --- shelve (compute/shelve.py) --------------------------------------------------------------------
     async def shelve_instance(self, context: dict[str, Any], instance_uuid: str, image_id: str,
@@ -230,6 +231,10 @@ class ComputeManager(ComputeHost):
     async def external_instance_event(self, context: dict[str, Any], events: list[dict[str, Any]]) -> None:
         """Events of ``os-server-external-events`` for instances on this host (a cast)."""
         await networking.external_instance_event(self, context, events)
+
+    async def inject_network_info(self, context: dict[str, Any], instance_uuid: str) -> None:
+        """The injectNetworkInfo action (a cast): the info cache refreshed and handed to the driver."""
+        await networking.inject_network_info(self, context, instance_uuid)
 
     async def attach_interface(self, context: dict[str, Any], instance_uuid: str, network_id: str | None,
                                port_id: str | None, fixed_ip: str | None, tag: str | None = None) -> dict[str, Any]:

@@ -157,11 +157,15 @@ class ComputeAPI:
     async def rebuild_instance(self, context: dict[str, Any], host: str, instance_uuid: str,
                                image_meta: dict[str, Any], admin_password: str | None,
                                migration_id: int | None = None, on_shared_storage: bool | None = None,
-                               preserve_ephemeral: bool = False) -> None:
-        """Nova's one method for both: with ``migration_id`` the evacuation it records, else in place."""
+                               preserve_ephemeral: bool = False, injected_files: list[dict[str, str]] | None = None
+                               ) -> None:
+        """Nova's one method for both: with ``migration_id`` the evacuation it records, else in place (with the
+        rebuild's ``personality`` as ``injected_files``)."""
+        extra = {"injected_files": injected_files} if injected_files else {}
         await self.transport.cast("compute", "rebuild_instance", context, server=host, instance_uuid=instance_uuid,
                                   image_meta=image_meta, admin_password=admin_password, migration_id=migration_id,
-                                  on_shared_storage=on_shared_storage, preserve_ephemeral=preserve_ephemeral)
+                                  on_shared_storage=on_shared_storage, preserve_ephemeral=preserve_ephemeral,
+                                  **extra)
 
     # --- shelve (compute/shelve.py) --------------------------------------------------------------------
     async def shelve_instance(self, context: dict[str, Any], host: str, instance_uuid: str, image_id: str,

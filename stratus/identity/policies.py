@@ -225,6 +225,8 @@ DEFERRED_DELETE = [  # nova/policies/deferred_delete.py
 ADMIN_ACTIONS = [  # nova/policies/admin_actions.py
     _api("os_compute_api:os-admin-actions:reset_state", ADMIN, "Reset the state of a given server",
          "POST /servers/{server_id}/action (os-resetState)"),
+    _api("os_compute_api:os-admin-actions:inject_network_info", ADMIN, "Inject network information into the "
+         "server", "POST /servers/{server_id}/action (injectNetworkInfo)"),
 ]
 
 EVACUATE = [  # nova/policies/evacuate.py

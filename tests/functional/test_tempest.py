@@ -31,15 +31,18 @@ def _admin_token(cloud: Cloud) -> str:
 
 def tempest_cloud(tmp_path: Path) -> tuple[Cloud, Path]:
     """A cloud for tempest and a tempest workspace whose tempest.conf points at it: two images and the external
-    network ``public`` (``172.24.0.0/16``) that tempest's routers and floating IPs use."""
+    network ``public`` (``172.24.0.0/16``) that tempest's routers, floating IPs and auto-allocated networks use."""
     (tmp_path / "cloud").mkdir()
-    cloud = start_cloud(tmp_path / "cloud", auth_strategy="embedded")
+    # cheap bcrypt: tempest makes users and logs them in for every test class
+    cloud = start_cloud(tmp_path / "cloud", "[identity]\npassword_hash_rounds = 4\n", auth_strategy="embedded")
     try:
         token = _admin_token(cloud)
         with cloud.image_client(token) as images:
             image, alt = upload_image(images), upload_image(images)
         with httpx.Client(base_url=cloud.network_url + "/v2.0", headers={"X-Auth-Token": token}) as n:
-            created = n.post("/networks", json={"network": {"name": "public", "router:external": True}})
+            # the default external network, as devstack makes it: Nova's ``networks: auto`` allocates from it
+            created = n.post("/networks", json={"network": {"name": "public", "router:external": True,
+                                                            "is_default": True}})
             public = created.json()["network"]["id"]
             n.post("/subnets", json={"subnet": {"network_id": public, "cidr": "172.24.0.0/16",
                                                 "ip_version": 4}}).raise_for_status()
