@@ -316,6 +316,24 @@ def test_injected_files_and_admin_pass_on_the_config_drive(md_cloud: Cloud) -> N
         plain = boot(c, image["id"], networks="none", personality=PERSONALITY[:1])
         assert plain.status_code == 202, plain.text
         assert wait_for_status(c, plain.json()["server"]["id"], {"ACTIVE"})["config_drive"] == ""
+        # a rebuild (to 2.56) writes its own files onto the drive it builds again
+        rebuilt = c.post(f"/servers/{server['id']}/action", json={"rebuild": {
+            "imageRef": image["id"], "personality": [{"path": "/etc/rebuilt", "contents": base64.b64encode(
+                b"after rebuild\n").decode()}]}})
+        assert rebuilt.status_code == 202, rebuilt.text
+        deadline = time.monotonic() + 30
+        while True:
+            shown = wait_for_status(c, server["id"], {"ACTIVE"})
+            if shown["OS-EXT-STS:task_state"] is None or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        _label, files = configdrive.read_drive(str(md_cloud.state_path / "instances" / server["id"] / "disk.config"))
+        assert files["openstack/content/0000"] == b"after rebuild\n" and "openstack/content/0001" not in files
+        assert json.loads(files["openstack/latest/meta_data.json"])["files"] == [
+            {"path": "/etc/rebuilt", "content_path": "/content/0000"}]
+    with md_cloud.client(token="alice:p1", version="2.57") as c:  # gone with 2.57, as at boot
+        assert c.post(f"/servers/{server['id']}/action", json={"rebuild": {
+            "imageRef": image["id"], "personality": []}}).status_code == 400
 
 
 def test_personality_contents_must_be_base64(md_cloud: Cloud) -> None:

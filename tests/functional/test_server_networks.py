@@ -545,3 +545,49 @@ def test_add_and_remove_floating_ip_actions_up_to_243(net_cloud: Cloud, image_id
         assert floating(first) == []  # nothing refused changed anything
     finally:
         p.close()
+
+
+def test_inject_network_info_refreshes_the_info_cache_and_ip_filters(net_cloud: Cloud, project: Project,
+                                                                     image_id: str) -> None:
+    """A floating IP put on the port in the Networking service directly shows in ``addresses`` once
+    ``injectNetworkInfo`` (admin) had the host read the port again; ``ip`` filters the list on fixed IPs."""
+    net, sub = project.net("10.80.0.0/24")
+    with net_cloud.network_client("admin:admin") as admin:
+        public = network(admin, **{"router:external": True})
+        subnet(admin, public["id"], "172.27.0.0/24")
+    router = project.network.post("/routers", json={"router": {
+        "name": "r", "external_gateway_info": {"network_id": public["id"]}}}).json()["router"]
+    assert project.network.put(f"/routers/{router['id']}/add_router_interface",
+                               json={"subnet_id": sub["id"]}).status_code == 200
+    servers = [wait_for_status(project.compute, boot(project.compute, image_id, networks=[
+        {"uuid": net["id"], "fixed_ip": address}]).json()["server"]["id"], {"ACTIVE"})
+        for address in ("10.80.0.5", "10.80.0.50")]
+    (p,) = project.ports_of(servers[0]["id"])
+    fip = project.network.post("/floatingips", json={"floatingip": {
+        "floating_network_id": public["id"], "port_id": p["id"]}}).json()["floatingip"]
+
+    def kinds() -> list[str]:
+        shown = project.compute.get(f"/servers/{servers[0]['id']}").json()["server"]["addresses"][net["name"]]
+        return [a["OS-EXT-IPS:type"] for a in shown]
+
+    assert kinds() == ["fixed"]  # nobody told the compute side yet
+    with net_cloud.client(f"member:{project.id}") as member:
+        assert _fault(member.post(f"/servers/{servers[0]['id']}/action", json={"injectNetworkInfo": None}),
+                      403) == "Policy doesn't allow os_compute_api:os-admin-actions:inject_network_info to be " \
+                              "performed."
+    resp = project.compute.post(f"/servers/{servers[0]['id']}/action", json={"injectNetworkInfo": None})
+    assert resp.status_code == 202 and resp.content == b""
+    deadline = time.monotonic() + 10
+    while kinds() != ["fixed", "floating"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert kinds() == ["fixed", "floating"], fip
+
+    def listed(**query: str) -> list[str]:
+        found = project.compute.get("/servers", params=query).json()["servers"]
+        return sorted(s["id"] for s in found)
+
+    first, second = servers[0]["id"], servers[1]["id"]
+    assert listed(ip="10.80.0.5") == sorted([first, second])  # a pattern matched at the start, as Nova's
+    assert listed(ip="10.80.0.50") == [second] and listed(ip=r"10\.80\.0\.5$") == [first]
+    assert listed(ip=fip["floating_ip_address"]) == []  # fixed IPs only
+    assert listed(ip6="10.80") == [] and listed(ip="10.99") == []
