@@ -96,6 +96,9 @@ DEFAULT_OPTS = [
     cfg.StrOpt("default_schedule_zone", default=None, help="Availability zone used when a boot names none."),
     cfg.StrOpt("instance_name_template", default="instance-%08x", help="Hypervisor name of an instance."),
     cfg.IntOpt("rpc_response_timeout", default=60, help="Seconds to wait for the reply of an RPC call."),
+    cfg.IntOpt("long_rpc_timeout", default=1800,
+               help="Seconds to wait for the reply of an RPC call that is known to take long (a host's image "
+                    "pre-cache, which downloads images)."),
     *rpc_options.DEFAULT_OPTS,
     cfg.StrOpt("osapi_compute_listen", default="127.0.0.1", help="Address of the compute API."),
     cfg.PortOpt("osapi_compute_listen_port", default=8774, help="Port of the compute API."),
@@ -352,6 +355,9 @@ IMAGE_CACHE_OPTS = [
                 help="Whether the image cache manager removes unused base images (else it only reports them)."),
     cfg.IntOpt("remove_unused_original_minimum_age_seconds", default=86400, min=0,
                help="An unused base image is removed only once it has not been used for this long."),
+    cfg.IntOpt("precache_concurrency", default=1, min=1,
+               help="How many compute hosts of an aggregate cache the images of one ``POST "
+                    "/os-aggregates/{id}/images`` at a time (each host fetches its images one after another)."),
 ]
 
 def _keystoneauth_opts(service_type: str) -> list[cfg.Opt]:

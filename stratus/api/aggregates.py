@@ -83,7 +83,7 @@ def view(req: ApiRequest, agg: dict[str, Any], with_members: bool = True) -> dic
     return out
 
 
-def _aggregate_id(req: ApiRequest) -> tuple[str, int]:
+def path_id(req: ApiRequest) -> tuple[str, int]:
     """The path's id as given (for messages) and as an integer; Nova's 400 when it is not one."""
     raw = req.path["aggregate_id"]
     try:
@@ -92,7 +92,7 @@ def _aggregate_id(req: ApiRequest) -> tuple[str, int]:
         raise Fault(400, "Invalid input received: id must be an integer") from None
 
 
-async def _load(conn: Connection, raw: str, agg_id: int, message: str | None = None) -> dict[str, Any]:
+async def load(conn: Connection, raw: str, agg_id: int, message: str | None = None) -> dict[str, Any]:
     agg = await db.get(conn, agg_id) if -2**63 <= agg_id < 2**63 else None  # past a 64-bit id: none such
     if agg is None:
         raise Fault(404, message or f"Aggregate {raw} could not be found.")
@@ -171,9 +171,9 @@ async def create(req: ApiRequest) -> Response:
 
 async def show(req: ApiRequest) -> Response:
     authorize(req.context, "os_compute_api:os-aggregates:show", {})
-    raw, agg_id = _aggregate_id(req)
+    raw, agg_id = path_id(req)
     async with req.services.db.read() as conn:
-        agg = await _load(conn, raw, agg_id)
+        agg = await load(conn, raw, agg_id)
     return json_response({"aggregate": view(req, agg)})
 
 
@@ -181,19 +181,19 @@ async def update(req: ApiRequest) -> Response:
     body = await req.json()
     validation.validate(UPDATE_SCHEMA, body)
     authorize(req.context, "os_compute_api:os-aggregates:update", {})
-    raw, agg_id = _aggregate_id(req)
+    raw, agg_id = path_id(req)
     changes = dict(body["aggregate"])
     name = changes.pop("name").strip() if "name" in changes else None
     _check_not_internal(req, changes.get(db.AZ_KEY), _UPDATE, raw)
     try:
         async with req.services.db.write() as conn:
-            agg = await _load(conn, raw, agg_id)
+            agg = await load(conn, raw, agg_id)
             if name is not None:
                 await db.update_name(conn, agg_id, name)
                 agg["name"] = name
             await _check_zone_change(conn, agg, changes, _UPDATE, 400, check_instances=True)
             await db.update_metadata(conn, agg_id, changes)
-            agg = await _load(conn, raw, agg_id)
+            agg = await load(conn, raw, agg_id)
     except db.AggregateNameExists:
         raise Fault(409, f"Aggregate {name} already exists.") from None
     await _refresh(req)
@@ -202,9 +202,9 @@ async def update(req: ApiRequest) -> Response:
 
 async def delete(req: ApiRequest) -> Response:
     authorize(req.context, "os_compute_api:os-aggregates:delete", {})
-    raw, agg_id = _aggregate_id(req)
+    raw, agg_id = path_id(req)
     async with req.services.db.write() as conn:
-        agg = await _load(conn, raw, agg_id)
+        agg = await load(conn, raw, agg_id)
         if agg["hosts"]:
             # Nova answers 400 here (InvalidAggregateActionDelete), not 409.
             raise Fault(400, _REMOVE.format(id=raw, reason="Host aggregate is not empty"))
@@ -217,18 +217,18 @@ async def _add_host(req: ApiRequest, body: dict[str, Any]) -> Response:
     validation.validate(ADD_HOST_SCHEMA, body)
     host = body["add_host"]["host"]
     authorize(req.context, "os_compute_api:os-aggregates:add_host", {})
-    raw, agg_id = _aggregate_id(req)
+    raw, agg_id = path_id(req)
     async with req.services.db.write() as conn:
         if not await db.compute_host_exists(conn, host):
             raise Fault(404, f"Compute host {host} could not be found.")
-        agg = await _load(conn, raw, agg_id)
+        agg = await load(conn, raw, agg_id)
         await _check_zone_change(conn, agg, agg["metadata"], _ADD, 409, hosts=[host])
         await _check_no_instance_moves(conn, agg, host, adding=True)
         try:
             await db.add_host(conn, agg_id, host)
         except db.HostExists:
             raise Fault(409, f"Aggregate {agg_id} already has host {host}.") from None
-        agg = await _load(conn, raw, agg_id)
+        agg = await load(conn, raw, agg_id)
     await _refresh(req)
     return json_response({"aggregate": view(req, agg)})
 
@@ -237,16 +237,16 @@ async def _remove_host(req: ApiRequest, body: dict[str, Any]) -> Response:
     validation.validate(REMOVE_HOST_SCHEMA, body)
     host = body["remove_host"]["host"]
     authorize(req.context, "os_compute_api:os-aggregates:remove_host", {})
-    raw, agg_id = _aggregate_id(req)
+    raw, agg_id = path_id(req)
     not_found = f"Cannot remove host {host} in aggregate {raw}"
     async with req.services.db.write() as conn:
         if not await db.compute_host_exists(conn, host):
             raise Fault(404, not_found)
-        agg = await _load(conn, raw, agg_id, not_found)
+        agg = await load(conn, raw, agg_id, not_found)
         await _check_no_instance_moves(conn, agg, host, adding=False)
         if not await db.remove_host(conn, agg_id, host):
             raise Fault(404, not_found)
-        agg = await _load(conn, raw, agg_id)
+        agg = await load(conn, raw, agg_id)
     await _refresh(req)
     return json_response({"aggregate": view(req, agg)})
 
@@ -254,14 +254,14 @@ async def _remove_host(req: ApiRequest, body: dict[str, Any]) -> Response:
 async def _set_metadata(req: ApiRequest, body: dict[str, Any]) -> Response:
     validation.validate(SET_METADATA_SCHEMA, body)
     authorize(req.context, "os_compute_api:os-aggregates:set_metadata", {})
-    raw, agg_id = _aggregate_id(req)
+    raw, agg_id = path_id(req)
     changes = body["set_metadata"]["metadata"]
     _check_not_internal(req, changes.get(db.AZ_KEY), _UPDATE_META, raw)
     async with req.services.db.write() as conn:
-        agg = await _load(conn, raw, agg_id)
+        agg = await load(conn, raw, agg_id)
         await _check_zone_change(conn, agg, changes, _UPDATE_META, 400, check_instances=True)
         await db.update_metadata(conn, agg_id, changes)
-        agg = await _load(conn, raw, agg_id)
+        agg = await load(conn, raw, agg_id)
     await _refresh(req)
     return json_response({"aggregate": view(req, agg)})
 

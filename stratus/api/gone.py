@@ -50,7 +50,7 @@ _GONE_ROUTES: dict[str, tuple[str, ...]] = {
     "/os-security-group-default-rules": ("GET", "POST"),
     "/os-security-group-default-rules/{id}": ("GET", "DELETE"),
     "/os-tenant-networks": ("POST",),
-    "/os-tenant-networks/{id}": ("DELETE",),
+    "/os-tenant-networks/{network_id}": ("DELETE",),
     "/servers/{server_id}/consoles": ("GET", "POST"),
     "/servers/{server_id}/consoles/{id}": ("GET", "DELETE"),
     "/servers/{server_id}/os-virtual-interfaces": ("GET",),
@@ -63,10 +63,10 @@ _GONE_ACTIONS: dict[str, tuple[str, ...]] = {
 
 
 #: GET of these paths is a 404 as for any unknown path rather than the 405 the path's gone methods would make of
-#: it: the os-networks proxy after its last version (2.35; stratus/api/network_proxies.py serves it until then),
-#: os-tenant-networks at every version (not served)
-_NOT_SERVED = (("/os-networks", "2.36"), ("/os-networks/{network_id}", "2.36"), ("/os-tenant-networks", "2.1"),
-               ("/os-tenant-networks/{id}", "2.1"))
+#: it: the os-networks and os-tenant-networks proxies after their last version (2.35; stratus/api/network_proxies.py
+#: serves them until then)
+_NOT_SERVED = (("/os-networks", "2.36"), ("/os-networks/{network_id}", "2.36"), ("/os-tenant-networks", "2.36"),
+               ("/os-tenant-networks/{network_id}", "2.36"))
 
 
 async def gone(req: ApiRequest) -> Response:

@@ -95,7 +95,7 @@ VERSIONS: list[tuple[str, str]] = [
     ("2.78", "GET /servers/{id}/topology: the server's NUMA topology."),
     ("2.79", "Volume attachments take delete_on_termination (no volumes here)."),
     ("2.80", "Migrations show user_id and project_id (os-migrations: see the moves)."),
-    ("2.81", "Image precache by aggregate (POST /os-aggregates/{id}/images not served)."),
+    ("2.81", "POST /os-aggregates/{id}/images: the aggregate's hosts pre-cache images."),
     ("2.82", "accelerator-request-bound external event (not served)."),
     ("2.83", "More server list filters for non-admins."),
     ("2.84", "Instance action events show 'details'."),

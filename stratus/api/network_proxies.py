@@ -1,5 +1,5 @@
 """Nova's deprecated proxies to the Networking service, served up to 2.35 and 404 from 2.36 as in Nova:
-``/os-networks`` (list, show), ``/os-security-groups`` (list, show, create, update, delete),
+``/os-networks`` and ``/os-tenant-networks`` (list, show), ``/os-security-groups`` (list, show, create, update, delete),
 ``/os-security-group-rules`` (create, delete), ``/os-floating-ip-pools`` and ``/os-floating-ips`` (list, show,
 allocate from a pool, release). Each call goes to the Networking service with the caller's token, so its policy
 and visibility decide; the bodies are Nova's.
@@ -8,6 +8,7 @@ and visibility decide; the bodies are Nova's.
 from __future__ import annotations
 
 import ipaddress
+import uuid
 from typing import Any
 
 from starlette.responses import Response
@@ -51,6 +52,29 @@ def _raise(exc: NeutronClientError, not_found: str) -> Fault:
     return Fault(400, exc.message)
 
 
+async def _show(req: ApiRequest, ctx: dict[str, Any], resource: str, item_id: str, not_found: str
+                ) -> dict[str, Any]:
+    """One item of the Networking service as the caller sees it; its 404 is Nova's ``not_found``."""
+    try:
+        item: dict[str, Any] = await _network_api(req).client.show(ctx, resource, item_id)
+    except NeutronClientError as exc:
+        raise _raise(exc, not_found) from None
+    return item
+
+
+async def _delete(req: ApiRequest, rule: str, resource: str, item_id: str, not_found: str,
+                  in_use: int = 409) -> Response:
+    """A proxied delete: 202 as Nova's; a 404 is Nova's ``not_found``, a 409 (in use) Nova's ``in_use`` code."""
+    ctx = _authorize(req, rule)
+    try:
+        await _network_api(req).client.delete(ctx, resource, item_id)
+    except NeutronClientError as exc:
+        if exc.status == 409:
+            raise Fault(in_use, exc.message) from None
+        raise _raise(exc, not_found) from None
+    return empty_response(202)
+
+
 # --- os-networks -------------------------------------------------------------------------------------------
 def _network_view(req: ApiRequest, net: dict[str, Any]) -> dict[str, Any]:
     """Nova's network_dict of a Neutron network: its id and name (label); the nova-network fields null."""
@@ -68,11 +92,36 @@ async def networks_index(req: ApiRequest) -> Response:
 
 async def networks_show(req: ApiRequest) -> Response:
     ctx = _authorize(req, "os_compute_api:os-networks:view")
-    try:
-        net = await _network_api(req).client.show(ctx, "networks", req.path["network_id"])
-    except NeutronClientError as exc:
-        raise _raise(exc, "Network not found") from None
+    net = await _show(req, ctx, "networks", req.path["network_id"], "Network not found")
     return json_response({"network": _network_view(req, net)})
+
+
+# --- os-tenant-networks ------------------------------------------------------------------------------------
+def _tenant_network_view(net: dict[str, Any]) -> dict[str, Any]:
+    """Nova's tenant_networks ``network_dict``: a Neutron network has no ``cidr``, which Nova writes as the string
+    of None."""
+    return {"id": net["id"], "cidr": str(net.get("cidr")), "label": net.get("name")}
+
+
+async def tenant_networks_index(req: ApiRequest) -> Response:
+    ctx = _authorize(req, "os_compute_api:os-tenant-networks:list")
+    nets = await _network_api(req).client.list(ctx, "networks")
+    return json_response({"networks": [_tenant_network_view(n) for n in nets]})
+
+
+async def tenant_networks_show(req: ApiRequest) -> Response:
+    ctx = _authorize(req, "os_compute_api:os-tenant-networks:show")
+    net = await _show(req, ctx, "networks", req.path["network_id"], "Network not found")
+    return json_response({"network": _tenant_network_view(net)})
+
+
+def _group_id(value: Any) -> str:
+    """Nova's ``validate_id`` of its Neutron security group API: a group or rule id is a UUID, else a 400."""
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        raise Fault(400, "Security group id should be uuid") from None
+    return str(value)
 
 
 # --- os-security-groups ------------------------------------------------------------------------------------
@@ -116,10 +165,8 @@ async def groups_index(req: ApiRequest) -> Response:
 
 
 async def _group(req: ApiRequest, ctx: dict[str, Any], group_id: str) -> dict[str, Any]:
-    try:
-        return await _network_api(req).client.show(ctx, "security-groups", group_id)
-    except NeutronClientError as exc:
-        raise _raise(exc, f"Security group {group_id} not found.") from None
+    _group_id(group_id)
+    return await _show(req, ctx, "security-groups", group_id, f"Security group {group_id} not found.")
 
 
 async def groups_show(req: ApiRequest) -> Response:
@@ -152,15 +199,10 @@ async def groups_update(req: ApiRequest) -> Response:
 
 
 async def groups_delete(req: ApiRequest) -> Response:
-    ctx = _authorize(req, "os_compute_api:os-security-groups:delete")
-    group_id = req.path["group_id"]
-    try:
-        await _network_api(req).client.delete(ctx, "security-groups", group_id)
-    except NeutronClientError as exc:
-        if exc.status == 409:  # in use by a port: Nova's Invalid, a 400
-            raise Fault(400, exc.message) from None
-        raise _raise(exc, f"Security group {group_id} not found.") from None
-    return empty_response(202)
+    group_id = _group_id(req.path["group_id"])
+    # in use by a port: Nova's Invalid, a 400
+    return await _delete(req, "os_compute_api:os-security-groups:delete", "security-groups", group_id,
+                         f"Security group {group_id} not found.", in_use=400)
 
 
 # --- os-security-group-rules ---------------------------------------------------------------------------------
@@ -180,9 +222,7 @@ async def rules_create(req: ApiRequest) -> Response:
     if not isinstance(rule, dict):
         raise Fault(400, "The request body is invalid: security_group_rule is missing")
     parent = rule.get("parent_group_id")
-    if not parent:
-        raise Fault(400, "Bad parent_group_id: it is required")
-    parent_group = await _group(req, ctx, str(parent))
+    parent_group = await _group(req, ctx, _group_id(parent))
     protocol = rule.get("ip_protocol")
     values: dict[str, Any] = {"security_group_id": parent_group["id"], "direction": "ingress",
                               "ethertype": "IPv4"}
@@ -218,13 +258,9 @@ async def rules_create(req: ApiRequest) -> Response:
 
 
 async def rules_delete(req: ApiRequest) -> Response:
-    ctx = _authorize(req, "os_compute_api:os-security-groups:rule:delete")
-    rule_id = req.path["rule_id"]
-    try:
-        await _network_api(req).client.delete(ctx, "security-group-rules", rule_id)
-    except NeutronClientError as exc:
-        raise _raise(exc, f"Rule ({rule_id}) not found") from None
-    return empty_response(202)
+    rule_id = _group_id(req.path["rule_id"])
+    return await _delete(req, "os_compute_api:os-security-groups:rule:delete", "security-group-rules", rule_id,
+                         f"Rule ({rule_id}) not found")
 
 
 # --- os-floating-ip-pools and os-floating-ips ------------------------------------------------------------------
@@ -262,10 +298,7 @@ async def fips_index(req: ApiRequest) -> Response:
 async def fips_show(req: ApiRequest) -> Response:
     ctx = _authorize(req, "os_compute_api:os-floating-ips:show")
     fip_id = req.path["floating_ip_id"]
-    try:
-        fip = await _network_api(req).client.show(ctx, "floatingips", fip_id)
-    except NeutronClientError as exc:
-        raise _raise(exc, f"Floating IP not found for ID {fip_id}") from None
+    fip = await _show(req, ctx, "floatingips", fip_id, f"Floating IP not found for ID {fip_id}")
     return json_response({"floating_ip": await _fip_view(req, ctx, fip)})
 
 
@@ -294,18 +327,16 @@ async def fips_create(req: ApiRequest) -> Response:
 
 
 async def fips_delete(req: ApiRequest) -> Response:
-    ctx = _authorize(req, "os_compute_api:os-floating-ips:delete")
     fip_id = req.path["floating_ip_id"]
-    try:
-        await _network_api(req).client.delete(ctx, "floatingips", fip_id)
-    except NeutronClientError as exc:
-        raise _raise(exc, f"Floating IP not found for ID {fip_id}") from None
-    return empty_response(202)
+    return await _delete(req, "os_compute_api:os-floating-ips:delete", "floatingips", fip_id,
+                         f"Floating IP not found for ID {fip_id}")
 
 
 ROUTES: list[Route] = [
     Route("/os-networks", "GET", networks_index, max_version=MAX),
     Route("/os-networks/{network_id}", "GET", networks_show, max_version=MAX),
+    Route("/os-tenant-networks", "GET", tenant_networks_index, max_version=MAX),
+    Route("/os-tenant-networks/{network_id}", "GET", tenant_networks_show, max_version=MAX),
     Route("/os-security-groups", "GET", groups_index, max_version=MAX),
     Route("/os-security-groups", "POST", groups_create, max_version=MAX),
     Route("/os-security-groups/{group_id}", "GET", groups_show, max_version=MAX),

@@ -6,6 +6,7 @@ Paths are relative to ``/v2.1``; each module declares its routes next to its han
 from __future__ import annotations
 
 from stratus.api import (
+    aggregate_images,
     aggregates,
     availability_zones,
     extensions,
@@ -32,6 +33,7 @@ from stratus.api import (
     server_metadata,
     server_migrations,
     server_networks,
+    server_password,
     server_tags,
     server_topology,
     servers,
@@ -46,6 +48,7 @@ ROUTES: list[Route] = [
     *flavor_access.ROUTES,
     *keypairs.ROUTES,
     *aggregates.ROUTES,
+    *aggregate_images.ROUTES,
     *server_groups.ROUTES,
     *limits.ROUTES,
     *quota_sets.ROUTES,
@@ -53,6 +56,7 @@ ROUTES: list[Route] = [
     *servers.ROUTES,
     *server_actions.ROUTES,
     *server_networks.ROUTES,
+    *server_password.ROUTES,
     *server_external_events.ROUTES,
     *network_proxies.ROUTES,
     *server_diagnostics.ROUTES,

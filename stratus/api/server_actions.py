@@ -21,12 +21,13 @@ from starlette.responses import Response
 
 from stratus import exception
 from stratus.api import (
+    admin_password,
     server_admin_actions,
     server_backup,
     server_deferred_delete,
+    server_floating_ips,
     server_moves,
     server_networks,
-    server_password,
     server_rebuild,
     server_rescue,
     server_shelve,
@@ -37,6 +38,7 @@ from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, empty_response, json_response, location
 from stratus.api.router import Route
+from stratus.api.server_state import host_action, state_conflicts
 from stratus.api.servers import load_instance
 from stratus.compute import api as compute_api
 from stratus.compute.rpcapi import ComputeAPI, NotSupportedByDriver
@@ -65,34 +67,8 @@ _CONSOLE_SCHEMA = {
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f]")
 
 
-def _power(rule: str, action: compute_api.PowerAction) -> ActionHandler:
-    """The handler of one power action: policy, state check and claim, cast; Nova's 409 wording on conflict."""
-
-    async def handler(req: ApiRequest, body: dict[str, Any]) -> Response:
-        server_id = req.path["server_id"]
-        inst = await load_instance(req, server_id, rule)
-        try:
-            await compute_api.request(req.services.db, req.services.transport, req.context.to_dict(),
-                                      inst["uuid"], action, is_admin=req.context.is_admin)
-        except compute_api.InstanceInvalidState as exc:
-            raise _conflict(exc, action.name, server_id) from None
-        except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
-            raise Fault(409, exc.message) from None
-        return empty_response(202)
-
-    return handler
-
-
-def _conflict(exc: compute_api.InstanceInvalidState, action: str, server_id: str) -> Fault:
-    """Nova's ``raise_http_conflict_for_instance_invalid_state``."""
-    attr, state = exc.kwargs.get("attr"), exc.kwargs.get("state")
-    if attr is not None and state is not None:
-        return Fault(409, f"Cannot '{action}' instance {server_id} while it is in {attr} {state}")
-    return Fault(409, f"Instance {server_id} is in an invalid state for '{action}'")
-
-
-_soft_reboot = _power("os_compute_api:servers:reboot", compute_api.SOFT_REBOOT)
-_hard_reboot = _power("os_compute_api:servers:reboot", compute_api.HARD_REBOOT)
+_soft_reboot = host_action("os_compute_api:servers:reboot", compute_api.SOFT_REBOOT)
+_hard_reboot = host_action("os_compute_api:servers:reboot", compute_api.HARD_REBOOT)
 
 
 async def _reboot(req: ApiRequest, body: dict[str, Any]) -> Response:
@@ -151,14 +127,10 @@ async def _create_image(req: ApiRequest, body: dict[str, Any]) -> Response:
                                          {"metadata_items": len(metadata)})
         except quotas.OverQuota:
             raise Fault(403, "Image metadata limit exceeded") from None
-    try:
+    with state_conflicts("createImage", server_id):
         image = await compute_api.snapshot(req.services.db, req.services.transport, req.services.images,
                                            req.context.to_dict(), inst["uuid"], args["name"].strip(), metadata,
                                            is_admin=req.context.is_admin)
-    except compute_api.InstanceInvalidState as exc:
-        raise _conflict(exc, "createImage", server_id) from None
-    except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
-        raise Fault(409, exc.message) from None
     if req.at_least(_V245):
         return json_response({"image_id": image["id"]}, status=202)
     return empty_response(202, headers=location(f"{image_endpoint(req)}/images/{image['id']}"))
@@ -218,23 +190,24 @@ async def _set_lock(req: ApiRequest, uuid: str, values: dict[str, Any], action_n
 ACTIONS: dict[str, ActionHandler] = {
     "lock": _lock,
     "unlock": _unlock,
-    "os-stop": _power("os_compute_api:servers:stop", compute_api.STOP),
-    "os-start": _power("os_compute_api:servers:start", compute_api.START),
+    "os-stop": host_action("os_compute_api:servers:stop", compute_api.STOP),
+    "os-start": host_action("os_compute_api:servers:start", compute_api.START),
     "reboot": _reboot,
-    "pause": _power("os_compute_api:os-pause-server:pause", compute_api.PAUSE),
-    "unpause": _power("os_compute_api:os-pause-server:unpause", compute_api.UNPAUSE),
-    "suspend": _power("os_compute_api:os-suspend-server:suspend", compute_api.SUSPEND),
-    "resume": _power("os_compute_api:os-suspend-server:resume", compute_api.RESUME),
+    "pause": host_action("os_compute_api:os-pause-server:pause", compute_api.PAUSE),
+    "unpause": host_action("os_compute_api:os-pause-server:unpause", compute_api.UNPAUSE),
+    "suspend": host_action("os_compute_api:os-suspend-server:suspend", compute_api.SUSPEND),
+    "resume": host_action("os_compute_api:os-suspend-server:resume", compute_api.RESUME),
     "os-getConsoleOutput": _console_output,
     "createImage": _create_image,
     "addSecurityGroup": server_networks.add_security_group,
     "removeSecurityGroup": server_networks.remove_security_group,
+    **server_floating_ips.ACTIONS,
     **server_moves.ACTIONS,
     **server_shelve.ACTIONS,
     "rebuild": server_rebuild.rebuild,
     **server_admin_actions.ACTIONS,
     **server_rescue.ACTIONS,
-    **server_password.ACTIONS,
+    **admin_password.ACTIONS,
     **server_deferred_delete.ACTIONS,
     **server_backup.ACTIONS,
 }

@@ -1,10 +1,11 @@
-"""Server actions ``os-resetState`` (admin) and ``trigger_crash_dump`` (2.17), as Nova's.
+"""Server actions ``os-resetState`` and ``injectNetworkInfo`` (admin) and ``trigger_crash_dump`` (2.17), as Nova's.
 
 ``os-resetState`` sets the vm_state (``active`` or ``error``) and clears the task_state, whatever the server
 was doing, and records the instance action ``resetState``: 202. ``trigger_crash_dump`` asks the server's host
 to inject an NMI into the guest (states active, paused, resized, rescued or error; nothing under way): 202, the
 instance action ``trigger_crash_dump``; a driver that cannot records the fault ``The requested functionality is
-not supported.`` on its event.
+not supported.`` on its event. ``injectNetworkInfo`` has the server's host read its network info from the
+Networking service again (the info cache refreshed) and hand it to the driver: 202, no instance action, as Nova's.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from stratus.api.common import ActionHandler
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, empty_response
-from stratus.api.server_moves import conflict
+from stratus.api.server_state import state_conflicts
 from stratus.api.servers import load_instance
 from stratus.compute import api as compute_api
+from stratus.compute.rpcapi import ComputeAPI
 from stratus.db import actions, instances
 from stratus.objects import states
 
@@ -57,17 +59,26 @@ async def _trigger_crash_dump(req: ApiRequest, body: dict[str, Any]) -> Response
     validation.validate(_CRASH_SCHEMA, body)
     server_id = req.path["server_id"]
     inst = await load_instance(req, server_id, "os_compute_api:servers:trigger_crash_dump")
-    try:
+    with state_conflicts("trigger_crash_dump", server_id):
         await compute_api.request_stateless(req.services.db, req.services.transport, req.context.to_dict(),
                                             inst["uuid"], TRIGGER_CRASH_DUMP, is_admin=req.context.is_admin)
-    except compute_api.InstanceInvalidState as exc:
-        raise conflict(exc, "trigger_crash_dump", server_id) from None
-    except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
-        raise Fault(409, exc.message) from None
+    return empty_response(202)
+
+
+async def _inject_network_info(req: ApiRequest, body: dict[str, Any]) -> Response:
+    inst = await load_instance(req, req.path["server_id"], "os_compute_api:os-admin-actions:inject_network_info")
+    with state_conflicts("injectNetworkInfo", inst["uuid"]):
+        if inst["locked"] and not req.context.is_admin:
+            raise compute_api.InstanceIsLocked(instance_uuid=inst["uuid"])
+        if not inst["host"]:
+            raise compute_api.InstanceNotReady(instance_id=inst["uuid"])
+    await ComputeAPI(req.services.transport).cast_power_action(req.context.to_dict(), inst["host"],
+                                                               "inject_network_info", inst["uuid"])
     return empty_response(202)
 
 
 ACTIONS: dict[str, ActionHandler] = {
     "os-resetState": _reset_state,
+    "injectNetworkInfo": _inject_network_info,
     "trigger_crash_dump": _trigger_crash_dump,
 }

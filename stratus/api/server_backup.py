@@ -15,7 +15,7 @@ from stratus.api.common import ActionHandler, image_endpoint
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, empty_response, json_response, location
-from stratus.api.server_moves import conflict
+from stratus.api.server_state import conflict, state_conflicts
 from stratus.api.servers import load_instance
 from stratus.compute import api as compute_api
 from stratus.compute.rpcapi import ComputeAPI
@@ -53,12 +53,8 @@ async def _create_backup(req: ApiRequest, body: dict[str, Any]) -> Response:
                                          {"metadata_items": len(metadata)})
         except quotas.OverQuota:
             raise Fault(403, "Image metadata limit exceeded") from None
-    try:
+    with state_conflicts("createBackup", server_id):
         compute_api.check_state(inst, BACKUP, ctx.is_admin)
-    except compute_api.InstanceInvalidState as exc:
-        raise conflict(exc, "createBackup", server_id) from None
-    except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
-        raise Fault(409, exc.message) from None
     images = req.services.images
     if images is None:
         raise Fault(400, "No image service")

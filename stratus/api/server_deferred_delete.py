@@ -14,26 +14,13 @@ from starlette.responses import Response
 from stratus.api.common import ActionHandler
 from stratus.api.errors import Fault
 from stratus.api.request import ApiRequest, empty_response
-from stratus.api.server_moves import conflict
+from stratus.api.server_state import host_action
 from stratus.api.servers import delete_instance, load_instance
 from stratus.compute import api as compute_api
 from stratus.objects import states
 from stratus.objects.states import task_states
 
 RESTORE = compute_api.PowerAction("restore", "restore_instance", task_states.RESTORING, (states.SOFT_DELETED,))
-
-
-async def _restore(req: ApiRequest, body: dict[str, Any]) -> Response:
-    server_id = req.path["server_id"]
-    inst = await load_instance(req, server_id, "os_compute_api:os-deferred-delete:restore")
-    try:
-        await compute_api.request(req.services.db, req.services.transport, req.context.to_dict(), inst["uuid"],
-                                  RESTORE, is_admin=req.context.is_admin)
-    except compute_api.InstanceInvalidState as exc:
-        raise conflict(exc, "restore", server_id) from None
-    except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
-        raise Fault(409, exc.message) from None
-    return empty_response(202)
 
 
 async def _force_delete(req: ApiRequest, body: dict[str, Any]) -> Response:
@@ -44,4 +31,5 @@ async def _force_delete(req: ApiRequest, body: dict[str, Any]) -> Response:
     return empty_response(202)
 
 
-ACTIONS: dict[str, ActionHandler] = {"restore": _restore, "forceDelete": _force_delete}
+ACTIONS: dict[str, ActionHandler] = {"restore": host_action("os_compute_api:os-deferred-delete:restore", RESTORE),
+                                     "forceDelete": _force_delete}

@@ -20,6 +20,7 @@ from stratus.api.common import ActionHandler
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, empty_response, json_response
+from stratus.api.server_state import conflict
 from stratus.api.servers import load_instance
 from stratus.compute import api as compute_api
 from stratus.compute import move_api
@@ -50,14 +51,6 @@ _MIGRATE_SCHEMA_V256 = {
 #: the flavor fields an instance keeps (as a boot writes them)
 _FLAVOR_FIELDS = ("id", "flavorid", "name", "memory_mb", "vcpus", "root_gb", "ephemeral_gb", "swap",
                   "rxtx_factor", "extra_specs")
-
-
-def conflict(exc: compute_api.InstanceInvalidState, action: str, server_id: str) -> Fault:
-    """Nova's ``raise_http_conflict_for_instance_invalid_state``."""
-    attr, state = exc.kwargs.get("attr"), exc.kwargs.get("state")
-    if attr is not None and state is not None:
-        return Fault(409, f"Cannot '{action}' instance {server_id} while it is in {attr} {state}")
-    return Fault(409, f"Instance {server_id} is in an invalid state for '{action}'")
 
 
 async def _new_flavor(req: ApiRequest, inst: dict[str, Any], flavor_ref: Any) -> dict[str, Any]:

@@ -1,55 +1,37 @@
-"""Server action ``changePassword``, as Nova's ``admin_password``: an active server's administrator password
-set through its host's driver (a call), 202. A driver that cannot is Nova's 409 ``Set admin password is not
-supported``; the server's task_state is ``updating_password`` while it runs, cleared after either way."""
+"""``/servers/{server_id}/os-server-password``, as Nova's: the password the guest posted to the metadata service
+(``openstack/latest/password``, encrypted with the server's key pair by the guest), shown as it was posted.
+
+GET answers ``{"password": ...}``, an empty string while the guest has posted none. DELETE (204) forgets it, so
+the guest may post a new one; the guest's own password does not change. Policies
+``os_compute_api:os-server-password:{show,clear}``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.responses import Response
 
-from stratus.api import validation
-from stratus.api.common import ActionHandler
 from stratus.api.errors import Fault
-from stratus.api.request import ApiRequest, empty_response
-from stratus.api.server_moves import conflict
+from stratus.api.request import ApiRequest, empty_response, json_response
+from stratus.api.router import Route
 from stratus.api.servers import load_instance
-from stratus.compute import api as compute_api
-from stratus.compute.rpcapi import ComputeAPI, NotSupportedByDriver
-from stratus.db import instances
-from stratus.objects import states
-from stratus.objects.states import task_states
-
-CHANGE_PASSWORD = compute_api.PowerAction("changePassword", "set_admin_password", task_states.UPDATING_PASSWORD,
-                                          (states.ACTIVE,))
-_SCHEMA = {"type": "object",
-           "properties": {"changePassword": {"type": "object", "properties": {"adminPass": {"type": "string"}},
-                                             "required": ["adminPass"], "additionalProperties": False}},
-           "required": ["changePassword"], "additionalProperties": False}
+from stratus.metadata import base, source
 
 
-async def _change_password(req: ApiRequest, body: dict[str, Any]) -> Response:
-    validation.validate(_SCHEMA, body)
+async def show(req: ApiRequest) -> Response:
+    inst = await load_instance(req, req.path["server_id"], "os_compute_api:os-server-password:show")
+    return json_response({"password": base.extract_password(inst.get("system_metadata") or {}) or ""})
+
+
+async def clear(req: ApiRequest) -> Response:
     server_id = req.path["server_id"]
-    inst = await load_instance(req, server_id, "os_compute_api:os-admin-password")
-    ctx = req.context
-    try:
-        claimed = await compute_api.claim(req.services.db, ctx.to_dict(), inst["uuid"], CHANGE_PASSWORD,
-                                          ctx.is_admin)
-    except compute_api.InstanceInvalidState as exc:
-        raise conflict(exc, "changePassword", server_id) from None
-    except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
-        raise Fault(409, exc.message) from None
-    try:
-        await ComputeAPI(req.services.transport).set_admin_password(
-            ctx.to_dict(), claimed["host"], inst["uuid"], body["changePassword"]["adminPass"])
-    except NotSupportedByDriver:
-        raise Fault(409, "Set admin password is not supported") from None
-    finally:
-        async with req.services.db.write() as conn:  # a no-op when the host cleared it
-            await instances.update_instance(conn, inst["uuid"], {"task_state": None},
-                                            expected_task_state=(task_states.UPDATING_PASSWORD,))
-    return empty_response(202)
+    inst = await load_instance(req, server_id, "os_compute_api:os-server-password:clear")
+    async with req.services.db.write() as conn:
+        if not await source.clear_password(conn, inst["uuid"]):
+            raise Fault(404, f"Instance {server_id} could not be found.")
+    return empty_response(204)
 
 
-ACTIONS: dict[str, ActionHandler] = {"changePassword": _change_password}
+ROUTES: list[Route] = [
+    Route("/servers/{server_id}/os-server-password", "GET", show),
+    Route("/servers/{server_id}/os-server-password", "DELETE", clear),
+]

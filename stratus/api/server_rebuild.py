@@ -1,7 +1,7 @@
 """Server action ``rebuild``, as Nova's: the server keeps its id, host, flavor and claim, and gets a new image
 (and, if given, a new name, metadata, access IPs, description 2.19, key pair 2.54, user data 2.57 and trusted
-certificates 2.63). ``personality`` (files to inject) is refused: Stratus injects no files on rebuild. 202 with
-the server (and its new ``adminPass`` with ``[api] enable_instance_password``).
+certificates 2.63), and up to 2.56 files to inject (``personality``, onto the config drive as at boot, within
+the same limits). 202 with the server (and its new ``adminPass`` with ``[api] enable_instance_password``).
 
 The request checks the state (active, stopped or error; nothing under way) and the image (found, active, fits
 the flavor), then in one compare-and-swap records the new values with ``task_state`` rebuilding and the
@@ -17,12 +17,12 @@ from typing import Any
 from starlette.responses import Response
 
 from stratus import exception
-from stratus.api import server_view, validation
+from stratus.api import servers_create, validation
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, json_response
-from stratus.api.server_moves import conflict
-from stratus.api.servers import load_instance
+from stratus.api.server_state import state_conflicts
+from stratus.api.servers import load_instance, view_for
 from stratus.compute import api as compute_api
 from stratus.compute.rpcapi import ComputeAPI
 from stratus.db import instances, quotas
@@ -57,6 +57,8 @@ def _schema(req: ApiRequest) -> dict[str, Any]:
     if req.at_least(_V257):
         props["user_data"] = {"oneOf": [{"type": "string", "format": "base64", "maxLength": 65535},
                                         {"type": "null"}]}
+    if not req.at_least(_V257):
+        props["personality"] = servers_create.PERSONALITY_SCHEMA
     if req.at_least(_V263):
         props["trusted_image_certificates"] = validation.trusted_certs
     return {"type": "object",
@@ -128,12 +130,8 @@ async def rebuild(req: ApiRequest, body: dict[str, Any]) -> Response:
     server_id = req.path["server_id"]
     inst = await load_instance(req, server_id, "os_compute_api:servers:rebuild")
     ctx = req.context
-    try:
+    with state_conflicts("rebuild", server_id):
         compute_api.check_state(inst, REBUILD, ctx.is_admin)
-    except compute_api.InstanceInvalidState as exc:
-        raise conflict(exc, "rebuild", server_id) from None
-    except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
-        raise Fault(409, exc.message) from None
     image = await _image(req, args["imageRef"], inst["flavor"])
     metadata = args.get("metadata")
     if metadata:
@@ -143,17 +141,17 @@ async def rebuild(req: ApiRequest, body: dict[str, Any]) -> Response:
                                          {"metadata_items": len(metadata)})
         except quotas.OverQuota:
             raise Fault(403, "Quota exceeded, too many metadata items.") from None
+    personality = list(args.get("personality") or [])
+    if personality:  # the injected files' limits, as a boot's
+        async with req.services.db.read() as conn:
+            await servers_create.check_request_limits(conn, req, {}, personality)
     values = await _values(req, inst, args, image)
     password = args.get("adminPass") or "".join(secrets.choice(string.ascii_letters + string.digits)
                                                 for _ in range(12))
     action = compute_api.PowerAction(REBUILD.name, REBUILD.method, REBUILD.task_state, REBUILD.vm_states,
                                      values=tuple(values.items()))
-    try:
+    with state_conflicts("rebuild", server_id):
         claimed = await compute_api.claim(req.services.db, ctx.to_dict(), inst["uuid"], action, ctx.is_admin)
-    except compute_api.InstanceInvalidState as exc:
-        raise conflict(exc, "rebuild", server_id) from None
-    except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
-        raise Fault(409, exc.message) from None
     if metadata is not None:
         async with req.services.db.write() as conn:
             await instances.set_metadata(conn, inst["uuid"], metadata, replace=True)
@@ -161,7 +159,7 @@ async def rebuild(req: ApiRequest, body: dict[str, Any]) -> Response:
     try:
         await ComputeAPI(req.services.transport).rebuild_instance(
             ctx.to_dict(), claimed["host"], inst["uuid"], image_meta, password,
-            preserve_ephemeral=_true(args.get("preserve_ephemeral", False)))
+            preserve_ephemeral=_true(args.get("preserve_ephemeral", False)), injected_files=personality)
     except Exception:
         async with req.services.db.write() as conn:
             await instances.update_instance(conn, inst["uuid"], {"task_state": None},
@@ -169,7 +167,7 @@ async def rebuild(req: ApiRequest, body: dict[str, Any]) -> Response:
         raise
     async with req.services.db.read() as conn:
         current = await instances.get(conn, inst["uuid"]) or inst
-    server = server_view.ServerViewBuilder(req).full(current, update=True)
+    server = (await view_for(req, [current], one=True)).full(current, update=True, rebuild=True)
     if req.services.conf.api.enable_instance_password:
         server["adminPass"] = password
     return json_response({"server": server}, status=202)

@@ -18,8 +18,8 @@ from stratus import exception
 from stratus.api import validation
 from stratus.api.common import ActionHandler
 from stratus.api.errors import Fault
-from stratus.api.request import ApiRequest, empty_response, json_response
-from stratus.api.server_moves import conflict
+from stratus.api.request import ApiRequest, json_response
+from stratus.api.server_state import conflict, host_action, state_conflicts
 from stratus.api.servers import load_instance
 from stratus.compute import api as compute_api
 from stratus.compute.rpcapi import ComputeAPI
@@ -39,8 +39,6 @@ _RESCUE_SCHEMA = {
         {"type": "null"}]}},
     "required": ["rescue"], "additionalProperties": False,
 }
-_UNRESCUE_SCHEMA = {"type": "object", "properties": {"unrescue": {"type": "null"}}, "required": ["unrescue"],
-                    "additionalProperties": False}
 _NOT_IMAGE = ("locations", "direct_url", "file", "self", "schema")
 
 
@@ -66,12 +64,8 @@ async def _rescue(req: ApiRequest, body: dict[str, Any]) -> Response:
     server_id = req.path["server_id"]
     inst = await load_instance(req, server_id, "os_compute_api:os-rescue")
     ctx = req.context
-    try:
+    with state_conflicts("rescue", server_id):
         compute_api.check_state(inst, RESCUE, ctx.is_admin)
-    except compute_api.InstanceInvalidState as exc:
-        raise conflict(exc, "rescue", server_id) from None
-    except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
-        raise Fault(409, exc.message) from None
     image = await _rescue_image(req, inst, args.get("rescue_image_ref"))
     password = args.get("adminPass") or "".join(secrets.choice(string.ascii_letters + string.digits)
                                                 for _ in range(12))
@@ -93,18 +87,6 @@ async def _rescue(req: ApiRequest, body: dict[str, Any]) -> Response:
     return json_response({})
 
 
-async def _unrescue(req: ApiRequest, body: dict[str, Any]) -> Response:
-    validation.validate(_UNRESCUE_SCHEMA, body)
-    server_id = req.path["server_id"]
-    inst = await load_instance(req, server_id, "os_compute_api:os-unrescue")
-    try:
-        await compute_api.request(req.services.db, req.services.transport, req.context.to_dict(), inst["uuid"],
-                                  UNRESCUE, is_admin=req.context.is_admin)
-    except compute_api.InstanceInvalidState as exc:
-        raise conflict(exc, "unrescue", server_id) from None
-    except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked) as exc:
-        raise Fault(409, exc.message) from None
-    return empty_response(202)
-
-
-ACTIONS: dict[str, ActionHandler] = {"rescue": _rescue, "unrescue": _unrescue}
+ACTIONS: dict[str, ActionHandler] = {"rescue": _rescue,
+                                     # Nova reads nothing of unrescue's value (tempest sends {})
+                                     "unrescue": host_action("os_compute_api:os-unrescue", UNRESCUE)}

@@ -15,9 +15,8 @@ from stratus.api.common import ActionHandler
 from stratus.api.errors import Fault
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest, empty_response
-from stratus.api.server_moves import conflict
+from stratus.api.server_state import state_conflicts
 from stratus.api.servers import load_instance
-from stratus.compute import api as compute_api
 from stratus.compute import move_api
 from stratus.db import hosts as hosts_db
 from stratus.identity import policy
@@ -41,13 +40,8 @@ def _unshelve_schema(req: ApiRequest) -> dict[str, Any]:
 async def _run(req: ApiRequest, action: str, rule: str, call: Any) -> Response:
     server_id = req.path["server_id"]
     inst = await load_instance(req, server_id, rule)
-    try:
+    with state_conflicts(action, server_id, move_api.UnshelveInstanceInvalidState):
         await call(inst)
-    except compute_api.InstanceInvalidState as exc:
-        raise conflict(exc, action, server_id) from None
-    except (compute_api.InstanceNotReady, compute_api.InstanceIsLocked,
-            move_api.UnshelveInstanceInvalidState) as exc:
-        raise Fault(409, exc.message) from None
     return empty_response(202)
 
 

@@ -25,6 +25,8 @@ V219 = APIVersion.parse("2.19")
 V226 = APIVersion.parse("2.26")
 V247 = APIVersion.parse("2.47")
 V263 = APIVersion.parse("2.63")
+V254 = APIVersion.parse("2.54")  # key_name in the rebuild body
+V257 = APIVersion.parse("2.57")  # user_data in the rebuild body
 V271 = APIVersion.parse("2.71")  # server_groups (show, update, rebuild; not detail)
 V273 = APIVersion.parse("2.73")  # locked_reason
 V275 = APIVersion.parse("2.75")  # update (and rebuild) bodies are the full server
@@ -98,10 +100,12 @@ class ServerViewBuilder:
             body["details"] = fault["details"]
         return body
 
-    def full(self, inst: dict[str, Any], update: bool = False) -> dict[str, Any]:
+    def full(self, inst: dict[str, Any], update: bool = False, rebuild: bool = False) -> dict[str, Any]:
         """The server as show and detail give it; ``update`` for the body of PUT /servers/{id}, which before 2.75
         leaves out the AZ, config drive, key name, usage times, security groups, extended attributes, status and
-        volumes, host status and the addresses' type and MAC, as Nova's does (from 2.75 it is the full body)."""
+        volumes, host status and the addresses' type and MAC, as Nova's does (from 2.75 it is the full body).
+        ``rebuild`` (with ``update``) for the rebuild action's body: the update's, with ``key_name`` from 2.54 and
+        ``user_data`` from 2.57 (not ``OS-EXT-SRV-ATTR:user_data``)."""
         update = update and self.version < V275
         status = status_from_state(inst["vm_state"], inst["task_state"])
         server: dict[str, Any] = {
@@ -163,6 +167,11 @@ class ServerViewBuilder:
             server["tags"] = inst.get("tags", [])
         if self.version >= V263:
             server["trusted_image_certificates"] = inst.get("trusted_certs")
+        if rebuild and update and self.version >= V254:
+            server["key_name"] = inst["key_name"]
+        if rebuild and self.version >= V257:  # in place of the extended attribute (an admin's), as Nova's
+            server.pop("OS-EXT-SRV-ATTR:user_data", None)
+            server["user_data"] = inst["user_data"]
         self._since_271(server, inst, update)
         return server
 

@@ -44,7 +44,11 @@ async def load_instance(req: ApiRequest, server_id: str, rule: str) -> dict[str,
 async def _list(req: ApiRequest, rule: str) -> list[dict[str, Any]]:
     f = servers_query.filters(req, rule)
     f.with_system_metadata = req.version >= server_view.V273
+    ip, ip6 = req.query.get("ip"), req.query.get("ip6")
     async with req.services.db.read() as conn:
+        if ip is not None or ip6 is not None:  # matched on the network info, as Nova's _ip_filter
+            matched = await info_cache.matching_fixed_ips(conn, ip, ip6, f.project_id)
+            f.uuids = [u for u in matched if f.uuids is None or u in f.uuids]
         try:
             return await instances.list_page(conn, f)
         except instances.MarkerNotFound:
@@ -86,9 +90,9 @@ async def _host_status(req: ApiRequest, rows: list[dict[str, Any]]) -> dict[str,
     return {h: out.get(h, "UNKNOWN") for h in hosts}
 
 
-async def _view(req: ApiRequest, rows: list[dict[str, Any]], one: bool = False) -> server_view.ServerViewBuilder:
+async def view_for(req: ApiRequest, rows: list[dict[str, Any]], one: bool = False) -> server_view.ServerViewBuilder:
     """The view builder with what the page's bodies need beyond the rows: host status (2.16, admins), request
-    specs (2.96, 2.100) and, for one server (show, update), its server groups (2.71)."""
+    specs (2.96, 2.100) and, for one server (show, update, rebuild), its server groups (2.71)."""
     view = server_view.ServerViewBuilder(req)
     if view.show_host_status:
         view.host_status = await _host_status(req, rows)
@@ -103,7 +107,7 @@ async def _view(req: ApiRequest, rows: list[dict[str, Any]], one: bool = False) 
 
 async def detail(req: ApiRequest) -> Response:
     rows = await _list(req, "os_compute_api:servers:detail")
-    view = await _view(req, rows)
+    view = await view_for(req, rows)
     body: dict[str, Any] = {"servers": [view.full(r) for r in rows]}
     links = collection_links(req, "servers/detail", rows, _page_size(req), "uuid")
     if links:
@@ -113,7 +117,7 @@ async def detail(req: ApiRequest) -> Response:
 
 async def show(req: ApiRequest) -> Response:
     inst = await load_instance(req, req.path["server_id"], "os_compute_api:servers:show")
-    view = await _view(req, [inst], one=True)
+    view = await view_for(req, [inst], one=True)
     return json_response({"server": view.full(inst)})
 
 
@@ -156,7 +160,7 @@ async def update(req: ApiRequest) -> Response:
             if not await instances.update_instance(conn, inst["uuid"], values):
                 raise Fault(404, f"Instance {inst['uuid']} could not be found.")
             inst = await instances.get(conn, inst["uuid"]) or inst
-    view = await _view(req, [inst], one=True)
+    view = await view_for(req, [inst], one=True)
     return json_response({"server": view.full(inst, update=True)})
 
 

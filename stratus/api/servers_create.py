@@ -55,7 +55,7 @@ V274 = APIVersion.parse("2.74")  # host and hypervisor_hostname
 V290 = APIVersion.parse("2.90")  # hostname
 V294 = APIVersion.parse("2.94")  # hostname may be an FQDN
 
-_personality = {"type": "array", "items": {"type": "object", "properties": {
+PERSONALITY_SCHEMA = {"type": "array", "items": {"type": "object", "properties": {
     "path": {"type": "string"}, "contents": {"type": "string", "format": "base64"}},
     "additionalProperties": False}}
 
@@ -142,7 +142,7 @@ def create_schema(version: APIVersion) -> dict[str, Any]:
     if version >= V252:
         server["properties"]["tags"] = validation.tags
     if version < V257:
-        server["properties"]["personality"] = _personality
+        server["properties"]["personality"] = PERSONALITY_SCHEMA
     if version >= V263:
         server["properties"]["trusted_image_certificates"] = validation.trusted_certs
     if version >= V274:
@@ -306,7 +306,7 @@ def _counts(server: dict[str, Any]) -> tuple[int, int]:
     return min_count, max_count
 
 
-async def _check_request_limits(conn: Any, req: ApiRequest, metadata: dict[str, str],
+async def check_request_limits(conn: Any, req: ApiRequest, metadata: dict[str, str],
                                 personality: list[dict[str, str]]) -> None:
     """Nova's per-request limits: metadata items, then the number, path length and content size of injected
     files, each against the project's and the user's limits."""
@@ -500,7 +500,7 @@ async def create(req: ApiRequest) -> Response:
 
     async with req.services.db.write() as conn:
         await quotas_db.lock_project(conn, ctx.project_id)
-        await _check_request_limits(conn, req, metadata, server.get("personality") or [])
+        await check_request_limits(conn, req, metadata, server.get("personality") or [])
         count = await _check_quota(conn, req, flavor, min_count, max_count)
         rows, specs = [], []
         for index in range(count):

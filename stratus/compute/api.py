@@ -91,7 +91,8 @@ NOT_INHERITED = frozenset({
 
 def snapshot_body(instance: dict[str, Any], name: str, metadata: dict[str, str], user_id: str) -> dict[str, Any]:
     """The new image as Nova's ``_create_image`` makes it: the instance's image properties (kept at boot in
-    system_metadata as ``image_*``) minus the non-inheritable ones, the user's metadata, and the snapshot marks."""
+    system_metadata as ``image_*``) minus the non-inheritable ones, the snapshot marks, and the user's metadata
+    (which may set ``image_type``: a backup's is ``backup``, a caller's own wins as in Nova)."""
     body: dict[str, Any] = {"name": name}
     for key, value in (instance.get("system_metadata") or {}).items():
         prop = key[len("image_"):] if key.startswith("image_") else None
@@ -100,9 +101,9 @@ def snapshot_body(instance: dict[str, Any], name: str, metadata: dict[str, str],
     sysmeta = instance.get("system_metadata") or {}
     body["min_ram"] = int(sysmeta.get("image_min_ram") or 0)
     body["min_disk"] = max(int(sysmeta.get("image_min_disk") or 0), int(instance.get("root_gb") or 0))
-    body.update({k: str(v) for k, v in metadata.items()})
     body.update({"image_type": "snapshot", "instance_uuid": instance["uuid"], "user_id": user_id,
                  "base_image_ref": str(instance.get("image_ref") or "")})
+    body.update({k: str(v) for k, v in metadata.items()})  # last, as Nova's extra_properties: they win
     return body
 
 

@@ -2,9 +2,10 @@
 
 Each message is handed to the module of its flow (build.py, delete.py, power.py, snapshot.py, console.py,
 resize.py for resizes and cold migrations, live_migration.py, evacuate.py, shelve.py, rebuild.py, rescue.py,
-soft_delete.py); the start-up reconciliation (startup.py), the periodic tasks (periodic.py), the power-state
-sync (power_sync.py) and the hypervisor's health (hypervisor.py) have modules of their own. They all work on
-the host's shared state (host.py), which this class is; none of them imports this module.
+soft_delete.py, image_cache.py for image pre-caching); the start-up reconciliation (startup.py), the periodic
+tasks (periodic.py), the power-state sync (power_sync.py) and the hypervisor's health (hypervisor.py) have modules
+of their own. They all work on the host's shared state (host.py), which this class is; none of them imports this
+module.
 
 Every state change is a compare-and-swap on (vm_state, task_state), so a delete that lands while a build or a
 power action is under way wins: the action notices at its next step and stops there. A hypervisor that stops
@@ -24,6 +25,7 @@ from stratus.compute import (
     delete,
     evacuate,
     hypervisor,
+    image_cache,
     live_migration,
     networking,
     periodic,
@@ -172,13 +174,14 @@ class ComputeManager(ComputeHost):
     # --- rebuild: in place (compute/rebuild.py) or an evacuation to this host (compute/evacuate.py) --------
     async def rebuild_instance(self, context: dict[str, Any], instance_uuid: str, image_meta: dict[str, Any],
                                admin_password: str | None, migration_id: int | None = None,
-                               on_shared_storage: bool | None = None, preserve_ephemeral: bool = False) -> None:
+                               on_shared_storage: bool | None = None, preserve_ephemeral: bool = False,
+                               injected_files: list[dict[str, str]] | None = None) -> None:
         if migration_id is not None:
             await evacuate.rebuild_instance(self, context, instance_uuid, migration_id, image_meta, admin_password,
                                             on_shared_storage)
         else:
             await rebuild.rebuild_instance(self, context, instance_uuid, image_meta, admin_password,
-                                           preserve_ephemeral)
+                                           preserve_ephemeral, injected_files)
 
     # --- shelve (compute/shelve.py) --------------------------------------------------------------------
     async def shelve_instance(self, context: dict[str, Any], instance_uuid: str, image_id: str,
@@ -221,10 +224,18 @@ class ComputeManager(ComputeHost):
     async def get_host_uptime(self, context: dict[str, Any]) -> str:
         return await console.get_host_uptime(self, context)
 
+    async def cache_images(self, context: dict[str, Any], image_ids: list[str]) -> dict[str, str]:
+        """Image pre-caching (compute/image_cache.py): a call from the conductor; each image's result."""
+        return await image_cache.cache_images(self, context, image_ids)
+
     # --- networking (compute/networking.py) ------------------------------------------------------------------
     async def external_instance_event(self, context: dict[str, Any], events: list[dict[str, Any]]) -> None:
         """Events of ``os-server-external-events`` for instances on this host (a cast)."""
         await networking.external_instance_event(self, context, events)
+
+    async def inject_network_info(self, context: dict[str, Any], instance_uuid: str) -> None:
+        """The injectNetworkInfo action (a cast): the info cache refreshed and handed to the driver."""
+        await networking.inject_network_info(self, context, instance_uuid)
 
     async def attach_interface(self, context: dict[str, Any], instance_uuid: str, network_id: str | None,
                                port_id: str | None, fixed_ip: str | None, tag: str | None = None) -> dict[str, Any]:

@@ -140,6 +140,17 @@ async def refresh_cache(manager: ComputeHost, context: dict[str, Any], instance:
     return network_info
 
 
+async def inject_network_info(manager: ComputeHost, context: dict[str, Any], instance_uuid: str) -> None:
+    """Nova's ``inject_network_info``: the network info read from the Networking service again (the cache
+    refreshed) and given to the driver, for guests that take their addresses from it (a cast)."""
+    async with manager.db.read() as conn:
+        row = await instances.get_plain(conn, instance_uuid)
+    if row is None or row["deleted"] or row["host"] != manager.host:
+        return
+    network_info = await refresh_cache(manager, context, row) if manager.network is not None else []
+    await manager.driver.inject_network_info(manager.driver_instance(row), network_info)
+
+
 async def external_instance_event(manager: ComputeHost, context: dict[str, Any], events: list[dict[str, Any]]
                                   ) -> None:
     """Nova's ``external_instance_event``: plug events wake the waiting build or attach; ``network-changed`` and

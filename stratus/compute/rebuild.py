@@ -27,7 +27,8 @@ REBUILD_EVENT = "compute_rebuild_instance"
 
 async def rebuild_instance(host: ComputeHost, context: dict[str, Any], instance_uuid: str,
                            image_meta: dict[str, Any], admin_password: str | None,
-                           preserve_ephemeral: bool = False) -> None:
+                           preserve_ephemeral: bool = False, injected_files: list[dict[str, str]] | None = None
+                           ) -> None:
     async with host.locks(instance_uuid):
         async with host.db.write() as conn:
             row = await instances.get_plain(conn, instance_uuid)
@@ -46,7 +47,7 @@ async def rebuild_instance(host: ComputeHost, context: dict[str, Any], instance_
             await advance(host, instance_uuid, {"task_state": task_states.REBUILD_SPAWNING},
                           (task_states.REBUILD_BLOCK_DEVICE_MAPPING,))
             drive = await config_drive.prepare(host.conf, host.db, host.driver, instance, image_meta,
-                                               admin_password=admin_password)
+                                               admin_password=admin_password, injected_files=injected_files)
             await host.driver.spawn(instance, image_meta, network_info=network_info, admin_password=admin_password,
                                     config_drive=drive)
             if was_stopped:

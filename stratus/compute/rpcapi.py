@@ -53,6 +53,15 @@ class ComputeAPI:
         uptime: str = await self.transport.call("compute", "get_host_uptime", context, server=host)
         return uptime
 
+    async def cache_images(self, context: dict[str, Any], host: str, image_ids: list[str], timeout: float
+                           ) -> dict[str, str]:
+        """Nova's ``cache_images``: the host fetches the images into its image cache; a call (of ``[DEFAULT]
+        long_rpc_timeout``, downloads take long), answered with each image's result (``cached``, ``existing``,
+        ``unsupported``, ``error``)."""
+        results: dict[str, str] = await self.transport.call("compute", "cache_images", context, server=host,
+                                                            timeout=timeout, image_ids=image_ids)
+        return results
+
     async def external_instance_event(self, context: dict[str, Any], host: str, events: list[dict[str, Any]]
                                       ) -> None:
         """Nova's ``external_instance_event``: the events of the host's instances, cast to it."""
@@ -152,11 +161,15 @@ class ComputeAPI:
     async def rebuild_instance(self, context: dict[str, Any], host: str, instance_uuid: str,
                                image_meta: dict[str, Any], admin_password: str | None,
                                migration_id: int | None = None, on_shared_storage: bool | None = None,
-                               preserve_ephemeral: bool = False) -> None:
-        """Nova's one method for both: with ``migration_id`` the evacuation it records, else in place."""
+                               preserve_ephemeral: bool = False, injected_files: list[dict[str, str]] | None = None
+                               ) -> None:
+        """Nova's one method for both: with ``migration_id`` the evacuation it records, else in place (with the
+        rebuild's ``personality`` as ``injected_files``)."""
+        extra = {"injected_files": injected_files} if injected_files else {}
         await self.transport.cast("compute", "rebuild_instance", context, server=host, instance_uuid=instance_uuid,
                                   image_meta=image_meta, admin_password=admin_password, migration_id=migration_id,
-                                  on_shared_storage=on_shared_storage, preserve_ephemeral=preserve_ephemeral)
+                                  on_shared_storage=on_shared_storage, preserve_ephemeral=preserve_ephemeral,
+                                  **extra)
 
     # --- shelve (compute/shelve.py) --------------------------------------------------------------------
     async def shelve_instance(self, context: dict[str, Any], host: str, instance_uuid: str, image_id: str,

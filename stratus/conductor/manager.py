@@ -2,8 +2,9 @@
 
 Each message is handed to the module of its task: builds and their retries (build.py), resizes and cold
 migrations (migrate.py), live migrations (live_migrate.py), evacuations (evacuate.py), unshelves
-(unshelve.py), the recovery of builds whose conductor or host died (recovery.py). They work on the
-conductor's shared state (state.py), which this class is; none of them imports this module.
+(unshelve.py), image pre-caching on an aggregate's hosts (image_cache.py), the recovery of builds whose
+conductor or host died (recovery.py). They work on the conductor's shared state (state.py), which this class
+is; none of them imports this module.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from stratus.conductor import build, evacuate, live_migrate, migrate, recovery, unshelve
+from stratus.conductor import build, evacuate, image_cache, live_migrate, migrate, recovery, unshelve
 from stratus.conductor.state import ConductorState, InFlight
 from stratus.db.engine import Database
 from stratus.rpc.transport import Transport
@@ -91,3 +92,9 @@ class ConductorManager(ConductorState):
     async def unshelve_instance(self, context: dict[str, Any], instance_uuid: str, availability_zone: str | None,
                                 host: str | None) -> None:
         await unshelve.unshelve_instance(self, context, instance_uuid, availability_zone, host)
+
+    # --- RPC endpoints: image pre-cache on an aggregate's hosts (conductor/image_cache.py) -------------------
+    async def cache_images(self, context: dict[str, Any], hosts: list[str], image_ids: list[str]
+                           ) -> dict[str, dict[str, str]]:
+        """A cast from the API; returns each host's results (image id → result) for whoever calls it in process."""
+        return await image_cache.cache_images(self, context, hosts, image_ids)

@@ -63,3 +63,8 @@ class ConductorAPI:
                                 host: str | None) -> None:
         await self.transport.cast("conductor", "unshelve_instance", context, instance_uuid=instance_uuid,
                                   availability_zone=availability_zone, host=host)
+
+    async def cache_images(self, context: dict[str, Any], hosts: list[str], image_ids: list[str]) -> None:
+        """Nova's ``cache_images``: the aggregate's ``hosts`` fetch ``image_ids`` into their image caches; a cast
+        (the API answers 202 at once)."""
+        await self.transport.cast("conductor", "cache_images", context, hosts=hosts, image_ids=image_ids)

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, func, ins
 from sqlalchemy.engine import CursorResult, Result
 
 from stratus.db.engine import Connection
-from stratus.db.models import image_locations, image_properties, image_tags, images
+from stratus.db.models import image_locations, image_properties, image_tags, image_tasks, images
 
 SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at")
 
@@ -283,3 +283,19 @@ async def delete_image(conn: Connection, image_id: str) -> list[str]:
         await conn.execute(delete(table).where(table.c.image_id == image_id))
     await conn.execute(delete(images).where(images.c.id == image_id))
     return list(urls)
+
+
+async def insert_task(conn: Connection, values: Mapping[str, Any]) -> None:
+    """A task of an image (Glance's ``api_image_import`` of a copy-image import)."""
+    await conn.execute(insert(image_tasks).values(**values))
+
+
+async def update_task(conn: Connection, task_id: str, values: Mapping[str, Any]) -> None:
+    await conn.execute(update(image_tasks).where(image_tasks.c.id == task_id).values(**values))
+
+
+async def tasks_of(conn: Connection, image_id: str) -> list[dict[str, Any]]:
+    """The image's tasks, newest first (Glance's order)."""
+    rows = await conn.execute(select(image_tasks).where(image_tasks.c.image_id == image_id)
+                              .order_by(image_tasks.c.created_at.desc(), image_tasks.c.id))
+    return [dict(r) for r in rows.mappings()]

@@ -4,6 +4,7 @@ read by the server views, ``/ips``, the metadata service and the driver's destro
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import Text, cast, select, update
@@ -49,3 +50,25 @@ async def find_by_address(conn: Connection, address: str) -> list[str]:
              .where(instances.c.deleted == 0,
                     cast(instance_info_caches.c.network_info, Text).like(f'%"{address}"%')))
     return [u for (u,) in await conn.execute(query)]
+
+
+async def matching_fixed_ips(conn: Connection, ip: str | None, ip6: str | None,
+                             project_id: str | None = None) -> list[str]:
+    """The instances (of ``project_id``, or all) with a fixed IPv4 address that the pattern ``ip`` matches, or an
+    IPv6 one that ``ip6`` matches, at its start (``re.match``): Nova's ``_ip_filter`` of the servers list, which
+    reads the same network info. Patterns are checked by the API (they compile)."""
+    patterns = {4: re.compile(ip) if ip is not None else None, 6: re.compile(ip6) if ip6 is not None else None}
+    query = (select(instance_info_caches.c.instance_uuid, instance_info_caches.c.network_info)
+             .join(instances, instances.c.uuid == instance_info_caches.c.instance_uuid))
+    if project_id is not None:
+        query = query.where(instances.c.project_id == project_id)
+    out = []
+    for uuid, network_info in await conn.execute(query):
+        for vif in network_info or []:
+            addresses = [(ip_entry.get("version") or subnet.get("version") or 4, ip_entry.get("address") or "")
+                         for subnet in (vif.get("network") or {}).get("subnets") or []
+                         for ip_entry in subnet.get("ips") or []]
+            if any((p := patterns.get(v)) is not None and p.match(a) for v, a in addresses):
+                out.append(uuid)
+                break
+    return out

@@ -471,6 +471,22 @@ image_locations = Table(
     *_timestamps(),
 )
 
+image_tasks = Table(  # Glance's tasks of an image: its copy-image imports (GET /v2/images/{id}/tasks)
+    "image_tasks", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("image_id", String(36), ForeignKey("images.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("type", String(30), nullable=False),
+    Column("status", String(30), nullable=False),
+    Column("owner", String(255)),
+    Column("user_id", String(255)),
+    Column("request_id", String(255)),
+    Column("input", JSON, nullable=False),
+    Column("result", JSON),
+    Column("message", Text, nullable=False),
+    Column("expires_at", DateTime),
+    *_timestamps(),
+)
+
 # --- the embedded identity service (Keystone v3 subset) ----------------------------------------------------------
 domains = Table(
     "domains", metadata,

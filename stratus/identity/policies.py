@@ -202,6 +202,10 @@ RESCUE = [  # nova/policies/rescue.py, admin_password.py, server_diagnostics.py
          "POST /servers/{server_id}/action (unrescue)"),
     _api("os_compute_api:os-admin-password", PROJECT_MEMBER_OR_ADMIN,
          "Change the administrative password for a server", "POST /servers/{server_id}/action (changePassword)"),
+    _api("os_compute_api:os-server-password:show", PROJECT_READER_OR_ADMIN, "Show the encrypted administrative "
+         "password of a server", "GET /servers/{server_id}/os-server-password"),
+    _api("os_compute_api:os-server-password:clear", PROJECT_MEMBER_OR_ADMIN, "Clear the encrypted administrative "
+         "password of a server", "DELETE /servers/{server_id}/os-server-password"),
     _api("os_compute_api:os-server-diagnostics", ADMIN, "Show the usage data for a server",
          "GET /servers/{server_id}/diagnostics"),
 ]
@@ -221,6 +225,8 @@ DEFERRED_DELETE = [  # nova/policies/deferred_delete.py
 ADMIN_ACTIONS = [  # nova/policies/admin_actions.py
     _api("os_compute_api:os-admin-actions:reset_state", ADMIN, "Reset the state of a given server",
          "POST /servers/{server_id}/action (os-resetState)"),
+    _api("os_compute_api:os-admin-actions:inject_network_info", ADMIN, "Inject network information into the "
+         "server", "POST /servers/{server_id}/action (injectNetworkInfo)"),
 ]
 
 EVACUATE = [  # nova/policies/evacuate.py
@@ -331,6 +337,14 @@ NETWORK_PROXIES = [  # nova/policies/networks.py, security_groups.py, floating_i
          "deprecated.", "POST /os-floating-ips"),
     _api("os_compute_api:os-floating-ips:delete", PROJECT_MEMBER_OR_ADMIN, "Delete floating IPs. This API is "
          "deprecated.", "DELETE /os-floating-ips/{floating_ip_id}"),
+    _api("os_compute_api:os-floating-ips:add", PROJECT_MEMBER_OR_ADMIN, "Associate floating IPs to server. This "
+         "API is deprecated.", "POST /servers/{server_id}/action (addFloatingIp)"),
+    _api("os_compute_api:os-floating-ips:remove", PROJECT_MEMBER_OR_ADMIN, "Disassociate floating IPs to server. "
+         "This API is deprecated.", "POST /servers/{server_id}/action (removeFloatingIp)"),
+    _api("os_compute_api:os-tenant-networks:list", PROJECT_READER_OR_ADMIN, "List project networks. This API is "
+         "proxy calls to the Network service. This is deprecated.", "GET /os-tenant-networks"),
+    _api("os_compute_api:os-tenant-networks:show", PROJECT_READER_OR_ADMIN, "Show project network details. This "
+         "API is proxy calls to the Network service. This is deprecated.", "GET /os-tenant-networks/{network_id}"),
 ]
 
 SERVER_EXTERNAL_EVENTS = [  # nova/policies/server_external_events.py

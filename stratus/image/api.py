@@ -302,8 +302,14 @@ class ImageApi:
         must = body.get("all_stores_must_succeed", True)
         if not isinstance(must, bool):
             raise ImageBadRequest("'all_stores_must_succeed' must be a boolean.")
-        await self.store.copy_to_stores(Caller.of(context), request.path_params["image_id"], stores, must)
+        await self.store.copy_to_stores(Caller.of(context), request.path_params["image_id"], stores, must,
+                                        user_id=context.user_id, request_id=context.request_id)
         return Response(status_code=202)
+
+    async def image_tasks(self, request: Request, context: RequestContext) -> Response:
+        """Glance's ``GET /v2/images/{image_id}/tasks`` (its API 2.12): the image's import tasks."""
+        tasks = await self.store.tasks(Caller.of(context), request.path_params["image_id"])
+        return _json({"tasks": [_task_view(t) for t in tasks]})
 
     async def stores_info(self, request: Request, context: RequestContext) -> Response:
         stores = [{"id": s.name, "description": s.description, **({"default": True}
@@ -370,6 +376,18 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return error_response(request, 500, INTERNAL_ERROR)
 
 
+def _task_view(task: dict[str, Any]) -> dict[str, Any]:
+    """Glance's task body (its timestamps with microseconds and no zone, as Glance writes a task's)."""
+    def at(value: Any) -> str | None:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value is not None else None
+
+    return {"id": task["id"], "image_id": task["image_id"], "request_id": task["request_id"],
+            "user_id": task["user_id"], "type": task["type"], "status": task["status"], "owner": task["owner"],
+            "expires_at": at(task["expires_at"]), "created_at": at(task["created_at"]),
+            "updated_at": at(task["updated_at"]), "deleted_at": None, "deleted": False, "input": task["input"],
+            "result": task["result"], "message": task["message"]}
+
+
 def _dispatch(methods: dict[str, Endpoint]) -> Endpoint:
     """All methods of one path in one route, so a 405 lists every allowed method as Glance's does."""
 
@@ -393,6 +411,7 @@ def create_app(store: ImageStore, auth: Authenticator) -> ASGIApp:
         image + "/file": {"GET": e(api.download), "PUT": e(api.upload)},
         image + "/tags/{tag}": {"PUT": e(api.add_tag), "DELETE": e(api.remove_tag)},
         image + "/import": {"POST": e(api.import_image)},
+        image + "/tasks": {"GET": e(api.image_tasks)},
         "/v2/info/stores": {"GET": e(api.stores_info)},
         "/v2/info/import": {"GET": e(api.import_info)},
         image + "/actions/deactivate": {"POST": e(api.deactivate)},

@@ -498,11 +498,14 @@ class ImageStore:
 
     # --- copy-image import (Glance multi-store) --------------------------------------------------------------
     async def copy_to_stores(self, caller: Caller, image_id: str, stores: list[str] | None,
-                             all_stores_must_succeed: bool = True) -> None:
+                             all_stores_must_succeed: bool = True, user_id: str | None = None,
+                             request_id: str | None = None) -> None:
         """Glance's ``copy-image`` import: copy an active image's data into more stores, in the background.
 
         The image lists the stores under way in ``os_glance_importing_to_stores``; each finished copy adds a
-        location (and its store to ``stores``); a failed one goes to ``os_glance_failed_import``.
+        location (and its store to ``stores``); a failed one goes to ``os_glance_failed_import``. The import is a
+        task of the image (``api_image_import``, ``processing`` until every copy is done, then ``success``, or
+        ``failure`` when a store failed that had to succeed), as Glance records it.
         """
         async with self.db.write() as conn:
             row = await self._visible_row(conn, caller, image_id, for_update=True)
@@ -526,8 +529,19 @@ class ImageStore:
                                                         "os_glance_importing_to_stores": ",".join(importing + wanted),
                                                         "os_glance_failed_import": ",".join(failed)})
             await db.update_image(conn, image_id, {"updated_at": utcnow()})
+            task_id = str(uuid.uuid4())
+            if wanted:
+                now = utcnow()
+                await db.insert_task(conn, {
+                    "id": task_id, "image_id": image_id, "type": "api_image_import", "status": "processing",
+                    "owner": caller.project_id or None, "user_id": user_id, "request_id": request_id,
+                    "input": {"image_id": image_id, "import_req": {
+                        "method": {"name": "copy-image"}, "stores": wanted,
+                        "all_stores_must_succeed": all_stores_must_succeed}, "backend": wanted},
+                    "result": None, "message": "", "created_at": now, "updated_at": now})
         if wanted:
-            task = asyncio.get_running_loop().create_task(self._copy(image_id, wanted, all_stores_must_succeed))
+            task = asyncio.get_running_loop().create_task(self._copy(image_id, wanted, all_stores_must_succeed,
+                                                                     task_id))
             self._copies.add(task)
             task.add_done_callback(self._copies.discard)
 
@@ -550,11 +564,36 @@ class ImageStore:
         for event in self._watchers.get(image_id, ()):
             event.set()
 
-    async def _copy(self, image_id: str, targets: list[str], all_must_succeed: bool) -> None:
+    async def _copy(self, image_id: str, targets: list[str], all_must_succeed: bool, task_id: str) -> None:
         try:
             await self._copy_all(image_id, targets, all_must_succeed)
         finally:
+            try:
+                await self._finish_task(image_id, targets, all_must_succeed, task_id)
+            except Exception:
+                LOG.exception("the import task %s of image %s could not be finished", task_id, image_id)
             self._changed(image_id)
+
+    async def _finish_task(self, image_id: str, targets: list[str], all_must_succeed: bool, task_id: str) -> None:
+        """The import's task once its copies are done: ``failure`` when a store that had to succeed failed (the
+        message names the stores), else ``success``; it expires 48 hours later (Glance's task_time_to_live)."""
+        async with self.db.write() as conn:
+            props = (await db.properties_of(conn, [image_id])).get(image_id)
+            if props is None:
+                return  # the image is gone, and its tasks with it
+            failed = [n for n in _csv(props.get("os_glance_failed_import")) if n in targets]
+            now = utcnow()
+            failure = bool(failed) and all_must_succeed
+            await db.update_task(conn, task_id, {
+                "status": "failure" if failure else "success", "updated_at": now,
+                "expires_at": now + datetime.timedelta(hours=48), "result": None if failure else {"image_id": image_id},
+                "message": f"Copying the image data to store(s) {', '.join(failed)} failed." if failed else ""})
+
+    async def tasks(self, caller: Caller, image_id: str) -> list[dict[str, Any]]:
+        """The tasks of an image the caller sees (Glance's ``GET /v2/images/{id}/tasks``), newest first."""
+        async with self.db.read() as conn:
+            await self._visible_row(conn, caller, image_id)
+            return await db.tasks_of(conn, image_id)
 
     async def _copy_all(self, image_id: str, targets: list[str], all_must_succeed: bool) -> None:
         admin = Caller(project_id="", is_admin=True)

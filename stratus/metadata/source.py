@@ -66,3 +66,16 @@ async def set_password(conn: Connection, uuid: str, password: str) -> bool | Non
     await conn.execute(update(instances).where(instances.c.uuid == uuid)
                        .values(system_metadata=sysmeta, updated_at=utcnow()))
     return True
+
+
+async def clear_password(conn: Connection, uuid: str) -> bool:
+    """Forget the password the guest posted (Nova's ``os-server-password`` clear: its chunks emptied; the guest's
+    own password is untouched, and the guest may post a new one); False when the instance is gone."""
+    row = (await conn.execute(select(instances.c.system_metadata).where(
+        instances.c.uuid == uuid, instances.c.deleted == 0))).first()
+    if row is None:
+        return False
+    sysmeta = {**(row[0] or {}), **base.convert_password("")}
+    await conn.execute(update(instances).where(instances.c.uuid == uuid)
+                       .values(system_metadata=sysmeta, updated_at=utcnow()))
+    return True

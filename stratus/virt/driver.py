@@ -9,12 +9,14 @@ from __future__ import annotations
 import abc
 import asyncio
 import dataclasses
+import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from stratus import exception
 
 if TYPE_CHECKING:
+    from stratus.image.cache import ImageCache
     from stratus.image.client import ImageClient
 
 
@@ -124,6 +126,9 @@ class ComputeDriver(abc.ABC):
     capabilities = Capabilities()
     #: the image service, set by the loader: drivers that build disks from images download through it
     images: ImageClient | None = None
+    #: the host's cache of base images (``instances_path/_base``), for drivers that build disks from one: set by
+    #: the driver once it knows the image service; None: the driver keeps no cache
+    cache: ImageCache | None = None
     _event_listener: Callable[[LifecycleEvent], None] | None = None
 
     def register_event_listener(self, callback: Callable[[LifecycleEvent], None] | None) -> None:
@@ -182,6 +187,10 @@ class ComputeDriver(abc.ABC):
         raise InterfaceNotSupported()
 
     @abc.abstractmethod
+    async def inject_network_info(self, instance: dict[str, Any], network_info: list[dict[str, Any]]) -> None:
+        """Write the network info into the guest, for guests that cannot learn it themselves (Nova's, once for
+        Xen). Nothing by default: the guests here take their addresses by DHCP and the metadata service."""
+
     async def get_info(self, instance: dict[str, Any]) -> InstanceInfo:
         """The guest's power state; ``InstanceNotFound`` when the hypervisor has no such guest."""
 
@@ -335,6 +344,18 @@ class ComputeDriver(abc.ABC):
         """Drop cached images none of ``instances`` (every live instance of this host) uses and that have been
         idle long enough (``[image_cache]``); returns what went. Nothing by default: no cache."""
         return []
+
+    async def cache_image(self, context: dict[str, Any], image_id: str) -> bool:
+        """Fetch image ``image_id`` into this host's image cache ahead of any boot (Nova's ``cache_image``, for
+        ``POST /os-aggregates/{id}/images``): True if it was fetched now, False if the cache had it already.
+        Raises NotImplementedError where the driver keeps no cache; a failed download leaves nothing behind
+        (the cache renames a file into place only once complete)."""
+        if self.cache is None or self.images is None:
+            raise NotImplementedError
+        if await asyncio.to_thread(os.path.exists, self.cache.path_of(image_id)):
+            return False
+        await self.cache.fetch(await self.images.show(context, image_id), context)
+        return True
 
     async def cleanup_host(self) -> None:
         """Release the hypervisor connection; called at service stop."""

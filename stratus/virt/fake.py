@@ -74,7 +74,9 @@ class _Guest:
     def boot(self) -> None:
         self.boots += 1
         self.power_state = power_state.RUNNING
-        self.log(f"booting (boot {self.boots})")
+        self.log(f"booting (boot {self.boots})")  # what a guest's boot prints, shortly: kernel, init, login
+        self.log(f"Linux version 6.1.0-fake ({self.vcpus} vCPU, {self.memory_mb} MB)")
+        self.log("init: reached target multi-user")
         self.log("login:")
 
 
@@ -100,6 +102,10 @@ class FakeDriver(ComputeDriver):
         #: guests whose disks went to another host (or this one) in a resize or migration, kept until the move
         #: is confirmed (dropped) or reverted (back in ``guests``)
         self.moved_away: dict[str, _Guest] = {}
+        #: instance uuid → the network info last given by injectNetworkInfo
+        self.injected_network_info: dict[str, list[dict[str, Any]]] = {}
+        #: the images this host has cached (image pre-cache requests; no data is kept), in the order they came
+        self.cached_images: list[str] = []
 
     def _check_up(self) -> None:
         if self.hypervisor_down:
@@ -418,6 +424,21 @@ class FakeDriver(ComputeDriver):
         as load its running guests (each a busy process). It needs no hypervisor, as a real host's does not."""
         running = sum(1 for guest in self.guests.values() if guest.power_state == power_state.RUNNING)
         return uptime_line(time.localtime(), time.time() - self.booted_at, users=0, load=(running,) * 3)
+
+    async def inject_network_info(self, instance: dict[str, Any], network_info: list[dict[str, Any]]) -> None:
+        self._guest(instance)  # the guest must exist, as for any call about it
+        self.injected_network_info[instance["uuid"]] = network_info
+
+    async def cache_image(self, context: dict[str, Any], image_id: str) -> bool:
+        """Records the image as cached, once: True the first time, False after (what a real cache answers). The
+        image must exist in the image service, as a download needs it to."""
+        self._check_up()
+        if image_id in self.cached_images:
+            return False
+        if self.images is not None:
+            await self.images.show(context, image_id)
+        self.cached_images.append(image_id)
+        return True
 
     async def get_console_output(self, instance: dict[str, Any]) -> bytes:
         self._check_up()

@@ -6,6 +6,7 @@ Every test removes what it creates: an aggregate with a zone changes where other
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -269,3 +270,50 @@ def test_bad_requests_and_policy(cloud: Cloud) -> None:
                            (act(user, agg_id, "set_metadata", {"metadata": {}}), "set_metadata")):
             assert fault(resp, 403, "forbidden") == (
                 f"Policy doesn't allow os_compute_api:os-aggregates:{rule} to be performed.")
+
+
+def _precache_report(cloud: Cloud, image_id: str, count: int) -> str:
+    """The conductor's account of the ``count``-th pre-cache of ``image_id`` (the API answered before it ran)."""
+    marker = f"image pre-cache operation for image(s) {image_id} completed"
+    deadline = time.monotonic() + 30
+    while cloud.log().count(marker) < count:
+        assert time.monotonic() < deadline, cloud.log()[-3000:]
+        time.sleep(0.1)
+    return [line for line in cloud.log().splitlines() if marker in line][count - 1]
+
+
+def test_v281_image_precache_on_the_aggregates_hosts(cloud: Cloud) -> None:
+    hosts = compute_hosts(cloud)[:2]
+    with cloud.image_client() as images:
+        image = upload_image(images)
+    with cloud.client(version="2.81") as admin, aggregate(admin) as agg:
+        agg_id = agg["id"]
+        for host in hosts:
+            assert act(admin, agg_id, "add_host", {"host": host}).status_code == 200
+        resp = admin.post(f"/os-aggregates/{agg_id}/images", json={"cache": [{"id": image["id"]}]})
+        assert resp.status_code == 202 and resp.content == b"", resp.text
+        assert "2 cached, 0 existing, 0 errors, 0 unsupported, 0 skipped (down) hosts" in _precache_report(
+            cloud, image["id"], 1)  # each host of the aggregate fetched it (the fake driver records it)
+        assert admin.post(f"/os-aggregates/{agg_id}/images", json={"cache": [{"id": image["id"]}]}
+                          ).status_code == 202
+        assert "0 cached, 2 existing" in _precache_report(cloud, image["id"], 2)
+        missing = str(uuid.uuid4())
+        assert fault(admin.post(f"/os-aggregates/{agg_id}/images", json={"cache": [{"id": image["id"]},
+                                                                                    {"id": missing}]}),
+                     400, "badRequest") == f"Image {missing} could not be found."
+        assert fault(admin.post(f"/os-aggregates/{agg_id}/images", json={"cache": [{"id": image["id"]}] * 2}),
+                     400, "badRequest") == "Duplicate images in request"
+        for body in ({}, {"cache": []}, {"cache": [{"id": "not-a-uuid"}]}, {"cache": [{"id": image["id"], "x": 1}]},
+                     {"cache": [{}]}, {"cache": {"id": image["id"]}}, {"cache": [], "x": 1}):
+            fault(admin.post(f"/os-aggregates/{agg_id}/images", json=body), 400, "badRequest")
+        assert fault(admin.post("/os-aggregates/abc/images", json={"cache": [{"id": image["id"]}]}), 400,
+                     "badRequest") == "Invalid input received: id must be an integer"
+        assert fault(admin.post("/os-aggregates/99999/images", json={"cache": [{"id": image["id"]}]}), 404,
+                     "itemNotFound") == "Aggregate 99999 could not be found."
+        assert cloud.log().count(f"image pre-cache operation for image(s) {image['id']}") == 2  # none refused ran
+        with cloud.client(version="2.80") as older:  # before 2.81 there is no such resource
+            assert older.post(f"/os-aggregates/{agg_id}/images",
+                              json={"cache": [{"id": image["id"]}]}).status_code == 404
+        with cloud.client(token="agg-user:proj-agg", version="2.81") as user:
+            assert fault(user.post(f"/os-aggregates/{agg_id}/images", json={"cache": [{"id": image["id"]}]}), 403,
+                         "forbidden") == "Policy doesn't allow compute:aggregates:images to be performed."

@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from stratus.api import (
+    aggregate_images,
     aggregates,
     flavor_access,
     flavors,
@@ -228,6 +229,7 @@ def seeds(route: Route, fx_ids: dict[str, str], image_id: str) -> list[Any]:
         ("POST", "/os-aggregates/{aggregate_id}/action"): [
             {"add_host": {"host": host}}, {"remove_host": {"host": host}},
             {"set_metadata": {"metadata": {"k": "v", "gone": None}}}],
+        ("POST", "/os-aggregates/{aggregate_id}/images"): [{"cache": [{"id": image_id}]}],
         ("POST", "/os-server-groups"): [
             {"server_group": {"name": "g", "policies": ["affinity"]}},
             {"server_group": {"name": "g", "policy": "anti-affinity", "rules": {"max_server_per_host": 2}}}],
@@ -281,6 +283,7 @@ SEED_SCHEMAS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("PUT", "/os-aggregates/{aggregate_id}"): [aggregates.UPDATE_SCHEMA],
     ("POST", "/os-aggregates/{aggregate_id}/action"): [aggregates.ADD_HOST_SCHEMA, aggregates.REMOVE_HOST_SCHEMA,
                                                        aggregates.SET_METADATA_SCHEMA],
+    ("POST", "/os-aggregates/{aggregate_id}/images"): [aggregate_images.CACHE_SCHEMA],
     ("POST", "/os-server-groups"): [server_groups.CREATE_SCHEMA, server_groups.CREATE_SCHEMA_V264],
     ("PUT", "/os-quota-sets/{project_id}"): [quota_sets.update_schema(
         "quota_set", (), {"force": quota_sets.BOOLEAN})],

@@ -18,10 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
+from tempest.lib.api_schema.response.compute.v2_1 import servers as servers_schema
 
 from stratus.local_cloud import Cloud, free_port, start_cloud, stop_cloud
 from stratus.metadata import base, configdrive
-from tests.functional.helpers import boot, upload_image, wait_for_status, wait_gone
+from tests.functional.helpers import boot, check_schema, upload_image, wait_for_status, wait_gone
 from tests.unit.test_keypair_crypto import RSA
 
 SECRET = "s3cret-proxy"
@@ -174,6 +175,8 @@ def test_password_is_posted_once(md_cloud: Cloud, api: httpx.Client, server: dic
     path = "/openstack/latest/password"
     empty = get(md_cloud, path, fresh)
     assert empty.status_code == 200 and empty.content == b""
+    shown = api.get(f"/servers/{fresh['id']}/os-server-password")
+    assert shown.status_code == 200 and shown.json() == {"password": ""}
     too_long = get(md_cloud, path, fresh, method="POST", body="x" * 1021)
     assert too_long.status_code == 400 and "Request is too large." in too_long.text
     assert get(md_cloud, path, fresh, method="POST", body="encrypted-pw").status_code == 200
@@ -183,6 +186,18 @@ def test_password_is_posted_once(md_cloud: Cloud, api: httpx.Client, server: dic
     assert again.text == "409 Conflict\n\nThere was a conflict when trying to complete your request.\n\n   "
     assert get(md_cloud, path, fresh).text == "encrypted-pw"
     assert get(md_cloud, path, fresh, method="PUT", body="x").status_code == 400
+    # the compute API's os-server-password shows what the guest posted; clearing it empties the stored chunks
+    check_schema(servers_schema.show_password, api.get(f"/servers/{fresh['id']}/os-server-password"))
+    assert api.get(f"/servers/{fresh['id']}/os-server-password").json() == {"password": "encrypted-pw"}
+    with md_cloud.client(token="someone:p-other") as other:
+        assert other.get(f"/servers/{fresh['id']}/os-server-password").status_code == 404
+        assert other.delete(f"/servers/{fresh['id']}/os-server-password").status_code == 404
+    assert api.get(f"/servers/{fresh['id']}/os-server-password").json() == {"password": "encrypted-pw"}
+    cleared = api.delete(f"/servers/{fresh['id']}/os-server-password")
+    assert cleared.status_code == 204 and cleared.content == b""
+    assert api.get(f"/servers/{fresh['id']}/os-server-password").json() == {"password": ""}
+    # (the metadata service serves what it cached for [api] metadata_cache_expiration, as Nova's)
+    assert api.get(f"/servers/{uuid.uuid4()}/os-server-password").status_code == 404
     assert get(md_cloud, path, server).content == b""  # the other instance's password is its own
     assert api.delete(f"/servers/{fresh['id']}").status_code == 204
     # deleted while its metadata is still cached (Nova serves it for the cache's lifetime): no password is stored
@@ -301,6 +316,24 @@ def test_injected_files_and_admin_pass_on_the_config_drive(md_cloud: Cloud) -> N
         plain = boot(c, image["id"], networks="none", personality=PERSONALITY[:1])
         assert plain.status_code == 202, plain.text
         assert wait_for_status(c, plain.json()["server"]["id"], {"ACTIVE"})["config_drive"] == ""
+        # a rebuild (to 2.56) writes its own files onto the drive it builds again
+        rebuilt = c.post(f"/servers/{server['id']}/action", json={"rebuild": {
+            "imageRef": image["id"], "personality": [{"path": "/etc/rebuilt", "contents": base64.b64encode(
+                b"after rebuild\n").decode()}]}})
+        assert rebuilt.status_code == 202, rebuilt.text
+        deadline = time.monotonic() + 30
+        while True:
+            shown = wait_for_status(c, server["id"], {"ACTIVE"})
+            if shown["OS-EXT-STS:task_state"] is None or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        _label, files = configdrive.read_drive(str(md_cloud.state_path / "instances" / server["id"] / "disk.config"))
+        assert files["openstack/content/0000"] == b"after rebuild\n" and "openstack/content/0001" not in files
+        assert json.loads(files["openstack/latest/meta_data.json"])["files"] == [
+            {"path": "/etc/rebuilt", "content_path": "/content/0000"}]
+    with md_cloud.client(token="alice:p1", version="2.57") as c:  # gone with 2.57, as at boot
+        assert c.post(f"/servers/{server['id']}/action", json={"rebuild": {
+            "imageRef": image["id"], "personality": []}}).status_code == 400
 
 
 def test_personality_contents_must_be_base64(md_cloud: Cloud) -> None:

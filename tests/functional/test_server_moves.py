@@ -16,6 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
+from tempest.lib.api_schema.response.compute.v2_57 import servers as schema_257
+from tempest.lib.api_schema.response.compute.v2_71 import servers as schema_271
+from tempest.lib.api_schema.response.compute.v2_75 import servers as schema_275
+from tempest.lib.api_schema.response.compute.v2_100 import servers as schema_2100
 
 from stratus.local_cloud import Cloud, start_cloud, stop_cloud
 from tests.functional.helpers import boot, check_schema, fault, upload_image, wait_for_status, wait_gone
@@ -736,6 +740,9 @@ def test_rebuild_in_place(cloud4: Cloud, image_id: str) -> None:
         assert resp.status_code == 202, resp.text
         body = resp.json()["server"]
         assert body["id"] == sid and body["adminPass"] == "s3cret" and body["image"]["id"] == other
+        check_schema(schema_257.rebuild_server_with_admin_pass, resp)  # key_name 2.54, user_data 2.57
+        assert (body["key_name"], body["user_data"]) == (keypair["name"], "aGVsbG8=")
+        assert "OS-EXT-SRV-ATTR:user_data" not in body
         server = wait_for_status(c, sid, {"ACTIVE"})
         assert (server["name"], server["metadata"], server["key_name"], server[HOST]) == (
             "rebuilt", {"k": "v"}, keypair["name"], here)
@@ -767,6 +774,16 @@ def test_rebuild_in_place(cloud4: Cloud, image_id: str) -> None:
             f"Cannot 'rebuild' instance {sid} while it is in vm_state shelved_offloaded")
         c.delete(f"/servers/{sid}")
         wait_gone(c, sid)
+    # from 2.71 the server's groups, from 2.75 the whole server body (an admin's too, user_data as user_data)
+    for version, schema in (("2.71", schema_271.rebuild_server), ("2.75", schema_275.rebuild_server),
+                            ("2.100", schema_2100.rebuild_server)):
+        with cloud4.client(version=version) as c:
+            server = active_server(c, image_id)
+            body = check_schema(schema, act(c, server["id"], {"rebuild": {"imageRef": image_id}}))["server"]
+            assert body["server_groups"] == [] and body["user_data"] is None, version
+            wait_for_status(c, server["id"], {"ACTIVE"})
+            c.delete(f"/servers/{server['id']}")
+            wait_gone(c, server["id"])
 
 
 def test_reset_state_and_crash_dump(cloud4: Cloud, image_id: str) -> None:

@@ -430,8 +430,14 @@ def test_the_proxies_up_to_235(net_cloud: Cloud) -> None:
         assert body["pool"] == pool["name"] and body["ip"].startswith("172.29.0.") and body["instance_id"] is None
         assert [f["id"] for f in p.compute.get("/os-floating-ips").json()["floating_ips"]] == [body["id"]]
         assert p.compute.delete(f"/os-floating-ips/{body['id']}").status_code == 202
+        tenant_nets = p.compute.get("/os-tenant-networks").json()["networks"]
+        assert {"id": net["id"], "label": "proxied", "cidr": "None"} in tenant_nets  # Nova's str(None)
+        assert p.compute.get(f"/os-tenant-networks/{net['id']}").json() == {
+            "network": {"id": net["id"], "label": "proxied", "cidr": "None"}}
+        assert _fault(p.compute.get(f"/os-tenant-networks/{uuid.uuid4()}"), 404) == "Network not found"
         later = {"OpenStack-API-Version": "compute 2.36"}
-        for path in ("/os-networks", "/os-security-groups", "/os-floating-ip-pools", "/os-floating-ips"):
+        for path in ("/os-networks", "/os-security-groups", "/os-floating-ip-pools", "/os-floating-ips",
+                     "/os-tenant-networks", f"/os-tenant-networks/{net['id']}"):
             assert p.compute.get(path, headers=later).status_code == 404, path
     finally:
         p.close()
@@ -489,3 +495,99 @@ def test_a_moved_server_has_its_ports_bound_where_it_runs(project: Project, imag
         assert time.monotonic() < deadline, (_bound_to(project, sid), live[HOST])
         time.sleep(0.2)
     assert live["addresses"][net["name"]][0]["addr"] == address
+
+
+def test_add_and_remove_floating_ip_actions_up_to_243(net_cloud: Cloud, image_id: str) -> None:
+    p = Project(net_cloud, version="2.43")
+    try:
+        net, sub = p.net("10.70.0.0/24")
+        with net_cloud.network_client("admin:admin") as admin:
+            public = network(admin, **{"router:external": True})
+            subnet(admin, public["id"], "172.28.0.0/24")
+        router = p.network.post("/routers", json={"router": {
+            "name": "r", "external_gateway_info": {"network_id": public["id"]}}}).json()["router"]
+        assert p.network.put(f"/routers/{router['id']}/add_router_interface",
+                             json={"subnet_id": sub["id"]}).status_code == 200
+        first, second = (wait_for_status(p.compute, boot(p.compute, image_id, networks=[{"uuid": net["id"]}]).json()[
+            "server"]["id"], {"ACTIVE"}) for _ in range(2))
+        fips = [p.network.post("/floatingips", json={"floatingip": {"floating_network_id": public["id"]}}).json()[
+            "floatingip"] for _ in range(2)]
+        address = fips[0]["floating_ip_address"]
+
+        def act(server: dict[str, Any], name: str, value: dict[str, Any], **headers: str) -> httpx.Response:
+            return p.compute.post(f"/servers/{server['id']}/action", json={name: value}, headers=headers)
+
+        def floating(server: dict[str, Any]) -> list[str]:
+            shown = p.compute.get(f"/servers/{server['id']}").json()["server"]["addresses"][net["name"]]
+            return [a["addr"] for a in shown if a["OS-EXT-IPS:type"] == "floating"]
+
+        assert act(first, "addFloatingIp", {"address": address}).status_code == 202
+        assert floating(first) == [address]  # the info cache is refreshed by the action itself
+        shown = p.compute.get(f"/os-floating-ips/{fips[0]['id']}", headers={"OpenStack-API-Version": "compute 2.35"})
+        assert shown.json()["floating_ip"]["instance_id"] == first["id"]
+        # a second floating IP of the same network on the same port: the Networking service refuses, Nova's 400
+        assert _fault(act(first, "addFloatingIp", {"address": fips[1]["floating_ip_address"]}), 400)
+        # an associated one moves to the other server
+        assert act(second, "addFloatingIp", {"address": address}).status_code == 202
+        assert floating(second) == [address] and floating(first) == []
+        assert _fault(act(first, "removeFloatingIp", {"address": address}), 409) == (
+            f"Floating IP {address} is not associated with instance {first['id']}.")
+        assert act(second, "removeFloatingIp", {"address": address}).status_code == 202
+        assert floating(second) == []
+        assert _fault(act(first, "addFloatingIp", {"address": "0.0.0.0"}), 404) == "floating IP not found"
+        assert _fault(act(first, "removeFloatingIp", {"address": "0.0.0.0"}), 404) == "floating IP not found"
+        assert _fault(act(first, "addFloatingIp", {"address": address, "fixed_address": "10.70.0.250"}), 400) == (
+            "Specified fixed address not assigned to instance")
+        for bad in ({"address": ""}, {}, {"address": address, "x": 1}):
+            _fault(act(first, "addFloatingIp", bad), 400)
+        assert act(first, "addFloatingIp", {"address": address},
+                   **{"OpenStack-API-Version": "compute 2.44"}).status_code == 404
+        assert floating(first) == []  # nothing refused changed anything
+    finally:
+        p.close()
+
+
+def test_inject_network_info_refreshes_the_info_cache_and_ip_filters(net_cloud: Cloud, project: Project,
+                                                                     image_id: str) -> None:
+    """A floating IP put on the port in the Networking service directly shows in ``addresses`` once
+    ``injectNetworkInfo`` (admin) had the host read the port again; ``ip`` filters the list on fixed IPs."""
+    net, sub = project.net("10.80.0.0/24")
+    with net_cloud.network_client("admin:admin") as admin:
+        public = network(admin, **{"router:external": True})
+        subnet(admin, public["id"], "172.27.0.0/24")
+    router = project.network.post("/routers", json={"router": {
+        "name": "r", "external_gateway_info": {"network_id": public["id"]}}}).json()["router"]
+    assert project.network.put(f"/routers/{router['id']}/add_router_interface",
+                               json={"subnet_id": sub["id"]}).status_code == 200
+    servers = [wait_for_status(project.compute, boot(project.compute, image_id, networks=[
+        {"uuid": net["id"], "fixed_ip": address}]).json()["server"]["id"], {"ACTIVE"})
+        for address in ("10.80.0.5", "10.80.0.50")]
+    (p,) = project.ports_of(servers[0]["id"])
+    fip = project.network.post("/floatingips", json={"floatingip": {
+        "floating_network_id": public["id"], "port_id": p["id"]}}).json()["floatingip"]
+
+    def kinds() -> list[str]:
+        shown = project.compute.get(f"/servers/{servers[0]['id']}").json()["server"]["addresses"][net["name"]]
+        return [a["OS-EXT-IPS:type"] for a in shown]
+
+    assert kinds() == ["fixed"]  # nobody told the compute side yet
+    with net_cloud.client(f"member:{project.id}") as member:
+        assert _fault(member.post(f"/servers/{servers[0]['id']}/action", json={"injectNetworkInfo": None}),
+                      403) == "Policy doesn't allow os_compute_api:os-admin-actions:inject_network_info to be " \
+                              "performed."
+    resp = project.compute.post(f"/servers/{servers[0]['id']}/action", json={"injectNetworkInfo": None})
+    assert resp.status_code == 202 and resp.content == b""
+    deadline = time.monotonic() + 10
+    while kinds() != ["fixed", "floating"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert kinds() == ["fixed", "floating"], fip
+
+    def listed(**query: str) -> list[str]:
+        found = project.compute.get("/servers", params=query).json()["servers"]
+        return sorted(s["id"] for s in found)
+
+    first, second = servers[0]["id"], servers[1]["id"]
+    assert listed(ip="10.80.0.5") == sorted([first, second])  # a pattern matched at the start, as Nova's
+    assert listed(ip="10.80.0.50") == [second] and listed(ip=r"10\.80\.0\.5$") == [first]
+    assert listed(ip=fip["floating_ip_address"]) == []  # fixed IPs only
+    assert listed(ip6="10.80") == [] and listed(ip="10.99") == []

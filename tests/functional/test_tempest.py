@@ -1,7 +1,7 @@
 """tempest's own compute and network API tests against an all-in-one with the embedded identity (dynamic
-credentials: tempest creates a project and user per test class through our Keystone API). Every test in
-tests/tempest/include-list.txt must pass; the list grows with each feature. The network tests run in a tempest of
-their own with the network service on, the compute tests with it off."""
+credentials: tempest creates a project and user per test class through our Keystone API) and the embedded
+Networking service, as a normal deployment has Neutron. Every test in tests/tempest/include-list.txt must pass;
+the list grows with each feature. One tempest run, on one cloud, with ``[service_available] neutron = true``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from tests.functional.helpers import upload_image
 from tests.tempest.config import tempest_conf
 
 INCLUDE_LIST = Path(__file__).resolve().parents[1] / "tempest" / "include-list.txt"
+BINDIR = Path(sys.executable).parent
 
 
 def _admin_token(cloud: Cloud) -> str:
@@ -28,60 +29,47 @@ def _admin_token(cloud: Cloud) -> str:
     return resp.headers["X-Subject-Token"]
 
 
-NETWORK_TESTS = "tempest.api.network."
-
-
-#: compute tests of a server's networking (its addresses, the security group proxies and actions): they run with
-#: the network service on, in the network tests' tempest
-NETWORKED_COMPUTE_TESTS = ("tempest.api.compute.servers.test_server_addresses",
-                           "tempest.api.compute.security_groups.")
-
-
-def _listed(network: bool) -> list[str]:
-    """The include list's compute tests, or the tests that run with the network service on: the network tests and
-    the compute tests of servers' networking."""
-    return [t for t in INCLUDE_LIST.read_text().split()
-            if t.startswith((NETWORK_TESTS, *NETWORKED_COMPUTE_TESTS)) == network]
-
-
-def _run_tempest(tmp_path: Path, tests: list[str], with_network: bool) -> None:
+def tempest_cloud(tmp_path: Path) -> tuple[Cloud, Path]:
+    """A cloud for tempest and a tempest workspace whose tempest.conf points at it: two images and the external
+    network ``public`` (``172.24.0.0/16``) that tempest's routers, floating IPs and auto-allocated networks use."""
     (tmp_path / "cloud").mkdir()
-    cloud = start_cloud(tmp_path / "cloud", auth_strategy="embedded")
+    # cheap bcrypt: tempest makes users and logs them in for every test class
+    cloud = start_cloud(tmp_path / "cloud", "[identity]\npassword_hash_rounds = 4\n", auth_strategy="embedded")
     try:
         token = _admin_token(cloud)
         with cloud.image_client(token) as images:
             image, alt = upload_image(images), upload_image(images)
-        public = None
-        if with_network:  # the external network tempest's floating IP and router tests use
-            with httpx.Client(base_url=cloud.network_url + "/v2.0", headers={"X-Auth-Token": token}) as n:
-                created = n.post("/networks", json={"network": {"name": "public", "router:external": True}})
-                public = created.json()["network"]["id"]
-                n.post("/subnets", json={"subnet": {"network_id": public, "cidr": "172.24.0.0/16",
-                                                    "ip_version": 4}}).raise_for_status()
+        with httpx.Client(base_url=cloud.network_url + "/v2.0", headers={"X-Auth-Token": token}) as n:
+            # the default external network, as devstack makes it: Nova's ``networks: auto`` allocates from it
+            created = n.post("/networks", json={"network": {"name": "public", "router:external": True,
+                                                            "is_default": True}})
+            public = created.json()["network"]["id"]
+            n.post("/subnets", json={"subnet": {"network_id": public, "cidr": "172.24.0.0/16",
+                                                "ip_version": 4}}).raise_for_status()
         workspace = tmp_path / "tempest"
-        bindir = Path(sys.executable).parent
         # a private workspace registry: tempest's ~/.tempest one refuses a name it has seen with another path
-        subprocess.run([str(bindir / "tempest"), "init", "--workspace-path", str(tmp_path / "workspace.yaml"),
+        subprocess.run([str(BINDIR / "tempest"), "init", "--workspace-path", str(tmp_path / "workspace.yaml"),
                         str(workspace)], check=True, capture_output=True)
         (workspace / "etc" / "tempest.conf").write_text(tempest_conf(
             cloud.identity_url, cloud.admin_password, image["id"], alt["id"], str(workspace), public))
+    except BaseException:
+        stop_cloud(cloud)
+        raise
+    return cloud, workspace
+
+
+def test_tempest(tmp_path: Path) -> None:
+    """Every listed test, compute and network, in one tempest run (two workers)."""
+    tests = INCLUDE_LIST.read_text().split()
+    cloud, workspace = tempest_cloud(tmp_path)
+    try:
         listed = tmp_path / "include-list.txt"
         listed.write_text("\n".join(tests) + "\n")
-        proc = subprocess.run([str(bindir / "tempest"), "run", "--concurrency", "2", "--include-list",
-                               str(listed)], cwd=workspace, capture_output=True, text=True, timeout=900,
-                              env={**os.environ, "PATH": f"{bindir}:{os.environ.get('PATH', '')}"})
+        proc = subprocess.run([str(BINDIR / "tempest"), "run", "--concurrency", "2", "--include-list",
+                               str(listed)], cwd=workspace, capture_output=True, text=True, timeout=1500,
+                              env={**os.environ, "PATH": f"{BINDIR}:{os.environ.get('PATH', '')}"})
         summary = proc.stdout[proc.stdout.rfind("Totals"):]
         assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
         assert f"Passed: {len(tests)}" in summary, summary
     finally:
         stop_cloud(cloud)
-
-
-def test_tempest_compute_api(tmp_path: Path) -> None:
-    """The compute tests with no network service (the compute API has no networking of its own yet)."""
-    _run_tempest(tmp_path, _listed(network=False), with_network=False)
-
-
-def test_tempest_network_api(tmp_path: Path) -> None:
-    """The network tests, with ``[service_available] neutron = true`` and an external network."""
-    _run_tempest(tmp_path, _listed(network=True), with_network=True)

@@ -1,5 +1,6 @@
-"""tempest.conf for a Stratus all-in-one: dynamic credentials through the embedded identity, no volume service,
-the network service only for the network tests, and the compute features Stratus has today.
+"""tempest.conf for a Stratus all-in-one as a normal deployment has it: dynamic credentials through the embedded
+identity, the Networking service (each test project gets a network, subnet and router on the cloud's external
+network), no volume service, and the compute features of a normal deployment.
 ``python -m tests.tempest.config`` writes one for a running cloud (see docs/tempest.md); the test suite writes its
 own."""
 
@@ -8,9 +9,10 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-#: features off until Stratus has them (each flips with the issue that brings it)
-DISABLED_FEATURES = ("interface_attach", "attach_encrypted_volume", "vnc_console", "spice_console",
-                     "serial_console", "personality", "config_drive", "metadata_service")
+from stratus.api.microversion import VERSIONS
+
+#: features that cannot run here (docs/tempest.md says why for each): no console proxies, no volume service
+DISABLED_FEATURES = ("vnc_console", "spice_console", "serial_console", "attach_encrypted_volume")
 
 
 #: what the embedded Networking API serves (its /v2.0/extensions), for tempest's network tests
@@ -23,11 +25,13 @@ NETWORK_EXTENSIONS = ("external-net", "provider", "binding", "port-security", "a
 
 
 def tempest_conf(identity_url: str, admin_password: str, image_ref: str, image_ref_alt: str,
-                 log_dir: str, public_network_id: str | None = None) -> str:
-    """With ``public_network_id`` (an external network of the cloud), the network service is on: for tempest's
-    network tests, whose projects each get a network, subnet and router."""
+                 log_dir: str, public_network_id: str) -> str:
+    """``public_network_id``: an external network of the cloud, where tempest's routers get their gateway and its
+    floating IPs come from."""
     features = "\n".join(f"{name} = false" for name in DISABLED_FEATURES)
-    network = "" if public_network_id is None else textwrap.dedent(f"""
+    # the highest microversion served, not ``latest``: tempest would run the tests of later ones and get 406s
+    max_microversion = VERSIONS[-1][0]
+    network = textwrap.dedent(f"""
         [network]
         public_network_id = {public_network_id}
         project_network_cidr = 10.100.0.0/16
@@ -61,7 +65,7 @@ def tempest_conf(identity_url: str, admin_password: str, image_ref: str, image_r
         flavor_ref_alt = 2
         build_timeout = 60
         min_microversion = 2.1
-        max_microversion = latest
+        max_microversion = {max_microversion}
         min_compute_nodes = 2
         [compute-feature-enabled]
         resize = true
@@ -75,9 +79,13 @@ def tempest_conf(identity_url: str, admin_password: str, image_ref: str, image_r
         snapshot = true
         pause = true
         suspend = true
+        interface_attach = true
+        personality = true
+        config_drive = true
+        metadata_service = true
         """) + features + textwrap.dedent("""
         [service_available]
-        neutron = {neutron}
+        neutron = true
         cinder = false
         glance = true
         swift = false
@@ -86,7 +94,7 @@ def tempest_conf(identity_url: str, admin_password: str, image_ref: str, image_r
         run_validation = false
         [image-feature-enabled]
         api_v1 = false
-        """).format(neutron="false" if public_network_id is None else "true") + network
+        """) + network
 
 
 def main() -> None:
@@ -96,8 +104,8 @@ def main() -> None:
     parser.add_argument("--image-ref", required=True)
     parser.add_argument("--image-ref-alt", required=True)
     parser.add_argument("--log-dir", default=".")
-    parser.add_argument("--public-network-id", help="An external network: turns the network service on (for the "
-                                                    "tempest.api.network tests).")
+    parser.add_argument("--public-network-id", required=True,
+                        help="The cloud's external network (routers' gateways, floating IPs).")
     args = parser.parse_args()
     print(tempest_conf(args.identity_url, args.admin_password, args.image_ref, args.image_ref_alt, args.log_dir,
                        args.public_network_id))

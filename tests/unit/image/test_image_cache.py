@@ -73,3 +73,25 @@ async def test_a_cache_hit_counts_as_use(store: ImageStore, tmp_path: Path) -> N
     os.utime(path, (1, 1))
     await cache.fetch(image)
     assert cache.age(set(), 3600) == []  # touched by the hit: not idle
+
+
+async def test_precache_fetches_into_the_libvirt_drivers_cache_once(store: ImageStore, tmp_path: Path) -> None:
+    """``cache_image`` (the aggregate image pre-cache) puts the image where the driver's boots look for it: the
+    first call downloads (True), the next finds it (False); a driver with no cache cannot."""
+    pytest.importorskip("libvirt", reason="libvirt-python is not installed (scripts/libvirt.sh install .venv)")
+    from stratus import conf as conf_mod
+    from stratus.virt.libvirt.driver import LibvirtDriver
+
+    image = await _image(store)
+    conf = conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)},
+                                    "libvirt": {"virt_type": "qemu", "connection_uri": "test:///default"}})
+    driver = LibvirtDriver(conf, "h1")  # never connected: the cache needs no hypervisor
+    with pytest.raises(NotImplementedError):  # no image service yet: no cache
+        await driver.cache_image({"project_id": "alice"}, str(image["id"]))
+    driver.images = EmbeddedImageClient(store)
+    driver.cache = ImageCache(os.path.join(driver.instances_path, "_base"), driver.images)
+    context = {"project_id": "alice"}
+    assert await driver.cache_image(context, str(image["id"])) is True
+    assert _read(driver.cache.path_of(str(image["id"]))) == DATA
+    assert await driver.cache_image(context, str(image["id"])) is False
+    assert driver.cache.downloads == {image["id"]: 1}

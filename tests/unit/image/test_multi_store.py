@@ -164,3 +164,25 @@ def test_rbd_locations_parse_as_glance_writes_them() -> None:
     assert parse_location("rbd://fsid/pool/image") is not None
     for bad in ("file:///x", "rbd://fsid/pool", "rbd:///pool/image/snap", "http://x/y/z/w"):
         assert parse_location(bad) is None
+
+
+async def test_a_copy_image_import_is_a_task_of_the_image(api: httpx.AsyncClient) -> None:
+    """Glance's ``GET /v2/images/{id}/tasks``: none for an uploaded image, the import's ``api_image_import``
+    task (processing, then success) after a copy-image; the image must be the caller's to see."""
+    image_id = await _image(api, "slow")
+    assert (await api.get(f"/v2/images/{image_id}/tasks")).json() == {"tasks": []}
+    resp = await api.post(f"/v2/images/{image_id}/import", json={"method": {"name": "copy-image"},
+                                                                 "stores": ["fast"]})
+    assert resp.status_code == 202, resp.text
+    for _ in range(200):
+        (task,) = (await api.get(f"/v2/images/{image_id}/tasks")).json()["tasks"]
+        if task["status"] != "processing":
+            break
+        await asyncio.sleep(0.01)
+    assert (task["type"], task["status"], task["image_id"], task["owner"], task["user_id"]) == (
+        "api_image_import", "success", image_id, "alice", "alice")
+    assert task["input"]["import_req"]["method"] == {"name": "copy-image"} and task["input"]["backend"] == ["fast"]
+    assert task["expires_at"] > task["created_at"] and task["deleted"] is False and task["message"] == ""
+    assert (await api.get("/v2/images/00000000-0000-0000-0000-000000000000/tasks")).status_code == 404
+    other = await api.get(f"/v2/images/{image_id}/tasks", headers={"X-Auth-Token": "bob:bob"})
+    assert other.status_code == 404  # a private image of another project
