@@ -3,11 +3,13 @@
 # PostgreSQL and RabbitMQ (scripts/postgres.sh, scripts/rabbitmq.sh), one `stratus api` with 2 workers on one set
 # of ports (compute, image, embedded identity), 2 schedulers, 2 conductors and 5 computes (fake driver,
 # `--host compute-1`..`compute-5`). Each process has its config file in DIR/etc (one per role; the schedulers and
-# conductors one each, for their [DEFAULT] host), its log in DIR/log and its pid in DIR/run.
+# conductors one each, for their [DEFAULT] host), its log in DIR/log and its pid in DIR/run. The API, conductors and
+# computes name the Networking service (the API's embedded one) in [neutron], and the API names Nova in [nova].
 #   usage: scripts/multinode.sh up DIR | down DIR
 # `up` is idempotent (what runs is left running, the ports of the first `up` are kept in DIR/ports.env), waits
-# until os-services shows every service up, and prints the endpoints and the openstack CLI's environment
-# (DIR/openrc; DIR/clouds.yaml has the cloud `stratus-multinode`). `down` stops what `up` started and waits.
+# until os-services shows every service up (and /v2.0/agents each compute host's network agent alive), and prints
+# the endpoints and the openstack CLI's environment (DIR/openrc; DIR/clouds.yaml has the cloud `stratus-multinode`).
+# `down` stops what `up` started and waits.
 # Environment: STRATUS_PYTHON (default: the checkout's .venv/bin/python, else python3), MULTINODE_COMPUTES (5),
 # MULTINODE_API_WORKERS (2), MULTINODE_FAKE_HOSTS (each compute simulates this many hosts compute-I-1..N with
 # `--fake-hosts N`; default: one host compute-I each), MULTINODE_EXTRA_CONF (INI text appended to every config file),
@@ -113,7 +115,39 @@ connection = $database
 build_recovery_interval = 10
 EOF
 }
-{ shared controller; cat <<EOF; } > "$dir/etc/api.conf"
+# How Nova's side reaches the Networking service (the API's embedded one), as Nova's docs configure [neutron]: a
+# keystoneauth password plugin on the identity API and the service's endpoint; the API, the conductors and the
+# computes all use it (networks checked at boot, ports made and bound before spawn, a failed build's released).
+neutron() {
+    cat <<EOF
+[neutron]
+auth_type = password
+auth_url = http://127.0.0.1:$IDENTITY_PORT/v3
+username = admin
+password = $admin_password
+project_name = admin
+user_domain_name = Default
+project_domain_name = Default
+region_name = RegionOne
+endpoint_override = http://127.0.0.1:$NETWORK_PORT
+EOF
+}
+# and how the Networking service reaches Nova (os-server-external-events), as Neutron's docs configure [nova]
+nova() {
+    cat <<EOF
+[nova]
+auth_type = password
+auth_url = http://127.0.0.1:$IDENTITY_PORT/v3
+username = admin
+password = $admin_password
+project_name = admin
+user_domain_name = Default
+project_domain_name = Default
+region_name = RegionOne
+endpoint_type = public
+EOF
+}
+{ shared controller; neutron; nova; cat <<EOF; } > "$dir/etc/api.conf"
 [DEFAULT]
 osapi_compute_listen = 127.0.0.1
 osapi_compute_listen_port = $COMPUTE_PORT
@@ -132,9 +166,9 @@ listen_port = $NETWORK_PORT
 EOF
 for i in 1 2; do
     shared "scheduler-$i" > "$dir/etc/scheduler-$i.conf"
-    shared "conductor-$i" > "$dir/etc/conductor-$i.conf"
+    { shared "conductor-$i"; neutron; } > "$dir/etc/conductor-$i.conf"
 done
-shared compute "compute_driver = fake.FakeDriver" > "$dir/etc/compute.conf"
+{ shared compute "compute_driver = fake.FakeDriver"; neutron; } > "$dir/etc/compute.conf"
 if [ -n "${MULTINODE_EXTRA_CONF:-}" ]; then  # last in every file: it wins
     for f in "$dir"/etc/*.conf; do printf '%s\n' "$MULTINODE_EXTRA_CONF" >> "$f"; done
 fi
@@ -198,6 +232,8 @@ want |= {n for n in processes if n != "api" and not (fake and n.startswith("comp
 password = open(f"{d}/admin-password").read().strip()
 identity = f"http://127.0.0.1:{env['IDENTITY_PORT']}/v3/auth/tokens"
 compute = f"http://127.0.0.1:{env['COMPUTE_PORT']}/v2.1/os-services"
+agents = f"http://127.0.0.1:{env['NETWORK_PORT']}/v2.0/agents"
+hosts = {h for h in want if h.startswith("compute-")}
 body = json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"user": {
     "name": "admin", "domain": {"name": "Default"}, "password": password}}},
     "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}).encode()
@@ -219,7 +255,12 @@ while time.monotonic() < deadline:
         rows = json.load(urllib.request.urlopen(req, timeout=5))["services"]
         up = {r["host"] for r in rows if r["state"] == "up"}
         if want <= up:
-            sys.exit(0)
+            # and each compute host's network agent alive: until it has reported, no port binds to that host
+            req = urllib.request.Request(agents, headers={"X-Auth-Token": token})
+            alive = {a["host"] for a in json.load(urllib.request.urlopen(req, timeout=5))["agents"] if a["alive"]}
+            up -= hosts - alive
+            if want <= up:
+                sys.exit(0)
     except (OSError, urllib.error.URLError, KeyError, ValueError):
         pass
     time.sleep(0.5)

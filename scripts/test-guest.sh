@@ -32,9 +32,14 @@
 # so that a peer booting at the same time is found):
 #   STRATUS-PING: <address> ok|fail
 #   STRATUS-PING-DONE
-# then idles forever. With stratus.tick on the kernel command line, a background loop also prints, from the
-# start of /init on, once a second, a counter that only this boot of the guest increments (a live migration
-# keeps it going; a reboot starts it again at 1):
+# then watches, about once a second, until it powers off: a NIC plugged later (hot plug) is reported and asks for
+# its lease as above, one unplugged is reported, and each address of stratus.watch=A,B is pinged, each change of
+# its answer printed (its first answer too):
+#   STRATUS-NET: <interface> <MAC>   STRATUS-IP: <interface> ...   STRATUS-NET-GONE: <interface>
+#   STRATUS-REACH: <address> ok|fail
+# With stratus.tick on the kernel command line, a background loop also prints, from the start of /init on, once
+# a second, a counter that only this boot of the guest increments (a live migration keeps it going; a reboot
+# starts it again at 1):
 #   STRATUS-TICK: <n>
 # The power button (virsh shutdown / reboot) prints STRATUS-GUEST-SHUTDOWN, syncs and
 # powers off at once. The cloud kernel has no AHCI driver: attach a config drive as an IDE CD-ROM (machine
@@ -220,6 +225,36 @@ for t in $targets; do
     echo "STRATUS-PING: $t $result"
 done
 echo STRATUS-PING-DONE
+# Then it watches, for as long as it runs (about once a second): a NIC plugged later gets its lease like those
+# above, one unplugged is reported, and each address of stratus.watch=A,B is pinged, each change of its answer
+# printed (the first answer too).
+watch=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^stratus\.watch=//p' | tr ',' ' ')
+known=" "
+for nic in /sys/class/net/*; do known="$known${nic##*/} "; done
+while true; do
+    for nic in /sys/class/net/*; do
+        nic=${nic##*/}
+        case "$known" in *" $nic "*) continue ;; esac
+        known="$known$nic "
+        echo "STRATUS-NET: $nic $(cat "/sys/class/net/$nic/address")"
+        ip link set "$nic" up
+        { udhcpc -i "$nic" -n -q -t 10 -T 2 -O staticroutes -s /etc/udhcpc/script >/dev/null 2>&1 \
+            || echo "STRATUS-IP: $nic none"; } &
+    done
+    for nic in $known; do
+        [ -e "/sys/class/net/$nic" ] && continue
+        echo "STRATUS-NET-GONE: $nic"
+        known=$(echo "$known" | sed "s/ $nic / /")
+    done
+    for t in $watch; do
+        now=fail
+        ping -c 1 -W 1 "$t" >/dev/null 2>&1 && now=ok
+        [ "$now" = "$(cat "/tmp/reach-$t" 2>/dev/null)" ] && continue
+        echo "$now" >"/tmp/reach-$t"
+        echo "STRATUS-REACH: $t $now"
+    done
+    sleep 1
+done
 EOF
 chmod +x "$root/etc/network-report"
 
@@ -304,7 +339,9 @@ On the serial console /init prints STRATUS-CMDLINE, STRATUS-DISK (the disk's fil
 (the uuid from the config drive labelled config-2, or none), STRATUS-HOSTNAME, STRATUS-KEY (fingerprint of the
 first key) and STRATUS-USERDATA (first line) from the same drive, STRATUS-NET (each NIC and its MAC, or none), then
 STRATUS-GUEST-BOOTED once acpid listens; in the background STRATUS-IP (each NIC's DHCP lease, by udhcpc) and
-STRATUS-PING (each address of stratus.ping=A,B on the command line: ok or fail), then STRATUS-PING-DONE.
+STRATUS-PING (each address of stratus.ping=A,B on the command line: ok or fail), then STRATUS-PING-DONE; then
+it watches: STRATUS-NET and STRATUS-IP for a NIC plugged later, STRATUS-NET-GONE for one unplugged, STRATUS-REACH
+(ok or fail) each time the answer of an address of stratus.watch=A,B changes.
 With stratus.tick on the command line it prints STRATUS-TICK: <n> once a second, n counting from 1 at boot.
 The ACPI power button prints STRATUS-GUEST-SHUTDOWN and powers off.
 Modules loaded, in order: ${MODULES[*]}

@@ -3,9 +3,11 @@ instance_build_timeout`` (counted from the instance's creation) go to ERROR.
 
 The backstop for any build that stalls (a hung driver call, a download that never ends, a cast that never came):
 the instance goes to ERROR with the fault "Instance build timed out. Set to error state." and its claims are
-released, in one compare-and-swap on its state. Nothing waits for the build itself (it may be stuck for good): if
-it goes on, its next step finds the instance no longer building and undoes what it made (the build's own
-``BuildInterrupted`` path). The conductors time out the builds no host has started the same way.
+released, in one compare-and-swap on its state; then its ports are released as a failed build's (those the user
+brought unbound and kept, the others deleted), so a server in ERROR holds no address. Nothing waits for the build
+itself (it may be stuck for good): if it goes on, its next step finds the instance no longer building and undoes
+what it made (the build's own ``BuildInterrupted`` path). The conductors time out the builds no host has started
+the same way.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import logging
 from sqlalchemy import select
 
 from stratus import exception
+from stratus.compute import networking
 from stratus.compute.host import ComputeHost
+from stratus.context import RequestContext
 from stratus.db import actions, instances, placement
 from stratus.db.models import instance_actions
 from stratus.db.models import instances as instances_table
@@ -70,4 +74,5 @@ async def _time_out(host: ComputeHost, uuid: str, task_state: str | None) -> boo
         if row is not None:
             await actions.event_finish(conn, {"request_id": row[0]}, uuid, BUILD_EVENT, error=error)
     LOG.warning("instance %s on %s: %s", uuid, host.host, error.message)
+    host.dispatch(networking.release_failed_build(host, RequestContext.admin().to_dict(), uuid))
     return True

@@ -8,6 +8,7 @@ metadata service and the next flow (a reschedule finds its ports there and re-bi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from stratus import exception
 from stratus.compute.instance_events import VIF_PLUGGED, VirtualInterfaceCreateException
 from stratus.db import info_cache, instances
 from stratus.network import neutron
+from stratus.network.neutron_client import NeutronUnavailable
 
 if TYPE_CHECKING:
     from stratus.compute.host import ComputeHost
@@ -122,6 +124,44 @@ async def deallocate(manager: ComputeHost, context: dict[str, Any], instance: di
         return
     async with manager.db.write() as conn:
         await info_cache.save(conn, instance["uuid"], [])
+
+
+#: seconds between tries to release a failed build's ports while the Networking service cannot be reached (a host
+#: that starts before it, as the all-in-one's compute does): about two minutes in all
+RELEASE_RETRY_DELAYS = (0.5, 1, 2, 4, 8, 16, 30, 60)
+
+
+async def release_failed_build(manager: ComputeHost, context: dict[str, Any], instance_uuid: str) -> None:
+    """The ports of a build that a timeout or recovery path put in ERROR (``[DEFAULT] instance_build_timeout``,
+    a build interrupted by a restart of this host), released as for a failed build: deleted, and those the user
+    brought unbound and kept. The build itself may still be running, stuck before its cache was written, so the
+    ports its request named count as the user's too; if it carries on, its next step finds the instance no longer
+    building and releases what it made since. Run in the background (:meth:`ComputeHost.dispatch`): while the
+    Networking service cannot be reached it is tried again for a while; other failures are logged, never raised,
+    as :func:`deallocate`'s."""
+    network = manager.network
+    if network is None:
+        return
+    async with manager.db.read() as conn:
+        cached = await info_cache.get(conn, instance_uuid)
+        spec = await instances.request_spec(conn, instance_uuid) or {}
+    requested = [r["port_id"] for r in spec.get("requested_networks") or [] if r.get("port_id")]
+    for delay in (*RELEASE_RETRY_DELAYS, None):
+        try:
+            await network.deallocate_for_instance(context, {"uuid": instance_uuid}, cached, preserve=requested)
+            break
+        except NeutronUnavailable as exc:
+            if delay is None:
+                LOG.error("ports of %s not released, the Networking service stayed unreachable: %s",
+                          instance_uuid, exc)
+                return
+            await asyncio.sleep(delay)
+        except Exception:
+            LOG.exception("ports of %s could not be released", instance_uuid)
+            return
+    async with manager.db.write() as conn:
+        await info_cache.save(conn, instance_uuid, [])
+    LOG.info("ports of failed build %s released", instance_uuid)
 
 
 async def cached_network_info(manager: ComputeHost, uuid: str) -> list[dict[str, Any]]:

@@ -2,11 +2,11 @@
 agent that restarts finishes or undoes what it was doing, starts nothing twice and leaves no guest behind.
 
 Each instance of the host is judged from its row and the power state the hypervisor reports (one query, one
-driver call): an interrupted build goes to ERROR; an interrupted delete, stop, start or reboot is carried out
-again under the request that asked for it; a transitional state the guest already reached is settled. The
-retried actions run in the background, like the casts they replace. Guests the hypervisor runs for instances
-that are deleted, unknown or another host's get ``[DEFAULT] running_deleted_instance_action``, here and
-periodically.
+driver call): an interrupted build goes to ERROR (its ports released as a failed build's); an interrupted
+delete, stop, start or reboot is carried out again under the request that asked for it; a transitional state the
+guest already reached is settled. The retried actions run in the background, like the casts they replace. Guests
+the hypervisor runs for instances that are deleted, unknown or another host's get ``[DEFAULT]
+running_deleted_instance_action``, here and periodically.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 
 from stratus import exception
-from stratus.compute import delete, evacuate, power, power_sync
+from stratus.compute import delete, evacuate, networking, power, power_sync
 from stratus.compute.api import ALLOW_HARD_REBOOT
 from stratus.compute.host import ComputeHost
 from stratus.compute.power import SOFT_REBOOT_TASKS
@@ -168,6 +168,9 @@ async def _error_interrupted_build(host: ComputeHost, row: dict[str, Any]) -> st
             return None
         await actions.add_fault(conn, uuid, error, host=host.host, code=500)
         await actions.event_finish(conn, context, uuid, "compute__do_build_and_run_instance", error=error)
+    # its ports as a failed build's (the user's kept, unbound): in the background, the Networking service may not
+    # answer yet while this host starts
+    host.dispatch(networking.release_failed_build(host, context, uuid))
     return "error"
 
 

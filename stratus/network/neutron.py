@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import urllib.parse
+from collections.abc import Collection
 from typing import Any
 
 from oslo_config import cfg
@@ -392,10 +393,12 @@ class API:
         return network_info
 
     async def deallocate_for_instance(self, context: dict[str, Any] | None, instance: dict[str, Any],
-                                      network_info: list[dict[str, Any]] | None = None) -> None:
+                                      network_info: list[dict[str, Any]] | None = None,
+                                      preserve: Collection[str] = ()) -> None:
         """Nova's ``deallocate_for_instance``: the instance's ports deleted, those the user brought
-        (``preserve_on_delete`` in the info cache) unbound instead. Ports already gone are fine."""
-        preserve = {v["id"] for v in network_info or [] if v.get("preserve_on_delete")}
+        (``preserve_on_delete`` in the info cache, or named in ``preserve``: the ports of the boot request, for a
+        build whose cache may not be written yet) unbound instead. Ports already gone are fine."""
+        preserve = {*preserve, *(v["id"] for v in network_info or [] if v.get("preserve_on_delete"))}
         ports = await self.client.list(None, "ports", device_id=instance["uuid"])
         for port in ports:
             if port["id"] in preserve:

@@ -192,3 +192,75 @@ def test_a_build_that_stalls_times_out_and_gives_its_claim_back(tmp_path: Path) 
         assert _rows(cloud, "select count(*) from allocations") == [(0,)]
     finally:
         _kill(cloud)  # a graceful stop would wait for the stalled spawn (in-flight casts finish first)
+
+
+def _boot_on_a_network(cloud: Cloud, image: str) -> tuple[str, str, str]:
+    """Two servers on a new network: one on it by id (the compute makes its port), one with a port the user made
+    first; returns their ids and that port's."""
+    with cloud.network_client() as n:
+        net = n.post("/networks", json={"network": {"name": "recovered"}}).json()["network"]
+        sub = n.post("/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.99.0.0/24", "ip_version": 4}})
+        assert sub.status_code == 201, sub.text
+        mine = n.post("/ports", json={"port": {"network_id": net["id"]}}).json()["port"]
+    with cloud.client() as c:
+        made = boot(c, image, name="made", networks=[{"uuid": net["id"]}]).json()["server"]["id"]
+        given = boot(c, image, name="given", networks=[{"port": mine["id"]}]).json()["server"]["id"]
+    return made, given, mine["id"]
+
+
+def _until(cloud: Cloud, server_ids: list[str], check: Any, what: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    with cloud.client() as c:
+        while not all(check(c.get(f"/servers/{s}").json()["server"]) for s in server_ids):
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+
+def _ports_released(cloud: Cloud, made: str, given: str, port_id: str) -> None:
+    """As for a failed build: the port the compute made is deleted, the user's unbound and kept; no addresses."""
+    with cloud.network_client() as n:
+        assert n.get("/ports", params={"device_id": made}).json()["ports"] == []
+        assert n.get("/ports", params={"device_id": given}).json()["ports"] == []
+        kept = n.get(f"/ports/{port_id}").json()["port"]
+        assert kept["device_id"] == "" and kept["device_owner"] == "" and kept["binding:host_id"] == "", kept
+    with cloud.client() as c:
+        for server_id in (made, given):
+            assert c.get(f"/servers/{server_id}").json()["server"]["addresses"] == {}
+
+
+def test_a_build_that_times_out_gives_its_ports_back(tmp_path: Path) -> None:
+    cloud = start_cloud(tmp_path, CONF.replace(f"instance_build_timeout = {TIMEOUT}", "instance_build_timeout = 3")
+                        + "[fake_driver]\nspawn_time = 60\n")
+    try:
+        with cloud.image_client() as img:
+            image = upload_image(img)["id"]
+        made, given, port_id = _boot_on_a_network(cloud, image)
+        # bound to their host while the spawn stalls, then the timeout
+        _until(cloud, [made, given], lambda s: s["OS-EXT-STS:task_state"] == "spawning" or s["status"] == "ERROR",
+               "both spawning")
+        _until(cloud, [made, given], lambda s: s["status"] == "ERROR", "both timed out")
+        with cloud.client() as c:
+            fault = c.get(f"/servers/{made}").json()["server"]["fault"]["message"]
+        assert fault == "Instance build timed out. Set to error state."
+        _ports_released(cloud, made, given, port_id)
+    finally:
+        _kill(cloud)  # the stalled spawns are not waited for
+
+
+def test_a_build_interrupted_by_a_restart_gives_its_ports_back(tmp_path: Path) -> None:
+    cloud = start_cloud(tmp_path, CONF + "[fake_driver]\nspawn_time = 60\n")
+    with cloud.image_client() as img:
+        image = upload_image(img)["id"]
+    made, given, port_id = _boot_on_a_network(cloud, image)
+    _until(cloud, [made, given], lambda s: s["OS-EXT-STS:task_state"] == "spawning", "both spawning")
+    with cloud.network_client() as n:   # the ports are the instances' now
+        assert len(n.get("/ports", params={"device_id": made}).json()["ports"]) == 1
+        assert n.get(f"/ports/{port_id}").json()["port"]["device_id"] == given
+    cloud.proc.kill()
+    assert cloud.proc.wait(timeout=30) == -9
+    cloud = _restart(tmp_path)
+    try:
+        _until(cloud, [made, given], lambda s: s["status"] == "ERROR", "both in ERROR after the restart")
+        _ports_released(cloud, made, given, port_id)
+    finally:
+        _kill(cloud)

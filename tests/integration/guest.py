@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -65,3 +68,24 @@ def upload_guest(client: httpx.Client, guest_dir: Path, name: str = "stratus-tes
     disk = _upload(client, {"name": name, "disk_format": "qcow2", "container_format": "bare",
                             "kernel_id": kernel, "ramdisk_id": ramdisk, "os_command_line": cmdline}, disk_bytes)
     return GuestImages(kernel_id=kernel, ramdisk_id=ramdisk, disk_id=disk, disk_bytes=disk_bytes)
+
+
+def console(api: httpx.Client, server_id: str, length: int | None = None) -> str:
+    """The server's console log through the compute API (``os-getConsoleOutput``), its last ``length`` lines."""
+    body = {"os-getConsoleOutput": {} if length is None else {"length": length}}
+    resp = api.post(f"/servers/{server_id}/action", json=body)
+    assert resp.status_code == 200, resp.text
+    return str(resp.json()["output"])
+
+
+def wait(what: str, check: Callable[[], Any], timeout: float = 180, interval: float = 0.5) -> Any:
+    """Call ``check`` until it returns something true, and return that; fail after ``timeout`` seconds saying
+    what was awaited (a guest under TCG takes its time, and a console line or a state comes when it comes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)

@@ -11,9 +11,8 @@ import base64
 import hashlib
 import os
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import pytest
 from stratus.local_cloud import Cloud, start_cloud, stop_cloud
 from tests.functional.helpers import boot, wait_for_status, wait_gone
 from tests.integration.conftest import SCRIPTS, LibvirtDaemon
-from tests.integration.guest import BOOTED, GuestImages, upload_guest
+from tests.integration.guest import BOOTED, GuestImages, console, upload_guest, wait
 
 pytestmark = pytest.mark.integration
 libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed (scripts/libvirt.sh install .venv)")
@@ -81,25 +80,10 @@ def conn(libvirt_uri: str) -> Iterator[Any]:
     c.close()
 
 
-def _console(api: httpx.Client, server_id: str, length: int | None = None) -> str:
-    resp = api.post(f"/servers/{server_id}/action", json={"os-getConsoleOutput": {"length": length}})
-    assert resp.status_code == 200, resp.text
-    return str(resp.json()["output"])
-
-
-def _wait(what: str, check: Callable[[], Any], timeout: float = 180, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def _markers(api: httpx.Client, server_id: str) -> int:
-    return _console(api, server_id).count(BOOTED)
+    return console(api, server_id).count(BOOTED)
 
 
 def _state(conn: Any, server_id: str) -> int:
@@ -112,7 +96,7 @@ def _boot_guest(api: httpx.Client, images: GuestImages, flavor: str, **extra: An
     server_id = str(resp.json()["server"]["id"])
     server = wait_for_status(api, server_id, {"ACTIVE", "ERROR"}, timeout=120)
     assert server["status"] == "ACTIVE", server
-    _wait("the boot marker", lambda: _markers(api, server_id) >= 1)
+    wait("the boot marker", lambda: _markers(api, server_id) >= 1)
     return server_id
 
 
@@ -128,7 +112,7 @@ def test_boot_to_console_marker(lv_cloud: Cloud, api: httpx.Client, images: Gues
                                         networks="none")
     server = sdk.compute.wait_for_server(server, status="ACTIVE", wait=120)
     assert server.power_state == 1 and server.vm_state == "active"
-    output = _wait("the boot marker", lambda: (o := sdk.compute.get_server_console_output(server)["output"])
+    output = wait("the boot marker", lambda: (o := sdk.compute.get_server_console_output(server)["output"])
                    and BOOTED in o and o)
     assert "STRATUS-DISK: stratus-test-disk" in output  # the root disk from the image is attached and readable
     tail = sdk.compute.get_server_console_output(server, length=3)["output"]
@@ -184,14 +168,14 @@ def test_lifecycle(lv_cloud: Cloud, api: httpx.Client, images: GuestImages, flav
     _action(api, server_id, {"os-start": None})
     wait_for_status(api, server_id, {"ACTIVE"}, timeout=60)
     assert _state(conn, server_id) == libvirt.VIR_DOMAIN_RUNNING
-    _wait("a second boot marker", lambda: _markers(api, server_id) >= 2)  # the console log is appended to
+    wait("a second boot marker", lambda: _markers(api, server_id) >= 2)  # the console log is appended to
 
     _action(api, server_id, {"reboot": {"type": "SOFT"}})
-    _wait("the soft reboot", lambda: _markers(api, server_id) >= 3)
+    wait("the soft reboot", lambda: _markers(api, server_id) >= 3)
     assert wait_for_status(api, server_id, {"ACTIVE"}, timeout=60)["OS-EXT-STS:task_state"] is None
 
     _action(api, server_id, {"reboot": {"type": "HARD"}})
-    _wait("the hard reboot", lambda: _markers(api, server_id) >= 4)
+    wait("the hard reboot", lambda: _markers(api, server_id) >= 4)
     wait_for_status(api, server_id, {"ACTIVE"}, timeout=60)
 
     _action(api, server_id, {"pause": None})
@@ -229,14 +213,14 @@ def test_snapshot_boots_as_a_new_server(lv_cloud: Cloud, images: GuestImages, fl
         assert resp.status_code == 202, resp.text
         image_id = resp.json()["image_id"]
         with lv_cloud.image_client() as client:
-            image = _wait("the snapshot", lambda: (i := client.get(f"/v2/images/{image_id}").json())
+            image = wait("the snapshot", lambda: (i := client.get(f"/v2/images/{image_id}").json())
                           and i["status"] == "active" and i, timeout=120)
         assert image["disk_format"] == "qcow2" and image["kernel_id"] == images.kernel_id
         server = wait_for_status(api, server_id, {"ACTIVE"}, timeout=60)
         assert server["OS-EXT-STS:task_state"] is None and server["OS-EXT-STS:power_state"] == 1
     with lv_cloud.client(version="2.64") as api:
         copy = _boot_guest(api, GuestImages(images.kernel_id, images.ramdisk_id, image_id, b""), flavor)
-        assert "STRATUS-DISK: stratus-test-disk" in _console(api, copy)
+        assert "STRATUS-DISK: stratus-test-disk" in console(api, copy)
         for sid in (server_id, copy):
             assert api.delete(f"/servers/{sid}").status_code == 204
             wait_gone(api, sid, timeout=60)
@@ -252,7 +236,7 @@ def test_guest_that_powers_itself_off_ends_stopped(api: httpx.Client, images: Gu
     # a domain removed behind the cloud's back is noticed: power state NOSTATE
     dom = conn.lookupByUUIDString(server_id)
     dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
-    _wait("the vanished domain", lambda: api.get(f"/servers/{server_id}").json()["server"][
+    wait("the vanished domain", lambda: api.get(f"/servers/{server_id}").json()["server"][
         "OS-EXT-STS:power_state"] == 0, timeout=30)
     assert api.delete(f"/servers/{server_id}").status_code == 204
     wait_gone(api, server_id, timeout=60)
@@ -329,7 +313,7 @@ def test_config_drive_reaches_the_guest(lv_cloud: Cloud, api: httpx.Client, imag
     line = f"stratus-user-data-{uuid.uuid4().hex[:8]}"
     server_id = _boot_guest(api, images, flavor, name="lv-md", config_drive=True, key_name=keypair["name"],
                             user_data=base64.b64encode(f"{line}\nsecond line\n".encode()).decode())
-    output = _console(api, server_id)
+    output = console(api, server_id)
     assert f"STRATUS-METADATA: {server_id}" in output
     assert "STRATUS-HOSTNAME: lv-md.novalocal" in output
     assert f"STRATUS-KEY: {keypair['fingerprint']}" in output
@@ -345,7 +329,7 @@ def test_config_drive_reaches_the_guest(lv_cloud: Cloud, api: httpx.Client, imag
 
 def test_no_config_drive_by_default(api: httpx.Client, images: GuestImages, flavor: str) -> None:
     server_id = _boot_guest(api, images, flavor)
-    assert "STRATUS-METADATA: none" in _console(api, server_id)
+    assert "STRATUS-METADATA: none" in console(api, server_id)
     assert api.delete(f"/servers/{server_id}").status_code == 204
     wait_gone(api, server_id, timeout=60)
 
@@ -385,7 +369,7 @@ def test_compute_restart_reconciles(libvirt_uri: str, images: GuestImages, flavo
                     return True
                 return False
 
-            _wait("the orphan domain to be reaped", orphan_gone, timeout=30)
+            wait("the orphan domain to be reaped", orphan_gone, timeout=30)
             assert api.delete(f"/servers/{server_id}").status_code == 204
             wait_gone(api, server_id, timeout=60)
     finally:
@@ -407,12 +391,12 @@ def test_libvirt_down_disables_the_service_until_it_is_back(libvirt_daemon: Libv
         assert compute_service()["status"] == "enabled"
         subprocess.run([str(SCRIPTS / "libvirt.sh"), "stop", libvirt_dir], check=True, timeout=120)
         try:
-            svc = _wait("the service to disable itself",
+            svc = wait("the service to disable itself",
                         lambda: (s := compute_service())["status"] == "disabled" and s, timeout=60)
             assert "libvirt" in (svc["disabled_reason"] or "").lower()
             assert lv_cloud.proc.poll() is None  # still running
         finally:
             subprocess.run([str(SCRIPTS / "libvirt.sh"), "start", libvirt_dir], check=True, timeout=300,
                            capture_output=True)
-        _wait("the service to enable itself again", lambda: compute_service()["status"] == "enabled", timeout=60)
+        wait("the service to enable itself again", lambda: compute_service()["status"] == "enabled", timeout=60)
 

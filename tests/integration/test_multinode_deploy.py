@@ -96,6 +96,28 @@ def test_boot_list_delete_through_the_sdk(cloud: Path) -> None:
     assert not [s for s in conn.compute.servers() if s.name.startswith("mn-")]
 
 
+def test_a_server_on_a_network_gets_its_port_through_the_configured_neutron(cloud: Path) -> None:
+    """The computes reach the Networking service through the [neutron] multinode.sh writes, and it reaches Nova
+    through [nova]: a server on a network is ACTIVE (network-vif-plugged came back) with its port bound to its host
+    and its address in the view, and the port goes with the server."""
+    conn = _connect(cloud)
+    net = conn.network.create_network(name=f"mn-net-{uuid.uuid4().hex[:6]}")
+    conn.network.create_subnet(network_id=net.id, cidr="10.88.0.0/24", ip_version=4)
+    image = conn.image.create_image(name="cirros-net", data=b"\0" * 4096, disk_format="raw",
+                                    container_format="bare", allow_duplicates=True)
+    flavor = next(f for f in conn.compute.flavors() if f.name == "m1.tiny")
+    server = conn.compute.create_server(name="mn-net", image_id=image.id, flavor_id=flavor.id,
+                                        networks=[{"uuid": net.id}])
+    server = conn.compute.wait_for_server(server, status="ACTIVE", wait=60, interval=0.5)
+    (port,) = list(conn.network.ports(device_id=server.id))
+    assert port.binding_host_id == server.compute_host and port.status == "ACTIVE", port
+    assert [a["addr"] for a in server.addresses[net.name]] == [port.fixed_ips[0]["ip_address"]]
+    conn.compute.delete_server(server)
+    conn.compute.wait_for_delete(server, wait=60, interval=0.5)
+    assert not list(conn.network.ports(device_id=server.id))
+    conn.network.delete_network(net)
+
+
 def test_api_workers_share_the_port_and_a_dead_worker_is_replaced(cloud: Path) -> None:
     """Two processes serve the compute port; killing one leaves the API answering and the supervisor starts
     another."""

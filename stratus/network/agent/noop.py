@@ -16,6 +16,8 @@ from stratus.rpc.transport import Transport
 
 LOG = logging.getLogger(__name__)
 BINARY = "stratus-noop-agent"
+#: the longest wait before reporting again after a report that did not get through
+RETRY_MAX = 5.0
 
 
 class _HostEndpoint:
@@ -74,10 +76,20 @@ class NoopAgents:
         return True
 
     async def _loop(self) -> None:
-        started = False
+        """Report every ``report_interval``; after a report that did not get through (a networking server that
+        starts after this compute, as in a multi-process deployment brought up at once), again sooner: 1 s, then
+        twice as long each time, up to 5 s (or the interval, if shorter). Until then no port binds to these
+        hosts."""
+        started, retry = False, 1.0
         while True:
-            started = await self.report(start=not started) or started
-            await asyncio.sleep(self.report_interval)
+            ok = await self.report(start=not started)
+            started = ok or started
+            if ok:
+                retry = 1.0
+                await asyncio.sleep(self.report_interval)
+            else:
+                await asyncio.sleep(min(retry, RETRY_MAX, self.report_interval))
+                retry *= 2
 
     async def stop(self) -> None:
         if self._task is not None:

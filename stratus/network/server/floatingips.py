@@ -1,7 +1,8 @@
 """Floating IPs: ``/v2.0/floatingips``. An address of an external network (held by a ``network:floatingip``
 port), associated with a port's fixed IPv4 address through the router that has both a gateway on that external
 network and an interface on the fixed address's subnet; without such a router the association is Neutron's 404
-``ExternalGatewayForFloatingIPNotFound``. The L3 agents hear of it through the router's ``router_update``."""
+``ExternalGatewayForFloatingIPNotFound``. The L3 agents hear of it through the router's ``router_update``, and Nova
+through ``network-changed`` for the server port it reached or left, as Neutron's nova notifier sends it."""
 
 from __future__ import annotations
 
@@ -169,7 +170,7 @@ async def create_floatingip(req: NetworkRequest) -> dict[str, Any]:
         except IntegrityError:
             if attempt == RETRIES - 1:
                 raise
-    await _changed(req, [record["router_id"]])
+    await _changed(req, [record["router_id"]], [record["fixed_port_id"]])
     return {"floatingip": view(record)}
 
 
@@ -178,7 +179,7 @@ async def update_floatingip(req: NetworkRequest) -> dict[str, Any]:
     async with req.services.db.write() as conn:
         record = await visible(req, conn, req.path["floatingip_id"], for_update=True)
         req.enforce("update_floatingip", _target(record), list(values))
-        before = record["router_id"]
+        before, before_port = record["router_id"], record["fixed_port_id"]
         if "port_id" in values or "fixed_ip_address" in values:
             await _association(req, conn, record, values.get("port_id", record["fixed_port_id"]),
                                values.get("fixed_ip_address"))
@@ -186,7 +187,7 @@ async def update_floatingip(req: NetworkRequest) -> dict[str, Any]:
             record["description"] = values["description"]
         touch(record)
         await db.update_record(conn, "floatingip", record)
-    await _changed(req, [before, record["router_id"]])
+    await _changed(req, [before, record["router_id"]], [before_port, record["fixed_port_id"]])
     return {"floatingip": view(record)}
 
 
@@ -196,10 +197,12 @@ async def delete_floatingip(req: NetworkRequest) -> None:
         req.enforce("delete_floatingip", _target(record))
         await db.delete_record(conn, "floatingip", record["id"])
         await db.delete_record(conn, "port", record["floating_port_id"])
-    await _changed(req, [record["router_id"]])
+    await _changed(req, [record["router_id"]], [record["fixed_port_id"]])
 
 
-async def _changed(req: NetworkRequest, router_ids: list[str | None]) -> None:
+async def _changed(req: NetworkRequest, router_ids: list[str | None], port_ids: list[str | None]) -> None:
+    """The routers' L3 agents first (the address is then live), then Nova for the server ports concerned."""
     if req.services.notifier is not None:
         for router_id in dict.fromkeys(r for r in router_ids if r):
             await req.services.notifier.router_changed(router_id)
+        await req.services.notifier.floatingip_changed(port_ids)

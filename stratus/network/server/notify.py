@@ -1,7 +1,9 @@
 """After a change is committed, who must hear of it: the L2 agent of the port's host (``port_update``,
-``port_delete``, ``security_groups_updated``), the DHCP agents (``network_update``, ``network_delete``) and Nova
-(``nova.NovaNotifier``). A message that reaches no agent (a host without one) is logged, not raised: the
-change stands, and an agent that starts later asks for its ports (``get_device_details``)."""
+``port_delete``, ``security_groups_updated``), the DHCP agents (``network_update``, ``network_delete``), the L3
+agents (``router_update``, ``router_delete``) and Nova (``nova.NovaNotifier``: a server's port plugged, unplugged,
+changed or deleted, or a floating IP put on it or taken off). A message that reaches no agent (a host without one)
+is logged, not raised: the change stands, and an agent that starts later asks for its ports
+(``get_device_details``)."""
 
 from __future__ import annotations
 
@@ -55,6 +57,17 @@ class Notifier:
         await self.network_changed(port["network_id"])
         if is_server_port(port) and self.nova.conf.nova.notify_nova_on_port_data_changes:
             self.nova.send([event("network-vif-deleted", port)])
+
+    async def floatingip_changed(self, port_ids: list[str | None]) -> None:
+        """``network-changed`` for each server port a floating IP reached or left (Neutron's nova notifier on
+        ``create_floatingip``, ``update_floatingip`` and ``delete_floatingip``): the compute refreshes the server's
+        info cache, so its ``addresses`` show the floating IP (or no longer do)."""
+        wanted = [p for p in dict.fromkeys(port_ids) if p]
+        if not wanted or not self.nova.conf.nova.notify_nova_on_port_data_changes:
+            return
+        async with self.db.read() as conn:
+            found = await db.find(conn, "port", id=wanted)
+        self.nova.send([event("network-changed", p) for p in found if is_server_port(p)])
 
     async def port_status_changed(self, port: dict[str, Any], old: str, new: str) -> None:
         if not is_server_port(port) or not self.nova.conf.nova.notify_nova_on_port_status_changes:
