@@ -178,7 +178,7 @@ async def create_floatingip(req: NetworkRequest) -> dict[str, Any]:
         except IntegrityError:
             if attempt == RETRIES - 1:
                 raise
-    await _changed(req, [record["router_id"]])
+    await _changed(req, [record["router_id"]], [record["fixed_port_id"]])
     return {"floatingip": view(record)}
 
 
@@ -187,7 +187,7 @@ async def update_floatingip(req: NetworkRequest) -> dict[str, Any]:
     async with req.services.db.write() as conn:
         record = await visible(req, conn, req.path["floatingip_id"], for_update=True)
         req.enforce("update_floatingip", _target(record), list(values))
-        before = record["router_id"]
+        before, before_port = record["router_id"], record["fixed_port_id"]
         if "port_id" in values or "fixed_ip_address" in values:
             await _association(req, conn, record, values.get("port_id", record["fixed_port_id"]),
                                values.get("fixed_ip_address"))
@@ -195,7 +195,7 @@ async def update_floatingip(req: NetworkRequest) -> dict[str, Any]:
             record["description"] = values["description"]
         touch(record)
         await db.update_record(conn, "floatingip", record)
-    await _changed(req, [before, record["router_id"]])
+    await _changed(req, [before, record["router_id"]], [record["fixed_port_id"], before_port])
     return {"floatingip": view(record)}
 
 
@@ -205,10 +205,12 @@ async def delete_floatingip(req: NetworkRequest) -> None:
         req.enforce("delete_floatingip", _target(record))
         await db.delete_record(conn, "floatingip", record["id"])
         await db.delete_record(conn, "port", record["floating_port_id"])
-    await _changed(req, [record["router_id"]])
+    await _changed(req, [record["router_id"]], [record["fixed_port_id"]])
 
 
-async def _changed(req: NetworkRequest, router_ids: list[str | None]) -> None:
+async def _changed(req: NetworkRequest, router_ids: list[str | None], port_ids: list[str | None]) -> None:
+    """The routers' L3 agents hear of it, and Nova of the server ports the floating IP reached or left."""
     if req.services.notifier is not None:
         for router_id in dict.fromkeys(r for r in router_ids if r):
             await req.services.notifier.router_changed(router_id)
+        await req.services.notifier.floating_ip_moved([p for p in port_ids if p])

@@ -56,6 +56,15 @@ class Notifier:
         if is_server_port(port) and self.nova.conf.nova.notify_nova_on_port_data_changes:
             self.nova.send([event("network-vif-deleted", port)])
 
+    async def floating_ip_moved(self, port_ids: list[str]) -> None:
+        """Neutron's nova notifier on a floating IP's create, update or delete: ``network-changed`` for each server
+        port it reaches or left, so Nova refreshes the server's addresses (its info cache)."""
+        if not port_ids or not self.nova.conf.nova.notify_nova_on_port_data_changes:
+            return
+        async with self.db.read() as conn:
+            found = await db.find(conn, "port", id=sorted(set(port_ids)))
+        self.nova.send([event("network-changed", p) for p in found if is_server_port(p)])
+
     async def port_status_changed(self, port: dict[str, Any], old: str, new: str) -> None:
         if not is_server_port(port) or not self.nova.conf.nova.notify_nova_on_port_status_changes:
             return
