@@ -206,3 +206,20 @@ async def test_floating_ip_association_tells_nova_network_changed(seam: dict[str
     assert (await client.delete(f"/floatingips/{fip['id']}")).status_code == 204
     await seam["nova"].drain()
     assert changed() == [(server, ports[0]["id"])]
+
+
+async def test_dhcp_updates_of_a_burst_of_ports_are_coalesced(seam: dict[str, Any]) -> None:
+    """Ports made at once on one network: the DHCP agents get fewer network-wide updates than ports, and the
+    last one (sent after every port's commit) holds them all."""
+    client, plugin, dhcp = seam["client"], seam["plugin"], seam["dhcp"]
+    await plugin.report_state(CTX, "net-host", "DHCP agent", "test-dhcp", {})
+    net = (await client.post("/networks", json={"network": {}})).json()["network"]
+    await client.post("/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.6.0.0/24",
+                                                   "ip_version": 4}})
+    dhcp.networks.clear()
+    made = await asyncio.gather(*(client.post("/ports", json={"port": {"network_id": net["id"]}})
+                                  for _ in range(20)))
+    ids = sorted(r.json()["port"]["id"] for r in made)
+    await seam["plugin"].transport.stop()  # every fanout delivered
+    assert sorted(p["id"] for p in dhcp.networks[-1][2]) == ids
+    assert 1 <= len(dhcp.networks) < len(ids)
