@@ -171,3 +171,27 @@ async def test_nova_events_coming_during_a_post_go_in_the_next_one() -> None:
     nova.send([plugged("p5")])
     await nova.drain()
     assert posts[-1] == ["p5"]
+
+
+async def test_network_and_subnet_lists_by_id_answer_as_before(api: dict[str, Any]) -> None:
+    client, statements = api["client"], api["statements"]
+    net_a = await _network(client, "pa", "10.5.0.0/24")
+    net_b = await _network(client, "pb", "10.6.0.0/24")
+    shared = await _network(client, "pb", "10.7.0.0/24", shared=True)
+
+    async def listed(caller: str, collection: str, query: str) -> list[str]:
+        resp = await client.get(f"/{collection}?{query}", headers=_as(caller))
+        assert resp.status_code == 200, resp.text
+        return sorted(x["id"] for x in resp.json()[collection])
+
+    assert await listed("u:pa", "networks", f"id={net_a}&id={net_b}&id={shared}") == sorted([net_a, shared])
+    assert await listed("admin:admin", "networks", f"id={net_a}&id={net_b}") == sorted([net_a, net_b])
+    assert await listed("u:pa", "networks", "name=net-pb") == [shared]  # pb's own network is not pa's to see
+    subnets = {n: (await client.get(f"/subnets?network_id={n}", headers=_as("admin:admin"))).json()["subnets"][0]["id"]
+               for n in (net_a, net_b, shared)}
+    assert await listed("u:pa", "subnets", f"id={subnets[net_b]}") == []
+    assert await listed("u:pa", "subnets", f"network_id={net_b}&network_id={shared}") == [subnets[shared]]
+    statements.clear()
+    assert await listed("admin:admin", "subnets", f"id={subnets[net_a]}&cidr=10.5.0.0/24") == [subnets[net_a]]
+    assert all("subnets.id IN" in s for s in statements if "FROM subnets" in s)
+    assert await listed("admin:admin", "subnets", "cidr=10.5.0.0/25") == []
