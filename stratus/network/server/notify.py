@@ -39,9 +39,11 @@ class Notifier:
         except Exception:
             LOG.exception("%s failed", what)
 
-    async def port_changed(self, port_id: str, addresses_changed: bool = False) -> None:
+    async def port_changed(self, port_id: str, addresses_changed: bool = False,
+                           known: details.Known | None = None) -> None:
+        """``known``: the port's rows as the transaction that committed them wrote them (not read again)."""
         async with self.db.read() as conn:
-            payload = await details.port_payload(conn, port_id, self.zones)
+            payload = await details.port_payload(conn, port_id, self.zones, known)
         if payload is None:
             return
         if payload["binding:vif_type"] == binding.VIF_TYPE_BRIDGE:

@@ -27,6 +27,8 @@ from stratus.network.server.resource import (
 )
 
 RETRIES = 10
+#: a port's rows as the transaction that wrote them has them (``details.Known``: details imports this module)
+Known = tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]
 VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder", "smart-nic",
               "remote-managed")
 
@@ -346,7 +348,7 @@ async def create_port(req: NetworkRequest) -> dict[str, Any]:
                 await db.insert_record(conn, "port", record)
                 await db.set_port_groups(conn, record["id"], record["security_groups"])
                 await _allocate(conn, network, record, values["fixed_ips"], opts.max_fixed_ips_per_port)
-                shown = (await views(req, conn, [(record, network)]))[0]
+                held = await db.allocations(conn, port_ids=[record["id"]])
             break
         except IntegrityError:
             if attempt == RETRIES - 1:
@@ -354,7 +356,8 @@ async def create_port(req: NetworkRequest) -> dict[str, Any]:
     else:
         raise errors.conflict("MacAddressGenerationFailure", f"Unable to generate unique mac on network "
                                                              f"{values['network_id']}.")
-    await _changed(req, record["id"])
+    shown = _Hidden(req).view(view(record, held), target(record, network))
+    await _changed(req, record["id"], known=(record, network, held))  # a new port: its rows as just written
     return {"port": shown}
 
 
@@ -414,12 +417,13 @@ async def update_port(req: NetworkRequest) -> dict[str, Any]:
                         record["status"] = "DOWN"
                 touch(record)
                 await db.update_record(conn, "port", record)
-                shown = (await views(req, conn, [(record, network)]))[0]
+                held = await db.allocations(conn, port_ids=[record["id"]])
             break
         except IntegrityError:
             if attempt == RETRIES - 1:
                 raise
-    await _changed(req, record["id"], "fixed_ips" in values)
+    shown = _Hidden(req).view(view(record, held), target(record, network))
+    await _changed(req, record["id"], "fixed_ips" in values)  # read again: a concurrent update may be newer
     return {"port": shown}
 
 
@@ -470,6 +474,7 @@ async def delete_port(req: NetworkRequest) -> None:
             await req.services.notifier.router_changed(router_id)
 
 
-async def _changed(req: NetworkRequest, port_id: str, addresses_changed: bool = False) -> None:
+async def _changed(req: NetworkRequest, port_id: str, addresses_changed: bool = False,
+                   known: Known | None = None) -> None:
     if req.services.notifier is not None:
-        await req.services.notifier.port_changed(port_id, addresses_changed)
+        await req.services.notifier.port_changed(port_id, addresses_changed, known)

@@ -195,3 +195,21 @@ async def test_network_and_subnet_lists_by_id_answer_as_before(api: dict[str, An
     assert await listed("admin:admin", "subnets", f"id={subnets[net_a]}&cidr=10.5.0.0/24") == [subnets[net_a]]
     assert all("subnets.id IN" in s for s in statements if "FROM subnets" in s)
     assert await listed("admin:admin", "subnets", "cidr=10.5.0.0/25") == []
+
+
+async def test_quota_details_count_every_resource_in_one_statement(api: dict[str, Any]) -> None:
+    client, statements = api["client"], api["statements"]
+    net = await _network(client, "pq", "10.8.0.0/24")
+    await _port(client, net, "pq")
+    await _port(client, net, "pq")
+    statements.clear()
+    resp = await client.get("/quotas/pq/details", headers=_as("admin:admin"))
+    assert resp.status_code == 200, resp.text
+    quota = resp.json()["quota"]
+    groups = (await client.get("/security-groups?tenant_id=pq", headers=_as("admin:admin"))).json()
+    rules = (await client.get("/security-group-rules?tenant_id=pq", headers=_as("admin:admin"))).json()
+    assert {k: v["used"] for k, v in quota.items()} == {
+        "network": 1, "subnet": 1, "port": 2, "router": 0, "floatingip": 0,
+        "security_group": len(groups["security_groups"]), "security_group_rule": len(rules["security_group_rules"])}
+    assert quota["port"] == {"limit": 500, "used": 2, "reserved": 0}
+    assert len([s for s in statements if "count(" in s.lower()]) == 1
