@@ -3,7 +3,7 @@ while it builds.
 
     python benchmarks/boot.py [--servers 200] [--hosts 20] [--concurrency 10] [--listed 1000] [--runs 3]
                               [--failing-fraction 0.2] [--max-attempts 3] [--deployment all-in-one|multinode|both]
-                              [--network] [--projects 10] [--json PATH]
+                              [--network [--network-only] [--profile DIR]] [--projects 10] [--json PATH]
 
 The ``all-in-one`` row runs on a fresh all-in-one (fake driver, noauth2, SQLite): ``--servers`` boots by
 ``--concurrency`` clients (servers/s from the first POST to all ACTIVE, POST /servers p50/p99 while they build),
@@ -32,7 +32,12 @@ Any server in ERROR fails the benchmark. Prints one table and writes JSON: {"all
 booted on its project's network, so each build creates a port bound to its host, waits for its
 network-vif-plugged (the noop agent of the simulated hosts) and caches its network info; every server must show
 one fixed address. The other rows boot with ``networks: none`` (2.37), no port at all, so the rows differ by the
-ports alone.
+ports alone. ``--network-only`` runs just the pair: ``no network`` (the same boot without ports, nothing after it)
+and ``networking``, each on a fresh cloud per run; the output then says what a port costs a boot: 1/servers/s
+with ports minus without, in ms per server at the clients' concurrency, and the cloud's CPU per server (``CPU
+ms/server``: user + system time of the cloud's processes from the first POST to all ACTIVE, over the servers;
+the 20 ms progress poll is in it too) with minus without. ``--profile DIR`` has py-spy record the cloud during
+each networked boot (DIR/networking-<run>.txt, collapsed stacks) and prints its top functions.
 
 ``--deployment multinode`` runs the same row on the multi-process cloud of scripts/multinode.sh (PostgreSQL,
 RabbitMQ, one API with 2 workers, 2 schedulers, 2 conductors and ``--hosts`` compute processes, one simulated host
@@ -107,6 +112,17 @@ class Multinode:
         children = Path(f"/proc/{out['api']}/task/{out['api']}/children").read_text().split()
         out.update({f"api-worker-{i}": int(pid) for i, pid in enumerate(children, 1)})
         return out
+
+
+def cpu_seconds(cloud: Cloud | Multinode) -> float:
+    """User + system CPU time the cloud's processes used so far (all their threads)."""
+    pids = list(cloud.pids().values()) if isinstance(cloud, Multinode) else [cloud.proc.pid]
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14 and 15 of stat(5))
+    return total
 
 
 def rss_mib(cloud: Cloud | Multinode) -> tuple[float, dict[str, float]]:
@@ -185,9 +201,10 @@ async def project_networks(http: httpx.AsyncClient, network_url: str, projects: 
 async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_repeats: int,
               fail_hosts: frozenset[str] = frozenset(), headers: dict[str, str] = HEADERS,
               anchors: bool = False, listed: int = 1000, burst_gets: int = 200, burst_boots: int = 50,
-              projects: int = 0) -> dict[str, Any]:
+              projects: int = 0, profile: Path | None = None) -> dict[str, Any]:
     """The boot of ``servers`` (and, with ``anchors``, the deletes, the burst and the listing of ``listed``);
-    ``projects`` > 0: on one network per project (``--network``), else with no port."""
+    ``projects`` > 0: on one network per project (``--network``), else with no port; ``profile``: py-spy records
+    the cloud process during the boot into that file (collapsed stacks)."""
     # idle connections dropped well before the server's keep-alive timeout (uvicorn's 5 s) closes them: a request
     # on a connection the server closes at that moment fails (a machine loaded enough makes phases that long)
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0)
@@ -253,6 +270,8 @@ async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_rep
                     break
                 await asyncio.sleep(0.02)
 
+        spy = _spy_start(cloud, profile) if profile is not None else None
+        cpu_before = cpu_seconds(cloud)
         start = time.perf_counter()
         poller = asyncio.create_task(poll())  # from the first POST, so early servers' ACTIVE times are seen
         try:
@@ -263,6 +282,9 @@ async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_rep
         posted = time.perf_counter() - start
         await poller
         all_active = time.perf_counter() - start
+        boot_cpu = cpu_seconds(cloud) - cpu_before
+        if spy is not None:
+            _spy_stop(spy)
 
         list_times: list[float] = []
         for _ in range(list_repeats):
@@ -312,6 +334,8 @@ async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_rep
         "posted_s": posted,
         "all_active_s": all_active,
         "servers_per_s": servers / all_active,
+        # the cloud's CPU per server, first POST to all ACTIVE (the client's own CPU is not in it)
+        "cpu_ms_per_server": 1000 * boot_cpu / servers,
         "post_p50_ms": 1000 * statistics.median(post_times),
         "post_p99_ms": 1000 * percentile(post_times, 99),
         "detail_p50_ms": 1000 * statistics.median(list_times),
@@ -328,6 +352,48 @@ async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_rep
     if anchors:  # the peak after the listing of ``listed`` servers
         result["peak_rss_mib"], result["peak_rss_mib_each"] = rss_mib(cloud)
     return result
+
+
+def _spy_start(cloud: Cloud | Multinode, path: Path) -> subprocess.Popen[bytes]:
+    """py-spy recording the all-in-one (its Python threads, idle frames left out) in collapsed-stack form."""
+    assert isinstance(cloud, Cloud), "--profile is for the all-in-one"
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if spy is None:
+        raise RuntimeError("--profile needs py-spy (pip install py-spy)")
+    proc = subprocess.Popen([spy, "record", "--pid", str(cloud.proc.pid), "--format", "raw", "--rate", "250",
+                             "--output", str(path), "--nonblocking"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    time.sleep(1.0)  # attached before the first POST
+    return proc
+
+
+def _spy_stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(2)  # SIGINT: py-spy writes what it sampled
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode not in (0, -2):
+        raise RuntimeError(f"py-spy failed: {err.decode(errors='replace')[-500:]}")
+
+
+def profile_top(path: Path, count: int = 25) -> list[tuple[str, float, float]]:
+    """The functions of a collapsed-stack profile with the most samples: (function, % own, % inclusive)."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if not stack or not samples.isdigit():
+            continue
+        n = int(samples)
+        total += n
+        frames = [f.split(" (", 1)[0] + " " + f.rsplit("/", 1)[-1].split(":", 1)[0].rstrip(")")
+                  for f in stack.split(";") if not f.startswith("process ") and not f.startswith("thread ")]
+        if frames:
+            own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+    total = max(total, 1)
+    ranked = sorted(own, key=lambda f: -own[f])[:count]
+    return [(f, 100 * own[f] / total, 100 * inclusive[f] / total) for f in ranked]
 
 
 async def _detail(http: httpx.AsyncClient, cloud: Cloud | Multinode) -> httpx.Response:
@@ -450,7 +516,7 @@ def _start(tmp: Path, extra_conf: str, tries: int = 3) -> Cloud:
 
 def measure(servers: int, hosts: int, concurrency: int = 10, list_repeats: int = 20,
             failing_fraction: float = 0.0, max_attempts: int = 3, anchors: bool = False,
-            listed: int = 1000, projects: int = 0) -> dict[str, Any]:
+            listed: int = 1000, projects: int = 0, profile: Path | None = None) -> dict[str, Any]:
     """Start a fresh all-in-one with ``hosts`` simulated hosts and unlimited quota, boot, measure, stop.
 
     ``failing_fraction`` of the hosts (spread evenly) fail every build, so those builds are rescheduled;
@@ -472,7 +538,7 @@ def measure(servers: int, hosts: int, concurrency: int = 10, list_repeats: int =
         startup = time.perf_counter() - started
         try:
             result = asyncio.run(run(cloud, servers, concurrency, list_repeats, frozenset(fail), anchors=anchors,
-                                     listed=listed, projects=projects))
+                                     listed=listed, projects=projects, profile=profile))
         finally:
             stop_cloud(cloud)
     result["hosts"] = hosts
@@ -530,7 +596,8 @@ def _ms(value: float | None) -> str:
 
 def print_table(results: dict[str, dict[str, Any]]) -> None:
     """One table: a row per run (deployment, or the failing hosts' run), the anchor figures in its columns."""
-    columns = ["run", "servers", "hosts", "failing", "networks", "servers/s", "POST p50/p99 ms", "deletes/s",
+    columns = ["run", "servers", "hosts", "failing", "networks", "servers/s", "CPU ms/server", "POST p50/p99 ms",
+               "deletes/s",
                "detail p50 ms", "detail 1000 p50 ms", "burst p50/p99 ms", "refused", "peak RSS MiB",
                "reschedules", "extra s/reschedule"]
     rows = []
@@ -539,6 +606,7 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
         rows.append([
             name, str(r["servers"]), str(r["hosts"]), f"{r['failing_fraction']:.0%}",
             str(r.get("projects_with_a_network") or "-"), f"{r['servers_per_s']:.1f}",
+            _ms(r.get("cpu_ms_per_server")),
             f"{r['post_p50_ms']:.1f} / {r['post_p99_ms']:.1f}",
             f"{r['deletes_per_s']:.1f}" if "deletes_per_s" in r else "-",
             f"{r['detail_p50_ms']:.1f}", _ms(many),
@@ -586,6 +654,11 @@ def main() -> int:
     parser.add_argument("--network", action="store_true",
                         help="Also boot on one network per project (the row 'networking'; all-in-one only).")
     parser.add_argument("--projects", type=int, default=10, help="Projects (one network each) of --network.")
+    parser.add_argument("--network-only", action="store_true",
+                        help="With --network: only the rows 'no network' and 'networking' (no anchors, no failing).")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="py-spy records the cloud during each networked boot: DIR/networking-<run>.txt "
+                             "(collapsed stacks), its top functions printed.")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "boot.json"))
     args = parser.parse_args()
     if not 0 <= args.failing_fraction < 1:
@@ -594,31 +667,63 @@ def main() -> int:
         parser.error("--runs must be at least 1")
     if args.listed < 50:
         parser.error("--listed must be at least 50 (the burst's boots are among them)")
+    if args.network_only and (not args.network or args.deployment != "all-in-one"):
+        parser.error("--network-only needs --network and the all-in-one")
+    profiles = Path(args.profile) if args.profile else None
+    if profiles is not None:
+        profiles.mkdir(parents=True, exist_ok=True)
     each: dict[str, list[dict[str, Any]]] = {}
-    for _ in range(args.runs):
-        if args.deployment != "multinode":
+    for run_index in range(args.runs):
+        if args.network_only:
+            each.setdefault("no network", []).append(measure(
+                args.servers, args.hosts, args.concurrency, args.list_repeats, max_attempts=args.max_attempts))
+        elif args.deployment != "multinode":
             each.setdefault("all-in-one", []).append(measure(
                 args.servers, args.hosts, args.concurrency, args.list_repeats, max_attempts=args.max_attempts,
                 anchors=True, listed=args.listed))
         if args.deployment != "all-in-one":
             each.setdefault("multinode", []).append(measure_multinode(
                 args.servers, args.hosts, args.concurrency, args.list_repeats, listed=args.listed))
-        if args.failing_fraction > 0 and args.deployment == "all-in-one":
+        if args.failing_fraction > 0 and args.deployment == "all-in-one" and not args.network_only:
             each.setdefault("failing", []).append(measure(
                 args.servers, args.hosts, args.concurrency, args.list_repeats,
                 failing_fraction=args.failing_fraction, max_attempts=args.max_attempts))
         if args.network and args.deployment != "multinode":
             each.setdefault("networking", []).append(measure(
                 args.servers, args.hosts, args.concurrency, args.list_repeats, max_attempts=args.max_attempts,
-                projects=max(1, args.projects)))
+                projects=max(1, args.projects),
+                profile=profiles / f"networking-{run_index + 1}.txt" if profiles is not None else None))
     results = {name: median_of(runs) for name, runs in each.items()}
     print_table(results)
+    port_cost = per_port_cost(results)
+    if port_cost:
+        print(f"a port's cost in a boot: {port_cost['wall_ms_per_port']:.1f} ms of wall time at "
+              f"{args.concurrency} clients (1/servers/s with ports - without), "
+              f"{port_cost['cpu_ms_per_port']:.1f} ms of the cloud's CPU (per server, with - without)")
+        results["per_port"] = port_cost
+    for path in sorted(profiles.glob("networking-*.txt")) if profiles is not None else []:
+        print(f"{path}: top functions by own samples (% own, % inclusive)")
+        for name, own_pct, incl_pct in profile_top(path):
+            print(f"  {own_pct:5.1f} {incl_pct:5.1f}  {name}")
     machine = {"cpus": os.cpu_count(), "cpu": _cpu_model(), "load_1m_at_end": os.getloadavg()[0]}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({**results, "machine": machine, "each_run": each}, indent=2) + "\n")
     print(f"machine: {machine['cpus']} CPUs, {machine['cpu']}, 1-min load at the end {machine['load_1m_at_end']:.2f}")
     print(f"written {args.json}")
     return 0
+
+
+def per_port_cost(results: dict[str, dict[str, Any]]) -> dict[str, float] | None:
+    """What a server's one port adds to its boot: from the rows with and without networking (``no network``, or
+    the all-in-one's, whose boot is the same), in wall time per server at the clients' concurrency and in the
+    cloud's CPU per server."""
+    with_ports = results.get("networking")
+    without = results.get("no network") or results.get("all-in-one")
+    if not with_ports or not without:
+        return None
+    return {"wall_ms_per_port": 1000 * (1 / with_ports["servers_per_s"] - 1 / without["servers_per_s"]),
+            "cpu_ms_per_port": with_ports["cpu_ms_per_server"] - without["cpu_ms_per_server"],
+            "post_p50_ms_added": with_ports["post_p50_ms"] - without["post_p50_ms"]}
 
 
 def _cpu_model() -> str:

@@ -12,6 +12,10 @@ from typing import Any
 
 #: Neutron's binding:vif_type values a compute cannot plug
 UNBOUND_VIF_TYPES = ("unbound", "binding_failed")
+#: the attributes of a network and of a subnet a VIF is made of (what Nova's side asks for, ``fields=``)
+NETWORK_FIELDS = ("id", "name", "project_id", "tenant_id", "mtu", "provider:physical_network")
+SUBNET_FIELDS = ("id", "cidr", "gateway_ip", "host_routes", "dns_nameservers", "enable_dhcp",
+                 "ipv6_address_mode", "ip_version")
 
 
 def _ip(address: str, type_: str) -> dict[str, Any]:

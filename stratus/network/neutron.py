@@ -167,12 +167,23 @@ class API:
             if request.get("fixed_ip"):
                 await self._check_fixed_ip(context, request["network_id"], request["fixed_ip"])
         if requested:
-            nets = {n["id"]: n for n in await self._available_networks(context, project_id, sorted(set(net_ids)))}
+            if not net_ids:  # only ports the user brought: nothing to look up, no port to make
+                return num_instances
+            # the networks and the quota asked at once (the networks' refusals come first, as in turn)
+            found, allowed = await asyncio.gather(
+                self._available_networks(context, project_id, sorted(set(net_ids))),
+                self._check_ports_quota(context, num_instances, ports_needed), return_exceptions=True)
+            if isinstance(found, BaseException):
+                raise found
+            nets = {n["id"]: n for n in found}
             for net_id in net_ids:
                 if net_id not in nets:
                     raise NetworkNotFound(network_id=net_id)
                 if nets[net_id].get("router:external") and not nets[net_id].get("shared") and not attach_external:
                     raise ExternalNetworkAttachForbidden(network_uuid=net_id)
+            if isinstance(allowed, BaseException):
+                raise allowed
+            return allowed
         else:
             nets = await self._available_networks(context, project_id)
             if len(nets) > 1:
@@ -300,7 +311,9 @@ class API:
             for port, _preserve in ports:
                 if port.get("binding:vif_type") == "binding_failed":
                     raise PortBindingFailed(port_id=port["id"])
-            network_info = await self._network_info(context, ports)
+            # a port made just now has no floating IP yet (one associated later is a network-changed event, and
+            # the refresh reads it): only the ports the user brought are asked about
+            network_info = await self._network_info(context, ports, floating_of=taken)
             for entry in network_info:
                 entry["tag"] = tags.get(entry["id"])
             return network_info
@@ -347,19 +360,22 @@ class API:
             if exc.status != 404:
                 LOG.warning("port %s could not be unbound: %s", port_id, exc.message)
 
-    async def _network_info(self, context: dict[str, Any] | None, ports: list[tuple[dict[str, Any], bool]]
-                            ) -> list[dict[str, Any]]:
+    async def _network_info(self, context: dict[str, Any] | None, ports: list[tuple[dict[str, Any], bool]],
+                            floating_of: list[str] | None = None) -> list[dict[str, Any]]:
         """The VIFs of ``ports`` (each with whether the user brought it), in order: their networks, subnets, DHCP
-        ports and floating IPs read at once, whatever the number of ports."""
+        ports and floating IPs read at once, whatever the number of ports (the floating IPs of ``floating_of``
+        only, when given). Only the attributes the VIFs are made of are asked for (``fields``)."""
         if not ports:
             return []
         net_ids = sorted({p["network_id"] for p, _ in ports})
         subnet_ids = sorted({f["subnet_id"] for p, _ in ports for f in p.get("fixed_ips") or []})
+        fip_ports = [p["id"] for p, _ in ports] if floating_of is None else floating_of
         nets, subnets, fips, dhcp_ports = await asyncio.gather(
-            self.client.list(None, "networks", id=net_ids),
-            self.client.list(None, "subnets", id=subnet_ids) if subnet_ids else _nothing(),
-            self._floating_ips([p["id"] for p, _ in ports]),
-            self.client.list(None, "ports", network_id=net_ids, device_owner="network:dhcp"))
+            self.client.list(None, "networks", id=net_ids, fields=list(model.NETWORK_FIELDS)),
+            self.client.list(None, "subnets", id=subnet_ids, fields=list(model.SUBNET_FIELDS)) if subnet_ids
+            else _nothing(),
+            self._floating_ips(fip_ports) if fip_ports else _nothing(),
+            self.client.list(None, "ports", network_id=net_ids, device_owner="network:dhcp", fields="fixed_ips"))
         networks = {n["id"]: n for n in nets}
         by_id = {s["id"]: s for s in subnets}
         for subnet in subnets:  # the DHCP server of each subnet: the address of the network's DHCP port

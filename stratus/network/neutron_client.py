@@ -27,6 +27,7 @@ from oslo_config import cfg
 
 from stratus import conf as conf_mod
 from stratus import exception
+from stratus.network import in_process
 
 LOG = logging.getLogger(__name__)
 GROUP = "neutron"
@@ -124,6 +125,7 @@ class NeutronClient:
                                        verify=not opts.insecure and (opts.cafile or True),
                                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
         self._endpoint: str | None = opts.endpoint_override.rstrip("/") if opts.endpoint_override else None
+        self._transport_chosen = transport is not None  # else: in-process when the endpoint is this process's
         self._lock = asyncio.Lock()
         self._extensions: tuple[float, set[str]] | None = None
 
@@ -177,7 +179,10 @@ class NeutronClient:
                    "X-Auth-Token": str(token) if token else await self._service_token()}
         if context and str(context.get("request_id", "")).startswith("req-"):
             headers["X-OpenStack-Request-ID"] = str(context["request_id"])
-        url = f"{await self.endpoint()}/v2.0{path}"
+        endpoint = await self.endpoint()
+        if not self._transport_chosen:
+            await self._choose_transport(endpoint)
+        url = f"{endpoint}/v2.0{path}"
         last: Exception | None = None
         for _attempt in range(self.conf.neutron.http_retries + 1):
             try:
@@ -194,6 +199,18 @@ class NeutronClient:
                 raise _error(response)
             return response.json() if response.status_code != 204 and response.content else None
         raise NeutronUnavailable(reason=str(last))
+
+    async def _choose_transport(self, endpoint: str) -> None:
+        """The Networking API this process serves itself is asked in-process (``stratus.network.in_process``):
+        the same requests and answers, without a socket; any other endpoint over HTTP."""
+        self._transport_chosen = True
+        app = in_process.served_at(endpoint)
+        if app is None:
+            return
+        LOG.info("the Networking API at %s is this process's own: asked in-process", endpoint)
+        tcp, self._http = self._http, httpx.AsyncClient(timeout=self._http.timeout,
+                                                        transport=in_process.InProcessTransport(app))
+        await tcp.aclose()
 
     # --- resources ------------------------------------------------------------------------------------------
     async def list(self, context: dict[str, Any] | None, collection: str, **filters: Any) -> list[dict[str, Any]]:

@@ -16,10 +16,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from stratus import sizelimit
 from stratus.api.errors import Fault
 from stratus.context import generate_request_id
 from stratus.db.engine import DB_UNAVAILABLE, is_disconnect
 from stratus.identity.auth import Authenticator
+from stratus.network import in_process
 from stratus.network.server import (
     agents,
     auto_allocate,
@@ -225,6 +227,12 @@ def routes_table(api: NetworkApi) -> dict[str, dict[str, Endpoint]]:
 
 
 def create_app(services: NetworkServices, auth: Authenticator) -> ASGIApp:
+    """The Networking API; also registered, behind the same size limit and authentication as the HTTP server
+    runs it, as the one this process serves on ``[network_server] listen``:``listen_port``, which Nova's side of
+    the same process then asks in-process (``stratus.network.in_process``)."""
     table = routes_table(NetworkApi(services, auth))
     routes = [Route(path, _dispatch(methods), methods=list(methods)) for path, methods in table.items()]
-    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _internal_error})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _internal_error})
+    options = services.options
+    in_process.register(options.listen, options.listen_port, sizelimit.wrap(auth.wrap(app), services.conf))
+    return app

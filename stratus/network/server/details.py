@@ -31,14 +31,24 @@ async def network_payload(conn: Connection, network_id: str, zones: list[str]
             [_port_view(p, by_port.get(p["id"], [])) for p in port_records])
 
 
-async def port_payload(conn: Connection, port_id: str, zones: list[str]) -> dict[str, Any] | None:
+#: a port's rows as the transaction that wrote them has them: (port record, network record, its allocations)
+Known = ports.Known
+
+
+async def port_payload(conn: Connection, port_id: str, zones: list[str], known: Known | None = None
+                       ) -> dict[str, Any] | None:
     """The port, its network, the subnets it has addresses on, and its groups' rules (its own rows only: the
-    network's other ports are not read)."""
-    record = await db.get(conn, "port", port_id)
-    network = None if record is None else await db.get(conn, "network", record["network_id"])
-    if record is None or network is None:
-        return None
-    port = _port_view(record, await db.allocations(conn, port_ids=[port_id]))
+    network's other ports are not read). ``known``: the port's rows as the create or update that just committed
+    them wrote them, not read again."""
+    if known is not None:
+        record, network, allocations = known
+    else:
+        record = await db.get(conn, "port", port_id)
+        network = None if record is None else await db.get(conn, "network", record["network_id"])
+        if record is None or network is None:
+            return None
+        allocations = await db.allocations(conn, port_ids=[port_id])
+    port = _port_view(record, allocations)
     network_subnets = await db.find(conn, "subnet", network_id=network["id"])
     mine = {ip["subnet_id"] for ip in port["fixed_ips"]}
     return {**port, "network": networks.view(network, [s["id"] for s in network_subnets], zones),

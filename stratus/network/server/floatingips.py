@@ -56,10 +56,19 @@ async def visible(req: NetworkRequest, conn: Connection, fip_id: str, for_update
     return record
 
 
+#: the attributes a list's filters may narrow in the database (``listing.pushdown``): Nova asks by ``port_id``
+FILTER_COLUMNS = {"id": "id", "project_id": "project_id", "floating_network_id": "floating_network_id",
+                  "floating_ip_address": "floating_ip_address", "port_id": "fixed_port_id",
+                  "fixed_ip_address": "fixed_ip_address", "router_id": "router_id", "status": "status"}
+
+
 async def list_floatingips(req: NetworkRequest) -> dict[str, Any]:
+    equals = listing.pushdown(req.query, FILTER_COLUMNS)
+    if not req.ctx.is_admin:
+        mine = equals.get("project_id")
+        equals["project_id"] = [req.ctx.project_id] if mine is None or req.ctx.project_id in mine else []
     async with req.services.db.read() as conn:
-        records = await db.find(conn, "floatingip") if req.ctx.is_admin else \
-            await db.find(conn, "floatingip", project_id=req.ctx.project_id)
+        records = await db.find(conn, "floatingip", **equals)
     views = [view(r) for r in records if req.services.policy.check(req.ctx, "get_floatingip", _target(r))]
     views = listing.filtered(views, req.query, VIEW_ATTRIBUTES, {})
     views, links = listing.page(req.url, "floatingip", views, req.query, VIEW_ATTRIBUTES,

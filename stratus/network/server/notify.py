@@ -7,6 +7,7 @@ is logged, not raised: the change stands, and an agent that starts later asks fo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -29,6 +30,8 @@ class Notifier:
         self.nova = nova
         self.zones = zones
         self.context = RequestContext.admin().to_dict()
+        self._network_waiters: dict[str, asyncio.Future[None]] = {}  # the next update of a network, awaited
+        self._network_senders: dict[str, asyncio.Task[None]] = {}  # the task sending a network's updates
 
     async def _safely(self, what: str, call: Any) -> None:
         try:
@@ -38,9 +41,11 @@ class Notifier:
         except Exception:
             LOG.exception("%s failed", what)
 
-    async def port_changed(self, port_id: str, addresses_changed: bool = False) -> None:
+    async def port_changed(self, port_id: str, addresses_changed: bool = False,
+                           known: details.Known | None = None) -> None:
+        """``known``: the port's rows as the transaction that committed them wrote them (not read again)."""
         async with self.db.read() as conn:
-            payload = await details.port_payload(conn, port_id, self.zones)
+            payload = await details.port_payload(conn, port_id, self.zones, known)
         if payload is None:
             return
         if payload["binding:vif_type"] == binding.VIF_TYPE_BRIDGE:
@@ -80,8 +85,35 @@ class Notifier:
             self.nova.send([event("network-vif-unplugged", port)])
 
     async def network_changed(self, network_id: str) -> None:
-        """The DHCP agents get the network with its subnets and ports; with no DHCP agent at all (the fake
-        driver's deployments), nothing is built: the payload grows with the network's ports."""
+        """The DHCP agents get the network with its subnets and ports (their host entries).
+
+        Coalesced per network: a change that comes while the network's last update is being read or sent goes in
+        the next one, which starts once that one is out, so every change is followed by an update read after it
+        (this returns once that one is out) and a burst of ports on one network costs a few network-wide payloads,
+        not one each."""
+        waiter = self._network_waiters.get(network_id)
+        if waiter is None:
+            waiter = self._network_waiters[network_id] = asyncio.get_running_loop().create_future()
+        if network_id not in self._network_senders:
+            self._network_senders[network_id] = asyncio.get_running_loop().create_task(
+                self._send_network_updates(network_id))
+        await asyncio.shield(waiter)
+
+    async def _send_network_updates(self, network_id: str) -> None:
+        try:
+            while (waiter := self._network_waiters.pop(network_id, None)) is not None:
+                try:
+                    await self._network_update(network_id)
+                except Exception:
+                    LOG.exception("network_update %s failed", network_id)
+                finally:
+                    waiter.set_result(None)
+        finally:
+            del self._network_senders[network_id]
+
+    async def _network_update(self, network_id: str) -> None:
+        """With no DHCP agent at all (the fake driver's deployments), nothing is built: the payload grows with
+        the network's ports."""
         async with self.db.read() as conn:
             if not await db.agents(conn, agent_type=DHCP_AGENT_TYPE):
                 return

@@ -137,8 +137,12 @@ class NetworkPolicy:
     def hide(self, ctx: RequestContext, resource: str, view: dict[str, Any], target: Mapping[str, Any]
              ) -> dict[str, Any]:
         """``view`` without the attributes whose ``get_`` rule ``ctx`` fails."""
-        for attr in list(view):
-            rule = f"get_{resource}:{attr}"
-            if rule in self.names and not self.check(ctx, rule, target):
-                del view[attr]
+        for attr in self.hidden(ctx, resource, view, target):
+            del view[attr]
         return view
+
+    def hidden(self, ctx: RequestContext, resource: str, attributes: Iterable[str], target: Mapping[str, Any]
+               ) -> list[str]:
+        """Those of ``attributes`` whose ``get_`` rule ``ctx`` fails (what :meth:`hide` leaves out)."""
+        return [attr for attr in attributes if f"get_{resource}:{attr}" in self.names
+                and not self.check(ctx, f"get_{resource}:{attr}", target)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from oslo_config import cfg
+from sqlalchemy import func, select
 
 from stratus.db import network as db
 from stratus.db.engine import Connection
@@ -67,13 +68,22 @@ async def show_defaults(req: NetworkRequest) -> dict[str, Any]:
     return {"quota": defaults(req.services.conf)}
 
 
+async def used(conn: Connection, project_id: str, resources: list[str]) -> dict[str, int]:
+    """How many of each resource the project has, in one statement (a count subquery per resource's table):
+    Nova asks the details before every boot on a network."""
+    counts = [select(func.count()).select_from(db.TABLES[name]).where(db.TABLES[name].c.project_id == project_id)
+              .scalar_subquery().label(name) for name in resources]
+    row = (await conn.execute(select(*counts))).one()
+    return {name: int(row._mapping[name]) for name in resources}
+
+
 async def show_details(req: NetworkRequest) -> dict[str, Any]:
     project_id = req.path["project_id"]
     _authorize(req, "get_quota", project_id)
     async with req.services.db.read() as conn:
         found = await limits(req, conn, project_id)
-        return {"quota": {name: {"limit": limit, "used": await db.count(conn, name, project_id), "reserved": 0}
-                          for name, limit in found.items()}}
+        counts = await used(conn, project_id, list(found))
+    return {"quota": {name: {"limit": limit, "used": counts[name], "reserved": 0} for name, limit in found.items()}}
 
 
 async def update_quota(req: NetworkRequest) -> dict[str, Any]:

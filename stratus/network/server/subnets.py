@@ -175,10 +175,17 @@ async def visible(req: NetworkRequest, conn: Connection, subnet_id: str, for_upd
     return record, network
 
 
+#: the attributes a list's filters may narrow in the database (``listing.pushdown``): Nova asks by ``id``
+FILTER_COLUMNS = {"id": "id", "name": "name", "network_id": "network_id", "project_id": "project_id",
+                  "cidr": "cidr", "gateway_ip": "gateway_ip"}
+
+
 async def _visible_records(req: NetworkRequest, conn: Connection) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     nets = {n["id"]: n for n in await db.visible_networks(conn, None if req.ctx.is_admin else req.ctx.project_id)}
     found = []
-    query = {"network_id": list(nets)}
+    equals = listing.pushdown(req.query, FILTER_COLUMNS)
+    wanted = set(equals.pop("network_id", nets))
+    query = {**equals, "network_id": [n for n in nets if n in wanted]}
     for record in await db.find(conn, "subnet", **query) if nets else []:
         network = nets[record["network_id"]]
         if req.services.policy.visible(req.ctx, "subnet", target(record, network)):

@@ -158,3 +158,68 @@ async def test_dhcp_port_is_made_once_per_agent(seam: dict[str, Any]) -> None:
     assert await plugin.release_dhcp_port(CTX, "net-host", net["id"]) is True
     assert (await client.get(f"/ports/{first['id']}")).status_code == 404
     assert (await client.delete(f"/networks/{net['id']}")).status_code == 204
+
+
+async def test_floating_ip_association_tells_nova_network_changed(seam: dict[str, Any]) -> None:
+    """As Neutron's nova notifier: a floating IP that reaches or leaves a server's port is network-changed for
+    that server, so Nova re-reads its addresses."""
+    client, events = seam["client"], seam["events"]
+    public = (await client.post("/networks", json={"network": {"router:external": True}})).json()["network"]
+    await client.post("/subnets", json={"subnet": {"network_id": public["id"], "cidr": "172.24.0.0/24",
+                                                   "ip_version": 4}})
+    net = (await client.post("/networks", json={"network": {}})).json()["network"]
+    sub = (await client.post("/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.7.0.0/24",
+                                                          "ip_version": 4}})).json()["subnet"]
+    router = (await client.post("/routers", json={"router": {"external_gateway_info": {
+        "network_id": public["id"]}}})).json()["router"]
+    assert (await client.put(f"/routers/{router['id']}/add_router_interface",
+                             json={"subnet_id": sub["id"]})).status_code == 200
+    server, other = str(uuid.uuid4()), str(uuid.uuid4())
+    ports = [(await client.post("/ports", json={"port": {"network_id": net["id"], "device_id": s,
+                                                         "device_owner": "compute:nova"}})).json()["port"]
+             for s in (server, other)]
+    plain = (await client.post("/ports", json={"port": {"network_id": net["id"]}})).json()["port"]
+    await seam["nova"].drain()
+    events.clear()
+
+    def changed() -> list[tuple[str, str]]:
+        return sorted((e["server_uuid"], e["tag"]) for batch in events for e in batch
+                      if e["name"] == "network-changed")
+
+    fip = (await client.post("/floatingips", json={"floatingip": {
+        "floating_network_id": public["id"], "port_id": ports[0]["id"]}})).json()["floatingip"]
+    await seam["nova"].drain()
+    assert changed() == [(server, ports[0]["id"])]
+    events.clear()
+    # moved to another server's port: both hear of it
+    await client.put(f"/floatingips/{fip['id']}", json={"floatingip": {"port_id": ports[1]["id"]}})
+    await seam["nova"].drain()
+    assert changed() == sorted([(server, ports[0]["id"]), (other, ports[1]["id"])])
+    events.clear()
+    # a port of no server: nothing to tell; deleted while on a server's port: that server hears
+    await client.put(f"/floatingips/{fip['id']}", json={"floatingip": {"port_id": plain["id"]}})
+    await seam["nova"].drain()
+    assert changed() == [(other, ports[1]["id"])]
+    await client.put(f"/floatingips/{fip['id']}", json={"floatingip": {"port_id": ports[0]["id"]}})
+    await seam["nova"].drain()
+    events.clear()
+    assert (await client.delete(f"/floatingips/{fip['id']}")).status_code == 204
+    await seam["nova"].drain()
+    assert changed() == [(server, ports[0]["id"])]
+
+
+async def test_dhcp_updates_of_a_burst_of_ports_are_coalesced(seam: dict[str, Any]) -> None:
+    """Ports made at once on one network: the DHCP agents get fewer network-wide updates than ports, and the
+    last one (sent after every port's commit) holds them all."""
+    client, plugin, dhcp = seam["client"], seam["plugin"], seam["dhcp"]
+    await plugin.report_state(CTX, "net-host", "DHCP agent", "test-dhcp", {})
+    net = (await client.post("/networks", json={"network": {}})).json()["network"]
+    await client.post("/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.6.0.0/24",
+                                                   "ip_version": 4}})
+    dhcp.networks.clear()
+    made = await asyncio.gather(*(client.post("/ports", json={"port": {"network_id": net["id"]}})
+                                  for _ in range(20)))
+    ids = sorted(r.json()["port"]["id"] for r in made)
+    await seam["plugin"].transport.stop()  # every fanout delivered
+    assert sorted(p["id"] for p in dhcp.networks[-1][2]) == ids
+    assert 1 <= len(dhcp.networks) < len(ids)
