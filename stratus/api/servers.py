@@ -41,9 +41,10 @@ async def load_instance(req: ApiRequest, server_id: str, rule: str) -> dict[str,
     return inst
 
 
-async def _list(req: ApiRequest, rule: str) -> list[dict[str, Any]]:
+async def _list(req: ApiRequest, rule: str, basic: bool = False) -> list[dict[str, Any]]:
     f = servers_query.filters(req, rule)
-    f.with_system_metadata = req.version >= server_view.V273
+    f.with_system_metadata = req.version >= server_view.V273 and not basic
+    f.basic = basic
     async with req.services.db.read() as conn:
         try:
             return await instances.list_page(conn, f)
@@ -59,7 +60,7 @@ def _page_size(req: ApiRequest) -> int:
 
 
 async def index(req: ApiRequest) -> Response:
-    rows = await _list(req, "os_compute_api:servers:index")
+    rows = await _list(req, "os_compute_api:servers:index", basic=True)
     view = server_view.ServerViewBuilder(req)
     body: dict[str, Any] = {"servers": [view.basic(r) for r in rows]}
     links = collection_links(req, "servers", rows, _page_size(req), "uuid")

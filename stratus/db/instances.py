@@ -71,6 +71,9 @@ class ListFilters:
     regex: dict[str, str] = dataclasses.field(default_factory=dict)
     #: whether the rows carry ``system_metadata`` (the image properties, ``locked_reason``)
     with_system_metadata: bool = False
+    #: only what an index shows (uuid, display_name and the sort keys), no metadata, tags, fault or network info:
+    #: the index is what clients poll
+    basic: bool = False
     sort: list[tuple[str, str]] = dataclasses.field(default_factory=lambda: [("created_at", "desc")])
     limit: int = 1000
     marker: str | None = None
@@ -157,8 +160,12 @@ _LIST_COLUMNS = [c for c in instances.c if c.name != "system_metadata"]
 
 
 def _filtered(f: ListFilters) -> Select[Any]:
-    q = select(instances) if f.with_system_metadata else select(*_LIST_COLUMNS)
     c = instances.c
+    if f.basic:
+        names = dict.fromkeys(["uuid", "display_name", "id", *(k for k, _ in f.sort)])
+        q = select(*(c[n] for n in names))
+    else:
+        q = select(instances) if f.with_system_metadata else select(*_LIST_COLUMNS)
     if f.only_deleted:
         q = q.where(c.deleted != 0)
     elif not f.include_deleted:
@@ -243,7 +250,7 @@ async def list_page(conn: Connection, f: ListFilters) -> list[dict[str, Any]]:
         if f.name and getattr(exc.orig, "sqlstate", None) == _INVALID_REGEX:
             raise InvalidRegex(f.name) from None
         raise
-    return await _attach(conn, rows)
+    return rows if f.basic else await _attach(conn, rows)
 
 
 def _state_in(column: Any, expected: tuple[str | None, ...]) -> Any:
