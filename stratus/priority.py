@@ -9,8 +9,8 @@ So background work (the conductor's and the compute hosts' casts: builds, delete
 its units of work (a transaction, a driver call): while any request of the process's API servers is being
 served, it waits until none is, and when they are all answered the waiting steps are let through a few at a time
 (``BATCH`` per turn of the loop, in the order they came), so that a request arriving meanwhile is never queued
-behind all of them. No step waits more than ``MAX_WAIT``: under an API that never rests, builds still move, one
-unit per ``MAX_WAIT`` each.
+behind all of them. No step waits much more than ``MAX_WAIT``: under an API that never rests, the steps past their
+deadline go, ``BATCH`` per turn of the loop as well, so builds still move.
 
 A turn is only taken outside transactions and locks a request could need (a step waiting for the API to rest
 while the API waits for that step would last ``MAX_WAIT``), and never by code a request awaits (an RPC call):
@@ -37,8 +37,10 @@ class ApiFirst:
         self.max_wait = max_wait
         self.batch = batch
         self.in_flight = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
-        self._releasing = False
+        #: (deadline, waiter) in arrival order, so deadlines are in order too
+        self._waiters: deque[tuple[float, asyncio.Future[None]]] = deque()
+        self._soon: asyncio.Handle | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def wrap(self, app: ASGIApp) -> ASGIApp:
         """``app`` with its HTTP requests counted (from the call of the app to its return: the whole response)."""
@@ -48,11 +50,9 @@ class ApiFirst:
         self.in_flight += 1
 
     def finished(self) -> None:
-        self.in_flight -= 1
-        if self.in_flight <= 0:
-            self.in_flight = 0
-            if self._waiters:
-                self._schedule_release()
+        self.in_flight = max(0, self.in_flight - 1)
+        if self.in_flight == 0 and self._waiters:
+            self._release_soon()
 
     async def turn(self) -> None:
         """Return at once while the API rests and nothing waits; otherwise wait for the API to rest (and the steps
@@ -61,46 +61,47 @@ class ApiFirst:
             return
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(waiter)
+        self._waiters.append((loop.time() + self.max_wait, waiter))
         if self.in_flight == 0:
-            self._schedule_release()
-        timer = loop.call_later(self.max_wait, _release_one, waiter)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
+            self._release_soon()
+        elif self._timer is None:
+            self._timer = loop.call_at(self._waiters[0][0], self._release)
+        await waiter
 
     @property
     def waiting(self) -> int:
         """Background steps waiting for their turn now."""
-        return sum(1 for w in self._waiters if not w.done())
+        return len(self._waiters)
 
-    def _schedule_release(self) -> None:
-        if not self._releasing:
-            self._releasing = True
-            asyncio.get_running_loop().call_soon(self._release)
+    def _release_soon(self) -> None:
+        if self._soon is None:
+            self._soon = asyncio.get_running_loop().call_soon(self._release)
 
     def _release(self) -> None:
-        """Let ``batch`` waiters go, and the next ones at the next turn of the loop (after the steps just let go
-        have run up to their next wait), unless a request came meanwhile."""
-        self._releasing = False
-        if self.in_flight:
-            return
+        """Let ``batch`` waiters go: any while the API rests, else only those past their deadline. The next ones
+        go at the next turn of the loop (after the steps just let go have run up to their next wait), or at the
+        next deadline; so neither the API's rest nor a deadline lets a crowd into the loop at once."""
+        self._soon = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         released = 0
         while self._waiters and released < self.batch:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
+            deadline, waiter = self._waiters[0]
+            if self.in_flight and deadline > now:
+                break
+            self._waiters.popleft()
+            if not waiter.done():  # a step cancelled while it waited has nothing to let go
                 waiter.set_result(None)
                 released += 1
-        while self._waiters and self._waiters[0].done():  # those whose wait ran out
-            self._waiters.popleft()
-        if self._waiters:
-            self._schedule_release()
-
-
-def _release_one(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+        if not self._waiters:
+            return
+        if not self.in_flight or self._waiters[0][0] <= now:
+            self._release_soon()
+        else:
+            self._timer = loop.call_at(self._waiters[0][0], self._release)
 
 
 class _Counted:

@@ -56,6 +56,22 @@ async def test_a_step_waits_at_most_max_wait_under_requests_that_never_end() -> 
     gate.finished()
 
 
+async def test_under_requests_that_never_end_steps_past_their_deadline_go_a_batch_at_a_time() -> None:
+    gate = ApiFirst(max_wait=0.05, batch=2)
+    still_waiting: list[int] = []
+
+    async def step() -> None:
+        await gate.turn()
+        still_waiting.append(gate.waiting)
+
+    gate.started()
+    t0 = time.perf_counter()
+    await asyncio.gather(*(step() for _ in range(6)))
+    assert time.perf_counter() - t0 >= 0.04
+    assert still_waiting[0] == 4  # the first two went alone, the others after them
+    gate.finished()
+
+
 async def test_the_middleware_counts_a_request_until_its_app_returns() -> None:
     gate = ApiFirst()
     seen: list[int] = []
