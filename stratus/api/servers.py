@@ -30,11 +30,17 @@ V219 = APIVersion.parse("2.19")
 V226 = APIVersion.parse("2.26")
 V238 = APIVersion.parse("2.38")
 
-async def load_instance(req: ApiRequest, server_id: str, rule: str) -> dict[str, Any]:
-    """The caller's instance (any project's for admins) or Nova's 404, then ``rule`` on it or Nova's 403."""
+async def load_instance(req: ApiRequest, server_id: str, rule: str, plain: bool = False) -> dict[str, Any]:
+    """The caller's instance (any project's for admins) or Nova's 404, then ``rule`` on it or Nova's 403;
+    ``plain``: the row alone (no metadata, tags, fault or network info), for a handler that shows none."""
     ctx = req.context
     async with req.services.db.read() as conn:
-        inst = await instances.get(conn, server_id, project_id=visible_project(ctx))
+        if plain:
+            inst = await instances.get_plain(conn, server_id, project_id=visible_project(ctx))
+            if inst is not None and inst["deleted"]:
+                inst = None
+        else:
+            inst = await instances.get(conn, server_id, project_id=visible_project(ctx))
     if inst is None:
         raise Fault(404, f"Instance {server_id} could not be found.")
     policy.authorize(ctx, rule, {"project_id": inst["project_id"], "user_id": inst["user_id"]})
@@ -187,7 +193,7 @@ async def update(req: ApiRequest) -> Response:
 async def delete(req: ApiRequest) -> Response:
     """DELETE: with ``[DEFAULT] reclaim_instance_interval`` a server that has run and has nothing under way is
     soft-deleted (restore brings it back; its host deletes it after the interval), else deleted."""
-    inst = await load_instance(req, req.path["server_id"], "os_compute_api:servers:delete")
+    inst = await load_instance(req, req.path["server_id"], "os_compute_api:servers:delete", plain=True)
     if inst["locked"] and not req.context.is_admin:
         raise Fault(409, f"Instance {inst['uuid']} is locked")
     soft = (req.services.conf.reclaim_instance_interval > 0 and inst["launched_at"] is not None

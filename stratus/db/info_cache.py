@@ -34,7 +34,7 @@ async def get_many(conn: Connection, uuids: list[str]) -> dict[str, list[dict[st
 
 async def get_many_stored(conn: Connection, uuids: list[str]) -> dict[str, str | None]:
     """The network info of these instances as stored (JSON text): hashable, for keys of rendered bodies."""
-    return dict((await conn.execute(_STORED_OF, {"b_uuids": uuids})).tuples().all())
+    return {uuid: stored for uuid, stored in await conn.execute(_STORED_OF, {"b_uuids": uuids})}
 
 
 #: built once, the uuids bound at execution

@@ -269,10 +269,30 @@ async def _run_page(conn: Connection, f: ListFilters, q: Select[Any]) -> tuple[l
         raise
 
 
+#: page statements by their filters (those without a marker, whose statement depends on the filters alone): a
+#: statement object SQLAlchemy has seen keeps its cache key, so a poll repeated costs its execution only
+_PAGES: dict[tuple[str, bool], Select[Any]] = {}
+_PAGES_MAX = 256
+
+
+async def _statement(conn: Connection, f: ListFilters, stored: bool) -> Select[Any]:
+    key = (repr(f), stored) if f.marker is None else None
+    q = _PAGES.get(key) if key is not None else None
+    if q is None:
+        q = await _page_statement(conn, f)
+        if stored:
+            q = q.with_only_columns(*(_stored(c) for c in q.selected_columns), maintain_column_froms=True)
+        if key is not None:
+            if len(_PAGES) >= _PAGES_MAX:
+                _PAGES.clear()
+            _PAGES[key] = q
+    return q
+
+
 async def list_page(conn: Connection, f: ListFilters) -> list[dict[str, Any]]:
     """One page of instances, sorted, after the marker; ``MarkerNotFound`` if the marker is unknown (or, for a list
     of one project, another project's instance: a marker is no way to learn of those)."""
-    keys, result = await _run_page(conn, f, await _page_statement(conn, f))
+    keys, result = await _run_page(conn, f, await _statement(conn, f, stored=False))
     rows = [dict(zip(keys, r, strict=True)) for r in result]  # the keys once: a row mapping asks for them each row
     return rows if f.basic else await _attach(conn, rows)
 
@@ -331,9 +351,7 @@ _TAGS_OF = select(instance_tags.c.instance_uuid, instance_tags.c.tag).where(
 async def list_page_stored(conn: Connection, f: ListFilters) -> StoredPage:
     """``list_page`` with the rows as stored (see ``StoredPage``): the detail listing renders only the servers
     whose stored values changed since it last rendered them."""
-    q = await _page_statement(conn, f)
-    q = q.with_only_columns(*(_stored(c) for c in q.selected_columns), maintain_column_froms=True)
-    keys, result = await _run_page(conn, f, q)
+    keys, result = await _run_page(conn, f, await _statement(conn, f, stored=True))
     rows = [tuple(r) for r in result]  # plain tuples: Row's own hash and equality cost more
     page = StoredPage(keys=keys, rows=rows, metadata={}, tags={}, faults={}, network_info={}, fault_keys=[])
     if not rows:
