@@ -22,6 +22,7 @@ from stratus import conf as conf_mod
 from stratus import sizelimit
 from stratus.db import migrate
 from stratus.db.engine import Database, make_private_dir
+from stratus.http_protocol import CoalescingHttpToolsProtocol
 from stratus.priority import API_FIRST
 from stratus.rpc.transport import Transport, TransportError, get_transport
 
@@ -353,8 +354,9 @@ class Services:
         return auth
 
     def _serve(self, app: Any, host: str, port: int) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
-                                loop="none", lifespan="off", timeout_graceful_shutdown=2)
+        # each response written to its socket once (stratus/http_protocol.py)
+        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, loop="none",
+                                lifespan="off", timeout_graceful_shutdown=2, http=CoalescingHttpToolsProtocol)
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.http_servers.append(server)
