@@ -22,7 +22,10 @@ class RequestContext:
     auth_token: str | None = None  # passed on to a real image service (Glance) on the caller's behalf
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # by hand: dataclasses.asdict deep-copies field by field, and every request and cast makes one
+        return {"user_id": self.user_id, "project_id": self.project_id, "is_admin": self.is_admin,
+                "roles": list(self.roles), "request_id": self.request_id, "read_deleted": self.read_deleted,
+                "auth_token": self.auth_token}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RequestContext:

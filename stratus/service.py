@@ -22,6 +22,8 @@ from stratus import conf as conf_mod
 from stratus import sizelimit
 from stratus.db import migrate
 from stratus.db.engine import Database, make_private_dir
+from stratus.http_protocol import CoalescingHttpToolsProtocol
+from stratus.priority import API_FIRST
 from stratus.rpc.transport import Transport, TransportError, get_transport
 
 if TYPE_CHECKING:
@@ -183,13 +185,15 @@ class Services:
                 await flavors.ensure_defaults(conn)
             api_services = ApiServices(conf=conf, db=db, transport=transport, auth=auth, images=images,
                                        network=network)
-            self._serve(auth.wrap(create_app(api_services)), conf.osapi_compute_listen, conf.osapi_compute_listen_port)
+            # its requests before the builds on this process's loop (stratus/priority.py)
+            self._serve(API_FIRST.wrap(auth.wrap(create_app(api_services))), conf.osapi_compute_listen,
+                        conf.osapi_compute_listen_port)
         if "metadata" in self.roles:
             self._serve_metadata()
         if "image" in self.roles:
             from stratus.image.api import create_app as create_image_app
 
-            self._serve(auth.wrap(create_image_app(self.image_store, auth)), conf.image_store.listen,
+            self._serve(API_FIRST.wrap(auth.wrap(create_image_app(self.image_store, auth))), conf.image_store.listen,
                         conf.image_store.listen_port)
 
         if "network" in self.roles:
@@ -327,7 +331,7 @@ class Services:
                                     hasher=Hasher(conf.identity.password_hash_rounds), catalog=catalog.build(conf))
         if "identity" in self.roles:
             await bootstrap.bootstrap(services, self.admin_password)
-            self._serve(sizelimit.wrap(create_identity_app(services), conf), conf.identity.listen,
+            self._serve(API_FIRST.wrap(sizelimit.wrap(create_identity_app(services), conf)), conf.identity.listen,
                         conf.identity.listen_port)
         return TokenAuth(tokens, catalog.identity_url(services.catalog).removesuffix("/v3"))
 
@@ -350,8 +354,9 @@ class Services:
         return auth
 
     def _serve(self, app: Any, host: str, port: int) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
-                                loop="none", lifespan="off", timeout_graceful_shutdown=2)
+        # each response written to its socket once (stratus/http_protocol.py)
+        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, loop="none",
+                                lifespan="off", timeout_graceful_shutdown=2, http=CoalescingHttpToolsProtocol)
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.http_servers.append(server)

@@ -10,6 +10,8 @@ import hashlib
 import ipaddress
 from typing import Any
 
+import orjson
+
 from stratus.api import image_properties
 from stratus.api.microversion import APIVersion
 from stratus.api.request import ApiRequest
@@ -62,6 +64,21 @@ class ServerViewBuilder:
         #: server group uuids by instance uuid (2.71), for show, update and rebuild only
         self.server_groups: dict[str, list[str]] | None = None
         self.template = req.services.conf.instance_name_template
+
+    def settings(self) -> tuple[Any, ...]:
+        """What of the request ``full`` depends on besides the instance, its host's status and its request spec
+        (part of a rendered body's key, api/server_cache.py)."""
+        return (self.version, self.self_prefix, self.bookmark_prefix, self.show_extended, self.show_host_status,
+                self.show_extra_specs, bool(self.req.context.is_admin), self.template)
+
+    def spec_key(self, uuid: str) -> bytes:
+        """The parts of the instance's request spec ``full`` shows at this microversion (2.96's zone, 2.100's
+        hints), as a hashable value."""
+        if self.version < V296:
+            return b""
+        spec = self.specs.get(uuid) or {}
+        return orjson.dumps([spec.get("availability_zone"), spec.get("scheduler_hints")],
+                            option=orjson.OPT_SORT_KEYS)
 
     def _links(self, uuid: str) -> list[dict[str, str]]:
         return [{"rel": "self", "href": f"{self.self_prefix}/servers/{uuid}"},

@@ -6,6 +6,7 @@ import dataclasses
 
 from oslo_config import cfg
 
+from stratus.api.server_cache import RenderedServers
 from stratus.db.engine import Database
 from stratus.identity.auth import Authenticator
 from stratus.image.client import ImageClient
@@ -22,3 +23,5 @@ class ApiServices:
     images: ImageClient
     #: Nova's network API on the Networking service; None when none is configured (servers get no ports)
     network: NetworkAPI | None = None
+    #: the detail listing's bodies, kept while what they are made of is unchanged (api/server_cache.py)
+    rendered: RenderedServers = dataclasses.field(default_factory=RenderedServers)

@@ -18,6 +18,7 @@ from stratus.db import actions, builds, instances, placement
 from stratus.db import services as services_db
 from stratus.objects import states
 from stratus.objects.states import power_state, task_states
+from stratus.priority import background_turn
 from stratus.utils import utcnow
 
 LOG = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ async def build_and_run_instance(host: ComputeHost, context: dict[str, Any], ins
 
 
 async def _step(host: ComputeHost, uuid: str, values: dict[str, Any], expected: tuple[str | None, ...]) -> None:
+    await background_turn()
     async with host.db.write() as conn:
         if not await instances.update_instance(conn, uuid, values, expected_task_state=expected,
                                                expected_vm_state=(states.BUILDING,)):
@@ -57,7 +59,9 @@ async def _step(host: ComputeHost, uuid: str, values: dict[str, Any], expected: 
 
 
 async def _build(host: ComputeHost, context: dict[str, Any], uuid: str, request_spec: dict[str, Any]) -> str | None:
-    """Build; returns the reason to reschedule elsewhere, or None when done (active, error or deleted)."""
+    """Build; returns the reason to reschedule elsewhere, or None when done (active, error or deleted). Each unit
+    of work waits for its turn while the API serves requests (stratus/priority.py)."""
+    await background_turn()
     async with host.db.write() as conn:
         instance = await instances.get_plain(conn, uuid)
         if instance is not None and not instance["deleted"] and instance["host"] != host.host:
@@ -90,8 +94,10 @@ async def _build(host: ComputeHost, context: dict[str, Any], uuid: str, request_
         drive = await config_drive.prepare(host.conf, host.db, driver, instance, image_meta,
                                            admin_password=request_spec.get("admin_password"),
                                            injected_files=request_spec.get("personality") or [])
+        await background_turn()
         await driver.spawn(instance, image_meta, network_info=network_info, config_drive=drive)
         await networking.wait_for_vif_plugged(host, instance, network_info)
+        await background_turn()
         async with host.db.write() as conn:
             done = await instances.update_instance(
                 conn, uuid, {"vm_state": states.ACTIVE, "task_state": None, "power_state": power_state.RUNNING,

@@ -17,6 +17,7 @@ from stratus.compute.rpcapi import ComputeAPI
 from stratus.db import actions, instances, placement
 from stratus.db import migration_records as records
 from stratus.objects import states
+from stratus.priority import background_turn
 
 LOG = logging.getLogger(__name__)
 TERMINATE_EVENT = "compute_terminate_instance"
@@ -24,6 +25,7 @@ TERMINATE_EVENT = "compute_terminate_instance"
 
 async def terminate_instance(host: ComputeHost, context: dict[str, Any], instance_uuid: str) -> None:
     async with host.locks(instance_uuid):
+        await background_turn()  # after the API's requests (stratus/priority.py)
         async with host.db.write() as conn:
             instance = await instances.get_plain(conn, instance_uuid)
             if instance is None or instance["deleted"]:
@@ -39,6 +41,7 @@ async def terminate_instance(host: ComputeHost, context: dict[str, Any], instanc
             error = exc
         if error is None:  # Nova's _try_deallocate_network: the ports go with the guest
             await networking.deallocate(host, context, instance)
+        await background_turn()
         async with host.db.write() as conn:
             if error is None:
                 await placement.remove_allocations(conn, instance_uuid)

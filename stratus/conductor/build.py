@@ -17,6 +17,7 @@ from stratus.conductor.state import ConductorState
 from stratus.db import actions, builds, info_cache, instances, placement
 from stratus.objects import states
 from stratus.objects.states import task_states
+from stratus.priority import background_turn
 from stratus.rpc.transport import TransportError
 
 LOG = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ async def schedule_and_build_instances(conductor: ConductorState, context: dict[
     choose hosts, record them and cast each build to its host."""
     failpoints.hit("conductor.received")
     with conductor.in_flight.hold(instance_uuids):
+        await background_turn()  # after the API's requests (stratus/priority.py)
         async with conductor.db.write() as conn:
             taken = await builds.take_new(conn, instance_uuids, conductor.service_id)
             for uuid in taken:
@@ -54,6 +56,7 @@ async def schedule_taken(conductor: ConductorState, context: dict[str, Any], req
 async def schedule(conductor: ConductorState, context: dict[str, Any], request_spec: dict[str, Any],
                    instance_uuids: list[str]) -> None:
     """Ask the scheduler for hosts, point each instance at its host and cast the builds."""
+    await background_turn()
     try:
         selections = await select_destinations(conductor, context, request_spec, instance_uuids)
     except Exception as exc:
@@ -62,6 +65,7 @@ async def schedule(conductor: ConductorState, context: dict[str, Any], request_s
         return
     failpoints.hit("conductor.claimed")
     placed: list[tuple[str, list[dict[str, Any]]]] = []
+    await background_turn()
     async with conductor.db.write() as conn:
         for uuid, hosts in zip(instance_uuids, selections, strict=True):
             if await place(conductor, conn, context, uuid, hosts[0], SCHEDULE_EVENT):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import Text, cast, select, update
+from sqlalchemy import String, Text, bindparam, cast, select, type_coerce, update
 
 from stratus.db.engine import Connection
 from stratus.db.models import instance_info_caches, instances
@@ -31,6 +31,16 @@ async def get_many(conn: Connection, uuids: list[str]) -> dict[str, list[dict[st
     rows = await conn.execute(select(instance_info_caches.c.instance_uuid, instance_info_caches.c.network_info)
                               .where(instance_info_caches.c.instance_uuid.in_(uuids)))
     return {u: list(n or []) for u, n in rows}
+
+
+async def get_many_stored(conn: Connection, uuids: list[str]) -> dict[str, str | None]:
+    """The network info of these instances as stored (JSON text): hashable, for keys of rendered bodies."""
+    return {uuid: stored for uuid, stored in await conn.execute(_STORED_OF, {"b_uuids": uuids})}
+
+
+#: built once, the uuids bound at execution
+_STORED_OF = select(instance_info_caches.c.instance_uuid, type_coerce(instance_info_caches.c.network_info, String)
+                    ).where(instance_info_caches.c.instance_uuid.in_(bindparam("b_uuids", expanding=True)))
 
 
 async def save(conn: Connection, uuid: str, network_info: list[dict[str, Any]]) -> None:

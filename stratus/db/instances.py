@@ -11,7 +11,22 @@ import datetime
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Select, String, and_, bindparam, cast, delete, func, or_, select, update
+import orjson
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Select,
+    String,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.exc import DBAPIError
 
 from stratus.db import actions, info_cache
@@ -71,6 +86,9 @@ class ListFilters:
     regex: dict[str, str] = dataclasses.field(default_factory=dict)
     #: whether the rows carry ``system_metadata`` (the image properties, ``locked_reason``)
     with_system_metadata: bool = False
+    #: only what an index shows (uuid, display_name and the sort keys), no metadata, tags, fault or network info:
+    #: the index is what clients poll
+    basic: bool = False
     sort: list[tuple[str, str]] = dataclasses.field(default_factory=lambda: [("created_at", "desc")])
     limit: int = 1000
     marker: str | None = None
@@ -157,8 +175,12 @@ _LIST_COLUMNS = [c for c in instances.c if c.name != "system_metadata"]
 
 
 def _filtered(f: ListFilters) -> Select[Any]:
-    q = select(instances) if f.with_system_metadata else select(*_LIST_COLUMNS)
     c = instances.c
+    if f.basic:
+        names = dict.fromkeys(["uuid", "display_name", "id", *(k for k, _ in f.sort)])
+        q = select(*(c[n] for n in names))
+    else:
+        q = select(instances) if f.with_system_metadata else select(*_LIST_COLUMNS)
     if f.only_deleted:
         q = q.where(c.deleted != 0)
     elif not f.include_deleted:
@@ -208,9 +230,9 @@ def _filtered(f: ListFilters) -> Select[Any]:
     return q
 
 
-async def list_page(conn: Connection, f: ListFilters) -> list[dict[str, Any]]:
-    """One page of instances, sorted, after the marker; ``MarkerNotFound`` if the marker is unknown (or, for a list
-    of one project, another project's instance: a marker is no way to learn of those)."""
+async def _page_statement(conn: Connection, f: ListFilters) -> Select[Any]:
+    """The page's query: filters, sort, the marker (``MarkerNotFound`` if unknown, or, for a list of one
+    project, another project's instance: a marker is no way to learn of those) and the limit."""
     q = _filtered(f)
     keys = [(k, d) for k, d in f.sort if k != "id"] + [("id", f.sort[0][1] if f.sort else "desc")]
     if f.marker is not None:
@@ -234,16 +256,123 @@ async def list_page(conn: Connection, f: ListFilters) -> list[dict[str, Any]]:
                 clauses.append(and_(*eqs, cmp))
         q = q.where(or_(*clauses)) if clauses else q.where(False)
     order = [instances.c[k].asc() if d == "asc" else instances.c[k].desc() for k, d in keys]
-    q = q.order_by(*order).limit(f.limit)
+    return q.order_by(*order).limit(f.limit)
+
+
+async def _run_page(conn: Connection, f: ListFilters, q: Select[Any]) -> tuple[list[str], list[Any]]:
     try:
         result = await conn.execute(q)
-        keys = list(result.keys())  # once: dict(row_mapping) asks the result's metadata for its keys each row
-        rows = [dict(zip(keys, r, strict=True)) for r in result]
+        return list(result.keys()), result.all()
     except DBAPIError as exc:
         if f.name and getattr(exc.orig, "sqlstate", None) == _INVALID_REGEX:
             raise InvalidRegex(f.name) from None
         raise
-    return await _attach(conn, rows)
+
+
+#: page statements by their filters (those without a marker, whose statement depends on the filters alone): a
+#: statement object SQLAlchemy has seen keeps its cache key, so a poll repeated costs its execution only
+_PAGES: dict[tuple[str, bool], Select[Any]] = {}
+_PAGES_MAX = 256
+
+
+async def _statement(conn: Connection, f: ListFilters, stored: bool) -> Select[Any]:
+    key = (repr(f), stored) if f.marker is None else None
+    q = _PAGES.get(key) if key is not None else None
+    if q is None:
+        q = await _page_statement(conn, f)
+        if stored:
+            q = q.with_only_columns(*(_stored(c) for c in q.selected_columns), maintain_column_froms=True)
+        if key is not None:
+            if len(_PAGES) >= _PAGES_MAX:
+                _PAGES.clear()
+            _PAGES[key] = q
+    return q
+
+
+async def list_page(conn: Connection, f: ListFilters) -> list[dict[str, Any]]:
+    """One page of instances, sorted, after the marker; ``MarkerNotFound`` if the marker is unknown (or, for a list
+    of one project, another project's instance: a marker is no way to learn of those)."""
+    keys, result = await _run_page(conn, f, await _statement(conn, f, stored=False))
+    rows = [dict(zip(keys, r, strict=True)) for r in result]  # the keys once: a row mapping asks for them each row
+    return rows if f.basic else await _attach(conn, rows)
+
+
+def _stored(column: Any) -> Any:
+    """A column as the database stores it: JSON as its text, times as the driver gives them (SQLite: text), so
+    that a row is a tuple of plain values."""
+    if isinstance(column.type, JSON | DateTime):
+        return type_coerce(column, String).label(column.name)
+    return column
+
+
+_JSON_COLUMNS = frozenset(c.name for c in instances.c if isinstance(c.type, JSON))
+_TIME_COLUMNS = frozenset(c.name for c in instances.c if isinstance(c.type, DateTime))
+
+
+@dataclasses.dataclass(slots=True)
+class StoredPage:
+    """A page of instances as stored: each row a tuple (hashable: the key of a rendered body, see
+    ``api/server_cache.py``) with what a server body shows of its metadata, tags, newest fault and network info,
+    each as a hashable value too. ``instance(i)`` decodes row ``i`` into ``list_page``'s dict."""
+
+    keys: list[str]
+    rows: list[tuple[Any, ...]]
+    metadata: dict[str, tuple[tuple[str, str], ...]]
+    tags: dict[str, tuple[str, ...]]
+    faults: dict[str, tuple[Any, ...]]
+    network_info: dict[str, str | None]
+    fault_keys: list[str]
+
+    def instance(self, index: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in zip(self.keys, self.rows[index], strict=True):
+            if value is not None and key in _JSON_COLUMNS:
+                value = orjson.loads(value)
+            elif isinstance(value, str) and key in _TIME_COLUMNS:
+                value = datetime.datetime.fromisoformat(value)
+            out[key] = value
+        uuid = out["uuid"]
+        out["metadata"] = dict(self.metadata.get(uuid, ()))
+        out["tags"] = sorted(self.tags.get(uuid, ()))
+        fault = self.faults.get(uuid)
+        out["fault"] = None if fault is None else dict(zip(self.fault_keys, fault, strict=True))
+        cached = self.network_info.get(uuid)
+        out["network_info"] = list(orjson.loads(cached) or []) if cached else []
+        return out
+
+
+#: built once, the uuids bound at execution (a statement with a thousand literals is built and compiled each time)
+_METADATA_OF = select(instance_metadata.c.instance_uuid, instance_metadata.c.key, instance_metadata.c.value).where(
+    instance_metadata.c.instance_uuid.in_(bindparam("b_uuids", expanding=True)))
+_TAGS_OF = select(instance_tags.c.instance_uuid, instance_tags.c.tag).where(
+    instance_tags.c.instance_uuid.in_(bindparam("b_uuids", expanding=True)))
+
+
+async def list_page_stored(conn: Connection, f: ListFilters) -> StoredPage:
+    """``list_page`` with the rows as stored (see ``StoredPage``): the detail listing renders only the servers
+    whose stored values changed since it last rendered them."""
+    keys, result = await _run_page(conn, f, await _statement(conn, f, stored=True))
+    rows = [tuple(r) for r in result]  # plain tuples: Row's own hash and equality cost more
+    page = StoredPage(keys=keys, rows=rows, metadata={}, tags={}, faults={}, network_info={}, fault_keys=[])
+    if not rows:
+        return page
+    at_uuid, at_state = keys.index("uuid"), keys.index("vm_state")
+    uuids = [r[at_uuid] for r in rows]
+    meta: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for u, k, v in await conn.execute(_METADATA_OF, {"b_uuids": uuids}):
+        meta[u].append((k, v))
+    page.metadata = {u: tuple(items) for u, items in meta.items()}
+    tags: dict[str, list[str]] = defaultdict(list)
+    for u, t in await conn.execute(_TAGS_OF, {"b_uuids": uuids}):
+        tags[u].append(t)
+    page.tags = {u: tuple(items) for u, items in tags.items()}
+    errored = [r[at_uuid] for r in rows if r[at_state] == "error"]
+    faults = await actions.latest_faults(conn, errored)
+    if faults:
+        page.fault_keys = list(next(iter(faults.values())))
+        page.faults = {u: tuple(fault.values()) for u, fault in faults.items()}
+    page.network_info = await info_cache.get_many_stored(conn, uuids)
+    return page
 
 
 def _state_in(column: Any, expected: tuple[str | None, ...]) -> Any:
