@@ -1,5 +1,6 @@
-"""docs/multinode.md: every INI block loads with the options as the code defines them, and keeps no `# comment`
-after a value (oslo.config would keep it in the value)."""
+"""docs/multinode.md: its INI blocks keep no `# comment` after a value (oslo.config would keep it in the value)
+and each transport URL parses; that each option exists with a valid value (keystoneauth's included) is checked
+for every doc by test_config_docs."""
 
 from __future__ import annotations
 
@@ -25,11 +26,5 @@ def test_ini_block_loads(block: str, tmp_path: Path) -> None:
     path = tmp_path / "stratus.conf"
     path.write_text(block)
     conf = conf_mod.load([str(path)])
-    for line in block.splitlines():
-        if "=" in line:
-            name = line.split("=", 1)[0].strip()
-            group = next(g for g, opts in conf_mod.GROUPS.items() if any(o.name == name for o in opts))
-            value = conf[name] if group == "DEFAULT" else conf[group][name]
-            assert value is not None
     if conf.transport_url.startswith("rabbit:"):
         url.parse(conf.transport_url)
