@@ -12,6 +12,8 @@ first DELETE to none listed), then the burst: 200 concurrent GET /servers/detail
 built (p50/p99 of the GETs, and how many were refused: an error status or a failed connection), then
 ``--listed`` servers in all (booted 50 per request, ``max_count``) and GET /servers/detail of all of them (p50),
 and the cloud process's peak RSS after that. ``--runs 3`` repeats every row on fresh clouds and reports medians.
+It also reports the CPU time (user + system) the cloud's processes spent per boot and per delete: on a machine
+other jobs load, the wall-clock rates move with the load, the CPU time per operation hardly does.
 
 The ``failing`` row boots the same servers where a fraction of the simulated hosts (``[fake_driver] fail_hosts``,
 every 5th host for 0.2) fail every build, so the conductor reschedules those builds onto the alternates the
@@ -115,6 +117,17 @@ def rss_mib(cloud: Cloud | Multinode) -> tuple[float, dict[str, float]]:
         each = {name: peak_rss_mib(pid) for name, pid in cloud.pids().items()}
         return sum(each.values()), each
     return peak_rss_mib(cloud.proc.pid), {"all-in-one": peak_rss_mib(cloud.proc.pid)}
+
+
+def cpu_seconds(cloud: Cloud | Multinode) -> float:
+    """CPU time (user + system) the cloud's processes have used so far: a figure the machine's load hardly moves,
+    unlike the wall-clock rates (other jobs on the machine take turns on its cores, not from this count)."""
+    pids = list(cloud.pids().values()) if isinstance(cloud, Multinode) else [cloud.proc.pid]
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def failing_hosts(hosts: int, fraction: float) -> list[str]:
@@ -253,7 +266,7 @@ async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_rep
                     break
                 await asyncio.sleep(0.02)
 
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), cpu_seconds(cloud)
         poller = asyncio.create_task(poll())  # from the first POST, so early servers' ACTIVE times are seen
         try:
             await asyncio.gather(*(boot(i) for i in range(servers)))
@@ -263,6 +276,7 @@ async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_rep
         posted = time.perf_counter() - start
         await poller
         all_active = time.perf_counter() - start
+        boot_cpu = cpu_seconds(cloud) - cpu_start
 
         list_times: list[float] = []
         for _ in range(list_repeats):
@@ -312,6 +326,7 @@ async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_rep
         "posted_s": posted,
         "all_active_s": all_active,
         "servers_per_s": servers / all_active,
+        "cpu_ms_per_boot": 1000 * boot_cpu / servers,
         "post_p50_ms": 1000 * statistics.median(post_times),
         "post_p99_ms": 1000 * percentile(post_times, 99),
         "detail_p50_ms": 1000 * statistics.median(list_times),
@@ -362,13 +377,14 @@ async def anchor_rows(http: httpx.AsyncClient, cloud: Cloud | Multinode, image_i
             if resp.status_code != 204:
                 raise RuntimeError(f"delete {server_id}: {resp.status_code} {resp.text}")
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), cpu_seconds(cloud)
     await asyncio.gather(*(delete(s) for s in ids))
     while True:
         if not (await http.get(url)).json()["servers"]:
             break
         await asyncio.sleep(0.02)
     deleted = time.perf_counter() - start
+    delete_cpu = cpu_seconds(cloud) - cpu_start
 
     # the burst: every GET at once while the boots are posted (by ``concurrency`` clients) and built
     refused = 0
@@ -424,6 +440,7 @@ async def anchor_rows(http: httpx.AsyncClient, cloud: Cloud | Multinode, image_i
         "deleted_s": deleted,
         "deletes_per_s": len(ids) / deleted,
         "delete_p50_ms": 1000 * statistics.median(delete_times),
+        "cpu_ms_per_delete": 1000 * delete_cpu / len(ids),
         "burst_gets": burst_gets,
         "burst_boots": burst_boots,
         "burst_p50_ms": 1000 * statistics.median(get_times) if get_times else None,
@@ -552,6 +569,8 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
     print()
     for name, r in results.items():
         print(f"{name}: medians of {r.get('runs', 1)} run(s); POST->all ACTIVE {r['all_active_s']:.2f} s; "
+              f"cloud CPU per boot {r['cpu_ms_per_boot']:.1f} ms"
+              + (f", per delete {r['cpu_ms_per_delete']:.1f} ms" if "cpu_ms_per_delete" in r else "") + "; "
               f"GET /servers/detail ({r['servers']}) p99 {r['detail_p99_ms']:.1f} ms"
               + (f"; {r['deletes']} deletes, first DELETE -> all gone {r['deleted_s']:.2f} s; burst "
                  f"{r['burst_gets']} GET /servers/detail during {r['burst_boots']} boots; listing of "
