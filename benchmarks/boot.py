@@ -440,7 +440,7 @@ async def anchor_rows(http: httpx.AsyncClient, cloud: Cloud | Multinode, image_i
         "deleted_s": deleted,
         "deletes_per_s": len(ids) / deleted,
         "delete_p50_ms": 1000 * statistics.median(delete_times),
-        "cpu_ms_per_delete": 1000 * delete_cpu / len(ids),
+        "cpu_ms_per_delete": 1000 * delete_cpu / max(1, len(ids)),
         "burst_gets": burst_gets,
         "burst_boots": burst_boots,
         "burst_p50_ms": 1000 * statistics.median(get_times) if get_times else None,
