@@ -12,6 +12,8 @@ first DELETE to none listed), then the burst: 200 concurrent GET /servers/detail
 built (p50/p99 of the GETs, and how many were refused: an error status or a failed connection), then
 ``--listed`` servers in all (booted 50 per request, ``max_count``) and GET /servers/detail of all of them (p50),
 and the cloud process's peak RSS after that. ``--runs 3`` repeats every row on fresh clouds and reports medians.
+It also reports the CPU time (user + system) the cloud's processes spent per boot and per delete: on a machine
+other jobs load, the wall-clock rates move with the load, the CPU time per operation hardly does.
 
 The ``failing`` row boots the same servers where a fraction of the simulated hosts (``[fake_driver] fail_hosts``,
 every 5th host for 0.2) fail every build, so the conductor reschedules those builds onto the alternates the
@@ -115,7 +117,8 @@ class Multinode:
 
 
 def cpu_seconds(cloud: Cloud | Multinode) -> float:
-    """User + system CPU time the cloud's processes used so far (all their threads)."""
+    """User + system CPU time the cloud's processes used so far (all their threads): a figure the machine's load
+    hardly moves, unlike the wall-clock rates (other jobs take turns on its cores, not from this count)."""
     pids = list(cloud.pids().values()) if isinstance(cloud, Multinode) else [cloud.proc.pid]
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
@@ -428,13 +431,14 @@ async def anchor_rows(http: httpx.AsyncClient, cloud: Cloud | Multinode, image_i
             if resp.status_code != 204:
                 raise RuntimeError(f"delete {server_id}: {resp.status_code} {resp.text}")
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), cpu_seconds(cloud)
     await asyncio.gather(*(delete(s) for s in ids))
     while True:
         if not (await http.get(url)).json()["servers"]:
             break
         await asyncio.sleep(0.02)
     deleted = time.perf_counter() - start
+    delete_cpu = cpu_seconds(cloud) - cpu_start
 
     # the burst: every GET at once while the boots are posted (by ``concurrency`` clients) and built
     refused = 0
@@ -490,6 +494,7 @@ async def anchor_rows(http: httpx.AsyncClient, cloud: Cloud | Multinode, image_i
         "deleted_s": deleted,
         "deletes_per_s": len(ids) / deleted,
         "delete_p50_ms": 1000 * statistics.median(delete_times),
+        "cpu_ms_per_delete": 1000 * delete_cpu / max(1, len(ids)),
         "burst_gets": burst_gets,
         "burst_boots": burst_boots,
         "burst_p50_ms": 1000 * statistics.median(get_times) if get_times else None,
@@ -620,6 +625,8 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
     print()
     for name, r in results.items():
         print(f"{name}: medians of {r.get('runs', 1)} run(s); POST->all ACTIVE {r['all_active_s']:.2f} s; "
+              f"cloud CPU per boot {r['cpu_ms_per_server']:.1f} ms"
+              + (f", per delete {r['cpu_ms_per_delete']:.1f} ms" if "cpu_ms_per_delete" in r else "") + "; "
               f"GET /servers/detail ({r['servers']}) p99 {r['detail_p99_ms']:.1f} ms"
               + (f"; {r['deletes']} deletes, first DELETE -> all gone {r['deleted_s']:.2f} s; burst "
                  f"{r['burst_gets']} GET /servers/detail during {r['burst_boots']} boots; listing of "

@@ -33,7 +33,7 @@ class _CoalescingTransport:
             return
         if not self._pending:
             self._loop.call_soon(self._flush)
-        self._pending.append(bytes(data))
+        self._pending.append(data if type(data) is bytes else bytes(data))  # a bytearray or view may change
 
     def writelines(self, lines: Any) -> None:
         for line in lines:
