@@ -15,7 +15,7 @@ import httpx
 
 from stratus.local_cloud import Cloud, start_cloud, stop_cloud
 from tests.functional.helpers import upload_image
-from tests.tempest.config import tempest_conf
+from tests.tempest.config import SCHEDULER_FILTERS, tempest_conf
 
 INCLUDE_LIST = Path(__file__).resolve().parents[1] / "tempest" / "include-list.txt"
 BINDIR = Path(sys.executable).parent
@@ -35,7 +35,8 @@ def tempest_cloud(tmp_path: Path) -> tuple[Cloud, Path]:
     network ``public`` (``172.24.0.0/16``) that tempest's routers, floating IPs and auto-allocated networks use."""
     (tmp_path / "cloud").mkdir()
     # cheap bcrypt: tempest makes users and logs them in for every test class
-    cloud = start_cloud(tmp_path / "cloud", "[identity]\npassword_hash_rounds = 4\n", auth_strategy="embedded")
+    cloud = start_cloud(tmp_path / "cloud", "[identity]\npassword_hash_rounds = 4\n[filter_scheduler]\n"
+                        f"enabled_filters = {','.join(SCHEDULER_FILTERS)}\n", auth_strategy="embedded")
     try:
         token = _admin_token(cloud)
         with cloud.image_client(token) as images:
