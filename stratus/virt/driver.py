@@ -183,11 +183,11 @@ class ComputeDriver(abc.ABC):
         """Unplug the VIF from the guest; one that is not plugged is fine."""
         raise InterfaceNotSupported()
 
-    @abc.abstractmethod
     async def inject_network_info(self, instance: dict[str, Any], network_info: list[dict[str, Any]]) -> None:
         """Write the network info into the guest, for guests that cannot learn it themselves (Nova's, once for
         Xen). Nothing by default: the guests here take their addresses by DHCP and the metadata service."""
 
+    @abc.abstractmethod
     async def get_info(self, instance: dict[str, Any]) -> InstanceInfo:
         """The guest's power state; ``InstanceNotFound`` when the hypervisor has no such guest."""
 
