@@ -775,8 +775,9 @@ def test_rebuild_in_place(cloud4: Cloud, image_id: str) -> None:
         c.delete(f"/servers/{sid}")
         wait_gone(c, sid)
     # from 2.71 the server's groups, from 2.75 the whole server body (an admin's too, user_data as user_data)
-    for version, schema in (("2.71", schema_271.rebuild_server), ("2.75", schema_275.rebuild_server),
-                            ("2.100", schema_2100.rebuild_server)):
+    for version, schema in (("2.71", schema_271.rebuild_server_with_admin_pass),
+                            ("2.75", schema_275.rebuild_server_with_admin_pass),
+                            ("2.100", schema_2100.rebuild_server_with_admin_pass)):
         with cloud4.client(version=version) as c:
             server = active_server(c, image_id)
             body = check_schema(schema, act(c, server["id"], {"rebuild": {"imageRef": image_id}}))["server"]

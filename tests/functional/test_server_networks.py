@@ -513,17 +513,24 @@ def test_a_moved_server_has_its_ports_bound_where_it_runs(project: Project, imag
     assert live["addresses"][net["name"]][0]["addr"] == address
 
 
+def _routed_network(cloud: Cloud, project: Project, cidr: str, public_cidr: str
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A network of the project routed to a new external network (floating IPs come from it): both networks."""
+    net, sub = project.net(cidr)
+    with cloud.network_client("admin:admin") as admin:
+        public = network(admin, **{"router:external": True})
+        subnet(admin, public["id"], public_cidr)
+    router = project.network.post("/routers", json={"router": {
+        "name": "r", "external_gateway_info": {"network_id": public["id"]}}}).json()["router"]
+    assert project.network.put(f"/routers/{router['id']}/add_router_interface",
+                               json={"subnet_id": sub["id"]}).status_code == 200
+    return net, public
+
+
 def test_add_and_remove_floating_ip_actions_up_to_243(net_cloud: Cloud, image_id: str) -> None:
     p = Project(net_cloud, version="2.43")
     try:
-        net, sub = p.net("10.70.0.0/24")
-        with net_cloud.network_client("admin:admin") as admin:
-            public = network(admin, **{"router:external": True})
-            subnet(admin, public["id"], "172.28.0.0/24")
-        router = p.network.post("/routers", json={"router": {
-            "name": "r", "external_gateway_info": {"network_id": public["id"]}}}).json()["router"]
-        assert p.network.put(f"/routers/{router['id']}/add_router_interface",
-                             json={"subnet_id": sub["id"]}).status_code == 200
+        net, public = _routed_network(net_cloud, p, "10.70.0.0/24", "172.28.0.0/24")
         first, second = (wait_for_status(p.compute, boot(p.compute, image_id, networks=[{"uuid": net["id"]}]).json()[
             "server"]["id"], {"ACTIVE"}) for _ in range(2))
         fips = [p.network.post("/floatingips", json={"floatingip": {"floating_network_id": public["id"]}}).json()[
@@ -567,14 +574,7 @@ def test_inject_network_info_refreshes_the_info_cache_and_ip_filters(net_cloud: 
                                                                      image_id: str) -> None:
     """A floating IP put on the port in the Networking service directly shows in ``addresses`` once
     ``injectNetworkInfo`` (admin) had the host read the port again; ``ip`` filters the list on fixed IPs."""
-    net, sub = project.net("10.80.0.0/24")
-    with net_cloud.network_client("admin:admin") as admin:
-        public = network(admin, **{"router:external": True})
-        subnet(admin, public["id"], "172.27.0.0/24")
-    router = project.network.post("/routers", json={"router": {
-        "name": "r", "external_gateway_info": {"network_id": public["id"]}}}).json()["router"]
-    assert project.network.put(f"/routers/{router['id']}/add_router_interface",
-                               json={"subnet_id": sub["id"]}).status_code == 200
+    net, public = _routed_network(net_cloud, project, "10.80.0.0/24", "172.27.0.0/24")
     servers = [wait_for_status(project.compute, boot(project.compute, image_id, networks=[
         {"uuid": net["id"], "fixed_ip": address}]).json()["server"]["id"], {"ACTIVE"})
         for address in ("10.80.0.5", "10.80.0.50")]

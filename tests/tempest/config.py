@@ -15,6 +15,12 @@ from stratus.api.microversion import VERSIONS
 DISABLED_FEATURES = ("vnc_console", "spice_console", "serial_console", "attach_encrypted_volume")
 
 
+#: the scheduler filters of the cloud tempest runs against (devstack's: Nova's defaults and the host hints),
+#: which tempest's scheduler-hint tests look for
+SCHEDULER_FILTERS = ("ComputeFilter", "AvailabilityZoneFilter", "ComputeCapabilitiesFilter", "ImagePropertiesFilter",
+                     "ServerGroupAntiAffinityFilter", "ServerGroupAffinityFilter", "SameHostFilter",
+                     "DifferentHostFilter")
+
 #: what the embedded Networking API serves (its /v2.0/extensions), for tempest's network tests
 NETWORK_EXTENSIONS = ("external-net", "provider", "binding", "port-security", "allowed-address-pairs",
                       "security-group", "net-mtu", "network_availability_zone", "project-id",
@@ -83,6 +89,9 @@ def tempest_conf(identity_url: str, admin_password: str, image_ref: str, image_r
         personality = true
         config_drive = true
         metadata_service = true
+        stable_rescue = true
+        hostname_fqdn_sanitization = true
+        scheduler_enabled_filters = {",".join(SCHEDULER_FILTERS)}
         """) + features + textwrap.dedent("""
         [service_available]
         neutron = true

@@ -130,10 +130,18 @@ async def test_patch_media_type_and_body(api: httpx.AsyncClient) -> None:
     url = f"/v2/images/{image['id']}"
     plain = await api.patch(url, json=[{"op": "replace", "path": "/name", "value": "x"}])
     assert plain.status_code == 415
-    assert plain.headers["accept-patch"] == PATCH["Content-Type"]
+    assert plain.headers["accept-patch"] == PATCH["Content-Type"] + ", application/openstack-images-v2.0-json-patch"
     assert (await api.patch(url, headers=PATCH, content=b"[oops")).status_code == 400
     missing = await api.patch(url, headers=PATCH, content=b'[{"op": "remove", "path": "/nope"}]')
     assert missing.status_code == 409
+    # Glance's older form: the operation is the change's key
+    v20 = {"Content-Type": "application/openstack-images-v2.0-json-patch"}
+    older = await api.patch(url, headers=v20, json=[{"add": "/hw_rescue_bus", "value": "scsi"},
+                                                     {"replace": "/name", "value": "v20"}])
+    assert older.status_code == 200, older.text
+    assert (older.json()["hw_rescue_bus"], older.json()["name"]) == ("scsi", "v20")
+    assert (await api.patch(url, headers=v20, json=[{"remove": "/hw_rescue_bus"}])).json().get("hw_rescue_bus") is None
+    assert (await api.patch(url, headers=v20, json=[{"value": "x"}])).status_code == 400  # names no operation
 
 
 async def test_list_pages_and_links(api: httpx.AsyncClient) -> None:
