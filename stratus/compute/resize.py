@@ -172,8 +172,9 @@ async def finish_resize(host: ComputeHost, context: dict[str, Any], instance_uui
                 return
         instance = host.driver_instance({**row, **new_values})
         try:
-            await networking.bind_here(host, context, instance)
-            await host.driver.finish_migration(instance, {}, power_on=old_vm_state != states.STOPPED)
+            network_info = await networking.bind_here(host, context, instance)
+            await host.driver.finish_migration(instance, {}, power_on=old_vm_state != states.STOPPED,
+                                               network_info=network_info)
         except Exception as exc:
             error = _unsupported(exc)
             LOG.warning("resize of %s failed on its destination %s: %s; reverting to %s", instance_uuid,
@@ -323,8 +324,9 @@ async def finish_revert_resize(host: ComputeHost, context: dict[str, Any], insta
         instance = host.driver_instance({**row, **old_values})
         error: Exception | None = None
         try:
-            await networking.bind_here(host, context, instance)
-            await host.driver.finish_revert_migration(instance, power_on=old_vm_state != states.STOPPED)
+            network_info = await networking.bind_here(host, context, instance)
+            await host.driver.finish_revert_migration(instance, power_on=old_vm_state != states.STOPPED,
+                                                      network_info=network_info)
         except Exception as exc:
             error = _unsupported(exc)
             LOG.warning("the source %s could not take %s back: %s", host.host, instance_uuid, error)

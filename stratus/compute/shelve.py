@@ -141,6 +141,10 @@ async def unshelve_instance(host: ComputeHost, context: dict[str, Any], instance
         error: Exception | None = None
         try:
             if offloaded:
+                if image_id and host.images is not None:
+                    # the snapshot's own record (its checksum, size and format; the properties it inherited), not
+                    # the image the server was booted from, whose checksum the snapshot's data would fail
+                    image_meta = {**image_meta, **await host.images.show(context, image_id)}
                 network_info = await networking.bind_here(host, context, instance)
                 drive = await config_drive.prepare(host.conf, host.db, host.driver, instance, image_meta)
                 await host.driver.spawn(instance, image_meta, network_info=network_info, config_drive=drive)

@@ -239,19 +239,20 @@ class ComputeDriver(abc.ABC):
         raise NotImplementedError
 
     async def finish_migration(self, instance: dict[str, Any], image_meta: dict[str, Any], *,
-                               power_on: bool) -> None:
-        """On the destination: the guest made from the disks that came over, with the instance's new flavor;
-        RUNNING if ``power_on``, else SHUTDOWN. On failure it leaves nothing on this host (the move is
-        reverted to the source)."""
+                               power_on: bool, network_info: list[dict[str, Any]] | None = None) -> None:
+        """On the destination: the guest made from the disks that came over, with the instance's new flavor and
+        the NICs of ``network_info`` (its ports bound here); RUNNING if ``power_on``, else SHUTDOWN. On failure it
+        leaves nothing on this host (the move is reverted to the source)."""
         raise NotImplementedError
 
     async def confirm_migration(self, instance: dict[str, Any]) -> None:
         """On the source, once the move is confirmed: remove what was kept to undo it (fine if nothing is)."""
         raise NotImplementedError
 
-    async def finish_revert_migration(self, instance: dict[str, Any], *, power_on: bool) -> None:
-        """On the source: the guest back as it was before the move (old flavor, old disks); RUNNING if
-        ``power_on``, else SHUTDOWN."""
+    async def finish_revert_migration(self, instance: dict[str, Any], *, power_on: bool,
+                                      network_info: list[dict[str, Any]] | None = None) -> None:
+        """On the source: the guest back as it was before the move (old flavor, old disks, the NICs of
+        ``network_info`` plugged); RUNNING if ``power_on``, else SHUTDOWN."""
         raise NotImplementedError
 
     # --- live migration: compute/live_migration.py calls these in Nova's order --------------------------------

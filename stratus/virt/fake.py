@@ -311,7 +311,7 @@ class FakeDriver(ComputeDriver):
         self.moved_away[instance["uuid"]] = self.guests.pop(instance["uuid"])
 
     async def finish_migration(self, instance: dict[str, Any], image_meta: dict[str, Any], *,
-                               power_on: bool) -> None:
+                               power_on: bool, network_info: list[dict[str, Any]] | None = None) -> None:
         self._check_up()
         if self._named(instance.get("flavor") or {}, "fake:fail_finish_on_hosts", self.host):
             raise FakeSpawnError(f"host {self.host} failed to start the guest of {instance['uuid']}",
@@ -327,7 +327,8 @@ class FakeDriver(ComputeDriver):
         self._check_up()
         self.moved_away.pop(instance["uuid"], None)
 
-    async def finish_revert_migration(self, instance: dict[str, Any], *, power_on: bool) -> None:
+    async def finish_revert_migration(self, instance: dict[str, Any], *, power_on: bool,
+                                      network_info: list[dict[str, Any]] | None = None) -> None:
         self._check_up()
         guest = self.moved_away.pop(instance["uuid"], None) or self.guests.get(instance["uuid"])
         if guest is None:

@@ -1,16 +1,169 @@
-"""Two libvirt compute hosts on this machine (tests/integration/libvirt_pair.py: a libvirtd each, with its own host
-UUID and its own instances_path; no shared file system), the ground for moves between hosts."""
+"""Moves of a real guest between two libvirt compute hosts on this machine (tests/integration/libvirt_pair.py: a
+libvirtd each, with its own host UUID and its own instances_path; no shared file system): resize with a bigger
+disk, revert and confirm, a refused and a failed move, cold migration of a stopped server, rescue with a rescue
+image, shelve and unshelve on the other host, and evacuation from a host whose service is forced down.
+
+One test guest (TCG) makes the whole journey, test after test, in file order, so that the module boots it once:
+each test starts from where the one before left it. After every move the checks read libvirt on both hosts (the
+domain runs on the destination and is gone from the source), the guest's serial console (through
+os-getConsoleOutput: a new boot marker, and what it mounted as its root disk), the disk files, and the
+allocations straight from the database (no leak on either host, the migration holding the source during a
+resize).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import subprocess
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import httpx
+import orjson
 import pytest
 
-from tests.integration.libvirt_pair import LibvirtPair
+from tests.functional.helpers import boot, wait_for_status, wait_gone
+from tests.integration.guest import BOOTED, GuestImages, upload_disk
+from tests.integration.libvirt_pair import LibvirtPair, wait_for
 
 pytestmark = pytest.mark.integration
 libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed (scripts/libvirt.sh install .venv)")
+VERSION = "2.56"
+GiB = 1024**3
+SMALL = {"name": "moves.small", "ram": 256, "vcpus": 1, "disk": 1}
+BIG = {"name": "moves.big", "ram": 320, "vcpus": 1, "disk": 2}
+
+
+@dataclasses.dataclass
+class Journey:
+    """The travelling guest and what the tests know of it."""
+
+    pair: LibvirtPair
+    api: httpx.Client
+    images: GuestImages
+    rescue_image: str
+    flavors: dict[str, str]  # name → id
+    server_id: str = ""
+
+    # --- reading the world -------------------------------------------------------------------------------------
+    def server(self) -> dict[str, Any]:
+        resp = self.api.get(f"/servers/{self.server_id}")
+        assert resp.status_code == 200, resp.text
+        return dict(resp.json()["server"])
+
+    def host(self) -> str:
+        return str(self.server()["OS-EXT-SRV-ATTR:host"])
+
+    def console(self) -> str:
+        resp = self.api.post(f"/servers/{self.server_id}/action", json={"os-getConsoleOutput": {}})
+        assert resp.status_code == 200, resp.text
+        return str(resp.json()["output"])
+
+    def wait_booted(self, markers: int) -> str:
+        """The console once it has ``markers`` boot markers; returns it."""
+        return str(wait_for(f"boot marker {markers}", lambda: (c := self.console()).count(BOOTED) >= markers and c,
+                            timeout=180))
+
+    def allocations(self) -> dict[str, dict[str, dict[str, int]]]:
+        """consumer → provider (host) → resource class → used, for every allocation of the cloud."""
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for consumer, provider, rc, used in self.pair.cluster.sql(
+                "select a.consumer_id, p.name, a.resource_class, a.used from allocations a "
+                "join resource_providers p on p.id = a.resource_provider_id"):
+            out.setdefault(consumer, {}).setdefault(provider, {})[rc] = used
+        return out
+
+    def migration(self) -> dict[str, Any]:
+        """The server's latest migration record."""
+        rows = self.pair.cluster.sql("select uuid, status, migration_type, source_compute, dest_compute "
+                                     "from migrations where instance_uuid = $1 order by id desc limit 1",
+                                     self.server_id)
+        uuid, status, kind, source, dest = rows[0]
+        return {"uuid": uuid, "status": status, "type": kind, "source": source, "dest": dest}
+
+    # --- acting ------------------------------------------------------------------------------------------------
+    def action(self, body: dict[str, Any], status: int = 202) -> httpx.Response:
+        resp = self.api.post(f"/servers/{self.server_id}/action", json=body)
+        assert resp.status_code == status, resp.text
+        return resp
+
+    def settle(self, statuses: set[str], timeout: float = 180) -> dict[str, Any]:
+        server = wait_for_status(self.api, self.server_id, statuses | {"ERROR"}, timeout=timeout)
+        assert server["status"] in statuses, server
+        wait_for("no task", lambda: self.server()["OS-EXT-STS:task_state"] is None, timeout=60)
+        return self.server()
+
+    def service(self, host: str) -> dict[str, Any]:
+        found = self.api.get("/os-services", params={"binary": "nova-compute", "host": host}).json()["services"]
+        return dict(found[0])
+
+    def set_service(self, host: str, body: dict[str, Any]) -> None:
+        resp = self.api.put(f"/os-services/{self.service(host)['id']}", json=body)
+        assert resp.status_code == 200, resp.text
+
+
+def resources(flavor: dict[str, Any]) -> dict[str, int]:
+    return {"VCPU": flavor["vcpus"], "MEMORY_MB": flavor["ram"], "DISK_GB": flavor["disk"]}
+
+
+def disk_info(path: Path) -> dict[str, Any]:
+    out = subprocess.run(["qemu-img", "info", "-U", "--output=json", str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    return dict(orjson.loads(out))
+
+
+def disk_sources(xml: ET.Element) -> dict[str, str]:
+    """target dev → source file of the domain's disks."""
+    out = {}
+    for disk in xml.iter("disk"):
+        target, source = disk.find("target"), disk.find("source")
+        if target is not None and source is not None:
+            out[target.get("dev", "")] = source.get("file", "")
+    return out
+
+
+def _rescue_disk(tmp: Path) -> bytes:
+    """A root disk like the test guest's that says ``stratus-rescue-disk`` (qcow2)."""
+    content = tmp / "rescue-root"
+    content.mkdir()
+    (content / "stratus-disk").write_text("stratus-rescue-disk")
+    raw, qcow2 = tmp / "rescue.raw", tmp / "rescue.qcow2"
+    subprocess.run(["truncate", "-s", "16M", str(raw)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "rescue", "-d", str(content), str(raw)], check=True)
+    subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(qcow2)], check=True)
+    return qcow2.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def journey(libvirt_pair: LibvirtPair, test_guest: Path, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[Journey]:
+    pair = libvirt_pair
+    images = pair.upload_test_guest(test_guest)
+    with pair.image_client() as client:
+        rescue_image = upload_disk(client, images, _rescue_disk(tmp_path_factory.mktemp("rescue")),
+                                   "moves-rescue", disk_format="qcow2")
+    with pair.client(VERSION) as api:
+        flavors = {}
+        for spec in (SMALL, BIG):
+            resp = api.post("/flavors", json={"flavor": spec})
+            assert resp.status_code == 200, resp.text
+            flavors[spec["name"]] = str(resp.json()["flavor"]["id"])
+        trip = Journey(pair=pair, api=api, images=images, rescue_image=rescue_image, flavors=flavors)
+        try:
+            yield trip
+        finally:  # the pair as it was found: no server, both services up and enabled
+            if trip.server_id:
+                api.delete(f"/servers/{trip.server_id}")
+                wait_gone(api, trip.server_id, timeout=120)
+            for host in pair.hosts:
+                service = trip.service(host.name)
+                if service["forced_down"] or service["status"] != "enabled":
+                    trip.set_service(host.name, {"forced_down": False, "status": "enabled"})
+            for spec in (SMALL, BIG):
+                api.delete(f"/flavors/{flavors[spec['name']]}")
+            pair.wait_services_up()
 
 
 def test_the_pair_is_two_libvirt_hosts(libvirt_pair: LibvirtPair) -> None:
@@ -25,3 +178,250 @@ def test_the_pair_is_two_libvirt_hosts(libvirt_pair: LibvirtPair) -> None:
     assert sorted(h["hypervisor_hostname"] for h in hypervisors) == sorted([a.name, b.name])
     assert all(h["hypervisor_type"] == "QEMU" and h["state"] == "up" for h in hypervisors)
     assert a.instances_path != b.instances_path
+
+
+def _where(trip: Journey) -> tuple[str, str]:
+    """The guest's host and the other one."""
+    here = trip.host()
+    return here, trip.pair.other(here).name
+
+
+def _assert_runs_only_on(trip: Journey, host: str) -> None:
+    pair = trip.pair
+    assert trip.server_id in pair.host(host).running(), f"not running on {host}: {pair.host(host).domains()}"
+    assert trip.server_id not in pair.other(host).domains(), f"still defined on {pair.other(host).name}"
+
+
+def _assert_only_own_claim(trip: Journey, host: str, flavor: dict[str, Any]) -> None:
+    """The server holds its flavor on its host, and nothing else in the cloud holds anything."""
+    assert trip.allocations() == {trip.server_id: {host: resources(flavor)}}
+
+
+def test_boot(journey: Journey) -> None:
+    resp = boot(journey.api, journey.images.disk_id, flavor=journey.flavors[SMALL["name"]], networks="none",
+                name="traveller")
+    assert resp.status_code == 202, resp.text
+    journey.server_id = str(resp.json()["server"]["id"])
+    journey.settle({"ACTIVE"}, timeout=120)
+    assert "STRATUS-DISK: stratus-test-disk" in journey.wait_booted(1)
+    source, _ = _where(journey)
+    _assert_runs_only_on(journey, source)
+    _assert_only_own_claim(journey, source, SMALL)
+
+
+def test_resize_to_a_bigger_disk_then_revert(journey: Journey) -> None:
+    source, dest = _where(journey)
+    pair = journey.pair
+    journey.action({"resize": {"flavorRef": journey.flavors[BIG["name"]]}})
+    server = journey.settle({"VERIFY_RESIZE"})
+    assert server["OS-EXT-SRV-ATTR:host"] == dest and server["flavor"]["original_name"] == BIG["name"]
+    _assert_runs_only_on(journey, dest)
+    # the files came over (the console log too: it has the boot on the source), the guest booted again there
+    console = journey.wait_booted(2)
+    assert console.count("STRATUS-DISK: stratus-test-disk") >= 2
+    disk = pair.host(dest).instances_path / journey.server_id / "disk"
+    info = disk_info(disk)
+    assert info["virtual-size"] == BIG["disk"] * GiB  # grown to the new flavor's disk
+    assert info["backing-filename"].startswith(str(pair.host(dest).instances_path / "_base"))  # its own base
+    xml = pair.host(dest).domain_xml(journey.server_id)
+    assert xml.findtext("memory") == str(BIG["ram"] * 1024)
+    assert disk_sources(xml)["vda"] == str(disk)
+    # the source keeps the guest's files for a revert; the migration holds its usage there
+    assert (pair.host(source).instances_path / f"{journey.server_id}_resize" / "disk").exists()
+    migration = journey.migration()
+    assert (migration["status"], migration["type"], migration["source"], migration["dest"]) == \
+        ("finished", "resize", source, dest)
+    assert journey.allocations() == {journey.server_id: {dest: resources(BIG)},
+                                     migration["uuid"]: {source: resources(SMALL)}}
+
+    journey.action({"revertResize": None})
+    server = journey.settle({"ACTIVE"})
+    assert server["OS-EXT-SRV-ATTR:host"] == source and server["flavor"]["original_name"] == SMALL["name"]
+    _assert_runs_only_on(journey, source)
+    journey.wait_booted(2)  # the source's own console log: the first boot, then the revert's
+    assert disk_info(pair.host(source).instances_path / journey.server_id / "disk")["virtual-size"] == GiB
+    assert pair.host(source).domain_xml(journey.server_id).findtext("memory") == str(SMALL["ram"] * 1024)
+    assert not (pair.host(source).instances_path / f"{journey.server_id}_resize").exists()
+    # nothing of the guest is left on the destination
+    assert not (pair.host(dest).instances_path / journey.server_id).exists()
+    inbox = pair.host(dest).instances_path / "_inbox"
+    assert not [p.name for p in inbox.iterdir() if p.name.startswith(journey.server_id)]
+    assert journey.migration()["status"] == "reverted"
+    _assert_only_own_claim(journey, source, SMALL)
+
+
+def test_resize_then_confirm(journey: Journey) -> None:
+    source, dest = _where(journey)
+    pair = journey.pair
+    markers = journey.console().count(BOOTED)
+    journey.action({"resize": {"flavorRef": journey.flavors[BIG["name"]]}})
+    journey.settle({"VERIFY_RESIZE"})
+    journey.action({"confirmResize": None}, status=204)
+    server = journey.settle({"ACTIVE"})
+    assert server["OS-EXT-SRV-ATTR:host"] == dest and server["flavor"]["original_name"] == BIG["name"]
+    _assert_runs_only_on(journey, dest)
+    journey.wait_booted(markers + 1)
+    assert not (pair.host(source).instances_path / f"{journey.server_id}_resize").exists()
+    assert not (pair.host(source).instances_path / journey.server_id).exists()
+    assert journey.migration()["status"] == "confirmed"
+    _assert_only_own_claim(journey, dest, BIG)
+
+
+def test_a_resize_down_is_refused_before_the_guest_stops(journey: Journey) -> None:
+    """A smaller root disk cannot be made from the guest's: the source refuses before powering it off (Nova's
+    ResizeError), the server stays where it was, running, with the fault and its own claim only."""
+    host, _ = _where(journey)
+    markers = journey.console().count(BOOTED)
+    journey.action({"resize": {"flavorRef": journey.flavors[SMALL["name"]]}})
+    wait_for("the move to fail", lambda: journey.migration()["status"] == "error", timeout=60)
+    server = journey.settle({"ACTIVE"})
+    assert server["OS-EXT-SRV-ATTR:host"] == host and server["flavor"]["original_name"] == BIG["name"]
+    fault = journey.pair.cluster.sql("select message from instance_faults where instance_uuid = $1 "
+                                     "order by created_at desc limit 1", journey.server_id)
+    assert fault == [("Resize error: Unable to resize disk down.",)]
+    _assert_runs_only_on(journey, host)
+    assert journey.console().count(BOOTED) == markers  # it never stopped
+    _assert_only_own_claim(journey, host, BIG)
+
+
+def test_a_transfer_that_fails_puts_the_guest_back(journey: Journey) -> None:
+    """The destination's libvirtd cannot make the disk's volume (a directory is in the way in its inbox): the
+    source deletes what it sent, takes its files back and starts the guest again; the destination's claim goes."""
+    source, dest = _where(journey)
+    pair = journey.pair
+    blocker = pair.host(dest).instances_path / "_inbox" / f"{journey.server_id}.disk"
+    (blocker / "in-the-way").mkdir(parents=True)
+    markers = journey.console().count(BOOTED)
+    try:
+        journey.action({"migrate": None})
+        wait_for("the move to fail", lambda: journey.migration()["status"] == "error", timeout=90)
+        server = journey.settle({"ACTIVE"})
+    finally:
+        (blocker / "in-the-way").rmdir()
+        blocker.rmdir()
+    assert server["OS-EXT-SRV-ATTR:host"] == source
+    fault = journey.pair.cluster.sql("select message from instance_faults where instance_uuid = $1 "
+                                     "order by created_at desc limit 1", journey.server_id)
+    assert fault[0][0].startswith(f"Resize error: sending the disks to {dest} failed"), fault
+    _assert_runs_only_on(journey, source)
+    journey.wait_booted(markers + 1)  # powered off for the transfer, started again
+    assert (pair.host(source).instances_path / journey.server_id / "disk").exists()
+    assert not (pair.host(source).instances_path / f"{journey.server_id}_resize").exists()
+    assert not list((pair.host(dest).instances_path / "_inbox").iterdir())
+    _assert_only_own_claim(journey, source, BIG)
+
+
+def test_cold_migrate_a_stopped_server_then_confirm(journey: Journey) -> None:
+    """A stopped server moves stopped: its guest is defined on the destination and left off, the confirm leaves it
+    SHUTOFF there, and it starts there."""
+    source, dest = _where(journey)
+    pair = journey.pair
+    journey.action({"os-stop": None})
+    journey.settle({"SHUTOFF"})
+    markers = journey.console().count(BOOTED)
+    journey.action({"migrate": None})
+    server = journey.settle({"VERIFY_RESIZE"})
+    assert server["OS-EXT-SRV-ATTR:host"] == dest and server["OS-EXT-STS:power_state"] == 4
+    assert pair.host(dest).domains().get(journey.server_id) == libvirt.VIR_DOMAIN_SHUTOFF
+    assert journey.server_id not in pair.host(source).domains()
+    assert journey.migration()["type"] == "migration"
+    journey.action({"confirmResize": None}, status=204)
+    journey.settle({"SHUTOFF"})
+    assert journey.console().count(BOOTED) == markers  # never started on the way
+    assert not (pair.host(source).instances_path / f"{journey.server_id}_resize").exists()
+    journey.action({"os-start": None})
+    journey.settle({"ACTIVE"})
+    _assert_runs_only_on(journey, dest)
+    journey.wait_booted(markers + 1)
+    assert disk_info(pair.host(dest).instances_path / journey.server_id / "disk")["virtual-size"] == BIG["disk"] * GiB
+    _assert_only_own_claim(journey, dest, BIG)
+
+
+def test_rescue_then_unrescue(journey: Journey) -> None:
+    host, _ = _where(journey)
+    pair = journey.pair
+    inst = pair.host(host).instances_path / journey.server_id
+    markers = journey.console().count(BOOTED)
+    resp = journey.action({"rescue": {"rescue_image_ref": journey.rescue_image}}, status=200)
+    assert resp.json()["adminPass"]
+    journey.settle({"RESCUE"})
+    console = journey.wait_booted(markers + 1)
+    assert console.rsplit("STRATUS-DISK: ", 1)[1].startswith("stratus-rescue-disk")  # it booted the rescue image
+    disks = disk_sources(pair.host(host).domain_xml(journey.server_id))
+    assert disks["vda"] == str(inst / "disk.rescue") and disks["vdb"] == str(inst / "disk")  # its own disk second
+    assert journey.server_id in pair.host(host).running()
+
+    journey.action({"unrescue": None})
+    journey.settle({"ACTIVE"})
+    console = journey.wait_booted(markers + 2)
+    assert console.rsplit("STRATUS-DISK: ", 1)[1].startswith("stratus-test-disk")  # its own disk again
+    assert disk_sources(pair.host(host).domain_xml(journey.server_id)) == {"vda": str(inst / "disk")}
+    assert not (inst / "disk.rescue").exists() and not (inst / "unrescue.xml").exists()
+    _assert_runs_only_on(journey, host)
+    _assert_only_own_claim(journey, host, BIG)
+
+
+def test_shelve_then_unshelve_on_the_other_host(journey: Journey) -> None:
+    source, dest = _where(journey)
+    pair = journey.pair
+    journey.action({"shelve": None})
+    server = journey.settle({"SHELVED_OFFLOADED"})
+    assert server["OS-EXT-SRV-ATTR:host"] is None
+    assert journey.server_id not in pair.host(source).domains()
+    assert not (pair.host(source).instances_path / journey.server_id).exists()
+    with pair.image_client() as images:
+        shelved = [i for i in images.get("/v2/images").json()["images"] if i["name"] == "traveller-shelved"]
+    assert len(shelved) == 1 and shelved[0]["status"] == "active"
+    assert journey.allocations() == {}  # offloaded: no claim anywhere
+
+    journey.set_service(source, {"status": "disabled"})  # the scheduler's only choice is the other host
+    try:
+        journey.action({"unshelve": None})
+        server = journey.settle({"ACTIVE"})
+    finally:
+        journey.set_service(source, {"status": "enabled"})
+    assert server["OS-EXT-SRV-ATTR:host"] == dest
+    _assert_runs_only_on(journey, dest)
+    assert "STRATUS-DISK: stratus-test-disk" in journey.wait_booted(1)  # booted from the snapshot of its disk
+    with pair.image_client() as images:
+        assert images.get(f"/v2/images/{shelved[0]['id']}").status_code == 404  # the snapshot went
+    _assert_only_own_claim(journey, dest, BIG)
+
+
+def test_evacuate_from_a_host_forced_down(journey: Journey) -> None:
+    source, dest = _where(journey)
+    pair = journey.pair
+    journey.set_service(source, {"forced_down": True})
+    journey.action({"evacuate": {}}, status=200)
+    server = journey.settle({"ACTIVE"})
+    assert server["OS-EXT-SRV-ATTR:host"] == dest
+    assert journey.server_id in pair.host(dest).running()
+    assert "STRATUS-DISK: stratus-test-disk" in journey.wait_booted(1)  # rebuilt from the image there
+    migration = journey.migration()
+    assert (migration["type"], migration["status"]) == ("evacuation", "done")
+    # the source's usage stays with the migration until the source comes back
+    assert journey.allocations() == {journey.server_id: {dest: resources(BIG)},
+                                     migration["uuid"]: {source: resources(BIG)}}
+
+    pair.restart_compute(source, wait_up=False)  # at its start it destroys what is left of the evacuated guest
+    wait_for("the evacuated guest gone from the source",
+             lambda: journey.server_id not in pair.host(source).domains(), timeout=60)
+    wait_for("the migration completed", lambda: journey.migration()["status"] == "completed", timeout=60)
+    assert not (pair.host(source).instances_path / journey.server_id).exists()
+    journey.set_service(source, {"forced_down": False})
+    _assert_runs_only_on(journey, dest)
+    _assert_only_own_claim(journey, dest, BIG)
+
+
+def test_delete_leaves_nothing(journey: Journey) -> None:
+    pair = journey.pair
+    assert journey.api.delete(f"/servers/{journey.server_id}").status_code == 204
+    wait_gone(journey.api, journey.server_id, timeout=120)
+    for host in pair.hosts:
+        assert journey.server_id not in host.domains()
+        inbox = host.instances_path / "_inbox"
+        left = [p.name for p in [*host.instances_path.iterdir(), *(inbox.iterdir() if inbox.exists() else [])]
+                if p.name.startswith(journey.server_id)]
+        assert not left, f"left on {host.name}: {left}"  # no instance directory, _resize or inbox file
+    assert journey.allocations() == {}
+    journey.server_id = ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 
 from stratus.image.backends.base import DiskCreateFailed, DiskInfo, qemu_img
 
@@ -52,14 +53,27 @@ class BlankDisks:
         await qemu_img("create", "-q", "-f", "qcow2", "-F", "raw", "-b", base, path)
         return DiskInfo(path=path, driver_format="qcow2")
 
+    async def ephemeral_base(self, size_gb: int) -> str:
+        """The formatted base of every ephemeral disk of this size (made once)."""
+        return await self._base(f"ephemeral_{size_gb}_ext4", size_gb * GiB, "mkfs.ext4", "-q", "-F", "-L", "ephemeral0")
+
+    async def swap_base(self, size_mb: int) -> str:
+        return await self._base(f"swap_{size_mb}", size_mb * MiB, "mkswap")
+
     async def ephemeral(self, path: str, size_gb: int) -> DiskInfo:
-        base = await self._base(f"ephemeral_{size_gb}_ext4", size_gb * GiB,
-                                "mkfs.ext4", "-q", "-F", "-L", "ephemeral0")
-        return await self._overlay(base, path)
+        return await self._overlay(await self.ephemeral_base(size_gb), path)
 
     async def swap(self, path: str, size_mb: int) -> DiskInfo:
-        base = await self._base(f"swap_{size_mb}", size_mb * MiB, "mkswap")
-        return await self._overlay(base, path)
+        return await self._overlay(await self.swap_base(size_mb), path)
+
+    async def base_named(self, name: str) -> str | None:
+        """The base called ``name`` (``ephemeral_<GiB>_ext4``, ``swap_<MiB>``), made if missing; None for a name
+        that is not one of these (a disk that came from another host names its base by the file name)."""
+        if match := re.fullmatch(r"ephemeral_(\d+)_ext4", name):
+            return await self.ephemeral_base(int(match.group(1)))
+        if match := re.fullmatch(r"swap_(\d+)", name):
+            return await self.swap_base(int(match.group(1)))
+        return None
 
 
 def _sparse(path: str, size: int) -> None:

@@ -51,6 +51,14 @@ class Disk:
     network: NetworkSource | None = None
 
 
+def config_drive_disk(path: str, machine_type: str | None) -> Disk:
+    """The config drive ``disk.config``, read-only as a CD-ROM, as Nova attaches it: on IDE (``hdd``, the last IDE
+    unit), or SATA on a q35 machine, which has no IDE."""
+    q35 = "q35" in (machine_type or "")
+    return Disk(path=path, driver_format="raw", target_dev="sda" if q35 else "hdd", bus="sata" if q35 else "ide",
+                device="cdrom", readonly=True)
+
+
 @dataclasses.dataclass
 class GuestConfig:
     """Everything the domain needs; ``to_xml`` renders it."""

@@ -38,9 +38,12 @@ from stratus.objects.states import power_state, task_states
 from stratus.virt import driver as virt
 from stratus.virt.driver import Capabilities, ComputeDriver, ConfigDrive, HostResources, InstanceInfo
 from stratus.virt.libvirt import config as guest_config
+from stratus.virt.libvirt import files
 from stratus.virt.libvirt import vif as vif_driver
 from stratus.virt.libvirt.host import Host
 from stratus.virt.libvirt.live_migration import LiveMigrationMixin
+from stratus.virt.libvirt.migration import MigrationMixin
+from stratus.virt.libvirt.rescue import RescueMixin
 
 LOG = logging.getLogger(__name__)
 GiB = 1024**3
@@ -90,7 +93,10 @@ def _not_running(exc: libvirt.libvirtError) -> bool:
     return exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID
 
 
-class LibvirtDriver(LiveMigrationMixin, ComputeDriver):
+class LibvirtDriver(MigrationMixin, LiveMigrationMixin, RescueMixin, ComputeDriver):
+    """Moves between hosts are in ``migration.py`` (resize, cold migration) and ``live_migration.py``, rescue in
+    ``rescue.py`` (mixed in)."""
+
     capabilities = Capabilities(supports_pause=True, supports_suspend=True, supports_console_output=True,
                                 supports_config_drive=True)
 
@@ -186,7 +192,7 @@ class LibvirtDriver(LiveMigrationMixin, ComputeDriver):
             if config_drive is not None:
                 await self._create_config_drive(instance, guest, config_drive)
             xml = guest.to_xml()
-            await asyncio.to_thread(_write, os.path.join(inst_dir, "libvirt.xml"), xml)
+            await asyncio.to_thread(files.write, os.path.join(inst_dir, "libvirt.xml"), xml)
             self._owned[uuid] = True
 
             def define_and_start(conn: libvirt.virConnect) -> None:
@@ -264,19 +270,17 @@ class LibvirtDriver(LiveMigrationMixin, ComputeDriver):
             part = await self.images.show(RequestContext.admin().to_dict(), str(props[key]))
             cached = await self.cache.fetch(part)
             target = os.path.join(inst_dir, name)
-            await asyncio.to_thread(_link_or_copy, cached, target)
+            await asyncio.to_thread(files.link_or_copy, cached, target)
             setattr(guest, name, target)
 
     async def _create_config_drive(self, instance: dict[str, Any], guest: guest_config.GuestConfig,
                                    drive: ConfigDrive) -> None:
         """``disk.config`` in the instance's directory (written in a worker thread), attached read-only as a
-        CD-ROM, as Nova's: on IDE (``hdd``, the last IDE unit), or SATA on a q35 machine, which has no IDE. It stays
-        a local file with images_type rbd too; destroy removes it with the directory."""
+        CD-ROM (``config.config_drive_disk``). It stays a local file with images_type rbd too; destroy removes it
+        with the directory."""
         path = os.path.join(self.instance_dir(instance), ConfigDrive.FILE_NAME)
         await asyncio.to_thread(configdrive.make_drive, path, drive.files)
-        q35 = "q35" in (guest.machine_type or "")
-        guest.disks.append(guest_config.Disk(path=path, driver_format="raw", target_dev="sda" if q35 else "hdd",
-                                             bus="sata" if q35 else "ide", device="cdrom", readonly=True))
+        guest.disks.append(guest_config.config_drive_disk(path, guest.machine_type))
         LOG.info("config drive of instance %s at %s", instance["uuid"], path)
 
     async def _create_rbd_root(self, instance: dict[str, Any], image_meta: dict[str, Any],
@@ -351,6 +355,7 @@ class LibvirtDriver(LiveMigrationMixin, ComputeDriver):
             swap = (inst.get("flavor") or {}).get("swap")
             if swap:
                 in_use.add(f"swap_{swap}")
+        in_use |= await asyncio.to_thread(files.backing_names, self.instances_path)  # moves kept, rescue disks
         opts = self.conf.image_cache
         removed = await asyncio.to_thread(self.cache.age, in_use, opts.remove_unused_original_minimum_age_seconds,
                                           opts.remove_unused_base_images)
@@ -659,17 +664,3 @@ async def _file_chunks(path: str, size: int = 4 * 1024 * 1024) -> AsyncIterator[
             yield chunk
     finally:
         handle.close()
-
-
-def _write(path: str, text: str) -> None:
-    with open(path, "w") as handle:
-        handle.write(text)
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(dst)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)

@@ -176,3 +176,9 @@ class Host:
                     "libvirt_version": conn.getLibVersion(), "hostname": conn.getHostname()}
 
         return self.run(read)
+
+
+def peer_uri(template: str | None, host: str) -> str:
+    """The URI of compute host ``host``'s libvirtd: ``[libvirt] live_migration_uri`` with ``%s`` replaced by the
+    host's name (Nova's template), ``qemu+tcp://<host>/system`` when unset."""
+    return (template or "qemu+tcp://%s/system").replace("%s", host)
