@@ -25,7 +25,7 @@ import orjson
 import pytest
 
 from tests.functional.helpers import boot, wait_for_status, wait_gone
-from tests.integration.guest import BOOTED, GuestImages, upload_disk
+from tests.integration.guest import BOOTED, CMDLINE, GuestImages, upload_disk
 from tests.integration.libvirt_pair import LibvirtPair, wait_for
 
 pytestmark = pytest.mark.integration
@@ -44,6 +44,7 @@ class Journey:
     api: httpx.Client
     images: GuestImages
     rescue_image: str
+    unbootable_rescue_image: str  # its machine type is one QEMU does not have
     flavors: dict[str, str]  # name → id
     server_id: str = ""
 
@@ -62,9 +63,12 @@ class Journey:
         return str(resp.json()["output"])
 
     def wait_booted(self, markers: int) -> str:
-        """The console once it has ``markers`` boot markers; returns it."""
-        return str(wait_for(f"boot marker {markers}", lambda: (c := self.console()).count(BOOTED) >= markers and c,
-                            timeout=180))
+        """The console once it has ``markers`` boot markers; returns it. The guest read its own uuid from its
+        config drive in that boot: the drive is attached wherever it runs."""
+        console = str(wait_for(f"boot marker {markers}",
+                               lambda: (c := self.console()).count(BOOTED) >= markers and c, timeout=180))
+        assert console.rsplit("STRATUS-METADATA: ", 1)[1].startswith(self.server_id), console[-2000:]
+        return console
 
     def allocations(self) -> dict[str, dict[str, dict[str, int]]]:
         """consumer → provider (host) → resource class → used, for every allocation of the cloud."""
@@ -142,15 +146,25 @@ def journey(libvirt_pair: LibvirtPair, test_guest: Path, tmp_path_factory: pytes
     pair = libvirt_pair
     images = pair.upload_test_guest(test_guest)
     with pair.image_client() as client:
-        rescue_image = upload_disk(client, images, _rescue_disk(tmp_path_factory.mktemp("rescue")),
-                                   "moves-rescue", disk_format="qcow2")
+        rescue_disk = _rescue_disk(tmp_path_factory.mktemp("rescue"))
+        rescue_image = upload_disk(client, images, rescue_disk, "moves-rescue", disk_format="qcow2")
+        created = client.post("/v2/images", json={
+            "name": "moves-rescue-unbootable", "disk_format": "qcow2", "container_format": "bare",
+            "visibility": "public", "kernel_id": images.kernel_id, "ramdisk_id": images.ramdisk_id,
+            "os_command_line": CMDLINE, "hw_machine_type": "stratus-no-such-machine"})
+        assert created.status_code == 201, created.text
+        unbootable = str(created.json()["id"])
+        put = client.put(f"/v2/images/{unbootable}/file", content=rescue_disk,
+                         headers={"Content-Type": "application/octet-stream"})
+        assert put.status_code == 204, put.text
     with pair.client(VERSION) as api:
         flavors = {}
         for spec in (SMALL, BIG):
             resp = api.post("/flavors", json={"flavor": spec})
             assert resp.status_code == 200, resp.text
             flavors[spec["name"]] = str(resp.json()["flavor"]["id"])
-        trip = Journey(pair=pair, api=api, images=images, rescue_image=rescue_image, flavors=flavors)
+        trip = Journey(pair=pair, api=api, images=images, rescue_image=rescue_image,
+                       unbootable_rescue_image=unbootable, flavors=flavors)
         try:
             yield trip
         finally:  # the pair as it was found: no server, both services up and enabled
@@ -199,7 +213,7 @@ def _assert_only_own_claim(trip: Journey, host: str, flavor: dict[str, Any]) -> 
 
 def test_boot(journey: Journey) -> None:
     resp = boot(journey.api, journey.images.disk_id, flavor=journey.flavors[SMALL["name"]], networks="none",
-                name="traveller")
+                name="traveller", config_drive=True)
     assert resp.status_code == 202, resp.text
     journey.server_id = str(resp.json()["server"]["id"])
     journey.settle({"ACTIVE"}, timeout=120)
@@ -337,6 +351,26 @@ def test_cold_migrate_a_stopped_server_then_confirm(journey: Journey) -> None:
     _assert_only_own_claim(journey, dest, BIG)
 
 
+def test_a_rescue_the_hypervisor_refuses_puts_the_guest_back(journey: Journey) -> None:
+    """libvirt refuses the rescue guest (a machine type QEMU does not have) after the guest was powered off for
+    it: the guest is defined as before and started again, its rescue files gone, the server ACTIVE with the
+    fault."""
+    host, _ = _where(journey)
+    pair = journey.pair
+    inst = pair.host(host).instances_path / journey.server_id
+    before = disk_sources(pair.host(host).domain_xml(journey.server_id))
+    markers = journey.console().count(BOOTED)
+    faults = "select count(*) from instance_faults where instance_uuid = $1"
+    (count,), = journey.pair.cluster.sql(faults, journey.server_id)
+    journey.action({"rescue": {"rescue_image_ref": journey.unbootable_rescue_image}}, status=200)
+    journey.settle({"ACTIVE"})
+    assert journey.pair.cluster.sql(faults, journey.server_id) == [(count + 1,)]  # libvirt's refusal, recorded
+    journey.wait_booted(markers + 1)
+    _assert_runs_only_on(journey, host)
+    assert disk_sources(pair.host(host).domain_xml(journey.server_id)) == before
+    assert not (inst / "disk.rescue").exists() and not (inst / "unrescue.xml").exists()
+
+
 def test_rescue_then_unrescue(journey: Journey) -> None:
     host, _ = _where(journey)
     pair = journey.pair
@@ -348,14 +382,16 @@ def test_rescue_then_unrescue(journey: Journey) -> None:
     console = journey.wait_booted(markers + 1)
     assert console.rsplit("STRATUS-DISK: ", 1)[1].startswith("stratus-rescue-disk")  # it booted the rescue image
     disks = disk_sources(pair.host(host).domain_xml(journey.server_id))
-    assert disks["vda"] == str(inst / "disk.rescue") and disks["vdb"] == str(inst / "disk")  # its own disk second
+    assert disks == {"vda": str(inst / "disk.rescue"), "vdb": str(inst / "disk"),  # its own disk second
+                     "hdd": str(inst / "disk.config")}
     assert journey.server_id in pair.host(host).running()
 
     journey.action({"unrescue": None})
     journey.settle({"ACTIVE"})
     console = journey.wait_booted(markers + 2)
     assert console.rsplit("STRATUS-DISK: ", 1)[1].startswith("stratus-test-disk")  # its own disk again
-    assert disk_sources(pair.host(host).domain_xml(journey.server_id)) == {"vda": str(inst / "disk")}
+    assert disk_sources(pair.host(host).domain_xml(journey.server_id)) == {"vda": str(inst / "disk"),
+                                                                           "hdd": str(inst / "disk.config")}
     assert not (inst / "disk.rescue").exists() and not (inst / "unrescue.xml").exists()
     _assert_runs_only_on(journey, host)
     _assert_only_own_claim(journey, host, BIG)

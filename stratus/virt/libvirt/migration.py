@@ -52,6 +52,8 @@ LOG = logging.getLogger(__name__)
 GiB = 1024**3
 INBOX = "_inbox"
 RESIZE_SUFFIX = "_resize"
+#: seconds after which a file left in an inbox is litter (a day, as for the image cache's partial downloads)
+STALE_AFTER = 86400
 #: the files of a guest that go with it, in the order they are sent
 MOVED_FILES = ("disk", "disk.local", "disk.swap", ConfigDrive.FILE_NAME, "kernel", "ramdisk", "console.log")
 _DISKS = ("disk", "disk.local", "disk.swap")
@@ -189,6 +191,22 @@ def _take_from_inbox(inbox: str, uuid: str, inst_dir: str) -> list[str]:
     return taken
 
 
+def _clear_stale(inbox: str, max_age: float = STALE_AFTER) -> list[str]:
+    """Files left in the inbox longer than ``max_age`` seconds (an upload whose source died, a move never
+    finished) go: a move in flight is minutes old at most. Returns their names."""
+    cutoff = time.time() - max_age
+    gone = []
+    for entry in os.scandir(inbox):
+        if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+            gone.append(entry.name)
+    return gone
+
+
 def _clear_inbox(inbox: str, uuid: str) -> None:
     for name in MOVED_FILES:
         with contextlib.suppress(FileNotFoundError):
@@ -212,9 +230,11 @@ class MigrationMixin:
 
     async def prepare_migration_destination(self: LibvirtDriver, instance: dict[str, Any],
                                             flavor: dict[str, Any]) -> None:
-        """This host's inbox pool, ready for the source to upload into."""
+        """This host's inbox pool, ready for the source to upload into (and rid of what earlier moves left)."""
         inbox = os.path.join(self.instances_path, INBOX)
         await asyncio.to_thread(os.makedirs, inbox, exist_ok=True)
+        if gone := await asyncio.to_thread(_clear_stale, inbox):
+            LOG.info("removed from the inbox of %s what moves left there: %s", self.host_name, ", ".join(gone))
         await self.host.call(lambda conn: _ensure_pool(conn, inbox_pool(self.host_name), inbox))
 
     async def migrate_disk_and_power_off(self: LibvirtDriver, instance: dict[str, Any], dest_host: str,

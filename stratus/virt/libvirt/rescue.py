@@ -20,6 +20,7 @@ import libvirt
 from stratus import exception
 from stratus.context import RequestContext
 from stratus.image.backends.base import image_info
+from stratus.objects.states import power_state
 from stratus.virt.driver import ConfigDrive
 from stratus.virt.libvirt import config as guest_config
 from stratus.virt.libvirt import files
@@ -67,7 +68,7 @@ class RescueMixin:
     async def rescue(self: LibvirtDriver, instance: dict[str, Any], rescue_image: dict[str, Any],
                      admin_password: str | None) -> None:
         """Boot ``rescue_image`` (else the instance's own image) with the guest's root disk second. On failure the
-        guest is defined as before, its rescue files gone."""
+        guest is defined as before (and running again if it ran), its rescue files gone."""
         uuid = instance["uuid"]
         if self.rbd is not None:
             raise InstanceNotRescuable(instance_id=uuid, reason="its disks are in Ceph (images_type rbd)")
@@ -82,6 +83,7 @@ class RescueMixin:
         original = await asyncio.to_thread(files.read, kept_path) or await self.host.call(
             lambda conn: str(self._domain(conn, instance).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)))
         await asyncio.to_thread(files.write, kept_path, original)
+        was_running = (await self.get_info(instance)).power_state == power_state.RUNNING
         try:
             xml = await self._rescue_xml(instance, image, original)
             await self.power_off(instance, self.conf.shutdown_timeout, 10)
@@ -95,6 +97,8 @@ class RescueMixin:
                 await self.host.call(lambda conn: _stop(conn, self._domain(conn, instance)))
             with contextlib.suppress(Exception):
                 await self.host.call(lambda conn: conn.defineXML(original))
+                if was_running:
+                    await self.power_on(instance)
             await asyncio.to_thread(_remove_rescue_files, inst_dir)
             raise
 

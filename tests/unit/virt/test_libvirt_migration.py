@@ -119,3 +119,25 @@ async def test_the_cache_manager_keeps_the_bases_of_kept_and_rescue_disks(tmp_pa
     driver.cache = ImageCache(str(base), images=None)  # type: ignore[arg-type]
     assert await driver.manage_image_cache([]) == ["unused-base"]
     assert sorted(p.name for p in base.iterdir()) == ["kept-base", "rescue-base"]
+
+
+async def test_the_destination_makes_its_inbox_and_drops_old_litter(tmp_path: Path) -> None:
+    """prep_resize on libvirt's test driver: the inbox pool runs on instances_path/_inbox; a file left there a day
+    ago (an upload whose source died) goes, one of a move in flight stays."""
+    conf = conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)},
+                                    "libvirt": {"virt_type": "qemu", "connection_uri": "test:///default"}})
+    driver = LibvirtDriver(conf, "inbox-host")
+    inbox = tmp_path / "instances" / "_inbox"
+    inbox.mkdir(parents=True)
+    old, fresh = inbox / "dead.disk", inbox / f"{UUID}.disk"
+    old.write_text("left by a source that died")
+    fresh.write_text("arriving")
+    os.utime(old, (0, 0))
+    try:
+        await driver.prepare_migration_destination({"uuid": UUID}, {})
+        await driver.prepare_migration_destination({"uuid": UUID}, {})  # again: the pool is there already
+        pool = driver.host.get_connection().storagePoolLookupByName("stratus-inbox-inbox-host")
+        assert pool.isActive() and f"<path>{inbox}</path>" in pool.XMLDesc(0)
+        assert [p.name for p in inbox.iterdir()] == [fresh.name]
+    finally:
+        driver.host.close()
