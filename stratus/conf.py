@@ -300,6 +300,11 @@ LIBVIRT_OPTS = [
     cfg.StrOpt("rbd_user", default=None, help="Ceph client (cephx user) the host and its guests use."),
     cfg.StrOpt("rbd_secret_uuid", default=None,
                help="libvirt secret holding rbd_user's key, named in each RBD disk's <auth>."),
+    cfg.IntOpt("rbd_destroy_volume_retry_interval", default=5, min=0,
+               help="Seconds between tries to remove an instance's RBD disk that still has a watcher (a qemu "
+                    "going away)."),
+    cfg.IntOpt("rbd_destroy_volume_retries", default=12, min=0,
+               help="Tries again to remove such a disk before the delete fails (the instance in ERROR)."),
     cfg.StrOpt("images_rbd_glance_store_name", default=None,
                help="The image service's store in this Ceph cluster: an image that is not there yet is copied "
                     "into it (Glance's copy-image import) and then cloned, instead of downloaded by the host."),

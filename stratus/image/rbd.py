@@ -218,10 +218,11 @@ class Cluster:
         with self.ioctx(pool) as ioctx, rbd.Image(ioctx, name) as image:
             image.flatten()
 
-    def remove(self, pool: str, name: str, attempts: int = 10) -> bool:
+    def remove(self, pool: str, name: str, attempts: int = 10, interval: float | None = None) -> bool:
         """Remove an image with its snapshots (unprotecting them); False if it did not exist. An image with
         clones of a snapshot is ``RbdImageBusy``. A watcher that is going away (a guest's qemu just destroyed)
-        is waited for, briefly, as Nova's ``RBDDriver.remove_image`` retries."""
+        is waited for, as Nova's ``RBDDriver.remove_image`` retries: ``attempts`` tries, ``interval`` seconds
+        apart (None: briefly, 0.2 s more each time)."""
         _rados, rbd = _modules()
         with self.ioctx(pool) as ioctx:
             try:
@@ -243,7 +244,7 @@ class Cluster:
                 except rbd.ImageBusy:
                     if attempt == attempts - 1:
                         raise RbdImageBusy(name=f"{pool}/{name}", reason="it has watchers") from None
-                    time.sleep(0.2 * (attempt + 1))
+                    time.sleep(0.2 * (attempt + 1) if interval is None else interval)
                 except rbd.ImageHasSnapshots:
                     raise RbdImageBusy(name=f"{pool}/{name}", reason="it has snapshots") from None
         return False

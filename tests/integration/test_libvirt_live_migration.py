@@ -163,7 +163,7 @@ def test_block_migration_keeps_the_guest_running(files: Mover) -> None:
 def shared(postgres_url: str, ceph_clusters: tuple[CephCluster, CephCluster], test_guest: Path,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mover]:
     """A pair of its own whose hosts keep root disks in the same RBD pool (the session's Ceph cluster A, as
-    test_rbd's); its migrations are slowed to 20 MiB/s so that one can be caught running (abort,
+    test_rbd's); its migrations are slowed to 10 MiB/s so that one is caught running well before its switch-over (abort,
     force-complete). It has a broker of its own: oslo.messaging's queues are named by topic alone
     (``conductor``, ``compute.<host>``), so two clouds on one broker's vhost would take each other's messages
     while the session's pair runs too."""
@@ -173,7 +173,7 @@ def shared(postgres_url: str, ceph_clusters: tuple[CephCluster, CephCluster], te
         images_type = rbd
         images_rbd_pool = vms
         images_rbd_ceph_conf = {ceph.conf}
-        live_migration_bandwidth = 20
+        live_migration_bandwidth = 10
         """)
     port = _free_ports(3)
     broker = RabbitMQ(url=f"rabbit://guest:guest@127.0.0.1:{port}/",
@@ -193,7 +193,7 @@ def _rbd_source(host_xml: Any) -> str:
     return str(source.get("name"))
 
 
-def test_rbd_live_migration_abort_then_force_complete(shared: Mover) -> None:
+def test_rbd_live_migration_abort_force_complete_and_timeout(shared: Mover) -> None:
     server_id, source = shared.boot("lm-rbd")
     dest = shared.pair.other(source).name
     disk = _rbd_source(shared.pair.host(source).domain_xml(server_id))
@@ -226,5 +226,16 @@ def test_rbd_live_migration_abort_then_force_complete(shared: Mover) -> None:
         assert _rbd_source(shared.pair.host(dest).domain_xml(server_id)) == disk
         assert not (shared.pair.host(dest).instances_path / server_id / "disk").exists()
         assert shared.api.get(f"/servers/{server_id}").json()["server"]["OS-EXT-STS:power_state"] == 1
+
+        # back, from a host whose completion timeout is 1 s per GiB (2 s for this guest, less than the copy
+        # takes at 10 MiB/s): the timeout's action, abort, cancels it, the guest still running where it was
+        extra = shared.pair.cluster.dir / f"{dest}.conf"
+        extra.write_text(extra.read_text() + "live_migration_completion_timeout = 1\n")  # its last section: [libvirt]
+        shared.pair.restart_compute(dest)
+        shared.live_migrate(server_id, source)
+        assert shared.settle(server_id, ("cancelled", "error", "completed"))["status"] == "cancelled"
+        assert shared.pair.where(server_id) == [dest] and server_id in shared.pair.host(dest).running()
+        assert f"live migration of {server_id} not done after" in shared.pair.cluster.logs(20000)
+        assert shared.pair.cluster.allocation_problems() == []
     finally:
         shared.delete(server_id)

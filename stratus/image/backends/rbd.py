@@ -288,13 +288,19 @@ class RbdBackend:
             LOG.exception("could not remove RBD image %s/%s", self.pool, name)
 
     async def remove_instance_disks(self, instance_uuid: str) -> list[str]:
-        """Every RBD image of the instance (``<uuid>_*``, as Nova names them) in the pool."""
+        """Every RBD image of the instance (``<uuid>_*``, as Nova names them) in the pool. One with a watcher
+        still (the qemu of a guest just destroyed, or of a live migration's source that is still going away)
+        is tried again ``[libvirt] rbd_destroy_volume_retries`` times, ``rbd_destroy_volume_retry_interval``
+        seconds apart, as Nova's ``_cleanup_rbd``."""
         prefix = f"{instance_uuid}_"
+        opts = self.conf.libvirt
 
         def remove() -> list[str]:
             removed = []
             for name in self.cluster.list(self.pool):
-                if name.startswith(prefix) and self.cluster.remove(self.pool, name):
+                if name.startswith(prefix) and self.cluster.remove(
+                        self.pool, name, attempts=max(1, opts.rbd_destroy_volume_retries + 1),
+                        interval=opts.rbd_destroy_volume_retry_interval):
                     removed.append(name)
             return removed
 

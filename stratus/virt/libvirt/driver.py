@@ -94,7 +94,7 @@ def _not_running(exc: libvirt.libvirtError) -> bool:
 
 
 class LibvirtDriver(MigrationMixin, LiveMigrationMixin, RescueMixin, ComputeDriver):
-    """Resize and cold migration are in ``migration.py``, live migration in ``live_migration.py``, rescue in
+    """Moves between hosts are in ``migration.py`` (resize, cold migration) and ``live_migration.py``, rescue in
     ``rescue.py`` (mixed in)."""
 
     capabilities = Capabilities(supports_pause=True, supports_suspend=True, supports_console_output=True,

@@ -35,6 +35,7 @@ from stratus.context import RequestContext
 from stratus.objects.states import power_state
 from stratus.virt.driver import LiveMigrationControl
 from stratus.virt.libvirt import config as guest_config
+from stratus.virt.libvirt.host import peer_uri
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -56,12 +57,6 @@ CONFIG_DRIVE = ("Live migration of instances with config drives is not supported
 #: seconds between two looks at a running migration
 POLL = 0.5
 LOOPBACK = "127.0.0.1"
-
-
-def peer_uri(template: str | None, host: str) -> str:
-    """The destination's libvirt URI: ``[libvirt] live_migration_uri`` with ``%s`` its compute host name (Nova's
-    template), ``qemu+tcp://<host>/system`` when unset."""
-    return (template or "qemu+tcp://%s/system").replace("%s", host)
 
 
 def on_this_machine(uri: str) -> bool:
@@ -340,11 +335,12 @@ class LiveMigrationMixin:
             try:
                 stats = await on_domain(lambda dom: dom.jobStats())
             except libvirt.libvirtError:
-                continue  # the job just ended
-            control.memory_total = int(stats.get("memory_total", 0)) or control.memory_total
-            control.memory_processed = int(stats.get("memory_processed", 0))
-            control.disk_total = int(stats.get("disk_total", 0))
-            control.disk_processed = int(stats.get("disk_processed", 0))
+                stats = {}  # the job just ended, or no stats now: what was asked is still done below
+            if stats.get("memory_total"):
+                control.memory_total = int(stats["memory_total"])
+                control.memory_processed = int(stats.get("memory_processed", 0))
+                control.disk_total = int(stats.get("disk_total", 0))
+                control.disk_processed = int(stats.get("disk_processed", 0))
             while steps and outcome.elapsed >= steps[0][0]:
                 _, downtime = steps.pop(0)
                 with contextlib.suppress(libvirt.libvirtError):

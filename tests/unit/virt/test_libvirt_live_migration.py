@@ -4,9 +4,16 @@ tests/integration/test_libvirt_live_migration.py."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
 
+import pytest
+
+from stratus import conf as conf_mod
+from stratus.virt.driver import LiveMigrationControl
 from stratus.virt.libvirt import config
 from stratus.virt.libvirt.live_migration import GiB, data_gb, dest_xml, downtime_steps, local_disks, on_this_machine
 
@@ -85,3 +92,62 @@ def test_destinations_on_this_machine() -> None:
     assert on_this_machine("qemu:///system")
     assert not on_this_machine("qemu+tcp://compute-b/system")
     assert not on_this_machine("qemu+ssh://root@10.0.0.2/system")
+
+
+# --- the monitor, on libvirt's test driver (its domain "test" runs; no migration job: the copy is a future that
+# ends when the test says) --------------------------------------------------------------------------------------
+libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed")
+from stratus.virt.libvirt.driver import LibvirtDriver  # noqa: E402
+
+
+def _driver(tmp_path: Path, **libvirt_opts: object) -> LibvirtDriver:
+    conf = conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)},
+                                    "libvirt": {"virt_type": "qemu", "connection_uri": "test:///default",
+                                                **libvirt_opts}})
+    return LibvirtDriver(conf, "a")
+
+
+async def _watch(driver: LibvirtDriver, control: LiveMigrationControl, seconds: float) -> tuple[Any, int]:
+    """The monitor over a copy that runs for ``seconds``; (its outcome, the domain's libvirt state after)."""
+    dom = driver.host.get_connection().lookupByName("test")
+    if dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:  # test:///default's state is the process's: one test paused it
+        dom.resume()
+    copy: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    watching = asyncio.ensure_future(driver._monitor({"uuid": dom.UUIDString()}, copy, control, 2.0, False))
+    await asyncio.sleep(seconds)
+    copy.set_result(None)
+    return await watching, int(dom.state()[0])
+
+
+async def test_the_completion_timeout_aborts(tmp_path: Path) -> None:
+    """1 s per GiB of 2 GiB: past 2 s the timeout's action, abort, is taken (the guest left running)."""
+    outcome, state = await _watch(_driver(tmp_path, live_migration_completion_timeout=1), LiveMigrationControl(),
+                                  3.0)
+    assert outcome.timed_out and outcome.aborted and not outcome.paused
+    assert state == libvirt.VIR_DOMAIN_RUNNING
+
+
+async def test_the_completion_timeout_forces_completion(tmp_path: Path) -> None:
+    outcome, state = await _watch(_driver(tmp_path, live_migration_completion_timeout=1,
+                                          live_migration_timeout_action="force_complete"), LiveMigrationControl(), 3.0)
+    assert outcome.timed_out and outcome.forced and outcome.paused and not outcome.aborted
+    assert state == libvirt.VIR_DOMAIN_PAUSED  # paused for the last copy
+
+
+async def test_no_timeout_before_its_time_and_none_at_zero(tmp_path: Path) -> None:
+    for timeout in (800, 0):
+        outcome, state = await _watch(_driver(tmp_path, live_migration_completion_timeout=timeout),
+                                      LiveMigrationControl(), 1.2)
+        assert not (outcome.timed_out or outcome.aborted or outcome.forced)
+        assert state == libvirt.VIR_DOMAIN_RUNNING
+
+
+async def test_the_apis_abort_and_force_complete_reach_the_domain(tmp_path: Path) -> None:
+    control = LiveMigrationControl()
+    control.force_complete.set()
+    outcome, state = await _watch(_driver(tmp_path), control, 1.2)
+    assert outcome.forced and outcome.paused and state == libvirt.VIR_DOMAIN_PAUSED
+    control = LiveMigrationControl()
+    control.abort.set()
+    outcome, _ = await _watch(_driver(tmp_path), control, 1.2)
+    assert outcome.aborted and not outcome.timed_out
