@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import select
@@ -51,18 +53,30 @@ async def _list(req: ApiRequest, rule: str, basic: bool = False) -> list[dict[st
     f = servers_query.filters(req, rule)
     f.with_system_metadata = req.version >= server_view.V273 and not basic
     f.basic = basic
-    ip, ip6 = req.query.get("ip"), req.query.get("ip6")
     async with req.services.db.read() as conn:
-        if ip is not None or ip6 is not None:  # matched on the network info, as Nova's _ip_filter
-            matched = await info_cache.matching_fixed_ips(conn, ip, ip6, f.project_id)
-            f.uuids = [u for u in matched if f.uuids is None or u in f.uuids]
-        try:
+        with _page_faults(f):
+            await _match_ips(req, conn, f)
             return await instances.list_page(conn, f)
-        except instances.MarkerNotFound:
-            raise Fault(400, f"marker [{f.marker}] not found") from None
-        except instances.InvalidRegex as exc:  # Python's re took it, the database's engine does not: Nova's 400
-            raise Fault(400, f"Invalid input for query parameters name. Value: {validation.short(exc.pattern)}. "
-                             f"{validation.short_repr(exc.pattern)} is not a 'regex'") from None
+
+
+async def _match_ips(req: ApiRequest, conn: Any, f: Any) -> None:
+    """The ``ip``/``ip6`` filters, matched on the network info as Nova's ``_ip_filter``: narrows ``f.uuids``."""
+    ip, ip6 = req.query.get("ip"), req.query.get("ip6")
+    if ip is not None or ip6 is not None:
+        matched = await info_cache.matching_fixed_ips(conn, ip, ip6, f.project_id)
+        f.uuids = [u for u in matched if f.uuids is None or u in f.uuids]
+
+
+@contextlib.contextmanager
+def _page_faults(f: Any) -> Iterator[None]:
+    """A page's lookups that fail on what the request gave: Nova's 400s."""
+    try:
+        yield
+    except instances.MarkerNotFound:
+        raise Fault(400, f"marker [{f.marker}] not found") from None
+    except instances.InvalidRegex as exc:  # Python's re took it, the database's engine does not: Nova's 400
+        raise Fault(400, f"Invalid input for query parameters name. Value: {validation.short(exc.pattern)}. "
+                         f"{validation.short_repr(exc.pattern)} is not a 'regex'") from None
 
 
 def _page_size(req: ApiRequest) -> int:
@@ -117,18 +131,10 @@ async def detail(req: ApiRequest) -> Response:
     (api/server_cache.py): the same bodies, for a fraction of the work while most servers stay as they were."""
     f = servers_query.filters(req, "os_compute_api:servers:detail")
     f.with_system_metadata = req.version >= server_view.V273
-    ip, ip6 = req.query.get("ip"), req.query.get("ip6")
     async with req.services.db.read() as conn:
-        if ip is not None or ip6 is not None:  # matched on the network info, as Nova's _ip_filter
-            matched = await info_cache.matching_fixed_ips(conn, ip, ip6, f.project_id)
-            f.uuids = [u for u in matched if f.uuids is None or u in f.uuids]
-        try:
+        with _page_faults(f):
+            await _match_ips(req, conn, f)
             page = await instances.list_page_stored(conn, f)
-        except instances.MarkerNotFound:
-            raise Fault(400, f"marker [{f.marker}] not found") from None
-        except instances.InvalidRegex as exc:
-            raise Fault(400, f"Invalid input for query parameters name. Value: {validation.short(exc.pattern)}. "
-                             f"{validation.short_repr(exc.pattern)} is not a 'regex'") from None
     at_uuid, at_host = page.keys.index("uuid"), page.keys.index("host")
     brief = [{"uuid": r[at_uuid], "host": r[at_host]} for r in page.rows]
     view = await view_for(req, brief)

@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -189,15 +188,3 @@ def libvirt_pair(rabbitmq: RabbitMQ, postgres_url: str, tmp_path: Path, conf: st
             with contextlib.suppress(Exception):
                 cleanup.remove_all(only=lambda ns: ns in ours)
         shutil.rmtree(parent, ignore_errors=True)
-
-
-def wait_for(what: str, check: Any, timeout: float = 120, interval: float = 0.5) -> Any:
-    """Poll ``check`` until it returns something true."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)

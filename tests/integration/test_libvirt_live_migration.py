@@ -29,7 +29,8 @@ from tests.integration.guest import CMDLINE, GuestImages, upload_guest
 pytestmark = pytest.mark.integration
 libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed (scripts/libvirt.sh install .venv)")
 
-from tests.integration.libvirt_pair import LibvirtPair, wait_for  # noqa: E402
+from tests.integration.guest import wait as wait_for  # noqa: E402
+from tests.integration.libvirt_pair import LibvirtPair  # noqa: E402
 from tests.integration.libvirt_pair import libvirt_pair as start_pair  # noqa: E402
 
 TICK = re.compile(r"STRATUS-TICK: (\d+)")

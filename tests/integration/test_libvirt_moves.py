@@ -26,7 +26,8 @@ import pytest
 
 from tests.functional.helpers import boot, wait_for_status, wait_gone
 from tests.integration.guest import BOOTED, CMDLINE, GuestImages, upload_disk
-from tests.integration.libvirt_pair import LibvirtPair, wait_for
+from tests.integration.guest import wait as wait_for
+from tests.integration.libvirt_pair import LibvirtPair
 
 pytestmark = pytest.mark.integration
 libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed (scripts/libvirt.sh install .venv)")
