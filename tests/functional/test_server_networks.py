@@ -607,3 +607,5 @@ def test_inject_network_info_refreshes_the_info_cache_and_ip_filters(net_cloud: 
     assert listed(ip="10.80.0.50") == [second] and listed(ip=r"10\.80\.0\.5$") == [first]
     assert listed(ip=fip["floating_ip_address"]) == []  # fixed IPs only
     assert listed(ip6="10.80") == [] and listed(ip="10.99") == []
+    detail = project.compute.get("/servers/detail", params={"ip": "10.80.0.50"}).json()["servers"]
+    assert [s["id"] for s in detail] == [second]  # the detail page filters the same way
