@@ -2,7 +2,8 @@
 agent that restarts finishes or undoes what it was doing, starts nothing twice and leaves no guest behind.
 
 Each instance of the host is judged from its row and the power state the hypervisor reports (one query, one
-driver call): an interrupted build goes to ERROR (its ports released as a failed build's); an interrupted
+driver call): an interrupted build goes to ERROR (its ports released as a failed build's), an interrupted rebuild
+too, an interrupted snapshot is cleared; an interrupted
 delete, stop, start or reboot is carried out again under the request that asked for it; a transitional state the
 guest already reached is settled. The retried actions run in the background, like the casts they replace. Guests
 the hypervisor runs for instances that are deleted, unknown or another host's get ``[DEFAULT]
@@ -21,6 +22,7 @@ from stratus.compute import delete, evacuate, networking, power, power_sync
 from stratus.compute.api import ALLOW_HARD_REBOOT
 from stratus.compute.host import ComputeHost
 from stratus.compute.power import SOFT_REBOOT_TASKS
+from stratus.compute.rebuild import REBUILD_EVENT
 from stratus.context import RequestContext
 from stratus.db import actions, instances
 from stratus.db.models import instance_actions
@@ -33,6 +35,11 @@ LOG = logging.getLogger(__name__)
 
 BUILD_TASKS = (task_states.SCHEDULING, task_states.BLOCK_DEVICE_MAPPING, task_states.NETWORKING,
                task_states.SPAWNING)
+#: Nova sets an instance whose rebuild the restart cut short to ERROR, as an interrupted build
+REBUILD_TASKS = (task_states.REBUILDING, task_states.REBUILD_BLOCK_DEVICE_MAPPING, task_states.REBUILD_SPAWNING)
+#: Nova clears these: the snapshot (or backup) the restart cut short is not taken up again
+SNAPSHOT_TASKS = (task_states.IMAGE_SNAPSHOT, task_states.IMAGE_SNAPSHOT_PENDING, task_states.IMAGE_PENDING_UPLOAD,
+                  task_states.IMAGE_UPLOADING, task_states.IMAGE_BACKUP)
 #: Nova clears these when the guest is running (the request never reached the hypervisor, or it finished)
 _CLEAR_IF_RUNNING = (task_states.REBOOT_STARTED, task_states.REBOOT_STARTED_HARD, task_states.REBOOTING_HARD,
                      task_states.REBOOTING, task_states.PAUSING, task_states.UNPAUSING)
@@ -45,6 +52,10 @@ _REACHED = {task_states.PAUSING: (power_state.PAUSED, states.PAUSED),
 
 class BuildInterruptedByRestart(exception.StratusException):
     msg_fmt = "Instance %(instance_uuid)s was building when compute host %(host)s restarted"
+
+
+class RebuildInterruptedByRestart(exception.StratusException):
+    msg_fmt = "Instance %(instance_uuid)s was rebuilding when compute host %(host)s restarted"
 
 
 async def reconcile(host: ComputeHost) -> list[tuple[str, str]]:
@@ -94,6 +105,11 @@ async def init_instance(host: ComputeHost, row: dict[str, Any], current: int) ->
         return None
     if vm_state == states.BUILDING or task in BUILD_TASKS:
         return await _error_interrupted_build(host, row)
+    if task in REBUILD_TASKS:
+        return await _error_interrupted_rebuild(host, row)
+    if task in SNAPSHOT_TASKS:
+        LOG.info("instance %s was in %s when %s stopped: the snapshot is not taken up again", uuid, task, host.host)
+        return "cleared" if await _set(host, uuid, {"task_state": None}, (task,)) else None
     if task == task_states.DELETING:
         LOG.info("instance %s was being deleted when %s stopped: deleting it now", uuid, host.host)
         host.dispatch(delete.terminate_instance(host, await _context_of(host, uuid, "delete"), uuid))
@@ -171,6 +187,22 @@ async def _error_interrupted_build(host: ComputeHost, row: dict[str, Any]) -> st
     # its ports as a failed build's (the user's kept, unbound): in the background, the Networking service may not
     # answer yet while this host starts
     host.dispatch(networking.release_failed_build(host, context, uuid))
+    return "error"
+
+
+async def _error_interrupted_rebuild(host: ComputeHost, row: dict[str, Any]) -> str | None:
+    """Nova's ``_init_instance`` for a rebuild cut short: ERROR, with the cause as its fault and the rebuild's event
+    finished in error."""
+    uuid = row["uuid"]
+    error = RebuildInterruptedByRestart(instance_uuid=uuid, host=host.host)
+    LOG.warning("%s: setting it to ERROR", error.message)
+    context = await _context_of(host, uuid, "rebuild")
+    async with host.db.write() as conn:
+        if not await instances.update_instance(conn, uuid, {"vm_state": states.ERROR, "task_state": None},
+                                               expected_task_state=(row["task_state"],)):
+            return None
+        await actions.add_fault(conn, uuid, error, host=host.host, code=500)
+        await actions.event_finish(conn, context, uuid, REBUILD_EVENT, error=error)
     return "error"
 
 

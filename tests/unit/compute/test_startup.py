@@ -39,6 +39,28 @@ async def test_an_interrupted_build_goes_to_error_with_a_fault(host: Host) -> No
     assert await host.actions(uuid) == [("create", "u", [("compute__do_build_and_run_instance", "Error")])]
 
 
+async def test_an_interrupted_rebuild_goes_to_error_with_a_fault(host: Host) -> None:
+    uuid = await host.add(task_state="rebuild_spawning", guest=None)
+    await _user_action(host, uuid, "rebuild")
+    async with host.db.write() as conn:
+        await actions.event_start(conn, context(await _request_id(host, uuid, "rebuild")), uuid,
+                                  "compute_rebuild_instance", host="h1")
+    await host.restart()
+    assert (await host.states(uuid))[:2] == ("error", None)
+    assert await host.faults(uuid) == [f"Instance {uuid} was rebuilding when compute host h1 restarted"]
+    assert (await host.actions(uuid))[-1] == ("rebuild", "u", [("compute_rebuild_instance", "Error")])
+
+
+@pytest.mark.parametrize("task", ["image_snapshot", "image_snapshot_pending", "image_pending_upload",
+                                  "image_uploading", "image_backup"])
+async def test_an_interrupted_snapshot_is_cleared_and_the_guest_left_running(host: Host, task: str) -> None:
+    uuid = await host.add(task_state=task)
+    await host.restart()
+    assert await host.states(uuid) == ("active", None, RUNNING)
+    assert host.driver.guests[uuid].boots == 1
+    assert await host.faults(uuid) == []
+
+
 async def test_an_interrupted_delete_is_finished(host: Host) -> None:
     uuid = await host.add(task_state="deleting")
     await _user_action(host, uuid, "delete")
