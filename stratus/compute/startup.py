@@ -4,9 +4,9 @@ agent that restarts finishes or undoes what it was doing, starts nothing twice a
 Each instance of the host is judged from its row and the power state the hypervisor reports (one query, one
 driver call): an interrupted build goes to ERROR (its ports released as a failed build's), an interrupted rebuild
 too, and an interrupted snapshot is cleared; an interrupted delete, stop, start or reboot is carried out again
-under the request that asked for it; a transitional state the guest already reached is settled. The retried actions run in the background, like the casts they replace. Guests
-the hypervisor runs for instances that are deleted, unknown or another host's get ``[DEFAULT]
-running_deleted_instance_action``, here and periodically.
+under the request that asked for it; a transitional state the guest already reached is settled. The retried
+actions run in the background, like the casts they replace. Guests the hypervisor runs for instances that are
+deleted, unknown or another host's get ``[DEFAULT] running_deleted_instance_action``, here and periodically.
 """
 
 from __future__ import annotations
