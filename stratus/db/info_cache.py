@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import String, Text, bindparam, cast, select, type_coerce, update
+from sqlalchemy import Text, bindparam, cast, select, update
 
 from stratus.db.engine import Connection
 from stratus.db.models import instance_info_caches, instances
@@ -39,7 +39,7 @@ async def get_many_stored(conn: Connection, uuids: list[str]) -> dict[str, str |
 
 
 #: built once, the uuids bound at execution
-_STORED_OF = select(instance_info_caches.c.instance_uuid, type_coerce(instance_info_caches.c.network_info, String)
+_STORED_OF = select(instance_info_caches.c.instance_uuid, cast(instance_info_caches.c.network_info, Text)
                     ).where(instance_info_caches.c.instance_uuid.in_(bindparam("b_uuids", expanding=True)))
 
 

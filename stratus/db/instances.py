@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Select,
     String,
+    Text,
     and_,
     bindparam,
     cast,
@@ -298,9 +299,11 @@ async def list_page(conn: Connection, f: ListFilters) -> list[dict[str, Any]]:
 
 
 def _stored(column: Any) -> Any:
-    """A column as the database stores it: JSON as its text, times as the driver gives them (SQLite: text), so
-    that a row is a tuple of plain values."""
-    if isinstance(column.type, JSON | DateTime):
+    """A column as the database stores it: JSON as its text (a CAST in SQL: PostgreSQL's driver decodes JSON
+    itself), times as the driver gives them (SQLite: text), so that a row is a tuple of plain, hashable values."""
+    if isinstance(column.type, JSON):
+        return cast(column, Text).label(column.name)
+    if isinstance(column.type, DateTime):
         return type_coerce(column, String).label(column.name)
     return column
 

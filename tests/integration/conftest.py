@@ -77,13 +77,15 @@ def _free_ports(count: int) -> int:
     raise RuntimeError(f"no {count} consecutive free ports")
 
 
-@pytest.fixture(scope="session")
-def rabbitmq() -> Iterator[RabbitMQ]:
+@contextlib.contextmanager
+def private_broker(prefix: str = "stratus-rabbitmq-") -> Iterator[RabbitMQ]:
     """A private RabbitMQ (scripts/rabbitmq.sh: AMQP on PORT, its Erlang distribution and epmd on PORT+1 and
-    PORT+2, loopback only), torn down after the session."""
+    PORT+2, loopback only), stopped after. A cloud that outlives one test module needs one of its own: queues are
+    named by topic alone (``conductor``, ``compute.<host>``), so two clouds on one broker take each other's
+    messages."""
     if os.geteuid() != 0 and not os.path.exists("/usr/lib/rabbitmq/bin/rabbitmq-server"):
         pytest.skip("RabbitMQ needs root to install here (apt-get rabbitmq-server)")
-    directory = Path(tempfile.mkdtemp(prefix="stratus-rabbitmq-", dir="/tmp"))
+    directory = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     port = _free_ports(3)
     broker = RabbitMQ(url=f"rabbit://guest:guest@127.0.0.1:{port}/", directory=directory, port=port)
     try:
@@ -92,6 +94,13 @@ def rabbitmq() -> Iterator[RabbitMQ]:
     finally:
         subprocess.run([str(SCRIPTS / "rabbitmq.sh"), "stop", str(directory)], check=False, timeout=120)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> Iterator[RabbitMQ]:
+    """The session's private RabbitMQ, torn down after the session."""
+    with private_broker() as broker:
+        yield broker
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,17 +182,19 @@ def libvirt_uri(libvirt_daemon: LibvirtDaemon) -> str:
 
 
 @pytest.fixture(scope="session")
-def libvirt_pair(rabbitmq: RabbitMQ, postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def libvirt_pair(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Two libvirt compute hosts on this machine (tests/integration/libvirt_pair.py: a private libvirtd each, with
-    its own host UUID and instances_path, and ``stratus compute --host`` each, in a multi-process cloud on RabbitMQ
-    and PostgreSQL), shared by the session's tests of moves between hosts; each test module leaves it as it found
-    it (no servers, both services up and enabled)."""
+    its own host UUID and instances_path, and ``stratus compute --host`` each, in a multi-process cloud on a
+    RabbitMQ of its own and PostgreSQL), shared by the session's tests of moves between hosts; each test module
+    leaves it as it found it (no servers, both services up and enabled). Its broker is its own: the cloud runs
+    until the session ends, and on the session's broker it would answer the later modules' calls."""
     if os.geteuid() != 0 and not shutil.which("libvirtd"):
         pytest.skip("libvirt needs root to install and start here (apt-get, libvirtd with QEMU as root)")
     pytest.importorskip("libvirt", reason="libvirt-python is not installed (scripts/libvirt.sh install .venv)")
     from tests.integration.libvirt_pair import libvirt_pair as start_pair
 
-    with start_pair(rabbitmq, postgres_url, tmp_path_factory.mktemp("libvirt-pair")) as pair:
+    with private_broker("lvpmq-") as broker, start_pair(broker, postgres_url,
+                                                       tmp_path_factory.mktemp("libvirt-pair")) as pair:
         yield pair
 
 

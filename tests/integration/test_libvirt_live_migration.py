@@ -11,9 +11,6 @@ allocation table next to what the API says.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -23,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.functional.helpers import wait_for_status, wait_gone
-from tests.integration.conftest import SCRIPTS, CephCluster, RabbitMQ, _free_ports
+from tests.integration.conftest import CephCluster, private_broker
 from tests.integration.guest import CMDLINE, GuestImages, upload_guest
 
 pytestmark = pytest.mark.integration
@@ -176,16 +173,9 @@ def shared(postgres_url: str, ceph_clusters: tuple[CephCluster, CephCluster], te
         images_rbd_ceph_conf = {ceph.conf}
         live_migration_bandwidth = 10
         """)
-    port = _free_ports(3)
-    broker = RabbitMQ(url=f"rabbit://guest:guest@127.0.0.1:{port}/",
-                      directory=Path(tempfile.mkdtemp(prefix="lmmq-", dir="/tmp")), port=port)
-    try:
-        broker.start()
-        with start_pair(broker, postgres_url, tmp_path_factory.mktemp("lm-rbd"), conf=conf) as pair:
-            yield Mover(pair, _upload(pair, test_guest), _flavor(pair))
-    finally:
-        subprocess.run([str(SCRIPTS / "rabbitmq.sh"), "stop", str(broker.directory)], check=False, timeout=120)
-        shutil.rmtree(broker.directory, ignore_errors=True)
+    with private_broker("lmmq-") as broker, start_pair(broker, postgres_url, tmp_path_factory.mktemp("lm-rbd"),
+                                                       conf=conf) as pair:
+        yield Mover(pair, _upload(pair, test_guest), _flavor(pair))
 
 
 def _rbd_source(host_xml: Any) -> str:
