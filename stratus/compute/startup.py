@@ -171,38 +171,37 @@ async def _context_of(host: ComputeHost, uuid: str, action: str) -> dict[str, An
     return context.to_dict()
 
 
-async def _error_interrupted_build(host: ComputeHost, row: dict[str, Any]) -> str | None:
+async def _error_interrupted(host: ComputeHost, row: dict[str, Any], error: exception.StratusException,
+                             action: str, event: str) -> dict[str, Any] | None:
+    """Nova's ``_init_instance`` for a build or rebuild cut short: ERROR, the cause as its fault, the step's event
+    finished in error under the user's action; the context used, or None if the instance moved on meanwhile."""
     uuid = row["uuid"]
-    error = BuildInterruptedByRestart(instance_uuid=uuid, host=host.host)
     LOG.warning("%s: setting it to ERROR", error.message)
-    context = await _context_of(host, uuid, "create")
+    context = await _context_of(host, uuid, action)
     async with host.db.write() as conn:
         if not await instances.update_instance(conn, uuid, {"vm_state": states.ERROR, "task_state": None},
                                                expected_vm_state=(row["vm_state"],),
                                                expected_task_state=(row["task_state"],)):
             return None
         await actions.add_fault(conn, uuid, error, host=host.host, code=500)
-        await actions.event_finish(conn, context, uuid, "compute__do_build_and_run_instance", error=error)
+        await actions.event_finish(conn, context, uuid, event, error=error)
+    return context
+
+
+async def _error_interrupted_build(host: ComputeHost, row: dict[str, Any]) -> str | None:
+    error = BuildInterruptedByRestart(instance_uuid=row["uuid"], host=host.host)
+    context = await _error_interrupted(host, row, error, "create", "compute__do_build_and_run_instance")
+    if context is None:
+        return None
     # its ports as a failed build's (the user's kept, unbound): in the background, the Networking service may not
     # answer yet while this host starts
-    host.dispatch(networking.release_failed_build(host, context, uuid))
+    host.dispatch(networking.release_failed_build(host, context, row["uuid"]))
     return "error"
 
 
 async def _error_interrupted_rebuild(host: ComputeHost, row: dict[str, Any]) -> str | None:
-    """Nova's ``_init_instance`` for a rebuild cut short: ERROR, with the cause as its fault and the rebuild's event
-    finished in error."""
-    uuid = row["uuid"]
-    error = RebuildInterruptedByRestart(instance_uuid=uuid, host=host.host)
-    LOG.warning("%s: setting it to ERROR", error.message)
-    context = await _context_of(host, uuid, "rebuild")
-    async with host.db.write() as conn:
-        if not await instances.update_instance(conn, uuid, {"vm_state": states.ERROR, "task_state": None},
-                                               expected_task_state=(row["task_state"],)):
-            return None
-        await actions.add_fault(conn, uuid, error, host=host.host, code=500)
-        await actions.event_finish(conn, context, uuid, REBUILD_EVENT, error=error)
-    return "error"
+    error = RebuildInterruptedByRestart(instance_uuid=row["uuid"], host=host.host)
+    return "error" if await _error_interrupted(host, row, error, "rebuild", REBUILD_EVENT) is not None else None
 
 
 async def _resume_guest(host: ComputeHost, row: dict[str, Any]) -> str:
