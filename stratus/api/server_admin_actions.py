@@ -55,7 +55,9 @@ async def _reset_state(req: ApiRequest, body: dict[str, Any]) -> Response:
 
 async def _trigger_crash_dump(req: ApiRequest, body: dict[str, Any]) -> Response:
     if not req.at_least(_V217):
-        raise Fault(400, "There is no such action: trigger_crash_dump")
+        # Nova's action exists only from 2.17: below it the dispatch finds no version of the method
+        # (VersionNotFoundForAPIMethod), which Nova answers with a bare 404, not "no such action".
+        raise Fault(404, "The resource could not be found.")
     validation.validate(_CRASH_SCHEMA, body)
     server_id = req.path["server_id"]
     inst = await load_instance(req, server_id, "os_compute_api:servers:trigger_crash_dump")

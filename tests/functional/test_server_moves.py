@@ -804,7 +804,8 @@ def test_reset_state_and_crash_dump(cloud4: Cloud, image_id: str) -> None:
         names = [a["action"] for a in c.get(f"/servers/{sid}/os-instance-actions").json()["instanceActions"]]
         assert names[:3] == ["resetState", "resetState", "trigger_crash_dump"]
         with cloud4.client(version="2.16") as old:
-            fault(act(old, sid, {"trigger_crash_dump": None}), 400, "badRequest")
+            assert fault(act(old, sid, {"trigger_crash_dump": None}), 404, "itemNotFound") == (
+                "The resource could not be found.")
         assert act(c, sid, {"os-stop": None}).status_code == 202
         wait_for_status(c, sid, {"SHUTOFF"})
         assert fault(act(c, sid, {"trigger_crash_dump": None}), 409, "conflictingRequest") == (
