@@ -6,7 +6,9 @@ point costs one set lookup.
 
 The points: ``conductor.received`` (a boot request reached the conductor, which has not taken it yet),
 ``conductor.leased`` (taken, no host chosen), ``conductor.claimed`` (the scheduler claimed hosts, none recorded
-on the instances yet), ``scheduler.claimed`` (the scheduler committed a claim and has not replied).
+on the instances yet), ``scheduler.claimed`` (the scheduler committed a claim and has not replied),
+``conductor.rescheduling`` (a host failed a build and gave it back with its ports; the conductor took it and has
+chosen no next host).
 """
 
 from __future__ import annotations

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
 from typing import Any
 
 from oslo_config import cfg
 
+from stratus.background import BackgroundTasks
 from stratus.compute import resource_tracker
 from stratus.compute.instance_events import InstanceEvents
 from stratus.compute.locks import InstanceLocks
@@ -28,9 +28,13 @@ from stratus.virt.driver import ComputeDriver, LiveMigrationControl
 LOG = logging.getLogger(__name__)
 
 
-class ComputeHost:
+class ComputeHost(BackgroundTasks):
+    """Its background tasks (:meth:`dispatch`): the sync's stops, start-up retries, a failed build's ports."""
+
     def __init__(self, conf: cfg.ConfigOpts, db: Database, transport: Transport, *, host: str,
                  driver: ComputeDriver, images: ImageClient | None, network: NetworkAPI | None = None) -> None:
+        super().__init__()
+        self.background_name = f"compute host {host}"
         self.conf = conf
         #: Nova's network API on the Networking service (stratus/network/neutron.py); None: servers get no ports
         self.network = network
@@ -55,7 +59,6 @@ class ComputeHost:
         self.hypervisor_down = False
         self.driver_ready = False  # driver.init_host succeeded
         self.reconciled = False  # the start-up reconciliation ran (it waits for a reachable hypervisor)
-        self.background: set[asyncio.Task[Any]] = set()
         self.pending_syncs: set[str] = set()  # instances with a lifecycle-event sync queued
         #: the live migrations this host (their source) runs now, by migration id: what abort and force-complete set
         self.live_migrations: dict[int, LiveMigrationControl] = {}
@@ -65,22 +68,6 @@ class ComputeHost:
     def driver_instance(self, row: dict[str, Any]) -> dict[str, Any]:
         """An instance row as the driver sees it: with its hypervisor name."""
         return {**row, "name": self.conf.instance_name_template % row["id"]}
-
-    def dispatch(self, action: Coroutine[Any, Any, Any]) -> None:
-        """Run an action in the background, as a cast to this host would (the sync's stops, start-up retries)."""
-        task = asyncio.get_running_loop().create_task(action)
-        self.background.add(task)
-        task.add_done_callback(self._background_done)
-
-    def _background_done(self, task: asyncio.Task[Any]) -> None:
-        self.background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            LOG.error("background action on %s failed", self.host, exc_info=task.exception())
-
-    async def drain(self) -> None:
-        """Wait until no background action runs (tests use it to see the outcome of what a sync started)."""
-        while self.background:
-            await asyncio.gather(*list(self.background), return_exceptions=True)
 
     async def report_stats(self, conn: Any) -> None:
         """The node's stats after a change (none to write while the hypervisor has never answered)."""

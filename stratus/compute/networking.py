@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from stratus import exception
 from stratus.compute.instance_events import VIF_PLUGGED, VirtualInterfaceCreateException
@@ -20,6 +20,7 @@ from stratus.network.neutron_client import NeutronUnavailable
 
 if TYPE_CHECKING:
     from stratus.compute.host import ComputeHost
+    from stratus.db.engine import Database
 
 LOG = logging.getLogger(__name__)
 
@@ -126,19 +127,29 @@ async def deallocate(manager: ComputeHost, context: dict[str, Any], instance: di
         await info_cache.save(conn, instance["uuid"], [])
 
 
+class PortOwner(Protocol):
+    """What releasing a failed build's ports needs: a compute host, or a conductor whose recovery pass timed out a
+    build no host took (after a reschedule its ports, made by the first host, are still there)."""
+
+    db: Database
+    network: neutron.API | None
+
+
 #: seconds between tries to release a failed build's ports while the Networking service cannot be reached (a host
 #: that starts before it, as the all-in-one's compute does): about two minutes in all
 RELEASE_RETRY_DELAYS = (0.5, 1, 2, 4, 8, 16, 30, 60)
 
 
-async def release_failed_build(manager: ComputeHost, context: dict[str, Any], instance_uuid: str) -> None:
+async def release_failed_build(manager: PortOwner, context: dict[str, Any], instance_uuid: str,
+                               retry_delays: tuple[float, ...] = RELEASE_RETRY_DELAYS) -> None:
     """The ports of a build that a timeout or recovery path put in ERROR (``[DEFAULT] instance_build_timeout``,
     a build interrupted by a restart of this host), released as for a failed build: deleted, and those the user
     brought unbound and kept. The build itself may still be running, stuck before its cache was written, so the
     ports its request named count as the user's too; if it carries on, its next step finds the instance no longer
     building and releases what it made since. Run in the background (:meth:`ComputeHost.dispatch`): while the
-    Networking service cannot be reached it is tried again for a while; other failures are logged, never raised,
-    as :func:`deallocate`'s."""
+    Networking service cannot be reached it is tried again for a while (``retry_delays``; none when a flow waits
+    for it); other failures are logged, never raised, as :func:`deallocate`'s. Also Nova's conductor's
+    ``_cleanup_allocated_networks``, for a build that ran out of hosts or timed out waiting for one."""
     network = manager.network
     if network is None:
         return
@@ -146,7 +157,7 @@ async def release_failed_build(manager: ComputeHost, context: dict[str, Any], in
         cached = await info_cache.get(conn, instance_uuid)
         spec = await instances.request_spec(conn, instance_uuid) or {}
     requested = [r["port_id"] for r in spec.get("requested_networks") or [] if r.get("port_id")]
-    for delay in (*RELEASE_RETRY_DELAYS, None):
+    for delay in (*retry_delays, None):
         try:
             await network.deallocate_for_instance(context, {"uuid": instance_uuid}, cached, preserve=requested)
             break

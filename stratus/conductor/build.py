@@ -13,8 +13,9 @@ import logging
 from typing import Any
 
 from stratus import exception, failpoints
+from stratus.compute import networking
 from stratus.conductor.state import ConductorState
-from stratus.db import actions, builds, info_cache, instances, placement
+from stratus.db import actions, builds, instances, placement
 from stratus.objects import states
 from stratus.objects.states import task_states
 from stratus.priority import background_turn
@@ -114,6 +115,7 @@ async def build_instances(conductor: ConductorState, context: dict[str, Any], in
                 LOG.info("the reschedule of %s was already taken by another conductor", instance_uuid)
                 return
             await actions.event_start(conn, context, instance_uuid, RETRY_EVENT, host=conductor.conf.host)
+        failpoints.hit("conductor.rescheduling")
         await retry_build(conductor, context, instance_uuid, request_spec, alternates, failed_host, reason, tried_hosts)
 
 
@@ -140,24 +142,8 @@ async def retry_build(conductor: ConductorState, context: dict[str, Any], instan
         f"Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures for "
         f"instance {instance_uuid}.")
     # the ports first: a server seen in ERROR has none left (Nova frees them just after)
-    await cleanup_allocated_networks(conductor, context, instance_uuid)
+    await networking.release_failed_build(conductor, context, instance_uuid, retry_delays=())
     await set_error(conductor, context, [instance_uuid], error, RETRY_EVENT, details=reason)
-
-
-async def cleanup_allocated_networks(conductor: ConductorState, context: dict[str, Any], instance_uuid: str) -> None:
-    """Nova's ``_cleanup_allocated_networks``: a build that ran out of hosts gives back the ports its hosts kept
-    for the next one (a port the user brought is unbound, not deleted)."""
-    if conductor.network is None:
-        return
-    async with conductor.db.read() as conn:
-        cached = await info_cache.get(conn, instance_uuid)
-    try:
-        await conductor.network.deallocate_for_instance(context, {"uuid": instance_uuid}, cached)
-    except Exception:
-        LOG.exception("ports of %s could not be released", instance_uuid)
-        return
-    async with conductor.db.write() as conn:
-        await info_cache.save(conn, instance_uuid, [])
 
 
 async def claim_alternate(conductor: ConductorState, context: dict[str, Any], instance_uuid: str,

@@ -5,7 +5,8 @@ build_recovery_interval``, it reads every instance still waiting for a compute h
 ``scheduling``) with its lease (db/builds.py) and judges each from that alone:
 
 - older than ``[DEFAULT] instance_build_timeout``: ERROR with the fault "Instance build timed out. Set to error
-  state.", its claims released (placed on a host or not; the host's own check does the same from its side);
+  state.", its claims released (placed on a host or not; the host's own check does the same from its side) and
+  its ports released as a failed build's (a rescheduled build has the ports its first host made);
 - cast to a host whose compute service is down (silent past ``service_down_time``, forced down, or deleted)
   and never taken by it: the cast waits in that host's queue with nobody to consume it, so the build is taken
   over, its claims given back, its host cleared and it is scheduled again away from that host (a host that comes
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from stratus import exception
+from stratus.compute import networking
 from stratus.conductor import build
 from stratus.conductor.build import RETRY_EVENT, SCHEDULE_EVENT
 from stratus.conductor.state import ConductorState
@@ -150,6 +152,7 @@ async def _time_out(conductor: ConductorState, row: dict[str, Any]) -> bool:
         for event in (SCHEDULE_EVENT, RETRY_EVENT):
             await actions.event_finish(conn, context, uuid, event, error=error)
     LOG.warning("instance %s: %s", uuid, error.message)
+    conductor.dispatch(networking.release_failed_build(conductor, context, uuid))
     return True
 
 

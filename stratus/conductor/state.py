@@ -14,6 +14,7 @@ from typing import Any
 
 from oslo_config import cfg
 
+from stratus.background import BackgroundTasks
 from stratus.compute.rpcapi import ComputeAPI
 from stratus.db.engine import Database
 from stratus.rpc.transport import Transport
@@ -44,9 +45,15 @@ class InFlight:
         return uuid in self._count
 
 
-class ConductorState:
+class ConductorState(BackgroundTasks):
+    """Its background tasks (:meth:`dispatch`): what a recovery pass starts and must not wait for (a timed-out
+    build's ports, tried again while the Networking service does not answer)."""
+
+    background_name = "conductor"
+
     def __init__(self, conf: cfg.ConfigOpts, db: Database, transport: Transport, service_id: int = 0,
                  network: Any = None) -> None:
+        super().__init__()
         self.conf = conf
         #: Nova's network API (stratus/network/neutron.py), or None without a Networking service
         self.network = network

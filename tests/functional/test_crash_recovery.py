@@ -82,8 +82,8 @@ def _kill(cloud: Cloud) -> None:
     cloud.proc.wait()
 
 
-def _restart(tmp: Path) -> Cloud:
-    return start_cloud(tmp, CONF)
+def _restart(tmp: Path, conf: str = CONF) -> Cloud:
+    return start_cloud(tmp, conf)
 
 
 def _settle(cloud: Cloud) -> dict[str, dict[str, Any]]:
@@ -262,5 +262,42 @@ def test_a_build_interrupted_by_a_restart_gives_its_ports_back(tmp_path: Path) -
     try:
         _until(cloud, [made, given], lambda s: s["status"] == "ERROR", "both in ERROR after the restart")
         _ports_released(cloud, made, given, port_id)
+    finally:
+        _kill(cloud)
+
+
+def test_a_rescheduled_build_that_times_out_waiting_for_a_host_gives_its_ports_back(tmp_path: Path) -> None:
+    """The host that failed the build kept its ports for the next one (as Nova's reschedule); the conductor dies
+    before choosing it, and after the restart the recovery pass finds the build past its timeout with no host:
+    ERROR, and the ports released as a failed build's (the conductor's side of it: no host holds the build)."""
+    every_host_fails = "[fake_driver]\nhost_count = 2\nfail_hosts = compute-1,compute-2\n"
+    cloud = start_cloud(tmp_path, CONF + every_host_fails, env={"STRATUS_FAILPOINTS": "conductor.rescheduling"})
+    with cloud.image_client() as img:
+        image = upload_image(img)["id"]
+    with cloud.network_client() as n:
+        net = n.post("/networks", json={"network": {"name": "rescheduled"}}).json()["network"]
+        sub = n.post("/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.98.0.0/24", "ip_version": 4}})
+        assert sub.status_code == 201, sub.text
+        mine = n.post("/ports", json={"port": {"network_id": net["id"]}}).json()["port"]
+    with cloud.client() as c, contextlib.suppress(httpx.TransportError):  # the kill may beat the 202 out
+        boot(c, image, name="rescheduled", networks=[{"uuid": net["id"]}, {"port": mine["id"]}])
+    assert cloud.proc.wait(timeout=60) == -9
+    [(server_id,)] = _rows(cloud, "select uuid from instances where deleted = 0")
+    cloud = _restart(tmp_path, CONF.replace(f"instance_build_timeout = {TIMEOUT}", "instance_build_timeout = 1"))
+    try:
+        _until(cloud, [server_id], lambda s: s["status"] == "ERROR", "timed out after the restart")
+        with cloud.client() as c:
+            server = c.get(f"/servers/{server_id}").json()["server"]
+        assert server["fault"]["message"] == "Instance build timed out. Set to error state."
+        assert server["OS-EXT-SRV-ATTR:host"] is None  # nobody's but the conductor's
+        deadline = time.monotonic() + 20  # released in the background, after the ERROR
+        with cloud.network_client() as n:
+            while n.get("/ports", params={"network_id": net["id"], "device_owner": "compute:nova"}).json()["ports"]:
+                assert time.monotonic() < deadline, "the port the host made is still there"
+                time.sleep(0.05)
+            kept = n.get(f"/ports/{mine['id']}").json()["port"]
+        assert kept["device_id"] == "" and kept["binding:host_id"] == "", kept
+        with cloud.client() as c:
+            assert c.get(f"/servers/{server_id}").json()["server"]["addresses"] == {}
     finally:
         _kill(cloud)

@@ -21,6 +21,11 @@ SCHEDULER_FILTERS = ("ComputeFilter", "AvailabilityZoneFilter", "ComputeCapabili
                      "ServerGroupAntiAffinityFilter", "ServerGroupAffinityFilter", "SameHostFilter",
                      "DifferentHostFilter")
 
+#: the roles Nova's 2024+ policy defaults use and the embedded identity's bootstrap makes (admin implies manager
+#: implies member implies reader; service for service-to-service calls): with ``[enforce_scope] nova`` tempest
+#: then reads as the project's reader and migrates as its manager, as against a current Nova
+NOVA_POLICY_ROLES = ("admin", "manager", "member", "reader", "service")
+
 #: what the embedded Networking API serves (its /v2.0/extensions), for tempest's network tests
 NETWORK_EXTENSIONS = ("external-net", "provider", "binding", "port-security", "allowed-address-pairs",
                       "security-group", "net-mtu", "network_availability_zone", "project-id",
@@ -64,6 +69,8 @@ def tempest_conf(identity_url: str, admin_password: str, image_ref: str, image_r
         region = RegionOne
         [identity-feature-enabled]
         api_v2 = false
+        [enforce_scope]
+        nova = true
         [compute]
         image_ref = {image_ref}
         image_ref_alt = {image_ref_alt}
@@ -92,6 +99,7 @@ def tempest_conf(identity_url: str, admin_password: str, image_ref: str, image_r
         stable_rescue = true
         hostname_fqdn_sanitization = true
         scheduler_enabled_filters = {",".join(SCHEDULER_FILTERS)}
+        nova_policy_roles = {",".join(NOVA_POLICY_ROLES)}
         """) + features + textwrap.dedent("""
         [service_available]
         neutron = true
