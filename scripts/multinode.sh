@@ -115,12 +115,14 @@ connection = $database
 build_recovery_interval = 10
 EOF
 }
-# How Nova's side reaches the Networking service (the API's embedded one), as Nova's docs configure [neutron]: a
-# keystoneauth password plugin on the identity API and the service's endpoint; the API, the conductors and the
-# computes all use it (networks checked at boot, ports made and bound before spawn, a failed build's released).
-neutron() {
+# A service client's keystoneauth block (a password plugin on the identity API, as admin), then the section's own
+# way to its endpoint. [neutron]: how Nova's side reaches the Networking service (the API's embedded one), as
+# Nova's docs configure it; the API, the conductors and the computes all use it (networks checked at boot, ports
+# made and bound before spawn, a failed build's released). [nova]: how the Networking service reaches Nova
+# (os-server-external-events), as Neutron's docs configure it.
+service_client() {
     cat <<EOF
-[neutron]
+[$1]
 auth_type = password
 auth_url = http://127.0.0.1:$IDENTITY_PORT/v3
 username = admin
@@ -129,24 +131,11 @@ project_name = admin
 user_domain_name = Default
 project_domain_name = Default
 region_name = RegionOne
-endpoint_override = http://127.0.0.1:$NETWORK_PORT
+$2
 EOF
 }
-# and how the Networking service reaches Nova (os-server-external-events), as Neutron's docs configure [nova]
-nova() {
-    cat <<EOF
-[nova]
-auth_type = password
-auth_url = http://127.0.0.1:$IDENTITY_PORT/v3
-username = admin
-password = $admin_password
-project_name = admin
-user_domain_name = Default
-project_domain_name = Default
-region_name = RegionOne
-endpoint_type = public
-EOF
-}
+neutron() { service_client neutron "endpoint_override = http://127.0.0.1:$NETWORK_PORT"; }
+nova() { service_client nova "endpoint_type = public"; }
 { shared controller; neutron; nova; cat <<EOF; } > "$dir/etc/api.conf"
 [DEFAULT]
 osapi_compute_listen = 127.0.0.1

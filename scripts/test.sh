@@ -59,5 +59,9 @@ for name in rest integration; do
     echo "== $name: $(tail -n 1 "$work/$name.log") (exit $rc)"
     [ "$rc" = 0 ] || status=1
 done
-rm -rf "$work"
+if [ "$status" = 0 ]; then
+    rm -rf "$work"
+else  # the failed tests' clouds, logs and tempest workspaces, for a look afterwards
+    echo "== kept for the failures: $work"
+fi
 exit "$status"

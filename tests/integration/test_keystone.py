@@ -54,6 +54,20 @@ def _member(admin: Any, name: str, project_name: str) -> User:
     return User(name, password, project_name, user.id, project.id)
 
 
+def _service_user(name: str, password: str, auth_url: str) -> str:
+    """A keystoneauth password login of a service user in the ``service`` project, as a section's options."""
+    return textwrap.dedent(f"""\
+        auth_url = {auth_url}
+        auth_type = password
+        username = {name}
+        password = {password}
+        project_name = service
+        user_domain_name = Default
+        project_domain_name = Default
+        region_name = RegionOne
+        """)
+
+
 @pytest.fixture(scope="module")
 def deployment(keystone: Keystone, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """The service user, the users of the tests, then Stratus on [keystone_authtoken], then its endpoints."""
@@ -68,27 +82,11 @@ def deployment(keystone: Keystone, tmp_path_factory: pytest.TempPathFactory) -> 
         for role in ("admin", "service"):
             admin.identity.assign_project_role_to_user(service, nova, admin.identity.find_role(role))
         members += [_member(admin, "alice", "demo"), _member(admin, "bob", "other")]
-        cloud = start_cloud(tmp_path_factory.mktemp("keystone-cloud"), textwrap.dedent(f"""\
-            [keystone_authtoken]
-            www_authenticate_uri = {keystone.www_authenticate_uri}
-            auth_url = {keystone.www_authenticate_uri}
-            auth_type = password
-            username = nova
-            password = {nova_password}
-            project_name = service
-            user_domain_name = Default
-            project_domain_name = Default
-            region_name = RegionOne
-            [neutron]
-            auth_type = password
-            auth_url = {keystone.www_authenticate_uri}
-            username = nova
-            password = {nova_password}
-            project_name = service
-            user_domain_name = Default
-            project_domain_name = Default
-            region_name = RegionOne
-            """), auth_strategy="keystone")
+        login = _service_user("nova", nova_password, keystone.www_authenticate_uri)
+        # the service user logs in the same way to check tokens and to reach the Networking service
+        conf = (f"[keystone_authtoken]\nwww_authenticate_uri = {keystone.www_authenticate_uri}\n{login}"
+                f"[neutron]\n{login}")
+        cloud = start_cloud(tmp_path_factory.mktemp("keystone-cloud"), conf, auth_strategy="keystone")
         for name, kind, url in (("nova", "compute", cloud.compute_url), ("glance", "image", cloud.image_url)):
             services.append(admin.identity.create_service(name=name, type=kind, enabled=True))
             for interface in ("public", "internal"):
