@@ -135,3 +135,11 @@ async def test_an_admins_subnet_list_by_id_reads_only_their_networks(api: dict[s
     resp = await client.get(f"/subnets?id={nets[1][1]}", headers={"X-Auth-Token": "u:other"})
     assert resp.json() == {"subnets": []}
 
+
+
+async def test_a_nul_in_the_path_or_query_is_refused(api: dict[str, Any]) -> None:
+    client = api["client"]
+    for url in ("/networks/a%00b", "/ports?device_id=a%00b"):
+        resp = await client.get(url)
+        assert resp.status_code == 400, url
+        assert resp.json()["NeutronError"]["message"] == "NUL characters are not allowed in the URL."
