@@ -310,9 +310,25 @@ async def ports_in_groups(conn: Connection, group_ids: Sequence[str]) -> dict[st
     """{port_id: the groups of ``group_ids`` it is in}."""
     if not group_ids:
         return {}
-    rows = await conn.execute(select(port_security_groups).where(
-        port_security_groups.c.security_group_id.in_(list(group_ids))))
+    statement = _once(("ports_in_groups",), lambda: select(port_security_groups).where(
+        port_security_groups.c.security_group_id.in_(bindparam("p_group_ids", expanding=True))))
+    rows = await conn.execute(statement, {"p_group_ids": list(group_ids)})
     found: dict[str, set[str]] = {}
     for row in rows:
         found.setdefault(row.port_id, set()).add(row.security_group_id)
+    return found
+
+
+async def group_member_addresses(conn: Connection, group_ids: Sequence[str]) -> dict[str, list[str]]:
+    """{group_id: the addresses of the ports in it}, for the groups ``group_ids`` (in one statement: the rules
+    naming a remote group carry its members' addresses)."""
+    found: dict[str, list[str]] = {g: [] for g in group_ids}
+    if not group_ids:
+        return found
+    statement = _once(("group_member_addresses",), lambda: select(
+        port_security_groups.c.security_group_id, ip_allocations.c.ip_address).join(
+        ip_allocations, ip_allocations.c.port_id == port_security_groups.c.port_id).where(
+        port_security_groups.c.security_group_id.in_(bindparam("p_group_ids", expanding=True))))
+    for group_id, address in await conn.execute(statement, {"p_group_ids": list(group_ids)}):
+        found[group_id].append(address)
     return found
