@@ -3,6 +3,11 @@
 Rows come back as dicts with their ``attributes`` JSON merged in, so the resource modules see one flat record.
 IP addresses are allocated by inserting ``ip_allocations`` rows, whose primary key (network, address) makes a
 concurrent duplicate fail in the database (IntegrityError), whatever the engine's isolation.
+
+The statements of the calls every port create, status change and list makes (``get``, ``find``, ``allocations``,
+``agents``, the inserts and updates of a record) are built once per shape (the table, the columns compared, one
+value or a list) with bound parameters, and run with the values: building a statement and its cache key again at
+every call cost several times what SQLite takes to run it.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, or_, select, update
+from sqlalchemy import Executable, Table, bindparam, delete, func, insert, or_, select, update
 
 from stratus.db.engine import Connection
 from stratus.db.models import (
@@ -34,6 +39,37 @@ TABLES: dict[str, Table] = {"network": networks, "subnet": subnets, "port": port
                             "router": routers, "floatingip": floatingips}
 
 
+#: statements built once per shape: (what, table name, the columns compared and whether each takes a list)
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+#: the order of the rows of a ``_where`` query, by its name
+_ORDER = {"find": ("created_at", "id"), "agents": ("host", "agent_type"), "allocations": ()}
+
+
+def _where(table: Table, query: str, equals: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The rows of ``table`` whose columns equal ``equals`` (a list, tuple or set value: any of them), in the
+    order of ``query``, as a statement made once per shape, and the parameters of this call."""
+    shape = tuple((column, isinstance(value, (list, tuple, set))) for column, value in equals.items())
+    key = (query, table.name, shape)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        statement = select(table)
+        for column, many in shape:
+            param = bindparam(f"p_{column}", expanding=many)
+            statement = statement.where(table.c[column].in_(param) if many else table.c[column] == param)
+        statement = _STATEMENTS[key] = statement.order_by(*(table.c[c] for c in _ORDER[query]))
+    return statement, {f"p_{column}": list(value) if many else value
+                       for (column, many), value in zip(shape, equals.values(), strict=True)}
+
+
+def _once(key: tuple[Any, ...], build: Any) -> Any:
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        statement = _STATEMENTS[key] = build()
+    return statement
+
+
 def _record(table: Table, row: Any) -> dict[str, Any]:
     record = dict(row._mapping)
     record.update(record.pop("attributes", None) or {})
@@ -49,41 +85,43 @@ def split(table: Table, record: dict[str, Any]) -> dict[str, Any]:
 
 async def get(conn: Connection, kind: str, id_: str, for_update: bool = False) -> dict[str, Any] | None:
     table = TABLES[kind]
-    query = select(table).where(table.c.id == id_)
-    if for_update:
-        query = query.with_for_update()
-    row = (await conn.execute(query)).first()
+
+    def build() -> Executable:
+        query = select(table).where(table.c.id == bindparam("p_id"))
+        return query.with_for_update() if for_update else query
+    row = (await conn.execute(_once(("get", kind, for_update), build), {"p_id": id_})).first()
     return None if row is None else _record(table, row)
 
 
 async def find(conn: Connection, kind: str, **equals: Any) -> list[dict[str, Any]]:
     """Rows of ``kind`` whose columns equal ``equals`` (a list or tuple value: any of them)."""
     table = TABLES[kind]
-    query = select(table)
-    for column, value in equals.items():
-        query = query.where(table.c[column].in_(value) if isinstance(value, (list, tuple, set))
-                            else table.c[column] == value)
-    return [_record(table, row) for row in await conn.execute(query.order_by(table.c.created_at, table.c.id))]
+    statement, params = _where(table, "find", equals)
+    return [_record(table, row) for row in await conn.execute(statement, params)]
 
 
 async def visible_networks(conn: Connection, project_id: str | None) -> list[dict[str, Any]]:
     """Networks a project may see (its own, shared and external ones); every network for ``None`` (an admin)."""
-    query = select(networks)
-    if project_id is not None:
-        query = query.where(or_(networks.c.project_id == project_id, networks.c.shared.is_(True),
-                                networks.c.external.is_(True)))
-    return [_record(networks, row) for row in await conn.execute(query.order_by(networks.c.created_at))]
+    def build() -> Executable:
+        query = select(networks)
+        if project_id is not None:
+            query = query.where(or_(networks.c.project_id == bindparam("p_project_id"), networks.c.shared.is_(True),
+                                    networks.c.external.is_(True)))
+        return query.order_by(networks.c.created_at)
+    statement = _once(("visible_networks", project_id is None), build)
+    params = {} if project_id is None else {"p_project_id": project_id}
+    return [_record(networks, row) for row in await conn.execute(statement, params)]
 
 
 async def insert_record(conn: Connection, kind: str, record: dict[str, Any]) -> None:
     table = TABLES[kind]
-    await conn.execute(insert(table).values(**split(table, record)))
+    await conn.execute(_once(("insert", kind), lambda: insert(table)), split(table, record))
 
 
 async def update_record(conn: Connection, kind: str, record: dict[str, Any]) -> None:
     table = TABLES[kind]
-    values = split(table, record)
-    await conn.execute(update(table).where(table.c.id == record["id"]).values(**values))
+    statement = _once(("update", kind), lambda: update(table).where(table.c.id == bindparam("p_id")))
+    await conn.execute(statement, {**split(table, record), "p_id": record["id"]})
 
 
 async def delete_record(conn: Connection, kind: str, id_: str) -> None:
@@ -101,14 +139,15 @@ async def segmentation_ids(conn: Connection, network_type: str, physical_network
 # --- addresses ---------------------------------------------------------------------------------------------------
 async def allocations(conn: Connection, *, network_id: str | None = None, subnet_ids: Sequence[str] = (),
                       port_ids: Sequence[str] = ()) -> list[dict[str, Any]]:
-    query = select(ip_allocations)
+    equals: dict[str, Any] = {}
     if network_id is not None:
-        query = query.where(ip_allocations.c.network_id == network_id)
+        equals["network_id"] = network_id
     if subnet_ids:
-        query = query.where(ip_allocations.c.subnet_id.in_(subnet_ids))
+        equals["subnet_id"] = list(subnet_ids)
     if port_ids:
-        query = query.where(ip_allocations.c.port_id.in_(port_ids))
-    return [dict(r._mapping) for r in await conn.execute(query)]
+        equals["port_id"] = list(port_ids)
+    statement, params = _where(ip_allocations, "allocations", equals)
+    return [dict(r._mapping) for r in await conn.execute(statement, params)]
 
 
 async def allocated_in(conn: Connection, subnet_id: str) -> set[str]:
@@ -122,10 +161,13 @@ async def count_allocated(conn: Connection, subnet_ids: Iterable[str]) -> dict[s
     return {r[0]: int(r[1]) for r in rows}
 
 
-async def allocate(conn: Connection, network_id: str, port_id: str, subnet_id: str, ip_address: str) -> None:
-    """One address for a port; an IntegrityError if it is taken (by a concurrent transaction too)."""
-    await conn.execute(insert(ip_allocations).values(network_id=network_id, ip_address=ip_address,
-                                                     subnet_id=subnet_id, port_id=port_id))
+async def allocate(conn: Connection, network_id: str, port_id: str, subnet_id: str, ip_address: str
+                   ) -> dict[str, Any]:
+    """One address for a port; an IntegrityError if it is taken (by a concurrent transaction too). The row
+    written."""
+    row = {"network_id": network_id, "ip_address": ip_address, "subnet_id": subnet_id, "port_id": port_id}
+    await conn.execute(_once(("insert", "ip_allocations"), lambda: insert(ip_allocations)), row)
+    return row
 
 
 async def release(conn: Connection, port_id: str, pairs: Iterable[tuple[str, str]] | None = None) -> None:
@@ -141,11 +183,8 @@ async def release(conn: Connection, port_id: str, pairs: Iterable[tuple[str, str
 
 # --- agents ------------------------------------------------------------------------------------------------------
 async def agents(conn: Connection, **equals: Any) -> list[dict[str, Any]]:
-    query = select(network_agents)
-    for column, value in equals.items():
-        query = query.where(network_agents.c[column] == value)
-    rows = await conn.execute(query.order_by(network_agents.c.host, network_agents.c.agent_type))
-    return [dict(r._mapping) for r in rows]
+    statement, params = _where(network_agents, "agents", equals)
+    return [dict(r._mapping) for r in await conn.execute(statement, params)]
 
 
 async def report_state(conn: Connection, values: dict[str, Any]) -> bool:
@@ -203,17 +242,26 @@ async def disassociate_floating_ips(conn: Connection, port_id: str) -> list[str]
 # --- quotas ------------------------------------------------------------------------------------------------------
 async def count(conn: Connection, kind: str, project_id: str) -> int:
     table = TABLES[kind]
-    return int((await conn.execute(select(func.count()).select_from(table).where(
-        table.c.project_id == project_id))).scalar_one())
+    statement = _once(("count", kind), lambda: select(func.count()).select_from(table).where(
+        table.c.project_id == bindparam("p_project_id")))
+    return int((await conn.execute(statement, {"p_project_id": project_id})).scalar_one())
+
+
+async def counts(conn: Connection, project_id: str, kinds: Sequence[str]) -> dict[str, int]:
+    """How many of each kind the project has, in one statement (a count subquery per kind's table)."""
+    statement = _once(("counts", tuple(kinds)), lambda: select(*(
+        select(func.count()).select_from(TABLES[k]).where(TABLES[k].c.project_id == bindparam("p_project_id"))
+        .scalar_subquery().label(k) for k in kinds)))
+    row = (await conn.execute(statement, {"p_project_id": project_id})).one()
+    return {k: int(row._mapping[k]) for k in kinds}
 
 
 async def quotas_of(conn: Connection, project_id: str | None = None) -> dict[str, dict[str, int]]:
     """{project_id: {resource: limit}} of the limits set (one project's, or every project's)."""
-    query = select(network_quotas)
-    if project_id is not None:
-        query = query.where(network_quotas.c.project_id == project_id)
+    query = _once(("quotas_of", project_id is None), lambda: select(network_quotas) if project_id is None
+                  else select(network_quotas).where(network_quotas.c.project_id == bindparam("p_project_id")))
     found: dict[str, dict[str, int]] = {}
-    for row in await conn.execute(query):
+    for row in await conn.execute(query, {} if project_id is None else {"p_project_id": project_id}):
         found.setdefault(row.project_id, {})[row.resource] = int(row.limit)
     return found
 
@@ -248,17 +296,39 @@ async def delete_topology(conn: Connection, project_id: str) -> None:
 # --- ports' security groups --------------------------------------------------------------------------------------
 async def set_port_groups(conn: Connection, port_id: str, group_ids: Sequence[str]) -> None:
     await conn.execute(delete(port_security_groups).where(port_security_groups.c.port_id == port_id))
-    for group_id in dict.fromkeys(group_ids):
-        await conn.execute(insert(port_security_groups).values(port_id=port_id, security_group_id=group_id))
+    await add_port_groups(conn, port_id, group_ids)
+
+
+async def add_port_groups(conn: Connection, port_id: str, group_ids: Sequence[str]) -> None:
+    """The groups of a port that has none yet (a new one): one insert of them all."""
+    rows = [{"port_id": port_id, "security_group_id": g} for g in dict.fromkeys(group_ids)]
+    if rows:
+        await conn.execute(_once(("insert", "port_security_groups"), lambda: insert(port_security_groups)), rows)
 
 
 async def ports_in_groups(conn: Connection, group_ids: Sequence[str]) -> dict[str, set[str]]:
     """{port_id: the groups of ``group_ids`` it is in}."""
     if not group_ids:
         return {}
-    rows = await conn.execute(select(port_security_groups).where(
-        port_security_groups.c.security_group_id.in_(list(group_ids))))
+    statement = _once(("ports_in_groups",), lambda: select(port_security_groups).where(
+        port_security_groups.c.security_group_id.in_(bindparam("p_group_ids", expanding=True))))
+    rows = await conn.execute(statement, {"p_group_ids": list(group_ids)})
     found: dict[str, set[str]] = {}
     for row in rows:
         found.setdefault(row.port_id, set()).add(row.security_group_id)
+    return found
+
+
+async def group_member_addresses(conn: Connection, group_ids: Sequence[str]) -> dict[str, list[str]]:
+    """{group_id: the addresses of the ports in it}, for the groups ``group_ids`` (in one statement: the rules
+    naming a remote group carry its members' addresses)."""
+    found: dict[str, list[str]] = {g: [] for g in group_ids}
+    if not group_ids:
+        return found
+    statement = _once(("group_member_addresses",), lambda: select(
+        port_security_groups.c.security_group_id, ip_allocations.c.ip_address).join(
+        ip_allocations, ip_allocations.c.port_id == port_security_groups.c.port_id).where(
+        port_security_groups.c.security_group_id.in_(bindparam("p_group_ids", expanding=True))))
+    for group_id, address in await conn.execute(statement, {"p_group_ids": list(group_ids)}):
+        found[group_id].append(address)
     return found

@@ -18,12 +18,14 @@ import urllib.parse
 from typing import Any
 
 import httpx
+import orjson
 from keystoneauth1 import exceptions as ks_exceptions
 from keystoneauth1 import plugin as ks_plugin
 from keystoneauth1 import session as ks_session
 from keystoneauth1 import token_endpoint
 from keystoneauth1.identity import v3
 from oslo_config import cfg
+from starlette.types import ASGIApp
 
 from stratus import conf as conf_mod
 from stratus import exception
@@ -126,11 +128,15 @@ class NeutronClient:
                                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
         self._endpoint: str | None = opts.endpoint_override.rstrip("/") if opts.endpoint_override else None
         self._transport_chosen = transport is not None  # else: in-process when the endpoint is this process's
+        self._app: ASGIApp | None = None  # the application of this process's own endpoint (in_process.call)
+        self._host = b""  # its Host header
         self._lock = asyncio.Lock()
         self._extensions: tuple[float, set[str]] | None = None
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        if self._app is not None:
+            await in_process.drain()
 
     def _plugin(self) -> ks_plugin.BaseAuthPlugin:
         if self._auth is None:
@@ -182,6 +188,8 @@ class NeutronClient:
         endpoint = await self.endpoint()
         if not self._transport_chosen:
             await self._choose_transport(endpoint)
+        if self._app is not None:
+            return await self._in_process(context, method, f"/v2.0{path}", json, params, headers)
         url = f"{endpoint}/v2.0{path}"
         last: Exception | None = None
         for _attempt in range(self.conf.neutron.http_retries + 1):
@@ -208,9 +216,30 @@ class NeutronClient:
         if app is None:
             return
         LOG.info("the Networking API at %s is this process's own: asked in-process", endpoint)
-        tcp, self._http = self._http, httpx.AsyncClient(timeout=self._http.timeout,
-                                                        transport=in_process.InProcessTransport(app))
-        await tcp.aclose()
+        self._app = app
+        self._host = urllib.parse.urlsplit(endpoint).netloc.encode()
+
+    async def _in_process(self, context: dict[str, Any] | None, method: str, path: str, json: Any, params: Any,
+                          headers: dict[str, str]) -> Any:
+        """The request of ``request``, to this process's own application (``in_process.call``): the same headers,
+        query and JSON body an HTTP client sends, the same handling of the answer."""
+        assert self._app is not None
+        items = params.items() if isinstance(params, dict) else params or ()
+        query = urllib.parse.urlencode([(k, v) for k, v in items], doseq=False)
+        sent = [(b"host", self._host), *((k.lower().encode(), v.encode()) for k, v in headers.items())]
+        body = b""
+        if json is not None:
+            body = orjson.dumps(json)
+            sent += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        status, answer_headers, content = await in_process.call(self._app, method, path, query, sent, body)
+        if status == 401 and context is None:
+            self._plugin().invalidate()  # as over HTTP: once more with a new service token
+            token = (await self._service_token()).encode()
+            sent = [(k, token if k == b"x-auth-token" else v) for k, v in sent]
+            status, answer_headers, content = await in_process.call(self._app, method, path, query, sent, body)
+        if status >= 400:
+            raise _error(httpx.Response(status, headers=answer_headers, content=content))
+        return orjson.loads(content) if status != 204 and content else None
 
     # --- resources ------------------------------------------------------------------------------------------
     async def list(self, context: dict[str, Any] | None, collection: str, **filters: Any) -> list[dict[str, Any]]:

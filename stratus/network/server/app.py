@@ -73,7 +73,9 @@ class NetworkApi:
                                                     else "Forbidden", "message": fault.message}}, fault.code,
                                          fault.headers)
                 request_id = ctx.request_id
-                if "\x00" in request.url.path or any("\x00" in v for _, v in request.query_params.multi_items()):
+                # the decoded path of the scope: what request.url.path holds, without building the whole URL
+                if "\x00" in request.scope["path"] or \
+                        any("\x00" in v for _, v in request.query_params.multi_items()):
                     raise errors.bad_request("NUL characters are not allowed in the URL.")
                 body = await handler(NetworkRequest(request, ctx, self.services))
                 response = Response(status_code=204 if status == 200 else status) if body is None \

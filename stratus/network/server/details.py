@@ -63,14 +63,8 @@ async def group_rules(conn: Connection, group_ids: list[str]) -> list[dict[str, 
         return []
     rules = [security_groups.rule_view(r) for r in
              await db.find(conn, "security_group_rule", security_group_id=list(group_ids))]
-    remote = {r["remote_group_id"] for r in rules if r["remote_group_id"]}
-    members: dict[str, list[str]] = {g: [] for g in remote}
-    if remote:
-        users = await db.ports_in_groups(conn, sorted(remote))
-        addresses = await db.allocations(conn, port_ids=list(users)) if users else []
-        for allocation in addresses:
-            for group in users[allocation["port_id"]]:
-                members[group].append(allocation["ip_address"])
+    remote = sorted({r["remote_group_id"] for r in rules if r["remote_group_id"]})
+    members = await db.group_member_addresses(conn, remote)
     for rule in rules:
         if rule["remote_group_id"]:
             v6 = rule["ethertype"] == "IPv6"

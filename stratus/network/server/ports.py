@@ -222,10 +222,11 @@ def _policy_attributes(given: dict[str, Any]) -> list[str]:
 
 async def _allocate(conn: Connection, network: dict[str, Any], port: dict[str, Any],
                     requests: list[dict[str, str]] | None, max_fixed_ips: int,
-                    keep: list[dict[str, Any]] | None = None) -> None:
+                    keep: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Addresses for ``port`` as Neutron's IPAM gives them: what ``requests`` asks, else one IPv4 and one
     stateful IPv6 address from the first subnet with room, and always a SLAAC address on every auto-address
-    subnet. ``keep``: allocations the port already holds and keeps (an update)."""
+    subnet. ``keep``: allocations the port already holds and keeps (an update). Returns the port's allocations
+    now (those kept and those made), as the rows hold them."""
     all_subnets = await db.find(conn, "subnet", network_id=network["id"])
     keep = keep or []
     kept = {(k["subnet_id"], k["ip_address"]) for k in keep}
@@ -261,23 +262,25 @@ async def _allocate(conn: Connection, network: dict[str, Any], port: dict[str, A
                 if (subnet["id"], address) not in kept:
                     wanted.append(([subnet], address))
     taken_on_network = {x["ip_address"] for x in await db.allocations(conn, network_id=network["id"])}
+    made: list[dict[str, Any]] = []
     for group, address in wanted:
         if address is not None:
             if address in taken_on_network:
                 raise errors.conflict("IpAddressAlreadyAllocated", f"IP address {address} already allocated in "
                                       f"subnet {group[0]['id']}")
-            await db.allocate(conn, network["id"], port["id"], group[0]["id"], address)
+            made.append(await db.allocate(conn, network["id"], port["id"], group[0]["id"], address))
             taken_on_network.add(address)
             continue
         for subnet in group:
             free = ipam.candidates(subnet["allocation_pools"], taken_on_network)
             if free:
-                await db.allocate(conn, network["id"], port["id"], subnet["id"], free[0])
+                made.append(await db.allocate(conn, network["id"], port["id"], subnet["id"], free[0]))
                 taken_on_network.add(free[0])
                 break
         else:
             raise errors.conflict("IpAddressGenerationFailure", f"No more IP addresses available on network "
                                   f"{network['id']}.")
+    return [*keep, *made]
 
 
 def _subnet_for(network: dict[str, Any], all_subnets: list[dict[str, Any]], fixed: dict[str, str]
@@ -334,28 +337,27 @@ async def create_port(req: NetworkRequest) -> dict[str, Any]:
                 req.enforce("create_port", target(record, network), _policy_attributes(given))
                 await quotas.check(req, conn, "port", project_id)
                 record["mac_address"] = values["mac_address"] or ipam.random_mac(opts.base_mac)
-                in_use = await db.find(conn, "port", network_id=network["id"], mac_address=record["mac_address"])
-                if in_use:
-                    if values["mac_address"]:
-                        raise errors.conflict("MacAddressInUse", f"Unable to complete operation for network "
-                                              f"{network['id']}. The mac address {record['mac_address']} is in use.")
-                    continue
+                # a MAC asked for is looked up (a 409 if taken); one made here is left to the unique key of
+                # (network, MAC): the rare clash is an IntegrityError, and the create runs again with another
+                if values["mac_address"] and await db.find(conn, "port", network_id=network["id"],
+                                                           mac_address=record["mac_address"]):
+                    raise errors.conflict("MacAddressInUse", f"Unable to complete operation for network "
+                                          f"{network['id']}. The mac address {record['mac_address']} is in use.")
                 record["security_groups"] = await security_groups.for_port(
                     req, conn, project_id, values["security_groups"], record["port_security_enabled"],
                     record["device_owner"])
                 _check_port_security(record)
                 await binding.bind(conn, record, opts.agent_down_time)
                 await db.insert_record(conn, "port", record)
-                await db.set_port_groups(conn, record["id"], record["security_groups"])
-                await _allocate(conn, network, record, values["fixed_ips"], opts.max_fixed_ips_per_port)
-                held = await db.allocations(conn, port_ids=[record["id"]])
+                await db.add_port_groups(conn, record["id"], record["security_groups"])
+                held = await _allocate(conn, network, record, values["fixed_ips"], opts.max_fixed_ips_per_port)
             break
         except IntegrityError:
             if attempt == RETRIES - 1:
+                if values["mac_address"] is None:  # the clashes were those of the MACs made here
+                    raise errors.conflict("MacAddressGenerationFailure", f"Unable to generate unique mac on "
+                                                                         f"network {values['network_id']}.") from None
                 raise
-    else:
-        raise errors.conflict("MacAddressGenerationFailure", f"Unable to generate unique mac on network "
-                                                             f"{values['network_id']}.")
     shown = _Hidden(req).view(view(record, held), target(record, network))
     await _changed(req, record["id"], known=(record, network, held))  # a new port: its rows as just written
     return {"port": shown}

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from oslo_config import cfg
-from sqlalchemy import func, select
 
 from stratus.db import network as db
 from stratus.db.engine import Connection
@@ -71,10 +70,7 @@ async def show_defaults(req: NetworkRequest) -> dict[str, Any]:
 async def used(conn: Connection, project_id: str, resources: list[str]) -> dict[str, int]:
     """How many of each resource the project has, in one statement (a count subquery per resource's table):
     Nova asks the details before every boot on a network."""
-    counts = [select(func.count()).select_from(db.TABLES[name]).where(db.TABLES[name].c.project_id == project_id)
-              .scalar_subquery().label(name) for name in resources]
-    row = (await conn.execute(select(*counts))).one()
-    return {name: int(row._mapping[name]) for name in resources}
+    return await db.counts(conn, project_id, resources)
 
 
 async def show_details(req: NetworkRequest) -> dict[str, Any]:

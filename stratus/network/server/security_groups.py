@@ -84,12 +84,20 @@ def _port(attr: str, value: Any) -> int | None:
 
 
 def _prefix(attr: str, value: Any) -> str | None:
+    """The prefix as the user gave it, host bits kept (``10.0.0.5/24``), in address/length form (a bare address
+    gets its full length): Neutron's ``convert_ip_prefix_to_cidr``. Its network is the rule's ``normalized_cidr``."""
     if value is None or value == "":
         return None
     try:
-        return str(ipaddress.ip_network(value, strict=False))
+        return str(ipaddress.ip_interface(value))
     except (TypeError, ValueError):
         raise a.Invalid(f"'{value}' is not a valid IP subnet") from None
+
+
+def normalized_cidr(prefix: str | None) -> str | None:
+    """The network of a rule's ``remote_ip_prefix`` (``10.0.0.0/24`` for ``10.0.0.5/24``), as Neutron reports it
+    and compares rules by."""
+    return None if prefix is None else str(ipaddress.ip_network(prefix, strict=False))
 
 
 _GROUP_ATTRS: dict[str, a.Attr] = {
@@ -121,7 +129,7 @@ def rule_view(rule: dict[str, Any], default_ids: set[str] = frozenset()) -> dict
             "direction": rule["direction"], "ethertype": rule["ethertype"], "protocol": rule["protocol"],
             "port_range_min": rule["port_range_min"], "port_range_max": rule["port_range_max"],
             "remote_ip_prefix": rule["remote_ip_prefix"], "remote_group_id": rule["remote_group_id"],
-            "remote_address_group_id": None, "normalized_cidr": rule["remote_ip_prefix"],
+            "remote_address_group_id": None, "normalized_cidr": normalized_cidr(rule["remote_ip_prefix"]),
             "belongs_to_default_sg": rule["security_group_id"] in default_ids}
 
 
@@ -285,7 +293,7 @@ def _check_rule(rule: dict[str, Any]) -> None:
         raise errors.NeutronError(400, "SecurityGroupMultipleRemoteEntites", "Only one of remote_ip_prefix or "
                                   "remote_group_id or remote_address_group_id may be provided.")
     if rule["remote_ip_prefix"] is not None:
-        version = ipaddress.ip_network(rule["remote_ip_prefix"]).version
+        version = ipaddress.ip_network(rule["remote_ip_prefix"], strict=False).version
         if f"IPv{version}" != rule["ethertype"]:
             raise errors.NeutronError(400, "SecurityGroupRuleParameterConflict", f"Conflicting value ethertype "
                                       f"{rule['ethertype']} for CIDR {rule['remote_ip_prefix']}")
@@ -327,7 +335,7 @@ def _check_rule(rule: dict[str, Any]) -> None:
 def _key(rule: dict[str, Any]) -> tuple[Any, ...]:
     protocol = rule["protocol"]
     number = None if protocol is None else (int(protocol) if protocol.isdigit() else PROTOCOLS.get(protocol))
-    prefix = rule["remote_ip_prefix"]
+    prefix = normalized_cidr(rule["remote_ip_prefix"])  # 10.0.0.5/24 is the same rule as 10.0.0.0/24
     if prefix in ("0.0.0.0/0", "::/0"):
         prefix = None
     return (rule["security_group_id"], rule["direction"], rule["ethertype"], number, rule["port_range_min"],

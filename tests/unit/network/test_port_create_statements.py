@@ -1,0 +1,145 @@
+"""What a port create asks of the database, the part of a boot the Networking service pays for: no lookup of a MAC
+it made itself (the unique key of network and MAC catches the rare clash, and the create runs again), no delete of
+groups a new port cannot have, its addresses not read back; the statements of the hot queries built once and run
+with their values; an admin's subnet list by id reading only those subnets' networks."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event
+
+from stratus import conf as conf_mod
+from stratus.db import network as db
+from stratus.identity.auth import NoAuth2
+from stratus.network.server import ipam
+from stratus.network.server.app import create_app
+from stratus.network.server.policy import NetworkPolicy
+from stratus.network.server.resource import NetworkServices
+from stratus.service import open_database
+
+ADMIN = {"X-Auth-Token": "admin:admin"}
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    conf = conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)}})
+    database = await open_database(conf)
+    statements: list[str] = []
+    assert database.sync_engine is not None
+    event.listen(database.sync_engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *args: statements.append(statement))
+    services = NetworkServices(conf=conf, db=database, policy=NetworkPolicy(conf))
+    auth = NoAuth2()
+    app = auth.wrap(create_app(services, auth))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://net/v2.0",
+                                 headers=ADMIN) as client:
+        yield {"client": client, "statements": statements}
+    await database.dispose()
+
+
+async def _network(client: httpx.AsyncClient, cidr: str) -> tuple[str, str]:
+    net = (await client.post("/networks", json={"network": {"name": "n", "project_id": "p"}})).json()["network"]
+    resp = await client.post("/subnets", json={"subnet": {"network_id": net["id"], "cidr": cidr, "ip_version": 4,
+                                                          "project_id": "p"}})
+    assert resp.status_code == 201, resp.text
+    return str(net["id"]), str(resp.json()["subnet"]["id"])
+
+
+async def _create(client: httpx.AsyncClient, network_id: str, **extra: Any) -> httpx.Response:
+    return await client.post("/ports", json={"port": {"network_id": network_id, "project_id": "p",
+                                                      "device_id": str(uuid.uuid4()), "device_owner": "compute:nova",
+                                                      **extra}})
+
+
+async def test_a_port_create_reads_and_writes_only_what_it_needs(api: dict[str, Any]) -> None:
+    client, statements = api["client"], api["statements"]
+    net, subnet = await _network(client, "10.9.0.0/24")
+    assert (await _create(client, net)).status_code == 201  # the project's default group is made by the first
+    statements.clear()
+    resp = await _create(client, net)
+    assert resp.status_code == 201, resp.text
+    port = resp.json()["port"]
+    assert port["fixed_ips"] == [{"subnet_id": subnet, "ip_address": "10.9.0.3"}]
+    assert len(port["security_groups"]) == 1
+    assert not [s for s in statements if "FROM ports" in s and "mac_address" in s.split("WHERE")[-1]], statements
+    assert not [s for s in statements if s.startswith("DELETE")], statements
+    allocation_reads = [s for s in statements if s.startswith("SELECT") and "FROM ip_allocations" in s]
+    assert len(allocation_reads) == 1 and "ip_allocations.network_id =" in allocation_reads[0]
+    # the rows are as the response says
+    shown = (await client.get(f"/ports/{port['id']}")).json()["port"]
+    assert shown["fixed_ips"] == port["fixed_ips"] and shown["security_groups"] == port["security_groups"]
+    assert shown["mac_address"] == port["mac_address"]
+
+
+async def test_a_mac_made_here_that_clashes_is_made_again(api: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    client = api["client"]
+    net, _ = await _network(client, "10.10.0.0/24")
+    first = (await _create(client, net)).json()["port"]
+    made = iter([first["mac_address"], first["mac_address"], "fa:16:3e:00:00:42"])
+    monkeypatch.setattr(ipam, "random_mac", lambda base: next(made))
+    resp = await _create(client, net)
+    assert resp.status_code == 201, resp.text
+    second = resp.json()["port"]
+    assert second["mac_address"] == "fa:16:3e:00:00:42"
+    assert second["fixed_ips"][0]["ip_address"] != first["fixed_ips"][0]["ip_address"]
+    listed = (await client.get(f"/ports?network_id={net}")).json()["ports"]
+    assert sorted(p["id"] for p in listed) == sorted([first["id"], second["id"]])  # nothing half-made is left
+
+
+async def test_macs_that_always_clash_are_neutrons_409(api: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+                                                       ) -> None:
+    client = api["client"]
+    net, _ = await _network(client, "10.11.0.0/24")
+    first = (await _create(client, net)).json()["port"]
+    monkeypatch.setattr(ipam, "random_mac", lambda base: first["mac_address"])
+    resp = await _create(client, net)
+    assert resp.status_code == 409
+    assert resp.json()["NeutronError"]["type"] == "MacAddressGenerationFailure"
+    # a MAC asked for that is taken is still MacAddressInUse, and the port is not made
+    resp = await _create(client, net, mac_address=first["mac_address"])
+    assert resp.status_code == 409 and resp.json()["NeutronError"]["type"] == "MacAddressInUse"
+    assert len((await client.get(f"/ports?network_id={net}")).json()["ports"]) == 1
+
+
+async def test_hot_statements_are_built_once(api: dict[str, Any]) -> None:
+    client = api["client"]
+    net, _ = await _network(client, "10.12.0.0/24")
+    await _create(client, net)
+    await client.get(f"/ports?network_id={net}&device_owner=network:dhcp")
+    built = set(db._STATEMENTS)
+    statements = {k: id(v) for k, v in db._STATEMENTS.items()}
+    for _ in range(3):
+        assert (await _create(client, net)).status_code == 201
+        assert (await client.get(f"/ports?network_id={net}&device_owner=network:dhcp")).status_code == 200
+    assert set(db._STATEMENTS) == built
+    assert {k: id(v) for k, v in db._STATEMENTS.items()} == statements
+    assert ("find", "ports", (("network_id", True), ("device_owner", True))) in built
+
+
+async def test_an_admins_subnet_list_by_id_reads_only_their_networks(api: dict[str, Any]) -> None:
+    client, statements = api["client"], api["statements"]
+    nets = [await _network(client, f"10.{20 + k}.0.0/24") for k in range(3)]
+    statements.clear()
+    resp = await client.get(f"/subnets?id={nets[1][1]}&fields=id&fields=cidr")
+    assert resp.json() == {"subnets": [{"id": nets[1][1], "cidr": "10.21.0.0/24"}]}
+    network_reads = [s for s in statements if "FROM networks" in s]
+    assert network_reads and all("networks.id IN" in s for s in network_reads), network_reads
+    # a project user still sees only the subnets of networks it may see
+    resp = await client.get(f"/subnets?id={nets[1][1]}", headers={"X-Auth-Token": "u:other"})
+    assert resp.json() == {"subnets": []}
+
+
+
+async def test_a_nul_in_the_path_or_query_is_refused(api: dict[str, Any]) -> None:
+    client = api["client"]
+    for url in ("/networks/a%00b", "/ports?device_id=a%00b"):
+        resp = await client.get(url)
+        assert resp.status_code == 400, url
+        assert resp.json()["NeutronError"]["message"] == "NUL characters are not allowed in the URL."
