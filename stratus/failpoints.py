@@ -6,7 +6,11 @@ point costs one set lookup.
 
 The points: ``conductor.received`` (a boot request reached the conductor, which has not taken it yet),
 ``conductor.leased`` (taken, no host chosen), ``conductor.claimed`` (the scheduler claimed hosts, none recorded
-on the instances yet), ``scheduler.claimed`` (the scheduler committed a claim and has not replied).
+on the instances yet), ``scheduler.claimed`` (the scheduler committed a claim and has not replied); and the fake
+driver's ``fake.<method>`` at the start of each move step (``fake.migrate_disk_and_power_off``,
+``fake.finish_migration``, ``fake.confirm_migration``, ``fake.finish_revert_migration``, ``fake.live_migration``,
+``fake.post_live_migration_at_destination``, ``fake.snapshot``, ``fake.destroy``): a compute service killed in
+the middle of a move.
 """
 
 from __future__ import annotations
