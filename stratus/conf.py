@@ -272,6 +272,10 @@ FAKE_DRIVER_OPTS = [
     cfg.ListOpt("fail_hosts", default=[], help="Simulated hosts whose every spawn fails (failure injection)."),
     cfg.IntOpt("fail_every_nth_build", default=0, min=0,
                help="Every simulated host fails its Nth, 2Nth, … spawn (0: never). Failure injection."),
+    cfg.BoolOpt("persist_guests", default=False,
+                help="Keep each simulated host's guests (and the disks a move left behind) in "
+                     "state_path/fake-guests/<host>.json, so they outlive a restart of the compute service as a "
+                     "real hypervisor's domains do (crash tests kill the service mid-move and start it again)."),
 ]
 
 COMPUTE_OPTS = [

@@ -8,7 +8,10 @@ The points: ``conductor.received`` (a boot request reached the conductor, which 
 ``conductor.leased`` (taken, no host chosen), ``conductor.claimed`` (the scheduler claimed hosts, none recorded
 on the instances yet), ``scheduler.claimed`` (the scheduler committed a claim and has not replied),
 ``conductor.rescheduling`` (a host failed a build and gave it back with its ports; the conductor took it and has
-chosen no next host).
+chosen no next host); and the fake driver's ``fake.<method>`` at the start of each move step
+(``fake.migrate_disk_and_power_off``, ``fake.finish_migration``, ``fake.confirm_migration``,
+``fake.finish_revert_migration``, ``fake.live_migration``, ``fake.post_live_migration_at_destination``,
+``fake.snapshot``, ``fake.destroy``): a compute service killed in the middle of a move.
 """
 
 from __future__ import annotations

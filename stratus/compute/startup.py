@@ -3,10 +3,12 @@ agent that restarts finishes or undoes what it was doing, starts nothing twice a
 
 Each instance of the host is judged from its row and the power state the hypervisor reports (one query, one
 driver call): an interrupted build goes to ERROR (its ports released as a failed build's), an interrupted rebuild
-too, and an interrupted snapshot is cleared; an interrupted delete, stop, start or reboot is carried out again
-under the request that asked for it; a transitional state the guest already reached is settled. The retried
-actions run in the background, like the casts they replace. Guests the hypervisor runs for instances that are
-deleted, unknown or another host's get ``[DEFAULT] running_deleted_instance_action``, here and periodically.
+too, and an interrupted snapshot is cleared; an interrupted move (resize, live migration, shelve, unshelve) is
+undone or carried on by the host whose step it is (startup_moves.py); an interrupted delete, stop, start or
+reboot is carried out again under the request that asked for it; a transitional state the guest already reached
+is settled. The retried actions run in the background, like the casts they replace. Guests the hypervisor runs for
+instances that are deleted, unknown or another host's get ``[DEFAULT] running_deleted_instance_action``, here and
+periodically.
 """
 
 from __future__ import annotations
@@ -17,14 +19,13 @@ from typing import Any
 from sqlalchemy import select
 
 from stratus import exception
-from stratus.compute import delete, evacuate, networking, power, power_sync
+from stratus.compute import delete, evacuate, networking, power, power_sync, startup_moves
 from stratus.compute.api import ALLOW_HARD_REBOOT
 from stratus.compute.host import ComputeHost
 from stratus.compute.power import SOFT_REBOOT_TASKS
 from stratus.compute.rebuild import REBUILD_EVENT
 from stratus.context import RequestContext
 from stratus.db import actions, instances
-from stratus.db.models import instance_actions
 from stratus.db.models import instances as instances_table
 from stratus.objects import states
 from stratus.objects.states import power_state, task_states
@@ -75,6 +76,7 @@ async def reconcile(host: ComputeHost) -> list[tuple[str, str]]:
             what = "failed"
         if what:
             done.append((row["uuid"], what))
+    done += await startup_moves.reconcile_migrations(host)
     done += await running_deleted(host, list(observed))
     if rows:  # an empty host (a new one, most of a simulated fleet) has nothing to sync
         context = RequestContext.admin().to_dict()
@@ -100,8 +102,11 @@ def retry_reboot(vm_state: str, task_state: str | None, current: int) -> bool:
 async def init_instance(host: ComputeHost, row: dict[str, Any], current: int) -> str | None:
     """One instance at start-up (Nova's ``_init_instance`` order); what was done, or None."""
     uuid, vm_state, task = row["uuid"], row["vm_state"], row["task_state"]
-    if vm_state == states.SOFT_DELETED or (vm_state == states.ERROR and task != task_states.DELETING):
+    if vm_state == states.SOFT_DELETED or (vm_state == states.ERROR and task not in (task_states.DELETING,
+                                                                                   task_states.RESIZE_MIGRATING)):
         return None
+    if startup_moves.handles(row):
+        return await startup_moves.init_moving_instance(host, row, current)
     if vm_state == states.BUILDING or task in BUILD_TASKS:
         return await _error_interrupted_build(host, row)
     if task in REBUILD_TASKS:
@@ -161,14 +166,7 @@ async def _set(host: ComputeHost, uuid: str, values: dict[str, Any], expected: t
 async def _context_of(host: ComputeHost, uuid: str, action: str) -> dict[str, Any]:
     """An admin context under the request id of the instance's last ``action``, so the retried step's event joins
     the action the user started."""
-    context = RequestContext.admin()
-    async with host.db.read() as conn:
-        row = (await conn.execute(select(instance_actions.c.request_id).where(
-            instance_actions.c.instance_uuid == uuid, instance_actions.c.action == action)
-            .order_by(instance_actions.c.id.desc()).limit(1))).first()
-    if row is not None:
-        context.request_id = row[0]
-    return context.to_dict()
+    return await startup_moves.context_of(host, uuid, (action,))
 
 
 async def _error_interrupted(host: ComputeHost, row: dict[str, Any], error: exception.StratusException,

@@ -15,6 +15,11 @@ an alternate, as for a build), and one named by ``fake:fail_finish_on_hosts`` fa
 came over (the move is reverted to the source). A live migration takes ``fake:live_migration_time`` seconds (0 by
 default: at once), so that it can be aborted or forced to complete while it runs; simulated hosts share no
 storage, so a live migration asked not to copy the disks (``block_migration: false``) is refused.
+
+With ``[fake_driver] persist_guests`` the guests outlive the compute service: each change is written to
+``state_path/fake-guests/<host>.json`` and read back when the driver is made again, as a real hypervisor keeps
+its domains (and a move's disks) while its agent restarts. The move steps pass crash points named
+``fake.<method>`` (stratus/failpoints.py) as they start, so a crash test kills the service right in that step.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from typing import Any
 import orjson
 from oslo_config import cfg
 
-from stratus import exception
+from stratus import exception, failpoints
 from stratus.metadata import configdrive
 from stratus.objects.states import power_state, task_states
 from stratus.virt.driver import (
@@ -106,6 +111,35 @@ class FakeDriver(ComputeDriver):
         self.injected_network_info: dict[str, list[dict[str, Any]]] = {}
         #: the images this host has cached (image pre-cache requests; no data is kept), in the order they came
         self.cached_images: list[str] = []
+        self._load()
+
+    def _state_file(self) -> str:
+        return os.path.join(self.conf.state_path, "fake-guests", f"{self.host}.json")
+
+    def _save(self) -> None:
+        """With ``persist_guests``: the guests and the disks moves left behind, written whole (replace on rename,
+        so a kill mid-write leaves the previous state)."""
+        if not self.conf.fake_driver.persist_guests:
+            return
+        path = self._state_file()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        state = {"guests": {u: dataclasses.asdict(g) for u, g in self.guests.items()},
+                 "moved_away": {u: dataclasses.asdict(g) for u, g in self.moved_away.items()}}
+        with open(path + ".tmp", "wb") as f:
+            f.write(orjson.dumps(state))
+        os.replace(path + ".tmp", path)
+
+    def _load(self) -> None:
+        if not self.conf.fake_driver.persist_guests or not os.path.exists(self._state_file()):
+            return
+        with open(self._state_file(), "rb") as f:
+            state = orjson.loads(f.read())
+        self.guests = {u: _Guest(**g) for u, g in state["guests"].items()}
+        self.moved_away = {u: _Guest(**g) for u, g in state["moved_away"].items()}
+
+    @staticmethod
+    def _crash_point(method: str) -> None:
+        failpoints.hit(f"fake.{method}")
 
     def _check_up(self) -> None:
         if self.hypervisor_down:
@@ -188,6 +222,7 @@ class FakeDriver(ComputeDriver):
         guest.boot()
         self.guests[instance["uuid"]] = guest
         self.vifs[instance["uuid"]] = {vif["id"]: vif for vif in network_info}
+        self._save()
 
     def instance_dir(self, instance: dict[str, Any]) -> str:
         return os.path.join(self.conf.instances_path or os.path.join(self.conf.state_path, "instances"),
@@ -205,8 +240,10 @@ class FakeDriver(ComputeDriver):
     async def destroy(self, instance: dict[str, Any], *, network_info: list[dict[str, Any]],
                       destroy_disks: bool = True) -> None:
         self._check_up()
+        self._crash_point("destroy")
         self.guests.pop(instance["uuid"], None)
         self.vifs.pop(instance["uuid"], None)
+        self._save()
         if self.config_drives.pop(instance["uuid"], None) is not None and self.conf.fake_driver.write_config_drive:
             await asyncio.to_thread(shutil.rmtree, self.instance_dir(instance), True)
 
@@ -240,6 +277,7 @@ class FakeDriver(ComputeDriver):
         reports it as a lifecycle event, as libvirt does."""
         self.guests[uuid].power_state = state
         self.guests[uuid].log(f"power state is now {state} (by itself)")
+        self._save()
         if transition is not None:
             self.emit_event(LifecycleEvent(uuid, transition))
 
@@ -254,37 +292,45 @@ class FakeDriver(ComputeDriver):
         if guest.power_state != power_state.SHUTDOWN:
             guest.log("ACPI power button: shutting down" if timeout else "powered off")
         guest.power_state = power_state.SHUTDOWN
+        self._save()
 
     async def power_on(self, instance: dict[str, Any]) -> None:
         guest = await self._act(instance, "power_on")
         if guest.power_state != power_state.RUNNING:
             guest.boot()
+        self._save()
 
     async def reboot(self, instance: dict[str, Any], reboot_type: str) -> None:
         guest = await self._act(instance, "reboot")
         guest.log(f"reboot ({reboot_type})")
         guest.boot()
+        self._save()
 
     async def pause(self, instance: dict[str, Any]) -> None:
         (await self._act(instance, "pause")).power_state = power_state.PAUSED
+        self._save()
 
     async def unpause(self, instance: dict[str, Any]) -> None:
         (await self._act(instance, "unpause")).power_state = power_state.RUNNING
+        self._save()
 
     async def suspend(self, instance: dict[str, Any]) -> None:
         guest = await self._act(instance, "suspend")
         guest.log("memory saved to disk")
         guest.power_state = power_state.SUSPENDED
+        self._save()
 
     async def resume(self, instance: dict[str, Any]) -> None:
         guest = await self._act(instance, "resume")
         guest.log("memory restored from disk")
         guest.power_state = power_state.RUNNING
+        self._save()
 
     async def snapshot(self, context: dict[str, Any], instance: dict[str, Any], image_id: str,
                        update_task_state: Callable[[str, str], Awaitable[None]]) -> None:
         """A real upload of simulated disk contents: a small raw image naming the instance, so the snapshot
         becomes an active image that can boot another server. ``fake:fail_power_actions=snapshot`` fails it."""
+        self._crash_point("snapshot")
         guest = await self._act(instance, "snapshot")
         if self.images is None:
             raise exception.BuildAbortException(instance_uuid=instance["uuid"], reason="no image service")
@@ -311,14 +357,17 @@ class FakeDriver(ComputeDriver):
 
     async def migrate_disk_and_power_off(self, instance: dict[str, Any], dest_host: str, flavor: dict[str, Any],
                                          timeout: int = 0, retry_interval: int = 0) -> None:
+        self._crash_point("migrate_disk_and_power_off")
         guest = await self._act(instance, "migrate_disk_and_power_off")
         guest.power_state = power_state.SHUTDOWN
         guest.log(f"powered off: disks going to {dest_host}")
         self.moved_away[instance["uuid"]] = self.guests.pop(instance["uuid"])
+        self._save()
 
     async def finish_migration(self, instance: dict[str, Any], image_meta: dict[str, Any], *,
                                power_on: bool, network_info: list[dict[str, Any]] | None = None) -> None:
         self._check_up()
+        self._crash_point("finish_migration")
         if self._named(instance.get("flavor") or {}, "fake:fail_finish_on_hosts", self.host):
             raise FakeSpawnError(f"host {self.host} failed to start the guest of {instance['uuid']}",
                                  host=self.host)
@@ -328,14 +377,18 @@ class FakeDriver(ComputeDriver):
         if power_on:
             guest.boot()
         self.guests[instance["uuid"]] = guest
+        self._save()
 
     async def confirm_migration(self, instance: dict[str, Any]) -> None:
         self._check_up()
+        self._crash_point("confirm_migration")
         self.moved_away.pop(instance["uuid"], None)
+        self._save()
 
     async def finish_revert_migration(self, instance: dict[str, Any], *, power_on: bool,
                                       network_info: list[dict[str, Any]] | None = None) -> None:
         self._check_up()
+        self._crash_point("finish_revert_migration")
         guest = self.moved_away.pop(instance["uuid"], None) or self.guests.get(instance["uuid"])
         if guest is None:
             raise exception.InstanceNotFound(instance_id=instance["uuid"])
@@ -343,6 +396,7 @@ class FakeDriver(ComputeDriver):
         self.guests[instance["uuid"]] = guest
         if power_on and guest.power_state != power_state.RUNNING:
             guest.boot()
+        self._save()
 
     async def check_can_live_migrate_destination(self, instance: dict[str, Any], block_migration: bool | None
                                                  ) -> bool:
@@ -355,6 +409,7 @@ class FakeDriver(ComputeDriver):
 
     async def live_migration(self, instance: dict[str, Any], dest_host: str, block_migration: bool,
                              control: LiveMigrationControl, migrate_data: dict[str, Any]) -> int:
+        self._crash_point("live_migration")
         guest = await self._act(instance, "live_migration")
         control.memory_total = guest.memory_mb * 1024 * 1024
         duration = float(self._hint(instance, "live_migration_time") or 0)
@@ -371,14 +426,17 @@ class FakeDriver(ComputeDriver):
         control.memory_processed = control.memory_total
         guest.log(f"live-migrated to {dest_host}" + (" (block migration)" if block_migration else ""))
         self.guests.pop(instance["uuid"], None)
+        self._save()
         return guest.power_state
 
     async def post_live_migration_at_destination(self, instance: dict[str, Any], power: int) -> None:
         self._check_up()
+        self._crash_point("post_live_migration_at_destination")
         guest = _Guest(uuid=instance["uuid"], name=instance.get("name", ""), power_state=power,
                        vcpus=instance["vcpus"], memory_mb=instance["memory_mb"])
         guest.log(f"arrived live on {self.host}")
         self.guests[instance["uuid"]] = guest
+        self._save()
 
     async def rollback_live_migration_at_destination(self, instance: dict[str, Any]) -> None:
         self._check_up()
@@ -388,11 +446,13 @@ class FakeDriver(ComputeDriver):
         guest = await self._act(instance, "rescue")
         guest.log(f"booting rescue image {rescue_image.get('id', '?')}, own disk attached as the second disk")
         guest.boot()
+        self._save()
 
     async def unrescue(self, instance: dict[str, Any]) -> None:
         guest = await self._act(instance, "unrescue")
         guest.log("rescue over: booting from its own disk")
         guest.boot()
+        self._save()
 
     async def set_admin_password(self, instance: dict[str, Any], new_pass: str) -> None:
         guest = await self._act(instance, "set_admin_password")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +123,27 @@ async def test_vifs_are_recorded_as_plugged() -> None:
     assert "u1" not in driver.vifs
     with pytest.raises(exception.InstanceNotFound):
         await driver.attach_interface(INSTANCE, {"id": "p3"})
+
+
+@pytest.mark.parametrize("persist", [True, False])
+async def test_persist_guests_keeps_guests_and_moved_disks_across_a_new_driver(tmp_path: Path, persist: bool
+                                                                             ) -> None:
+    conf = conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)},
+                                    "fake_driver": {"persist_guests": persist}})
+    first = FakeDriver(conf, "h1")
+    await first.spawn(INSTANCE, {}, network_info=[])
+    await first.power_off(INSTANCE)
+    moved = {**INSTANCE, "uuid": "u2"}
+    await first.spawn(moved, {}, network_info=[])
+    await first.migrate_disk_and_power_off(moved, "h2", {})
+    again = FakeDriver(conf, "h1")  # the compute service started again on the same hypervisor
+    if not persist:
+        assert again.guests == {} and again.moved_away == {}
+        return
+    assert await again.list_power_states() == {"u1": power_state.SHUTDOWN}
+    assert again.guests["u1"].boots == 1 and again.guests["u1"].console == first.guests["u1"].console
+    assert list(again.moved_away) == ["u2"]
+    await again.finish_revert_migration(moved, power_on=True)
+    assert (await again.get_info(moved)).power_state == power_state.RUNNING
+    assert set(FakeDriver(conf, "h1").guests) == {"u1", "u2"}
+    assert FakeDriver(conf, "h2").guests == {}  # each host its own
