@@ -19,7 +19,7 @@ from stratus.compute import move_step, networking
 from stratus.compute.host import ComputeHost
 from stratus.compute.instance_action import power_state_of
 from stratus.compute.rpcapi import ComputeAPI, NotSupportedByDriver
-from stratus.db import actions, instances, placement
+from stratus.db import actions, info_cache, instances, placement
 from stratus.db import migration_records as records
 from stratus.objects.states import task_states
 from stratus.virt.driver import LiveMigrationControl
@@ -74,13 +74,22 @@ async def pre_live_migration(host: ComputeHost, context: dict[str, Any], instanc
         await actions.event_start(conn, context, instance_uuid, PRE_EVENT, host=host.host)
     error: Exception | None = None
     try:
-        return await host.driver.pre_live_migration(host.driver_instance(row), block_migration)
+        network_info = await _network_info(host, instance_uuid)
+        return await host.driver.pre_live_migration(host.driver_instance(row), block_migration,
+                                                    network_info=network_info)
     except Exception as exc:
         error = exc
         raise
     finally:
         async with host.db.write() as conn:
             await actions.event_finish(conn, context, instance_uuid, PRE_EVENT, error=error)
+
+
+async def _network_info(host: ComputeHost, instance_uuid: str) -> list[dict[str, Any]]:
+    """The instance's VIFs as the info cache has them (bound to the source still: the binding moves to the
+    destination at the end, Nova's ``migrate_instance_finish``)."""
+    async with host.db.read() as conn:
+        return list(await info_cache.get(conn, instance_uuid) or [])
 
 
 async def live_migration(host: ComputeHost, context: dict[str, Any], instance_uuid: str, migration_id: int,
@@ -135,6 +144,10 @@ async def _live_migration(host: ComputeHost, context: dict[str, Any], instance_u
                                                                 "memory_processed": total, "memory_remaining": 0})
             await host.report_stats(conn)
             await actions.event_finish(conn, context, instance_uuid, LIVE_EVENT)
+        try:
+            await host.driver.post_live_migration_at_source(instance, await _network_info(host, instance_uuid))
+        except Exception:
+            LOG.exception("unplugging the VIFs %s left on %s", instance_uuid, host.host)
     await compute.post_live_migration_at_destination(context, dest, instance_uuid, migration_id, power)
 
 

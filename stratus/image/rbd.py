@@ -150,6 +150,12 @@ class Cluster:
         with self.ioctx(pool) as ioctx, rbd.Image(ioctx, name, read_only=True) as image:
             return int(image.size())
 
+    def resize(self, pool: str, name: str, size: int) -> None:
+        """The image made ``size`` bytes big (``rbd resize``)."""
+        _rados, rbd = _modules()
+        with self.ioctx(pool) as ioctx, rbd.Image(ioctx, name) as image:
+            image.resize(size)
+
     def parent(self, pool: str, name: str) -> tuple[str, str, str] | None:
         """(pool, image, snapshot) the image is a clone of; None for a standalone image."""
         _rados, rbd = _modules()

@@ -272,10 +272,12 @@ class ComputeDriver(abc.ABC):
         share storage); raises ``MigrationPreCheckError`` to refuse."""
         raise NotImplementedError
 
-    async def pre_live_migration(self, instance: dict[str, Any], block_migration: bool) -> dict[str, Any]:
-        """On the destination, before the copy: what the guest needs here (disks for a block migration).
-        Returns what the source's ``live_migration`` needs to know of this host (Nova's ``migrate_data``: plain
-        JSON values); nothing by default."""
+    async def pre_live_migration(self, instance: dict[str, Any], block_migration: bool, *,
+                                 network_info: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """On the destination, before the copy: what the guest needs here (disks for a block migration, and the
+        VIFs of ``network_info`` plugged, so that its NICs have their bridges when it arrives, as Nova's
+        ``pre_live_migration`` plugs them). Returns what the source's ``live_migration`` needs to know of this
+        host (Nova's ``migrate_data``: plain JSON values); nothing by default."""
         return {}
 
     async def live_migration(self, instance: dict[str, Any], dest_host: str, block_migration: bool,
@@ -290,6 +292,11 @@ class ComputeDriver(abc.ABC):
     async def post_live_migration_at_destination(self, instance: dict[str, Any], power: int) -> None:
         """On the destination, once the copy is done: the guest is this host's, in power state ``power``."""
         raise NotImplementedError
+
+    async def post_live_migration_at_source(self, instance: dict[str, Any],
+                                            network_info: list[dict[str, Any]]) -> None:
+        """On the source, once the guest is gone from it: what its VIFs left here unplugged (Nova's
+        ``post_live_migration_at_source``). Nothing by default; fine if nothing is left."""
 
     async def rollback_live_migration_at_destination(self, instance: dict[str, Any]) -> None:
         """On the destination after a failed or aborted live migration: remove what ``pre_live_migration``

@@ -230,3 +230,79 @@ def test_rbd_live_migration_abort_force_complete_and_timeout(shared: Mover) -> N
         assert shared.pair.cluster.allocation_problems() == []
     finally:
         shared.delete(server_id)
+
+
+def _rbd_size(ceph: CephCluster, name: str) -> int:
+    from stratus.image import rbd
+
+    pool, image = name.split("/", 1)
+    cluster = rbd.Cluster(str(ceph.conf))
+    try:
+        return cluster.size(pool, image)
+    finally:
+        cluster.close()
+
+
+def test_rbd_resize_revert_and_cold_migration_keep_the_shared_disk(shared: Mover,
+                                                                   ceph_clusters: tuple[CephCluster, CephCluster]
+                                                                   ) -> None:
+    """The root disk is in the pool both hosts use: a resize copies nothing, the destination defines the guest on
+    the same RBD image grown to the new flavor's disk (rbd resize); a revert puts the guest back on its source on
+    that image (grown, never shrunk); a cold migration and its confirm leave the image where it was and nothing
+    of the guest on the source."""
+    ceph = ceph_clusters[0]
+    pair, api = shared.pair, shared.api
+    resp = api.post("/flavors", json={"flavor": {"name": f"lm-big-{time.monotonic_ns()}", "ram": 256, "vcpus": 1,
+                                                 "disk": 2}})
+    assert resp.status_code == 200, resp.text
+    big = str(resp.json()["flavor"]["id"])
+    server_id, source = shared.boot("lm-rbd-resize")
+    dest = pair.other(source).name
+    disk = _rbd_source(pair.host(source).domain_xml(server_id))
+    assert _rbd_size(ceph, disk) == 1024**3
+
+    def action(body: dict[str, Any], status: int = 202) -> None:
+        resp = api.post(f"/servers/{server_id}/action", json=body)
+        assert resp.status_code == status, resp.text
+
+    def settle(status: str) -> dict[str, Any]:
+        server = wait_for_status(api, server_id, {status, "ERROR"}, timeout=180)
+        assert server["status"] == status, (server, pair.cluster.logs(4000))
+        wait_for("no task", lambda: api.get(f"/servers/{server_id}").json()["server"]["OS-EXT-STS:task_state"]
+                 is None, timeout=60)
+        return dict(api.get(f"/servers/{server_id}").json()["server"])
+
+    try:
+        action({"resize": {"flavorRef": big}})
+        server = settle("VERIFY_RESIZE")
+        assert server["OS-EXT-SRV-ATTR:host"] == dest
+        assert pair.where(server_id) == [dest] and server_id in pair.host(dest).running()
+        assert _rbd_source(pair.host(dest).domain_xml(server_id)) == disk  # the same image, not a copy
+        assert _rbd_size(ceph, disk) == 2 * 1024**3  # grown to the new flavor's root disk
+        assert not (pair.host(dest).instances_path / server_id / "disk").exists()
+        assert (pair.host(source).instances_path / f"{server_id}_resize").is_dir()  # kept for a revert
+        wait_for("the guest booted on the destination", lambda: ticks(shared.console(server_id)), timeout=120)
+
+        action({"revertResize": None})
+        server = settle("ACTIVE")
+        assert server["OS-EXT-SRV-ATTR:host"] == source
+        assert pair.where(server_id) == [source] and server_id in pair.host(source).running()
+        assert _rbd_source(pair.host(source).domain_xml(server_id)) == disk
+        assert _rbd_size(ceph, disk) == 2 * 1024**3  # the revert does not shrink the disk
+        assert not (pair.host(dest).instances_path / server_id).exists()
+        assert not (pair.host(source).instances_path / f"{server_id}_resize").exists()
+
+        action({"migrate": None})
+        server = settle("VERIFY_RESIZE")
+        assert server["OS-EXT-SRV-ATTR:host"] == dest
+        action({"confirmResize": None}, status=204)
+        server = settle("ACTIVE")
+        assert pair.where(server_id) == [dest] and server_id in pair.host(dest).running()
+        assert _rbd_source(pair.host(dest).domain_xml(server_id)) == disk
+        assert not (pair.host(source).instances_path / f"{server_id}_resize").exists()
+        assert not (pair.host(source).instances_path / server_id).exists()
+        wait_for("the guest ticking on the destination", lambda: ticks(shared.console(server_id)), timeout=120)
+        assert pair.cluster.allocation_problems() == []
+    finally:
+        shared.delete(server_id)
+        api.delete(f"/flavors/{big}")

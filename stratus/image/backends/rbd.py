@@ -61,6 +61,10 @@ class ImageNotCloneable(exception.StratusException):
     msg_fmt = "Image %(image_id)s is not clone-able in this Ceph cluster: %(reason)s"
 
 
+class DiskNotFound(exception.NotFound):
+    msg_fmt = "No disk at %(location)s"
+
+
 class RbdBackend:
     name = "rbd"
 
@@ -120,6 +124,25 @@ class RbdBackend:
         await asyncio.to_thread(self.cluster.clone, rbd.Location("", self.pool, base, rbd.SNAPSHOT), self.pool,
                                 name, size_bytes)
         return await self._made(instance_uuid, name, "cached-base-clone")
+
+    async def existing_root(self, instance_uuid: str, size_bytes: int = 0) -> RbdDisk:
+        """The instance's root disk that is in the pool already (a resize or cold migration: the destination
+        uses the source's image, shared storage), grown to ``size_bytes`` if it is smaller (Nova's
+        ``resize_image``: never shrunk). ``DiskNotFound`` when the pool has no such image."""
+        name = self.disk_name(instance_uuid)
+
+        def grow() -> int:
+            if not self.cluster.exists(self.pool, name, snapshot=None):
+                raise DiskNotFound(location=f"{self.pool}/{name}")
+            size = self.cluster.size(self.pool, name)
+            if size_bytes > size:
+                self.cluster.resize(self.pool, name, size_bytes)
+                return size_bytes
+            return size
+
+        size = await asyncio.to_thread(grow)
+        LOG.info("root disk of %s: %s/%s (existing, %d bytes)", instance_uuid, self.pool, name, size)
+        return await self._disk(name, "existing")
 
     async def _made(self, instance_uuid: str, name: str, how: str) -> RbdDisk:
         self.made[instance_uuid] = how

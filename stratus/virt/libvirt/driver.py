@@ -69,6 +69,12 @@ LIFECYCLE = {
 }
 
 
+#: task states in which a guest destroyed here is a move's destination whose RBD root disk is the very image the
+#: source goes back to (a resize or migration failing on this host, or reverted): the image stays, as Nova's
+#: ``_cleanup_rbd`` keeps it while the instance is ``resize_reverting``
+SOURCE_OWNS_RBD_ROOT = (task_states.RESIZE_MIGRATED, task_states.RESIZE_FINISH, task_states.RESIZE_REVERTING)
+
+
 def detect_virt_type() -> str:
     """kvm only where the CPU's own virtualisation is there (kvm_intel or kvm_amd loaded): a /dev/kvm backed
     by anything else (kvm_pvm, say) starts domains whose guests never run."""
@@ -447,7 +453,7 @@ class LibvirtDriver(MigrationMixin, LiveMigrationMixin, RescueMixin, ComputeDriv
             await asyncio.to_thread(vif_driver.unplug, self.host_name, vif)
         if destroy_disks:
             await asyncio.to_thread(shutil.rmtree, self.instance_dir(instance), True)
-            if self.rbd is not None:
+            if self.rbd is not None and instance.get("task_state") not in SOURCE_OWNS_RBD_ROOT:
                 await self.rbd.remove_instance_disks(instance["uuid"])
 
     # --- interfaces ------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from stratus.context import RequestContext
 from stratus.objects.states import power_state
 from stratus.virt.driver import LiveMigrationControl
 from stratus.virt.libvirt import config as guest_config
+from stratus.virt.libvirt import vif as vif_driver
 from stratus.virt.libvirt.host import peer_uri
 
 if TYPE_CHECKING:
@@ -142,6 +143,7 @@ class LiveMigrationMixin:
         async def _create_blank_disks(self, instance: dict[str, Any], guest: Any) -> None: ...
         async def _fetch_boot_files(self, instance: dict[str, Any], image_meta: dict[str, Any],
                                     guest: Any) -> None: ...
+        async def _plug_vifs(self, network_info: list[dict[str, Any]]) -> None: ...
 
     #: instance uuid → whether this host (a destination) made the instance's directory for an incoming migration
     _incoming: dict[str, bool]
@@ -188,10 +190,20 @@ class LiveMigrationMixin:
                  "block migration" if block_migration else "shared storage")
         return block_migration
 
-    async def pre_live_migration(self, instance: dict[str, Any], block_migration: bool) -> dict[str, Any]:
-        """The instance's directory here with its kernel and ramdisk, and for a block migration empty disks the
-        size of the source's on this host's cached bases; returns this host's side of the move."""
+    async def pre_live_migration(self, instance: dict[str, Any], block_migration: bool, *,
+                                 network_info: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The guest's VIFs plugged here (their bridges in this host's namespace: QEMU puts the incoming guest's
+        taps on them, and libvirt refuses a guest whose bridge is missing), the instance's directory with its
+        kernel and ramdisk, and for a block migration empty disks the size of the source's on this host's
+        cached bases; returns this host's side of the move."""
         uuid = instance["uuid"]
+        vifs = list(network_info or [])
+        try:
+            for vif in vifs:
+                vif_driver.check(vif)
+        except vif_driver.UnsupportedVIFType as exc:
+            raise exception.MigrationPreCheckError(reason=str(exc)) from None
+        await self._plug_vifs(vifs)
         shared_block, shared_path = await self._shared_storage(instance)
         inst_dir = self.instance_dir(instance)
         if not shared_path:
@@ -234,6 +246,13 @@ class LiveMigrationMixin:
         self._incoming.pop(uuid, None)
         self._owned[uuid] = True
         await asyncio.to_thread(_write, os.path.join(self.instance_dir(instance), "libvirt.xml"), xml)
+
+    async def post_live_migration_at_source(self, instance: dict[str, Any],
+                                            network_info: list[dict[str, Any]]) -> None:
+        """The taps the guest's NICs had here removed, should any outlive its QEMU (the bridges stay: they are
+        the networks')."""
+        for vif in network_info:
+            await asyncio.to_thread(vif_driver.unplug, self.host_name, vif)
 
     async def rollback_live_migration_at_destination(self, instance: dict[str, Any]) -> None:
         """What ``pre_live_migration`` made goes: the instance's directory, if this host made it (never a shared

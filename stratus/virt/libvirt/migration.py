@@ -177,9 +177,10 @@ def send_files(uri: str, pool_name: str, uuid: str, from_dir: str) -> int:
             conn.close()
 
 
-def _take_from_inbox(inbox: str, uuid: str, inst_dir: str) -> list[str]:
-    """The files that arrived for ``uuid`` moved into the instance's directory; their names."""
-    if not os.path.isfile(os.path.join(inbox, f"{uuid}.disk")):
+def _take_from_inbox(inbox: str, uuid: str, inst_dir: str, root_travels: bool = True) -> list[str]:
+    """The files that arrived for ``uuid`` moved into the instance's directory; their names. With
+    ``root_travels`` (a root disk that is a file, not an RBD image) the root disk must be among them."""
+    if root_travels and not os.path.isfile(os.path.join(inbox, f"{uuid}.disk")):
         raise ResizeError(reason=f"the disks of instance {uuid} did not arrive in {inbox}")
     os.makedirs(inst_dir, exist_ok=True)
     taken = []
@@ -225,6 +226,12 @@ def _restore_dir(inst_dir: str) -> str:
         return handle.read()
 
 
+async def _grow(path: str, disk_format: str, size: int) -> None:
+    """The disk image at ``path`` made ``size`` bytes big if it is smaller (never shrunk)."""
+    if size > int(str((await image_info(path))["virtual-size"])):
+        await qemu_img("resize", "-q", "-f", disk_format, path, str(size))
+
+
 class MigrationMixin:
     """LibvirtDriver's move methods (the driver class mixes this in; ``self`` is the driver)."""
 
@@ -239,14 +246,14 @@ class MigrationMixin:
 
     async def migrate_disk_and_power_off(self: LibvirtDriver, instance: dict[str, Any], dest_host: str,
                                          flavor: dict[str, Any], timeout: int = 0, retry_interval: int = 0) -> None:
-        """Refuse what cannot move (a smaller root disk, disks in Ceph, a destination whose libvirtd does not
+        """Refuse what cannot move (a smaller root or ephemeral disk, a destination whose libvirtd does not
         answer or has no inbox) before touching the guest; power it off, keep its directory as
-        ``<uuid>_resize``, upload its files to ``dest_host``'s inbox, undefine it here. A failed upload puts
-        everything back (the guest running again if it ran)."""
+        ``<uuid>_resize``, upload its files to ``dest_host``'s inbox (an RBD root disk stays where it is, in the
+        pool both hosts use), undefine it here. A failed upload puts everything back (the guest running again if
+        it ran)."""
         uuid = instance["uuid"]
-        if self.rbd is not None:
-            raise ResizeError(reason="moving a guest whose disks are in Ceph (images_type rbd) is not supported")
-        if int(flavor.get("root_gb") or 0) < int(instance.get("root_gb") or 0):
+        if (int(flavor.get("root_gb") or 0) < int(instance.get("root_gb") or 0)
+                or int(flavor.get("ephemeral_gb") or 0) < int(instance.get("ephemeral_gb") or 0)):
             raise ResizeError(reason="Unable to resize disk down.")
         uri, pool = peer_uri(self.conf.libvirt.live_migration_uri, dest_host), inbox_pool(dest_host)
         await asyncio.to_thread(check_destination, uri, pool)
@@ -298,7 +305,7 @@ class MigrationMixin:
         inst_dir = self.instance_dir(instance)
         vifs = list(network_info or [])
         try:
-            taken = await asyncio.to_thread(_take_from_inbox, inbox, uuid, inst_dir)
+            taken = await asyncio.to_thread(_take_from_inbox, inbox, uuid, inst_dir, self.rbd is None)
             with contextlib.suppress(libvirt.libvirtError):
                 await self.host.call(lambda conn: conn.storagePoolLookupByName(inbox_pool(self.host_name))
                                      .refresh(0))
@@ -337,10 +344,18 @@ class MigrationMixin:
             await self._rebase_here(instance, path, info)
             formats[name] = str(info["format"])
         root_bytes = int(instance.get("root_gb") or 0) * GiB
-        if root_bytes > int(str((await image_info(root.path))["virtual-size"])):
-            await qemu_img("resize", "-q", "-f", formats["disk"], root.path, str(root_bytes))
-        guest.disks[0] = guest_config.Disk(path=root.path, driver_format=formats["disk"],
-                                           target_dev=root.target_dev, bus=root.bus)
+        if self.rbd is not None:  # shared storage: the same image, grown to the flavor (Nova's ``rbd resize``)
+            disk = await self.rbd.existing_root(instance["uuid"], root_bytes)
+            guest.disks[0] = guest_config.Disk(
+                path=disk.path, driver_format="raw", target_dev=root.target_dev, bus=root.bus,
+                network=guest_config.NetworkSource("rbd", disk.path, disk.hosts, disk.user, disk.secret_uuid))
+        else:
+            await _grow(root.path, formats["disk"], root_bytes)
+            guest.disks[0] = guest_config.Disk(path=root.path, driver_format=formats["disk"],
+                                               target_dev=root.target_dev, bus=root.bus)
+        if "disk.local" in taken:  # the one ephemeral disk, grown to the new flavor's (Nova's finish_migration)
+            await _grow(os.path.join(inst_dir, "disk.local"), formats["disk.local"],
+                        int(instance.get("ephemeral_gb") or 0) * GiB)
         prefix = root.target_dev[:-1]
         for index, name in enumerate((n for n in ("disk.local", "disk.swap") if n in taken), start=1):
             guest.disks.append(guest_config.Disk(path=os.path.join(inst_dir, name), driver_format=formats[name],
