@@ -210,6 +210,24 @@ def test_a_live_migration_killed_while_it_copies_is_rolled_back(tmp_path: Path) 
             assert allocations(cloud, sid) == {server[HOST]: NANO}
 
 
+def test_a_live_migration_killed_after_the_hand_over_is_finished_on_the_destination(tmp_path: Path) -> None:
+    with crashed_mid_move(tmp_path, "fake.post_live_migration_at_destination", _nothing, _live) as (
+            cloud, sid, source):
+        with cloud.client(version=V) as c:
+            server = settled(c, sid, "ACTIVE")
+            assert server[HOST] != source and server["OS-EXT-STS:power_state"] == 1
+            record = migration(cloud, sid)
+            assert record["status"] == "completed"
+            assert allocations(cloud, sid) == {server[HOST]: NANO}
+            assert allocations(cloud, record["uuid"]) == {}
+            _live(c, sid)  # and it moves again, back
+            deadline = time.monotonic() + 30
+            while (again := migration(cloud, sid))["id"] == record["id"] or again["status"] != "completed":
+                assert time.monotonic() < deadline, again["status"]
+                time.sleep(0.05)
+            assert settled(c, sid, "ACTIVE")[HOST] == source
+
+
 def test_a_shelve_killed_during_its_snapshot_is_undone(tmp_path: Path) -> None:
     def shelve(c: httpx.Client, sid: str) -> None:
         assert act(c, sid, {"shelve": None}).status_code == 202
