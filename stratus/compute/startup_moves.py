@@ -23,15 +23,17 @@ allocations (one row each), and the move is either undone or carried on by the h
   again; an offloaded server whose unshelve spawn was cut short (``spawning``) left offloaded as a failed unshelve.
 
 And per migration record of this host: a confirm of a resize whose source this is (``confirming``) is carried out
-again; an evacuation away from this host still under way (``accepted``, ``pre-migrating``: the instance is still
-this host's in the database) has its guest here destroyed (Nova's ``_destroy_evacuated_instances``: never the same
-server running on two hosts) and its instance left to the evacuation, not judged here; once the evacuation is
-``done`` its usage here goes and its migration is ``completed``, as at a start-up after it. An evacuation to this
-host that the restart cut short (its cast lost or its spawn interrupted) ends as a failed one: ERROR on its source
-with the fault, the claim here given back, the migration ``failed``. Every undo finishes the
-user's action's open events in error and records the fault ``Instance <uuid> was in task_state <state> when compute
-host <host> restarted``; a step carried out again records its own event under the user's action. Steps on another
-host are cast to it, retried while it does not listen yet (the hosts of one process start one after the other).
+again, and so is the cast of ``finish_resize`` to the destination of a resize this source had handed over
+(``post-migrating``, the instance still ``resize_migrated``: the source may have died before it cast); an evacuation
+away from this host still under way (``accepted``, ``pre-migrating``: the instance is still this host's in the
+database) has its guest here destroyed (Nova's ``_destroy_evacuated_instances``: never the same server running on
+two hosts) and its instance left to the evacuation, not judged here; once the evacuation is ``done`` its usage here
+goes and its migration is ``completed``, as at a start-up after it. An evacuation to this host that the restart cut
+short (its cast lost or its spawn interrupted) ends as a failed one: ERROR on its source with the fault, the claim
+here given back, the migration ``failed``. Every undo finishes the user's action's open events in error and records
+the fault ``Instance <uuid> was in task_state <state> when compute host <host> restarted``; a step carried out again
+records its own event under the user's action. Steps on another host are cast to it, retried while it does not
+listen yet (the hosts of one process start one after the other).
 """
 
 from __future__ import annotations
@@ -378,11 +380,14 @@ async def _unshelve_spawn_interrupted(host: ComputeHost, row: dict[str, Any]) ->
 async def reconcile_migrations(host: ComputeHost) -> list[tuple[str, str]]:
     """The migration records of this host whose instance is elsewhere: a confirm of a resize or cold migration
     from this host that the restart cut short (``confirming``) is carried out again; an evacuation to this host
-    that it cut short fails."""
+    that it cut short fails; a resize this source handed over is cast to its destination again."""
     async with host.db.read() as conn:
         confirming = [m for m in await records.list_filtered(conn, {"source_compute": host.host,
                                                                     "status": "confirming"})
                       if m["migration_type"] in RESIZE_TYPES]
+        handed_over = [m for m in await records.list_filtered(conn, {"source_compute": host.host,
+                                                                     "status": "post-migrating"})
+                       if m["migration_type"] in RESIZE_TYPES and m["dest_compute"] != host.host]
         arriving = [m for m in await records.list_filtered(conn, {"host": host.host,
                                                                   "migration_type": records.EVACUATION})
                     if m["dest_compute"] == host.host and m["status"] in _EVACUATING]
@@ -392,10 +397,28 @@ async def reconcile_migrations(host: ComputeHost) -> list[tuple[str, str]]:
         context = await context_of(host, uuid, ("confirmResize",))
         host.dispatch(resize.confirm_resize(host, context, uuid, migration["id"]))
         done.append((uuid, "confirm resize"))
+    for migration in handed_over:
+        if await _cast_finish_again(host, migration):
+            done.append((migration["instance_uuid"], "finish resize cast again"))
     for migration in arriving:
         if await _fail_evacuation_here(host, migration):
             done.append((migration["instance_uuid"], "evacuation failed"))
     return done
+
+
+async def _cast_finish_again(host: ComputeHost, migration: dict[str, Any]) -> bool:
+    """``finish_resize`` cast to the destination again while the instance still waits for it there (the
+    destination's compare-and-swap makes a second one a no-op)."""
+    uuid = migration["instance_uuid"]
+    async with host.db.read() as conn:
+        row = await instances.get_plain(conn, uuid)
+    if (row is None or row["deleted"] or row["task_state"] != task_states.RESIZE_MIGRATED
+            or row["host"] != migration["dest_compute"]):
+        return False
+    context = await context_of(host, uuid, _RESIZE_ACTIONS)
+    cast_later(host, f"finish_resize of {uuid}", lambda: ComputeAPI(host.transport).finish_resize(
+        context, migration["dest_compute"], uuid, migration["id"]))
+    return True
 
 
 async def _fail_evacuation_here(host: ComputeHost, migration: dict[str, Any]) -> bool:

@@ -200,6 +200,26 @@ async def test_resize_migrated_is_finished_on_the_destination(pair: Pair) -> Non
     assert (await pair.h1.actions(uuid))[-1][2] == [("compute_finish_resize", "Success")]
 
 
+async def test_a_source_back_after_the_hand_over_casts_finish_resize_again(pair: Pair) -> None:
+    """The source died between its commit (``resize_migrated``) and its cast: the destination never heard."""
+    uuid, migration = await pair.move("resize_migrated", "post-migrating", on="h2", guest="moved",
+                                      system_metadata={"old_vm_state": "active"})
+    await pair.restart1()
+    assert await pair.h1.states(uuid) == ("resized", None, ps.RUNNING)
+    assert (await pair.migration(migration["id"]))["status"] == "finished"
+    assert (await pair.h1.actions(uuid))[-1][2] == [("compute_finish_resize", "Success")]
+
+
+async def test_both_hosts_back_after_the_hand_over_finish_the_resize_once(pair: Pair) -> None:
+    uuid, _ = await pair.move("resize_migrated", "post-migrating", on="h2", guest="moved",
+                              system_metadata={"old_vm_state": "active"})
+    await pair.restart2()
+    await pair.restart1()
+    assert await pair.h1.states(uuid) == ("resized", None, ps.RUNNING)
+    assert pair.driver2.guests[uuid].boots == 1
+    assert (await pair.h1.actions(uuid))[-1][2] == [("compute_finish_resize", "Success")]
+
+
 async def test_resize_finish_is_reverted_to_the_source(pair: Pair) -> None:
     uuid, migration = await pair.move("resize_finish", "post-migrating", on="h2", guest="moved",
                                       events=("compute_finish_resize",),
