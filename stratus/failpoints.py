@@ -11,7 +11,8 @@ on the instances yet), ``scheduler.claimed`` (the scheduler committed a claim an
 chosen no next host); and the fake driver's ``fake.<method>`` at the start of each move step
 (``fake.migrate_disk_and_power_off``, ``fake.finish_migration``, ``fake.confirm_migration``,
 ``fake.finish_revert_migration``, ``fake.live_migration``, ``fake.post_live_migration_at_destination``,
-``fake.snapshot``, ``fake.destroy``): a compute service killed in the middle of a move.
+``fake.snapshot``, ``fake.destroy``, ``fake.spawn``): a compute service killed in the middle of a move (or of a
+spawn).
 """
 
 from __future__ import annotations

@@ -59,14 +59,19 @@ class RebuildInterruptedByRestart(exception.StratusException):
 
 
 async def reconcile(host: ComputeHost) -> list[tuple[str, str]]:
-    """The start-up pass: the instances evacuated away from this host (their guests and usage here go), every
-    instance of the host, then the guests of no live instance of it, then a power sync of what is left. Returns
-    (instance uuid, what was done) pairs."""
+    """The start-up pass: the instances evacuated away from this host (their guests and usage here go; the guests of
+    those still being evacuated too), every other instance of the host, then the guests of no live instance of it,
+    then a power sync of what is left. Returns (instance uuid, what was done) pairs."""
     done: list[tuple[str, str]] = await evacuate.destroy_evacuated_instances(host)
+    evacuating = await startup_moves.evacuations_under_way(host)
+    done += evacuating
     observed = await host.driver.list_power_states()
     async with host.db.read() as conn:
         rows = await power_sync.host_instances(conn, host.host, full=True)
+    skip = {uuid for uuid, _ in evacuating}
     for row in rows:
+        if row["uuid"] in skip:
+            continue
         try:
             what = await init_instance(host, row, observed.get(row["uuid"], power_state.NOSTATE))
         except HypervisorUnavailable:

@@ -22,11 +22,18 @@ allocations (one row each), and the move is either undone or carried on by the h
   again if the server was active); ``shelving_offloading`` and the ``unshelving`` of a shelved server carried out
   again; an offloaded server whose unshelve spawn was cut short (``spawning``) left offloaded as a failed unshelve.
 
-And per migration record of this host: a confirm of a resize whose source this is (``confirming``) is carried
-out again. Every undo finishes the user's action's open events in error and records the fault
-``Instance <uuid> was in task_state <state> when compute host <host> restarted``; a step carried out again
-records its own event under the user's action. Steps on another host are cast to it, retried while it does
-not listen yet (the hosts of one process start one after the other).
+And per migration record of this host: a confirm of a resize whose source this is (``confirming``) is carried out
+again, and so is the cast of ``finish_resize`` to the destination of a resize this source had handed over
+(``post-migrating``, the instance still ``resize_migrated``: the source may have died before it cast); an evacuation
+away from this host still under way (``accepted``, ``pre-migrating``: the instance is still this host's in the
+database) has its guest here destroyed (Nova's ``_destroy_evacuated_instances``: never the same server running on
+two hosts) and its instance left to the evacuation, not judged here; once the evacuation is ``done`` its usage here
+goes and its migration is ``completed``, as at a start-up after it. An evacuation to this host that the restart cut
+short (its cast lost or its spawn interrupted) ends as a failed one: ERROR on its source with the fault, the claim
+here given back, the migration ``failed``. Every undo finishes the user's action's open events in error and records
+the fault ``Instance <uuid> was in task_state <state> when compute host <host> restarted``; a step carried out again
+records its own event under the user's action. Steps on another host are cast to it, retried while it does not
+listen yet (the hosts of one process start one after the other).
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from typing import Any
 from sqlalchemy import select
 
 from stratus import exception
-from stratus.compute import live_migration, networking, resize, shelve
+from stratus.compute import evacuate, live_migration, networking, resize, shelve
 from stratus.compute.host import ComputeHost
 from stratus.compute.instance_action import power_state_of
 from stratus.compute.rpcapi import ComputeAPI
@@ -64,6 +71,9 @@ MOVE_TASKS = (task_states.RESIZE_PREP, task_states.RESIZE_MIGRATING, task_states
 #: seconds a cast to another host is retried while that host does not listen yet
 CAST_PATIENCE = 60.0
 _CAST_RETRY = 0.2
+#: an evacuation away from this host still under way at start-up: seconds between two looks at its record
+EVACUATION_POLL = 2.0
+_EVACUATING = ("accepted", "pre-migrating")
 
 
 class MoveInterruptedByRestart(exception.StratusException):
@@ -369,15 +379,109 @@ async def _unshelve_spawn_interrupted(host: ComputeHost, row: dict[str, Any]) ->
 
 async def reconcile_migrations(host: ComputeHost) -> list[tuple[str, str]]:
     """The migration records of this host whose instance is elsewhere: a confirm of a resize or cold migration
-    from this host that the restart cut short (``confirming``) is carried out again."""
+    from this host that the restart cut short (``confirming``) is carried out again; an evacuation to this host
+    that it cut short fails; a resize this source handed over is cast to its destination again."""
     async with host.db.read() as conn:
         confirming = [m for m in await records.list_filtered(conn, {"source_compute": host.host,
                                                                     "status": "confirming"})
                       if m["migration_type"] in RESIZE_TYPES]
+        handed_over = [m for m in await records.list_filtered(conn, {"source_compute": host.host,
+                                                                     "status": "post-migrating"})
+                       if m["migration_type"] in RESIZE_TYPES and m["dest_compute"] != host.host]
+        arriving = [m for m in await records.list_filtered(conn, {"host": host.host,
+                                                                  "migration_type": records.EVACUATION})
+                    if m["dest_compute"] == host.host and m["status"] in _EVACUATING]
     done = []
     for migration in confirming:
         uuid = migration["instance_uuid"]
         context = await context_of(host, uuid, ("confirmResize",))
         host.dispatch(resize.confirm_resize(host, context, uuid, migration["id"]))
         done.append((uuid, "confirm resize"))
+    for migration in handed_over:
+        if await _cast_finish_again(host, migration):
+            done.append((migration["instance_uuid"], "finish resize cast again"))
+    for migration in arriving:
+        if await _fail_evacuation_here(host, migration):
+            done.append((migration["instance_uuid"], "evacuation failed"))
     return done
+
+
+async def _cast_finish_again(host: ComputeHost, migration: dict[str, Any]) -> bool:
+    """``finish_resize`` cast to the destination again while the instance still waits for it there (the
+    destination's compare-and-swap makes a second one a no-op)."""
+    uuid = migration["instance_uuid"]
+    async with host.db.read() as conn:
+        row = await instances.get_plain(conn, uuid)
+    if (row is None or row["deleted"] or row["task_state"] != task_states.RESIZE_MIGRATED
+            or row["host"] != migration["dest_compute"]):
+        return False
+    context = await context_of(host, uuid, _RESIZE_ACTIONS)
+    cast_later(host, f"finish_resize of {uuid}", lambda: ComputeAPI(host.transport).finish_resize(
+        context, migration["dest_compute"], uuid, migration["id"]))
+    return True
+
+
+async def _fail_evacuation_here(host: ComputeHost, migration: dict[str, Any]) -> bool:
+    """As a failed evacuation (compute/evacuate.py): the guest here goes, the claim here is given back and the
+    source's usage is the instance's again, ERROR with the fault, the migration ``failed``."""
+    uuid = migration["instance_uuid"]
+    async with host.db.read() as conn:
+        row = await instances.get_plain(conn, uuid)
+    rebuilding = (task_states.REBUILDING, task_states.REBUILD_SPAWNING)
+    if row is None or row["deleted"] or row["task_state"] not in rebuilding or row["host"] == host.host:
+        return False
+    context = await context_of(host, uuid, ("evacuate",))
+    error = MoveInterruptedByRestart(instance_uuid=uuid, task_state=row["task_state"], host=host.host)
+    async with host.locks(uuid):
+        try:
+            await host.driver.destroy(host.driver_instance(row), network_info=[])
+        except HypervisorUnavailable:
+            raise
+        except Exception:
+            LOG.exception("cleaning up the evacuation of %s that %s's restart cut short", uuid, host.host)
+        async with host.db.write() as conn:
+            if not await instances.update_instance(conn, uuid, {"vm_state": states.ERROR, "task_state": None},
+                                                   expected_task_state=(row["task_state"],)):
+                return False
+            await restore_source_usage(conn, row, migration)
+            await records.update_migration(conn, migration["id"], {"status": "failed"})
+            await actions.add_fault(conn, uuid, error, host=host.host)
+            await finish_open_events(conn, context, uuid, error)
+            await host.report_stats(conn)
+    LOG.warning("%s: the evacuation failed", error.message)
+    return True
+
+
+async def evacuations_under_way(host: ComputeHost) -> list[tuple[str, str]]:
+    """The evacuations away from this host still under way: each one's guest here destroyed, and a watch that
+    cleans up after it once it is ``done``. Returns (instance uuid, what was done); the start-up leaves those
+    instances alone."""
+    async with host.db.read() as conn:
+        under_way = [m for m in await records.list_filtered(conn, {"source_compute": host.host,
+                                                                   "migration_type": records.EVACUATION})
+                     if m["status"] in _EVACUATING]
+    done = []
+    for migration in under_way:
+        uuid = migration["instance_uuid"]
+        LOG.info("instance %s is being evacuated from %s: destroying its guest here", uuid, host.host)
+        try:
+            await host.driver.destroy({"uuid": uuid, "name": ""}, network_info=[])
+        except HypervisorUnavailable:
+            raise
+        except Exception:
+            LOG.exception("destroying the guest of %s, which is being evacuated from %s", uuid, host.host)
+        host.dispatch(_after_evacuation(host, migration["id"]))
+        done.append((uuid, "evacuating: guest destroyed"))
+    return done
+
+
+async def _after_evacuation(host: ComputeHost, migration_id: int) -> None:
+    """Wait for an evacuation away from this host to end; ``done``: its usage here goes (``completed``)."""
+    while True:
+        async with host.db.read() as conn:
+            migration = await records.get(conn, migration_id)
+        if migration is None or migration["status"] not in _EVACUATING:
+            break
+        await asyncio.sleep(EVACUATION_POLL)
+    if migration is not None and migration["status"] == "done":
+        await evacuate.destroy_evacuated_instances(host)

@@ -20,6 +20,13 @@ build_recovery_interval``, it reads every instance still waiting for a compute h
   as ``schedule_and_build_instances`` would (Stratus's choice; Nova leaves such an instance in BUILD);
 - anything else is in the hands of a live conductor.
 
+An offloaded server left ``unshelving`` with no host (the conductor scheduling its unshelve died, or its cast to the
+chosen host was lost with the process) is judged the same way: with the in-process transport, when its unshelve was
+asked before this process started; on any transport, once it is older than ``instance_build_timeout``. It stays
+offloaded, as after an unshelve with no host, its claim given back and the fault recorded, so it can be unshelved
+again (Stratus's choice; Nova leaves it ``unshelving``). A host that took the unshelve records itself on the
+instance first, and its start-up judges it from there.
+
 Then allocations nothing will ever give back (of deleted instances, or of instances in ERROR without a host) are
 removed. One instance that fails does not stop the pass; the pass returns what it did, as (uuid, action) pairs.
 """
@@ -37,10 +44,12 @@ from stratus.compute import networking
 from stratus.conductor import build
 from stratus.conductor.build import RETRY_EVENT, SCHEDULE_EVENT
 from stratus.conductor.state import ConductorState
+from stratus.conductor.unshelve import UNSHELVE_EVENT
 from stratus.context import RequestContext
 from stratus.db import actions, builds, instances, placement
 from stratus.db import services as services_db
 from stratus.db.models import instance_actions
+from stratus.db.models import instances as instances_table
 from stratus.objects import states
 from stratus.objects.states import task_states
 from stratus.utils import utcnow
@@ -55,6 +64,10 @@ class ConductorLost(exception.StratusException):
     """The event a dead conductor left open: closed by the conductor that schedules the build again."""
 
     msg_fmt = "The conductor scheduling instance %(instance_uuid)s went away (%(why)s); scheduling it again"
+
+
+class UnshelveLost(exception.StratusException):
+    msg_fmt = "The unshelve of instance %(instance_uuid)s was lost (%(why)s); it stays offloaded"
 
 
 class BuildHostDown(exception.StratusException):
@@ -87,6 +100,10 @@ async def reconcile(conductor: ConductorState) -> list[tuple[str, str]]:
         except Exception:
             LOG.exception("scheduling again the builds of reservation %s failed", group[0][0]["reservation_id"])
             done += [(row["uuid"], "failed") for row, _ in group]
+    try:
+        done += await recover_unshelves(conductor, now)
+    except Exception:
+        LOG.exception("recovery of lost unshelves failed")
     done += await release_stranded(conductor)
     return done
 
@@ -120,13 +137,13 @@ def judge(conductor: ConductorState, row: dict[str, Any], now: datetime.datetime
     return None
 
 
-async def _context_of(conductor: ConductorState, uuid: str) -> dict[str, Any]:
-    """An admin context under the request id of the instance's ``create`` action, so the events recovery
+async def _context_of(conductor: ConductorState, uuid: str, action: str = "create") -> dict[str, Any]:
+    """An admin context under the request id of the instance's newest ``action``, so the events recovery
     records join the action the user started."""
     context = RequestContext.admin()
     async with conductor.db.read() as conn:
         row = (await conn.execute(select(instance_actions.c.request_id).where(
-            instance_actions.c.instance_uuid == uuid, instance_actions.c.action == "create")
+            instance_actions.c.instance_uuid == uuid, instance_actions.c.action == action)
             .order_by(instance_actions.c.id.desc()).limit(1))).first()
     if row is not None:
         context.request_id = row[0]
@@ -232,4 +249,37 @@ async def release_stranded(conductor: ConductorState) -> list[tuple[str, str]]:
         LOG.warning("removed the allocations of %s on providers %s: its instance is on another node", consumer,
                     provider_ids)
         done.append((consumer, "misplaced allocations released"))
+    return done
+
+
+async def recover_unshelves(conductor: ConductorState, now: datetime.datetime) -> list[tuple[str, str]]:
+    """Offloaded servers whose unshelve was lost before any host took it (see the module's docstring)."""
+    c = instances_table.c
+    async with conductor.db.read() as conn:
+        rows = [dict(r) for r in (await conn.execute(select(c.uuid, c.updated_at).where(
+            c.deleted == 0, c.vm_state == states.SHELVED_OFFLOADED, c.task_state == task_states.UNSHELVING,
+            c.host.is_(None)))).mappings()]
+    timeout = conductor.conf.instance_build_timeout
+    done = []
+    for row in rows:
+        uuid, updated = row["uuid"], row["updated_at"]
+        if conductor.in_process and updated is not None and updated < conductor.started_at:
+            why = "its cast was lost with the process that sent it"
+        elif timeout and builds.older_than(updated, timeout, now):
+            why = f"no host took it in {timeout} s"
+        else:
+            continue
+        error = UnshelveLost(instance_uuid=uuid, why=why)
+        context = await _context_of(conductor, uuid, "unshelve")
+        async with conductor.db.write() as conn:
+            if not await instances.update_instance(conn, uuid, {"task_state": None},
+                                                   expected_task_state=(task_states.UNSHELVING,),
+                                                   expected_vm_state=(states.SHELVED_OFFLOADED,),
+                                                   expected_host=(None,)):
+                continue
+            await placement.remove_allocations(conn, uuid)
+            await actions.add_fault(conn, uuid, error, code=500)
+            await actions.event_finish(conn, context, uuid, UNSHELVE_EVENT, error=error)
+        LOG.warning("%s", error.message)
+        done.append((uuid, "unshelve given back"))
     return done

@@ -209,6 +209,7 @@ class FakeDriver(ComputeDriver):
                     network_info: list[dict[str, Any]], block_device_info: dict[str, Any] | None = None,
                     admin_password: str | None = None, config_drive: ConfigDrive | None = None) -> None:
         self._check_up()
+        self._crash_point("spawn")
         self.spawn_count += 1
         if self.conf.fake_driver.spawn_time:
             await asyncio.sleep(self.conf.fake_driver.spawn_time)

@@ -210,6 +210,24 @@ def test_a_live_migration_killed_while_it_copies_is_rolled_back(tmp_path: Path) 
             assert allocations(cloud, sid) == {server[HOST]: NANO}
 
 
+def test_a_live_migration_killed_after_the_hand_over_is_finished_on_the_destination(tmp_path: Path) -> None:
+    with crashed_mid_move(tmp_path, "fake.post_live_migration_at_destination", _nothing, _live) as (
+            cloud, sid, source):
+        with cloud.client(version=V) as c:
+            server = settled(c, sid, "ACTIVE")
+            assert server[HOST] != source and server["OS-EXT-STS:power_state"] == 1
+            record = migration(cloud, sid)
+            assert record["status"] == "completed"
+            assert allocations(cloud, sid) == {server[HOST]: NANO}
+            assert allocations(cloud, record["uuid"]) == {}
+            _live(c, sid)  # and it moves again, back
+            deadline = time.monotonic() + 30
+            while (again := migration(cloud, sid))["id"] == record["id"] or again["status"] != "completed":
+                assert time.monotonic() < deadline, again["status"]
+                time.sleep(0.05)
+            assert settled(c, sid, "ACTIVE")[HOST] == source
+
+
 def test_a_shelve_killed_during_its_snapshot_is_undone(tmp_path: Path) -> None:
     def shelve(c: httpx.Client, sid: str) -> None:
         assert act(c, sid, {"shelve": None}).status_code == 202
@@ -240,6 +258,39 @@ def test_an_offload_killed_while_it_destroys_the_guest_is_carried_out(tmp_path: 
             assert act(c, sid, {"unshelve": None}).status_code == 202  # and it comes back
             server = settled(c, sid, "ACTIVE")
             assert allocations(cloud, sid) == {server[HOST]: NANO}
+
+
+def test_an_unshelve_killed_while_it_spawns_leaves_the_server_offloaded(tmp_path: Path) -> None:
+    """Not ERROR (Nova's interrupted build): offloaded, no host, no claim, and it can be unshelved again."""
+    cloud = start_cloud(tmp_path, CONF)
+    try:
+        with cloud.image_client() as img:
+            image = upload_image(img)["id"]
+        with cloud.client(version=V) as c:
+            sid = boot(c, image, flavor="42", networks="none").json()["server"]["id"]
+            wait_for_status(c, sid, {"ACTIVE"})
+            assert act(c, sid, {"shelve": None}).status_code == 202
+            settled(c, sid, "SHELVED_OFFLOADED")
+    finally:
+        cloud.proc.kill()
+        cloud.proc.wait()
+    cloud = start_cloud(tmp_path, CONF, env={"STRATUS_FAILPOINTS": "fake.spawn"})  # armed only now
+    with cloud.client(version=V) as c, contextlib.suppress(httpx.TransportError):
+        assert act(c, sid, {"unshelve": None}).status_code == 202
+    assert cloud.proc.wait(timeout=30) == -9, cloud.log()[-3000:]
+    assert instance(cloud, sid)["task_state"] == "spawning"
+    cloud = start_cloud(tmp_path, CONF)
+    try:
+        with cloud.client(version=V) as c:
+            server = settled(c, sid, "SHELVED_OFFLOADED")
+            assert server[HOST] is None
+            assert allocations(cloud, sid) == {}
+            assert act(c, sid, {"unshelve": None}).status_code == 202
+            server = settled(c, sid, "ACTIVE")
+            assert allocations(cloud, sid) == {server[HOST]: NANO}
+    finally:
+        cloud.proc.kill()
+        cloud.proc.wait()
 
 
 def _request_id(client: httpx.Client, server_id: str, action: str) -> str:

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from stratus.compute import startup_moves
 from stratus.compute.manager import ComputeManager
-from stratus.db import actions, placement
+from stratus.db import actions, instances, placement
 from stratus.db import migration_records as records
 from stratus.db.models import resource_providers
 from stratus.objects.states import power_state as ps
@@ -199,6 +200,26 @@ async def test_resize_migrated_is_finished_on_the_destination(pair: Pair) -> Non
     assert (await pair.h1.actions(uuid))[-1][2] == [("compute_finish_resize", "Success")]
 
 
+async def test_a_source_back_after_the_hand_over_casts_finish_resize_again(pair: Pair) -> None:
+    """The source died between its commit (``resize_migrated``) and its cast: the destination never heard."""
+    uuid, migration = await pair.move("resize_migrated", "post-migrating", on="h2", guest="moved",
+                                      system_metadata={"old_vm_state": "active"})
+    await pair.restart1()
+    assert await pair.h1.states(uuid) == ("resized", None, ps.RUNNING)
+    assert (await pair.migration(migration["id"]))["status"] == "finished"
+    assert (await pair.h1.actions(uuid))[-1][2] == [("compute_finish_resize", "Success")]
+
+
+async def test_both_hosts_back_after_the_hand_over_finish_the_resize_once(pair: Pair) -> None:
+    uuid, _ = await pair.move("resize_migrated", "post-migrating", on="h2", guest="moved",
+                              system_metadata={"old_vm_state": "active"})
+    await pair.restart2()
+    await pair.restart1()
+    assert await pair.h1.states(uuid) == ("resized", None, ps.RUNNING)
+    assert pair.driver2.guests[uuid].boots == 1
+    assert (await pair.h1.actions(uuid))[-1][2] == [("compute_finish_resize", "Success")]
+
+
 async def test_resize_finish_is_reverted_to_the_source(pair: Pair) -> None:
     uuid, migration = await pair.move("resize_finish", "post-migrating", on="h2", guest="moved",
                                       events=("compute_finish_resize",),
@@ -354,3 +375,45 @@ async def _open(pair: Pair, uuid: str, action: str, event: str) -> None:
     async with pair.h1.db.write() as conn:
         await actions.action_start(conn, ctx, [uuid], action)
         await actions.event_start(conn, ctx, uuid, event, host="h1")
+
+
+# --- evacuation ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("status", "task"), [("accepted", "rebuilding"), ("pre-migrating", "rebuild_spawning")])
+async def test_a_source_back_while_it_is_evacuated_destroys_its_guest_and_cleans_up_after(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch, status: str, task: str) -> None:
+    """Nova's ``_destroy_evacuated_instances`` for evacuations under way: not ERROR (an interrupted rebuild), the
+    guest here gone; once the destination is done, the usage the migration held here goes."""
+    monkeypatch.setattr(startup_moves, "EVACUATION_POLL", 0.01)
+    uuid, migration = await pair.move(task, status, kind=records.EVACUATION, action="evacuate")
+    h1 = pair.h1
+    await h1.manager.cleanup_host()  # a restart that does not wait for the watch (it ends with the evacuation)
+    h1.manager = ComputeManager(h1.conf, h1.db, h1.transport, host="h1", driver=h1.driver, images=None)
+    await h1.transport.listen("compute", h1.manager, server="h1")
+    await h1.manager.init_host()
+    assert await pair.h1.states(uuid) == ("active", task, ps.RUNNING)  # the evacuation's, untouched
+    assert uuid not in pair.h1.driver.guests
+    assert await pair.h1.faults(uuid) == []
+    assert await pair.allocations(migration["uuid"]) == {"h1": OLD_USAGE}
+    async with pair.h1.db.write() as conn:  # the destination finishes the evacuation
+        await instances.update_instance(conn, uuid, {"host": "h2", "node": "h2", "task_state": None})
+        await records.update_migration(conn, migration["id"], {"status": "done"})
+    await pair.settle()
+    assert (await pair.migration(migration["id"]))["status"] == "completed"
+    assert await pair.allocations(migration["uuid"]) == {}
+    assert await pair.allocations(uuid) == {"h2": OLD_USAGE}
+
+
+@pytest.mark.parametrize(("status", "task"), [("accepted", "rebuilding"), ("pre-migrating", "rebuild_spawning")])
+async def test_an_evacuation_to_a_restarted_destination_fails_cleanly(pair: Pair, status: str, task: str) -> None:
+    uuid, migration = await pair.move(task, status, kind=records.EVACUATION, action="evacuate", guest=None,
+                                      events=("compute_rebuild_instance",))
+    pair.driver2.guests[uuid] = _Guest(uuid, "vm", ps.NOSTATE, 1, 64)  # what the spawn had made
+    await pair.restart2()
+    assert (await pair.h1.states(uuid))[:2] == ("error", None)
+    assert (await pair.h1.get(uuid))["host"] == "h1"
+    assert uuid not in pair.driver2.guests
+    assert (await pair.migration(migration["id"]))["status"] == "failed"
+    assert await pair.allocations(uuid) == {"h1": OLD_USAGE}
+    assert await pair.allocations(migration["uuid"]) == {}
+    assert await pair.h1.faults(uuid) == [interrupted(uuid, task, "h2")]
+    assert (await pair.h1.actions(uuid))[-1] == ("evacuate", "u", [("compute_rebuild_instance", "Error")])

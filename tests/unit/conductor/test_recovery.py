@@ -12,7 +12,7 @@ from sqlalchemy import delete, update
 
 from stratus.conductor import recovery
 from stratus.context import RequestContext
-from stratus.db import builds, instances
+from stratus.db import actions, builds, instances
 from stratus.db.models import instances as instances_table
 from stratus.db.models import request_specs, services
 from stratus.utils import utcnow
@@ -267,3 +267,50 @@ async def test_a_build_cast_to_a_deleted_host_is_scheduled_again(cell: Cell) -> 
     assert await cell.conductor("c1").recover() == [(uuid, "scheduled again")]
     await cell.settle()
     assert (await cell.instance(uuid))["host"] == "h2"
+
+
+async def _lost_unshelve(cell: Cell, age: float) -> str:
+    """An offloaded server whose unshelve the scheduler claimed a host for, then nobody took, ``age`` s ago."""
+    [uuid] = await cell.boot()
+    ctx = RequestContext(user_id="u", project_id="p").to_dict()
+    async with cell.db.write() as conn:
+        await conn.execute(update(instances_table).where(instances_table.c.uuid == uuid).values(
+            vm_state="shelved_offloaded", task_state="unshelving", host=None, node=None,
+            updated_at=utcnow() - datetime.timedelta(seconds=age)))
+        await actions.action_start(conn, ctx, [uuid], "unshelve")
+        await actions.event_start(conn, ctx, uuid, "conductor_unshelve_instance", host="c1-host")
+    await cell.claim(uuid, "h2")
+    return uuid
+
+
+async def test_an_unshelve_lost_with_the_process_leaves_the_server_offloaded(cell: Cell) -> None:
+    """With the in-process transport: asked before this conductor started, its cast died with that process."""
+    uuid = await _lost_unshelve(cell, age=1)
+    assert await cell.conductor("c1").recover() == [(uuid, "unshelve given back")]
+    row = await cell.instance(uuid)
+    assert (row["vm_state"], row["task_state"], row["host"]) == ("shelved_offloaded", None, None)
+    assert await cell.allocations(uuid) == []
+    assert (await cell.faults(uuid))[-1].startswith(f"The unshelve of instance {uuid} was lost")
+    assert ("conductor_unshelve_instance", "Error") in await cell.events(uuid)
+
+
+async def test_an_unshelve_under_way_is_left_alone(cell: Cell) -> None:
+    conductor = cell.conductor("c1")  # started before the unshelve was asked
+    uuid = await _lost_unshelve(cell, age=0)
+    async with cell.db.write() as conn:
+        await conn.execute(update(instances_table).where(instances_table.c.uuid == uuid).values(
+            updated_at=utcnow()))
+    assert await conductor.recover() == []
+    assert (await cell.instance(uuid))["task_state"] == "unshelving"
+    assert len(await cell.allocations(uuid)) == len(RESOURCES)
+
+
+@pytest.mark.parametrize("overrides", [{"DEFAULT": {"transport_url": "rabbit://guest:guest@127.0.0.1:1//",
+                                                    "instance_build_timeout": 60}}])
+async def test_an_unshelve_no_host_took_times_out_on_any_transport(cell: Cell) -> None:
+    fresh = await _lost_unshelve(cell, age=10)
+    old = await _lost_unshelve(cell, age=61)
+    conductor = cell.conductor("c1")
+    assert not conductor.in_process
+    assert await recovery.recover_unshelves(conductor, utcnow()) == [(old, "unshelve given back")]
+    assert (await cell.instance(fresh))["task_state"] == "unshelving"
