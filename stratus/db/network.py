@@ -126,7 +126,8 @@ async def update_record(conn: Connection, kind: str, record: dict[str, Any]) -> 
 
 async def delete_record(conn: Connection, kind: str, id_: str) -> None:
     table = TABLES[kind]
-    await conn.execute(delete(table).where(table.c.id == id_))
+    statement = _once(("delete", kind), lambda: delete(table).where(table.c.id == bindparam("p_id")))
+    await conn.execute(statement, {"p_id": id_})
 
 
 async def segmentation_ids(conn: Connection, network_type: str, physical_network: str = "") -> set[int]:
@@ -213,8 +214,9 @@ async def delete_agent(conn: Connection, agent_id: str) -> None:
 
 # --- security groups ---------------------------------------------------------------------------------------------
 async def default_group_of(conn: Connection, project_id: str) -> str | None:
-    row = (await conn.execute(select(default_security_groups.c.security_group_id).where(
-        default_security_groups.c.project_id == project_id))).first()
+    statement = _once(("default_group_of",), lambda: select(default_security_groups.c.security_group_id).where(
+        default_security_groups.c.project_id == bindparam("p_project_id")))
+    row = (await conn.execute(statement, {"p_project_id": project_id})).first()
     return None if row is None else str(row[0])
 
 
@@ -224,7 +226,8 @@ async def set_default_group(conn: Connection, project_id: str, group_id: str) ->
 
 
 async def default_group_ids(conn: Connection) -> set[str]:
-    return {r[0] for r in await conn.execute(select(default_security_groups.c.security_group_id))}
+    statement = _once(("default_group_ids",), lambda: select(default_security_groups.c.security_group_id))
+    return {r[0] for r in await conn.execute(statement)}
 
 
 # --- floating IPs --------------------------------------------------------------------------------------------------
