@@ -151,6 +151,13 @@ async def allocations(conn: Connection, *, network_id: str | None = None, subnet
     return [dict(r._mapping) for r in await conn.execute(statement, params)]
 
 
+async def addresses_on(conn: Connection, network_id: str) -> set[str]:
+    """The addresses taken on a network (its allocations' addresses only: what a new allocation must avoid)."""
+    statement = _once(("addresses_on",), lambda: select(ip_allocations.c.ip_address).where(
+        ip_allocations.c.network_id == bindparam("p_network_id")))
+    return {r[0] for r in await conn.execute(statement, {"p_network_id": network_id})}
+
+
 async def allocated_in(conn: Connection, subnet_id: str) -> set[str]:
     rows = await conn.execute(select(ip_allocations.c.ip_address).where(ip_allocations.c.subnet_id == subnet_id))
     return {r[0] for r in rows}
@@ -243,11 +250,17 @@ async def disassociate_floating_ips(conn: Connection, port_id: str) -> list[str]
 
 
 # --- quotas ------------------------------------------------------------------------------------------------------
-async def count(conn: Connection, kind: str, project_id: str) -> int:
+async def limit_and_count(conn: Connection, kind: str, project_id: str) -> tuple[int | None, int]:
+    """The project's own limit of ``kind`` (None: none is set, the default applies) and how many it has, in one
+    statement (the check of every create)."""
     table = TABLES[kind]
-    statement = _once(("count", kind), lambda: select(func.count()).select_from(table).where(
-        table.c.project_id == bindparam("p_project_id")))
-    return int((await conn.execute(statement, {"p_project_id": project_id})).scalar_one())
+    statement = _once(("limit_and_count", kind), lambda: select(
+        select(network_quotas.c.limit).where(network_quotas.c.project_id == bindparam("p_project_id"),
+                                             network_quotas.c.resource == kind).scalar_subquery(),
+        select(func.count()).select_from(table).where(table.c.project_id == bindparam("p_project_id"))
+        .scalar_subquery()))
+    limit, used = (await conn.execute(statement, {"p_project_id": project_id})).one()
+    return None if limit is None else int(limit), int(used)
 
 
 async def counts(conn: Connection, project_id: str, kinds: Sequence[str]) -> dict[str, int]:
