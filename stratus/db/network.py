@@ -130,6 +130,17 @@ async def delete_record(conn: Connection, kind: str, id_: str) -> None:
     await conn.execute(statement, {"p_id": id_})
 
 
+async def activate_port(conn: Connection, port_id: str, host: str) -> dict[str, Any] | None:
+    """The port ACTIVE if it is bound to ``host`` and is not ACTIVE yet, in one statement (an agent's
+    ``update_device_up`` for every port it plugs): its id, device_id and device_owner when it changed, else None."""
+    statement = _once(("activate_port",), lambda: update(ports).where(
+        ports.c.id == bindparam("p_id"), ports.c.binding_host_id == bindparam("p_host"),
+        ports.c.status != "ACTIVE").values(status="ACTIVE").returning(
+        ports.c.id, ports.c.device_id, ports.c.device_owner))
+    row = (await conn.execute(statement, {"p_id": port_id, "p_host": host})).first()
+    return None if row is None else dict(row._mapping)
+
+
 async def segmentation_ids(conn: Connection, network_type: str, physical_network: str = "") -> set[int]:
     rows = await conn.execute(select(networks.c.segmentation_id).where(
         networks.c.network_type == network_type, networks.c.physical_network == physical_network,
