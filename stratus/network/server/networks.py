@@ -91,7 +91,7 @@ async def _views(req: NetworkRequest, conn: Connection, records: list[dict[str, 
     by_network: dict[str, list[str]] = {}
     for s in subnets:
         by_network.setdefault(s["network_id"], []).append(s["id"])
-    zones = list(req.services.options.default_availability_zones)
+    zones = req.services.zones
     policy = req.services.policy
     return [policy.hide(req.ctx, "network", view(r, by_network.get(r["id"], []), zones), target(r))
             for r in records]
@@ -113,7 +113,7 @@ async def list_networks(req: NetworkRequest) -> dict[str, Any]:
         views = await _views(req, conn, records, _subnets_wanted(req))
     views = listing.filtered(views, req.query, VIEW_ATTRIBUTES, CONVERTERS)
     views, links = listing.page(req.url, "network", views, req.query, VIEW_ATTRIBUTES,
-                                req.services.options.pagination_max_limit)
+                                req.services.page_limit)
     body: dict[str, Any] = {"networks": [listing.only_fields(v, req.query) for v in views]}
     if links:
         body["networks_links"] = links

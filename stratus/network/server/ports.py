@@ -199,7 +199,7 @@ async def list_ports(req: NetworkRequest) -> dict[str, Any]:
     shown = [hidden.view(view(p, by_port.get(p["id"], [])), target(p, n)) for p, n in pairs]
     shown = listing.filtered(shown, req.query, VIEW_ATTRIBUTES, CONVERTERS)
     shown, links = listing.page(req.url, "port", shown, req.query, VIEW_ATTRIBUTES,
-                                req.services.options.pagination_max_limit)
+                                req.services.page_limit)
     body: dict[str, Any] = {"ports": [listing.only_fields(v, req.query) for v in shown]}
     if links:
         body["ports_links"] = links
