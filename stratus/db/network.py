@@ -126,7 +126,19 @@ async def update_record(conn: Connection, kind: str, record: dict[str, Any]) -> 
 
 async def delete_record(conn: Connection, kind: str, id_: str) -> None:
     table = TABLES[kind]
-    await conn.execute(delete(table).where(table.c.id == id_))
+    statement = _once(("delete", kind), lambda: delete(table).where(table.c.id == bindparam("p_id")))
+    await conn.execute(statement, {"p_id": id_})
+
+
+async def activate_port(conn: Connection, port_id: str, host: str) -> dict[str, Any] | None:
+    """The port ACTIVE if it is bound to ``host`` and is not ACTIVE yet, in one statement (an agent's
+    ``update_device_up`` for every port it plugs): its id, device_id and device_owner when it changed, else None."""
+    statement = _once(("activate_port",), lambda: update(ports).where(
+        ports.c.id == bindparam("p_id"), ports.c.binding_host_id == bindparam("p_host"),
+        ports.c.status != "ACTIVE").values(status="ACTIVE").returning(
+        ports.c.id, ports.c.device_id, ports.c.device_owner))
+    row = (await conn.execute(statement, {"p_id": port_id, "p_host": host})).first()
+    return None if row is None else dict(row._mapping)
 
 
 async def segmentation_ids(conn: Connection, network_type: str, physical_network: str = "") -> set[int]:
@@ -148,6 +160,13 @@ async def allocations(conn: Connection, *, network_id: str | None = None, subnet
         equals["port_id"] = list(port_ids)
     statement, params = _where(ip_allocations, "allocations", equals)
     return [dict(r._mapping) for r in await conn.execute(statement, params)]
+
+
+async def addresses_on(conn: Connection, network_id: str) -> set[str]:
+    """The addresses taken on a network (its allocations' addresses only: what a new allocation must avoid)."""
+    statement = _once(("addresses_on",), lambda: select(ip_allocations.c.ip_address).where(
+        ip_allocations.c.network_id == bindparam("p_network_id")))
+    return {r[0] for r in await conn.execute(statement, {"p_network_id": network_id})}
 
 
 async def allocated_in(conn: Connection, subnet_id: str) -> set[str]:
@@ -213,8 +232,9 @@ async def delete_agent(conn: Connection, agent_id: str) -> None:
 
 # --- security groups ---------------------------------------------------------------------------------------------
 async def default_group_of(conn: Connection, project_id: str) -> str | None:
-    row = (await conn.execute(select(default_security_groups.c.security_group_id).where(
-        default_security_groups.c.project_id == project_id))).first()
+    statement = _once(("default_group_of",), lambda: select(default_security_groups.c.security_group_id).where(
+        default_security_groups.c.project_id == bindparam("p_project_id")))
+    row = (await conn.execute(statement, {"p_project_id": project_id})).first()
     return None if row is None else str(row[0])
 
 
@@ -224,7 +244,8 @@ async def set_default_group(conn: Connection, project_id: str, group_id: str) ->
 
 
 async def default_group_ids(conn: Connection) -> set[str]:
-    return {r[0] for r in await conn.execute(select(default_security_groups.c.security_group_id))}
+    statement = _once(("default_group_ids",), lambda: select(default_security_groups.c.security_group_id))
+    return {r[0] for r in await conn.execute(statement)}
 
 
 # --- floating IPs --------------------------------------------------------------------------------------------------
@@ -240,11 +261,17 @@ async def disassociate_floating_ips(conn: Connection, port_id: str) -> list[str]
 
 
 # --- quotas ------------------------------------------------------------------------------------------------------
-async def count(conn: Connection, kind: str, project_id: str) -> int:
+async def limit_and_count(conn: Connection, kind: str, project_id: str) -> tuple[int | None, int]:
+    """The project's own limit of ``kind`` (None: none is set, the default applies) and how many it has, in one
+    statement (the check of every create)."""
     table = TABLES[kind]
-    statement = _once(("count", kind), lambda: select(func.count()).select_from(table).where(
-        table.c.project_id == bindparam("p_project_id")))
-    return int((await conn.execute(statement, {"p_project_id": project_id})).scalar_one())
+    statement = _once(("limit_and_count", kind), lambda: select(
+        select(network_quotas.c.limit).where(network_quotas.c.project_id == bindparam("p_project_id"),
+                                             network_quotas.c.resource == kind).scalar_subquery(),
+        select(func.count()).select_from(table).where(table.c.project_id == bindparam("p_project_id"))
+        .scalar_subquery()))
+    limit, used = (await conn.execute(statement, {"p_project_id": project_id})).one()
+    return None if limit is None else int(limit), int(used)
 
 
 async def counts(conn: Connection, project_id: str, kinds: Sequence[str]) -> dict[str, int]:

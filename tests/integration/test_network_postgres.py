@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from stratus.local_cloud import Cloud, start_cloud, stop_cloud
+from tests.functional.helpers import boot, upload_image, wait_for_status, wait_gone
 from tests.functional.network_helpers import network, neutron_error, subnet
 
 pytestmark = pytest.mark.integration
@@ -72,3 +73,37 @@ def test_racing_network_creates_get_distinct_segments_and_one_default_group(pg_c
     with pg_cloud.network_client() as admin:
         for net in admin.get("/networks", params={"project_id": project}).json()["networks"]:
             admin.delete(f"/networks/{net['id']}")
+
+
+def test_servers_on_a_network_on_postgres(pg_cloud: Cloud) -> None:
+    """The statements of a boot on a network as PostgreSQL runs them (prepared once, bound lists, the quota's
+    limit and count in one, ACTIVE by one UPDATE ... RETURNING, the remote group's addresses for the agents'
+    payloads by a join): two servers each get an ACTIVE port and an address, and the quota details count them."""
+    project = f"pg{uuid.uuid4().hex[:8]}"
+    with pg_cloud.network_client() as admin:
+        net = network(admin, project_id=project)
+        subnet(admin, net["id"], "10.91.0.0/24", project_id=project)
+    with pg_cloud.image_client() as img:
+        image = upload_image(img)
+    with pg_cloud.client(token=f"u:{project}", version="2.37") as c:
+        ids = []
+        for i in range(2):
+            resp = boot(c, image["id"], name=f"pgnet-{i}", networks=[{"uuid": net["id"]}])
+            assert resp.status_code == 202, resp.text
+            ids.append(resp.json()["server"]["id"])
+        for server_id in ids:
+            wait_for_status(c, server_id, {"ACTIVE"})
+        addresses = [c.get(f"/servers/{s}").json()["server"]["addresses"][net["name"]][0]["addr"] for s in ids]
+        assert sorted(addresses) == ["10.91.0.2", "10.91.0.3"]
+    with pg_cloud.network_client(f"u:{project}") as n:
+        ports = n.get("/ports", params={"network_id": net["id"], "device_owner": "compute:nova"}).json()["ports"]
+        assert sorted(p["device_id"] for p in ports) == sorted(ids) and {p["status"] for p in ports} == {"ACTIVE"}
+        details = n.get(f"/quotas/{project}/details").json()["quota"]
+        assert details["port"]["used"] == 2 and details["network"]["used"] == 1
+        listed = n.get("/subnets", params={"network_id": net["id"], "fields": ["id", "cidr"]}).json()["subnets"]
+        assert [s["cidr"] for s in listed] == ["10.91.0.0/24"]
+    with pg_cloud.client(token=f"u:{project}", version="2.37") as c:
+        for server_id in ids:
+            c.delete(f"/servers/{server_id}")
+        for server_id in ids:
+            wait_gone(c, server_id)

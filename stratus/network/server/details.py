@@ -38,18 +38,18 @@ Known = ports.Known
 async def port_payload(conn: Connection, port_id: str, zones: list[str], known: Known | None = None
                        ) -> dict[str, Any] | None:
     """The port, its network, the subnets it has addresses on, and its groups' rules (its own rows only: the
-    network's other ports are not read). ``known``: the port's rows as the create or update that just committed
-    them wrote them, not read again."""
+    network's other ports are not read). ``known``: the port's rows as the create that just committed them wrote
+    them, with the network's subnets it read, not read again."""
     if known is not None:
-        record, network, allocations = known
+        record, network, allocations, network_subnets = known
     else:
         record = await db.get(conn, "port", port_id)
         network = None if record is None else await db.get(conn, "network", record["network_id"])
         if record is None or network is None:
             return None
         allocations = await db.allocations(conn, port_ids=[port_id])
+        network_subnets = await db.find(conn, "subnet", network_id=network["id"])
     port = _port_view(record, allocations)
-    network_subnets = await db.find(conn, "subnet", network_id=network["id"])
     mine = {ip["subnet_id"] for ip in port["fixed_ips"]}
     return {**port, "network": networks.view(network, [s["id"] for s in network_subnets], zones),
             "subnets": [subnets.view(s) for s in network_subnets if s["id"] in mine],

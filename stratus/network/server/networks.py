@@ -77,12 +77,21 @@ async def visible(req: NetworkRequest, conn: Connection, network_id: str, for_up
     return record
 
 
-async def _views(req: NetworkRequest, conn: Connection, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    subnets = await db.find(conn, "subnet", network_id=[r["id"] for r in records]) if records else []
+def _subnets_wanted(req: NetworkRequest) -> bool:
+    """Whether a list needs its networks' subnets: not when ``fields`` leaves them out and nothing filters or
+    sorts by them (Nova's lists ask for a few fields: their subnets are not read for that)."""
+    fields = [f for f in req.query.getlist("fields") if f]
+    return not fields or "subnets" in fields or "subnets" in req.query or "subnets" in req.query.getlist("sort_key")
+
+
+async def _views(req: NetworkRequest, conn: Connection, records: list[dict[str, Any]], subnets_wanted: bool = True
+                 ) -> list[dict[str, Any]]:
+    subnets = await db.find(conn, "subnet", network_id=[r["id"] for r in records]) \
+        if records and subnets_wanted else []
     by_network: dict[str, list[str]] = {}
     for s in subnets:
         by_network.setdefault(s["network_id"], []).append(s["id"])
-    zones = list(req.services.options.default_availability_zones)
+    zones = req.services.zones
     policy = req.services.policy
     return [policy.hide(req.ctx, "network", view(r, by_network.get(r["id"], []), zones), target(r))
             for r in records]
@@ -101,10 +110,10 @@ async def list_networks(req: NetworkRequest) -> dict[str, Any]:
         else:
             records = listing.narrowed(await db.visible_networks(conn, req.ctx.project_id), equals)
         records = [r for r in records if req.services.policy.visible(req.ctx, "network", target(r))]
-        views = await _views(req, conn, records)
+        views = await _views(req, conn, records, _subnets_wanted(req))
     views = listing.filtered(views, req.query, VIEW_ATTRIBUTES, CONVERTERS)
     views, links = listing.page(req.url, "network", views, req.query, VIEW_ATTRIBUTES,
-                                req.services.options.pagination_max_limit)
+                                req.services.page_limit)
     body: dict[str, Any] = {"networks": [listing.only_fields(v, req.query) for v in views]}
     if links:
         body["networks_links"] = links

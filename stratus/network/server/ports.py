@@ -27,8 +27,9 @@ from stratus.network.server.resource import (
 )
 
 RETRIES = 10
-#: a port's rows as the transaction that wrote them has them (``details.Known``: details imports this module)
-Known = tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]
+#: a port's rows as the transaction that wrote them has them: the port, its network, its allocations and the
+#: network's subnets (``details.Known``: details imports this module)
+Known = tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]
 VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder", "smart-nic",
               "remote-managed")
 
@@ -198,7 +199,7 @@ async def list_ports(req: NetworkRequest) -> dict[str, Any]:
     shown = [hidden.view(view(p, by_port.get(p["id"], [])), target(p, n)) for p, n in pairs]
     shown = listing.filtered(shown, req.query, VIEW_ATTRIBUTES, CONVERTERS)
     shown, links = listing.page(req.url, "port", shown, req.query, VIEW_ATTRIBUTES,
-                                req.services.options.pagination_max_limit)
+                                req.services.page_limit)
     body: dict[str, Any] = {"ports": [listing.only_fields(v, req.query) for v in shown]}
     if links:
         body["ports_links"] = links
@@ -222,12 +223,15 @@ def _policy_attributes(given: dict[str, Any]) -> list[str]:
 
 async def _allocate(conn: Connection, network: dict[str, Any], port: dict[str, Any],
                     requests: list[dict[str, str]] | None, max_fixed_ips: int,
-                    keep: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+                    keep: list[dict[str, Any]] | None = None,
+                    all_subnets: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Addresses for ``port`` as Neutron's IPAM gives them: what ``requests`` asks, else one IPv4 and one
     stateful IPv6 address from the first subnet with room, and always a SLAAC address on every auto-address
-    subnet. ``keep``: allocations the port already holds and keeps (an update). Returns the port's allocations
-    now (those kept and those made), as the rows hold them."""
-    all_subnets = await db.find(conn, "subnet", network_id=network["id"])
+    subnet. ``keep``: allocations the port already holds and keeps (an update); ``all_subnets``: the network's
+    subnets, when the caller read them already. Returns the port's allocations now (those kept and those made), as
+    the rows hold them."""
+    if all_subnets is None:
+        all_subnets = await db.find(conn, "subnet", network_id=network["id"])
     keep = keep or []
     kept = {(k["subnet_id"], k["ip_address"]) for k in keep}
     auto = [s for s in all_subnets if subnets.is_auto_address(s)]
@@ -261,7 +265,7 @@ async def _allocate(conn: Connection, network: dict[str, Any], port: dict[str, A
                 address = ipam.eui64(subnet["cidr"], port["mac_address"])
                 if (subnet["id"], address) not in kept:
                     wanted.append(([subnet], address))
-    taken_on_network = {x["ip_address"] for x in await db.allocations(conn, network_id=network["id"])}
+    taken_on_network = await db.addresses_on(conn, network["id"])
     made: list[dict[str, Any]] = []
     for group, address in wanted:
         if address is not None:
@@ -350,7 +354,9 @@ async def create_port(req: NetworkRequest) -> dict[str, Any]:
                 await binding.bind(conn, record, opts.agent_down_time)
                 await db.insert_record(conn, "port", record)
                 await db.add_port_groups(conn, record["id"], record["security_groups"])
-                held = await _allocate(conn, network, record, values["fixed_ips"], opts.max_fixed_ips_per_port)
+                network_subnets = await db.find(conn, "subnet", network_id=network["id"])
+                held = await _allocate(conn, network, record, values["fixed_ips"], opts.max_fixed_ips_per_port,
+                                       all_subnets=network_subnets)
             break
         except IntegrityError:
             if attempt == RETRIES - 1:
@@ -359,7 +365,8 @@ async def create_port(req: NetworkRequest) -> dict[str, Any]:
                                                                          f"network {values['network_id']}.") from None
                 raise
     shown = _Hidden(req).view(view(record, held), target(record, network))
-    await _changed(req, record["id"], known=(record, network, held))  # a new port: its rows as just written
+    # a new port: its rows as just written
+    await _changed(req, record["id"], known=(record, network, held, network_subnets))
     return {"port": shown}
 
 

@@ -27,9 +27,11 @@ async def limits(req: NetworkRequest, conn: Connection, project_id: str) -> dict
 
 
 async def check(req: NetworkRequest, conn: Connection, resource: str, project_id: str, adding: int = 1) -> None:
-    """409 OverQuota when ``project_id`` would have more ``resource`` than its limit."""
-    limit = (await limits(req, conn, project_id))[resource]
-    if limit >= 0 and await db.count(conn, resource, project_id) + adding > limit:
+    """409 OverQuota when ``project_id`` would have more ``resource`` than its limit (its own, else the default;
+    both and the count read in one statement)."""
+    own, used = await db.limit_and_count(conn, resource, project_id)
+    limit = int(req.services.conf[GROUP][f"quota_{resource}"]) if own is None else own
+    if limit >= 0 and used + adding > limit:
         raise errors.conflict("OverQuota", f"Quota exceeded for resources: ['{resource}'].")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 from typing import Any
 
 import orjson
@@ -31,6 +32,17 @@ class NetworkServices:
     @property
     def options(self) -> Any:
         return self.conf.network_server
+
+    @functools.cached_property
+    def zones(self) -> list[str]:
+        """``[network_server] default_availability_zones``, read once: every network's view shows them, and an
+        option read through oslo.config costs more than the view."""
+        return list(self.options.default_availability_zones)
+
+    @functools.cached_property
+    def page_limit(self) -> int:
+        """``[network_server] pagination_max_limit``, read once (every list pages by it)."""
+        return int(self.options.pagination_max_limit)
 
 
 class NetworkRequest:

@@ -126,7 +126,19 @@ class NetworkServerEndpoint:
         return await self._set_status(host, port_id, "DOWN")
 
     async def _set_status(self, host: str, port_id: str, status: str) -> bool:
-        """The port's status, if it is bound to ``host`` (a report from a host the port left is stale)."""
+        """The port's status, if it is bound to ``host`` (a report from a host the port left is stale). ACTIVE,
+        every plugged port's, is one statement when it changes; the port is read only when it did not."""
+        if status == "ACTIVE":
+            async with self.db.write() as conn:
+                changed = await db.activate_port(conn, port_id, host)
+                port = await db.get(conn, "port", port_id) if changed is None else None
+            if changed is not None:
+                await self.notifier.port_status_changed(changed, "DOWN", status)  # it was not ACTIVE before
+                return True
+            if port is None or port["binding_host_id"] != host:
+                LOG.info("%s of port %s from %s ignored: not bound there", status, port_id, host)
+                return False
+            return True
         async with self.db.write() as conn:
             port = await db.get(conn, "port", port_id, for_update=True)
             if port is None or port["binding_host_id"] != host:

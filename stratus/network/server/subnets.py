@@ -208,7 +208,7 @@ async def list_subnets(req: NetworkRequest) -> dict[str, Any]:
     views = [req.services.policy.hide(req.ctx, "subnet", view(r), target(r, n)) for r, n in records]
     views = listing.filtered(views, req.query, VIEW_ATTRIBUTES, CONVERTERS)
     views, links = listing.page(req.url, "subnet", views, req.query, VIEW_ATTRIBUTES,
-                                req.services.options.pagination_max_limit)
+                                req.services.page_limit)
     body: dict[str, Any] = {"subnets": [listing.only_fields(v, req.query) for v in views]}
     if links:
         body["subnets_links"] = links

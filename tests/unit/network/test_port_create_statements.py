@@ -143,3 +143,18 @@ async def test_a_nul_in_the_path_or_query_is_refused(api: dict[str, Any]) -> Non
         resp = await client.get(url)
         assert resp.status_code == 400, url
         assert resp.json()["NeutronError"]["message"] == "NUL characters are not allowed in the URL."
+
+
+async def test_a_network_list_of_a_few_fields_reads_no_subnets(api: dict[str, Any]) -> None:
+    client, statements = api["client"], api["statements"]
+    net, subnet = await _network(client, "10.30.0.0/24")
+    statements.clear()
+    resp = await client.get(f"/networks?id={net}&fields=id&fields=name")
+    assert resp.json() == {"networks": [{"id": net, "name": "n"}]}
+    assert not [s for s in statements if "FROM subnets" in s]
+    # asked for, or filtered by: read
+    assert (await client.get(f"/networks?id={net}")).json()["networks"][0]["subnets"] == [subnet]
+    assert (await client.get(f"/networks?id={net}&fields=id&fields=subnets")).json()["networks"] == [
+        {"id": net, "subnets": [subnet]}]
+    assert (await client.get(f"/networks?fields=id&subnets={subnet}")).json()["networks"] == [{"id": net}]
+    assert (await client.get("/networks?fields=id&subnets=nope")).json()["networks"] == []
