@@ -1,7 +1,7 @@
 """Move benchmark: a resize, a cold migration and a live migration of the test guest between two real libvirt
 compute hosts on this machine, and the controller's share of each.
 
-    python benchmarks/moves.py [--runs 3] [--json PATH]
+    python benchmarks/moves.py [--runs 3] [--nic] [--json PATH]
 
 The cloud is tests/integration/libvirt_pair.py's: two private libvirtds (scripts/libvirt.sh), each with a
 ``stratus compute`` of its own and its own instances_path (no shared file system), and ``stratus api``,
@@ -14,6 +14,10 @@ scripts/postgres.sh). One test guest (scripts/test-guest.sh, TCG) boots, then ea
   to ACTIVE (both timed; the row is their sum);
 - ``resize``: ``resize`` to a flavor with more RAM (the scheduler may keep it on its host or move it), then
   ``confirmResize``, timed the same way; the next run resizes back.
+
+With ``--nic`` (root) the pair has the network data plane (``libvirt_pair(netns=True)``: each libvirtd in its
+host's namespace, Linux bridge agents, a DHCP agent on a network node) and the guest has a port on a VXLAN
+network: its VIFs are plugged on each destination, and its port's binding moves with it.
 
 Every compute process runs with ``STRATUS_DRIVER_TIMINGS`` (stratus/virt/timing.py): each driver call of the
 guest, on either host, is logged with its start and end, and the driver's time in a move is the union of those
@@ -104,9 +108,21 @@ class Bench:
             time.sleep(POLL)
         raise RuntimeError(f"timed out waiting for {what}")
 
-    def boot(self, image: str, flavor: str) -> str:
+    def port(self) -> list[dict[str, str]]:
+        """A port on a network of its own (the guest's ``networks``)."""
+        with self.pair.network_client() as net:
+            network = net.post("/networks", json={"network": {"name": "bench-move"}})
+            network.raise_for_status()
+            net_id = network.json()["network"]["id"]
+            net.post("/subnets", json={"subnet": {"network_id": net_id, "cidr": "10.78.0.0/24",
+                                                  "ip_version": 4}}).raise_for_status()
+            port = net.post("/ports", json={"port": {"network_id": net_id}})
+            port.raise_for_status()
+            return [{"port": str(port.json()["port"]["id"])}]
+
+    def boot(self, image: str, flavor: str, networks: Any = "none") -> str:
         resp = self.pair.client("2.37").post("/servers", json={"server": {"name": "bench-move", "imageRef": image,
-                                                          "flavorRef": flavor, "networks": "none"}})
+                                                          "flavorRef": flavor, "networks": networks}})
         resp.raise_for_status()
         server_id = str(resp.json()["server"]["id"])
         self.wait(server_id, lambda s: s["status"] == "ACTIVE", "ACTIVE")
@@ -167,8 +183,10 @@ class Bench:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "moves.json"))
+    parser.add_argument("--nic", action="store_true", help="the guest has a port on a VXLAN network (root)")
+    parser.add_argument("--json", default=None, help="default: results/moves.json, with --nic moves-nic.json")
     args = parser.parse_args()
+    args.json = args.json or str(Path(__file__).parent / "results" / ("moves-nic.json" if args.nic else "moves.json"))
     guest_dir = test_guest()
     work = Path(tempfile.mkdtemp(prefix="stratus-moves-", dir="/tmp"))
     work.chmod(0o755)
@@ -177,12 +195,12 @@ def main() -> int:
     each: dict[str, list[dict[str, Any]]] = {"live migration": [], "cold migration": [], "resize": []}
     errors: dict[str, str] = {}
     try:
-        with services(work) as (broker, pg), libvirt_pair(broker, pg, work / "pair") as pair:
+        with services(work) as (broker, pg), libvirt_pair(broker, pg, work / "pair", netns=args.nic) as pair:
             bench = Bench(pair, timings)
             with pair.image_client() as images:
                 guest = upload_guest(images, guest_dir)
             small, big = bench.flavor("bench.move", 256), bench.flavor("bench.move.big", 320)
-            server_id = bench.boot(guest.disk_id, small)
+            server_id = bench.boot(guest.disk_id, small, bench.port() if args.nic else "none")
             flavors = [big, small]
             for run in range(args.runs):
                 for name, step in (("live migration", lambda: bench.live(server_id)),
@@ -212,7 +230,7 @@ def main() -> int:
         moves[name] = med
         print(f"{name:<15} | {len(runs):>4} | {med['wall']:>6.2f} s | {med['driver']:>6.2f} s | "
               f"{med['controller']:>8.2f} s | {med['controller_share']:>6.1%}")
-    results = {"moves": moves, "each_run": each, "errors": errors,
+    results = {"moves": moves, "each_run": each, "errors": errors, "nic": args.nic,
                "machine": {"cpus": os.cpu_count(), "virt": "TCG" if not os.path.isdir("/sys/module/kvm_intel")
                            and not os.path.isdir("/sys/module/kvm_amd") else "KVM"}}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,10 @@ allocation table next to what the API says.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import textwrap
 import time
 from collections.abc import Iterator
@@ -178,6 +181,20 @@ def shared(postgres_url: str, ceph_clusters: tuple[CephCluster, CephCluster], te
         yield Mover(pair, _upload(pair, test_guest), _flavor(pair))
 
 
+def _incoming_qemu(server_id: str) -> int | None:
+    """The pid of the QEMU that receives the server's guest (``-incoming``), if one runs."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            args = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"-incoming" in args and any(server_id.encode() in a for a in args):
+            return int(entry)
+    return None
+
+
 def _rbd_source(host_xml: Any) -> str:
     source = host_xml.find("devices/disk/source")
     assert source is not None and source.get("protocol") == "rbd", host_xml
@@ -190,14 +207,30 @@ def test_rbd_live_migration_abort_force_complete_and_timeout(shared: Mover) -> N
     disk = _rbd_source(shared.pair.host(source).domain_xml(server_id))
     assert disk == f"vms/{server_id}_disk"
     try:
-        # abort while the copy runs: the guest never stops on its source, the migration is cancelled
+        # abort while the copy runs: the guest never stops on its source, the migration is cancelled. The
+        # destination's QEMU is frozen meanwhile (SIGSTOP), so that the copy cannot reach its switch-over before
+        # the abort lands, however loaded the machine is (an abort during the switch-over may complete the move)
         shared.live_migrate(server_id, dest)
         running = wait_for("a running migration", lambda: (m := shared.migration(server_id))["status"] == "running"
                            and m, timeout=60)
-        resp = shared.api.delete(f"/servers/{server_id}/migrations/{running['id']}")
-        assert resp.status_code == 202, resp.text
-        assert shared.settle(server_id, ("cancelled", "error", "completed"))["status"] == "cancelled"
-        assert shared.pair.where(server_id) == [source] and server_id in shared.pair.host(source).running()
+        # frozen once memory flows (the destination's libvirtd is done setting its QEMU up: frozen before, it
+        # would wait for it in the migration's prepare phase, which no abort ends)
+        wait_for("the memory copy under way", lambda: shared.api.get(
+            f"/servers/{server_id}/migrations/{running['id']}").json()["migration"]["memory_processed_bytes"],
+            timeout=60, interval=0.1)
+        incoming = _incoming_qemu(server_id)
+        assert incoming is not None
+        os.kill(incoming, signal.SIGSTOP)
+        try:
+            resp = shared.api.delete(f"/servers/{server_id}/migrations/{running['id']}")
+            assert resp.status_code == 202, resp.text
+            assert shared.settle(server_id, ("cancelled", "error", "completed"))["status"] == "cancelled"
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(incoming, signal.SIGCONT)
+        # the destination's libvirtd removes its incoming guest once its QEMU answers again
+        wait_for("the incoming guest gone", lambda: shared.pair.where(server_id) == [source], timeout=60)
+        assert server_id in shared.pair.host(source).running()
         before = ticks(shared.console(server_id))[-1]
         wait_for("the guest ticking on", lambda: ticks(shared.console(server_id))[-1] > before, timeout=30)
         assert shared.pair.cluster.allocation_problems() == []

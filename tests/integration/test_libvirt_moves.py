@@ -14,7 +14,10 @@ resize).
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +27,10 @@ import httpx
 import orjson
 import pytest
 
+from stratus.network.dataplane import names as netns_names
+from stratus.network.dataplane import netns as nsutil
 from tests.functional.helpers import boot, wait_for_status, wait_gone
-from tests.integration.guest import BOOTED, CMDLINE, GuestImages, upload_disk
+from tests.integration.guest import BOOTED, CMDLINE, GuestImages, upload_disk, upload_guest
 from tests.integration.guest import wait as wait_for
 from tests.integration.libvirt_pair import LibvirtPair
 
@@ -462,3 +467,213 @@ def test_delete_leaves_nothing(journey: Journey) -> None:
         assert not left, f"left on {host.name}: {left}"  # no instance directory, _resize or inbox file
     assert journey.allocations() == {}
     journey.server_id = ""
+
+
+def test_resize_grows_the_ephemeral_disk_and_refuses_a_smaller_one(journey: Journey) -> None:
+    """A guest with an ephemeral disk (``disk.local``) resized to a flavor with a bigger one: the disk arrives on
+    the destination grown to the new size (Nova's finish_migration resizes the root and a single ephemeral
+    disk); a resize back to the smaller ephemeral is refused before the guest stops, as a smaller root is."""
+    pair, api = journey.pair, journey.api
+    specs = [{"name": "moves.eph1", "ram": 256, "vcpus": 1, "disk": 1, "OS-FLV-EXT-DATA:ephemeral": 1},
+             {"name": "moves.eph2", "ram": 256, "vcpus": 1, "disk": 1, "OS-FLV-EXT-DATA:ephemeral": 2}]
+    flavors = []
+    for spec in specs:
+        resp = api.post("/flavors", json={"flavor": spec})
+        assert resp.status_code == 200, resp.text
+        flavors.append(str(resp.json()["flavor"]["id"]))
+    try:
+        resp = boot(api, journey.images.disk_id, flavor=flavors[0], networks="none", name="ephemeral")
+        assert resp.status_code == 202, resp.text
+        journey.server_id = str(resp.json()["server"]["id"])
+        source = journey.settle({"ACTIVE"}, timeout=120)["OS-EXT-SRV-ATTR:host"]
+        local = pair.host(source).instances_path / journey.server_id / "disk.local"
+        assert disk_info(local)["virtual-size"] == GiB
+        journey.action({"resize": {"flavorRef": flavors[1]}})
+        server = journey.settle({"VERIFY_RESIZE"})
+        dest = server["OS-EXT-SRV-ATTR:host"]
+        assert dest != source
+        local = pair.host(dest).instances_path / journey.server_id / "disk.local"
+        assert disk_info(local)["virtual-size"] == 2 * GiB  # grown to the new flavor's ephemeral disk
+        assert disk_sources(pair.host(dest).domain_xml(journey.server_id))["vdb"] == str(local)
+        journey.action({"confirmResize": None}, status=204)
+        journey.settle({"ACTIVE"})
+
+        journey.action({"resize": {"flavorRef": flavors[0]}})  # same root, smaller ephemeral
+        wait_for("the move to fail", lambda: journey.migration()["status"] == "error", timeout=60)
+        server = journey.settle({"ACTIVE"})
+        assert server["OS-EXT-SRV-ATTR:host"] == dest and server["flavor"]["original_name"] == "moves.eph2"
+        fault = pair.cluster.sql("select message from instance_faults where instance_uuid = $1 "
+                                 "order by created_at desc limit 1", journey.server_id)
+        assert fault == [("Resize error: Unable to resize disk down.",)]
+        assert disk_info(local)["virtual-size"] == 2 * GiB
+        _assert_runs_only_on(journey, dest)
+    finally:
+        if journey.server_id:
+            api.delete(f"/servers/{journey.server_id}")
+            wait_gone(api, journey.server_id, timeout=120)
+            journey.server_id = ""
+        for flavor in flavors:
+            api.delete(f"/flavors/{flavor}")
+
+
+# --- a guest with a NIC on the real data plane: live and cold migration keep its network -----------------------
+NET_CIDR, GATEWAY, GUEST_ADDRESS = "10.79.0.0/24", "10.79.0.1", "10.79.0.10"
+
+
+@pytest.fixture(scope="module")
+def networked(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LibvirtPair]:
+    """A pair of its own with the network data plane (tests/integration/libvirt_pair.py, ``netns``: each libvirtd
+    in its host's namespace, a Linux bridge agent per host, a DHCP agent on a network node of its own, so that no
+    compute host has the network's bridge before one of its guests needs it), on a broker of its own."""
+    if os.geteuid() != 0:
+        pytest.skip("the network data plane needs root (network namespaces, nftables, dnsmasq)")
+    from tests.integration.conftest import private_broker
+    from tests.integration.dataplane_env import require_root_tools
+    from tests.integration.libvirt_pair import libvirt_pair as start_pair
+
+    require_root_tools()
+    with private_broker("lvnmq-") as broker, start_pair(broker, postgres_url, tmp_path_factory.mktemp("lv-net"),
+                                                       netns=True) as pair:
+        yield pair
+
+
+def _ping_from(namespace: str, address: str, seconds: float = 30) -> bool:
+    """Whether ``address`` answers a ping from ``namespace`` within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        ping = nsutil.run(namespace, ["busybox", "ping", "-c", "1", "-W", "1", address], check=False, timeout=30)
+        if ping.returncode == 0:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+
+
+def _reach(console: str, address: str) -> str | None:
+    """What the guest last said of ``address`` (``ok`` or ``fail``; it prints each change, ``stratus.watch``)."""
+    found = re.findall(rf"STRATUS-REACH: {re.escape(address)} (ok|fail)\b", console)
+    return found[-1] if found else None
+
+
+def test_a_guest_with_a_nic_keeps_its_network_across_live_and_cold_migration(networked: LibvirtPair,
+                                                                              test_guest: Path) -> None:
+    """A guest on a port of a VXLAN network (DHCP on the network node) moves from host A to B live, then back to A
+    cold: after each move its port is bound to its new host (``binding:host_id``) and ACTIVE, the guest still
+    reaches the DHCP server's address (its own ``stratus.watch`` report) and answers a ping from the DHCP
+    namespace. The live migration needs the destination's bridge made before the guest arrives (QEMU's incoming
+    tap goes on it): nothing else makes it there, since the port is bound to the source until the end."""
+    pair = networked
+    a, b = pair.hosts
+    timings: dict[str, float] = {}
+    with pair.network_client() as net, pair.client("2.56") as api:
+        network = net.post("/networks", json={"network": {"name": "moves-net"}})
+        assert network.status_code == 201, network.text
+        net_id = network.json()["network"]["id"]
+        subnet = net.post("/subnets", json={"subnet": {"network_id": net_id, "cidr": NET_CIDR, "ip_version": 4,
+                                                       "gateway_ip": GATEWAY}})
+        assert subnet.status_code == 201, subnet.text
+        subnet_id = subnet.json()["subnet"]["id"]
+        # the network node's DHCP agent makes its port (Neutron's create_dhcp_port): its address is the one the
+        # guest watches
+        dhcp_port = wait_for("the DHCP port", lambda: net.get("/ports", params={
+            "network_id": net_id, "device_owner": "network:dhcp"}).json()["ports"], timeout=60)[0]
+        dhcp_address = dhcp_port["fixed_ips"][0]["ip_address"]
+        with pair.image_client() as client:
+            images = upload_guest(client, test_guest, name="moves-nic",
+                                  cmdline=f"{CMDLINE} stratus.tick stratus.watch={dhcp_address}")
+        group = net.post("/security-groups", json={"security_group": {"name": "moves-icmp"}})
+        assert group.status_code == 201, group.text
+        group_id = group.json()["security_group"]["id"]
+        rule = net.post("/security-group-rules", json={"security_group_rule": {
+            "security_group_id": group_id, "direction": "ingress", "ethertype": "IPv4", "protocol": "icmp",
+            "remote_ip_prefix": NET_CIDR}})
+        assert rule.status_code == 201, rule.text
+        port = net.post("/ports", json={"port": {"network_id": net_id, "security_groups": [group_id],
+                                                 "fixed_ips": [{"subnet_id": subnet_id,
+                                                                "ip_address": GUEST_ADDRESS}]}})
+        assert port.status_code == 201, port.text
+        port_id = port.json()["port"]["id"]
+        flavor = api.post("/flavors", json={"flavor": {"name": "moves.nic", "ram": 256, "vcpus": 1, "disk": 1}})
+        assert flavor.status_code == 200, flavor.text
+        flavor_id = flavor.json()["flavor"]["id"]
+        server_id = ""
+
+        def console() -> str:
+            resp = api.post(f"/servers/{server_id}/action", json={"os-getConsoleOutput": {"length": None}})
+            assert resp.status_code == 200, resp.text
+            return str(resp.json()["output"])
+
+        def server() -> dict[str, Any]:
+            return dict(api.get(f"/servers/{server_id}").json()["server"])
+
+        def ticks() -> list[int]:
+            return [int(n) for n in re.findall(r"STRATUS-TICK: (\d+)", console())]
+
+        def check_network(host: str) -> None:
+            """The port is ``host``'s and ACTIVE, the DHCP namespace reaches the guest, and the guest, a few of
+            its pings later, last found the DHCP address answering."""
+            wait_for(f"the port bound to {host}", lambda: (p := net.get(f"/ports/{port_id}").json()["port"])
+                     ["binding:host_id"] == host and p["status"] == "ACTIVE", timeout=60)
+            assert _ping_from(netns_names.dhcp_namespace(net_id), GUEST_ADDRESS), f"no answer from the guest on {host}"
+            now = ticks()[-1]
+            wait_for("a few more pings of the guest", lambda: ticks()[-1] >= now + 4, timeout=60, interval=1)
+            # it prints each change (a live migration's destination console starts empty: no line, no change)
+            wait_for("the guest reaching the DHCP address",
+                     lambda: _reach(console(), dhcp_address) != "fail", timeout=60, interval=1)
+
+        try:
+            resp = boot(api, images.disk_id, flavor=flavor_id, name="nic-traveller", networks=[{"port": port_id}],
+                        availability_zone=f"nova:{a.name}")
+            assert resp.status_code == 202, resp.text
+            server_id = str(resp.json()["server"]["id"])
+            assert wait_for_status(api, server_id, {"ACTIVE", "ERROR"}, timeout=180)["status"] == "ACTIVE"
+            assert server()["OS-EXT-SRV-ATTR:host"] == a.name
+            text = wait_for("the guest's lease", lambda: (c := console()) and f"STRATUS-IP: eth0 {GUEST_ADDRESS}/24"
+                            in c and c, timeout=240, interval=1)
+            assert text.count(BOOTED) <= 1
+            wait_for("the guest's first answer from the DHCP address",
+                     lambda: _reach(console(), dhcp_address) == "ok", timeout=120, interval=1)
+            check_network(a.name)
+
+            # live: the guest keeps running (its tick goes on), its NIC comes up on B's bridge
+            started, last_tick = time.monotonic(), ticks()[-1]
+            resp = api.post(f"/servers/{server_id}/action",
+                            json={"os-migrateLive": {"host": b.name, "block_migration": "auto"}})
+            assert resp.status_code == 202, resp.text
+            wait_for("the live migration", lambda: server()["OS-EXT-STS:task_state"] is None, timeout=240,
+                     interval=0.5)
+            timings["live migration"] = time.monotonic() - started
+            found = api.get("/os-migrations", params={"instance_uuid": server_id}).json()["migrations"]
+            assert max(found, key=lambda m: m["id"])["status"] == "completed", (found, pair.cluster.logs(4000))
+            assert server()["OS-EXT-SRV-ATTR:host"] == b.name
+            assert pair.where(server_id) == [b.name] and server()["status"] == "ACTIVE"
+            check_network(b.name)
+            after = ticks()  # the destination's console: what the guest printed since it arrived
+            assert after and after[0] > last_tick and "STRATUS-CMDLINE" not in console()  # it never rebooted
+
+            # cold, back to A: the guest boots again there and takes its lease again
+            mark, started = len(console()), time.monotonic()
+            resp = api.post(f"/servers/{server_id}/action", json={"migrate": {"host": a.name}})
+            assert resp.status_code == 202, resp.text
+            wait_for("VERIFY_RESIZE", lambda: server()["status"] in ("VERIFY_RESIZE", "ERROR"), timeout=240)
+            assert server()["status"] == "VERIFY_RESIZE", pair.cluster.logs(4000)
+            resp = api.post(f"/servers/{server_id}/action", json={"confirmResize": None})
+            assert resp.status_code == 204, resp.text
+            wait_for("ACTIVE", lambda: server()["status"] == "ACTIVE" and server()["OS-EXT-STS:task_state"] is None,
+                     timeout=120)
+            timings["cold migration + confirm"] = time.monotonic() - started
+            assert pair.where(server_id) == [a.name]
+            wait_for("the lease after the move", lambda: f"STRATUS-IP: eth0 {GUEST_ADDRESS}/24" in console()[mark:],
+                     timeout=240, interval=1)
+            wait_for("the rebooted guest's first answer from the DHCP address",
+                     lambda: _reach(console()[mark:], dhcp_address) == "ok", timeout=120, interval=1)
+            check_network(a.name)
+            print("\nmoves of a guest with a NIC: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+        finally:
+            if server_id:
+                api.delete(f"/servers/{server_id}")
+                wait_gone(api, server_id, timeout=120)
+            net.delete(f"/ports/{port_id}")
+            net.delete(f"/networks/{net_id}")
+            net.delete(f"/security-groups/{group_id}")
+            api.delete(f"/flavors/{flavor_id}")

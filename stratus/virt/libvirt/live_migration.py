@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import shutil
+import threading
 import time
 import urllib.parse
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import libvirt
 
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from stratus.virt.libvirt.host import Host
 
 LOG = logging.getLogger(__name__)
+T = TypeVar("T")
 GiB = 1024**3
 #: Nova's flags for a live migration; a block migration adds VIR_MIGRATE_NON_SHARED_INC
 LIVE_FLAGS = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER | libvirt.VIR_MIGRATE_PERSIST_DEST
@@ -57,6 +60,12 @@ CONFIG_DRIVE = ("Live migration of instances with config drives is not supported
                 "instance path and drive data is shared across compute nodes.")
 #: seconds between two looks at a running migration
 POLL = 0.5
+#: what libvirt's job info says of a guest whose migration can no longer move it (Nova's ``find_job_type``)
+JOB_OVER = (libvirt.VIR_DOMAIN_JOB_NONE, libvirt.VIR_DOMAIN_JOB_FAILED, libvirt.VIR_DOMAIN_JOB_CANCELLED)
+#: seconds ``migrateToURI3`` may go on after its abort (or after the guest left) before the source stops waiting
+#: for it and decides from where libvirt shows the guest: an abort that lands during the switch-over can leave the
+#: call blocked for good, and it must not hold the compute (and the instance's lock) with it
+STUCK_AFTER = 20.0
 LOOPBACK = "127.0.0.1"
 
 
@@ -313,28 +322,93 @@ class LiveMigrationMixin:
             dom = self.host.get_connection().lookupByUUIDString(uuid)
             dom.migrateToURI3(dconnuri, params, flags)
 
-        copy = asyncio.ensure_future(asyncio.to_thread(migrate))
-        outcome = await self._monitor(instance, copy, control, gb, post_copy)
-        try:
-            await copy
-        except libvirt.libvirtError as exc:
-            if outcome.paused:
-                with contextlib.suppress(libvirt.libvirtError):
-                    await self.host.call(lambda conn: conn.lookupByUUIDString(uuid).resume())
-            if outcome.aborted:
-                raise exception.LiveMigrationAborted(instance_uuid=uuid) from None
-            LOG.warning("live migration of %s to %s failed: %s", uuid, dest_host, exc)
-            raise exception.MigrationError(reason=str(exc)) from None
+        copy = _in_own_thread(migrate)
+        outcome = await self._monitor(instance, copy, control, gb, post_copy, dconnuri)
+        if outcome.stuck is not None:  # the call never came back: the guest's whereabouts decide
+            LOG.warning("live migration of %s to %s: migrateToURI3 has not returned %.0f s after the guest %s; "
+                        "not waiting for it", uuid, dest_host, STUCK_AFTER,
+                        "left" if outcome.stuck else "stayed after the abort")
+            copy.add_done_callback(functools.partial(_late_return, uuid))
+            if not outcome.stuck:
+                raise exception.LiveMigrationAborted(instance_uuid=uuid)
+        else:
+            try:
+                await copy
+            except libvirt.libvirtError as exc:
+                if outcome.paused:
+                    with contextlib.suppress(libvirt.libvirtError):
+                        await self.host.call(lambda conn: conn.lookupByUUIDString(uuid).resume())
+                if outcome.aborted and not await self._arrived(uuid, dconnuri):
+                    raise exception.LiveMigrationAborted(instance_uuid=uuid) from None
+                if not outcome.aborted:
+                    LOG.warning("live migration of %s to %s failed: %s", uuid, dest_host, exc)
+                    raise exception.MigrationError(reason=str(exc)) from None
+                LOG.warning("live migration of %s to %s: its abort came too late (%s); the guest is there",
+                            uuid, dest_host, exc)
+        if outcome.aborted:
+            LOG.info("live migration of %s to %s completed although aborted: the abort came too late", uuid,
+                     dest_host)
         self._owned.pop(uuid, None)
         if not migrate_data.get("shared_instance_path"):
             await asyncio.to_thread(shutil.rmtree, src_dir, True)
         LOG.info("instance %s live-migrated to %s in %.1fs", uuid, dest_host, outcome.elapsed)
         return power
 
+    async def _where(self, uuid: str, dconnuri: str) -> tuple[bool | None, bool | None]:
+        """(whether the guest still runs here, whether it runs on the destination), each None when its libvirtd
+        does not answer within a few seconds."""
+        def here(conn: libvirt.virConnect) -> bool:
+            try:
+                return bool(conn.lookupByUUIDString(uuid).isActive())
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    return False
+                raise
+
+        def there() -> bool:
+            conn = libvirt.open(dconnuri)
+            try:
+                return here(conn)
+            finally:
+                with contextlib.suppress(libvirt.libvirtError):
+                    conn.close()
+
+        async def ask(call: Awaitable[bool]) -> bool | None:
+            try:
+                return await asyncio.wait_for(call, timeout=10)
+            except (TimeoutError, libvirt.libvirtError, exception.StratusException):
+                return None
+
+        return await ask(self.host.call(here)), await ask(_in_own_thread(there))
+
+    async def _job_over(self, uuid: str) -> bool:
+        """Whether libvirt says the guest here has no job running, or its migration failed or was cancelled (a
+        call still blocked, in the destination's finish, has nothing left to move: QEMU's stream is over);
+        False when it does not answer within a few seconds."""
+        def none(conn: libvirt.virConnect) -> bool:
+            try:
+                return int(conn.lookupByUUIDString(uuid).jobInfo()[0]) in JOB_OVER
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+                    return True  # a hypervisor without jobs to report (libvirt's test driver) runs none
+                raise
+
+        try:
+            return await asyncio.wait_for(self.host.call(none), timeout=10)
+        except (TimeoutError, libvirt.libvirtError, exception.StratusException):
+            return False
+
+    async def _arrived(self, uuid: str, dconnuri: str) -> bool:
+        """Whether the guest runs on the destination and no longer here: the migration happened."""
+        here, there = await self._where(uuid, dconnuri)
+        return here is False and there is True
+
     async def _monitor(self, instance: dict[str, Any], copy: asyncio.Future[None], control: LiveMigrationControl,
-                       gb: float, post_copy: bool) -> _Outcome:
+                       gb: float, post_copy: bool, dconnuri: str) -> _Outcome:
         """Nova's ``_live_migration_monitor``: progress, downtime steps, completion timeout, abort and
-        force-complete, until the copy ends."""
+        force-complete, until the copy ends; or, if the call is still blocked ``STUCK_AFTER`` seconds after an
+        abort, or after the guest ran on the destination only, until libvirt shows where the guest is
+        (``outcome.stuck``: True if it left, False if it stayed)."""
         uuid = instance["uuid"]
         opts = self.conf.libvirt
         outcome = _Outcome()
@@ -346,15 +420,40 @@ class LiveMigrationMixin:
         def on_domain(fn: Any) -> Any:
             return self.host.call(lambda conn: fn(conn.lookupByUUIDString(uuid)))
 
+        aborted_at: float | None = None
+        gone_at: float | None = None
         while not copy.done():
             await asyncio.wait({copy}, timeout=POLL)
             if copy.done():
                 break
             outcome.elapsed = time.monotonic() - started
+            now = time.monotonic()
+            waited = max(now - aborted_at if aborted_at is not None else 0.0,
+                         now - gone_at if gone_at is not None else 0.0)
+            if waited > STUCK_AFTER:
+                here, there = await self._where(uuid, dconnuri)
+                if here is False and there is True:
+                    outcome.stuck = True
+                    break
+                if here is True and aborted_at is not None:
+                    if await self._job_over(uuid):  # no migration job left: nothing can move it any more
+                        outcome.stuck = False
+                        break
+                    with contextlib.suppress(libvirt.libvirtError, TimeoutError):  # the job goes on: again
+                        await asyncio.wait_for(on_domain(lambda dom: dom.abortJob()), timeout=10)
+                # nothing certain yet: look again in a while
+                LOG.warning("live migration of %s: migrateToURI3 still blocked (running here: %s, on the "
+                            "destination: %s); looking again in %.0f s", uuid, here, there, STUCK_AFTER)
+                aborted_at = now if aborted_at is not None else None
+                gone_at = now if gone_at is not None else None
             try:
-                stats = await on_domain(lambda dom: dom.jobStats())
-            except libvirt.libvirtError:
+                stats = await asyncio.wait_for(on_domain(lambda dom: dom.jobStats()), timeout=10)
+            except libvirt.libvirtError as exc:
                 stats = {}  # the job just ended, or no stats now: what was asked is still done below
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN and gone_at is None:
+                    gone_at = time.monotonic()  # undefined here: the copy is over, the call should return soon
+            except TimeoutError:
+                stats = {}  # libvirtd busy with the domain (a job's end): look again at the next turn
             if stats.get("memory_total"):
                 control.memory_total = int(stats["memory_total"])
                 control.memory_processed = int(stats.get("memory_processed", 0))
@@ -376,8 +475,11 @@ class LiveMigrationMixin:
                             opts.live_migration_completion_timeout, action)
             if action == "abort":
                 outcome.aborted = True
-                with contextlib.suppress(libvirt.libvirtError):
-                    await on_domain(lambda dom: dom.abortJob())
+                aborted_at = time.monotonic()
+                try:  # refused once the switch-over began (Nova's abort fails too): the migration completes
+                    await asyncio.wait_for(on_domain(lambda dom: dom.abortJob()), timeout=10)
+                except (libvirt.libvirtError, TimeoutError) as exc:
+                    LOG.warning("live migration of %s: the abort was not taken: %s", uuid, exc)
             elif action == "force_complete":
                 outcome.forced = True
                 try:
@@ -403,6 +505,42 @@ class _Outcome:
         self.paused = False
         self.timed_out = False
         self.elapsed = 0.0
+        #: set when the migration call did not return: whether the guest left (True) or stayed (False)
+        self.stuck: bool | None = None
+
+
+def _late_return(uuid: str, copy: asyncio.Future[None]) -> None:
+    """What a migration call no longer waited for said when it came back at last (logged, never raised)."""
+    error = None if copy.cancelled() else copy.exception()
+    LOG.info("the abandoned migration call of %s returned: %s", uuid, error or "no error")
+
+
+def _in_own_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
+    """``fn()`` in a daemon thread of its own (not the loop's executor, whose few workers a call blocked for good
+    would keep), its outcome as a future of the running loop."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def done(result: T | None, error: BaseException | None) -> None:
+        if future.cancelled():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result = fn()
+        except BaseException as exc:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: the service stopped
+                loop.call_soon_threadsafe(done, None, exc)
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(done, result, None)
+
+    threading.Thread(target=run, name="libvirt-migration", daemon=True).start()
+    return future
 
 
 def _size(path: str) -> int:

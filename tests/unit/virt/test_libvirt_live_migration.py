@@ -14,7 +14,7 @@ import pytest
 
 from stratus import conf as conf_mod
 from stratus.virt.driver import LiveMigrationControl
-from stratus.virt.libvirt import config
+from stratus.virt.libvirt import config, live_migration
 from stratus.virt.libvirt.live_migration import GiB, data_gb, dest_xml, downtime_steps, local_disks, on_this_machine
 
 UUID = "6f1a2b1c-0d4e-4f5a-9b8c-7d6e5f4a3b2c"
@@ -113,7 +113,8 @@ async def _watch(driver: LibvirtDriver, control: LiveMigrationControl, seconds: 
     if dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:  # test:///default's state is the process's: one test paused it
         dom.resume()
     copy: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    watching = asyncio.ensure_future(driver._monitor({"uuid": dom.UUIDString()}, copy, control, 2.0, False))
+    watching = asyncio.ensure_future(driver._monitor({"uuid": dom.UUIDString()}, copy, control, 2.0, False,
+                                                     "test:///default"))
     await asyncio.sleep(seconds)
     copy.set_result(None)
     return await watching, int(dom.state()[0])
@@ -151,3 +152,50 @@ async def test_the_apis_abort_and_force_complete_reach_the_domain(tmp_path: Path
     control.abort.set()
     outcome, _ = await _watch(_driver(tmp_path), control, 1.2)
     assert outcome.aborted and not outcome.timed_out
+
+
+# --- a migration call that never returns: the source decides from where libvirt shows the guest ----------------
+def _destination(tmp_path: Path, uuid: str) -> str:
+    """A libvirt test driver of its own (the destination) that runs a domain with ``uuid``; its URI."""
+    node = tmp_path / "dest.xml"
+    node.write_text(f"<node><domain type='test'><name>arrived</name><uuid>{uuid}</uuid><memory>8192</memory>"
+                    f"<vcpu>1</vcpu><os><type>hvm</type></os></domain></node>")
+    return f"test://{node}"
+
+
+async def _stuck(driver: LibvirtDriver, control: LiveMigrationControl, dconnuri: str) -> Any:
+    """The monitor over a copy that never ends; its outcome (it must give up on the copy by itself)."""
+    dom = driver.host.get_connection().lookupByName("test")
+    copy: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    return await asyncio.wait_for(driver._monitor({"uuid": dom.UUIDString()}, copy, control, 2.0, False, dconnuri),
+                                  timeout=30)
+
+
+async def test_an_aborted_call_that_never_returns_with_the_guest_still_here_is_aborted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live_migration, "STUCK_AFTER", 1.0)
+    control = LiveMigrationControl()
+    control.abort.set()
+    driver = _driver(tmp_path)
+    dom = driver.host.get_connection().lookupByName("test")
+    if dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
+        dom.resume()
+    outcome = await _stuck(driver, control, _destination(tmp_path, "00000000-0000-0000-0000-00000000beef"))
+    assert outcome.aborted and outcome.stuck is False  # the guest runs here, not there: the move did not happen
+
+
+async def test_a_call_that_never_returns_after_the_guest_left_is_a_completed_move(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The abort came too late: the guest no longer runs here and runs on the destination, so the move is done
+    (as Nova, whose failed abort leaves the migration to complete)."""
+    monkeypatch.setattr(live_migration, "STUCK_AFTER", 1.0)
+    driver = _driver(tmp_path)
+    dom = driver.host.get_connection().lookupByName("test")
+    control = LiveMigrationControl()
+    control.abort.set()
+    dom.destroy()
+    try:
+        outcome = await _stuck(driver, control, _destination(tmp_path, dom.UUIDString()))
+    finally:
+        dom.create()
+    assert outcome.aborted and outcome.stuck is True
