@@ -3,7 +3,7 @@ while it builds.
 
     python benchmarks/boot.py [--servers 200] [--hosts 20] [--concurrency 10] [--listed 1000] [--runs 3]
                               [--failing-fraction 0.2] [--max-attempts 3] [--deployment all-in-one|multinode|both]
-                              [--network [--network-only] [--profile DIR]] [--projects 10] [--json PATH]
+                              [--network [--network-only]] [--profile DIR] [--projects 10] [--json PATH]
 
 The ``all-in-one`` row runs on a fresh all-in-one (fake driver, noauth2, SQLite): ``--servers`` boots by
 ``--concurrency`` clients (servers/s from the first POST to all ACTIVE, POST /servers p50/p99 while they build),
@@ -39,7 +39,8 @@ and ``networking``, each on a fresh cloud per run; the output then says what a p
 with ports minus without, in ms per server at the clients' concurrency, and the cloud's CPU per server (``CPU
 ms/server``: user + system time of the cloud's processes from the first POST to all ACTIVE, over the servers;
 the 20 ms progress poll is in it too) with minus without. ``--profile DIR`` has py-spy record the cloud during
-each networked boot (DIR/networking-<run>.txt, collapsed stacks) and prints its top functions.
+each boot of the all-in-one and networked rows (DIR/all-in-one-<run>.txt, DIR/networking-<run>.txt, collapsed
+stacks) and prints their top functions.
 
 ``--deployment multinode`` runs the same row on the multi-process cloud of scripts/multinode.sh (PostgreSQL,
 RabbitMQ, one API with 2 workers, 2 schedulers, 2 conductors and ``--hosts`` compute processes, one simulated host
@@ -664,8 +665,9 @@ def main() -> int:
     parser.add_argument("--network-only", action="store_true",
                         help="With --network: only the rows 'no network' and 'networking' (no anchors, no failing).")
     parser.add_argument("--profile", metavar="DIR",
-                        help="py-spy records the cloud during each networked boot: DIR/networking-<run>.txt "
-                             "(collapsed stacks), its top functions printed.")
+                        help="py-spy records the cloud during each all-in-one and networked boot: "
+                             "DIR/all-in-one-<run>.txt, DIR/networking-<run>.txt (collapsed stacks), their top "
+                             "functions printed.")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "boot.json"))
     args = parser.parse_args()
     if not 0 <= args.failing_fraction < 1:
@@ -687,7 +689,8 @@ def main() -> int:
         elif args.deployment != "multinode":
             each.setdefault("all-in-one", []).append(measure(
                 args.servers, args.hosts, args.concurrency, args.list_repeats, max_attempts=args.max_attempts,
-                anchors=True, listed=args.listed))
+                anchors=True, listed=args.listed,
+                profile=profiles / f"all-in-one-{run_index + 1}.txt" if profiles is not None else None))
         if args.deployment != "all-in-one":
             each.setdefault("multinode", []).append(measure_multinode(
                 args.servers, args.hosts, args.concurrency, args.list_repeats, listed=args.listed))
@@ -708,7 +711,7 @@ def main() -> int:
               f"{args.concurrency} clients (1/servers/s with ports - without), "
               f"{port_cost['cpu_ms_per_port']:.1f} ms of the cloud's CPU (per server, with - without)")
         results["per_port"] = port_cost
-    for path in sorted(profiles.glob("networking-*.txt")) if profiles is not None else []:
+    for path in sorted(profiles.glob("*.txt")) if profiles is not None else []:
         print(f"{path}: top functions by own samples (% own, % inclusive)")
         for name, own_pct, incl_pct in profile_top(path):
             print(f"  {own_pct:5.1f} {incl_pct:5.1f}  {name}")

@@ -63,8 +63,9 @@ async def _build_networks(manager: ComputeHost, context: dict[str, Any], instanc
         network_info = await network.allocate_for_instance(
             context, instance, request_spec.get("requested_networks"),
             list(request_spec.get("security_group_names") or []), manager.host)
-    async with manager.db.write() as conn:
-        await info_cache.save(conn, uuid, network_info)
+    if network_info or cached:  # a build without ports (networks: none) leaves the empty cache it was created with
+        async with manager.db.write() as conn:
+            await info_cache.save(conn, uuid, network_info)
     return network_info
 
 

@@ -57,11 +57,16 @@ async def report_stats(conn: Connection, node: dict[str, Any], failed_builds: in
     as Nova's resource tracker does on every claim, so schedulers weigh current I/O load and failures."""
     stats = await host_stats(conn, node["host"], failed_builds)
     if stats != node.get("stats"):
-        await conn.execute(update(compute_nodes).where(compute_nodes.c.id == node["id"]).values(
-            stats=stats, running_vms=stats["num_instances"], current_workload=stats["io_workload"],
-            updated_at=utcnow()))
+        await conn.execute(_STATS, {"b_id": node["id"], "b_stats": stats, "b_running": stats["num_instances"],
+                                    "b_workload": stats["io_workload"], "b_now": utcnow()})
         node = {**node, "stats": stats}
     return node
+
+
+#: built once (every build that starts or ends writes it)
+_STATS = (update(compute_nodes).where(compute_nodes.c.id == bindparam("b_id"))
+          .values(stats=bindparam("b_stats", type_=compute_nodes.c.stats.type), running_vms=bindparam("b_running"),
+                  current_workload=bindparam("b_workload"), updated_at=bindparam("b_now")))
 
 
 async def update_available_resource(conn: Connection, conf: cfg.ConfigOpts, res: HostResources,

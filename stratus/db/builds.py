@@ -29,15 +29,19 @@ from stratus.utils import utcnow
 _SPECS = request_specs.c
 
 
+#: built once (every boot request takes its builds): the uuids, the conductor and the time bound at execution
+_TAKE_NEW = (update(request_specs)
+             .where(_SPECS.instance_uuid.in_(bindparam("b_uuids", expanding=True)), _SPECS.generation == 0,
+                    _SPECS.conductor_id.is_(None))
+             .values(conductor_id=bindparam("b_conductor"), generation=1, updated_at=bindparam("b_now"))
+             .returning(_SPECS.instance_uuid))
+
+
 async def take_new(conn: Connection, uuids: list[str], conductor_id: int) -> list[str]:
     """Take the builds of a boot request that no conductor has taken yet; returns those taken (one statement)."""
     if not uuids:
         return []
-    result = await conn.execute(
-        update(request_specs)
-        .where(_SPECS.instance_uuid.in_(uuids), _SPECS.generation == 0, _SPECS.conductor_id.is_(None))
-        .values(conductor_id=conductor_id, generation=1, updated_at=utcnow())
-        .returning(_SPECS.instance_uuid))
+    result = await conn.execute(_TAKE_NEW, {"b_uuids": uuids, "b_conductor": conductor_id, "b_now": utcnow()})
     taken = {row[0] for row in result}
     return [u for u in uuids if u in taken]
 

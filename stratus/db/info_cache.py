@@ -21,9 +21,15 @@ async def create(conn: Connection, uuids: list[str]) -> None:
         {"instance_uuid": u, "network_info": [], "created_at": now, "deleted": 0} for u in uuids])
 
 
+#: built once (each build reads and writes its cache): the statement's cache key is kept, only the uuid is bound
+_OF = select(instance_info_caches.c.network_info).where(instance_info_caches.c.instance_uuid == bindparam("b_uuid"))
+_SAVE = (update(instance_info_caches).where(instance_info_caches.c.instance_uuid == bindparam("b_uuid"))
+         .values(network_info=bindparam("b_network_info", type_=instance_info_caches.c.network_info.type),
+                 updated_at=bindparam("b_now")))
+
+
 async def get(conn: Connection, uuid: str) -> list[dict[str, Any]]:
-    row = (await conn.execute(select(instance_info_caches.c.network_info)
-                              .where(instance_info_caches.c.instance_uuid == uuid))).first()
+    row = (await conn.execute(_OF, {"b_uuid": uuid})).first()
     return list(row[0] or []) if row else []
 
 
@@ -45,8 +51,7 @@ _STORED_OF = select(instance_info_caches.c.instance_uuid, cast(instance_info_cac
 
 async def save(conn: Connection, uuid: str, network_info: list[dict[str, Any]]) -> None:
     """Replace the instance's network info (an instance created before the cache gets one)."""
-    result = await conn.execute(update(instance_info_caches).where(instance_info_caches.c.instance_uuid == uuid)
-                                .values(network_info=network_info, updated_at=utcnow()))
+    result = await conn.execute(_SAVE, {"b_uuid": uuid, "b_network_info": network_info, "b_now": utcnow()})
     if not result.rowcount:
         await conn.execute(instance_info_caches.insert().values(
             instance_uuid=uuid, network_info=network_info, created_at=utcnow(), deleted=0))

@@ -229,13 +229,16 @@ async def remove_allocations_on(conn: Connection, consumer_uuid: str, provider_i
                        .values(generation=resource_providers.c.generation + 1, updated_at=utcnow()))
 
 
+#: built once (every scheduling request asks it)
+_HOLDING = (select(allocations.c.consumer_id).distinct()
+            .where(allocations.c.consumer_id.in_(bindparam("b_uuids", expanding=True))))
+
+
 async def consumers_holding(conn: Connection, consumer_uuids: list[str]) -> list[str]:
     """Those of ``consumer_uuids`` that hold any allocation (one statement)."""
     if not consumer_uuids:
         return []
-    rows = await conn.execute(select(allocations.c.consumer_id).distinct()
-                              .where(allocations.c.consumer_id.in_(consumer_uuids)))
-    return [r[0] for r in rows]
+    return [r[0] for r in await conn.execute(_HOLDING, {"b_uuids": consumer_uuids})]
 
 
 async def allocations_for_consumer(conn: Connection, consumer_uuid: str) -> dict[int, dict[str, int]]:

@@ -261,6 +261,12 @@ def test_a_build_interrupted_by_a_restart_gives_its_ports_back(tmp_path: Path) -
     cloud = _restart(tmp_path)
     try:
         _until(cloud, [made, given], lambda s: s["status"] == "ERROR", "both in ERROR after the restart")
+        # released in the background, tried again until the Networking API (served after the hosts start) answers
+        deadline = time.monotonic() + 10
+        with cloud.network_client() as n:
+            while n.get("/ports", params={"device_id": given}).json()["ports"]:
+                assert time.monotonic() < deadline, "the user's port still bound"
+                time.sleep(0.05)
         _ports_released(cloud, made, given, port_id)
     finally:
         _kill(cloud)

@@ -9,9 +9,11 @@ import pytest
 
 from stratus import conf as conf_mod
 from stratus import exception
-from stratus.db import placement
+from stratus.db import info_cache, placement
+from stratus.db.models import instances
 from stratus.local_cloud import start_cloud, stop_cloud
 from stratus.service import open_database
+from stratus.utils import utcnow
 from tests.functional.helpers import boot, upload_image, wait_for_status, wait_gone
 
 pytestmark = pytest.mark.integration
@@ -42,6 +44,36 @@ async def test_claims_hold_under_concurrency_on_postgres(postgres_url: str, tmp_
         for i in range(16):
             await placement.remove_allocations(conn, f"pg-consumer-{i}")
     await db.dispose()
+
+
+async def test_the_info_cache_round_trips_on_postgres(postgres_url: str, tmp_path: Path) -> None:
+    """The cache's statements built once (the network info bound as JSON) on PostgreSQL's driver too."""
+    conf = conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)},
+                                    "database": {"connection": postgres_url}})
+    db = await open_database(conf)
+    uuid = "44444444-4444-4444-4444-444444444444"
+    vifs = [{"id": "port-1", "address": "fa:16:3e:00:00:01", "network": {"subnets": [{"ips": [
+        {"address": "10.0.0.5", "version": 4}]}]}}]
+    now = utcnow()
+    try:
+        async with db.write() as conn:
+            await conn.execute(instances.insert().values(
+                uuid=uuid, project_id="p", user_id="u", flavor={}, vcpus=1, memory_mb=64, root_gb=1,
+                ephemeral_gb=0, vm_state="building", power_state=0, config_drive="", reservation_id="r-1",
+                system_metadata={}, security_groups=[], created_at=now, updated_at=now))
+            await info_cache.save(conn, uuid, vifs)  # no row yet: created
+        async with db.read() as conn:
+            assert await info_cache.get(conn, uuid) == vifs
+        async with db.write() as conn:
+            await info_cache.save(conn, uuid, [])  # the row replaced
+        async with db.read() as conn:
+            assert await info_cache.get(conn, uuid) == []
+    finally:
+        async with db.write() as conn:
+            await conn.execute(info_cache.instance_info_caches.delete()
+                               .where(info_cache.instance_info_caches.c.instance_uuid == uuid))
+            await conn.execute(instances.delete().where(instances.c.uuid == uuid))
+        await db.dispose()
 
 
 def test_boot_flow_on_postgres(postgres_url: str, tmp_path: Path) -> None:

@@ -68,7 +68,8 @@ async def test_one_pass_applies_the_table(host: Host) -> None:
                        running_but_stopped: (RUNNING, FORCE_STOP), paused_then_off: (SHUTDOWN, FORCE_STOP),
                        suspended_behind_our_back: (SUSPENDED, STOP), paused_by_someone: (PAUSED, None),
                        errored: (SHUTDOWN, None)}
-    assert await host.states(powered_off) == ("active", "powering-off", SHUTDOWN)  # the stop was requested
+    # the stop was requested (a cast: it may have run already, the pass's writes each wait for their commit)
+    assert await host.states(powered_off) in {("active", "powering-off", SHUTDOWN), ("stopped", None, SHUTDOWN)}
     await host.manager.drain()
 
     assert await host.states(powered_off) == ("stopped", None, SHUTDOWN)
