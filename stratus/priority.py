@@ -12,6 +12,9 @@ served, it waits until none is, and when they are all answered the waiting steps
 behind all of them. No step waits much more than ``MAX_WAIT``: under an API that never rests, the steps past their
 deadline go, ``BATCH`` per turn of the loop as well, so builds still move.
 
+A request's database writes commit at the end of their block (``COMMIT_AT_ONCE``, stratus/db/engine.py); the
+background's wait for their group's commit, a turn of the loop, so that one commit serves many steps.
+
 A turn is only taken outside transactions and locks a request could need (a step waiting for the API to rest
 while the API waits for that step would last ``MAX_WAIT``), and never by code a request awaits (an RPC call):
 only by casts, whose callers are not waiting for them.
@@ -23,6 +26,8 @@ import asyncio
 from collections import deque
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from stratus.db.engine import COMMIT_AT_ONCE
 
 #: seconds a background step waits at most for the API to rest
 MAX_WAIT = 0.25
@@ -116,9 +121,11 @@ class _Counted:
             await self.app(scope, receive, send)
             return
         self.gate.started()
+        urgent = COMMIT_AT_ONCE.set(True)
         try:
             await self.app(scope, receive, send)
         finally:
+            COMMIT_AT_ONCE.reset(urgent)
             self.gate.finished()
 
 
@@ -127,5 +134,7 @@ API_FIRST = ApiFirst()
 
 
 async def background_turn() -> None:
-    """A background step's turn at the process's gate (see the module's docstring)."""
+    """A background step's turn at the process's gate (see the module's docstring). Its writes commit with their
+    group from here on, also in a task a request started (a cast copies the request's context)."""
+    COMMIT_AT_ONCE.set(False)
     await API_FIRST.turn()

@@ -13,7 +13,9 @@ the process's one writer connection, each in a SAVEPOINT of its own: a unit that
 around it) rolls back to its savepoint and raises to its caller alone, the others' work stays. The group commits
 once the loop has run what was ready when it opened; each unit's ``write()`` returns only after that commit, so a
 caller still sees its work stored (and others see it) when its block ends, as with a transaction of its own. Should
-the COMMIT itself fail (a full disk), every unit of that group gets the error: none of them was stored.
+the COMMIT itself fail (a full disk), every unit of that group gets the error: none of them was stored. A unit
+written while ``COMMIT_AT_ONCE`` is set in its context (an API request's: stratus/priority.py sets it) commits the
+group at its own end instead: a client waiting for its answer does not wait a turn of the loop for the others.
 
 The SQLite file holds password, secret and token hashes: it is created readable by its owner only (0600), and an
 existing one (with its ``-wal``, ``-shm`` and ``-journal`` files, which SQLite creates with the database file's
@@ -29,6 +31,7 @@ import os
 import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 import orjson
@@ -41,6 +44,8 @@ from sqlalchemy.pool import StaticPool
 
 LOG = logging.getLogger(__name__)
 PRIVATE_FILE = 0o600
+#: set in the context of work someone waits for (an API request): its write units commit at their end (group commit)
+COMMIT_AT_ONCE: ContextVar[bool] = ContextVar("commit_at_once", default=False)
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
@@ -155,7 +160,7 @@ class Database:
                     raw.execute(f"RELEASE {savepoint}")
             finally:
                 self._in_unit = False
-                if self._commit_due and self._group is not None:
+                if self._group is not None and (self._commit_due or COMMIT_AT_ONCE.get()):
                     self._commit()
         await _committed(group.committed, self)
 

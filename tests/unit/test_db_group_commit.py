@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, exc, text
 
-from stratus.db.engine import Database
+from stratus.db.engine import COMMIT_AT_ONCE, Database
 
 
 @pytest.fixture
@@ -106,3 +106,19 @@ async def test_a_unit_that_awaits_in_its_block_holds_the_group_open(db: Database
     await asyncio.gather(slow(), _insert(db, 3, 3))
     assert await _stored(db) == [1, 2, 3]
     assert commits.count <= 2
+
+
+async def test_a_unit_someone_waits_for_commits_at_its_end(db: Database) -> None:
+    commits = _Commits(db)
+    background = asyncio.ensure_future(_insert(db, 1, 1))
+    await asyncio.sleep(0)  # its block ran; its group waits for the loop's turn
+    turned: list[bool] = []
+    asyncio.get_running_loop().call_soon(turned.append, True)
+    token = COMMIT_AT_ONCE.set(True)
+    try:
+        await _insert(db, 2, 2)
+    finally:
+        COMMIT_AT_ONCE.reset(token)
+    assert turned == []  # answered without waiting a turn of the loop
+    assert commits.count == 1 and await _stored(db) == [1, 2]  # the background's unit went with it
+    await background

@@ -90,3 +90,23 @@ async def test_the_middleware_counts_a_request_until_its_app_returns() -> None:
     await wrapped({"type": "lifespan"}, None, None)
     assert seen == [1, 1, 0]
     assert gate.in_flight == 0
+
+
+async def test_requests_commit_their_writes_at_once_and_background_steps_with_their_group() -> None:
+    from stratus.db.engine import COMMIT_AT_ONCE
+    from stratus.priority import background_turn
+
+    gate = ApiFirst()
+    seen: list[bool] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(COMMIT_AT_ONCE.get())
+
+        async def cast() -> None:  # a task the request starts copies its context; its first turn resets it
+            await background_turn()
+            seen.append(COMMIT_AT_ONCE.get())
+        await asyncio.create_task(cast())
+
+    await gate.wrap(app)({"type": "http"}, None, None)
+    assert seen == [True, False]
+    assert COMMIT_AT_ONCE.get() is False
