@@ -24,6 +24,9 @@ from stratus import exception
 LOG = logging.getLogger(__name__)
 
 SNAPSHOT = "snap"  # the protected snapshot every image of the store has, as Glance's RBD store names it
+#: the plain (unprotected) snapshot of a guest's root disk taken before a resize or cold migration grows it, so
+#: that a revert rolls the disk back to it (Nova's ``RESIZE_SNAPSHOT_NAME``)
+RESIZE_SNAPSHOT = "nova-resize"
 
 
 class RbdUnavailable(exception.StratusException):
@@ -188,15 +191,53 @@ class Cluster:
             image.create_snap(snapshot)
             image.protect_snap(snapshot)
 
-    def remove_snapshot(self, pool: str, name: str, snapshot: str) -> None:
+    def snapshots(self, pool: str, name: str) -> list[str]:
+        """The names of the image's snapshots; [] when there is no such image."""
+        _rados, rbd = _modules()
+        with self.ioctx(pool) as ioctx:
+            try:
+                with rbd.Image(ioctx, name, read_only=True) as image:
+                    return [str(snap["name"]) for snap in image.list_snaps()]
+            except rbd.ImageNotFound:
+                return []
+
+    def create_snapshot(self, pool: str, name: str, snapshot: str) -> bool:
+        """A plain (unprotected) snapshot of the image; False, and nothing changed, if it has one of that name
+        already (the first one is the one to go back to)."""
         _rados, rbd = _modules()
         with self.ioctx(pool) as ioctx, rbd.Image(ioctx, name) as image:
+            if snapshot in {str(snap["name"]) for snap in image.list_snaps()}:
+                return False
+            image.create_snap(snapshot)
+            return True
+
+    def rollback(self, pool: str, name: str, snapshot: str) -> bool:
+        """The image's contents and size as they were at ``snapshot`` (``rbd snap rollback``; the image must
+        not be in use); False, and nothing changed, when the image or the snapshot is not there."""
+        _rados, rbd = _modules()
+        with self.ioctx(pool) as ioctx:
             try:
-                if image.is_protected_snap(snapshot):
-                    image.unprotect_snap(snapshot)
-                image.remove_snap(snapshot)
+                with rbd.Image(ioctx, name) as image:
+                    if snapshot not in {str(snap["name"]) for snap in image.list_snaps()}:
+                        return False
+                    image.rollback_to_snap(snapshot)
+                    return True
             except rbd.ImageNotFound:
-                pass
+                return False
+
+    def remove_snapshot(self, pool: str, name: str, snapshot: str) -> bool:
+        """The snapshot removed (unprotected first if it is protected); False when the image or the snapshot
+        is not there."""
+        _rados, rbd = _modules()
+        with self.ioctx(pool) as ioctx:
+            try:
+                with rbd.Image(ioctx, name) as image:
+                    if image.is_protected_snap(snapshot):
+                        image.unprotect_snap(snapshot)
+                    image.remove_snap(snapshot)
+                    return True
+            except rbd.ImageNotFound:
+                return False
 
     def clone(self, source: Location, pool: str, name: str, size: int = 0) -> None:
         """A copy-on-write clone of ``source`` (a protected snapshot) as ``pool/name``, grown to ``size``."""
@@ -225,8 +266,10 @@ class Cluster:
             image.flatten()
 
     def remove(self, pool: str, name: str, attempts: int = 10, interval: float | None = None) -> bool:
-        """Remove an image with its snapshots (unprotecting them); False if it did not exist. An image with
-        clones of a snapshot is ``RbdImageBusy``. A watcher that is going away (a guest's qemu just destroyed)
+        """Remove an image with its snapshots (unprotecting them; among them the ``nova-resize`` snapshot of a
+        server deleted while its resize waited for a confirm, which Nova's ``_destroy_volume`` removes on
+        ``ImageHasSnapshots``); False if it did not exist. An image with clones of a snapshot is
+        ``RbdImageBusy``. A watcher that is going away (a guest's qemu just destroyed)
         is waited for, as Nova's ``RBDDriver.remove_image`` retries: ``attempts`` tries, ``interval`` seconds
         apart (None: briefly, 0.2 s more each time)."""
         _rados, rbd = _modules()

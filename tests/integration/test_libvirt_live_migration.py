@@ -265,13 +265,16 @@ def test_rbd_live_migration_abort_force_complete_and_timeout(shared: Mover) -> N
         shared.delete(server_id)
 
 
-def _rbd_size(ceph: CephCluster, name: str) -> int:
+def _rbd(ceph: CephCluster, name: str) -> tuple[int, list[str]] | None:
+    """(size, snapshot names) of the RBD image ``pool/image``; None when it is not there."""
     from stratus.image import rbd
 
     pool, image = name.split("/", 1)
     cluster = rbd.Cluster(str(ceph.conf))
     try:
-        return cluster.size(pool, image)
+        if not cluster.exists(pool, image):
+            return None
+        return cluster.size(pool, image), cluster.snapshots(pool, image)
     finally:
         cluster.close()
 
@@ -279,10 +282,11 @@ def _rbd_size(ceph: CephCluster, name: str) -> int:
 def test_rbd_resize_revert_and_cold_migration_keep_the_shared_disk(shared: Mover,
                                                                    ceph_clusters: tuple[CephCluster, CephCluster]
                                                                    ) -> None:
-    """The root disk is in the pool both hosts use: a resize copies nothing, the destination defines the guest on
-    the same RBD image grown to the new flavor's disk (rbd resize); a revert puts the guest back on its source on
-    that image (grown, never shrunk); a cold migration and its confirm leave the image where it was and nothing
-    of the guest on the source."""
+    """The root disk is in the pool both hosts use: a resize copies nothing, the destination snapshots the RBD
+    image (``nova-resize``, as Nova) and defines the guest on that same image grown to the new flavor's disk (rbd
+    resize); a revert rolls the image back to the snapshot (old size again, snapshot gone) and puts the guest back
+    on its source; a cold migration snapshots it too and its confirm removes the snapshot, leaving nothing of the
+    guest on the source; a server deleted while its move waits for a confirm leaves no image behind."""
     ceph = ceph_clusters[0]
     pair, api = shared.pair, shared.api
     resp = api.post("/flavors", json={"flavor": {"name": f"lm-big-{time.monotonic_ns()}", "ram": 256, "vcpus": 1,
@@ -290,9 +294,10 @@ def test_rbd_resize_revert_and_cold_migration_keep_the_shared_disk(shared: Mover
     assert resp.status_code == 200, resp.text
     big = str(resp.json()["flavor"]["id"])
     server_id, source = shared.boot("lm-rbd-resize")
+    deleted = False
     dest = pair.other(source).name
     disk = _rbd_source(pair.host(source).domain_xml(server_id))
-    assert _rbd_size(ceph, disk) == 1024**3
+    assert _rbd(ceph, disk) == (1024**3, [])
 
     def action(body: dict[str, Any], status: int = 202) -> None:
         resp = api.post(f"/servers/{server_id}/action", json=body)
@@ -311,7 +316,8 @@ def test_rbd_resize_revert_and_cold_migration_keep_the_shared_disk(shared: Mover
         assert server["OS-EXT-SRV-ATTR:host"] == dest
         assert pair.where(server_id) == [dest] and server_id in pair.host(dest).running()
         assert _rbd_source(pair.host(dest).domain_xml(server_id)) == disk  # the same image, not a copy
-        assert _rbd_size(ceph, disk) == 2 * 1024**3  # grown to the new flavor's root disk
+        # grown to the new flavor's root disk, after a snapshot of it as it was
+        assert _rbd(ceph, disk) == (2 * 1024**3, ["nova-resize"])
         assert not (pair.host(dest).instances_path / server_id / "disk").exists()
         assert (pair.host(source).instances_path / f"{server_id}_resize").is_dir()  # kept for a revert
         wait_for("the guest booted on the destination", lambda: ticks(shared.console(server_id)), timeout=120)
@@ -321,21 +327,37 @@ def test_rbd_resize_revert_and_cold_migration_keep_the_shared_disk(shared: Mover
         assert server["OS-EXT-SRV-ATTR:host"] == source
         assert pair.where(server_id) == [source] and server_id in pair.host(source).running()
         assert _rbd_source(pair.host(source).domain_xml(server_id)) == disk
-        assert _rbd_size(ceph, disk) == 2 * 1024**3  # the revert does not shrink the disk
+        assert _rbd(ceph, disk) == (1024**3, [])  # rolled back to the snapshot: the old size, no snapshot left
         assert not (pair.host(dest).instances_path / server_id).exists()
         assert not (pair.host(source).instances_path / f"{server_id}_resize").exists()
+        wait_for("the guest booted again on the source", lambda: ticks(shared.console(server_id)), timeout=120)
 
         action({"migrate": None})
         server = settle("VERIFY_RESIZE")
         assert server["OS-EXT-SRV-ATTR:host"] == dest
+        assert _rbd(ceph, disk) == (1024**3, ["nova-resize"])  # same size: snapshotted all the same, as Nova
         action({"confirmResize": None}, status=204)
         server = settle("ACTIVE")
         assert pair.where(server_id) == [dest] and server_id in pair.host(dest).running()
         assert _rbd_source(pair.host(dest).domain_xml(server_id)) == disk
+        assert _rbd(ceph, disk) == (1024**3, [])  # the confirm removed the snapshot
         assert not (pair.host(source).instances_path / f"{server_id}_resize").exists()
         assert not (pair.host(source).instances_path / server_id).exists()
         wait_for("the guest ticking on the destination", lambda: ticks(shared.console(server_id)), timeout=120)
         assert pair.cluster.allocation_problems() == []
-    finally:
+
+        action({"migrate": None})  # back to the source, then deleted there before a confirm
+        server = settle("VERIFY_RESIZE")
+        assert server["OS-EXT-SRV-ATTR:host"] == source
+        assert _rbd(ceph, disk) == (1024**3, ["nova-resize"])
+        deleted = True
         shared.delete(server_id)
+        assert _rbd(ceph, disk) is None  # the image went with its snapshot
+        assert pair.where(server_id) == []
+        wait_for("the move's source dropped what it kept",
+                 lambda: not (pair.host(dest).instances_path / f"{server_id}_resize").exists(), timeout=60)
+        assert pair.cluster.allocation_problems() == []
+    finally:
+        if not deleted:
+            shared.delete(server_id)
         api.delete(f"/flavors/{big}")

@@ -128,21 +128,59 @@ class RbdBackend:
     async def existing_root(self, instance_uuid: str, size_bytes: int = 0) -> RbdDisk:
         """The instance's root disk that is in the pool already (a resize or cold migration: the destination
         uses the source's image, shared storage), grown to ``size_bytes`` if it is smaller (Nova's
-        ``resize_image``: never shrunk). ``DiskNotFound`` when the pool has no such image."""
+        ``resize_image``: never shrunk). First the image gets its ``nova-resize`` snapshot, as Nova's
+        ``finish_migration`` takes it whatever the new size: a revert rolls the disk back to it (old size, old
+        contents), a confirm removes it. A snapshot there already stays (a finish tried again after the disk
+        grew: the first one holds the disk as it was). ``DiskNotFound`` when the pool has no such image."""
         name = self.disk_name(instance_uuid)
 
-        def grow() -> int:
+        def snapshot_and_grow() -> tuple[int, bool]:
             if not self.cluster.exists(self.pool, name, snapshot=None):
                 raise DiskNotFound(location=f"{self.pool}/{name}")
+            taken = self.cluster.create_snapshot(self.pool, name, rbd.RESIZE_SNAPSHOT)
             size = self.cluster.size(self.pool, name)
             if size_bytes > size:
                 self.cluster.resize(self.pool, name, size_bytes)
-                return size_bytes
-            return size
+                return size_bytes, taken
+            return size, taken
 
-        size = await asyncio.to_thread(grow)
-        LOG.info("root disk of %s: %s/%s (existing, %d bytes)", instance_uuid, self.pool, name, size)
+        size, taken = await asyncio.to_thread(snapshot_and_grow)
+        LOG.info("root disk of %s: %s/%s (existing, %d bytes; snapshot %s %s)", instance_uuid, self.pool, name,
+                 size, rbd.RESIZE_SNAPSHOT, "taken" if taken else "kept")
         return await self._disk(name, "existing")
+
+    async def revert_root(self, instance_uuid: str) -> bool:
+        """A reverted move's root disk as it was before the move (Nova's ``finish_revert_migration``:
+        ``rollback_to_snap`` then ``remove_snap`` of ``nova-resize``); the guest must not be running on it.
+        False, and the disk left as it is, when it has no such snapshot (the move failed before it grew the
+        disk, or the disk was never snapshotted)."""
+        name = self.disk_name(instance_uuid)
+
+        def rollback() -> bool:
+            if not self.cluster.rollback(self.pool, name, rbd.RESIZE_SNAPSHOT):
+                return False
+            self.cluster.remove_snapshot(self.pool, name, rbd.RESIZE_SNAPSHOT)
+            return True
+
+        rolled = await asyncio.to_thread(rollback)
+        if rolled:
+            LOG.info("root disk of %s: %s/%s rolled back to its snapshot %s", instance_uuid, self.pool, name,
+                     rbd.RESIZE_SNAPSHOT)
+        else:
+            LOG.warning("root disk of %s: %s/%s has no snapshot %s to roll back to; left as it is", instance_uuid,
+                        self.pool, name, rbd.RESIZE_SNAPSHOT)
+        return rolled
+
+    async def drop_resize_snapshot(self, instance_uuid: str) -> None:
+        """A confirmed move's ``nova-resize`` snapshot removed (Nova's ``_cleanup_resize``); a failure is only
+        logged (no snapshot, no image: nothing to do)."""
+        name = self.disk_name(instance_uuid)
+        try:
+            if await asyncio.to_thread(self.cluster.remove_snapshot, self.pool, name, rbd.RESIZE_SNAPSHOT):
+                LOG.info("root disk of %s: snapshot %s removed", instance_uuid, rbd.RESIZE_SNAPSHOT)
+        except Exception:
+            LOG.warning("could not remove snapshot %s of %s/%s", rbd.RESIZE_SNAPSHOT, self.pool, name,
+                        exc_info=True)
 
     async def _made(self, instance_uuid: str, name: str, how: str) -> RbdDisk:
         self.made[instance_uuid] = how

@@ -20,6 +20,10 @@ the root disk to the new flavor's size, and defines the guest anew from the inst
 properties, on its own paths. The source undefines its domain once the files are across (its definition is kept
 in ``<uuid>_resize/libvirt.xml``): confirm removes ``<uuid>_resize``; revert renames it back and defines the
 guest again from that definition, with its old flavor and disks untouched.
+
+An RBD root disk (``images_type = rbd``) does not travel: both hosts use the same image of the shared pool. The
+destination snapshots it (``nova-resize``, as Nova) before growing it in place; a revert rolls it back to that
+snapshot (old size and contents) before the source defines its guest again, and a confirm removes the snapshot.
 """
 
 from __future__ import annotations
@@ -391,17 +395,24 @@ class MigrationMixin:
         await qemu_img("rebase", "-u", "-f", "qcow2", "-F", backing_format, "-b", own, path)
 
     async def confirm_migration(self: LibvirtDriver, instance: dict[str, Any]) -> None:
-        """What the source kept for a revert goes (its guest was undefined when the files left)."""
+        """What the source kept for a revert goes (its guest was undefined when the files left), and so does an
+        RBD root disk's ``nova-resize`` snapshot (Nova's ``_cleanup_resize``; errors only logged)."""
         await asyncio.to_thread(shutil.rmtree, self.instance_dir(instance) + RESIZE_SUFFIX, True)
+        if self.rbd is not None:
+            await self.rbd.drop_resize_snapshot(instance["uuid"])
 
     async def finish_revert_migration(self: LibvirtDriver, instance: dict[str, Any], *, power_on: bool,
                                       network_info: list[dict[str, Any]] | None = None) -> None:
-        """The guest back from ``<uuid>_resize`` with the definition it had (old flavor, old disks)."""
+        """The guest back from ``<uuid>_resize`` with the definition it had (old flavor, old disks); an RBD root
+        disk, which the destination grew in place, rolled back to its ``nova-resize`` snapshot first and the
+        snapshot removed (Nova's ``finish_revert_migration``): old size, old contents."""
         inst_dir = self.instance_dir(instance)
         try:
             xml = await asyncio.to_thread(_restore_dir, inst_dir)
         except FileNotFoundError:
             raise exception.InstanceNotFound(instance_id=instance["uuid"]) from None
+        if self.rbd is not None:
+            await self.rbd.revert_root(instance["uuid"])
         await self._plug_vifs(list(network_info or []))
         self._owned[instance["uuid"]] = True
 
