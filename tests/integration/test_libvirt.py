@@ -160,6 +160,17 @@ def test_ephemeral_and_swap_disks(lv_cloud: Cloud, api: httpx.Client, images: Gu
 def test_lifecycle(lv_cloud: Cloud, api: httpx.Client, images: GuestImages, flavor: str, conn: Any) -> None:
     server_id = _boot_guest(api, images, flavor)
 
+    # diagnostics (2.48's form) are the domain's own counters; a crash dump is an NMI the guest's kernel reports
+    with lv_cloud.client(version="2.48") as v248:
+        diag = v248.get(f"/servers/{server_id}/diagnostics").json()
+    assert diag["state"] == "running" and diag["driver"] == "libvirt" and diag["hypervisor"] == "qemu", diag
+    assert diag["num_cpus"] == 1 == len(diag["cpu_details"]) and diag["cpu_details"][0]["time"] > 0
+    assert diag["memory_details"]["maximum"] == 256 and diag["num_disks"] >= 1
+    assert diag["disk_details"][0]["read_bytes"] > 0  # the guest read its root disk while booting
+    assert "NMI received" not in console(api, server_id)
+    _action(api, server_id, {"trigger_crash_dump": None})
+    wait("the guest's NMI message", lambda: "NMI received" in console(api, server_id))
+
     _action(api, server_id, {"os-stop": None})  # ACPI shutdown: the guest's acpid powers it off
     server = wait_for_status(api, server_id, {"SHUTOFF", "ERROR"}, timeout=60)
     assert server["status"] == "SHUTOFF" and server["OS-EXT-STS:power_state"] == 4

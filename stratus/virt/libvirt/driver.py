@@ -40,6 +40,7 @@ from stratus.virt.driver import Capabilities, ComputeDriver, ConfigDrive, HostRe
 from stratus.virt.libvirt import config as guest_config
 from stratus.virt.libvirt import files
 from stratus.virt.libvirt import vif as vif_driver
+from stratus.virt.libvirt.diagnostics import DiagnosticsMixin
 from stratus.virt.libvirt.host import Host
 from stratus.virt.libvirt.live_migration import LiveMigrationMixin
 from stratus.virt.libvirt.migration import MigrationMixin
@@ -99,7 +100,7 @@ def _not_running(exc: libvirt.libvirtError) -> bool:
     return exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID
 
 
-class LibvirtDriver(MigrationMixin, LiveMigrationMixin, RescueMixin, ComputeDriver):
+class LibvirtDriver(MigrationMixin, LiveMigrationMixin, RescueMixin, DiagnosticsMixin, ComputeDriver):
     """Moves between hosts are in ``migration.py`` (resize, cold migration) and ``live_migration.py``, rescue in
     ``rescue.py`` (mixed in)."""
 
