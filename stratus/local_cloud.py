@@ -193,11 +193,19 @@ def _start_once(tmp: Path, extra_conf: str, python: str, auth_strategy: str,
     raise RuntimeError(f"stratus all-in-one did not start in 60 s:\n{cloud.log()}")
 
 
-def stop_cloud(cloud: Cloud) -> None:
-    if cloud.proc.poll() is None:
-        cloud.proc.send_signal(signal.SIGTERM)
+def stop_processes(procs: list[subprocess.Popen[Any]], timeout: float = 15) -> None:
+    """SIGTERM to each process still running, all at once (each stops gracefully meanwhile), then SIGKILL to any
+    not gone within ``timeout`` seconds."""
+    live = [p for p in procs if p.poll() is None]
+    for proc in live:
+        proc.send_signal(signal.SIGTERM)
+    for proc in live:
         try:
-            cloud.proc.wait(timeout=15)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            cloud.proc.kill()
-            cloud.proc.wait()
+            proc.kill()
+            proc.wait()
+
+
+def stop_cloud(cloud: Cloud) -> None:
+    stop_processes([cloud.proc])

@@ -86,6 +86,18 @@ def handles(row: dict[str, Any]) -> bool:
                                                and row["task_state"] == task_states.SPAWNING)
 
 
+
+async def _destroy_leftover(host: ComputeHost, row: dict[str, Any], what: str) -> None:
+    """The guest a cut-short step left on this host, destroyed; ``what`` (with the instance and host for its two
+    ``%s``) names it in the log if that fails. A hypervisor that does not answer stops the reconciliation (it is
+    tried again when the hypervisor is back); any other failure is logged and the step goes on."""
+    try:
+        await host.driver.destroy(host.driver_instance(row), network_info=[])
+    except HypervisorUnavailable:
+        raise
+    except Exception:
+        LOG.exception(what, row["uuid"], host.host)
+
 async def context_of(host: ComputeHost, uuid: str, names: tuple[str, ...]) -> dict[str, Any]:
     """An admin context under the request id of the instance's newest action of one of ``names``, so what the
     start-up records joins the action the user started."""
@@ -258,12 +270,7 @@ async def _undo_resize_finish(host: ComputeHost, row: dict[str, Any]) -> str | N
         return None
     context = await context_of(host, uuid, _RESIZE_ACTIONS)
     async with host.locks(uuid):
-        try:
-            await host.driver.destroy(host.driver_instance(row), network_info=[])
-        except HypervisorUnavailable:
-            raise
-        except Exception:
-            LOG.exception("destroying the half-finished resize of %s on %s", uuid, host.host)
+        await _destroy_leftover(host, row, "destroying the half-finished resize of %s on %s")
         values = {"task_state": task_states.RESIZE_REVERTING, "host": migration["source_compute"],
                   "node": migration["source_node"]}
         if not await _undo(host, row, context, values, migration):
@@ -357,12 +364,7 @@ async def _unshelve_spawn_interrupted(host: ComputeHost, row: dict[str, Any]) ->
     uuid = row["uuid"]
     context = await context_of(host, uuid, ("unshelve",))
     async with host.locks(uuid):
-        try:
-            await host.driver.destroy(host.driver_instance(row), network_info=[])
-        except HypervisorUnavailable:
-            raise
-        except Exception:
-            LOG.exception("cleaning up the unshelve of %s that %s's restart cut short", uuid, host.host)
+        await _destroy_leftover(host, row, "cleaning up the unshelve of %s that %s's restart cut short")
         error = MoveInterruptedByRestart(instance_uuid=uuid, task_state=task_states.UNSHELVING, host=host.host)
         async with host.db.write() as conn:
             if not await instances.update_instance(conn, uuid, {"task_state": None, "host": None, "node": None},
@@ -433,12 +435,7 @@ async def _fail_evacuation_here(host: ComputeHost, migration: dict[str, Any]) ->
     context = await context_of(host, uuid, ("evacuate",))
     error = MoveInterruptedByRestart(instance_uuid=uuid, task_state=row["task_state"], host=host.host)
     async with host.locks(uuid):
-        try:
-            await host.driver.destroy(host.driver_instance(row), network_info=[])
-        except HypervisorUnavailable:
-            raise
-        except Exception:
-            LOG.exception("cleaning up the evacuation of %s that %s's restart cut short", uuid, host.host)
+        await _destroy_leftover(host, row, "cleaning up the evacuation of %s that %s's restart cut short")
         async with host.db.write() as conn:
             if not await instances.update_instance(conn, uuid, {"vm_state": states.ERROR, "task_state": None},
                                                    expected_task_state=(row["task_state"],)):

@@ -127,16 +127,22 @@ def _resize_again(c: httpx.Client, cloud: Cloud, sid: str, at: str) -> None:
     assert migration(cloud, sid)["status"] == "confirmed"
 
 
+def _assert_back_on_the_source(c: httpx.Client, cloud: Cloud, sid: str, source: str) -> None:
+    """A resize undone by the restart: running on its source with its old flavor, the migration in error, and
+    only the instance's own claim left, on the source."""
+    server = settled(c, sid, "ACTIVE")
+    assert server[HOST] == source and server["OS-EXT-STS:power_state"] == 1
+    assert server["flavor"]["original_name"] == "m1.nano"
+    record = migration(cloud, sid)
+    assert record["status"] == "error"
+    assert allocations(cloud, sid) == {source: NANO}
+    assert allocations(cloud, record["uuid"]) == {}
+
+
 def test_a_resize_killed_while_the_source_hands_its_disks_over_is_reverted(tmp_path: Path) -> None:
     with crashed_mid_move(tmp_path, "fake.migrate_disk_and_power_off", _nothing, _resize) as (cloud, sid, source):
         with cloud.client(version=V) as c:
-            server = settled(c, sid, "ACTIVE")
-            assert server[HOST] == source and server["OS-EXT-STS:power_state"] == 1
-            assert server["flavor"]["original_name"] == "m1.nano"
-            record = migration(cloud, sid)
-            assert record["status"] == "error"
-            assert allocations(cloud, sid) == {source: NANO}
-            assert allocations(cloud, record["uuid"]) == {}
+            _assert_back_on_the_source(c, cloud, sid, source)
             events = c.get(f"/servers/{sid}/os-instance-actions/{_request_id(c, sid, 'resize')}").json()
             assert ("compute_resize_instance", "Error") in [(e["event"], e["result"])
                                                             for e in events["instanceAction"]["events"]]
@@ -147,13 +153,7 @@ def test_a_resize_killed_while_the_destination_starts_the_guest_is_reverted_to_t
                                                                                        ) -> None:
     with crashed_mid_move(tmp_path, "fake.finish_migration", _nothing, _resize) as (cloud, sid, source):
         with cloud.client(version=V) as c:
-            server = settled(c, sid, "ACTIVE")
-            assert server[HOST] == source and server["OS-EXT-STS:power_state"] == 1
-            assert server["flavor"]["original_name"] == "m1.nano"
-            record = migration(cloud, sid)
-            assert record["status"] == "error"
-            assert allocations(cloud, sid) == {source: NANO}
-            assert allocations(cloud, record["uuid"]) == {}
+            _assert_back_on_the_source(c, cloud, sid, source)
             _resize_again(c, cloud, sid, source)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from stratus.local_cloud import free_port
+from stratus.local_cloud import free_port, stop_processes
 from tests.functional.helpers import upload_image
 from tests.integration.conftest import RabbitMQ
 
@@ -146,15 +146,7 @@ ram = -1
 
     def stop(self) -> None:
         self.api.close()
-        live = [p.popen for p in self.processes.values() if p.popen is not None and p.popen.poll() is None]
-        for popen in live:
-            popen.terminate()
-        for popen in live:
-            try:
-                popen.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                popen.kill()
-                popen.wait()
+        stop_processes([p.popen for p in self.processes.values() if p.popen is not None], timeout=20)
 
     def logs(self, tail: int = 3000) -> str:
         return "\n".join(f"==> {p.log.name} <==\n{p.log.read_text(errors='replace')[-tail:]}"

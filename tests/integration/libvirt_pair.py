@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 
+from stratus.local_cloud import stop_processes
 from stratus.network.dataplane import cleanup, fabric
 from stratus.network.dataplane import names as netns_names
 from tests.integration.cluster import Cluster
@@ -224,12 +225,7 @@ def libvirt_pair(rabbitmq: RabbitMQ, postgres_url: str, tmp_path: Path, conf: st
         yield pair
     finally:
         if dhcp is not None:
-            dhcp.terminate()
-            try:
-                dhcp.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                dhcp.kill()
-                dhcp.wait()
+            stop_processes([dhcp], timeout=30)
         if cluster is not None:
             cluster.stop()
             if os.environ.get("STRATUS_SHOW_LOG"):

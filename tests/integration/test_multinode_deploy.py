@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from stratus.local_cloud import free_port
+from stratus.local_cloud import free_port, stop_processes
 from tests.functional.helpers import upload_image
 from tests.integration.conftest import SCRIPTS, RabbitMQ
 from tests.integration.test_multiprocess import _empty_database
@@ -161,12 +161,7 @@ def _process(config: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_processes([proc])
         log.close()
 
 

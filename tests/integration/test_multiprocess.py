@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from stratus.local_cloud import free_port
+from stratus.local_cloud import free_port, stop_processes
 from tests.functional.helpers import upload_image
 from tests.integration.conftest import RabbitMQ
 
@@ -62,14 +62,7 @@ def _services(tmp_path: Path, conf: str, roles: list[list[str]]) -> Iterator[lis
     try:
         yield procs
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(procs)
 
 
 def _logs(tmp_path: Path) -> str:

@@ -336,16 +336,21 @@ async def test_an_interrupted_shelve_of_a_stopped_server_leaves_it_stopped(pair:
     assert await pair.h1.states(uuid) == ("stopped", None, ps.SHUTDOWN)
 
 
+async def _assert_offloaded(pair: Pair, uuid: str) -> None:
+    """Shelved and offloaded: no host, no guest left on h1, no claim."""
+    row = await pair.h1.get(uuid)
+    assert (row["vm_state"], row["task_state"], row["host"]) == ("shelved_offloaded", None, None)
+    assert uuid not in pair.h1.driver.guests
+    assert await pair.allocations(uuid) == {}
+
+
 async def test_an_interrupted_offload_is_carried_out(pair: Pair) -> None:
     uuid = await pair.h1.add(vm_state="shelved", task_state="shelving_offloading", power_state=ps.SHUTDOWN,
                              guest=ps.SHUTDOWN)
     async with pair.h1.db.write() as conn:
         assert await placement.claim(conn, await pair.provider("h1"), uuid, "p", "u", OLD_USAGE)
     await pair.restart1()
-    row = await pair.h1.get(uuid)
-    assert (row["vm_state"], row["task_state"], row["host"]) == ("shelved_offloaded", None, None)
-    assert uuid not in pair.h1.driver.guests
-    assert await pair.allocations(uuid) == {}
+    await _assert_offloaded(pair, uuid)
 
 
 async def test_an_interrupted_unshelve_of_a_shelved_server_is_carried_out(pair: Pair) -> None:
@@ -362,10 +367,7 @@ async def test_an_interrupted_unshelve_spawn_leaves_the_server_offloaded(pair: P
     async with pair.h1.db.write() as conn:
         assert await placement.claim(conn, await pair.provider("h1"), uuid, "p", "u", OLD_USAGE)
     await pair.restart1()
-    row = await pair.h1.get(uuid)
-    assert (row["vm_state"], row["task_state"], row["host"]) == ("shelved_offloaded", None, None)
-    assert uuid not in pair.h1.driver.guests
-    assert await pair.allocations(uuid) == {}
+    await _assert_offloaded(pair, uuid)
     assert await pair.h1.faults(uuid) == [interrupted(uuid, "unshelving")]
     assert (await pair.h1.actions(uuid))[-1] == ("unshelve", "u", [("compute_unshelve_instance", "Error")])
 

@@ -12,35 +12,18 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
 
-from stratus import conf as conf_mod
 from stratus.db import network as db
-from stratus.identity.auth import NoAuth2
 from stratus.network.server import ipam
-from stratus.network.server.app import create_app
-from stratus.network.server.policy import NetworkPolicy
-from stratus.network.server.resource import NetworkServices
-from stratus.service import open_database
+from tests.unit.network.counted_api import counted_api
 
 ADMIN = {"X-Auth-Token": "admin:admin"}
 
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
-    conf = conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)}})
-    database = await open_database(conf)
-    statements: list[str] = []
-    assert database.sync_engine is not None
-    event.listen(database.sync_engine, "before_cursor_execute",
-                 lambda conn, cursor, statement, *args: statements.append(statement))
-    services = NetworkServices(conf=conf, db=database, policy=NetworkPolicy(conf))
-    auth = NoAuth2()
-    app = auth.wrap(create_app(services, auth))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://net/v2.0",
-                                 headers=ADMIN) as client:
-        yield {"client": client, "statements": statements}
-    await database.dispose()
+    async with counted_api(tmp_path, ADMIN) as found:
+        yield found
 
 
 async def _network(client: httpx.AsyncClient, cidr: str) -> tuple[str, str]:

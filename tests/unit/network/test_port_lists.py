@@ -13,17 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
 from starlette.datastructures import QueryParams
 
 from stratus import conf as conf_mod
-from stratus.identity.auth import NoAuth2
 from stratus.network.server import listing, ports
-from stratus.network.server.app import create_app
 from stratus.network.server.nova import NovaNotifier
-from stratus.network.server.policy import NetworkPolicy
-from stratus.network.server.resource import NetworkServices
-from stratus.service import open_database
+from tests.unit.network.counted_api import counted_api
 
 
 def test_pushdown_takes_plain_columns_only() -> None:
@@ -37,18 +32,8 @@ def test_pushdown_takes_plain_columns_only() -> None:
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
-    conf = conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)}})
-    db = await open_database(conf)
-    statements: list[str] = []
-    assert db.sync_engine is not None
-    event.listen(db.sync_engine, "before_cursor_execute",
-                 lambda conn, cursor, statement, *args: statements.append(statement))
-    services = NetworkServices(conf=conf, db=db, policy=NetworkPolicy(conf))
-    auth = NoAuth2()
-    app = auth.wrap(create_app(services, auth))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://net/v2.0") as client:
-        yield {"client": client, "statements": statements}
-    await db.dispose()
+    async with counted_api(tmp_path) as found:
+        yield found
 
 
 def _as(caller: str) -> dict[str, str]:
