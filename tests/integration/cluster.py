@@ -134,11 +134,27 @@ ram = -1
         assert popen is not None
         popen.send_signal(signal.SIGCONT)
 
-    def restart(self, name: str, env: dict[str, str] | None = None) -> None:
+    def restart(self, name: str, env: dict[str, str] | None = None) -> int:
+        """The process started again; returns where its log stood, for :meth:`wait_ready`."""
         proc = self.processes[name]
         if env is not None:
             proc.env = env
+        offset = proc.log.stat().st_size if proc.log.exists() else 0
         self._spawn(proc)
+        return offset
+
+    def wait_ready(self, name: str, offset: int, seconds: float = 90) -> None:
+        """Until the process logged ``stratus ready`` past ``offset``: its start-up is over (a compute host's
+        reconciliation included), which a service's state cannot show (the dead process's last heartbeat keeps
+        it up for a while)."""
+        log = self.processes[name].log
+
+        def ready() -> bool:
+            with open(log, "rb") as f:
+                f.seek(offset)
+                return b"stratus ready" in f.read()
+
+        self.wait(ready, seconds, f"{name} ready")
 
     def returncode(self, name: str) -> int | None:
         popen = self.processes[name].popen

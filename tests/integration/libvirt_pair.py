@@ -136,11 +136,12 @@ class LibvirtPair:
         return [h.name for h in self.hosts if server_id in h.domains()]
 
     def restart_compute(self, name: str, wait_up: bool = True) -> None:
-        """The host's compute process killed (SIGKILL) and started again; with ``wait_up``, returns once both
-        services are up (a service forced down never is)."""
+        """The host's compute process killed (SIGKILL) and started again; with ``wait_up``, returns once its
+        start-up is over and both services are up (a service forced down never is)."""
         self.cluster.kill(name)
-        self.cluster.restart(name)
+        offset = self.cluster.restart(name)
         if wait_up:
+            self.cluster.wait_ready(name, offset)
             self.wait_services_up()
 
     def wait_services_up(self, seconds: float = 90) -> None:
