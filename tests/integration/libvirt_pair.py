@@ -234,7 +234,9 @@ def libvirt_pair(rabbitmq: RabbitMQ, postgres_url: str, tmp_path: Path, conf: st
         for directory in started:
             subprocess.run([str(SCRIPTS / "libvirt.sh"), "stop", str(directory)], check=False, timeout=120)
         if os.geteuid() == 0:
+            # the fabric too: removed once no host is left on it (another test's hosts keep it)
             ours = {netns_names.host_namespace(n) for n in (*host_names, network_node) if n}
+            ours.add(netns_names.FABRIC_NAMESPACE)
             served = tmp_path / "data" / f"dhcp-{network_node}"  # the networks the DHCP agent served
             if network_node and served.is_dir():
                 ours |= {netns_names.dhcp_namespace(p.name) for p in served.iterdir()}
