@@ -91,7 +91,7 @@ class Supervisor:
 
     def _spawn(self, slot: int) -> tuple[Any, Any]:
         ready = self.context.Event()
-        process = self.context.Process(target=_worker_main, args=(self.target, self.sockets, ready.set),
+        process = self.context.Process(target=_worker_main, args=(self.target, self.sockets, ready.set, os.getpid()),
                                        name=f"stratus-api-worker-{slot}", daemon=False)
         process.start()
         self.workers[slot] = process
@@ -149,8 +149,25 @@ class Supervisor:
 
 
 def _worker_main(target: Callable[..., int], sockets: dict[tuple[str, int], socket.socket],
-                 ready: Callable[[], None]) -> None:
+                 ready: Callable[[], None], parent: int) -> None:
     # the parent's handlers would only set its flag: a worker stops on the signal, through its own loop
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
+    _die_with_parent(parent)
     raise SystemExit(target(sockets, ready))
+
+
+def _die_with_parent(parent: int) -> None:
+    """SIGKILL to this worker when its supervisor dies, even by SIGKILL (Linux's PR_SET_PDEATHSIG): a worker
+    never outlives the parent that would stop or replace it, and keeps no port or connection open alone. SIGKILL,
+    not SIGTERM: a supervisor is killed when it did not stop in time, most often because a worker did not."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
+            LOG.warning("worker %d cannot follow its parent's death: errno %d", os.getpid(), ctypes.get_errno())
+    except (OSError, AttributeError) as exc:  # not Linux
+        LOG.warning("worker %d cannot follow its parent's death: %s", os.getpid(), exc)
+    if os.getppid() != parent:  # the parent died before the request was made
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -62,7 +62,8 @@ def _services(tmp_path: Path, conf: str, roles: list[list[str]]) -> Iterator[lis
     try:
         yield procs
     finally:
-        stop_processes(procs)
+        # longer than an API supervisor gives its workers before it kills them (workers.STOP_TIMEOUT)
+        stop_processes(procs, timeout=30)
 
 
 def _logs(tmp_path: Path) -> str:

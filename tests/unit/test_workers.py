@@ -60,3 +60,45 @@ def test_a_taken_address_is_a_startup_error() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(StartupError, match=f"cannot listen on 127.0.0.1:{port}: Address already in use"):
             workers.bind("127.0.0.1", port)
+
+
+def _supervisor(write_fd: int) -> None:
+    """Stands for the API's parent: forks a worker that follows its death and tells its pid, then waits."""
+    import time
+
+    if os.fork() == 0:
+        workers._die_with_parent(os.getppid())
+        os.write(write_fd, str(os.getpid()).encode())  # only now: following the parent's death is set up
+        time.sleep(60)
+        os._exit(0)
+    time.sleep(60)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_worker_does_not_outlive_its_parent_killed_by_sigkill() -> None:
+    """The supervisor SIGKILLed (a test's or an operator's last resort): its worker is killed too instead of
+    serving on alone."""
+    import multiprocessing
+    import signal
+    import time
+
+    read_fd, write_fd = os.pipe()
+    supervisor = multiprocessing.get_context("fork").Process(target=_supervisor, args=(write_fd,))
+    supervisor.start()
+    worker = int(os.read(read_fd, 32))
+    assert _alive(worker)
+    os.kill(supervisor.pid, signal.SIGKILL)
+    supervisor.join(10)
+    deadline = time.monotonic() + 10
+    while _alive(worker):
+        assert time.monotonic() < deadline, "the worker outlived its parent"
+        time.sleep(0.05)
+    os.close(read_fd)
+    os.close(write_fd)
