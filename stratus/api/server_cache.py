@@ -38,7 +38,9 @@ class RenderedServers:
         return None
 
     def put(self, uuid: str, key: tuple[Any, ...], body: dict[str, Any]) -> orjson.Fragment:
-        fragment = orjson.Fragment(orjson.dumps(body))
+        # a copy of exactly its length: orjson's own bytes keep the whole output buffer it grew (16 KB for a body
+        # of 1.3), which a thousand kept bodies would hold for nothing
+        fragment = orjson.Fragment(bytes(memoryview(orjson.dumps(body))))
         bodies = self._bodies
         bodies.pop(uuid, None)  # re-inserted last: the oldest go first once the limit is reached
         if len(bodies) >= self.limit:
