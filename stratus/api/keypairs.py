@@ -17,11 +17,6 @@ import datetime
 import hashlib
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from starlette.responses import Response
 
 from stratus.api import validation
@@ -65,7 +60,10 @@ CREATE_SCHEMA_V292 = copy.deepcopy(CREATE_SCHEMA_V210)
 CREATE_SCHEMA_V292["properties"]["keypair"]["properties"]["name"] = {"allOf": [
     validation.name, {"type": "string", "pattern": r"^[_\-\@\. a-zA-Z0-9]+$", "minLength": 1, "maxLength": 255}]}
 CREATE_SCHEMA_V292["properties"]["keypair"]["required"] = ["name", "public_key"]
-_UPN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")  # Microsoft user principal name, for WinRM
+_UPN_OID = "1.3.6.1.4.1.311.20.2.3"  # Microsoft user principal name, for WinRM
+
+# cryptography is imported by the functions that use it: it is 7 MiB of the process's memory, and only key pair
+# requests (not the other requests, not the builds) need it
 
 
 class InvalidKeypair(ValueError):
@@ -78,6 +76,8 @@ def _colon_hex(digest: bytes) -> str:
 
 def ssh_fingerprint(public_key: str) -> str:
     """MD5 of the decoded key blob, after checking the whole line parses as an OpenSSH public key."""
+    from cryptography.hazmat.primitives import serialization
+
     try:
         serialization.load_ssh_public_key(public_key.encode("utf-8"))
         blob = base64.b64decode(public_key.split(" ")[1])
@@ -88,6 +88,9 @@ def ssh_fingerprint(public_key: str) -> str:
 
 def x509_fingerprint(pem: str) -> str:
     """SHA-1 of a PEM certificate's DER form."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
     try:
         cert = x509.load_pem_x509_certificate(pem.encode("utf-8"))
     except (ValueError, TypeError) as exc:
@@ -110,6 +113,9 @@ def _der_utf8(text: str) -> bytes:
 
 def generate_ssh() -> tuple[str, str, str]:
     """A 2048-bit RSA pair: (PEM private key, OpenSSH public key line, fingerprint), as Nova generates."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
                                 serialization.NoEncryption()).decode("ascii")
@@ -132,6 +138,12 @@ def common_name(user_id: str) -> str:
 
 def generate_x509(user_id: str) -> tuple[str, str, str]:
     """Nova's WinRM client certificate: (base64 PKCS#12 without password, PEM certificate, fingerprint)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name(user_id))])
     now = datetime.datetime.now(datetime.UTC)
@@ -141,7 +153,7 @@ def generate_x509(user_id: str) -> tuple[str, str, str]:
             .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=3650))
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .add_extension(x509.SubjectAlternativeName(
-                [x509.OtherName(_UPN_OID, _der_utf8(f"{user_id}@localhost"))]), critical=False)
+                [x509.OtherName(x509.ObjectIdentifier(_UPN_OID), _der_utf8(f"{user_id}@localhost"))]), critical=False)
             .sign(key, hashes.SHA256()))
     pem = cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
     bundle = pkcs12.serialize_key_and_certificates(None, key, cert, None, serialization.NoEncryption())
