@@ -14,7 +14,7 @@ from typing import Any
 from oslo_config import cfg
 from oslo_policy import opts as policy_opts
 
-from stratus import sizelimit
+from stratus import keystoneauth_options, sizelimit
 from stratus.network.server import nova as nova_notifier
 from stratus.network.server import options as network_options
 from stratus.rpc import options as rpc_options
@@ -369,29 +369,6 @@ IMAGE_CACHE_OPTS = [
                     "/os-aggregates/{id}/images`` at a time (each host fetches its images one after another)."),
 ]
 
-def _keystoneauth_opts(service_type: str) -> list[cfg.Opt]:
-    """A service client's keystoneauth options as Nova registers them for ``[neutron]``: the session's (TLS,
-    timeout), the adapter's (service type, interfaces, region, endpoint_override) and the ``password`` plugin's
-    (the plugin named by ``auth_type`` registers its own when loaded; these are the usual one's)."""
-    from keystoneauth1 import loading as ks_loading
-
-    adapter = ks_loading.get_adapter_conf_options(include_deprecated=False)
-    for opt in adapter:
-        if opt.dest == "service_type":
-            opt.default = service_type
-        elif opt.dest == "valid_interfaces":
-            opt.default = ["internal", "public"]
-    seen: set[str] = set()
-    out: list[cfg.Opt] = []
-    for opt in (ks_loading.get_auth_common_conf_options() + ks_loading.get_session_conf_options() + adapter
-                + ks_loading.get_auth_plugin_conf_options("password")):
-        if opt.dest not in seen:
-            seen.add(opt.dest)
-            opt.required = False  # required only once auth_type names the plugin (checked as it is loaded)
-            out.append(opt)
-    return out
-
-
 def load_auth_plugin(conf: cfg.ConfigOpts, group: str) -> Any:
     """The keystoneauth plugin ``[group] auth_type`` names, from that group's options, as keystoneauth's
     ``load_auth_from_conf_options`` would load it, but without registering the plugin's options again: the usual
@@ -410,7 +387,7 @@ def load_auth_plugin(conf: cfg.ConfigOpts, group: str) -> Any:
 
 
 NEUTRON_OPTS = [
-    *_keystoneauth_opts("network"),
+    *keystoneauth_options.client_opts("network"),
     cfg.BoolOpt("service_metadata_proxy", default=False,
                 help="The metadata API sits behind Neutron's metadata proxy: instances are named by the "
                      "X-Instance-ID, X-Tenant-ID and X-Instance-ID-Signature headers, not by their fixed IP."),
@@ -448,7 +425,8 @@ GROUPS: dict[str, list[cfg.Opt]] = {
     "neutron": NEUTRON_OPTS,
     network_options.GROUP: network_options.OPTS,
     network_options.AGENT_GROUP: network_options.AGENT_OPTS,
-    "nova": nova_notifier.OPTS,
+    # keystoneauth's auth_type and auth_section: whether [nova] names a plugin is known without importing it
+    "nova": [*nova_notifier.OPTS, *keystoneauth_options.auth_opts()],
     network_options.QUOTA_GROUP: network_options.QUOTA_OPTS,
     "workarounds": WORKAROUNDS_OPTS,
     sizelimit.GROUP: sizelimit.OPTS,

@@ -231,7 +231,6 @@ class Services:
         from stratus.network.agent_rpc import SERVER_TOPIC, AgentNotifyAPI
         from stratus.network.server.app import create_app as create_network_app
         from stratus.network.server.notify import Notifier
-        from stratus.network.server.nova import NovaNotifier
         from stratus.network.server.options import check_options
         from stratus.network.server.policy import NetworkPolicy
         from stratus.network.server.resource import NetworkServices
@@ -243,7 +242,7 @@ class Services:
             check_options(conf)
         except ValueError as exc:
             raise StartupError(str(exc)) from exc
-        nova = NovaNotifier.from_conf(conf, self._nova_fallback())
+        nova = self._nova_notifier()
         notifier = Notifier(self.db, AgentNotifyAPI(self.transport), nova, list(options.default_availability_zones))
         self.network = NetworkServices(conf=conf, db=self.db, policy=NetworkPolicy(conf), notifier=notifier)
         await self.transport.listen(SERVER_TOPIC, NetworkServerEndpoint(self.db, notifier,
@@ -255,8 +254,6 @@ class Services:
         """Nova's network API on the Networking service of ``[neutron]`` (by default, in a process that serves the
         embedded one, that one), or None when none is configured (servers then get no ports); options keystoneauth
         cannot work with stop the start."""
-        from keystoneauth1 import exceptions as ks_exceptions
-
         from stratus.network import neutron, neutron_client
 
         if not self.roles & {"api", "compute", "conductor"}:
@@ -271,8 +268,25 @@ class Services:
             return None
         try:
             return neutron.API(self.conf)
-        except (ks_exceptions.ClientException, neutron_client.NeutronUnavailable, cfg.Error) as exc:
+        except (neutron_client.NeutronUnavailable, cfg.Error) as exc:
             raise StartupError(f"[neutron]: {exc}") from exc
+        except Exception as exc:
+            # keystoneauth's own errors: only a configured [neutron] plugin imports it, so it is imported here only
+            # when something went wrong
+            from keystoneauth1 import exceptions as ks_exceptions
+
+            if isinstance(exc, ks_exceptions.ClientException):
+                raise StartupError(f"[neutron]: {exc}") from exc
+            raise
+
+    def _nova_notifier(self) -> Any:
+        """The networking server's notifier to Nova: keystoneauth's session of ``[nova]``'s plugin when one is
+        configured, else this deployment's own admin and compute API (and keystoneauth is not even imported)."""
+        from stratus.network.server.nova import NovaNotifier
+
+        if self.conf.nova.auth_type or self.conf.nova.auth_section:
+            return NovaNotifier.from_conf(self.conf, self._nova_fallback())
+        return NovaNotifier(self.conf, self._nova_fallback())
 
     def _nova_fallback(self) -> Callable[[list[dict[str, Any]]], int] | None:
         """Without ``[nova]`` auth options: this deployment's own admin and compute API (the embedded identity's

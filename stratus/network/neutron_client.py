@@ -15,21 +15,23 @@ import asyncio
 import logging
 import os
 import urllib.parse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
-from keystoneauth1 import exceptions as ks_exceptions
-from keystoneauth1 import plugin as ks_plugin
-from keystoneauth1 import session as ks_session
-from keystoneauth1 import token_endpoint
-from keystoneauth1.identity import v3
 from oslo_config import cfg
 from starlette.types import ASGIApp
 
 from stratus import conf as conf_mod
 from stratus import exception
 from stratus.network import in_process
+
+if TYPE_CHECKING:
+    from keystoneauth1 import plugin as ks_plugin
+    from keystoneauth1 import session as ks_session
+
+# keystoneauth (and requests under it, some 6 MiB) is imported by the functions that use it: at the first request
+# that needs a service token or the catalog, not when a process that may never send one starts
 
 LOG = logging.getLogger(__name__)
 GROUP = "neutron"
@@ -67,6 +69,10 @@ def _auth_plugin(conf: cfg.ConfigOpts) -> ks_plugin.BaseAuthPlugin:
     """``[neutron] auth_type`` and its options, as Nova loads them; without one (an all-in-one), the identity the
     compute API itself runs with: the embedded admin with ``[api] auth_strategy = embedded``, the ``admin``
     token of noauth2 otherwise (only ever pointed at the service the process serves)."""
+    from keystoneauth1 import exceptions as ks_exceptions
+    from keystoneauth1 import token_endpoint
+    from keystoneauth1.identity import v3
+
     if conf.neutron.auth_type:
         try:
             auth: ks_plugin.BaseAuthPlugin = conf_mod.load_auth_plugin(conf, GROUP)
@@ -121,8 +127,7 @@ class NeutronClient:
         self._auth: ks_plugin.BaseAuthPlugin | None = _auth_plugin(conf) if opts.auth_type else None
         if self._auth is None and conf.api.auth_strategy == "keystone":
             _auth_plugin(conf)  # raises: a real Keystone needs [neutron] auth_type
-        self._session = ks_session.Session(auth=self._auth, verify=not opts.insecure and (opts.cafile or True),
-                                           timeout=opts.timeout)
+        self._ks_session: ks_session.Session | None = None  # made at its first use (_session)
         self._http = httpx.AsyncClient(timeout=opts.timeout or 60.0, transport=transport,
                                        verify=not opts.insecure and (opts.cafile or True),
                                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
@@ -138,12 +143,26 @@ class NeutronClient:
         if self._app is not None:
             await in_process.drain()
 
+    @property
+    def _session(self) -> ks_session.Session:
+        """keystoneauth's session of the ``[neutron]`` TLS options and timeout, with the plugin once known."""
+        if self._ks_session is None:
+            from keystoneauth1 import session as ks_session
+
+            opts = self.conf.neutron
+            self._ks_session = ks_session.Session(auth=self._auth, verify=not opts.insecure and (opts.cafile or True),
+                                                  timeout=opts.timeout)
+        return self._ks_session
+
     def _plugin(self) -> ks_plugin.BaseAuthPlugin:
         if self._auth is None:
             self._auth = self._session.auth = _auth_plugin(self.conf)
         return self._auth
 
     async def _service_token(self) -> str:
+        from keystoneauth1 import exceptions as ks_exceptions
+        from keystoneauth1 import token_endpoint
+
         plugin = self._plugin()
         if isinstance(plugin, token_endpoint.Token):  # a fixed token: nothing to fetch, no thread
             return str(plugin.get_token(self._session))
@@ -162,6 +181,8 @@ class NeutronClient:
         """The Networking service's root URL (``http://host:9696``), found once."""
         if self._endpoint:
             return self._endpoint
+        from keystoneauth1 import exceptions as ks_exceptions
+
         async with self._lock:
             if not self._endpoint:
                 opts = self.conf.neutron

@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from keystoneauth1 import exceptions as ks_exceptions
-from keystoneauth1 import loading as ks_loading
-from keystoneauth1 import session as ks_session
 from oslo_config import cfg
+
+if TYPE_CHECKING:
+    from keystoneauth1 import session as ks_session
 
 LOG = logging.getLogger(__name__)
 GROUP = "nova"
@@ -45,6 +45,8 @@ Post = Callable[[list[dict[str, Any]]], int]
 
 def session_from_conf(conf: cfg.ConfigOpts) -> ks_session.Session | None:
     """A keystoneauth session of ``[nova]``'s auth options; None when ``auth_type`` is not set."""
+    from keystoneauth1 import loading as ks_loading
+
     ks_loading.register_auth_conf_options(conf, GROUP)
     ks_loading.register_session_conf_options(conf, GROUP)
     auth = ks_loading.load_auth_from_conf_options(conf, GROUP)
@@ -69,6 +71,8 @@ class NovaNotifier:
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts, fallback: Post | None) -> NovaNotifier:
+        from keystoneauth1 import exceptions as ks_exceptions
+
         try:
             session = session_from_conf(conf)
         except (ks_exceptions.ClientException, cfg.Error) as exc:
@@ -146,11 +150,12 @@ def noauth_post(compute_url: str) -> Post:
 def password_post(auth_url: str, username: str, password: Callable[[], str], interface: str,
                   region_name: str | None) -> Post:
     """POST as the embedded identity's admin (password read when first needed), the endpoint from its catalog."""
-    from keystoneauth1.identity import v3
-
     sessions: list[ks_session.Session] = []
 
     def post(events: list[dict[str, Any]]) -> int:
+        from keystoneauth1 import session as ks_session
+        from keystoneauth1.identity import v3
+
         if not sessions:
             auth = v3.Password(auth_url=auth_url, username=username, password=password(), project_name="admin",
                                user_domain_name="Default", project_domain_name="Default")
