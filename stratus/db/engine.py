@@ -32,15 +32,17 @@ import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Result, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 LOG = logging.getLogger(__name__)
 PRIVATE_FILE = 0o600
@@ -93,6 +95,10 @@ class Database:
                 json_deserializer=orjson.loads)
             _tune_sqlite(self.sync_engine)
         else:
+            # only here: SQLAlchemy's asyncio extension imports its ORM (some 8 MiB), which SQLite's sync engine
+            # does without
+            from sqlalchemy.ext.asyncio import create_async_engine
+
             self.async_engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size * 2,
                                                     pool_pre_ping=True, json_serializer=_json_dumps,
                                                     json_deserializer=orjson.loads)

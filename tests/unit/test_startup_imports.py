@@ -1,7 +1,8 @@
 """A started all-in-one imports nothing it does not use: alembic (and mako) only when the schema needs an upgrade,
 keystoneauth1 only when a real Keystone, Neutron or Nova is configured (or a token is first asked for), cryptography
-only at the first key pair request, httpx's command-line client (rich, pygments) never. Together some 20 MiB of
-the process's memory (stratus/db/migrate.py, stratus/keystoneauth_options.py, stratus/__init__.py)."""
+only at the first key pair request, SQLAlchemy's ORM (under its asyncio extension) only on PostgreSQL, httpx's
+command-line client (rich, pygments) never. Together some 30 MiB of the process's memory (stratus/db/migrate.py,
+stratus/keystoneauth_options.py, stratus/__init__.py, stratus/db/engine.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from stratus import service
 from stratus.local_cloud import free_port
 
 #: requests is not among them: oslo.policy imports it (for its http: rule checks), whatever the deployment
-HEAVY = ("alembic", "mako", "pygments", "keystoneauth1", "rich", "cryptography")
+HEAVY = ("alembic", "mako", "pygments", "keystoneauth1", "rich", "cryptography", "sqlalchemy.orm")
 
 #: starts the all-in-one's services in this process as ``stratus all-in-one`` does, prints the heavy modules loaded
 PROBE = textwrap.dedent("""\
@@ -34,7 +35,7 @@ PROBE = textwrap.dedent("""\
             await services.stop()
 
     asyncio.run(main())
-    print(json.dumps(sorted({name.split(".")[0] for name in sys.modules} & set(sys.argv[1].split(",")))))
+    print(json.dumps(sorted(name for name in sys.argv[1].split(",") if name in sys.modules)))
     """)
 
 
