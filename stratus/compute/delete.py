@@ -40,7 +40,7 @@ async def terminate_instance(host: ComputeHost, context: dict[str, Any], instanc
         except Exception as exc:
             error = exc
         if error is None:  # Nova's _try_deallocate_network: the ports go with the guest
-            await networking.deallocate(host, context, instance)
+            await networking.deallocate(host, context, instance, cached=network_info)
         await background_turn()
         async with host.db.write() as conn:
             if error is None:
