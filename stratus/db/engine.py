@@ -8,9 +8,11 @@ handler, which sleeps up to 100 ms between attempts. Every caller sees the same 
 
 SQLite's writes are committed in groups (stratus/db/group_commit.py): the units of work of one turn of the event
 loop share one transaction, each in a savepoint of its own, and each ``write()`` returns once that transaction is
-committed; an API request's units commit at their end. PostgreSQL's units commit alone: each runs on a pooled
-connection of its own, concurrently with the others, and the server already flushes concurrent commits to its WAL
-together, so grouping them on the client would only serialise them.
+committed; an API request's units commit at their end. PostgreSQL's units commit alone, each on a pooled
+connection of its own, concurrently with the others: the server already flushes concurrent commits to its WAL
+together, and grouped on one connection (benchmarks/pg_group_commit.py) the same units went slower with fsync on,
+for a little less server CPU, while a group would hold every unit's row and advisory locks until its COMMIT, so
+the other processes' claims and quota checks would wait for whole groups.
 
 The SQLite file holds password, secret and token hashes: it is created readable by its owner only (0600), and an
 existing one (with its ``-wal``, ``-shm`` and ``-journal`` files, which SQLite creates with the database file's
