@@ -40,7 +40,7 @@ with ports minus without, in ms per server at the clients' concurrency, and the 
 ms/server``: user + system time of the cloud's processes from the first POST to all ACTIVE, over the servers;
 the 20 ms progress poll is in it too) with minus without. ``--profile DIR`` has py-spy record the cloud during
 each boot of the all-in-one and networked rows (DIR/all-in-one-<run>.txt, DIR/networking-<run>.txt, collapsed
-stacks) and prints their top functions.
+stacks) and during the all-in-one's deletes (DIR/deletes-all-in-one-<run>.txt), and prints their top functions.
 
 ``--deployment multinode`` runs the same row on the multi-process cloud of scripts/multinode.sh (PostgreSQL,
 RabbitMQ, one API with 2 workers, 2 schedulers, 2 conductors and ``--hosts`` compute processes, one simulated host
@@ -311,7 +311,8 @@ async def run(cloud: Cloud | Multinode, servers: int, concurrency: int, list_rep
 
         actions = dict(await asyncio.gather(*(events_of(s) for s in ids)))
         extra = await anchor_rows(http, cloud, image["id"], ids, concurrency, list_repeats, listed, burst_gets,
-                                  burst_boots) if anchors else {}
+                                  burst_boots, profile=profile.with_name(f"deletes-{profile.name}")
+                                  if profile is not None else None) if anchors else {}
 
     reschedules: dict[str, int] = {}
     retry_gaps: list[float] = []
@@ -415,11 +416,12 @@ async def _wait_active(http: httpx.AsyncClient, cloud: Cloud | Multinode, count:
 
 
 async def anchor_rows(http: httpx.AsyncClient, cloud: Cloud | Multinode, image_id: str, ids: list[str],
-                      concurrency: int, list_repeats: int, listed: int, burst_gets: int, burst_boots: int
-                      ) -> dict[str, Any]:
+                      concurrency: int, list_repeats: int, listed: int, burst_gets: int, burst_boots: int,
+                      profile: Path | None = None) -> dict[str, Any]:
     """After the boot: delete every server (first DELETE -> none listed, even deleted ones gone from the
-    listing); the burst (``burst_gets`` concurrent GET /servers/detail while ``burst_boots`` boots run, on a cloud
-    with no other server); then ``listed`` servers (booted ``max_count`` at a time) and their listing."""
+    listing; ``profile``: py-spy records the cloud during the deletes into that file); the burst (``burst_gets``
+    concurrent GET /servers/detail while ``burst_boots`` boots run, on a cloud with no other server); then
+    ``listed`` servers (booted ``max_count`` at a time) and their listing."""
     url = f"{cloud.compute_url}/servers"
     sem = asyncio.Semaphore(concurrency)
     delete_times: list[float] = []
@@ -432,6 +434,7 @@ async def anchor_rows(http: httpx.AsyncClient, cloud: Cloud | Multinode, image_i
             if resp.status_code != 204:
                 raise RuntimeError(f"delete {server_id}: {resp.status_code} {resp.text}")
 
+    spy = _spy_start(cloud, profile) if profile is not None else None
     start, cpu_start = time.perf_counter(), cpu_seconds(cloud)
     await asyncio.gather(*(delete(s) for s in ids))
     while True:
@@ -440,6 +443,8 @@ async def anchor_rows(http: httpx.AsyncClient, cloud: Cloud | Multinode, image_i
         await asyncio.sleep(0.02)
     deleted = time.perf_counter() - start
     delete_cpu = cpu_seconds(cloud) - cpu_start
+    if spy is not None:
+        _spy_stop(spy)
 
     # the burst: every GET at once while the boots are posted (by ``concurrency`` clients) and built
     refused = 0
@@ -666,8 +671,8 @@ def main() -> int:
                         help="With --network: only the rows 'no network' and 'networking' (no anchors, no failing).")
     parser.add_argument("--profile", metavar="DIR",
                         help="py-spy records the cloud during each all-in-one and networked boot: "
-                             "DIR/all-in-one-<run>.txt, DIR/networking-<run>.txt (collapsed stacks), their top "
-                             "functions printed.")
+                             "DIR/all-in-one-<run>.txt, DIR/networking-<run>.txt, and the all-in-one's deletes: "
+                             "DIR/deletes-all-in-one-<run>.txt (collapsed stacks), their top functions printed.")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "boot.json"))
     args = parser.parse_args()
     if not 0 <= args.failing_fraction < 1:

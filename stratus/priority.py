@@ -12,7 +12,7 @@ served, it waits until none is, and when they are all answered the waiting steps
 behind all of them. No step waits much more than ``MAX_WAIT``: under an API that never rests, the steps past their
 deadline go, ``BATCH`` per turn of the loop as well, so builds still move.
 
-A request's database writes commit at the end of their block (``COMMIT_AT_ONCE``, stratus/db/engine.py); the
+A request's database writes commit at the end of their block (``COMMIT_AT_ONCE``, stratus/db/group_commit.py); the
 background's wait for their group's commit, a turn of the loop, so that one commit serves many steps.
 
 A turn is only taken outside transactions and locks a request could need (a step waiting for the API to rest
@@ -27,7 +27,7 @@ from collections import deque
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from stratus.db.engine import COMMIT_AT_ONCE
+from stratus.db.group_commit import COMMIT_AT_ONCE
 
 #: seconds a background step waits at most for the API to rest
 MAX_WAIT = 0.25

@@ -12,10 +12,9 @@ from typing import Any
 from starlette.responses import Response
 
 from stratus.api.common import ActionHandler
-from stratus.api.errors import Fault
 from stratus.api.request import ApiRequest, empty_response
 from stratus.api.server_state import host_action
-from stratus.api.servers import delete_instance, load_instance
+from stratus.api.servers import delete_instance
 from stratus.compute import api as compute_api
 from stratus.objects import states
 from stratus.objects.states import task_states
@@ -24,10 +23,7 @@ RESTORE = compute_api.PowerAction("restore", "restore_instance", task_states.RES
 
 
 async def _force_delete(req: ApiRequest, body: dict[str, Any]) -> Response:
-    inst = await load_instance(req, req.path["server_id"], "os_compute_api:os-deferred-delete:force")
-    if inst["locked"] and not req.context.is_admin:
-        raise Fault(409, f"Instance {inst['uuid']} is locked")
-    await delete_instance(req, inst["uuid"], soft=False)
+    await delete_instance(req, req.path["server_id"], "os_compute_api:os-deferred-delete:force")
     return empty_response(202)
 
 

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from starlette.responses import Response
 
 from stratus.api import server_view, servers_create, servers_query, validation
@@ -207,25 +207,30 @@ async def update(req: ApiRequest) -> Response:
 async def delete(req: ApiRequest) -> Response:
     """DELETE: with ``[DEFAULT] reclaim_instance_interval`` a server that has run and has nothing under way is
     soft-deleted (restore brings it back; its host deletes it after the interval), else deleted."""
-    inst = await load_instance(req, req.path["server_id"], "os_compute_api:servers:delete", plain=True)
-    if inst["locked"] and not req.context.is_admin:
-        raise Fault(409, f"Instance {inst['uuid']} is locked")
-    soft = (req.services.conf.reclaim_instance_interval > 0 and inst["launched_at"] is not None
-            and inst["task_state"] is None and inst["vm_state"] != states.SOFT_DELETED)
-    await delete_instance(req, inst["uuid"], soft=soft)
+    await delete_instance(req, req.path["server_id"], "os_compute_api:servers:delete", deferrable=True)
     return empty_response(204)
 
 
-async def delete_instance(req: ApiRequest, uuid: str, soft: bool = False) -> None:
-    """Delete (or soft-delete) a server: its host does it when it is up, else it is deleted here at once (a
-    soft delete of a server whose host is down is a delete, as Nova's local delete)."""
+async def delete_instance(req: ApiRequest, server_id: str, rule: str, deferrable: bool = False) -> None:
+    """Delete the caller's server (any project's for admins; Nova's 404 otherwise) once ``rule`` allows it (403)
+    and it is not locked (409 unless admin); ``deferrable``: soft-delete it instead under ``[DEFAULT]
+    reclaim_instance_interval`` if it has run and has nothing under way. Its host does it when it is up, else it is
+    deleted here at once (a soft delete of a server whose host is down is a delete, as Nova's local delete). The
+    row is read, checked and marked in one transaction, so nothing can change it in between."""
     ctx = req.context.to_dict()
     cast_to: str | None = None
     method = "terminate_instance"
     async with req.services.db.write() as conn:
-        current = await instances.get_plain(conn, uuid)
+        current = await instances.get_plain(conn, server_id, project_id=visible_project(req.context))
         if current is None or current["deleted"]:
-            raise Fault(404, f"Instance {uuid} could not be found.")
+            raise Fault(404, f"Instance {server_id} could not be found.")
+        policy.authorize(req.context, rule, {"project_id": current["project_id"], "user_id": current["user_id"]})
+        uuid = current["uuid"]
+        if current["locked"] and not req.context.is_admin:
+            raise Fault(409, f"Instance {uuid} is locked")
+        soft = (deferrable and req.services.conf.reclaim_instance_interval > 0
+                and current["launched_at"] is not None and current["task_state"] is None
+                and current["vm_state"] != states.SOFT_DELETED)
         await actions.action_start(conn, ctx, [uuid], "delete")
         host = current["host"]
         if host and await _service_up(conn, req, host):
@@ -258,9 +263,12 @@ async def _deallocate(req: ApiRequest, ctx: dict[str, Any], instance: dict[str, 
         LOG.exception("ports of deleted instance %s could not be released", instance["uuid"])
 
 
+#: built once (every delete asks it)
+_COMPUTE_SERVICE = select(services).where(services.c.host == bindparam("b_host"), services.c.binary == "nova-compute")
+
+
 async def _service_up(conn: Any, req: ApiRequest, host: str) -> bool:
-    row = (await conn.execute(select(services).where(services.c.host == host,
-                                                     services.c.binary == "nova-compute"))).mappings().first()
+    row = (await conn.execute(_COMPUTE_SERVICE, {"b_host": host})).mappings().first()
     return row is not None and services_db.is_up(dict(row), req.services.conf.service_down_time)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from stratus.compute import networking
 from stratus.compute.host import ComputeHost
 from stratus.compute.rpcapi import ComputeAPI
-from stratus.db import actions, instances, placement
+from stratus.db import actions, info_cache, instances, placement
 from stratus.db import migration_records as records
 from stratus.objects import states
 from stratus.priority import background_turn
@@ -33,14 +33,14 @@ async def terminate_instance(host: ComputeHost, context: dict[str, Any], instanc
                 return
             await actions.event_start(conn, context, instance_uuid, TERMINATE_EVENT, host=host.host)
             moves = await records.in_progress_for_instance(conn, instance_uuid)
+            network_info = await info_cache.get(conn, instance_uuid)  # here, not in a read of its own
         error: Exception | None = None
-        network_info = await networking.cached_network_info(host, instance_uuid)
         try:
             await host.driver.destroy(host.driver_instance(instance), network_info=network_info)
         except Exception as exc:
             error = exc
         if error is None:  # Nova's _try_deallocate_network: the ports go with the guest
-            await networking.deallocate(host, context, instance)
+            await networking.deallocate(host, context, instance, cached=network_info)
         await background_turn()
         async with host.db.write() as conn:
             if error is None:

@@ -111,21 +111,26 @@ async def wait_for_vif_plugged(manager: ComputeHost, instance: dict[str, Any],
                     instance["uuid"])
 
 
-async def deallocate(manager: ComputeHost, context: dict[str, Any], instance: dict[str, Any]) -> None:
+async def deallocate(manager: ComputeHost, context: dict[str, Any], instance: dict[str, Any],
+                     cached: list[dict[str, Any]] | None = None) -> None:
     """The instance's ports released (deleted, or unbound when the user brought them) and the cache emptied;
-    failures are logged, never raised: the flow that calls this is cleaning up already."""
+    failures are logged, never raised: the flow that calls this is cleaning up already. ``cached``: the info cache
+    as the caller just read it (else read here). The Networking service is asked even with an empty cache, as
+    Nova does (a port may carry the instance's id without being in the cache yet); an empty cache is left as it
+    is, not written again."""
     network = manager.network
     if network is None:
         return
-    async with manager.db.read() as conn:
-        cached = await info_cache.get(conn, instance["uuid"])
+    if cached is None:
+        cached = await cached_network_info(manager, instance["uuid"])
     try:
         await network.deallocate_for_instance(context, instance, cached)
     except Exception:
         LOG.exception("ports of %s could not be released", instance["uuid"])
         return
-    async with manager.db.write() as conn:
-        await info_cache.save(conn, instance["uuid"], [])
+    if cached:
+        async with manager.db.write() as conn:
+            await info_cache.save(conn, instance["uuid"], [])
 
 
 class PortOwner(Protocol):

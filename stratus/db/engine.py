@@ -6,16 +6,13 @@ queue on one asyncio lock (SQLite has one writer at a time anyway) instead of me
 handler, which sleeps up to 100 ms between attempts. Every caller sees the same small interface:
 ``async with db.read() as conn`` / ``async with db.write() as conn`` and ``await conn.execute(statement)``.
 
-SQLite's writes are committed in groups: a transaction costs three to four times what its one UPDATE does
-(BEGIN, the connection, the COMMIT writing its pages to the WAL), and a hundred builds each write a few small ones.
-So the units of work (``write()`` blocks) that run in the same turn of the event loop share one transaction on
-the process's one writer connection, each in a SAVEPOINT of its own: a unit that fails (a statement or the code
-around it) rolls back to its savepoint and raises to its caller alone, the others' work stays. The group commits
-once the loop has run what was ready when it opened; each unit's ``write()`` returns only after that commit, so a
-caller still sees its work stored (and others see it) when its block ends, as with a transaction of its own. Should
-the COMMIT itself fail (a full disk), every unit of that group gets the error: none of them was stored. A unit
-written while ``COMMIT_AT_ONCE`` is set in its context (an API request's: stratus/priority.py sets it) commits the
-group at its own end instead: a client waiting for its answer does not wait a turn of the loop for the others.
+SQLite's writes are committed in groups (stratus/db/group_commit.py): the units of work of one turn of the event
+loop share one transaction, each in a savepoint of its own, and each ``write()`` returns once that transaction is
+committed; an API request's units commit at their end. PostgreSQL's units commit alone, each on a pooled
+connection of its own, concurrently with the others: the server already flushes concurrent commits to its WAL
+together, and grouped on one connection (benchmarks/pg_group_commit.py) the same units went slower with fsync on,
+for a little less server CPU, while a group would hold every unit's row and advisory locks until its COMMIT, so
+the other processes' claims and quota checks would wait for whole groups.
 
 The SQLite file holds password, secret and token hashes: it is created readable by its owner only (0600), and an
 existing one (with its ``-wal``, ``-shm`` and ``-journal`` files, which SQLite creates with the database file's
@@ -25,13 +22,11 @@ mode) is tightened to that when opened.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -41,13 +36,13 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Result, make_url
 from sqlalchemy.pool import StaticPool
 
+from stratus.db.group_commit import GroupCommit, InlineConnection
+
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 LOG = logging.getLogger(__name__)
 PRIVATE_FILE = 0o600
-#: set in the context of work someone waits for (an API request): its write units commit at their end (group commit)
-COMMIT_AT_ONCE: ContextVar[bool] = ContextVar("commit_at_once", default=False)
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
@@ -60,20 +55,6 @@ class Connection(Protocol):
     """What the query modules use of a connection."""
 
     async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]: ...
-
-
-class _InlineConnection:
-    """A sync SQLAlchemy connection behind the async ``execute`` the query modules call."""
-
-    __slots__ = ("_conn",)
-
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-
-    async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]:
-        if parameters is None:
-            return self._conn.execute(statement)  # type: ignore[no-any-return]
-        return self._conn.execute(statement, parameters)  # type: ignore[no-any-return]
 
 
 class Database:
@@ -103,18 +84,15 @@ class Database:
                                                     pool_pre_ping=True, json_serializer=_json_dumps,
                                                     json_deserializer=orjson.loads)
         self._write_lock = asyncio.Lock()
-        #: group commit (SQLite files): the process's writer connection, the group open on it, its state
-        self._group_commit = self.is_sqlite and not memory
-        self._writer: Any = None
-        self._group: _Group | None = None
-        self._in_unit = False
-        self._commit_due = False
+        #: SQLite files commit in groups; an in-memory database (one connection, tests) each unit alone
+        self._group_commit = (GroupCommit(self.sync_engine) if self.sync_engine is not None and not memory
+                              else None)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Connection]:
         if self.sync_engine is not None:
             with self.sync_engine.connect() as conn:
-                yield _InlineConnection(conn)
+                yield InlineConnection(conn)
             return
         assert self.async_engine is not None
         async with self.async_engine.connect() as aconn:
@@ -123,8 +101,8 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Connection]:
         """One transaction; on SQLite it holds the write lock from BEGIN, so read-check-write units serialise."""
-        if self._group_commit:
-            async with self._unit() as conn:
+        if self._group_commit is not None:
+            async with self._group_commit.unit() as conn:
                 yield conn
             return
         if self.sync_engine is not None:
@@ -133,93 +111,13 @@ class Database:
                     conn.info["immediate"] = True
                     try:
                         with conn.begin():
-                            yield _InlineConnection(conn)
+                            yield InlineConnection(conn)
                     finally:
                         conn.info.pop("immediate", None)
             return
         assert self.async_engine is not None
         async with self.async_engine.begin() as aconn:
             yield aconn
-
-    @asynccontextmanager
-    async def _unit(self) -> AsyncIterator[Connection]:
-        """One unit of work in the open group (opened if none is): its own savepoint, except for the group's first
-        unit, whose failure rolls the whole transaction back (nothing else is in it yet). Returns once the
-        group is committed."""
-        async with self._write_lock:
-            group = self._group
-            if group is None:
-                group = self._open_group()
-            raw = group.raw
-            savepoint = f"u{group.units}" if group.units else None
-            if savepoint is not None:
-                raw.execute(f"SAVEPOINT {savepoint}")
-            group.units += 1
-            self._in_unit = True
-            try:
-                yield _InlineConnection(group.conn)
-            except BaseException:
-                self._undo(group, savepoint)
-                raise
-            else:
-                if savepoint is not None:
-                    raw.execute(f"RELEASE {savepoint}")
-            finally:
-                self._in_unit = False
-                if self._group is not None and (self._commit_due or COMMIT_AT_ONCE.get()):
-                    self._commit()
-        await _committed(group.committed, self)
-
-    def _open_group(self) -> _Group:
-        assert self.sync_engine is not None
-        if self._writer is None or self._writer.closed:
-            self._writer = self.sync_engine.connect()
-            self._writer.info["immediate"] = True
-        loop = asyncio.get_running_loop()
-        group = self._group = _Group(self._writer, self._writer.begin(), loop.create_future())
-        loop.call_soon(self._commit_soon, group)
-        return group
-
-    def _undo(self, group: _Group, savepoint: str | None) -> None:
-        """A unit failed: its own work rolled back (the whole transaction when it is the group's first)."""
-        if savepoint is not None and group.raw.in_transaction:
-            group.raw.execute(f"ROLLBACK TO {savepoint}")
-            group.raw.execute(f"RELEASE {savepoint}")
-            return
-        # the first unit, or SQLite rolled the whole transaction back itself (it does for a few errors: the
-        # units before this one were lost with it, so they get the error too)
-        self._group = None
-        self._commit_due = False
-        if group.tx.is_active:
-            group.tx.rollback()
-        if not group.committed.done():
-            if group.units > 1:
-                group.committed.set_exception(sa_exc.OperationalError(
-                    "COMMIT", None, Exception("the transaction was rolled back by a failed statement")))
-            else:
-                group.committed.set_result(None)
-
-    def _commit_soon(self, group: _Group) -> None:
-        """The loop ran what was ready when ``group`` opened: commit it, once no unit is in its block."""
-        if self._group is not group:
-            return
-        if self._in_unit:
-            self._commit_due = True
-        else:
-            self._commit()
-
-    def _commit(self) -> None:
-        group, self._group, self._commit_due = self._group, None, False
-        assert group is not None
-        try:
-            group.tx.commit()
-        except BaseException as exc:
-            with contextlib.suppress(Exception):
-                if group.tx.is_active:
-                    group.tx.rollback()
-            group.committed.set_exception(exc)
-        else:
-            group.committed.set_result(None)
 
     def run_sync(self, func: Any) -> Any:
         """Run ``func(sync_connection)`` in one transaction (migrations); returns an awaitable."""
@@ -239,43 +137,12 @@ class Database:
         return _async()
 
     async def dispose(self) -> None:
-        if self._group is not None and not self._in_unit:
-            self._commit()
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        if self._group_commit is not None:
+            self._group_commit.close()
         if self.sync_engine is not None:
             self.sync_engine.dispose()
         if self.async_engine is not None:
             await self.async_engine.dispose()
-
-
-class _Group:
-    """A write transaction that units of work share (group commit): its connection, how many units joined, and
-    the future that the COMMIT resolves."""
-
-    __slots__ = ("committed", "conn", "raw", "tx", "units")
-
-    def __init__(self, conn: Any, tx: Any, committed: asyncio.Future[None]) -> None:
-        self.conn = conn
-        self.raw = conn.connection.dbapi_connection
-        self.tx = tx
-        self.units = 0
-        self.committed = committed
-
-
-async def _committed(committed: asyncio.Future[None], db: Database) -> None:
-    """Wait for a unit's group to commit. A caller cancelled meanwhile leaves with its work committed: the group is
-    committed at once when no unit is in its block (else at the next unit's end, as it would have been)."""
-    if committed.done():
-        committed.result()
-        return
-    try:
-        await asyncio.shield(committed)
-    except asyncio.CancelledError:
-        if not committed.done() and not db._in_unit and db._group is not None:
-            db._commit()
-        raise
 
 
 #: SQLSTATE classes of a lost server: 08 connection exception; 57P01-57P03 admin shutdown, crash shutdown, cannot

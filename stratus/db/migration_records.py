@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from stratus.db.engine import Connection
 from stratus.db.models import migrations
@@ -54,10 +54,13 @@ async def latest_for_instance(conn: Connection, instance_uuid: str, statuses: tu
     return None if row is None else dict(row)
 
 
+#: built once (every delete asks it)
+_IN_PROGRESS = (select(migrations).where(migrations.c.instance_uuid == bindparam("b_uuid"), migrations.c.deleted == 0,
+                                         ~migrations.c.status.in_(DONE)).order_by(migrations.c.id))
+
+
 async def in_progress_for_instance(conn: Connection, instance_uuid: str) -> list[dict[str, Any]]:
-    c = migrations.c
-    rows = await conn.execute(select(migrations).where(c.instance_uuid == instance_uuid, c.deleted == 0,
-                                                       ~c.status.in_(DONE)).order_by(c.id))
+    rows = await conn.execute(_IN_PROGRESS, {"b_uuid": instance_uuid})
     return [dict(r) for r in rows.mappings()]
 
 

@@ -207,15 +207,22 @@ async def _ensure_consumer(conn: Connection, consumer_uuid: str, project_id: str
                                                 "created_at": utcnow()})
 
 
+#: built once (every delete and every failed build gives its claims back): the allocations deleted in the statement
+#: that names their providers (RETURNING), then those providers' generations bumped, then the consumer
+_DROP_ALLOCATIONS = (delete(allocations).where(allocations.c.consumer_id == bindparam("b_consumer"))
+                     .returning(allocations.c.resource_provider_id))
+_BUMP_GENERATIONS = (update(resource_providers)
+                     .where(resource_providers.c.id.in_(bindparam("b_rp_ids", expanding=True)))
+                     .values(generation=resource_providers.c.generation + 1, updated_at=bindparam("b_now")))
+_DROP_CONSUMER = delete(consumers).where(consumers.c.uuid == bindparam("b_consumer"))
+
+
 async def remove_allocations(conn: Connection, consumer_uuid: str) -> list[int]:
-    """Drop every allocation of a consumer; bumps the generation of each provider touched."""
-    rp_ids = [r[0] for r in await conn.execute(select(allocations.c.resource_provider_id).distinct()
-                                               .where(allocations.c.consumer_id == consumer_uuid))]
+    """Drop every allocation of a consumer; bumps the generation of each provider touched (three statements)."""
+    rp_ids = sorted({r[0] for r in await conn.execute(_DROP_ALLOCATIONS, {"b_consumer": consumer_uuid})})
     if rp_ids:
-        await conn.execute(delete(allocations).where(allocations.c.consumer_id == consumer_uuid))
-        await conn.execute(update(resource_providers).where(resource_providers.c.id.in_(rp_ids))
-                           .values(generation=resource_providers.c.generation + 1, updated_at=utcnow()))
-    await conn.execute(delete(consumers).where(consumers.c.uuid == consumer_uuid))
+        await conn.execute(_BUMP_GENERATIONS, {"b_rp_ids": rp_ids, "b_now": utcnow()})
+    await conn.execute(_DROP_CONSUMER, {"b_consumer": consumer_uuid})
     return rp_ids
 
 

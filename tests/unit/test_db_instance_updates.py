@@ -89,3 +89,35 @@ async def test_values_of_each_call_are_written_and_deleted_rows_left_alone(db: D
     row = await _row(db, a)
     assert (row["vm_state"], row["task_state"]) == ("active", None) and row["launched_at"] is not None
     assert (await _row(db, gone))["vm_state"] == "building"
+
+
+async def test_soft_delete_takes_metadata_tags_and_group_membership_with_it(db: Database) -> None:
+    # each table holding rows of the deleted instance or not, and another instance's rows left alone
+    from stratus.db import server_groups
+    from stratus.db.models import instance_group_members, instance_metadata, instance_tags
+
+    async def rows_of(uuid: str) -> list[int]:
+        async with db.read() as conn:
+            return [len((await conn.execute(select(t).where(t.c.instance_uuid == uuid))).all())
+                    for t in (instance_metadata, instance_tags, instance_group_members)]
+
+    plain, tagged, full, other = [await _instance(db) for _ in range(4)]
+    async with db.write() as conn:
+        await instances.set_metadata(conn, full, {"a": "1", "b": "2"}, replace=True)
+        await instances.set_metadata(conn, other, {"a": "1"}, replace=True)
+        for uuid in (tagged, full, other):
+            await conn.execute(instance_tags.insert().values(instance_uuid=uuid, tag="t"))
+        group = await server_groups.create(conn, name="g", project_id="p", user_id="u", policy="affinity",
+                                           rules={})
+        await server_groups.add_members(conn, group["id"], [full, other])
+    assert await rows_of(full) == [2, 1, 1]
+    async with db.write() as conn:
+        for uuid in (plain, tagged, full):
+            assert await instances.soft_delete(conn, uuid)
+        assert not await instances.soft_delete(conn, full)  # deleted already
+    for uuid in (plain, tagged, full):
+        row = await _row(db, uuid)
+        assert (row["deleted"], row["vm_state"], row["task_state"]) == (row["id"], "deleted", None)
+        assert row["deleted_at"] is not None and row["terminated_at"] is not None
+        assert await rows_of(uuid) == [0, 0, 0]
+    assert await rows_of(other) == [1, 1, 1]

@@ -93,7 +93,7 @@ async def test_the_middleware_counts_a_request_until_its_app_returns() -> None:
 
 
 async def test_requests_commit_their_writes_at_once_and_background_steps_with_their_group() -> None:
-    from stratus.db.engine import COMMIT_AT_ONCE
+    from stratus.db.group_commit import COMMIT_AT_ONCE
     from stratus.priority import background_turn
 
     gate = ApiFirst()
