@@ -28,3 +28,18 @@ async def test_db_sync_is_idempotent(tmp_path: Path) -> None:
     for _ in range(2):
         db = await open_database(conf)
         await db.dispose()
+
+
+async def test_host_stats_reads_the_host_index(tmp_path: Path) -> None:
+    """Every build and delete recounts its host's instances: that must be an index search, not a table scan."""
+    from stratus.compute.resource_tracker import _HOST_STATES
+
+    db = await open_database(conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)}}))
+    await db.dispose()
+    engine = create_engine(f"sqlite:///{tmp_path / 'stratus.sqlite'}")
+    sql = str(_HOST_STATES.compile(engine))
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, ("compute-1", 0))
+        plan = " ".join(str(row[-1]) for row in rows)
+    engine.dispose()
+    assert "USING INDEX ix_instances_host_deleted" in plan, plan
