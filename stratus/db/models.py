@@ -278,6 +278,7 @@ instances = Table(
     Column("deleted", Integer, nullable=False, default=0),  # 0, or the row id once soft-deleted
     Index("ix_instances_project_deleted_created", "project_id", "deleted", "created_at"),
     Index("ix_instances_deleted_created", "deleted", "created_at"),
+    Index("ix_instances_host_deleted", "host", "deleted"),  # a host's instances (stats, start-up, periodic tasks)
 )
 
 instance_info_caches = Table(  # Nova's: the network info of each instance (stratus/network/model.py)

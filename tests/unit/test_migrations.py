@@ -52,3 +52,18 @@ async def test_an_old_schema_is_upgraded_at_start(tmp_path: Path) -> None:
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     engine.dispose()
+
+
+async def test_host_stats_reads_the_host_index(tmp_path: Path) -> None:
+    """Every build and delete recounts its host's instances: that must be an index search, not a table scan."""
+    from stratus.compute.resource_tracker import _HOST_STATES
+
+    db = await open_database(conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)}}))
+    await db.dispose()
+    engine = create_engine(f"sqlite:///{tmp_path / 'stratus.sqlite'}")
+    sql = str(_HOST_STATES.compile(engine))
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, ("compute-1", 0))
+        plan = " ".join(str(row[-1]) for row in rows)
+    engine.dispose()
+    assert "USING INDEX ix_instances_host_deleted" in plan, plan
