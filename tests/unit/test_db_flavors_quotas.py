@@ -136,6 +136,17 @@ async def test_quota_precedence_and_usage(tmp_path: Path) -> None:
     assert used == {"instances": 2, "cores": 4, "ram": 512, "server_groups": 0, "key_pairs": 1}
     assert quotas.headroom(project, used, {"instances": 1, "cores": 1}) == ["cores"]
     assert not quotas.over(-1, 10**6, 1)
+    # a boot's quota check: its limits (the class's, the project's and the user's rows) and its usage, one query
+    # each
+    seen: list[str] = []
+    assert db.sync_engine is not None
+    event.listen(db.sync_engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    async with db.write() as conn:
+        await quotas.check_deltas(conn, conf, "p", "u", {"instances": 1, "ram": 488})
+        assert len(seen) == 2
+        with pytest.raises(quotas.OverQuota) as refused:
+            await quotas.check_deltas(conn, conf, "p", "u", {"ram": 489})
+    assert (refused.value.scope, refused.value.quotas["cores"], refused.value.quotas["ram"]) == ("project", 4, 1000)
     await db.dispose()
 
 
