@@ -14,7 +14,7 @@ from typing import Any
 from stratus import exception
 from stratus.compute import config_drive, networking
 from stratus.compute.host import ComputeHost
-from stratus.db import actions, builds, instances, placement
+from stratus.db import actions, builds, info_cache, instances, placement
 from stratus.db import services as services_db
 from stratus.objects import states
 from stratus.objects.states import power_state, task_states
@@ -78,6 +78,8 @@ async def _build(host: ComputeHost, context: dict[str, Any], uuid: str, request_
                             host.host, current["host"])
                 return None
         await actions.event_start(conn, context, uuid, BUILD_EVENT, host=host.host)
+        # the ports an earlier host of this build made (a reschedule), read in this unit rather than a read of its own
+        cached = await info_cache.get(conn, uuid) if instance is not None and host.network is not None else None
     if instance is None:
         await _abandon(host, context, uuid, None, spawned=False)
         return None
@@ -86,7 +88,7 @@ async def _build(host: ComputeHost, context: dict[str, Any], uuid: str, request_
     driver = host.driver
     network_info: list[dict[str, Any]] = []
     try:
-        network_info = await networking.build_networks(host, context, instance, request_spec)
+        network_info = await networking.build_networks(host, context, instance, request_spec, cached)
         touched = True
         await driver.prepare_networks_before_block_device_mapping(instance, network_info)
         await _step(host, uuid, {"task_state": task_states.BLOCK_DEVICE_MAPPING}, (task_states.NETWORKING,))
