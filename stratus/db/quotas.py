@@ -302,6 +302,8 @@ async def check_deltas(conn: Connection, conf: cfg.ConfigOpts, project_id: str, 
     """Nova's ``check_deltas`` for counted resources: raise ``OverQuota`` unless usage plus ``deltas`` fits the
     project's limits (project usage) and the user's limits (user usage). Call ``lock_project`` first."""
     project_limits, user_limits = await project_and_user_limits(conn, conf, project_id, user_id)
+    if all(project_limits[r] <= UNLIMITED and user_limits[r] <= UNLIMITED for r in deltas):
+        return  # nothing to count against: no usage passes an unlimited quota
     used = await counts(conn, project_id, user_id)
     overs: list[str] = []
     user_scope = False

@@ -152,6 +152,17 @@ async def test_quota_precedence_and_usage(tmp_path: Path) -> None:
         with pytest.raises(quotas.OverQuota) as refused:
             await quotas.check_deltas(conn, conf, "p", "u", {"ram": 489})
     assert (refused.value.scope, refused.value.quotas["cores"], refused.value.quotas["ram"]) == ("project", 4, 1000)
+    # unlimited everywhere: nothing to count (the limits alone); one limited resource counts them all again
+    seen.clear()
+    async with db.write() as conn:
+        await quotas.set_limits(conn, "p", {"instances": -1, "ram": -1})
+        await quotas.set_limits(conn, "p", {"instances": -1}, user_id="u")
+        seen.clear()
+        await quotas.check_deltas(conn, conf, "p", "u", {"instances": 10**6, "ram": 10**9})
+        assert len(seen) == 1
+        with pytest.raises(quotas.OverQuota, match="cores"):
+            await quotas.check_deltas(conn, conf, "p", "u", {"instances": 10**6, "cores": 1})
+        assert len(seen) == 3
     await db.dispose()
 
 
