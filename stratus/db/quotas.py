@@ -94,7 +94,7 @@ def _configured(conf: cfg.ConfigOpts) -> dict[str, int]:
     return result
 
 
-#: built once (SQLAlchemy hashes and compiles a statement object once): every boot checks its quota with these
+#: built once (SQLAlchemy hashes and compiles a statement object once): a quota class's limits
 _CLASS_ROWS = select(quota_classes.c.resource, quota_classes.c.hard_limit).where(
     quota_classes.c.class_name == bindparam("b_class"))
 
