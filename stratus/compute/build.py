@@ -14,7 +14,7 @@ from typing import Any
 from stratus import exception
 from stratus.compute import config_drive, networking
 from stratus.compute.host import ComputeHost
-from stratus.db import actions, builds, instances, placement
+from stratus.db import actions, builds, info_cache, instances, placement
 from stratus.db import services as services_db
 from stratus.objects import states
 from stratus.objects.states import power_state, task_states
@@ -63,20 +63,24 @@ async def _build(host: ComputeHost, context: dict[str, Any], uuid: str, request_
     of work waits for its turn while the API serves requests (stratus/priority.py)."""
     await background_turn()
     async with host.db.write() as conn:
-        instance = await instances.get_plain(conn, uuid)
-        if instance is not None and not instance["deleted"] and instance["host"] != host.host:
-            # a cast that waited in this host's queue while it was down: the conductors' recovery pass
-            # scheduled the build again elsewhere (conductor/recovery.py), and it is that host's now
-            LOG.warning("build of %s cast to %s is no longer this host's (host %s): left alone", uuid,
-                        host.host, instance["host"])
-            return None
-        await actions.event_start(conn, context, uuid, BUILD_EVENT, host=host.host)
-        moved = instance is not None and await instances.update_instance(
+        # the row as the build moves it on (one statement); only when it did not move is it read to say why
+        instance = await instances.update_instance_returning(
             conn, uuid, {"task_state": task_states.NETWORKING, "host": host.host,
                          "node": host.node.get("hypervisor_hostname", host.host)},
             expected_task_state=(task_states.SCHEDULING,), expected_vm_state=(states.BUILDING,),
             expected_host=(host.host,))
-    if not moved or instance is None:
+        if instance is None:
+            current = await instances.get_plain(conn, uuid)
+            if current is not None and not current["deleted"] and current["host"] != host.host:
+                # a cast that waited in this host's queue while it was down: the conductors' recovery pass
+                # scheduled the build again elsewhere (conductor/recovery.py), and it is that host's now
+                LOG.warning("build of %s cast to %s is no longer this host's (host %s): left alone", uuid,
+                            host.host, current["host"])
+                return None
+        await actions.event_start(conn, context, uuid, BUILD_EVENT, host=host.host)
+        # the ports an earlier host of this build made (a reschedule), read in this unit rather than a read of its own
+        cached = await info_cache.get(conn, uuid) if instance is not None and host.network is not None else None
+    if instance is None:
         await _abandon(host, context, uuid, None, spawned=False)
         return None
     instance["name"] = host.conf.instance_name_template % instance["id"]
@@ -84,7 +88,7 @@ async def _build(host: ComputeHost, context: dict[str, Any], uuid: str, request_
     driver = host.driver
     network_info: list[dict[str, Any]] = []
     try:
-        network_info = await networking.build_networks(host, context, instance, request_spec)
+        network_info = await networking.build_networks(host, context, instance, request_spec, cached)
         touched = True
         await driver.prepare_networks_before_block_device_mapping(instance, network_info)
         await _step(host, uuid, {"task_state": task_states.BLOCK_DEVICE_MAPPING}, (task_states.NETWORKING,))

@@ -29,15 +29,17 @@ NOT_RESCHEDULABLE = (VirtualInterfaceCreateException,)
 
 
 async def build_networks(manager: ComputeHost, context: dict[str, Any], instance: dict[str, Any],
-                         request_spec: dict[str, Any]) -> list[dict[str, Any]]:
+                         request_spec: dict[str, Any], cached: list[dict[str, Any]] | None = None
+                         ) -> list[dict[str, Any]]:
     """The ports of a build, bound to this host, as network info (also saved in the info cache). A build
-    rescheduled here finds the ports its last host made in the cache and binds them here instead.
+    rescheduled here finds the ports its last host made in the cache and binds them here instead (``cached``: the
+    cache as the caller read it in its own transaction; None, read here).
 
     As in Nova, a port another host could bind (``binding_failed`` here: no live agent) reschedules; any other
     failure is Nova's ``Failed to allocate the network(s), not rescheduling.`` (the cause in the fault's
     details)."""
     try:
-        return await _build_networks(manager, context, instance, request_spec)
+        return await _build_networks(manager, context, instance, request_spec, cached)
     except (neutron.PortBindingFailed, exception.InstanceNotFound):
         raise
     except Exception as exc:
@@ -48,14 +50,15 @@ async def build_networks(manager: ComputeHost, context: dict[str, Any], instance
 
 
 async def _build_networks(manager: ComputeHost, context: dict[str, Any], instance: dict[str, Any],
-                          request_spec: dict[str, Any]) -> list[dict[str, Any]]:
+                          request_spec: dict[str, Any], cached: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     network = manager.network
     if network is None:
         return []
     uuid = instance["uuid"]
     manager.instance_events.collect(uuid)  # before any port is bound: the flow stops collecting at its end
-    async with manager.db.read() as conn:
-        cached = await info_cache.get(conn, uuid)
+    if cached is None:
+        async with manager.db.read() as conn:
+            cached = await info_cache.get(conn, uuid)
     if cached:
         await network.setup_instance_network_on_host(context, instance, manager.host)
         network_info = await network.get_instance_nw_info(context, instance, cached)

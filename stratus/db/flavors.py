@@ -154,22 +154,26 @@ async def list_flavors(conn: Connection, *, project_id: str | None, is_admin: bo
     return [_to_dict(r, specs.get(r.id)) for r in rows]
 
 
-#: built once (every boot reads its flavor): SQLAlchemy hashes and compiles a statement object once
-_FLAVOR = select(flavors).where(flavors.c.flavorid == bindparam("b_flavorid"))
+#: built once (every boot reads its flavor): SQLAlchemy hashes and compiles a statement object once. The flavor
+#: with its extra specs in one statement: a row per spec (one with no spec when it has none)
+_FLAVOR = (select(flavors, flavor_extra_specs.c.key.label("spec_key"), flavor_extra_specs.c.value.label("spec_value"))
+           .select_from(flavors.outerjoin(flavor_extra_specs, flavor_extra_specs.c.flavor_id == flavors.c.id))
+           .where(flavors.c.flavorid == bindparam("b_flavorid")))
 _FLAVOR_SHARED = _FLAVOR.where(or_(flavors.c.is_public == true(), exists().where(
     flavor_projects.c.flavor_id == flavors.c.id, flavor_projects.c.project_id == bindparam("b_project"))))
 
 
 async def get(conn: Connection, flavorid: str, *, project_id: str | None = None,
               is_admin: bool = True) -> dict[str, Any] | None:
-    """The flavor with its extra specs, or None when it does not exist or the caller may not see it."""
+    """The flavor with its extra specs (one query), or None when it does not exist or the caller may not see it."""
     if is_admin:
-        row = (await conn.execute(_FLAVOR, {"b_flavorid": flavorid})).first()
+        rows = (await conn.execute(_FLAVOR, {"b_flavorid": flavorid})).all()
     else:
-        row = (await conn.execute(_FLAVOR_SHARED, {"b_flavorid": flavorid, "b_project": project_id})).first()
-    if row is None:
+        rows = (await conn.execute(_FLAVOR_SHARED, {"b_flavorid": flavorid, "b_project": project_id})).all()
+    if not rows:
         return None
-    return _to_dict(row, (await _specs_for(conn, [row.id]))[row.id])
+    specs = {row.spec_key: row.spec_value for row in rows if row.spec_key is not None}
+    return _to_dict(rows[0], specs)
 
 
 async def get_for_boot(conn: Connection, flavorid: str, context_project_id: str | None,

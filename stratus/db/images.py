@@ -12,7 +12,22 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.engine import CursorResult, Result
 
 from stratus.db.engine import Connection
@@ -173,6 +188,41 @@ async def locations_of(conn: Connection, image_ids: Iterable[str], status: str |
         out.setdefault(row["image_id"], []).append({"url": row["url"], "store": row["store"],
                                                     "metadata": dict(row["metadata"] or {})})
     return out
+
+
+#: what an image view shows besides its row, for many images in one statement: its properties (kind 0), its tags
+#: (kind 1, by value) and its active locations (kind 2, oldest first); every boot reads its image with it
+_EXTRAS = union_all(
+    select(literal_column("2", Integer).label("kind"), image_locations.c.image_id, image_locations.c.url.label("a"),
+           image_locations.c.store.label("b"), image_locations.c.metadata.label("meta"),
+           image_locations.c.id.label("ord"))
+    .where(image_locations.c.image_id.in_(bindparam("b_ids", expanding=True)), image_locations.c.status == "active"),
+    select(literal_column("0", Integer), image_properties.c.image_id, image_properties.c.name,
+           image_properties.c.value, null(), literal_column("0", Integer))
+    .where(image_properties.c.image_id.in_(bindparam("b_ids", expanding=True))),
+    select(literal_column("1", Integer), image_tags.c.image_id, image_tags.c.value, null(), null(),
+           literal_column("0", Integer))
+    .where(image_tags.c.image_id.in_(bindparam("b_ids", expanding=True))),
+).order_by(literal_column("kind"), literal_column("ord"), literal_column("a"))
+
+
+async def extras_of(conn: Connection, image_ids: Iterable[str]
+                    ) -> tuple[dict[str, dict[str, str]], dict[str, list[str]], dict[str, list[dict[str, Any]]]]:
+    """``properties_of``, ``tags_of`` and ``locations_of`` (active ones) of many images, in one query."""
+    props: dict[str, dict[str, str]] = {}
+    tags: dict[str, list[str]] = {}
+    locations: dict[str, list[dict[str, Any]]] = {}
+    ids = list(image_ids)
+    if not ids:
+        return props, tags, locations
+    for kind, image_id, a, b, meta, _ in await conn.execute(_EXTRAS, {"b_ids": ids}):
+        if kind == 0:
+            props.setdefault(image_id, {})[a] = b
+        elif kind == 1:
+            tags.setdefault(image_id, []).append(a)
+        else:
+            locations.setdefault(image_id, []).append({"url": a, "store": b, "metadata": dict(meta or {})})
+    return props, tags, locations
 
 
 async def add_location(conn: Connection, image_id: str, url: str, store: str, now: datetime.datetime) -> None:

@@ -416,6 +416,24 @@ async def update_instance(conn: Connection, uuid: str, values: dict[str, Any],
                           expected_host: tuple[str | None, ...] | None = None) -> bool:
     """Apply ``values`` only if the instance is live, in the expected states and (``expected_host``, None for no
     host) on an expected host; False means it moved on."""
+    result = await _swap(conn, uuid, values, expected_task_state, expected_vm_state, expected_host, False)
+    return bool(result.rowcount == 1)
+
+
+async def update_instance_returning(conn: Connection, uuid: str, values: dict[str, Any],
+                                    expected_task_state: tuple[str | None, ...] | None = None,
+                                    expected_vm_state: tuple[str, ...] | None = None,
+                                    expected_host: tuple[str | None, ...] | None = None) -> dict[str, Any] | None:
+    """``update_instance`` that returns the row as it is after the update (None: it moved on), in the same one
+    statement (``UPDATE ... RETURNING``): a step that needs the row and moves it pays one round trip, not two."""
+    row = (await _swap(conn, uuid, values, expected_task_state, expected_vm_state, expected_host,
+                       True)).mappings().first()
+    return None if row is None else dict(row)
+
+
+async def _swap(conn: Connection, uuid: str, values: dict[str, Any],
+                expected_task_state: tuple[str | None, ...] | None, expected_vm_state: tuple[str, ...] | None,
+                expected_host: tuple[str | None, ...] | None, returning: bool) -> Any:
     values = {"updated_at": utcnow(), **values}
     keys = tuple(sorted(values))
     # tuples (hashable) whatever sequence the caller passed
@@ -423,12 +441,15 @@ async def update_instance(conn: Connection, uuid: str, values: dict[str, Any],
     expected_vm_state = None if expected_vm_state is None else tuple(expected_vm_state)
     named_hosts = [h for h in expected_host if h is not None] if expected_host is not None else []
     shape = (keys, expected_task_state, expected_vm_state,
-             None if expected_host is None else (len(named_hosts) == 1, None in expected_host))
+             None if expected_host is None else (len(named_hosts) == 1, None in expected_host), returning)
     statement = _UPDATES.get(shape)
     if statement is None:
         if len(_UPDATES) >= _UPDATES_MAX:
             _UPDATES.clear()
-        statement = _UPDATES[shape] = _build_update(keys, expected_task_state, expected_vm_state, expected_host)
+        statement = _build_update(keys, expected_task_state, expected_vm_state, expected_host)
+        if returning:
+            statement = statement.returning(*instances.c)
+        _UPDATES[shape] = statement
     params = {f"v_{k}": v for k, v in values.items()}
     params["b_uuid"] = uuid
     if expected_host is not None:
@@ -436,8 +457,7 @@ async def update_instance(conn: Connection, uuid: str, values: dict[str, Any],
             params["b_host"] = named_hosts[0]
         else:
             params["b_hosts"] = named_hosts
-    result = await conn.execute(statement, params)
-    return result.rowcount == 1
+    return await conn.execute(statement, params)
 
 
 #: built once (every delete runs them): the row marked deleted, then what goes with it

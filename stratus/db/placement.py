@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import DateTime, Integer, String, bindparam, delete, exists, func, literal, select, update
 
 from stratus.db.engine import Connection
 from stratus.db.models import allocations, consumers, inventories, resource_providers
@@ -155,12 +155,23 @@ _CAS = (update(resource_providers)
                resource_providers.c.generation == bindparam("generation"))
         .values(generation=bindparam("next_generation"), updated_at=bindparam("now")))
 _CONSUMER = select(consumers.c.id).where(consumers.c.uuid == bindparam("uuid"))
-_USED = (select(allocations.c.resource_class, func.sum(allocations.c.used))
-         .where(allocations.c.resource_provider_id == bindparam("provider_id"))
-         .group_by(allocations.c.resource_class))
-_CAPACITY = (select(inventories.c.resource_class, inventories.c.total, inventories.c.reserved,
-                    inventories.c.allocation_ratio)
-             .where(inventories.c.resource_provider_id == bindparam("provider_id")))
+#: the provider's capacity and committed usage per resource class, in one statement: its inventories with the
+#: sum of its allocations of each class (none: 0)
+_USED_BY_CLASS = (select(allocations.c.resource_class, func.sum(allocations.c.used).label("used"))
+                  .where(allocations.c.resource_provider_id == bindparam("provider_id"))
+                  .group_by(allocations.c.resource_class).subquery())
+_ROOM = (select(inventories.c.resource_class, inventories.c.total, inventories.c.reserved,
+                inventories.c.allocation_ratio, func.coalesce(_USED_BY_CLASS.c.used, 0))
+         .select_from(inventories.outerjoin(_USED_BY_CLASS,
+                                            _USED_BY_CLASS.c.resource_class == inventories.c.resource_class))
+         .where(inventories.c.resource_provider_id == bindparam("provider_id")))
+#: the consumer's row unless it has one already (a claim retried, a move's second provider), in one statement
+_NEW_CONSUMER = consumers.insert().from_select(
+    ["uuid", "project_id", "user_id", "consumer_type", "generation", "created_at"],
+    select(bindparam("uuid", type_=String), bindparam("project_id", type_=String),
+           bindparam("user_id", type_=String), literal("INSTANCE", String), literal(0, Integer),
+           bindparam("now", type_=DateTime))
+    .where(~exists().where(consumers.c.uuid == bindparam("uuid"))))
 
 
 async def _still_fits(conn: Connection, provider_id: int, resources: dict[str, int]) -> bool:
@@ -168,11 +179,9 @@ async def _still_fits(conn: Connection, provider_id: int, resources: dict[str, i
     reserved) * allocation_ratio of each class. Asked with the provider's row locked by the compare-and-swap, so
     no other claim on it commits in between: a caller whose picture was not exact (a sync that read usage and
     generation at different moments) cannot over-commit."""
-    used = {rc: int(n or 0) for rc, n in await conn.execute(_USED, {"provider_id": provider_id})}
-    capacity = {rc: (total - reserved) * ratio
-                for rc, total, reserved, ratio in await conn.execute(_CAPACITY, {"provider_id": provider_id})}
-    return all(rc in capacity and used.get(rc, 0) + amount <= capacity[rc]
-               for rc, amount in resources.items() if amount)
+    room = {rc: ((total - reserved) * ratio, int(used or 0))
+            for rc, total, reserved, ratio, used in await conn.execute(_ROOM, {"provider_id": provider_id})}
+    return all(rc in room and room[rc][1] + amount <= room[rc][0] for rc, amount in resources.items() if amount)
 
 
 async def claim_at_generation(conn: Connection, provider_id: int, generation: int, consumer_uuid: str,
@@ -200,11 +209,8 @@ async def claim_at_generation(conn: Connection, provider_id: int, generation: in
 
 
 async def _ensure_consumer(conn: Connection, consumer_uuid: str, project_id: str, user_id: str) -> None:
-    exists = (await conn.execute(_CONSUMER, {"uuid": consumer_uuid})).first()
-    if exists is None:
-        await conn.execute(consumers.insert(), {"uuid": consumer_uuid, "project_id": project_id,
-                                                "user_id": user_id, "consumer_type": "INSTANCE", "generation": 0,
-                                                "created_at": utcnow()})
+    await conn.execute(_NEW_CONSUMER, {"uuid": consumer_uuid, "project_id": project_id, "user_id": user_id,
+                                       "now": utcnow()})
 
 
 #: built once (every delete and every failed build gives its claims back): the allocations deleted in the statement
@@ -265,8 +271,8 @@ async def move_allocations(conn: Connection, source_consumer: str, target_consum
                                                .where(allocations.c.consumer_id == source_consumer))]
     if not rp_ids:
         return []
-    exists = (await conn.execute(_CONSUMER, {"uuid": target_consumer})).first()
-    if exists is None:
+    known = (await conn.execute(_CONSUMER, {"uuid": target_consumer})).first()
+    if known is None:
         await conn.execute(consumers.insert(), {"uuid": target_consumer, "project_id": project_id,
                                                 "user_id": user_id, "consumer_type": consumer_type,
                                                 "generation": 0, "created_at": utcnow()})

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from oslo_config import cfg
-from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, or_, select, text, union_all, update
 
 from stratus.db.engine import Connection
 from stratus.db.models import instance_groups, instances, key_pairs, quota_classes, quotas
@@ -94,11 +94,9 @@ def _configured(conf: cfg.ConfigOpts) -> dict[str, int]:
     return result
 
 
-#: built once (SQLAlchemy hashes and compiles a statement object once): every boot checks its quota with these
+#: built once (SQLAlchemy hashes and compiles a statement object once): a quota class's limits
 _CLASS_ROWS = select(quota_classes.c.resource, quota_classes.c.hard_limit).where(
     quota_classes.c.class_name == bindparam("b_class"))
-_OWNER_ROWS = select(quotas.c.user_id, quotas.c.resource, quotas.c.hard_limit).where(
-    quotas.c.project_id == bindparam("b_project"), or_(quotas.c.user_id == "", quotas.c.user_id == bindparam("b_user")))
 
 
 async def _class_rows(conn: Connection, class_name: str) -> dict[str, int]:
@@ -132,19 +130,29 @@ async def limits(conn: Connection, conf: cfg.ConfigOpts, project_id: str,
     return user if user_id else project
 
 
+#: a boot's limits in one statement: the ``default`` class's rows, then the project's and the user's overrides
+_BOOT_LIMIT_ROWS = union_all(
+    select(literal(0).label("level"), quota_classes.c.resource, quota_classes.c.hard_limit)
+    .where(quota_classes.c.class_name == DEFAULT_CLASS),
+    select(case((quotas.c.user_id == "", 1), else_=2), quotas.c.resource, quotas.c.hard_limit)
+    .where(quotas.c.project_id == bindparam("b_project"),
+           or_(quotas.c.user_id == "", quotas.c.user_id == bindparam("b_user"))))
+
+
 async def project_and_user_limits(conn: Connection, conf: cfg.ConfigOpts, project_id: str, user_id: str
                                   ) -> tuple[dict[str, int], dict[str, int]]:
-    """The project's hard limits and the user's (the project's with the user's overrides), in two queries."""
-    project = await defaults(conn, conf)
-    rows = (await conn.execute(_OWNER_ROWS, {"b_project": project_id, "b_user": user_id})).all()
+    """The project's hard limits and the user's (the project's with the user's overrides), in one query: the
+    ``default`` class over ``[quota]``, the project's rows over those, the user's over the project's."""
+    project = _configured(conf)
     user = dict(project)
-    # Project rows first, then the user's rows override them.
-    for row in sorted(rows, key=lambda r: r.user_id != ""):
-        if row.resource in project:
-            if row.user_id == "":
-                project[row.resource] = user[row.resource] = int(row.hard_limit)
-            elif user_id:
-                user[row.resource] = int(row.hard_limit)
+    rows = (await conn.execute(_BOOT_LIMIT_ROWS, {"b_project": project_id, "b_user": user_id})).all()
+    for level, resource, hard_limit in sorted(rows, key=lambda r: r[0]):
+        if resource not in project:
+            continue
+        if level < 2:  # the class's, then the project's: both scopes
+            project[resource] = user[resource] = int(hard_limit)
+        elif user_id:
+            user[resource] = int(hard_limit)
     return project, user
 
 
@@ -294,6 +302,8 @@ async def check_deltas(conn: Connection, conf: cfg.ConfigOpts, project_id: str, 
     """Nova's ``check_deltas`` for counted resources: raise ``OverQuota`` unless usage plus ``deltas`` fits the
     project's limits (project usage) and the user's limits (user usage). Call ``lock_project`` first."""
     project_limits, user_limits = await project_and_user_limits(conn, conf, project_id, user_id)
+    if all(project_limits[r] <= UNLIMITED and user_limits[r] <= UNLIMITED for r in deltas):
+        return  # nothing to count against: no usage passes an unlimited quota
     used = await counts(conn, project_id, user_id)
     overs: list[str] = []
     user_scope = False

@@ -161,8 +161,7 @@ class ImageStore:
     # --- reads -----------------------------------------------------------------------------------------------
     async def _views(self, conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ids = [r["id"] for r in rows]
-        props, tags = await db.properties_of(conn, ids), await db.tags_of(conn, ids)
-        locations = await db.locations_of(conn, ids)
+        props, tags, locations = await db.extras_of(conn, ids)
         opts = self.conf.image_store
         views = []
         for r in rows:

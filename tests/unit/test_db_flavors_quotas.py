@@ -34,7 +34,7 @@ async def test_defaults_once_and_boot_lookup(tmp_path: Path) -> None:
         await flavors.ensure_defaults(conn)  # not empty: the operator's deletion stays
         private = await flavors.create(conn, flavorid="p1", name="private", memory_mb=64, vcpus=1, root_gb=0,
                                        is_public=False)
-        await flavors.update_extra_specs(conn, private["id"], {"hw:cpu_policy": "dedicated"})
+        await flavors.update_extra_specs(conn, private["id"], {"hw:cpu_policy": "dedicated", "hw:numa_nodes": "1"})
         await flavors.add_access(conn, private["id"], "granted")
     async with db.read() as conn:
         assert [f["flavorid"] for f in await flavors.list_flavors(conn, project_id="x", is_admin=False)] == [
@@ -46,10 +46,15 @@ async def test_defaults_once_and_boot_lookup(tmp_path: Path) -> None:
             "flavorid": "1", "name": "m1.tiny", "vcpus": 1, "memory_mb": 512, "root_gb": 1, "extra_specs": {}}
         assert await flavors.get_for_boot(conn, "p1", "other", False) is None
         assert await flavors.get_for_boot(conn, "nope", "other", True) is None
+        seen: list[str] = []
+        assert db.sync_engine is not None
+        event.listen(db.sync_engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
         for project, admin in (("granted", False), ("other", True)):
             found = await flavors.get_for_boot(conn, "p1", project, admin)
-            assert found is not None and found["extra_specs"] == {"hw:cpu_policy": "dedicated"}
+            assert found is not None
+            assert found["extra_specs"] == {"hw:cpu_policy": "dedicated", "hw:numa_nodes": "1"}
             assert found["is_public"] is False
+        assert len(seen) == 2  # the flavor with its extra specs: one statement each time
     await db.dispose()
 
 
@@ -136,6 +141,28 @@ async def test_quota_precedence_and_usage(tmp_path: Path) -> None:
     assert used == {"instances": 2, "cores": 4, "ram": 512, "server_groups": 0, "key_pairs": 1}
     assert quotas.headroom(project, used, {"instances": 1, "cores": 1}) == ["cores"]
     assert not quotas.over(-1, 10**6, 1)
+    # a boot's quota check: its limits (the class's, the project's and the user's rows) and its usage, one query
+    # each
+    seen: list[str] = []
+    assert db.sync_engine is not None
+    event.listen(db.sync_engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    async with db.write() as conn:
+        await quotas.check_deltas(conn, conf, "p", "u", {"instances": 1, "ram": 488})
+        assert len(seen) == 2
+        with pytest.raises(quotas.OverQuota) as refused:
+            await quotas.check_deltas(conn, conf, "p", "u", {"ram": 489})
+    assert (refused.value.scope, refused.value.quotas["cores"], refused.value.quotas["ram"]) == ("project", 4, 1000)
+    # unlimited everywhere: nothing to count (the limits alone); one limited resource counts them all again
+    seen.clear()
+    async with db.write() as conn:
+        await quotas.set_limits(conn, "p", {"instances": -1, "ram": -1})
+        await quotas.set_limits(conn, "p", {"instances": -1}, user_id="u")
+        seen.clear()
+        await quotas.check_deltas(conn, conf, "p", "u", {"instances": 10**6, "ram": 10**9})
+        assert len(seen) == 1
+        with pytest.raises(quotas.OverQuota, match="cores"):
+            await quotas.check_deltas(conn, conf, "p", "u", {"instances": 10**6, "cores": 1})
+        assert len(seen) == 3
     await db.dispose()
 
 

@@ -121,3 +121,24 @@ async def test_soft_delete_takes_metadata_tags_and_group_membership_with_it(db: 
         assert row["deleted_at"] is not None and row["terminated_at"] is not None
         assert await rows_of(uuid) == [0, 0, 0]
     assert await rows_of(other) == [1, 1, 1]
+
+
+async def test_update_returning_gives_the_row_after_the_update(db: Database) -> None:
+    a = await _instance(db, host="h1")
+    async with db.write() as conn:
+        row = await instances.update_instance_returning(conn, a, {"task_state": "networking", "node": "n1"},
+                                                        expected_task_state=("scheduling",),
+                                                        expected_vm_state=("building",), expected_host=("h1",))
+        # same shape again: the instance is no longer scheduling, nothing changes and no row comes back
+        again = await instances.update_instance_returning(conn, a, {"task_state": "networking", "node": "n2"},
+                                                          expected_task_state=("scheduling",),
+                                                          expected_vm_state=("building",), expected_host=("h1",))
+        # the plain update of the same shape still answers with a bool
+        assert await instances.update_instance(conn, a, {"task_state": "spawning", "node": "n3"},
+                                               expected_task_state=("networking",),
+                                               expected_vm_state=("building",), expected_host=("h1",))
+    assert row is not None and again is None
+    assert (row["uuid"], row["task_state"], row["node"], row["host"]) == (a, "networking", "n1", "h1")
+    assert row == {**await _row(db, a), "task_state": "networking", "node": "n1",
+                   "updated_at": row["updated_at"]}
+    assert (await _row(db, a))["task_state"] == "spawning"

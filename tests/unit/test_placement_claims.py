@@ -74,3 +74,33 @@ async def test_a_claim_at_the_current_generation_still_cannot_overcommit(tmp_pat
     async with db.read() as conn:
         assert (await placement.provider_usages(conn, [rp]))[rp] == {"VCPU": 2}
     await db.dispose()
+
+
+async def test_a_claim_costs_four_statements_and_one_consumer_row(tmp_path: Path) -> None:
+    """The scheduler's claim is its hot path: the compare-and-swap, the provider's room (inventories with their
+    usage), the consumer (written only if new) and the allocations; a consumer claiming on a second provider
+    keeps its one row."""
+    from sqlalchemy import event, func, select
+
+    from stratus.db.models import consumers
+
+    db = await _db(tmp_path)
+    async with db.write() as conn:
+        rp1 = await placement.ensure_provider(conn, "44444444-4444-4444-4444-444444444444", "node4",
+                                              {"VCPU": {"total": 2}, "MEMORY_MB": {"total": 1024}})
+        rp2 = await placement.ensure_provider(conn, "55555555-5555-5555-5555-555555555555", "node5",
+                                              {"VCPU": {"total": 2}})
+    seen: list[str] = []
+    assert db.sync_engine is not None
+    event.listen(db.sync_engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    async with db.write() as conn:
+        assert await placement.claim_at_generation(conn, rp1, 1, "c1", "p", "u", {"VCPU": 1, "MEMORY_MB": 512})
+        assert len([s for s in seen if not s.startswith(("SAVEPOINT", "RELEASE"))]) == 4
+        assert not await placement.claim_at_generation(conn, rp1, 2, "c2", "p", "u", {"MEMORY_MB": 600})
+        assert await placement.claim_at_generation(conn, rp2, 1, "c1", "p", "u", {"VCPU": 2})
+        assert (await conn.execute(select(func.count()).select_from(consumers)
+                                   .where(consumers.c.uuid == "c1"))).scalar_one() == 1
+    async with db.read() as conn:
+        assert await placement.provider_usages(conn, [rp1, rp2]) == {rp1: {"VCPU": 1, "MEMORY_MB": 512},
+                                                                     rp2: {"VCPU": 2}}
+    await db.dispose()

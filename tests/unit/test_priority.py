@@ -72,6 +72,39 @@ async def test_under_requests_that_never_end_steps_past_their_deadline_go_a_batc
     gate.finished()
 
 
+async def test_under_requests_that_never_end_batches_past_their_deadline_are_spaced_in_time() -> None:
+    """However many turns of the loop the requests take, the steps past their deadline go a batch per
+    ``busy_spacing``: the background's share of a busy loop is bounded, not a batch per turn."""
+    gate = ApiFirst(max_wait=0.02, batch=2, busy_spacing=0.05)
+    went: list[float] = []
+
+    async def step() -> None:
+        await gate.turn()
+        went.append(time.perf_counter())
+
+    async def spin() -> None:  # a request that keeps the loop turning
+        for _ in range(100_000):
+            if len(went) == 6:
+                return
+            await asyncio.sleep(0)
+
+    gate.started()
+    t0 = time.perf_counter()
+    await asyncio.gather(spin(), *(step() for _ in range(6)))
+    gate.finished()
+    offsets = [round(t - t0, 3) for t in went]
+    assert offsets[1] < 0.05  # the first batch at its deadline
+    assert offsets[2] - offsets[1] >= 0.045 and offsets[4] - offsets[3] >= 0.045, offsets
+    # the API rests: the rest of the waiters go at once, a batch per turn
+    gate.started()
+    tasks = [asyncio.create_task(step()) for _ in range(4)]
+    await asyncio.sleep(0)
+    t1 = time.perf_counter()
+    gate.finished()
+    await asyncio.gather(*tasks)
+    assert went[-1] - t1 < 0.04
+
+
 async def test_the_middleware_counts_a_request_until_its_app_returns() -> None:
     gate = ApiFirst()
     seen: list[int] = []

@@ -399,3 +399,34 @@ async def test_corrupt_data_is_detected_on_read(store: ImageStore) -> None:
     assert data is not None
     with pytest.raises(ImageCorrupt):
         _ = [c async for c in data.chunks()]
+
+
+async def test_views_read_properties_tags_and_locations_in_one_statement(store: ImageStore) -> None:
+    """An image's view reads its row and then everything else in one statement (every boot shows its image): the
+    same properties, tags (by value) and active locations (oldest first, metadata decoded) as one query each."""
+    from sqlalchemy import event
+
+    first = await _active(store, b"one", os_distro="cirros", hw_disk_bus="virtio", tags=["z", "a", "m"])
+    second = await _active(store, b"two", tags=["b"])
+    bare = await store.create(ALICE, {})
+    now = utcnow()
+    async with store.db.write() as conn:
+        await image_db.add_location(conn, first["id"], "file:///copy", "slow", now)
+        await conn.execute(update(image_locations).where(image_locations.c.url == "file:///copy")
+                           .values(metadata={"k": "v"}))
+    ids = [first["id"], second["id"], bare["id"]]
+    seen: list[str] = []
+    assert store.db.sync_engine is not None
+    event.listen(store.db.sync_engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    async with store.db.read() as conn:
+        props, tags, locations = await image_db.extras_of(conn, ids)
+        assert len(seen) == 1
+        assert (props, tags, locations) == (await image_db.properties_of(conn, ids), await image_db.tags_of(conn, ids),
+                                            await image_db.locations_of(conn, ids))
+    assert props[first["id"]] == {"os_distro": "cirros", "hw_disk_bus": "virtio"} and bare["id"] not in props
+    assert tags == {first["id"]: ["a", "m", "z"], second["id"]: ["b"]}
+    assert [loc["url"] for loc in locations[first["id"]]][1:] == ["file:///copy"]
+    assert locations[first["id"]][1]["metadata"] == {"k": "v"} and bare["id"] not in locations
+    seen.clear()
+    assert (await store.get(ALICE, first["id"]))["tags"] == ["a", "m", "z"]
+    assert len(seen) == 2  # the row, then the rest
