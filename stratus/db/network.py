@@ -49,7 +49,10 @@ _ORDER = {"find": ("created_at", "id"), "agents": ("host", "agent_type"), "alloc
 
 def _where(table: Table, query: str, equals: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The rows of ``table`` whose columns equal ``equals`` (a list, tuple or set value: any of them), in the
-    order of ``query``, as a statement made once per shape, and the parameters of this call."""
+    order of ``query``, as a statement made once per shape, and the parameters of this call. A list of one value
+    is that value (``=``, not ``IN``): an expanding ``IN`` is rendered anew at each execution, which cost about
+    what SQLite takes to run the statement, and Nova's lists ask for one network, subnet or group at a time."""
+    equals = {column: _one(value) for column, value in equals.items()}
     shape = tuple((column, isinstance(value, (list, tuple, set))) for column, value in equals.items())
     key = (query, table.name, shape)
     statement = _STATEMENTS.get(key)
@@ -61,6 +64,13 @@ def _where(table: Table, query: str, equals: dict[str, Any]) -> tuple[Any, dict[
         statement = _STATEMENTS[key] = statement.order_by(*(table.c[c] for c in _ORDER[query]))
     return statement, {f"p_{column}": list(value) if many else value
                        for (column, many), value in zip(shape, equals.values(), strict=True)}
+
+
+def _one(value: Any) -> Any:
+    """A list, tuple or set of one value: that value; anything else as it is."""
+    if isinstance(value, (list, tuple, set)) and len(value) == 1:
+        return next(iter(value))
+    return value
 
 
 def _once(key: tuple[Any, ...], build: Any) -> Any:
@@ -343,6 +353,22 @@ async def ports_in_groups(conn: Connection, group_ids: Sequence[str]) -> dict[st
     found: dict[str, set[str]] = {}
     for row in rows:
         found.setdefault(row.port_id, set()).add(row.security_group_id)
+    return found
+
+
+async def subnet_ids(conn: Connection, network_ids: Sequence[str]) -> dict[str, list[str]]:
+    """{network_id: its subnets' ids, oldest first}: what a network's view shows of them (``subnets``), without
+    reading and decoding whole subnet rows."""
+    found: dict[str, list[str]] = {n: [] for n in network_ids}
+    if not network_ids:
+        return found
+    many = len(network_ids) > 1
+    statement = _once(("subnet_ids", many), lambda: select(subnets.c.network_id, subnets.c.id).where(
+        subnets.c.network_id.in_(bindparam("p_ids", expanding=True)) if many
+        else subnets.c.network_id == bindparam("p_ids")).order_by(*(subnets.c[c] for c in _ORDER["find"])))
+    for network_id, subnet_id in await conn.execute(statement, {"p_ids": list(network_ids) if many
+                                                                else network_ids[0]}):
+        found[network_id].append(subnet_id)
     return found
 
 

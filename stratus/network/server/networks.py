@@ -86,11 +86,7 @@ def _subnets_wanted(req: NetworkRequest) -> bool:
 
 async def _views(req: NetworkRequest, conn: Connection, records: list[dict[str, Any]], subnets_wanted: bool = True
                  ) -> list[dict[str, Any]]:
-    subnets = await db.find(conn, "subnet", network_id=[r["id"] for r in records]) \
-        if records and subnets_wanted else []
-    by_network: dict[str, list[str]] = {}
-    for s in subnets:
-        by_network.setdefault(s["network_id"], []).append(s["id"])
+    by_network = await db.subnet_ids(conn, [r["id"] for r in records]) if subnets_wanted else {}
     zones = req.services.zones
     policy = req.services.policy
     return [policy.hide(req.ctx, "network", view(r, by_network.get(r["id"], []), zones), target(r))
