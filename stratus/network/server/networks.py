@@ -108,7 +108,7 @@ async def list_networks(req: NetworkRequest) -> dict[str, Any]:
         records = [r for r in records if req.services.policy.visible(req.ctx, "network", target(r))]
         views = await _views(req, conn, records, _subnets_wanted(req))
     views = listing.filtered(views, req.query, VIEW_ATTRIBUTES, CONVERTERS)
-    views, links = listing.page(req.url, "network", views, req.query, VIEW_ATTRIBUTES,
+    views, links = listing.page(req.full_url, "network", views, req.query, VIEW_ATTRIBUTES,
                                 req.services.page_limit)
     body: dict[str, Any] = {"networks": [listing.only_fields(v, req.query) for v in views]}
     if links:
