@@ -136,6 +136,35 @@ async def test_in_process_events_are_authorised_as_over_http(compute: Compute) -
     assert await _delivered(compute) == _expected(compute)  # the admin's POST only
 
 
+async def test_a_refused_token_is_fetched_again_once(compute: Compute) -> None:
+    """A 401 in-process (a token that expired meanwhile) invalidates it and the POST goes once more with a new
+    one, as keystoneauth does over HTTP: the events arrive once."""
+
+    class Expiring(nova.NoAuthTarget):
+        def __init__(self, url: str) -> None:
+            super().__init__(url)
+            self.invalidated = 0
+
+        def cached_token(self) -> str | None:
+            return None
+
+        def token(self) -> str:
+            return self.TOKEN if self.invalidated else ""  # none at first: noauth2's 401
+
+        def invalidate(self) -> None:
+            self.invalidated += 1
+
+    port = _free_port()
+    in_process.register("127.0.0.1", port, compute.app)
+    try:
+        target = Expiring(f"http://127.0.0.1:{port}/v2.1")
+        assert await nova.EventPoster(target)(_events(compute)) == 207
+    finally:
+        in_process.unregister(port)
+    assert target.invalidated == 1
+    assert await _delivered(compute) == _expected(compute)
+
+
 async def test_a_compute_api_elsewhere_gets_the_events_over_http(compute: Compute) -> None:
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(compute.app, host="127.0.0.1", port=port, log_config=None,
