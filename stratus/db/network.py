@@ -284,13 +284,25 @@ async def limit_and_count(conn: Connection, kind: str, project_id: str) -> tuple
     return None if limit is None else int(limit), int(used)
 
 
-async def counts(conn: Connection, project_id: str, kinds: Sequence[str]) -> dict[str, int]:
-    """How many of each kind the project has, in one statement (a count subquery per kind's table)."""
-    statement = _once(("counts", tuple(kinds)), lambda: select(*(
-        select(func.count()).select_from(TABLES[k]).where(TABLES[k].c.project_id == bindparam("p_project_id"))
-        .scalar_subquery().label(k) for k in kinds)))
-    row = (await conn.execute(statement, {"p_project_id": project_id})).one()
-    return {k: int(row._mapping[k]) for k in kinds}
+async def limits_and_counts(conn: Connection, project_id: str, kinds: Sequence[str]
+                            ) -> tuple[dict[str, int], dict[str, int]]:
+    """The project's own limits of ``kinds`` (only those set: the defaults apply to the others) and how many of
+    each it has, in one statement (a limit and a count subquery per kind): the quota details Nova asks before
+    every boot on a network."""
+    def build() -> Executable:
+        columns = []
+        for k in kinds:
+            columns.append(select(func.count()).select_from(TABLES[k])
+                           .where(TABLES[k].c.project_id == bindparam("p_project_id")).scalar_subquery()
+                           .label(f"used_{k}"))
+            columns.append(select(network_quotas.c.limit)
+                           .where(network_quotas.c.project_id == bindparam("p_project_id"),
+                                  network_quotas.c.resource == k).scalar_subquery().label(f"limit_{k}"))
+        return select(*columns)
+    row = (await conn.execute(_once(("limits_and_counts", tuple(kinds)), build), {"p_project_id": project_id})
+           ).one()._mapping
+    return ({k: int(row[f"limit_{k}"]) for k in kinds if row[f"limit_{k}"] is not None},
+            {k: int(row[f"used_{k}"]) for k in kinds})
 
 
 async def quotas_of(conn: Connection, project_id: str | None = None) -> dict[str, dict[str, int]]:

@@ -198,3 +198,11 @@ async def test_quota_details_count_every_resource_in_one_statement(api: dict[str
         "security_group": len(groups["security_groups"]), "security_group_rule": len(rules["security_group_rules"])}
     assert quota["port"] == {"limit": 500, "used": 2, "reserved": 0}
     assert len([s for s in statements if "count(" in s.lower()]) == 1
+    # the project's own limits come in the same statement: the details are one statement in all
+    assert (await client.put("/quotas/pq", json={"quota": {"port": 7, "router": -1}},
+                             headers=_as("admin:admin"))).status_code == 200
+    statements.clear()
+    quota = (await client.get("/quotas/pq/details", headers=_as("admin:admin"))).json()["quota"]
+    assert quota["port"] == {"limit": 7, "used": 2, "reserved": 0} and quota["router"]["limit"] == -1
+    assert quota["network"]["limit"] == 100  # the default: no limit of its own
+    assert len(statements) == 1, statements
