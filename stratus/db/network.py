@@ -390,10 +390,13 @@ async def group_member_addresses(conn: Connection, group_ids: Sequence[str]) -> 
     found: dict[str, list[str]] = {g: [] for g in group_ids}
     if not group_ids:
         return found
-    statement = _once(("group_member_addresses",), lambda: select(
+    many = len(group_ids) > 1  # one group (a port's default group): an equality, not an expanding IN
+    column = port_security_groups.c.security_group_id
+    statement = _once(("group_member_addresses", many), lambda: select(
         port_security_groups.c.security_group_id, ip_allocations.c.ip_address).join(
         ip_allocations, ip_allocations.c.port_id == port_security_groups.c.port_id).where(
-        port_security_groups.c.security_group_id.in_(bindparam("p_group_ids", expanding=True))))
-    for group_id, address in await conn.execute(statement, {"p_group_ids": list(group_ids)}):
+        column.in_(bindparam("p_group_ids", expanding=True)) if many else column == bindparam("p_group_ids")))
+    params = {"p_group_ids": list(group_ids) if many else group_ids[0]}
+    for group_id, address in await conn.execute(statement, params):
         found[group_id].append(address)
     return found

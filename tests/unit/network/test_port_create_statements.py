@@ -169,3 +169,24 @@ async def test_a_network_list_of_a_few_fields_reads_no_subnets(api: dict[str, An
         {"id": net, "subnets": [subnet]}]
     assert (await client.get(f"/networks?fields=id&subnets={subnet}")).json()["networks"] == [{"id": net}]
     assert (await client.get("/networks?fields=id&subnets=nope")).json()["networks"] == []
+
+
+async def test_group_members_of_one_group_and_of_several(api: dict[str, Any]) -> None:
+    """The members' addresses of the rules' remote groups: one group (a port's default group) by an equality,
+    several by IN, the same rows either way."""
+    client, database = api["client"], api["db"]
+    net, _ = await _network(client, "10.17.0.0/24")
+    first = (await _create(client, net)).json()["port"]
+    group = (await client.post("/security-groups", json={"security_group": {"name": "web", "project_id": "p"}})
+             ).json()["security_group"]["id"]
+    second = (await _create(client, net, security_groups=[group])).json()["port"]
+    default = first["security_groups"][0]
+    address = {p["id"]: p["fixed_ips"][0]["ip_address"] for p in (first, second)}
+    api["statements"].clear()
+    async with database.read() as conn:
+        assert await db.group_member_addresses(conn, [default]) == {default: [address[first["id"]]]}
+        assert await db.group_member_addresses(conn, [default, group]) == {
+            default: [address[first["id"]]], group: [address[second["id"]]]}
+        assert await db.group_member_addresses(conn, []) == {}
+    one, several = api["statements"]
+    assert "security_group_id = ?" in one and "security_group_id IN" in several
