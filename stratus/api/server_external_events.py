@@ -44,9 +44,12 @@ def _names(version: APIVersion) -> list[str]:
 #: (stratus/api/validation.py), and a new schema per request was dumped to JSON and looked up each time
 _SCHEMAS: dict[tuple[str, ...], dict[str, Any]] = {}
 
-#: the instances' hosts, the statement built once (the Networking service posts one per batch of ports)
+#: the instances' hosts, the statements built once (the Networking service posts a batch of ports' events, most
+#: often of one server: an equality then, not an expanding IN rendered again at each execution)
 _HOSTS = select(instances.c.uuid, instances.c.host).where(
     instances.c.uuid.in_(bindparam("uuids", expanding=True)), instances.c.deleted == 0)
+_HOST = select(instances.c.uuid, instances.c.host).where(instances.c.uuid == bindparam("uuids"),
+                                                         instances.c.deleted == 0)
 
 
 def _schema(version: APIVersion) -> dict[str, Any]:
@@ -75,7 +78,9 @@ async def create(req: ApiRequest) -> Response:
     events = [{**e, "status": e.get("status", "completed")} for e in body["events"]]
     uuids = sorted({e["server_uuid"] for e in events})
     async with req.services.db.read() as conn:
-        rows = {r.uuid: r.host for r in await conn.execute(_HOSTS, {"uuids": uuids})}
+        found = await conn.execute(_HOSTS, {"uuids": uuids}) if len(uuids) > 1 else \
+            await conn.execute(_HOST, {"uuids": uuids[0]})
+        rows = {r.uuid: r.host for r in found}
     by_host: dict[str, list[dict[str, Any]]] = defaultdict(list)
     accepted = 0
     for event in events:

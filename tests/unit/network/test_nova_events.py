@@ -181,3 +181,17 @@ async def test_a_compute_api_elsewhere_gets_the_events_over_http(compute: Comput
         server.should_exit = True
         await serving
     assert await _delivered(compute) == _expected(compute)
+
+
+async def test_one_event_of_one_server_reaches_its_host_alone(compute: Compute) -> None:
+    """The common batch (one port went ACTIVE): its server's host gets it, no other host anything."""
+    port = _free_port()
+    in_process.register("127.0.0.1", port, compute.app)
+    uuid = next(u for u, host in compute.servers.items() if host == "h2")
+    event = {"name": "network-vif-plugged", "server_uuid": uuid, "tag": f"port-of-{uuid}", "status": "completed"}
+    try:
+        assert await nova.noauth_post(f"http://127.0.0.1:{port}/v2.1")([event]) == 200
+        assert await nova.noauth_post(f"http://127.0.0.1:{port}/v2.1")([{**event, "server_uuid": new_uuid()}]) == 404
+    finally:
+        in_process.unregister(port)
+    assert await _delivered(compute) == {"h1": [], "h2": [(uuid, f"port-of-{uuid}")]}
