@@ -9,7 +9,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -186,8 +186,12 @@ class Services:
             api_services = ApiServices(conf=conf, db=db, transport=transport, auth=auth, images=images,
                                        network=network)
             # its requests before the builds on this process's loop (stratus/priority.py)
-            self._serve(API_FIRST.wrap(auth.wrap(create_app(api_services))), conf.osapi_compute_listen,
-                        conf.osapi_compute_listen_port)
+            compute_app = API_FIRST.wrap(auth.wrap(create_app(api_services)))
+            if "network" in self.roles:  # the Networking service's events to Nova go to it in-process
+                from stratus.network import in_process
+
+                in_process.register(conf.osapi_compute_listen, conf.osapi_compute_listen_port, compute_app)
+            self._serve(compute_app, conf.osapi_compute_listen, conf.osapi_compute_listen_port)
         if "metadata" in self.roles:
             self._serve_metadata()
         if "image" in self.roles:
@@ -288,9 +292,10 @@ class Services:
             return NovaNotifier.from_conf(self.conf, self._nova_fallback())
         return NovaNotifier(self.conf, self._nova_fallback())
 
-    def _nova_fallback(self) -> Callable[[list[dict[str, Any]]], int] | None:
+    def _nova_fallback(self) -> Callable[[list[dict[str, Any]]], Awaitable[int]] | None:
         """Without ``[nova]`` auth options: this deployment's own admin and compute API (the embedded identity's
-        admin and the catalog, or noauth2's admin), as the all-in-one's networking service talks to its Nova."""
+        admin and the catalog, or noauth2's admin), as the all-in-one's networking service talks to its Nova: in
+        this process when it serves that compute API too (``nova.EventPoster``), else over HTTP."""
         from stratus.network.server import nova
 
         conf = self.conf

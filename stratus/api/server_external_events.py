@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from starlette.responses import Response
 
 from stratus.api import validation
@@ -40,10 +40,30 @@ def _names(version: APIVersion) -> list[str]:
     return names
 
 
+#: the schema of each set of names, made once: the validator is kept by the schema object's identity
+#: (stratus/api/validation.py), and a new schema per request was dumped to JSON and looked up each time
+_SCHEMAS: dict[tuple[str, ...], dict[str, Any]] = {}
+
+#: the instances' hosts, the statements built once (the Networking service posts a batch of ports' events, most
+#: often of one server: an equality then, not an expanding IN rendered again at each execution)
+_HOSTS = select(instances.c.uuid, instances.c.host).where(
+    instances.c.uuid.in_(bindparam("uuids", expanding=True)), instances.c.deleted == 0)
+_HOST = select(instances.c.uuid, instances.c.host).where(instances.c.uuid == bindparam("uuids"),
+                                                         instances.c.deleted == 0)
+
+
 def _schema(version: APIVersion) -> dict[str, Any]:
+    names = tuple(_names(version))
+    schema = _SCHEMAS.get(names)
+    if schema is None:
+        schema = _SCHEMAS[names] = _make_schema(list(names))
+    return schema
+
+
+def _make_schema(names: list[str]) -> dict[str, Any]:
     event = {"type": "object", "properties": {
         "server_uuid": {"type": "string", "format": "uuid"},
-        "name": {"type": "string", "enum": _names(version)},
+        "name": {"type": "string", "enum": names},
         "status": {"type": "string", "enum": ["failed", "completed", "in-progress"]},
         "tag": {"type": "string", "maxLength": 255}},
         "required": ["server_uuid", "name"], "additionalProperties": False}
@@ -58,8 +78,9 @@ async def create(req: ApiRequest) -> Response:
     events = [{**e, "status": e.get("status", "completed")} for e in body["events"]]
     uuids = sorted({e["server_uuid"] for e in events})
     async with req.services.db.read() as conn:
-        rows = {r.uuid: r.host for r in await conn.execute(
-            select(instances.c.uuid, instances.c.host).where(instances.c.uuid.in_(uuids), instances.c.deleted == 0))}
+        found = await conn.execute(_HOSTS, {"uuids": uuids}) if len(uuids) > 1 else \
+            await conn.execute(_HOST, {"uuids": uuids[0]})
+        rows = {r.uuid: r.host for r in found}
     by_host: dict[str, list[dict[str, Any]]] = defaultdict(list)
     accepted = 0
     for event in events:

@@ -49,7 +49,10 @@ _ORDER = {"find": ("created_at", "id"), "agents": ("host", "agent_type"), "alloc
 
 def _where(table: Table, query: str, equals: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The rows of ``table`` whose columns equal ``equals`` (a list, tuple or set value: any of them), in the
-    order of ``query``, as a statement made once per shape, and the parameters of this call."""
+    order of ``query``, as a statement made once per shape, and the parameters of this call. A list of one value
+    is that value (``=``, not ``IN``): an expanding ``IN`` is rendered anew at each execution, which cost about
+    what SQLite takes to run the statement, and Nova's lists ask for one network, subnet or group at a time."""
+    equals = {column: _one(value) for column, value in equals.items()}
     shape = tuple((column, isinstance(value, (list, tuple, set))) for column, value in equals.items())
     key = (query, table.name, shape)
     statement = _STATEMENTS.get(key)
@@ -61,6 +64,13 @@ def _where(table: Table, query: str, equals: dict[str, Any]) -> tuple[Any, dict[
         statement = _STATEMENTS[key] = statement.order_by(*(table.c[c] for c in _ORDER[query]))
     return statement, {f"p_{column}": list(value) if many else value
                        for (column, many), value in zip(shape, equals.values(), strict=True)}
+
+
+def _one(value: Any) -> Any:
+    """A list, tuple or set of one value: that value; anything else as it is."""
+    if isinstance(value, (list, tuple, set)) and len(value) == 1:
+        return next(iter(value))
+    return value
 
 
 def _once(key: tuple[Any, ...], build: Any) -> Any:
@@ -274,13 +284,25 @@ async def limit_and_count(conn: Connection, kind: str, project_id: str) -> tuple
     return None if limit is None else int(limit), int(used)
 
 
-async def counts(conn: Connection, project_id: str, kinds: Sequence[str]) -> dict[str, int]:
-    """How many of each kind the project has, in one statement (a count subquery per kind's table)."""
-    statement = _once(("counts", tuple(kinds)), lambda: select(*(
-        select(func.count()).select_from(TABLES[k]).where(TABLES[k].c.project_id == bindparam("p_project_id"))
-        .scalar_subquery().label(k) for k in kinds)))
-    row = (await conn.execute(statement, {"p_project_id": project_id})).one()
-    return {k: int(row._mapping[k]) for k in kinds}
+async def limits_and_counts(conn: Connection, project_id: str, kinds: Sequence[str]
+                            ) -> tuple[dict[str, int], dict[str, int]]:
+    """The project's own limits of ``kinds`` (only those set: the defaults apply to the others) and how many of
+    each it has, in one statement (a limit and a count subquery per kind): the quota details Nova asks before
+    every boot on a network."""
+    def build() -> Executable:
+        columns = []
+        for k in kinds:
+            columns.append(select(func.count()).select_from(TABLES[k])
+                           .where(TABLES[k].c.project_id == bindparam("p_project_id")).scalar_subquery()
+                           .label(f"used_{k}"))
+            columns.append(select(network_quotas.c.limit)
+                           .where(network_quotas.c.project_id == bindparam("p_project_id"),
+                                  network_quotas.c.resource == k).scalar_subquery().label(f"limit_{k}"))
+        return select(*columns)
+    row = (await conn.execute(_once(("limits_and_counts", tuple(kinds)), build), {"p_project_id": project_id})
+           ).one()._mapping
+    return ({k: int(row[f"limit_{k}"]) for k in kinds if row[f"limit_{k}"] is not None},
+            {k: int(row[f"used_{k}"]) for k in kinds})
 
 
 async def quotas_of(conn: Connection, project_id: str | None = None) -> dict[str, dict[str, int]]:
@@ -346,16 +368,35 @@ async def ports_in_groups(conn: Connection, group_ids: Sequence[str]) -> dict[st
     return found
 
 
+async def subnet_ids(conn: Connection, network_ids: Sequence[str]) -> dict[str, list[str]]:
+    """{network_id: its subnets' ids, oldest first}: what a network's view shows of them (``subnets``), without
+    reading and decoding whole subnet rows."""
+    found: dict[str, list[str]] = {n: [] for n in network_ids}
+    if not network_ids:
+        return found
+    many = len(network_ids) > 1
+    statement = _once(("subnet_ids", many), lambda: select(subnets.c.network_id, subnets.c.id).where(
+        subnets.c.network_id.in_(bindparam("p_ids", expanding=True)) if many
+        else subnets.c.network_id == bindparam("p_ids")).order_by(*(subnets.c[c] for c in _ORDER["find"])))
+    for network_id, subnet_id in await conn.execute(statement, {"p_ids": list(network_ids) if many
+                                                                else network_ids[0]}):
+        found[network_id].append(subnet_id)
+    return found
+
+
 async def group_member_addresses(conn: Connection, group_ids: Sequence[str]) -> dict[str, list[str]]:
     """{group_id: the addresses of the ports in it}, for the groups ``group_ids`` (in one statement: the rules
     naming a remote group carry its members' addresses)."""
     found: dict[str, list[str]] = {g: [] for g in group_ids}
     if not group_ids:
         return found
-    statement = _once(("group_member_addresses",), lambda: select(
+    many = len(group_ids) > 1  # one group (a port's default group): an equality, not an expanding IN
+    column = port_security_groups.c.security_group_id
+    statement = _once(("group_member_addresses", many), lambda: select(
         port_security_groups.c.security_group_id, ip_allocations.c.ip_address).join(
         ip_allocations, ip_allocations.c.port_id == port_security_groups.c.port_id).where(
-        port_security_groups.c.security_group_id.in_(bindparam("p_group_ids", expanding=True))))
-    for group_id, address in await conn.execute(statement, {"p_group_ids": list(group_ids)}):
+        column.in_(bindparam("p_group_ids", expanding=True)) if many else column == bindparam("p_group_ids")))
+    params = {"p_group_ids": list(group_ids) if many else group_ids[0]}
+    for group_id, address in await conn.execute(statement, params):
         found[group_id].append(address)
     return found

@@ -1,6 +1,6 @@
 """Port binding and the agents: the fake driver's hosts each run a noop agent that reports state and makes bound
-ports ACTIVE; ``/v2.0/agents``; the networking server tells Nova (``network-vif-plugged``), and a compute API
-that has no events API answers 404, which is logged and ignored."""
+ports ACTIVE; ``/v2.0/agents``; the networking server tells Nova (``network-vif-plugged``), in-process to the
+compute API of its own process, and a 404 (no such server) is logged and ignored."""
 
 from __future__ import annotations
 
@@ -74,9 +74,10 @@ def test_a_port_bound_to_a_host_goes_active_and_nova_is_told(agents_cloud: Cloud
         assert _wait_status(n, p["id"], "ACTIVE")["status"] == "ACTIVE"
         assert "port is already bound" in neutron_error(n.put(f"/ports/{p['id']}", json={"port": {
             "mac_address": "fa:16:3e:00:00:01"}}), 409, "PortBound")
-        # the compute API of this branch has no os-server-external-events: its 404 is logged, nothing breaks
+        # handed to the compute API of the same process, which knows no such server: its 404 is logged
         _wait_log(agents_cloud, f"Nova answered 404 to os-server-external-events [('network-vif-plugged', "
                                 f"'{server}')]")
+        assert "is this process's own: Nova's events go in-process" in agents_cloud.log()
         elsewhere = port(n, net["id"], **{"binding:host_id": "no-such-host"})
         assert elsewhere["binding:vif_type"] == "binding_failed" and elsewhere["status"] == "DOWN"
         for x in (p, elsewhere):
@@ -118,5 +119,7 @@ def test_embedded_identity_admin_tells_nova(embedded_cloud: Cloud) -> None:
         assert _wait_status(n, p["id"], "ACTIVE", timeout=40)["status"] == "ACTIVE"
         _wait_log(embedded_cloud, f"Nova answered 404 to os-server-external-events [('network-vif-plugged', "
                                   f"'{server}')]")
+        # the endpoint of the catalog is this process's compute API: in-process, with the admin's token
+        assert "is this process's own: Nova's events go in-process" in embedded_cloud.log()
         n.delete(f"/ports/{p['id']}")
         n.delete(f"/networks/{net['id']}")

@@ -276,6 +276,25 @@ def test_external_events(net_cloud: Cloud, project: Project, image_id: str) -> N
         assert member.post("/os-server-external-events", json={"events": events}).status_code == 403
 
 
+def test_vif_plugged_events_reach_each_build_in_process(net_cloud: Cloud, project: Project, image_id: str) -> None:
+    """The all-in-one's Networking service hands its events to its own compute API in-process: builds booted at
+    once on one network (spread over the hosts) each get their port's network-vif-plugged within the 5 s the
+    cloud's builds wait for it (a dropped or misrouted event fails that build)."""
+    net, _ = project.net("10.12.0.0/24")
+    ids = [boot(project.compute, image_id, networks=[{"uuid": net["id"]}]).json()["server"]["id"] for _ in range(4)]
+    servers = [wait_for_status(project.compute, i, {"ACTIVE", "ERROR"}) for i in ids]
+    assert [s["status"] for s in servers] == ["ACTIVE"] * 4, [s.get("fault") for s in servers]
+    log = net_cloud.log()
+    assert "is this process's own: Nova's events go in-process" in log
+    assert "Nova's events go over HTTP" not in log and "could not send" not in log
+    for server in servers:
+        (p,) = project.ports_of(server["id"])
+        assert f"('network-vif-plugged', '{server['id']}', '{p['id']}')" in log
+        project.compute.delete(f"/servers/{server['id']}")
+    for server in servers:
+        wait_gone(project.compute, server["id"])
+
+
 def test_virtual_interfaces_are_gone(project: Project, image_id: str) -> None:
     server = boot(project.compute, image_id, networks="none").json()["server"]
     url = f"/servers/{server['id']}/os-virtual-interfaces"

@@ -15,6 +15,7 @@ from pathlib import Path
 from stratus import conf as conf_mod
 from stratus import service
 from stratus.local_cloud import free_port
+from stratus.network.server import nova
 
 #: requests is not among them: oslo.policy imports it (for its http: rule checks), whatever the deployment
 HEAVY = ("alembic", "mako", "pygments", "keystoneauth1", "rich", "cryptography", "sqlalchemy.orm")
@@ -96,5 +97,6 @@ def test_a_configured_nova_plugin_is_still_loaded(tmp_path: Path) -> None:
     roles = {"api", "network"}
     with_plugin = service.Services(conf_mod.load([str(ini)], overrides), roles)._nova_notifier()
     without = service.Services(conf_mod.load([], overrides), roles)._nova_notifier()
-    assert with_plugin.post is not None and with_plugin.post.__qualname__ == "NovaNotifier.from_conf.<locals>.post"
-    assert without.post is not None and without.post.__qualname__ == "noauth_post.<locals>.post"
+    assert isinstance(with_plugin.post, nova.EventPoster) and isinstance(with_plugin.post.target, nova.SessionTarget)
+    assert type(with_plugin.post.target.session.auth).__module__.startswith("keystoneauth1.")
+    assert isinstance(without.post, nova.EventPoster) and isinstance(without.post.target, nova.NoAuthTarget)

@@ -57,7 +57,7 @@ async def list_agents(req: NetworkRequest) -> dict[str, Any]:
         found = await db.agents(conn) if _allowed(req, "get_agent") else []
     now, down = utcnow(), req.services.options.agent_down_time
     views = listing.filtered([view(x, down, now) for x in found], req.query, VIEW_ATTRIBUTES, _CONVERTERS)
-    views, links = listing.page(req.url, "agent", views, req.query, VIEW_ATTRIBUTES,
+    views, links = listing.page(req.full_url, "agent", views, req.query, VIEW_ATTRIBUTES,
                                 req.services.options.pagination_max_limit)
     body: dict[str, Any] = {"agents": [listing.only_fields(v, req.query) for v in views]}
     if links:

@@ -64,7 +64,7 @@ class NetworkApi:
 
     def endpoint(self, handler: Handler, status: int = 200) -> Endpoint:
         async def run(request: Request) -> Response:
-            request_id = generate_request_id()
+            request_id = ""  # the caller's context's (one made only for a request refused before it has one)
             try:
                 try:
                     ctx = self.auth.authenticate(request.headers)
@@ -94,7 +94,7 @@ class NetworkApi:
                     response = error_response(errors.NeutronError(
                         500, "HTTPInternalServerError", "Request Failed: internal server error while processing "
                                                         "your request."))
-            response.headers["x-openstack-request-id"] = request_id
+            response.headers["x-openstack-request-id"] = request_id or generate_request_id()
             return response
 
         return run

@@ -71,7 +71,7 @@ async def list_floatingips(req: NetworkRequest) -> dict[str, Any]:
         records = await db.find(conn, "floatingip", **equals)
     views = [view(r) for r in records if req.services.policy.check(req.ctx, "get_floatingip", _target(r))]
     views = listing.filtered(views, req.query, VIEW_ATTRIBUTES, {})
-    views, links = listing.page(req.url, "floatingip", views, req.query, VIEW_ATTRIBUTES,
+    views, links = listing.page(req.full_url, "floatingip", views, req.query, VIEW_ATTRIBUTES,
                                 req.services.options.pagination_max_limit)
     body: dict[str, Any] = {"floatingips": [listing.only_fields(v, req.query) for v in views]}
     if links:

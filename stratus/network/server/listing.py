@@ -117,9 +117,10 @@ def _sort_value(value: Any) -> tuple[int, Any]:
     return (2, str(value))
 
 
-def page(request_url: str, resource: str, items: list[dict[str, Any]], params: QueryParams, attributes: set[str],
-         max_limit: int = -1) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """Sort, then cut one page at the marker; the links to the next and previous pages."""
+def page(request_url: Callable[[], str], resource: str, items: list[dict[str, Any]], params: QueryParams,
+         attributes: set[str], max_limit: int = -1) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Sort, then cut one page at the marker; the links to the next and previous pages (``request_url`` gives
+    the request's URL: built only for a page that has links)."""
     for key, reverse in reversed(sort_spec(params, attributes)):
         items = sorted(items, key=lambda i, k=key: _sort_value(i.get(k)), reverse=reverse)
     limit_text = params.get("limit")
@@ -156,7 +157,7 @@ def page(request_url: str, resource: str, items: list[dict[str, Any]], params: Q
     links: list[dict[str, str]] = []
     if limit:
         others = [(k, v) for k, v in params.multi_items() if k not in ("marker", "page_reverse", "limit")]
-        base = request_url.split("?")[0]
+        base = request_url().split("?")[0]
 
         def link(rel: str, at: str, backwards: bool) -> dict[str, str]:
             query = [("limit", str(limit)), *others, ("marker", at)] + ([("page_reverse", "True")]

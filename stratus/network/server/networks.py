@@ -86,11 +86,7 @@ def _subnets_wanted(req: NetworkRequest) -> bool:
 
 async def _views(req: NetworkRequest, conn: Connection, records: list[dict[str, Any]], subnets_wanted: bool = True
                  ) -> list[dict[str, Any]]:
-    subnets = await db.find(conn, "subnet", network_id=[r["id"] for r in records]) \
-        if records and subnets_wanted else []
-    by_network: dict[str, list[str]] = {}
-    for s in subnets:
-        by_network.setdefault(s["network_id"], []).append(s["id"])
+    by_network = await db.subnet_ids(conn, [r["id"] for r in records]) if subnets_wanted else {}
     zones = req.services.zones
     policy = req.services.policy
     return [policy.hide(req.ctx, "network", view(r, by_network.get(r["id"], []), zones), target(r))
@@ -112,7 +108,7 @@ async def list_networks(req: NetworkRequest) -> dict[str, Any]:
         records = [r for r in records if req.services.policy.visible(req.ctx, "network", target(r))]
         views = await _views(req, conn, records, _subnets_wanted(req))
     views = listing.filtered(views, req.query, VIEW_ATTRIBUTES, CONVERTERS)
-    views, links = listing.page(req.url, "network", views, req.query, VIEW_ATTRIBUTES,
+    views, links = listing.page(req.full_url, "network", views, req.query, VIEW_ATTRIBUTES,
                                 req.services.page_limit)
     body: dict[str, Any] = {"networks": [listing.only_fields(v, req.query) for v in views]}
     if links:

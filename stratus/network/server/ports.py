@@ -198,7 +198,7 @@ async def list_ports(req: NetworkRequest) -> dict[str, Any]:
         by_port.setdefault(allocation["port_id"], []).append(allocation)
     shown = [hidden.view(view(p, by_port.get(p["id"], [])), target(p, n)) for p, n in pairs]
     shown = listing.filtered(shown, req.query, VIEW_ATTRIBUTES, CONVERTERS)
-    shown, links = listing.page(req.url, "port", shown, req.query, VIEW_ATTRIBUTES,
+    shown, links = listing.page(req.full_url, "port", shown, req.query, VIEW_ATTRIBUTES,
                                 req.services.page_limit)
     body: dict[str, Any] = {"ports": [listing.only_fields(v, req.query) for v in shown]}
     if links:

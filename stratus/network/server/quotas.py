@@ -69,18 +69,14 @@ async def show_defaults(req: NetworkRequest) -> dict[str, Any]:
     return {"quota": defaults(req.services.conf)}
 
 
-async def used(conn: Connection, project_id: str, resources: list[str]) -> dict[str, int]:
-    """How many of each resource the project has, in one statement (a count subquery per resource's table):
-    Nova asks the details before every boot on a network."""
-    return await db.counts(conn, project_id, resources)
-
-
 async def show_details(req: NetworkRequest) -> dict[str, Any]:
+    """Each resource's limit and use; the project's own limits and its counts read in one statement (Nova asks
+    the details before every boot on a network)."""
     project_id = req.path["project_id"]
     _authorize(req, "get_quota", project_id)
     async with req.services.db.read() as conn:
-        found = await limits(req, conn, project_id)
-        counts = await used(conn, project_id, list(found))
+        own, counts = await db.limits_and_counts(conn, project_id, list(RESOURCES))
+    found = {**defaults(req.services.conf), **own}
     return {"quota": {name: {"limit": limit, "used": counts[name], "reserved": 0} for name, limit in found.items()}}
 
 

@@ -65,6 +65,10 @@ class NetworkRequest:
     def url(self) -> str:
         return str(self.request.url)
 
+    def full_url(self) -> str:
+        """The request's URL (building it costs more than a small list's answer: asked for when needed)."""
+        return str(self.request.url)
+
     async def body(self) -> Any:
         if self._body is not None:
             return self._body

@@ -101,7 +101,7 @@ async def list_routers(req: NetworkRequest) -> dict[str, Any]:
         views = [await _view(conn, r, _zones(req)) for r in records
                  if req.services.policy.check(req.ctx, "get_router", _target(r))]
     views = listing.filtered(views, req.query, VIEW_ATTRIBUTES, _CONVERTERS)
-    views, links = listing.page(req.url, "router", views, req.query, VIEW_ATTRIBUTES,
+    views, links = listing.page(req.full_url, "router", views, req.query, VIEW_ATTRIBUTES,
                                 req.services.options.pagination_max_limit)
     body: dict[str, Any] = {"routers": [listing.only_fields(v, req.query) for v in views]}
     if links:

@@ -225,7 +225,7 @@ async def list_groups(req: NetworkRequest) -> dict[str, Any]:
         by_group.setdefault(rule["security_group_id"], []).append(rule)
     views = [group_view(g, by_group.get(g["id"], []), default_ids) for g in groups]
     views = listing.filtered(views, req.query, GROUP_VIEW_ATTRIBUTES, _CONVERTERS)
-    views, links = listing.page(req.url, "security_group", views, req.query, GROUP_VIEW_ATTRIBUTES,
+    views, links = listing.page(req.full_url, "security_group", views, req.query, GROUP_VIEW_ATTRIBUTES,
                                 req.services.options.pagination_max_limit)
     body: dict[str, Any] = {"security_groups": [listing.only_fields(v, req.query) for v in views]}
     if links:
@@ -357,7 +357,7 @@ async def list_rules(req: NetworkRequest) -> dict[str, Any]:
     views = [rule_view(r, default_ids) for r in rules
              if req.services.policy.check(req.ctx, "get_security_group_rule", _target(r))]
     views = listing.filtered(views, req.query, RULE_VIEW_ATTRIBUTES, _RULE_CONVERTERS)
-    views, links = listing.page(req.url, "security_group_rule", views, req.query, RULE_VIEW_ATTRIBUTES,
+    views, links = listing.page(req.full_url, "security_group_rule", views, req.query, RULE_VIEW_ATTRIBUTES,
                                 req.services.options.pagination_max_limit)
     body: dict[str, Any] = {"security_group_rules": [listing.only_fields(v, req.query) for v in views]}
     if links:

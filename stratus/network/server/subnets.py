@@ -207,7 +207,7 @@ async def list_subnets(req: NetworkRequest) -> dict[str, Any]:
         records = await _visible_records(req, conn)
     views = [req.services.policy.hide(req.ctx, "subnet", view(r), target(r, n)) for r, n in records]
     views = listing.filtered(views, req.query, VIEW_ATTRIBUTES, CONVERTERS)
-    views, links = listing.page(req.url, "subnet", views, req.query, VIEW_ATTRIBUTES,
+    views, links = listing.page(req.full_url, "subnet", views, req.query, VIEW_ATTRIBUTES,
                                 req.services.page_limit)
     body: dict[str, Any] = {"subnets": [listing.only_fields(v, req.query) for v in views]}
     if links:

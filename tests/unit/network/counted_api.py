@@ -21,8 +21,8 @@ from stratus.service import open_database
 
 @contextlib.asynccontextmanager
 async def counted_api(tmp_path: Path, headers: dict[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
-    """``{"client": an httpx client on /v2.0, "statements": the SQL run so far}`` (noauth2: the token names the
-    caller)."""
+    """``{"client": an httpx client on /v2.0, "statements": the SQL run so far, "db": its database}`` (noauth2: the
+    token names the caller)."""
     conf = conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)}})
     database = await open_database(conf)
     statements: list[str] = []
@@ -35,6 +35,6 @@ async def counted_api(tmp_path: Path, headers: dict[str, str] | None = None) -> 
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://net/v2.0",
                                      headers=headers) as client:
-            yield {"client": client, "statements": statements}
+            yield {"client": client, "statements": statements, "db": database}
     finally:
         await database.dispose()

@@ -78,7 +78,7 @@ async def seam(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     transport = LocalTransport()
     events: list[list[dict[str, Any]]] = []
 
-    def post(batch: list[dict[str, Any]]) -> int:
+    async def post(batch: list[dict[str, Any]]) -> int:
         events.append(batch)
         return 404  # a compute API without the events API: logged and ignored
 

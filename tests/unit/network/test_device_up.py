@@ -28,7 +28,12 @@ async def test_update_device_up(tmp_path: Path) -> None:
     conf = conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)}})
     database = await open_database(conf)
     posted: list[dict[str, Any]] = []
-    nova = NovaNotifier(conf, lambda events: (posted.extend(events), 200)[1])
+
+    async def post(events: list[dict[str, Any]]) -> int:
+        posted.extend(events)
+        return 200
+
+    nova = NovaNotifier(conf, post)
     notifier = Notifier(database, AgentNotifyAPI(LocalTransport()), nova, ["nova"])
     endpoint = NetworkServerEndpoint(database, notifier, "nova", conf.network_server)
     auth = NoAuth2()

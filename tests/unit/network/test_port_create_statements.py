@@ -103,7 +103,35 @@ async def test_hot_statements_are_built_once(api: dict[str, Any]) -> None:
         assert (await client.get(f"/ports?network_id={net}&device_owner=network:dhcp")).status_code == 200
     assert set(db._STATEMENTS) == built
     assert {k: id(v) for k, v in db._STATEMENTS.items()} == statements
-    assert ("find", "ports", (("network_id", True), ("device_owner", True))) in built
+    # one network, one owner: plain equalities, not an IN list rendered again at each execution
+    assert ("find", "ports", (("network_id", False), ("device_owner", False))) in built
+
+
+async def test_a_list_of_one_value_is_an_equality_and_of_more_an_in(api: dict[str, Any]) -> None:
+    client, statements = api["client"], api["statements"]
+    first, second = await _network(client, "10.13.0.0/24"), await _network(client, "10.14.0.0/24")
+    statements.clear()
+    one = (await client.get(f"/networks?id={first[0]}")).json()["networks"]
+    assert [n["id"] for n in one] == [first[0]] and one[0]["subnets"] == [first[1]]
+    assert any("networks.id = ?" in s for s in statements) and not any(" IN " in s for s in statements), statements
+    statements.clear()
+    both = (await client.get(f"/networks?id={first[0]}&id={second[0]}")).json()["networks"]
+    assert sorted(n["id"] for n in both) == sorted([first[0], second[0]])
+    assert {n["id"]: n["subnets"] for n in both} == {first[0]: [first[1]], second[0]: [second[1]]}
+    assert any("networks.id IN" in s for s in statements), statements
+
+
+async def test_a_network_list_reads_its_subnets_ids_only(api: dict[str, Any]) -> None:
+    client, statements = api["client"], api["statements"]
+    net, subnet = await _network(client, "10.15.0.0/24")
+    second = await client.post("/subnets", json={"subnet": {"network_id": net, "cidr": "10.16.0.0/24",
+                                                            "ip_version": 4, "project_id": "p"}})
+    statements.clear()
+    (shown,) = (await client.get(f"/networks?id={net}")).json()["networks"]
+    assert shown["subnets"] == [subnet, second.json()["subnet"]["id"]]  # oldest first, as before
+    subnet_reads = [s for s in statements if "FROM subnets" in s]
+    assert subnet_reads == ["SELECT subnets.network_id, subnets.id \nFROM subnets \nWHERE subnets.network_id = ? "
+                            "ORDER BY subnets.created_at, subnets.id"], subnet_reads
 
 
 async def test_an_admins_subnet_list_by_id_reads_only_their_networks(api: dict[str, Any]) -> None:
@@ -113,7 +141,7 @@ async def test_an_admins_subnet_list_by_id_reads_only_their_networks(api: dict[s
     resp = await client.get(f"/subnets?id={nets[1][1]}&fields=id&fields=cidr")
     assert resp.json() == {"subnets": [{"id": nets[1][1], "cidr": "10.21.0.0/24"}]}
     network_reads = [s for s in statements if "FROM networks" in s]
-    assert network_reads and all("networks.id IN" in s for s in network_reads), network_reads
+    assert network_reads and all("networks.id = ?" in s for s in network_reads), network_reads
     # a project user still sees only the subnets of networks it may see
     resp = await client.get(f"/subnets?id={nets[1][1]}", headers={"X-Auth-Token": "u:other"})
     assert resp.json() == {"subnets": []}
@@ -141,3 +169,24 @@ async def test_a_network_list_of_a_few_fields_reads_no_subnets(api: dict[str, An
         {"id": net, "subnets": [subnet]}]
     assert (await client.get(f"/networks?fields=id&subnets={subnet}")).json()["networks"] == [{"id": net}]
     assert (await client.get("/networks?fields=id&subnets=nope")).json()["networks"] == []
+
+
+async def test_group_members_of_one_group_and_of_several(api: dict[str, Any]) -> None:
+    """The members' addresses of the rules' remote groups: one group (a port's default group) by an equality,
+    several by IN, the same rows either way."""
+    client, database = api["client"], api["db"]
+    net, _ = await _network(client, "10.17.0.0/24")
+    first = (await _create(client, net)).json()["port"]
+    group = (await client.post("/security-groups", json={"security_group": {"name": "web", "project_id": "p"}})
+             ).json()["security_group"]["id"]
+    second = (await _create(client, net, security_groups=[group])).json()["port"]
+    default = first["security_groups"][0]
+    address = {p["id"]: p["fixed_ips"][0]["ip_address"] for p in (first, second)}
+    api["statements"].clear()
+    async with database.read() as conn:
+        assert await db.group_member_addresses(conn, [default]) == {default: [address[first["id"]]]}
+        assert await db.group_member_addresses(conn, [default, group]) == {
+            default: [address[first["id"]]], group: [address[second["id"]]]}
+        assert await db.group_member_addresses(conn, []) == {}
+    one, several = api["statements"]
+    assert "security_group_id = ?" in one and "security_group_id IN" in several
