@@ -1,16 +1,16 @@
-"""Routes as one table: path, method, handler, version range. Builds the Starlette routes and the 404/405s."""
+"""Routes as one table: path, method, handler, version range. Builds the path table and the 404/405s."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route as StarletteRoute
 
 from stratus import exception
 from stratus.api import microversion, validation
@@ -27,6 +27,8 @@ LOG = logging.getLogger(__name__)
 _UNEXPECTED = ("Unexpected API Error. Please report this at the Stratus issue tracker and attach the API log if "
                "possible.")
 Handler = Callable[[ApiRequest], Awaitable[Response]]
+#: what a path of the table runs: the request and the path's parameters
+Endpoint = Callable[[Request, dict[str, str]], Awaitable[Response]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,12 +73,12 @@ def check_url_project(url_project_id: str | None, context_project_id: str | None
                          f"match Context's project_id '{context_project_id}'")
 
 
-def _dispatcher(path_routes: list[Route], services: ApiServices) -> Callable[[Request], Awaitable[Response]]:
+def _dispatcher(path_routes: list[Route], services: ApiServices) -> Endpoint:
     by_method: dict[str, list[Route]] = defaultdict(list)
     for route in path_routes:
         by_method[route.method].append(route)
 
-    async def endpoint(request: Request) -> Response:
+    async def endpoint(request: Request, path: dict[str, str]) -> Response:
         version = microversion.MIN_VERSION
         request_id = ""
         try:
@@ -94,7 +96,7 @@ def _dispatcher(path_routes: list[Route], services: ApiServices) -> Callable[[Re
             url_project_id = request.scope.get("stratus.url_project_id")
             check_url_project(url_project_id, context.project_id)
             api_request = ApiRequest(raw=request, context=context, version=version, services=services,
-                                     path=dict(request.path_params), url_project_id=url_project_id)
+                                     path=path, url_project_id=url_project_id)
             response = await route.handler(api_request)
         except Fault as fault:
             response = fault_response(fault.code, fault.message, fault.headers)
@@ -125,12 +127,76 @@ def _dispatcher(path_routes: list[Route], services: ApiServices) -> Callable[[Re
     return endpoint
 
 
-def build(routes: list[Route], services: ApiServices, prefix: str = "/v2.1") -> list[StarletteRoute]:
+#: the methods every path of the table answers (Starlette's ``Route`` adds HEAD to GET); any other is a 405
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
+#: a placeholder of a path template, ``{server_id}``: one non-empty segment
+_PLACEHOLDER = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PathEntry:
+    """One path of the table: what runs it, the methods it answers and its placeholders' names, in order."""
+
+    template: str
+    endpoint: Any  # an Endpoint, or a version document's ``handler(request)`` (``with_params`` False)
+    methods: frozenset[str]
+    names: tuple[str, ...]
+    with_params: bool = True
+
+
+class PathTable:
+    """The paths of the API, matched as Starlette's router matched them, in one lookup instead of a walk.
+
+    Starlette tried each route's ``^template$`` regex in turn and took the first that matched; here a path that
+    is a literal of the table is one dict lookup, and any other is one match of a single regex made of every
+    template in the same order (an alternation takes its first alternative that matches, with the same
+    ``[^/]+`` for a placeholder and the same ``$``, which also matches before a final newline), so every path
+    finds the entry, and the parameters, it found before.
+    """
+
+    def __init__(self, entries: list[PathEntry]) -> None:
+        self._literal: dict[str, PathEntry] = {}
+        alternatives: list[str] = []
+        self._by_group: dict[str, tuple[PathEntry, int]] = {}
+        group = 0
+        for index, entry in enumerate(entries):
+            if not entry.names:
+                self._literal.setdefault(entry.template, entry)
+            regex, last = "", 0
+            for found in _PLACEHOLDER.finditer(entry.template):
+                regex += re.escape(entry.template[last:found.start()]) + "([^/]+)"
+                last = found.end()
+            regex += re.escape(entry.template[last:])
+            alternatives.append(f"(?P<_r{index}>{regex})")
+            group += 1
+            self._by_group[f"_r{index}"] = (entry, group)
+            group += len(entry.names)
+        self._regex = re.compile("^(?:" + "|".join(alternatives) + ")$")
+
+    def lookup(self, path: str) -> tuple[PathEntry, dict[str, str]] | None:
+        """The entry of ``path`` and its parameters; None: no path of the table (a 404)."""
+        entry = self._literal.get(path)
+        if entry is not None:
+            return entry, {}
+        found = self._regex.match(path)
+        if found is None:
+            return None
+        entry, group = self._by_group[found.lastgroup]  # type: ignore[index]
+        names = entry.names
+        if not names:  # a literal with a final newline (which ``$`` matches before)
+            return entry, {}
+        if len(names) == 1:
+            return entry, {names[0]: found.group(group + 1)}
+        return entry, dict(zip(names, found.group(*range(group + 1, group + 1 + len(names))), strict=True))
+
+
+def build(routes: list[Route], services: ApiServices, prefix: str = "/v2.1") -> list[PathEntry]:
+    """The table's paths, one entry each, in the order they are matched."""
     by_path: dict[str, list[Route]] = defaultdict(list)
     for route in routes:
         by_path[route.path].append(route)
-    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-    # Starlette takes the first path that matches: fewer placeholders first, so a literal path (``/os-networks/add``,
+    # the first path that matches is taken: fewer placeholders first, so a literal path (``/os-networks/add``,
     # ``/servers/detail``) is never shadowed by a template that also matches it (``/os-networks/{network_id}``)
     ordered = sorted(by_path.items(), key=lambda item: item[0].count("{"))
-    return [StarletteRoute(prefix + path, _dispatcher(rs, services), methods=methods) for path, rs in ordered]
+    return [PathEntry(prefix + path, _dispatcher(rs, services), METHODS, tuple(_PLACEHOLDER.findall(path)))
+            for path, rs in ordered]
