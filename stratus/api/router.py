@@ -73,6 +73,11 @@ def check_url_project(url_project_id: str | None, context_project_id: str | None
                          f"match Context's project_id '{context_project_id}'")
 
 
+#: the headers every response of the table gets (a response's raw header names are lower-case bytes)
+_STAMPED = frozenset({b"openstack-api-version", b"x-openstack-nova-api-version", b"vary", b"x-openstack-request-id",
+                      b"x-compute-request-id"})
+
+
 def _dispatcher(path_routes: list[Route], services: ApiServices) -> Endpoint:
     by_method: dict[str, list[Route]] = defaultdict(list)
     for route in path_routes:
@@ -116,12 +121,19 @@ def _dispatcher(path_routes: list[Route], services: ApiServices) -> Endpoint:
             else:
                 LOG.exception("unexpected API error on %s %s", request.method, request.url.path)
                 response = fault_response(500, _UNEXPECTED)
-        response.headers.update(microversion.response_headers(version))
         # Nova's request id, the one instance actions record, in both of its headers (clients log it; tempest
         # waits on servers with it)
         request_id = request_id or generate_request_id()
-        response.headers["x-openstack-request-id"] = request_id
-        response.headers["x-compute-request-id"] = request_id
+        raw = response.raw_headers
+        if any(name in _STAMPED for name, _ in raw):  # a handler set one: replaced, as a header update does
+            response.headers.update(microversion.response_headers(version))
+            response.headers["x-openstack-request-id"] = request_id
+            response.headers["x-compute-request-id"] = request_id
+        else:  # the usual case, without a pass over the headers for each
+            encoded = request_id.encode("latin-1")
+            raw.extend(microversion.raw_response_headers(version))
+            raw.append((b"x-openstack-request-id", encoded))
+            raw.append((b"x-compute-request-id", encoded))
         return response
 
     return endpoint
