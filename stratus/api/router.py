@@ -157,43 +157,74 @@ class PathEntry:
 
 
 class PathTable:
-    """The paths of the API, matched as Starlette's router matched them, in one lookup instead of a walk.
+    """The paths of the API, matched as Starlette's router matched them, in one or two lookups instead of a walk.
 
-    Starlette tried each route's ``^template$`` regex in turn and took the first that matched; here a path that
-    is a literal of the table is one dict lookup, and any other is one match of a single regex made of every
-    template in the same order (an alternation takes its first alternative that matches, with the same
-    ``[^/]+`` for a placeholder and the same ``$``, which also matches before a final newline), so every path
-    finds the entry, and the parameters, it found before.
+    Starlette tried each route's ``^template$`` regex in turn and took the first that matched. Here a literal path
+    of the table before its first template (``build`` puts them all there) is one dict lookup; any other path is
+    one match of a regex made of the templates it could match, in the same order: those with as many slashes (a
+    placeholder, ``[^/]+``, never takes one) and the same first segment after the version (or a placeholder
+    there). An alternation takes its first alternative that matches, with the same ``[^/]+`` and the same ``$``
+    (which also matches before a final newline), so every path finds the entry, and the parameters, it found
+    before. One regex of all 115 templates took 20 µs a match.
     """
 
     def __init__(self, entries: list[PathEntry]) -> None:
         self._literal: dict[str, PathEntry] = {}
-        alternatives: list[str] = []
-        self._by_group: dict[str, tuple[PathEntry, int]] = {}
-        group = 0
-        for index, entry in enumerate(entries):
-            if not entry.names:
+        alternatives: list[tuple[int, str, str | None, PathEntry]] = []  # slashes, regex, first segment, entry
+        templated = False  # a literal after a template is only found by the regexes: the template may match it
+        for entry in entries:
+            templated = templated or bool(entry.names)
+            if not templated:
                 self._literal.setdefault(entry.template, entry)
             regex, last = "", 0
             for found in _PLACEHOLDER.finditer(entry.template):
                 regex += re.escape(entry.template[last:found.start()]) + "([^/]+)"
                 last = found.end()
             regex += re.escape(entry.template[last:])
-            alternatives.append(f"(?P<_r{index}>{regex})")
-            group += 1
-            self._by_group[f"_r{index}"] = (entry, group)
-            group += len(entry.names)
-        self._regex = re.compile("^(?:" + "|".join(alternatives) + ")$")
+            segment = _first_segment(entry.template)
+            alternatives.append((entry.template.count("/"), regex, None if "{" in segment else segment, entry))
+        keys = {(slashes, segment) for slashes, _, segment, _ in alternatives}
+        self._groups = {key: _Group([(regex, entry) for slashes, regex, segment, entry in alternatives
+                                     if slashes == key[0] and segment in (key[1], None)]) for key in keys}
 
     def lookup(self, path: str) -> tuple[PathEntry, dict[str, str]] | None:
         """The entry of ``path`` and its parameters; None: no path of the table (a 404)."""
         entry = self._literal.get(path)
         if entry is not None:
             return entry, {}
+        slashes = path.count("/")
+        group = self._groups.get((slashes, _first_segment(path))) or self._groups.get((slashes, None))
+        return None if group is None else group.match(path)
+
+
+def _first_segment(path: str) -> str:
+    """The segment after the version (``servers`` of ``/v2.1/servers/x``); a last segment without the final newline
+    that ``$`` matches before (``/v2.1/servers\n`` is ``/v2.1/servers``)."""
+    parts = path.split("/", 3)
+    if len(parts) < 3:
+        return ""
+    segment = parts[2]
+    return segment[:-1] if len(parts) == 3 and segment.endswith("\n") else segment
+
+
+class _Group:
+    """Templates in the table's order as one regex: the first that matches, and its parameters."""
+
+    def __init__(self, alternatives: list[tuple[str, PathEntry]]) -> None:
+        self._by_name: dict[str, tuple[PathEntry, int]] = {}
+        parts, group = [], 0
+        for index, (regex, entry) in enumerate(alternatives):
+            parts.append(f"(?P<_r{index}>{regex})")
+            group += 1
+            self._by_name[f"_r{index}"] = (entry, group)
+            group += len(entry.names)
+        self._regex = re.compile("^(?:" + "|".join(parts) + ")$")
+
+    def match(self, path: str) -> tuple[PathEntry, dict[str, str]] | None:
         found = self._regex.match(path)
         if found is None:
             return None
-        entry, group = self._by_group[found.lastgroup]  # type: ignore[index]
+        entry, group = self._by_name[found.lastgroup]  # type: ignore[index]
         names = entry.names
         if not names:  # a literal with a final newline (which ``$`` matches before)
             return entry, {}
