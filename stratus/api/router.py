@@ -73,6 +73,17 @@ def check_url_project(url_project_id: str | None, context_project_id: str | None
                          f"match Context's project_id '{context_project_id}'")
 
 
+def header_dict(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """A request's headers by (lower-case) name, the first of a repeated one, as Starlette's ``Headers.get`` finds
+    them: read once, instead of a pass over the headers (and a KeyError for an absent one) for each look-up."""
+    out: dict[str, str] = {}
+    for name, value in raw:
+        key = name.decode("latin-1")
+        if key not in out:
+            out[key] = value.decode("latin-1")
+    return out
+
+
 #: the headers every response of the table gets (a response's raw header names are lower-case bytes)
 _STAMPED = frozenset({b"openstack-api-version", b"x-openstack-nova-api-version", b"vary", b"x-openstack-request-id",
                       b"x-compute-request-id"})
@@ -87,16 +98,17 @@ def _dispatcher(path_routes: list[Route], services: ApiServices) -> Endpoint:
         version = microversion.MIN_VERSION
         request_id = ""
         try:
-            version = microversion.from_headers(request.headers)
+            headers = header_dict(request.scope["headers"])
+            version = microversion.from_headers(headers)
             candidates = by_method.get(request.method)
             if candidates is None:
                 raise Fault(405, "The method specified is not allowed for this resource.")
             route = next((r for r in candidates if r.matches(version)), None)
             if route is None:
                 raise Fault(404, "The resource could not be found.")
-            context = services.auth.authenticate(request.headers)
+            context = services.auth.authenticate(headers)
             request_id = context.request_id
-            check_content_type(request.headers.get("content-type"))
+            check_content_type(headers.get("content-type"))
             check_url_text(request.scope["path"], request.query_params.multi_items())
             url_project_id = request.scope.get("stratus.url_project_id")
             check_url_project(url_project_id, context.project_id)

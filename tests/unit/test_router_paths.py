@@ -79,3 +79,14 @@ def test_known_paths(path: str, template: str, params: dict[str, str]) -> None:
 @pytest.mark.parametrize("path", ["/v2.1/servers/", "/v2.1/servers/abc/", "/v2.1/servers//action", "/v2.1/x"])
 def test_no_entry(path: str) -> None:
     assert router.PathTable(_entries()).lookup(path) is None
+
+
+def test_header_dict_is_what_starlettes_headers_get() -> None:
+    from starlette.datastructures import Headers
+
+    raw = [(b"x-auth-token", b"a:b"), (b"openstack-api-version", b"compute 2.5"), (b"x-auth-token", b"c:d"),
+           (b"x-latin", "é".encode("latin-1"))]
+    headers = router.header_dict(raw)
+    starlette = Headers(raw=raw)
+    for name in ("x-auth-token", "openstack-api-version", "x-latin", "content-type"):
+        assert headers.get(name) == starlette.get(name)
