@@ -17,6 +17,10 @@ than the wall time):
 ``--runs`` repeats the whole on fresh clouds and reports each kind's median. ``--profile DIR`` has py-spy record
 the cloud during the requests (DIR/api-layer-<run>.txt, collapsed stacks) and prints its top functions.
 
+``--in-process`` measures the compute API's ASGI application alone, called directly in this process (no uvicorn,
+no socket, no database: the version document, the 404, the static document, and a 405 of the dispatcher), in CPU
+µs per call; with ``--against TREE`` as well, a child process runs the same on that tree.
+
 ``--against TREE`` compares this checkout with another one (a checkout of the code before a change, say): both
 clouds run at once, one from each tree, and each kind's requests go to them in alternate blocks of ``--block``,
 so a load on the machine that comes and goes weighs on both alike; it reports each cloud's CPU per request and
@@ -26,8 +30,12 @@ their ratio.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -119,6 +127,65 @@ def compare(requests: int, block: int, against: Path) -> dict[str, tuple[float, 
                 stop_cloud(cloud)
 
 
+IN_PROCESS = {
+    "versions": ("GET", "/"),
+    "not-found": ("GET", "/v2.1/no-such-path"),
+    "extensions": ("GET", "/v2.1/extensions/os-keypairs"),
+    "bad-method": ("POST", "/v2.1/extensions"),
+}
+
+
+async def in_process(calls: int) -> dict[str, float]:
+    """CPU µs per call of the compute API's application for each kind of ``IN_PROCESS``."""
+    from stratus import conf as conf_mod
+    from stratus.api.app import create_app
+    from stratus.api.services import ApiServices
+    from stratus.db.engine import Database
+    from stratus.identity.auth import NoAuth2
+    from stratus.rpc.local import LocalTransport
+
+    with tempfile.TemporaryDirectory(prefix="stratus-api-layer-") as tmp:
+        conf = conf_mod.load(overrides={"api": {"auth_strategy": "noauth2"}})
+        db = Database(f"sqlite:///{tmp}/unused.sqlite", pool_size=1)  # none of these requests reads it
+        services = ApiServices(conf=conf, db=db, transport=LocalTransport(), auth=NoAuth2(),
+                               images=None)  # type: ignore[arg-type]
+        app = create_app(services)
+        headers = [(b"host", b"127.0.0.1:8774"), (b"accept", b"*/*"), (b"accept-encoding", b"gzip, deflate"),
+                   (b"connection", b"keep-alive"), (b"user-agent", b"python-httpx"), (b"x-auth-token", b"admin:admin")]
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            pass
+
+        out: dict[str, float] = {}
+        for name, (method, path) in IN_PROCESS.items():
+            def scope(method: str = method, path: str = path) -> dict[str, Any]:
+                return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "scheme": "http",
+                        "server": ("127.0.0.1", 8774), "client": ("127.0.0.1", 50000), "method": method,
+                        "root_path": "", "path": path, "raw_path": path.encode(), "query_string": b"",
+                        "headers": list(headers), "state": {}}
+            for _ in range(200):
+                await app(scope(), receive, send)
+            started = time.process_time()
+            for _ in range(calls):
+                await app(scope(), receive, send)
+            out[name] = 1e6 * (time.process_time() - started) / calls
+        await db.dispose()
+        return out
+
+
+def in_process_against(calls: int, against: Path) -> dict[str, float]:
+    """``in_process`` run by a child process on the source tree ``against``."""
+    code = (f"import asyncio, json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import api_layer; "
+            f"print(json.dumps(asyncio.run(api_layer.in_process({calls}))))")
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(against.resolve())},
+                          capture_output=True, text=True, check=True, timeout=600,
+                          cwd=against)  # ``-c`` puts the working directory first on the path
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
 def run(requests: int, profile: Path | None, only: set[str]) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="stratus-api-layer-") as tmp:
         cloud = start_cloud(Path(tmp))
@@ -156,7 +223,22 @@ def main() -> None:
     parser.add_argument("--against", metavar="TREE", help="Compare with a cloud of this source tree, alternately.")
     parser.add_argument("--only", nargs="*", default=[], help="Only these kinds (without --against).")
     parser.add_argument("--block", type=int, default=100, help="Requests per block of --against.")
+    parser.add_argument("--in-process", action="store_true", help="The application alone, called in-process.")
     args = parser.parse_args()
+    if args.in_process:
+        calls = args.requests
+        rows = [(asyncio.run(in_process(calls)), in_process_against(calls, Path(args.against)) if args.against
+                 else None) for _ in range(args.runs)]
+        print(f"{'request':<12} {'this µs':>8}" + (f" {'other µs':>9} {'this/other':>10}" if args.against else "")
+              + f"   (in-process, medians of {args.runs} runs)")
+        for name in IN_PROCESS:
+            this = statistics.median(r[0][name] for r in rows)
+            line = f"{name:<12} {this:>8.1f}"
+            if args.against:
+                other = statistics.median(r[1][name] for r in rows if r[1] is not None)
+                line += f" {other:>9.1f} {this / other:>10.2f}"
+            print(line)
+        return
     if args.against:
         pairs = [compare(args.requests, args.block, Path(args.against)) for _ in range(args.runs)]
         print(f"{'request':<12} {'this µs':>8} {'other µs':>9} {'this/other':>10}   (medians of {args.runs} runs)")
