@@ -172,3 +172,10 @@ def response_headers(version: APIVersion) -> dict[str, str]:
         "X-OpenStack-Nova-API-Version": str(version),
         "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version",
     }
+
+
+@functools.lru_cache(maxsize=256)  # the versions served: a hundred
+def raw_response_headers(version: APIVersion) -> tuple[tuple[bytes, bytes], ...]:
+    """``response_headers`` as an ASGI response carries them (lower-case names, latin-1), made once a version."""
+    return tuple((name.lower().encode("latin-1"), value.encode("latin-1"))
+                 for name, value in response_headers(version).items())

@@ -109,10 +109,20 @@ class Policy:
         """``app`` whose requests are decided by this policy."""
         return _UsePolicy(app, self)
 
+    def use(self) -> contextvars.Token[Policy | None]:
+        """Make this policy the current one until ``reset`` of the token (an application that sets it itself,
+        instead of one more middleware around it)."""
+        return _CURRENT.set(self)
+
 
 _CURRENT: contextvars.ContextVar[Policy | None] = contextvars.ContextVar("stratus_policy", default=None)
 _default: Policy | None = None
 _default_lock = threading.Lock()
+
+
+def reset(token: contextvars.Token[Policy | None]) -> None:
+    """The current policy back to what it was before ``Policy.use``."""
+    _CURRENT.reset(token)
 
 
 def current() -> Policy:

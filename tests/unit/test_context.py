@@ -1,10 +1,12 @@
-"""The request context's dict (what travels with every cast) has every field, as dataclasses.asdict would give."""
+"""The request context's dict (what travels with every cast) has every field, as dataclasses.asdict would give;
+request ids are oslo.context's."""
 
 from __future__ import annotations
 
 import dataclasses
+import uuid
 
-from stratus.context import RequestContext
+from stratus.context import RequestContext, generate_request_id
 
 
 def test_to_dict_is_every_field_and_a_copy() -> None:
@@ -15,3 +17,12 @@ def test_to_dict_is_every_field_and_a_copy() -> None:
     out["roles"].append("reader")
     assert ctx.roles == ["admin", "member"]
     assert RequestContext.from_dict(ctx.to_dict()) == ctx
+
+
+def test_request_ids_are_random_version_4_uuids() -> None:
+    ids = {generate_request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for request_id in ids:
+        assert request_id.startswith("req-")
+        parsed = uuid.UUID(request_id[4:])
+        assert str(parsed) == request_id[4:] and parsed.version == 4 and parsed.variant == uuid.RFC_4122
