@@ -235,6 +235,7 @@ class Services:
         from stratus.network.agent_rpc import SERVER_TOPIC, AgentNotifyAPI
         from stratus.network.server.app import create_app as create_network_app
         from stratus.network.server.notify import Notifier
+        from stratus.network.server.nova import NovaNotifier
         from stratus.network.server.options import check_options
         from stratus.network.server.policy import NetworkPolicy
         from stratus.network.server.resource import NetworkServices
@@ -246,7 +247,7 @@ class Services:
             check_options(conf)
         except ValueError as exc:
             raise StartupError(str(exc)) from exc
-        nova = self._nova_notifier()
+        nova = NovaNotifier.from_conf(conf, self._nova_fallback())
         notifier = Notifier(self.db, AgentNotifyAPI(self.transport), nova, list(options.default_availability_zones))
         self.network = NetworkServices(conf=conf, db=self.db, policy=NetworkPolicy(conf), notifier=notifier)
         await self.transport.listen(SERVER_TOPIC, NetworkServerEndpoint(self.db, notifier,
@@ -282,15 +283,6 @@ class Services:
             if isinstance(exc, ks_exceptions.ClientException):
                 raise StartupError(f"[neutron]: {exc}") from exc
             raise
-
-    def _nova_notifier(self) -> Any:
-        """The networking server's notifier to Nova: keystoneauth's session of ``[nova]``'s plugin when one is
-        configured, else this deployment's own admin and compute API (and keystoneauth is not even imported)."""
-        from stratus.network.server.nova import NovaNotifier
-
-        if self.conf.nova.auth_type or self.conf.nova.auth_section:
-            return NovaNotifier.from_conf(self.conf, self._nova_fallback())
-        return NovaNotifier(self.conf, self._nova_fallback())
 
     def _nova_fallback(self) -> Callable[[list[dict[str, Any]]], Awaitable[int]] | None:
         """Without ``[nova]`` auth options: this deployment's own admin and compute API (the embedded identity's

@@ -154,7 +154,6 @@ _CAS = (update(resource_providers)
         .where(resource_providers.c.id == bindparam("provider_id"),
                resource_providers.c.generation == bindparam("generation"))
         .values(generation=bindparam("next_generation"), updated_at=bindparam("now")))
-_CONSUMER = select(consumers.c.id).where(consumers.c.uuid == bindparam("uuid"))
 #: the provider's capacity and committed usage per resource class, in one statement: its inventories with the
 #: sum of its allocations of each class (none: 0)
 _USED_BY_CLASS = (select(allocations.c.resource_class, func.sum(allocations.c.used).label("used"))
@@ -165,11 +164,12 @@ _ROOM = (select(inventories.c.resource_class, inventories.c.total, inventories.c
          .select_from(inventories.outerjoin(_USED_BY_CLASS,
                                             _USED_BY_CLASS.c.resource_class == inventories.c.resource_class))
          .where(inventories.c.resource_provider_id == bindparam("provider_id")))
-#: the consumer's row unless it has one already (a claim retried, a move's second provider), in one statement
+#: the consumer's row unless it has one already (a claim retried, a move's second provider, the consumer a move
+#: hands its allocations to), in one statement
 _NEW_CONSUMER = consumers.insert().from_select(
     ["uuid", "project_id", "user_id", "consumer_type", "generation", "created_at"],
     select(bindparam("uuid", type_=String), bindparam("project_id", type_=String),
-           bindparam("user_id", type_=String), literal("INSTANCE", String), literal(0, Integer),
+           bindparam("user_id", type_=String), bindparam("consumer_type", type_=String), literal(0, Integer),
            bindparam("now", type_=DateTime))
     .where(~exists().where(consumers.c.uuid == bindparam("uuid"))))
 
@@ -208,9 +208,10 @@ async def claim_at_generation(conn: Connection, provider_id: int, generation: in
     return True
 
 
-async def _ensure_consumer(conn: Connection, consumer_uuid: str, project_id: str, user_id: str) -> None:
+async def _ensure_consumer(conn: Connection, consumer_uuid: str, project_id: str, user_id: str,
+                           consumer_type: str = "INSTANCE") -> None:
     await conn.execute(_NEW_CONSUMER, {"uuid": consumer_uuid, "project_id": project_id, "user_id": user_id,
-                                       "now": utcnow()})
+                                       "consumer_type": consumer_type, "now": utcnow()})
 
 
 #: built once (every delete and every failed build gives its claims back): the allocations deleted in the statement
@@ -271,14 +272,9 @@ async def move_allocations(conn: Connection, source_consumer: str, target_consum
                                                .where(allocations.c.consumer_id == source_consumer))]
     if not rp_ids:
         return []
-    known = (await conn.execute(_CONSUMER, {"uuid": target_consumer})).first()
-    if known is None:
-        await conn.execute(consumers.insert(), {"uuid": target_consumer, "project_id": project_id,
-                                                "user_id": user_id, "consumer_type": consumer_type,
-                                                "generation": 0, "created_at": utcnow()})
+    await _ensure_consumer(conn, target_consumer, project_id, user_id, consumer_type)
     await conn.execute(update(allocations).where(allocations.c.consumer_id == source_consumer)
                        .values(consumer_id=target_consumer))
-    await conn.execute(update(resource_providers).where(resource_providers.c.id.in_(rp_ids))
-                       .values(generation=resource_providers.c.generation + 1, updated_at=utcnow()))
-    await conn.execute(delete(consumers).where(consumers.c.uuid == source_consumer))
+    await conn.execute(_BUMP_GENERATIONS, {"b_rp_ids": rp_ids, "b_now": utcnow()})
+    await conn.execute(_DROP_CONSUMER, {"b_consumer": source_consumer})
     return rp_ids

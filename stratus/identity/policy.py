@@ -163,8 +163,8 @@ class _UsePolicy:
         self.policy = policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        reset = _CURRENT.set(self.policy)
+        token = self.policy.use()
         try:
             await self.app(scope, receive, send)
         finally:
-            _CURRENT.reset(reset)
+            reset(token)

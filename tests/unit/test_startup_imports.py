@@ -95,8 +95,11 @@ def test_a_configured_nova_plugin_is_still_loaded(tmp_path: Path) -> None:
         """))
     overrides = {"DEFAULT": {"state_path": str(tmp_path)}, "api": {"auth_strategy": "noauth2"}}
     roles = {"api", "network"}
-    with_plugin = service.Services(conf_mod.load([str(ini)], overrides), roles)._nova_notifier()
-    without = service.Services(conf_mod.load([], overrides), roles)._nova_notifier()
+    notifiers = []
+    for files in ([str(ini)], []):
+        services = service.Services(conf_mod.load(files, overrides), roles)
+        notifiers.append(nova.NovaNotifier.from_conf(services.conf, services._nova_fallback()))
+    with_plugin, without = notifiers
     assert isinstance(with_plugin.post, nova.EventPoster) and isinstance(with_plugin.post.target, nova.SessionTarget)
     assert type(with_plugin.post.target.session.auth).__module__.startswith("keystoneauth1.")
     assert isinstance(without.post, nova.EventPoster) and isinstance(without.post.target, nova.NoAuthTarget)

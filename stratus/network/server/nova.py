@@ -79,6 +79,11 @@ class NovaNotifier:
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts, fallback: Post | None) -> NovaNotifier:
+        """keystoneauth's session of ``[nova]``'s plugin when one is named, else ``fallback`` (this deployment's own
+        admin and compute API), and then keystoneauth is not even imported."""
+        options = conf[GROUP]
+        if not (options.auth_type or options.auth_section):
+            return cls(conf, fallback)
         from keystoneauth1 import exceptions as ks_exceptions
 
         try:
@@ -88,7 +93,6 @@ class NovaNotifier:
             return cls(conf, None)
         if session is None:
             return cls(conf, fallback)
-        options = conf[GROUP]
         return cls(conf, EventPoster(SessionTarget(lambda: session, options.endpoint_type, options.region_name)))
 
     def send(self, events: list[dict[str, Any]]) -> None:
