@@ -59,11 +59,15 @@ def _where(table: Table, query: str, equals: dict[str, Any]) -> tuple[Any, dict[
     if statement is None:
         statement = select(table)
         for column, many in shape:
-            param = bindparam(f"p_{column}", expanding=many)
-            statement = statement.where(table.c[column].in_(param) if many else table.c[column] == param)
+            statement = statement.where(_any_of(table.c[column], f"p_{column}", many))
         statement = _STATEMENTS[key] = statement.order_by(*(table.c[c] for c in _ORDER[query]))
     return statement, {f"p_{column}": list(value) if many else value
                        for (column, many), value in zip(shape, equals.values(), strict=True)}
+
+
+def _any_of(column: Any, name: str, many: bool) -> Any:
+    """``column`` equal to the parameter ``name``, or (``many``) to any of its values: an expanding ``IN``."""
+    return column.in_(bindparam(name, expanding=True)) if many else column == bindparam(name)
 
 
 def _one(value: Any) -> Any:
@@ -376,8 +380,7 @@ async def subnet_ids(conn: Connection, network_ids: Sequence[str]) -> dict[str, 
         return found
     many = len(network_ids) > 1
     statement = _once(("subnet_ids", many), lambda: select(subnets.c.network_id, subnets.c.id).where(
-        subnets.c.network_id.in_(bindparam("p_ids", expanding=True)) if many
-        else subnets.c.network_id == bindparam("p_ids")).order_by(*(subnets.c[c] for c in _ORDER["find"])))
+        _any_of(subnets.c.network_id, "p_ids", many)).order_by(*(subnets.c[c] for c in _ORDER["find"])))
     for network_id, subnet_id in await conn.execute(statement, {"p_ids": list(network_ids) if many
                                                                 else network_ids[0]}):
         found[network_id].append(subnet_id)
@@ -391,11 +394,10 @@ async def group_member_addresses(conn: Connection, group_ids: Sequence[str]) -> 
     if not group_ids:
         return found
     many = len(group_ids) > 1  # one group (a port's default group): an equality, not an expanding IN
-    column = port_security_groups.c.security_group_id
     statement = _once(("group_member_addresses", many), lambda: select(
         port_security_groups.c.security_group_id, ip_allocations.c.ip_address).join(
         ip_allocations, ip_allocations.c.port_id == port_security_groups.c.port_id).where(
-        column.in_(bindparam("p_group_ids", expanding=True)) if many else column == bindparam("p_group_ids")))
+        _any_of(port_security_groups.c.security_group_id, "p_group_ids", many)))
     params = {"p_group_ids": list(group_ids) if many else group_ids[0]}
     for group_id, address in await conn.execute(statement, params):
         found[group_id].append(address)

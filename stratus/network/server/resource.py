@@ -61,10 +61,6 @@ class NetworkRequest:
         other.path.update(path)
         return other
 
-    @property
-    def url(self) -> str:
-        return str(self.request.url)
-
     def full_url(self) -> str:
         """The request's URL (building it costs more than a small list's answer: asked for when needed)."""
         return str(self.request.url)
