@@ -64,7 +64,7 @@ def session_from_conf(conf: cfg.ConfigOpts) -> ks_session.Session | None:
 
 
 class NovaNotifier:
-    """Sends the events; ``post`` does one POST (in a thread) and returns the HTTP status.
+    """Sends the events; ``post`` does one POST (in-process or over HTTP: ``EventPoster``) and returns its status.
 
     Events are batched as Neutron's ``BatchNotifier`` does: the first goes at once, and those that come while a
     POST is on its way go together in the next one (``os-server-external-events`` takes a list, for any servers),
