@@ -37,6 +37,8 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 
+from stratus.db.prepared import PLANS
+
 #: set in the context of work someone waits for (an API request, stratus/priority.py): its units commit their
 #: group at their end instead of waiting for the loop's turn
 COMMIT_AT_ONCE: ContextVar[bool] = ContextVar("commit_at_once", default=False)
@@ -44,7 +46,9 @@ COMMIT_AT_ONCE: ContextVar[bool] = ContextVar("commit_at_once", default=False)
 
 class InlineConnection:
     """A sync SQLAlchemy connection behind the async ``execute`` the query modules call (SQLite answers in
-    microseconds: the statement runs on the loop)."""
+    microseconds: the statement runs on the loop). A prepared statement (stratus/db/prepared.py) runs its plan
+    straight on the driver, in the same transaction; any other, or one its plan leaves to SQLAlchemy, through
+    ``Connection.execute``."""
 
     __slots__ = ("_conn",)
 
@@ -52,6 +56,11 @@ class InlineConnection:
         self._conn = conn
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        plan = PLANS.get(id(statement))
+        if plan is not None and plan.statement is statement:
+            result = plan.run(self._conn, parameters)
+            if result is not None:
+                return result
         if parameters is None:
             return self._conn.execute(statement)
         return self._conn.execute(statement, parameters)

@@ -1,0 +1,326 @@
+"""Prepared statements: SQLite's hot statements run straight on the driver, compiled once.
+
+Why: on SQLite the all-in-one runs every statement inline on its one event loop, and SQLAlchemy's Core spends two
+to four times the driver's own time on each one (the compiled cache's key and lookup, building the parameters, an
+execution context, events, the result's metadata): an ``UPDATE ... RETURNING`` of an instance by uuid took 49 us
+through ``Connection.execute`` and 21 us on the sqlite3 cursor. A boot runs some 27 statements, a delete 15.
+
+``prepared(statement)`` marks a statement built once (a module constant, its values ``bindparam()``s) and
+returns it unchanged: every engine can still run it as it is (PostgreSQL's async engine ignores the mark). On
+SQLite, ``InlineConnection.execute`` looks it up and runs its ``Plan``: compiled once per dialect into the SQL
+string, the bind names in their positional order, the bind processors (DateTime, JSON through the engine's
+serializer, Boolean, any TypeDecorator), the values the statement carries itself (``deleted == 0``) and the scalar
+Python-side defaults of INSERT/UPDATE, and for rows (SELECT, RETURNING) their keys and result processors. It runs
+on the DBAPI connection of the same SQLAlchemy connection, in its transaction (begun as SQLAlchemy's autobegin
+would, through the engine's ``begin`` event), so group commit's savepoints hold what it writes as they hold the
+rest. The result (``PreparedResult``) has the surface the query modules use, with SQLAlchemy's own ``Row``s.
+
+What falls back to SQLAlchemy's path (decided when the plan is compiled, once, unless said otherwise):
+- statements with expanding IN, ``literal_execute`` or other post-compile parameters, escaped bind names,
+  callable bind values, Python-side defaults that are not plain scalars (a function, a SQL expression), rows
+  whose keys repeat, or an INSERT into a table without a one-column primary key;
+- at execution: parameters that are not one dict (executemany: a list of several), a required bind left out
+  (SQLAlchemy raises), a DML statement's seventeenth set of parameter keys (see ``Plan``);
+- while an engine or connection listener for ``before_execute``, ``after_execute``, ``before_cursor_execute``,
+  ``after_cursor_execute`` or ``handle_error`` is registered: such listeners (the tests that count statements)
+  get SQLAlchemy's own execution context and cursor, which the fast path has none of, so falling back while they
+  listen gives them exactly what they expect, at the price of the fast path only while someone listens.
+
+A driver error is raised as SQLAlchemy raises it (``DBAPIError.instance``: the same ``IntegrityError`` and so on,
+with ``orig``), so callers catch what they caught before.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Mapping
+from typing import Any, TypeVar
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Row
+from sqlalchemy.engine.result import SimpleResultMetaData
+from sqlalchemy.sql.dml import Insert, UpdateBase
+
+S = TypeVar("S")
+
+#: the plans of the prepared statements by the statement's id (each plan holds its statement, so no id is reused)
+PLANS: dict[int, Plan] = {}
+
+#: the connection events that see each statement: while any has a listener, prepared statements take SQLAlchemy's path
+_WATCHING = ("before_execute", "after_execute", "before_cursor_execute", "after_cursor_execute")
+
+_MISSING = object()
+
+
+def prepared(statement: S) -> S:
+    """Mark ``statement`` (built once: a module constant) for the SQLite fast path; returns it unchanged."""
+    if id(statement) not in PLANS:
+        PLANS[id(statement)] = Plan(statement)
+    return statement
+
+
+def plan_of(statement: Any) -> Plan | None:
+    """The plan of a prepared statement, None for any other."""
+    plan = PLANS.get(id(statement))
+    return plan if plan is not None and plan.statement is statement else None
+
+
+class _Compiled:
+    """What one dialect makes of a prepared statement."""
+
+    __slots__ = ("defaults", "is_insert", "keys", "meta", "names", "pk_keys", "pk_meta",
+                 "pk_map", "processors", "result_processors", "returns_rows", "sql")
+
+    def __init__(self, statement: Any, dialect: Any, column_keys: list[str] | None) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+        if (compiled.post_compile_params or compiled.literal_execute_params or compiled.escaped_bind_names
+                or compiled.positiontup is None or dialect.paramstyle != "qmark"):
+            raise _Unsupported
+        self.sql: str = compiled.string
+        self.names: tuple[str, ...] = tuple(compiled.positiontup)
+        processors = compiled._bind_processors
+        self.processors = tuple(processors.get(name) for name in self.names)
+        # the values the statement carries (``deleted == 0``), or _MISSING for a bind the caller must give
+        by_name = {compiled.bind_names[bind]: bind for bind in compiled.bind_names}
+        carried: list[Any] = []
+        for name in self.names:
+            bind = by_name[name]
+            if bind.callable is not None:
+                raise _Unsupported
+            carried.append(_MISSING if bind.required else bind.value)
+        # Python-side defaults (INSERT's default=, UPDATE's onupdate=) of columns the statement does not set
+        for column in (*compiled.insert_prefetch, *compiled.update_prefetch):
+            default = column.default if column in compiled.insert_prefetch else column.onupdate
+            if default is None or not default.is_scalar:
+                raise _Unsupported
+            carried[self.names.index(column.key)] = default.arg
+        self.defaults = tuple(carried)
+        self.is_insert = isinstance(statement, Insert)
+        self.pk_keys: tuple[str, ...] = ()
+        self.pk_meta: Any = None
+        self.pk_map: dict[Any, int] = {}
+        if self.is_insert:
+            pk = list(statement.table.primary_key)
+            if len(pk) != 1:
+                raise _Unsupported
+            self.pk_keys = (pk[0].key,)
+            self.pk_meta = SimpleResultMetaData([pk[0].key])
+            self.pk_map = {pk[0].key: 0, pk[0]: 0}
+        columns = compiled._result_columns or []
+        self.returns_rows = bool(columns)
+        self.keys = tuple(entry[0] for entry in columns)
+        if len(set(self.keys)) != len(self.keys):
+            raise _Unsupported
+        self.meta = SimpleResultMetaData(list(self.keys))
+        key_to_index: dict[Any, int] = {}
+        for index, entry in enumerate(columns):
+            key_to_index[entry[0]] = index
+            for obj in entry[2]:
+                if not isinstance(obj, str):
+                    key_to_index.setdefault(obj, index)
+        self.meta._key_to_index = key_to_index  # type: ignore[attr-defined]
+        result_processors = [entry[3]._cached_result_processor(dialect, None) for entry in columns]
+        self.result_processors = result_processors if any(result_processors) else None
+
+
+class _Unsupported(Exception):
+    """The statement has something the fast path does not do exactly: SQLAlchemy runs it."""
+
+
+class Plan:
+    """A prepared statement and what the last dialect it ran on compiled it into (None: SQLAlchemy runs it).
+
+    A SELECT compiles once. An INSERT, UPDATE or DELETE compiles once per set of parameter keys, as SQLAlchemy
+    compiles them (a key that names a column the statement does not set adds it to the statement): one set for
+    the call sites of a constant, a few at most (beyond ``_SHAPES_MAX``, SQLAlchemy's path runs the others)."""
+
+    __slots__ = ("_compiled", "_dialect", "_dml", "_shapes", "statement")
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+        self._dml = isinstance(statement, UpdateBase)
+        self._dialect: Any = None
+        self._compiled: _Compiled | None = None
+        self._shapes: dict[tuple[str, ...], _Compiled | None] = {}
+
+    def compiled_for(self, dialect: Any, keys: tuple[str, ...]) -> _Compiled | None:
+        if dialect is not self._dialect:
+            self._dialect, self._compiled, self._shapes = dialect, None, {}
+            if not self._dml:
+                self._compiled = _compile(self.statement, dialect, None)
+        if not self._dml:
+            return self._compiled
+        try:
+            return self._shapes[keys]
+        except KeyError:
+            if len(self._shapes) >= _SHAPES_MAX:
+                return None
+            compiled = self._shapes[keys] = _compile(self.statement, dialect, list(keys))
+            return compiled
+
+    def run(self, conn: Any, parameters: Any) -> PreparedResult | None:
+        """Execute on ``conn`` (a sync SQLAlchemy connection on SQLite); None: SQLAlchemy's path must run it."""
+        if parameters is None:
+            parameters = {}
+        elif not isinstance(parameters, Mapping):
+            # a list of one dict is one execution to SQLAlchemy too; more is executemany
+            if type(parameters) is not list or len(parameters) != 1 or not isinstance(parameters[0], Mapping):
+                return None
+            parameters = parameters[0]
+        compiled = self.compiled_for(conn.dialect, tuple(parameters) if self._dml else ())
+        if compiled is None:
+            return None
+        dispatch = conn.dispatch
+        for name in _WATCHING:
+            if getattr(dispatch, name):
+                return None
+        if conn.dialect.dispatch.handle_error:
+            return None
+        values: list[Any] = []
+        for name, carried, process in zip(compiled.names, compiled.defaults, compiled.processors, strict=True):
+            value = parameters.get(name, carried)
+            if value is _MISSING:
+                return None
+            values.append(value if process is None else process(value))
+        if not conn.in_transaction():
+            conn.begin()  # what SQLAlchemy's autobegin does: the engine's begin event emits BEGIN
+        raw = conn.connection.dbapi_connection
+        try:
+            cursor = raw.execute(compiled.sql, values)
+            rows = cursor.fetchall() if compiled.returns_rows else None
+        except sqlite3.Error as error:
+            wrapped = sa_exc.DBAPIError.instance(compiled.sql, tuple(values), error, sqlite3.Error,
+                                                 dialect=conn.dialect)
+            raise wrapped from error
+        return PreparedResult(compiled, rows, cursor, parameters)
+
+
+#: the most parameter key sets one DML statement compiles for on the fast path
+_SHAPES_MAX = 16
+
+
+def _compile(statement: Any, dialect: Any, column_keys: list[str] | None) -> _Compiled | None:
+    try:
+        return _Compiled(statement, dialect, column_keys)
+    except _Unsupported:
+        return None
+
+
+class _Rows:
+    """What ``scalars()`` and ``mappings()`` give: the rows' first values or their mappings."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: list[Any]) -> None:
+        self._items = items
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._items)
+
+    def all(self) -> list[Any]:
+        return list(self._items)
+
+    fetchall = all
+
+    def first(self) -> Any:
+        return self._items[0] if self._items else None
+
+    def one(self) -> Any:
+        return _one(self._items)
+
+    def one_or_none(self) -> Any:
+        return _one(self._items) if self._items else None
+
+
+def _one(items: list[Any]) -> Any:
+    if not items:
+        raise sa_exc.NoResultFound("No row was found when one was required")
+    if len(items) > 1:
+        raise sa_exc.MultipleResultsFound("Multiple rows were found when exactly one was required")
+    return items[0]
+
+
+class PreparedResult:
+    """The result of a prepared statement: its rows all fetched (the hot statements return a few), as ``Row``s."""
+
+    __slots__ = ("_compiled", "_parameters", "_rows", "lastrowid", "rowcount")
+
+    def __init__(self, compiled: _Compiled, rows: list[tuple[Any, ...]] | None, cursor: Any,
+                 parameters: Mapping[str, Any]) -> None:
+        self._compiled = compiled
+        self._parameters = parameters
+        if rows is None:
+            self._rows: list[Row[Any]] = []
+        else:
+            meta, processors, key_to_index = compiled.meta, compiled.result_processors, compiled.meta._key_to_index  # type: ignore[attr-defined]
+            self._rows = [Row(meta, processors, key_to_index, row) for row in rows]
+        self.rowcount: int = cursor.rowcount
+        self.lastrowid: int | None = cursor.lastrowid
+
+    @property
+    def returns_rows(self) -> bool:
+        return self._compiled.returns_rows
+
+    @property
+    def inserted_primary_key(self) -> Row[Any]:
+        compiled = self._compiled
+        if not compiled.is_insert:
+            raise sa_exc.InvalidRequestError("Statement is not an insert() expression construct.")
+        value = self._parameters.get(compiled.pk_keys[0])
+        return Row(compiled.pk_meta, None, compiled.pk_map, (self.lastrowid if value is None else value,))
+
+    def keys(self) -> Any:
+        return self._compiled.meta.keys
+
+    def _take(self) -> list[Row[Any]]:
+        if not self._compiled.returns_rows:
+            raise sa_exc.ResourceClosedError("This result object does not return rows. It has been closed "
+                                             "automatically.")
+        rows, self._rows = self._rows, []
+        return rows
+
+    def __iter__(self) -> Iterator[Row[Any]]:
+        return iter(self._take())
+
+    def all(self) -> list[Row[Any]]:
+        return self._take()
+
+    fetchall = all
+
+    def fetchone(self) -> Row[Any] | None:
+        rows = self._take()
+        if not rows:
+            return None
+        self._rows = rows[1:]
+        return rows[0]
+
+    def first(self) -> Row[Any] | None:
+        rows = self._take()
+        return rows[0] if rows else None
+
+    def one(self) -> Row[Any]:
+        return _one(self._take())  # type: ignore[no-any-return]
+
+    def one_or_none(self) -> Row[Any] | None:
+        rows = self._take()
+        return _one(rows) if rows else None
+
+    def scalar(self) -> Any:
+        rows = self._take()
+        return rows[0][0] if rows else None
+
+    def scalar_one(self) -> Any:
+        return _one(self._take())[0]
+
+    def scalar_one_or_none(self) -> Any:
+        rows = self._take()
+        return _one(rows)[0] if rows else None
+
+    def scalars(self, index: int = 0) -> _Rows:
+        return _Rows([row[index] for row in self._take()])
+
+    def mappings(self) -> _Rows:
+        return _Rows([row._mapping for row in self._take()])
+
+    def close(self) -> None:
+        self._rows = []
