@@ -68,8 +68,8 @@ def plan_of(statement: Any) -> Plan | None:
 class _Compiled:
     """What one dialect makes of a prepared statement."""
 
-    __slots__ = ("defaults", "is_insert", "keys", "meta", "names", "pk_keys", "pk_meta",
-                 "pk_map", "processors", "result_processors", "returns_rows", "sql")
+    __slots__ = ("defaults", "is_insert", "keys", "meta", "names", "pk_keys", "pk_map", "pk_meta",
+                 "processors", "result_processors", "returns_rows", "sql")
 
     def __init__(self, statement: Any, dialect: Any, column_keys: list[str] | None) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=column_keys)
