@@ -11,6 +11,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from stratus.db.engine import Connection
 from stratus.db.models import instance_actions, instance_actions_events, instance_faults
+from stratus.db.prepared import prepared
 from stratus.utils import utcnow
 
 #: Nova's size of a fault's ``message`` and of an action event's ``details`` (``String(255)`` columns)
@@ -19,7 +20,7 @@ ELLIPSIS = "..."
 
 
 #: built once (every action of the API writes it)
-_ACTION_START = instance_actions.insert()
+_ACTION_START = prepared(instance_actions.insert())
 
 
 async def action_start(conn: Connection, context: dict[str, Any], instance_uuids: list[str], action: str
@@ -51,19 +52,19 @@ def _open_event_id() -> Any:
 
 # Built once: a statement object SQLAlchemy has seen keeps its cache key, so each use costs only the execution
 # (these run several times per build, and building and hashing them again cost more than running them).
-_EVENT_START = instance_actions_events.insert().from_select(
+_EVENT_START = prepared(instance_actions_events.insert().from_select(
     ["action_id", "event", "host", "start_time"],
     select(instance_actions.c.id, bindparam("b_event", type_=String), bindparam("b_host", type_=String),
            bindparam("b_start_time", type_=DateTime))
     .where(instance_actions.c.instance_uuid == bindparam("b_uuid"),
            instance_actions.c.request_id == bindparam("b_request_id"))
-    .order_by(instance_actions.c.id.desc()).limit(1))
-_EVENT_FINISH = (update(instance_actions_events).where(instance_actions_events.c.id == _open_event_id())
+    .order_by(instance_actions.c.id.desc()).limit(1)))
+_EVENT_FINISH = prepared(update(instance_actions_events).where(instance_actions_events.c.id == _open_event_id())
                  .values(finish_time=bindparam("b_finish_time"), result=bindparam("b_result")))
-_EVENT_FAIL = (update(instance_actions_events).where(instance_actions_events.c.id == _open_event_id())
+_EVENT_FAIL = prepared(update(instance_actions_events).where(instance_actions_events.c.id == _open_event_id())
                .values(finish_time=bindparam("b_finish_time"), result=bindparam("b_result"),
                        traceback=bindparam("b_traceback"), details=bindparam("b_details")))
-_ACTION_ERROR = (update(instance_actions).where(instance_actions.c.id == _newest_action_id())
+_ACTION_ERROR = prepared(update(instance_actions).where(instance_actions.c.id == _newest_action_id())
                  .values(message="Error", updated_at=bindparam("b_updated_at")))
 
 

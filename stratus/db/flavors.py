@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from stratus.db.engine import Connection
 from stratus.db.models import flavor_extra_specs, flavor_projects, flavors
+from stratus.db.prepared import prepared
 from stratus.utils import utcnow
 
 #: nova/db/constants.py MAX_INT: the largest value of the integer columns (memory_mb, root_gb, ...)
@@ -156,11 +157,12 @@ async def list_flavors(conn: Connection, *, project_id: str | None, is_admin: bo
 
 #: built once (every boot reads its flavor): SQLAlchemy hashes and compiles a statement object once. The flavor
 #: with its extra specs in one statement: a row per spec (one with no spec when it has none)
-_FLAVOR = (select(flavors, flavor_extra_specs.c.key.label("spec_key"), flavor_extra_specs.c.value.label("spec_value"))
-           .select_from(flavors.outerjoin(flavor_extra_specs, flavor_extra_specs.c.flavor_id == flavors.c.id))
-           .where(flavors.c.flavorid == bindparam("b_flavorid")))
-_FLAVOR_SHARED = _FLAVOR.where(or_(flavors.c.is_public == true(), exists().where(
-    flavor_projects.c.flavor_id == flavors.c.id, flavor_projects.c.project_id == bindparam("b_project"))))
+_FLAVOR = prepared(
+    select(flavors, flavor_extra_specs.c.key.label("spec_key"), flavor_extra_specs.c.value.label("spec_value"))
+    .select_from(flavors.outerjoin(flavor_extra_specs, flavor_extra_specs.c.flavor_id == flavors.c.id))
+    .where(flavors.c.flavorid == bindparam("b_flavorid")))
+_FLAVOR_SHARED = prepared(_FLAVOR.where(or_(flavors.c.is_public == true(), exists().where(
+    flavor_projects.c.flavor_id == flavors.c.id, flavor_projects.c.project_id == bindparam("b_project")))))
 
 
 async def get(conn: Connection, flavorid: str, *, project_id: str | None = None,

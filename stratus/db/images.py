@@ -32,6 +32,7 @@ from sqlalchemy.engine import CursorResult, Result
 
 from stratus.db.engine import Connection
 from stratus.db.models import image_locations, image_properties, image_tags, image_tasks, images
+from stratus.db.prepared import prepared
 
 SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at")
 
@@ -133,8 +134,8 @@ async def list_images(conn: Connection, filters: ListFilters, sort: Sequence[tup
 
 
 #: built once (SQLAlchemy hashes and compiles a statement object once): every boot reads its image with these
-_IMAGE = select(images).where(images.c.id == bindparam("b_id"))
-_IMAGE_FOR_UPDATE = _IMAGE.with_for_update()
+_IMAGE = prepared(select(images).where(images.c.id == bindparam("b_id")))
+_IMAGE_FOR_UPDATE = prepared(_IMAGE.with_for_update())
 _PROPERTIES = select(image_properties).where(image_properties.c.image_id.in_(bindparam("b_ids", expanding=True)))
 _TAGS = (select(image_tags).where(image_tags.c.image_id.in_(bindparam("b_ids", expanding=True)))
          .order_by(image_tags.c.value))
@@ -192,18 +193,25 @@ async def locations_of(conn: Connection, image_ids: Iterable[str], status: str |
 
 #: what an image view shows besides its row, for many images in one statement: its properties (kind 0), its tags
 #: (kind 1, by value) and its active locations (kind 2, oldest first); every boot reads its image with it
-_EXTRAS = union_all(
-    select(literal_column("2", Integer).label("kind"), image_locations.c.image_id, image_locations.c.url.label("a"),
-           image_locations.c.store.label("b"), image_locations.c.metadata.label("meta"),
-           image_locations.c.id.label("ord"))
-    .where(image_locations.c.image_id.in_(bindparam("b_ids", expanding=True)), image_locations.c.status == "active"),
-    select(literal_column("0", Integer), image_properties.c.image_id, image_properties.c.name,
-           image_properties.c.value, null(), literal_column("0", Integer))
-    .where(image_properties.c.image_id.in_(bindparam("b_ids", expanding=True))),
-    select(literal_column("1", Integer), image_tags.c.image_id, image_tags.c.value, null(), null(),
-           literal_column("0", Integer))
-    .where(image_tags.c.image_id.in_(bindparam("b_ids", expanding=True))),
-).order_by(literal_column("kind"), literal_column("ord"), literal_column("a"))
+def _extras(of: Any) -> Any:
+    """The union of an image's active locations, properties and tags; ``of(column)`` says which images."""
+    return union_all(
+        select(literal_column("2", Integer).label("kind"), image_locations.c.image_id,
+               image_locations.c.url.label("a"), image_locations.c.store.label("b"),
+               image_locations.c.metadata.label("meta"), image_locations.c.id.label("ord"))
+        .where(of(image_locations.c.image_id), image_locations.c.status == "active"),
+        select(literal_column("0", Integer), image_properties.c.image_id, image_properties.c.name,
+               image_properties.c.value, null(), literal_column("0", Integer))
+        .where(of(image_properties.c.image_id)),
+        select(literal_column("1", Integer), image_tags.c.image_id, image_tags.c.value, null(), null(),
+               literal_column("0", Integer))
+        .where(of(image_tags.c.image_id)),
+    ).order_by(literal_column("kind"), literal_column("ord"), literal_column("a"))
+
+
+_EXTRAS = _extras(lambda column: column.in_(bindparam("b_ids", expanding=True)))
+#: the same for one image (a boot's): equalities, which the fast path runs (stratus/db/prepared.py)
+_EXTRAS_ONE = prepared(_extras(lambda column: column == bindparam("b_id")))
 
 
 async def extras_of(conn: Connection, image_ids: Iterable[str]
@@ -215,7 +223,9 @@ async def extras_of(conn: Connection, image_ids: Iterable[str]
     ids = list(image_ids)
     if not ids:
         return props, tags, locations
-    for kind, image_id, a, b, meta, _ in await conn.execute(_EXTRAS, {"b_ids": ids}):
+    rows = await (conn.execute(_EXTRAS_ONE, {"b_id": ids[0]}) if len(ids) == 1
+                  else conn.execute(_EXTRAS, {"b_ids": ids}))
+    for kind, image_id, a, b, meta, _ in rows:
         if kind == 0:
             props.setdefault(image_id, {})[a] = b
         elif kind == 1:

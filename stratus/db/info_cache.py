@@ -11,19 +11,24 @@ from sqlalchemy import Text, bindparam, cast, select, update
 
 from stratus.db.engine import Connection
 from stratus.db.models import instance_info_caches, instances
+from stratus.db.prepared import prepared
 from stratus.utils import utcnow
+
+#: prepared (stratus/db/prepared.py): one new instance is one execution, several go through executemany
+_NEW = prepared(instance_info_caches.insert())
 
 
 async def create(conn: Connection, uuids: list[str]) -> None:
     """An empty cache for each new instance (written with the instance, as Nova does)."""
     now = utcnow()
-    await conn.execute(instance_info_caches.insert(), [
+    await conn.execute(_NEW, [
         {"instance_uuid": u, "network_info": [], "created_at": now, "deleted": 0} for u in uuids])
 
 
 #: built once (each build reads and writes its cache): the statement's cache key is kept, only the uuid is bound
-_OF = select(instance_info_caches.c.network_info).where(instance_info_caches.c.instance_uuid == bindparam("b_uuid"))
-_SAVE = (update(instance_info_caches).where(instance_info_caches.c.instance_uuid == bindparam("b_uuid"))
+_OF = prepared(select(instance_info_caches.c.network_info)
+               .where(instance_info_caches.c.instance_uuid == bindparam("b_uuid")))
+_SAVE = prepared(update(instance_info_caches).where(instance_info_caches.c.instance_uuid == bindparam("b_uuid"))
          .values(network_info=bindparam("b_network_info", type_=instance_info_caches.c.network_info.type),
                  updated_at=bindparam("b_now")))
 

@@ -34,6 +34,7 @@ from sqlalchemy.exc import DBAPIError
 from stratus.db import actions, info_cache
 from stratus.db.engine import Connection
 from stratus.db.models import instance_group_members, instance_metadata, instance_tags, instances, request_specs
+from stratus.db.prepared import prepared, unprepare
 from stratus.utils import utcnow
 
 SORT_KEYS = {"created_at", "updated_at", "launched_at", "terminated_at", "display_name", "display_description",
@@ -96,6 +97,11 @@ class ListFilters:
     marker: str | None = None
 
 
+#: prepared (stratus/db/prepared.py): a boot of one server is one execution each; several go through executemany
+_INSERT = prepared(instances.insert())
+_INSERT_SPEC = prepared(request_specs.insert())
+
+
 async def create(conn: Connection, values: list[dict[str, Any]], metadata: dict[str, str],
                  specs: list[dict[str, Any]], context: dict[str, Any], tags: list[str] | None = None) -> None:
     """Write the rows of one boot request (every instance of a multi-create) in the caller's transaction."""
@@ -103,14 +109,14 @@ async def create(conn: Connection, values: list[dict[str, Any]], metadata: dict[
     for v in values:
         v.setdefault("created_at", now)
         v.setdefault("updated_at", now)
-    await conn.execute(instances.insert(), values)
+    await conn.execute(_INSERT, values)
     uuids = [v["uuid"] for v in values]
     if metadata:
         await conn.execute(instance_metadata.insert(), [
             {"instance_uuid": u, "key": k, "value": val} for u in uuids for k, val in metadata.items()])
     if tags:
         await conn.execute(instance_tags.insert(), [{"instance_uuid": u, "tag": t} for u in uuids for t in tags])
-    await conn.execute(request_specs.insert(), [
+    await conn.execute(_INSERT_SPEC, [
         {"instance_uuid": u, "spec": s, "created_at": now} for u, s in zip(uuids, specs, strict=True)])
     await info_cache.create(conn, uuids)
     await actions.action_start(conn, context, uuids, "create")
@@ -157,8 +163,8 @@ async def get(conn: Connection, uuid: str, read_deleted: bool = False, project_i
 
 
 #: built once: the services read an instance's row at every step of its life
-_PLAIN = select(instances).where(instances.c.uuid == bindparam("b_uuid"))
-_PLAIN_OF_PROJECT = _PLAIN.where(instances.c.project_id == bindparam("b_project"))
+_PLAIN = prepared(select(instances).where(instances.c.uuid == bindparam("b_uuid")))
+_PLAIN_OF_PROJECT = prepared(_PLAIN.where(instances.c.project_id == bindparam("b_project")))
 
 
 async def get_plain(conn: Connection, uuid: str, project_id: str | None = None) -> dict[str, Any] | None:
@@ -445,11 +451,13 @@ async def _swap(conn: Connection, uuid: str, values: dict[str, Any],
     statement = _UPDATES.get(shape)
     if statement is None:
         if len(_UPDATES) >= _UPDATES_MAX:
+            for dropped in _UPDATES.values():
+                unprepare(dropped)
             _UPDATES.clear()
         statement = _build_update(keys, expected_task_state, expected_vm_state, expected_host)
         if returning:
             statement = statement.returning(*instances.c)
-        _UPDATES[shape] = statement
+        _UPDATES[shape] = prepared(statement)
     params = {f"v_{k}": v for k, v in values.items()}
     params["b_uuid"] = uuid
     if expected_host is not None:
@@ -461,14 +469,14 @@ async def _swap(conn: Connection, uuid: str, values: dict[str, Any],
 
 
 #: built once (every delete runs them): the row marked deleted, then what goes with it
-_SOFT_DELETE = (update(instances).where(instances.c.uuid == bindparam("b_uuid"), instances.c.deleted == 0)
+_SOFT_DELETE = prepared(update(instances).where(instances.c.uuid == bindparam("b_uuid"), instances.c.deleted == 0)
                 .values(deleted=instances.c.id, deleted_at=bindparam("b_now"), updated_at=bindparam("b_now"),
                         terminated_at=bindparam("b_now"), vm_state="deleted", task_state=None, power_state=0))
 _WITH_IT = (instance_metadata, instance_tags, instance_group_members)
 #: which of those tables hold rows of the instance, in one statement: most servers have none, and a DELETE each
 #: would be three statements
-_HELD = select(*(exists().where(table.c.instance_uuid == bindparam("b_uuid")) for table in _WITH_IT))
-_GONE_WITH_IT = [delete(table).where(table.c.instance_uuid == bindparam("b_uuid")) for table in _WITH_IT]
+_HELD = prepared(select(*(exists().where(table.c.instance_uuid == bindparam("b_uuid")) for table in _WITH_IT)))
+_GONE_WITH_IT = [prepared(delete(table).where(table.c.instance_uuid == bindparam("b_uuid"))) for table in _WITH_IT]
 
 
 async def soft_delete(conn: Connection, uuid: str) -> bool:

@@ -15,6 +15,7 @@ from sqlalchemy import DateTime, Integer, String, bindparam, delete, exists, fun
 
 from stratus.db.engine import Connection
 from stratus.db.models import allocations, consumers, inventories, resource_providers
+from stratus.db.prepared import prepared
 from stratus.exception import ConcurrentUpdateDetected
 from stratus.utils import utcnow
 
@@ -150,28 +151,30 @@ async def claim(conn: Connection, provider_id: int, consumer_uuid: str, project_
     return True
 
 
-_CAS = (update(resource_providers)
+_CAS = prepared(update(resource_providers)
         .where(resource_providers.c.id == bindparam("provider_id"),
                resource_providers.c.generation == bindparam("generation"))
         .values(generation=bindparam("next_generation"), updated_at=bindparam("now")))
+#: a claim's allocations (prepared: one row is one execution; several rows go through executemany)
+_NEW_ALLOCATIONS = prepared(allocations.insert())
 #: the provider's capacity and committed usage per resource class, in one statement: its inventories with the
 #: sum of its allocations of each class (none: 0)
 _USED_BY_CLASS = (select(allocations.c.resource_class, func.sum(allocations.c.used).label("used"))
                   .where(allocations.c.resource_provider_id == bindparam("provider_id"))
                   .group_by(allocations.c.resource_class).subquery())
-_ROOM = (select(inventories.c.resource_class, inventories.c.total, inventories.c.reserved,
+_ROOM = prepared(select(inventories.c.resource_class, inventories.c.total, inventories.c.reserved,
                 inventories.c.allocation_ratio, func.coalesce(_USED_BY_CLASS.c.used, 0))
          .select_from(inventories.outerjoin(_USED_BY_CLASS,
                                             _USED_BY_CLASS.c.resource_class == inventories.c.resource_class))
          .where(inventories.c.resource_provider_id == bindparam("provider_id")))
 #: the consumer's row unless it has one already (a claim retried, a move's second provider, the consumer a move
 #: hands its allocations to), in one statement
-_NEW_CONSUMER = consumers.insert().from_select(
+_NEW_CONSUMER = prepared(consumers.insert().from_select(
     ["uuid", "project_id", "user_id", "consumer_type", "generation", "created_at"],
     select(bindparam("uuid", type_=String), bindparam("project_id", type_=String),
            bindparam("user_id", type_=String), bindparam("consumer_type", type_=String), literal(0, Integer),
            bindparam("now", type_=DateTime))
-    .where(~exists().where(consumers.c.uuid == bindparam("uuid"))))
+    .where(~exists().where(consumers.c.uuid == bindparam("uuid")))))
 
 
 async def _still_fits(conn: Connection, provider_id: int, resources: dict[str, int]) -> bool:
@@ -202,7 +205,7 @@ async def claim_at_generation(conn: Connection, provider_id: int, generation: in
         # re-reads the provider and decides again
         return False
     await _ensure_consumer(conn, consumer_uuid, project_id, user_id)
-    await conn.execute(allocations.insert(), [
+    await conn.execute(_NEW_ALLOCATIONS, [
         {"resource_provider_id": provider_id, "consumer_id": consumer_uuid, "resource_class": rc, "used": amount,
          "created_at": now} for rc, amount in resources.items() if amount])
     return True
@@ -216,19 +219,29 @@ async def _ensure_consumer(conn: Connection, consumer_uuid: str, project_id: str
 
 #: built once (every delete and every failed build gives its claims back): the allocations deleted in the statement
 #: that names their providers (RETURNING), then those providers' generations bumped, then the consumer
-_DROP_ALLOCATIONS = (delete(allocations).where(allocations.c.consumer_id == bindparam("b_consumer"))
+_DROP_ALLOCATIONS = prepared(delete(allocations).where(allocations.c.consumer_id == bindparam("b_consumer"))
                      .returning(allocations.c.resource_provider_id))
 _BUMP_GENERATIONS = (update(resource_providers)
                      .where(resource_providers.c.id.in_(bindparam("b_rp_ids", expanding=True)))
                      .values(generation=resource_providers.c.generation + 1, updated_at=bindparam("b_now")))
-_DROP_CONSUMER = delete(consumers).where(consumers.c.uuid == bindparam("b_consumer"))
+#: the same for one provider (a server's allocations are on one): an equality, which the fast path runs
+_BUMP_GENERATION = prepared(update(resource_providers).where(resource_providers.c.id == bindparam("b_rp_id"))
+                            .values(generation=resource_providers.c.generation + 1, updated_at=bindparam("b_now")))
+_DROP_CONSUMER = prepared(delete(consumers).where(consumers.c.uuid == bindparam("b_consumer")))
+
+
+async def _bump_generations(conn: Connection, rp_ids: list[int]) -> None:
+    if len(rp_ids) == 1:
+        await conn.execute(_BUMP_GENERATION, {"b_rp_id": rp_ids[0], "b_now": utcnow()})
+    else:
+        await conn.execute(_BUMP_GENERATIONS, {"b_rp_ids": rp_ids, "b_now": utcnow()})
 
 
 async def remove_allocations(conn: Connection, consumer_uuid: str) -> list[int]:
     """Drop every allocation of a consumer; bumps the generation of each provider touched (three statements)."""
     rp_ids = sorted({r[0] for r in await conn.execute(_DROP_ALLOCATIONS, {"b_consumer": consumer_uuid})})
     if rp_ids:
-        await conn.execute(_BUMP_GENERATIONS, {"b_rp_ids": rp_ids, "b_now": utcnow()})
+        await _bump_generations(conn, rp_ids)
     await conn.execute(_DROP_CONSUMER, {"b_consumer": consumer_uuid})
     return rp_ids
 
@@ -246,12 +259,17 @@ async def remove_allocations_on(conn: Connection, consumer_uuid: str, provider_i
 #: built once (every scheduling request asks it)
 _HOLDING = (select(allocations.c.consumer_id).distinct()
             .where(allocations.c.consumer_id.in_(bindparam("b_uuids", expanding=True))))
+#: the same for one consumer (a boot of one server): an equality, which the fast path runs
+_HOLDING_ONE = prepared(select(allocations.c.consumer_id).distinct()
+                        .where(allocations.c.consumer_id == bindparam("b_uuid")))
 
 
 async def consumers_holding(conn: Connection, consumer_uuids: list[str]) -> list[str]:
     """Those of ``consumer_uuids`` that hold any allocation (one statement)."""
     if not consumer_uuids:
         return []
+    if len(consumer_uuids) == 1:
+        return [r[0] for r in await conn.execute(_HOLDING_ONE, {"b_uuid": consumer_uuids[0]})]
     return [r[0] for r in await conn.execute(_HOLDING, {"b_uuids": consumer_uuids})]
 
 
@@ -275,6 +293,6 @@ async def move_allocations(conn: Connection, source_consumer: str, target_consum
     await _ensure_consumer(conn, target_consumer, project_id, user_id, consumer_type)
     await conn.execute(update(allocations).where(allocations.c.consumer_id == source_consumer)
                        .values(consumer_id=target_consumer))
-    await conn.execute(_BUMP_GENERATIONS, {"b_rp_ids": rp_ids, "b_now": utcnow()})
+    await _bump_generations(conn, rp_ids)
     await conn.execute(_DROP_CONSUMER, {"b_consumer": source_consumer})
     return rp_ids

@@ -59,6 +59,13 @@ def prepared(statement: S) -> S:
     return statement
 
 
+def unprepare(statement: Any) -> None:
+    """Forget ``statement``'s plan (a cache of built statements dropping it)."""
+    plan = PLANS.get(id(statement))
+    if plan is not None and plan.statement is statement:
+        del PLANS[id(statement)]
+
+
 def plan_of(statement: Any) -> Plan | None:
     """The plan of a prepared statement, None for any other."""
     plan = PLANS.get(id(statement))

@@ -22,6 +22,7 @@ from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, or_
 
 from stratus.db.engine import Connection
 from stratus.db.models import instance_groups, instances, key_pairs, quota_classes, quotas
+from stratus.db.prepared import prepared
 from stratus.utils import utcnow
 
 UNLIMITED = -1
@@ -95,8 +96,8 @@ def _configured(conf: cfg.ConfigOpts) -> dict[str, int]:
 
 
 #: built once (SQLAlchemy hashes and compiles a statement object once): a quota class's limits
-_CLASS_ROWS = select(quota_classes.c.resource, quota_classes.c.hard_limit).where(
-    quota_classes.c.class_name == bindparam("b_class"))
+_CLASS_ROWS = prepared(select(quota_classes.c.resource, quota_classes.c.hard_limit).where(
+    quota_classes.c.class_name == bindparam("b_class")))
 
 
 async def _class_rows(conn: Connection, class_name: str) -> dict[str, int]:
@@ -131,12 +132,12 @@ async def limits(conn: Connection, conf: cfg.ConfigOpts, project_id: str,
 
 
 #: a boot's limits in one statement: the ``default`` class's rows, then the project's and the user's overrides
-_BOOT_LIMIT_ROWS = union_all(
+_BOOT_LIMIT_ROWS = prepared(union_all(
     select(literal(0).label("level"), quota_classes.c.resource, quota_classes.c.hard_limit)
     .where(quota_classes.c.class_name == DEFAULT_CLASS),
     select(case((quotas.c.user_id == "", 1), else_=2), quotas.c.resource, quotas.c.hard_limit)
     .where(quotas.c.project_id == bindparam("b_project"),
-           or_(quotas.c.user_id == "", quotas.c.user_id == bindparam("b_user"))))
+           or_(quotas.c.user_id == "", quotas.c.user_id == bindparam("b_user")))))
 
 
 async def project_and_user_limits(conn: Connection, conf: cfg.ConfigOpts, project_id: str, user_id: str
@@ -230,7 +231,7 @@ def _counts_statement() -> Any:
     ).where(_live_instances(project))
 
 
-_COUNTS = _counts_statement()
+_COUNTS = prepared(_counts_statement())
 
 
 async def counts(conn: Connection, project_id: str, user_id: str | None = None) -> dict[str, dict[str, int]]:
