@@ -475,7 +475,8 @@ _SOFT_DELETE = prepared(update(instances).where(instances.c.uuid == bindparam("b
 _WITH_IT = (instance_metadata, instance_tags, instance_group_members)
 #: which of those tables hold rows of the instance, in one statement: most servers have none, and a DELETE each
 #: would be three statements
-_HELD = prepared(select(*(exists().where(table.c.instance_uuid == bindparam("b_uuid")) for table in _WITH_IT)))
+_HELD = prepared(select(*(exists().where(table.c.instance_uuid == bindparam("b_uuid")).label(table.name)
+                          for table in _WITH_IT)))
 _GONE_WITH_IT = [prepared(delete(table).where(table.c.instance_uuid == bindparam("b_uuid"))) for table in _WITH_IT]
 
 

@@ -163,7 +163,7 @@ _USED_BY_CLASS = (select(allocations.c.resource_class, func.sum(allocations.c.us
                   .where(allocations.c.resource_provider_id == bindparam("provider_id"))
                   .group_by(allocations.c.resource_class).subquery())
 _ROOM = prepared(select(inventories.c.resource_class, inventories.c.total, inventories.c.reserved,
-                inventories.c.allocation_ratio, func.coalesce(_USED_BY_CLASS.c.used, 0))
+                inventories.c.allocation_ratio, func.coalesce(_USED_BY_CLASS.c.used, 0).label("used"))
          .select_from(inventories.outerjoin(_USED_BY_CLASS,
                                             _USED_BY_CLASS.c.resource_class == inventories.c.resource_class))
          .where(inventories.c.resource_provider_id == bindparam("provider_id")))

@@ -18,9 +18,12 @@ rest. The result (``PreparedResult``) has the surface the query modules use, wit
 What falls back to SQLAlchemy's path (decided when the plan is compiled, once, unless said otherwise):
 - statements with expanding IN, ``literal_execute`` or other post-compile parameters, escaped bind names,
   callable bind values, Python-side defaults that are not plain scalars (a function, a SQL expression), rows
-  whose keys repeat, or an INSERT into a table without a one-column primary key;
-- at execution: parameters that are not one dict (executemany: a list of several), a required bind left out
-  (SQLAlchemy raises), a DML statement's seventeenth set of parameter keys (see ``Plan``);
+  whose keys repeat or are anonymous labels (``count_1``: label them), or an INSERT into a table without a
+  one-column primary key;
+- at execution: a required bind left out (SQLAlchemy raises), a DML statement's seventeenth set of parameter
+  keys (see ``Plan``), an executemany (a list of dicts) whose rows differ in their keys, or of a SELECT or a
+  statement with RETURNING (the fast path runs the others with the driver's ``executemany``, as SQLAlchemy does
+  for SQLite);
 - while an engine or connection listener for ``before_execute``, ``after_execute``, ``before_cursor_execute``,
   ``after_cursor_execute`` or ``handle_error`` is registered: such listeners (the tests that count statements)
   get SQLAlchemy's own execution context and cursor, which the fast path has none of, so falling back while they
@@ -116,7 +119,9 @@ class _Compiled:
         columns = compiled._result_columns or []
         self.returns_rows = bool(columns)
         self.keys = tuple(entry[0] for entry in columns)
-        if len(set(self.keys)) != len(self.keys):
+        # keys that repeat, or differ from the name the SQL gives the column (anonymous labels: ``count_1``),
+        # which SQLAlchemy matches against the cursor's description by rules of its own
+        if len(set(self.keys)) != len(self.keys) or any(entry[0] != entry[1] for entry in columns):
             raise _Unsupported
         self.meta = SimpleResultMetaData(list(self.keys))
         key_to_index: dict[Any, int] = {}
@@ -128,6 +133,16 @@ class _Compiled:
         self.meta._key_to_index = key_to_index  # type: ignore[attr-defined]
         result_processors = [entry[3]._cached_result_processor(dialect, None) for entry in columns]
         self.result_processors = result_processors if any(result_processors) else None
+
+    def values(self, parameters: Mapping[str, Any]) -> list[Any] | None:
+        """The positional values of one execution, processed; None if a required one is missing."""
+        values: list[Any] = []
+        for name, carried, process in zip(self.names, self.defaults, self.processors, strict=True):
+            value = parameters.get(name, carried)
+            if value is _MISSING:
+                return None
+            values.append(value if process is None else process(value))
+        return values
 
 
 class _Unsupported(Exception):
@@ -167,14 +182,17 @@ class Plan:
 
     def run(self, conn: Any, parameters: Any) -> PreparedResult | None:
         """Execute on ``conn`` (a sync SQLAlchemy connection on SQLite); None: SQLAlchemy's path must run it."""
+        many: list[Any] | None = None
         if parameters is None:
             parameters = {}
         elif not isinstance(parameters, Mapping):
-            # a list of one dict is one execution to SQLAlchemy too; more is executemany
-            if type(parameters) is not list or len(parameters) != 1 or not isinstance(parameters[0], Mapping):
+            if type(parameters) is not list or not parameters or not isinstance(parameters[0], Mapping):
                 return None
+            if len(parameters) > 1:  # executemany: rows with the same keys, of an INSERT/UPDATE/DELETE
+                many = parameters
             parameters = parameters[0]
-        compiled = self.compiled_for(conn.dialect, tuple(parameters) if self._dml else ())
+        keys = tuple(parameters) if self._dml else ()
+        compiled = self.compiled_for(conn.dialect, keys)
         if compiled is None:
             return None
         dispatch = conn.dispatch
@@ -183,23 +201,34 @@ class Plan:
                 return None
         if conn.dialect.dispatch.handle_error:
             return None
-        values: list[Any] = []
-        for name, carried, process in zip(compiled.names, compiled.defaults, compiled.processors, strict=True):
-            value = parameters.get(name, carried)
-            if value is _MISSING:
+        if many is None:
+            values: Any = compiled.values(parameters)
+            if values is None:
                 return None
-            values.append(value if process is None else process(value))
+        else:
+            if compiled.returns_rows or not self._dml:
+                return None
+            values = []
+            for each in many:
+                row = compiled.values(each) if tuple(each) == keys else None
+                if row is None:
+                    return None
+                values.append(row)
         if not conn.in_transaction():
             conn.begin()  # what SQLAlchemy's autobegin does: the engine's begin event emits BEGIN
         raw = conn.connection.dbapi_connection
         try:
-            cursor = raw.execute(compiled.sql, values)
-            rows = cursor.fetchall() if compiled.returns_rows else None
+            if many is None:
+                cursor = raw.execute(compiled.sql, values)
+                rows = cursor.fetchall() if compiled.returns_rows else None
+            else:
+                cursor = raw.executemany(compiled.sql, values)
+                rows = None
         except sqlite3.Error as error:
-            wrapped = sa_exc.DBAPIError.instance(compiled.sql, tuple(values), error, sqlite3.Error,
-                                                 dialect=conn.dialect)
+            wrapped = sa_exc.DBAPIError.instance(compiled.sql, values, error, sqlite3.Error,
+                                                 dialect=conn.dialect, ismulti=many is not None)
             raise wrapped from error
-        return PreparedResult(compiled, rows, cursor, parameters)
+        return PreparedResult(compiled, rows, cursor, parameters, many is not None)
 
 
 #: the most parameter key sets one DML statement compiles for on the fast path
@@ -250,12 +279,13 @@ def _one(items: list[Any]) -> Any:
 class PreparedResult:
     """The result of a prepared statement: its rows all fetched (the hot statements return a few), as ``Row``s."""
 
-    __slots__ = ("_compiled", "_parameters", "_rows", "lastrowid", "rowcount")
+    __slots__ = ("_compiled", "_many", "_parameters", "_rows", "lastrowid", "rowcount")
 
     def __init__(self, compiled: _Compiled, rows: list[tuple[Any, ...]] | None, cursor: Any,
-                 parameters: Mapping[str, Any]) -> None:
+                 parameters: Mapping[str, Any], many: bool = False) -> None:
         self._compiled = compiled
         self._parameters = parameters
+        self._many = many
         if rows is None:
             self._rows: list[Row[Any]] = []
         else:
@@ -273,6 +303,9 @@ class PreparedResult:
         compiled = self._compiled
         if not compiled.is_insert:
             raise sa_exc.InvalidRequestError("Statement is not an insert() expression construct.")
+        if self._many:
+            raise sa_exc.InvalidRequestError("This statement was an executemany call; primary key values are "
+                                             "not available")
         value = self._parameters.get(compiled.pk_keys[0])
         return Row(compiled.pk_meta, None, compiled.pk_map, (self.lastrowid if value is None else value,))
 
