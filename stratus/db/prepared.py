@@ -49,9 +49,6 @@ S = TypeVar("S")
 #: the plans of the prepared statements by the statement's id (each plan holds its statement, so no id is reused)
 PLANS: dict[int, Plan] = {}
 
-#: the connection events that see each statement: while any has a listener, prepared statements take SQLAlchemy's path
-_WATCHING = ("before_execute", "after_execute", "before_cursor_execute", "after_cursor_execute")
-
 _MISSING = object()
 
 
@@ -195,11 +192,10 @@ class Plan:
         compiled = self.compiled_for(conn.dialect, keys)
         if compiled is None:
             return None
-        dispatch = conn.dispatch
-        for name in _WATCHING:
-            if getattr(dispatch, name):
-                return None
-        if conn.dialect.dispatch.handle_error:
+        # the engine's listeners (a connection's own, rare, are joined to them in its dispatch)
+        dispatch = conn.dispatch if conn._has_events else conn.engine.dispatch
+        if (dispatch.before_cursor_execute or dispatch.after_cursor_execute or dispatch.before_execute
+                or dispatch.after_execute or conn.dialect.dispatch.handle_error):
             return None
         if many is None:
             values: Any = compiled.values(parameters)
@@ -243,29 +239,37 @@ def _compile(statement: Any, dialect: Any, column_keys: list[str] | None) -> _Co
 
 
 class _Rows:
-    """What ``scalars()`` and ``mappings()`` give: the rows' first values or their mappings."""
+    """What ``scalars()`` and ``mappings()`` give: each row's value at ``index``, or (``index`` None) its mapping,
+    taken from the row when asked for (``mappings().first()`` makes one mapping, not one per row)."""
 
-    __slots__ = ("_items",)
+    __slots__ = ("_index", "_rows")
 
-    def __init__(self, items: list[Any]) -> None:
-        self._items = items
+    def __init__(self, rows: list[Row[Any]], index: int | None) -> None:
+        self._rows = rows
+        self._index = index
+
+    def _item(self, row: Row[Any]) -> Any:
+        return row._mapping if self._index is None else row[self._index]
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._items)
+        return iter(self.all())
 
     def all(self) -> list[Any]:
-        return list(self._items)
+        if self._index is None:
+            return [row._mapping for row in self._rows]
+        index = self._index
+        return [row[index] for row in self._rows]
 
     fetchall = all
 
     def first(self) -> Any:
-        return self._items[0] if self._items else None
+        return self._item(self._rows[0]) if self._rows else None
 
     def one(self) -> Any:
-        return _one(self._items)
+        return self._item(_one(self._rows))
 
     def one_or_none(self) -> Any:
-        return _one(self._items) if self._items else None
+        return self._item(_one(self._rows)) if self._rows else None
 
 
 def _one(items: list[Any]) -> Any:
@@ -357,10 +361,10 @@ class PreparedResult:
         return _one(rows)[0] if rows else None
 
     def scalars(self, index: int = 0) -> _Rows:
-        return _Rows([row[index] for row in self._take()])
+        return _Rows(self._take(), index)
 
     def mappings(self) -> _Rows:
-        return _Rows([row._mapping for row in self._take()])
+        return _Rows(self._take(), None)
 
     def close(self) -> None:
         self._rows = []

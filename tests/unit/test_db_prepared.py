@@ -302,6 +302,15 @@ async def test_statement_listeners_see_every_statement(db: Database) -> None:
     assert seen and seen[-1].startswith("SELECT instances.id")
     event.remove(db.sync_engine, "before_cursor_execute", listener)
     assert not await _via_sqlalchemy(db, instances._PLAIN, {"b_uuid": UUID})
+    # a connection's own listener, and the dialect's handle_error
+    async with db.read() as conn:
+        sa = conn._conn  # type: ignore[attr-defined]
+        event.listen(sa, "after_cursor_execute", listener)
+        assert not isinstance(await conn.execute(instances._PLAIN, {"b_uuid": UUID}), PreparedResult)
+    event.listen(db.sync_engine, "handle_error", _ignore)
+    assert await _via_sqlalchemy(db, instances._PLAIN, {"b_uuid": UUID})
+    event.remove(db.sync_engine, "handle_error", _ignore)
+    assert len(seen) == 2
 
 
 async def test_query_functions_on_the_fast_path(db: Database) -> None:
