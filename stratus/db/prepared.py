@@ -36,7 +36,8 @@ with ``orig``), so callers catch what they caught before.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import exc as sa_exc
@@ -75,7 +76,7 @@ def plan_of(statement: Any) -> Plan | None:
 class _Compiled:
     """What one dialect makes of a prepared statement."""
 
-    __slots__ = ("defaults", "is_insert", "keys", "meta", "names", "pk_keys", "pk_map", "pk_meta",
+    __slots__ = ("_carried", "_get", "_processed", "is_insert", "keys", "meta", "names", "pk_keys", "pk_map", "pk_meta",
                  "processors", "result_processors", "returns_rows", "sql")
 
     def __init__(self, statement: Any, dialect: Any, column_keys: list[str] | None) -> None:
@@ -101,7 +102,11 @@ class _Compiled:
             if default is None or not default.is_scalar:
                 raise _Unsupported
             carried[self.names.index(column.key)] = default.arg
-        self.defaults = tuple(carried)
+        self._carried = {name: value for name, value in zip(self.names, carried, strict=True)
+                         if value is not _MISSING}
+        self._get: Callable[[Mapping[str, Any]], Any] = itemgetter(*self.names) if self.names else _no_values
+        self._processed = tuple((index, process) for index, process in enumerate(self.processors)
+                                if process is not None)
         self.is_insert = isinstance(statement, Insert)
         self.pk_keys: tuple[str, ...] = ()
         self.pk_meta: Any = None
@@ -132,14 +137,20 @@ class _Compiled:
         self.result_processors = result_processors if any(result_processors) else None
 
     def values(self, parameters: Mapping[str, Any]) -> list[Any] | None:
-        """The positional values of one execution, processed; None if a required one is missing."""
-        values: list[Any] = []
-        for name, carried, process in zip(self.names, self.defaults, self.processors, strict=True):
-            value = parameters.get(name, carried)
-            if value is _MISSING:
-                return None
-            values.append(value if process is None else process(value))
+        """The positional values of one execution, processed (the caller's value of a bind over the one the
+        statement carries, as SQLAlchemy takes them); None if a required one is missing."""
+        try:
+            got = self._get({**self._carried, **parameters} if self._carried else parameters)
+        except KeyError:
+            return None
+        values = list(got) if len(self.names) != 1 else [got]
+        for index, process in self._processed:
+            values[index] = process(values[index])
         return values
+
+
+def _no_values(_parameters: Mapping[str, Any]) -> tuple[()]:
+    return ()
 
 
 class _Unsupported(Exception):
@@ -163,6 +174,8 @@ class Plan:
         self._shapes: dict[tuple[str, ...], _Compiled | None] = {}
 
     def compiled_for(self, dialect: Any, keys: tuple[str, ...]) -> _Compiled | None:
+        if dialect is self._dialect and not self._dml:
+            return self._compiled
         if dialect is not self._dialect:
             self._dialect, self._compiled, self._shapes = dialect, None, {}
             if not self._dml:
@@ -182,7 +195,7 @@ class Plan:
         many: list[Any] | None = None
         if parameters is None:
             parameters = {}
-        elif not isinstance(parameters, Mapping):
+        elif type(parameters) is not dict and not isinstance(parameters, Mapping):
             if type(parameters) is not list or not parameters or not isinstance(parameters[0], Mapping):
                 return None
             if len(parameters) > 1:  # executemany: rows with the same keys, of an INSERT/UPDATE/DELETE
