@@ -17,13 +17,13 @@ rest. The result (``PreparedResult``) has the surface the query modules use, wit
 
 What falls back to SQLAlchemy's path (decided when the plan is compiled, once, unless said otherwise):
 - statements with expanding IN, ``literal_execute`` or other post-compile parameters, escaped bind names,
-  callable bind values, Python-side defaults that are not plain scalars (a function, a SQL expression), rows
-  whose keys repeat or are anonymous labels (``count_1``: label them), or an INSERT into a table without a
-  one-column primary key;
-- at execution: a required bind left out (SQLAlchemy raises), a DML statement's seventeenth set of parameter
-  keys (see ``Plan``), an executemany (a list of dicts) whose rows differ in their keys, or of a SELECT or a
-  statement with RETURNING (the fast path runs the others with the driver's ``executemany``, as SQLAlchemy does
-  for SQLite);
+  callable bind values, execution options, Python-side defaults that are not plain scalars (a function, a SQL
+  expression), rows whose keys repeat or are anonymous labels (``count_1``: label them), or an INSERT into a
+  table without a one-column primary key;
+- at execution: a connection with execution options, a required bind left out (SQLAlchemy raises), a DML
+  statement's seventeenth set of parameter keys (see ``Plan``), an executemany (a list of dicts) whose rows differ
+  in their keys, or of a SELECT or a statement with RETURNING (the fast path runs the others with the driver's
+  ``executemany``, as SQLAlchemy does for SQLite);
 - while an engine or connection listener for ``before_execute``, ``after_execute``, ``before_cursor_execute``,
   ``after_cursor_execute`` or ``handle_error`` is registered: such listeners (the tests that count statements)
   get SQLAlchemy's own execution context and cursor, which the fast path has none of, so falling back while they
@@ -80,6 +80,8 @@ class _Compiled:
                  "processors", "result_processors", "returns_rows", "sql")
 
     def __init__(self, statement: Any, dialect: Any, column_keys: list[str] | None) -> None:
+        if statement._execution_options:  # yield_per, stream_results, schema_translate_map...: SQLAlchemy's to apply
+            raise _Unsupported
         compiled = statement.compile(dialect=dialect, column_keys=column_keys)
         if (compiled.post_compile_params or compiled.literal_execute_params or compiled.escaped_bind_names
                 or compiled.positiontup is None or dialect.paramstyle != "qmark"):
@@ -205,10 +207,11 @@ class Plan:
         compiled = self.compiled_for(conn.dialect, keys)
         if compiled is None:
             return None
-        # the engine's listeners (a connection's own, rare, are joined to them in its dispatch)
+        # the engine's listeners (a connection's own, rare, are joined to them in its dispatch); execution options
+        # of the connection (a schema_translate_map, ...) are SQLAlchemy's to apply
         dispatch = conn.dispatch if conn._has_events else conn.engine.dispatch
-        if (dispatch.before_cursor_execute or dispatch.after_cursor_execute or dispatch.before_execute
-                or dispatch.after_execute or conn.dialect.dispatch.handle_error):
+        if (conn._execution_options or dispatch.before_cursor_execute or dispatch.after_cursor_execute
+                or dispatch.before_execute or dispatch.after_execute or conn.dialect.dispatch.handle_error):
             return None
         if many is None:
             values: Any = compiled.values(parameters)

@@ -283,6 +283,11 @@ async def test_what_falls_back(db: Database) -> None:
     # a required bind left out: SQLAlchemy raises its own error
     with pytest.raises(exc.StatementError):
         await _via_sqlalchemy(db, instances._PLAIN, {})
+    # execution options: the statement's, or the connection's
+    assert await _via_sqlalchemy(db, prepared(select(instance_table.c.uuid).execution_options(yield_per=1)), None)
+    async with db.read() as conn:
+        conn._conn.execution_options(logging_token="x")  # type: ignore[attr-defined]
+        assert not isinstance(await conn.execute(instances._PLAIN, {"b_uuid": UUID}), PreparedResult)
     # not prepared at all
     assert await _via_sqlalchemy(db, update(instance_table).values(progress=1), None)
     assert plan_of(expanding) is not None and plan_of(select(instance_table)) is None
