@@ -84,7 +84,8 @@ class _Compiled:
             raise _Unsupported
         compiled = statement.compile(dialect=dialect, column_keys=column_keys)
         if (compiled.post_compile_params or compiled.literal_execute_params or compiled.escaped_bind_names
-                or compiled.positiontup is None or dialect.paramstyle != "qmark"):
+                or compiled.positiontup is None or dialect.paramstyle != "qmark"
+                or (dialect.name, dialect.driver) != ("sqlite", "pysqlite")):
             raise _Unsupported
         self.sql: str = compiled.string
         self.names: tuple[str, ...] = tuple(compiled.positiontup)
@@ -207,8 +208,8 @@ class Plan:
         compiled = self.compiled_for(conn.dialect, keys)
         if compiled is None:
             return None
-        # the engine's listeners (a connection's own, rare, are joined to them in its dispatch); execution options
-        # of the connection (a schema_translate_map, ...) are SQLAlchemy's to apply
+        # listeners on the engine (or, when the connection has its own, on both: its dispatch joins them); the
+        # connection's execution options (a schema_translate_map, ...) are SQLAlchemy's to apply
         dispatch = conn.dispatch if conn._has_events else conn.engine.dispatch
         if (conn._execution_options or dispatch.before_cursor_execute or dispatch.after_cursor_execute
                 or dispatch.before_execute or dispatch.after_execute or conn.dialect.dispatch.handle_error):
@@ -297,7 +298,10 @@ def _one(items: list[Any]) -> Any:
 
 
 class PreparedResult:
-    """The result of a prepared statement: its rows all fetched (the hot statements return a few), as ``Row``s."""
+    """The result of a prepared statement: its rows all fetched (the hot statements return a few), as ``Row``s.
+
+    ``rowcount`` is the driver's once the rows are fetched: for an UPDATE or DELETE with RETURNING, the rows it
+    changed, where SQLAlchemy's result, read before its rows are, may say 0 (sqlite3 counts as it steps)."""
 
     __slots__ = ("_compiled", "_many", "_parameters", "_rows", "lastrowid", "rowcount")
 
