@@ -35,17 +35,20 @@ with ``orig``), so callers catch what they caught before.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from operator import itemgetter
 from typing import Any, TypeVar
 
+import sqlalchemy
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Row
 from sqlalchemy.engine.result import SimpleResultMetaData
 from sqlalchemy.sql.dml import Insert, UpdateBase
 
 S = TypeVar("S")
+LOG = logging.getLogger(__name__)
 
 #: the plans of the prepared statements by the statement's id (each plan holds its statement, so no id is reused)
 PLANS: dict[int, Plan] = {}
@@ -55,7 +58,7 @@ _MISSING = object()
 
 def prepared(statement: S) -> S:
     """Mark ``statement`` (built once: a module constant) for the SQLite fast path; returns it unchanged."""
-    if id(statement) not in PLANS:
+    if ROWS_WORK and id(statement) not in PLANS:
         PLANS[id(statement)] = Plan(statement)
     return statement
 
@@ -253,6 +256,28 @@ def _compile(statement: Any, dialect: Any, column_keys: list[str] | None) -> _Co
         return _Compiled(statement, dialect, column_keys)
     except _Unsupported:
         return None
+    except (AttributeError, KeyError, TypeError):  # a compiler whose internals moved: SQLAlchemy runs it
+        LOG.warning("SQLite fast path: SQLAlchemy %s compiles %s unlike what prepared.py reads; it runs on "
+                    "SQLAlchemy's path", sqlalchemy.__version__, type(statement).__name__, exc_info=True)
+        return None
+
+
+def _rows_work() -> bool:
+    """Whether this SQLAlchemy builds ``Row``s from the parts the fast path hands it (its private constructor and
+    ``SimpleResultMetaData._key_to_index``, stable through 2.0 and 2.1, which pyproject.toml allows): if not, no
+    statement is prepared and everything runs on SQLAlchemy's path, slower but right."""
+    try:
+        meta = SimpleResultMetaData(["a", "b"])
+        key_to_index = meta._key_to_index  # type: ignore[attr-defined]
+        row = Row(meta, None, key_to_index, (1, "x"))
+        return bool(row.a == 1 and row._mapping["b"] == "x" and tuple(row) == (1, "x"))
+    except Exception:  # any failure means the same: do without
+        LOG.warning("SQLite fast path off: SQLAlchemy %s builds rows unlike what prepared.py expects",
+                    sqlalchemy.__version__, exc_info=True)
+        return False
+
+
+ROWS_WORK = _rows_work()
 
 
 class _Rows:

@@ -338,3 +338,38 @@ async def test_query_functions_on_the_fast_path(db: Database) -> None:
 
 def _ignore(*_args: Any) -> None:
     pass
+
+
+def test_an_sqlalchemy_whose_rows_differ_turns_the_fast_path_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path builds SQLAlchemy's ``Row``s from private parts; should a release change them, nothing is
+    prepared (everything runs on SQLAlchemy's path) rather than every prepared statement failing."""
+    from stratus.db import prepared as module
+
+    assert module._rows_work() and module.ROWS_WORK
+
+    def changed(*_args: Any) -> Any:
+        raise TypeError("Row() takes other arguments now")
+
+    monkeypatch.setattr(module, "Row", changed)
+    assert not module._rows_work()
+    monkeypatch.setattr(module, "ROWS_WORK", False)
+    statement = select(instance_table.c.uuid).where(instance_table.c.uuid == bindparam("u"))
+    assert prepared(statement) is statement and plan_of(statement) is None
+
+
+def test_a_compiler_whose_internals_moved_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An AttributeError (or KeyError, TypeError) while reading the compiled statement leaves it to SQLAlchemy."""
+    from stratus.db import prepared as module
+
+    def moved(*_args: Any) -> Any:
+        raise AttributeError("'SQLiteCompiler' object has no attribute '_bind_processors'")
+
+    monkeypatch.setattr(module, "_Compiled", moved)
+    statement = select(instance_table.c.uuid).where(instance_table.c.uuid == bindparam("u"))
+    assert module._compile(statement, sqlite3_dialect(), None) is None
+
+
+def sqlite3_dialect() -> Any:
+    from sqlalchemy.dialects.sqlite import pysqlite
+
+    return pysqlite.SQLiteDialect_pysqlite()
