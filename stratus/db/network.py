@@ -387,6 +387,24 @@ async def subnet_ids(conn: Connection, network_ids: Sequence[str]) -> dict[str, 
     return found
 
 
+#: what a port's agent is told of each rule of its groups (the columns Neutron's security group RPC sends its
+#: agents: no ids, timestamps or attributes, which a firewall does not use and a rule's view costs decoding)
+RULE_FILTER_COLUMNS = ("security_group_id", "direction", "ethertype", "protocol", "port_range_min", "port_range_max",
+                       "remote_ip_prefix", "remote_group_id")
+
+
+async def filter_rules(conn: Connection, group_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The rules of ``group_ids`` as ``RULE_FILTER_COLUMNS`` (oldest first), in one statement of plain columns."""
+    if not group_ids:
+        return []
+    many = len(group_ids) > 1  # one group (a port's default group): an equality, not an expanding IN
+    table = security_group_rules
+    statement = _once(("filter_rules", many), lambda: select(*(table.c[c] for c in RULE_FILTER_COLUMNS)).where(
+        _any_of(table.c.security_group_id, "p_group_ids", many)).order_by(*(table.c[c] for c in _ORDER["find"])))
+    params = {"p_group_ids": list(group_ids) if many else group_ids[0]}
+    return [dict(zip(RULE_FILTER_COLUMNS, row, strict=True)) for row in await conn.execute(statement, params)]
+
+
 async def group_member_addresses(conn: Connection, group_ids: Sequence[str]) -> dict[str, list[str]]:
     """{group_id: the addresses of the ports in it}, for the groups ``group_ids`` (in one statement: the rules
     naming a remote group carry its members' addresses)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from stratus.db import network as db
 from stratus.db.engine import Connection
-from stratus.network.server import networks, ports, security_groups, subnets
+from stratus.network.server import networks, ports, subnets
 
 
 def _port_view(record: dict[str, Any], allocations: list[dict[str, Any]]) -> dict[str, Any]:
@@ -57,14 +57,14 @@ async def port_payload(conn: Connection, port_id: str, zones: list[str], known: 
 
 
 async def group_rules(conn: Connection, group_ids: list[str]) -> list[dict[str, Any]]:
-    """The rules of ``group_ids``; a rule with a remote group carries its members' addresses of the rule's
+    """The rules of ``group_ids`` as an agent filters by them (``db.RULE_FILTER_COLUMNS``, the fields Neutron's
+    security group RPC gives its agents); a rule with a remote group carries its members' addresses of the rule's
     ethertype in ``remote_ips``."""
     if not group_ids:
         return []
-    rules = [security_groups.rule_view(r) for r in
-             await db.find(conn, "security_group_rule", security_group_id=list(group_ids))]
+    rules = await db.filter_rules(conn, group_ids)
     remote = sorted({r["remote_group_id"] for r in rules if r["remote_group_id"]})
-    members = await db.group_member_addresses(conn, remote)
+    members = await db.group_member_addresses(conn, remote) if remote else {}
     for rule in rules:
         if rule["remote_group_id"]:
             v6 = rule["ethertype"] == "IPv6"

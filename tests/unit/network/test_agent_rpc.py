@@ -121,6 +121,11 @@ async def test_bound_port_reaches_its_agent_goes_active_and_nova_hears(seam: dic
     ingress = [r for r in told["security_group_rules"] if r["direction"] == "ingress" and r["ethertype"] == "IPv4"]
     assert ingress and sorted(ingress[0]["remote_ips"]) == sorted(
         [peer["fixed_ips"][0]["ip_address"], port["fixed_ips"][0]["ip_address"]])  # the default group's members
+    # each rule as Neutron's security group RPC gives it: the fields a firewall filters by, no ids or timestamps
+    assert set(ingress[0]) == {"security_group_id", "direction", "ethertype", "protocol", "port_range_min",
+                               "port_range_max", "remote_ip_prefix", "remote_group_id", "remote_ips"}
+    assert {r["security_group_id"] for r in told["security_group_rules"]} == set(port["security_groups"])
+    assert all("remote_ips" not in r for r in told["security_group_rules"] if not r["remote_group_id"])
     await _until(lambda: bool(seam["events"]))
     assert seam["events"][0] == [{"name": "network-vif-plugged", "server_uuid": server, "tag": port["id"],
                                   "status": "completed"}]
