@@ -12,10 +12,11 @@ every call cost several times what SQLite takes to run it.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Executable, Table, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Executable, Table, bindparam, delete, exists, func, insert, or_, select, update
 
 from stratus.db.engine import Connection
 from stratus.db.models import (
@@ -286,6 +287,45 @@ async def limit_and_count(conn: Connection, kind: str, project_id: str) -> tuple
         .scalar_subquery()))
     limit, used = (await conn.execute(statement, {"p_project_id": project_id})).one()
     return None if limit is None else int(limit), int(used)
+
+
+class PortCreateFacts(NamedTuple):
+    """What a port's create reads of other tables besides its network, asked in one statement
+    (:func:`port_create_facts`)."""
+
+    limit: int | None  # the project's own port limit (None: the default applies)
+    used: int  # the project's ports
+    default_group: str | None  # the project's default security group, if made yet
+    heartbeat: datetime.datetime | None  # the last heartbeat of the host's L2 agent, if it has one that is up
+    dhcp_agents: bool  # whether any DHCP agent has reported
+
+
+async def port_create_facts(conn: Connection, project_id: str, host: str, l2_agent_type: str,
+                            dhcp_agent_type: str) -> PortCreateFacts:
+    """The port quota's limit and count, the default group, the L2 agent of ``host`` (its type
+    ``l2_agent_type``; at most one per host and type) and whether any agent of ``dhcp_agent_type`` exists, in
+    one statement of scalar subqueries: what ``quotas.check``, ``security_groups.for_port``, ``binding.bind``
+    and the DHCP notification would each have asked in a statement (and the last in a transaction) of its own.
+    Read in the create's write transaction, so as fresh as the rows it writes (SQLite serialises writers)."""
+    agents_ = network_agents
+
+    def build() -> Executable:
+        project = bindparam("p_project_id")
+        return select(
+            select(network_quotas.c.limit).where(network_quotas.c.project_id == project,
+                                                 network_quotas.c.resource == "port").scalar_subquery(),
+            select(func.count()).select_from(ports).where(ports.c.project_id == project).scalar_subquery(),
+            select(default_security_groups.c.security_group_id).where(
+                default_security_groups.c.project_id == project).scalar_subquery(),
+            select(agents_.c.heartbeat_timestamp).where(
+                agents_.c.host == bindparam("p_host"), agents_.c.agent_type == bindparam("p_l2"),
+                agents_.c.admin_state_up.is_(True)).scalar_subquery(),
+            exists().where(agents_.c.agent_type == bindparam("p_dhcp")))
+    row = (await conn.execute(_once(("port_create_facts",), build), {
+        "p_project_id": project_id, "p_host": host, "p_l2": l2_agent_type, "p_dhcp": dhcp_agent_type})).one()
+    limit, used, group, heartbeat, dhcp = row
+    return PortCreateFacts(None if limit is None else int(limit), int(used), None if group is None else str(group),
+                           heartbeat, bool(dhcp))
 
 
 async def limits_and_counts(conn: Connection, project_id: str, kinds: Sequence[str]

@@ -185,13 +185,14 @@ async def ensure_default(req: NetworkRequest, project_id: str) -> str:
 
 
 async def for_port(req: NetworkRequest, conn: Connection, project_id: str, given: list[str] | None,
-                   port_security: bool, device_owner: str) -> list[str]:
+                   port_security: bool, device_owner: str, default_group: str | None = None) -> list[str]:
     """The groups of a port: those given (each of the port's project), else its project's default group (none
-    for a port without port security, or one the network itself owns)."""
+    for a port without port security, or one the network itself owns; ``default_group``: that group as the
+    caller's transaction read it, else looked up, and made if the project has none yet)."""
     if given is None:
         if not port_security or device_owner.startswith("network:"):
             return []
-        found = await db.default_group_of(conn, project_id)
+        found = default_group or await db.default_group_of(conn, project_id)
         if found is None:
             found = (await _insert_group(conn, project_id, "default", "Default security group", True, True))["id"]
         return [found]

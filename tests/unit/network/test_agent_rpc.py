@@ -94,7 +94,7 @@ async def seam(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     app = auth.wrap(create_app(services, auth))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://net/v2.0",
                                  headers={"X-Auth-Token": "admin:admin"}) as client:
-        yield {"client": client, "plugin": plugin, "l2": l2, "dhcp": dhcp, "events": events, "nova": nova}
+        yield {"client": client, "plugin": plugin, "l2": l2, "dhcp": dhcp, "events": events, "nova": nova, "db": db}
     await transport.stop()
     await nova.drain()
     await db.dispose()
@@ -228,3 +228,46 @@ async def test_dhcp_updates_of_a_burst_of_ports_are_coalesced(seam: dict[str, An
     await seam["plugin"].transport.stop()  # every fanout delivered
     assert sorted(p["id"] for p in dhcp.networks[-1][2]) == ids
     assert 1 <= len(dhcp.networks) < len(ids)
+
+
+async def test_a_dhcp_agent_that_reports_after_a_port_hears_of_the_next(seam: dict[str, Any]) -> None:
+    """A port's create finds in its own statement whether any DHCP agent exists: none, none is told; one that
+    reported since (another process's, as far as the create knows) hears of the network at the next port."""
+    client, plugin, dhcp = seam["client"], seam["plugin"], seam["dhcp"]
+    net = (await client.post("/networks", json={"network": {"name": "n"}})).json()["network"]
+    await client.post("/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.9.1.0/24", "ip_version": 4}})
+    first = (await client.post("/ports", json={"port": {"network_id": net["id"]}})).json()["port"]
+    await asyncio.sleep(0.05)
+    assert dhcp.networks == []
+    await plugin.report_state(CTX, "net-host", "DHCP agent", "test-dhcp", {})
+    second = (await client.post("/ports", json={"port": {"network_id": net["id"]}})).json()["port"]
+    await _until(lambda: bool(dhcp.networks))
+    network, _subnets, told = dhcp.networks[-1]
+    assert network["id"] == net["id"] and {p["id"] for p in told} == {first["id"], second["id"]}
+
+
+async def test_port_create_facts(seam: dict[str, Any]) -> None:
+    """The one statement a port's create asks of the quota, default group and agent tables."""
+    from stratus.db import network as db
+
+    client, plugin, database = seam["client"], seam["plugin"], seam["db"]
+    project = "p-facts"
+    async with database.read() as conn:
+        facts = await db.port_create_facts(conn, project, "h9", "Linux bridge agent", "DHCP agent")
+    assert facts == db.PortCreateFacts(None, 0, None, None, False)
+    await plugin.report_state(CTX, "h9", "Linux bridge agent", "test-agent", {})
+    await plugin.report_state(CTX, "elsewhere", "DHCP agent", "test-dhcp", {})
+    assert (await client.put(f"/quotas/{project}", json={"quota": {"port": 7}})).status_code == 200
+    net = (await client.post("/networks", json={"network": {"name": "n", "project_id": project}})).json()["network"]
+    port = (await client.post("/ports", json={"port": {"network_id": net["id"], "project_id": project}})
+            ).json()["port"]
+    async with database.read() as conn:
+        facts = await db.port_create_facts(conn, project, "h9", "Linux bridge agent", "DHCP agent")
+        other = await db.port_create_facts(conn, project, "h8", "Linux bridge agent", "DHCP agent")
+    assert (facts.limit, facts.used, facts.default_group, facts.dhcp_agents) == \
+        (7, 1, port["security_groups"][0], True)
+    assert facts.heartbeat is not None and facts.heartbeat.tzinfo is None and other.heartbeat is None
+    agent = next(a for a in (await client.get("/agents", params={"host": "h9"})).json()["agents"])
+    assert (await client.put(f"/agents/{agent['id']}", json={"agent": {"admin_state_up": False}})).status_code == 200
+    async with database.read() as conn:
+        assert (await db.port_create_facts(conn, project, "h9", "Linux bridge agent", "DHCP agent")).heartbeat is None
