@@ -190,3 +190,19 @@ async def test_group_members_of_one_group_and_of_several(api: dict[str, Any]) ->
         assert await db.group_member_addresses(conn, []) == {}
     one, several = api["statements"]
     assert "security_group_id = ?" in one and "security_group_id IN" in several
+
+
+async def test_a_port_create_asks_quota_group_and_agents_in_one_statement(api: dict[str, Any]) -> None:
+    """The port quota, the default group, the host's L2 agent and whether a DHCP agent exists: one SELECT of the
+    create's transaction, not one each (and no read of the agents after the commit)."""
+    client, statements = api["client"], api["statements"]
+    net, _ = await _network(client, "10.11.0.0/24")
+    assert (await _create(client, net)).status_code == 201  # the project's default group is made by the first
+    statements.clear()
+    resp = await _create(client, net, **{"binding:host_id": "h1"})
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["port"]["binding:vif_type"] == "binding_failed"  # no agent on h1
+    asked = [s for s in statements if s.startswith("SELECT") and
+             ("network_agents" in s or "network_quotas" in s or "default_security_groups" in s)]
+    assert len(asked) == 1, asked
+    assert all(t in asked[0] for t in ("network_agents", "network_quotas", "default_security_groups"))
