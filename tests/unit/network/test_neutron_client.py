@@ -98,3 +98,34 @@ async def test_validate_networks_asks_only_the_fields_it_reads() -> None:
     with pytest.raises(neutron.NetworkNotFound):
         await api.validate_networks(ctx, neutron.requested_networks([{"uuid": "n1"}, {"uuid": "n9"}]), 1)
     await api.aclose()
+
+
+def test_noauth2_asks_as_its_admin_without_keystoneauth() -> None:
+    """With noauth2 and no [neutron] auth_type, Nova's own token is noauth2's admin, known without importing
+    keystoneauth (a process that never talks to a real Keystone does not load it)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    probe = textwrap.dedent("""\
+        import asyncio, sys
+        import httpx
+        from stratus import conf as conf_mod
+        from stratus.network.neutron_client import NeutronClient
+
+        seen = []
+        def handler(request):
+            seen.append(request.headers["x-auth-token"])
+            return httpx.Response(200, json={"ports": []})
+
+        conf = conf_mod.load(overrides={"neutron": {"endpoint_override": "http://net.example:9696/"},
+                                        "api": {"auth_strategy": "noauth2"}})
+        async def main():
+            client = NeutronClient(conf, transport=httpx.MockTransport(handler))
+            await client.list(None, "ports", device_id="x")
+            await client.aclose()
+        asyncio.run(main())
+        print(seen, "keystoneauth1" in sys.modules)
+        """)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split("\n")[-2] == "['admin:admin'] False", out.stdout + out.stderr
