@@ -42,13 +42,17 @@ class Notifier:
 
     async def port_changed(self, port_id: str, addresses_changed: bool = False,
                            known: details.Known | None = None, dhcp_agents: bool = True) -> None:
-        """``known``: the port's rows as the transaction that committed them wrote them (not read again);
+        """``known``: the port's rows as the transaction that committed them wrote them (nothing is read again);
         ``dhcp_agents`` False: that transaction found no DHCP agent, so none is told (and none asked for): an
         agent that reports later fetches the networks at its start (``get_active_networks_info``)."""
-        async with self.db.read() as conn:
-            payload = await details.port_payload(conn, port_id, self.zones, known)
-        if payload is None:
-            return
+        if known is not None:
+            payload = details.payload(known, self.zones)
+        else:
+            async with self.db.read() as conn:
+                found = await details.port_payload(conn, port_id, self.zones)
+            if found is None:
+                return
+            payload = found
         if payload["binding:vif_type"] == binding.VIF_TYPE_BRIDGE:
             await self._safely(f"port_update {port_id}",
                                self.agents.port_update(self.context, payload["binding:host_id"], payload))

@@ -27,9 +27,10 @@ from stratus.network.server.resource import (
 )
 
 RETRIES = 10
-#: a port's rows as the transaction that wrote them has them: the port, its network, its allocations and the
-#: network's subnets (``details.Known``: details imports this module)
-Known = tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]
+#: a port's rows as the transaction that wrote them has them: the port, its network, its allocations, the
+#: network's subnets and its groups' rules as its agent is told them (``details.Known``: details imports this
+#: module)
+Known = tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]
 VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder", "smart-nic",
               "remote-managed")
 
@@ -359,6 +360,10 @@ async def create_port(req: NetworkRequest) -> dict[str, Any]:
                 network_subnets = await db.find(conn, "subnet", network_id=network["id"])
                 held = await _allocate(conn, network, record, values["fixed_ips"], opts.max_fixed_ips_per_port,
                                        all_subnets=network_subnets)
+                # what its agent is told (port_update), read in this transaction (its own address among the
+                # members): only a port bound to an agent is told of, so only its rules are read
+                rules = await security_groups.group_rules(conn, record["security_groups"]) \
+                    if record["binding_vif_type"] == binding.VIF_TYPE_BRIDGE else []
             break
         except IntegrityError:
             if attempt == RETRIES - 1:
@@ -368,7 +373,8 @@ async def create_port(req: NetworkRequest) -> dict[str, Any]:
                 raise
     shown = _Hidden(req).view(view(record, held), target(record, network))
     # a new port: its rows as just written
-    await _changed(req, record["id"], known=(record, network, held, network_subnets), dhcp_agents=facts.dhcp_agents)
+    await _changed(req, record["id"], known=(record, network, held, network_subnets, rules),
+                   dhcp_agents=facts.dhcp_agents)
     return {"port": shown}
 
 

@@ -205,6 +205,22 @@ async def for_port(req: NetworkRequest, conn: Connection, project_id: str, given
     return chosen
 
 
+async def group_rules(conn: Connection, group_ids: list[str]) -> list[dict[str, Any]]:
+    """The rules of ``group_ids`` as an agent filters by them (``db.RULE_FILTER_COLUMNS``, the fields Neutron's
+    security group RPC gives its agents); a rule with a remote group carries its members' addresses of the rule's
+    ethertype in ``remote_ips``."""
+    if not group_ids:
+        return []
+    rules = await db.filter_rules(conn, group_ids)
+    remote = sorted({r["remote_group_id"] for r in rules if r["remote_group_id"]})
+    members = await db.group_member_addresses(conn, remote) if remote else {}
+    for rule in rules:
+        if rule["remote_group_id"]:
+            v6 = rule["ethertype"] == "IPv6"
+            rule["remote_ips"] = sorted(a for a in members.get(rule["remote_group_id"], []) if (":" in a) == v6)
+    return rules
+
+
 async def visible_group(req: NetworkRequest, conn: Connection, group_id: str) -> dict[str, Any]:
     group = await db.get(conn, "security_group", group_id)
     if group is None or not req.services.policy.check(req.ctx, "get_security_group", _target(group)):

@@ -271,3 +271,23 @@ async def test_port_create_facts(seam: dict[str, Any]) -> None:
     assert (await client.put(f"/agents/{agent['id']}", json={"agent": {"admin_state_up": False}})).status_code == 200
     async with database.read() as conn:
         assert (await db.port_create_facts(conn, project, "h9", "Linux bridge agent", "DHCP agent")).heartbeat is None
+
+
+async def test_a_port_no_agent_is_told_of_reads_no_rules(seam: dict[str, Any]) -> None:
+    """Only a port bound to an agent is told of (port_update), so only its create reads its groups' rules (in its
+    own transaction); an unbound port's create reads none, and nothing is read after its commit."""
+    from sqlalchemy import event
+
+    client, database = seam["client"], seam["db"]
+    net = (await client.post("/networks", json={"network": {"name": "n"}})).json()["network"]
+    await client.post("/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.9.2.0/24", "ip_version": 4}})
+    assert (await client.post("/ports", json={"port": {"network_id": net["id"]}})).status_code == 201
+    statements: list[str] = []
+    event.listen(database.sync_engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *args: statements.append(statement))
+    port = (await client.post("/ports", json={"port": {"network_id": net["id"], "device_id": str(uuid.uuid4()),
+                                                       "device_owner": "compute:nova"}})).json()["port"]
+    await asyncio.sleep(0.05)
+    assert port["binding:vif_type"] == "unbound"
+    assert not [s for s in statements if "security_group_rules" in s], statements
+    assert not [s for s in statements if s.startswith("SELECT ports.")], statements  # the port is not read back
