@@ -115,6 +115,31 @@ async def find(conn: Connection, kind: str, **equals: Any) -> list[dict[str, Any
     return [_record(table, row) for row in await conn.execute(statement, params)]
 
 
+async def find_subnets_with_networks(conn: Connection, **equals: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """:func:`find` of subnets, each with what a policy check of it reads of its network (``id``, ``project_id``,
+    ``shared``), in one statement joined to the networks (an admin's list by id: one statement, not two); a
+    subnet whose network is gone is left out."""
+    equals = {column: _one(value) for column, value in equals.items()}
+    shape = tuple((column, isinstance(value, (list, tuple, set))) for column, value in equals.items())
+
+    def build() -> Executable:
+        statement = select(subnets, networks.c.project_id.label("network_project_id"),
+                           networks.c.shared.label("network_shared")).join(
+            networks, networks.c.id == subnets.c.network_id)
+        for column, many in shape:
+            statement = statement.where(_any_of(subnets.c[column], f"p_{column}", many))
+        return statement.order_by(*(subnets.c[c] for c in _ORDER["find"]))
+    params = {f"p_{column}": list(value) if many else value
+              for (column, many), value in zip(shape, equals.values(), strict=True)}
+    found = []
+    for row in await conn.execute(_once(("find_subnets_with_networks", shape), build), params):
+        record = _record(subnets, row)
+        network = {"id": record["network_id"], "project_id": record.pop("network_project_id"),
+                   "shared": record.pop("network_shared")}
+        found.append((record, network))
+    return found
+
+
 async def visible_networks(conn: Connection, project_id: str | None) -> list[dict[str, Any]]:
     """Networks a project may see (its own, shared and external ones); every network for ``None`` (an admin)."""
     def build() -> Executable:
