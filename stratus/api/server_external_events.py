@@ -5,6 +5,7 @@ attach may be waiting for it. 200 when every event was accepted, 207 when some w
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -42,7 +43,7 @@ def _names(version: APIVersion) -> list[str]:
 
 #: the schema of each set of names, made once: the validator is kept by the schema object's identity
 #: (stratus/api/validation.py), and a new schema per request was dumped to JSON and looked up each time
-_SCHEMAS: dict[tuple[str, ...], dict[str, Any]] = {}
+_SCHEMAS: dict[tuple[str, ...], tuple[dict[str, Any], frozenset[str]]] = {}
 
 #: the instances' hosts, the statements built once (the Networking service posts a batch of ports' events, most
 #: often of one server: an equality then, not an expanding IN rendered again at each execution)
@@ -52,12 +53,13 @@ _HOST = select(instances.c.uuid, instances.c.host).where(instances.c.uuid == bin
                                                          instances.c.deleted == 0)
 
 
-def _schema(version: APIVersion) -> dict[str, Any]:
+def _schema(version: APIVersion) -> tuple[dict[str, Any], frozenset[str]]:
+    """The schema of ``version``'s bodies, and the event names it allows."""
     names = tuple(_names(version))
-    schema = _SCHEMAS.get(names)
-    if schema is None:
-        schema = _SCHEMAS[names] = _make_schema(list(names))
-    return schema
+    found = _SCHEMAS.get(names)
+    if found is None:
+        found = _SCHEMAS[names] = (_make_schema(list(names)), frozenset(names))
+    return found
 
 
 def _make_schema(names: list[str]) -> dict[str, Any]:
@@ -71,10 +73,43 @@ def _make_schema(names: list[str]) -> dict[str, Any]:
             "required": ["events"], "additionalProperties": False}
 
 
+#: a server's uuid as Neutron spells it: a string jsonschema's ``uuid`` format takes (it takes a few more spellings,
+#: which the schema's validator then judges)
+_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_EVENT_KEYS = frozenset(("server_uuid", "name", "status", "tag"))
+_STATUSES = frozenset(("failed", "completed", "in-progress"))
+
+
+def _plainly_valid(body: Any, names: frozenset[str]) -> bool:
+    """True only for a body the schema accepts and ``validation.check_body`` passes (``{"events": [...]}``, each
+    event's keys among the schema's, its uuid canonical, its name and status among those allowed, its tag short
+    and without a NUL): what the Networking service sends, checked in plain Python. Anything else (False) goes
+    to the schema's validator, which accepts or refuses it with its own message, as before."""
+    if type(body) is not dict or len(body) != 1:
+        return False
+    events = body.get("events")
+    if type(events) is not list or not events:
+        return False
+    for event in events:
+        if type(event) is not dict or not event.keys() <= _EVENT_KEYS:
+            return False
+        uuid, name = event.get("server_uuid"), event.get("name")
+        if type(uuid) is not str or type(name) is not str or name not in names or \
+                _CANONICAL_UUID.fullmatch(uuid) is None:
+            return False
+        if "status" in event and (type(event["status"]) is not str or event["status"] not in _STATUSES):
+            return False
+        if "tag" in event and (type(event["tag"]) is not str or len(event["tag"]) > 255 or "\x00" in event["tag"]):
+            return False
+    return True
+
+
 async def create(req: ApiRequest) -> Response:
     policy.authorize(req.context, "os_compute_api:os-server-external-events:create", {})
     body = await req.json()
-    validation.validate(_schema(req.version), body)
+    schema, names = _schema(req.version)
+    if not _plainly_valid(body, names):
+        validation.validate(schema, body)
     events = [{**e, "status": e.get("status", "completed")} for e in body["events"]]
     uuids = sorted({e["server_uuid"] for e in events})
     async with req.services.db.read() as conn:

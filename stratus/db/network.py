@@ -12,10 +12,11 @@ every call cost several times what SQLite takes to run it.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Executable, Table, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Executable, Table, bindparam, delete, exists, func, insert, or_, select, update
 
 from stratus.db.engine import Connection
 from stratus.db.models import (
@@ -112,6 +113,31 @@ async def find(conn: Connection, kind: str, **equals: Any) -> list[dict[str, Any
     table = TABLES[kind]
     statement, params = _where(table, "find", equals)
     return [_record(table, row) for row in await conn.execute(statement, params)]
+
+
+async def find_subnets_with_networks(conn: Connection, **equals: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """:func:`find` of subnets, each with what a policy check of it reads of its network (``id``, ``project_id``,
+    ``shared``), in one statement joined to the networks (an admin's list by id: one statement, not two); a
+    subnet whose network is gone is left out."""
+    equals = {column: _one(value) for column, value in equals.items()}
+    shape = tuple((column, isinstance(value, (list, tuple, set))) for column, value in equals.items())
+
+    def build() -> Executable:
+        statement = select(subnets, networks.c.project_id.label("network_project_id"),
+                           networks.c.shared.label("network_shared")).join(
+            networks, networks.c.id == subnets.c.network_id)
+        for column, many in shape:
+            statement = statement.where(_any_of(subnets.c[column], f"p_{column}", many))
+        return statement.order_by(*(subnets.c[c] for c in _ORDER["find"]))
+    params = {f"p_{column}": list(value) if many else value
+              for (column, many), value in zip(shape, equals.values(), strict=True)}
+    found = []
+    for row in await conn.execute(_once(("find_subnets_with_networks", shape), build), params):
+        record = _record(subnets, row)
+        network = {"id": record["network_id"], "project_id": record.pop("network_project_id"),
+                   "shared": record.pop("network_shared")}
+        found.append((record, network))
+    return found
 
 
 async def visible_networks(conn: Connection, project_id: str | None) -> list[dict[str, Any]]:
@@ -288,6 +314,45 @@ async def limit_and_count(conn: Connection, kind: str, project_id: str) -> tuple
     return None if limit is None else int(limit), int(used)
 
 
+class PortCreateFacts(NamedTuple):
+    """What a port's create reads of other tables besides its network, asked in one statement
+    (:func:`port_create_facts`)."""
+
+    limit: int | None  # the project's own port limit (None: the default applies)
+    used: int  # the project's ports
+    default_group: str | None  # the project's default security group, if made yet
+    heartbeat: datetime.datetime | None  # the last heartbeat of the host's L2 agent, if it has one that is up
+    dhcp_agents: bool  # whether any DHCP agent has reported
+
+
+async def port_create_facts(conn: Connection, project_id: str, host: str, l2_agent_type: str,
+                            dhcp_agent_type: str) -> PortCreateFacts:
+    """The port quota's limit and count, the default group, the L2 agent of ``host`` (its type
+    ``l2_agent_type``; at most one per host and type) and whether any agent of ``dhcp_agent_type`` exists, in
+    one statement of scalar subqueries: what ``quotas.check``, ``security_groups.for_port``, ``binding.bind``
+    and the DHCP notification would each have asked in a statement (and the last in a transaction) of its own.
+    Read in the create's write transaction, so as fresh as the rows it writes (SQLite serialises writers)."""
+    agents_ = network_agents
+
+    def build() -> Executable:
+        project = bindparam("p_project_id")
+        return select(
+            select(network_quotas.c.limit).where(network_quotas.c.project_id == project,
+                                                 network_quotas.c.resource == "port").scalar_subquery(),
+            select(func.count()).select_from(ports).where(ports.c.project_id == project).scalar_subquery(),
+            select(default_security_groups.c.security_group_id).where(
+                default_security_groups.c.project_id == project).scalar_subquery(),
+            select(agents_.c.heartbeat_timestamp).where(
+                agents_.c.host == bindparam("p_host"), agents_.c.agent_type == bindparam("p_l2"),
+                agents_.c.admin_state_up.is_(True)).scalar_subquery(),
+            exists().where(agents_.c.agent_type == bindparam("p_dhcp")))
+    row = (await conn.execute(_once(("port_create_facts",), build), {
+        "p_project_id": project_id, "p_host": host, "p_l2": l2_agent_type, "p_dhcp": dhcp_agent_type})).one()
+    limit, used, group, heartbeat, dhcp = row
+    return PortCreateFacts(None if limit is None else int(limit), int(used), None if group is None else str(group),
+                           heartbeat, bool(dhcp))
+
+
 async def limits_and_counts(conn: Connection, project_id: str, kinds: Sequence[str]
                             ) -> tuple[dict[str, int], dict[str, int]]:
     """The project's own limits of ``kinds`` (only those set: the defaults apply to the others) and how many of
@@ -385,6 +450,24 @@ async def subnet_ids(conn: Connection, network_ids: Sequence[str]) -> dict[str, 
                                                                 else network_ids[0]}):
         found[network_id].append(subnet_id)
     return found
+
+
+#: what a port's agent is told of each rule of its groups (the columns Neutron's security group RPC sends its
+#: agents: no ids, timestamps or attributes, which a firewall does not use and a rule's view costs decoding)
+RULE_FILTER_COLUMNS = ("security_group_id", "direction", "ethertype", "protocol", "port_range_min", "port_range_max",
+                       "remote_ip_prefix", "remote_group_id")
+
+
+async def filter_rules(conn: Connection, group_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The rules of ``group_ids`` as ``RULE_FILTER_COLUMNS`` (oldest first), in one statement of plain columns."""
+    if not group_ids:
+        return []
+    many = len(group_ids) > 1  # one group (a port's default group): an equality, not an expanding IN
+    table = security_group_rules
+    statement = _once(("filter_rules", many), lambda: select(*(table.c[c] for c in RULE_FILTER_COLUMNS)).where(
+        _any_of(table.c.security_group_id, "p_group_ids", many)).order_by(*(table.c[c] for c in _ORDER["find"])))
+    params = {"p_group_ids": list(group_ids) if many else group_ids[0]}
+    return [dict(zip(RULE_FILTER_COLUMNS, row, strict=True)) for row in await conn.execute(statement, params)]
 
 
 async def group_member_addresses(conn: Connection, group_ids: Sequence[str]) -> dict[str, list[str]]:

@@ -2,8 +2,9 @@
 ``compute/rpcapi.py``). Payloads are plain JSON, named by method and keyword arguments.
 
 server → L2 agent of one host: cast to topic ``network_agent``, server ``<host>``: ``port_update(port)`` (the full
-port dict with ``network`` (its ``provider:segmentation_id`` too), ``subnets`` and ``security_group_rules``, remote
-groups expanded to addresses), ``port_delete(port_id, network_id)``, ``security_groups_updated(port_ids)``;
+port dict with ``network`` (its ``provider:segmentation_id`` too), ``subnets`` and ``security_group_rules``: the
+fields of each rule an agent filters by, as Neutron's security group RPC sends them, remote groups expanded to
+addresses in ``remote_ips``), ``port_delete(port_id, network_id)``, ``security_groups_updated(port_ids)``;
 ``network_delete(network_id)`` is a fanout to every L2 agent.
 
 server → DHCP and L3 agents: fanouts to topics ``dhcp_agent`` and ``l3_agent`` (each agent decides whether the

@@ -30,6 +30,9 @@ AUTO, NONE = "auto", "none"
 #: Nova's device_owner prefix of a server's port: compute:<availability zone>
 DEVICE_OWNER_PREFIX = "compute:"
 DEFAULT_ZONE = "nova"
+#: what validate_networks reads of each network named in a boot (its existence, and whether it is external or
+#: shared): asked with Neutron's ``fields``, so the service builds (and sends) no more of it, its subnets not read
+_VALIDATED_FIELDS = ("id", "router:external", "shared")
 
 
 class NetworkNotFound(exception.StratusException):
@@ -125,11 +128,13 @@ class API:
 
     # --- the API side -----------------------------------------------------------------------------------
     async def _available_networks(self, context: dict[str, Any], project_id: str,
-                                  net_ids: list[str] | None = None) -> list[dict[str, Any]]:
+                                  net_ids: list[str] | None = None, fields: list[str] | None = None
+                                  ) -> list[dict[str, Any]]:
         """Nova's ``_get_available_networks``: the networks asked for (as the user sees them), or, with none asked,
-        the project's own networks, else the shared ones; never external ones unless asked for by id."""
+        the project's own networks, else the shared ones; never external ones unless asked for by id (only the
+        attributes ``fields`` names, Neutron's ``fields`` filter, when the caller needs no more)."""
         if net_ids:
-            return await self.client.list(context, "networks", id=net_ids)
+            return await self.client.list(context, "networks", id=net_ids, **({"fields": fields} if fields else {}))
         nets = await self.client.list(context, "networks", tenant_id=project_id, shared="False")
         if not nets:
             nets = await self.client.list(context, "networks", shared="True")
@@ -171,7 +176,7 @@ class API:
                 return num_instances
             # the networks and the quota asked at once (the networks' refusals come first, as in turn)
             found, allowed = await asyncio.gather(
-                self._available_networks(context, project_id, sorted(set(net_ids))),
+                self._available_networks(context, project_id, sorted(set(net_ids)), list(_VALIDATED_FIELDS)),
                 self._check_ports_quota(context, num_instances, ports_needed), return_exceptions=True)
             if isinstance(found, BaseException):
                 raise found

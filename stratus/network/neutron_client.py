@@ -37,6 +37,8 @@ LOG = logging.getLogger(__name__)
 GROUP = "neutron"
 #: the embedded service's port, Neutron's default (the all-in-one overrides endpoint_override with its own)
 DEFAULT_PORT = 9696
+#: Nova's own token towards a noauth2 deployment's Networking API: its admin
+NOAUTH2_ADMIN_TOKEN = "admin:admin"
 #: seconds the list of the service's extensions is trusted (Nova's neutron extension cache refresh)
 EXTENSIONS_TTL = 600
 
@@ -90,7 +92,7 @@ def _auth_plugin(conf: cfg.ConfigOpts) -> ks_plugin.BaseAuthPlugin:
         return v3.Password(auth_url=auth_url, username="admin", password=password, project_name="admin",
                            user_domain_id="default", project_domain_id="default")
     if conf.api.auth_strategy == "noauth2":
-        return token_endpoint.Token(conf.neutron.endpoint_override, "admin:admin")
+        return token_endpoint.Token(conf.neutron.endpoint_override, NOAUTH2_ADMIN_TOKEN)
     raise NeutronUnavailable(reason=f"[{GROUP}] auth_type (and its options) are needed with [api] auth_strategy = "
                                     f"{conf.api.auth_strategy}: the identity Nova acts as towards the Networking "
                                     "service")
@@ -127,6 +129,10 @@ class NeutronClient:
         self._auth: ks_plugin.BaseAuthPlugin | None = _auth_plugin(conf) if opts.auth_type else None
         if self._auth is None and conf.api.auth_strategy == "keystone":
             _auth_plugin(conf)  # raises: a real Keystone needs [neutron] auth_type
+        #: noauth2 without [neutron] auth_type: Nova's identity is the fixed ``admin`` token, known without
+        #: keystoneauth (which _auth_plugin would import only to hand it back)
+        self._fixed_token = NOAUTH2_ADMIN_TOKEN if not opts.auth_type and conf.api.auth_strategy == "noauth2" \
+            else None
         self._ks_session: ks_session.Session | None = None  # made at its first use (_session)
         self._http = httpx.AsyncClient(timeout=opts.timeout or 60.0, transport=transport,
                                        verify=not opts.insecure and (opts.cafile or True),
@@ -159,7 +165,14 @@ class NeutronClient:
             self._auth = self._session.auth = _auth_plugin(self.conf)
         return self._auth
 
+    def _invalidate(self) -> None:
+        """The service token refused (401): the plugin forgets it, so the next ask fetches another."""
+        if self._fixed_token is None:
+            self._plugin().invalidate()
+
     async def _service_token(self) -> str:
+        if self._fixed_token is not None:
+            return self._fixed_token
         from keystoneauth1 import exceptions as ks_exceptions
         from keystoneauth1 import token_endpoint
 
@@ -221,7 +234,7 @@ class NeutronClient:
                 last = exc
                 continue
             if response.status_code == 401 and context is None:
-                self._plugin().invalidate()  # an expired or revoked service token: once more with a new one
+                self._invalidate()  # an expired or revoked service token: once more with a new one
                 headers["X-Auth-Token"] = await self._service_token()
                 response = await self._http.request(method, url, json=json, params=params, headers=headers)
             if response.status_code >= 400:
@@ -254,7 +267,7 @@ class NeutronClient:
             sent += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         status, answer_headers, content = await in_process.call(self._app, method, path, query, sent, body)
         if status == 401 and context is None:
-            self._plugin().invalidate()  # as over HTTP: once more with a new service token
+            self._invalidate()  # as over HTTP: once more with a new service token
             token = (await self._service_token()).encode()
             sent = [(k, token if k == b"x-auth-token" else v) for k, v in sent]
             status, answer_headers, content = await in_process.call(self._app, method, path, query, sent, body)

@@ -12,6 +12,8 @@ from stratus.db.engine import Connection
 from stratus.utils import utcnow
 
 L2_AGENT_TYPE = "Linux bridge agent"
+#: the agents told of networks (``network_update``), whom a port's create asks about in its statement of facts
+DHCP_AGENT_TYPE = "DHCP agent"
 VIF_TYPE_BRIDGE = "bridge"
 VIF_TYPE_UNBOUND = "unbound"
 VIF_TYPE_BINDING_FAILED = "binding_failed"
@@ -39,9 +41,20 @@ async def live_l2_agent(conn: Connection, host: str, down_time: int) -> dict[str
 async def bind(conn: Connection, port: dict[str, Any], down_time: int) -> None:
     """Set the port's vif_type and vif_details from its host (in place)."""
     host = port["binding_host_id"]
-    if not host:
+    apply(port, bool(host) and await live_l2_agent(conn, host, down_time) is not None)
+
+
+def heartbeat_alive(heartbeat: datetime.datetime | None, down_time: int) -> bool:
+    """Whether an L2 agent that is up and last beat at ``heartbeat`` (None: no such agent) is alive."""
+    return heartbeat is not None and is_alive({"heartbeat_timestamp": heartbeat}, down_time)
+
+
+def apply(port: dict[str, Any], alive: bool) -> None:
+    """The port's vif_type and vif_details (in place), its host's L2 agent being ``alive`` or not: what
+    :func:`bind` sets, for a caller that read the agent already (a create, in its one statement of facts)."""
+    if not port["binding_host_id"]:
         port["binding_vif_type"], port["binding_vif_details"] = VIF_TYPE_UNBOUND, {}
-    elif await live_l2_agent(conn, host, down_time) is None:
+    elif not alive:
         port["binding_vif_type"], port["binding_vif_details"] = VIF_TYPE_BINDING_FAILED, {}
     else:
         port["binding_vif_type"] = VIF_TYPE_BRIDGE

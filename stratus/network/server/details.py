@@ -31,45 +31,32 @@ async def network_payload(conn: Connection, network_id: str, zones: list[str]
             [_port_view(p, by_port.get(p["id"], [])) for p in port_records])
 
 
-#: a port's rows as the transaction that wrote them has them: (port record, network record, its allocations)
+#: a port's rows as the transaction that wrote them has them: (port record, network record, its allocations, the
+#: network's subnets, its groups' rules as its agent is told them)
 Known = ports.Known
 
 
-async def port_payload(conn: Connection, port_id: str, zones: list[str], known: Known | None = None
-                       ) -> dict[str, Any] | None:
-    """The port, its network, the subnets it has addresses on, and its groups' rules (its own rows only: the
-    network's other ports are not read). ``known``: the port's rows as the create that just committed them wrote
-    them, with the network's subnets it read, not read again."""
-    if known is not None:
-        record, network, allocations, network_subnets = known
-    else:
-        record = await db.get(conn, "port", port_id)
-        network = None if record is None else await db.get(conn, "network", record["network_id"])
-        if record is None or network is None:
-            return None
-        allocations = await db.allocations(conn, port_ids=[port_id])
-        network_subnets = await db.find(conn, "subnet", network_id=network["id"])
+def payload(known: Known, zones: list[str]) -> dict[str, Any]:
+    """What the port's agent is told of it (``port_update``), from its rows: the port, its network, the subnets it
+    has addresses on, and its groups' rules."""
+    record, network, allocations, network_subnets, rules = known
     port = _port_view(record, allocations)
     mine = {ip["subnet_id"] for ip in port["fixed_ips"]}
     return {**port, "network": networks.view(network, [s["id"] for s in network_subnets], zones),
-            "subnets": [subnets.view(s) for s in network_subnets if s["id"] in mine],
-            "security_group_rules": await group_rules(conn, port["security_groups"])}
+            "subnets": [subnets.view(s) for s in network_subnets if s["id"] in mine], "security_group_rules": rules}
 
 
-async def group_rules(conn: Connection, group_ids: list[str]) -> list[dict[str, Any]]:
-    """The rules of ``group_ids``; a rule with a remote group carries its members' addresses of the rule's
-    ethertype in ``remote_ips``."""
-    if not group_ids:
-        return []
-    rules = [security_groups.rule_view(r) for r in
-             await db.find(conn, "security_group_rule", security_group_id=list(group_ids))]
-    remote = sorted({r["remote_group_id"] for r in rules if r["remote_group_id"]})
-    members = await db.group_member_addresses(conn, remote)
-    for rule in rules:
-        if rule["remote_group_id"]:
-            v6 = rule["ethertype"] == "IPv6"
-            rule["remote_ips"] = sorted(a for a in members.get(rule["remote_group_id"], []) if (":" in a) == v6)
-    return rules
+async def port_payload(conn: Connection, port_id: str, zones: list[str]) -> dict[str, Any] | None:
+    """:func:`payload` of the port as the database has it (its own rows only: the network's other ports are not
+    read); None if it is gone."""
+    record = await db.get(conn, "port", port_id)
+    network = None if record is None else await db.get(conn, "network", record["network_id"])
+    if record is None or network is None:
+        return None
+    allocations = await db.allocations(conn, port_ids=[port_id])
+    network_subnets = await db.find(conn, "subnet", network_id=network["id"])
+    rules = await security_groups.group_rules(conn, list(record.get("security_groups") or []))
+    return payload((record, network, allocations, network_subnets, rules), zones)
 
 
 async def router_payload(conn: Connection, router_id: str) -> tuple[dict[str, Any], list[dict[str, Any]],

@@ -20,7 +20,6 @@ from stratus.network.server import binding, details
 from stratus.network.server.nova import NovaNotifier, event, is_server_port
 
 LOG = logging.getLogger(__name__)
-DHCP_AGENT_TYPE = "DHCP agent"
 
 
 class Notifier:
@@ -42,16 +41,23 @@ class Notifier:
             LOG.exception("%s failed", what)
 
     async def port_changed(self, port_id: str, addresses_changed: bool = False,
-                           known: details.Known | None = None) -> None:
-        """``known``: the port's rows as the transaction that committed them wrote them (not read again)."""
-        async with self.db.read() as conn:
-            payload = await details.port_payload(conn, port_id, self.zones, known)
-        if payload is None:
-            return
+                           known: details.Known | None = None, dhcp_agents: bool = True) -> None:
+        """``known``: the port's rows as the transaction that committed them wrote them (nothing is read again);
+        ``dhcp_agents`` False: that transaction found no DHCP agent, so none is told (and none asked for): an
+        agent that reports later fetches the networks at its start (``get_active_networks_info``)."""
+        if known is not None:
+            payload = details.payload(known, self.zones)
+        else:
+            async with self.db.read() as conn:
+                found = await details.port_payload(conn, port_id, self.zones)
+            if found is None:
+                return
+            payload = found
         if payload["binding:vif_type"] == binding.VIF_TYPE_BRIDGE:
             await self._safely(f"port_update {port_id}",
                                self.agents.port_update(self.context, payload["binding:host_id"], payload))
-        await self.network_changed(payload["network_id"])
+        if dhcp_agents:
+            await self.network_changed(payload["network_id"])
         if addresses_changed and is_server_port(payload) and self.nova.conf.nova.notify_nova_on_port_data_changes:
             self.nova.send([event("network-changed", payload)])
 
@@ -115,7 +121,7 @@ class Notifier:
         """With no DHCP agent at all (the fake driver's deployments), nothing is built: the payload grows with
         the network's ports."""
         async with self.db.read() as conn:
-            if not await db.agents(conn, agent_type=DHCP_AGENT_TYPE):
+            if not await db.agents(conn, agent_type=binding.DHCP_AGENT_TYPE):
                 return
             found = await details.network_payload(conn, network_id, self.zones)
         if found is not None:

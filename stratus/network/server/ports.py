@@ -27,9 +27,10 @@ from stratus.network.server.resource import (
 )
 
 RETRIES = 10
-#: a port's rows as the transaction that wrote them has them: the port, its network, its allocations and the
-#: network's subnets (``details.Known``: details imports this module)
-Known = tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]
+#: a port's rows as the transaction that wrote them has them: the port, its network, its allocations, the
+#: network's subnets and its groups' rules as its agent is told them (``details.Known``: details imports this
+#: module)
+Known = tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]
 VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder", "smart-nic",
               "remote-managed")
 
@@ -339,7 +340,9 @@ async def create_port(req: NetworkRequest) -> dict[str, Any]:
                     "port_security_enabled": network.get("port_security_enabled", True)
                     if values["port_security_enabled"] is None else values["port_security_enabled"]}
                 req.enforce("create_port", target(record, network), _policy_attributes(given))
-                await quotas.check(req, conn, "port", project_id)
+                facts = await db.port_create_facts(conn, project_id, record["binding_host_id"],
+                                                   binding.L2_AGENT_TYPE, binding.DHCP_AGENT_TYPE)
+                quotas.enforce(req, "port", facts.limit, facts.used)
                 record["mac_address"] = values["mac_address"] or ipam.random_mac(opts.base_mac)
                 # a MAC asked for is looked up (a 409 if taken); one made here is left to the unique key of
                 # (network, MAC): the rare clash is an IntegrityError, and the create runs again with another
@@ -349,14 +352,18 @@ async def create_port(req: NetworkRequest) -> dict[str, Any]:
                                           f"{network['id']}. The mac address {record['mac_address']} is in use.")
                 record["security_groups"] = await security_groups.for_port(
                     req, conn, project_id, values["security_groups"], record["port_security_enabled"],
-                    record["device_owner"])
+                    record["device_owner"], facts.default_group)
                 _check_port_security(record)
-                await binding.bind(conn, record, opts.agent_down_time)
+                binding.apply(record, binding.heartbeat_alive(facts.heartbeat, opts.agent_down_time))
                 await db.insert_record(conn, "port", record)
                 await db.add_port_groups(conn, record["id"], record["security_groups"])
                 network_subnets = await db.find(conn, "subnet", network_id=network["id"])
                 held = await _allocate(conn, network, record, values["fixed_ips"], opts.max_fixed_ips_per_port,
                                        all_subnets=network_subnets)
+                # what its agent is told (port_update), read in this transaction (its own address among the
+                # members): only a port bound to an agent is told of, so only its rules are read
+                rules = await security_groups.group_rules(conn, record["security_groups"]) \
+                    if record["binding_vif_type"] == binding.VIF_TYPE_BRIDGE else []
             break
         except IntegrityError:
             if attempt == RETRIES - 1:
@@ -366,7 +373,8 @@ async def create_port(req: NetworkRequest) -> dict[str, Any]:
                 raise
     shown = _Hidden(req).view(view(record, held), target(record, network))
     # a new port: its rows as just written
-    await _changed(req, record["id"], known=(record, network, held, network_subnets))
+    await _changed(req, record["id"], known=(record, network, held, network_subnets, rules),
+                   dhcp_agents=facts.dhcp_agents)
     return {"port": shown}
 
 
@@ -484,6 +492,6 @@ async def delete_port(req: NetworkRequest) -> None:
 
 
 async def _changed(req: NetworkRequest, port_id: str, addresses_changed: bool = False,
-                   known: Known | None = None) -> None:
+                   known: Known | None = None, dhcp_agents: bool = True) -> None:
     if req.services.notifier is not None:
-        await req.services.notifier.port_changed(port_id, addresses_changed, known)
+        await req.services.notifier.port_changed(port_id, addresses_changed, known, dhcp_agents)

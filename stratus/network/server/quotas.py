@@ -30,6 +30,11 @@ async def check(req: NetworkRequest, conn: Connection, resource: str, project_id
     """409 OverQuota when ``project_id`` would have more ``resource`` than its limit (its own, else the default;
     both and the count read in one statement)."""
     own, used = await db.limit_and_count(conn, resource, project_id)
+    enforce(req, resource, own, used, adding)
+
+
+def enforce(req: NetworkRequest, resource: str, own: int | None, used: int, adding: int = 1) -> None:
+    """:func:`check` with the project's own limit (None: the default) and count read already."""
     limit = int(req.services.conf[GROUP][f"quota_{resource}"]) if own is None else own
     if limit >= 0 and used + adding > limit:
         raise errors.conflict("OverQuota", f"Quota exceeded for resources: ['{resource}'].")

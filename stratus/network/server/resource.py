@@ -111,7 +111,13 @@ def _depth(value: Any) -> int:
 
 
 def timestamp(value: datetime.datetime | None) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Neutron's ``2026-01-02T03:04:05Z`` of a stored (naive UTC) time: ``isoformat``, a third of ``strftime``'s
+    cost (every view shows two)."""
+    if value is None:
+        return None
+    if value.tzinfo is not None or value.year < 1000:  # not a stored time: strftime spells it as before
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.isoformat(timespec="seconds") + "Z"
 
 
 def new_standard(project_id: str) -> dict[str, Any]:

@@ -185,13 +185,14 @@ async def ensure_default(req: NetworkRequest, project_id: str) -> str:
 
 
 async def for_port(req: NetworkRequest, conn: Connection, project_id: str, given: list[str] | None,
-                   port_security: bool, device_owner: str) -> list[str]:
+                   port_security: bool, device_owner: str, default_group: str | None = None) -> list[str]:
     """The groups of a port: those given (each of the port's project), else its project's default group (none
-    for a port without port security, or one the network itself owns)."""
+    for a port without port security, or one the network itself owns; ``default_group``: that group as the
+    caller's transaction read it, else looked up, and made if the project has none yet)."""
     if given is None:
         if not port_security or device_owner.startswith("network:"):
             return []
-        found = await db.default_group_of(conn, project_id)
+        found = default_group or await db.default_group_of(conn, project_id)
         if found is None:
             found = (await _insert_group(conn, project_id, "default", "Default security group", True, True))["id"]
         return [found]
@@ -202,6 +203,22 @@ async def for_port(req: NetworkRequest, conn: Connection, project_id: str, given
         if group is None or (group["project_id"] != project_id and not req.ctx.is_admin):
             raise errors.NeutronError(404, "SecurityGroupNotFound", f"Security group {group_id} does not exist")
     return chosen
+
+
+async def group_rules(conn: Connection, group_ids: list[str]) -> list[dict[str, Any]]:
+    """The rules of ``group_ids`` as an agent filters by them (``db.RULE_FILTER_COLUMNS``, the fields Neutron's
+    security group RPC gives its agents); a rule with a remote group carries its members' addresses of the rule's
+    ethertype in ``remote_ips``."""
+    if not group_ids:
+        return []
+    rules = await db.filter_rules(conn, group_ids)
+    remote = sorted({r["remote_group_id"] for r in rules if r["remote_group_id"]})
+    members = await db.group_member_addresses(conn, remote) if remote else {}
+    for rule in rules:
+        if rule["remote_group_id"]:
+            v6 = rule["ethertype"] == "IPv6"
+            rule["remote_ips"] = sorted(a for a in members.get(rule["remote_group_id"], []) if (":" in a) == v6)
+    return rules
 
 
 async def visible_group(req: NetworkRequest, conn: Connection, group_id: str) -> dict[str, Any]:

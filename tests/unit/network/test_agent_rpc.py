@@ -94,7 +94,7 @@ async def seam(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     app = auth.wrap(create_app(services, auth))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://net/v2.0",
                                  headers={"X-Auth-Token": "admin:admin"}) as client:
-        yield {"client": client, "plugin": plugin, "l2": l2, "dhcp": dhcp, "events": events, "nova": nova}
+        yield {"client": client, "plugin": plugin, "l2": l2, "dhcp": dhcp, "events": events, "nova": nova, "db": db}
     await transport.stop()
     await nova.drain()
     await db.dispose()
@@ -121,6 +121,11 @@ async def test_bound_port_reaches_its_agent_goes_active_and_nova_hears(seam: dic
     ingress = [r for r in told["security_group_rules"] if r["direction"] == "ingress" and r["ethertype"] == "IPv4"]
     assert ingress and sorted(ingress[0]["remote_ips"]) == sorted(
         [peer["fixed_ips"][0]["ip_address"], port["fixed_ips"][0]["ip_address"]])  # the default group's members
+    # each rule as Neutron's security group RPC gives it: the fields a firewall filters by, no ids or timestamps
+    assert set(ingress[0]) == {"security_group_id", "direction", "ethertype", "protocol", "port_range_min",
+                               "port_range_max", "remote_ip_prefix", "remote_group_id", "remote_ips"}
+    assert {r["security_group_id"] for r in told["security_group_rules"]} == set(port["security_groups"])
+    assert all("remote_ips" not in r for r in told["security_group_rules"] if not r["remote_group_id"])
     await _until(lambda: bool(seam["events"]))
     assert seam["events"][0] == [{"name": "network-vif-plugged", "server_uuid": server, "tag": port["id"],
                                   "status": "completed"}]
@@ -223,3 +228,66 @@ async def test_dhcp_updates_of_a_burst_of_ports_are_coalesced(seam: dict[str, An
     await seam["plugin"].transport.stop()  # every fanout delivered
     assert sorted(p["id"] for p in dhcp.networks[-1][2]) == ids
     assert 1 <= len(dhcp.networks) < len(ids)
+
+
+async def test_a_dhcp_agent_that_reports_after_a_port_hears_of_the_next(seam: dict[str, Any]) -> None:
+    """A port's create finds in its own statement whether any DHCP agent exists: none, none is told; one that
+    reported since (another process's, as far as the create knows) hears of the network at the next port."""
+    client, plugin, dhcp = seam["client"], seam["plugin"], seam["dhcp"]
+    net = (await client.post("/networks", json={"network": {"name": "n"}})).json()["network"]
+    await client.post("/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.9.1.0/24", "ip_version": 4}})
+    first = (await client.post("/ports", json={"port": {"network_id": net["id"]}})).json()["port"]
+    await asyncio.sleep(0.05)
+    assert dhcp.networks == []
+    await plugin.report_state(CTX, "net-host", "DHCP agent", "test-dhcp", {})
+    second = (await client.post("/ports", json={"port": {"network_id": net["id"]}})).json()["port"]
+    await _until(lambda: bool(dhcp.networks))
+    network, _subnets, told = dhcp.networks[-1]
+    assert network["id"] == net["id"] and {p["id"] for p in told} == {first["id"], second["id"]}
+
+
+async def test_port_create_facts(seam: dict[str, Any]) -> None:
+    """The one statement a port's create asks of the quota, default group and agent tables."""
+    from stratus.db import network as db
+
+    client, plugin, database = seam["client"], seam["plugin"], seam["db"]
+    project = "p-facts"
+    async with database.read() as conn:
+        facts = await db.port_create_facts(conn, project, "h9", "Linux bridge agent", "DHCP agent")
+    assert facts == db.PortCreateFacts(None, 0, None, None, False)
+    await plugin.report_state(CTX, "h9", "Linux bridge agent", "test-agent", {})
+    await plugin.report_state(CTX, "elsewhere", "DHCP agent", "test-dhcp", {})
+    assert (await client.put(f"/quotas/{project}", json={"quota": {"port": 7}})).status_code == 200
+    net = (await client.post("/networks", json={"network": {"name": "n", "project_id": project}})).json()["network"]
+    port = (await client.post("/ports", json={"port": {"network_id": net["id"], "project_id": project}})
+            ).json()["port"]
+    async with database.read() as conn:
+        facts = await db.port_create_facts(conn, project, "h9", "Linux bridge agent", "DHCP agent")
+        other = await db.port_create_facts(conn, project, "h8", "Linux bridge agent", "DHCP agent")
+    assert (facts.limit, facts.used, facts.default_group, facts.dhcp_agents) == \
+        (7, 1, port["security_groups"][0], True)
+    assert facts.heartbeat is not None and facts.heartbeat.tzinfo is None and other.heartbeat is None
+    agent = next(a for a in (await client.get("/agents", params={"host": "h9"})).json()["agents"])
+    assert (await client.put(f"/agents/{agent['id']}", json={"agent": {"admin_state_up": False}})).status_code == 200
+    async with database.read() as conn:
+        assert (await db.port_create_facts(conn, project, "h9", "Linux bridge agent", "DHCP agent")).heartbeat is None
+
+
+async def test_a_port_no_agent_is_told_of_reads_no_rules(seam: dict[str, Any]) -> None:
+    """Only a port bound to an agent is told of (port_update), so only its create reads its groups' rules (in its
+    own transaction); an unbound port's create reads none, and nothing is read after its commit."""
+    from sqlalchemy import event
+
+    client, database = seam["client"], seam["db"]
+    net = (await client.post("/networks", json={"network": {"name": "n"}})).json()["network"]
+    await client.post("/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.9.2.0/24", "ip_version": 4}})
+    assert (await client.post("/ports", json={"port": {"network_id": net["id"]}})).status_code == 201
+    statements: list[str] = []
+    event.listen(database.sync_engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *args: statements.append(statement))
+    port = (await client.post("/ports", json={"port": {"network_id": net["id"], "device_id": str(uuid.uuid4()),
+                                                       "device_owner": "compute:nova"}})).json()["port"]
+    await asyncio.sleep(0.05)
+    assert port["binding:vif_type"] == "unbound"
+    assert not [s for s in statements if "security_group_rules" in s], statements
+    assert not [s for s in statements if s.startswith("SELECT ports.")], statements  # the port is not read back

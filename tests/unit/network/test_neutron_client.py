@@ -64,3 +64,68 @@ async def test_port_in_use_and_unknown_network_are_novas_errors() -> None:
     with pytest.raises(neutron.NetworkNotFound, match=r"Network n9 could not be found\."):
         await api.validate_networks(ctx, neutron.requested_networks([{"uuid": "n9"}]), 1)
     await api.aclose()
+
+
+async def test_validate_networks_asks_only_the_fields_it_reads() -> None:
+    """The networks of a boot are asked with Neutron's ``fields`` (id, router:external, shared), and what comes
+    back decides as the whole networks did: an unknown network, an external one not shared, a shared one."""
+    seen: list[httpx.Request] = []
+    nets = {"n1": {"id": "n1", "name": "private", "router:external": False, "shared": False, "mtu": 1450},
+            "ext": {"id": "ext", "name": "public", "router:external": True, "shared": False, "mtu": 1500},
+            "pub": {"id": "pub", "name": "shared", "router:external": True, "shared": True, "mtu": 1500}}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/v2.0/networks":
+            fields = request.url.params.get_list("fields")
+            found = [nets[i] for i in request.url.params.get_list("id") if i in nets]
+            return httpx.Response(200, json={"networks": [{k: v for k, v in n.items() if not fields or k in fields}
+                                                          for n in found]})
+        if request.url.path == "/v2.0/extensions":
+            return httpx.Response(200, json={"extensions": []})
+        return httpx.Response(500)
+
+    api = neutron.API(_client(handler).conf, _client(handler))
+    ctx = {"project_id": "p", "auth_token": "u:p"}
+    assert await api.validate_networks(ctx, neutron.requested_networks([{"uuid": "n1"}]), 3) == 3
+    asked = [r for r in seen if r.url.path == "/v2.0/networks"]
+    assert sorted(asked[0].url.params.get_list("fields")) == ["id", "router:external", "shared"]
+    with pytest.raises(neutron.ExternalNetworkAttachForbidden):
+        await api.validate_networks(ctx, neutron.requested_networks([{"uuid": "ext"}]), 1)
+    assert await api.validate_networks(ctx, neutron.requested_networks([{"uuid": "ext"}]), 1,
+                                       attach_external=True) == 1
+    assert await api.validate_networks(ctx, neutron.requested_networks([{"uuid": "pub"}]), 1) == 1
+    with pytest.raises(neutron.NetworkNotFound):
+        await api.validate_networks(ctx, neutron.requested_networks([{"uuid": "n1"}, {"uuid": "n9"}]), 1)
+    await api.aclose()
+
+
+def test_noauth2_asks_as_its_admin_without_keystoneauth() -> None:
+    """With noauth2 and no [neutron] auth_type, Nova's own token is noauth2's admin, known without importing
+    keystoneauth (a process that never talks to a real Keystone does not load it)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    probe = textwrap.dedent("""\
+        import asyncio, sys
+        import httpx
+        from stratus import conf as conf_mod
+        from stratus.network.neutron_client import NeutronClient
+
+        seen = []
+        def handler(request):
+            seen.append(request.headers["x-auth-token"])
+            return httpx.Response(200, json={"ports": []})
+
+        conf = conf_mod.load(overrides={"neutron": {"endpoint_override": "http://net.example:9696/"},
+                                        "api": {"auth_strategy": "noauth2"}})
+        async def main():
+            client = NeutronClient(conf, transport=httpx.MockTransport(handler))
+            await client.list(None, "ports", device_id="x")
+            await client.aclose()
+        asyncio.run(main())
+        print(seen, "keystoneauth1" in sys.modules)
+        """)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split("\n")[-2] == "['admin:admin'] False", out.stdout + out.stderr

@@ -1,7 +1,7 @@
 """What a port create asks of the database, the part of a boot the Networking service pays for: no lookup of a MAC
 it made itself (the unique key of network and MAC catches the rare clash, and the create runs again), no delete of
 groups a new port cannot have, its addresses not read back; the statements of the hot queries built once and run
-with their values; an admin's subnet list by id reading only those subnets' networks."""
+with their values; an admin's subnet list by id reading those subnets joined to their networks in one statement."""
 
 from __future__ import annotations
 
@@ -134,14 +134,15 @@ async def test_a_network_list_reads_its_subnets_ids_only(api: dict[str, Any]) ->
                             "ORDER BY subnets.created_at, subnets.id"], subnet_reads
 
 
-async def test_an_admins_subnet_list_by_id_reads_only_their_networks(api: dict[str, Any]) -> None:
+async def test_an_admins_subnet_list_by_id_reads_them_with_their_networks_at_once(api: dict[str, Any]) -> None:
     client, statements = api["client"], api["statements"]
     nets = [await _network(client, f"10.{20 + k}.0.0/24") for k in range(3)]
     statements.clear()
     resp = await client.get(f"/subnets?id={nets[1][1]}&fields=id&fields=cidr")
     assert resp.json() == {"subnets": [{"id": nets[1][1], "cidr": "10.21.0.0/24"}]}
-    network_reads = [s for s in statements if "FROM networks" in s]
-    assert network_reads and all("networks.id = ?" in s for s in network_reads), network_reads
+    # one statement: the subnet by its id, joined to its network for what the policy check reads of it
+    assert len(statements) == 1 and "JOIN networks ON networks.id = subnets.network_id" in statements[0] and \
+        "WHERE subnets.id = ?" in statements[0], statements
     # a project user still sees only the subnets of networks it may see
     resp = await client.get(f"/subnets?id={nets[1][1]}", headers={"X-Auth-Token": "u:other"})
     assert resp.json() == {"subnets": []}
@@ -190,3 +191,19 @@ async def test_group_members_of_one_group_and_of_several(api: dict[str, Any]) ->
         assert await db.group_member_addresses(conn, []) == {}
     one, several = api["statements"]
     assert "security_group_id = ?" in one and "security_group_id IN" in several
+
+
+async def test_a_port_create_asks_quota_group_and_agents_in_one_statement(api: dict[str, Any]) -> None:
+    """The port quota, the default group, the host's L2 agent and whether a DHCP agent exists: one SELECT of the
+    create's transaction, not one each (and no read of the agents after the commit)."""
+    client, statements = api["client"], api["statements"]
+    net, _ = await _network(client, "10.11.0.0/24")
+    assert (await _create(client, net)).status_code == 201  # the project's default group is made by the first
+    statements.clear()
+    resp = await _create(client, net, **{"binding:host_id": "h1"})
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["port"]["binding:vif_type"] == "binding_failed"  # no agent on h1
+    asked = [s for s in statements if s.startswith("SELECT") and
+             ("network_agents" in s or "network_quotas" in s or "default_security_groups" in s)]
+    assert len(asked) == 1, asked
+    assert all(t in asked[0] for t in ("network_agents", "network_quotas", "default_security_groups"))
