@@ -19,7 +19,10 @@ the cloud during the requests (DIR/api-layer-<run>.txt, collapsed stacks) and pr
 
 ``--in-process`` measures the compute API's ASGI application alone, called directly in this process (no uvicorn,
 no socket, no database: the version document, the 404, the static document, and a 405 of the dispatcher), in CPU
-µs per call; with ``--against TREE`` as well, a child process runs the same on that tree.
+µs per call; with ``--against TREE`` as well, a child process runs the same on that tree. ``--in-process
+--servers`` measures POST /servers (as boot.py posts it; a conductor that takes the casts and does nothing) and
+then the index, the detail listing and a show of the servers it made, on a migrated SQLite database and the
+embedded image store (``--requests`` boots).
 
 ``--against TREE`` compares this checkout with another one (a checkout of the code before a change, say): both
 clouds run at once, one from each tree, and each kind's requests go to them in alternate blocks of ``--block``,
