@@ -173,11 +173,6 @@ def _checker(schema_json: str) -> _Checker:
     return _Checker(json.loads(schema_json))
 
 
-def _validator(schema_json: str) -> Any:
-    """The jsonschema validator of a schema given as its JSON."""
-    return _checker(schema_json).validator
-
-
 #: checkers by the identity of a schema object a handler passes again and again (a schema built once per
 #: microversion): keying the cache by the schema's JSON costs more than validating a boot's body. The schema
 #: is kept with its checker, so its id cannot be reused by another object while the entry lives.
