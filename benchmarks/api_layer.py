@@ -20,9 +20,9 @@ the cloud during the requests (DIR/api-layer-<run>.txt, collapsed stacks) and pr
 ``--in-process`` measures the compute API's ASGI application alone, called directly in this process (no uvicorn,
 no socket, no database: the version document, the 404, the static document, and a 405 of the dispatcher), in CPU
 µs per call; with ``--against TREE`` as well, a child process runs the same on that tree (and another on this
-one, alternately). ``--in-process --servers`` measures POST /servers (as boot.py posts it; a conductor that takes the casts and does nothing) and
-then the index, the detail listing and a show of the servers it made, on a migrated SQLite database and the
-embedded image store (``--requests`` boots).
+one, alternately). ``--in-process --servers`` measures POST /servers (as boot.py posts it; a conductor that takes
+the casts and does nothing) and then the index, the detail listing and a show of the servers it made, on a
+migrated SQLite database and the embedded image store (``--requests`` boots).
 
 ``--against TREE`` compares this checkout with another one (a checkout of the code before a change, say): both
 clouds run at once, one from each tree, and each kind's requests go to them in alternate blocks of ``--block``,
@@ -333,10 +333,14 @@ def main() -> None:
     if args.in_process:
         calls = args.requests
         function, names = (in_process_servers, SERVERS_IN_PROCESS) if args.servers else (in_process, IN_PROCESS)
-        if args.against:  # each side in a fresh child process: a run leaves garbage and caches behind it
-            this_tree = Path(__file__).resolve().parents[1]
-            rows = [(in_process_against(calls, this_tree, function.__name__),
-                     in_process_against(calls, Path(args.against), function.__name__)) for _ in range(args.runs)]
+        if args.against:  # each side in a fresh child process (a run leaves garbage and caches behind it), the
+            # side that goes first alternating from run to run
+            trees = (Path(__file__).resolve().parents[1], Path(args.against))
+            rows = []
+            for run in range(args.runs):
+                order = (0, 1) if run % 2 == 0 else (1, 0)
+                got = {side: in_process_against(calls, trees[side], function.__name__) for side in order}
+                rows.append((got[0], got[1]))
         else:
             rows = [(asyncio.run(function(calls)), None) for _ in range(args.runs)]
         print(f"{'request':<12} {'this µs':>8}" + (f" {'other µs':>9} {'this/other':>10}" if args.against else "")
