@@ -19,7 +19,10 @@ the cloud during the requests (DIR/api-layer-<run>.txt, collapsed stacks) and pr
 
 ``--in-process`` measures the compute API's ASGI application alone, called directly in this process (no uvicorn,
 no socket, no database: the version document, the 404, the static document, and a 405 of the dispatcher), in CPU
-µs per call; with ``--against TREE`` as well, a child process runs the same on that tree.
+µs per call; with ``--against TREE`` as well, a child process runs the same on that tree (and another on this
+one, alternately). ``--in-process --servers`` measures POST /servers (as boot.py posts it; a conductor that takes
+the casts and does nothing) and then the index, the detail listing and a show of the servers it made, on a
+migrated SQLite database and the embedded image store (``--requests`` boots).
 
 ``--against TREE`` compares this checkout with another one (a checkout of the code before a change, say): both
 clouds run at once, one from each tree, and each kind's requests go to them in alternate blocks of ``--block``,
@@ -176,10 +179,110 @@ async def in_process(calls: int) -> dict[str, float]:
         return out
 
 
-def in_process_against(calls: int, against: Path) -> dict[str, float]:
-    """``in_process`` run by a child process on the source tree ``against``."""
+#: the servers kinds of ``--in-process --servers``: name -> (method, path, microversion); ``poll`` and ``detail``
+#: list every server the ``create`` calls made (all still in BUILD: no conductor takes the builds)
+SERVERS_IN_PROCESS = {
+    "create": ("POST", "/v2.1/servers", "2.37"),
+    "poll": ("GET", "/v2.1/servers?status=BUILD&limit=1000", "2.1"),
+    "poll-none": ("GET", "/v2.1/servers?status=ERROR&limit=1000", "2.1"),
+    "detail": ("GET", "/v2.1/servers/detail?limit=1000", "2.1"),
+    "detail-2.100": ("GET", "/v2.1/servers/detail?limit=1000", "2.100"),
+    "show": ("GET", "/v2.1/servers/{id}", "2.100"),
+}
+
+
+class _NoConductor:
+    """Takes the builds' casts and does nothing: the in-process servers kinds measure the API alone."""
+
+    async def schedule_and_build_instances(self, **kwargs: Any) -> None:
+        pass
+
+
+async def in_process_servers(calls: int) -> dict[str, float]:
+    """CPU µs per call of the compute API's application for each kind of ``SERVERS_IN_PROCESS``, on a migrated
+    SQLite database and the embedded image store in this process: ``calls`` boots (POST /servers as boot.py
+    posts them), then the listings of those servers."""
+    from stratus import conf as conf_mod
+    from stratus import service
+    from stratus.api.app import create_app
+    from stratus.api.services import ApiServices
+    from stratus.db import flavors
+    from stratus.identity.auth import NoAuth2
+    from stratus.image.embedded import EmbeddedImageClient, ImageStore
+    from stratus.image.model import Caller
+    from stratus.rpc.local import LocalTransport
+
+    with tempfile.TemporaryDirectory(prefix="stratus-api-layer-") as tmp:
+        conf = conf_mod.load(overrides={"api": {"auth_strategy": "noauth2"}, "DEFAULT": {"state_path": tmp},
+                                        "quota": {"instances": -1, "cores": -1, "ram": -1}})
+        db = await service.open_database(conf)
+        async with db.write() as conn:
+            await flavors.ensure_defaults(conn)
+        store = ImageStore(conf, db)
+        admin = Caller(project_id="admin", is_admin=True)
+        image = await store.create(admin, {"name": "bench", "disk_format": "raw", "container_format": "bare",
+                                           "visibility": "public"})
+
+        async def data() -> Any:
+            yield b"\0" * 4096
+
+        await store.upload(admin, image["id"], data())
+        transport = LocalTransport()
+        await transport.listen("conductor", _NoConductor())
+        services = ApiServices(conf=conf, db=db, transport=transport, auth=NoAuth2(),
+                               images=EmbeddedImageClient(store))
+        app = create_app(services)
+        service.tune_gc()  # as the cloud's process does once started
+        base = [(b"host", b"127.0.0.1:8774"), (b"accept", b"*/*"), (b"accept-encoding", b"gzip, deflate"),
+                (b"connection", b"keep-alive"), (b"user-agent", b"python-httpx"), (b"x-auth-token", b"admin:admin")]
+        state = {"body": b"", "status": 0, "sent": b""}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": state["body"], "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+            else:
+                state["sent"] = message.get("body", b"")
+
+        async def call(method: str, target: str, version: str, body: bytes = b"") -> None:
+            path, _, query = target.partition("?")
+            headers = [*base, (b"openstack-api-version", f"compute {version}".encode())]
+            if body:
+                headers.append((b"content-type", b"application/json"))
+            state["body"] = body
+            await app({"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "scheme": "http",
+                       "server": ("127.0.0.1", 8774), "client": ("127.0.0.1", 50000), "method": method,
+                       "root_path": "", "path": path, "raw_path": path.encode(), "query_string": query.encode(),
+                       "headers": headers, "state": {}}, receive, send)
+            if state["status"] >= 400:
+                raise RuntimeError(f"{method} {target}: {state['status']} {state['sent'][:300]!r}")
+
+        out: dict[str, float] = {}
+        server_id = ""
+        for name, (method, target, version) in SERVERS_IN_PROCESS.items():
+            rounds = calls if name == "create" else max(50, calls // 4)
+            bodies = [json.dumps({"server": {"name": f"bench-{i}", "imageRef": image["id"], "flavorRef": "42",
+                                             "networks": "none"}}).encode() if name == "create" else b""
+                      for i in range(rounds + 20)]
+            target = target.replace("{id}", server_id)
+            for body in bodies[:20]:
+                await call(method, target, version, body)
+            started = time.process_time()
+            for body in bodies[20:]:
+                await call(method, target, version, body)
+            out[name] = 1e6 * (time.process_time() - started) / rounds
+            if name == "create":
+                server_id = json.loads(state["sent"])["server"]["id"]
+        await db.dispose()
+        return out
+
+
+def in_process_against(calls: int, against: Path, function: str = "in_process") -> dict[str, float]:
+    """``in_process`` (or ``function``) run by a child process on the source tree ``against``."""
     code = (f"import asyncio, json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import api_layer; "
-            f"print(json.dumps(asyncio.run(api_layer.in_process({calls}))))")
+            f"print(json.dumps(asyncio.run(api_layer.{function}({calls}))))")
     done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(against.resolve())},
                           capture_output=True, text=True, check=True, timeout=600,
                           cwd=against)  # ``-c`` puts the working directory first on the path
@@ -224,14 +327,25 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=[], help="Only these kinds (without --against).")
     parser.add_argument("--block", type=int, default=100, help="Requests per block of --against.")
     parser.add_argument("--in-process", action="store_true", help="The application alone, called in-process.")
+    parser.add_argument("--servers", action="store_true",
+                        help="With --in-process: POST /servers and the server listings, on a real database.")
     args = parser.parse_args()
     if args.in_process:
         calls = args.requests
-        rows = [(asyncio.run(in_process(calls)), in_process_against(calls, Path(args.against)) if args.against
-                 else None) for _ in range(args.runs)]
+        function, names = (in_process_servers, SERVERS_IN_PROCESS) if args.servers else (in_process, IN_PROCESS)
+        if args.against:  # each side in a fresh child process (a run leaves garbage and caches behind it), the
+            # side that goes first alternating from run to run
+            trees = (Path(__file__).resolve().parents[1], Path(args.against))
+            rows = []
+            for run in range(args.runs):
+                order = (0, 1) if run % 2 == 0 else (1, 0)
+                got = {side: in_process_against(calls, trees[side], function.__name__) for side in order}
+                rows.append((got[0], got[1]))
+        else:
+            rows = [(asyncio.run(function(calls)), None) for _ in range(args.runs)]
         print(f"{'request':<12} {'this µs':>8}" + (f" {'other µs':>9} {'this/other':>10}" if args.against else "")
               + f"   (in-process, medians of {args.runs} runs)")
-        for name in IN_PROCESS:
+        for name in names:
             this = statistics.median(r[0][name] for r in rows)
             line = f"{name:<12} {this:>8.1f}"
             if args.against:

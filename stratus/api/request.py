@@ -29,6 +29,8 @@ class ApiRequest:
     services: ApiServices
     path: dict[str, str]
     url_project_id: str | None
+    #: ``link_prefix``'s answer, once asked
+    _prefixes: tuple[str, str] | None = None
 
     @property
     def query(self) -> QueryParams:
@@ -46,10 +48,39 @@ class ApiRequest:
 
     def link_prefix(self) -> tuple[str, str]:
         """(self, bookmark) URL prefixes for resource links, the way Nova builds them."""
-        conf_prefix = self.services.conf.api.compute_link_prefix
-        base = (conf_prefix or str(self.raw.base_url)).rstrip("/")
-        project = f"/{self.url_project_id}" if self.url_project_id else ""
-        return f"{base}/v2.1{project}", f"{base}{project}"
+        if self._prefixes is None:
+            conf_prefix = self.services.conf.api.compute_link_prefix
+            base = (conf_prefix or base_url(self.raw)).rstrip("/")
+            project = f"/{self.url_project_id}" if self.url_project_id else ""
+            self._prefixes = f"{base}/v2.1{project}", f"{base}{project}"
+        return self._prefixes
+
+
+#: Starlette's base URL of a request by what it is made of (scheme, server, Host header, root path): a URL object
+#: parsed for each request costs more than the rest of building a server's links
+_BASE_URLS: dict[tuple[Any, ...], str] = {}
+_BASE_URLS_MAX = 256
+
+
+def base_url(request: Request) -> str:
+    """``str(request.base_url)``, found again for the next request with the same scheme, server, Host header and
+    root path (all that Starlette builds it from)."""
+    scope = request.scope
+    host = None
+    for key, value in scope["headers"]:
+        if key == b"host":
+            host = value
+            break
+    server = scope.get("server")
+    key = (scope.get("scheme", "http"), tuple(server) if server is not None else None, host,
+           scope.get("app_root_path", scope.get("root_path", "")))
+    found = _BASE_URLS.get(key)
+    if found is None:
+        found = str(request.base_url)
+        if len(_BASE_URLS) >= _BASE_URLS_MAX:
+            _BASE_URLS.clear()
+        _BASE_URLS[key] = found
+    return found
 
 
 #: a run of digits that may be an integer literal past orjson's 64-bit range

@@ -165,18 +165,31 @@ def create_schema(version: APIVersion) -> dict[str, Any]:
             "required": ["server"], "additionalProperties": False}
 
 
+_SPACE_OR_UNDERSCORE = re.compile(r"[ _]")
+_NOT_HOSTNAME = re.compile(r"[^\w.-]+", flags=re.ASCII)
+
+
 def _hostname(display_name: str) -> str:
     """Nova's sanitize_hostname: lower case, [a-z0-9-.], at most 63 characters, never empty."""
-    name = re.sub(r"[ _]", "-", display_name.lower())
-    name = re.sub(r"[^\w.-]+", "", name, flags=re.ASCII).strip(".-")[:63].strip(".-")
+    name = _SPACE_OR_UNDERSCORE.sub("-", display_name.lower())
+    name = _NOT_HOSTNAME.sub("", name).strip(".-")[:63].strip(".-")
     return name or "server"
 
 
+_PASSWORD_ALPHABET = string.ascii_letters + string.digits
+#: random bytes below this map evenly onto the alphabet (byte % 62); the rest are drawn again
+_EVEN_BELOW = 256 - 256 % len(_PASSWORD_ALPHABET)
+
+
 def _admin_password(given: str | None) -> str:
+    """The given password, else 12 characters drawn evenly from letters and digits, from one read of the
+    system's random source (``secrets.choice`` reads it once per character)."""
     if given:
         return given
-    alphabet = string.ascii_letters + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(12))
+    chars: list[str] = []
+    while len(chars) < 12:
+        chars += [_PASSWORD_ALPHABET[b % len(_PASSWORD_ALPHABET)] for b in secrets.token_bytes(24) if b < _EVEN_BELOW]
+    return "".join(chars[:12])
 
 
 def _check_user_data(user_data: str | None) -> None:

@@ -10,6 +10,7 @@ parameter is ignored; from 2.75 it is a 400, as Nova's ``additionalProperties: f
 from __future__ import annotations
 
 import datetime
+import functools
 
 from stratus.api import validation
 from stratus.api.common import limit_and_marker, reject_unexpected_query
@@ -100,13 +101,20 @@ def _check(req: ApiRequest) -> None:
             raise Fault(400, f"Invalid filter field: {validation.short(key)}.")
 
 
+@functools.lru_cache(maxsize=64)  # bounded: the text is any client's
+def _states_of(status: str) -> tuple[tuple[str, ...], tuple[str | None, ...] | None]:
+    """``states_from_status`` (a walk of the whole state map), once per status asked."""
+    vms, tasks = states.states_from_status(status)
+    return tuple(vms), None if tasks is None else tuple(tasks)
+
+
 def _statuses(req: ApiRequest, f: instances.ListFilters) -> bool:
     """The ``status`` filter as vm and task states; False when no state can match (an empty list before 2.38)."""
     vm_states: set[str] = set()
     tasks: set[str | None] = set()
     any_task = False
     for status in req.query.getlist("status"):
-        vms, ts = states.states_from_status(status)
+        vms, ts = _states_of(status)
         if not vms:
             if req.version >= V238:
                 raise Fault(400, f"Invalid status value: {status}")
@@ -146,6 +154,7 @@ def filters(req: ApiRequest, rule: str) -> instances.ListFilters:
     """The list's filters for this caller and version; Nova's 400s for a malformed query."""
     ctx = req.context
     q = req.query
+    one = dict(q.items())  # each parameter's (last) value, as QueryParams.get gives it, without its Mapping.get
     _check(req)
     policy.authorize(ctx, rule, {"project_id": ctx.project_id})
     is_admin = policy.check(ctx, "os_compute_api:servers:allow_all_filters")
@@ -153,16 +162,16 @@ def filters(req: ApiRequest, rule: str) -> instances.ListFilters:
 
     def given(key: str) -> str | None:
         """The parameter's value if it is set and this caller may filter on it."""
-        return q.get(key) or None if is_admin or key in allowed else None
+        return one.get(key) or None if is_admin or key in allowed else None
 
     f = instances.ListFilters()
-    all_tenants = "all_tenants" in q and validation.bool_from_string(q.get("all_tenants") or "true", "all_tenants")
+    all_tenants = "all_tenants" in one and validation.bool_from_string(one.get("all_tenants") or "true", "all_tenants")
     if all_tenants:
         policy.authorize(ctx, f"{rule}:get_all_tenants")
-        f.project_id = q.get("project_id") or q.get("tenant_id") if is_admin else None
+        f.project_id = one.get("project_id") or one.get("tenant_id") if is_admin else None
     else:
-        f.project_id = q.get("project_id") if is_admin and q.get("project_id") else ctx.project_id
-    if "status" in q:
+        f.project_id = one.get("project_id") if is_admin and one.get("project_id") else ctx.project_id
+    if "status" in one:
         if not _statuses(req, f):
             f.uuids = []
             return f
@@ -183,14 +192,14 @@ def filters(req: ApiRequest, rule: str) -> instances.ListFilters:
             raise Fault(400, "The value of changes-since must be less than or equal to changes-before.")
     if f.changes_since or f.changes_before:
         f.include_deleted = True
-    if q.get("name"):
-        f.name = q["name"]
-    if q.get("image"):
-        f.image_ref = q["image"].rsplit("/", 1)[-1]
-    if q.get("flavor"):
-        f.flavorid = q["flavor"].rsplit("/", 1)[-1]
-    if q.get("reservation_id"):
-        f.reservation_id = q["reservation_id"]
+    if one.get("name"):
+        f.name = one["name"]
+    if one.get("image"):
+        f.image_ref = one["image"].rsplit("/", 1)[-1]
+    if one.get("flavor"):
+        f.flavorid = one["flavor"].rsplit("/", 1)[-1]
+    if one.get("reservation_id"):
+        f.reservation_id = one["reservation_id"]
     for key in ("user_id", "availability_zone", "key_name"):
         if value := given(key):
             setattr(f, key, value)
@@ -198,20 +207,20 @@ def filters(req: ApiRequest, rule: str) -> instances.ListFilters:
         if value := given(key):
             f.regex[column] = value
     if is_admin:
-        if "deleted" in q and validation.bool_from_string(q["deleted"], "deleted"):
+        if "deleted" in one and validation.bool_from_string(one["deleted"], "deleted"):
             f.only_deleted = True
         for key in ("host", "node"):
-            if q.get(key):
-                setattr(f, key, q[key])
-        if q.get("uuid"):
-            f.uuids = [q["uuid"]]
-    if "locked" in q and (is_admin or "locked" in allowed):
-        f.locked = validation.bool_from_string(q["locked"], "locked")
+            if one.get(key):
+                setattr(f, key, one[key])
+        if one.get("uuid"):
+            f.uuids = [one["uuid"]]
+    if "locked" in one and (is_admin or "locked" in allowed):
+        f.locked = validation.bool_from_string(one["locked"], "locked")
     if req.version >= V226:
         for key, attr in (("tags", "tags"), ("tags-any", "tags_any"), ("not-tags", "not_tags"),
                           ("not-tags-any", "not_tags_any")):
-            if q.get(key):
-                setattr(f, attr, [t for t in q[key].split(",") if t])
+            if one.get(key):
+                setattr(f, attr, [t for t in one[key].split(",") if t])
     _sort(req, f)
     f.limit, f.marker = limit_and_marker(req)
     return f

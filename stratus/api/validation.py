@@ -31,6 +31,7 @@ import jsonschema
 from jsonschema import Draft4Validator
 from jsonschema.exceptions import ValidationError
 
+from stratus.api import schema_compile
 from stratus.api.errors import Fault
 
 #: nova/db/constants.py MAX_INT: the database's integer columns (Nova bounds stored integers with it)
@@ -142,35 +143,64 @@ def _maximum(validator: Any, maximum: float, instance: Any, schema: dict[str, An
 _NovaValidator = jsonschema.validators.extend(Draft4Validator, {"minimum": _minimum, "maximum": _maximum})
 
 
+_KEYWORDS = frozenset(_NovaValidator.VALIDATORS)
+assert _NovaValidator.VALIDATORS["minimum"] is _minimum and _NovaValidator.VALIDATORS["maximum"] is _maximum
+
+
+class _Checker:
+    """A schema's jsonschema validator (for the errors and their wording) and its compiled validity test (for the
+    documents that are valid, see ``schema_compile``), which answers as the validator's ``is_valid``."""
+
+    __slots__ = ("valid", "validator")
+
+    def __init__(self, schema: Any) -> None:
+        self.validator = _NovaValidator(schema, format_checker=_FORMATS)
+        self.valid = schema_compile.compile_schema(schema, _KEYWORDS, _FORMATS, _as_number)
+
+    def first_error(self, instance: Any) -> ValidationError | None:
+        """jsonschema's best match among the errors, None if valid; the compiled test first, which finds a valid
+        document valid at a fraction of the cost (an invalid or undecided one goes to jsonschema)."""
+        try:
+            if self.valid(instance):
+                return None
+        except (schema_compile.Unknown, RecursionError):
+            pass
+        return jsonschema.exceptions.best_match(self.validator.iter_errors(instance))
+
+
 @functools.lru_cache(maxsize=512)
-def _validator(schema_json: str) -> Any:
-    return _NovaValidator(json.loads(schema_json), format_checker=_FORMATS)
+def _checker(schema_json: str) -> _Checker:
+    return _Checker(json.loads(schema_json))
 
 
-#: validators by the identity of a schema object a handler passes again and again (a schema built once per
+#: checkers by the identity of a schema object a handler passes again and again (a schema built once per
 #: microversion): keying the cache by the schema's JSON costs more than validating a boot's body. The schema
-#: is kept with its validator, so its id cannot be reused by another object while the entry lives.
-_BY_IDENTITY: dict[int, tuple[dict[str, Any], Any]] = {}
+#: is kept with its checker, so its id cannot be reused by another object while the entry lives.
+_BY_IDENTITY: dict[int, tuple[dict[str, Any], _Checker]] = {}
 _BY_IDENTITY_MAX = 512
 
 
-def _validator_of(schema: dict[str, Any]) -> Any:
+def _checker_of(schema: dict[str, Any]) -> _Checker:
     entry = _BY_IDENTITY.get(id(schema))
     if entry is not None and entry[0] is schema:
         return entry[1]
-    validator = _validator(json.dumps(schema, sort_keys=True))
+    checker = _checker(json.dumps(schema, sort_keys=True))
     if len(_BY_IDENTITY) >= _BY_IDENTITY_MAX:
         _BY_IDENTITY.clear()
-    _BY_IDENTITY[id(schema)] = (schema, validator)
-    return validator
+    _BY_IDENTITY[id(schema)] = (schema, checker)
+    return checker
+
+
+def _validator_of(schema: dict[str, Any]) -> Any:
+    return _checker_of(schema).validator
 
 
 def validate(schema: dict[str, Any], body: Any) -> None:
     """Raise a 400 Fault for the first invalid field, worded as Nova's validator words it (the field is the last
     element of its path; an error of the whole body is jsonschema's message alone); then ``check_body``.
 
-    ``schema`` must not change once passed here (its validator is kept by the object's identity)."""
-    error = jsonschema.exceptions.best_match(_validator_of(schema).iter_errors(body))
+    ``schema`` must not change once passed here (its checker is kept by the object's identity)."""
+    error = _checker_of(schema).first_error(body)
     if error is None:
         check_body(body)
         return
@@ -182,7 +212,7 @@ def validate(schema: dict[str, Any], body: Any) -> None:
 
 def error_message(schema: dict[str, Any], value: Any) -> str | None:
     """jsonschema's message (its quote of the value shortened) for ``value`` against ``schema``, None if valid."""
-    error = jsonschema.exceptions.best_match(_validator(json.dumps(schema, sort_keys=True)).iter_errors(value))
+    error = _checker(json.dumps(schema, sort_keys=True)).first_error(value)
     return None if error is None else _message(error)
 
 
@@ -194,9 +224,9 @@ def validate_query(req_query: Any, schemas: dict[str, dict[str, Any]]) -> None:
     for key, schema in schemas.items():
         if key not in present:  # most are absent: no validator to find for them
             continue
-        checker = _validator(json.dumps(schema, sort_keys=True))
+        checker = _checker_of(schema)
         for value in req_query.getlist(key):
-            error = jsonschema.exceptions.best_match(checker.iter_errors(value))
+            error = checker.first_error(value)
             if error is not None:
                 raise Fault(400, f"Invalid input for query parameters {key}. Value: {short(value)}. "
                                  f"{_message(error)}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import dataclasses
 import datetime
 import hashlib
@@ -60,6 +61,8 @@ LOG = logging.getLogger(__name__)
 
 WRITE_CHUNK = 1 << 20  # bytes handed to a worker thread at a time (write + hash)
 READ_CHUNK = 256 << 10
+#: images whose last view ``ImageStore.get`` keeps (a bound on the memory; every boot shows its image)
+VIEWS_KEPT = 256
 
 
 def _qcow2_virtual_size(head: bytes) -> int | None:
@@ -150,6 +153,8 @@ class ImageStore:
         self._copies: set[asyncio.Task[None]] = set()
         #: who waits for news of an image's copies (``wait_changed``), by image id
         self._watchers: dict[str, set[asyncio.Event]] = {}
+        #: image id -> (its row, the view built from it and its properties, tags and locations), see ``get``
+        self._viewed: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
 
     def _store_of(self, url: str, name: str | None) -> Store | None:
         """The store holding the data at ``url`` (by the name recorded with it, else by the URL's form)."""
@@ -185,9 +190,20 @@ class ImageStore:
         return row
 
     async def get(self, caller: Caller, image_id: str) -> dict[str, Any]:
+        """The image as the caller sees it. Its row is read (and who may see it, its status, its sizes judged
+        from it) every time; the rest of its view (properties, tags, locations: a second statement) is the one
+        built last for this image if the row is the same as then. Every change of those bumps the row's
+        ``updated_at`` in the same transaction (Glance's rule too), so a row unchanged means they are."""
         async with self.db.read() as conn:
             row = await self._visible_row(conn, caller, image_id)
-            return (await self._views(conn, [row]))[0]
+            kept = self._viewed.get(image_id)
+            if kept is not None and kept[0] == row:
+                return _copy_view(kept[1])
+            view = (await self._views(conn, [row]))[0]
+        if len(self._viewed) >= VIEWS_KEPT:
+            self._viewed.clear()
+        self._viewed[image_id] = (row, view)
+        return _copy_view(view)
 
     async def list(self, caller: Caller, filters: db.ListFilters, sort: list[tuple[str, str]], limit: int,
                    marker: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
@@ -625,6 +641,7 @@ class ImageStore:
                         await db.replace_properties(conn, image_id, {
                             **props, "os_glance_importing_to_stores": ",".join(importing),
                             "os_glance_failed_import": ",".join(failed)})
+                        await db.update_image(conn, image_id, {"updated_at": utcnow()})
                 return
 
     async def _copy_one(self, caller: Caller, image_id: str, target: Store) -> bool:
@@ -644,11 +661,21 @@ class ImageStore:
                 if await db.get_image(conn, image_id) is None:
                     raise ImageGone(f"Image {image_id} was deleted during the copy.")
                 await db.add_location(conn, image_id, url, target.name, now)
+                await db.update_image(conn, image_id, {"updated_at": now})  # its view changed: a new store
         except BaseException:
             await asyncio.to_thread(data.discard)
             raise
         LOG.info("image %s copied to store %s (%s)", image_id, target.name, url)
         return True
+
+
+def _copy_view(view: dict[str, Any]) -> dict[str, Any]:
+    """A view the caller may change without changing the one kept (its lists and the locations' dicts copied)."""
+    out = dict(view)
+    out["tags"] = list(view["tags"])
+    if "locations" in view:
+        out["locations"] = copy.deepcopy(view["locations"])
+    return out
 
 
 def _gone(image_id: str) -> str:

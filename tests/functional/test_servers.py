@@ -107,6 +107,34 @@ def test_kernel_and_ramdisk_ids_come_from_the_image(cloud: Cloud) -> None:
             wait_gone(admin, server_id)
 
 
+def test_each_boot_sees_the_image_as_it_is_now(cloud: Cloud) -> None:
+    """The image a boot names is looked up afresh by every POST: made private by its owner, deactivated or
+    deleted after a boot that took it, the next boot of another project is refused as Nova refuses it."""
+    patch = {"Content-Type": "application/openstack-images-v2.1-json-patch"}
+    with cloud.image_client("owner:img-owner") as owner, cloud.image_client() as admin_img, \
+            cloud.client("user:img-user") as user, cloud.client() as admin:
+        shared = upload_image(owner, visibility="community")  # any project sees it; only admins publicize
+        first = boot(user, shared["id"])
+        assert first.status_code == 202, first.text
+        made_private = owner.patch(f"/v2/images/{shared['id']}", headers=patch,
+                                   json=[{"op": "replace", "path": "/visibility", "value": "private"}])
+        assert made_private.status_code == 200, made_private.text
+        refused = boot(user, shared["id"])
+        assert (refused.status_code, refused.json()["badRequest"]["message"]) == (400, "Can not find requested image")
+        other = upload_image(admin_img, visibility="public")
+        assert boot(user, other["id"]).status_code == 202
+        assert admin_img.post(f"/v2/images/{other['id']}/actions/deactivate").status_code == 204
+        refused = boot(user, other["id"])
+        assert (refused.status_code, refused.json()["badRequest"]["message"]) == (
+            400, f"Image {other['id']} is not active.")
+        assert admin_img.delete(f"/v2/images/{other['id']}").status_code == 204
+        refused = boot(user, other["id"])
+        assert (refused.status_code, refused.json()["badRequest"]["message"]) == (400, "Can not find requested image")
+        for server in user.get("/servers").json()["servers"]:
+            assert admin.delete(f"/servers/{server['id']}").status_code == 204
+            wait_gone(admin, server["id"])
+
+
 def test_tags_and_metadata(cloud: Cloud, image: dict) -> None:
     with cloud.client(token="bob:proj-b", version="2.26") as c:
         server_id = boot(c, image["id"]).json()["server"]["id"]

@@ -6,10 +6,12 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from oslo_config import cfg
 from oslo_policy import _checks
+from oslo_policy import policy as oslo_policy
 from starlette.types import Receive, Scope, Send
 
 from stratus import conf as conf_mod
@@ -244,3 +246,63 @@ def test_manager_and_service_personas(enforcer: policy.Policy, rule: str, contex
     other_project = {"project_id": "p2", "user_id": "x"}
     if context is MANAGER:
         assert enforcer.check(context, rule, other_project) is False
+
+
+def test_kept_decisions_are_oslo_policys_for_each_caller_and_target(enforcer: policy.Policy) -> None:
+    """Every rule, asked twice (the second answer a kept one) by each persona on its own and on another project's
+    target, answers as oslo.policy itself does for that caller and target."""
+    targets = [None, P1, {"project_id": "p2", "user_id": "x"}, {}]
+    contexts = [READER, MEMBER, OTHER, ADMIN, MANAGER, SERVICE,
+                RequestContext(user_id="u", project_id="p1", is_admin=True, roles=["reader"])]
+    raw = enforcer.enforcer
+    for rule in [r.name for r in policies.list_rules()]:
+        for ctx in contexts:
+            for target in targets:
+                own = {"project_id": ctx.project_id, "user_id": ctx.user_id} if target is None else target
+                creds = {"user_id": ctx.user_id, "project_id": ctx.project_id, "roles": ctx.roles,
+                         "is_admin": ctx.is_admin, "system_scope": None, "domain_id": None}
+                expected = bool(oslo_policy.Enforcer.authorize(raw, rule, own, creds))
+                assert [enforcer.check(ctx, rule, target) for _ in range(2)] == [expected, expected], (rule, ctx)
+    assert raw.decisions  # they were kept
+
+
+def test_a_target_of_other_values_than_strings_is_decided_every_time(enforcer: policy.Policy) -> None:
+    """``1 == True`` for a key, not for a check that spells the value: such a target is never looked up."""
+    enforcer.check(MEMBER, "os_compute_api:servers:show", {"project_id": 1, "user_id": True})
+    assert not enforcer.enforcer.decisions
+
+
+class _Counting(_checks.Check):
+    """A plugin's check: answers True, and counts how often it was asked."""
+
+    asked = 0
+
+    def __call__(self, target: Any, creds: Any, enforcer: Any, current_rule: str | None = None) -> bool:
+        type(self).asked += 1
+        return True
+
+
+def test_a_rule_with_another_check_is_asked_every_time(conf: cfg.ConfigOpts, tmp_path: Path) -> None:
+    """A plugin's check (or ``http:``) may answer otherwise next time: a rule using one, even through another
+    rule, is never kept; the pure rules still are."""
+    _checks.register("stratus_counting", _Counting)
+    try:
+        path = tmp_path / "policy.yaml"
+        path.write_text('"os_compute_api:limits": "rule:counting_rule or role:admin"\n'
+                        '"counting_rule": "stratus_counting:x"\n')
+        conf.set_override("policy_file", str(path), group="oslo_policy")
+        custom = policy.Policy(conf)
+        before = _Counting.asked
+        for _ in range(3):
+            assert custom.check(MEMBER, "os_compute_api:limits", {})
+        assert _Counting.asked == before + 3
+        assert not custom.enforcer.pure("os_compute_api:limits")
+        assert custom.enforcer.pure("os_compute_api:servers:show")
+    finally:
+        _checks.registered_checks.pop("stratus_counting", None)
+
+
+def test_set_rules_forgets_the_kept_decisions(enforcer: policy.Policy) -> None:
+    assert enforcer.check(MEMBER, "os_compute_api:servers:create")
+    enforcer.enforcer.set_rules({"os_compute_api:servers:create": _checks.FalseCheck()}, overwrite=False)
+    assert not enforcer.check(MEMBER, "os_compute_api:servers:create")

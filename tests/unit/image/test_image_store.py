@@ -430,3 +430,36 @@ async def test_views_read_properties_tags_and_locations_in_one_statement(store: 
     seen.clear()
     assert (await store.get(ALICE, first["id"]))["tags"] == ["a", "m", "z"]
     assert len(seen) == 2  # the row, then the rest
+
+
+async def test_a_view_is_built_again_only_when_its_row_changed(store: ImageStore) -> None:
+    """``get`` reads the row every time and keeps the rest of the view while the row is the same: a second show
+    is one statement; every change of its properties, tags or locations (which bump the row) shows at once, and
+    visibility and deletion are judged on the row read now."""
+    from sqlalchemy import event
+
+    image = await _active(store, b"one", os_distro="cirros", tags=["a"], visibility="private")
+    seen: list[str] = []
+    assert store.db.sync_engine is not None
+    event.listen(store.db.sync_engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    first = await store.get(ALICE, image["id"])
+    assert len(seen) == 2
+    seen.clear()
+    again = await store.get(ALICE, image["id"])
+    assert again == first and len(seen) == 1  # the row alone
+    again["tags"].append("mine")  # a caller's change of what it got is not kept
+    again["os_distro"] = "changed"
+    assert await store.get(ALICE, image["id"]) == first
+    await store.update(ALICE, image["id"], [{"op": "replace", "path": "/os_distro", "value": "fedora"}])
+    assert (await store.get(ALICE, image["id"]))["os_distro"] == "fedora"
+    await store.add_tag(ALICE, image["id"], "b")
+    assert (await store.get(ALICE, image["id"]))["tags"] == ["a", "b"]
+    await store.remove_tag(ALICE, image["id"], "a")
+    assert (await store.get(ALICE, image["id"]))["tags"] == ["b"]
+    with pytest.raises(exception.ImageNotFound):
+        await store.get(BOB, image["id"])  # private: the kept view is not anyone's
+    await store.set_active(ADMIN, image["id"], False)
+    assert (await store.get(ALICE, image["id"]))["status"] == "deactivated"
+    await store.delete(ADMIN, image["id"])
+    with pytest.raises(exception.ImageNotFound):
+        await store.get(ALICE, image["id"])
