@@ -27,6 +27,9 @@ from stratus.scheduler.rpcapi import SchedulerAPI
 from stratus.virt.driver import ComputeDriver, LiveMigrationControl
 
 LOG = logging.getLogger(__name__)
+#: seconds between the first change of a host's stats (a build that ended, an instance gone) and their write,
+#: which every change up to then shares (``ComputeHost.stats_changed``); well within a scheduler's re-read interval
+STATS_WRITE_DELAY = 0.25
 
 
 class ComputeHost(BackgroundTasks):
@@ -78,18 +81,20 @@ class ComputeHost(BackgroundTasks):
             self.node = await resource_tracker.report_stats(conn, self.node, self.failed_builds)
 
     def stats_changed(self) -> None:
-        """A build ended or an instance went away: write the node's stats soon, in a unit of work of its own that
-        every change made before it starts shares. A hundred builds that end at once (their units commit in one
-        group) are one count of the host's instances and one write, not a hundred; the stats are for the
+        """A build ended or an instance went away: write the node's stats ``STATS_WRITE_DELAY`` later, in a unit of
+        work of its own that every change made before it starts shares. The builds and deletes that end on a busy
+        host meanwhile are one count of its instances and one write, not one each; the stats are for the
         schedulers' weighers, which count their own claims meanwhile and re-read the node at their next sync
-        (claims themselves are atomic in placement, so a late count never over-commits a host). A failed build
-        still writes its stats in its own unit and sends them at once (the BuildFailureWeigher's count)."""
+        (``[scheduler] host_state_sync_interval``; claims themselves are atomic in placement, so a late count never
+        over-commits a host), and Nova's resource tracker writes them no sooner. A failed build still writes its
+        stats in its own unit and sends them at once (the BuildFailureWeigher's count)."""
         if self.node and not self._stats_due:
             self._stats_due = True
             self.dispatch(self._write_stats())
 
     async def _write_stats(self) -> None:
         try:
+            await asyncio.sleep(STATS_WRITE_DELAY)
             await background_turn()  # after the API's requests, as the builds' own steps (stratus/priority.py)
         finally:
             self._stats_due = False  # cancelled (service stop): the next change asks again

@@ -110,6 +110,8 @@ class HostManager:
         self._slow_synced_at = float("-inf")
         #: until when (monotonic) the services left unread by the last ``_load_services`` are sure to be up
         self._services_sure_until = float("-inf")
+        #: (from, until, service_down_time) of the last ``judge_liveness``: epoch seconds it holds for
+        self._liveness: tuple[float, float, float] = (float("inf"), float("-inf"), 0.0)
 
     # --- arrays ------------------------------------------------------------------------------------------
     def _allocate(self, n: int) -> None:
@@ -127,6 +129,7 @@ class HostManager:
         #: the last heartbeat (seconds since the epoch) of hosts close to or past ``service_down_time``; +inf for
         #: the plainly healthy ones, -inf for a service that never beat
         self.last_seen = np.full(n, np.inf, dtype=np.float64)
+        self._liveness = (float("inf"), float("-inf"), 0.0)
         self.num_instances = np.zeros(n, dtype=np.int64)
         self.io_ops = np.zeros(n, dtype=np.int64)
         self.failed_builds = np.zeros(n, dtype=np.int64)
@@ -287,9 +290,23 @@ class HostManager:
 
     def judge_liveness(self, now: datetime | None = None) -> None:
         """``service_up`` as of ``now`` (the request's time): not forced down and a heartbeat within
-        ``service_down_time``, from the heartbeats the last sync read."""
-        threshold = _epoch((now or utcnow()) - timedelta(seconds=self.conf.service_down_time))
-        self.service_up[:] = ~self.forced_down & (self.last_seen >= threshold)
+        ``service_down_time``, from the heartbeats the last sync read.
+
+        A judgement holds from its time until the oldest heartbeat it still counts is ``service_down_time`` old
+        (the plainly healthy hosts, read with no heartbeat, never expire), so the requests in between reuse it
+        instead of judging every host again; a read of the services starts over."""
+        down_time = self.conf.service_down_time
+        at = _epoch(now or utcnow())
+        valid_from, valid_until, judged_down_time = self._liveness
+        if valid_from <= at <= valid_until and judged_down_time == down_time:
+            return
+        threshold = at - down_time
+        counted = self.last_seen >= threshold
+        self.service_up[:] = ~self.forced_down & counted
+        # the heartbeats that count now and will not for ever: the first of them to expire ends the judgement
+        expiring = self.last_seen[counted & np.isfinite(self.last_seen)]
+        until = float(expiring.min()) + down_time if expiring.size else float("inf")
+        self._liveness = (at, until, down_time)
 
     async def refresh_provider(self, provider_id: int) -> None:
         """Re-read one provider now (after a refused claim)."""
@@ -450,6 +467,7 @@ class HostManager:
         self.service_disabled[:] = False
         self.forced_down[:] = False
         self.last_seen[:] = np.inf
+        self._liveness = (float("inf"), float("-inf"), 0.0)
         for host, disabled, forced_down, seen in rows:
             for index in self.by_host.get(host, ()):
                 self.service_disabled[index] = bool(disabled)
