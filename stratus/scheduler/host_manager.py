@@ -123,6 +123,8 @@ class HostManager:
         self.min_unit = np.ones((r, n), dtype=np.int64)
         self.max_unit = np.zeros((r, n), dtype=np.int64)
         self.step_size = np.ones((r, n), dtype=np.int64)
+        #: some inventory has a step size above 1 (``fit_mask`` checks steps only then)
+        self.stepped = False
         self.service_up = np.ones(n, dtype=bool)
         self.service_disabled = np.zeros(n, dtype=bool)
         self.forced_down = np.zeros(n, dtype=bool)
@@ -165,22 +167,27 @@ class HostManager:
 
     # --- what requests ask of it -------------------------------------------------------------------------
     def fit_mask(self, resources: dict[str, int]) -> np.ndarray:
-        """Hosts where ``resources`` fit free capacity and unit limits (placement's allocation candidates)."""
-        mask = np.ones(len(self.hosts), dtype=bool)
-        if not mask.size:
-            return mask
+        """Hosts where ``resources`` fit free capacity and unit limits (placement's allocation candidates): the
+        rows of the classes asked for, compared at once."""
+        n = len(self.hosts)
+        cols: list[int] = []
+        amounts: list[int] = []
         for rc, amount in resources.items():
             if not amount:
                 continue
             col = self.rc_index.get(rc)
             if col is None:
-                return np.zeros(len(self.hosts), dtype=bool)
-            mask &= self.capacity[col] - self.used[col] >= amount
-            mask &= self.min_unit[col] <= amount
-            mask &= self.max_unit[col] >= amount
-            if self.step_size[col].max() > 1:
-                mask &= amount % self.step_size[col] == 0
-        return mask
+                return np.zeros(n, dtype=bool)
+            cols.append(col)
+            amounts.append(amount)
+        if not n or not cols:
+            return np.ones(n, dtype=bool)
+        wanted = np.array(amounts, dtype=np.int64)[:, None]
+        fits = ((self.capacity[cols] - self.used[cols] >= wanted) & (self.min_unit[cols] <= wanted)
+                & (self.max_unit[cols] >= wanted))
+        if self.stepped:
+            fits &= wanted % self.step_size[cols] == 0
+        return fits.all(axis=0)
 
     def fits_one(self, index: int, resources: dict[str, int]) -> bool:
         for rc, amount in resources.items():
@@ -415,6 +422,7 @@ class HostManager:
             self.min_unit[col, index] = min_unit
             self.max_unit[col, index] = max_unit
             self.step_size[col, index] = step or 1
+        self.stepped = bool((self.step_size > 1).any())
 
     async def _load_usages(self, conn: Connection, provider_ids: list[int] | None) -> None:
         query = (select(allocations.c.resource_provider_id, allocations.c.resource_class,
