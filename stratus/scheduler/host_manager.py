@@ -315,10 +315,15 @@ class HostManager:
         until = float(expiring.min()) + down_time if expiring.size else float("inf")
         self._liveness = (at, until, down_time)
 
-    async def refresh_provider(self, provider_id: int) -> None:
-        """Re-read one provider now (after a refused claim)."""
-        async with self._lock, self.db.read() as conn:
-            await self._load_providers(conn, [provider_id])
+    async def refresh_provider(self, provider_id: int, conn: Connection | None = None) -> None:
+        """Re-read one provider now (after a refused claim), on ``conn`` if given: the claim's own unit of work,
+        which sees what the claims before it wrote, committed or not."""
+        async with self._lock:
+            if conn is not None:
+                await self._load_providers(conn, [provider_id])
+                return
+            async with self.db.read() as read:
+                await self._load_providers(read, [provider_id])
 
     async def _load_all(self, conn: Connection) -> None:
         started = time.perf_counter()

@@ -202,13 +202,18 @@ class SchedulerManager:
         raise exception.NoValidHost(reason="There are not enough hosts available.")
 
     async def _claim(self, index: int, uuid: str, request: SchedulingRequest) -> bool:
+        """Claim on one host at the generation the picture holds; a lost compare-and-swap re-reads the provider in
+        the same unit of work (``CLAIM_RETRIES`` tries in all), where the claims that went first in this process
+        are seen even before their group commits, so the retry is made against what the claim must beat."""
         hosts = self.host_manager
         state = hosts.hosts[index]
-        for _ in range(CLAIM_RETRIES):
-            async with self.db.write() as conn:
+        ok = False
+        async with self.db.write() as conn:
+            for attempt in range(CLAIM_RETRIES):
+                if attempt:
+                    await hosts.refresh_provider(state.provider_id, conn)
                 # the picture read once the write lock is held: a claim that waited for the lock sees the claims
-                # of this process that went first, instead of losing its compare-and-swap to them (and paying a
-                # re-read of the provider)
+                # of this process that went first, instead of losing its compare-and-swap to them
                 if not hosts.fits_one(index, request.resources):
                     return False
                 generation = int(hosts.generation[index])
@@ -217,11 +222,10 @@ class SchedulerManager:
                                                          request.resources)
                 if ok:
                     hosts.consumed(index, generation, request.resources)
-            if ok:
-                failpoints.hit("scheduler.claimed")
-                return True
-            await hosts.refresh_provider(state.provider_id)
-        return False
+                    break
+        if ok:
+            failpoints.hit("scheduler.claimed")
+        return ok
 
     @staticmethod
     def _selection(host: HostState, resources: dict[str, int], claimed: bool) -> dict[str, Any]:

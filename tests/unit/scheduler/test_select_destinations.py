@@ -12,7 +12,14 @@ from stratus import exception
 from stratus.db import placement
 from stratus.db.engine import Database
 from stratus.db.fleet import SimHost
-from stratus.db.models import allocations, instance_group_members, instance_groups, instances, services
+from stratus.db.models import (
+    allocations,
+    instance_group_members,
+    instance_groups,
+    instances,
+    resource_providers,
+    services,
+)
 from stratus.scheduler.manager import SchedulerManager
 from stratus.utils import new_uuid, utcnow
 from tests.unit.scheduler.conftest import Seed, spec
@@ -265,6 +272,41 @@ async def test_stale_picture_never_over_commits(scheduler: Seed, database: Any) 
     with pytest.raises(exception.NoValidHost):
         await pick(sched, spec(vcpus=1))
     assert max((await used(db, placement.VCPU)).values()) == 4
+
+
+class _CountedWrites:
+    """A database whose units of work are counted."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.writes = 0
+
+    def write(self) -> Any:
+        self.writes += 1
+        return self.db.write()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+async def test_a_claim_lost_to_a_claim_behind_its_back_is_retried_in_the_same_unit(scheduler: Seed,
+                                                                                     database: Any) -> None:
+    """The host still has room once re-read: the retry, in the claim's own unit of work, gets it."""
+    conf, db = database
+    sched = await scheduler([SimHost("a", vcpus=4, cpu_allocation_ratio=1.0),
+                             SimHost("b", vcpus=4, cpu_allocation_ratio=1.0, used_memory_mb=4000)])
+    await sched.host_manager.sync()
+    assert await pick(SchedulerManager(conf, db), spec(vcpus=1)) == ["a"]  # another scheduler moves "a" on
+    counted = _CountedWrites(db)
+    sched.db = counted  # type: ignore[assignment]
+    assert await pick(sched, spec(vcpus=1)) == ["a"]
+    assert counted.writes == 1
+    hm = sched.host_manager
+    index = hm.by_node["a"]
+    async with db.read() as conn:
+        generation = (await conn.execute(select(resource_providers.c.generation)
+                                         .where(resource_providers.c.id == hm.hosts[index].provider_id))).scalar()
+    assert int(hm.generation[index]) == generation and hm.hosts[index].used(placement.VCPU) == 2
 
 
 async def test_concurrent_requests_never_exceed_capacity(scheduler: Seed, database: Any) -> None:
