@@ -130,9 +130,19 @@ class SchedulerManager:
         """The host of a claim kept (see ``_earlier_claims``), with fresh unclaimed alternates."""
         hosts = self.host_manager
         wanted = self.conf.filter_scheduler.host_subset_size + alternates_wanted + RANK_SPARE
-        others = [hosts.hosts[i] for i in self._ranked(request, wanted).tolist()
-                  if i != index and hosts.fits_one(i, request.resources)]
-        return hosts.hosts[index], others[:alternates_wanted]
+        others = [i for i in self._ranked(request, wanted).tolist() if i != index]
+        return hosts.hosts[index], self._alternates(others, request, alternates_wanted)
+
+    def _alternates(self, ranked: list[int], request: SchedulingRequest, wanted: int) -> list[HostState]:
+        """The first ``wanted`` of the hosts ``ranked`` (best first) where the request still fits."""
+        hosts = self.host_manager
+        found: list[HostState] = []
+        for index in ranked:
+            if len(found) >= wanted:
+                break
+            if hosts.fits_one(index, request.resources):
+                found.append(hosts.hosts[index])
+        return found
 
     async def _request(self, spec: dict[str, Any], instance_uuids: list[str]) -> SchedulingRequest:
         hints = spec.get("scheduler_hints") or {}
@@ -192,10 +202,7 @@ class SchedulerManager:
             order = ranked.tolist()
             for position, index in enumerate(order):
                 if await self._claim(index, uuid, request):
-                    chosen = hosts.hosts[index]
-                    others = [hosts.hosts[i] for i in order[position + 1:]
-                              if hosts.fits_one(i, request.resources)]
-                    return chosen, others[:alternates_wanted]
+                    return hosts.hosts[index], self._alternates(order[position + 1:], request, alternates_wanted)
                 LOG.debug("claim on %s lost for %s; trying the next host", hosts.hosts[index].nodename, uuid)
             await hosts.sync(force=True)
             resynced = True
