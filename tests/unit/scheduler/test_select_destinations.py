@@ -280,10 +280,15 @@ class _CountedWrites:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.writes = 0
+        self.reads = 0
 
     def write(self) -> Any:
         self.writes += 1
         return self.db.write()
+
+    def read(self) -> Any:
+        self.reads += 1
+        return self.db.read()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.db, name)
@@ -381,3 +386,28 @@ async def test_a_held_claim_on_an_ignored_host_is_given_back(scheduler: Seed) ->
     assert again[0][0]["host"] != first
     async with sched.db.read() as conn:
         assert list(await placement.allocations_for_consumer(conn, uuid)) == [again[0][0]["provider_id"]]
+
+
+async def test_a_request_is_one_unit_of_work_what_it_holds_asked_in_its_claim(scheduler: Seed) -> None:
+    """Whether the instances already hold a claim is asked in the first claim's transaction, not in a read of its
+    own: a plain request (the picture current) is one unit of work."""
+    sched = await scheduler([SimHost("a"), SimHost("b")])
+    await sched.host_manager.sync()
+    counted = _CountedWrites(sched.db)
+    sched.db = counted  # type: ignore[assignment]
+    await sched.select_destinations({}, spec(), [new_uuid()])
+    assert (counted.reads, counted.writes) == (0, 1)
+
+
+async def test_a_request_handled_twice_keeps_a_claim_that_filled_its_host(scheduler: Seed) -> None:
+    """The claim of the first copy took the last room anywhere: the second copy finds no host with room, and must
+    still answer the host its instance holds the claim on (not NoValidHost, not a second claim)."""
+    sched = await scheduler([SimHost("only", vcpus=1, cpu_allocation_ratio=1.0)], scheduler={"max_attempts": 1})
+    uuid = new_uuid()
+    first = await sched.select_destinations({}, spec(vcpus=1), [uuid])
+    assert first[0][0]["host"] == "only"
+    again = await sched.select_destinations({}, spec(vcpus=1), [uuid])
+    assert again[0][0]["host"] == "only"
+    assert (await used(sched.db, placement.VCPU)) == {first[0][0]["provider_id"]: 1}
+    with pytest.raises(exception.NoValidHost):  # and a new instance still finds none
+        await sched.select_destinations({}, spec(vcpus=1), [new_uuid()])
