@@ -86,8 +86,8 @@ class ComputeHost(BackgroundTasks):
         host meanwhile are one count of its instances and one write, not one each; the stats are for the
         schedulers' weighers, which count their own claims meanwhile and re-read the node at their next sync
         (``[scheduler] host_state_sync_interval``; claims themselves are atomic in placement, so a late count never
-        over-commits a host), and Nova's resource tracker writes them no sooner. A failed build still writes its
-        stats in its own unit and sends them at once (the BuildFailureWeigher's count)."""
+        over-commits a host). A failed build still writes its stats in its own unit and sends them at once (the
+        BuildFailureWeigher's count)."""
         if self.node and not self._stats_due:
             self._stats_due = True
             self.dispatch(self._write_stats())
