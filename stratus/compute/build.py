@@ -16,6 +16,7 @@ from stratus.compute import config_drive, networking
 from stratus.compute.host import ComputeHost
 from stratus.db import actions, builds, info_cache, instances, placement
 from stratus.db import services as services_db
+from stratus.network import neutron
 from stratus.objects import states
 from stratus.objects.states import power_state, task_states
 from stratus.priority import background_turn
@@ -78,8 +79,12 @@ async def _build(host: ComputeHost, context: dict[str, Any], uuid: str, request_
                             host.host, current["host"])
                 return None
         await actions.event_start(conn, context, uuid, BUILD_EVENT, host=host.host)
-        # the ports an earlier host of this build made (a reschedule), read in this unit rather than a read of its own
-        cached = await info_cache.get(conn, uuid) if instance is not None and host.network is not None else None
+        # the ports an earlier host of this build made (a reschedule), read in this unit rather than a read of its
+        # own; a server that asked for no network (``networks: none``) has none to find
+        cached = None
+        if instance is not None and host.network is not None:
+            cached = ([] if neutron.is_none(request_spec.get("requested_networks"))
+                      else await info_cache.get(conn, uuid))
     if instance is None:
         await _abandon(host, context, uuid, None, spawned=False)
         return None
@@ -111,11 +116,14 @@ async def _build(host: ComputeHost, context: dict[str, Any], uuid: str, request_
             if done:
                 await actions.event_finish(conn, context, uuid, BUILD_EVENT)
                 host.failed_builds = 0
-                await host.report_stats(conn)
+                if had_failures:  # written now: the schedulers are told just below
+                    await host.report_stats(conn)
         if not done:
             raise BuildInterrupted(uuid)
         if had_failures:  # the run of failures is over: schedulers may prefer this host again
             await host.send_stats(context)
+        else:  # one write for the builds that end together (ComputeHost.stats_changed)
+            host.stats_changed()
         LOG.info("instance %s is active on %s", uuid, host.host)
     except BuildInterrupted:
         await _abandon(host, context, uuid, instance, spawned=touched, network_info=network_info)

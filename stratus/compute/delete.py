@@ -50,14 +50,13 @@ async def terminate_instance(host: ComputeHost, context: dict[str, Any], instanc
                     await records.update_migration(
                         conn, move["id"], {"status": "confirmed" if move["status"] == "finished" else "error"})
                 await instances.soft_delete(conn, instance_uuid)
-                if host.node:  # none yet while the hypervisor has never answered
-                    await host.report_stats(conn)
             else:
                 await instances.update_instance(conn, instance_uuid, {"vm_state": states.ERROR,
                                                                       "task_state": None})
                 await actions.add_fault(conn, instance_uuid, error, host=host.host)
             await actions.event_finish(conn, context, instance_uuid, TERMINATE_EVENT, error=error)
     if error is None:
+        host.stats_changed()  # one write for the deletes that end together (none while the node is unknown)
         await _clean_sources(host, context, instance_uuid, moves)
 
 

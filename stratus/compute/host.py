@@ -21,11 +21,15 @@ from stratus.conductor.rpcapi import ConductorAPI
 from stratus.db.engine import Database
 from stratus.image.client import ImageClient
 from stratus.network.neutron import API as NetworkAPI
+from stratus.priority import background_turn
 from stratus.rpc.transport import Transport
 from stratus.scheduler.rpcapi import SchedulerAPI
 from stratus.virt.driver import ComputeDriver, LiveMigrationControl
 
 LOG = logging.getLogger(__name__)
+#: seconds between the first change of a host's stats (a build that ended, an instance gone) and their write,
+#: which every change up to then shares (``ComputeHost.stats_changed``); well within a scheduler's re-read interval
+STATS_WRITE_DELAY = 0.25
 
 
 class ComputeHost(BackgroundTasks):
@@ -64,6 +68,8 @@ class ComputeHost(BackgroundTasks):
         self.live_migrations: dict[int, LiveMigrationControl] = {}
         #: the periodic tasks' next run, in time.monotonic() (compute/periodic.py)
         self.next_run: dict[str, float] = {}
+        #: a write of the node's stats asked for and not yet under way (``stats_changed``)
+        self._stats_due = False
 
     def driver_instance(self, row: dict[str, Any]) -> dict[str, Any]:
         """An instance row as the driver sees it: with its hypervisor name."""
@@ -73,6 +79,28 @@ class ComputeHost(BackgroundTasks):
         """The node's stats after a change (none to write while the hypervisor has never answered)."""
         if self.node:
             self.node = await resource_tracker.report_stats(conn, self.node, self.failed_builds)
+
+    def stats_changed(self) -> None:
+        """A build ended or an instance went away: write the node's stats ``STATS_WRITE_DELAY`` later, in a unit of
+        work of its own that every change made before it starts shares. The builds and deletes that end on a busy
+        host meanwhile are one count of its instances and one write, not one each; the stats are for the
+        schedulers' weighers, which count their own claims meanwhile and re-read the node at their next sync
+        (``[scheduler] host_state_sync_interval``; claims themselves are atomic in placement, so a late count never
+        over-commits a host). A failed build still writes its stats in its own unit and sends them at once (the
+        BuildFailureWeigher's count)."""
+        if self.node and not self._stats_due:
+            self._stats_due = True
+            self.dispatch(self._write_stats())
+
+    async def _write_stats(self) -> None:
+        try:
+            await asyncio.sleep(STATS_WRITE_DELAY)
+            await background_turn()  # after the API's requests, as the builds' own steps (stratus/priority.py)
+        finally:
+            self._stats_due = False  # cancelled (service stop): the next change asks again
+        async with self.db.write() as conn:
+            # the changes of the units before this one are in what this one reads; any later one asks anew
+            await self.report_stats(conn)
 
     async def send_stats(self, context: dict[str, Any]) -> None:
         """Tell the schedulers the node's stats now (they weigh a build failure from their next request)."""

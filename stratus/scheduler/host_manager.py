@@ -110,6 +110,8 @@ class HostManager:
         self._slow_synced_at = float("-inf")
         #: until when (monotonic) the services left unread by the last ``_load_services`` are sure to be up
         self._services_sure_until = float("-inf")
+        #: (from, until, service_down_time) of the last ``judge_liveness``: epoch seconds it holds for
+        self._liveness: tuple[float, float, float] = (float("inf"), float("-inf"), 0.0)
 
     # --- arrays ------------------------------------------------------------------------------------------
     def _allocate(self, n: int) -> None:
@@ -121,12 +123,15 @@ class HostManager:
         self.min_unit = np.ones((r, n), dtype=np.int64)
         self.max_unit = np.zeros((r, n), dtype=np.int64)
         self.step_size = np.ones((r, n), dtype=np.int64)
+        #: some inventory has a step size above 1 (``fit_mask`` checks steps only then)
+        self.stepped = False
         self.service_up = np.ones(n, dtype=bool)
         self.service_disabled = np.zeros(n, dtype=bool)
         self.forced_down = np.zeros(n, dtype=bool)
         #: the last heartbeat (seconds since the epoch) of hosts close to or past ``service_down_time``; +inf for
         #: the plainly healthy ones, -inf for a service that never beat
         self.last_seen = np.full(n, np.inf, dtype=np.float64)
+        self._liveness = (float("inf"), float("-inf"), 0.0)
         self.num_instances = np.zeros(n, dtype=np.int64)
         self.io_ops = np.zeros(n, dtype=np.int64)
         self.failed_builds = np.zeros(n, dtype=np.int64)
@@ -162,22 +167,27 @@ class HostManager:
 
     # --- what requests ask of it -------------------------------------------------------------------------
     def fit_mask(self, resources: dict[str, int]) -> np.ndarray:
-        """Hosts where ``resources`` fit free capacity and unit limits (placement's allocation candidates)."""
-        mask = np.ones(len(self.hosts), dtype=bool)
-        if not mask.size:
-            return mask
+        """Hosts where ``resources`` fit free capacity and unit limits (placement's allocation candidates): the
+        rows of the classes asked for, compared at once."""
+        n = len(self.hosts)
+        cols: list[int] = []
+        amounts: list[int] = []
         for rc, amount in resources.items():
             if not amount:
                 continue
             col = self.rc_index.get(rc)
             if col is None:
-                return np.zeros(len(self.hosts), dtype=bool)
-            mask &= self.capacity[col] - self.used[col] >= amount
-            mask &= self.min_unit[col] <= amount
-            mask &= self.max_unit[col] >= amount
-            if self.step_size[col].max() > 1:
-                mask &= amount % self.step_size[col] == 0
-        return mask
+                return np.zeros(n, dtype=bool)
+            cols.append(col)
+            amounts.append(amount)
+        if not n or not cols:
+            return np.ones(n, dtype=bool)
+        wanted = np.array(amounts, dtype=np.int64)[:, None]
+        fits = ((self.capacity[cols] - self.used[cols] >= wanted) & (self.min_unit[cols] <= wanted)
+                & (self.max_unit[cols] >= wanted))
+        if self.stepped:
+            fits &= wanted % self.step_size[cols] == 0
+        return fits.all(axis=0)
 
     def fits_one(self, index: int, resources: dict[str, int]) -> bool:
         for rc, amount in resources.items():
@@ -287,14 +297,33 @@ class HostManager:
 
     def judge_liveness(self, now: datetime | None = None) -> None:
         """``service_up`` as of ``now`` (the request's time): not forced down and a heartbeat within
-        ``service_down_time``, from the heartbeats the last sync read."""
-        threshold = _epoch((now or utcnow()) - timedelta(seconds=self.conf.service_down_time))
-        self.service_up[:] = ~self.forced_down & (self.last_seen >= threshold)
+        ``service_down_time``, from the heartbeats the last sync read.
 
-    async def refresh_provider(self, provider_id: int) -> None:
-        """Re-read one provider now (after a refused claim)."""
-        async with self._lock, self.db.read() as conn:
-            await self._load_providers(conn, [provider_id])
+        A judgement holds from its time until the oldest heartbeat it still counts is ``service_down_time`` old
+        (the plainly healthy hosts, read with no heartbeat, never expire), so the requests in between reuse it
+        instead of judging every host again; a read of the services starts over."""
+        down_time = self.conf.service_down_time
+        at = _epoch(now or utcnow())
+        valid_from, valid_until, judged_down_time = self._liveness
+        if valid_from <= at <= valid_until and judged_down_time == down_time:
+            return
+        threshold = at - down_time
+        counted = self.last_seen >= threshold
+        self.service_up[:] = ~self.forced_down & counted
+        # the heartbeats that count now and will not for ever: the first of them to expire ends the judgement
+        expiring = self.last_seen[counted & np.isfinite(self.last_seen)]
+        until = float(expiring.min()) + down_time if expiring.size else float("inf")
+        self._liveness = (at, until, down_time)
+
+    async def refresh_provider(self, provider_id: int, conn: Connection | None = None) -> None:
+        """Re-read one provider now (after a refused claim), on ``conn`` if given: the claim's own unit of work,
+        which sees what the claims before it wrote, committed or not."""
+        async with self._lock:
+            if conn is not None:
+                await self._load_providers(conn, [provider_id])
+                return
+            async with self.db.read() as read:
+                await self._load_providers(read, [provider_id])
 
     async def _load_all(self, conn: Connection) -> None:
         started = time.perf_counter()
@@ -398,6 +427,7 @@ class HostManager:
             self.min_unit[col, index] = min_unit
             self.max_unit[col, index] = max_unit
             self.step_size[col, index] = step or 1
+        self.stepped = bool((self.step_size > 1).any())
 
     async def _load_usages(self, conn: Connection, provider_ids: list[int] | None) -> None:
         query = (select(allocations.c.resource_provider_id, allocations.c.resource_class,
@@ -450,6 +480,7 @@ class HostManager:
         self.service_disabled[:] = False
         self.forced_down[:] = False
         self.last_seen[:] = np.inf
+        self._liveness = (float("inf"), float("-inf"), 0.0)
         for host, disabled, forced_down, seen in rows:
             for index in self.by_host.get(host, ()):
                 self.service_disabled[index] = bool(disabled)

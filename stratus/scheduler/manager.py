@@ -40,6 +40,20 @@ RANK_ROUNDS = 3
 RANK_SPARE = 8
 
 
+class _Held(Exception):
+    """An instance being scheduled already holds allocations: the request starts over with ``_earlier_claims``."""
+
+
+class _HeldCheck:
+    """Whether the instances of a request hold allocations is yet to be asked (in the first claim's unit)."""
+
+    __slots__ = ("done", "uuids")
+
+    def __init__(self, uuids: list[str]) -> None:
+        self.uuids = uuids
+        self.done = False
+
+
 class SchedulerManager:
     def __init__(self, conf: cfg.ConfigOpts, db: Database) -> None:
         self.conf = conf
@@ -64,9 +78,26 @@ class SchedulerManager:
         hosts = self.host_manager
         await hosts.sync()
         request = await self._request(request_spec, instance_uuids)
+        alternates_wanted = self.conf.scheduler.max_attempts - 1 if return_alternates else 0
+        # what the instances already hold is asked in the first claim's unit of work (nearly always: nothing),
+        # not in a read of its own; only when something is held, or no claim is even tried, does the request
+        # start over with ``_earlier_claims`` first
+        check = _HeldCheck(instance_uuids)
+        try:
+            return await self._choose(request, instance_uuids, alternates_wanted, {}, check)
+        except _Held:
+            pass
+        except exception.NoValidHost:
+            if check.done:  # asked, and nothing was held: the answer stands
+                raise
         kept = await self._earlier_claims(request, instance_uuids)
         await hosts.sync()
-        alternates_wanted = self.conf.scheduler.max_attempts - 1 if return_alternates else 0
+        return await self._choose(request, instance_uuids, alternates_wanted, kept, None)
+
+    async def _choose(self, request: SchedulingRequest, instance_uuids: list[str], alternates_wanted: int,
+                      kept: dict[str, int], check: _HeldCheck | None) -> list[list[dict[str, Any]]]:
+        """Claim for each instance (or keep what ``kept`` says it holds), all or nothing."""
+        hosts = self.host_manager
         results: list[list[dict[str, Any]]] = []
         claimed: list[tuple[str, int]] = []
         try:
@@ -74,7 +105,7 @@ class SchedulerManager:
                 if uuid in kept:
                     chosen, alternates = self._keep(request, kept[uuid], alternates_wanted)
                 else:
-                    chosen, alternates = await self._place(request, uuid, alternates_wanted)
+                    chosen, alternates = await self._place(request, uuid, alternates_wanted, check)
                 claimed.append((uuid, chosen.provider_id))
                 request.chose(chosen.host)
                 results.append([self._selection(chosen, request.resources, True),
@@ -130,9 +161,19 @@ class SchedulerManager:
         """The host of a claim kept (see ``_earlier_claims``), with fresh unclaimed alternates."""
         hosts = self.host_manager
         wanted = self.conf.filter_scheduler.host_subset_size + alternates_wanted + RANK_SPARE
-        others = [hosts.hosts[i] for i in self._ranked(request, wanted).tolist()
-                  if i != index and hosts.fits_one(i, request.resources)]
-        return hosts.hosts[index], others[:alternates_wanted]
+        others = [i for i in self._ranked(request, wanted).tolist() if i != index]
+        return hosts.hosts[index], self._alternates(others, request, alternates_wanted)
+
+    def _alternates(self, ranked: list[int], request: SchedulingRequest, wanted: int) -> list[HostState]:
+        """The first ``wanted`` of the hosts ``ranked`` (best first) where the request still fits."""
+        hosts = self.host_manager
+        found: list[HostState] = []
+        for index in ranked:
+            if len(found) >= wanted:
+                break
+            if hosts.fits_one(index, request.resources):
+                found.append(hosts.hosts[index])
+        return found
 
     async def _request(self, spec: dict[str, Any], instance_uuids: list[str]) -> SchedulingRequest:
         hints = spec.get("scheduler_hints") or {}
@@ -175,8 +216,8 @@ class SchedulerManager:
             ranked = np.concatenate([ranked[pick:pick + 1], np.delete(ranked, pick)])
         return ranked
 
-    async def _place(self, request: SchedulingRequest, uuid: str, alternates_wanted: int
-                     ) -> tuple[HostState, list[HostState]]:
+    async def _place(self, request: SchedulingRequest, uuid: str, alternates_wanted: int,
+                     check: _HeldCheck | None = None) -> tuple[HostState, list[HostState]]:
         hosts = self.host_manager
         wanted = self.conf.filter_scheduler.host_subset_size + alternates_wanted + RANK_SPARE
         resynced = False
@@ -191,24 +232,33 @@ class SchedulerManager:
                 continue
             order = ranked.tolist()
             for position, index in enumerate(order):
-                if await self._claim(index, uuid, request):
-                    chosen = hosts.hosts[index]
-                    others = [hosts.hosts[i] for i in order[position + 1:]
-                              if hosts.fits_one(i, request.resources)]
-                    return chosen, others[:alternates_wanted]
+                if await self._claim(index, uuid, request, check):
+                    return hosts.hosts[index], self._alternates(order[position + 1:], request, alternates_wanted)
                 LOG.debug("claim on %s lost for %s; trying the next host", hosts.hosts[index].nodename, uuid)
             await hosts.sync(force=True)
             resynced = True
         raise exception.NoValidHost(reason="There are not enough hosts available.")
 
-    async def _claim(self, index: int, uuid: str, request: SchedulingRequest) -> bool:
+    async def _claim(self, index: int, uuid: str, request: SchedulingRequest, check: _HeldCheck | None = None
+                     ) -> bool:
+        """Claim on one host at the generation the picture holds; a lost compare-and-swap re-reads the provider in
+        the same unit of work (``CLAIM_RETRIES`` tries in all), where the claims that went first in this process
+        are seen even before their group commits, so the retry is made against what the claim must beat.
+        ``check`` not done yet: first ask whether the request's instances hold anything (``_Held`` if they do,
+        with nothing written)."""
         hosts = self.host_manager
         state = hosts.hosts[index]
-        for _ in range(CLAIM_RETRIES):
-            async with self.db.write() as conn:
+        ok = False
+        async with self.db.write() as conn:
+            if check is not None and not check.done:
+                check.done = True
+                if await placement.consumers_holding(conn, check.uuids):
+                    raise _Held()
+            for attempt in range(CLAIM_RETRIES):
+                if attempt:
+                    await hosts.refresh_provider(state.provider_id, conn)
                 # the picture read once the write lock is held: a claim that waited for the lock sees the claims
-                # of this process that went first, instead of losing its compare-and-swap to them (and paying a
-                # re-read of the provider)
+                # of this process that went first, instead of losing its compare-and-swap to them
                 if not hosts.fits_one(index, request.resources):
                     return False
                 generation = int(hosts.generation[index])
@@ -217,11 +267,10 @@ class SchedulerManager:
                                                          request.resources)
                 if ok:
                     hosts.consumed(index, generation, request.resources)
-            if ok:
-                failpoints.hit("scheduler.claimed")
-                return True
-            await hosts.refresh_provider(state.provider_id)
-        return False
+                    break
+        if ok:
+            failpoints.hit("scheduler.claimed")
+        return ok
 
     @staticmethod
     def _selection(host: HostState, resources: dict[str, int], claimed: bool) -> dict[str, Any]:

@@ -4,12 +4,13 @@ on SQLite's one writer."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import event, select
 
 from stratus.db import actions, instances, placement
-from stratus.db.models import consumers, instance_metadata, resource_providers
+from stratus.db.models import compute_nodes, consumers, instance_metadata, resource_providers
 from tests.unit.compute.conftest import Host, context
 
 RESOURCES = {"VCPU": 1, "MEMORY_MB": 64, "DISK_GB": 1}
@@ -45,6 +46,8 @@ async def test_terminate_gives_everything_back_in_few_statements(host: Host) -> 
     statements = Statements(host)
     await host.manager.terminate_instance(ctx, uuid)
     seen = list(statements.seen)
+    await host.manager.drain()
+    stats_unit = statements.seen[len(seen):]
 
     row = await host.get(uuid)
     assert row["deleted"] == row["id"] and (row["vm_state"], row["task_state"]) == ("deleted", None)
@@ -56,9 +59,37 @@ async def test_terminate_gives_everything_back_in_few_statements(host: Host) -> 
         assert (await conn.execute(select(instance_metadata).where(instance_metadata.c.instance_uuid == uuid))
                 ).first() is None
     assert await _generation(host) == generation + 1  # the provider's usage changed
-    assert host.manager.node["stats"]["num_instances"] == 0
     # its first transaction: the row, the event, moves under way, the info cache; its last: the allocations
     # (DELETE ... RETURNING, the provider's generation, the consumer), the row, what goes with it (asked in one
-    # statement: the metadata), the host's stats (read; the same as before, so not written), the event
+    # statement: the metadata), the event; the host's stats come after, in a unit of their own (read; the same as
+    # before, so not written)
     assert seen == ["SELECT", "INSERT", "SELECT", "SELECT",
-                    "DELETE", "UPDATE", "DELETE", "UPDATE", "SELECT", "DELETE", "SELECT", "UPDATE"]
+                    "DELETE", "UPDATE", "DELETE", "UPDATE", "SELECT", "DELETE", "UPDATE"]
+    assert stats_unit == ["SELECT"]
+    assert host.manager.node["stats"]["num_instances"] == 0
+
+
+async def test_deletes_that_end_together_write_the_host_stats_once(host: Host) -> None:
+    """The stats after a delete are written in a unit of work of their own that the deletes ending together share:
+    one count of the host's instances and one write for all of them, which count none of them."""
+    uuids = [await host.add(task_state="deleting") for _ in range(4)]
+    async with host.db.write() as conn:
+        await host.manager.report_stats(conn)
+    assert host.manager.node["stats"]["num_instances"] == 4
+    texts: list[str] = []
+    assert host.db.sync_engine is not None
+    event.listen(host.db.sync_engine, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_a: texts.append(" ".join(statement.split())))
+
+    await asyncio.gather(*(host.manager.terminate_instance(context(f"req-{i}"), uuid)
+                           for i, uuid in enumerate(uuids)))
+    await host.manager.drain()
+
+    counts = [t for t in texts if t.startswith("SELECT instances.vm_state, instances.task_state, count(*)")]
+    writes = [t for t in texts if t.startswith("UPDATE compute_nodes SET")]
+    assert (len(counts), len(writes)) == (1, 1)
+    assert host.manager.node["stats"] == {"num_instances": 0, "io_workload": 0, "failed_builds": 0}
+    async with host.db.read() as conn:
+        running, stats = (await conn.execute(select(compute_nodes.c.running_vms, compute_nodes.c.stats).where(
+            compute_nodes.c.id == host.manager.node["id"]))).one()
+    assert running == 0 and stats["num_instances"] == 0

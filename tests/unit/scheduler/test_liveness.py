@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 
 from stratus.db.fleet import SimHost
+from stratus.db.models import services
 from stratus.utils import new_uuid, utcnow
 from tests.unit.scheduler.conftest import Seed, spec
 
@@ -56,3 +57,24 @@ async def test_a_host_left_unread_by_the_last_sync_is_read_again_before_it_could
     await hosts.sync()
     assert dict(zip([h.host for h in hosts.hosts], hosts.service_up.tolist(), strict=True)) == \
         {"stays": True, "goes": False}  # 3.5 s and 4.5 s silent
+
+
+async def test_a_judgement_holds_until_the_first_heartbeat_it_counts_expires(scheduler: Seed) -> None:
+    """Requests reuse the last judgement while no heartbeat it counts has expired; the first one that has makes
+    the next request judge again, and a re-read of the services (a beat seen since) starts over."""
+    sched = await scheduler([SimHost("stays", memory_mb=4096), SimHost("goes", memory_mb=8192, silent_for=2.5)],
+                            DEFAULT={"service_down_time": 4}, scheduler={"host_state_sync_interval": 60})
+    hosts = sched.host_manager
+    await hosts.sync()
+    now = utcnow()
+    for seconds, up in ((0.0, [True, True]), (1.3, [True, True]), (1.7, [True, False]), (2.5, [True, False]),
+                        (1.0, [True, True])):
+        hosts.judge_liveness(now + datetime.timedelta(seconds=seconds))
+        assert hosts.service_up.tolist() == up, seconds
+    hosts.judge_liveness(now + datetime.timedelta(seconds=1.7))
+    async with hosts.db.write() as conn:  # "goes" beats again
+        await conn.execute(services.update().where(services.c.host == "goes").values(last_seen_up=utcnow()))
+    async with hosts.db.read() as conn:
+        await hosts._load_services(conn)
+    hosts.judge_liveness(now + datetime.timedelta(seconds=1.7))
+    assert hosts.service_up.tolist() == [True, True]

@@ -12,7 +12,14 @@ from stratus import exception
 from stratus.db import placement
 from stratus.db.engine import Database
 from stratus.db.fleet import SimHost
-from stratus.db.models import allocations, instance_group_members, instance_groups, instances, services
+from stratus.db.models import (
+    allocations,
+    instance_group_members,
+    instance_groups,
+    instances,
+    resource_providers,
+    services,
+)
 from stratus.scheduler.manager import SchedulerManager
 from stratus.utils import new_uuid, utcnow
 from tests.unit.scheduler.conftest import Seed, spec
@@ -267,6 +274,46 @@ async def test_stale_picture_never_over_commits(scheduler: Seed, database: Any) 
     assert max((await used(db, placement.VCPU)).values()) == 4
 
 
+class _CountedWrites:
+    """A database whose units of work are counted."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.writes = 0
+        self.reads = 0
+
+    def write(self) -> Any:
+        self.writes += 1
+        return self.db.write()
+
+    def read(self) -> Any:
+        self.reads += 1
+        return self.db.read()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+async def test_a_claim_lost_to_a_claim_behind_its_back_is_retried_in_the_same_unit(scheduler: Seed,
+                                                                                     database: Any) -> None:
+    """The host still has room once re-read: the retry, in the claim's own unit of work, gets it."""
+    conf, db = database
+    sched = await scheduler([SimHost("a", vcpus=4, cpu_allocation_ratio=1.0),
+                             SimHost("b", vcpus=4, cpu_allocation_ratio=1.0, used_memory_mb=4000)])
+    await sched.host_manager.sync()
+    assert await pick(SchedulerManager(conf, db), spec(vcpus=1)) == ["a"]  # another scheduler moves "a" on
+    counted = _CountedWrites(db)
+    sched.db = counted  # type: ignore[assignment]
+    assert await pick(sched, spec(vcpus=1)) == ["a"]
+    assert counted.writes == 1
+    hm = sched.host_manager
+    index = hm.by_node["a"]
+    async with db.read() as conn:
+        generation = (await conn.execute(select(resource_providers.c.generation)
+                                         .where(resource_providers.c.id == hm.hosts[index].provider_id))).scalar()
+    assert int(hm.generation[index]) == generation and hm.hosts[index].used(placement.VCPU) == 2
+
+
 async def test_concurrent_requests_never_exceed_capacity(scheduler: Seed, database: Any) -> None:
     conf, db = database
     hosts = [SimHost(f"h{i}", vcpus=8, cpu_allocation_ratio=1.0, memory_mb=8192, ram_allocation_ratio=1.0)
@@ -339,3 +386,28 @@ async def test_a_held_claim_on_an_ignored_host_is_given_back(scheduler: Seed) ->
     assert again[0][0]["host"] != first
     async with sched.db.read() as conn:
         assert list(await placement.allocations_for_consumer(conn, uuid)) == [again[0][0]["provider_id"]]
+
+
+async def test_a_request_is_one_unit_of_work_what_it_holds_asked_in_its_claim(scheduler: Seed) -> None:
+    """Whether the instances already hold a claim is asked in the first claim's transaction, not in a read of its
+    own: a plain request (the picture current) is one unit of work."""
+    sched = await scheduler([SimHost("a"), SimHost("b")])
+    await sched.host_manager.sync()
+    counted = _CountedWrites(sched.db)
+    sched.db = counted  # type: ignore[assignment]
+    await sched.select_destinations({}, spec(), [new_uuid()])
+    assert (counted.reads, counted.writes) == (0, 1)
+
+
+async def test_a_request_handled_twice_keeps_a_claim_that_filled_its_host(scheduler: Seed) -> None:
+    """The claim of the first copy took the last room anywhere: the second copy finds no host with room, and must
+    still answer the host its instance holds the claim on (not NoValidHost, not a second claim)."""
+    sched = await scheduler([SimHost("only", vcpus=1, cpu_allocation_ratio=1.0)], scheduler={"max_attempts": 1})
+    uuid = new_uuid()
+    first = await sched.select_destinations({}, spec(vcpus=1), [uuid])
+    assert first[0][0]["host"] == "only"
+    again = await sched.select_destinations({}, spec(vcpus=1), [uuid])
+    assert again[0][0]["host"] == "only"
+    assert (await used(sched.db, placement.VCPU)) == {first[0][0]["provider_id"]: 1}
+    with pytest.raises(exception.NoValidHost):  # and a new instance still finds none
+        await sched.select_destinations({}, spec(vcpus=1), [new_uuid()])
