@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import (
     JSON,
     DateTime,
+    Integer,
     Select,
     String,
     Text,
@@ -33,6 +34,7 @@ from sqlalchemy.exc import DBAPIError
 
 from stratus.db import actions, info_cache
 from stratus.db.engine import Connection
+from stratus.db.group_commit import InlineConnection
 from stratus.db.models import instance_group_members, instance_metadata, instance_tags, instances, request_specs
 from stratus.db.prepared import prepared, unprepare
 from stratus.utils import utcnow
@@ -182,94 +184,143 @@ async def get_plain(conn: Connection, uuid: str, project_id: str | None = None) 
 _LIST_COLUMNS = [c for c in instances.c if c.name != "system_metadata"]
 
 
-def _filtered(f: ListFilters) -> Select[Any]:
+#: a list filter longer than this (``uuids`` of an ``ip`` filter, say) makes a page statement that is neither cached
+#: nor prepared: each length is a statement of its own
+_LIST_BINDS_MAX = 20
+
+
+def _params(f: ListFilters) -> dict[str, Any]:
+    """The values of ``f``'s filters, limit and marker (``m_<key>``, added by ``_page_statement``) by the names of
+    the bind parameters ``_filtered`` and ``_page_statement`` give them: one statement serves every request of the
+    same shape (``_shape``), prepared on SQLite (stratus/db/prepared.py)."""
+    params: dict[str, Any] = {"f_limit": f.limit}
+    for name, value in (("f_project", f.project_id), ("f_user", f.user_id), ("f_since", f.changes_since),
+                        ("f_before", f.changes_before), ("f_host", f.host), ("f_node", f.node),
+                        ("f_reservation", f.reservation_id), ("f_zone", f.availability_zone),
+                        ("f_key", f.key_name), ("f_locked", f.locked)):
+        if value is not None:
+            params[name] = value
+    for name, value in (("f_name", f.name), ("f_image", f.image_ref), ("f_flavor", f.flavorid)):
+        if value:
+            params[name] = value
+    for column, pattern in f.regex.items():
+        params[f"f_re_{column}"] = pattern
+    for prefix, values in (("f_vm", f.vm_states), ("f_uuid", f.uuids), ("f_tag", f.tags), ("f_tany", f.tags_any),
+                           ("f_ntag", f.not_tags), ("f_ntany", f.not_tags_any)):
+        for i, value in enumerate(values or ()):
+            params[f"{prefix}{i}"] = value
+    for i, value in enumerate(t for t in f.task_states or () if t is not None):
+        params[f"f_task{i}"] = value
+    return params
+
+
+def _shape(f: ListFilters, params: dict[str, Any], stored: bool) -> tuple[Any, ...] | None:
+    """What the page statement of ``f`` is made of besides its values (the key of ``_PAGES``); None when a list
+    filter is too long to be worth a statement of its own."""
+    lists = (f.vm_states, f.task_states, f.uuids, f.tags, f.tags_any, f.not_tags, f.not_tags_any)
+    if any(values is not None and len(values) > _LIST_BINDS_MAX for values in lists):
+        return None
+    return (stored, f.basic, f.with_system_metadata, f.include_deleted, f.only_deleted, tuple(f.sort),
+            tuple(None if values is None else len(values) for values in lists),
+            f.task_states is not None and None in f.task_states, len(set(f.not_tags or ())), tuple(params))
+
+
+def _filtered(f: ListFilters, params: dict[str, Any]) -> Select[Any]:
+    """The page's columns and filters, each value a bind parameter named as in ``params`` (see ``_params``)."""
     c = instances.c
-    if f.basic:
-        names = dict.fromkeys(["uuid", "display_name", "id", *(k for k, _ in f.sort)])
-        q = select(*(c[n] for n in names))
+    if f.basic:  # what an index shows; the sort keys order the rows without being read
+        q = select(c.uuid, c.display_name)
     else:
         q = select(instances) if f.with_system_metadata else select(*_LIST_COLUMNS)
     if f.only_deleted:
         q = q.where(c.deleted != 0)
     elif not f.include_deleted:
         q = q.where(c.deleted == 0)
-    if f.project_id is not None:
-        q = q.where(c.project_id == f.project_id)
-    if f.user_id is not None:
-        q = q.where(c.user_id == f.user_id)
-    if f.name:
-        q = q.where(c.display_name.regexp_match(f.name))
+
+    def binds(prefix: str, count: int) -> list[Any]:
+        return [bindparam(f"{prefix}{i}") for i in range(count)]
+
+    for name, column in (("f_project", c.project_id), ("f_user", c.user_id), ("f_image", c.image_ref),
+                         ("f_host", c.host), ("f_node", c.node), ("f_reservation", c.reservation_id),
+                         ("f_zone", c.availability_zone), ("f_key", c.key_name), ("f_locked", c.locked)):
+        if name in params:
+            q = q.where(column == bindparam(name))
+    if "f_name" in params:
+        q = q.where(c.display_name.regexp_match(bindparam("f_name")))
     if f.vm_states is not None:
-        q = q.where(c.vm_state.in_(f.vm_states))
+        q = q.where(c.vm_state.in_(binds("f_vm", len(f.vm_states))))
     if f.task_states is not None:
-        real = [t for t in f.task_states if t is not None]
-        cond = c.task_state.in_(real)
+        cond = c.task_state.in_(binds("f_task", sum(t is not None for t in f.task_states)))
         q = q.where(or_(cond, c.task_state.is_(None)) if None in f.task_states else cond)
-    if f.changes_since is not None:
-        q = q.where(c.updated_at >= f.changes_since)
-    if f.changes_before is not None:
-        q = q.where(c.updated_at <= f.changes_before)
-    for column, pattern in f.regex.items():
-        q = q.where(cast(c[column], String).regexp_match(pattern))
-    if f.image_ref:
-        q = q.where(c.image_ref == f.image_ref)
-    if f.flavorid:
-        q = q.where(c.flavor["flavorid"].as_string() == f.flavorid)
-    for col, value in ((c.host, f.host), (c.node, f.node), (c.reservation_id, f.reservation_id),
-                       (c.availability_zone, f.availability_zone), (c.key_name, f.key_name)):
-        if value is not None:
-            q = q.where(col == value)
-    if f.locked is not None:
-        q = q.where(c.locked == f.locked)
+    if "f_since" in params:
+        q = q.where(c.updated_at >= bindparam("f_since"))
+    if "f_before" in params:
+        q = q.where(c.updated_at <= bindparam("f_before"))
+    for column in f.regex:
+        q = q.where(cast(c[column], String).regexp_match(bindparam(f"f_re_{column}")))
+    if "f_flavor" in params:
+        q = q.where(c.flavor["flavorid"].as_string() == bindparam("f_flavor"))
     if f.uuids is not None:
-        q = q.where(c.uuid.in_(f.uuids))
+        q = q.where(c.uuid.in_(binds("f_uuid", len(f.uuids))))
     t = instance_tags.c
-    for tag in f.tags or []:
+    for tag in binds("f_tag", len(f.tags or ())):
         q = q.where(c.uuid.in_(select(t.instance_uuid).where(t.tag == tag)))
     if f.tags_any:
-        q = q.where(c.uuid.in_(select(t.instance_uuid).where(t.tag.in_(f.tags_any))))
+        q = q.where(c.uuid.in_(select(t.instance_uuid).where(t.tag.in_(binds("f_tany", len(f.tags_any))))))
     if f.not_tags:
         # excluded only when the instance has every one of these tags
-        sub = select(t.instance_uuid).where(t.tag.in_(f.not_tags)).group_by(t.instance_uuid)
+        sub = select(t.instance_uuid).where(t.tag.in_(binds("f_ntag", len(f.not_tags)))).group_by(t.instance_uuid)
         sub = sub.having(func.count(t.tag.distinct()) == len(set(f.not_tags)))
         q = q.where(c.uuid.not_in(sub))
     if f.not_tags_any:
-        q = q.where(c.uuid.not_in(select(t.instance_uuid).where(t.tag.in_(f.not_tags_any))))
+        q = q.where(c.uuid.not_in(select(t.instance_uuid).where(t.tag.in_(binds("f_ntany", len(f.not_tags_any))))))
     return q
 
 
-async def _page_statement(conn: Connection, f: ListFilters) -> Select[Any]:
-    """The page's query: filters, sort, the marker (``MarkerNotFound`` if unknown, or, for a list of one
-    project, another project's instance: a marker is no way to learn of those) and the limit."""
-    q = _filtered(f)
-    keys = [(k, d) for k, d in f.sort if k != "id"] + [("id", f.sort[0][1] if f.sort else "desc")]
+def _sort_keys(f: ListFilters) -> list[tuple[str, str]]:
+    return [(k, d) for k, d in f.sort if k != "id"] + [("id", f.sort[0][1] if f.sort else "desc")]
+
+
+async def _marker_values(conn: Connection, f: ListFilters, params: dict[str, Any]) -> None:
+    """The marker's sort key values into ``params`` (``m_<key>``; a NULL one has none: it changes the statement);
+    ``MarkerNotFound`` if the marker is unknown (or, for a list of one project, another project's instance: a
+    marker is no way to learn of those)."""
+    assert f.marker is not None
+    marker = await get_plain(conn, f.marker, project_id=f.project_id)
+    if marker is None:
+        raise MarkerNotFound(f.marker)
+    for key, _ in _sort_keys(f):
+        if marker[key] is not None:
+            params[f"m_{key}"] = marker[key]
+
+
+def _page_statement(f: ListFilters, params: dict[str, Any]) -> Select[Any]:
+    """The page's query: filters, sort, the rows after the marker (its values in ``params``) and the limit."""
+    q = _filtered(f, params)
+    keys = _sort_keys(f)
     if f.marker is not None:
-        find = select(instances).where(instances.c.uuid == f.marker)
-        if f.project_id is not None:
-            find = find.where(instances.c.project_id == f.project_id)
-        marker = (await conn.execute(find)).mappings().first()
-        if marker is None:
-            raise MarkerNotFound(f.marker)
         # (k1, k2, ..., id) strictly after the marker in the chosen order
         clauses = []
         for i, (key, direction) in enumerate(keys):
             col = instances.c[key]
-            eqs = [instances.c[k] == marker[k] for k, _ in keys[:i]]
-            value = marker[key]
-            if value is None:
+            eqs = [instances.c[k] == bindparam(f"m_{k}") if f"m_{k}" in params else instances.c[k].is_(None)
+                   for k, _ in keys[:i]]
+            if f"m_{key}" not in params:
                 cmp = col.is_not(None) if direction == "asc" else None
             else:
+                value = bindparam(f"m_{key}")
                 cmp = col > value if direction == "asc" else or_(col < value, col.is_(None))
             if cmp is not None:
                 clauses.append(and_(*eqs, cmp))
         q = q.where(or_(*clauses)) if clauses else q.where(False)
     order = [instances.c[k].asc() if d == "asc" else instances.c[k].desc() for k, d in keys]
-    return q.order_by(*order).limit(f.limit)
+    return q.order_by(*order).limit(bindparam("f_limit", type_=Integer))
 
 
-async def _run_page(conn: Connection, f: ListFilters, q: Select[Any]) -> tuple[list[str], list[Any]]:
+async def _run_page(conn: Connection, f: ListFilters, q: Select[Any], params: dict[str, Any]
+                    ) -> tuple[list[str], list[Any]]:
     try:
-        result = await conn.execute(q)
+        result = await conn.execute(q, params)
         return list(result.keys()), result.all()
     except DBAPIError as exc:
         if f.name and getattr(exc.orig, "sqlstate", None) == _INVALID_REGEX:
@@ -277,32 +328,40 @@ async def _run_page(conn: Connection, f: ListFilters, q: Select[Any]) -> tuple[l
         raise
 
 
-#: page statements by their filters (those without a marker, whose statement depends on the filters alone): a
-#: statement object SQLAlchemy has seen keeps its cache key, so a poll repeated costs its execution only
-_PAGES: dict[tuple[str, bool], Select[Any]] = {}
+#: page statements by their shape (``_shape``), prepared: a poll repeated costs its execution only, and a page of
+#: another project, marker or state of the same shape runs the same statement with its own values
+_PAGES: dict[tuple[Any, ...], Select[Any]] = {}
 _PAGES_MAX = 256
 
 
-async def _statement(conn: Connection, f: ListFilters, stored: bool) -> Select[Any]:
-    key = (repr(f), stored) if f.marker is None else None
+async def _statement(conn: Connection, f: ListFilters, stored: bool) -> tuple[Select[Any], dict[str, Any]]:
+    """The page's statement and its parameters."""
+    params = _params(f)
+    if f.marker is not None:
+        await _marker_values(conn, f, params)
+    key = _shape(f, params, stored)
     q = _PAGES.get(key) if key is not None else None
     if q is None:
-        q = await _page_statement(conn, f)
+        q = _page_statement(f, params)
         if stored:
             q = q.with_only_columns(*(_stored(c) for c in q.selected_columns), maintain_column_froms=True)
         if key is not None:
             if len(_PAGES) >= _PAGES_MAX:
+                for old in _PAGES.values():
+                    unprepare(old)
                 _PAGES.clear()
-            _PAGES[key] = q
-    return q
+            _PAGES[key] = prepared(q)
+    return q, params
 
 
 async def list_page(conn: Connection, f: ListFilters) -> list[dict[str, Any]]:
     """One page of instances, sorted, after the marker; ``MarkerNotFound`` if the marker is unknown (or, for a list
     of one project, another project's instance: a marker is no way to learn of those)."""
-    keys, result = await _run_page(conn, f, await _statement(conn, f, stored=False))
+    keys, result = await _run_page(conn, f, *await _statement(conn, f, stored=False))
+    if f.basic:  # (uuid, display_name): what the index polled every few ms shows
+        return [{"uuid": uuid, "display_name": name} for uuid, name in result]
     rows = [dict(zip(keys, r, strict=True)) for r in result]  # the keys once: a row mapping asks for them each row
-    return rows if f.basic else await _attach(conn, rows)
+    return await _attach(conn, rows)
 
 
 def _stored(column: Any) -> Any:
@@ -358,10 +417,26 @@ _TAGS_OF = select(instance_tags.c.instance_uuid, instance_tags.c.tag).where(
     instance_tags.c.instance_uuid.in_(bindparam("b_uuids", expanding=True)))
 
 
+def _in_json_array(column: Any) -> Any:
+    """SQLite's ``column IN`` the uuids bound as one JSON array (``json_each``): one bind parameter for a page of
+    any length, so the statement is prepared (stratus/db/prepared.py), where an expanding IN is rendered again
+    for each execution with a parameter per uuid (a quarter of a 200-server detail page went on four of them)."""
+    each = func.json_each(bindparam("b_uuids", type_=JSON)).table_valued("value")
+    return column.in_(select(each.c.value).scalar_subquery())
+
+
+#: the SQLite twins of the page's IN statements (``InlineConnection``: SQLite's inline connection runs them)
+_METADATA_OF_EACH = prepared(select(instance_metadata.c.instance_uuid, instance_metadata.c.key,
+                                    instance_metadata.c.value).where(
+    _in_json_array(instance_metadata.c.instance_uuid)))
+_TAGS_OF_EACH = prepared(select(instance_tags.c.instance_uuid, instance_tags.c.tag).where(
+    _in_json_array(instance_tags.c.instance_uuid)))
+
+
 async def list_page_stored(conn: Connection, f: ListFilters) -> StoredPage:
     """``list_page`` with the rows as stored (see ``StoredPage``): the detail listing renders only the servers
     whose stored values changed since it last rendered them."""
-    keys, result = await _run_page(conn, f, await _statement(conn, f, stored=True))
+    keys, result = await _run_page(conn, f, *await _statement(conn, f, stored=True))
     rows = [tuple(r) for r in result]  # plain tuples: Row's own hash and equality cost more
     page = StoredPage(keys=keys, rows=rows, metadata={}, tags={}, faults={}, network_info={}, fault_keys=[])
     if not rows:
@@ -369,11 +444,12 @@ async def list_page_stored(conn: Connection, f: ListFilters) -> StoredPage:
     at_uuid, at_state = keys.index("uuid"), keys.index("vm_state")
     uuids = [r[at_uuid] for r in rows]
     meta: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for u, k, v in await conn.execute(_METADATA_OF, {"b_uuids": uuids}):
+    inline = isinstance(conn, InlineConnection)
+    for u, k, v in await conn.execute(_METADATA_OF_EACH if inline else _METADATA_OF, {"b_uuids": uuids}):
         meta[u].append((k, v))
     page.metadata = {u: tuple(items) for u, items in meta.items()}
     tags: dict[str, list[str]] = defaultdict(list)
-    for u, t in await conn.execute(_TAGS_OF, {"b_uuids": uuids}):
+    for u, t in await conn.execute(_TAGS_OF_EACH if inline else _TAGS_OF, {"b_uuids": uuids}):
         tags[u].append(t)
     page.tags = {u: tuple(items) for u, items in tags.items()}
     errored = [r[at_uuid] for r in rows if r[at_state] == "error"]
@@ -522,10 +598,24 @@ async def delete_metadata_key(conn: Connection, uuid: str, key: str) -> bool:
     return result.rowcount == 1
 
 
+#: what of a request spec a server body shows (2.96's pinned zone, 2.100's hints): on SQLite the two values taken
+#: out of the stored JSON (``json_extract`` with two paths: a JSON array of both), not the whole spec decoded per row
+_SPEC_SHOWN = ("availability_zone", "scheduler_hints")
+_SPECS_OF = select(request_specs.c.instance_uuid, request_specs.c.spec).where(
+    request_specs.c.instance_uuid.in_(bindparam("b_uuids", expanding=True)))
+_SPECS_SHOWN_EACH = prepared(select(
+    request_specs.c.instance_uuid,
+    func.json_extract(type_coerce(request_specs.c.spec, Text), *(f"$.{key}" for key in _SPEC_SHOWN),
+                      type_=Text).label("shown")).where(_in_json_array(request_specs.c.instance_uuid)))
+
+
 async def request_specs_of(conn: Connection, uuids: list[str]) -> dict[str, dict[str, Any]]:
-    """The request specs of these instances in one query (a page of servers shows their pinned zone and hints)."""
+    """What server bodies show of these instances' request specs (``availability_zone``, ``scheduler_hints``), in
+    one query (a page of servers shows their pinned zone and hints)."""
     if not uuids:
         return {}
-    rows = await conn.execute(select(request_specs.c.instance_uuid, request_specs.c.spec)
-                              .where(request_specs.c.instance_uuid.in_(uuids)))
-    return {uuid: dict(spec) for uuid, spec in rows}
+    if isinstance(conn, InlineConnection):
+        return {uuid: dict(zip(_SPEC_SHOWN, orjson.loads(shown) if shown else (None, None), strict=True))
+                for uuid, shown in await conn.execute(_SPECS_SHOWN_EACH, {"b_uuids": uuids})}
+    return {uuid: {key: spec.get(key) for key in _SPEC_SHOWN}
+            for uuid, spec in await conn.execute(_SPECS_OF, {"b_uuids": uuids})}
