@@ -35,7 +35,14 @@ from sqlalchemy.exc import DBAPIError
 from stratus.db import actions, info_cache
 from stratus.db.engine import Connection
 from stratus.db.group_commit import InlineConnection
-from stratus.db.models import instance_group_members, instance_metadata, instance_tags, instances, request_specs
+from stratus.db.models import (
+    instance_group_members,
+    instance_info_caches,
+    instance_metadata,
+    instance_tags,
+    instances,
+    request_specs,
+)
 from stratus.db.prepared import prepared, unprepare
 from stratus.utils import utcnow
 
@@ -431,6 +438,10 @@ _METADATA_OF_EACH = prepared(select(instance_metadata.c.instance_uuid, instance_
     _in_json_array(instance_metadata.c.instance_uuid)))
 _TAGS_OF_EACH = prepared(select(instance_tags.c.instance_uuid, instance_tags.c.tag).where(
     _in_json_array(instance_tags.c.instance_uuid)))
+#: ``info_cache.get_many_stored``'s statement so (the network info as stored, JSON text)
+_NETWORK_INFO_OF_EACH = prepared(select(
+    instance_info_caches.c.instance_uuid, cast(instance_info_caches.c.network_info, Text).label("network_info"))
+    .where(_in_json_array(instance_info_caches.c.instance_uuid)))
 
 
 async def list_page_stored(conn: Connection, f: ListFilters) -> StoredPage:
@@ -457,7 +468,10 @@ async def list_page_stored(conn: Connection, f: ListFilters) -> StoredPage:
     if faults:
         page.fault_keys = list(next(iter(faults.values())))
         page.faults = {u: tuple(fault.values()) for u, fault in faults.items()}
-    page.network_info = await info_cache.get_many_stored(conn, uuids)
+    if inline:
+        page.network_info = dict(tuple(row) for row in await conn.execute(_NETWORK_INFO_OF_EACH, {"b_uuids": uuids}))
+    else:
+        page.network_info = await info_cache.get_many_stored(conn, uuids)
     return page
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from stratus import conf as conf_mod
-from stratus.db import instances
+from stratus.db import info_cache, instances
 from stratus.db.engine import Database
 from stratus.db.models import instance_tags, request_specs
 from stratus.db.models import instances as instances_table
@@ -132,6 +132,8 @@ async def test_the_stored_page_and_request_specs(db: Database) -> None:
     second = await _instance(db, 1)
     async with db.write() as conn:
         await instances.set_metadata(conn, first, {"k": "v"}, replace=True)
+        await info_cache.create(conn, [first, second])
+        await info_cache.save(conn, first, [{"id": "port-1"}])
         await conn.execute(request_specs.insert(), [
             {"instance_uuid": first, "spec": {"availability_zone": "az1", "scheduler_hints": {"group": ["g"]},
                                               "flavor": {"name": "m1"}}, "created_at": utcnow()},
@@ -141,6 +143,7 @@ async def test_the_stored_page_and_request_specs(db: Database) -> None:
         specs = await instances.request_specs_of(conn, [first, second, new_uuid()])
     assert page.metadata == {first: (("k", "v"),)}
     assert page.tags == {first: ("t",)}
+    assert page.network_info == {first: '[{"id":"port-1"}]', second: "[]"}
     assert [page.instance(i)["uuid"] for i in range(len(page.rows))] == [second, first]
     assert specs == {first: {"availability_zone": "az1", "scheduler_hints": {"group": ["g"]}},
                      second: {"availability_zone": None, "scheduler_hints": None}}
