@@ -96,6 +96,19 @@ def test_boot_flow_on_postgres(postgres_url: str, tmp_path: Path) -> None:
             assert [s["id"] for s in tagged] == [servers[0]["id"]]
             assert tagged[0]["metadata"] == {"k": "v"}
             assert len(c.get("/servers/detail", params={"flavor": "1", "status": "ACTIVE"}).json()["servers"]) == 3
+            # the listings' statements of each shape of filters (bound values, one statement per shape) on
+            # PostgreSQL: marker paging in both sort directions, several states, a status with no server
+            for direction in ("asc", "desc"):
+                everyone = c.get("/servers/detail", params={"sort_key": "display_name", "sort_dir": direction}
+                                 ).json()["servers"]
+                first = c.get("/servers", params={"sort_key": "display_name", "sort_dir": direction, "limit": 2}
+                              ).json()["servers"]
+                rest = c.get("/servers", params={"sort_key": "display_name", "sort_dir": direction,
+                                                 "marker": first[-1]["id"]}).json()["servers"]
+                assert [s["id"] for s in first + rest] == [s["id"] for s in everyone]
+                assert len(everyone) == 3
+            assert c.get("/servers", params={"status": "BUILD"}).json()["servers"] == []
+            assert len(c.get("/servers", params={"status": ["ACTIVE", "ERROR"]}).json()["servers"]) == 3
         with cloud.client(version="2.51") as admin:  # each step's event opened and closed on PostgreSQL
             actions = admin.get(f"/servers/{servers[0]['id']}/os-instance-actions").json()["instanceActions"]
             (create,) = [a for a in actions if a["action"] == "create"]
