@@ -34,6 +34,7 @@ from stratus.db.models import (
     security_groups,
     subnets,
 )
+from stratus.db.prepared import prepared
 
 TABLES: dict[str, Table] = {"network": networks, "subnet": subnets, "port": ports,
                             "security_group": security_groups, "security_group_rule": security_group_rules,
@@ -61,7 +62,7 @@ def _where(table: Table, query: str, equals: dict[str, Any]) -> tuple[Any, dict[
         statement = select(table)
         for column, many in shape:
             statement = statement.where(_any_of(table.c[column], f"p_{column}", many))
-        statement = _STATEMENTS[key] = statement.order_by(*(table.c[c] for c in _ORDER[query]))
+        statement = _STATEMENTS[key] = prepared(statement.order_by(*(table.c[c] for c in _ORDER[query])))
     return statement, {f"p_{column}": list(value) if many else value
                        for (column, many), value in zip(shape, equals.values(), strict=True)}
 
@@ -81,7 +82,7 @@ def _one(value: Any) -> Any:
 def _once(key: tuple[Any, ...], build: Any) -> Any:
     statement = _STATEMENTS.get(key)
     if statement is None:
-        statement = _STATEMENTS[key] = build()
+        statement = _STATEMENTS[key] = prepared(build())
     return statement
 
 

@@ -221,13 +221,14 @@ def _counts_statement() -> Any:
                    .where(g.project_id == project, g.user_id == user).scalar_subquery())
     project_groups = (select(func.count()).select_from(instance_groups)
                       .where(g.project_id == project).scalar_subquery())
+    # every column labelled: anonymous labels (count_1, coalesce_1) would take SQLAlchemy's path (prepared.py)
     return select(
-        func.count(i.id), func.coalesce(func.sum(i.vcpus), 0), func.coalesce(func.sum(i.memory_mb), 0),
-        project_groups,
-        func.coalesce(func.sum(case((mine, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((mine, i.vcpus), else_=0)), 0),
-        func.coalesce(func.sum(case((mine, i.memory_mb), else_=0)), 0),
-        user_groups,
+        func.count(i.id).label("instances"), func.coalesce(func.sum(i.vcpus), 0).label("cores"),
+        func.coalesce(func.sum(i.memory_mb), 0).label("ram"), project_groups.label("server_groups"),
+        func.coalesce(func.sum(case((mine, 1), else_=0)), 0).label("user_instances"),
+        func.coalesce(func.sum(case((mine, i.vcpus), else_=0)), 0).label("user_cores"),
+        func.coalesce(func.sum(case((mine, i.memory_mb), else_=0)), 0).label("user_ram"),
+        user_groups.label("user_server_groups"),
     ).where(_live_instances(project))
 
 
