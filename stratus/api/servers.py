@@ -21,6 +21,7 @@ from stratus.db import actions, info_cache, instances, placement
 from stratus.db import server_groups as server_groups_db
 from stratus.db import services as services_db
 from stratus.db.models import services
+from stratus.db.prepared import prepared
 from stratus.identity import policy
 from stratus.objects import states
 from stratus.objects.states import task_states
@@ -263,8 +264,9 @@ async def _deallocate(req: ApiRequest, ctx: dict[str, Any], instance: dict[str, 
         LOG.exception("ports of deleted instance %s could not be released", instance["uuid"])
 
 
-#: built once (every delete asks it)
-_COMPUTE_SERVICE = select(services).where(services.c.host == bindparam("b_host"), services.c.binary == "nova-compute")
+#: a delete's look-up of its host's compute service (built once, on the fast path: stratus/db/prepared.py)
+_COMPUTE_SERVICE = prepared(select(services).where(services.c.host == bindparam("b_host"),
+                                                   services.c.binary == "nova-compute"))
 
 
 async def _service_up(conn: Any, req: ApiRequest, host: str) -> bool:

@@ -173,15 +173,24 @@ async def place(conductor: ConductorState, conn: Any, context: dict[str, Any], i
                 selection: dict[str, Any], event: str = RETRY_EVENT) -> bool | None:
     """Point the instance at the claimed host (and that host's zone); None, with the claim given back, if
     the instance was deleted (or otherwise moved on) meanwhile. None too, leaving every claim alone, if
-    another conductor took the build over: it gave back what was claimed before it took over and claims anew."""
-    if not await builds.held(conn, instance_uuid, conductor.service_id):
+    another conductor took the build over: it gave back what was claimed before it took over and claims anew.
+
+    On SQLite the lease check rides in the instance's UPDATE (one statement, ``builds.place_held``); only when
+    that changes nothing is the lease read, to tell a build taken over from an instance that moved on."""
+    zone = selection.get("availability_zone") or conductor.conf.default_availability_zone
+    if conductor.db.is_sqlite:
+        placed = await builds.place_held(conn, instance_uuid, conductor.service_id, selection["host"],
+                                         selection["nodename"], zone)
+        taken_over = not placed and not await builds.held(conn, instance_uuid, conductor.service_id)
+    else:
+        taken_over = not await builds.held(conn, instance_uuid, conductor.service_id)
+        placed = not taken_over and await instances.update_instance(
+            conn, instance_uuid, {"host": selection["host"], "node": selection["nodename"],
+                                  "launched_on": selection["host"], "availability_zone": zone},
+            expected_vm_state=(states.BUILDING,), expected_task_state=(task_states.SCHEDULING,))
+    if taken_over:
         LOG.warning("the build of %s was taken over by another conductor: leaving it to that one", instance_uuid)
         return None
-    placed = await instances.update_instance(
-        conn, instance_uuid,
-        {"host": selection["host"], "node": selection["nodename"], "launched_on": selection["host"],
-         "availability_zone": selection.get("availability_zone") or conductor.conf.default_availability_zone},
-        expected_vm_state=(states.BUILDING,), expected_task_state=(task_states.SCHEDULING,))
     if not placed:
         await placement.remove_allocations(conn, instance_uuid)
         return None

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, exists, func, or_, select, update
 
 from stratus.db.engine import Connection
 from stratus.db.models import allocations, instances, request_specs, resource_providers, services
@@ -86,6 +86,32 @@ async def held(conn: Connection, uuid: str, conductor_id: int) -> bool:
     transaction (PostgreSQL; SQLite's write transaction already excludes every other writer)."""
     row = (await conn.execute(_HOLDER, {"b_uuid": uuid})).first()
     return row is not None and row[0] == conductor_id
+
+
+#: the instance pointed at its claimed host, if still building/scheduling and its lease still this conductor's,
+#: in one statement (built once: every build runs it)
+_PLACE_HELD = prepared(update(instances)
+                       .where(instances.c.uuid == bindparam("b_uuid"), instances.c.deleted == 0,
+                              instances.c.vm_state == states.BUILDING,
+                              instances.c.task_state == task_states.SCHEDULING,
+                              exists().where(_SPECS.instance_uuid == instances.c.uuid,
+                                             _SPECS.conductor_id == bindparam("b_conductor")))
+                       .values(host=bindparam("b_host"), node=bindparam("b_node"),
+                               launched_on=bindparam("b_host"), availability_zone=bindparam("b_zone"),
+                               updated_at=bindparam("b_now")))
+
+
+async def place_held(conn: Connection, uuid: str, conductor_id: int, host: str, node: str, zone: str) -> bool:
+    """Point a build at its claimed ``host``/``node`` in ``zone`` if ``conductor_id`` still holds its lease and it
+    still waits for a host (live, ``building``/``scheduling``), in one statement: ``held`` and the instance's
+    compare-and-swap at once. False: one of the two no longer holds (``held`` tells which).
+
+    For SQLite only, where the write transaction excludes every other writer, so the lease read in the UPDATE
+    holds to the commit as ``held``'s does; PostgreSQL needs ``held``'s row lock (``FOR UPDATE``), which a
+    subquery of the UPDATE does not take."""
+    result = await conn.execute(_PLACE_HELD, {"b_uuid": uuid, "b_conductor": conductor_id, "b_host": host,
+                                              "b_node": node, "b_zone": zone, "b_now": utcnow()})
+    return bool(result.rowcount == 1)
 
 
 async def waiting(conn: Connection) -> list[dict[str, Any]]:

@@ -34,6 +34,7 @@ from stratus.db.models import (
     security_groups,
     subnets,
 )
+from stratus.db.prepared import prepared
 
 TABLES: dict[str, Table] = {"network": networks, "subnet": subnets, "port": ports,
                             "security_group": security_groups, "security_group_rule": security_group_rules,
@@ -61,7 +62,7 @@ def _where(table: Table, query: str, equals: dict[str, Any]) -> tuple[Any, dict[
         statement = select(table)
         for column, many in shape:
             statement = statement.where(_any_of(table.c[column], f"p_{column}", many))
-        statement = _STATEMENTS[key] = statement.order_by(*(table.c[c] for c in _ORDER[query]))
+        statement = _STATEMENTS[key] = prepared(statement.order_by(*(table.c[c] for c in _ORDER[query])))
     return statement, {f"p_{column}": list(value) if many else value
                        for (column, many), value in zip(shape, equals.values(), strict=True)}
 
@@ -79,9 +80,11 @@ def _one(value: Any) -> Any:
 
 
 def _once(key: tuple[Any, ...], build: Any) -> Any:
+    """The statement ``build`` makes, built once per ``key`` and prepared (stratus/db/prepared.py: on SQLite it
+    runs on the fast path, unless it has what only SQLAlchemy's path does, an expanding IN for one)."""
     statement = _STATEMENTS.get(key)
     if statement is None:
-        statement = _STATEMENTS[key] = build()
+        statement = _STATEMENTS[key] = prepared(build())
     return statement
 
 
@@ -232,7 +235,9 @@ async def allocate(conn: Connection, network_id: str, port_id: str, subnet_id: s
 async def release(conn: Connection, port_id: str, pairs: Iterable[tuple[str, str]] | None = None) -> None:
     """The port's addresses (only those of ``pairs`` (subnet_id, ip_address) when given)."""
     if pairs is None:
-        await conn.execute(delete(ip_allocations).where(ip_allocations.c.port_id == port_id))
+        statement = _once(("release",), lambda: delete(ip_allocations).where(
+            ip_allocations.c.port_id == bindparam("p_port_id")))
+        await conn.execute(statement, {"p_port_id": port_id})
         return
     for subnet_id, ip_address in pairs:
         await conn.execute(delete(ip_allocations).where(
@@ -413,7 +418,9 @@ async def delete_topology(conn: Connection, project_id: str) -> None:
 
 # --- ports' security groups --------------------------------------------------------------------------------------
 async def set_port_groups(conn: Connection, port_id: str, group_ids: Sequence[str]) -> None:
-    await conn.execute(delete(port_security_groups).where(port_security_groups.c.port_id == port_id))
+    statement = _once(("drop_port_groups",), lambda: delete(port_security_groups).where(
+        port_security_groups.c.port_id == bindparam("p_port_id")))
+    await conn.execute(statement, {"p_port_id": port_id})
     await add_port_groups(conn, port_id, group_ids)
 
 

@@ -188,19 +188,26 @@ async def _still_fits(conn: Connection, provider_id: int, resources: dict[str, i
 
 
 async def claim_at_generation(conn: Connection, provider_id: int, generation: int, consumer_uuid: str,
-                              project_id: str, user_id: str, resources: dict[str, int]) -> bool:
+                              project_id: str, user_id: str, resources: dict[str, int], *,
+                              fit_checked_at_generation: bool = False) -> bool:
     """Allocate on a provider the caller saw at ``generation``; False, writing nothing, if it has moved since.
 
     This is placement's own contract (a client sends the generation it read); the fit is checked again against
     the committed allocations once the compare-and-swap holds the provider's row, as placement checks capacity
     on every allocation write (statements built once: this is the scheduler's hot path).
+
+    ``fit_checked_at_generation``: the caller checked the fit against inventories and usage it read at
+    ``generation`` itself, or after it with the generation read first (the scheduler's picture: see
+    stratus/scheduler/host_manager.py). Every write of inventories or allocations bumps the generation, so a
+    compare-and-swap that succeeds at ``generation`` proves nothing the check read has changed, and the re-check
+    (one SELECT per claim) is skipped. A caller whose usage may be older than its generation leaves it False.
     """
     now = utcnow()
     result = await conn.execute(_CAS, {"provider_id": provider_id, "generation": generation,
                                        "next_generation": generation + 1, "now": now})
     if result.rowcount != 1:
         return False
-    if not await _still_fits(conn, provider_id, resources):
+    if not fit_checked_at_generation and not await _still_fits(conn, provider_id, resources):
         # the caller's picture was behind: the generation moved on (harmless), nothing allocated; the caller
         # re-reads the provider and decides again
         return False

@@ -262,9 +262,11 @@ class SchedulerManager:
                 if not hosts.fits_one(index, request.resources):
                     return False
                 generation = int(hosts.generation[index])
+                # fits_one read the picture's usage, which is that of ``generation`` (generations are read first
+                # and every usage change bumps them): placement need not check the fit again
                 ok = await placement.claim_at_generation(conn, state.provider_id, generation, uuid,
                                                          request.spec["project_id"], request.spec["user_id"],
-                                                         request.resources)
+                                                         request.resources, fit_checked_at_generation=True)
                 if ok:
                     hosts.consumed(index, generation, request.resources)
                     break

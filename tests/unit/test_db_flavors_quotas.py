@@ -216,3 +216,53 @@ async def test_quota_writes_ranges_and_checks(tmp_path: Path) -> None:
         await quotas.delete_limits(conn, "p")
         assert (await quotas.overrides(conn, "p"), await quotas.overrides(conn, "p", "v")) == ({}, {})
     await db.dispose()
+
+
+async def test_a_flavor_reads_the_same_from_a_list_and_a_boot(tmp_path: Path) -> None:
+    """The fields of a flavor taken by position from rows of different shapes (a list's, a boot's with its
+    extra specs): the same dict as by name, types and all."""
+    db, _ = await _db(tmp_path)
+    async with db.read() as conn:
+        listed = {f["flavorid"]: f for f in await flavors.list_flavors(conn, project_id=None, is_admin=True)}
+        for flavorid in ("1", "42"):
+            booted = await flavors.get_for_boot(conn, flavorid, None, True)
+            assert booted == listed[flavorid]
+            rows = (await conn.execute(flavors._FLAVOR, {"b_flavorid": flavorid})).all()
+            by_name = {name: rows[0]._mapping[name] for name in flavors._FIELDS}
+            assert {k: booted[k] for k in flavors._FIELDS if k not in ("is_public", "disabled", "rxtx_factor")} \
+                == {k: v for k, v in by_name.items() if k not in ("is_public", "disabled", "rxtx_factor")}
+            assert booted["is_public"] is True and booted["disabled"] is False
+            assert isinstance(booted["rxtx_factor"], float)
+    await db.dispose()
+
+
+async def test_configured_limits_follow_every_change_of_the_options(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """``[quota]`` read once and reused, until an override, a cleared override or a new default changes it;
+    each caller gets a dict of its own."""
+    db, conf = await _db(tmp_path)
+    reads: list[int] = []
+    read = quotas._read_configured
+
+    def counted(conf_: Any) -> dict[str, int]:
+        reads.append(1)
+        return read(conf_)
+
+    monkeypatch.setattr(quotas, "_read_configured", counted)
+    first = quotas._configured(conf)
+    assert quotas._configured(conf) == first and len(reads) == 1
+    assert first["cores"] == 20 and first["instances"] == 10
+    first["cores"] = 1  # the caller's copy
+    assert quotas._configured(conf)["cores"] == 20
+    conf.set_override("cores", 7, group="quota")
+    assert quotas._configured(conf)["cores"] == 7 and len(reads) == 2
+    async with db.read() as conn:
+        assert (await quotas.defaults(conn, conf))["cores"] == 7
+        assert (await quotas.limits(conn, conf, "p1"))["cores"] == 7
+    conf.clear_override("cores", group="quota")
+    assert quotas._configured(conf)["cores"] == 20
+    conf.set_default("instances", 3, group="quota")
+    assert quotas._configured(conf)["instances"] == 3
+    conf.clear_default("instances", group="quota")
+    assert quotas._configured(conf)["instances"] == 10
+    await db.dispose()

@@ -12,12 +12,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, event, exc, select, update
+from sqlalchemy import bindparam, event, exc, func, select, update
 
-from stratus.db import actions, builds, flavors, images, info_cache, instances, migration_records, placement, quotas
+from stratus.api import servers
+from stratus.compute import resource_tracker
+from stratus.db import (
+    actions,
+    builds,
+    flavors,
+    images,
+    info_cache,
+    instances,
+    migration_records,
+    network,
+    placement,
+    quotas,
+)
 from stratus.db.engine import Database
 from stratus.db.models import (
     allocations,
+    compute_nodes,
     consumers,
     flavor_extra_specs,
     image_locations,
@@ -26,9 +40,12 @@ from stratus.db.models import (
     instance_actions_events,
     inventories,
     metadata,
+    networks,
+    ports,
     quota_classes,
     request_specs,
     resource_providers,
+    services,
 )
 from stratus.db.models import flavors as flavor_table
 from stratus.db.models import images as image_table
@@ -257,6 +274,33 @@ async def test_the_fast_path_does_not_reach_sqlalchemys_execution(db: Database) 
     assert len(cache) == before + 1
 
 
+async def test_the_boots_and_deletes_other_statements_on_the_fast_path(db: Database) -> None:
+    """The statements a boot or a delete runs besides the instance's own: the quota counts, the host's stats
+    (its count labelled), the compute service of a delete's host, a port look-up of the Networking service;
+    each gives what SQLAlchemy's path gives."""
+    async with db.write() as conn:
+        sa = conn._conn  # type: ignore[attr-defined]
+        sa.execute(update(instance_table).values(host="h1"))
+        sa.execute(services.insert().values(uuid=OTHER, host="h1", binary="nova-compute", topic="compute",
+                                            created_at=NOW))
+        sa.execute(compute_nodes.insert().values(host="h1", uuid=UUID, hypervisor_hostname="h1", hypervisor_type="fake",
+                                                 vcpus=8, memory_mb=64, local_gb=1, cpu_allocation_ratio=1,
+                                                 ram_allocation_ratio=1, disk_allocation_ratio=1, created_at=NOW))
+        sa.execute(networks.insert().values(id="net-1", project_id="p1", status="ACTIVE", mtu=1450,
+                                            network_type="geneve", created_at=NOW))
+        sa.execute(ports.insert().values(id="port-1", network_id="net-1", project_id="p1", mac_address="m",
+                                         status="ACTIVE", device_id=UUID, created_at=NOW))
+    assert (await _both(db, quotas._COUNTS, {"b_project": "p1", "b_user": "u1"}))[0] == [(2, 2, 128, 0, 2, 2, 128, 0)]
+    assert sorted((await _both(db, resource_tracker._HOST_STATES, {"b_host": "h1"}))[0], key=str) == [
+        ("building", "scheduling", 1), ("building", None, 1)]
+    stats = {"num_instances": 2, "io_workload": 2, "failed_builds": 0}
+    await _both(db, resource_tracker._STATS, {"b_id": 1, "b_stats": stats, "b_running": 2, "b_workload": 2,
+                                               "b_now": NOW}, read=lambda result: result.rowcount)
+    assert (await _both(db, servers._COMPUTE_SERVICE, {"b_host": "h1"}))[2][0]["binary"] == "nova-compute"
+    statement, params = network._where(ports, "find", {"device_id": [UUID]})
+    assert (await _both(db, statement, params))[2][0]["id"] == "port-1"
+
+
 async def _via_sqlalchemy(db: Database, statement: Any, params: Any) -> bool:
     async with db.write() as conn:
         return not isinstance(await conn.execute(statement, params), PreparedResult)
@@ -269,7 +313,8 @@ async def test_what_falls_back(db: Database) -> None:
     literal_in = prepared(select(instance_table.c.uuid).where(instance_table.c.vm_state.in_(["active", "error"])))
     assert await _via_sqlalchemy(db, literal_in, None)
     # anonymous labels (count_1, coalesce_1), which SQLAlchemy matches to the cursor's columns by its own rules
-    assert await _via_sqlalchemy(db, quotas._COUNTS, {"b_project": "p1", "b_user": "u1"})
+    counted = prepared(select(instance_table.c.vm_state, func.count()).group_by(instance_table.c.vm_state))
+    assert await _via_sqlalchemy(db, counted, None)
     # a callable default (system_metadata's default=dict) the plan cannot apply exactly
     row = _instance("77777777-2222-3333-4444-555555555555", created_at=NOW, updated_at=NOW)
     del row["system_metadata"]

@@ -104,3 +104,28 @@ async def test_a_claim_costs_four_statements_and_one_consumer_row(tmp_path: Path
         assert await placement.provider_usages(conn, [rp1, rp2]) == {rp1: {"VCPU": 1, "MEMORY_MB": 512},
                                                                      rp2: {"VCPU": 2}}
     await db.dispose()
+
+
+async def test_a_claim_whose_fit_was_checked_at_its_generation_is_not_checked_again(tmp_path: Path) -> None:
+    """The scheduler checked the fit against usage it read at the generation it claims at: the compare-and-swap
+    proves nothing moved since, so placement's re-check (the provider's room) is left out, one statement less;
+    a claim at a generation that moved is refused all the same, writing nothing."""
+    from sqlalchemy import event
+
+    db = await _db(tmp_path)
+    async with db.write() as conn:
+        rp = await placement.ensure_provider(conn, "66666666-6666-6666-6666-666666666666", "node6",
+                                             {"VCPU": {"total": 2}})
+    seen: list[str] = []
+    assert db.sync_engine is not None
+    event.listen(db.sync_engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    async with db.write() as conn:
+        assert await placement.claim_at_generation(conn, rp, 1, "c1", "p", "u", {"VCPU": 1},
+                                                   fit_checked_at_generation=True)
+        statements = [s for s in seen if not s.startswith(("SAVEPOINT", "RELEASE"))]
+        assert len(statements) == 3 and not any("inventories" in s for s in statements)
+        assert not await placement.claim_at_generation(conn, rp, 1, "c2", "p", "u", {"VCPU": 1},
+                                                       fit_checked_at_generation=True)
+    async with db.read() as conn:
+        assert (await placement.provider_usages(conn, [rp]))[rp] == {"VCPU": 1}
+    await db.dispose()
