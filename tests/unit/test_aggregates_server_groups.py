@@ -18,7 +18,6 @@ from stratus.db import services as services_db
 from stratus.db.engine import Database
 from stratus.identity.auth import NoAuth2
 from stratus.rpc.local import LocalTransport
-from stratus.service import open_database
 from stratus.utils import new_uuid
 
 
@@ -30,13 +29,6 @@ class SchedulerRecorder:
 
     async def refresh_hosts(self, context: dict[str, Any]) -> None:
         self.refreshes += 1
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await open_database(conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)}}))
-    yield database
-    await database.dispose()
 
 
 @pytest.fixture

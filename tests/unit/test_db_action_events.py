@@ -4,30 +4,16 @@ event of the name) and what they must leave alone."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
-from stratus import conf as conf_mod
 from stratus.db import actions
 from stratus.db.engine import Database
 from stratus.db.models import instance_actions, instance_actions_events
-from stratus.service import open_database
 
 UUID = "11111111-2222-3333-4444-555555555555"
 CTX = {"request_id": "req-1", "user_id": "u", "project_id": "p"}
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await open_database(conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)}}))
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 async def _events(db: Database) -> list[dict[str, Any]]:

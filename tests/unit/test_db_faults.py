@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
-from stratus import conf as conf_mod
 from stratus import exception
 from stratus.db import actions
 from stratus.db.engine import Database
 from stratus.db.models import instance_faults
 from stratus.db.models import instances as instances_table
 from stratus.image.backends.rbd import refusal
-from stratus.service import open_database
 from stratus.utils import new_uuid, utcnow
 
 #: a cause that must survive (it names the cluster at its very end) followed by a long explanation
 FSID = "6b4a3f0e-5c1d-4f2a-9e8b-7d6c5b4a3f21"
 CAUSE = f"Image {'1' * 8}-2222-3333-4444-{'5' * 12} is not clone-able in Ceph cluster {FSID}"
 LONG = CAUSE + " because " + " ".join(["its data is in another store"] * 12)
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await open_database(conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)}}))
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 async def _fault(db: Database, error: BaseException, **kwargs: Any) -> dict[str, Any]:

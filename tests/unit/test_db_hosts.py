@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import event
 
-from stratus import conf as conf_mod
 from stratus.db import hosts, placement
 from stratus.db import services as services_db
 from stratus.db.engine import Database
 from stratus.db.models import aggregate_hosts, aggregate_metadata, aggregates, instances
-from stratus.service import open_database
 from stratus.utils import new_uuid, utcnow
 
 FLEET = 200
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await open_database(conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)}}))
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 async def _fleet(db: Database, count: int) -> None:

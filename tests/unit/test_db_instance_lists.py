@@ -5,31 +5,18 @@ call's values (project, states, tags, marker) and not the first call's, and that
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from stratus import conf as conf_mod
 from stratus.db import info_cache, instances
 from stratus.db.engine import Database
 from stratus.db.models import instance_tags, request_specs
 from stratus.db.models import instances as instances_table
 from stratus.db.prepared import plan_of
-from stratus.service import open_database
 from stratus.utils import new_uuid, utcnow
 
 _T0 = datetime.datetime(2026, 1, 1, 12, 0, 0)
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await open_database(conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)}}))
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 async def _instance(db: Database, n: int, tags: tuple[str, ...] = (), **values: Any) -> str:

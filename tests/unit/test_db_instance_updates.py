@@ -4,28 +4,14 @@ still compares against this call's states and hosts, not the first call's."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
-from stratus import conf as conf_mod
 from stratus.db import instances
 from stratus.db.engine import Database
 from stratus.db.models import instances as instances_table
-from stratus.service import open_database
 from stratus.utils import new_uuid, utcnow
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await open_database(conf_mod.load(overrides={"DEFAULT": {"state_path": str(tmp_path)}}))
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 async def _instance(db: Database, **values: Any) -> str:
