@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import Text, bindparam, cast, select, update
 
 from stratus.db.engine import Connection
+from stratus.db.group_commit import InlineConnection
 from stratus.db.models import instance_info_caches, instances
-from stratus.db.prepared import prepared
+from stratus.db.prepared import in_json_array, prepared
 from stratus.utils import utcnow
 
 #: prepared (stratus/db/prepared.py): one new instance is one execution, several go through executemany
@@ -46,12 +47,16 @@ async def get_many(conn: Connection, uuids: list[str]) -> dict[str, list[dict[st
 
 async def get_many_stored(conn: Connection, uuids: list[str]) -> dict[str, str | None]:
     """The network info of these instances as stored (JSON text): hashable, for keys of rendered bodies."""
-    return {uuid: stored for uuid, stored in await conn.execute(_STORED_OF, {"b_uuids": uuids})}
+    statement = _STORED_OF_EACH if isinstance(conn, InlineConnection) else _STORED_OF
+    return {uuid: stored for uuid, stored in await conn.execute(statement, {"b_uuids": uuids})}
 
 
-#: built once, the uuids bound at execution
+#: built once, the uuids bound at execution; on SQLite's inline connection as one JSON array, prepared
 _STORED_OF = select(instance_info_caches.c.instance_uuid, cast(instance_info_caches.c.network_info, Text)
                     ).where(instance_info_caches.c.instance_uuid.in_(bindparam("b_uuids", expanding=True)))
+_STORED_OF_EACH = prepared(select(
+    instance_info_caches.c.instance_uuid, cast(instance_info_caches.c.network_info, Text).label("network_info"))
+    .where(in_json_array(instance_info_caches.c.instance_uuid)))
 
 
 async def save(conn: Connection, uuid: str, network_info: list[dict[str, Any]]) -> None:

@@ -37,13 +37,12 @@ from stratus.db.engine import Connection
 from stratus.db.group_commit import InlineConnection
 from stratus.db.models import (
     instance_group_members,
-    instance_info_caches,
     instance_metadata,
     instance_tags,
     instances,
     request_specs,
 )
-from stratus.db.prepared import prepared, unprepare
+from stratus.db.prepared import in_json_array, prepared, unprepare
 from stratus.utils import utcnow
 
 SORT_KEYS = {"created_at", "updated_at", "launched_at", "terminated_at", "display_name", "display_description",
@@ -424,24 +423,12 @@ _TAGS_OF = select(instance_tags.c.instance_uuid, instance_tags.c.tag).where(
     instance_tags.c.instance_uuid.in_(bindparam("b_uuids", expanding=True)))
 
 
-def _in_json_array(column: Any) -> Any:
-    """SQLite's ``column IN`` the uuids bound as one JSON array (``json_each``): one bind parameter for a page of
-    any length, so the statement is prepared (stratus/db/prepared.py), where an expanding IN is rendered again
-    for each execution with a parameter per uuid (a quarter of a 200-server detail page went on four of them)."""
-    each = func.json_each(bindparam("b_uuids", type_=JSON)).table_valued("value")
-    return column.in_(select(each.c.value).scalar_subquery())
-
-
 #: the SQLite twins of the page's IN statements (``InlineConnection``: SQLite's inline connection runs them)
 _METADATA_OF_EACH = prepared(select(instance_metadata.c.instance_uuid, instance_metadata.c.key,
                                     instance_metadata.c.value).where(
-    _in_json_array(instance_metadata.c.instance_uuid)))
+    in_json_array(instance_metadata.c.instance_uuid)))
 _TAGS_OF_EACH = prepared(select(instance_tags.c.instance_uuid, instance_tags.c.tag).where(
-    _in_json_array(instance_tags.c.instance_uuid)))
-#: ``info_cache.get_many_stored``'s statement so (the network info as stored, JSON text)
-_NETWORK_INFO_OF_EACH = prepared(select(
-    instance_info_caches.c.instance_uuid, cast(instance_info_caches.c.network_info, Text).label("network_info"))
-    .where(_in_json_array(instance_info_caches.c.instance_uuid)))
+    in_json_array(instance_tags.c.instance_uuid)))
 
 
 async def list_page_stored(conn: Connection, f: ListFilters) -> StoredPage:
@@ -468,10 +455,7 @@ async def list_page_stored(conn: Connection, f: ListFilters) -> StoredPage:
     if faults:
         page.fault_keys = list(next(iter(faults.values())))
         page.faults = {u: tuple(fault.values()) for u, fault in faults.items()}
-    if inline:
-        page.network_info = dict(tuple(row) for row in await conn.execute(_NETWORK_INFO_OF_EACH, {"b_uuids": uuids}))
-    else:
-        page.network_info = await info_cache.get_many_stored(conn, uuids)
+    page.network_info = await info_cache.get_many_stored(conn, uuids)
     return page
 
 
@@ -620,7 +604,7 @@ _SPECS_OF = select(request_specs.c.instance_uuid, request_specs.c.spec).where(
 _SPECS_SHOWN_EACH = prepared(select(
     request_specs.c.instance_uuid,
     func.json_extract(type_coerce(request_specs.c.spec, Text), *(f"$.{key}" for key in _SPEC_SHOWN),
-                      type_=Text).label("shown")).where(_in_json_array(request_specs.c.instance_uuid)))
+                      type_=Text).label("shown")).where(in_json_array(request_specs.c.instance_uuid)))
 
 
 async def request_specs_of(conn: Connection, uuids: list[str]) -> dict[str, dict[str, Any]]:

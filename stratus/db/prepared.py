@@ -42,6 +42,7 @@ from operator import itemgetter
 from typing import Any, TypeVar
 
 import sqlalchemy
+from sqlalchemy import JSON, bindparam, func, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Row
 from sqlalchemy.engine.result import SimpleResultMetaData
@@ -54,6 +55,14 @@ LOG = logging.getLogger(__name__)
 PLANS: dict[int, Plan] = {}
 
 _MISSING = object()
+
+
+def in_json_array(column: Any, name: str = "b_uuids") -> Any:
+    """SQLite's ``column IN`` a list bound as one JSON array (``json_each``): one bind parameter for a list of any
+    length, so the statement can be prepared, where an expanding IN is rendered again for each execution with a
+    parameter per value (a quarter of a 200-server detail page went on four of them)."""
+    each = func.json_each(bindparam(name, type_=JSON)).table_valued("value")
+    return column.in_(select(each.c.value).scalar_subquery())
 
 
 def prepared(statement: S) -> S:
